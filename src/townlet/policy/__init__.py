@@ -1,0 +1,1 @@
+"""Behaviour policies, the network, replay data and training."""
