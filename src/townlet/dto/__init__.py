@@ -1,1 +1,34 @@
-"""dto."""
+"""Result DTOs and run records: the typed contract between a run and everything that reads it.
+
+Pydantic only; imports nothing else of ours, and never torch.
+"""
+
+from townlet.dto.base import SCHEMA_VERSION, FrozenModel, TrainingResultBase
+from townlet.dto.evaluation import EvaluationBlock, PolicyEvaluationDTO
+from townlet.dto.policy import (
+    AnnealStageResultDTO,
+    AnnealSummaryDTO,
+    AnyTrainingResult,
+    BCTrainingResultDTO,
+    PPOTrainingResultDTO,
+    TrainingResult,
+    load_result,
+)
+from townlet.dto.run import RunRecord, RunStatus
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AnnealStageResultDTO",
+    "AnnealSummaryDTO",
+    "AnyTrainingResult",
+    "BCTrainingResultDTO",
+    "EvaluationBlock",
+    "FrozenModel",
+    "PPOTrainingResultDTO",
+    "PolicyEvaluationDTO",
+    "RunRecord",
+    "RunStatus",
+    "TrainingResult",
+    "TrainingResultBase",
+    "load_result",
+]

@@ -1,1 +1,74 @@
-"""services."""
+"""Torch-free training services and their container.
+
+``TrainingServices`` is what strategies receive; ``build_default_services`` (the ``services``
+config node's ``_target_``) constructs each service whose module exists, leaving the rest ``None``,
+so a partial installation still runs the strategies that do not need the missing ones.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SERVICES: dict[str, str] = {
+    "rollout": "townlet.policy.training.services.rollout.RolloutCaptureService",
+    "replay": "townlet.policy.training.services.replay.ReplayDatasetService",
+    "evaluation": "townlet.policy.training.services.evaluation.EvaluationService",
+    "promotion": "townlet.policy.training.services.promotion.PromotionService",
+}
+
+
+@dataclass
+class TrainingServices:
+    """Container of the services a strategy may use (any may be ``None`` until built)."""
+
+    rollout: Any = None
+    replay: Any = None
+    evaluation: Any = None
+    promotion: Any = None
+
+    def require(self, name: str) -> Any:
+        """Return a service or fail with a message naming the missing piece."""
+        service = getattr(self, name)
+        if service is None:
+            raise RuntimeError(
+                f"the '{name}' training service is not available in this installation "
+                f"({DEFAULT_SERVICES.get(name, name)})"
+            )
+        return service
+
+
+def _load(dotted: str, settings: dict[str, Any]) -> Any:
+    module_name, _, attr = dotted.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:  # the service itself is not built; anything else is a real bug
+            log.debug("service module %s not present", module_name)
+            return None
+        raise
+    cls = getattr(module, attr, None)
+    if cls is None:
+        return None
+    params = inspect.signature(cls).parameters
+    return cls(**{k: v for k, v in settings.items() if k in params and v is not None})
+
+
+def build_default_services(
+    data_dir: str | None = None,
+    state_dir: str | None = None,
+    implementations: dict[str, str] | None = None,
+) -> TrainingServices:
+    """Construct every known service whose module exists; absent ones stay ``None``.
+
+    Each constructor receives the subset of ``data_dir``/``state_dir`` it declares.
+    ``implementations`` swaps a class: ``services.implementations.replay=my.pkg.Replay``.
+    """
+    spec = {**DEFAULT_SERVICES, **{k: v for k, v in (implementations or {}).items() if v}}
+    settings = {"data_dir": data_dir, "state_dir": state_dir}
+    return TrainingServices(**{n: _load(d, settings) for n, d in spec.items() if n in DEFAULT_SERVICES})

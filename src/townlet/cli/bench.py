@@ -1,0 +1,65 @@
+"""``townlet-bench <section> [--quick] [--json PATH]``: run a benchmark section and print a table.
+
+Sections are discovered as modules ``townlet.bench.<section>`` exposing ``run(args) -> dict`` (with a
+``rows`` list for the table). ``townlet-bench all`` runs every section present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from typing import Any
+
+_NOT_SECTIONS = {"protocol"}
+
+
+def available_sections() -> list[str]:
+    import townlet.bench
+
+    return sorted(
+        m.name
+        for m in pkgutil.iter_modules(townlet.bench.__path__)
+        if not m.name.startswith("_") and m.name not in _NOT_SECTIONS
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="townlet-bench", description=__doc__.splitlines()[0])
+    parser.add_argument("section", help="a section name, or 'all'; 'list' prints the sections")
+    parser.add_argument("--quick", action="store_true", help="fewer reps / smaller sizes (smoke check)")
+    parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    sections = available_sections()
+    if args.section == "list":
+        print("\n".join(sections))
+        return 0
+    chosen = sections if args.section == "all" else [args.section]
+    unknown = [s for s in chosen if s not in sections]
+    if unknown:
+        print(
+            f"townlet-bench: unknown section {unknown[0]!r}; available: {', '.join(sections)}",
+            file=sys.stderr,
+        )
+        return 2
+    from townlet.bench.protocol import context_record, format_table
+    from townlet.runs.atomic import atomic_write_json
+
+    report: dict[str, Any] = {"context": context_record(), "sections": {}}
+    for name in chosen:
+        result = importlib.import_module(f"townlet.bench.{name}").run(args)
+        report["sections"][name] = result
+        print(f"== {name}")
+        print(format_table(result.get("rows", [])), end="")
+    if args.json:
+        atomic_write_json(args.json, report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

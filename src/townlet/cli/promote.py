@@ -1,0 +1,229 @@
+"""``townlet-promote``: judge anneal runs and move the live release (torch-free).
+
+    townlet-promote evaluate RUN_DIR [--dry-run] [--format human|json]
+        PROMOTE (exit 0) / HOLD (1) / FAIL (2) with reasons such as ``loss_flag_cycle_2`` or
+        ``candidate_not_ready``; ``--dry-run`` always exits 0.
+    townlet-promote promote RUN_DIR [--force]   make the ready candidate the current release
+    townlet-promote rollback                    return to the previous release
+    townlet-promote status [--history N]        show the promotion state
+
+The state directory is ``--state-dir``, else ``$TOWNLET_STATE_DIR``, else the one the run recorded in
+its ``anneal_results.json``, else ``./state`` (the default ``paths.state_dir``). Errors (a missing run
+directory, a corrupt state file, nothing to roll back) print one line and exit 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from townlet.policy.training.anneal_rules import PromotionDecision, promotion_decision
+from townlet.policy.training.services.promotion import PromotionError, PromotionService, PromotionStateError
+
+RESULTS_FILE = "anneal_results.json"
+ERROR_EXIT = 3
+STATE_DIR_ENV = "TOWNLET_STATE_DIR"
+DEFAULT_STATE_DIR = "state"
+
+
+class PromoteCLIError(RuntimeError):
+    """A user-facing error: printed as one line, exit code 3."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors, which would read as FAIL; use the error code instead."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(ERROR_EXIT, f"{self.prog}: error: {message}\n")
+
+
+def load_run_results(run_dir: Path) -> dict[str, Any]:
+    """Read ``anneal_results.json`` (an object with ``stages``; a bare list of stages is accepted too)."""
+    if not run_dir.is_dir():
+        raise PromoteCLIError(f"run directory {run_dir} does not exist")
+    path = run_dir / RESULTS_FILE
+    if not path.is_file():
+        raise PromoteCLIError(
+            f"{path} not found: is {run_dir} the directory of a finished anneal run (strategy=anneal)?"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PromoteCLIError(f"{path} is not valid JSON ({exc})") from exc
+    if isinstance(data, list):
+        data = {"stages": data}
+    if not isinstance(data, dict) or not isinstance(data.get("stages"), list):
+        raise PromoteCLIError(f"{path} must be a JSON object with a 'stages' list")
+    return data
+
+
+def _state_dir(args: argparse.Namespace, results: dict[str, Any] | None = None) -> Path:
+    if args.state_dir:
+        return Path(args.state_dir)
+    if os.environ.get(STATE_DIR_ENV):
+        return Path(os.environ[STATE_DIR_ENV])
+    if results and results.get("state_dir"):
+        return Path(results["state_dir"])
+    return Path(DEFAULT_STATE_DIR)
+
+
+def _same_path(a: str | Path | None, b: str | Path | None) -> bool:
+    if a is None or b is None:
+        return False
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def evaluate_run(
+    run_dir: Path, results: dict[str, Any], service: PromotionService
+) -> tuple[PromotionDecision, dict[str, Any]]:
+    """Decision for one run: its own stages + whether it is the ready candidate in the shared state."""
+    snap = service.snapshot()
+    candidate = snap.get("candidate") or {}
+    ready = bool(snap.get("candidate_ready")) and _same_path(candidate.get("run_dir"), run_dir)
+    try:
+        decision = promotion_decision(results["stages"], candidate_ready=ready)
+    except ValueError as exc:
+        raise PromoteCLIError(f"{run_dir / RESULTS_FILE}: {exc}") from exc
+    return decision, snap
+
+
+def _print(obj: dict[str, Any], fmt: str, human: str) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True) if fmt == "json" else human)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    results = load_run_results(run_dir)
+    service = PromotionService(_state_dir(args, results))
+    decision, snap = evaluate_run(run_dir, results, service)
+    out = {
+        "verdict": decision.verdict.value,
+        "status": decision.status.value,
+        "reasons": list(decision.reasons),
+        "exit_code": decision.exit_code,
+        "run_dir": str(run_dir),
+        "pass_streak": snap.get("pass_streak"),
+        "required_passes": snap.get("required_passes"),
+        "candidate_ready": snap.get("candidate_ready"),
+        "state_dir": str(service.state_dir),
+    }
+    reasons = ", ".join(decision.reasons) or "-"
+    human = (
+        f"{decision.verdict.value}  (run status {decision.status.value}; pass streak "
+        f"{snap.get('pass_streak')}/{snap.get('required_passes')})\nreasons: {reasons}"
+    )
+    _print(out, args.format, human)
+    return 0 if args.dry_run else decision.exit_code
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    results = load_run_results(run_dir)
+    checkpoint = results.get("final_checkpoint")
+    if not checkpoint:
+        raise PromoteCLIError(f"{run_dir / RESULTS_FILE} names no final_checkpoint; nothing to promote")
+    service = PromotionService(_state_dir(args, results))
+    snap = service.promote(run_dir=run_dir.resolve(), checkpoint=checkpoint, force=args.force)
+    release = snap["current_release"]
+    _print(snap, args.format, f"promoted {release['run_dir']} (checkpoint {release['checkpoint']})")
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    snap = PromotionService(_state_dir(args)).rollback()
+    release = snap["current_release"]
+    human = "rolled back; current release: " + (
+        f"{release['run_dir']} (checkpoint {release['checkpoint']})" if release else "none"
+    )
+    _print(snap, args.format, human)
+    return 0
+
+
+def format_status(snap: dict[str, Any]) -> str:
+    """The promotion state as a short table (also printed at the end of ``townlet-train``)."""
+    release = snap.get("current_release") or {}
+    cand = snap.get("candidate") or {}
+    rows = [
+        ("state", snap.get("state")),
+        ("pass_streak", f"{snap.get('pass_streak')}/{snap.get('required_passes')}"),
+        ("candidate_ready", snap.get("candidate_ready")),
+        ("last_result", snap.get("last_result")),
+        ("evaluations", snap.get("evaluations")),
+        ("candidate", cand.get("run_dir") or "-"),
+        ("current_release", release.get("run_dir") or "-"),
+        ("release_checkpoint", release.get("checkpoint") or "-"),
+        ("previous_releases", len(snap.get("previous_releases") or [])),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    service = PromotionService(_state_dir(args))
+    snap = service.snapshot()
+    if args.history:
+        snap = {**snap, "history": service.history(args.history)}
+    human = f"state dir: {service.state_dir}\n{format_status(snap)}"
+    if args.history:
+        for ev in snap["history"]:
+            human += f"\n  {ev.get('event'):<10} {ev.get('status') or '':<5} {ev.get('run_dir') or ''}"
+    _print(snap, args.format, human)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # The shared options are accepted before or after the sub-command. Sub-parsers get their own
+    # copies with SUPPRESS defaults, so a value given before the sub-command is not overwritten.
+    def common(defaults: bool) -> _Parser:
+        opts = _Parser(add_help=False)
+        opts.add_argument(
+            "--state-dir",
+            default=None if defaults else argparse.SUPPRESS,
+            help=f"promotion state directory (default: ${STATE_DIR_ENV}, the run's recorded one, or ./state)",
+        )
+        opts.add_argument(
+            "--format", choices=("human", "json"), default="human" if defaults else argparse.SUPPRESS
+        )
+        return opts
+
+    parser = _Parser(
+        prog="townlet-promote", description=(__doc__ or "").split("\n\n")[0], parents=[common(True)]
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, parents=[common(False)])
+
+    ev = add("evaluate", "PROMOTE / HOLD / FAIL for a finished anneal run (exit 0/1/2)")
+    ev.add_argument("run_dir")
+    ev.add_argument("--dry-run", action="store_true", help="print the verdict but always exit 0")
+    ev.set_defaults(func=_cmd_evaluate)
+    pr = add("promote", "make the run's checkpoint the current release")
+    pr.add_argument("run_dir")
+    pr.add_argument("--force", action="store_true", help="promote even if the run is not the ready candidate")
+    pr.set_defaults(func=_cmd_promote)
+    rb = add("rollback", "return to the previous release")
+    rb.set_defaults(func=_cmd_rollback)
+    st = add("status", "show the promotion state")
+    st.add_argument("--history", type=int, default=0, metavar="N", help="also show the last N events")
+    st.set_defaults(func=_cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (PromoteCLIError, PromotionError, PromotionStateError, ValueError) as exc:
+        print(f"townlet-promote: error: {exc}", file=sys.stderr)
+        return ERROR_EXIT
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,368 @@
+"""``townlet-reproduce <run dir>``: re-run a finished run from its snapshot and compare the results.
+
+Why recompose instead of re-reading ``config.yaml`` alone: the saved ``config.yaml`` has lost the
+schemas and the Hydra settings (hydra#2720, #3248), so the config is rebuilt the way the original was
+(``train`` + the saved ``.hydra/overrides.yaml``) and the saved ``config.yaml`` is laid on top, which
+pins every value even if ``conf/`` changed since. The new run gets its own directory (the original is
+never touched) and ``parent_run`` in its ``run.json``.
+
+A snapshot is a file anyone can edit, so every ``_target_`` in it is checked against the allow-list of
+``townlet.config.instantiate`` before anything is composed, imported or run.
+
+Exit codes: 0 identical results, 1 results differ, 2 the snapshot is unusable or refused,
+3 the reproduced run itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+EXIT_IDENTICAL, EXIT_DIFFERENT, EXIT_REFUSED, EXIT_RUN_FAILED = 0, 1, 2, 3
+
+# Result fields that measure the machine, not the learning: never compared.
+_TIMING_KEY = re.compile(
+    r"(duration|elapsed|timestamp|throughput|per_sec|_sec$|_secs$|_seconds$|^sps$|_sps$|_at$|^time$|_time$)"
+)
+
+
+class ReproduceError(ValueError):
+    """The run directory cannot be reproduced; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a run directory says about how it was made."""
+
+    run_dir: Path
+    config_name: str
+    job_name: str
+    overrides: list[str]
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Difference:
+    field: str
+    original: Any
+    reproduced: Any
+
+
+# ----------------------------------------------------------------------------------------- snapshot
+
+
+def load_snapshot(run_dir: str | Path) -> Snapshot:
+    """Read ``.hydra/{overrides,config,hydra}.yaml`` and refuse disallowed targets before anything else."""
+    root = Path(run_dir).expanduser().resolve()
+    hydra_dir = root / ".hydra"
+    if not root.is_dir():
+        raise ReproduceError(f"run directory {root} does not exist")
+    for name in ("overrides.yaml", "config.yaml"):
+        if not (hydra_dir / name).is_file():
+            raise ReproduceError(
+                f"{hydra_dir / name} is missing: only runs launched by townlet-train (with "
+                "hydra.output_subdir left at .hydra) can be reproduced"
+            )
+    overrides = _load_yaml(hydra_dir / "overrides.yaml")
+    config = _load_yaml(hydra_dir / "config.yaml")
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise ReproduceError(f"{hydra_dir / 'overrides.yaml'} must be a list of override strings")
+    if not isinstance(config, dict):
+        raise ReproduceError(f"{hydra_dir / 'config.yaml'} must be a mapping")
+    hydra_cfg = _load_yaml(hydra_dir / "hydra.yaml") if (hydra_dir / "hydra.yaml").is_file() else {}
+    job = (hydra_cfg or {}).get("hydra", {}).get("job", {}) if isinstance(hydra_cfg, dict) else {}
+    snapshot = Snapshot(
+        run_dir=root,
+        config_name=str(job.get("config_name") or "train"),
+        job_name=str(job.get("name") or "train"),
+        overrides=list(overrides),
+        config=config,
+    )
+    check_snapshot(snapshot)
+    return snapshot
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ReproduceError(f"cannot read {path}: {exc}") from exc
+
+
+def check_snapshot(snapshot: Snapshot) -> None:
+    """Refuse ``_target_``s outside the allow-list (config and overrides) and Hydra-level overrides."""
+    from townlet.config.instantiate import ConfigError, check_target, iter_targets
+
+    problems: list[str] = []
+    for where, target in iter_targets(snapshot.config):
+        try:
+            check_target(target, where)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    for override in snapshot.overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        if key == "hydra" or key.startswith("hydra."):
+            problems.append(
+                f"override {override!r}: a run's saved overrides never set hydra.* keys, so this "
+                "snapshot was edited; remove that line from .hydra/overrides.yaml"
+            )
+        elif key.endswith("_target_"):
+            try:
+                check_target(value.strip("'\""), key.removesuffix("._target_"))
+            except ConfigError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise ReproduceError(
+            f"refusing to reproduce {snapshot.run_dir}: its snapshot names code outside the allow-list\n  - "
+            + "\n  - ".join(problems)
+        )
+
+
+# ----------------------------------------------------------------------------------------- compose
+
+
+@contextmanager
+def hydra_session(job_name: str) -> Iterator[None]:
+    """Initialise Hydra on the project's ``conf/`` (schemas registered) for compose + run_job."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from townlet.config.schema import conf_dir, register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(conf_dir()), version_base="1.3", job_name=job_name):
+        yield
+
+
+def compose_config(snapshot: Snapshot, new_run_dir: Path | None) -> tuple[Any, Path]:
+    """``train`` + saved overrides, then the saved config.yaml on top; Hydra settings point at a new dir.
+
+    Call inside :func:`hydra_session`. Every ``_target_`` of the result is checked again, because
+    the saved overrides may select groups whose files changed since.
+    """
+    from hydra import compose
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf, open_dict
+
+    from townlet.config.instantiate import ConfigError, check_target, iter_targets
+
+    try:
+        cfg = compose(snapshot.config_name, overrides=snapshot.overrides, return_hydra_config=True)
+        hydra_node = cfg.hydra
+        with open_dict(cfg):
+            del cfg["hydra"]
+        cfg = OmegaConf.merge(cfg, OmegaConf.create(snapshot.config))
+    except Exception as exc:
+        raise ReproduceError(
+            f"cannot recompose {snapshot.run_dir}: {_first_line(exc)} (the saved overrides or config no "
+            "longer fit conf/; try --config-path <run dir>/.hydra --config-name config, see docs/sweeps.md)"
+        ) from exc
+    for where, target in iter_targets(OmegaConf.to_container(cfg)):
+        try:
+            check_target(target, where)
+        except ConfigError as exc:
+            raise ReproduceError(f"refusing to reproduce {snapshot.run_dir}: {exc}") from exc
+    for where, target in iter_targets(OmegaConf.to_container(hydra_node.callbacks or {})):
+        if not target.startswith(("townlet.", "hydra.")):
+            raise ReproduceError(f"refusing hydra.callbacks.{where}._target_={target!r}")
+    if new_run_dir is None:
+        stamp = time.strftime("%Y-%m-%d/%H-%M-%S") + f"-{time.time_ns() // 1000 % 1_000_000:06d}"
+        new_run_dir = Path(str(cfg.paths.output_root)) / "reproduce" / f"{stamp}_{snapshot.run_dir.name}"
+    new_run_dir = new_run_dir.expanduser().resolve()
+    with open_dict(cfg):
+        cfg.hydra = hydra_node
+    with open_dict(cfg.hydra):
+        cfg.hydra.mode = RunMode.RUN
+        cfg.hydra.run.dir = str(new_run_dir)
+        cfg.hydra.job.num = 0
+    return cfg, new_run_dir
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+# --------------------------------------------------------------------------------------------- run
+
+
+def run_reproduction(snapshot: Snapshot, new_run_dir: Path | None = None) -> Path:
+    """Run the recomposed config through Hydra's own job runner (same snapshot files, logging,
+    env_set and callbacks as ``townlet-train``), then record ``parent_run``."""
+    from hydra._internal.callbacks import Callbacks
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.utils import JobStatus, run_job
+    from hydra.types import HydraContext
+
+    from townlet.train import run_job as train_job
+
+    with hydra_session(snapshot.job_name):
+        cfg, target_dir = compose_config(snapshot, new_run_dir)
+        if (target_dir / "result.json").exists():
+            raise ReproduceError(f"{target_dir} already holds a result; choose another --output-dir")
+        ret = run_job(
+            task_function=train_job,
+            config=cfg,
+            job_dir_key="hydra.run.dir",
+            job_subdir_key=None,
+            hydra_context=HydraContext(
+                config_loader=GlobalHydra.instance().config_loader(), callbacks=Callbacks(cfg)
+            ),
+        )
+    _record_parent(target_dir, snapshot.run_dir)
+    if ret.status != JobStatus.COMPLETED:
+        error = ret._return_value
+        raise RunFailedError(f"the reproduced run in {target_dir} failed: {type(error).__name__}: {error}")
+    return target_dir
+
+
+class RunFailedError(RuntimeError):
+    """The reproduction itself raised (its run.json holds the error)."""
+
+
+def _record_parent(new_run_dir: Path, parent: Path) -> None:
+    """Stamp ``parent_run`` (the original run's id, else its path) into the new run's record."""
+    from townlet.dto import RunRecord
+    from townlet.runs.atomic import atomic_write_text
+
+    record_path = new_run_dir / "run.json"
+    if not record_path.is_file():
+        return
+    record = RunRecord.model_validate_json(record_path.read_text(encoding="utf-8"))
+    parent_id = str(parent)
+    with suppress(OSError, ValueError, KeyError):
+        parent_id = str(json.loads((parent / "run.json").read_text(encoding="utf-8"))["run_id"])
+    updated = record.model_copy(update={"parent_run": parent_id})
+    atomic_write_text(record_path, updated.model_dump_json(indent=2) + "\n")
+
+
+# ----------------------------------------------------------------------------------------- compare
+
+
+def _flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _flatten(value, f"{prefix}[{i}]")
+    else:
+        yield prefix, node
+
+
+def _is_timing(field: str) -> bool:
+    last = field.rsplit(".", 1)[-1].split("[", 1)[0]
+    return bool(_TIMING_KEY.search(last))
+
+
+def _normalise(value: Any, run_dir: Path) -> Any:
+    """Paths inside the run's own directory compare equal across runs (``<run_dir>/checkpoints/...``)."""
+    if isinstance(value, str):
+        return value.replace(str(run_dir), "<run_dir>")
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    return value
+
+
+def read_result(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "result.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ReproduceError(f"{path} is missing: the run has no result to compare (did it finish?)") from exc
+    except ValueError as exc:
+        raise ReproduceError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ReproduceError(f"{path} must hold a JSON object")
+    return data
+
+
+def compare_results(original_dir: Path, reproduced_dir: Path) -> list[Difference]:
+    """Field-by-field differences of two ``result.json`` files, timings excluded."""
+    a = {k: _normalise(v, original_dir) for k, v in _flatten(read_result(original_dir))}
+    b = {k: _normalise(v, reproduced_dir) for k, v in _flatten(read_result(reproduced_dir))}
+    fields = [k for k in dict.fromkeys([*a, *b]) if not _is_timing(k)]
+    missing = object()
+    diffs = []
+    for key in fields:
+        left, right = a.get(key, missing), b.get(key, missing)
+        if left != right:
+            diffs.append(
+                Difference(key, None if left is missing else left, None if right is missing else right)
+            )
+    return diffs
+
+
+def format_differences(diffs: Sequence[Difference]) -> str:
+    if not diffs:
+        return "identical (timings excluded)"
+    lines = [f"{len(diffs)} field(s) differ (timings excluded):"]
+    lines += [f"  {d.field}: {d.original!r} -> {d.reproduced!r}" for d in diffs]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------- CLI
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="townlet-reproduce",
+        description=(
+            "Re-run a finished run from its saved .hydra snapshot into a new directory and compare the "
+            "two results field by field (timings excluded). Exit 0 identical, 1 different, "
+            "2 refused/unusable snapshot, 3 the new run failed."
+        ),
+    )
+    parser.add_argument(
+        "run_dir", type=Path, help="directory of the finished run (holds .hydra/ and result.json)"
+    )
+    parser.add_argument(
+        "--output-dir", type=Path, help="where the new run goes (default: outputs/reproduce/...)"
+    )
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        metavar="OTHER_RUN_DIR",
+        help="do not run anything: only compare run_dir's result with this run's",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    original = args.run_dir.expanduser().resolve()
+    try:
+        if args.compare_with is not None:
+            other = args.compare_with.expanduser().resolve()
+        else:
+            read_result(original)  # fail before spending a training run on an unfinished original
+            snapshot = load_snapshot(original)
+            print(f"reproducing {original}", file=sys.stderr)
+            other = run_reproduction(snapshot, args.output_dir)
+            print(f"new run: {other}", file=sys.stderr)
+        diffs = compare_results(original, other)
+    except ReproduceError as exc:
+        print(f"townlet-reproduce: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except RunFailedError as exc:
+        print(f"townlet-reproduce: {exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    print(format_differences(diffs))
+    return EXIT_IDENTICAL if not diffs else EXIT_DIFFERENT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

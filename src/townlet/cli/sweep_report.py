@@ -1,0 +1,54 @@
+"""``townlet-sweep-report <sweep dir>``: (re)build ``sweep_summary.{json,csv,md}`` for a multirun.
+
+Why a command as well as the callback: a sweep killed half-way (or one launched before the callback was
+configured) never reaches ``on_multirun_end``; this rebuilds the same summary from the files on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from townlet.runs.sweep import SUMMARY_STEM, SweepReportError, render_markdown, write_summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="townlet-sweep-report",
+        description="Summarise a Hydra multirun directory: one row per job, failures, mean ± std over seeds.",
+    )
+    parser.add_argument("sweep_dir", type=Path, help="the multirun folder (the one holding multirun.yaml)")
+    parser.add_argument(
+        "--objective", help="dotted key into result.json (default: the `objective` of the runs' config)"
+    )
+    parser.add_argument("--mode", choices=("max", "min"), help="objective direction (default: from config)")
+    parser.add_argument(
+        "--metric",
+        action="append",
+        dest="metrics",
+        metavar="KEY",
+        help="dotted result key to show as a column (repeatable; default: a standard set)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="do not print the markdown table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        summary = write_summary(
+            args.sweep_dir, objective=args.objective, mode=args.mode, metrics=args.metrics
+        )
+    except SweepReportError as exc:
+        print(f"townlet-sweep-report: {exc}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(render_markdown(summary), end="")
+    print(f"wrote {Path(summary.sweep_dir) / SUMMARY_STEM}.{{json,csv,md}}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Turn Hydra/OmegaConf composition errors into one short message naming the key and the fix.
+
+Hydra's own output for a bad override is a multi-line report (plus a traceback for non-compact
+errors); at the CLI we want ``error: strategy.lr: 'abc' is not a float`` and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+
+def _allowed_keys(object_type: object) -> list[str]:
+    if isinstance(object_type, type) and dataclasses.is_dataclass(object_type):
+        return [f.name for f in dataclasses.fields(object_type) if not f.name.startswith("_")]
+    return []
+
+
+def describe_config_error(exc: BaseException) -> str | None:
+    """A one-line-ish message for a known configuration error, or None if ``exc`` is not one."""
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+    if isinstance(exc, MissingConfigException):
+        text = str(exc)
+        found = re.search(r"Could not find '([^']+)'", text)
+        options = re.findall(r"^\t(\S+)$", text.split("Config search path")[0], flags=re.M)
+        if found and "/" in found.group(1):
+            group, _, option = found.group(1).rpartition("/")
+            allowed = ", ".join(options) if options else "(none)"
+            return f"unknown option {option!r} for config group '{group}'; allowed: {allowed}"
+        return text.split("\n")[0]
+    if isinstance(exc, OverrideParseException):
+        return f"cannot parse override: {str(exc).splitlines()[0]}"
+    cause = exc.__cause__ if isinstance(exc, ConfigCompositionException) else exc
+    if isinstance(cause, OmegaConfBaseException):
+        key = getattr(cause, "full_key", None) or ""
+        msg = (getattr(cause, "msg", None) or str(cause)).splitlines()[0]
+        if isinstance(cause, ConfigKeyError | AttributeError) and "not in" in msg:
+            allowed = _allowed_keys(getattr(cause, "object_type", None))
+            hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+            return f"unknown key '{key}'{hint}"
+        if isinstance(cause, ValidationError):
+            msg = re.sub(r" of type '\w+'", "", msg)
+        return f"{key}: {msg}" if key else msg
+    if isinstance(exc, ConfigCompositionException):
+        return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return None

@@ -1,0 +1,22 @@
+"""Metrics/logging schema (``conf/logger/*.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class LoggerKind(StrEnum):
+    jsonl = "jsonl"
+    none = "none"
+
+
+@dataclass
+class LoggerConfig:
+    """``metrics.jsonl`` cadence and rotation (strategies may log more often via their own keys)."""
+
+    kind: LoggerKind = LoggerKind.jsonl
+    filename: str = "metrics.jsonl"
+    log_frequency: int = 1
+    max_log_entries: int | None = None
+    progress: bool = False

@@ -1,0 +1,68 @@
+"""The primary config schema (``conf/train.yaml`` is validated against it).
+
+Single-schema groups (world, dataset, model, device, logger, paths) are typed fields here, so their
+yaml options merge into a typed node; ``strategy`` differs per option, so each strategy yaml pulls
+its own schema through its defaults list (``/schema/strategy/<name>@_here_``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from omegaconf import MISSING
+
+from townlet.config.schema.dataset import DatasetConfig
+from townlet.config.schema.device import DeviceConfig
+from townlet.config.schema.logger import LoggerConfig
+from townlet.config.schema.model import ModelConfig
+from townlet.config.schema.paths import PathsConfig
+from townlet.world.config import WorldConfig
+
+
+class ObjectiveMode(StrEnum):
+    max = "max"
+    min = "min"
+
+
+@dataclass
+class EvaluationConfig:
+    """End-of-run evaluation of the trained policy against the scripted and random baselines."""
+
+    enabled: bool = True
+    episodes: int = 2
+    seed_offset: int = 10_000
+    baselines: bool = True
+
+
+@dataclass
+class ServicesConfig:
+    """Torch-free services handed to the strategy (see ``build_default_services``)."""
+
+    _target_: str = "townlet.policy.training.services.build_default_services"
+    data_dir: str = "${paths.data_dir}"
+    state_dir: str = "${paths.state_dir}"
+    implementations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """Top-level keys of a training job."""
+
+    seed: int = 0
+    objective: str = "evaluation.policy.mean_return"
+    objective_mode: ObjectiveMode = ObjectiveMode.max
+    resume: bool = False
+    init_from: str | None = None
+    run_name: str = "train"
+    tags: list[str] = field(default_factory=list)
+    strategy: Any = MISSING
+    world: WorldConfig = field(default_factory=WorldConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    services: ServicesConfig = field(default_factory=ServicesConfig)

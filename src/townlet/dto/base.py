@@ -1,0 +1,66 @@
+"""Common base for every result DTO: frozen, strict about unknown keys, never carrying NaN.
+
+Why a before-validator: training code produces NaN/Inf for undefined statistics (a std over one
+sample, a diverged loss). For optional fields they become ``None`` (JSON ``null``) so the file
+stays valid strict JSON; for required fields a non-finite value is a validation error that names
+the field, instead of a ``NaN`` silently reaching a sweep report.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = "2.0.0"
+
+
+def _allows_none(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return type(None) in typing.get_args(annotation)
+    return annotation is None or annotation is Any
+
+
+def _scrub_mapping(value: dict[Any, Any]) -> dict[Any, Any]:
+    """Drop non-finite float entries (recursively): a metric map has no slot for ``None``."""
+    out: dict[Any, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, float) and not math.isfinite(item):
+            continue
+        out[key] = _scrub_mapping(item) if isinstance(item, dict) else item
+    return out
+
+
+class FrozenModel(BaseModel):
+    """Frozen, ``extra="forbid"``, finite floats only; the root of all our DTOs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, ser_json_inf_nan="null")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _non_finite_to_none(cls, data: Any) -> Any:
+        """Turn NaN/Inf into None for optional fields and inside float dicts (see module doc)."""
+        if not isinstance(data, dict):
+            return data
+        cleaned = dict(data)
+        for name, field in cls.model_fields.items():
+            key = field.alias or name
+            if key not in cleaned:
+                continue
+            value = cleaned[key]
+            if isinstance(value, float) and not math.isfinite(value) and _allows_none(field.annotation):
+                cleaned[key] = None
+            elif isinstance(value, dict):
+                cleaned[key] = _scrub_mapping(value)
+        return cleaned
+
+
+class TrainingResultBase(FrozenModel):
+    """Fields every training result carries."""
+
+    schema_version: str = SCHEMA_VERSION
+    duration_sec: float | None = Field(default=None, ge=0)

@@ -1,0 +1,328 @@
+"""Pure anneal guardrail and status rules (torch-free, no I/O).
+
+The anneal strategy, the promotion CLI and the tests all judge a run with these functions, so the
+rules live in one place and can be unit-tested against hand-computed values:
+
+* a guardrail *flag* fires when a PPO stage's metric moved away from its baseline by more than a
+  relative tolerance in the configured direction (``drop``, ``rise`` or ``both``);
+* the run *status* is FAIL if any BC stage failed, else HOLD if any flag fired, else PASS;
+* the promotion *verdict* is PROMOTE only for a PASS run whose candidate is ready.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+Direction = Literal["drop", "rise", "both"]
+DIRECTIONS: tuple[str, ...] = ("drop", "rise", "both")
+
+#: Guardrail metric keys, as they appear in PPO results and in the baseline store.
+LOSS_KEY = "loss_total"
+QUEUE_KEY = "queue_conflict_events"
+INTENSITY_KEY = "queue_conflict_intensity_sum"
+GUARDRAIL_KEYS: tuple[str, ...] = (LOSS_KEY, QUEUE_KEY, INTENSITY_KEY)
+
+
+class GuardrailConfigError(ValueError):
+    """A tolerance or direction is invalid; the message names the field and the allowed values."""
+
+
+class AnnealStatus(StrEnum):
+    PASS = "PASS"
+    HOLD = "HOLD"
+    FAIL = "FAIL"
+
+
+class Verdict(StrEnum):
+    PROMOTE = "PROMOTE"
+    HOLD = "HOLD"
+    FAIL = "FAIL"
+
+
+#: Exit codes of ``townlet-promote evaluate`` (as in the original ``promotion_evaluate.py``).
+VERDICT_EXIT_CODES: dict[Verdict, int] = {Verdict.PROMOTE: 0, Verdict.HOLD: 1, Verdict.FAIL: 2}
+
+
+@dataclass(frozen=True)
+class GuardrailTolerances:
+    """Relative tolerances and directions of the three guardrail flags.
+
+    Defaults: loss 0.10 in both directions (as the original), queue events and intensity 0.15.
+    The original only flagged *drops* in queue conflict; we default to ``both`` because a surge of
+    conflicts is at least as suspicious as a collapse. ``min_abs_baseline`` treats baselines closer
+    to zero than this as absent, since a relative change against ~0 is meaningless.
+    """
+
+    loss: float = 0.10
+    queue: float = 0.15
+    intensity: float = 0.15
+    loss_direction: Direction = "both"
+    queue_direction: Direction = "both"
+    intensity_direction: Direction = "both"
+    min_abs_baseline: float = 1e-8
+
+    def __post_init__(self) -> None:
+        for name in ("loss", "queue", "intensity", "min_abs_baseline"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise GuardrailConfigError(
+                    f"guardrail tolerance '{name}' must be a finite number >= 0, got {value!r}; "
+                    f"e.g. strategy.tolerances.{name}=0.1"
+                )
+        for name in ("loss_direction", "queue_direction", "intensity_direction"):
+            value = getattr(self, name)
+            if value not in DIRECTIONS:
+                raise GuardrailConfigError(
+                    f"guardrail '{name}' must be one of {', '.join(DIRECTIONS)}, got {value!r}"
+                )
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> GuardrailTolerances:
+        """Build from a config mapping; unknown keys are an error (typos must not pass silently)."""
+        if not data:
+            return cls()
+        allowed = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise GuardrailConfigError(
+                f"unknown guardrail tolerance key(s) {unknown}; allowed: {sorted(allowed)}"
+            )
+        return cls(**dict(data))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class GuardrailMetrics:
+    """The three metrics a PPO stage is judged on (any may be unknown)."""
+
+    loss_total: float | None = None
+    queue_conflict_events: float | None = None
+    queue_conflict_intensity_sum: float | None = None
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> GuardrailMetrics:
+        if not data:
+            return cls()
+        return cls(**{k: _finite_or_none(data.get(k)) for k in GUARDRAIL_KEYS})
+
+    def as_dict(self) -> dict[str, float]:
+        """Known metrics only (what the baseline store and DTOs persist)."""
+        out: dict[str, float] = {}
+        for key in GUARDRAIL_KEYS:
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = float(value)
+        return out
+
+    def is_empty(self) -> bool:
+        return not self.as_dict()
+
+
+@dataclass(frozen=True)
+class GuardrailFlags:
+    loss: bool = False
+    queue: bool = False
+    intensity: bool = False
+
+    @property
+    def any(self) -> bool:
+        return self.loss or self.queue or self.intensity
+
+
+def _finite_or_none(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def relative_change(
+    value: float | None, baseline: float | None, min_abs_baseline: float = 1e-8
+) -> float | None:
+    """(value - baseline) / |baseline|, or None when either side is unknown or the baseline ~ 0.
+
+    Dividing by |baseline| keeps the sign meaningful for negative baselines (PPO's total loss is
+    often negative): a value above the baseline is always a positive change, i.e. a *rise*.
+    """
+    v, b = _finite_or_none(value), _finite_or_none(baseline)
+    if v is None or b is None or abs(b) <= min_abs_baseline:
+        return None
+    return (v - b) / abs(b)
+
+
+def breaches(
+    value: float | None,
+    baseline: float | None,
+    tolerance: float,
+    direction: Direction,
+    min_abs_baseline: float = 1e-8,
+) -> bool:
+    """True when value moved beyond ``tolerance`` (relative) from baseline in ``direction``.
+
+    Strict inequality: a change of exactly the tolerance does not flag. No baseline never flags
+    (the first PPO stage of a label that has no stored baseline has nothing to compare against).
+    """
+    if direction not in DIRECTIONS:
+        raise GuardrailConfigError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    change = relative_change(value, baseline, min_abs_baseline)
+    if change is None:
+        return False
+    if direction == "drop":
+        return change < -tolerance
+    if direction == "rise":
+        return change > tolerance
+    return abs(change) > tolerance
+
+
+def evaluate_flags(
+    current: GuardrailMetrics,
+    baseline: GuardrailMetrics | None,
+    tolerances: GuardrailTolerances | None = None,
+) -> GuardrailFlags:
+    """Loss / queue-event / queue-intensity flags of one PPO stage against its baseline."""
+    if baseline is None:
+        return GuardrailFlags()
+    tol = tolerances or GuardrailTolerances()
+    eps = tol.min_abs_baseline
+    return GuardrailFlags(
+        loss=breaches(current.loss_total, baseline.loss_total, tol.loss, tol.loss_direction, eps),
+        queue=breaches(
+            current.queue_conflict_events, baseline.queue_conflict_events, tol.queue, tol.queue_direction, eps
+        ),
+        intensity=breaches(
+            current.queue_conflict_intensity_sum,
+            baseline.queue_conflict_intensity_sum,
+            tol.intensity,
+            tol.intensity_direction,
+            eps,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    """What the status rules need from one stage (built from a DTO or an anneal_results.json row)."""
+
+    cycle: float
+    mode: str
+    passed: bool | None = None
+    loss_flag: bool = False
+    queue_flag: bool = False
+    intensity_flag: bool = False
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, Any]) -> StageOutcome:
+        """Accepts both our short names and the DTO's ``anneal_*_flag`` names."""
+
+        def flag(name: str) -> bool:
+            return bool(row.get(f"anneal_{name}_flag") or row.get(f"{name}_flag"))
+
+        mode = str(row.get("mode", "")).lower()
+        if mode not in ("bc", "ppo"):
+            raise ValueError(f"stage mode must be 'bc' or 'ppo', got {row.get('mode')!r} in {dict(row)!r}")
+        passed = row.get("passed")
+        return cls(
+            cycle=float(row.get("cycle", 0.0)),
+            mode=mode,
+            passed=None if passed is None else bool(passed),
+            loss_flag=flag("loss"),
+            queue_flag=flag("queue"),
+            intensity_flag=flag("intensity"),
+        )
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> StageOutcome:
+        """From any object with the DTO attribute names (e.g. ``AnnealStageResultDTO``)."""
+        if isinstance(obj, StageOutcome):
+            return obj
+        if isinstance(obj, Mapping):
+            return cls.from_mapping(obj)
+        fields = ("cycle", "mode", "passed", "anneal_loss_flag", "anneal_queue_flag", "anneal_intensity_flag")
+        return cls.from_mapping({f: getattr(obj, f, None) for f in fields})
+
+
+def format_cycle(cycle: float) -> str:
+    """``3.0`` → ``"3"`` so reasons read ``loss_flag_cycle_3``."""
+    return str(int(cycle)) if float(cycle).is_integer() else str(cycle)
+
+
+def _outcomes(stages: Iterable[Any]) -> list[StageOutcome]:
+    return [StageOutcome.from_obj(s) for s in stages]
+
+
+def anneal_status(stages: Iterable[Any]) -> AnnealStatus:
+    """Any failed BC stage → FAIL; else any PPO flag → HOLD; else PASS."""
+    outcomes = _outcomes(stages)
+    if any(s.mode == "bc" and s.passed is False for s in outcomes):
+        return AnnealStatus.FAIL
+    if any(s.mode == "ppo" and (s.loss_flag or s.queue_flag or s.intensity_flag) for s in outcomes):
+        return AnnealStatus.HOLD
+    return AnnealStatus.PASS
+
+
+def status_reasons(stages: Iterable[Any]) -> list[str]:
+    """Machine-readable reasons, in stage order (``bc_stage_failed_cycle_N``, ``loss_flag_cycle_N`` …)."""
+    reasons: list[str] = []
+    for s in _outcomes(stages):
+        c = format_cycle(s.cycle)
+        if s.mode == "bc" and s.passed is False:
+            reasons.append(f"bc_stage_failed_cycle_{c}")
+        if s.mode == "ppo":
+            if s.loss_flag:
+                reasons.append(f"loss_flag_cycle_{c}")
+            if s.queue_flag:
+                reasons.append(f"queue_flag_cycle_{c}")
+            if s.intensity_flag:
+                reasons.append(f"intensity_flag_cycle_{c}")
+    return reasons
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    verdict: Verdict
+    status: AnnealStatus
+    reasons: tuple[str, ...]
+
+    @property
+    def exit_code(self) -> int:
+        return VERDICT_EXIT_CODES[self.verdict]
+
+
+def promotion_decision(stages: Iterable[Any], candidate_ready: bool) -> PromotionDecision:
+    """PASS + ready → PROMOTE; PASS not ready → HOLD (candidate_not_ready); HOLD → HOLD; FAIL → FAIL.
+
+    FAIL lists only the failed BC stages (a failed stage ends the schedule, so later flags cannot
+    exist); HOLD lists every flag.
+    """
+    outcomes = _outcomes(stages)
+    status = anneal_status(outcomes)
+    reasons = status_reasons(outcomes)
+    if status is AnnealStatus.FAIL:
+        return PromotionDecision(Verdict.FAIL, status, tuple(r for r in reasons if r.startswith("bc_stage")))
+    if status is AnnealStatus.HOLD:
+        return PromotionDecision(Verdict.HOLD, status, tuple(reasons))
+    if not candidate_ready:
+        return PromotionDecision(Verdict.HOLD, status, ("candidate_not_ready",))
+    return PromotionDecision(Verdict.PROMOTE, status, ())
+
+
+def anneal_bc_weights(start: float, stages: int, *, end: float = 0.0) -> list[float]:
+    """A linear bc_weight schedule from ``start`` to ``end`` over ``stages`` PPO stages.
+
+    Handy for writing schedules: ``anneal_bc_weights(0.5, 3) == [0.5, 0.25, 0.0]``.
+    """
+    if stages <= 0:
+        return []
+    if stages == 1:
+        return [float(start)]
+    step = (end - start) / (stages - 1)
+    return [round(start + i * step, 10) for i in range(stages)]

@@ -1,0 +1,362 @@
+"""Promotion state that survives between runs (torch-free).
+
+Every anneal run records its status here; ``required_passes`` PASS runs in a row make the run's
+checkpoint a *ready* candidate, which ``townlet-promote promote`` turns into the current release.
+The state is a JSON snapshot (written atomically) plus a JSONL history of events, both under
+``paths.state_dir/promotion/``. Several sweep jobs may finish at once, so every read-modify-write
+happens under an inter-process file lock (``filelock``): no update is ever lost.
+
+States: ``monitoring`` → (candidate ready) → ``ready`` → (promote) → ``promoted``;
+losing readiness while ``ready`` goes back to ``monitoring``; ``rollback`` returns to
+``monitoring`` with the previous release.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from townlet.runs.atomic import atomic_write_text
+
+STATUSES: tuple[str, ...] = ("PASS", "HOLD", "FAIL")
+STATES: tuple[str, ...] = ("monitoring", "ready", "promoted")
+STATE_FORMAT_VERSION = 1
+MAX_RELEASE_STACK = 50
+
+
+class PromotionError(RuntimeError):
+    """A promotion action cannot be carried out (message says why and what to do)."""
+
+
+class PromotionStateError(ValueError):
+    """The persisted promotion state is unreadable or invalid."""
+
+
+def _now() -> float:
+    return round(time.time(), 3)
+
+
+@dataclass(frozen=True)
+class Release:
+    """A policy that is (or was) the live release."""
+
+    checkpoint: str | None
+    run_dir: str | None = None
+    evaluation: int | None = None
+    promoted_at: float | None = None
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> Release | None:
+        if not data:
+            return None
+        return cls(
+            checkpoint=data.get("checkpoint"),
+            run_dir=data.get("run_dir"),
+            evaluation=data.get("evaluation"),
+            promoted_at=data.get("promoted_at"),
+        )
+
+
+@dataclass(frozen=True)
+class PromotionState:
+    """Everything that is persisted; pure transitions below return new instances."""
+
+    state: str = "monitoring"
+    pass_streak: int = 0
+    required_passes: int = 2
+    candidate_ready: bool = False
+    candidate_ready_evaluation: int | None = None
+    last_result: str | None = None
+    evaluations: int = 0
+    last_evaluated_at: float | None = None
+    candidate: dict[str, Any] | None = None
+    current_release: Release | None = None
+    previous_releases: tuple[Release, ...] = ()
+    updated_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["previous_releases"] = [asdict(r) for r in self.previous_releases]
+        data["format_version"] = STATE_FORMAT_VERSION
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PromotionState:
+        d = dict(data)
+        d.pop("format_version", None)
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise PromotionStateError(f"unknown promotion state field(s) {unknown}")
+        d["current_release"] = Release.from_mapping(d.get("current_release"))
+        d["previous_releases"] = tuple(
+            r for r in (Release.from_mapping(x) for x in d.get("previous_releases") or ()) if r is not None
+        )
+        state = cls(**d)
+        if state.state not in STATES:
+            raise PromotionStateError(f"promotion state must be one of {STATES}, got {state.state!r}")
+        return state
+
+
+def _check_status(status: str) -> str:
+    s = str(status).upper()
+    if s not in STATUSES:
+        raise ValueError(f"anneal status must be one of {', '.join(STATUSES)}, got {status!r}")
+    return s
+
+
+def apply_evaluation(
+    st: PromotionState,
+    status: str,
+    *,
+    required_passes: int,
+    hold_resets_streak: bool = True,
+    candidate: Mapping[str, Any] | None = None,
+    now: float | None = None,
+) -> PromotionState:
+    """One anneal run's status → new state.
+
+    PASS extends the streak; FAIL resets it; HOLD resets it too unless ``hold_resets_streak`` is
+    False, in which case HOLD neither extends nor breaks it (the original reset on any non-PASS).
+    The candidate is the latest PASS run; a non-PASS result that resets the streak clears it.
+    """
+    status = _check_status(status)
+    evaluation = st.evaluations + 1
+    if status == "PASS":
+        streak = st.pass_streak + 1
+        cand: dict[str, Any] | None = {**dict(candidate or {}), "status": status, "evaluation": evaluation}
+    elif status == "HOLD" and not hold_resets_streak:
+        streak, cand = st.pass_streak, st.candidate
+    else:
+        streak, cand = 0, None
+    ready = streak >= required_passes and cand is not None
+    state, ready_eval = st.state, st.candidate_ready_evaluation
+    if ready:
+        state = "ready"
+        if not st.candidate_ready:
+            ready_eval = evaluation
+    else:
+        ready_eval = None
+        if state == "ready":
+            state = "monitoring"
+    return replace(
+        st,
+        state=state,
+        pass_streak=streak,
+        required_passes=required_passes,
+        candidate_ready=ready,
+        candidate_ready_evaluation=ready_eval,
+        last_result=status,
+        evaluations=evaluation,
+        last_evaluated_at=now,
+        candidate=cand,
+        updated_at=now,
+    )
+
+
+def apply_promotion(st: PromotionState, release: Release, *, now: float | None = None) -> PromotionState:
+    """Make ``release`` current; the old one goes on the rollback stack; the streak starts over."""
+    stack = st.previous_releases
+    if st.current_release is not None:
+        stack = (*stack, st.current_release)[-MAX_RELEASE_STACK:]
+    return replace(
+        st,
+        state="promoted",
+        pass_streak=0,
+        candidate_ready=False,
+        candidate_ready_evaluation=None,
+        candidate=None,
+        current_release=replace(release, promoted_at=now),
+        previous_releases=stack,
+        updated_at=now,
+    )
+
+
+def apply_rollback(st: PromotionState, *, now: float | None = None) -> PromotionState:
+    """Return to the previous release (or to none) and to ``monitoring``."""
+    if st.current_release is None:
+        raise PromotionError("nothing to roll back: no release has been promoted yet")
+    previous = st.previous_releases[-1] if st.previous_releases else None
+    return replace(
+        st,
+        state="monitoring",
+        pass_streak=0,
+        candidate_ready=False,
+        candidate_ready_evaluation=None,
+        candidate=None,
+        current_release=previous,
+        previous_releases=st.previous_releases[:-1],
+        updated_at=now,
+    )
+
+
+@dataclass
+class PromotionService:
+    """Persisted promotion state under ``state_dir/promotion`` (safe across processes).
+
+    Construct it from config (``paths.state_dir`` plus the anneal promotion settings); it is a
+    plain object with no Hydra or torch dependency, so CLIs and tests use it directly.
+    """
+
+    state_dir: str | Path
+    required_passes: int = 2
+    hold_resets_streak: bool = True
+    lock_timeout_s: float = 120.0
+    _root: Path = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if int(self.required_passes) < 1:
+            raise ValueError(f"required_passes must be >= 1, got {self.required_passes!r}")
+        self.required_passes = int(self.required_passes)
+        self._root = Path(self.state_dir).expanduser() / "promotion"
+
+    @property
+    def state_path(self) -> Path:
+        return self._root / "state.json"
+
+    @property
+    def history_path(self) -> Path:
+        return self._root / "history.jsonl"
+
+    @property
+    def lock_path(self) -> Path:
+        return self._root / "state.lock"
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _load(self) -> PromotionState:
+        if not self.state_path.exists():
+            return PromotionState(required_passes=self.required_passes)
+        try:
+            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise PromotionStateError("top level is not a JSON object")
+            return PromotionState.from_dict(data)
+        except (json.JSONDecodeError, TypeError, PromotionStateError) as exc:
+            raise PromotionStateError(
+                f"promotion state file {self.state_path} is unreadable ({exc}); "
+                f"restore it from {self.history_path} (each event embeds a snapshot) "
+                "or delete it to start over"
+            ) from exc
+
+    def state(self) -> PromotionState:
+        """Current state (the snapshot file is replaced atomically, so no lock is needed to read)."""
+        return self._load()
+
+    def snapshot(self) -> dict[str, Any]:
+        return self._load().to_dict()
+
+    def history(self, limit: int | None = None) -> list[dict[str, Any]]:
+        if not self.history_path.exists():
+            return []
+        lines = self.history_path.read_text(encoding="utf-8").splitlines()
+        events = [json.loads(line) for line in lines if line.strip()]
+        return events[-limit:] if limit else events
+
+    # -- writing ---------------------------------------------------------------------------------
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self._root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.lock_path), timeout=self.lock_timeout_s)
+        try:
+            with lock:
+                yield
+        except Timeout as exc:
+            raise PromotionError(
+                f"could not lock {self.lock_path} within {self.lock_timeout_s:.0f}s; "
+                "another process holds it "
+                "(a crashed process releases it automatically; raise lock_timeout_s for very busy sweeps)"
+            ) from exc
+
+    def _commit(self, new: PromotionState, event: str, detail: Mapping[str, Any]) -> None:
+        """Snapshot first (atomic), then the history line; both under the lock held by the caller."""
+        snapshot = new.to_dict()
+        atomic_write_text(self.state_path, json.dumps(snapshot, indent=2, sort_keys=True) + "\n")
+        record = {"event": event, "time": new.updated_at, "pid": os.getpid(), **dict(detail)}
+        record["state"] = snapshot
+        with self.history_path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def record_evaluation(
+        self,
+        status: str,
+        *,
+        run_dir: str | Path | None = None,
+        checkpoint: str | Path | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Record one anneal run's PASS/HOLD/FAIL; returns the new snapshot."""
+        status = _check_status(status)
+        candidate = {
+            "run_dir": None if run_dir is None else str(run_dir),
+            "checkpoint": None if checkpoint is None else str(checkpoint),
+            **dict(detail or {}),
+        }
+        with self._locked():
+            new = apply_evaluation(
+                self._load(),
+                status,
+                required_passes=self.required_passes,
+                hold_resets_streak=self.hold_resets_streak,
+                candidate=candidate,
+                now=_now(),
+            )
+            self._commit(new, "evaluation", {"status": status, "run_dir": candidate["run_dir"]})
+        return new.to_dict()
+
+    def promote(
+        self,
+        *,
+        run_dir: str | Path | None = None,
+        checkpoint: str | Path | None = None,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        """Make the ready candidate (or, with ``force``, the given run/checkpoint) the current release."""
+        with self._locked():
+            st = self._load()
+            cand = st.candidate or {}
+            if not force:
+                if not st.candidate_ready:
+                    raise PromotionError(
+                        f"no candidate is ready (pass_streak {st.pass_streak} of {st.required_passes} "
+                        "required "
+                        "PASS runs in a row); run more anneal jobs, or pass --force to promote anyway"
+                    )
+                if run_dir is not None and _norm(run_dir) != _norm(cand.get("run_dir")):
+                    raise PromotionError(
+                        f"run {run_dir} is not the ready candidate (that is {cand.get('run_dir')}); "
+                        "promote the candidate, or pass --force"
+                    )
+            release = Release(
+                checkpoint=str(checkpoint) if checkpoint is not None else cand.get("checkpoint"),
+                run_dir=str(run_dir) if run_dir is not None else cand.get("run_dir"),
+                evaluation=st.evaluations,
+            )
+            if release.checkpoint is None:
+                msg = "the release has no checkpoint; pass the run directory of a finished run"
+                raise PromotionError(msg)
+            new = apply_promotion(st, release, now=_now())
+            self._commit(new, "promote", {"run_dir": release.run_dir, "forced": bool(force)})
+        return new.to_dict()
+
+    def rollback(self) -> dict[str, Any]:
+        """Return to the previous release; raises PromotionError if nothing was promoted."""
+        with self._locked():
+            st = self._load()
+            new = apply_rollback(st, now=_now())
+            rolled = st.current_release.run_dir if st.current_release else None
+            self._commit(new, "rollback", {"run_dir": rolled})
+        return new.to_dict()
+
+
+def _norm(path: str | Path | None) -> str | None:
+    return None if path is None else str(Path(path).expanduser().resolve())

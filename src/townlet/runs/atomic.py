@@ -1,0 +1,78 @@
+"""Atomic file writes: readers see either the old file or the complete new one, never half of it.
+
+A crash or a concurrent reader (a sweep report globbing ``*/result.json``) must never observe a
+truncated file, so every artefact is written to a temporary sibling and renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp creates 0600; match a normal open()
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
+    """Text flavour of :func:`atomic_write_bytes`."""
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def json_safe(value: Any) -> Any:
+    """Replace NaN/Inf floats by ``None`` (recursively) so JSON never carries bare ``NaN``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
+        return json_safe(value.item())  # numpy / torch scalars
+    return value
+
+
+def dumps_json(value: Any, *, indent: int | None = None) -> str:
+    """Strict JSON (``allow_nan=False``) after :func:`json_safe`; numpy/Path values become plain."""
+    return json.dumps(json_safe(value), indent=indent, allow_nan=False, default=_default, sort_keys=False)
+
+
+def atomic_write_json(path: str | os.PathLike[str], value: Any, *, indent: int | None = 2) -> Path:
+    """Write strict, NaN-free JSON atomically."""
+    return atomic_write_text(path, dumps_json(value, indent=indent) + "\n")
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "tolist"):
+        return json_safe(obj.tolist())
+    if hasattr(obj, "item"):
+        return json_safe(obj.item())
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serialisable")

@@ -1,0 +1,74 @@
+"""Device resolution: ``cpu`` | ``cuda`` | ``auto`` → a concrete torch device string.
+
+Only non-CPU requests import torch, so ``device=cpu`` runs and the CLI stay torch-free.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DeviceUnavailableError(RuntimeError):
+    """A CUDA device was asked for on a machine that cannot provide it."""
+
+
+def _field(cfg: Any, name: str, default: Any) -> Any:
+    if isinstance(cfg, dict):
+        return cfg.get(name, default)
+    return getattr(cfg, name, default)
+
+
+def resolve_device(device_cfg: Any) -> str:
+    """Return ``"cpu"`` or ``"cuda:K"``.
+
+    ``device_cfg`` is the ``device`` config node (``type``, optional ``index``) or a plain string.
+    ``auto`` picks the CUDA device with the most free memory, else the CPU.
+    """
+    if isinstance(device_cfg, str):
+        kind, _, idx = device_cfg.partition(":")
+        index: int | None = int(idx) if idx else None
+    else:
+        kind = str(_field(device_cfg, "type", "cpu"))
+        index = _field(device_cfg, "index", None)
+    kind = kind.lower()
+    if kind == "cpu":
+        return "cpu"
+    if kind not in {"cuda", "auto"}:
+        raise DeviceUnavailableError(
+            f"unknown device type {kind!r}; use device=cpu, device=cuda or device=auto"
+        )
+    from townlet.policy.models import torch_available
+
+    if not torch_available():
+        if kind == "auto":
+            return "cpu"
+        raise DeviceUnavailableError(
+            "device=cuda needs torch with CUDA; torch is not installed. Use device=cpu"
+        )
+    import torch
+
+    if not torch.cuda.is_available():
+        if kind == "auto":
+            return "cpu"
+        raise DeviceUnavailableError(
+            "device=cuda was requested but this torch build/machine has no CUDA device; "
+            "use device=auto (falls back to CPU) or device=cpu"
+        )
+    count = torch.cuda.device_count()
+    if index is not None:
+        if not 0 <= int(index) < count:
+            raise DeviceUnavailableError(f"device.index={index} but only {count} CUDA device(s) are visible")
+        return f"cuda:{int(index)}"
+    return f"cuda:{_most_free_cuda(torch, count)}"
+
+
+def _most_free_cuda(torch: Any, count: int) -> int:
+    best, best_free = 0, -1
+    for i in range(count):
+        try:
+            free, _total = torch.cuda.mem_get_info(i)
+        except Exception:
+            return 0
+        if free > best_free:
+            best, best_free = i, free
+    return best

@@ -1,0 +1,104 @@
+"""Append-only JSONL metrics with a logging cadence and size-bounded rotation.
+
+Cadence and rotation follow the original telemetry (upstream §1.6) so existing readers keep
+working: a record is written on every ``log_frequency``-th call (1-based), and after
+``max_log_entries`` lines the writer moves on to ``<name>.1``, ``<name>.2`` ... Values that are
+NaN/Inf are written as ``null`` — the files are strict JSON, one object per line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from townlet.runs.atomic import dumps_json
+
+
+class MetricsWriter:
+    """Line-buffered JSONL writer; opened lazily so a run that logs nothing leaves no file."""
+
+    def __init__(self, path: str | Path, log_frequency: int = 1, max_log_entries: int | None = None) -> None:
+        if log_frequency < 1:
+            raise ValueError(f"log_frequency must be >= 1 (got {log_frequency}); use 1 to log every call")
+        self.path = Path(path)
+        self.log_frequency = int(log_frequency)
+        self.max_log_entries = int(max_log_entries) if max_log_entries and max_log_entries > 0 else None
+        self.calls = 0
+        self.lines_written = 0
+        self._lines_in_file = 0
+        self._rotation = 0
+        self._handle: TextIO | None = None
+
+    @property
+    def current_path(self) -> Path:
+        """The file the next line goes to."""
+        return self.path if self._rotation == 0 else self.path.with_name(f"{self.path.name}.{self._rotation}")
+
+    def log(self, record: Mapping[str, Any], *, force: bool = False) -> bool:
+        """Count a call and write ``record`` when the cadence says so (or ``force``); True if written."""
+        self.calls += 1
+        if not force and self.calls % self.log_frequency != 0:
+            return False
+        if self.max_log_entries is not None and self._lines_in_file >= self.max_log_entries:
+            self._rotate()
+        handle = self._open()
+        handle.write(dumps_json(dict(record)) + "\n")
+        self._lines_in_file += 1
+        self.lines_written += 1
+        return True
+
+    def _open(self) -> TextIO:
+        if self._handle is None:
+            target = self.current_path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = target.open("a", encoding="utf-8", buffering=1)
+        return self._handle
+
+    def _rotate(self) -> None:
+        self.close()
+        self._rotation += 1
+        self._lines_in_file = 0
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> MetricsWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class NullMetricsWriter(MetricsWriter):
+    """Drop-in writer that records nothing (``logger=none``)."""
+
+    def __init__(self) -> None:
+        super().__init__(Path("/dev/null"))
+
+    def log(self, record: Mapping[str, Any], *, force: bool = False) -> bool:
+        self.calls += 1
+        return False
+
+
+def metrics_files(path: str | Path) -> list[Path]:
+    """The base file and its rotations in write order (``x``, ``x.1``, ``x.2`` ...)."""
+    base = Path(path)
+    pattern = re.compile(re.escape(base.name) + r"\.(\d+)$")
+    rotated = sorted(
+        (int(m.group(1)), p) for p in base.parent.glob(base.name + ".*") if (m := pattern.match(p.name))
+    )
+    return ([base] if base.exists() else []) + [p for _, p in rotated]
+
+
+def read_metrics(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Yield every record across rotations, in order."""
+    for file in metrics_files(path):
+        with file.open(encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    yield json.loads(line)

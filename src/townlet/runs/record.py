@@ -1,0 +1,143 @@
+"""Build and update ``run.json`` (``RunRecord``): provenance of a run from start to end.
+
+The record is written as ``running`` before any training starts and rewritten atomically when the
+run completes, fails or is interrupted, so a crashed run is always recognisable as such.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from townlet.dto import RunRecord, RunStatus
+from townlet.runs.atomic import atomic_write_text
+
+TRACKED_PACKAGES = ("townlet-train", "torch", "numpy", "hydra-core", "omegaconf", "pydantic")
+
+
+def config_hash(config: Any) -> str:
+    """sha256 (16 hex chars) of a resolved config as canonical JSON; stable across key order."""
+    text = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
+    """Installed versions from package metadata (does not import the packages, torch included)."""
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_info(path: str | Path) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the repository containing ``path``; (None, None) outside a repo."""
+    cwd = Path(path)
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit or None, bool(status.strip())
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable, collision-free id: UTC timestamp with microseconds plus 6 random hex chars."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%f")
+    return f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+class RunRecorder:
+    """Holds the current ``RunRecord`` and rewrites ``run.json`` on every state change."""
+
+    def __init__(self, path: str | Path, record: RunRecord) -> None:
+        self.path = Path(path)
+        self.record = record
+
+    @classmethod
+    def start(
+        cls,
+        run_dir: str | Path,
+        *,
+        seed: int,
+        config: Any,
+        overrides: list[str] | None = None,
+        run_name: str = "train",
+        strategy: str | None = None,
+        device: str | None = None,
+        resumed: bool = False,
+        parent_run: str | None = None,
+        job_num: int | None = None,
+        repo_root: str | Path | None = None,
+    ) -> RunRecorder:
+        """Create the record with status ``running`` and write it."""
+        commit, dirty = git_info(repo_root or Path(__file__).resolve().parents[3])
+        record = RunRecord(
+            run_id=new_run_id(),
+            run_name=run_name,
+            status="running",
+            started_at=datetime.now(UTC),
+            seed=seed,
+            config_hash=config_hash(config),
+            strategy=strategy,
+            overrides=list(overrides or []),
+            run_dir=str(Path(run_dir).resolve()),
+            device=device,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            python=sys.version.split()[0],
+            versions=package_versions(),
+            git_commit=commit,
+            git_dirty=dirty,
+            command=list(sys.argv),
+            resumed=resumed,
+            parent_run=parent_run,
+            job_num=job_num,
+        )
+        recorder = cls(Path(run_dir) / "run.json", record)
+        recorder.write()
+        return recorder
+
+    def write(self) -> None:
+        atomic_write_text(self.path, self.record.model_dump_json(indent=2) + "\n")
+
+    def update(self, **changes: Any) -> None:
+        """Rewrite with ``changes`` (re-validated, so a bad value fails loudly)."""
+        data = self.record.model_dump()
+        data.update(changes)
+        self.record = RunRecord.model_validate(data)
+        self.write()
+
+    def finish(self, status: RunStatus, *, error: BaseException | None = None, **changes: Any) -> None:
+        """Stamp the end time, duration and final status (plus the error, if any)."""
+        ended = datetime.now(UTC)
+        if error is not None:
+            changes.setdefault("error", str(error) or type(error).__name__)
+            changes.setdefault("error_type", f"{type(error).__module__}.{type(error).__qualname__}")
+        self.update(
+            status=status,
+            ended_at=ended,
+            duration_sec=max(0.0, (ended - self.record.started_at).total_seconds()),
+            **changes,
+        )

@@ -1,0 +1,60 @@
+"""Read a world scenario YAML into a validated :class:`WorldConfig` outside Hydra (tests, bench, scripts).
+
+Inside Hydra the same files are composed as the ``world`` config group; here OmegaConf merges one file
+onto the structured schema so type errors surface with the field name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+import townlet
+from townlet.world.config import WorldConfig, WorldConfigError
+from townlet.world.layout import build_layout
+
+
+def world_conf_dir() -> Path:
+    """``conf/world`` of the source tree (the package is installed editable from it)."""
+    return Path(townlet.__file__).resolve().parents[2] / "conf" / "world"
+
+
+def available_worlds() -> list[str]:
+    return sorted(p.stem for p in world_conf_dir().glob("*.yaml"))
+
+
+def load_world_config(name_or_path: str, overrides: dict[str, object] | None = None) -> WorldConfig:
+    """Load ``conf/world/<name>.yaml`` (or a path to a YAML file), apply ``overrides`` (dotted keys), validate."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = world_conf_dir() / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise WorldConfigError(
+            f"world config {name_or_path!r} not found (looked for {path}); available: {', '.join(available_worlds())}"
+        )
+    try:
+        raw = OmegaConf.load(path)
+        raw.pop("defaults", None)
+        merged = OmegaConf.merge(OmegaConf.structured(WorldConfig), raw)
+        for key, value in (overrides or {}).items():
+            OmegaConf.update(merged, key, value, merge=True)
+        cfg = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WorldConfigError(f"world config {path}: field world.{key}: {first}") from None
+    assert isinstance(cfg, WorldConfig)
+    build_layout(cfg)  # validates
+    return cfg
+
+
+def to_world_config(node: object) -> WorldConfig:
+    """Accept a WorldConfig, a DictConfig from Hydra's ``world`` group, or a plain dict."""
+    if isinstance(node, WorldConfig):
+        return node
+    merged = OmegaConf.merge(OmegaConf.structured(WorldConfig), OmegaConf.create(node) if isinstance(node, dict) else node)
+    cfg = OmegaConf.to_object(merged)
+    assert isinstance(cfg, WorldConfig)
+    return cfg

@@ -1,0 +1,83 @@
+"""One town through PettingZoo's ``ParallelEnv`` API, so other multi-agent RL libraries can use the world.
+
+The vectorised core stays the fast path; this face wraps a ``num_envs=1`` VecTown. Observations are
+dicts ``{"map", "features", "action_mask"}`` (Gymnasium spaces); the mask is also in ``infos``.
+A faint is not a PettingZoo termination here: the agent respawns and keeps acting, so it is
+reported as ``infos[agent]["fainted"]``; the episode ends for everyone by truncation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from townlet.world.config import WorldConfig
+from townlet.world.spec import NUM_ACTIONS, Observation
+from townlet.world.vectown import VecTown
+
+
+class TownParallelEnv(ParallelEnv):  # type: ignore[misc]
+    """PettingZoo parallel environment over a single town (agents ``agent_0`` … ``agent_{A-1}``)."""
+
+    metadata = {"name": "townlet_v0", "render_modes": []}
+
+    def __init__(self, cfg: WorldConfig, seed: int = 0) -> None:
+        self._cfg = dataclasses.replace(cfg, num_envs=1)
+        self._seed = int(seed)
+        self._town = VecTown(self._cfg, self._seed)
+        self.possible_agents = [f"agent_{i}" for i in range(self._cfg.num_agents)]
+        self.agents: list[str] = []
+        spec = self._town.spec
+        self._obs_space = spaces.Dict(
+            {
+                "map": spaces.Box(0, 255, shape=spec.map_shape, dtype=np.uint8),
+                "features": spaces.Box(-np.inf, np.inf, shape=(spec.feature_dim,), dtype=np.float32),
+                "action_mask": spaces.MultiBinary(NUM_ACTIONS),
+            }
+        )
+        self._act_space = spaces.Discrete(NUM_ACTIONS)
+
+    @functools.lru_cache(maxsize=None)  # noqa: B019 - the space must be the same object every call
+    def observation_space(self, agent: str) -> spaces.Space:
+        return self._obs_space
+
+    @functools.lru_cache(maxsize=None)  # noqa: B019
+    def action_space(self, agent: str) -> spaces.Space:
+        return self._act_space
+
+    def _split(self, obs: Observation) -> tuple[dict[str, Any], dict[str, Any]]:
+        out, infos = {}, {}
+        for i, name in enumerate(self.possible_agents):
+            mask = obs.action_mask[i].astype(np.int8)
+            out[name] = {"map": obs.maps[i], "features": obs.features[i], "action_mask": mask}
+            infos[name] = {"action_mask": mask}
+        return out, infos
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        if seed is not None:
+            self._seed = int(seed)
+            self._town = VecTown(self._cfg, self._seed)
+        self.agents = list(self.possible_agents)
+        return self._split(self._town.reset())
+
+    def step(self, actions: dict[str, int]) -> tuple[dict, dict, dict, dict, dict]:
+        act = np.zeros(self._town.n_agents, dtype=np.int64)  # agents without an action wait
+        for i, name in enumerate(self.possible_agents):
+            if name in actions:
+                act[i] = int(actions[name])
+        res = self._town.step(act)
+        ended = bool(res.truncated.any())
+        obs, infos = self._split(res.final_obs if ended and res.final_obs is not None else res.obs)
+        rewards = {name: float(res.rewards[i]) for i, name in enumerate(self.possible_agents)}
+        terms = dict.fromkeys(self.possible_agents, False)
+        truncs = dict.fromkeys(self.possible_agents, ended)
+        for i, name in enumerate(self.possible_agents):
+            infos[name]["fainted"] = bool(res.terminated[i])
+        if ended:
+            self.agents = []
+        return obs, rewards, terms, truncs, infos

@@ -1,0 +1,42 @@
+"""Small rule helpers shared, as formulas, by the vectorised town and the oracle.
+
+They are written once with NumPy broadcasting so both implementations evaluate the same
+floating-point expressions in the same order; the oracle calls them on scalars.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from townlet.world.spec import Action
+
+# move deltas indexed by action id (non-moves are 0)
+DX = np.array([0, 0, 0, 1, -1, 0, 0, 0], dtype=np.int64)
+DY = np.array([0, -1, 1, 0, 0, 0, 0, 0], dtype=np.int64)
+MOVE_ACTIONS = (Action.MOVE_NORTH, Action.MOVE_SOUTH, Action.MOVE_EAST, Action.MOVE_WEST)
+OPPOSITE_DIR = np.array([1, 0, 3, 2], dtype=np.int64)  # north<->south, east<->west
+
+
+def greedy_dir(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """First step towards (dx, dy) as a direction index (0 N, 1 S, 2 E, 3 W) or -1 when already there.
+
+    The larger axis goes first and ties go to the x axis, so the rule is a fixed function of the delta.
+    """
+    dx = np.asarray(dx)
+    dy = np.asarray(dy)
+    horizontal = (np.abs(dx) >= np.abs(dy)) & (dx != 0)
+    out = np.where(dy > 0, 1, 0)
+    out = np.where(dy == 0, -1, out)
+    out = np.where(horizontal, np.where(dx > 0, 2, 3), out)
+    return out.astype(np.int64)
+
+
+def conflict_intensity(queue_len: np.ndarray | int) -> np.ndarray:
+    """Ghost-step intensity 1.5 + 0.25 * max(queue_len - 1, 0), clamped to [0.1, 5] (reference §4.5)."""
+    q = np.asarray(queue_len, dtype=np.float64)
+    return np.clip(1.5 + 0.25 * np.maximum(q - 1.0, 0.0), 0.1, 5.0)
+
+
+def chat_quality(trust: np.ndarray | float, fam: np.ndarray | float, riv: np.ndarray | float) -> np.ndarray:
+    """Quality in [0.1, 1] of a chat between two agents with this relationship."""
+    return np.clip(0.5 + 0.2 * np.asarray(trust) + 0.1 * np.asarray(fam) - 0.2 * np.asarray(riv), 0.1, 1.0)

@@ -1,0 +1,652 @@
+"""The vectorised town: ``num_envs`` independent towns x ``num_agents`` agents stepped at once with NumPy.
+
+No per-agent Python loop runs on the hot path: contention for one object is resolved with one-hot
+[env, agent, object] tables (the queue head is the arg-min of the join sequence), relationships are
+[env, agent, agent] matrices, and observation windows are gathered from a precomputed table of
+static windows plus a sliding-window view of a persistent padded map. The plain-Python
+:class:`townlet.world.oracle.OracleTown` implements the same rules and is the correctness reference.
+The tick order is documented in docs/world.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from townlet.world.config import OBJECT_KINDS, WorldConfig
+from townlet.world.features import FEATURE_NAMES, MAP_CHANNELS, build_spec
+from townlet.world.layout import JOB_KIND, Layout, build_layout, initial_agents
+from townlet.world.rules import DX, DY, chat_quality, conflict_intensity, greedy_dir
+from townlet.world.spec import EVENT_COUNTERS, NUM_ACTIONS, Action, Observation, StepResult
+
+BIG = 1 << 40
+FOOD_NEED = 0  # hunger: objects restoring it are "meals"
+
+
+class ActionError(ValueError):
+    """Actions of the wrong shape or outside the vocabulary."""
+
+
+class VecTown:
+    """Many towns stepped in lock-step; agent index = env * num_agents + agent."""
+
+    def __init__(self, cfg: WorldConfig, seed: int) -> None:
+        self.cfg = cfg
+        self.seed = int(seed)
+        self.layout: Layout = build_layout(cfg)
+        self.spec = build_spec(cfg)
+        self.num_envs = int(cfg.num_envs)
+        self.num_agents = int(cfg.num_agents)
+        self.n_agents = self.num_envs * self.num_agents
+        self.num_objects = self.layout.num_objects
+        self.tick = 0
+        self.episode = 0
+        self._build_static_tables()
+        self._init_episode()
+        self._obs_cache: Observation | None = None
+
+    # ------------------------------------------------------------------ setup
+    def _build_static_tables(self) -> None:
+        lay, w = self.layout, self.cfg.window
+        r = w // 2
+        self._r = r
+        hp, wp = lay.height + 2 * r, lay.width + 2 * r
+        static = np.zeros((1 + len(OBJECT_KINDS), hp, wp), dtype=np.uint8)
+        static[0] = 1  # padding reads as wall
+        static[0, r : r + lay.height, r : r + lay.width] = lay.walls
+        for o in range(self.num_objects):
+            static[1 + lay.obj_kind[o], lay.obj_y[o] + r, lay.obj_x[o] + r] = 1
+        view = sliding_window_view(static, (w, w), axis=(1, 2))  # [Cs, H, W, w, w]
+        # one contiguous row per tile: gathering a window is then a single take
+        self._static_windows = np.ascontiguousarray(view.transpose(1, 2, 0, 3, 4)).reshape(
+            lay.height * lay.width, static.shape[0], w, w
+        )
+        self._hp, self._wp = hp, wp
+        # per-tile static features: offset to the nearest object of each kind (ties -> lowest object id)
+        ty, tx = np.divmod(np.arange(lay.height * lay.width), lay.width)
+        tdx = lay.obj_x[None, :] - tx[:, None]
+        tdy = lay.obj_y[None, :] - ty[:, None]
+        tman = np.abs(tdx) + np.abs(tdy)
+        kinds = np.arange(len(OBJECT_KINDS))
+        penalty = np.where(lay.obj_kind[None, :] == kinds[:, None], 0, BIG)  # [K, O]
+        best = (tman[:, None, :] + penalty).argmin(axis=2)  # [T, K]
+        exists = (lay.obj_kind[None, :] == kinds[:, None]).any(axis=1)
+        bdx = lay.obj_x[best] - tx[:, None]
+        bdy = lay.obj_y[best] - ty[:, None]
+        span = float(lay.width + lay.height)
+        table = np.stack(
+            [
+                np.where(exists, bdx / lay.width, 0.0),
+                np.where(exists, bdy / lay.height, 0.0),
+                np.where(exists, (np.abs(bdx) + np.abs(bdy)) / span, 1.0),
+            ],
+            axis=2,
+        )  # [T, K, 3]
+        self._tile_kind_features = np.ascontiguousarray(table.reshape(table.shape[0], -1).T.astype(np.float32))
+        walk = ~lay.walls
+        self._walkable_dir = np.zeros((lay.height, lay.width, 4), dtype=bool)
+        for d, act in enumerate((Action.MOVE_NORTH, Action.MOVE_SOUTH, Action.MOVE_EAST, Action.MOVE_WEST)):
+            ys, xs = np.mgrid[0 : lay.height, 0 : lay.width]
+            ny, nx = ys + DY[act], xs + DX[act]
+            ok = (ny >= 0) & (ny < lay.height) & (nx >= 0) & (nx < lay.width)
+            self._walkable_dir[..., d] = ok & walk[np.clip(ny, 0, lay.height - 1), np.clip(nx, 0, lay.width - 1)]
+        self._obj_range = np.arange(self.num_objects)
+        self._env_col = np.arange(self.num_envs)[:, None]
+        self._env_flat = np.repeat(np.arange(self.num_envs), self.num_agents)
+        self._eye = np.eye(self.num_agents, dtype=bool)[None]
+        self._kind_ids = [np.flatnonzero(lay.obj_kind == k) for k in range(len(OBJECT_KINDS))]
+        self._obj_is_job = lay.obj_kind == JOB_KIND
+        self._stocked = lay.obj_stock >= 0
+        self._restocks = self._stocked & (lay.obj_restock > 0)
+        self._finite = lay.obj_duration < (1 << 29)
+        self._own_station = (lay.job_obj[:, None] == self._obj_range[None, :]) & lay.has_job[:, None]  # [A, O]
+        self._need_of_obj = np.where(lay.obj_need >= 0, lay.obj_need, 0)
+        kinds = np.arange(len(OBJECT_KINDS))
+
+    def _init_episode(self) -> None:
+        e, a, o = self.num_envs, self.num_agents, self.num_objects
+        xs, ys, ns = zip(*(initial_agents(self.cfg, self.seed, i, self.episode) for i in range(e)), strict=True)
+        self.x = np.stack(xs)
+        self.y = np.stack(ys)
+        self.needs = np.stack(ns)
+        self.home_x = self.x.copy()
+        self.home_y = self.y.copy()
+        self.wallet = np.full((e, a), float(self.cfg.initial_wallet))
+        self.occ = np.full((e, a), -1, dtype=np.int64)
+        self.use_left = np.zeros((e, a), dtype=np.int64)
+        self.elapsed = np.zeros((e, a), dtype=np.int64)
+        self.q_obj = np.full((e, a), -1, dtype=np.int64)
+        self.q_seq = np.zeros((e, a), dtype=np.int64)
+        self.counter = np.zeros(e, dtype=np.int64)
+        self.last_action = np.zeros((e, a), dtype=np.int64)
+        self.last_chat = np.full((e, a), -int(self.cfg.social.chat_cooldown), dtype=np.int64)
+        self.since_term = np.full((e, a), BIG, dtype=np.int64)
+        self.arrived = np.full((e, a), -1, dtype=np.int64)
+        self.late_flag = np.zeros((e, a), dtype=bool)
+        self.lateness = np.zeros((e, a), dtype=np.int64)
+        self.shifts_due = np.zeros((e, a), dtype=np.int64)
+        self.shifts_attended = np.zeros((e, a), dtype=np.int64)
+        self.obj_occ = np.full((e, o), -1, dtype=np.int64)
+        self.stall = np.zeros((e, o), dtype=np.int64)
+        self.stock = np.tile(self.layout.obj_stock, (e, 1))
+        self.trust = np.zeros((e, a, a))
+        self.fam = np.zeros((e, a, a))
+        self.riv = np.zeros((e, a, a))
+        self.tick = 0
+
+    # ------------------------------------------------------------------ public API
+    def reset(self) -> Observation:
+        """Start episode 0 again (same seed -> same town) and return the first observation."""
+        self.episode = 0
+        self._init_episode()
+        self._obs_cache = self._observe()
+        return self._obs_cache
+
+    def observe(self) -> Observation:
+        """The current observation (built by the last reset/step)."""
+        if self._obs_cache is None:
+            self._obs_cache = self._observe()
+        return self._obs_cache
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Apply one action per agent (masked ones become NOOP), advance one tick, observe."""
+        if self._obs_cache is None:
+            self._obs_cache = self._observe()
+        act = np.asarray(actions)
+        if act.shape != (self.n_agents,):
+            raise ActionError(f"step() needs one action per agent: shape ({self.n_agents},), got {act.shape}")
+        act = act.astype(np.int64).reshape(self.num_envs, self.num_agents)
+        if ((act < 0) | (act >= NUM_ACTIONS)).any():
+            raise ActionError(f"action ids must lie in [0, {NUM_ACTIONS}); see townlet.world.spec.Action")
+        allowed = np.take_along_axis(self._mask, act[..., None], axis=2)[..., 0]
+        a = np.where(allowed, act, 0)
+        rewards, terminated, events = self._apply(a)
+        self.tick += 1
+        self.last_action = a
+        final_obs = None
+        truncated = np.zeros(self.n_agents, dtype=bool)
+        if self.tick >= self.cfg.episode_length:
+            final_obs = self._observe()
+            truncated[:] = True
+            self.episode += 1
+            self._init_episode()
+        self._obs_cache = self._observe()
+        return StepResult(
+            obs=self._obs_cache,
+            rewards=rewards.reshape(-1).astype(np.float32),
+            terminated=terminated.reshape(-1),
+            truncated=truncated,
+            final_obs=final_obs,
+            events=events,
+        )
+
+    # ------------------------------------------------------------------ rules
+    def _in_window(self, day: int) -> np.ndarray:
+        lay = self.layout
+        return lay.has_job & (lay.window_open <= day) & (day < lay.shift_end)
+
+    def _handover(self, e: np.ndarray, o: np.ndarray, giver: np.ndarray, day: int, ev: dict[str, np.ndarray]) -> None:
+        """Relationship and shift effects of an occupant leaving object o while others queue (smooth hand-over)."""
+        if e.size == 0:
+            return
+        qc = self.cfg.queue
+        inq = self.q_obj[e] == o[:, None]
+        key = np.where(inq, self.q_seq[e], BIG)
+        head = key.argmin(axis=1)
+        has = inq.any(axis=1)
+        if not has.any():
+            return
+        e, o, g, h = e[has], o[has], giver[has], head[has]
+        self.trust[e, g, h] = np.minimum(self.trust[e, g, h] + qc.handover_trust, 1.0)
+        self.trust[e, h, g] = np.minimum(self.trust[e, h, g] + qc.handover_trust, 1.0)
+        self.fam[e, g, h] = np.minimum(self.fam[e, g, h] + qc.handover_familiarity, 1.0)
+        self.fam[e, h, g] = np.minimum(self.fam[e, h, g] + qc.handover_familiarity, 1.0)
+        self.riv[e, g, h] = np.maximum(self.riv[e, g, h] - qc.handover_rivalry_relief, 0.0)
+        self.riv[e, h, g] = np.maximum(self.riv[e, h, g] - qc.handover_rivalry_relief, 0.0)
+        self._job_handover_events(e, o, g, h, day, ev, smooth=True)
+
+    def _job_handover_events(
+        self, e: np.ndarray, o: np.ndarray, g: np.ndarray, h: np.ndarray, day: int, ev: dict[str, np.ndarray], smooth: bool
+    ) -> None:
+        lay = self.layout
+        at_job = self._obj_is_job[o] & (lay.job_obj[h] == o) & self._in_window(day)[h]
+        if not at_job.any():
+            return
+        ev["shift_takeover_events"] += np.bincount(e[at_job], minlength=self.num_envs)
+        if smooth:
+            grace = self.cfg.employment.grace_ticks
+            help_ = at_job & lay.has_job[g] & (day >= lay.shift_end[g]) & (day > lay.shift_start[h] + grace)
+            ev["late_help_events"] += np.bincount(e[help_], minlength=self.num_envs)
+
+    def _vacate(self, e: np.ndarray, g: np.ndarray) -> None:
+        o = self.occ[e, g]
+        self.obj_occ[e, o] = -1
+        self.stall[e, o] = 0
+        self.occ[e, g] = -1
+        self.use_left[e, g] = 0
+        self.elapsed[e, g] = 0
+
+    def _enqueue(self, e: np.ndarray, g: np.ndarray, o: np.ndarray) -> None:
+        """Append agents to the tail of queues; ``e`` is sorted, order within an env is the given order."""
+        if e.size == 0:
+            return
+        rank = np.arange(e.size) - np.searchsorted(e, e)
+        self.q_seq[e, g] = self.counter[e] + rank
+        self.q_obj[e, g] = o
+        self.counter += np.bincount(e, minlength=self.num_envs)
+
+    def _apply(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        cfg, lay = self.cfg, self.layout
+        ne, na = self.num_envs, self.num_agents
+        t = self.tick
+        day = t % cfg.day_length
+        ev = {name: np.zeros(ne) for name in EVENT_COUNTERS}
+        social = np.zeros((ne, na))
+        extra = np.zeros((ne, na))
+        emp = cfg.employment
+
+        # 0. a job window opens: forget yesterday's arrival
+        if emp.enabled:
+            opening = lay.has_job & (lay.window_open == day)
+            self.arrived[:, opening] = -1
+            self.late_flag[:, opening] = False
+
+        # 1. chat (positions and relationships before anything moves)
+        sc = cfg.social
+        e_s, s = np.nonzero(a == Action.CHAT)
+        if e_s.size:
+            tgt = self._nbr[e_s, s]
+            tr, fa, rv = self.trust[e_s, s, tgt], self.fam[e_s, s, tgt], self.riv[e_s, s, tgt]
+            q = chat_quality(tr, fa, rv)
+            ok = (self.occ[e_s, tgt] < 0) & (rv < cfg.queue.avoid_threshold)
+            if lay.stage >= 1:
+                base = sc.chat_base + sc.chat_trust_weight * tr + sc.chat_familiarity_weight * fa
+                gain = base * q
+                sp_def = 1.0 - self.needs[e_s, s].min(axis=1)
+                li_def = 1.0 - self.needs[e_s, tgt].min(axis=1)
+                sp = np.where(ok, np.where(sp_def > sc.chat_max_deficit, 0.0, gain), -0.5 * sc.chat_base)
+                li = np.where(ok, np.where(li_def > sc.chat_max_deficit, 0.0, gain), -0.25 * sc.chat_base)
+                idx = np.stack([e_s * na + s, e_s * na + tgt], axis=1).ravel()
+                np.add.at(social.reshape(-1), idx, np.stack([sp, li], axis=1).ravel())
+            eo, so, to, qo = e_s[ok], s[ok], tgt[ok], q[ok]
+            if eo.size:
+                cells = np.stack([(eo * na + so) * na + to, (eo * na + to) * na + so], axis=1).ravel()
+                np.add.at(self.trust.reshape(-1), cells, np.repeat(sc.chat_trust_gain * qo, 2))
+                np.add.at(self.fam.reshape(-1), cells, np.full(cells.size, sc.chat_familiarity_gain))
+                self.trust.reshape(-1)[cells] = np.minimum(self.trust.reshape(-1)[cells], 1.0)
+                self.fam.reshape(-1)[cells] = np.minimum(self.fam.reshape(-1)[cells], 1.0)
+            self.last_chat[e_s, s] = t
+            ev["chat_success_events"] += np.bincount(e_s[ok], minlength=ne)
+            ev["chat_failure_events"] += np.bincount(e_s[~ok], minlength=ne)
+            ev["chat_quality_sum"] += np.bincount(eo, weights=qo, minlength=ne)
+
+        # 2. release: leave a queue, or leave the object (hand-over to the queue head)
+        rel = a == Action.RELEASE
+        self.q_obj[rel & (self.q_obj >= 0)] = -1
+        e_r, g_r = np.nonzero(rel & (self.occ >= 0))
+        if e_r.size:
+            o_r = self.occ[e_r, g_r]
+            self._vacate(e_r, g_r)
+            self._handover(e_r, o_r, g_r, day, ev)
+
+        # 3. moves (walking off a tile drops the queue entry there)
+        mv = (a >= Action.MOVE_NORTH) & (a <= Action.MOVE_WEST)
+        self.x += DX[a]
+        self.y += DY[a]
+        self.q_obj[mv] = -1
+
+        # 4. ongoing uses restore needs, pay wages and may finish
+        e_u, u = np.nonzero(self.occ >= 0)
+        if e_u.size:
+            o_u = self.occ[e_u, u]
+            n_u = lay.obj_need[o_u]
+            hn = n_u >= 0
+            eh, uh, nh = e_u[hn], u[hn], n_u[hn]
+            self.needs[eh, uh, nh] = np.minimum(self.needs[eh, uh, nh] + lay.obj_restore[o_u[hn]], 1.0)
+            self.use_left[e_u, u] -= 1
+            self.elapsed[e_u, u] += 1
+            if emp.enabled:
+                paid = (lay.job_obj[u] == o_u) & (lay.shift_start[u] <= day) & (day < lay.shift_end[u])
+                extra[e_u[paid], u[paid]] += emp.wage * cfg.rewards.wage_scale
+                self.wallet[e_u[paid], u[paid]] += emp.wage
+            done = self.use_left[e_u, u] == 0
+            if done.any():
+                ed, gd = e_u[done], u[done]
+                od = self.occ[ed, gd]
+                self._vacate(ed, gd)
+                self._handover(ed, od, gd, day, ev)
+
+        # 5. USE: join the queue, the head starts on a free object, blocked requests stall it
+        req = a == Action.USE
+        e_q, r_q = np.nonzero(req)
+        if e_q.size:
+            o_here = lay.tile_obj[self.y[e_q, r_q], self.x[e_q, r_q]]
+            join = self.q_obj[e_q, r_q] != o_here
+            self._enqueue(e_q[join], r_q[join], o_here[join])
+            inq = self.q_obj[:, :, None] == self._obj_range
+            key = np.where(inq, self.q_seq[:, :, None], BIG)
+            head = key.argmin(axis=1)  # [E, O]
+            has = inq.any(axis=1)
+            start = has & (self.obj_occ < 0) & req[self._env_col, head]
+            e_st, o_st = np.nonzero(start)
+            if e_st.size:
+                g = head[e_st, o_st]
+                self.obj_occ[e_st, o_st] = g
+                self.occ[e_st, g] = o_st
+                self.q_obj[e_st, g] = -1
+                self.use_left[e_st, g] = lay.obj_duration[o_st]
+                self.elapsed[e_st, g] = 0
+                self.stock[e_st, o_st] -= self._stocked[o_st]
+                self.wallet[e_st, g] -= lay.obj_cost[o_st]
+                self.stall[e_st, o_st] = 0
+                if emp.enabled:
+                    self._arrive(e_st, o_st, g, day, extra)
+                self._shared_meals(e_st, o_st, g, ev)
+            blocked = req & (self.q_obj >= 0)
+            e_b, b = np.nonzero(blocked)
+            if e_b.size:
+                bo = np.zeros((ne, self.num_objects), dtype=bool)
+                bo[e_b, self.q_obj[e_b, b]] = True
+                occupied = self.obj_occ >= 0
+                self.stall += bo & occupied
+                occ_el = np.where(occupied, self.elapsed[self._env_col, np.maximum(self.obj_occ, 0)], -1)
+                ghost = bo & occupied & (self.stall >= cfg.queue.ghost_step_after) & (occ_el >= cfg.queue.cooldown_ticks)
+                if ghost.any():
+                    self._ghost_steps(ghost, day, ev)
+
+        # 6. needs decay; fridges restock
+        decay = np.asarray(cfg.needs.decay, dtype=np.float64)
+        self.needs = np.maximum(self.needs - decay, 0.0)
+        if self._restocks.any():
+            due = self._restocks & ((t + 1) % np.maximum(lay.obj_restock, 1) == 0)
+            if due.any():
+                self.stock[:, due] = np.minimum(self.stock[:, due] + 1, lay.obj_stock[due])
+
+        # 7. rewards from needs (before respawn), faint, respawn
+        rc = cfg.rewards
+        w0, w1, w2 = rc.need_weights
+        d = 1.0 - self.needs
+        pen = rc.need_scale * (w0 * d[..., 0] * d[..., 0] + w1 * d[..., 1] * d[..., 1] + w2 * d[..., 2] * d[..., 2])
+        ft = cfg.needs.faint
+        faint = (self.needs[..., 0] <= ft) | (self.needs[..., 2] <= ft)
+        self.since_term += 1
+        if faint.any():
+            e_f, f = np.nonzero(faint & (self.occ >= 0))
+            if e_f.size:
+                self._vacate(e_f, f)
+            self.q_obj[faint] = -1
+            self.x[faint] = self.home_x[faint]
+            self.y[faint] = self.home_y[faint]
+            self.needs[faint] = cfg.needs.respawn
+            self.since_term[faint] = 0
+
+        # 8. attendance is booked on the last tick of a shift
+        if emp.enabled:
+            ending = lay.has_job & (day == lay.shift_end - 1)
+            if ending.any():
+                self.shifts_due[:, ending] += 1
+                self.shifts_attended[:, ending] += self.arrived[:, ending] >= 0
+
+        # 9. rivalry fades
+        self.riv = np.maximum(self.riv - cfg.queue.rivalry_decay, 0.0)
+
+        # 10. reward total, guard after a faint, clip
+        r = rc.survival - pen + social + extra + np.where(faint, rc.faint_penalty, 0.0)
+        r = np.where((self.since_term < rc.guard_ticks) & (r > 0.0), 0.0, r)
+        r = np.clip(r, -rc.clip, rc.clip)
+        return r, faint, ev
+
+    def _arrive(self, e: np.ndarray, o: np.ndarray, g: np.ndarray, day: int, extra: np.ndarray) -> None:
+        lay, emp = self.layout, self.cfg.employment
+        first = (lay.job_obj[g] == o) & (self.arrived[e, g] < 0) & self._in_window(day)[g]
+        if not first.any():
+            return
+        e, g = e[first], g[first]
+        self.arrived[e, g] = self.tick
+        late = day > lay.shift_start[g] + emp.grace_ticks
+        self.late_flag[e, g] = late
+        self.lateness[e[late], g[late]] += 1
+        extra[e[~late], g[~late]] += self.cfg.rewards.punctuality_bonus
+
+    def _shared_meals(self, e: np.ndarray, o: np.ndarray, g: np.ndarray, ev: dict[str, np.ndarray]) -> None:
+        """A meal started next to (Chebyshev <= 1) another agent's meal in progress is a shared meal."""
+        lay = self.layout
+        meal = lay.obj_need[o] == FOOD_NEED
+        if not meal.any():
+            return
+        e, o, g = e[meal], o[meal], g[meal]
+        occ = self.occ[e]  # [k, A]
+        eating = (occ >= 0) & (lay.obj_need[np.maximum(occ, 0)] == FOOD_NEED)
+        ox, oy = lay.obj_x[np.maximum(occ, 0)], lay.obj_y[np.maximum(occ, 0)]
+        near = (np.abs(ox - lay.obj_x[o][:, None]) <= 1) & (np.abs(oy - lay.obj_y[o][:, None]) <= 1)
+        other = np.arange(self.num_agents)[None, :] != g[:, None]
+        shared = (eating & near & other).any(axis=1)
+        ev["shared_meal_events"] += np.bincount(e[shared], minlength=self.num_envs)
+
+    def _ghost_steps(self, ghost: np.ndarray, day: int, ev: dict[str, np.ndarray]) -> None:
+        """The occupant of each stalled object is released and re-queued at the tail (reference §4.5)."""
+        qc = self.cfg.queue
+        e_g, o_g = np.nonzero(ghost)
+        victim = self.obj_occ[e_g, o_g]
+        inq = self.q_obj[e_g] == o_g[:, None]
+        qlen = inq.sum(axis=1)
+        head = np.where(inq, self.q_seq[e_g], BIG).argmin(axis=1)
+        inten = conflict_intensity(qlen)
+        ev["queue_conflict_events"] += np.bincount(e_g, minlength=self.num_envs)
+        ev["queue_conflict_intensity_sum"] += np.bincount(e_g, weights=inten, minlength=self.num_envs)
+        self.riv[e_g, victim, head] = np.minimum(self.riv[e_g, victim, head] + qc.rivalry_gain * inten, 1.0)
+        self.riv[e_g, head, victim] = np.minimum(self.riv[e_g, head, victim] + qc.rivalry_gain * inten, 1.0)
+        self._job_handover_events(e_g, o_g, victim, head, day, ev, smooth=False)
+        self._vacate(e_g, victim)
+        self._enqueue(e_g, victim, o_g)
+
+    # ------------------------------------------------------------------ observation
+    def _observe(self) -> Observation:
+        cfg, lay = self.cfg, self.layout
+        ne, na, no = self.num_envs, self.num_agents, self.num_objects
+        n = self.n_agents
+        t = self.tick
+        day = t % cfg.day_length
+        x, y = self.x, self.y
+        ec = self._env_col
+        width, height = lay.width, lay.height
+        span = float(width + height)
+
+        # ---- map: static windows looked up by tile; agents/occupied/queue scattered by relative offset
+        r = self._r
+        w = 2 * r + 1
+        ww = w * w
+        tile = (y * width + x).reshape(-1)
+        maps = np.empty((n, len(MAP_CHANNELS), w, w), dtype=np.uint8)
+        maps[:, : self._static_windows.shape[1]] = self._static_windows[tile]
+        adx = x[:, None, :] - x[:, :, None]  # [E, A(me), B(other)]
+        ady = y[:, None, :] - y[:, :, None]
+        seen = (np.abs(adx) <= r) & (np.abs(ady) <= r)
+        base = np.arange(n).reshape(ne, na, 1) * ww
+        cells = (base + (ady + r) * w + (adx + r))[seen]
+        maps[:, 6] = np.minimum(np.bincount(cells, minlength=n * ww), 255).reshape(n, w, w)
+        inq = self.q_obj[:, :, None] == self._obj_range  # [E, A, O]
+        qcount = inq.sum(axis=1)  # [E, O]
+        dxo = lay.obj_x - x[:, :, None]  # [E, A, O]
+        dyo = lay.obj_y - y[:, :, None]
+        oseen = (np.abs(dxo) <= r) & (np.abs(dyo) <= r)
+        ocells = (base + (dyo + r) * w + (dxo + r))[oseen]
+        occ_layer = np.zeros(n * ww, dtype=np.uint8)
+        occ_layer[ocells] = np.broadcast_to((self.obj_occ >= 0)[:, None, :], oseen.shape)[oseen]
+        q_layer = np.zeros(n * ww, dtype=np.uint8)
+        q_layer[ocells] = np.broadcast_to(np.minimum(qcount, 255)[:, None, :], oseen.shape)[oseen]
+        maps[:, 7] = occ_layer.reshape(n, w, w)
+        maps[:, 8] = q_layer.reshape(n, w, w)
+
+        # ---- shared tables
+        occupying = self.occ >= 0
+        in_queue = self.q_obj >= 0
+        rival = (self.riv >= cfg.queue.avoid_threshold) & ~self._eye
+        member = inq | (self.occ[:, :, None] == self._obj_range)
+        rival_at = np.matmul(rival.astype(np.float32), member.astype(np.float32)) > 0  # [E, A, O]
+        in_window = self._in_window(day)
+        stock_ok = ~self._stocked | (self.stock > 0)  # [E, O]
+        kind_ok = ~self._obj_is_job | (self._own_station & in_window[:, None])  # [A, O]
+        usable = stock_ok[:, None, :] & (self.wallet[:, :, None] >= lay.obj_cost) & kind_ok[None]
+        manh = np.abs(dxo) + np.abs(dyo)
+
+        f = np.empty((len(FEATURE_NAMES), ne, na), dtype=np.float32)
+        col = iter(range(len(FEATURE_NAMES)))
+
+        def put(v: np.ndarray | float) -> None:
+            f[next(col)] = v
+
+        needs = self.needs
+        thr = cfg.needs.threshold
+        for k in range(needs.shape[2]):
+            put(needs[..., k])
+        min_need = needs.min(axis=2)
+        put(min_need >= thr)
+        put(min_need)
+        put(self.wallet / cfg.wallet_scale)
+        put(lay.time_sin[day])
+        put(lay.time_cos[day])
+        put(t / cfg.episode_length)
+        # shift block
+        working = occupying & (self.occ == lay.job_obj) & lay.has_job
+        in_shift = lay.has_job & (lay.shift_start <= day) & (day < lay.shift_end)
+        arrived = self.arrived >= 0
+        put(np.broadcast_to(lay.has_job, (ne, na)))
+        put(working)
+        put(lay.has_job & (day < lay.shift_start))
+        put(in_shift & arrived & ~self.late_flag)
+        put(in_shift & arrived & self.late_flag)
+        put(in_shift & ~arrived)
+        put(lay.has_job & (day >= lay.shift_end))
+        put(np.broadcast_to(in_window, (ne, na)))
+        cover = max(int(cfg.employment.cover_ticks), 1)
+        put(np.where(working & (day >= lay.shift_end), np.minimum((day - lay.shift_end + 1) / cover, 1.0), 0.0))
+        put(np.minimum(self.lateness, 10) / 10.0)
+        put(np.where(self.shifts_due > 0, self.shifts_attended / np.maximum(self.shifts_due, 1), 1.0))
+        # occupancy block
+        occ0 = np.maximum(self.occ, 0)
+        put(occupying)
+        put(np.where(occupying & self._finite[occ0], self.use_left / lay.obj_duration[occ0], 0.0))
+        occ_need = lay.obj_need[occ0]
+        level = _pick(needs, np.maximum(occ_need, 0))
+        put(occupying & (occ_need >= 0) & (level >= cfg.needs.release))
+        occ_kind = np.where(occupying, lay.obj_kind[occ0], -1)
+        for k in range(len(OBJECT_KINDS)):
+            put(occ_kind == k)
+        # queue block
+        same_q = (self.q_obj[:, :, None] == self.q_obj[:, None, :]) & in_queue[:, :, None]
+        rank = (same_q & (self.q_seq[:, None, :] < self.q_seq[:, :, None])).sum(axis=2)
+        q0 = np.maximum(self.q_obj, 0)
+        put(in_queue)
+        put(np.where(in_queue, rank / na, 0.0))
+        put(np.where(in_queue, qcount[ec, q0] / na, 0.0))
+        put(in_queue & (rank == 0))
+        put(in_queue & _pick(rival_at, q0))
+        # the tile the agent stands on
+        here = lay.tile_obj[y, x]
+        h0 = np.maximum(here, 0)
+        on_obj = here >= 0
+        here_kind = np.where(on_obj, lay.obj_kind[h0], -1)
+        for k in range(len(OBJECT_KINDS)):
+            put(here_kind == k)
+        put(on_obj & (self.obj_occ[ec, h0] >= 0))
+        put(np.where(on_obj, qcount[ec, h0] / na, 0.0))
+        here_usable = on_obj & _pick(usable, h0)
+        put(here_usable)
+        # nearest object of each kind
+        k0 = next(col)
+        nk = self._tile_kind_features.shape[0]
+        f[k0 : k0 + nk] = self._tile_kind_features[:, tile].reshape(nk, ne, na)
+        for _ in range(nk - 1):
+            next(col)
+        # goal: job window first, then the most urgent need's nearest usable object without rivals
+        n0, n1, n2 = needs[..., 0], needs[..., 1], needs[..., 2]  # rank of each need, ties by need index
+        prio = np.stack(
+            [(n1 < n0).astype(np.int64) + (n2 < n0), (n0 <= n1).astype(np.int64) + (n2 < n1), (n0 <= n2).astype(np.int64) + (n1 <= n2)],
+            axis=2,
+        )
+        obj_need = lay.obj_need
+        urgent = (needs[:, :, self._need_of_obj] < thr) & (obj_need >= 0)
+        cand = usable & ~rival_at & urgent
+        key = np.where(cand, prio[:, :, self._need_of_obj] * BIG + manh, 4 * BIG)
+        need_obj = key.argmin(axis=2)
+        has_need_goal = cand.any(axis=2)
+        job_goal = in_window & ~working
+        goal = np.where(job_goal, lay.job_obj, np.where(has_need_goal, need_obj, -1))
+        active = goal >= 0
+        g0 = np.maximum(goal, 0)
+        gdx = np.where(active, lay.obj_x[g0] - x, 0)
+        gdy = np.where(active, lay.obj_y[g0] - y, 0)
+        gdist = np.abs(gdx) + np.abs(gdy)
+        goal_need = np.where(active & ~job_goal, obj_need[g0], -1)
+        put(active)
+        put(job_goal)
+        for k in range(needs.shape[2]):
+            put(goal_need == k)
+        put(active & (gdist == 0))
+        put(gdx / width)
+        put(gdy / height)
+        put(np.where(active, gdist / span, 1.0))
+        gdir = greedy_dir(gdx, gdy)
+        for k in range(4):
+            put(gdir == k)
+        # rivals
+        put(self.riv.max(axis=2))
+        put(rival.sum(axis=2) / na)
+        amanh = np.abs(adx) + np.abs(ady)
+        rkey = np.where(rival, amanh, BIG)
+        rv = rkey.argmin(axis=2)
+        has_rival = rival.any(axis=2)
+        rdist = _pick(amanh, rv)
+        put(has_rival & (rdist <= cfg.social.rival_avoid_radius))
+        put(np.where(has_rival, rdist / span, 1.0))
+        rdir = np.where(
+            has_rival,
+            greedy_dir(_pick(adx, rv), _pick(ady, rv)),
+            -1,
+        )
+        for k in range(4):
+            put(rdir == k)
+        # neighbours and chat
+        cheb = np.maximum(np.abs(adx), np.abs(ady))
+        cheb = np.where(self._eye, BIG, cheb)
+        near = cheb <= 1
+        nbr = np.where(near, cheb, BIG).argmin(axis=2)
+        has_nbr = near.any(axis=2)
+        self._nbr = np.where(has_nbr, nbr, -1)
+        put(near.sum(axis=2) / na)
+        put(np.minimum(cheb.min(axis=2) / max(r, 1), 1.0) if na > 1 else 1.0)
+        put(has_nbr & _pick(rival, nbr))
+        chat_ready = (t - self.last_chat) >= cfg.social.chat_cooldown
+        put(chat_ready)
+        others = max(na - 1, 1)
+        put(self.trust.sum(axis=2) / others)
+        put(self.trust.max(axis=2))
+        put(self.fam.sum(axis=2) / others)
+        put(self.riv.sum(axis=2) / others)
+        for k in range(NUM_ACTIONS):
+            put(self.last_action == k)
+        features = np.ascontiguousarray(f.reshape(len(FEATURE_NAMES), n).T)
+
+        # ---- action mask
+        mask = np.zeros((ne, na, NUM_ACTIONS), dtype=bool)
+        mask[..., Action.NOOP] = True
+        mask[..., Action.MOVE_NORTH : Action.MOVE_WEST + 1] = self._walkable_dir[y, x] & ~occupying[..., None]
+        mask[..., Action.USE] = ~occupying & here_usable
+        mask[..., Action.RELEASE] = occupying | in_queue
+        mask[..., Action.CHAT] = ~occupying & chat_ready & has_nbr
+        self._mask = mask
+        assert maps.shape[1] == len(MAP_CHANNELS)
+        return Observation(maps=maps, features=features, action_mask=mask.reshape(n, NUM_ACTIONS))
+
+
+def _pick(arr: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """arr[e, a, idx[e, a]] for [E, A, K] tables (cheaper than take_along_axis on small arrays)."""
+    k = arr.shape[-1]
+    flat = np.arange(idx.size).reshape(idx.shape) * k + idx
+    return arr.reshape(-1)[flat]
+
+
+def make_town(cfg: WorldConfig, seed: int) -> VecTown:
+    """Build the vectorised town for ``cfg``; the same (cfg, seed) always gives the same trajectories."""
+    return VecTown(cfg, seed)

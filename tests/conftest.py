@@ -1,0 +1,93 @@
+"""Shared fixtures (FOUNDATION). Sub-folders keep their own fixtures in their own conftest.py.
+
+* ``repo_root`` / ``conf_dir`` / ``support_conf`` — paths.
+* ``compose_train(overrides, support=True, hydra=False)`` — compose ``conf/train.yaml`` with the
+  compose API (optionally with the test-only overlay ``tests/_support/conf``, which adds
+  ``strategy=echo``), cleaning Hydra's global state afterwards.
+* ``cli_env`` — environment for subprocess runs (1 thread, PASSIVE OpenMP, overlay importable).
+* ``run_cli(*args, cwd=..., module="townlet.train")`` — run a console module in a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SUPPORT = REPO_ROOT / "tests" / "_support"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def conf_dir() -> Path:
+    return REPO_ROOT / "conf"
+
+
+@pytest.fixture(scope="session")
+def support_conf() -> Path:
+    return SUPPORT / "conf"
+
+
+def support_searchpath() -> str:
+    """Override that adds the test-only config overlay (``strategy=echo``)."""
+    return f"hydra.searchpath=[file://{SUPPORT / 'conf'}]"
+
+
+@pytest.fixture
+def compose_train(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., object]]:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from townlet.config.schema import conf_dir, register_configs
+
+    register_configs()
+    monkeypatch.syspath_prepend(str(SUPPORT))
+    monkeypatch.setenv("TOWNLET_ALLOWED_TARGETS", "echo_strategy")
+
+    def _compose(overrides: list[str] | None = None, *, support: bool = True, hydra: bool = False) -> object:
+        GlobalHydra.instance().clear()
+        extra = [support_searchpath()] if support else []
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            return compose("train", overrides=[*extra, *(overrides or [])], return_hydra_config=hydra)
+
+    yield _compose
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(SUPPORT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        TOWNLET_ALLOWED_TARGETS="echo_strategy",
+        OMP_NUM_THREADS="1",
+        OMP_WAIT_POLICY="PASSIVE",
+    )
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+@pytest.fixture
+def run_cli(cli_env: dict[str, str], tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def _run(
+        *args: str, cwd: Path | None = None, module: str = "townlet.train", timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", module, *args],
+            cwd=cwd or tmp_path,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return _run

@@ -1,0 +1,336 @@
+"""AnnealStrategy orchestration with scripted stand-ins for BC and PPO (fast, real checkpoints).
+
+The stand-ins write real torch files with distinct weights, so weight flow and rollback are checked
+by comparing parameters, and report accuracies/losses chosen by the test, so the status rules,
+baselines and promotion can be driven deterministically.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from townlet.config.schema.dataset import DatasetConfig  # noqa: E402
+from townlet.dto import AnnealSummaryDTO, BCTrainingResultDTO, PPOTrainingResultDTO  # noqa: E402
+from townlet.policy.training.contexts import TrainingContext  # noqa: E402
+from townlet.policy.training.services import TrainingServices  # noqa: E402
+from townlet.policy.training.services.baselines import BaselineStore  # noqa: E402
+from townlet.policy.training.services.promotion import PromotionService  # noqa: E402
+from townlet.policy.training.strategies.anneal import AnnealConfigError, AnnealStrategy  # noqa: E402
+from townlet.runs.metrics import MetricsWriter  # noqa: E402
+from townlet.runs.rundir import RunDir  # noqa: E402
+from townlet.world.config import WorldConfig  # noqa: E402
+
+
+class Recorder:
+    """Shared between the per-stage copies of a stand-in strategy."""
+
+    def __init__(self, values: list[float]) -> None:
+        self.values = list(values)
+        self.calls: list[dict[str, Any]] = []
+
+
+def _weights(ctx: TrainingContext, tag: int) -> dict[str, Any]:
+    """Start from init_from's weights (as the real strategies do), then move them."""
+    if ctx.init_from:
+        state = torch.load(Path(ctx.init_from), weights_only=True)
+    else:
+        state = {"w": torch.zeros(4)}
+    return {"w": state["w"] + tag}
+
+
+def _save(ctx: TrainingContext, state: dict[str, Any]) -> str:
+    path = ctx.run_dir.checkpoints / "best.pt"
+    torch.save(state, path)
+    return str(path)
+
+
+class FakeBC:
+    name: ClassVar[str] = "bc"
+    requires_torch: ClassVar[bool] = False
+
+    def __init__(self, rec: Recorder) -> None:
+        self.rec, self.epochs = rec, 1
+
+    def run(self, ctx: TrainingContext) -> BCTrainingResultDTO:
+        acc = self.rec.values[len(self.rec.calls)]
+        self.rec.calls.append({"init_from": ctx.init_from, "anneal": ctx.anneal, "epochs": self.epochs})
+        ckpt = _save(ctx, _weights(ctx, 1))
+        ctx.metrics.log({"strategy": "bc", "epoch": 1, "val_accuracy": acc})
+        return BCTrainingResultDTO(
+            manifest="fake", accuracy=acc, loss=0.1, learning_rate=1e-3, batch_size=8, epochs=self.epochs,
+            val_accuracy=acc, val_loss=0.2, checkpoint=ckpt,
+        )  # fmt: skip
+
+
+class FakePPO:
+    name: ClassVar[str] = "ppo"
+    requires_torch: ClassVar[bool] = False
+
+    def __init__(self, rec: Recorder, queue: float = 10.0) -> None:
+        self.rec, self.queue = rec, queue
+        self.epochs, self.total_steps, self.n_steps, self.teacher_mix = 1, 1, 8, -1.0
+
+    def run(self, ctx: TrainingContext) -> PPOTrainingResultDTO:
+        loss = self.rec.values[len(self.rec.calls)]
+        self.rec.calls.append(
+            {
+                "init_from": ctx.init_from,
+                "anneal": ctx.anneal,
+                "epochs": self.epochs,
+                "teacher_mix": self.teacher_mix,
+                "total_steps": self.total_steps,
+                "seed": ctx.seed,
+            }
+        )
+        ckpt = _save(ctx, _weights(ctx, 10))
+        ctx.metrics.log({"strategy": "ppo", "iteration": 1, "loss_total": loss})
+        return PPOTrainingResultDTO(
+            epoch=1, updates=1, transitions=64, loss_policy=0.0, loss_value=loss, loss_entropy=1.0,
+            loss_total=loss, clip_fraction=0.1, adv_mean=0.0, adv_std=1.0, grad_norm=0.5,
+            kl_divergence=0.01, lr=1e-4, steps=64, queue_conflict_events=self.queue,
+            queue_conflict_intensity_sum=2 * self.queue, checkpoint=ckpt,
+        )  # fmt: skip
+
+
+def make_context(tmp_path: Path, name: str = "run", seed: int = 0) -> TrainingContext:
+    run = RunDir(tmp_path / name).prepare()
+    return TrainingContext(
+        seed=seed,
+        world=WorldConfig(num_envs=2, num_agents=3),
+        dataset=DatasetConfig(),
+        model=None,
+        device=None,
+        run_dir=run,
+        services=TrainingServices(promotion=PromotionService(tmp_path / "state")),
+        metrics=MetricsWriter(run.metrics_path),
+    )
+
+
+def stage(cycle: int, mode: str, epochs: int = 1, bc_weight: float = 0.0) -> dict[str, Any]:
+    return {"cycle": cycle, "mode": mode, "epochs": epochs, "bc_weight": bc_weight}
+
+
+DEFAULT_SCHEDULE = [stage(0, "bc", 3, 1.0), stage(1, "ppo", 2, 0.5), stage(2, "ppo", 2, 0.0)]
+
+
+def make(bc: list[float], ppo: list[float], schedule: list | None = None, **kw: Any):
+    bc_rec, ppo_rec = Recorder(bc), Recorder(ppo)
+    strat = AnnealStrategy(FakeBC(bc_rec), FakePPO(ppo_rec), schedule or DEFAULT_SCHEDULE, **kw)
+    return strat, bc_rec, ppo_rec
+
+
+def load(path: str | Path) -> Any:
+    return torch.load(Path(path), weights_only=True)["w"]
+
+
+def test_weights_flow_and_bc_weight_reaches_ppo(tmp_path: Path) -> None:
+    strat, bc_rec, ppo_rec = make([0.95], [1.0, 1.05])
+    ctx = make_context(tmp_path)
+    summary = strat.run(ctx)
+    assert isinstance(summary, AnnealSummaryDTO)
+    assert summary.status == "PASS"
+    assert [s.mode for s in summary.stages] == ["bc", "ppo", "ppo"]
+    # Each stage starts from the previous stage's checkpoint.
+    assert bc_rec.calls[0]["init_from"] is None
+    assert ppo_rec.calls[0]["init_from"] == summary.stages[0].bc.checkpoint
+    assert ppo_rec.calls[1]["init_from"] == summary.stages[1].ppo.checkpoint
+    assert torch.equal(load(summary.checkpoint), torch.full((4,), 21.0))  # 1 (BC) + 10 + 10 (PPO)
+    # Stage overrides: BC epochs, PPO epochs, teacher share, iterations sized in agent-steps.
+    assert bc_rec.calls[0]["epochs"] == 3
+    assert [c["teacher_mix"] for c in ppo_rec.calls] == [0.5, 0.0]
+    assert [c["anneal"].bc_weight for c in ppo_rec.calls] == [0.5, 0.0]
+    assert [c["total_steps"] for c in ppo_rec.calls] == [2 * 2 * 3 * 8] * 2
+    assert ppo_rec.calls[0]["seed"] != ppo_rec.calls[1]["seed"]  # no replayed rollouts
+
+
+def test_ppo_stages_get_the_anneal_context(tmp_path: Path) -> None:
+    strat, _, ppo_rec = make([0.93], [2.0, 2.1], accuracy_threshold=0.9, chain_stages=True)
+    strat.run(make_context(tmp_path))
+    first, second = (c["anneal"] for c in ppo_rec.calls)
+    assert (first.cycle, first.stage, first.bc_accuracy, first.bc_threshold, first.bc_passed) == (
+        1, "ppo", 0.93, 0.9, True,
+    )  # fmt: skip
+    assert first.dataset_label.startswith("scripted/default-")
+    assert first.loss_baseline is None  # nothing stored yet
+    assert (second.loss_baseline, second.queue_baseline, second.intensity_baseline) == (2.0, 10.0, 20.0)
+
+
+def test_failed_bc_stage_fails_and_rolls_back_to_last_passing_weights(tmp_path: Path) -> None:
+    schedule = [stage(0, "bc", 2), stage(1, "ppo", 1, 0.5), stage(2, "bc", 1), stage(3, "ppo", 1)]
+    strat, _, ppo_rec = make([0.95, 0.40], [1.0, 1.0], schedule)
+    ctx = make_context(tmp_path)
+    summary = strat.run(ctx)
+    assert summary.status == "FAIL"
+    assert len(ppo_rec.calls) == 1  # the schedule stopped at the failed BC stage
+    failed = summary.stages[-1]
+    assert (failed.mode, failed.passed, failed.rolled_back) == ("bc", False, True)
+    last_passing = summary.stages[1].ppo.checkpoint
+    # The run's final weights are exactly the last passing stage's, not the failed stage's.
+    assert torch.equal(load(summary.checkpoint), load(last_passing))
+    assert not torch.equal(load(summary.checkpoint), load(failed.bc.checkpoint))
+    assert torch.equal(load(ctx.run_dir.checkpoints / "last.pt"), load(last_passing))
+    results = json.loads((ctx.run_dir.path / "anneal_results.json").read_text())
+    assert results["status"] == "FAIL"
+    assert results["reasons"] == ["bc_stage_failed_cycle_2"]
+    assert results["final_checkpoint"] == summary.checkpoint
+
+
+def test_first_bc_stage_failing_leaves_no_final_checkpoint(tmp_path: Path) -> None:
+    strat, _, ppo_rec = make([0.5], [])
+    summary = strat.run(make_context(tmp_path))
+    assert (summary.status, summary.checkpoint, ppo_rec.calls) == ("FAIL", None, [])
+
+
+def test_loss_flag_gives_hold_and_reason(tmp_path: Path) -> None:
+    strat, _, _ = make([0.95], [1.0, 1.5], chain_stages=True)  # +50 % > 10 %
+    ctx = make_context(tmp_path)
+    summary = strat.run(ctx)
+    assert summary.status == "HOLD"
+    assert summary.stages[2].anneal_loss_flag is True
+    assert summary.stages[1].anneal_loss_flag is False  # first stage: no baseline anywhere yet
+    results = json.loads((ctx.run_dir.path / "anneal_results.json").read_text())
+    assert results["reasons"] == ["loss_flag_cycle_2"]
+
+
+def test_tolerances_are_configurable(tmp_path: Path) -> None:
+    strat, _, _ = make([0.95], [1.0, 1.5], tolerances={"loss": 0.6}, chain_stages=True)
+    assert strat.run(make_context(tmp_path)).status == "PASS"
+    strat, _, _ = make([0.95], [1.0, 1.5], tolerances={"loss_direction": "drop"}, chain_stages=True)
+    assert strat.run(make_context(tmp_path / "fresh")).status == "PASS"  # a rise is not a drop
+
+
+def test_baselines_persist_per_cycle_to_the_next_run(tmp_path: Path) -> None:
+    strat, _, ppo_rec = make([0.95], [1.0, 5.0])
+    first = strat.run(make_context(tmp_path, "r1"))
+    # Default: stages are not chained, so a first-ever run has nothing to compare with.
+    assert [c["anneal"].loss_baseline for c in ppo_rec.calls] == [None, None]
+    assert first.status == "PASS"
+    store = BaselineStore(tmp_path / "state")
+    label = first.dataset_label
+    assert store.get(f"{label}@cycle1")["loss_total"] == pytest.approx(1.0)
+    assert store.get(f"{label}@cycle2")["loss_total"] == pytest.approx(5.0)
+    # The next run's stages are judged against the same cycle of the earlier run (like with like).
+    strat, _, ppo_rec = make([0.95], [1.05, 2.0])
+    second = strat.run(make_context(tmp_path, "r2"))
+    assert [c["anneal"].loss_baseline for c in ppo_rec.calls] == [1.0, 5.0]
+    assert (second.stages[1].anneal_loss_flag, second.stages[2].anneal_loss_flag) == (False, True)
+    assert second.status == "HOLD"
+    # A HOLD run does not overwrite the stored baselines (baseline_update=on_pass).
+    assert store.get(f"{label}@cycle2")["loss_total"] == pytest.approx(5.0)
+    results = json.loads((tmp_path / "r2" / "anneal_results.json").read_text())
+    assert results["stored_baselines"][f"{label}@cycle2"]["loss_total"] == pytest.approx(5.0)
+    assert results["baselines"][f"{label}@cycle2"]["loss_total"] == pytest.approx(2.0)
+
+
+def test_two_pass_runs_make_the_candidate_ready_and_hold_resets(tmp_path: Path) -> None:
+    def run(name: str, losses: list[float]) -> AnnealSummaryDTO:
+        strat, _, _ = make([0.95], losses, baseline_update="never", chain_stages=True)
+        return strat.run(make_context(tmp_path, name))
+
+    assert run("a", [1.0, 1.0]).promotion_candidate_ready is False
+    second = run("b", [1.0, 1.0])
+    assert (second.promotion_pass_streak, second.promotion_candidate_ready) == (2, True)
+    assert second.promotion_state == "ready"
+    held = run("c", [1.0, 3.0])
+    assert (held.status, held.promotion_pass_streak, held.promotion_candidate_ready) == ("HOLD", 0, False)
+    snap = PromotionService(tmp_path / "state").snapshot()
+    assert snap["evaluations"] == 3
+
+
+def test_hold_keeps_the_streak_when_configured(tmp_path: Path) -> None:
+    def run(name: str, losses: list[float]) -> AnnealSummaryDTO:
+        strat, _, _ = make(
+            [0.95],
+            losses,
+            baseline_update="never",
+            chain_stages=True,
+            promotion={"hold_resets_streak": False},
+        )
+        return strat.run(make_context(tmp_path, name))
+
+    run("a", [1.0, 1.0])
+    run("b", [1.0, 3.0])
+    assert run("c", [1.0, 1.0]).promotion_candidate_ready is True
+
+
+def test_bc_weight_wraps_the_rollout_service_when_ppo_has_no_teacher_mix(tmp_path: Path) -> None:
+    from townlet.policy.training.teacher_mix import TeacherMixRollout
+
+    seen: list[Any] = []
+
+    class PlainPPO(FakePPO):
+        def __init__(self, rec: Recorder) -> None:
+            super().__init__(rec)
+            del self.teacher_mix
+
+        def run(self, ctx: TrainingContext) -> PPOTrainingResultDTO:
+            seen.append(ctx.services.rollout)
+            return super().run(ctx)
+
+    strat = AnnealStrategy(FakeBC(Recorder([0.95])), PlainPPO(Recorder([1.0, 1.0])), DEFAULT_SCHEDULE)
+    ctx = make_context(tmp_path)
+    ctx.services.rollout = object()
+    strat.run(ctx)
+    assert isinstance(seen[0], TeacherMixRollout)
+    assert seen[0].mix == 0.5
+    assert seen[1] is ctx.services.rollout  # bc_weight 0: plain PPO rollouts
+
+
+def test_metrics_carry_anneal_tags(tmp_path: Path) -> None:
+    strat, _, _ = make([0.95], [1.0, 1.0])
+    ctx = make_context(tmp_path)
+    strat.run(ctx)
+    ctx.metrics.close()
+    lines = [json.loads(x) for x in ctx.run_dir.metrics_path.read_text().splitlines()]
+    ppo_lines = [x for x in lines if x.get("strategy") == "ppo"]
+    assert [(x["anneal_cycle"], x["anneal_stage"]) for x in ppo_lines] == [(1, "ppo"), (2, "ppo")]
+    assert lines[-1]["anneal_status"] == "PASS"
+
+
+def test_schedule_runs_in_cycle_order(tmp_path: Path) -> None:
+    schedule = [stage(2, "ppo", 1), stage(0, "bc", 1), stage(1, "ppo", 1)]
+    strat, _, _ = make([0.95], [1.0, 1.0], schedule)
+    assert [s.cycle for s in strat.schedule] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "kwargs", "match"),
+    [
+        ([], {}, "schedule is empty"),
+        ([{"cycle": 0, "mode": "dagger"}], {}, "mode must be bc or ppo"),
+        ([{"cycle": 0, "mode": "ppo", "bc_weight": 1.5}], {}, "bc_weight must be in"),
+        ([{"cycle": 0, "mode": "bc", "epochs": 0}], {}, "epochs >= 1"),
+        ([{"cycle": 0, "mode": "bc", "epoch": 3}], {}, "unknown key"),
+        ([{"cycle": 0, "mode": "bc"}], {"accuracy_threshold": 1.5}, "accuracy_threshold"),
+        ([{"cycle": 0, "mode": "bc"}], {"baseline_update": "sometimes"}, "baseline_update"),
+        ([{"cycle": 0, "mode": "bc"}], {"tolerances": {"loss": -1}}, "loss"),
+    ],
+)
+def test_config_errors_are_clear(schedule: list, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        AnnealStrategy(FakeBC(Recorder([])), FakePPO(Recorder([])), schedule, **kwargs)
+
+
+def test_schema_builds_with_real_stage_strategies(tmp_path: Path) -> None:
+    """The config node stays a node (``_recursive_: false``); stages build the real strategies."""
+    from omegaconf import OmegaConf
+
+    from townlet.config.instantiate import build
+    from townlet.config.schema.strategy_anneal import AnnealStrategyConfig
+
+    strat = build(OmegaConf.structured(AnnealStrategyConfig))
+    assert isinstance(strat, AnnealStrategy)
+    ctx = make_context(tmp_path)
+    bc_stage, ppo_stage = strat.schedule[0], strat.schedule[1]
+    bc = strat.build_stage_strategy(bc_stage, ctx)
+    assert (type(bc).__name__, bc.epochs) == ("BCStrategy", bc_stage.epochs)
+    ppo = strat.build_stage_strategy(ppo_stage, ctx)
+    assert type(ppo).__name__ == "PPOStrategy"
+    assert ppo.total_steps == ppo_stage.epochs * 2 * 3 * ppo.n_steps
+    assert AnnealConfigError.__mro__[1] is ValueError

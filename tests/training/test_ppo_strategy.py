@@ -1,0 +1,222 @@
+"""PPOStrategy end to end on a tiny town: modes, metrics lines and rotation, checkpoints, resume,
+warm start, guards and determinism. Each run is a few iterations of a small MLP (about a second)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from townlet.policy.replay import ReplayData  # noqa: E402
+from townlet.policy.training.algorithms.update import NonFiniteTrainingError  # noqa: E402
+from townlet.policy.training.contexts import EvaluationSettings, TrainingContext  # noqa: E402
+from townlet.policy.training.services import TrainingServices  # noqa: E402
+from townlet.policy.training.services.rollout import RolloutCaptureService  # noqa: E402
+from townlet.policy.training.strategies.ppo import (  # noqa: E402
+    PPOConfigError,
+    PPOStrategy,
+    learning_rate_at,
+    social_stage_for,
+)
+from townlet.runs.checkpoints import load_checkpoint  # noqa: E402
+from townlet.runs.metrics import MetricsWriter, read_metrics  # noqa: E402
+from townlet.runs.rundir import RunDir  # noqa: E402
+from townlet.world import load_world_config  # noqa: E402
+
+MODEL = {"kind": "mlp", "hidden_dim": 32}
+FAST = {"n_steps": 8, "total_steps": 96, "minibatch_size": 16, "update_epochs": 2}  # 3 iterations of 32 rows
+TIMING_KEYS = {"duration_sec", "epoch_duration_sec", "samples_per_sec", "collect_sec", "update_sec", "sps"}
+
+
+def tiny_world() -> Any:
+    w = load_world_config("default")
+    w.num_envs, w.num_agents, w.episode_length = 2, 2, 12
+    return w
+
+
+class FixedReplay:
+    """Stands in for ReplayDatasetService: always returns the given data."""
+
+    def __init__(self, data: ReplayData) -> None:
+        self.data = data
+
+    def resolve(self, *_: Any) -> ReplayData:
+        return self.data
+
+
+def make_context(run_dir: Path, *, replay: ReplayData | None = None, rollout: Any = None, **kw: Any) -> TrainingContext:
+    metrics = kw.pop("metrics", None) or MetricsWriter(run_dir / "metrics.jsonl")
+    return TrainingContext(
+        seed=kw.pop("seed", 0),
+        world=tiny_world(),
+        dataset=None,
+        model=MODEL,
+        device="cpu",
+        run_dir=RunDir(run_dir).prepare(resume=kw.get("resume", False)),
+        services=TrainingServices(
+            rollout=rollout or RolloutCaptureService(), replay=FixedReplay(replay) if replay is not None else None
+        ),
+        metrics=metrics,
+        evaluation=EvaluationSettings(enabled=False),
+        log=logging.getLogger("test.ppo"),
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def scripted_data() -> ReplayData:
+    from townlet.policy.behaviour import make_behaviour
+    from townlet.world import make_town
+
+    town = make_town(tiny_world(), 5)
+    data = RolloutCaptureService().collect(town, make_behaviour("scripted", town.spec, seed=5, epsilon=0.2), 16)
+    data.meta["label"] = "scripted-tiny"
+    return data
+
+
+def lines(run_dir: Path) -> list[dict[str, Any]]:
+    return list(read_metrics(run_dir / "metrics.jsonl"))
+
+
+# ---------------------------------------------------------------------- pure helpers
+def test_social_stage_schedule_last_entry_wins() -> None:
+    schedule = [{"cycle": 3, "stage": "C2"}, {"cycle": 1, "stage": "C1"}]
+    assert [social_stage_for(c, "OFF", schedule) for c in range(5)] == ["OFF", "C1", "C1", "C2", "C2"]
+    assert social_stage_for(0, None, []) is None
+
+
+def test_linear_lr_schedule() -> None:
+    assert [learning_rate_at(1.0, "linear", i, 4) for i in (1, 2, 4)] == [1.0, 0.75, 0.25]
+    assert learning_rate_at(1.0, "constant", 4, 4) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kw", "key"),
+    [({"lr": 0}, "lr"), ({"data_mode": "offline"}, "data_mode"), ({"mix_ratio": 1.0}, "mix_ratio"),
+     ({"social_reward_schedule": [{"cycle": 0, "stage": "C9"}]}, "social_reward_schedule")],
+)
+def test_bad_hyper_parameters_name_the_key(kw: dict[str, Any], key: str) -> None:
+    with pytest.raises(PPOConfigError, match=f"strategy.{key}"):
+        PPOStrategy(**kw)
+
+
+# ---------------------------------------------------------------------- rollout mode
+def test_rollout_run_writes_one_line_per_iteration_and_checkpoints(tmp_path: Path) -> None:
+    result = PPOStrategy(**FAST, lr_schedule="linear").run(make_context(tmp_path))
+    recs = lines(tmp_path)
+    assert [r["iteration"] for r in recs] == [1, 2, 3]
+    assert result.iterations == 3 and result.env_steps == 96 and result.data_mode == "rollout"
+    assert result.epoch == 3 and result.rollout_ticks == 8
+    assert result.updates == 4.0  # 2 epochs x 2 minibatches of 16
+    assert result.steps == 3 * 2 * 32
+    assert [r["log_stream_offset"] for r in recs] == [1, 2, 3]
+    assert recs[0]["lr"] > recs[1]["lr"] > recs[2]["lr"]
+    for r in recs:  # every telemetry 1.2 field and the env metrics are there, counters included
+        for key in ("loss_policy", "loss_value", "loss_entropy", "kl_divergence", "clip_fraction", "grad_norm_max",
+                    "reward_advantage_corr", "queue_conflict_events", "chat_quality_mean", "faint_rate",
+                    "reward_per_step_mean", "conflicts_per_100_agent_ticks", "explained_variance", "sps"):
+            assert key in r
+        assert -1.0 <= r["reward_advantage_corr"] <= 1.0
+    assert any(r["episodes_completed"] > 0 for r in recs)  # episodes of 12 ticks complete inside 24 ticks
+    ckpt = load_checkpoint(tmp_path, which="last")
+    assert ckpt.epoch == 3 and ckpt.extra["strategy"] == "ppo"
+    assert (tmp_path / "checkpoints" / "best.pt").is_file()
+
+
+def test_log_rotation_semantics(tmp_path: Path) -> None:
+    run = tmp_path / "rot"
+    PPOStrategy(**FAST, max_log_entries=1).run(make_context(run))
+    files = [run / "metrics.jsonl", run / "metrics.jsonl.1", run / "metrics.jsonl.2"]
+    assert [[json.loads(x)["iteration"] for x in f.read_text().splitlines()] for f in files] == [[1], [2], [3]]
+    freq = tmp_path / "freq"
+    PPOStrategy(**FAST, log_frequency=2).run(make_context(freq))
+    assert [r["iteration"] for r in lines(freq)] == [2]
+
+
+def test_social_schedule_is_applied_before_each_rollout(tmp_path: Path) -> None:
+    schedule = [{"cycle": 1, "stage": "OFF"}, {"cycle": 2, "stage": "C2"}]
+    PPOStrategy(**FAST, social_reward_stage="C1", social_reward_schedule=schedule).run(make_context(tmp_path))
+    assert [r["social_reward_stage"] for r in lines(tmp_path)] == ["C1", "OFF", "C2"]
+
+
+def test_same_seed_gives_identical_result_json(tmp_path: Path) -> None:
+    def run(name: str) -> dict[str, Any]:
+        result = PPOStrategy(**FAST).run(make_context(tmp_path / name))
+        data = json.loads(result.model_dump_json())
+        return {k: v for k, v in data.items() if k not in TIMING_KEYS | {"checkpoint"}}
+
+    assert run("a") == run("c")
+
+
+def test_resume_continues_after_the_last_checkpoint(tmp_path: Path) -> None:
+    PPOStrategy(**{**FAST, "total_steps": 64}).run(make_context(tmp_path))
+    result = PPOStrategy(**{**FAST, "total_steps": 128}).run(make_context(tmp_path, resume=True))
+    assert [r["iteration"] for r in lines(tmp_path)] == [1, 2, 3, 4]
+    assert result.iterations == 4 and result.env_steps == 128
+
+
+def test_warm_start_from_a_checkpoint(tmp_path: Path) -> None:
+    PPOStrategy(**{**FAST, "total_steps": 32}).run(make_context(tmp_path / "src"))
+    src = load_checkpoint(tmp_path / "src", which="last")
+    result = PPOStrategy(**{**FAST, "total_steps": 32}).run(
+        make_context(tmp_path / "dst", init_from=str(tmp_path / "src" / "checkpoints" / "last.pt"))
+    )
+    assert result.init_from and result.iterations == 1
+    # the input statistics came with the weights (no fresh normalisation on top of them)
+    dst = load_checkpoint(tmp_path / "dst", which="last")
+    assert torch.equal(src.model_state["map_scale"], dst.model_state["map_scale"])
+
+
+# ---------------------------------------------------------------------- replay / mixed
+def test_replay_mode_uses_recorded_behaviour_log_probs(tmp_path: Path, scripted_data: ReplayData) -> None:
+    result = PPOStrategy(data_mode="replay", epochs=2, minibatch_size=16).run(
+        make_context(tmp_path, replay=scripted_data)
+    )
+    recs = lines(tmp_path)
+    assert [r["data_mode"] for r in recs] == ["replay", "replay"] and result.rollout_ticks == 0
+    # ratios against the scripted behaviour (not a fresh net): the first update is already far from 1
+    assert recs[0]["kl_divergence"] > 0.05
+    assert result.queue_conflict_events is not None and result.chat_quality_mean is not None
+    assert result.transitions == scripted_data.num_transitions
+
+
+def test_mixed_mode_blends_both_streams(tmp_path: Path, scripted_data: ReplayData) -> None:
+    result = PPOStrategy(**FAST, data_mode="mixed", mix_ratio=0.25).run(make_context(tmp_path, replay=scripted_data))
+    assert result.data_mode == "mixed" and result.iterations == 3
+    # every minibatch: 12 rollout rows + 4 replay rows; 2 minibatches per epoch cover the 32 rollout rows
+    assert result.transitions == 32 + 3 * 4
+
+
+def test_nan_rewards_in_replay_stop_with_a_clear_error(tmp_path: Path, scripted_data: ReplayData) -> None:
+    bad = scripted_data.select_agents(np.arange(scripted_data.num_agents))
+    bad.rewards[3, 1] = np.nan
+    with pytest.raises(NonFiniteTrainingError, match=r"rewards \(dataset=scripted-tiny iteration=1\)"):
+        PPOStrategy(data_mode="replay", epochs=1).run(make_context(tmp_path, replay=bad))
+    assert not (tmp_path / "checkpoints" / "last.pt").exists()
+
+
+class PoisonedRollout(RolloutCaptureService):
+    """Returns NaN rewards from the n-th collect on (counting the warm-up collect)."""
+
+    def __init__(self, poison_from: int) -> None:
+        super().__init__()
+        self.calls, self.poison_from = 0, poison_from
+
+    def collect(self, *args: Any, **kwargs: Any) -> ReplayData:
+        data = super().collect(*args, **kwargs)
+        self.calls += 1
+        if self.calls >= self.poison_from:
+            data.rewards[:] = np.nan
+        return data
+
+
+def test_nan_mid_run_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(NonFiniteTrainingError, match="iteration=3"):
+        PPOStrategy(**FAST).run(make_context(tmp_path, rollout=PoisonedRollout(poison_from=4)))
+    assert load_checkpoint(tmp_path, which="last").epoch == 2
