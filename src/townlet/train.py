@@ -10,16 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import hydra
-from omegaconf import DictConfig, OmegaConf
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
-from townlet.config.schema import conf_dir, register_configs
-
-register_configs()
 log = logging.getLogger("townlet.train")
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 CONFIG_ERROR_EXIT = 2
 _TRACE_HINT = "(full traceback in the run directory's train.log, or rerun with HYDRA_FULL_ERROR=1)"
@@ -37,6 +36,8 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
 
     ``run_dir`` defaults to Hydra's output dir; tests using the compose API pass one explicitly.
     """
+    from omegaconf import OmegaConf
+
     from townlet.config.instantiate import build
     from townlet.policy.training.contexts import EvaluationSettings
     from townlet.policy.training.orchestrator import PolicyTrainingOrchestrator, RunSettings
@@ -146,8 +147,18 @@ def _attach_file_log(path: Path) -> logging.Handler:
     return handler
 
 
-@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
-def _hydra_main(cfg: DictConfig) -> float:
+def hydra_entry() -> Callable[[], Any]:
+    """The ``@hydra.main`` task, built on demand so ``--help``/``--schema`` never import Hydra."""
+    import hydra
+
+    from townlet.config.schema import conf_dir, register_configs
+
+    register_configs()
+    return hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")(hydra_task)
+
+
+def hydra_task(cfg: DictConfig) -> float:
+    """The Hydra task function (module level, so launchers can pickle it by reference)."""
     return run_job(cfg)
 
 
@@ -168,12 +179,12 @@ def main() -> None:
     if "--help" in args or "-h" in args:
         from townlet.cli.train_help import render_help
 
-        sys.stdout.write(render_help(conf_dir()))
+        sys.stdout.write(render_help(CONF_DIR))
         return
     user_wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # make Hydra re-raise so we can format the error here
     try:
-        _hydra_main()
+        hydra_entry()()
     except SystemExit:
         raise
     except BaseException as exc:

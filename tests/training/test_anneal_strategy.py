@@ -37,10 +37,7 @@ class Recorder:
 
 def _weights(ctx: TrainingContext, tag: int) -> dict[str, Any]:
     """Start from init_from's weights (as the real strategies do), then move them."""
-    if ctx.init_from:
-        state = torch.load(Path(ctx.init_from), weights_only=True)
-    else:
-        state = {"w": torch.zeros(4)}
+    state = torch.load(Path(ctx.init_from), weights_only=True) if ctx.init_from else {"w": torch.zeros(4)}
     return {"w": state["w"] + tag}
 
 
@@ -83,7 +80,7 @@ class FakePPO:
                 "init_from": ctx.init_from,
                 "anneal": ctx.anneal,
                 "epochs": self.epochs,
-                "teacher_mix": self.teacher_mix,
+                "teacher_mix": getattr(self, "teacher_mix", None),
                 "total_steps": self.total_steps,
                 "seed": ctx.seed,
             }

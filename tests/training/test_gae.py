@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spinning on a shared box
 torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
 
 from townlet.policy.training.algorithms.gae import compute_gae, next_values_for  # noqa: E402
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spinning on a shared box
 torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
 
 from townlet.policy.replay import ReplayData  # noqa: E402
 from townlet.policy.training.algorithms.update import NonFiniteTrainingError  # noqa: E402
@@ -50,7 +53,9 @@ class FixedReplay:
         return self.data
 
 
-def make_context(run_dir: Path, *, replay: ReplayData | None = None, rollout: Any = None, **kw: Any) -> TrainingContext:
+def make_context(
+    run_dir: Path, *, replay: ReplayData | None = None, rollout: Any = None, **kw: Any
+) -> TrainingContext:
     metrics = kw.pop("metrics", None) or MetricsWriter(run_dir / "metrics.jsonl")
     return TrainingContext(
         seed=kw.pop("seed", 0),
@@ -60,7 +65,8 @@ def make_context(run_dir: Path, *, replay: ReplayData | None = None, rollout: An
         device="cpu",
         run_dir=RunDir(run_dir).prepare(resume=kw.get("resume", False)),
         services=TrainingServices(
-            rollout=rollout or RolloutCaptureService(), replay=FixedReplay(replay) if replay is not None else None
+            rollout=rollout or RolloutCaptureService(),
+            replay=FixedReplay(replay) if replay is not None else None,
         ),
         metrics=metrics,
         evaluation=EvaluationSettings(enabled=False),
@@ -75,7 +81,9 @@ def scripted_data() -> ReplayData:
     from townlet.world import make_town
 
     town = make_town(tiny_world(), 5)
-    data = RolloutCaptureService().collect(town, make_behaviour("scripted", town.spec, seed=5, epsilon=0.2), 16)
+    data = RolloutCaptureService().collect(
+        town, make_behaviour("scripted", town.spec, seed=5, epsilon=0.2), 16
+    )
     data.meta["label"] = "scripted-tiny"
     return data
 
@@ -98,8 +106,12 @@ def test_linear_lr_schedule() -> None:
 
 @pytest.mark.parametrize(
     ("kw", "key"),
-    [({"lr": 0}, "lr"), ({"data_mode": "offline"}, "data_mode"), ({"mix_ratio": 1.0}, "mix_ratio"),
-     ({"social_reward_schedule": [{"cycle": 0, "stage": "C9"}]}, "social_reward_schedule")],
+    [
+        ({"lr": 0}, "lr"),
+        ({"data_mode": "offline"}, "data_mode"),
+        ({"mix_ratio": 1.0}, "mix_ratio"),
+        ({"social_reward_schedule": [{"cycle": 0, "stage": "C9"}]}, "social_reward_schedule"),
+    ],
 )
 def test_bad_hyper_parameters_name_the_key(kw: dict[str, Any], key: str) -> None:
     with pytest.raises(PPOConfigError, match=f"strategy.{key}"):
@@ -118,9 +130,22 @@ def test_rollout_run_writes_one_line_per_iteration_and_checkpoints(tmp_path: Pat
     assert [r["log_stream_offset"] for r in recs] == [1, 2, 3]
     assert recs[0]["lr"] > recs[1]["lr"] > recs[2]["lr"]
     for r in recs:  # every telemetry 1.2 field and the env metrics are there, counters included
-        for key in ("loss_policy", "loss_value", "loss_entropy", "kl_divergence", "clip_fraction", "grad_norm_max",
-                    "reward_advantage_corr", "queue_conflict_events", "chat_quality_mean", "faint_rate",
-                    "reward_per_step_mean", "conflicts_per_100_agent_ticks", "explained_variance", "sps"):
+        for key in (
+            "loss_policy",
+            "loss_value",
+            "loss_entropy",
+            "kl_divergence",
+            "clip_fraction",
+            "grad_norm_max",
+            "reward_advantage_corr",
+            "queue_conflict_events",
+            "chat_quality_mean",
+            "faint_rate",
+            "reward_per_step_mean",
+            "conflicts_per_100_agent_ticks",
+            "explained_variance",
+            "sps",
+        ):
             assert key in r
         assert -1.0 <= r["reward_advantage_corr"] <= 1.0
     assert any(r["episodes_completed"] > 0 for r in recs)  # episodes of 12 ticks complete inside 24 ticks
@@ -133,7 +158,11 @@ def test_log_rotation_semantics(tmp_path: Path) -> None:
     run = tmp_path / "rot"
     PPOStrategy(**FAST, max_log_entries=1).run(make_context(run))
     files = [run / "metrics.jsonl", run / "metrics.jsonl.1", run / "metrics.jsonl.2"]
-    assert [[json.loads(x)["iteration"] for x in f.read_text().splitlines()] for f in files] == [[1], [2], [3]]
+    assert [[json.loads(x)["iteration"] for x in f.read_text().splitlines()] for f in files] == [
+        [1],
+        [2],
+        [3],
+    ]
     freq = tmp_path / "freq"
     PPOStrategy(**FAST, log_frequency=2).run(make_context(freq))
     assert [r["iteration"] for r in lines(freq)] == [2]
@@ -187,7 +216,9 @@ def test_replay_mode_uses_recorded_behaviour_log_probs(tmp_path: Path, scripted_
 
 
 def test_mixed_mode_blends_both_streams(tmp_path: Path, scripted_data: ReplayData) -> None:
-    result = PPOStrategy(**FAST, data_mode="mixed", mix_ratio=0.25).run(make_context(tmp_path, replay=scripted_data))
+    result = PPOStrategy(**FAST, data_mode="mixed", mix_ratio=0.25).run(
+        make_context(tmp_path, replay=scripted_data)
+    )
     assert result.data_mode == "mixed" and result.iterations == 3
     # every minibatch: 12 rollout rows + 4 replay rows; 2 minibatches per epoch cover the 32 rollout rows
     assert result.transitions == 32 + 3 * 4

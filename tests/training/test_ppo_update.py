@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spinning on a shared box
 torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
 
 from torch import nn  # noqa: E402
 
@@ -60,7 +63,9 @@ def test_runs_every_epoch_and_visits_each_row_once_per_epoch() -> None:
     torch.manual_seed(0)
     net = TinyNet()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    out = ppo_update(net, opt, make_batch(100, 1), PPOHyperParams(update_epochs=3, minibatch_size=32), torch.Generator())
+    out = ppo_update(
+        net, opt, make_batch(100, 1), PPOHyperParams(update_epochs=3, minibatch_size=32), torch.Generator()
+    )
     assert out["epochs_run"] == 3.0
     assert out["minibatches_per_epoch"] == 4.0  # 32 + 32 + 32 + 4
     assert out["updates"] == 12.0
@@ -99,7 +104,14 @@ def test_non_finite_loss_names_the_minibatch() -> None:
     net = TinyNet()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     with pytest.raises(NonFiniteTrainingError, match=r"dataset=x iteration=3 epoch=1 minibatch=\d"):
-        ppo_update(net, opt, batch, PPOHyperParams(minibatch_size=16), torch.Generator(), where="dataset=x iteration=3")
+        ppo_update(
+            net,
+            opt,
+            batch,
+            PPOHyperParams(minibatch_size=16),
+            torch.Generator(),
+            where="dataset=x iteration=3",
+        )
 
 
 def test_same_generator_seed_gives_identical_weights() -> None:
@@ -107,7 +119,9 @@ def test_same_generator_seed_gives_identical_weights() -> None:
         torch.manual_seed(3)
         net = TinyNet()
         opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-        ppo_update(net, opt, make_batch(50, 1), PPOHyperParams(minibatch_size=8), torch.Generator().manual_seed(7))
+        ppo_update(
+            net, opt, make_batch(50, 1), PPOHyperParams(minibatch_size=8), torch.Generator().manual_seed(7)
+        )
         return [p.detach().clone() for p in net.parameters()]
 
     for a, b in zip(train(), train(), strict=True):

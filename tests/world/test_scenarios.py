@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from townlet.policy.behaviour import make_behaviour
-from townlet.world import EVENT_COUNTERS, WorldConfig, WorldConfigError, available_worlds, load_world_config, make_town
+from townlet.world import (
+    EVENT_COUNTERS,
+    WorldConfig,
+    WorldConfigError,
+    available_worlds,
+    load_world_config,
+    make_town,
+)
 
 
 def _run(cfg: WorldConfig, seed: int, ticks: int) -> tuple[dict[str, float], int, np.ndarray]:
@@ -73,7 +80,9 @@ def test_employment_produces_shift_events_and_lateness() -> None:
     assert town.wallet.max() > cfg.initial_wallet - 1.0  # wages were paid
 
 
-@pytest.mark.parametrize("name", ["default", "queue_conflict", "kitchen_breakfast", "employment_punctuality", "large"])
+@pytest.mark.parametrize(
+    "name", ["default", "queue_conflict", "kitchen_breakfast", "employment_punctuality", "large"]
+)
 def test_every_scenario_loads(name: str) -> None:
     assert name in available_worlds()
     cfg = load_world_config(name)

@@ -137,7 +137,7 @@ def format_table(block: Any) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="townlet-eval",
-        description="Evaluate a saved policy (run dir or .pt checkpoint) next to the scripted and random ones.",
+        description="Evaluate a saved policy (run dir or .pt file) next to the scripted and random ones.",
     )
     parser.add_argument("source", help="run directory, its checkpoints/ folder, or a .pt checkpoint")
     parser.add_argument(

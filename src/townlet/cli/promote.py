@@ -8,8 +8,9 @@
     townlet-promote status [--history N]        show the promotion state
 
 The state directory is ``--state-dir``, else ``$TOWNLET_STATE_DIR``, else the one the run recorded in
-its ``anneal_results.json``, else ``./state`` (the default ``paths.state_dir``). Errors (a missing run
-directory, a corrupt state file, nothing to roll back) print one line and exit 3.
+its ``anneal_results.json``, else ``<repository root>/state`` (the default ``paths.state_dir``).
+Errors (a missing run directory, a corrupt state file, nothing to roll back) print one line and
+exit 3.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def _state_dir(args: argparse.Namespace, results: dict[str, Any] | None = None) 
         return Path(os.environ[STATE_DIR_ENV])
     if results and results.get("state_dir"):
         return Path(results["state_dir"])
-    return Path(DEFAULT_STATE_DIR)
+    from townlet.config.schema import repo_root  # the default paths.state_dir is <root>/state
+
+    return repo_root() / DEFAULT_STATE_DIR
 
 
 def _same_path(a: str | Path | None, b: str | Path | None) -> bool:
@@ -185,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         opts.add_argument(
             "--state-dir",
             default=None if defaults else argparse.SUPPRESS,
-            help=f"promotion state directory (default: ${STATE_DIR_ENV}, the run's recorded one, or ./state)",
+            help=f"promotion state dir (default: ${STATE_DIR_ENV}, the run's recorded one, or <root>/state)",
         )
         opts.add_argument(
             "--format", choices=("human", "json"), default="human" if defaults else argparse.SUPPRESS

@@ -160,11 +160,11 @@ def compose_config(snapshot: Snapshot, new_run_dir: Path | None) -> tuple[Any, P
     from townlet.config.instantiate import ConfigError, check_target, iter_targets
 
     try:
-        cfg = compose(snapshot.config_name, overrides=snapshot.overrides, return_hydra_config=True)
-        hydra_node = cfg.hydra
-        with open_dict(cfg):
-            del cfg["hydra"]
-        cfg = OmegaConf.merge(cfg, OmegaConf.create(snapshot.config))
+        composed = compose(snapshot.config_name, overrides=snapshot.overrides, return_hydra_config=True)
+        hydra_node = composed.hydra
+        with open_dict(composed):
+            del composed["hydra"]
+        cfg = OmegaConf.merge(composed, OmegaConf.create(snapshot.config))
     except Exception as exc:
         raise ReproduceError(
             f"cannot recompose {snapshot.run_dir}: {_first_line(exc)} (the saved overrides or config no "

@@ -129,7 +129,11 @@ class ScriptedPolicy:
 
 _DIRS = ("north", "south", "east", "west")  # order of the move actions
 _NOOP, _MOVE_N, _USE, _RELEASE, _CHAT = (
-    int(Action.NOOP), int(Action.MOVE_NORTH), int(Action.USE), int(Action.RELEASE), int(Action.CHAT)
+    int(Action.NOOP),
+    int(Action.MOVE_NORTH),
+    int(Action.USE),
+    int(Action.RELEASE),
+    int(Action.CHAT),
 )
 _OPPOSITE = np.array([1, 0, 3, 2], dtype=np.int64)
 _TEACHER_FEATURES: tuple[str, ...] = (

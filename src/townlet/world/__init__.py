@@ -1,6 +1,6 @@
 """The torch-free vectorised town: configs, rules, observations, the oracle and the PettingZoo face."""
 
-from townlet.world.config import OBJECT_KINDS, NEED_NAMES, WorldConfig, WorldConfigError
+from townlet.world.config import NEED_NAMES, OBJECT_KINDS, WorldConfig, WorldConfigError
 from townlet.world.features import FEATURE_INDEX, FEATURE_NAMES, MAP_CHANNELS, build_spec
 from townlet.world.loader import available_worlds, load_world_config, to_world_config
 from townlet.world.spec import (

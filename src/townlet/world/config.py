@@ -38,7 +38,9 @@ class AffordanceConfig:
 
 def _default_affordances() -> dict[str, AffordanceConfig]:
     return {
-        "fridge": AffordanceConfig(need="hunger", restore=0.12, duration=4, cost=0.5, stock=6, restock_every=25),
+        "fridge": AffordanceConfig(
+            need="hunger", restore=0.12, duration=4, cost=0.5, stock=6, restock_every=25
+        ),
         "stove": AffordanceConfig(need="hunger", restore=0.08, duration=6, cost=0.25),
         "shower": AffordanceConfig(need="hygiene", restore=0.12, duration=5),
         "bed": AffordanceConfig(need="energy", restore=0.06, duration=10),
@@ -48,7 +50,9 @@ def _default_affordances() -> dict[str, AffordanceConfig]:
 
 @dataclass
 class NeedsConfig:
-    decay: list[float] = field(default_factory=lambda: [0.004, 0.003, 0.002])  # hunger, hygiene, energy per tick
+    decay: list[float] = field(
+        default_factory=lambda: [0.004, 0.003, 0.002]
+    )  # hunger, hygiene, energy per tick
     threshold: float = 0.4  # below it a need is urgent (the scripted teacher goes to fix it)
     release: float = 0.95  # a use is "satisfied" at this level (the teacher releases)
     faint: float = 0.02  # hunger or energy at/below it -> faint (terminated, respawn)

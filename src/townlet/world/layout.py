@@ -83,7 +83,9 @@ def _validate(cfg: WorldConfig) -> None:
     emp = cfg.employment
     if emp.enabled:
         if emp.shift_start - emp.arrival_buffer < 0:
-            _fail("world.employment: shift_start - arrival_buffer must be >= 0 (shift windows may not wrap the day)")
+            _fail(
+                "world.employment: shift_start - arrival_buffer must be >= 0 (shift windows may not wrap the day)"
+            )
 
 
 def _place_extra(cfg: WorldConfig, taken: set[tuple[int, int]]) -> list[tuple[str, int, int]]:
@@ -177,7 +179,9 @@ def build_layout(cfg: WorldConfig) -> Layout:
     )
 
 
-def initial_agents(cfg: WorldConfig, seed: int, env: int, episode: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def initial_agents(
+    cfg: WorldConfig, seed: int, env: int, episode: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Start positions x, y (int64 [A]) and needs (float64 [A, 3]) of one env's episode.
 
     Drawn from a generator keyed by (seed, env, episode) so the oracle replays exactly the same town.

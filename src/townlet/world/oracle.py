@@ -37,13 +37,32 @@ def _quality(tr: float, fa: float, rv: float) -> float:
 
 class _Agent:
     __slots__ = (
-        "x", "y", "home", "needs", "wallet", "occ", "use_left", "elapsed", "q_obj", "q_seq", "last_action",
-        "last_chat", "since_term", "arrived", "late", "lateness", "due", "attended", "nbr",
+        "arrived",
+        "attended",
+        "due",
+        "elapsed",
+        "home",
+        "last_action",
+        "last_chat",
+        "late",
+        "lateness",
+        "nbr",
+        "needs",
+        "occ",
+        "q_obj",
+        "q_seq",
+        "since_term",
+        "use_left",
+        "wallet",
+        "x",
+        "y",
     )  # fmt: skip
 
 
 class _Env:
-    def __init__(self, cfg: WorldConfig, seed: int, env: int, episode: int, n_obj: int, stock: list[int]) -> None:
+    def __init__(
+        self, cfg: WorldConfig, seed: int, env: int, episode: int, n_obj: int, stock: list[int]
+    ) -> None:
         xs, ys, ns = initial_agents(cfg, seed, env, episode)
         self.agents: list[_Agent] = []
         for i in range(cfg.num_agents):
@@ -97,7 +116,9 @@ class OracleTown:
         self._new_episode()
 
     def _new_episode(self) -> None:
-        self.envs = [_Env(self.cfg, self.seed, e, self.episode, self.n_obj, self.cap) for e in range(self.num_envs)]
+        self.envs = [
+            _Env(self.cfg, self.seed, e, self.episode, self.n_obj, self.cap) for e in range(self.num_envs)
+        ]
         self.tick = 0
 
     def reset(self) -> Observation:
@@ -124,7 +145,9 @@ class OracleTown:
         env.stall[ag.occ] = 0
         ag.occ, ag.use_left, ag.elapsed = -1, 0, 0
 
-    def _job_events(self, e: int, o: int, g: int, h: int, day: int, ev: dict[str, list[float]], smooth: bool) -> None:
+    def _job_events(
+        self, e: int, o: int, g: int, h: int, day: int, ev: dict[str, list[float]], smooth: bool
+    ) -> None:
         if self.kind[o] != JOB_KIND or self.job_obj[h] != o or not self._in_window(h, day):
             return
         ev["shift_takeover_events"][e] += 1
@@ -189,7 +212,9 @@ class OracleTown:
         events = {k: np.array(v, dtype=np.float64) for k, v in ev.items()}
         return StepResult(self._obs, rewards, terminated, truncated, final_obs, events)
 
-    def _step_env(self, e: int, acts: list[int], ev: dict[str, list[float]]) -> tuple[list[float], list[bool]]:
+    def _step_env(
+        self, e: int, acts: list[int], ev: dict[str, list[float]]
+    ) -> tuple[list[float], list[bool]]:
         cfg, env = self.cfg, self.envs[e]
         ags, na, t = env.agents, self.num_agents, self.tick
         day = t % cfg.day_length
@@ -299,7 +324,10 @@ class OracleTown:
                     continue
                 for j, other in enumerate(ags):
                     if j != g and other.occ >= 0 and self.need[other.occ] == 0:
-                        if abs(self.ox[other.occ] - self.ox[o]) <= 1 and abs(self.oy[other.occ] - self.oy[o]) <= 1:
+                        if (
+                            abs(self.ox[other.occ] - self.ox[o]) <= 1
+                            and abs(self.oy[other.occ] - self.oy[o]) <= 1
+                        ):
                             ev["shared_meal_events"][e] += 1
                             break
             blocked_objs = {ag.q_obj for i, ag in enumerate(ags) if requested[i] and ag.q_obj >= 0}
@@ -435,13 +463,19 @@ class OracleTown:
         vals["shift_post"] = float(hj and day >= self.end[i])
         vals["job_window"] = float(in_window)
         cover = max(int(cfg.employment.cover_ticks), 1)
-        vals["shift_overtime"] = min((day - self.end[i] + 1) / cover, 1.0) if working and day >= self.end[i] else 0.0
+        vals["shift_overtime"] = (
+            min((day - self.end[i] + 1) / cover, 1.0) if working and day >= self.end[i] else 0.0
+        )
         vals["lateness_counter"] = min(ag.lateness, 10) / 10.0
         vals["attendance_ratio"] = ag.attended / max(ag.due, 1) if ag.due > 0 else 1.0
         occ = ag.occ
         vals["occupying"] = float(occ >= 0)
-        vals["use_remaining"] = ag.use_left / self.duration[occ] if occ >= 0 and self.duration[occ] < (1 << 29) else 0.0
-        vals["use_satisfied"] = float(occ >= 0 and self.need[occ] >= 0 and ag.needs[self.need[occ]] >= cfg.needs.release)
+        vals["use_remaining"] = (
+            ag.use_left / self.duration[occ] if occ >= 0 and self.duration[occ] < (1 << 29) else 0.0
+        )
+        vals["use_satisfied"] = float(
+            occ >= 0 and self.need[occ] >= 0 and ag.needs[self.need[occ]] >= cfg.needs.release
+        )
         for k, name in enumerate(OBJECT_KINDS):
             vals[f"occupying_{name}"] = float(occ >= 0 and self.kind[occ] == k)
         # rivals and who is at which object
@@ -482,7 +516,10 @@ class OracleTown:
         cands = [
             o
             for o in range(self.n_obj)
-            if self.need[o] >= 0 and ag.needs[self.need[o]] < thr and self._usable(env, i, o, day) and not rival_at(o)
+            if self.need[o] >= 0
+            and ag.needs[self.need[o]] < thr
+            and self._usable(env, i, o, day)
+            and not rival_at(o)
         ]
         job_goal = in_window and not working
         if job_goal:

@@ -42,11 +42,11 @@ class TownParallelEnv(ParallelEnv):  # type: ignore[misc]
         )
         self._act_space = spaces.Discrete(NUM_ACTIONS)
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - the space must be the same object every call
+    @functools.cache  # noqa: B019 - the space must be the same object every call
     def observation_space(self, agent: str) -> spaces.Space:
         return self._obs_space
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
+    @functools.cache  # noqa: B019
     def action_space(self, agent: str) -> spaces.Space:
         return self._act_space
 

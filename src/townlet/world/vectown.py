@@ -10,6 +10,8 @@ The tick order is documented in docs/world.md.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -57,10 +59,10 @@ class VecTown:
         for o in range(self.num_objects):
             static[1 + lay.obj_kind[o], lay.obj_y[o] + r, lay.obj_x[o] + r] = 1
         view = sliding_window_view(static, (w, w), axis=(1, 2))  # [Cs, H, W, w, w]
-        # one contiguous row per tile: gathering a window is then a single take
-        self._static_windows = np.ascontiguousarray(view.transpose(1, 2, 0, 3, 4)).reshape(
-            lay.height * lay.width, static.shape[0], w, w
-        )
+        # one contiguous row per tile (dynamic channels left zero): a window is then a single take
+        windows = np.zeros((lay.height * lay.width, len(MAP_CHANNELS), w, w), dtype=np.uint8)
+        windows[:, : static.shape[0]] = view.transpose(1, 2, 0, 3, 4).reshape(-1, static.shape[0], w, w)
+        self._static_windows = windows
         self._hp, self._wp = hp, wp
         # per-tile static features: offset to the nearest object of each kind (ties -> lowest object id)
         ty, tx = np.divmod(np.arange(lay.height * lay.width), lay.width)
@@ -82,30 +84,37 @@ class VecTown:
             ],
             axis=2,
         )  # [T, K, 3]
-        self._tile_kind_features = np.ascontiguousarray(table.reshape(table.shape[0], -1).T.astype(np.float32))
+        self._tile_kind_features = table.reshape(table.shape[0], -1).astype(np.float32)  # [T, 3K]
         walk = ~lay.walls
         self._walkable_dir = np.zeros((lay.height, lay.width, 4), dtype=bool)
         for d, act in enumerate((Action.MOVE_NORTH, Action.MOVE_SOUTH, Action.MOVE_EAST, Action.MOVE_WEST)):
             ys, xs = np.mgrid[0 : lay.height, 0 : lay.width]
             ny, nx = ys + DY[act], xs + DX[act]
             ok = (ny >= 0) & (ny < lay.height) & (nx >= 0) & (nx < lay.width)
-            self._walkable_dir[..., d] = ok & walk[np.clip(ny, 0, lay.height - 1), np.clip(nx, 0, lay.width - 1)]
+            self._walkable_dir[..., d] = (
+                ok & walk[np.clip(ny, 0, lay.height - 1), np.clip(nx, 0, lay.width - 1)]
+            )
         self._obj_range = np.arange(self.num_objects)
         self._env_col = np.arange(self.num_envs)[:, None]
         self._env_flat = np.repeat(np.arange(self.num_envs), self.num_agents)
         self._eye = np.eye(self.num_agents, dtype=bool)[None]
+        self._ones = np.ones(self.num_agents)
         self._kind_ids = [np.flatnonzero(lay.obj_kind == k) for k in range(len(OBJECT_KINDS))]
         self._obj_is_job = lay.obj_kind == JOB_KIND
         self._stocked = lay.obj_stock >= 0
         self._restocks = self._stocked & (lay.obj_restock > 0)
         self._finite = lay.obj_duration < (1 << 29)
-        self._own_station = (lay.job_obj[:, None] == self._obj_range[None, :]) & lay.has_job[:, None]  # [A, O]
+        self._own_station = (lay.job_obj[:, None] == self._obj_range[None, :]) & lay.has_job[
+            :, None
+        ]  # [A, O]
         self._need_of_obj = np.where(lay.obj_need >= 0, lay.obj_need, 0)
         kinds = np.arange(len(OBJECT_KINDS))
 
     def _init_episode(self) -> None:
         e, a, o = self.num_envs, self.num_agents, self.num_objects
-        xs, ys, ns = zip(*(initial_agents(self.cfg, self.seed, i, self.episode) for i in range(e)), strict=True)
+        xs, ys, ns = zip(
+            *(initial_agents(self.cfg, self.seed, i, self.episode) for i in range(e)), strict=True
+        )
         self.x = np.stack(xs)
         self.y = np.stack(ys)
         self.needs = np.stack(ns)
@@ -185,7 +194,9 @@ class VecTown:
         lay = self.layout
         return lay.has_job & (lay.window_open <= day) & (day < lay.shift_end)
 
-    def _handover(self, e: np.ndarray, o: np.ndarray, giver: np.ndarray, day: int, ev: dict[str, np.ndarray]) -> None:
+    def _handover(
+        self, e: np.ndarray, o: np.ndarray, giver: np.ndarray, day: int, ev: dict[str, np.ndarray]
+    ) -> None:
         """Relationship and shift effects of an occupant leaving object o while others queue (smooth hand-over)."""
         if e.size == 0:
             return
@@ -206,7 +217,14 @@ class VecTown:
         self._job_handover_events(e, o, g, h, day, ev, smooth=True)
 
     def _job_handover_events(
-        self, e: np.ndarray, o: np.ndarray, g: np.ndarray, h: np.ndarray, day: int, ev: dict[str, np.ndarray], smooth: bool
+        self,
+        e: np.ndarray,
+        o: np.ndarray,
+        g: np.ndarray,
+        h: np.ndarray,
+        day: int,
+        ev: dict[str, np.ndarray],
+        smooth: bool,
     ) -> None:
         lay = self.layout
         at_job = self._obj_is_job[o] & (lay.job_obj[h] == o) & self._in_window(day)[h]
@@ -350,7 +368,12 @@ class VecTown:
                 occupied = self.obj_occ >= 0
                 self.stall += bo & occupied
                 occ_el = np.where(occupied, self.elapsed[self._env_col, np.maximum(self.obj_occ, 0)], -1)
-                ghost = bo & occupied & (self.stall >= cfg.queue.ghost_step_after) & (occ_el >= cfg.queue.cooldown_ticks)
+                ghost = (
+                    bo
+                    & occupied
+                    & (self.stall >= cfg.queue.ghost_step_after)
+                    & (occ_el >= cfg.queue.cooldown_ticks)
+                )
                 if ghost.any():
                     self._ghost_steps(ghost, day, ev)
 
@@ -366,7 +389,9 @@ class VecTown:
         rc = cfg.rewards
         w0, w1, w2 = rc.need_weights
         d = 1.0 - self.needs
-        pen = rc.need_scale * (w0 * d[..., 0] * d[..., 0] + w1 * d[..., 1] * d[..., 1] + w2 * d[..., 2] * d[..., 2])
+        pen = rc.need_scale * (
+            w0 * d[..., 0] * d[..., 0] + w1 * d[..., 1] * d[..., 1] + w2 * d[..., 2] * d[..., 2]
+        )
         ft = cfg.needs.faint
         faint = (self.needs[..., 0] <= ft) | (self.needs[..., 2] <= ft)
         self.since_term += 1
@@ -457,26 +482,28 @@ class VecTown:
         w = 2 * r + 1
         ww = w * w
         tile = (y * width + x).reshape(-1)
-        maps = np.empty((n, len(MAP_CHANNELS), w, w), dtype=np.uint8)
-        maps[:, : self._static_windows.shape[1]] = self._static_windows[tile]
+        maps = self._static_windows[tile]  # fresh [N, C, w, w]; dynamic channels are zero here
+        flat = maps.reshape(-1)
+        stride = len(MAP_CHANNELS) * ww
+        base = np.arange(n).reshape(ne, na, 1) * stride
+        # agents: each visible agent's cell gets the head-count of its tile (duplicates write equal values)
+        tile_count = np.bincount(
+            (self._env_col * (width * height) + y * width + x).reshape(-1), minlength=ne * width * height
+        )
+        count_of = np.minimum(tile_count, 255).reshape(ne, -1)[self._env_col, y * width + x]  # [E, A]
         adx = x[:, None, :] - x[:, :, None]  # [E, A(me), B(other)]
         ady = y[:, None, :] - y[:, :, None]
         seen = (np.abs(adx) <= r) & (np.abs(ady) <= r)
-        base = np.arange(n).reshape(ne, na, 1) * ww
-        cells = (base + (ady + r) * w + (adx + r))[seen]
-        maps[:, 6] = np.minimum(np.bincount(cells, minlength=n * ww), 255).reshape(n, w, w)
+        cells = base + (6 * ww + r * w + r) + ady * w + adx
+        flat[cells[seen]] = np.broadcast_to(count_of[:, None, :], seen.shape)[seen]
         inq = self.q_obj[:, :, None] == self._obj_range  # [E, A, O]
         qcount = inq.sum(axis=1)  # [E, O]
         dxo = lay.obj_x - x[:, :, None]  # [E, A, O]
         dyo = lay.obj_y - y[:, :, None]
         oseen = (np.abs(dxo) <= r) & (np.abs(dyo) <= r)
-        ocells = (base + (dyo + r) * w + (dxo + r))[oseen]
-        occ_layer = np.zeros(n * ww, dtype=np.uint8)
-        occ_layer[ocells] = np.broadcast_to((self.obj_occ >= 0)[:, None, :], oseen.shape)[oseen]
-        q_layer = np.zeros(n * ww, dtype=np.uint8)
-        q_layer[ocells] = np.broadcast_to(np.minimum(qcount, 255)[:, None, :], oseen.shape)[oseen]
-        maps[:, 7] = occ_layer.reshape(n, w, w)
-        maps[:, 8] = q_layer.reshape(n, w, w)
+        ocells = (base + (7 * ww + r * w + r) + dyo * w + dxo)[oseen]
+        flat[ocells] = np.broadcast_to((self.obj_occ >= 0)[:, None, :], oseen.shape)[oseen]
+        flat[ocells + ww] = np.broadcast_to(np.minimum(qcount, 255)[:, None, :], oseen.shape)[oseen]
 
         # ---- shared tables
         occupying = self.occ >= 0
@@ -490,16 +517,24 @@ class VecTown:
         usable = stock_ok[:, None, :] & (self.wallet[:, :, None] >= lay.obj_cost) & kind_ok[None]
         manh = np.abs(dxo) + np.abs(dyo)
 
-        f = np.empty((len(FEATURE_NAMES), ne, na), dtype=np.float32)
+        f = np.empty((ne, na, len(FEATURE_NAMES)), dtype=np.float32)
         col = iter(range(len(FEATURE_NAMES)))
 
         def put(v: np.ndarray | float) -> None:
-            f[next(col)] = v
+            f[..., next(col)] = v
+
+        def put_onehot(v: np.ndarray, k: int) -> None:
+            """k columns at once: column j is (v == j)."""
+            c0 = next(col)
+            for _ in range(k - 1):
+                next(col)
+            f[..., c0 : c0 + k] = v[..., None] == np.arange(k)
 
         needs = self.needs
         thr = cfg.needs.threshold
-        for k in range(needs.shape[2]):
-            put(needs[..., k])
+        c0 = next(col)
+        next(col), next(col)
+        f[..., c0 : c0 + 3] = needs
         min_need = needs.min(axis=2)
         put(min_need >= thr)
         put(min_need)
@@ -520,7 +555,11 @@ class VecTown:
         put(lay.has_job & (day >= lay.shift_end))
         put(np.broadcast_to(in_window, (ne, na)))
         cover = max(int(cfg.employment.cover_ticks), 1)
-        put(np.where(working & (day >= lay.shift_end), np.minimum((day - lay.shift_end + 1) / cover, 1.0), 0.0))
+        put(
+            np.where(
+                working & (day >= lay.shift_end), np.minimum((day - lay.shift_end + 1) / cover, 1.0), 0.0
+            )
+        )
         put(np.minimum(self.lateness, 10) / 10.0)
         put(np.where(self.shifts_due > 0, self.shifts_attended / np.maximum(self.shifts_due, 1), 1.0))
         # occupancy block
@@ -531,8 +570,7 @@ class VecTown:
         level = _pick(needs, np.maximum(occ_need, 0))
         put(occupying & (occ_need >= 0) & (level >= cfg.needs.release))
         occ_kind = np.where(occupying, lay.obj_kind[occ0], -1)
-        for k in range(len(OBJECT_KINDS)):
-            put(occ_kind == k)
+        put_onehot(occ_kind, len(OBJECT_KINDS))
         # queue block
         same_q = (self.q_obj[:, :, None] == self.q_obj[:, None, :]) & in_queue[:, :, None]
         rank = (same_q & (self.q_seq[:, None, :] < self.q_seq[:, :, None])).sum(axis=2)
@@ -547,22 +585,25 @@ class VecTown:
         h0 = np.maximum(here, 0)
         on_obj = here >= 0
         here_kind = np.where(on_obj, lay.obj_kind[h0], -1)
-        for k in range(len(OBJECT_KINDS)):
-            put(here_kind == k)
+        put_onehot(here_kind, len(OBJECT_KINDS))
         put(on_obj & (self.obj_occ[ec, h0] >= 0))
         put(np.where(on_obj, qcount[ec, h0] / na, 0.0))
         here_usable = on_obj & _pick(usable, h0)
         put(here_usable)
         # nearest object of each kind
         k0 = next(col)
-        nk = self._tile_kind_features.shape[0]
-        f[k0 : k0 + nk] = self._tile_kind_features[:, tile].reshape(nk, ne, na)
+        nk = self._tile_kind_features.shape[1]
+        f[..., k0 : k0 + nk] = self._tile_kind_features[tile].reshape(ne, na, nk)
         for _ in range(nk - 1):
             next(col)
         # goal: job window first, then the most urgent need's nearest usable object without rivals
         n0, n1, n2 = needs[..., 0], needs[..., 1], needs[..., 2]  # rank of each need, ties by need index
         prio = np.stack(
-            [(n1 < n0).astype(np.int64) + (n2 < n0), (n0 <= n1).astype(np.int64) + (n2 < n1), (n0 <= n2).astype(np.int64) + (n1 <= n2)],
+            [
+                (n1 < n0).astype(np.int64) + (n2 < n0),
+                (n0 <= n1).astype(np.int64) + (n2 < n1),
+                (n0 <= n2).astype(np.int64) + (n1 <= n2),
+            ],
             axis=2,
         )
         obj_need = lay.obj_need
@@ -581,18 +622,17 @@ class VecTown:
         goal_need = np.where(active & ~job_goal, obj_need[g0], -1)
         put(active)
         put(job_goal)
-        for k in range(needs.shape[2]):
-            put(goal_need == k)
+        put_onehot(goal_need, 3)
         put(active & (gdist == 0))
         put(gdx / width)
         put(gdy / height)
         put(np.where(active, gdist / span, 1.0))
         gdir = greedy_dir(gdx, gdy)
-        for k in range(4):
-            put(gdir == k)
+        put_onehot(gdir, 4)
         # rivals
+        ones = self._ones
         put(self.riv.max(axis=2))
-        put(rival.sum(axis=2) / na)
+        put(np.matmul(rival.astype(np.float64), ones) / na)
         amanh = np.abs(adx) + np.abs(ady)
         rkey = np.where(rival, amanh, BIG)
         rv = rkey.argmin(axis=2)
@@ -605,8 +645,7 @@ class VecTown:
             greedy_dir(_pick(adx, rv), _pick(ady, rv)),
             -1,
         )
-        for k in range(4):
-            put(rdir == k)
+        put_onehot(rdir, 4)
         # neighbours and chat
         cheb = np.maximum(np.abs(adx), np.abs(ady))
         cheb = np.where(self._eye, BIG, cheb)
@@ -614,19 +653,19 @@ class VecTown:
         nbr = np.where(near, cheb, BIG).argmin(axis=2)
         has_nbr = near.any(axis=2)
         self._nbr = np.where(has_nbr, nbr, -1)
-        put(near.sum(axis=2) / na)
-        put(np.minimum(cheb.min(axis=2) / max(r, 1), 1.0) if na > 1 else 1.0)
+        put(np.matmul(near.astype(np.float64), ones) / na)
+        nearest = cheb.argmin(axis=2)
+        put(np.minimum(_pick(cheb, nearest) / max(r, 1), 1.0) if na > 1 else 1.0)
         put(has_nbr & _pick(rival, nbr))
         chat_ready = (t - self.last_chat) >= cfg.social.chat_cooldown
         put(chat_ready)
         others = max(na - 1, 1)
-        put(self.trust.sum(axis=2) / others)
+        put(np.matmul(self.trust, ones) / others)
         put(self.trust.max(axis=2))
-        put(self.fam.sum(axis=2) / others)
-        put(self.riv.sum(axis=2) / others)
-        for k in range(NUM_ACTIONS):
-            put(self.last_action == k)
-        features = np.ascontiguousarray(f.reshape(len(FEATURE_NAMES), n).T)
+        put(np.matmul(self.fam, ones) / others)
+        put(np.matmul(self.riv, ones) / others)
+        put_onehot(self.last_action, NUM_ACTIONS)
+        features = f.reshape(n, len(FEATURE_NAMES))
 
         # ---- action mask
         mask = np.zeros((ne, na, NUM_ACTIONS), dtype=bool)
@@ -647,6 +686,11 @@ def _pick(arr: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return arr.reshape(-1)[flat]
 
 
-def make_town(cfg: WorldConfig, seed: int) -> VecTown:
-    """Build the vectorised town for ``cfg``; the same (cfg, seed) always gives the same trajectories."""
-    return VecTown(cfg, seed)
+def make_town(cfg: WorldConfig | Any, seed: int) -> VecTown:
+    """Build the vectorised town for ``cfg`` (a WorldConfig, or Hydra's ``world`` node / a dict).
+
+    The same (cfg, seed) always gives the same trajectories.
+    """
+    from townlet.world.loader import to_world_config
+
+    return VecTown(to_world_config(cfg), seed)

@@ -461,8 +461,11 @@ def resolve_replay(context: TrainingContext) -> ReplayData:
     service = getattr(context.services, "replay", None)
     if service is None:
         raise BCConfigError("strategy=bc needs the replay dataset service (TrainingServices.replay is None)")
-    data_dir = getattr(context, "data_dir", None)
-    return service.resolve(context.dataset, context.world, data_dir)
+    data = service.resolve(context.dataset, context.world, context.data_dir)
+    if not hasattr(data, "split_by_agent"):  # a StreamingDataset: BC stacks everything on the device anyway
+        context.log.info("bc: dataset.streaming=true is loaded whole (BC keeps the data as device tensors)")
+        data = data.load()
+    return data
 
 
 def dataset_label(context: TrainingContext, data: ReplayData) -> str:

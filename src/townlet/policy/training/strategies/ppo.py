@@ -388,6 +388,28 @@ class PPORun:
 
     # ------------------------------------------------------------------ run
     def execute(self) -> PPOTrainingResultDTO:
+        """Set up, iterate until the step/epoch budget, evaluate, return the DTO."""
+        started = time.perf_counter()
+        self.setup()
+        last_record: dict[str, Any] | None = None
+        for it in range(self.state.iteration + 1, self.iterations + 1):
+            last_record = self.iteration(it)
+            self._checkpoint(it, self.policy, final=(it == self.iterations))
+        if last_record is None:  # resumed a finished run
+            last_record = dict(self.state.best.summary) if self.state.best.summary else None
+        if last_record is None:
+            raise PPOConfigError("PPO performed no iteration; raise strategy.total_steps or strategy.epochs")
+        evaluation = self._evaluate(self.net, self.spec, str(self.device))
+        return self._result(last_record, evaluation, time.perf_counter() - started, str(self.device))
+
+    def iteration(self, it: int) -> dict[str, Any]:
+        """Collect (if rolling out), update, log one line; returns the iteration's record."""
+        return self._iteration(
+            it, self.town, self.world_cfg, self.policy, self.rollout_service, self.replay, self.tracker
+        )
+
+    def setup(self) -> None:
+        """Data sources, network, optimiser, warm start / resume, input scaling, iteration budget."""
         import torch
 
         from townlet.policy.models import build_network
@@ -397,7 +419,6 @@ class PPORun:
         from townlet.runs.seeding import derive_seed
 
         s, ctx = self.s, self.ctx
-        started = time.perf_counter()
         device = torch.device(resolve_device(ctx.device))
         self.device = device
         self._configure_metrics()
@@ -472,18 +493,9 @@ class PPORun:
         rows_per_iter = (
             s.n_steps * town.n_agents if town is not None else (replay.num_transitions if replay else 0)
         )
-        iterations = s.planned_iterations(rows_per_iter)
-        self.iterations = iterations
-        last_record: dict[str, Any] | None = None
-        for it in range(self.state.iteration + 1, iterations + 1):
-            last_record = self._iteration(it, town, world_cfg, policy, rollout_service, replay, tracker)
-            self._checkpoint(it, policy, final=(it == iterations))
-        if last_record is None:  # resumed a finished run
-            last_record = dict(self.state.best.summary) if self.state.best.summary else None
-        if last_record is None:
-            raise PPOConfigError("PPO performed no iteration; raise strategy.total_steps or strategy.epochs")
-        evaluation = self._evaluate(net, spec, str(device))
-        return self._result(last_record, evaluation, time.perf_counter() - started, str(device))
+        self.iterations = s.planned_iterations(rows_per_iter)
+        self.town, self.world_cfg, self.policy = town, world_cfg, policy
+        self.rollout_service, self.replay, self.tracker = rollout_service, replay, tracker
 
     def _normalise_from(self, data: ReplayData) -> None:
         """Input scaling for a network trained from scratch.

@@ -1,0 +1,37 @@
+# Two commands on a fresh clone (only Python 3.11 needed):  make train  |  make test
+# Each creates .venv if missing, installs the pinned CPU torch wheel FIRST, then the package.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.townlet-installed
+
+.PHONY: setup train test test-fast lint bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install "torch==2.13.0"  # exact pin: never let pip resolve an open torch
+	$(BIN)/python -m pip install -e ".[sweep,slurm,dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Run the main job (default config: conf/train.yaml) into outputs/runs/<date>/<time>_train/
+train: $(STAMP)
+	$(BIN)/townlet-train $(ARGS)
+
+## Run the whole test suite (2 workers)
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests && $(BIN)/ruff format --check src tests
+
+bench: $(STAMP)
+	$(BIN)/townlet-bench all --json outputs/bench.json
+
+clean-venv:
+	rm -rf $(VENV)
