@@ -14,6 +14,16 @@ from townlet.world.spec import NUM_ACTIONS, Action, Observation, ObservationSpec
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    torch_mod = pytest.importorskip("torch")
+    before = torch_mod.get_num_threads()
+    torch_mod.set_num_threads(1)
+    yield
+    torch_mod.set_num_threads(before)
+
+
 SPEC = ObservationSpec(map_channels=("walls", "objects", "agents"), window=7, feature_names=tuple("abcde"))
 
 
@@ -94,9 +104,13 @@ def test_bad_model_config_is_refused(cfg: dict[str, object]) -> None:
 
 def test_input_normalisation_is_saved_in_state_dict() -> None:
     net = build_network({"kind": "mlp", "hidden_dim": 8}, SPEC)
-    net.set_input_normalisation(torch.full((5,), 2.0), torch.full((5,), 4.0), torch.tensor([1.0, 2.0, 4.0]))
+    net.set_input_normalisation(
+        torch.tensor([1.0, 2.0, 4.0]), torch.full((5,), 2.0), torch.tensor([4.0, 0, 0, 0, 0])
+    )
     state = net.state_dict()
-    assert torch.allclose(state["feature_inv_std"], torch.full((5,), 0.25))
+    assert torch.allclose(
+        state["feature_inv_std"], torch.tensor([0.25, 10, 10, 10, 10])
+    )  # std floored at 0.1
     assert torch.allclose(state["map_scale"].flatten(), torch.tensor([1.0, 0.5, 0.25]))
 
 

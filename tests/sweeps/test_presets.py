@@ -23,7 +23,7 @@ def hydra_conf() -> Iterator[None]:
 
 
 def _compose(*overrides: str) -> DictConfig:
-    return compose("train", overrides=["strategy=bc", *overrides], return_hydra_config=True)
+    return compose("train", overrides=list(overrides), return_hydra_config=True)
 
 
 def _threads(cfg: DictConfig) -> tuple[int, str]:
@@ -46,7 +46,7 @@ def test_summary_callback_is_registered() -> None:
     ],
 )
 def test_launcher_presets_cap_threads(preset: str, launcher: str) -> None:
-    cfg = _compose(f"launcher={preset}")
+    cfg = _compose("strategy=bc", f"launcher={preset}")
     assert str(cfg.hydra.launcher._target_).endswith(launcher)
     threads, omp = _threads(cfg)
     assert str(threads) == omp  # torch threads and the OpenMP pool agree

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from townlet.dto import AnnealSummaryDTO, TrainingResult
+
 pytest.importorskip("torch")
 
-from townlet.dto import AnnealSummaryDTO, TrainingResult  # noqa: E402
-
 SMALL = [
-    "dataset.ticks=200",
+    "dataset.ticks=400",
     "world.num_envs=4",
     "evaluation.episodes=1",
-    "strategy.schedule=[{cycle:0,mode:bc,epochs:4,bc_weight:1.0},"
+    "strategy.schedule=[{cycle:0,mode:bc,epochs:6,bc_weight:1.0},"
     "{cycle:1,mode:ppo,epochs:2,bc_weight:0.5},{cycle:2,mode:ppo,epochs:2,bc_weight:0.0}]",
 ]
 

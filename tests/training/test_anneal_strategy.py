@@ -288,6 +288,11 @@ def test_metrics_carry_anneal_tags(tmp_path: Path) -> None:
     ppo_lines = [x for x in lines if x.get("strategy") == "ppo"]
     assert [(x["anneal_cycle"], x["anneal_stage"]) for x in ppo_lines] == [(1, "ppo"), (2, "ppo")]
     assert lines[-1]["anneal_status"] == "PASS"
+    flags = [x for x in lines if "anneal_loss_flag" in x]
+    assert [(x["anneal_cycle"], x["anneal_loss_flag"], x["anneal_bc_weight"]) for x in flags] == [
+        (1, False, 0.5),
+        (2, False, 0.0),
+    ]
 
 
 def test_schedule_runs_in_cycle_order(tmp_path: Path) -> None:

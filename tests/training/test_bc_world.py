@@ -1,12 +1,16 @@
 """Acceptance on the real town: BC of the scripted teacher imitates it and lives as well as it does.
 
-Small and fast on purpose (4 towns x 4 agents x 200 ticks = 3,200 rows, a narrow network, 4 epochs,
-~10 s on one core). On the full default dataset (25,600 rows) one epoch reaches >= 0.995 held-out
-accuracy and the greedy BC policy scores the same return as the scripted one (docs/training.md);
-the thresholds here are that result with a safety margin for the smaller data:
-- held-out accuracy >= 0.95 (measured 0.99-1.0 on this config);
+Small and fast on purpose (2 towns x 4 agents x 400 ticks = 3,200 rows, a narrow network, 15 short
+epochs: about 6 s of CPU). On the full default dataset (25,600 rows, model=conv) one epoch reaches
+>= 0.995 held-out accuracy and the greedy BC policy scores exactly the scripted return
+(docs/training.md). Measured on this config: val accuracy 0.9925, scripted agreement in the town
+0.991, normalised return 0.999. The thresholds keep a margin below that:
+- held-out accuracy >= 0.95 and agreement with the teacher while acting >= 0.95;
 - normalised return (bc - random) / (scripted - random) >= 0.9 — returns are negative (need
   penalties), so "90% of scripted's return" is measured on the scale from random to scripted.
+  With 4 epochs instead of 15 this config reaches 0.96 val accuracy but only 0.59 agreement and
+  random-level return: small accuracy gaps compound once the policy acts, which is why the
+  return is asserted and not just the accuracy.
 """
 
 from __future__ import annotations
@@ -30,16 +34,26 @@ from townlet.world import load_world_config
 pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    torch_mod = pytest.importorskip("torch")
+    before = torch_mod.get_num_threads()
+    torch_mod.set_num_threads(1)
+    yield
+    torch_mod.set_num_threads(before)
+
+
 MODEL = {"kind": "conv", "hidden_dim": 64, "conv_channels": [8, 16], "conv_strides": [1, 2]}
 
 
 def test_bc_on_the_scripted_town_matches_the_teacher(tmp_path: Path) -> None:
-    world = load_world_config("default", {"num_envs": 4, "episode_length": 100})
+    world = load_world_config("default", {"num_envs": 2})  # 400-tick episodes: needs run low
     run_dir = RunDir(tmp_path / "run").prepare()
     ctx = TrainingContext(
         seed=0,
         world=world,
-        dataset=DatasetConfig(ticks=200),
+        dataset=DatasetConfig(ticks=400),
         model=MODEL,
         device="cpu",
         run_dir=run_dir,
@@ -50,9 +64,9 @@ def test_bc_on_the_scripted_town_matches_the_teacher(tmp_path: Path) -> None:
         log=logging.getLogger("test.bc_world"),
         evaluation=EvaluationSettings(episodes=2),
     )
-    result = BCStrategy(lr=2e-3, batch_size=256, epochs=4, val_fraction=0.25).run(ctx)
+    result = BCStrategy(lr=2e-3, batch_size=256, epochs=15, val_fraction=0.25).run(ctx)
     assert result.val_accuracy is not None and result.val_accuracy >= 0.95
-    assert result.train_samples == 12 * 200 and result.val_samples == 4 * 200
+    assert result.train_samples == 6 * 400 and result.val_samples == 2 * 400
     ev = result.evaluation
     assert ev is not None and ev.scripted is not None and ev.random is not None
     scripted, rnd, bc = ev.scripted.mean_return, ev.random.mean_return, ev.policy.mean_return

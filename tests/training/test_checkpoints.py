@@ -23,6 +23,16 @@ from townlet.world.spec import ObservationSpec
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    torch_mod = pytest.importorskip("torch")
+    before = torch_mod.get_num_threads()
+    torch_mod.set_num_threads(1)
+    yield
+    torch_mod.set_num_threads(before)
+
+
 SPEC = ObservationSpec(map_channels=("walls", "objects"), window=5, feature_names=("a", "b", "c"))
 CFG = {"kind": "conv", "hidden_dim": 16, "conv_channels": [4], "conv_strides": [1]}
 

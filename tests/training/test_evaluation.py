@@ -16,6 +16,19 @@ from townlet.world.spec import ObservationSpec
 TINY = {"num_envs": 3, "episode_length": 60}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    try:
+        import torch as torch_mod
+    except ImportError:  # the torch-free tests here still run
+        yield
+        return
+    before = torch_mod.get_num_threads()
+    torch_mod.set_num_threads(1)
+    yield
+    torch_mod.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def world():
     return load_world_config("default", TINY)

@@ -103,7 +103,7 @@ def test_masks_describe_what_is_possible(seed: int, name: str) -> None:
 def test_same_seed_same_trajectory(seed: int, name: str) -> None:
     cfg = small(name, episode_length=25)
     a, b = make_town(cfg, seed), make_town(cfg, seed)
-    oa, ob = a.reset(), b.reset()
+    oa, _ = a.reset(), b.reset()
     rng = np.random.default_rng(seed)
     for _ in range(30):  # crosses an episode boundary
         acts = rng.integers(0, len(Action), size=a.n_agents)

@@ -23,6 +23,6 @@ def test_masks_in_infos_and_truncation_at_episode_end() -> None:
     assert np.array_equal(infos[first]["action_mask"], obs[first]["action_mask"])
     assert env.observation_space(first)["map"].contains(obs[first]["map"])
     for _ in range(5):
-        obs, rew, term, trunc, infos = env.step({a: 0 for a in env.agents})
+        obs, _rew, term, trunc, infos = env.step({a: 0 for a in env.agents})
     assert all(trunc.values()) and not any(term.values())
     assert env.agents == []

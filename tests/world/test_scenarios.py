@@ -48,7 +48,8 @@ def test_queue_conflict_produces_ghost_steps() -> None:
 
 
 def test_scripted_teacher_keeps_agents_alive_and_rewards_vary() -> None:
-    # Measured with seeds 0-4 (16 envs x 4 agents, a full 400-tick episode): 0 faints. Bound: < 1 per 2,000 agent-ticks.
+    # Measured with seeds 0-4 (16 envs x 4 agents, a full 400-tick episode): 0 faints.
+    # Bound: < 1 faint per 2,000 agent-ticks.
     cfg = load_world_config("default", {"num_envs": 8})
     events, faints, rewards = _run(cfg, seed=5, ticks=cfg.episode_length)
     assert faints / (cfg.num_envs * cfg.num_agents * cfg.episode_length) < 5e-4

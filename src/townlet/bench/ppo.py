@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -292,7 +291,7 @@ def bench_iteration(quick: bool) -> dict[str, Any]:
     }
 
 
-def bench_learning(max_steps: int, model: str = "conv") -> dict[str, Any]:
+def bench_learning(max_steps: int, model: str = "conv", init_from: str | None = None) -> dict[str, Any]:
     """Agent-steps and wall time until a rolling mean of completed episode returns reaches scripted's."""
     import numpy as np
 
@@ -317,7 +316,9 @@ def bench_learning(max_steps: int, model: str = "conv") -> dict[str, Any]:
     curve: list[tuple[float, float, float]] = []
     reached = None
     with tempfile.TemporaryDirectory() as tmp:
-        run = PPORun(strategy, _context(Path(tmp), world, model_cfg))
+        ctx = _context(Path(tmp), world, model_cfg)
+        ctx.init_from = init_from
+        run = PPORun(strategy, ctx)
         started = time.perf_counter()
         run.setup()
         recent: list[float] = []
@@ -356,15 +357,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         {"figure": "update samples/s", "value": u["update_samples_per_s"], "reference": "roofline",
          "ref_value": u["roofline_samples_per_s"], "ratio": u["update_vs_roofline"], "floor": ">= 0.50",
          "contended": u["contended"]},
-        {"figure": "rollout agent-steps/s", "value": r["rollout_agent_steps_per_s"], "reference": "harmonic bound",
-         "ref_value": r["harmonic_bound"], "ratio": r["rollout_vs_bound"], "floor": ">= 0.75",
+        {"figure": "rollout agent-steps/s", "value": r["rollout_agent_steps_per_s"],
+         "reference": "harmonic bound", "ref_value": r["harmonic_bound"], "ratio": r["rollout_vs_bound"],
+         "floor": ">= 0.75",
          "contended": r["contended"]},
         {"figure": "iteration s", "value": i["iteration_s"], "reference": "collect + update",
          "ref_value": i["collect_s"] + i["update_s"], "ratio": i["iteration_vs_sum"], "floor": "<= 1.15",
          "contended": i["contended"]},
     ]  # fmt: skip
     if getattr(args, "learning", False):
-        results["learning"] = bench_learning(int(getattr(args, "learning_steps", 1_048_576)))
+        results["learning"] = bench_learning(
+            int(getattr(args, "learning_steps", 1_048_576)),
+            str(getattr(args, "learning_model", "conv")),
+            getattr(args, "init_from", None),
+        )
         lr = results["learning"]
         rows.append({"figure": "steps to scripted return", "value": (lr["reached"] or {}).get("env_steps"),
                      "reference": "scripted return", "ref_value": lr["scripted_return"], "ratio": None,
@@ -382,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--learning", action="store_true", help="also measure steps/time to scripted return")
     parser.add_argument("--learning-steps", type=int, default=1_048_576, dest="learning_steps")
+    parser.add_argument("--learning-model", default="conv", dest="learning_model", help="conv | mlp")
+    parser.add_argument("--init-from", default=None, dest="init_from", help="warm-start checkpoint (e.g. BC)")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
     result = run(args)
@@ -391,10 +399,6 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps({"context": context_record(), "ppo": result}, indent=2, default=str)
         )
     return 0
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 if __name__ == "__main__":

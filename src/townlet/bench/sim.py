@@ -107,7 +107,7 @@ def _measure_capture(reps: int, contended_after: float) -> dict[str, Any]:
     pol = ScriptedPolicy(town.spec, epsilon=0.0, seed=0)
     n, ticks = town.n_agents, 60
     spec = town.spec
-    buf = {
+    buf: dict[str, np.ndarray] = {
         "maps": np.empty((ticks, n, *spec.map_shape), dtype=np.uint8),
         "features": np.empty((ticks, n, spec.feature_dim), dtype=np.float32),
         "action_mask": np.empty((ticks, n, spec.num_actions), dtype=bool),
@@ -117,7 +117,7 @@ def _measure_capture(reps: int, contended_after: float) -> dict[str, Any]:
         "terminated": np.empty((ticks, n), dtype=bool),
         "truncated": np.empty((ticks, n), dtype=bool),
     }
-    state = {"obs": town.reset()}
+    state: dict[str, Any] = {"obs": town.reset()}
 
     def rep() -> None:
         obs = state["obs"]

@@ -52,12 +52,23 @@ class PolicyNetwork(nn.Module):
 
     @torch.no_grad()
     def set_input_normalisation(
-        self, feature_mean: torch.Tensor, feature_std: torch.Tensor, map_max: torch.Tensor
+        self,
+        map_max: torch.Tensor,
+        feature_mean: torch.Tensor | None = None,
+        feature_std: torch.Tensor | None = None,
     ) -> None:
-        """Store dataset statistics: features are standardised, map channels scaled to [0, 1]."""
-        self.feature_mean.copy_(feature_mean.to(self.feature_mean))
-        self.feature_inv_std.copy_(1.0 / feature_std.to(self.feature_inv_std).clamp_min(1e-6))
+        """Store dataset statistics: map channels scaled to [0, 1], features optionally standardised.
+
+        The town's features are already in [-1, 1], and standardising them is risky: a feature that
+        is constant in the training data (queue or job features in a town without queues or jobs)
+        would get a huge scale and wreck the policy in a town where it varies. So BC passes only
+        ``map_max``; ``feature_std`` is floored at 0.1 when a caller does standardise.
+        """
         self.map_scale.copy_((1.0 / map_max.to(self.map_scale).clamp_min(1.0)).reshape(-1, 1, 1))
+        if feature_mean is not None:
+            self.feature_mean.copy_(feature_mean.to(self.feature_mean))
+        if feature_std is not None:
+            self.feature_inv_std.copy_(1.0 / feature_std.to(self.feature_inv_std).clamp_min(0.1))
 
     def forward(
         self, maps: torch.Tensor, features: torch.Tensor, action_mask: torch.Tensor | None = None

@@ -31,7 +31,7 @@ class UnknownBehaviourError(ValueError):
     """``make_behaviour`` was asked for a policy it does not know."""
 
 
-def _pick_unmasked(mask: np.ndarray, u: np.ndarray) -> np.ndarray:
+def _pick_unmasked(mask: np.ndarray, u: np.ndarray | float) -> np.ndarray:
     """The k-th allowed action per row with k = floor(u * n_allowed): uniform over the mask, vectorised."""
     n_ok = mask.sum(axis=1)
     k = np.minimum((u * n_ok).astype(np.int64), n_ok - 1)

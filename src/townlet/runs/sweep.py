@@ -155,9 +155,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader)  # C-accelerated *safe* loader
     except (OSError, yaml.YAMLError):
         return None
 
@@ -245,10 +248,12 @@ def read_job(job_dir: Path, sweep_dir: Path, objective: str | None, metrics: Seq
         result = dict(record["result"])
     job_status = _read_json(job_dir / JOB_STATUS_FILE)
 
-    overrides = _read_yaml(job_dir / ".hydra" / "overrides.yaml")
-    if not isinstance(overrides, list):
-        overrides = (job_status or {}).get("overrides") or record.get("overrides") or []
-    overrides = [str(o) for o in overrides]
+    # JSON first (the runner and the callback both record Hydra's task overrides): parsing YAML
+    # dominates the cost of a summary, which is rebuilt after every job.
+    overrides = record.get("overrides") or (job_status or {}).get("overrides")
+    if not isinstance(overrides, list) or not overrides:
+        overrides = _read_yaml(job_dir / ".hydra" / "overrides.yaml")
+    overrides = [str(o) for o in overrides] if isinstance(overrides, list) else []
 
     status, error = _status_and_error(record, result, job_status)
     obj_value = _objective_value(record, result, job_status, objective)
@@ -301,7 +306,8 @@ def _status_and_error(
         for source in (record, job_status or {}):
             message, kind = source.get("error"), source.get("error_type")
             if message:
-                prefixed = kind and not str(message).startswith(str(kind))
+                kind = str(kind).removeprefix("builtins.") if kind else None
+                prefixed = kind and not str(message).startswith(kind)
                 error = f"{kind}: {message}" if prefixed else str(message)
                 break
         if status == FAILED and error is not None and _DIVERGENCE_HINTS.search(error):
@@ -503,6 +509,23 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _md_value(text: str) -> str:
+    """Optuna's 0.0006466422717414558 reads as 0.0006466 in the table (csv/json keep every digit)."""
+    if len(text) > 8:
+        try:
+            return f"{float(text):.4g}"
+        except ValueError:
+            pass
+    return _md_cell(text)
+
+
+def _axes_text(row: JobRow, axes: Sequence[str]) -> str:
+    """The swept values of a job (all its overrides when nothing was swept)."""
+    if not axes:
+        return " ".join(row.overrides)
+    return " ".join(f"{a}={row.params[a]}" for a in axes if a in row.params)
+
+
 def render_markdown(summary: SweepSummary) -> str:
     """A human-readable report: header, one row per job, failures, seed statistics."""
     c = summary.counts
@@ -516,7 +539,7 @@ def render_markdown(summary: SweepSummary) -> str:
     lines.append(jobs)
     best = next((r for r in summary.rows if r.best), None)
     if best is not None:
-        lines.append(f"- best: job {best.num} ({' '.join(best.overrides)}) → {_fmt(best.objective)}")
+        lines.append(f"- best: job {best.num} ({_axes_text(best, summary.axes)}) → {_fmt(best.objective)}")
     if summary.optuna:
         lines.append(
             f"- optuna best_value {summary.optuna.get('best_value')}, "
@@ -525,7 +548,8 @@ def render_markdown(summary: SweepSummary) -> str:
     lines.append(f"- generated: {summary.generated_at}")
     lines.append("")
 
-    head = ["#", "status", *summary.axes, "objective", *summary.metrics, "duration s", "run dir"]
+    labels = [m.removeprefix("evaluation.") for m in summary.metrics]
+    head = ["#", "status", *summary.axes, "objective", *labels, "duration s", "run dir"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for row in summary.rows:
@@ -533,7 +557,7 @@ def render_markdown(summary: SweepSummary) -> str:
         cells = [
             "" if row.num is None else str(row.num),
             status,
-            *(_md_cell(row.params.get(a, "")) for a in summary.axes),
+            *(_md_value(row.params.get(a, "")) for a in summary.axes),
             _fmt(row.objective),
             *(_fmt(row.metrics.get(m)) for m in summary.metrics),
             _fmt(row.duration_sec),
@@ -546,7 +570,7 @@ def render_markdown(summary: SweepSummary) -> str:
         lines += ["", "## Failed or unfinished jobs", ""]
         for row in failures:
             why = _first_line(row.error) if row.error else "no error recorded"
-            lines.append(f"- job {row.num} [{row.status}] `{' '.join(row.overrides)}`: {_md_cell(why)}")
+            lines.append(f"- job {row.num} [{row.status}] `{_axes_text(row, summary.axes)}`: {_md_cell(why)}")
     if summary.missing_overrides:
         lines += ["", "## Jobs never started", ""]
         lines += [f"- `{' '.join(job)}`" for job in summary.missing_overrides]
@@ -554,13 +578,13 @@ def render_markdown(summary: SweepSummary) -> str:
     if summary.seed_groups:
         lines += ["", "## Mean ± std over seeds", ""]
         other = [a for a in summary.axes if a != "seed"]
-        head = [*other, "seeds ok", "objective", *summary.metrics]
+        head = [*other, "seeds ok", "objective", *labels]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
         for group in summary.seed_groups:
             objective_cell = _fmt_pm(group.objective_mean, group.objective_std)
             cells = [
-                *(_md_cell(group.params.get(a, "")) for a in other),
+                *(_md_value(group.params.get(a, "")) for a in other),
                 f"{group.n_ok}/{group.n}",
                 f"**{objective_cell} (best)**" if group.best else objective_cell,
                 *(_fmt_pm(group.metrics_mean.get(m), group.metrics_std.get(m)) for m in summary.metrics),

@@ -1,4 +1,4 @@
-"""The static part of a town, derived once from a WorldConfig and shared by the vectorised town and the oracle.
+"""The static part of a town, derived once from a WorldConfig; shared by the vectorised town and the oracle.
 
 Both implementations read the same tables (object positions and parameters, job assignments, the
 time-of-day table) and draw each episode's start state from the same per-(seed, env, episode)
@@ -70,6 +70,8 @@ def _validate(cfg: WorldConfig) -> None:
         _fail(f"world.rewards.need_weights needs {len(NEED_NAMES)} values ({', '.join(NEED_NAMES)})")
     if cfg.social.stage not in STAGES:
         _fail(f"world.social.stage={cfg.social.stage!r}; choose one of {', '.join(STAGES)}")
+    if cfg.queue.avoid_threshold <= 0:
+        _fail("world.queue.avoid_threshold must be > 0 (at 0 every agent would be everyone's rival)")
     if cfg.queue.ghost_step_after < 1:
         _fail("world.queue.ghost_step_after must be >= 1")
     for kind in OBJECT_KINDS:
@@ -81,15 +83,14 @@ def _validate(cfg: WorldConfig) -> None:
         if aff.duration < 0:
             _fail(f"world.affordances.{kind}.duration must be >= 0 (0 = until released)")
     emp = cfg.employment
-    if emp.enabled:
-        if emp.shift_start - emp.arrival_buffer < 0:
-            _fail(
-                "world.employment: shift_start - arrival_buffer must be >= 0 (shift windows may not wrap the day)"
-            )
+    if emp.enabled and emp.shift_start - emp.arrival_buffer < 0:
+        _fail(
+            "world.employment: shift_start - arrival_buffer must be >= 0 (shift windows may not wrap the day)"
+        )
 
 
 def _place_extra(cfg: WorldConfig, taken: set[tuple[int, int]]) -> list[tuple[str, int, int]]:
-    """Objects from ``object_counts``: placed on free interior tiles by a generator seeded with layout_seed."""
+    """Objects from ``object_counts``, put on free interior tiles by a generator seeded with layout_seed."""
     rng = np.random.default_rng(cfg.layout_seed)
     free = [(x, y) for y in range(1, cfg.height - 1) for x in range(1, cfg.width - 1) if (x, y) not in taken]
     out: list[tuple[str, int, int]] = []

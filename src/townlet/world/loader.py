@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import townlet
@@ -26,16 +26,19 @@ def available_worlds() -> list[str]:
 
 
 def load_world_config(name_or_path: str, overrides: dict[str, object] | None = None) -> WorldConfig:
-    """Load ``conf/world/<name>.yaml`` (or a path to a YAML file), apply ``overrides`` (dotted keys), validate."""
+    """Load ``conf/world/<name>.yaml`` (or a YAML path), apply ``overrides`` (dotted keys), validate."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = world_conf_dir() / f"{name_or_path}.yaml"
     if not path.is_file():
+        known = ", ".join(available_worlds())
         raise WorldConfigError(
-            f"world config {name_or_path!r} not found (looked for {path}); available: {', '.join(available_worlds())}"
+            f"world config {name_or_path!r} not found (looked for {path}); available: {known}"
         )
     try:
         raw = OmegaConf.load(path)
+        if not isinstance(raw, DictConfig):
+            raise WorldConfigError(f"world config {path} must be a mapping of WorldConfig fields")
         raw.pop("defaults", None)
         merged = OmegaConf.merge(OmegaConf.structured(WorldConfig), raw)
         for key, value in (overrides or {}).items():

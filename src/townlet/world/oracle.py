@@ -9,6 +9,7 @@ in the order of docs/world.md; only the static tables and each episode's start s
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,28 +36,27 @@ def _quality(tr: float, fa: float, rv: float) -> float:
     return min(max(0.5 + 0.2 * tr + 0.1 * fa - 0.2 * rv, 0.1), 1.0)
 
 
+@dataclass(slots=True)
 class _Agent:
-    __slots__ = (
-        "arrived",
-        "attended",
-        "due",
-        "elapsed",
-        "home",
-        "last_action",
-        "last_chat",
-        "late",
-        "lateness",
-        "nbr",
-        "needs",
-        "occ",
-        "q_obj",
-        "q_seq",
-        "since_term",
-        "use_left",
-        "wallet",
-        "x",
-        "y",
-    )  # fmt: skip
+    x: int
+    y: int
+    home: tuple[int, int]
+    needs: list[float]
+    wallet: float
+    occ: int = -1
+    use_left: int = 0
+    elapsed: int = 0
+    q_obj: int = -1
+    q_seq: int = 0
+    last_action: int = 0
+    last_chat: int = 0
+    since_term: int = 1 << 40
+    arrived: int = -1
+    late: bool = False
+    lateness: int = 0
+    due: int = 0
+    attended: int = 0
+    nbr: int = -1
 
 
 class _Env:
@@ -66,15 +66,17 @@ class _Env:
         xs, ys, ns = initial_agents(cfg, seed, env, episode)
         self.agents: list[_Agent] = []
         for i in range(cfg.num_agents):
-            ag = _Agent()
-            ag.x, ag.y = int(xs[i]), int(ys[i])
-            ag.home = (ag.x, ag.y)
-            ag.needs = [float(v) for v in ns[i]]
-            ag.wallet = float(cfg.initial_wallet)
-            ag.occ, ag.use_left, ag.elapsed, ag.q_obj, ag.q_seq = -1, 0, 0, -1, 0
-            ag.last_action, ag.last_chat, ag.since_term = 0, -int(cfg.social.chat_cooldown), 1 << 40
-            ag.arrived, ag.late, ag.lateness, ag.due, ag.attended, ag.nbr = -1, False, 0, 0, 0, -1
-            self.agents.append(ag)
+            x, y = int(xs[i]), int(ys[i])
+            self.agents.append(
+                _Agent(
+                    x=x,
+                    y=y,
+                    home=(x, y),
+                    needs=[float(v) for v in ns[i]],
+                    wallet=float(cfg.initial_wallet),
+                    last_chat=-int(cfg.social.chat_cooldown),
+                )
+            )
         self.counter = 0
         self.obj_occ = [-1] * n_obj
         self.stall = [0] * n_obj
@@ -301,9 +303,9 @@ class OracleTown:
         if any(requested):
             starts = []
             for o in range(self.n_obj):
-                q = self._queue(env, o)
-                if q and env.obj_occ[o] < 0 and requested[q[0]]:
-                    starts.append((o, q[0]))
+                line = self._queue(env, o)
+                if line and env.obj_occ[o] < 0 and requested[line[0]]:
+                    starts.append((o, line[0]))
             for o, g in starts:
                 ag = ags[g]
                 env.obj_occ[o] = g
@@ -323,29 +325,30 @@ class OracleTown:
                 if self.need[o] != 0:
                     continue
                 for j, other in enumerate(ags):
-                    if j != g and other.occ >= 0 and self.need[other.occ] == 0:
-                        if (
-                            abs(self.ox[other.occ] - self.ox[o]) <= 1
-                            and abs(self.oy[other.occ] - self.oy[o]) <= 1
-                        ):
-                            ev["shared_meal_events"][e] += 1
-                            break
+                    eating = j != g and other.occ >= 0 and self.need[other.occ] == 0
+                    if (
+                        eating
+                        and abs(self.ox[other.occ] - self.ox[o]) <= 1
+                        and abs(self.oy[other.occ] - self.oy[o]) <= 1
+                    ):
+                        ev["shared_meal_events"][e] += 1
+                        break
             blocked_objs = {ag.q_obj for i, ag in enumerate(ags) if requested[i] and ag.q_obj >= 0}
             ghosts = []
             for o in range(self.n_obj):
                 if o in blocked_objs and env.obj_occ[o] >= 0:
                     env.stall[o] += 1
                 occ = env.obj_occ[o]
-                if occ >= 0 and o in blocked_objs:
-                    if env.stall[o] >= qc.ghost_step_after and ags[occ].elapsed >= qc.cooldown_ticks:
-                        ghosts.append(o)
+                stalled = env.stall[o] >= qc.ghost_step_after
+                if occ >= 0 and o in blocked_objs and stalled and ags[occ].elapsed >= qc.cooldown_ticks:
+                    ghosts.append(o)
             for o in ghosts:
                 victim = env.obj_occ[o]
-                q = self._queue(env, o)
-                inten = _intensity(len(q))
+                line = self._queue(env, o)
+                inten = _intensity(len(line))
                 ev["queue_conflict_events"][e] += 1
                 ev["queue_conflict_intensity_sum"][e] += inten
-                h = q[0]
+                h = line[0]
                 env.riv[victim][h] = min(env.riv[victim][h] + qc.rivalry_gain * inten, 1.0)
                 env.riv[h][victim] = min(env.riv[h][victim] + qc.rivalry_gain * inten, 1.0)
                 self._job_events(e, o, victim, h, day, ev, smooth=False)
@@ -399,7 +402,7 @@ class OracleTown:
 
     # ------------------------------------------------------------------ observation
     def _observe(self) -> Observation:
-        cfg, lay = self.cfg, self.lay
+        cfg = self.cfg
         w = cfg.window
         r = w // 2
         n = self.n_agents
@@ -574,7 +577,7 @@ class OracleTown:
         # mask
         occupying = occ >= 0
         mk[Action.NOOP] = True
-        for d, act in enumerate((Action.MOVE_NORTH, Action.MOVE_SOUTH, Action.MOVE_EAST, Action.MOVE_WEST)):
+        for act in (Action.MOVE_NORTH, Action.MOVE_SOUTH, Action.MOVE_EAST, Action.MOVE_WEST):
             nx, ny = ag.x + int(DX[act]), ag.y + int(DY[act])
             mk[act] = not occupying and 0 <= nx < width and 0 <= ny < height and not lay.walls[ny, nx]
         mk[Action.USE] = not occupying and here_usable

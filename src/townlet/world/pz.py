@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
@@ -21,10 +21,10 @@ from townlet.world.spec import NUM_ACTIONS, Observation
 from townlet.world.vectown import VecTown
 
 
-class TownParallelEnv(ParallelEnv):  # type: ignore[misc]
+class TownParallelEnv(ParallelEnv):
     """PettingZoo parallel environment over a single town (agents ``agent_0`` … ``agent_{A-1}``)."""
 
-    metadata = {"name": "townlet_v0", "render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"name": "townlet_v0", "render_modes": []}
 
     def __init__(self, cfg: WorldConfig, seed: int = 0) -> None:
         self._cfg = dataclasses.replace(cfg, num_envs=1)

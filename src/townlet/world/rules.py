@@ -21,14 +21,30 @@ def greedy_dir(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """First step towards (dx, dy) as a direction index (0 N, 1 S, 2 E, 3 W) or -1 when already there.
 
     The larger axis goes first and ties go to the x axis, so the rule is a fixed function of the delta.
+    Evaluated as a table lookup on (sign dx, sign dy, |dx| >= |dy|): a handful of cheap integer ops.
     """
     dx = np.asarray(dx)
     dy = np.asarray(dy)
-    horizontal = (np.abs(dx) >= np.abs(dy)) & (dx != 0)
-    out = np.where(dy > 0, 1, 0)
-    out = np.where(dy == 0, -1, out)
-    out = np.where(horizontal, np.where(dx > 0, 2, 3), out)
-    return out.astype(np.int64)
+    idx = ((np.sign(dx) + 1) * 3 + (np.sign(dy) + 1)) * 2 + (np.abs(dx) >= np.abs(dy))
+    return _GREEDY_TABLE[idx]
+
+
+def _greedy_table() -> np.ndarray:
+    table = np.full(18, -1, dtype=np.int64)
+    for sx in (-1, 0, 1):
+        for sy in (-1, 0, 1):
+            for horizontal_first in (0, 1):
+                if sx != 0 and (horizontal_first or sy == 0):
+                    d = 2 if sx > 0 else 3
+                elif sy != 0:
+                    d = 1 if sy > 0 else 0
+                else:
+                    d = -1
+                table[((sx + 1) * 3 + (sy + 1)) * 2 + horizontal_first] = d
+    return table
+
+
+_GREEDY_TABLE = _greedy_table()
 
 
 def conflict_intensity(queue_len: np.ndarray | int) -> np.ndarray:

@@ -22,6 +22,7 @@ from townlet.world.rules import DX, DY, chat_quality, conflict_intensity, greedy
 from townlet.world.spec import EVENT_COUNTERS, NUM_ACTIONS, Action, Observation, StepResult
 
 BIG = 1 << 40
+BIG32 = 1 << 30  # sentinel in the int32 [env, agent, agent] tables
 FOOD_NEED = 0  # hunger: objects restoring it are "meals"
 
 
@@ -99,6 +100,10 @@ class VecTown:
         self._env_flat = np.repeat(np.arange(self.num_envs), self.num_agents)
         self._eye = np.eye(self.num_agents, dtype=bool)[None]
         self._ones = np.ones(self.num_agents)
+        self._any_job = bool(lay.has_job.any())
+        self._obj_x32 = lay.obj_x.astype(np.int32)
+        self._obj_y32 = lay.obj_y.astype(np.int32)
+        self._diag = np.arange(self.num_agents)
         self._kind_ids = [np.flatnonzero(lay.obj_kind == k) for k in range(len(OBJECT_KINDS))]
         self._obj_is_job = lay.obj_kind == JOB_KIND
         self._stocked = lay.obj_stock >= 0
@@ -141,6 +146,8 @@ class VecTown:
         self.trust = np.zeros((e, a, a))
         self.fam = np.zeros((e, a, a))
         self.riv = np.zeros((e, a, a))
+        self._tf_dirty = True  # trust/familiarity aggregates must be recomputed
+        self._riv_active = False  # some rivalry is > 0 (else every rival feature has its default)
         self.tick = 0
 
     # ------------------------------------------------------------------ public API
@@ -197,7 +204,7 @@ class VecTown:
     def _handover(
         self, e: np.ndarray, o: np.ndarray, giver: np.ndarray, day: int, ev: dict[str, np.ndarray]
     ) -> None:
-        """Relationship and shift effects of an occupant leaving object o while others queue (smooth hand-over)."""
+        """Relationship and shift effects of a smooth hand-over: the occupant leaves while others queue."""
         if e.size == 0:
             return
         qc = self.cfg.queue
@@ -214,6 +221,7 @@ class VecTown:
         self.fam[e, h, g] = np.minimum(self.fam[e, h, g] + qc.handover_familiarity, 1.0)
         self.riv[e, g, h] = np.maximum(self.riv[e, g, h] - qc.handover_rivalry_relief, 0.0)
         self.riv[e, h, g] = np.maximum(self.riv[e, h, g] - qc.handover_rivalry_relief, 0.0)
+        self._tf_dirty = True
         self._job_handover_events(e, o, g, h, day, ev, smooth=True)
 
     def _job_handover_events(
@@ -290,6 +298,7 @@ class VecTown:
             if eo.size:
                 cells = np.stack([(eo * na + so) * na + to, (eo * na + to) * na + so], axis=1).ravel()
                 np.add.at(self.trust.reshape(-1), cells, np.repeat(sc.chat_trust_gain * qo, 2))
+                self._tf_dirty = True
                 np.add.at(self.fam.reshape(-1), cells, np.full(cells.size, sc.chat_familiarity_gain))
                 self.trust.reshape(-1)[cells] = np.minimum(self.trust.reshape(-1)[cells], 1.0)
                 self.fam.reshape(-1)[cells] = np.minimum(self.fam.reshape(-1)[cells], 1.0)
@@ -412,8 +421,10 @@ class VecTown:
                 self.shifts_due[:, ending] += 1
                 self.shifts_attended[:, ending] += self.arrived[:, ending] >= 0
 
-        # 9. rivalry fades
-        self.riv = np.maximum(self.riv - cfg.queue.rivalry_decay, 0.0)
+        # 9. rivalry fades (skipped while every rivalry is 0: the result would be the same)
+        if self._riv_active:
+            self.riv = np.maximum(self.riv - cfg.queue.rivalry_decay, 0.0)
+            self._riv_active = bool(self.riv.any())
 
         # 10. reward total, guard after a faint, clip
         r = rc.survival - pen + social + extra + np.where(faint, rc.faint_penalty, 0.0)
@@ -461,89 +472,15 @@ class VecTown:
         ev["queue_conflict_intensity_sum"] += np.bincount(e_g, weights=inten, minlength=self.num_envs)
         self.riv[e_g, victim, head] = np.minimum(self.riv[e_g, victim, head] + qc.rivalry_gain * inten, 1.0)
         self.riv[e_g, head, victim] = np.minimum(self.riv[e_g, head, victim] + qc.rivalry_gain * inten, 1.0)
+        self._riv_active = True
         self._job_handover_events(e_g, o_g, victim, head, day, ev, smooth=False)
         self._vacate(e_g, victim)
         self._enqueue(e_g, victim, o_g)
 
-    # ------------------------------------------------------------------ observation
-    def _observe(self) -> Observation:
+    def _shift_features(self, put: Any, day: int, working: np.ndarray, in_window: np.ndarray) -> None:
+        """The 11 shift-block features, in FEATURE_NAMES order."""
         cfg, lay = self.cfg, self.layout
-        ne, na, no = self.num_envs, self.num_agents, self.num_objects
-        n = self.n_agents
-        t = self.tick
-        day = t % cfg.day_length
-        x, y = self.x, self.y
-        ec = self._env_col
-        width, height = lay.width, lay.height
-        span = float(width + height)
-
-        # ---- map: static windows looked up by tile; agents/occupied/queue scattered by relative offset
-        r = self._r
-        w = 2 * r + 1
-        ww = w * w
-        tile = (y * width + x).reshape(-1)
-        maps = self._static_windows[tile]  # fresh [N, C, w, w]; dynamic channels are zero here
-        flat = maps.reshape(-1)
-        stride = len(MAP_CHANNELS) * ww
-        base = np.arange(n).reshape(ne, na, 1) * stride
-        # agents: each visible agent's cell gets the head-count of its tile (duplicates write equal values)
-        tile_count = np.bincount(
-            (self._env_col * (width * height) + y * width + x).reshape(-1), minlength=ne * width * height
-        )
-        count_of = np.minimum(tile_count, 255).reshape(ne, -1)[self._env_col, y * width + x]  # [E, A]
-        adx = x[:, None, :] - x[:, :, None]  # [E, A(me), B(other)]
-        ady = y[:, None, :] - y[:, :, None]
-        seen = (np.abs(adx) <= r) & (np.abs(ady) <= r)
-        cells = base + (6 * ww + r * w + r) + ady * w + adx
-        flat[cells[seen]] = np.broadcast_to(count_of[:, None, :], seen.shape)[seen]
-        inq = self.q_obj[:, :, None] == self._obj_range  # [E, A, O]
-        qcount = inq.sum(axis=1)  # [E, O]
-        dxo = lay.obj_x - x[:, :, None]  # [E, A, O]
-        dyo = lay.obj_y - y[:, :, None]
-        oseen = (np.abs(dxo) <= r) & (np.abs(dyo) <= r)
-        ocells = (base + (7 * ww + r * w + r) + dyo * w + dxo)[oseen]
-        flat[ocells] = np.broadcast_to((self.obj_occ >= 0)[:, None, :], oseen.shape)[oseen]
-        flat[ocells + ww] = np.broadcast_to(np.minimum(qcount, 255)[:, None, :], oseen.shape)[oseen]
-
-        # ---- shared tables
-        occupying = self.occ >= 0
-        in_queue = self.q_obj >= 0
-        rival = (self.riv >= cfg.queue.avoid_threshold) & ~self._eye
-        member = inq | (self.occ[:, :, None] == self._obj_range)
-        rival_at = np.matmul(rival.astype(np.float32), member.astype(np.float32)) > 0  # [E, A, O]
-        in_window = self._in_window(day)
-        stock_ok = ~self._stocked | (self.stock > 0)  # [E, O]
-        kind_ok = ~self._obj_is_job | (self._own_station & in_window[:, None])  # [A, O]
-        usable = stock_ok[:, None, :] & (self.wallet[:, :, None] >= lay.obj_cost) & kind_ok[None]
-        manh = np.abs(dxo) + np.abs(dyo)
-
-        f = np.empty((ne, na, len(FEATURE_NAMES)), dtype=np.float32)
-        col = iter(range(len(FEATURE_NAMES)))
-
-        def put(v: np.ndarray | float) -> None:
-            f[..., next(col)] = v
-
-        def put_onehot(v: np.ndarray, k: int) -> None:
-            """k columns at once: column j is (v == j)."""
-            c0 = next(col)
-            for _ in range(k - 1):
-                next(col)
-            f[..., c0 : c0 + k] = v[..., None] == np.arange(k)
-
-        needs = self.needs
-        thr = cfg.needs.threshold
-        c0 = next(col)
-        next(col), next(col)
-        f[..., c0 : c0 + 3] = needs
-        min_need = needs.min(axis=2)
-        put(min_need >= thr)
-        put(min_need)
-        put(self.wallet / cfg.wallet_scale)
-        put(lay.time_sin[day])
-        put(lay.time_cos[day])
-        put(t / cfg.episode_length)
-        # shift block
-        working = occupying & (self.occ == lay.job_obj) & lay.has_job
+        ne, na = self.num_envs, self.num_agents
         in_shift = lay.has_job & (lay.shift_start <= day) & (day < lay.shift_end)
         arrived = self.arrived >= 0
         put(np.broadcast_to(lay.has_job, (ne, na)))
@@ -562,6 +499,109 @@ class VecTown:
         )
         put(np.minimum(self.lateness, 10) / 10.0)
         put(np.where(self.shifts_due > 0, self.shifts_attended / np.maximum(self.shifts_due, 1), 1.0))
+
+    # ------------------------------------------------------------------ observation
+    def _observe(self) -> Observation:
+        cfg, lay = self.cfg, self.layout
+        ne, na = self.num_envs, self.num_agents
+        n = self.n_agents
+        t = self.tick
+        day = t % cfg.day_length
+        x, y = self.x, self.y
+        ec = self._env_col
+        width, height = lay.width, lay.height
+        span = float(width + height)
+
+        # ---- map: static windows looked up by tile; agents/occupied/queue scattered by relative offset
+        r = self._r
+        w = 2 * r + 1
+        ww = w * w
+        tile = (y * width + x).reshape(-1)
+        maps = self._static_windows[tile]  # fresh [N, C, w, w]; dynamic channels are zero here
+        flat = maps.reshape(-1)
+        stride = len(MAP_CHANNELS) * ww
+        # agents: each visible agent's cell gets the head-count of its tile (duplicates write equal values)
+        tile_count = np.bincount(
+            (self._env_col * (width * height) + y * width + x).reshape(-1), minlength=ne * width * height
+        )
+        count_of = np.minimum(tile_count, 255).astype(np.uint8).reshape(ne, -1)[self._env_col, y * width + x]
+        x32, y32 = x.astype(np.int32), y.astype(np.int32)
+        adx = x32[:, None, :] - x32[:, :, None]  # [E, A(me), B(other)], int32 keeps these tables small
+        ady = y32[:, None, :] - y32[:, :, None]
+        abx, aby = np.abs(adx), np.abs(ady)
+        seen = (abx <= r) & (aby <= r)
+        # Every pair writes, so no boolean compaction is needed: a pair outside the window rewrites the
+        # viewer's own centre cell with the value that cell gets anyway (same trick for objects below).
+        centre = (np.arange(n, dtype=np.intp) * stride + (r * w + r)).reshape(ne, na, 1)
+        cells = (centre + 6 * ww) + np.where(seen, ady * w + adx, 0)
+        flat[cells] = np.where(seen, count_of[:, None, :], count_of[:, :, None])
+        inq = self.q_obj[:, :, None] == self._obj_range  # [E, A, O]
+        qcount = inq.sum(axis=1)  # [E, O]
+        here = lay.tile_obj[y, x]
+        h0 = np.maximum(here, 0)
+        on_obj = here >= 0
+        occupied_u8 = (self.obj_occ >= 0).astype(np.uint8)  # [E, O]
+        queue_u8 = np.minimum(qcount, 255).astype(np.uint8)
+        dxo = self._obj_x32 - x32[:, :, None]  # [E, A, O]
+        dyo = self._obj_y32 - y32[:, :, None]
+        oseen = (np.abs(dxo) <= r) & (np.abs(dyo) <= r)
+        ocells = (centre + 7 * ww) + np.where(oseen, dyo * w + dxo, 0)
+        here_occ = np.where(on_obj, occupied_u8[ec, h0], 0).astype(np.uint8)[:, :, None]
+        here_q = np.where(on_obj, queue_u8[ec, h0], 0).astype(np.uint8)[:, :, None]
+        flat[ocells] = np.where(oseen, occupied_u8[:, None, :], here_occ)
+        flat[ocells + ww] = np.where(oseen, queue_u8[:, None, :], here_q)
+
+        # ---- shared tables
+        occupying = self.occ >= 0
+        in_queue = self.q_obj >= 0
+        if self._riv_active:
+            rival = (self.riv >= cfg.queue.avoid_threshold) & ~self._eye
+            any_rival = bool(rival.any())
+        else:
+            any_rival = False
+        if any_rival:
+            member = inq | (self.occ[:, :, None] == self._obj_range)
+            rival_at = np.matmul(rival.astype(np.float32), member.astype(np.float32)) > 0  # [E, A, O]
+        else:
+            rival_at = np.zeros((ne, na, self.num_objects), dtype=bool)
+        in_window = self._in_window(day)
+        stock_ok = ~self._stocked | (self.stock > 0)  # [E, O]
+        kind_ok = ~self._obj_is_job | (self._own_station & in_window[:, None])  # [A, O]
+        usable = stock_ok[:, None, :] & (self.wallet[:, :, None] >= lay.obj_cost) & kind_ok[None]
+        manh = np.abs(dxo) + np.abs(dyo)
+
+        f = np.empty((ne, na, len(FEATURE_NAMES)), dtype=np.float32)
+        col = iter(range(len(FEATURE_NAMES)))
+
+        def put(v: np.ndarray | float) -> None:
+            f[..., next(col)] = v
+
+        def put_onehot(v: np.ndarray, k: int) -> None:
+            """k columns at once: column j is (v == j); v = -1 gives all zeros (table lookup)."""
+            c0 = next(col)
+            for _ in range(k - 1):
+                next(col)
+            f[..., c0 : c0 + k] = _ONEHOT[k][v + 1]
+
+        needs = self.needs
+        thr = cfg.needs.threshold
+        c0 = next(col)
+        next(col), next(col)
+        f[..., c0 : c0 + 3] = needs
+        min_need = needs.min(axis=2)
+        put(min_need >= thr)
+        put(min_need)
+        put(self.wallet / cfg.wallet_scale)
+        put(lay.time_sin[day])
+        put(lay.time_cos[day])
+        put(t / cfg.episode_length)
+        # shift block (constant when nobody has a job)
+        working = occupying & (self.occ == lay.job_obj) & lay.has_job
+        if not self._any_job:
+            for value in (0.0,) * 10 + (1.0,):  # attendance_ratio is 1 with no shifts due
+                put(value)
+        else:
+            self._shift_features(put, day, working, in_window)
         # occupancy block
         occ0 = np.maximum(self.occ, 0)
         put(occupying)
@@ -581,9 +621,6 @@ class VecTown:
         put(in_queue & (rank == 0))
         put(in_queue & _pick(rival_at, q0))
         # the tile the agent stands on
-        here = lay.tile_obj[y, x]
-        h0 = np.maximum(here, 0)
-        on_obj = here >= 0
         here_kind = np.where(on_obj, lay.obj_kind[h0], -1)
         put_onehot(here_kind, len(OBJECT_KINDS))
         put(on_obj & (self.obj_occ[ec, h0] >= 0))
@@ -631,39 +668,50 @@ class VecTown:
         put_onehot(gdir, 4)
         # rivals
         ones = self._ones
-        put(self.riv.max(axis=2))
-        put(np.matmul(rival.astype(np.float64), ones) / na)
-        amanh = np.abs(adx) + np.abs(ady)
-        rkey = np.where(rival, amanh, BIG)
-        rv = rkey.argmin(axis=2)
-        has_rival = rival.any(axis=2)
-        rdist = _pick(amanh, rv)
-        put(has_rival & (rdist <= cfg.social.rival_avoid_radius))
-        put(np.where(has_rival, rdist / span, 1.0))
-        rdir = np.where(
-            has_rival,
-            greedy_dir(_pick(adx, rv), _pick(ady, rv)),
-            -1,
-        )
+        if self._riv_active:
+            put(self.riv.max(axis=2))
+        else:
+            put(0.0)
+        if any_rival:
+            put(np.matmul(rival.astype(np.float64), ones) / na)
+            amanh = abx + aby
+            rv = np.where(rival, amanh, BIG32).argmin(axis=2)
+            has_rival = rival.any(axis=2)
+            rdist = _pick(amanh, rv)
+            put(has_rival & (rdist <= cfg.social.rival_avoid_radius))
+            put(np.where(has_rival, rdist / span, 1.0))
+            rdir = np.where(has_rival, greedy_dir(_pick(adx, rv), _pick(ady, rv)), -1)
+        else:
+            put(0.0)
+            put(0.0)
+            put(1.0)
+            rdir = np.full((ne, na), -1)
         put_onehot(rdir, 4)
         # neighbours and chat
-        cheb = np.maximum(np.abs(adx), np.abs(ady))
-        cheb = np.where(self._eye, BIG, cheb)
+        cheb = np.maximum(abx, aby)
+        cheb[:, self._diag, self._diag] = BIG32
         near = cheb <= 1
-        nbr = np.where(near, cheb, BIG).argmin(axis=2)
-        has_nbr = near.any(axis=2)
+        nbr = cheb.argmin(axis=2)  # nearest other agent, ties -> lowest index
+        ncheb = _pick(cheb, nbr)
+        has_nbr = ncheb <= 1
         self._nbr = np.where(has_nbr, nbr, -1)
         put(np.matmul(near.astype(np.float64), ones) / na)
-        nearest = cheb.argmin(axis=2)
-        put(np.minimum(_pick(cheb, nearest) / max(r, 1), 1.0) if na > 1 else 1.0)
-        put(has_nbr & _pick(rival, nbr))
+        put(np.minimum(ncheb / max(r, 1), 1.0) if na > 1 else 1.0)
+        put(has_nbr & _pick(rival, nbr) if any_rival else 0.0)
         chat_ready = (t - self.last_chat) >= cfg.social.chat_cooldown
         put(chat_ready)
         others = max(na - 1, 1)
-        put(np.matmul(self.trust, ones) / others)
-        put(self.trust.max(axis=2))
-        put(np.matmul(self.fam, ones) / others)
-        put(np.matmul(self.riv, ones) / others)
+        if self._tf_dirty:  # trust/familiarity change only on chats and hand-overs
+            self._tf_cache = (
+                np.matmul(self.trust, ones) / others,
+                self.trust.max(axis=2),
+                np.matmul(self.fam, ones) / others,
+            )
+            self._tf_dirty = False
+        put(self._tf_cache[0])
+        put(self._tf_cache[1])
+        put(self._tf_cache[2])
+        put(np.matmul(self.riv, ones) / others if self._riv_active else 0.0)
         put_onehot(self.last_action, NUM_ACTIONS)
         features = f.reshape(n, len(FEATURE_NAMES))
 
@@ -677,6 +725,9 @@ class VecTown:
         self._mask = mask
         assert maps.shape[1] == len(MAP_CHANNELS)
         return Observation(maps=maps, features=features, action_mask=mask.reshape(n, NUM_ACTIONS))
+
+
+_ONEHOT = {k: np.vstack([np.zeros((1, k)), np.eye(k)]).astype(np.float32) for k in (3, 4, 5, 8)}
 
 
 def _pick(arr: np.ndarray, idx: np.ndarray) -> np.ndarray:

@@ -256,6 +256,20 @@ class AnnealStrategy(StrategyBase):
                     break
             else:
                 result, current = self._ppo_result(stage, dto, baseline)
+                b = baseline or GuardrailMetrics()
+                child.metrics.log(
+                    {
+                        "strategy": "anneal",
+                        "anneal_loss_baseline": b.loss_total,
+                        "anneal_queue_baseline": b.queue_conflict_events,
+                        "anneal_intensity_baseline": b.queue_conflict_intensity_sum,
+                        "anneal_loss_flag": result.anneal_loss_flag,
+                        "anneal_queue_flag": result.anneal_queue_flag,
+                        "anneal_intensity_flag": result.anneal_intensity_flag,
+                        "anneal_bc_weight": stage.bc_weight,
+                    },
+                    force=True,
+                )
                 observed[stage.cycle] = current
                 previous = _merge(previous, current)
             results.append(result)

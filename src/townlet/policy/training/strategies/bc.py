@@ -90,11 +90,9 @@ def stack_tensors(data: ReplayData, target: str, device: str) -> tuple[BCTensors
     )
 
 
-def input_statistics(t: BCTensors) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Feature mean/std and per-channel map maximum of the training split (stored in the network)."""
-    feats = t.features.double()
-    mean, std = feats.mean(0), feats.std(0, unbiased=False)
-    return mean.float(), std.float(), t.maps.amax(dim=(0, 2, 3)).float()
+def map_channel_max(t: BCTensors) -> torch.Tensor:
+    """Per-channel maximum of the training maps (the network scales each channel to [0, 1])."""
+    return t.maps.amax(dim=(0, 2, 3)).float()
 
 
 def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
@@ -242,7 +240,7 @@ class BCStrategy(StrategyBase):
 
         torch.manual_seed(context.seed)
         net = build_network(context.model, spec).to(device)
-        net.set_input_normalisation(*input_statistics(train))
+        net.set_input_normalisation(map_channel_max(train))
         opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         ckpt_dir = context.run_dir.checkpoints
         config_hash = context.metadata.get("config_hash")

@@ -507,9 +507,8 @@ class PPORun:
         """
         import torch
 
-        f = self.spec.feature_dim
         maps_max = torch.from_numpy(data.maps.max(axis=(0, 1, 3, 4)).astype(np.float32))
-        self.net.set_input_normalisation(torch.zeros(f), torch.ones(f), maps_max)
+        self.net.set_input_normalisation(maps_max)
 
     # ------------------------------------------------------------------ one iteration
     def _iteration(

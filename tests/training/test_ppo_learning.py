@@ -1,0 +1,95 @@
+"""PPO actually learns: from scratch it beats random, and a BC warm start does not fall apart.
+
+Small fast config (8 towns x 4 agents, 100-tick episodes, MLP 64). Measured when written (seed 0,
+CPU, 1 thread): from scratch, 32k agent-steps -> trained -2.78 vs random -3.29 vs scripted -2.39
+(56% of the random->scripted gap closed); BC (3 epochs) -3.24 -> PPO warm start (8k steps) -3.01.
+The assertions leave room below those figures: at least 20% of the gap, and within 10% of BC.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+from townlet.policy.replay import ReplayData  # noqa: E402
+from townlet.policy.training.contexts import EvaluationSettings, TrainingContext  # noqa: E402
+from townlet.policy.training.services import TrainingServices  # noqa: E402
+from townlet.policy.training.services.evaluation import EvaluationService  # noqa: E402
+from townlet.policy.training.services.rollout import RolloutCaptureService  # noqa: E402
+from townlet.policy.training.strategies.ppo import PPOStrategy  # noqa: E402
+from townlet.runs.metrics import MetricsWriter  # noqa: E402
+from townlet.runs.rundir import RunDir  # noqa: E402
+from townlet.world import load_world_config, make_town  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+MODEL = {"kind": "mlp", "hidden_dim": 64}
+PPO = {"n_steps": 50, "minibatch_size": 256}
+
+
+def small_world() -> Any:
+    w = load_world_config("default")
+    w.num_envs, w.num_agents, w.episode_length = 8, 4, 100
+    return w
+
+
+class FixedReplay:
+    def __init__(self, data: ReplayData) -> None:
+        self.data = data
+
+    def resolve(self, *_: Any) -> ReplayData:
+        return self.data
+
+
+def context(run_dir: Path, replay: ReplayData | None = None, **kw: Any) -> TrainingContext:
+    return TrainingContext(
+        seed=0,
+        world=small_world(),
+        dataset=None,
+        model=MODEL,
+        device="cpu",
+        run_dir=RunDir(run_dir).prepare(),
+        services=TrainingServices(
+            rollout=RolloutCaptureService(),
+            evaluation=EvaluationService(),
+            replay=FixedReplay(replay) if replay is not None else None,
+        ),
+        metrics=MetricsWriter(run_dir / "metrics.jsonl"),
+        evaluation=EvaluationSettings(enabled=True, episodes=8, baselines=True),
+        log=logging.getLogger("test.ppo.learning"),
+        **kw,
+    )
+
+
+def test_ppo_from_scratch_beats_random(tmp_path: Path) -> None:
+    result = PPOStrategy(**PPO, total_steps=32_000, lr=1e-3).run(context(tmp_path))
+    ev = result.evaluation
+    assert ev is not None and ev.scripted is not None and ev.random is not None
+    gap = ev.scripted.mean_return - ev.random.mean_return
+    assert gap > 0  # the baselines are ordered as expected in this world
+    assert ev.policy.mean_return > ev.random.mean_return + 0.2 * gap
+
+
+def test_ppo_warm_started_from_bc_keeps_bc_return(tmp_path: Path) -> None:
+    from townlet.policy.behaviour import make_behaviour
+    from townlet.policy.training.strategies.bc import BCStrategy
+
+    town = make_town(small_world(), 7)
+    data = RolloutCaptureService().collect(
+        town, make_behaviour("scripted", town.spec, seed=7, epsilon=0.1), 300
+    )
+    bc = BCStrategy(epochs=3, batch_size=256).run(context(tmp_path / "bc", replay=data))
+    ppo = PPOStrategy(**PPO, total_steps=8_000, eval_greedy=True).run(
+        context(tmp_path / "ppo", init_from=str(tmp_path / "bc"))
+    )
+    assert bc.evaluation is not None and ppo.evaluation is not None
+    bc_return = bc.evaluation.policy.mean_return
+    assert ppo.evaluation.policy.mean_return >= bc_return - 0.1 * abs(bc_return)
