@@ -141,7 +141,8 @@ def bench_update(quick: bool) -> dict[str, Any]:
 
     flops = train_flops_per_sample(net, batch)
     t0 = time.perf_counter()
-    bare(), update(), gemm()  # warm-up: first optimizer step, oneDNN primitive creation
+    for warm in (bare, update, gemm):  # warm-up: first optimizer step, oneDNN primitive creation
+        warm()
     warmup = time.perf_counter() - t0
     res = alternate({"bare": bare, "update": update, "gemm": gemm}, reps=3 if quick else 5)
     bare_rate = rows / res["bare"].median  # type: ignore[operator]
@@ -201,7 +202,8 @@ def bench_rollout(quick: bool) -> dict[str, Any]:
         data = service.collect(roll_town, policy, ticks, start_obs=state["obs"])
         state["obs"] = data.next_obs
 
-    sim(), infer(), rollout()
+    for warm in (sim, infer, rollout):
+        warm()
     res = alternate({"sim": sim, "inference": infer, "rollout": rollout}, reps=3 if quick else 5)
     rate = {k: ticks * n / r.median for k, r in res.items()}  # type: ignore[operator]
     bound = 1.0 / (1.0 / rate["sim"] + 1.0 / rate["inference"])
@@ -253,6 +255,7 @@ def bench_iteration(quick: bool) -> dict[str, Any]:
         run.setup()
         counter = {"it": 0}
         town, policy, service = run.town, run.policy, run.rollout_service
+        assert service is not None and town is not None
         state: dict[str, Any] = {"obs": None}
         sample = service.collect(town, policy, n_steps)
         hp = strategy.hyper_params(sample.num_transitions)
@@ -270,7 +273,8 @@ def bench_iteration(quick: bool) -> dict[str, Any]:
             prepared = prepare_batch(sample, run.device, gamma=0.99, lam=0.95, normalise=True, where="bench")
             ppo_update(run.net, run.opt, prepared.batch, hp, gen)
 
-        iteration(), collect(), update()
+        for warm in (iteration, collect, update):
+            warm()
         res = alternate(
             {"iteration": iteration, "collect": collect, "update": update}, reps=3 if quick else 5
         )

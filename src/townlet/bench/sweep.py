@@ -21,7 +21,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
-from townlet.bench.protocol import alternate, context_record
+from townlet.bench.protocol import alternate
 
 TARGET_RATIO = 0.65
 JOBS = 4
@@ -127,5 +127,4 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "target_ratio": TARGET_RATIO,
         "ok": ratio is not None and ratio <= TARGET_RATIO,
         "command": " ".join(_command(Path("<tmp>"), Path("<tmp>/sweep"))),
-        "context": context_record(),
     }

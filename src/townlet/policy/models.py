@@ -84,6 +84,8 @@ def model_config_dict(model_cfg: Any) -> dict[str, Any]:
             f"model.conv_strides has {len(strides)} entries but model.conv_channels has {len(channels)}; "
             "give one stride per conv layer"
         )
+    if kind == "mlp":  # conv sizes do not apply; leaving them out keeps init_from comparisons honest
+        return {"kind": kind, "hidden_dim": hidden_dim}
     return {"kind": kind, "hidden_dim": hidden_dim, "conv_channels": channels, "conv_strides": strides}
 
 

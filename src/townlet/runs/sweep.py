@@ -523,7 +523,7 @@ def _axes_text(row: JobRow, axes: Sequence[str]) -> str:
     """The swept values of a job (all its overrides when nothing was swept)."""
     if not axes:
         return " ".join(row.overrides)
-    return " ".join(f"{a}={row.params[a]}" for a in axes if a in row.params)
+    return " ".join(f"{a}={_md_value(row.params[a])}" for a in axes if a in row.params)
 
 
 def render_markdown(summary: SweepSummary) -> str:
@@ -541,10 +541,9 @@ def render_markdown(summary: SweepSummary) -> str:
     if best is not None:
         lines.append(f"- best: job {best.num} ({_axes_text(best, summary.axes)}) → {_fmt(best.objective)}")
     if summary.optuna:
-        lines.append(
-            f"- optuna best_value {summary.optuna.get('best_value')}, "
-            f"best_params {summary.optuna.get('best_params')}"
-        )
+        params = summary.optuna.get("best_params") or {}
+        shown = " ".join(f"{k}={_md_value(str(v))}" for k, v in params.items())
+        lines.append(f"- optuna: best_value {_fmt(_finite(summary.optuna.get('best_value')))} ({shown})")
     lines.append(f"- generated: {summary.generated_at}")
     lines.append("")
 

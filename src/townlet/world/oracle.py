@@ -514,8 +514,6 @@ class OracleTown:
             vals[f"{name}_dy"] = (self.oy[b] - ag.y) / height
             vals[f"{name}_dist"] = dist[b] / span
         # goal
-        order = sorted(range(3), key=lambda k: ag.needs[k])
-        prio = {k: order.index(k) for k in range(3)}
         cands = [
             o
             for o in range(self.n_obj)
@@ -528,7 +526,7 @@ class OracleTown:
         if job_goal:
             goal = self.job_obj[i]
         elif cands:
-            goal = min(cands, key=lambda o: (prio[self.need[o]], dist[o], o))
+            goal = min(cands, key=lambda o: (ag.needs[self.need[o]], dist[o], o))
         else:
             goal = -1
         gdx = self.ox[goal] - ag.x if goal >= 0 else 0

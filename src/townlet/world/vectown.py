@@ -86,6 +86,20 @@ class VecTown:
             axis=2,
         )  # [T, K, 3]
         self._tile_kind_features = table.reshape(table.shape[0], -1).astype(np.float32)  # [T, 3K]
+        self._tile_manh = tman.astype(np.int32)  # [T, O]
+        # goal columns per (tile, goal object); object index O stands for "no goal"
+        no = lay.num_objects
+        goal = np.zeros((tman.shape[0], no + 1, 8), dtype=np.float32)
+        goal[:, :no, 0] = tman == 0
+        goal[:, :no, 1] = tdx / lay.width
+        goal[:, :no, 2] = tdy / lay.height
+        goal[:, :no, 3] = tman / span
+        goal[:, no, 3] = 1.0
+        gdir = greedy_dir(tdx, tdy)  # [T, O]
+        for d in range(4):
+            goal[:, :no, 4 + d] = gdir == d
+        self._goal_table = goal
+        self._restores = lay.obj_need >= 0
         walk = ~lay.walls
         self._walkable_dir = np.zeros((lay.height, lay.width, 4), dtype=bool)
         for d, act in enumerate((Action.MOVE_NORTH, Action.MOVE_SOUTH, Action.MOVE_EAST, Action.MOVE_WEST)):
@@ -103,6 +117,7 @@ class VecTown:
         self._any_job = bool(lay.has_job.any())
         self._obj_x32 = lay.obj_x.astype(np.int32)
         self._obj_y32 = lay.obj_y.astype(np.int32)
+        self._obj_pos = lay.obj_y * w + lay.obj_x  # window-linear positions (see _observe)
         self._diag = np.arange(self.num_agents)
         self._kind_ids = [np.flatnonzero(lay.obj_kind == k) for k in range(len(OBJECT_KINDS))]
         self._obj_is_job = lay.obj_kind == JOB_KIND
@@ -477,6 +492,19 @@ class VecTown:
         self._vacate(e_g, victim)
         self._enqueue(e_g, victim, o_g)
 
+    def _queue_rank(self) -> np.ndarray:
+        """Place of every agent in its queue (0 = head): sort by (env, object, join seq), count in groups."""
+        n = self.n_agents
+        q_obj = self.q_obj.reshape(-1)
+        order = np.lexsort((self.q_seq.reshape(-1), q_obj, self._env_flat))
+        s_obj, s_env = q_obj[order], self._env_flat[order]
+        new_group = np.ones(n, dtype=bool)
+        new_group[1:] = (s_obj[1:] != s_obj[:-1]) | (s_env[1:] != s_env[:-1])
+        idx = np.arange(n)
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = idx - np.maximum.accumulate(idx * new_group)
+        return rank.reshape(self.num_envs, self.num_agents)
+
     def _shift_features(self, put: Any, day: int, working: np.ndarray, in_window: np.ndarray) -> None:
         """The 11 shift-block features, in FEATURE_NAMES order."""
         cfg, lay = self.cfg, self.layout
@@ -532,11 +560,20 @@ class VecTown:
         seen = (abx <= r) & (aby <= r)
         # Every pair writes, so no boolean compaction is needed: a pair outside the window rewrites the
         # viewer's own centre cell with the value that cell gets anyway (same trick for objects below).
+        # Offsets use the window-linear position p = y * w + x (in place, no np.where: both are cheaper).
+        pos = y * w + x  # [E, A] int64
         centre = (np.arange(n, dtype=np.intp) * stride + (r * w + r)).reshape(ne, na, 1)
-        cells = (centre + 6 * ww) + np.where(seen, ady * w + adx, 0)
-        flat[cells] = np.where(seen, count_of[:, None, :], count_of[:, :, None])
-        inq = self.q_obj[:, :, None] == self._obj_range  # [E, A, O]
-        qcount = inq.sum(axis=1)  # [E, O]
+        cells = pos[:, None, :] - pos[:, :, None]
+        cells *= seen
+        cells += centre + 6 * ww
+        vals = count_of[:, None, :] - count_of[:, :, None]  # uint8 arithmetic wraps back exactly
+        vals *= seen
+        vals += count_of[:, :, None]
+        flat[cells] = vals
+        queued = self.q_obj >= 0
+        qcount = np.bincount(
+            (self._env_col * self.num_objects + self.q_obj)[queued], minlength=ne * self.num_objects
+        ).reshape(ne, self.num_objects)  # [E, O]
         here = lay.tile_obj[y, x]
         h0 = np.maximum(here, 0)
         on_obj = here >= 0
@@ -545,11 +582,20 @@ class VecTown:
         dxo = self._obj_x32 - x32[:, :, None]  # [E, A, O]
         dyo = self._obj_y32 - y32[:, :, None]
         oseen = (np.abs(dxo) <= r) & (np.abs(dyo) <= r)
-        ocells = (centre + 7 * ww) + np.where(oseen, dyo * w + dxo, 0)
-        here_occ = np.where(on_obj, occupied_u8[ec, h0], 0).astype(np.uint8)[:, :, None]
-        here_q = np.where(on_obj, queue_u8[ec, h0], 0).astype(np.uint8)[:, :, None]
-        flat[ocells] = np.where(oseen, occupied_u8[:, None, :], here_occ)
-        flat[ocells + ww] = np.where(oseen, queue_u8[:, None, :], here_q)
+        ocells = self._obj_pos - pos[:, :, None]
+        ocells *= oseen
+        ocells += centre + 7 * ww
+        here_occ = (occupied_u8[ec, h0] * on_obj).astype(np.uint8)[:, :, None]
+        here_q = (queue_u8[ec, h0] * on_obj).astype(np.uint8)[:, :, None]
+        ovals = occupied_u8[:, None, :] - here_occ
+        ovals *= oseen
+        ovals += here_occ
+        flat[ocells] = ovals
+        ovals = queue_u8[:, None, :] - here_q
+        ovals *= oseen
+        ovals += here_q
+        ocells += ww
+        flat[ocells] = ovals
 
         # ---- shared tables
         occupying = self.occ >= 0
@@ -560,7 +606,7 @@ class VecTown:
         else:
             any_rival = False
         if any_rival:
-            member = inq | (self.occ[:, :, None] == self._obj_range)
+            member = (self.q_obj[:, :, None] == self._obj_range) | (self.occ[:, :, None] == self._obj_range)
             rival_at = np.matmul(rival.astype(np.float32), member.astype(np.float32)) > 0  # [E, A, O]
         else:
             rival_at = np.zeros((ne, na, self.num_objects), dtype=bool)
@@ -568,7 +614,7 @@ class VecTown:
         stock_ok = ~self._stocked | (self.stock > 0)  # [E, O]
         kind_ok = ~self._obj_is_job | (self._own_station & in_window[:, None])  # [A, O]
         usable = stock_ok[:, None, :] & (self.wallet[:, :, None] >= lay.obj_cost) & kind_ok[None]
-        manh = np.abs(dxo) + np.abs(dyo)
+        manh = self._tile_manh[tile].reshape(ne, na, -1)  # [E, A, O] Manhattan distance to each object
 
         f = np.empty((ne, na, len(FEATURE_NAMES)), dtype=np.float32)
         col = iter(range(len(FEATURE_NAMES)))
@@ -612,8 +658,7 @@ class VecTown:
         occ_kind = np.where(occupying, lay.obj_kind[occ0], -1)
         put_onehot(occ_kind, len(OBJECT_KINDS))
         # queue block
-        same_q = (self.q_obj[:, :, None] == self.q_obj[:, None, :]) & in_queue[:, :, None]
-        rank = (same_q & (self.q_seq[:, None, :] < self.q_seq[:, :, None])).sum(axis=2)
+        rank = self._queue_rank()
         q0 = np.maximum(self.q_obj, 0)
         put(in_queue)
         put(np.where(in_queue, rank / na, 0.0))
@@ -633,39 +678,27 @@ class VecTown:
         f[..., k0 : k0 + nk] = self._tile_kind_features[tile].reshape(ne, na, nk)
         for _ in range(nk - 1):
             next(col)
-        # goal: job window first, then the most urgent need's nearest usable object without rivals
-        n0, n1, n2 = needs[..., 0], needs[..., 1], needs[..., 2]  # rank of each need, ties by need index
-        prio = np.stack(
-            [
-                (n1 < n0).astype(np.int64) + (n2 < n0),
-                (n0 <= n1).astype(np.int64) + (n2 < n1),
-                (n0 <= n2).astype(np.int64) + (n1 <= n2),
-            ],
-            axis=2,
-        )
-        obj_need = lay.obj_need
-        urgent = (needs[:, :, self._need_of_obj] < thr) & (obj_need >= 0)
-        cand = usable & ~rival_at & urgent
-        key = np.where(cand, prio[:, :, self._need_of_obj] * BIG + manh, 4 * BIG)
-        need_obj = key.argmin(axis=2)
-        has_need_goal = cand.any(axis=2)
+        # goal: job window first, else the nearest usable, rival-free object of the most urgent need
+        # (lowest need value; ties -> nearest object -> lowest object id)
+        nv = needs[:, :, self._need_of_obj]  # [E, A, O] value of the need each object restores
+        cand = usable & (nv < thr) & self._restores
+        if any_rival:
+            cand &= ~rival_at
+        lowest = np.where(cand, nv, np.inf).min(axis=2)
+        cand &= nv == lowest[:, :, None]
+        need_obj = np.where(cand, manh, BIG32).argmin(axis=2)
         job_goal = in_window & ~working
-        goal = np.where(job_goal, lay.job_obj, np.where(has_need_goal, need_obj, -1))
+        goal = np.where(job_goal, lay.job_obj, np.where(lowest < np.inf, need_obj, -1))
         active = goal >= 0
-        g0 = np.maximum(goal, 0)
-        gdx = np.where(active, lay.obj_x[g0] - x, 0)
-        gdy = np.where(active, lay.obj_y[g0] - y, 0)
-        gdist = np.abs(gdx) + np.abs(gdy)
-        goal_need = np.where(active & ~job_goal, obj_need[g0], -1)
+        goal_need = np.where(active & ~job_goal, lay.obj_need[np.maximum(goal, 0)], -1)
         put(active)
         put(job_goal)
         put_onehot(goal_need, 3)
-        put(active & (gdist == 0))
-        put(gdx / width)
-        put(gdy / height)
-        put(np.where(active, gdist / span, 1.0))
-        gdir = greedy_dir(gdx, gdy)
-        put_onehot(gdir, 4)
+        c0 = next(col)
+        for _ in range(7):
+            next(col)
+        # goal_here, goal_dx, goal_dy, goal_dist, goal_dir_{n,s,e,w} from the (tile, object) table
+        f[..., c0 : c0 + 8] = self._goal_table[tile.reshape(ne, na), np.where(active, goal, self.num_objects)]
         # rivals
         ones = self._ones
         if self._riv_active:

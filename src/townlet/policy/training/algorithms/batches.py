@@ -7,7 +7,7 @@ normalise, check finiteness with a single host sync, then flatten to rows for mi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ def require_finite(tensors: dict[str, torch.Tensor], where: str) -> None:
         )
 
 
-def _col(data: ReplayData, name: str, device: torch.device, dtype: np.dtype | None = None) -> torch.Tensor:
+def _col(data: ReplayData, name: str, device: torch.device, dtype: Any = None) -> torch.Tensor:
     arr = getattr(data, name)
     if dtype is not None:
         arr = arr.astype(dtype, copy=False)

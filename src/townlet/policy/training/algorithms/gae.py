@@ -58,9 +58,9 @@ def compute_gae(
         raise ValueError(
             f"GAE expects time-major [T, N] tensors, got rewards of shape {tuple(rewards.shape)}"
         )
-    for name, t in (("values", values), ("next_values", next_values), ("terminated", terminated)):
-        if t.shape != rewards.shape:
-            raise ValueError(f"GAE: {name} has shape {tuple(t.shape)}, rewards {tuple(rewards.shape)}")
+    for name, col in (("values", values), ("next_values", next_values), ("terminated", terminated)):
+        if col.shape != rewards.shape:
+            raise ValueError(f"GAE: {name} has shape {tuple(col.shape)}, rewards {tuple(rewards.shape)}")
     if truncated.shape != rewards.shape:
         raise ValueError(f"GAE: truncated has shape {tuple(truncated.shape)}, rewards {tuple(rewards.shape)}")
     rewards = rewards.float()

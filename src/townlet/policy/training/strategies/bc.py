@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from townlet.policy.training.contexts import TrainingContext
 
 TARGETS = ("teacher_actions", "actions")
+LOSS_TIE_BREAK = 1e-3  # at equal val accuracy, a val loss lower by this fraction still counts as progress
 
 
 class BCConfigError(ValueError):
@@ -422,7 +423,11 @@ class BCStrategy(StrategyBase):
 
 @dataclass
 class _Best:
-    """Best validation score so far (accuracy first, lower loss breaks ties); survives resume."""
+    """Best validation score so far; survives resume.
+
+    Accuracy first (a gain above ``min_delta``); at equal accuracy a clearly lower loss also counts,
+    because on easy data accuracy saturates at 1.0 long before the network is confident.
+    """
 
     epoch: int = 0
     val_accuracy: float | None = None
@@ -439,7 +444,7 @@ class _Best:
                 math.isclose(s.val_accuracy, self.val_accuracy)
                 and s.val_loss is not None
                 and self.val_loss is not None
-                and s.val_loss < self.val_loss
+                and s.val_loss < self.val_loss * (1.0 - LOSS_TIE_BREAK)
             )
         )
         if better:

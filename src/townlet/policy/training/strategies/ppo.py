@@ -469,7 +469,7 @@ class PPORun:
             ckpt = load_checkpoint(ckpt_dir, spec, str(device), which="last")
             net.load_state_dict(ckpt.model_state)
             if ckpt.optimizer_state is not None:
-                opt.load_state_dict(ckpt.optimizer_state)
+                opt.load_state_dict(dict(ckpt.optimizer_state))
             ckpt.restore_rng()
             self.state = _State.from_extra(ckpt.extra)
             normalised = True
@@ -635,7 +635,7 @@ class PPORun:
         done = tracker.update(rewards, data.truncated)
         self.state.episodes += len(done)
         t_len, n = rewards.shape
-        ep_len = max(int(getattr(world_cfg, "episode_length", t_len)), 1)
+        ep_len = max(int(getattr(world_cfg, "episode_length", None) or t_len), 1)
         episodes_equiv = n * t_len / ep_len
         faints = float(data.terminated.sum())
         conflicts = float(data.events.get("queue_conflict_events", 0.0))
