@@ -65,3 +65,28 @@ def test_scripted_with_exploration_matches_oracle(name: str) -> None:
 @given(seed=st.integers(0, 2**31 - 1), name=st.sampled_from(SCENARIOS))
 def test_random_actions_match_oracle(seed: int, name: str) -> None:
     _run_pair(name, seed=seed, steps=30, policy="random", epsilon=0.0)
+
+
+def test_generated_layout_matches_oracle() -> None:
+    # object_counts placement (the `large` scenario's mechanism) with many agents in one town
+    from townlet.world import load_world_config
+
+    cfg = load_world_config(
+        "large",
+        {
+            "num_agents": 40,
+            "episode_length": 30,
+            "width": 24,
+            "height": 20,
+            "object_counts": {"fridge": 4, "stove": 2, "shower": 3, "bed": 4},
+        },
+    )
+    vec, ora = make_town(cfg, 2), OracleTown(cfg, 2)
+    ov, oo = vec.reset(), ora.reset()
+    pol = ScriptedPolicy(vec.spec, epsilon=0.5, seed=1)
+    for step in range(35):
+        _assert_same(ov, oo, step)
+        acts = pol.act(ov).actions
+        rv, ro = vec.step(acts), ora.step(acts)
+        assert np.array_equal(rv.rewards, ro.rewards), f"rewards differ at step {step}"
+        ov, oo = rv.obs, ro.obs

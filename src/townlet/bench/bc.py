@@ -27,6 +27,7 @@ from typing import Any
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 BATCH = 512
+LR = 3e-3  # the strategy=bc default
 EVAL_EVERY = 8  # minibatches between validation passes in the accuracy run
 TARGET_90_S, TARGET_95_S = 30.0, 60.0
 TARGET_RATIO = 0.9
@@ -83,7 +84,7 @@ def measure_accuracy(ticks: int = 400, budget_s: float = 90.0) -> dict[str, Any]
         val, _ = stack_tensors(val_data, "teacher_actions", "cpu")
         net = _network(data.spec)
         net.set_input_normalisation(map_channel_max(train))
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        opt = torch.optim.Adam(net.parameters(), lr=LR)
         gen = torch.Generator().manual_seed(0)
         seen, step = 0, 0
         while reached[0.95] is None and time.perf_counter() - t0 < budget_s:

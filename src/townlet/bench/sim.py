@@ -78,6 +78,7 @@ def _measure_case(label: str, cfg: WorldConfig, reps: int, contended_after: floa
     v_rate = vec_ticks * n / v.median if v.median else None
     o_rate = ora_ticks * n / o.median if o.median else None
     cpu_rate = _cpu_rate(subjects["vectorised"], vec_ticks * n)
+    oracle_cpu = _cpu_rate(subjects["oracle"], ora_ticks * n)
     return {
         "case": f"step+obs {label}",
         "world": cfg.name,
@@ -88,6 +89,8 @@ def _measure_case(label: str, cfg: WorldConfig, reps: int, contended_after: floa
         "cpu_time_per_s": cpu_rate,
         "oracle_per_s": o_rate,
         "ratio_vs_oracle": (v_rate / o_rate) if v_rate and o_rate else None,
+        "oracle_cpu_time_per_s": oracle_cpu,
+        "cpu_ratio_vs_oracle": cpu_rate / oracle_cpu,
         "reps": len(v.times),
         "contended": v.contended or o.contended,
         "target": f">= {TARGET_RATE:,.0f}/s and >= {TARGET_RATIO:.0f}x" if label == "64x16" else "report",
@@ -191,6 +194,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "cpu_time_per_s",
                 "oracle_per_s",
                 "ratio_vs_oracle",
+                "cpu_ratio_vs_oracle",
                 "contended",
             )
         }

@@ -23,6 +23,9 @@ class PolicyNetwork(nn.Module):
     """Common input normalisation, trunk and heads; subclasses provide the map encoder."""
 
     map_encoder: nn.Module
+    map_scale: torch.Tensor  # buffers (saved in the state dict)
+    feature_mean: torch.Tensor
+    feature_inv_std: torch.Tensor
 
     def __init__(
         self, map_shape: tuple[int, int, int], feature_dim: int, num_actions: int, hidden_dim: int
@@ -46,7 +49,8 @@ class PolicyNetwork(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Linear | nn.Conv2d):
                 nn.init.orthogonal_(module.weight, gain=math.sqrt(2.0))
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
         nn.init.orthogonal_(self.policy_head.weight, gain=0.01)
         nn.init.orthogonal_(self.value_head.weight, gain=1.0)
 

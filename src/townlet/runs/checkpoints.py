@@ -119,7 +119,7 @@ def _rng_state() -> dict[str, Any]:
     import torch
 
     version, state, gauss = random.getstate()
-    np_state = np.random.get_state()
+    np_state: tuple[Any, ...] = tuple(np.random.get_state(legacy=True))
     return {
         "torch": torch.get_rng_state(),
         "python": [version, list(state), gauss],

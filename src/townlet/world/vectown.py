@@ -98,7 +98,7 @@ class VecTown:
         gdir = greedy_dir(tdx, tdy)  # [T, O]
         for d in range(4):
             goal[:, :no, 4 + d] = gdir == d
-        self._goal_table = goal
+        self._goal_table = goal.reshape(-1, 8)  # row = tile * (O + 1) + goal object
         self._restores = lay.obj_need >= 0
         walk = ~lay.walls
         self._walkable_dir = np.zeros((lay.height, lay.width, 4), dtype=bool)
@@ -115,6 +115,21 @@ class VecTown:
         self._eye = np.eye(self.num_agents, dtype=bool)[None]
         self._ones = np.ones(self.num_agents)
         self._any_job = bool(lay.has_job.any())
+        self._mask_rows = np.arange(self.n_agents) * NUM_ACTIONS
+        self._food = lay.obj_need == FOOD_NEED
+        cheb_oo = np.maximum(
+            np.abs(lay.obj_x[:, None] - lay.obj_x[None, :]), np.abs(lay.obj_y[:, None] - lay.obj_y[None, :])
+        )
+        self._meal_near = (
+            (cheb_oo <= 1) & self._food[:, None] & self._food[None, :] & ~np.eye(lay.num_objects, dtype=bool)
+        )
+        tile_mask = np.zeros((lay.height * lay.width, NUM_ACTIONS), dtype=bool)
+        tile_mask[:, Action.NOOP] = True
+        tile_mask[:, Action.MOVE_NORTH : Action.MOVE_WEST + 1] = self._walkable_dir.reshape(-1, 4)
+        self._tile_mask = tile_mask
+        self._feature_rows = (np.arange(self.n_agents) * len(FEATURE_NAMES)).reshape(
+            self.num_envs, self.num_agents
+        )
         self._obj_x32 = lay.obj_x.astype(np.int32)
         self._obj_y32 = lay.obj_y.astype(np.int32)
         self._obj_pos = lay.obj_y * w + lay.obj_x  # window-linear positions (see _observe)
@@ -189,7 +204,7 @@ class VecTown:
         act = act.astype(np.int64).reshape(self.num_envs, self.num_agents)
         if ((act < 0) | (act >= NUM_ACTIONS)).any():
             raise ActionError(f"action ids must lie in [0, {NUM_ACTIONS}); see townlet.world.spec.Action")
-        allowed = np.take_along_axis(self._mask, act[..., None], axis=2)[..., 0]
+        allowed = self._mask.reshape(-1)[self._mask_rows + act.reshape(-1)].reshape(act.shape)
         a = np.where(allowed, act, 0)
         rewards, terminated, events = self._apply(a)
         self.tick += 1
@@ -281,7 +296,7 @@ class VecTown:
         ne, na = self.num_envs, self.num_agents
         t = self.tick
         day = t % cfg.day_length
-        ev = {name: np.zeros(ne) for name in EVENT_COUNTERS}
+        ev = dict(zip(EVENT_COUNTERS, np.zeros((len(EVENT_COUNTERS), ne)), strict=True))  # row views
         social = np.zeros((ne, na))
         extra = np.zeros((ne, na))
         emp = cfg.employment
@@ -303,15 +318,16 @@ class VecTown:
             if lay.stage >= 1:
                 base = sc.chat_base + sc.chat_trust_weight * tr + sc.chat_familiarity_weight * fa
                 gain = base * q
-                sp_def = 1.0 - self.needs[e_s, s].min(axis=1)
-                li_def = 1.0 - self.needs[e_s, tgt].min(axis=1)
+                ns_, nt_ = self.needs[e_s, s], self.needs[e_s, tgt]
+                sp_def = 1.0 - np.minimum(np.minimum(ns_[:, 0], ns_[:, 1]), ns_[:, 2])
+                li_def = 1.0 - np.minimum(np.minimum(nt_[:, 0], nt_[:, 1]), nt_[:, 2])
                 sp = np.where(ok, np.where(sp_def > sc.chat_max_deficit, 0.0, gain), -0.5 * sc.chat_base)
                 li = np.where(ok, np.where(li_def > sc.chat_max_deficit, 0.0, gain), -0.25 * sc.chat_base)
-                idx = np.stack([e_s * na + s, e_s * na + tgt], axis=1).ravel()
-                np.add.at(social.reshape(-1), idx, np.stack([sp, li], axis=1).ravel())
+                idx = _interleave(e_s * na + s, e_s * na + tgt)
+                np.add.at(social.reshape(-1), idx, _interleave(sp, li))
             eo, so, to, qo = e_s[ok], s[ok], tgt[ok], q[ok]
             if eo.size:
-                cells = np.stack([(eo * na + so) * na + to, (eo * na + to) * na + so], axis=1).ravel()
+                cells = _interleave((eo * na + so) * na + to, (eo * na + to) * na + so)
                 np.add.at(self.trust.reshape(-1), cells, np.repeat(sc.chat_trust_gain * qo, 2))
                 self._tf_dirty = True
                 np.add.at(self.fam.reshape(-1), cells, np.full(cells.size, sc.chat_familiarity_gain))
@@ -332,7 +348,7 @@ class VecTown:
             self._handover(e_r, o_r, g_r, day, ev)
 
         # 3. moves (walking off a tile drops the queue entry there)
-        mv = (a >= Action.MOVE_NORTH) & (a <= Action.MOVE_WEST)
+        mv = _IS_MOVE[a]
         self.x += DX[a]
         self.y += DY[a]
         self.q_obj[mv] = -1
@@ -368,7 +384,7 @@ class VecTown:
             inq = self.q_obj[:, :, None] == self._obj_range
             key = np.where(inq, self.q_seq[:, :, None], BIG)
             head = key.argmin(axis=1)  # [E, O]
-            has = inq.any(axis=1)
+            has = key[self._env_col, head, self._obj_range] < BIG
             start = has & (self.obj_occ < 0) & req[self._env_col, head]
             e_st, o_st = np.nonzero(start)
             if e_st.size:
@@ -403,7 +419,8 @@ class VecTown:
 
         # 6. needs decay; fridges restock
         decay = np.asarray(cfg.needs.decay, dtype=np.float64)
-        self.needs = np.maximum(self.needs - decay, 0.0)
+        self.needs -= decay
+        np.maximum(self.needs, 0.0, out=self.needs)
         if self._restocks.any():
             due = self._restocks & ((t + 1) % np.maximum(lay.obj_restock, 1) == 0)
             if due.any():
@@ -442,7 +459,7 @@ class VecTown:
             self._riv_active = bool(self.riv.any())
 
         # 10. reward total, guard after a faint, clip
-        r = rc.survival - pen + social + extra + np.where(faint, rc.faint_penalty, 0.0)
+        r = rc.survival - pen + social + extra + faint * rc.faint_penalty
         r = np.where((self.since_term < rc.guard_ticks) & (r > 0.0), 0.0, r)
         r = np.clip(r, -rc.clip, rc.clip)
         return r, faint, ev
@@ -465,13 +482,10 @@ class VecTown:
         meal = lay.obj_need[o] == FOOD_NEED
         if not meal.any():
             return
-        e, o, g = e[meal], o[meal], g[meal]
-        occ = self.occ[e]  # [k, A]
-        eating = (occ >= 0) & (lay.obj_need[np.maximum(occ, 0)] == FOOD_NEED)
-        ox, oy = lay.obj_x[np.maximum(occ, 0)], lay.obj_y[np.maximum(occ, 0)]
-        near = (np.abs(ox - lay.obj_x[o][:, None]) <= 1) & (np.abs(oy - lay.obj_y[o][:, None]) <= 1)
-        other = np.arange(self.num_agents)[None, :] != g[:, None]
-        shared = (eating & near & other).any(axis=1)
+        e, o = e[meal], o[meal]
+        # the starter holds o itself, so any other food object next to o that is occupied is another's meal
+        eating = (self.obj_occ[e] >= 0) & self._food  # [k, O]
+        shared = (eating & self._meal_near[o]).any(axis=1)
         ev["shared_meal_events"] += np.bincount(e[shared], minlength=self.num_envs)
 
     def _ghost_steps(self, ghost: np.ndarray, day: int, ev: dict[str, np.ndarray]) -> None:
@@ -495,11 +509,12 @@ class VecTown:
     def _queue_rank(self) -> np.ndarray:
         """Place of every agent in its queue (0 = head): sort by (env, object, join seq), count in groups."""
         n = self.n_agents
-        q_obj = self.q_obj.reshape(-1)
-        order = np.lexsort((self.q_seq.reshape(-1), q_obj, self._env_flat))
-        s_obj, s_env = q_obj[order], self._env_flat[order]
+        # one int64 key: (env, object) group in the high bits, join sequence (< 2**32) in the low bits
+        group = self._env_flat * (self.num_objects + 1) + (self.q_obj.reshape(-1) + 1)
+        order = np.argsort((group << 32) + self.q_seq.reshape(-1), kind="stable")
+        s_group = group[order]
         new_group = np.ones(n, dtype=bool)
-        new_group[1:] = (s_obj[1:] != s_obj[:-1]) | (s_env[1:] != s_env[:-1])
+        new_group[1:] = s_group[1:] != s_group[:-1]
         idx = np.arange(n)
         rank = np.empty(n, dtype=np.int64)
         rank[order] = idx - np.maximum.accumulate(idx * new_group)
@@ -552,7 +567,9 @@ class VecTown:
         tile_count = np.bincount(
             (self._env_col * (width * height) + y * width + x).reshape(-1), minlength=ne * width * height
         )
-        count_of = np.minimum(tile_count, 255).astype(np.uint8).reshape(ne, -1)[self._env_col, y * width + x]
+        count_of = np.minimum(tile_count[self._env_col * (width * height) + y * width + x], 255).astype(
+            np.uint8
+        )
         x32, y32 = x.astype(np.int32), y.astype(np.int32)
         adx = x32[:, None, :] - x32[:, :, None]  # [E, A(me), B(other)], int32 keeps these tables small
         ady = y32[:, None, :] - y32[:, :, None]
@@ -613,10 +630,14 @@ class VecTown:
         in_window = self._in_window(day)
         stock_ok = ~self._stocked | (self.stock > 0)  # [E, O]
         kind_ok = ~self._obj_is_job | (self._own_station & in_window[:, None])  # [A, O]
-        usable = stock_ok[:, None, :] & (self.wallet[:, :, None] >= lay.obj_cost) & kind_ok[None]
+        usable = stock_ok[:, None, :] & (self.wallet[:, :, None] >= lay.obj_cost)
+        if self._any_job:
+            usable &= kind_ok[None]
         manh = self._tile_manh[tile].reshape(ne, na, -1)  # [E, A, O] Manhattan distance to each object
 
-        f = np.empty((ne, na, len(FEATURE_NAMES)), dtype=np.float32)
+        f = np.zeros((ne, na, len(FEATURE_NAMES)), dtype=np.float32)
+        f_flat = f.reshape(-1)
+        f_rows = self._feature_rows
         col = iter(range(len(FEATURE_NAMES)))
 
         def put(v: np.ndarray | float) -> None:
@@ -627,14 +648,17 @@ class VecTown:
             c0 = next(col)
             for _ in range(k - 1):
                 next(col)
-            f[..., c0 : c0 + k] = _ONEHOT[k][v + 1]
+            hit = v >= 0  # f starts at zero: only the ones are scattered
+            f_flat[(f_rows + c0 + v)[hit]] = 1.0
 
         needs = self.needs
         thr = cfg.needs.threshold
         c0 = next(col)
         next(col), next(col)
         f[..., c0 : c0 + 3] = needs
-        min_need = needs.min(axis=2)
+        min_need = np.minimum(
+            np.minimum(needs[..., 0], needs[..., 1]), needs[..., 2]
+        )  # faster than min(axis)
         put(min_need >= thr)
         put(min_need)
         put(self.wallet / cfg.wallet_scale)
@@ -684,7 +708,8 @@ class VecTown:
         cand = usable & (nv < thr) & self._restores
         if any_rival:
             cand &= ~rival_at
-        lowest = np.where(cand, nv, np.inf).min(axis=2)
+        masked = np.where(cand, nv, np.inf)
+        lowest = _pick(masked, masked.argmin(axis=2))  # argmin + pick beats min() over a short last axis
         cand &= nv == lowest[:, :, None]
         need_obj = np.where(cand, manh, BIG32).argmin(axis=2)
         job_goal = in_window & ~working
@@ -698,7 +723,8 @@ class VecTown:
         for _ in range(7):
             next(col)
         # goal_here, goal_dx, goal_dy, goal_dist, goal_dir_{n,s,e,w} from the (tile, object) table
-        f[..., c0 : c0 + 8] = self._goal_table[tile.reshape(ne, na), np.where(active, goal, self.num_objects)]
+        goal_row = tile.reshape(ne, na) * (self.num_objects + 1) + np.where(active, goal, self.num_objects)
+        f[..., c0 : c0 + 8] = self._goal_table[goal_row]
         # rivals
         ones = self._ones
         if self._riv_active:
@@ -749,9 +775,8 @@ class VecTown:
         features = f.reshape(n, len(FEATURE_NAMES))
 
         # ---- action mask
-        mask = np.zeros((ne, na, NUM_ACTIONS), dtype=bool)
-        mask[..., Action.NOOP] = True
-        mask[..., Action.MOVE_NORTH : Action.MOVE_WEST + 1] = self._walkable_dir[y, x] & ~occupying[..., None]
+        mask = self._tile_mask[tile].reshape(ne, na, NUM_ACTIONS)  # NOOP and the wall-free moves
+        mask[occupying, Action.MOVE_NORTH : Action.MOVE_WEST + 1] = False
         mask[..., Action.USE] = ~occupying & here_usable
         mask[..., Action.RELEASE] = occupying | in_queue
         mask[..., Action.CHAT] = ~occupying & chat_ready & has_nbr
@@ -760,7 +785,15 @@ class VecTown:
         return Observation(maps=maps, features=features, action_mask=mask.reshape(n, NUM_ACTIONS))
 
 
-_ONEHOT = {k: np.vstack([np.zeros((1, k)), np.eye(k)]).astype(np.float32) for k in (3, 4, 5, 8)}
+_IS_MOVE = (DX != 0) | (DY != 0)  # by action id
+
+
+def _interleave(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[a0, b0, a1, b1, ...]: the order in which paired updates are applied (the oracle's order)."""
+    out = np.empty(2 * a.size, dtype=np.result_type(a, b))
+    out[0::2] = a
+    out[1::2] = b
+    return out
 
 
 def _pick(arr: np.ndarray, idx: np.ndarray) -> np.ndarray:

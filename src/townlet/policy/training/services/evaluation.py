@@ -44,7 +44,7 @@ def scripted_choices(data: ReplayData, spec: ObservationSpec, seed: int) -> np.n
     Evaluated tick by tick with the same batch shape the world produced, so the scripted policy
     sees exactly what it would have seen acting itself.
     """
-    from townlet.policy.behaviour import make_behaviour  # type: ignore[attr-defined]
+    from townlet.policy.behaviour import make_behaviour
 
     teacher = make_behaviour("scripted", spec, seed=seed, epsilon=0.0)
     choose = getattr(teacher, "teacher", None)
@@ -88,7 +88,8 @@ class EvaluationService:
                     f"{cfg.name!r}: {diff}; evaluate it in the world it was trained for"
                 )
         data = self.rollout.collect(town, policy, rounds * int(cfg.episode_length))
-        return self.summarise(data, label or getattr(policy, "name", "policy"), seed, policy, agreement)
+        name = label or str(getattr(policy, "name", "policy"))
+        return self.summarise(data, name, seed, policy, agreement)
 
     def compare(
         self,
@@ -104,7 +105,7 @@ class EvaluationService:
         scripted = random_ = None
         cfg = to_world_config(world_cfg)
         if baselines:
-            from townlet.policy.behaviour import make_behaviour  # type: ignore[attr-defined]
+            from townlet.policy.behaviour import make_behaviour
 
             spec = build_spec(cfg)
             teacher = make_behaviour("scripted", spec, seed=seed)

@@ -177,7 +177,7 @@ class BCStrategy(StrategyBase):
 
     def __init__(
         self,
-        lr: float = 1e-3,
+        lr: float = 3e-3,
         batch_size: int = 512,
         epochs: int = 5,
         weight_decay: float = 0.0,
@@ -259,7 +259,7 @@ class BCStrategy(StrategyBase):
             ckpt = load_checkpoint(ckpt_dir, spec, device, which="last")
             net.load_state_dict(ckpt.model_state)
             if ckpt.optimizer_state is not None:
-                opt.load_state_dict(ckpt.optimizer_state)
+                opt.load_state_dict(dict(ckpt.optimizer_state))
             ckpt.restore_rng()
             start_epoch = ckpt.epoch
             best = _Best.from_dict(ckpt.extra.get("best", {}))
