@@ -1,18 +1,37 @@
-"""The torch-free vectorised town: configs, rules, observations, the oracle and the PettingZoo face."""
+"""The torch-free vectorised town: configs, rules, observations, the oracle and the PettingZoo face.
 
-from townlet.world.config import NEED_NAMES, OBJECT_KINDS, WorldConfig, WorldConfigError
-from townlet.world.features import FEATURE_INDEX, FEATURE_NAMES, MAP_CHANNELS, build_spec
-from townlet.world.loader import available_worlds, load_world_config, to_world_config
-from townlet.world.spec import (
-    ACTION_NAMES,
-    EVENT_COUNTERS,
-    NUM_ACTIONS,
-    Action,
-    Observation,
-    ObservationSpec,
-    StepResult,
-)
-from townlet.world.vectown import ActionError, VecTown, make_town
+Names are resolved lazily (PEP 562) so that importing ``townlet.world.config`` — which the Hydra
+schemas do on every ``townlet-train --cfg job`` — does not pay for numpy and the simulation modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "NEED_NAMES": "townlet.world.config",
+    "OBJECT_KINDS": "townlet.world.config",
+    "WorldConfig": "townlet.world.config",
+    "WorldConfigError": "townlet.world.config",
+    "FEATURE_INDEX": "townlet.world.features",
+    "FEATURE_NAMES": "townlet.world.features",
+    "MAP_CHANNELS": "townlet.world.features",
+    "build_spec": "townlet.world.features",
+    "available_worlds": "townlet.world.loader",
+    "load_world_config": "townlet.world.loader",
+    "to_world_config": "townlet.world.loader",
+    "ACTION_NAMES": "townlet.world.spec",
+    "EVENT_COUNTERS": "townlet.world.spec",
+    "NUM_ACTIONS": "townlet.world.spec",
+    "Action": "townlet.world.spec",
+    "Observation": "townlet.world.spec",
+    "ObservationSpec": "townlet.world.spec",
+    "StepResult": "townlet.world.spec",
+    "ActionError": "townlet.world.vectown",
+    "VecTown": "townlet.world.vectown",
+    "make_town": "townlet.world.vectown",
+}
 
 __all__ = [
     "ACTION_NAMES",
@@ -37,3 +56,27 @@ __all__ = [
     "make_town",
     "to_world_config",
 ]
+
+if TYPE_CHECKING:
+    from townlet.world.config import NEED_NAMES, OBJECT_KINDS, WorldConfig, WorldConfigError
+    from townlet.world.features import FEATURE_INDEX, FEATURE_NAMES, MAP_CHANNELS, build_spec
+    from townlet.world.loader import available_worlds, load_world_config, to_world_config
+    from townlet.world.spec import (
+        ACTION_NAMES,
+        EVENT_COUNTERS,
+        NUM_ACTIONS,
+        Action,
+        Observation,
+        ObservationSpec,
+        StepResult,
+    )
+    from townlet.world.vectown import ActionError, VecTown, make_town
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'townlet.world' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
