@@ -4,19 +4,29 @@
 * ``compose_train(overrides, support=True, hydra=False)`` — compose ``conf/train.yaml`` with the
   compose API (optionally with the test-only overlay ``tests/_support/conf``, which adds
   ``strategy=echo``), cleaning Hydra's global state afterwards.
-* ``cli_env`` — environment for subprocess runs (1 thread, PASSIVE OpenMP, overlay importable).
+* ``cli_env`` — environment for subprocess runs (overlay importable, no HYDRA_FULL_ERROR).
 * ``run_cli(*args, cwd=..., module="townlet.train")`` — run a console module in a subprocess.
+
+The whole session runs single-threaded with ``OMP_WAIT_POLICY=PASSIVE``, set here before anything
+imports NumPy or torch and inherited by every subprocess and xdist worker: on the shared 2-core box
+spinning OpenMP workers made torch tests 4-10x slower.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import pytest
+from townlet.runs.seeding import configure_threads
+
+os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # even if the shell says otherwise
+configure_threads(1)  # thread env before NumPy/torch load; resizes torch's pool if already loaded
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SUPPORT = REPO_ROOT / "tests" / "_support"
@@ -69,8 +79,6 @@ def cli_env() -> dict[str, str]:
     env.update(
         PYTHONPATH=os.pathsep.join([str(SUPPORT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         TOWNLET_ALLOWED_TARGETS="echo_strategy",
-        OMP_NUM_THREADS="1",
-        OMP_WAIT_POLICY="PASSIVE",
     )
     env.pop("HYDRA_FULL_ERROR", None)
     return env

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import support_searchpath
 from townlet.dto import BCTrainingResultDTO, RunRecord, TrainingResult
 from townlet.runs.metrics import read_metrics
@@ -112,3 +114,59 @@ def test_in_process_run_job(compose_train, tmp_path: Path) -> None:
     value = run_job(cfg, run_dir=tmp_path / "inproc")
     assert value == 0.3
     assert json.loads((tmp_path / "inproc" / "run.json").read_text())["status"] == "completed"
+
+
+# Result fields that measure the machine, not what was learned; and fields naming this run's files.
+_TIMING = {"duration_sec", "epoch_duration_sec", "samples_per_sec"}
+_PATHS = {"checkpoint", "manifest"}
+
+
+def _learned(result_json: Path) -> dict[str, object]:
+    def strip(node: object) -> object:
+        if isinstance(node, dict):
+            return {
+                k: Path(v).name if k in _PATHS and isinstance(v, str) else strip(v)
+                for k, v in node.items()
+                if k not in _TIMING
+            }
+        return [strip(v) for v in node] if isinstance(node, list) else node
+
+    return strip(json.loads(result_json.read_text()))  # type: ignore[return-value]
+
+
+@pytest.mark.slow
+def test_same_seed_reproduces_and_snapshot_reruns(cli_env, tmp_path: Path) -> None:
+    """Real BC twice on one seed: once by the console script, once from the first run's saved
+    ``.hydra/`` snapshot by ``python -m`` (fresh data dir, so the dataset is captured again)."""
+    console = Path(sys.executable).with_name("townlet-train")
+    first, second = tmp_path / "a", tmp_path / "b"
+    common = [f"paths.state_dir={tmp_path / 'state'}"]
+
+    def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(cmd, cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300)
+
+    a = run([str(console), "experiment=smoke", "seed=5", f"hydra.run.dir={first}",
+             f"paths.data_dir={tmp_path / 'd1'}", *common])  # fmt: skip
+    assert a.returncode == 0, a.stderr
+    assert f"run dir     {first}" in a.stdout and "evaluation (trained vs scripted vs random" in a.stdout
+    b = run([sys.executable, "-m", "townlet.train", "--config-path", str(first / ".hydra"),
+             "--config-name", "config", f"hydra.run.dir={second}", f"paths.data_dir={tmp_path / 'd2'}",
+             *common])  # fmt: skip
+    assert b.returncode == 0, b.stderr
+    assert (tmp_path / "d2").is_dir()  # captured afresh, not read from the first run's cache
+    assert _learned(first / "result.json") == _learned(second / "result.json")
+    snapshot = json.loads((second / "run.json").read_text())
+    assert snapshot["status"] == "completed" and snapshot["seed"] == 5
+
+
+def test_snapshot_rerun_gets_our_run_dir_pattern(tmp_path: Path) -> None:
+    """Without ``hydra.run.dir`` a snapshot re-run still gets a microsecond, run-named directory."""
+    from townlet.train import _snapshot_overrides
+
+    snap = tmp_path / ".hydra"
+    snap.mkdir()
+    assert _snapshot_overrides(["-cp", str(snap), "-cn", "config"]) == []  # not a snapshot: no hydra.yaml
+    (snap / "hydra.yaml").write_text("hydra: {}\n")
+    extra = _snapshot_overrides([f"--config-path={snap}", "-cn", "config", "hydra.sweep.subdir=x"])
+    assert [e.partition("=")[0] for e in extra] == ["hydra.run.dir", "hydra.sweep.dir"]
+    assert "%f" in extra[0] and "${run_name}" in extra[0] and "${paths.output_root}" in extra[0]

@@ -56,6 +56,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
     rd.prepare(resume=bool(cfg.resume))
     file_handler = None if hc is not None else _attach_file_log(rd.log_path)
     choices = dict(hc.runtime.choices) if hc is not None else {}
+    multirun = hc is not None and str(hc.mode) == "RunMode.MULTIRUN"
     recorder = RunRecorder.start(
         rd.path,
         seed=int(cfg.seed),
@@ -66,7 +67,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
         device=str(cfg.device.type),
         resumed=bool(cfg.resume),
         parent_run=previous,
-        job_num=int(hc.job.num) if hc is not None and str(hc.mode) == "RunMode.MULTIRUN" else None,
+        job_num=int(hc.job.num) if multirun else None,
     )
     metrics: MetricsWriter = NullMetricsWriter()
     try:
@@ -97,11 +98,10 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
             "completed",
             result_kind=result.kind,
             objective=str(cfg.objective),
-            objective_value=value,  # type: ignore[attr-defined]
+            objective_value=value,
             device=str(getattr(result, "device", None) or cfg.device.type),
         )
         log.info("result: %s  %s=%s", rd.result_path, cfg.objective, value)
-        return value
     except KeyboardInterrupt as exc:
         recorder.finish("interrupted", error=exc)
         raise
@@ -114,6 +114,14 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
         if file_handler is not None:
             logging.getLogger().removeHandler(file_handler)
             file_handler.close()
+    if not multirun:  # sweeps get sweep_summary.* instead of one report per job
+        from townlet.runs.report import format_run_summary
+
+        sys.stdout.write(
+            format_run_summary(result, rd.path, objective=str(cfg.objective), objective_value=value)
+        )
+        sys.stdout.flush()
+    return value
 
 
 def _log_failure(exc: BaseException) -> None:
@@ -181,6 +189,10 @@ def main() -> None:
 
         sys.stdout.write(render_help(CONF_DIR))
         return
+    extra = _snapshot_overrides(args)
+    if extra:  # next to the user's overrides: argparse rejects a second run of positionals
+        at = next((i for i, a in enumerate(args) if "=" in a and not a.startswith("-")), len(args))
+        sys.argv[1:] = [*args[:at], *extra, *args[at:]]
     user_wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # make Hydra re-raise so we can format the error here
     try:
@@ -200,6 +212,32 @@ def main() -> None:
             raise
         sys.stderr.write(f"townlet-train: error: {exc}\n{_TRACE_HINT}\n")
         raise SystemExit(RUN_ERROR_EXIT) from None
+
+
+def _snapshot_overrides(args: list[str]) -> list[str]:
+    """Our run/sweep directory settings for a re-run of a saved ``.hydra/`` snapshot.
+
+    A snapshot's ``config.yaml`` has no defaults list, so ``--config-path RUN/.hydra --config-name
+    config`` alone would fall back to Hydra's ``outputs/<date>/<HH-MM-SS>`` (second resolution:
+    re-runs collide). The settings come from ``conf/hydra/default.yaml`` as ``hydra.*`` overrides,
+    which Hydra keeps out of the task's ``overrides.yaml``; ones the caller set win.
+    """
+    value = None
+    for i, arg in enumerate(args):
+        flag, eq, inline = arg.partition("=")
+        if flag in ("--config-path", "-cp", "--config-dir", "-cd"):
+            value = inline if eq else (args[i + 1] if i + 1 < len(args) else None)
+    if value is None or not (Path(value) / "hydra.yaml").is_file():
+        return []
+    from omegaconf import OmegaConf
+
+    ours: Any = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "hydra" / "default.yaml"))
+    given = {a.partition("=")[0] for a in args}
+    return [
+        f"hydra.{group}.{key}='{ours[group][key]}'"
+        for group, key in (("run", "dir"), ("sweep", "dir"), ("sweep", "subdir"))
+        if f"hydra.{group}.{key}" not in given
+    ]
 
 
 def _is_user_error(exc: BaseException) -> bool:

@@ -4,6 +4,7 @@ fail with one clear message naming the key and the allowed values."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra.errors import HydraException
@@ -51,8 +52,8 @@ def test_every_option_composes_and_builds(compose_train, group: str, option: str
 
 def test_default_config_has_typed_nodes(compose_train) -> None:
     cfg = compose_train(["strategy=bc"])
-    assert OmegaConf.get_type(cfg).__name__ == "TrainConfig"
-    assert OmegaConf.get_type(cfg.strategy).__name__ == "BCStrategyConfig"
+    assert getattr(OmegaConf.get_type(cfg), "__name__", None) == "TrainConfig"
+    assert getattr(OmegaConf.get_type(cfg.strategy), "__name__", None) == "BCStrategyConfig"
     assert cfg.paths.output_root.endswith("outputs")
 
 
@@ -78,7 +79,7 @@ def test_bad_config_has_one_clear_message(compose_train, overrides: list[str], e
 
 def test_run_dir_has_subsecond_resolution_and_sweep_subdir_is_job_num(compose_train) -> None:
     cfg = compose_train(["strategy=bc"], hydra=True)
-    hydra_node = OmegaConf.to_container(cfg.hydra, resolve=False)
+    hydra_node: Any = OmegaConf.to_container(cfg.hydra, resolve=False)
     assert "%f" in hydra_node["run"]["dir"] and "%f" in hydra_node["sweep"]["dir"]
     assert hydra_node["sweep"]["subdir"] == "${hydra.job.num}"
 

@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -21,7 +22,7 @@ from townlet.dto import (
     load_result,
 )
 
-PPO_CORE = dict(
+PPO_CORE: dict[str, Any] = dict(
     epoch=1,
     updates=2,
     transitions=2,
@@ -40,7 +41,9 @@ PPO_CORE = dict(
 
 
 def _bc(**extra: object) -> BCTrainingResultDTO:
-    base = dict(manifest="m", accuracy=0.9, loss=0.2, learning_rate=1e-3, batch_size=64, epochs=3)
+    base: dict[str, Any] = dict(
+        manifest="m", accuracy=0.9, loss=0.2, learning_rate=1e-3, batch_size=64, epochs=3
+    )
     return BCTrainingResultDTO(**{**base, **extra})
 
 
@@ -70,7 +73,7 @@ def _eval(label: str) -> PolicyEvaluationDTO:
         ),
     ],
 )
-def test_round_trip_through_the_union(dto) -> None:
+def test_round_trip_through_the_union(dto: Any) -> None:
     text = dto.model_dump_json()
     assert TrainingResult.model_validate_json(text).root == dto
     assert type(load_result(text)) is type(dto)
@@ -89,7 +92,7 @@ def test_non_finite_optional_becomes_null_and_required_is_rejected() -> None:
 def test_frozen_and_extra_forbidden() -> None:
     dto = _bc()
     with pytest.raises(ValidationError):
-        dto.accuracy = 0.1  # type: ignore[misc]
+        dto.accuracy = 0.1
     with pytest.raises(ValidationError, match="extra"):
         _bc(surprise=1)
 
@@ -105,3 +108,11 @@ def test_schema_export_module() -> None:
     schema = json.loads(out.stdout)
     assert set(schema) >= {"result", "run"}
     assert "bc" in json.dumps(schema["result"]) and "run_id" in schema["run"]["properties"]
+
+
+def test_ppo_carries_the_best_iteration_next_to_the_final_one() -> None:
+    ppo = PPOTrainingResultDTO(**PPO_CORE, best_iteration=3, best={"episode_return_mean": 1.5, "x": math.inf})
+    assert ppo.best_iteration == 3 and ppo.best == {"episode_return_mean": 1.5}  # non-finite dropped
+    assert load_result(ppo.model_dump_json()) == ppo
+    with pytest.raises(ValidationError, match="best_iteration"):
+        PPOTrainingResultDTO(**PPO_CORE, best_iteration=-1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from townlet.runs.device import DeviceUnavailableError, resolve_device
 from townlet.runs.metrics import MetricsWriter, metrics_files, read_metrics
 from townlet.runs.objective import ObjectiveError, objective_value
 from townlet.runs.rundir import RunDir, RunDirInUseError
-from townlet.runs.seeding import derive_seed, seed_everything
+from townlet.runs.seeding import THREAD_VARS, derive_seed, seed_everything, thread_env
 
 
 def test_atomic_json_is_strict_and_leaves_no_temp(tmp_path: Path) -> None:
@@ -86,3 +87,12 @@ def test_objective_lookup() -> None:
     assert objective_value(data, "val_loss", "min") == math.inf
     with pytest.raises(ObjectiveError, match="objective="):
         objective_value(data, "nope")
+
+
+def test_thread_env_pins_every_pool_and_the_session_uses_it() -> None:
+    env = thread_env(2)
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE", **dict.fromkeys(THREAD_VARS, "2")}
+    with pytest.raises(ValueError, match="num_threads"):
+        thread_env(0)
+    # tests/conftest.py sets it before NumPy/torch load (thread counts may be changed by a test)
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"

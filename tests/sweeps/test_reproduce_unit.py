@@ -96,3 +96,12 @@ def test_compare_lists_every_differing_field(tmp_path: Path, capsys: pytest.Capt
     assert (diffs[0].original, diffs[0].reproduced) == (0.9, 0.8)
     assert reproduce.main([str(a), "--compare-with", str(b)]) == reproduce.EXIT_DIFFERENT
     assert "accuracy: 0.9 -> 0.8" in capsys.readouterr().out
+
+
+def test_a_block_present_on_one_side_is_one_difference(tmp_path: Path) -> None:
+    """Code that gained a result block since the original run: one line, not one per leaf."""
+    a, b = _run_dir(tmp_path, "a"), _run_dir(tmp_path, "b")
+    _result(a)
+    _result(b, best={"accuracy": 0.9, "loss": 0.3, "epoch": 2})
+    diffs = compare_results(a, b)
+    assert [(d.field, d.original, d.reproduced) for d in diffs] == [("best", "<absent>", "<3 fields>")]

@@ -125,8 +125,8 @@ def test_minibatch_log_summary() -> None:
     log = MinibatchLog(1, "cpu")  # grows past its capacity
     k = len(MINIBATCH_FIELDS)
     rows = [
-        [1.0, 2.0, 1.0, 3.0, 0.0, 0.1, 1.0, 0.5, 0.01, 0.02, 0.0],
-        [3.0, 4.0, 2.0, 5.0, 0.5, 0.2, 0.0, 1.5, -0.03, 0.04, 0.0],
+        [1.0, 2.0, 1.0, 3.0, 0.0, 0.1, 1.0, 0.5, 0.01, 0.02, 0.3, 0.0],
+        [3.0, 4.0, 2.0, 5.0, 0.5, 0.2, 0.0, 1.5, -0.03, 0.04, 0.1, 0.0],
     ]
     for r in rows:
         assert len(r) == k
@@ -134,6 +134,7 @@ def test_minibatch_log_summary() -> None:
     s = log.summarise()
     assert s["updates"] == 2.0
     assert s["mean_loss_policy"] == pytest.approx(2.0)
+    assert s["mean_loss_bc"] == pytest.approx(0.2)
     assert s["entropy_std"] == pytest.approx(0.5)
     assert s["grad_norm_max"] == pytest.approx(1.5)
     assert s["kl_max"] == pytest.approx(0.04)

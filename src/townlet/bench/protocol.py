@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from townlet.runs.seeding import THREAD_VARS
+
 QUIET_THRESHOLD = 0.08
 CONTENDED_AFTER_S = 60.0
 
@@ -158,7 +160,7 @@ def context_record() -> dict[str, Any]:
         "cpu": cpu,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
-        "omp": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")},
+        "omp": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", *THREAD_VARS)},
         "git_sha": sha,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

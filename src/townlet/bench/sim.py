@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import os
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # effective when this module is the entry point (before numpy loads)
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from townlet.runs.seeding import THREAD_VARS, configure_threads
+
+configure_threads(1)  # effective when this module is the entry point (before NumPy loads)
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -202,7 +201,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ]
     return {
         "command": "townlet-bench sim" + (" --quick" if quick else ""),
-        "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
+        "threads": {k: os.environ.get(k) for k in THREAD_VARS},
         "results": [*rows, capture],
         "targets_met": {
             "sim_64x16": met,
@@ -222,12 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args)
     print(format_table(result["rows"]), end="")
     if args.json:
-        from pathlib import Path
+        from townlet.runs.atomic import atomic_write_json
 
-        path = Path(args.json)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps({"context": context_record(), "sim": result}, indent=2, default=str))
-        tmp.replace(path)
+        atomic_write_json(args.json, {"context": context_record(), "sim": result})
     return 0
 
 

@@ -10,13 +10,14 @@ import os
 import sys
 from typing import Any
 
-from townlet.bench.protocol import alternate
+from townlet.bench.protocol import alternate, run_command
+from townlet.runs.seeding import thread_env
 
 TARGET_S = 0.6
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="1")
+    env = {**os.environ, **thread_env(1)}
     env.pop("HYDRA_FULL_ERROR", None)
     train = [sys.executable, "-m", "townlet.train"]
     subjects = {
@@ -24,8 +25,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "townlet-train --help": [*train, "--help"],
         "townlet-train --cfg job": [*train, "--cfg", "job"],
     }
-    from townlet.bench.protocol import run_command
-
     reps = 3 if getattr(args, "quick", False) else 7
     measured = alternate({k: run_command(v, env) for k, v in subjects.items()}, reps=reps)
     base = measured["python -c pass"].median or 0.0

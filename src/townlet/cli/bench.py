@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    from townlet.runs.seeding import configure_threads
+
+    configure_threads(1)  # before any section loads NumPy/torch: benches measure one thread
     from townlet.bench.protocol import context_record, format_table
     from townlet.runs.atomic import atomic_write_json
 

@@ -252,17 +252,6 @@ def _record_parent(new_run_dir: Path, parent: Path) -> None:
 # ----------------------------------------------------------------------------------------- compare
 
 
-def _flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            yield from _flatten(value, f"{prefix}.{key}" if prefix else str(key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from _flatten(value, f"{prefix}[{i}]")
-    else:
-        yield prefix, node
-
-
 def _is_timing(field: str) -> bool:
     last = field.rsplit(".", 1)[-1].split("[", 1)[0]
     return bool(_TIMING_KEY.search(last))
@@ -290,19 +279,52 @@ def read_result(run_dir: Path) -> dict[str, Any]:
     return data
 
 
+_MISSING = "<absent>"
+
+
+def _diff(a: Any, b: Any, path: str, out: list[Difference]) -> None:
+    """Recursive comparison; a key present on one side only is one difference, not one per leaf."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        for key in dict.fromkeys([*a, *b]):
+            where = f"{path}.{key}" if path else str(key)
+            if _is_timing(where):
+                continue
+            if key not in a or key not in b:
+                out.append(Difference(where, _short(a.get(key, _MISSING)), _short(b.get(key, _MISSING))))
+            else:
+                _diff(a[key], b[key], where, out)
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (left, right) in enumerate(zip(a, b, strict=True)):
+            _diff(left, right, f"{path}[{i}]", out)
+    elif a != b:
+        out.append(Difference(path, _short(a), _short(b)))
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return f"<{len(value)} fields>"
+    if isinstance(value, list) and len(value) > 8:
+        return f"<list of {len(value)}>"
+    return value
+
+
+def _normalised(node: Any, run_dir: Path) -> Any:
+    if isinstance(node, Mapping):
+        return {k: _normalised(v, run_dir) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_normalised(v, run_dir) for v in node]
+    return _normalise(node, run_dir)
+
+
 def compare_results(original_dir: Path, reproduced_dir: Path) -> list[Difference]:
     """Field-by-field differences of two ``result.json`` files, timings excluded."""
-    a = {k: _normalise(v, original_dir) for k, v in _flatten(read_result(original_dir))}
-    b = {k: _normalise(v, reproduced_dir) for k, v in _flatten(read_result(reproduced_dir))}
-    fields = [k for k in dict.fromkeys([*a, *b]) if not _is_timing(k)]
-    missing = object()
-    diffs = []
-    for key in fields:
-        left, right = a.get(key, missing), b.get(key, missing)
-        if left != right:
-            diffs.append(
-                Difference(key, None if left is missing else left, None if right is missing else right)
-            )
+    diffs: list[Difference] = []
+    _diff(
+        _normalised(read_result(original_dir), original_dir),
+        _normalised(read_result(reproduced_dir), reproduced_dir),
+        "",
+        diffs,
+    )
     return diffs
 
 
@@ -360,7 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunFailedError as exc:
         print(f"townlet-reproduce: {exc}", file=sys.stderr)
         return EXIT_RUN_FAILED
-    print(format_differences(diffs))
+    with suppress(BrokenPipeError):  # `townlet-reproduce ... | head` must not end in a traceback
+        print(format_differences(diffs))
     return EXIT_IDENTICAL if not diffs else EXIT_DIFFERENT
 
 

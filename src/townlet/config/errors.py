@@ -27,8 +27,8 @@ def describe_config_error(exc: BaseException) -> str | None:
         options = re.findall(r"^\t(\S+)$", text.split("Config search path")[0], flags=re.M)
         if found and "/" in found.group(1):
             group, _, option = found.group(1).rpartition("/")
-            allowed = ", ".join(options) if options else "(none)"
-            return f"unknown option {option!r} for config group '{group}'; allowed: {allowed}"
+            listed = ", ".join(options) if options else "(none)"
+            return f"unknown option {option!r} for config group '{group}'; allowed: {listed}"
         return text.split("\n")[0]
     if isinstance(exc, OverrideParseException):
         return f"cannot parse override: {str(exc).splitlines()[0]}"

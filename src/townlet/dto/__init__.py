@@ -6,17 +6,20 @@ Pydantic only; imports nothing else of ours, and never torch.
 from townlet.dto.base import SCHEMA_VERSION, FrozenModel, TrainingResultBase
 from townlet.dto.evaluation import EvaluationBlock, PolicyEvaluationDTO
 from townlet.dto.policy import (
+    RESULT_TYPES,
     AnnealStageResultDTO,
     AnnealSummaryDTO,
     AnyTrainingResult,
     BCTrainingResultDTO,
     PPOTrainingResultDTO,
+    ResultDTO,
     TrainingResult,
     load_result,
 )
 from townlet.dto.run import RunRecord, RunStatus
 
 __all__ = [
+    "RESULT_TYPES",
     "SCHEMA_VERSION",
     "AnnealStageResultDTO",
     "AnnealSummaryDTO",
@@ -26,6 +29,7 @@ __all__ = [
     "FrozenModel",
     "PPOTrainingResultDTO",
     "PolicyEvaluationDTO",
+    "ResultDTO",
     "RunRecord",
     "RunStatus",
     "TrainingResult",

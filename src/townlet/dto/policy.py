@@ -124,6 +124,9 @@ class PPOTrainingResultDTO(_RunFields):
     explained_variance: float | None = None
     target_kl_stops: int | None = Field(default=None, ge=0, description="epochs cut short by target_kl")
     samples_per_sec: NonNeg | None = None
+    # the top-level figures are the final iteration's; these say whether an earlier one was better
+    best_iteration: int | None = Field(default=None, ge=0, description="iteration of the best checkpoint")
+    best: dict[str, float] = Field(default_factory=dict, description="summary of the best iteration")
 
     @field_validator("reward_advantage_corr", mode="before")
     @classmethod
@@ -155,6 +158,10 @@ class AnnealStageResultDTO(TrainingResultBase):
     anneal_loss_flag: bool | None = None
     anneal_queue_flag: bool | None = None
     anneal_intensity_flag: bool | None = None
+    # evaluated return of the stage's policy, the reference it was judged against, and the verdict
+    mean_return: float | None = None
+    return_baseline: float | None = None
+    anneal_return_flag: bool | None = None
     bc: BCTrainingResultDTO | None = None
     ppo: PPOTrainingResultDTO | None = None
 
@@ -172,9 +179,10 @@ class AnnealSummaryDTO(_RunFields):
     promotion_state: str | None = None
 
 
-AnyTrainingResult = Annotated[
-    BCTrainingResultDTO | PPOTrainingResultDTO | AnnealSummaryDTO, Field(discriminator="kind")
-]
+# Any strategy-level result (what ``result.json`` holds); ``RESULT_TYPES`` for ``isinstance``.
+ResultDTO = BCTrainingResultDTO | PPOTrainingResultDTO | AnnealSummaryDTO
+RESULT_TYPES = (BCTrainingResultDTO, PPOTrainingResultDTO, AnnealSummaryDTO)
+AnyTrainingResult = Annotated[ResultDTO, Field(discriminator="kind")]
 
 
 class TrainingResult(RootModel[AnyTrainingResult]):
@@ -183,6 +191,6 @@ class TrainingResult(RootModel[AnyTrainingResult]):
     model_config = {"frozen": True}
 
 
-def load_result(text: str | bytes) -> BCTrainingResultDTO | PPOTrainingResultDTO | AnnealSummaryDTO:
+def load_result(text: str | bytes) -> ResultDTO:
     """Parse a ``result.json`` payload into the concrete DTO named by its ``kind``."""
     return TrainingResult.model_validate_json(text).root

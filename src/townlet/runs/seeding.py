@@ -2,7 +2,8 @@
 
 Thread settings matter as much as seeds on this 2-core box: ``OMP_WAIT_POLICY=PASSIVE`` and the
 thread count must be in the environment *before* torch loads (busy-waiting OpenMP threads made
-2-thread training collapse to 0.08-0.6x of 1 thread when the other core was busy).
+2-thread training collapse to 0.08-0.6x of 1 thread when the other core was busy). NumPy is
+imported lazily so entry points (benches, the test conftest) can pin threads before it loads.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import random
 import sys
 from dataclasses import dataclass
 
-import numpy as np
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,20 @@ class SeedReport:
     num_threads: int
 
 
-def configure_threads(num_threads: int = 1) -> None:
-    """Set OpenMP/MKL env before torch loads; adjust torch too if it is already imported."""
+def thread_env(num_threads: int = 1) -> dict[str, str]:
+    """Environment that pins OpenMP/BLAS to ``num_threads`` with sleeping (PASSIVE) idle workers;
+    merge it into a subprocess's env so child processes behave like this one."""
     if num_threads < 1:
         raise ValueError(f"device.num_threads must be >= 1 (got {num_threads})")
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(num_threads)
+    return {"OMP_WAIT_POLICY": "PASSIVE", **dict.fromkeys(THREAD_VARS, str(num_threads))}
+
+
+def configure_threads(num_threads: int = 1) -> None:
+    """Apply ``thread_env`` to this process (an explicit ``OMP_WAIT_POLICY`` wins); takes effect for
+    libraries loaded afterwards, and torch's pool is resized if torch is already imported."""
+    env = thread_env(num_threads)
+    os.environ.setdefault("OMP_WAIT_POLICY", env.pop("OMP_WAIT_POLICY"))
+    os.environ.update(env)
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(num_threads)
@@ -51,6 +59,8 @@ def seed_everything(
 
     Importing torch costs ~2 s, so the façade passes ``with_torch=strategy.requires_torch``.
     """
+    import numpy as np
+
     configure_threads(num_threads)
     random.seed(seed)
     np.random.seed(seed % (2**32))

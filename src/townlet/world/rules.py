@@ -54,5 +54,9 @@ def conflict_intensity(queue_len: np.ndarray | int) -> np.ndarray:
 
 
 def chat_quality(trust: np.ndarray | float, fam: np.ndarray | float, riv: np.ndarray | float) -> np.ndarray:
-    """Quality in [0.1, 1] of a chat between two agents with this relationship."""
-    return np.clip(0.5 + 0.2 * np.asarray(trust) + 0.1 * np.asarray(fam) - 0.2 * np.asarray(riv), 0.1, 1.0)
+    """Quality in [0.1, 1] of a chat between two agents with this relationship.
+
+    Clamped with minimum/maximum (same values as np.clip, a fraction of its per-call cost).
+    """
+    raw = 0.5 + 0.2 * np.asarray(trust) + 0.1 * np.asarray(fam) - 0.2 * np.asarray(riv)
+    return np.minimum(np.maximum(raw, 0.1), 1.0)

@@ -41,7 +41,7 @@ class AnnealStageConfig:
     cycle: int = 0
     mode: StageMode = StageMode.bc
     epochs: int = 1  # BC: training epochs; PPO: update iterations (rollout+update rounds)
-    bc_weight: float = 1.0  # PPO: share of scripted actions executed in rollouts (see docs/anneal.md)
+    bc_weight: float = 1.0  # PPO: kickstarting weight (and teacher share with teacher_mix); docs/anneal.md
 
 
 @dataclass
@@ -51,9 +51,11 @@ class GuardrailTolerancesConfig:
     loss: float = 0.10
     queue: float = 0.15
     intensity: float = 0.15
+    eval_return: float = 0.05  # evaluated return vs the best earlier passing stage (BC's first)
     loss_direction: FlagDirection = FlagDirection.both
     queue_direction: FlagDirection = FlagDirection.both
     intensity_direction: FlagDirection = FlagDirection.both
+    eval_return_direction: FlagDirection = FlagDirection.drop
     min_abs_baseline: float = 1e-8
 
 
@@ -88,3 +90,6 @@ class AnnealStrategyConfig:
     dataset_label: str | None = None  # default: "<dataset kind>/<world name>-<world hash>"
     stage_evaluation: bool = True  # evaluate every stage's policy (same seeds) for the comparison
     chain_stages: bool = False  # no stored baseline for a cycle: compare with the previous PPO stage
+    bc_loss_coef: float = 1.0  # PPO stage's bc_coef (kickstarting weight) = bc_weight * bc_loss_coef
+    teacher_mix: bool = False  # also execute the teacher's action with probability bc_weight in rollouts
+    evaluation_episodes: int | None = None  # per-stage evaluation episodes; None = evaluation.episodes

@@ -63,6 +63,7 @@ class PPOStrategyConfig:
     # --- schedules and guards ---
     lr_schedule: LRSchedule = LRSchedule.constant
     target_kl: float | None = None  # stop an update's epochs once the epoch's mean KL exceeds it
+    bc_coef: float = 0.0  # weight of the cross-entropy to the scripted teacher's action (kickstarting)
     social_reward_stage: SocialStage | None = None  # stage before the schedule applies; None = world's
     social_reward_schedule: list[SocialRewardScheduleEntry] = field(default_factory=list)
     # --- run artefacts ---

@@ -4,7 +4,8 @@ The anneal strategy, the promotion CLI and the tests all judge a run with these 
 rules live in one place and can be unit-tested against hand-computed values:
 
 * a guardrail *flag* fires when a PPO stage's metric moved away from its baseline by more than a
-  relative tolerance in the configured direction (``drop``, ``rise`` or ``both``);
+  relative tolerance in the configured direction (``drop``, ``rise`` or ``both``); the *return*
+  flag compares the stage's evaluated return with the best earlier passing stage's (BC's first);
 * the run *status* is FAIL if any BC stage failed, else HOLD if any flag fired, else PASS;
 * the promotion *verdict* is PROMOTE only for a PASS run whose candidate is ready.
 """
@@ -53,27 +54,31 @@ class GuardrailTolerances:
 
     Defaults: loss 0.10 in both directions (as the original), queue events and intensity 0.15.
     The original only flagged *drops* in queue conflict; we default to ``both`` because a surge of
-    conflicts is at least as suspicious as a collapse. ``min_abs_baseline`` treats baselines closer
+    conflicts is at least as suspicious as a collapse. ``eval_return`` (0.05, ``drop``) guards the
+    evaluated return of each PPO stage against the stage it refines (the original had no such
+    check, so PPO could undo the clone unnoticed). ``min_abs_baseline`` treats baselines closer
     to zero than this as absent, since a relative change against ~0 is meaningless.
     """
 
     loss: float = 0.10
     queue: float = 0.15
     intensity: float = 0.15
+    eval_return: float = 0.05
     loss_direction: Direction = "both"
     queue_direction: Direction = "both"
     intensity_direction: Direction = "both"
+    eval_return_direction: Direction = "drop"
     min_abs_baseline: float = 1e-8
 
     def __post_init__(self) -> None:
-        for name in ("loss", "queue", "intensity", "min_abs_baseline"):
+        for name in ("loss", "queue", "intensity", "eval_return", "min_abs_baseline"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise GuardrailConfigError(
                     f"guardrail tolerance '{name}' must be a finite number >= 0, got {value!r}; "
                     f"e.g. strategy.tolerances.{name}=0.1"
                 )
-        for name in ("loss_direction", "queue_direction", "intensity_direction"):
+        for name in ("loss_direction", "queue_direction", "intensity_direction", "eval_return_direction"):
             value = getattr(self, name)
             if value not in DIRECTIONS:
                 raise GuardrailConfigError(
@@ -208,6 +213,18 @@ def evaluate_flags(
     )
 
 
+def return_flag(
+    value: float | None, reference: float | None, tolerances: GuardrailTolerances | None = None
+) -> bool:
+    """Did a PPO stage's evaluated return move beyond ``eval_return`` (relative) from the reference?
+
+    The reference is the best evaluated return of the passing stages before it (the BC stage's for
+    the first PPO stage), so a slow drift over several stages cannot slip under the tolerance.
+    """
+    tol = tolerances or GuardrailTolerances()
+    return breaches(value, reference, tol.eval_return, tol.eval_return_direction, tol.min_abs_baseline)
+
+
 @dataclass(frozen=True)
 class StageOutcome:
     """What the status rules need from one stage (built from a DTO or an anneal_results.json row)."""
@@ -218,6 +235,11 @@ class StageOutcome:
     loss_flag: bool = False
     queue_flag: bool = False
     intensity_flag: bool = False
+    return_flag: bool = False
+
+    @property
+    def flagged(self) -> bool:
+        return self.loss_flag or self.queue_flag or self.intensity_flag or self.return_flag
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any]) -> StageOutcome:
@@ -237,6 +259,7 @@ class StageOutcome:
             loss_flag=flag("loss"),
             queue_flag=flag("queue"),
             intensity_flag=flag("intensity"),
+            return_flag=flag("return"),
         )
 
     @classmethod
@@ -246,7 +269,15 @@ class StageOutcome:
             return obj
         if isinstance(obj, Mapping):
             return cls.from_mapping(obj)
-        fields = ("cycle", "mode", "passed", "anneal_loss_flag", "anneal_queue_flag", "anneal_intensity_flag")
+        fields = (
+            "cycle",
+            "mode",
+            "passed",
+            "anneal_loss_flag",
+            "anneal_queue_flag",
+            "anneal_intensity_flag",
+            "anneal_return_flag",
+        )
         return cls.from_mapping({f: getattr(obj, f, None) for f in fields})
 
 
@@ -260,17 +291,18 @@ def _outcomes(stages: Iterable[Any]) -> list[StageOutcome]:
 
 
 def anneal_status(stages: Iterable[Any]) -> AnnealStatus:
-    """Any failed BC stage → FAIL; else any PPO flag → HOLD; else PASS."""
+    """Any failed BC stage → FAIL; else any PPO flag (loss, queue, intensity, return) → HOLD; else PASS."""
     outcomes = _outcomes(stages)
     if any(s.mode == "bc" and s.passed is False for s in outcomes):
         return AnnealStatus.FAIL
-    if any(s.mode == "ppo" and (s.loss_flag or s.queue_flag or s.intensity_flag) for s in outcomes):
+    if any(s.mode == "ppo" and s.flagged for s in outcomes):
         return AnnealStatus.HOLD
     return AnnealStatus.PASS
 
 
 def status_reasons(stages: Iterable[Any]) -> list[str]:
-    """Machine-readable reasons, in stage order (``bc_stage_failed_cycle_N``, ``loss_flag_cycle_N`` …)."""
+    """Machine-readable reasons, in stage order (``bc_stage_failed_cycle_N``, ``loss_flag_cycle_N``,
+    ``queue_flag_cycle_N``, ``intensity_flag_cycle_N``, ``return_flag_cycle_N``)."""
     reasons: list[str] = []
     for s in _outcomes(stages):
         c = format_cycle(s.cycle)
@@ -283,6 +315,8 @@ def status_reasons(stages: Iterable[Any]) -> list[str]:
                 reasons.append(f"queue_flag_cycle_{c}")
             if s.intensity_flag:
                 reasons.append(f"intensity_flag_cycle_{c}")
+            if s.return_flag:
+                reasons.append(f"return_flag_cycle_{c}")
     return reasons
 
 

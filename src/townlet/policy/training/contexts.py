@@ -32,6 +32,7 @@ class AnnealContext:
     loss_baseline: float | None = None
     queue_baseline: float | None = None
     intensity_baseline: float | None = None
+    tolerances: dict[str, Any] = field(default_factory=dict)  # guard-rail flag tolerances
 
 
 @dataclass

@@ -12,8 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
-
+from townlet.dto import RESULT_TYPES, ResultDTO
 from townlet.policy.models import require_torch, torch_available
 from townlet.policy.training.contexts import EvaluationSettings, TrainingContext
 from townlet.policy.training.services import TrainingServices
@@ -97,18 +96,18 @@ class PolicyTrainingOrchestrator:
             metadata=dict(settings.metadata),
         )
 
-    def run(self, settings: RunSettings) -> BaseModel:
+    def run(self, settings: RunSettings) -> ResultDTO:
         """Run the strategy and return its DTO with ``duration_sec`` filled in."""
         context = self.build_context(settings)
         started = time.perf_counter()
         result = self.strategy.run(context)
         elapsed = time.perf_counter() - started
-        if not isinstance(result, BaseModel) or not hasattr(result, "kind"):
+        if not isinstance(result, RESULT_TYPES):
             raise StrategyContractError(
                 f"strategy '{self.strategy.name}' returned {type(result).__name__}; "
                 "run() must return a townlet.dto training result"
             )
-        if getattr(result, "duration_sec", None) is None:
-            result = type(result).model_validate({**result.model_dump(), "duration_sec": elapsed})
+        if result.duration_sec is None:
+            result = result.model_copy(update={"duration_sec": elapsed})
         self.log.info("strategy=%s finished in %.2fs", self.strategy.name, elapsed)
         return result

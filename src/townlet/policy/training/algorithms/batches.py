@@ -100,11 +100,13 @@ def prepare_batch(
     values: torch.Tensor | None = None,
     bootstrap: torch.Tensor | None = None,
     use_final_values: bool = True,
+    teacher_actions: np.ndarray | None = None,
 ) -> PreparedBatch:
     """GAE + flattening. ``values``/``bootstrap`` default to the recorded behaviour values.
 
     ``use_final_values``: trust the recorded V(final obs) at truncations (true for on-policy rollouts,
     whose behaviour critic *is* the current one); replay passes False and falls back to V(s_t).
+    ``teacher_actions`` ([T, N] or [T*N]): the teacher's action per row, for ``loss_bc``.
     """
     rewards = _col(data, "rewards", device, np.float32)
     term = _col(data, "terminated", device)
@@ -147,6 +149,9 @@ def prepare_batch(
         old_values=values.reshape(m).float(),
         advantages=adv_flat.contiguous(),
         returns=ret_flat.contiguous(),
+        teacher_actions=None
+        if teacher_actions is None
+        else torch.from_numpy(np.ascontiguousarray(teacher_actions, dtype=np.int64).reshape(m)).to(device),
     )
     require_finite({"features": batch.features}, where)
     return PreparedBatch(batch=batch, rewards=rewards.reshape(m), raw_adv_mean=raw_mean, raw_adv_std=raw_std)

@@ -16,6 +16,7 @@ __all__ = [
     "kl_k3",
     "log_prob_of",
     "masked_entropy",
+    "teacher_cross_entropy",
 ]
 
 
@@ -34,6 +35,22 @@ def masked_entropy(logits: torch.Tensor, mask: torch.Tensor | None = None) -> to
     p = logp.exp()
     plogp = torch.where(p > 0, p * logp, torch.zeros_like(logp))
     return -plogp.sum(-1)
+
+
+def teacher_cross_entropy(
+    logits: torch.Tensor, teacher_actions: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean -log pi(teacher action | s): the kickstarting / distillation term pulling PPO towards the teacher.
+
+    Rows whose teacher action the mask forbids are left out (their masked logit would give a huge,
+    meaningless loss); with no valid row the result is 0, without a host sync either way.
+    """
+    logp = log_prob_of(logits, teacher_actions)
+    valid = torch.isfinite(logp)
+    if mask is not None:
+        valid = valid & mask.bool().gather(-1, teacher_actions.long().unsqueeze(-1)).squeeze(-1)
+    ce = torch.where(valid, -logp, torch.zeros_like(logp))
+    return ce.sum() / valid.sum().clamp_min(1)
 
 
 def clipped_surrogate(

@@ -60,6 +60,7 @@ MINIBATCH_FIELDS: tuple[str, ...] = (
     "grad_norm",
     "kl_k1",
     "kl_k3",
+    "loss_bc",  # cross-entropy to the teacher's action (NaN when the batch carries no teacher labels)
     "nonfinite",  # 1.0 when the loss or the gradient norm was NaN/Inf in this minibatch
 )
 

@@ -8,6 +8,10 @@ it once per epoch -- that one read also serves the NaN/Inf guard and the ``targe
 Mixed data: ``ppo_update`` takes several sources, each contributing a fixed number of rows to every
 minibatch, so rollout and replay transitions are blended inside each gradient step (the original
 trained two separate runs and called it "mixed").
+
+Kickstarting: when the batch carries the scripted teacher's action for every row, the cross-entropy
+to it (``loss_bc``) is always measured, and ``bc_coef > 0`` adds it to the loss. An anneal PPO stage
+uses it to keep the refined policy close to the teacher it was cloned from while PPO improves it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from townlet.policy.training.algorithms.losses import (
     kl_k3,
     log_prob_of,
     masked_entropy,
+    teacher_cross_entropy,
 )
 from townlet.policy.training.algorithms.stats import MINIBATCH_FIELDS, MinibatchLog
 
@@ -52,6 +57,7 @@ class PPOHyperParams:
     update_epochs: int = 4
     minibatch_size: int = 1024
     target_kl: float | None = None
+    bc_coef: float = 0.0  # weight of the teacher cross-entropy (kickstarting); needs teacher_actions
 
 
 @dataclass
@@ -66,18 +72,29 @@ class PPOBatch:
     old_values: torch.Tensor  # f32 [M], critic before this update (the value-clip anchor)
     advantages: torch.Tensor  # f32 [M]
     returns: torch.Tensor  # f32 [M]
+    teacher_actions: torch.Tensor | None = None  # i64 [M], the scripted teacher's choice (loss_bc)
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
 
     def take(self, idx: torch.Tensor) -> PPOBatch:
-        return PPOBatch(**{f.name: getattr(self, f.name).index_select(0, idx) for f in fields(self)})
+        return PPOBatch(
+            **{
+                f.name: None if (t := getattr(self, f.name)) is None else t.index_select(0, idx)
+                for f in fields(self)
+            }
+        )
 
     @staticmethod
     def cat(parts: Sequence[PPOBatch]) -> PPOBatch:
+        """Row-concatenate; teacher labels survive only if every part has them."""
         if len(parts) == 1:
             return parts[0]
-        return PPOBatch(**{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(PPOBatch)})
+        out: dict[str, torch.Tensor | None] = {}
+        for f in fields(PPOBatch):
+            cols = [getattr(p, f.name) for p in parts]
+            out[f.name] = None if any(c is None for c in cols) else torch.cat(cols)
+        return PPOBatch(**out)  # type: ignore[arg-type]  # only the optional field can be None
 
 
 @dataclass
@@ -134,7 +151,12 @@ def ppo_update(
     sources = [s for s in sources if len(s.batch) > 0 and s.rows_per_minibatch > 0]
     if not sources:
         raise ValueError(f"PPO update got no transitions ({where or 'no data'})")
+    if hp.bc_coef > 0 and any(s.batch.teacher_actions is None for s in sources):
+        raise ValueError(
+            f"PPO bc_coef={hp.bc_coef} needs the teacher's action for every row ({where or 'no labels'})"
+        )
     device = sources[0].batch.actions.device
+    not_measured = torch.full((), float("nan"), device=device)  # loss_bc without teacher labels
     n_mb = _minibatch_plan(sources)
     log = MinibatchLog(n_mb * hp.update_epochs, device)
     params = [p for p in network.parameters() if p.requires_grad]
@@ -160,6 +182,12 @@ def ppo_update(
             )
             loss_v = clipped_value_loss(values.float(), mb.old_values, mb.returns, hp.value_clip)
             loss = loss_pi + hp.value_loss_coef * loss_v - hp.entropy_coef * entropy
+            if mb.teacher_actions is not None:
+                loss_bc = teacher_cross_entropy(logits, mb.teacher_actions, mb.action_mask)
+                if hp.bc_coef > 0:
+                    loss = loss + hp.bc_coef * loss_bc
+            else:
+                loss_bc = not_measured
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if hp.max_grad_norm > 0:
@@ -184,6 +212,7 @@ def ppo_update(
                         grad_norm,
                         kl_k1(old_logp, new_logp),
                         kl_k3(old_logp, new_logp),
+                        loss_bc,
                         nonfinite.float(),
                     ]
                 )

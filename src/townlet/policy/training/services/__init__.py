@@ -37,8 +37,9 @@ class TrainingServices:
         service = getattr(self, name)
         if service is None:
             raise RuntimeError(
-                f"the '{name}' training service is not available in this installation "
-                f"({DEFAULT_SERVICES.get(name, name)})"
+                f"the '{name}' training service ({DEFAULT_SERVICES.get(name, name)}) was not built: "
+                "its module is missing from this installation or a setting it needs was not given "
+                "(the promotion service needs paths.state_dir)"
             )
         return service
 
@@ -56,7 +57,17 @@ def _load(dotted: str, settings: dict[str, Any]) -> Any:
     if cls is None:
         return None
     params = inspect.signature(cls).parameters
-    return cls(**{k: v for k, v in settings.items() if k in params and v is not None})
+    kwargs = {k: v for k, v in settings.items() if k in params and v is not None}
+    missing = [
+        n
+        for n, p in params.items()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in kwargs
+    ]
+    if missing:
+        # e.g. promotion without a state dir: leave it unbuilt, so ``require()`` names it when needed
+        log.debug("service %s not built: no %s given", dotted, ", ".join(missing))
+        return None
+    return cls(**kwargs)
 
 
 def build_default_services(
@@ -66,7 +77,8 @@ def build_default_services(
 ) -> TrainingServices:
     """Construct every known service whose module exists; absent ones stay ``None``.
 
-    Each constructor receives the subset of ``data_dir``/``state_dir`` it declares.
+    Each constructor receives the subset of ``data_dir``/``state_dir`` it declares; a service whose
+    required directory is ``None`` is left unbuilt (``PromotionService`` needs ``state_dir``).
     ``implementations`` swaps a class: ``services.implementations.replay=my.pkg.Replay``.
     """
     spec = {**DEFAULT_SERVICES, **{k: v for k, v in (implementations or {}).items() if v}}

@@ -10,10 +10,14 @@ What the original only pretended to do, this does (upstream §1.12, §7.1, §7.1
 * **BC stages gate** — a BC stage passes when its validation accuracy ≥ ``accuracy_threshold``; a
   failure ends the schedule with FAIL and **rolls back**: the run's final checkpoint is the last
   passing stage's (byte-for-byte copy), not the failed one;
-* **bc_weight anneals** — during a PPO stage it is the probability that the scripted teacher's
-  action is executed in rollouts (the recorded log-prob is the mixture's; see ``teacher_mix``),
-  applied by wrapping the stage's rollout service (or passed as ``teacher_mix=`` to a PPO strategy
-  that accepts it) and shown in ``context.anneal``; schedules take it towards 0;
+* **bc_weight anneals** — during a PPO stage it weights a kickstarting loss: PPO's ``bc_coef`` is
+  ``bc_weight × bc_loss_coef``, the cross-entropy between the policy and the scripted teacher's
+  action on the same rollout observations. With ``teacher_mix: true`` it is also the probability
+  that the teacher's action is executed in rollouts (the recorded log-prob is the mixture's; see
+  ``teacher_mix``). It is shown in ``context.anneal``; schedules take it towards 0;
+* **returns are guarded** — every stage's policy is evaluated on the same episodes; a PPO stage whose
+  return drops more than ``tolerances.eval_return`` below the best earlier passing stage's raises
+  the return flag (HOLD), and the run's final policy rolls back to the best-evaluated passing stage;
 * **guardrails persist** — PPO-stage loss / queue-event / queue-intensity flags compare a stage with
   the same stage (label + cycle) of earlier runs, stored under ``paths.state_dir``; with
   ``chain_stages`` a stage without a stored baseline is compared with the previous PPO stage
@@ -43,6 +47,7 @@ from townlet.policy.training.anneal_rules import (
     GuardrailTolerances,
     anneal_status,
     evaluate_flags,
+    return_flag,
     status_reasons,
 )
 from townlet.policy.training.strategies.base import StrategyBase
@@ -55,13 +60,21 @@ if TYPE_CHECKING:
 RESULTS_FILE = "anneal_results.json"
 STAGES_DIR = "stages"
 STAGE_FILE = "stage.json"
-#: PPO constructor keywords that receive a stage's ``bc_weight`` when the PPO strategy accepts them.
-BC_WEIGHT_PARAMS: tuple[str, ...] = ("teacher_mix",)
 BASELINE_UPDATES = ("on_pass", "always", "never")
 
 
 class AnnealConfigError(ValueError):
     """The anneal schedule or settings are invalid; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class _Passing:
+    """A stage whose policy the run may end with: its index, evaluated return, checkpoint, evaluation."""
+
+    index: int
+    mean_return: float | None
+    checkpoint: str | None
+    evaluation: Any
 
 
 @dataclass(frozen=True)
@@ -125,6 +138,9 @@ class AnnealStrategy(StrategyBase):
         dataset_label: str | None = None,
         stage_evaluation: bool = True,
         chain_stages: bool = False,
+        bc_loss_coef: float = 1.0,
+        teacher_mix: bool = False,
+        evaluation_episodes: int | None = None,
     ) -> None:
         stages = [Stage.from_any(s, i) for i, s in enumerate(_plain(schedule) or [])]
         if not stages:
@@ -134,6 +150,12 @@ class AnnealStrategy(StrategyBase):
         if not 0.0 <= float(accuracy_threshold) <= 1.0:
             raise AnnealConfigError(
                 f"strategy.accuracy_threshold must be in [0, 1], got {accuracy_threshold}"
+            )
+        if not (math.isfinite(float(bc_loss_coef)) and float(bc_loss_coef) >= 0):
+            raise AnnealConfigError(f"strategy.bc_loss_coef must be >= 0, got {bc_loss_coef}")
+        if evaluation_episodes is not None and int(evaluation_episodes) < 1:
+            raise AnnealConfigError(
+                f"strategy.evaluation_episodes must be >= 1 or null, got {evaluation_episodes}"
             )
         if str(baseline_update) not in BASELINE_UPDATES:
             raise AnnealConfigError(
@@ -161,6 +183,9 @@ class AnnealStrategy(StrategyBase):
         self.dataset_label = dataset_label
         self.stage_evaluation = bool(stage_evaluation)
         self.chain_stages = bool(chain_stages)
+        self.bc_loss_coef = float(bc_loss_coef)
+        self.teacher_mix = bool(teacher_mix)
+        self.evaluation_episodes = None if evaluation_episodes is None else int(evaluation_episodes)
 
     # ------------------------------------------------------------------ building the stages
     def build_stage_strategy(self, stage: Stage, context: TrainingContext) -> Any:
@@ -181,9 +206,15 @@ class AnnealStrategy(StrategyBase):
         return strategy
 
     def _ppo_overrides(self, node: Any, stage: Stage, context: TrainingContext) -> dict[str, Any]:
-        """``epochs`` means update iterations for PPO: in rollout mode, total_steps is sized to match."""
+        """``epochs`` means update iterations for PPO: in rollout mode, total_steps is sized to match.
+
+        ``bc_weight`` becomes the kickstarting weight ``bc_coef`` (and, with ``teacher_mix``, the
+        ``teacher_mix`` keyword of a PPO strategy that mixes natively; see ``_with_teacher_mix``).
+        """
         cfg = _plain(node) if _is_config_node(node) else vars(node)
-        out: dict[str, Any] = {name: stage.bc_weight for name in BC_WEIGHT_PARAMS}
+        out: dict[str, Any] = {"bc_coef": stage.bc_weight * self.bc_loss_coef}
+        if self.teacher_mix:
+            out["teacher_mix"] = stage.bc_weight
         if str(cfg.get("data_mode", "rollout")) != "replay":
             envs = cfg.get("num_envs") or getattr(context.world, "num_envs", 1)
             agents = cfg.get("num_agents") or getattr(context.world, "num_agents", 1)
@@ -215,8 +246,10 @@ class AnnealStrategy(StrategyBase):
         previous: GuardrailMetrics | None = None
 
         results: list[AnnealStageResultDTO] = []
+        stage_dirs: list[Path] = []
         checkpoint = context.init_from  # what the next stage starts from
-        last_passing = context.init_from  # what a failed BC stage rolls back to
+        last_passing = _Passing(-1, None, context.init_from, None)  # a failed BC stage rolls back here
+        best: _Passing | None = None  # best-evaluated passing stage: where a return flag rolls back to
         bc_acc: float | None = None
         bc_passed = True
         evaluation = None
@@ -237,7 +270,8 @@ class AnnealStrategy(StrategyBase):
                 checkpoint or "scratch",
             )
             strategy = self.build_stage_strategy(stage, child)
-            child = _with_teacher_mix(child, stage, strategy)
+            if self.teacher_mix:
+                child = _with_teacher_mix(child, stage, strategy)
             dto = strategy.run(child)
             if stage.mode == "bc":
                 result, passed = self._bc_result(stage, dto)
@@ -251,11 +285,12 @@ class AnnealStrategy(StrategyBase):
                         stage.cycle,
                         result.accuracy or 0.0,
                         self.accuracy_threshold,
-                        last_passing or "no checkpoint",
+                        last_passing.checkpoint or "no checkpoint",
                     )
                     break
             else:
-                result, current = self._ppo_result(stage, dto, baseline)
+                reference = None if best is None else best.mean_return
+                result, current = self._ppo_result(stage, dto, baseline, reference)
                 b = baseline or GuardrailMetrics()
                 child.metrics.log(
                     {
@@ -266,6 +301,9 @@ class AnnealStrategy(StrategyBase):
                         "anneal_loss_flag": result.anneal_loss_flag,
                         "anneal_queue_flag": result.anneal_queue_flag,
                         "anneal_intensity_flag": result.anneal_intensity_flag,
+                        "anneal_return": result.mean_return,
+                        "anneal_return_baseline": result.return_baseline,
+                        "anneal_return_flag": result.anneal_return_flag,
                         "anneal_bc_weight": stage.bc_weight,
                     },
                     force=True,
@@ -273,14 +311,29 @@ class AnnealStrategy(StrategyBase):
                 observed[stage.cycle] = current
                 previous = _merge(previous, current)
             results.append(result)
+            stage_dirs.append(child.run_dir.path)
             _write_stage(child, result)
-            checkpoint = last_passing = getattr(dto, "checkpoint", None) or checkpoint
+            checkpoint = getattr(dto, "checkpoint", None) or checkpoint
             evaluation = getattr(dto, "evaluation", None) or evaluation
+            last_passing = _Passing(index, result.mean_return, checkpoint, evaluation)
+            if not result.anneal_return_flag and _improves(result.mean_return, best):
+                best = last_passing
 
         status = anneal_status(results)
-        final = _install_final_checkpoint(context, last_passing)
-        if status is AnnealStatus.FAIL:
-            evaluation = _evaluation_of(results, last_passing) or evaluation
+        chosen = last_passing
+        if best is not None and any(r.anneal_return_flag for r in results):
+            chosen = best  # a PPO stage lost return: end with the best-evaluated passing policy
+            for i in range(best.index + 1, len(results)):
+                results[i] = results[i].model_copy(update={"rolled_back": True})
+                atomic_write_json(stage_dirs[i] / STAGE_FILE, results[i].model_dump(mode="json"))
+            log.warning(
+                "anneal: return flag raised; the final policy rolls back to stage %d (return %s)",
+                best.index + 1,
+                best.mean_return,
+            )
+        final = _install_final_checkpoint(context, chosen.checkpoint)
+        if chosen is not last_passing or status is AnnealStatus.FAIL:
+            evaluation = _with_policy_of(evaluation, chosen.evaluation)
         baselines_out = {baseline_key(label, c): m.as_dict() for c, m in observed.items()}
         for cycle, metrics in observed.items():
             if store is not None and self._should_store(status, cycle in stored):
@@ -314,6 +367,7 @@ class AnnealStrategy(StrategyBase):
                 "stored_baselines": {baseline_key(label, c): m.as_dict() for c, m in stored.items()},
                 "promotion": snapshot,
                 "final_checkpoint": None if final is None else str(final),
+                "final_stage_index": None if chosen.index < 0 else chosen.index,
                 "state_dir": None if state_dir is None else str(state_dir),
                 "run_dir": str(context.run_dir.path),
             },
@@ -356,7 +410,8 @@ class AnnealStrategy(StrategyBase):
         """The parent context re-pointed at the stage's directory, checkpoint and anneal context.
 
         Training seeds differ per stage (two PPO stages must not replay the same rollouts); the
-        evaluation seed does not, so every stage's policy is judged on the same episodes.
+        evaluation seed does not, so every stage's policy is judged on the same episodes (as many
+        as ``evaluation_episodes``, when set: the return guardrail needs more than a couple).
         """
         from townlet.policy.training.contexts import AnnealContext
         from townlet.runs.rundir import RunDir
@@ -386,6 +441,7 @@ class AnnealStrategy(StrategyBase):
                 enabled=eval_on,
                 seed_offset=int(evaluation.seed_offset) - 1000 * index,
                 baselines=bool(evaluation.baselines) and is_last,
+                episodes=self.evaluation_episodes or int(evaluation.episodes),
             )
         tags = {"anneal_stage_index": index, "anneal_cycle": stage.cycle, "anneal_stage": stage.mode}
         return replace(
@@ -417,13 +473,14 @@ class AnnealStrategy(StrategyBase):
                 passed=passed,
                 bc_weight=stage.bc_weight,
                 rolled_back=False,
+                mean_return=_mean_return(dto),
                 bc=dto,
             ),
             passed,
         )
 
     def _ppo_result(
-        self, stage: Stage, dto: Any, baseline: GuardrailMetrics | None
+        self, stage: Stage, dto: Any, baseline: GuardrailMetrics | None, return_reference: float | None
     ) -> tuple[AnnealStageResultDTO, GuardrailMetrics]:
         """Judge the stage with the shared rules (whatever PPO itself logged per iteration)."""
         from townlet.dto import AnnealStageResultDTO
@@ -436,6 +493,7 @@ class AnnealStrategy(StrategyBase):
             }
         )
         flags = evaluate_flags(current, baseline, self.tolerances)
+        mean_return = _mean_return(dto)
         return (
             AnnealStageResultDTO(
                 duration_sec=dto.duration_sec,
@@ -451,6 +509,9 @@ class AnnealStrategy(StrategyBase):
                 anneal_loss_flag=flags.loss,
                 anneal_queue_flag=flags.queue,
                 anneal_intensity_flag=flags.intensity,
+                mean_return=mean_return,
+                return_baseline=return_reference,
+                anneal_return_flag=return_flag(mean_return, return_reference, self.tolerances),
                 ppo=dto,
             ),
             current,
@@ -609,13 +670,29 @@ def _install_final_checkpoint(context: TrainingContext, source: str | None) -> P
     return folder / BEST
 
 
-def _evaluation_of(results: Sequence[Any], checkpoint: str | None) -> Any:
-    """The evaluation of the stage whose checkpoint the run rolled back to."""
-    for result in reversed(results):
-        inner = result.bc or result.ppo
-        if inner is not None and checkpoint is not None and str(inner.checkpoint) == str(checkpoint):
-            return inner.evaluation
-    return None
+def _mean_return(dto: Any) -> float | None:
+    """The evaluated mean return of a stage's policy (None when the stage was not evaluated)."""
+    evaluation = getattr(dto, "evaluation", None)
+    policy = getattr(evaluation, "policy", None)
+    value = getattr(policy, "mean_return", None)
+    return None if value is None or not math.isfinite(float(value)) else float(value)
+
+
+def _improves(value: float | None, best: _Passing | None) -> bool:
+    """At least as good as the best so far (ties go to the later, longer-trained stage)."""
+    if value is None:
+        return best is None
+    return best is None or best.mean_return is None or value >= best.mean_return
+
+
+def _with_policy_of(last: Any, chosen: Any) -> Any:
+    """The run's evaluation block for a rolled-back policy: the chosen stage's policy row next to the
+    scripted/random rows of the last evaluated stage (same seeds and episodes, so comparable)."""
+    if chosen is None:
+        return last
+    if last is None or getattr(chosen, "scripted", None) is not None:
+        return chosen
+    return last.model_copy(update={"policy": chosen.policy})
 
 
 __all__ = ["AnnealConfigError", "AnnealStrategy", "Stage", "TaggedMetrics", "default_dataset_label"]

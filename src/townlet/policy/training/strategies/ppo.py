@@ -120,6 +120,7 @@ class PPOStrategy(StrategyBase):
         mix_ratio: float = 0.5,
         lr_schedule: str = "constant",
         target_kl: float | None = None,
+        bc_coef: float = 0.0,
         social_reward_stage: str | None = None,
         social_reward_schedule: list[Any] | None = None,
         checkpoint_every: int = 1,
@@ -158,6 +159,7 @@ class PPOStrategy(StrategyBase):
         schedules = [s.value for s in LRSchedule]
         check(str(lr_schedule) in schedules, "lr_schedule", f"one of {schedules}", lr_schedule)
         check(target_kl is None or target_kl > 0, "target_kl", "> 0 or null", target_kl)
+        check(math.isfinite(bc_coef) and bc_coef >= 0, "bc_coef", ">= 0", bc_coef)
         stages = [s.value for s in SocialStage]
         check(
             social_reward_stage is None or str(social_reward_stage) in stages,
@@ -196,6 +198,7 @@ class PPOStrategy(StrategyBase):
         self.mix_ratio = float(mix_ratio)
         self.lr_schedule = str(lr_schedule)
         self.target_kl = None if target_kl is None else float(target_kl)
+        self.bc_coef = float(bc_coef)
         self.social_reward_stage = None if social_reward_stage is None else str(social_reward_stage)
         self.social_reward_schedule = list(social_reward_schedule or [])
         self.checkpoint_every = int(checkpoint_every)
@@ -222,6 +225,7 @@ class PPOStrategy(StrategyBase):
             update_epochs=self.update_epochs,
             minibatch_size=self.minibatch_rows(rows),
             target_kl=self.target_kl,
+            bc_coef=self.bc_coef,
         )
 
     def planned_iterations(self, rows_per_iteration: int) -> int:
@@ -448,6 +452,7 @@ class PPORun:
                 )
         self.spec = spec
         self.label = dataset_label(ctx, replay, mode)
+        self.teacher = self._make_teacher(spec)
 
         torch.manual_seed(ctx.seed)
         net = build_network(ctx.model, spec).to(device)
@@ -496,6 +501,37 @@ class PPORun:
         self.iterations = s.planned_iterations(rows_per_iter)
         self.town, self.world_cfg, self.policy = town, world_cfg, policy
         self.rollout_service, self.replay, self.tracker = rollout_service, replay, tracker
+
+    def _make_teacher(self, spec: Any) -> Any:
+        """The scripted teacher that labels rows for ``loss_bc`` (None if the world cannot feed it)."""
+        from townlet.policy.behaviour import ScriptedPolicy
+
+        try:
+            return ScriptedPolicy(spec)
+        except ValueError as exc:
+            if self.s.bc_coef > 0:
+                raise PPOConfigError(
+                    f"strategy.bc_coef={self.s.bc_coef} needs the scripted teacher, which cannot read this "
+                    f"world's observations ({exc}); set strategy.bc_coef=0"
+                ) from None
+            return None
+
+    def _teacher_labels(self, data: ReplayData, *, recorded: bool) -> np.ndarray | None:
+        """The teacher's action for every row, [T, N], for the kickstarting loss and ``loss_bc``.
+
+        Rollout rows are labelled by the teacher itself: it is a deterministic, vectorised function
+        of the observation, so one call per iteration costs next to nothing. Replay rows keep the
+        labels recorded at capture (what BC trained on) when a scripted teacher recorded them; other
+        behaviours (random) recorded their own actions there, so those rows are labelled afresh.
+        """
+        if recorded and data.meta.get("behaviour") == "scripted":
+            return np.asarray(data.teacher_actions)
+        if self.teacher is None:
+            return None
+        from townlet.world.spec import Observation
+
+        flat = Observation(data.flat("maps"), data.flat("features"), data.flat("action_mask"))
+        return np.asarray(self.teacher.teacher(flat), np.int64).reshape(data.actions.shape)
 
     def _normalise_from(self, data: ReplayData) -> None:
         """Input scaling for a network trained from scratch.
@@ -558,6 +594,7 @@ class PPORun:
                 lam=s.gae_lambda,
                 normalise=s.advantage_normalization,
                 where=f"dataset=rollout iteration={it}",
+                teacher_actions=self._teacher_labels(data, recorded=False),
             )
             rows = len(prepared.batch)
             own_rows = s.minibatch_rows(rows)
@@ -581,6 +618,7 @@ class PPORun:
                 values=values,
                 bootstrap=boot,
                 use_final_values=False,
+                teacher_actions=self._teacher_labels(replay, recorded=True),
             )
             if town is None:
                 events = dict(replay.events)
@@ -679,6 +717,8 @@ class PPORun:
             "grad_norm": summary["mean_grad_norm"],
             "kl_divergence": summary["mean_kl_k3"],
             "kl_k1": summary["mean_kl_k1"],
+            "loss_bc": summary["mean_loss_bc"],
+            "bc_coef": s.bc_coef,
             "telemetry_version": TELEMETRY_VERSION,
             "lr": lr,
             "steps": st.steps,
