@@ -39,7 +39,6 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
     from omegaconf import OmegaConf
 
     from townlet.config.instantiate import build
-    from townlet.policy.training.contexts import EvaluationSettings
     from townlet.policy.training.orchestrator import PolicyTrainingOrchestrator, RunSettings
     from townlet.runs.metrics import MetricsWriter, NullMetricsWriter
     from townlet.runs.objective import check_objective_key, objective_value
@@ -88,7 +87,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
             metrics=metrics,
             init_from=cfg.init_from,
             resume=bool(cfg.resume),
-            evaluation=EvaluationSettings(**OmegaConf.to_container(cfg.evaluation)),  # type: ignore[arg-type]
+            evaluation=OmegaConf.to_object(cfg.evaluation),
             metadata={"data_dir": cfg.paths.data_dir, "state_dir": cfg.paths.state_dir, "choices": choices},
         )
         result = PolicyTrainingOrchestrator(strategy, services, log).run(settings)

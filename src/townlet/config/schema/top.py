@@ -18,22 +18,13 @@ from townlet.config.schema.device import DeviceConfig
 from townlet.config.schema.logger import LoggerConfig
 from townlet.config.schema.model import ModelConfig
 from townlet.config.schema.paths import PathsConfig
+from townlet.policy.training.contexts import EvaluationSettings as EvaluationConfig  # one dataclass for both
 from townlet.world.config import WorldConfig
 
 
 class ObjectiveMode(StrEnum):
     max = "max"
     min = "min"
-
-
-@dataclass
-class EvaluationConfig:
-    """End-of-run evaluation of the trained policy against the scripted and random baselines."""
-
-    enabled: bool = True
-    episodes: int = 2
-    seed_offset: int = 10_000
-    baselines: bool = True
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 
 from filelock import FileLock
 
+import townlet
 from townlet.policy.replay import (
     FORMAT_VERSION,
     DatasetError,
@@ -97,9 +98,15 @@ class ReplayDatasetService:
 
     def capture_request(self, dataset_cfg: Any, world_cfg: Any) -> dict[str, Any]:
         """Everything that determines the captured bytes: its hash is the cache key."""
+        from townlet.world import build_spec, to_world_config
+
         kind = _kind(dataset_cfg)
         return {
             "world_hash": world_provenance(world_cfg)["hash"],
+            # The observation layout and code version are part of what produced the bytes: a cache
+            # written by an older feature set must never be served to a newer network.
+            "observation_spec": build_spec(to_world_config(world_cfg)).fingerprint(),
+            "townlet_version": townlet.__version__,
             "behaviour": CAPTURE_KINDS[kind],
             "epsilon": float(_get(dataset_cfg, "epsilon", 0.0)),
             "ticks": int(_get(dataset_cfg, "ticks", 400)),
