@@ -16,6 +16,7 @@ from townlet.policy.training.anneal_rules import (
     evaluate_flags,
     promotion_decision,
     relative_change,
+    return_flag,
     status_reasons,
 )
 
@@ -24,13 +25,16 @@ def bc(cycle: int, passed: bool) -> dict:
     return {"cycle": cycle, "mode": "bc", "passed": passed, "accuracy": 0.95 if passed else 0.5}
 
 
-def ppo(cycle: int, loss: bool = False, queue: bool = False, intensity: bool = False) -> dict:
+def ppo(
+    cycle: int, loss: bool = False, queue: bool = False, intensity: bool = False, ret: bool = False
+) -> dict:
     return {
         "cycle": cycle,
         "mode": "ppo",
         "anneal_loss_flag": loss,
         "anneal_queue_flag": queue,
         "anneal_intensity_flag": intensity,
+        "anneal_return_flag": ret,
     }
 
 
@@ -126,6 +130,7 @@ def test_status_rules() -> None:
     assert anneal_status([bc(0, True), ppo(1), ppo(2)]) is AnnealStatus.PASS
     assert anneal_status([bc(0, True), ppo(1, queue=True)]) is AnnealStatus.HOLD
     assert anneal_status([bc(0, True), ppo(1, intensity=True)]) is AnnealStatus.HOLD
+    assert anneal_status([bc(0, True), ppo(1), ppo(2, ret=True)]) is AnnealStatus.HOLD
     assert anneal_status([bc(0, False)]) is AnnealStatus.FAIL
     # FAIL wins over flags, wherever the failed BC stage is.
     assert anneal_status([ppo(0, loss=True), bc(1, False)]) is AnnealStatus.FAIL
@@ -134,13 +139,26 @@ def test_status_rules() -> None:
 
 
 def test_reasons_name_the_cycle() -> None:
-    stages = [bc(0, True), ppo(1, loss=True), ppo(2, queue=True, intensity=True), bc(3, False)]
+    stages = [bc(0, True), ppo(1, loss=True, ret=True), ppo(2, queue=True, intensity=True), bc(3, False)]
     assert status_reasons(stages) == [
         "loss_flag_cycle_1",
+        "return_flag_cycle_1",
         "queue_flag_cycle_2",
         "intensity_flag_cycle_2",
         "bc_stage_failed_cycle_3",
     ]
+
+
+def test_return_flag_default_is_a_5_percent_drop_of_the_reference() -> None:
+    # Returns are negative here: -10.6 vs -10 is a 6 % drop, -10.4 a 4 % one; rises never flag.
+    assert return_flag(-10.6, -10.0) is True
+    assert return_flag(-10.4, -10.0) is False
+    assert return_flag(-10.5, -10.0) is False  # exactly the tolerance: strict
+    assert return_flag(-5.0, -10.0) is False
+    assert return_flag(-20.0, None) is False  # no evaluated reference (stage_evaluation off)
+    assert return_flag(None, -10.0) is False
+    tol = GuardrailTolerances(eval_return=0.01, eval_return_direction="both")
+    assert return_flag(-9.8, -10.0, tol) is True
 
 
 def test_stage_outcome_accepts_dto_like_objects_and_rejects_bad_mode() -> None:

@@ -159,14 +159,19 @@ def test_same_seed_reproduces_and_snapshot_reruns(cli_env, tmp_path: Path) -> No
     assert snapshot["status"] == "completed" and snapshot["seed"] == 5
 
 
-def test_snapshot_rerun_gets_our_run_dir_pattern(tmp_path: Path) -> None:
-    """Without ``hydra.run.dir`` a snapshot re-run still gets a microsecond, run-named directory."""
-    from townlet.train import _snapshot_overrides
+def test_snapshot_rerun_gets_our_run_dir_pattern(tmp_path: Path, monkeypatch) -> None:
+    """A relative snapshot path works, and without ``hydra.run.dir`` the re-run still gets a
+    microsecond, run-named directory (Hydra's default has one-second resolution)."""
+    from townlet.train import _snapshot_args
 
-    snap = tmp_path / ".hydra"
-    snap.mkdir()
-    assert _snapshot_overrides(["-cp", str(snap), "-cn", "config"]) == []  # not a snapshot: no hydra.yaml
+    monkeypatch.chdir(tmp_path)
+    snap = tmp_path / "run" / ".hydra"
+    snap.mkdir(parents=True)
+    plain = ["-cp", "run/.hydra", "-cn", "config", "seed=1"]
+    assert _snapshot_args(plain) == ["-cp", str(snap), "-cn", "config", "seed=1"]  # no hydra.yaml yet
     (snap / "hydra.yaml").write_text("hydra: {}\n")
-    extra = _snapshot_overrides([f"--config-path={snap}", "-cn", "config", "hydra.sweep.subdir=x"])
-    assert [e.partition("=")[0] for e in extra] == ["hydra.run.dir", "hydra.sweep.dir"]
-    assert "%f" in extra[0] and "${run_name}" in extra[0] and "${paths.output_root}" in extra[0]
+    out = _snapshot_args(["--config-path=run/.hydra", "-cn", "config", "seed=1", "hydra.sweep.subdir=x"])
+    assert out[:3] == [f"--config-path={snap}", "-cn", "config"]
+    added = [a.partition("=")[0] for a in out[3:5]]
+    assert added == ["hydra.run.dir", "hydra.sweep.dir"] and out[5:] == ["seed=1", "hydra.sweep.subdir=x"]
+    assert "%f" in out[3] and "${run_name}" in out[3] and "${paths.output_root}" in out[3]

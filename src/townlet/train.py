@@ -12,10 +12,12 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
+
+    from townlet.policy.training.contexts import EvaluationSettings
 
 log = logging.getLogger("townlet.train")
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -45,6 +47,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
     from townlet.runs.record import RunRecorder
     from townlet.runs.rundir import RunDir
 
+    cfg = _typed(cfg)
     hc = _hydra_context()
     if run_dir is None:
         if hc is None:
@@ -87,7 +90,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
             metrics=metrics,
             init_from=cfg.init_from,
             resume=bool(cfg.resume),
-            evaluation=OmegaConf.to_object(cfg.evaluation),
+            evaluation=cast("EvaluationSettings", OmegaConf.to_object(cfg.evaluation)),
             metadata={"data_dir": cfg.paths.data_dir, "state_dir": cfg.paths.state_dir, "choices": choices},
         )
         result = PolicyTrainingOrchestrator(strategy, services, log).run(settings)
@@ -121,6 +124,18 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
         )
         sys.stdout.flush()
     return value
+
+
+def _typed(cfg: DictConfig) -> DictConfig:
+    """Lay an untyped config on the schema: a snapshot's ``config.yaml`` (``--config-path
+    RUN/.hydra``) has lost its types, and may have been edited, so it is validated the same way."""
+    from omegaconf import OmegaConf
+
+    from townlet.config.schema.top import TrainConfig
+
+    if OmegaConf.get_type(cfg) is TrainConfig:
+        return cfg
+    return cast("DictConfig", OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg))
 
 
 def _log_failure(exc: BaseException) -> None:
@@ -188,10 +203,7 @@ def main() -> None:
 
         sys.stdout.write(render_help(CONF_DIR))
         return
-    extra = _snapshot_overrides(args)
-    if extra:  # next to the user's overrides: argparse rejects a second run of positionals
-        at = next((i for i, a in enumerate(args) if "=" in a and not a.startswith("-")), len(args))
-        sys.argv[1:] = [*args[:at], *extra, *args[at:]]
+    sys.argv[1:] = _snapshot_args(args)
     user_wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # make Hydra re-raise so we can format the error here
     try:
@@ -213,30 +225,40 @@ def main() -> None:
         raise SystemExit(RUN_ERROR_EXIT) from None
 
 
-def _snapshot_overrides(args: list[str]) -> list[str]:
-    """Our run/sweep directory settings for a re-run of a saved ``.hydra/`` snapshot.
+def _snapshot_args(args: list[str]) -> list[str]:
+    """``args`` fitted for re-running a saved ``.hydra/`` snapshot (unchanged otherwise).
 
-    A snapshot's ``config.yaml`` has no defaults list, so ``--config-path RUN/.hydra --config-name
-    config`` alone would fall back to Hydra's ``outputs/<date>/<HH-MM-SS>`` (second resolution:
-    re-runs collide). The settings come from ``conf/hydra/default.yaml`` as ``hydra.*`` overrides,
-    which Hydra keeps out of the task's ``overrides.yaml``; ones the caller set win.
+    Two Hydra pitfalls: a relative ``--config-path`` is resolved against this module, not the
+    working directory, so an existing relative folder is made absolute; and a snapshot's
+    ``config.yaml`` has no defaults list, so the run would land in Hydra's ``outputs/<date>/<HH-MM-SS>``
+    (second resolution: re-runs collide). Our run/sweep dir settings from ``conf/hydra/default.yaml``
+    are added as ``hydra.*`` overrides (kept out of the task's ``overrides.yaml``); the caller's win.
     """
-    value = None
-    for i, arg in enumerate(args):
+    out, snapshot = list(args), None
+    for i, arg in enumerate(out):
         flag, eq, inline = arg.partition("=")
-        if flag in ("--config-path", "-cp", "--config-dir", "-cd"):
-            value = inline if eq else (args[i + 1] if i + 1 < len(args) else None)
-    if value is None or not (Path(value) / "hydra.yaml").is_file():
-        return []
+        at = i if eq else i + 1
+        if flag not in ("--config-path", "-cp", "--config-dir", "-cd") or at >= len(out):
+            continue
+        folder = Path(inline if eq else out[at])
+        if not folder.is_absolute() and folder.is_dir():
+            folder = folder.resolve()
+            out[at] = f"{flag}={folder}" if eq else str(folder)
+        snapshot = folder if (folder / "hydra.yaml").is_file() else None
+    if snapshot is None:
+        return out
     from omegaconf import OmegaConf
 
     ours: Any = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "hydra" / "default.yaml"))
-    given = {a.partition("=")[0] for a in args}
-    return [
+    given = {a.partition("=")[0] for a in out}
+    extra = [
         f"hydra.{group}.{key}='{ours[group][key]}'"
         for group, key in (("run", "dir"), ("sweep", "dir"), ("sweep", "subdir"))
         if f"hydra.{group}.{key}" not in given
     ]
+    # next to the user's overrides: argparse rejects a second run of positional arguments
+    at = next((i for i, a in enumerate(out) if "=" in a and not a.startswith("-")), len(out))
+    return [*out[:at], *extra, *out[at:]]
 
 
 def _is_user_error(exc: BaseException) -> bool:

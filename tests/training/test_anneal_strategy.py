@@ -16,7 +16,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from townlet.config.schema.dataset import DatasetConfig  # noqa: E402
-from townlet.dto import AnnealSummaryDTO, BCTrainingResultDTO, PPOTrainingResultDTO  # noqa: E402
+from townlet.dto import (  # noqa: E402
+    AnnealSummaryDTO,
+    BCTrainingResultDTO,
+    EvaluationBlock,
+    PolicyEvaluationDTO,
+    PPOTrainingResultDTO,
+)
 from townlet.policy.training.contexts import TrainingContext  # noqa: E402
 from townlet.policy.training.services import TrainingServices  # noqa: E402
 from townlet.policy.training.services.baselines import BaselineStore  # noqa: E402
@@ -28,11 +34,23 @@ from townlet.world.config import WorldConfig  # noqa: E402
 
 
 class Recorder:
-    """Shared between the per-stage copies of a stand-in strategy."""
+    """Shared between the per-stage copies of a stand-in strategy; ``returns`` are the evaluated
+    returns the stages report (None: not evaluated)."""
 
-    def __init__(self, values: list[float]) -> None:
+    def __init__(self, values: list[float], returns: list[float] | None = None) -> None:
         self.values = list(values)
+        self.returns = list(returns or [])
         self.calls: list[dict[str, Any]] = []
+
+    def evaluation(self, stage: int) -> EvaluationBlock | None:
+        if stage >= len(self.returns):
+            return None
+        row = PolicyEvaluationDTO(
+            policy="trained", episodes=2, mean_return=self.returns[stage], return_std=0.0, faint_rate=0.0,
+            mean_needs=0.5, conflicts_per_100_agent_ticks=0.0,
+        )  # fmt: skip
+        scripted = row.model_copy(update={"policy": "scripted", "mean_return": -11.0})
+        return EvaluationBlock(policy=row, scripted=scripted, seed=10_000)
 
 
 def _weights(ctx: TrainingContext, tag: int) -> dict[str, Any]:
@@ -55,13 +73,16 @@ class FakeBC:
         self.rec, self.epochs = rec, 1
 
     def run(self, ctx: TrainingContext) -> BCTrainingResultDTO:
-        acc = self.rec.values[len(self.rec.calls)]
-        self.rec.calls.append({"init_from": ctx.init_from, "anneal": ctx.anneal, "epochs": self.epochs})
+        n = len(self.rec.calls)
+        acc = self.rec.values[n]
+        self.rec.calls.append(
+            {"init_from": ctx.init_from, "anneal": ctx.anneal, "epochs": self.epochs, "eval": ctx.evaluation}
+        )
         ckpt = _save(ctx, _weights(ctx, 1))
         ctx.metrics.log({"strategy": "bc", "epoch": 1, "val_accuracy": acc})
         return BCTrainingResultDTO(
             manifest="fake", accuracy=acc, loss=0.1, learning_rate=1e-3, batch_size=8, epochs=self.epochs,
-            val_accuracy=acc, val_loss=0.2, checkpoint=ckpt,
+            val_accuracy=acc, val_loss=0.2, checkpoint=ckpt, evaluation=self.rec.evaluation(n),
         )  # fmt: skip
 
 
@@ -72,15 +93,19 @@ class FakePPO:
     def __init__(self, rec: Recorder, queue: float = 10.0) -> None:
         self.rec, self.queue = rec, queue
         self.epochs, self.total_steps, self.n_steps, self.teacher_mix = 1, 1, 8, -1.0
+        self.bc_coef = -1.0
 
     def run(self, ctx: TrainingContext) -> PPOTrainingResultDTO:
-        loss = self.rec.values[len(self.rec.calls)]
+        n = len(self.rec.calls)
+        loss = self.rec.values[n]
         self.rec.calls.append(
             {
                 "init_from": ctx.init_from,
                 "anneal": ctx.anneal,
                 "epochs": self.epochs,
                 "teacher_mix": getattr(self, "teacher_mix", None),
+                "bc_coef": self.bc_coef,
+                "eval": ctx.evaluation,
                 "total_steps": self.total_steps,
                 "seed": ctx.seed,
             }
@@ -91,7 +116,7 @@ class FakePPO:
             epoch=1, updates=1, transitions=64, loss_policy=0.0, loss_value=loss, loss_entropy=1.0,
             loss_total=loss, clip_fraction=0.1, adv_mean=0.0, adv_std=1.0, grad_norm=0.5,
             kl_divergence=0.01, lr=1e-4, steps=64, queue_conflict_events=self.queue,
-            queue_conflict_intensity_sum=2 * self.queue, checkpoint=ckpt,
+            queue_conflict_intensity_sum=2 * self.queue, checkpoint=ckpt, evaluation=self.rec.evaluation(n),
         )  # fmt: skip
 
 
@@ -116,8 +141,15 @@ def stage(cycle: int, mode: str, epochs: int = 1, bc_weight: float = 0.0) -> dic
 DEFAULT_SCHEDULE = [stage(0, "bc", 3, 1.0), stage(1, "ppo", 2, 0.5), stage(2, "ppo", 2, 0.0)]
 
 
-def make(bc: list[float], ppo: list[float], schedule: list | None = None, **kw: Any):
-    bc_rec, ppo_rec = Recorder(bc), Recorder(ppo)
+def make(
+    bc: list[float],
+    ppo: list[float],
+    schedule: list | None = None,
+    *,
+    returns: tuple[list[float], list[float]] = ([], []),
+    **kw: Any,
+):
+    bc_rec, ppo_rec = Recorder(bc, returns[0]), Recorder(ppo, returns[1])
     strat = AnnealStrategy(FakeBC(bc_rec), FakePPO(ppo_rec), schedule or DEFAULT_SCHEDULE, **kw)
     return strat, bc_rec, ppo_rec
 
@@ -138,9 +170,10 @@ def test_weights_flow_and_bc_weight_reaches_ppo(tmp_path: Path) -> None:
     assert ppo_rec.calls[0]["init_from"] == summary.stages[0].bc.checkpoint
     assert ppo_rec.calls[1]["init_from"] == summary.stages[1].ppo.checkpoint
     assert torch.equal(load(summary.checkpoint), torch.full((4,), 21.0))  # 1 (BC) + 10 + 10 (PPO)
-    # Stage overrides: BC epochs, PPO epochs, teacher share, iterations sized in agent-steps.
+    # Stage overrides: BC epochs, PPO epochs, kickstarting weight, iterations sized in agent-steps.
     assert bc_rec.calls[0]["epochs"] == 3
-    assert [c["teacher_mix"] for c in ppo_rec.calls] == [0.5, 0.0]
+    assert [c["bc_coef"] for c in ppo_rec.calls] == [0.5, 0.0]
+    assert [c["teacher_mix"] for c in ppo_rec.calls] == [-1.0, -1.0]  # teacher mixing is opt-in
     assert [c["anneal"].bc_weight for c in ppo_rec.calls] == [0.5, 0.0]
     assert [c["total_steps"] for c in ppo_rec.calls] == [2 * 2 * 3 * 8] * 2
     assert ppo_rec.calls[0]["seed"] != ppo_rec.calls[1]["seed"]  # no replayed rollouts
@@ -270,13 +303,77 @@ def test_bc_weight_wraps_the_rollout_service_when_ppo_has_no_teacher_mix(tmp_pat
             seen.append(ctx.services.rollout)
             return super().run(ctx)
 
-    strat = AnnealStrategy(FakeBC(Recorder([0.95])), PlainPPO(Recorder([1.0, 1.0])), DEFAULT_SCHEDULE)
+    strat = AnnealStrategy(
+        FakeBC(Recorder([0.95])), PlainPPO(Recorder([1.0, 1.0])), DEFAULT_SCHEDULE, teacher_mix=True
+    )
     ctx = make_context(tmp_path)
     ctx.services.rollout = object()
     strat.run(ctx)
     assert isinstance(seen[0], TeacherMixRollout)
     assert seen[0].mix == 0.5
     assert seen[1] is ctx.services.rollout  # bc_weight 0: plain PPO rollouts
+
+
+def test_bc_weight_scales_the_kickstarting_loss_and_teacher_mix_is_opt_in(tmp_path: Path) -> None:
+    strat, _, ppo_rec = make([0.95], [1.0, 1.0], bc_loss_coef=2.0, teacher_mix=True)
+    strat.run(make_context(tmp_path))
+    assert [(c["bc_coef"], c["teacher_mix"]) for c in ppo_rec.calls] == [(1.0, 0.5), (0.0, 0.0)]
+
+
+def test_return_within_tolerance_passes_and_keeps_the_last_stage(tmp_path: Path) -> None:
+    # BC -10, PPO -10.4 (-4 % < 5 %), then -10.3: no flag, no rollback, the last stage is final.
+    strat, _, _ = make([0.95], [1.0, 1.0], returns=([-10.0], [-10.4, -10.3]))
+    summary = strat.run(make_context(tmp_path))
+    assert summary.status == "PASS"
+    assert [s.mean_return for s in summary.stages] == [-10.0, -10.4, -10.3]
+    assert [s.return_baseline for s in summary.stages] == [None, -10.0, -10.0]  # best passing so far
+    assert [s.anneal_return_flag for s in summary.stages] == [None, False, False]
+    assert summary.checkpoint is not None
+    assert torch.equal(load(summary.checkpoint), load(summary.stages[2].ppo.checkpoint))
+    assert summary.evaluation.policy.mean_return == -10.3
+
+
+def test_return_drop_holds_and_rolls_back_to_the_best_evaluated_stage(tmp_path: Path) -> None:
+    # BC -10, PPO -9.8 (better), PPO -10.5 (-7 % vs the best, -9.8): flag, HOLD, back to stage 2.
+    strat, _, _ = make([0.95], [1.0, 1.0], returns=([-10.0], [-9.8, -10.5]))
+    ctx = make_context(tmp_path)
+    summary = strat.run(ctx)
+    assert summary.status == "HOLD"
+    assert [s.anneal_return_flag for s in summary.stages] == [None, False, True]
+    assert summary.stages[2].return_baseline == -9.8
+    assert [s.rolled_back for s in summary.stages] == [False, None, True]
+    best = summary.stages[1].ppo.checkpoint
+    assert torch.equal(load(summary.checkpoint), load(best))
+    assert torch.equal(load(ctx.run_dir.checkpoints / "last.pt"), load(best))
+    assert not torch.equal(load(summary.checkpoint), load(summary.stages[2].ppo.checkpoint))
+    # The run reports the chosen policy next to the last stage's scripted row.
+    assert summary.evaluation.policy.mean_return == -9.8
+    assert summary.evaluation.scripted is not None
+    results = json.loads((ctx.run_dir.path / "anneal_results.json").read_text())
+    assert results["reasons"] == ["return_flag_cycle_2"]
+    assert results["final_stage_index"] == 1
+    stage_file = ctx.run_dir.path / "stages" / "02_c2_ppo" / "stage.json"
+    assert json.loads(stage_file.read_text())["rolled_back"] is True
+
+
+def test_return_tolerance_and_direction_are_configurable(tmp_path: Path) -> None:
+    strat, _, _ = make([0.95], [1.0, 1.0], returns=([-10.0], [-10.8, -10.8]), tolerances={"eval_return": 0.1})
+    assert strat.run(make_context(tmp_path)).status == "PASS"
+    strat, _, _ = make(
+        [0.95], [1.0, 1.0], returns=([-10.0], [-9.0, -9.0]), tolerances={"eval_return_direction": "both"}
+    )
+    summary = strat.run(make_context(tmp_path / "fresh"))
+    assert (summary.status, summary.stages[1].anneal_return_flag) == ("HOLD", True)  # +10 % is a move too
+
+
+def test_stage_evaluation_episodes_override(tmp_path: Path) -> None:
+    strat, bc_rec, ppo_rec = make([0.95], [1.0, 1.0], evaluation_episodes=16)
+    strat.run(make_context(tmp_path))
+    assert [c["eval"].episodes for c in bc_rec.calls + ppo_rec.calls] == [16, 16, 16]
+    # Every stage is evaluated on the same seed; only the last one runs the baselines.
+    seeds = [c["eval"].seed_offset + 1000 * i for i, c in enumerate(bc_rec.calls + ppo_rec.calls)]
+    assert len(set(seeds)) == 1
+    assert [c["eval"].baselines for c in bc_rec.calls + ppo_rec.calls] == [False, False, True]
 
 
 def test_metrics_carry_anneal_tags(tmp_path: Path) -> None:
@@ -312,6 +409,9 @@ def test_schedule_runs_in_cycle_order(tmp_path: Path) -> None:
         ([{"cycle": 0, "mode": "bc"}], {"accuracy_threshold": 1.5}, "accuracy_threshold"),
         ([{"cycle": 0, "mode": "bc"}], {"baseline_update": "sometimes"}, "baseline_update"),
         ([{"cycle": 0, "mode": "bc"}], {"tolerances": {"loss": -1}}, "loss"),
+        ([{"cycle": 0, "mode": "bc"}], {"tolerances": {"eval_return_direction": "up"}}, "eval_return"),
+        ([{"cycle": 0, "mode": "bc"}], {"bc_loss_coef": -1}, "bc_loss_coef"),
+        ([{"cycle": 0, "mode": "bc"}], {"evaluation_episodes": 0}, "evaluation_episodes"),
     ],
 )
 def test_config_errors_are_clear(schedule: list, kwargs: dict, match: str) -> None:

@@ -19,6 +19,7 @@ from townlet.policy.training.algorithms.losses import (  # noqa: E402
     kl_k3,
     log_prob_of,
     masked_entropy,
+    teacher_cross_entropy,
 )
 from townlet.policy.training.algorithms.stats import (  # noqa: E402
     MINIBATCH_FIELDS,
@@ -141,3 +142,13 @@ def test_minibatch_log_summary() -> None:
     assert s["clip_triggered"] == 1.0 and s["clip_fraction_max"] == pytest.approx(0.5)
     assert s["adv_zero_std"] == 1.0 and s["adv_min_std"] == 0.0
     assert s["nonfinite_count"] == 0.0 and s["first_nonfinite"] == 2.0
+
+
+def test_teacher_cross_entropy_hand_values_and_masked_teacher_rows() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6]]))
+    mask = torch.tensor([[True, True, True], [True, True, True], [True, False, True]])
+    logits = logits.masked_fill(~mask, -1e9)
+    teacher = torch.tensor([0, 1, 1])  # the last row's teacher action is masked: left out
+    ce = teacher_cross_entropy(logits, teacher, mask)
+    assert ce.item() == pytest.approx(-(math.log(0.5) + math.log(0.6)) / 2, rel=1e-5)
+    assert teacher_cross_entropy(logits[2:], teacher[2:], mask[2:]).item() == 0.0  # no valid row

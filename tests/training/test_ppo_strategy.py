@@ -111,6 +111,7 @@ def test_linear_lr_schedule() -> None:
         ({"data_mode": "offline"}, "data_mode"),
         ({"mix_ratio": 1.0}, "mix_ratio"),
         ({"social_reward_schedule": [{"cycle": 0, "stage": "C9"}]}, "social_reward_schedule"),
+        ({"bc_coef": -0.5}, "bc_coef"),
     ],
 )
 def test_bad_hyper_parameters_name_the_key(kw: dict[str, Any], key: str) -> None:
@@ -172,6 +173,24 @@ def test_social_schedule_is_applied_before_each_rollout(tmp_path: Path) -> None:
     schedule = [{"cycle": 1, "stage": "OFF"}, {"cycle": 2, "stage": "C2"}]
     PPOStrategy(**FAST, social_reward_stage="C1", social_reward_schedule=schedule).run(make_context(tmp_path))
     assert [r["social_reward_stage"] for r in lines(tmp_path)] == ["C1", "OFF", "C2"]
+
+
+def test_bc_coef_kickstarts_towards_the_scripted_teacher(tmp_path: Path) -> None:
+    def final_loss_bc(name: str, bc_coef: float) -> float:
+        PPOStrategy(**FAST, lr=3e-3, bc_coef=bc_coef).run(make_context(tmp_path / name))
+        recs = lines(tmp_path / name)
+        assert all(np.isfinite(r["loss_bc"]) and r["bc_coef"] == bc_coef for r in recs)
+        return float(recs[-1]["loss_bc"])
+
+    # Rollout rows are labelled by the teacher each iteration, so the term is measured either way.
+    assert final_loss_bc("kick", 5.0) < 0.7 * final_loss_bc("plain", 0.0)
+
+
+def test_replay_rows_use_the_recorded_teacher_labels(tmp_path: Path, scripted_data: ReplayData) -> None:
+    PPOStrategy(data_mode="replay", epochs=2, minibatch_size=16, bc_coef=1.0).run(
+        make_context(tmp_path, replay=scripted_data)
+    )
+    assert all(np.isfinite(r["loss_bc"]) for r in lines(tmp_path))
 
 
 def test_same_seed_gives_identical_result_json(tmp_path: Path) -> None:

@@ -133,3 +133,27 @@ def test_empty_data_is_a_clear_error() -> None:
     opt = torch.optim.Adam(net.parameters())
     with pytest.raises(ValueError, match="no transitions"):
         ppo_update(net, opt, make_batch(0, 1), PPOHyperParams(), torch.Generator())
+
+
+def test_bc_coef_pulls_the_policy_to_the_teacher_and_loss_bc_is_always_measured() -> None:
+    def run(bc_coef: float, labels: bool = True) -> tuple[dict[str, float], dict[str, float]]:
+        torch.manual_seed(0)
+        net = TinyNet()
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+        batch = make_batch(64, 1)
+        batch.advantages = torch.zeros(64)  # no policy-gradient signal: only the teacher term moves pi
+        batch.teacher_actions = torch.full((64,), 2) if labels else None
+        hp = PPOHyperParams(update_epochs=1, minibatch_size=64, entropy_coef=0.0, bc_coef=bc_coef)
+        first = ppo_update(net, opt, batch, hp, torch.Generator().manual_seed(0))
+        for _ in range(10):
+            last = ppo_update(net, opt, batch, hp, torch.Generator().manual_seed(0))
+        return first, last
+
+    first, last = run(1.0)
+    assert last["mean_loss_bc"] < 0.5 * first["mean_loss_bc"]
+    first0, last0 = run(0.0)
+    assert first0["mean_loss_bc"] == pytest.approx(first["mean_loss_bc"])  # measured, not optimised
+    assert last0["mean_loss_bc"] == pytest.approx(first0["mean_loss_bc"], rel=0.05)
+    assert math.isnan(run(0.0, labels=False)[1]["mean_loss_bc"])  # no labels: "not measured"
+    with pytest.raises(ValueError, match="teacher"):
+        run(1.0, labels=False)

@@ -281,9 +281,10 @@ class ObservationBuilder:
             usable &= ~self.obj_is_job | (self.own_station & in_window[:, None])
         rival, rival_at = self._rivals(town, riv_active)
         # queue block
-        lo = q1 * self.seq_span
-        qkey = np.where(in_queue, lo + town.q_seq, -1).astype(self.key_dtype)  # rank = earlier joiners
-        lo = lo.astype(self.key_dtype)
+        lo_wide = q1 * self.seq_span
+        # rank = number of earlier joiners of the same queue
+        qkey: np.ndarray = np.where(in_queue, lo_wide + town.q_seq, -1).astype(self.key_dtype)
+        lo: np.ndarray = lo_wide.astype(self.key_dtype)
         rank = self._count_last((qkey[:, None, :] < qkey[:, :, None]) & (qkey[:, None, :] >= lo[:, :, None]))
         c = _F["in_queue"]
         f3[..., c] = in_queue
@@ -355,15 +356,14 @@ class ObservationBuilder:
         others = max(na - 1, 1)
         tf = self._tf_cache.reshape(-1, 3)
         trust, fam = town.trust.reshape(-1, na), town.fam.reshape(-1, na)
-        if rows is not None:
-            if rows.size == 0:
-                return
-            trust, fam, tf_rows = trust[rows], fam[rows], rows
-        else:
-            tf_rows = slice(None)
-        tf[tf_rows, 0] = trust.sum(axis=1) / others
-        tf[tf_rows, 1] = trust.max(axis=1)
-        tf[tf_rows, 2] = fam.sum(axis=1) / others
+        if rows is None:
+            rows = np.arange(tf.shape[0])
+        elif rows.size == 0:
+            return
+        trust, fam = trust[rows], fam[rows]
+        tf[rows, 0] = trust.sum(axis=1) / others
+        tf[rows, 1] = trust.max(axis=1)
+        tf[rows, 2] = fam.sum(axis=1) / others
 
     def _rivals(self, town: Any, riv_active: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The rival matrix [E, A, A] and "a rival is at object o" [E, A, O]; None while nobody is a rival."""

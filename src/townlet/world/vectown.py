@@ -1,11 +1,11 @@
 """The vectorised town: ``num_envs`` independent towns x ``num_agents`` agents stepped at once with NumPy.
 
 No per-agent Python loop runs on the hot path: contention for one object is resolved with one-hot
-[env, agent, object] tables (the queue head is the arg-min of the join sequence), relationships are
-[env, agent, agent] matrices, and observation windows are gathered from a precomputed table of
-static windows plus a sliding-window view of a persistent padded map. The plain-Python
-:class:`townlet.world.oracle.OracleTown` implements the same rules and is the correctness reference.
-The tick order is documented in docs/world.md.
+[env, agent, object] tables (the queue head is the arg-min of the join sequence) and relationships
+are [env, agent, agent] matrices. Observations are built by
+:class:`townlet.world.observe.ObservationBuilder` (per-tile tables and one scatter for the dynamic
+map channels). The plain-Python :class:`townlet.world.oracle.OracleTown` implements the same rules
+and is the correctness reference. The tick order is documented in docs/world.md.
 """
 
 from __future__ import annotations

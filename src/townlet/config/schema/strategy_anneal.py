@@ -71,8 +71,8 @@ class AnnealPromotionConfig:
 def _default_schedule() -> list[AnnealStageConfig]:
     return [
         AnnealStageConfig(cycle=0, mode=StageMode.bc, epochs=6, bc_weight=1.0),
-        AnnealStageConfig(cycle=1, mode=StageMode.ppo, epochs=2, bc_weight=0.5),
-        AnnealStageConfig(cycle=2, mode=StageMode.ppo, epochs=2, bc_weight=0.0),
+        AnnealStageConfig(cycle=1, mode=StageMode.ppo, epochs=3, bc_weight=0.5),
+        AnnealStageConfig(cycle=2, mode=StageMode.ppo, epochs=3, bc_weight=0.0),
     ]
 
 
@@ -92,4 +92,4 @@ class AnnealStrategyConfig:
     chain_stages: bool = False  # no stored baseline for a cycle: compare with the previous PPO stage
     bc_loss_coef: float = 1.0  # PPO stage's bc_coef (kickstarting weight) = bc_weight * bc_loss_coef
     teacher_mix: bool = False  # also execute the teacher's action with probability bc_weight in rollouts
-    evaluation_episodes: int | None = None  # per-stage evaluation episodes; None = evaluation.episodes
+    evaluation_episodes: int | None = 16  # per-stage evaluation episodes; None = evaluation.episodes
