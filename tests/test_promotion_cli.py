@@ -79,6 +79,18 @@ def test_two_pass_runs_promote_and_a_hold_in_between_resets(
     assert evaluate(capsys, r4)[1]["reasons"] == ["candidate_not_ready"]
 
 
+def test_return_flag_holds_with_its_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stages = [
+        {"cycle": 0, "mode": "bc", "passed": True, "mean_return": -11.0},
+        {"cycle": 1, "mode": "ppo", "mean_return": -10.9, "anneal_return_flag": False},
+        {"cycle": 2, "mode": "ppo", "mean_return": -12.0, "anneal_return_flag": True, "rolled_back": True},
+    ]
+    run = make_run(tmp_path, "r", stages, "HOLD")
+    record(tmp_path, run, "HOLD")
+    code, out = evaluate(capsys, run)
+    assert (code, out["verdict"], out["reasons"]) == (1, "HOLD", ["return_flag_cycle_2"])
+
+
 def test_fail_exits_2_and_dry_run_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = make_run(tmp_path, "bad", FAIL_STAGES, "FAIL")
     code, out = evaluate(capsys, run)

@@ -2,8 +2,10 @@
 
 Shrunk (fewer ticks, envs, epochs and evaluation episodes) so it fits the CI budget; the full
 default run is measured in docs/anneal.md. Checks the acceptance criteria that need real training:
-the final policy's evaluated return is at least the BC stage's (same evaluation episodes), and two
-PASS runs in a row make the candidate ready, which ``townlet-promote evaluate`` then reports.
+every PPO stage's own evaluated return stays within a measured bound of the BC stage's (no return
+flag, no rollback needed), the final policy's return is at least the BC stage's (same evaluation
+episodes), the same seed gives the same training twice, and two PASS runs in a row make the
+candidate ready, which ``townlet-promote evaluate`` then reports.
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ from townlet.dto import AnnealSummaryDTO, TrainingResult
 
 pytest.importorskip("torch")
 
+#: Largest relative return loss of a PPO stage against the BC stage allowed here. Measured on this
+#: shrunk config (seed 0) and on the default config (seeds 0, 1, 2): 0.0 — the kickstarted, low-lr
+#: stages keep the clone's greedy behaviour (docs/anneal.md). 1 % leaves room for a changed world or
+#: network without hiding a real regression (the return guardrail itself trips at 5 %).
+PPO_STAGE_RETURN_BOUND = 0.01
+
 SMALL = [
     "dataset.ticks=400",
     "world.num_envs=4",
     "evaluation.episodes=1",
+    "strategy.evaluation_episodes=4",  # one round of the 4 towns: every stage on the same 4 episodes
     "strategy.schedule=[{cycle:0,mode:bc,epochs:6,bc_weight:1.0},"
     "{cycle:1,mode:ppo,epochs:2,bc_weight:0.5},{cycle:2,mode:ppo,epochs:2,bc_weight:0.0}]",
 ]
@@ -47,10 +56,25 @@ def test_default_anneal_twice_promotes(run_cli, cli_env: dict[str, str], tmp_pat
     # Weights flowed: each PPO stage warm-started from the stage before it.
     assert first.stages[1].ppo.init_from == bc_stage.bc.checkpoint
     assert first.stages[2].ppo.init_from == first.stages[1].ppo.checkpoint
-    # The annealed policy does at least as well as the cloned one on the same evaluation episodes.
+    # Every PPO stage holds the cloned policy's return by itself (no flag, nothing rolled back) ...
     bc_return = bc_stage.bc.evaluation.policy.mean_return
+    assert bc_stage.mean_return == bc_return
+    for ppo_stage in first.stages[1:]:
+        assert ppo_stage.return_baseline is not None and ppo_stage.mean_return is not None
+        assert ppo_stage.mean_return >= bc_return - PPO_STAGE_RETURN_BOUND * abs(bc_return), first.stages
+        assert ppo_stage.anneal_return_flag is False and not ppo_stage.rolled_back
+    # bc_weight reached PPO as its kickstarting weight, and the teacher cross-entropy was measured.
+    lines = [json.loads(x) for x in (tmp_path / "r1" / "metrics.jsonl").read_text().splitlines()]
+    ppo_lines = [x for x in lines if x.get("anneal_stage") == "ppo" and "bc_coef" in x]
+    assert [x["bc_coef"] for x in ppo_lines] == [0.5, 0.5, 0.0, 0.0]
+    assert all(x["loss_bc"] is not None and x["loss_bc"] < 0.05 for x in ppo_lines)
+    # ... and the annealed policy does at least as well as the cloned one on the same episodes.
     assert first.evaluation is not None and first.evaluation.scripted is not None
     assert first.evaluation.policy.mean_return >= bc_return - 1e-9
+    assert first.checkpoint is not None and Path(first.checkpoint).is_file()
+    # Same seed, fresh stage directories: the same training (only the stored baselines differ).
+    assert [s.mean_return for s in second.stages] == [s.mean_return for s in first.stages]
+    assert [s.loss_total for s in second.stages] == [s.loss_total for s in first.stages]
     # Second run: judged against the first run's baselines, PASS again → candidate ready.
     assert second.status == "PASS", second.stages
     assert second.stages[1].ppo.anneal_loss_baseline is not None

@@ -78,11 +78,9 @@ class PPOBatch:
         return int(self.actions.shape[0])
 
     def take(self, idx: torch.Tensor) -> PPOBatch:
+        rows = {f.name: getattr(self, f.name) for f in fields(self)}
         return PPOBatch(
-            **{
-                f.name: None if (t := getattr(self, f.name)) is None else t.index_select(0, idx)
-                for f in fields(self)
-            }
+            **{k: None if t is None else t.index_select(0, idx) for k, t in rows.items()}  # type: ignore[arg-type]
         )
 
     @staticmethod

@@ -375,19 +375,8 @@ class PPORun:
         if default is None:
             default = getattr(getattr(world_cfg, "social", None), "stage", None)
         stage = social_stage_for(cycle, default, self.s.social_reward_schedule)
-        if stage is None or town is None:
-            return stage
-        setter = getattr(town, "set_social_stage", None)
-        if callable(setter):
-            setter(stage)
-        else:  # until the town grows a setter: its rules read `layout.stage` (an index) every tick
-            import dataclasses
-
-            from townlet.world.layout import STAGES
-
-            layout = getattr(town, "layout", None)
-            if layout is not None and getattr(layout, "stage", None) != STAGES.index(stage):
-                town.layout = dataclasses.replace(layout, stage=STAGES.index(stage))
+        if stage is not None and town is not None:
+            town.set_social_stage(stage)
         return stage
 
     # ------------------------------------------------------------------ run
