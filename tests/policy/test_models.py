@@ -15,15 +15,6 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    torch_mod = pytest.importorskip("torch")
-    before = torch_mod.get_num_threads()
-    torch_mod.set_num_threads(1)
-    yield
-    torch_mod.set_num_threads(before)
-
-
 SPEC = ObservationSpec(map_channels=("walls", "objects", "agents"), window=7, feature_names=tuple("abcde"))
 
 

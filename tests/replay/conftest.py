@@ -25,7 +25,7 @@ def make_data(ticks: int = 12, num_envs: int = 2, num_agents: int = 3, seed: int
     actions = rng.integers(0, a, (ticks, n))
     truncated = np.zeros((ticks, n), bool)
     truncated[ticks // 2 - 1] = True
-    cols = {
+    cols: dict[str, np.ndarray] = {
         "maps": rng.integers(0, 4, (ticks, n, *SPEC.map_shape), dtype=np.uint8),
         "features": rng.random((ticks, n, SPEC.feature_dim), dtype=np.float32),
         "action_mask": rng.random((ticks, n, a)) < 0.8,

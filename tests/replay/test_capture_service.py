@@ -16,16 +16,17 @@ from townlet.policy.replay import ReplayData, StreamingDataset, load_dataset
 from townlet.policy.training.services.replay import ReplayDatasetService
 from townlet.policy.training.services.rollout import RolloutCaptureService, RolloutError
 from townlet.world import load_world_config
+from townlet.world.config import WorldConfig
 
 
 @pytest.fixture(scope="module")
-def world():  # type: ignore[no-untyped-def]
+def world() -> WorldConfig:
     cfg = load_world_config("default")
     cfg.num_envs, cfg.num_agents = 2, 3
     return cfg
 
 
-def test_capture_round_trip_is_exact(tmp_path: Path, world) -> None:  # type: ignore[no-untyped-def]
+def test_capture_round_trip_is_exact(tmp_path: Path, world: WorldConfig) -> None:
     data = RolloutCaptureService().capture(
         world, "scripted", ticks=30, seed=1, epsilon=0.2, output_dir=tmp_path / "d"
     )
@@ -41,13 +42,13 @@ def test_capture_round_trip_is_exact(tmp_path: Path, world) -> None:  # type: ig
     assert (data.log_probs <= 0).all() and (data.log_probs > -20).all()
 
 
-def test_same_seed_same_bytes(world) -> None:  # type: ignore[no-untyped-def]
+def test_same_seed_same_bytes(world: WorldConfig) -> None:
     a = RolloutCaptureService().capture(world, "random", ticks=10, seed=3)
     b = RolloutCaptureService().capture(world, "random", ticks=10, seed=3)
     assert all(np.array_equal(x, y) for x, y in zip(a.columns().values(), b.columns().values(), strict=True))
 
 
-def test_unknown_behaviour(world) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_behaviour(world: WorldConfig) -> None:
     with pytest.raises((RolloutError, ValueError), match="behaviour"):
         RolloutCaptureService().capture(world, "telepathic", ticks=3)
 
@@ -56,7 +57,7 @@ def _cfg(**kw: object) -> DatasetConfig:
     return DatasetConfig(**{"ticks": 8, "seed": 0, **kw})  # type: ignore[arg-type]
 
 
-def test_scripted_dataset_is_captured_once_then_cached(tmp_path: Path, world) -> None:  # type: ignore[no-untyped-def]
+def test_scripted_dataset_is_captured_once_then_cached(tmp_path: Path, world: WorldConfig) -> None:
     svc = ReplayDatasetService()
     first = svc.resolve(_cfg(), world, tmp_path)
     dirs = [p for p in tmp_path.iterdir() if p.is_dir()]
@@ -76,7 +77,7 @@ def test_scripted_dataset_is_captured_once_then_cached(tmp_path: Path, world) ->
     assert isinstance(streaming, StreamingDataset) and streaming.num_transitions == first.num_transitions
 
 
-def test_corrupted_cache_is_recaptured(tmp_path: Path, world) -> None:  # type: ignore[no-untyped-def]
+def test_corrupted_cache_is_recaptured(tmp_path: Path, world: WorldConfig) -> None:
     svc = ReplayDatasetService()
     first = svc.resolve(_cfg(), world, tmp_path)
     (cache,) = [p for p in tmp_path.iterdir() if p.is_dir()]
@@ -86,7 +87,7 @@ def test_corrupted_cache_is_recaptured(tmp_path: Path, world) -> None:  # type: 
     assert np.array_equal(again.actions, first.actions)  # type: ignore[union-attr]
 
 
-def test_concurrent_resolves_capture_once(tmp_path: Path, world) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_resolves_capture_once(tmp_path: Path, world: WorldConfig) -> None:
     results: list[object] = []
     threads = [
         threading.Thread(
@@ -103,7 +104,7 @@ def test_concurrent_resolves_capture_once(tmp_path: Path, world) -> None:  # typ
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_manifest_kind_and_its_errors(tmp_path: Path, world) -> None:  # type: ignore[no-untyped-def]
+def test_manifest_kind_and_its_errors(tmp_path: Path, world: WorldConfig) -> None:
     RolloutCaptureService().capture(world, ticks=5, output_dir=tmp_path / "given")
     svc = ReplayDatasetService()
     data = svc.resolve(DatasetConfig(kind=DatasetKind.manifest, path=str(tmp_path / "given")), world, None)
@@ -116,11 +117,11 @@ def test_manifest_kind_and_its_errors(tmp_path: Path, world) -> None:  # type: i
         svc.resolve(DatasetConfig(kind=DatasetKind.manifest, path=str(tmp_path / "nope")), world, None)
 
 
-def test_queue_conflict_dataset_uses_its_scenario(tmp_path: Path, world) -> None:  # type: ignore[no-untyped-def]
+def test_queue_conflict_dataset_uses_its_scenario(tmp_path: Path, world: WorldConfig) -> None:
     data = ReplayDatasetService().resolve(
         _cfg(kind=DatasetKind.queue_conflict, world="queue_conflict", ticks=20), world, tmp_path
     )
-    assert data.meta["world"]["name"] == "queue_conflict"
+    assert isinstance(data, ReplayData) and data.meta["world"]["name"] == "queue_conflict"
     assert (
         data.num_agents
         == load_world_config("queue_conflict").num_envs * load_world_config("queue_conflict").num_agents
@@ -132,7 +133,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_dataset_cli_inspect_validate_and_errors(tmp_path: Path, world) -> None:  # type: ignore[no-untyped-def]
+def test_dataset_cli_inspect_validate_and_errors(tmp_path: Path, world: WorldConfig) -> None:
     RolloutCaptureService().capture(world, ticks=6, output_dir=tmp_path / "d")
     from townlet.cli.dataset import main
 
@@ -178,7 +179,7 @@ def test_capture_cli_errors_are_one_line(
     args: list[str],
     code: int,
     fragment: str,
-    world,  # type: ignore[no-untyped-def]
+    world: WorldConfig,
 ) -> None:
     from townlet.cli import capture
 

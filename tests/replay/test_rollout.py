@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from townlet.policy.behaviour import PolicyOutput
 from townlet.policy.replay import ReplayData, load_dataset, write_dataset
 from townlet.policy.training.services.rollout import RolloutCaptureService, RolloutError
+from townlet.world.spec import Observation
 
 from .conftest import SPEC
 from .fakes import FakeTown, TickPolicy
@@ -74,7 +76,7 @@ def test_bad_requests_are_clear() -> None:
         RolloutCaptureService().collect(FakeTown(), TickPolicy(), 0)
 
     class Broken(TickPolicy):
-        def act(self, obs):  # type: ignore[no-untyped-def]
+        def act(self, obs: Observation) -> PolicyOutput:
             out = super().act(obs)
             return out._replace(actions=out.actions[:2])
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from townlet.runs.atomic import atomic_write_json, atomic_write_text
+from townlet.runs.atomic import atomic_write_json, atomic_write_text, finite_or_none, json_safe
 from townlet.runs.device import DeviceUnavailableError, resolve_device
 from townlet.runs.metrics import MetricsWriter, metrics_files, read_metrics
 from townlet.runs.objective import ObjectiveError, objective_value
@@ -26,6 +26,30 @@ def test_atomic_json_is_strict_and_leaves_no_temp(tmp_path: Path) -> None:
     assert json.loads(target.read_text()) == {"v": None, "w": [1.0, None], "n": 2.0}
     atomic_write_text(target, "second")
     assert target.read_text() == "second" and sorted(p.name for p in target.parent.iterdir()) == ["x.json"]
+
+
+def test_json_safe_default_stringifies_what_plain_json_cannot_hold() -> None:
+    value = {"p": Path("/d"), "a": np.arange(2), "s": np.int64(3), "x": (math.nan, True, None)}
+    assert json_safe(value, default=str) == {"p": "/d", "a": "[0 1]", "s": 3, "x": [None, True, None]}
+    assert json_safe(value)["p"] == Path("/d")  # left for dumps_json's converter
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (1, 1.0),
+        ("2.5", 2.5),
+        (np.float32(0.5), 0.5),
+        (math.nan, None),
+        (math.inf, None),
+        (True, None),
+        (None, None),
+        ("abc", None),
+        ([1], None),
+    ],
+)
+def test_finite_or_none(raw: object, expected: float | None) -> None:
+    assert finite_or_none(raw) == expected
 
 
 def test_metrics_rotation_matches_upstream(tmp_path: Path) -> None:

@@ -34,9 +34,8 @@ TINY = [
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", HYDRA_FULL_ERROR="0")
-    return env
+    # thread pinning (one thread, PASSIVE OpenMP) is inherited from tests/conftest.py
+    return {**os.environ, "HYDRA_FULL_ERROR": "0"}
 
 
 def _run(args: list[str], *, timeout: int = 240) -> subprocess.CompletedProcess[str]:

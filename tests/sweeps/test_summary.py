@@ -103,7 +103,8 @@ def test_failures_are_reported_and_never_best(make_job: MakeJob, sweep_dir: Path
     assert by_num[3].status == "failed" and by_num[3].error == "ValueError: bad input"
     assert summary.counts["failed"] == 2 and summary.counts["diverged"] == 1
 
-    md = write_summary(sweep_dir) and (sweep_dir / "sweep_summary.md").read_text()
+    write_summary(sweep_dir)
+    md = (sweep_dir / "sweep_summary.md").read_text()
     assert "boom in epoch 2" in md and "ValueError: bad input" in md
     assert "## Failed or unfinished jobs" in md
 

@@ -22,17 +22,23 @@ from townlet.dto import AnnealSummaryDTO, TrainingResult
 pytest.importorskip("torch")
 
 #: Largest relative return loss of a PPO stage against the BC stage allowed here. Measured on this
-#: shrunk config (seed 0) and on the default config (seeds 0, 1, 2): 0.0 — the kickstarted, low-lr
-#: stages keep the clone's greedy behaviour (docs/anneal.md). 1 % leaves room for a changed world or
-#: network without hiding a real regression (the return guardrail itself trips at 5 %).
+#: shrunk config (seeds 0, 1, 2) and on the default config (seeds 0, 1, 2): 0.0, no stage below the
+#: BC stage — the kickstarted, low-lr stages keep the clone's greedy behaviour (docs/anneal.md).
+#: 1 % leaves room for a changed world or network without hiding a real regression (the return
+#: guardrail itself trips at 5 %).
 PPO_STAGE_RETURN_BOUND = 0.01
 
+# The BC data stays the default world's (16 towns): a clone trained on a quarter of it scored 1.0
+# held-out accuracy yet agreed with the teacher on only 98 % of its own greedy episode ticks, and
+# on such a clone the 5e-4 weight change of two PPO iterations already flipped enough decisions to
+# cost 20 % of the return (so the test would measure the clone's fragility, not PPO). PPO rolls out
+# in 4 towns and every stage is evaluated on the same 4 episodes to keep the test short.
 SMALL = [
     "dataset.ticks=400",
-    "world.num_envs=4",
     "evaluation.episodes=1",
-    "strategy.evaluation_episodes=4",  # one round of the 4 towns: every stage on the same 4 episodes
-    "strategy.schedule=[{cycle:0,mode:bc,epochs:6,bc_weight:1.0},"
+    "strategy.evaluation_episodes=4",
+    "strategy.ppo.num_envs=4",
+    "strategy.schedule=[{cycle:0,mode:bc,epochs:3,bc_weight:1.0},"
     "{cycle:1,mode:ppo,epochs:2,bc_weight:0.5},{cycle:2,mode:ppo,epochs:2,bc_weight:0.0}]",
 ]
 

@@ -356,6 +356,15 @@ def test_return_drop_holds_and_rolls_back_to_the_best_evaluated_stage(tmp_path: 
     assert json.loads(stage_file.read_text())["rolled_back"] is True
 
 
+def test_return_flag_then_failed_bc_stage_fails_and_rolls_back_to_the_best(tmp_path: Path) -> None:
+    schedule = [stage(0, "bc", 1), stage(1, "ppo", 1, 0.5), stage(2, "bc", 1)]
+    strat, _, _ = make([0.95, 0.4], [1.0], schedule, returns=([-10.0, -10.0], [-12.0]))
+    summary = strat.run(make_context(tmp_path))
+    assert summary.status == "FAIL"
+    assert [s.rolled_back for s in summary.stages] == [False, True, True]
+    assert torch.equal(load(summary.checkpoint), load(summary.stages[0].bc.checkpoint))
+
+
 def test_return_tolerance_and_direction_are_configurable(tmp_path: Path) -> None:
     strat, _, _ = make([0.95], [1.0, 1.0], returns=([-10.0], [-10.8, -10.8]), tolerances={"eval_return": 0.1})
     assert strat.run(make_context(tmp_path)).status == "PASS"

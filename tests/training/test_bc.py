@@ -28,15 +28,6 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    torch_mod = pytest.importorskip("torch")
-    before = torch_mod.get_num_threads()
-    torch_mod.set_num_threads(1)
-    yield
-    torch_mod.set_num_threads(before)
-
-
 SPEC = ObservationSpec(
     map_channels=("walls", "objects"), window=5, feature_names=("go", "n", "s", "e", "w", "rest")
 )
@@ -150,6 +141,31 @@ def test_bc_learns_held_out_agents_and_reports_epoch_metrics(tmp_path: Path, dat
     assert result.checkpoint == str(tmp_path / "checkpoints" / "best.pt")
 
 
+def test_reported_train_metrics_describe_the_returned_network(tmp_path: Path) -> None:
+    """Regression: with fewer rows than one batch (``experiment=smoke``), ``accuracy``/``loss`` were
+    the epoch's running means, taken *before* the only optimiser step: the untrained network's
+    0.0 next to the trained one's val accuracy of 1.0. They must describe the checkpoint reported."""
+    from townlet.runs.checkpoints import load_checkpoint
+
+    small = synthetic_data(ticks=10, agents=8, seed=1)  # 60 training rows, batch 512
+    result = BCStrategy(lr=3e-2, batch_size=512, epochs=1, val_fraction=0.25).run(
+        make_context(tmp_path, small)
+    )
+    train, _ = small.split_by_agent(0.25, seed=3)
+    assert result.checkpoint is not None
+    net = load_checkpoint(result.checkpoint, SPEC).build_network().eval()
+    with torch.no_grad():
+        logits, _ = net(
+            torch.from_numpy(train.flat("maps")),
+            torch.from_numpy(train.flat("features")),
+            torch.from_numpy(train.flat("action_mask")),
+        )
+    targets = torch.from_numpy(train.flat("teacher_actions"))
+    assert result.train_samples == targets.shape[0] == 60
+    assert result.accuracy == pytest.approx((logits.argmax(1) == targets).double().mean().item())
+    assert result.loss == pytest.approx(torch.nn.functional.cross_entropy(logits, targets).item(), rel=1e-5)
+
+
 def test_validation_never_shares_an_agent_with_training(data: ReplayData) -> None:
     train, val = data.split_by_agent(0.25, seed=3)
     train_ids = set(zip(train.env_id[0], train.agent_id[0], strict=True))
@@ -216,7 +232,7 @@ def test_early_stopping_stops(tmp_path: Path, data: ReplayData) -> None:
 )
 def test_bad_hyper_parameters_are_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(BCConfigError):
-        BCStrategy(**kwargs)  # type: ignore[arg-type]
+        BCStrategy(**kwargs)
 
 
 def test_device_cuda_without_cuda_is_a_clear_error(tmp_path: Path, data: ReplayData) -> None:

@@ -35,15 +35,6 @@ pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    torch_mod = pytest.importorskip("torch")
-    before = torch_mod.get_num_threads()
-    torch_mod.set_num_threads(1)
-    yield
-    torch_mod.set_num_threads(before)
-
-
 MODEL = {"kind": "conv", "hidden_dim": 64, "conv_channels": [8, 16], "conv_strides": [1, 2]}
 
 

@@ -16,19 +16,6 @@ from townlet.world.spec import ObservationSpec
 TINY = {"num_envs": 3, "episode_length": 60}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    try:
-        import torch as torch_mod
-    except ImportError:  # the torch-free tests here still run
-        yield
-        return
-    before = torch_mod.get_num_threads()
-    torch_mod.set_num_threads(1)
-    yield
-    torch_mod.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def world():
     return load_world_config("default", TINY)
@@ -89,7 +76,7 @@ def test_bad_requests_are_clear(world) -> None:
             raise AssertionError("must be refused before acting")
 
     with pytest.raises(EvaluationError, match="another observation spec"):
-        EvaluationService().evaluate(OtherLayout(), world, episodes=1)  # type: ignore[arg-type]
+        EvaluationService().evaluate(OtherLayout(), world, episodes=1)
 
 
 def test_evaluation_and_cli_import_without_torch() -> None:

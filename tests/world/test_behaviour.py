@@ -63,6 +63,7 @@ def test_epsilon_log_probs_are_exact_mixture_probabilities() -> None:
     np.testing.assert_allclose(np.exp(out.log_probs), expected, rtol=1e-6)
     assert obs.action_mask[np.arange(n_ok.size), out.actions].all()
     greedy = ScriptedPolicy(spec).act(obs)
+    assert greedy.teacher_actions is not None and out.teacher_actions is not None
     assert np.array_equal(greedy.teacher_actions, out.teacher_actions)
     assert np.all(greedy.log_probs == 0.0)
 

@@ -63,7 +63,7 @@ def test_invariants_hold_under_random_actions(seed: int, name: str, masked_only:
                 assert kept == [a for a in q_old if a in kept], "queue order changed (not FIFO)"
                 assert q_new[: len(kept)] == kept, "a newcomer overtook a waiting agent"
                 starters = np.flatnonzero((town.occ[e] == o) & (occ_before[e] != o))
-                for g in starters:  # nobody who was ahead of the new occupant is still waiting
+                for g in starters.tolist():  # nobody who was ahead of the new occupant is still waiting
                     ahead = q_old[: q_old.index(g)] if g in q_old else q_old
                     assert not set(ahead) & set(q_new), "a later agent started before an earlier one"
 

@@ -10,13 +10,14 @@ from hypothesis import strategies as st
 from townlet.policy.behaviour import RandomPolicy, ScriptedPolicy
 from townlet.world import FEATURE_NAMES, make_town
 from townlet.world.oracle import OracleTown
+from townlet.world.spec import Observation
 
 from .conftest import small
 
 SCENARIOS = ["default", "queue_conflict", "kitchen_breakfast", "employment_punctuality"]
 
 
-def _assert_same(ov, oo, step: int) -> None:  # type: ignore[no-untyped-def]
+def _assert_same(ov: Observation, oo: Observation, step: int) -> None:
     assert np.array_equal(ov.maps, oo.maps), f"maps differ at step {step}"
     assert np.array_equal(ov.action_mask, oo.action_mask), f"masks differ at step {step}"
     diff = np.abs(ov.features - oo.features)

@@ -19,12 +19,13 @@ Run: ``townlet-bench bc [--quick] [--json PATH]`` or ``python -m townlet.bench.b
 
 from __future__ import annotations
 
-import argparse
-import os
-import time
-from typing import Any
+from townlet.runs.seeding import configure_threads
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+configure_threads(1)  # before torch loads: one thread, PASSIVE OpenMP (also when run as a module)
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
 
 BATCH = 512
 LR = 3e-3  # the strategy=bc default
@@ -37,7 +38,6 @@ MAX_BARE_EPOCHS = 10.0
 def _torch() -> Any:
     import torch
 
-    torch.set_num_threads(1)
     return torch
 
 

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from townlet.runs.seeding import thread_env
+
 BATCH = 1024
 RSS_SLACK_MB = 150.0
 
@@ -196,7 +198,7 @@ def _child(mode: str, path: str) -> dict[str, Any]:
 
 
 def _run_child(mode: str, path: Path) -> dict[str, Any]:
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, **thread_env(1)}
     out = subprocess.run(
         [sys.executable, "-m", "townlet.bench.data", "--child", mode, str(path)],
         capture_output=True,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from townlet.bench.protocol import alternate
+from townlet.runs.seeding import thread_env
 
 TARGET_RATIO = 0.65
 JOBS = 4
@@ -39,7 +40,7 @@ BENCH_OVERRIDES = (
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="1")
+    env = {**os.environ, **thread_env(1)}
     env.pop("HYDRA_FULL_ERROR", None)
     return env
 

@@ -34,8 +34,8 @@ class BCTrainingResultDTO(_RunFields):
 
     kind: Literal["bc"] = "bc"
     manifest: str = Field(description="dataset manifest path or dataset label")
-    accuracy: Prob = Field(description="training accuracy of the final epoch")
-    loss: NonNeg
+    accuracy: Prob = Field(description="accuracy of the reported checkpoint on the training split")
+    loss: NonNeg = Field(description="mean cross-entropy of the reported checkpoint on the training split")
     learning_rate: float = Field(gt=0)
     batch_size: int = Field(gt=0)
     epochs: int = Field(gt=0, description="configured maximum number of epochs")

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +46,35 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
     return atomic_write_bytes(path, text.encode(encoding))
 
 
-def json_safe(value: Any) -> Any:
-    """Replace NaN/Inf floats by ``None`` (recursively) so JSON never carries bare ``NaN``."""
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a finite float, else ``None``: NaN/Inf, bools, ``None`` and non-numbers read
+    from JSON or YAML never pass as numbers."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def json_safe(value: Any, default: Callable[[Any], Any] | None = None) -> Any:
+    """Replace NaN/Inf floats by ``None`` (recursively) so JSON never carries bare ``NaN``.
+
+    Other leaves JSON cannot hold (paths, arrays) pass through for :func:`dumps_json` to convert,
+    or go through ``default`` (e.g. ``str``) for callers that hand the result to plain ``json``.
+    """
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v, default) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
+        return [json_safe(v, default) for v in value]
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
-        return json_safe(value.item())  # numpy / torch scalars
-    return value
+        return json_safe(value.item(), default)  # numpy / torch scalars
+    if default is None or value is None or isinstance(value, str | int | bool):
+        return value
+    return default(value)
 
 
 def dumps_json(value: Any, *, indent: int | None = None) -> str:

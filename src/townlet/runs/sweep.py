@@ -17,7 +17,6 @@ import csv
 import io
 import json
 import logging
-import math
 import os
 import re
 import statistics
@@ -32,7 +31,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from townlet.runs.atomic import atomic_write_text
+from townlet.runs.atomic import atomic_write_json, atomic_write_text, finite_or_none
 
 log = logging.getLogger(__name__)
 
@@ -175,17 +174,6 @@ def _dotted_get(data: Any, key: str) -> Any:
     return cur
 
 
-def _finite(value: Any) -> float | None:
-    """A finite float or None: NaN/Inf/bool/non-numbers never reach the summary as numbers."""
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
 def _override_key_value(override: str) -> tuple[str, str]:
     key, sep, value = override.partition("=")
     key = key.lstrip("+~")
@@ -257,7 +245,7 @@ def read_job(job_dir: Path, sweep_dir: Path, objective: str | None, metrics: Seq
 
     status, error = _status_and_error(record, result, job_status)
     obj_value = _objective_value(record, result, job_status, objective)
-    metric_values = {m: _finite(_dotted_get(result, m)) for m in metrics} if result else {}
+    metric_values = {m: finite_or_none(_dotted_get(result, m)) for m in metrics} if result else {}
     duration = _first_finite(
         record.get("duration_sec"),
         (result or {}).get("duration_sec"),
@@ -283,7 +271,7 @@ def read_job(job_dir: Path, sweep_dir: Path, objective: str | None, metrics: Seq
 
 def _first_finite(*values: Any) -> float | None:
     for value in values:
-        out = _finite(value)
+        out = finite_or_none(value)
         if out is not None:
             return out
     return None
@@ -321,14 +309,14 @@ def _objective_value(
     job_status: Mapping[str, Any] | None,
     objective: str | None,
 ) -> float | None:
-    value = _finite(record.get("objective_value"))
+    value = finite_or_none(record.get("objective_value"))
     if value is not None and (objective is None or record.get("objective") in (None, objective)):
         return value  # the runner's own reading, unless the report asks for a different key
     if objective and result is not None:
-        value = _finite(_dotted_get(result, objective))
+        value = finite_or_none(_dotted_get(result, objective))
         if value is not None:
             return value
-    return _finite((job_status or {}).get("return_value"))
+    return finite_or_none((job_status or {}).get("return_value"))
 
 
 def _objective_setting(job_dirs: Iterable[Path]) -> tuple[str | None, str | None]:
@@ -348,6 +336,13 @@ def _objective_setting(job_dirs: Iterable[Path]) -> tuple[str | None, str | None
 # -------------------------------------------------------------------------------------- aggregation
 
 
+def _existing_sweep_dir(sweep_dir: str | Path) -> Path:
+    root = Path(sweep_dir)
+    if not root.is_dir():
+        raise SweepReportError(f"sweep directory {root} does not exist; pass the folder Hydra printed for -m")
+    return root
+
+
 def build_summary(
     sweep_dir: str | Path,
     *,
@@ -356,9 +351,7 @@ def build_summary(
     metrics: Sequence[str] | None = None,
 ) -> SweepSummary:
     """Summarise a (finished or interrupted) sweep directory."""
-    root = Path(sweep_dir)
-    if not root.is_dir():
-        raise SweepReportError(f"sweep directory {root} does not exist; pass the folder Hydra printed for -m")
+    root = _existing_sweep_dir(sweep_dir)
     job_dirs = discover_job_dirs(root)
     if not job_dirs:
         raise SweepReportError(
@@ -543,7 +536,8 @@ def render_markdown(summary: SweepSummary) -> str:
     if summary.optuna:
         params = summary.optuna.get("best_params") or {}
         shown = " ".join(f"{k}={_md_value(str(v))}" for k, v in params.items())
-        lines.append(f"- optuna: best_value {_fmt(_finite(summary.optuna.get('best_value')))} ({shown})")
+        best_value = finite_or_none(summary.optuna.get("best_value"))
+        lines.append(f"- optuna: best_value {_fmt(best_value)} ({shown})")
     lines.append(f"- generated: {summary.generated_at}")
     lines.append("")
 
@@ -642,15 +636,10 @@ def write_summary(
     """Build and write ``sweep_summary.{json,csv,md}``; a lock keeps concurrent jobs from interleaving."""
     from filelock import FileLock
 
-    root = Path(sweep_dir)
-    if not root.is_dir():  # checked before the lock, which would create the folder
-        raise SweepReportError(f"sweep directory {root} does not exist; pass the folder Hydra printed for -m")
+    root = _existing_sweep_dir(sweep_dir)  # checked before the lock, which would create the folder
     with FileLock(str(root / LOCK_FILE), timeout=120):
         summary = build_summary(root, objective=objective, mode=mode, metrics=metrics)
-        atomic_write_text(
-            root / f"{SUMMARY_STEM}.json",
-            json.dumps(summary.to_dict(), indent=2, allow_nan=False) + "\n",
-        )
+        atomic_write_json(root / f"{SUMMARY_STEM}.json", summary.to_dict())
         atomic_write_text(root / f"{SUMMARY_STEM}.csv", render_csv(summary))
         atomic_write_text(root / f"{SUMMARY_STEM}.md", render_markdown(summary))
     return summary
@@ -707,14 +696,14 @@ class SweepSummaryCallback(Callback):
             "num": OmegaConf.select(config, "hydra.job.num", default=None),
             "status": "failed" if failed else "completed",
             "overrides": list(getattr(job_return, "overrides", None) or []),
-            "return_value": None if failed else _finite(raw),
+            "return_value": None if failed else finite_or_none(raw),
             "duration_sec": None if self._started is None else time.perf_counter() - self._started,
             "pid": os.getpid(),
         }
         if failed and isinstance(raw, BaseException):
             payload["error"] = f"{type(raw).__name__}: {raw}"
             payload["traceback"] = "".join(traceback.format_exception(raw)[-6:])
-        atomic_write_text(output_dir / JOB_STATUS_FILE, json.dumps(payload, indent=2) + "\n")
+        atomic_write_json(output_dir / JOB_STATUS_FILE, payload)
 
     def _refresh(self, config: DictConfig) -> SweepSummary | None:
         sweep_dir = _select_str(config, "hydra.sweep.dir")

@@ -6,6 +6,7 @@ onto the structured schema so type errors surface with the field name.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -25,7 +26,7 @@ def available_worlds() -> list[str]:
     return sorted(p.stem for p in world_conf_dir().glob("*.yaml"))
 
 
-def load_world_config(name_or_path: str, overrides: dict[str, object] | None = None) -> WorldConfig:
+def load_world_config(name_or_path: str, overrides: Mapping[str, object] | None = None) -> WorldConfig:
     """Load ``conf/world/<name>.yaml`` (or a YAML path), apply ``overrides`` (dotted keys), validate."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):

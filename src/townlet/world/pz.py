@@ -43,7 +43,7 @@ class TownParallelEnv(ParallelEnv):
         self._act_space = spaces.Discrete(NUM_ACTIONS)
 
     @functools.cache  # noqa: B019 - the space must be the same object every call
-    def observation_space(self, agent: str) -> spaces.Space:
+    def observation_space(self, agent: str) -> spaces.Dict:
         return self._obs_space
 
     @functools.cache  # noqa: B019

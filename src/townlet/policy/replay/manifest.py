@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 
 from townlet.policy.replay.columns import COLUMNS, column_schema
 from townlet.policy.replay.errors import DatasetError
+from townlet.runs.atomic import json_safe
 from townlet.world.spec import ObservationSpec
 
 FORMAT_NAME = "townlet-replay"
@@ -43,21 +43,6 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
-
-def json_safe(value: Any) -> Any:
-    """Make provenance JSON-clean: numpy scalars to Python, non-finite floats to None."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)
 
 
 @dataclass(frozen=True)
@@ -112,7 +97,7 @@ def build_manifest(
     stats: dict[str, Any],
     created_at: str,
 ) -> dict[str, Any]:
-    meta = dict(json_safe(meta))
+    meta = dict(json_safe(meta, default=str))  # plain json.dump writes the manifest
     world_raw = meta.get("world")
     world: dict[str, Any] = world_raw if isinstance(world_raw, dict) else {}
     return {
@@ -150,7 +135,7 @@ def build_manifest(
             for s in shards
         ],
         "bootstrap_values": [float(v) for v in np.asarray(bootstrap_values, np.float32)],
-        "stats": json_safe({**stats, "events": events, "episodes": episode_stats}),
+        "stats": json_safe({**stats, "events": events, "episodes": episode_stats}, default=str),
         "meta": meta,
     }
 
@@ -289,7 +274,6 @@ __all__ = [
     "ShardEntry",
     "build_manifest",
     "file_sha256",
-    "json_safe",
     "read_manifest",
     "stable_hash",
 ]

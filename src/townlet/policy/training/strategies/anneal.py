@@ -279,6 +279,7 @@ class AnnealStrategy(StrategyBase):
                 if not passed:
                     result = result.model_copy(update={"rolled_back": True})
                     results.append(result)
+                    stage_dirs.append(child.run_dir.path)
                     _write_stage(child, result)
                     log.warning(
                         "anneal: BC stage cycle=%d accuracy %.3f < threshold %.3f: FAIL, rolling back to %s",

@@ -1,9 +1,10 @@
 """Behaviour cloning: supervised imitation of the scripted teacher, with a result that lasts.
 
 Fixes over the original: validation is a held-out set of whole agent trajectories (never rows of
-the training set); the reported loss is the epoch mean; the trained network is checkpointed
-(``last.pt`` every epoch, ``best.pt`` on the best validation score), can warm-start or resume, and
-acts in the town for the ``evaluation`` block. Data is stacked once into device tensors and each
+the training set); metrics lines carry epoch means, the result the train loss and accuracy of
+the checkpoint it names; the trained network is checkpointed (``last.pt`` every epoch, ``best.pt``
+on the best validation score), can warm-start or resume, and acts in the town for the
+``evaluation`` block. Data is stacked once into device tensors and each
 epoch draws one ``randperm`` from (seed, epoch), so a resumed run replays exactly the same batches.
 
 Torch is imported only inside functions (the module itself stays importable without torch).
@@ -291,12 +292,14 @@ class BCStrategy(StrategyBase):
                 log.info("bc: early stop after epoch %d (no val improvement for %d epochs)", epoch, stale)
                 break
 
-        final = stats
-        if final is None:  # resumed a run that had already finished: report its last checkpoint
-            final = self._epoch_eval_only(net, train, val, start_epoch, spec.action_names)
+        epochs_run = stats.epoch if stats is not None else start_epoch  # None: resumed a finished run
         best_path = ckpt_dir / BEST if (ckpt_dir / BEST).is_file() else ckpt_dir / LAST
         best_ckpt = load_checkpoint(best_path, spec, device)
         net.load_state_dict(best_ckpt.model_state)
+        # The epoch stats are running means, each batch measured *before* its optimiser step: with
+        # one batch per epoch they describe the untrained network (smoke runs reported accuracy 0.0
+        # next to val accuracy 1.0). The result describes the checkpoint it names, so measure that.
+        train_loss, train_accuracy, _ = evaluate_tensors(net, train, spec.num_actions)
         evaluation = self._evaluate(context, net, spec, device)
         model_kind = str(best_ckpt.model_cfg.get("kind"))
         rates = [h.samples_per_sec for h in history]
@@ -308,15 +311,15 @@ class BCStrategy(StrategyBase):
             init_from=str(context.init_from) if context.init_from else None,
             evaluation=evaluation,
             manifest=dataset_label(context, data),
-            accuracy=final.train_accuracy,
-            loss=final.train_loss,
+            accuracy=train_accuracy,
+            loss=train_loss,
             learning_rate=self.lr,
             batch_size=self.batch_size,
             epochs=self.epochs,
             val_accuracy=best.val_accuracy if val is not None else None,
             val_loss=best.val_loss if val is not None else None,
             weight_decay=self.weight_decay,
-            epochs_run=final.epoch,
+            epochs_run=epochs_run,
             best_epoch=best.epoch or None,
             early_stopped=early_stopped,
             train_samples=len(train),
@@ -343,18 +346,6 @@ class BCStrategy(StrategyBase):
         train_loss, train_acc = float(loss_sum.item()) / len(train), float(correct.item()) / len(train)
         t_train = time.perf_counter() - t0
         return self._finish(epoch, net, train_loss, train_acc, val, action_names, len(train), t_train, t0)
-
-    def _epoch_eval_only(
-        self,
-        net: torch.nn.Module,
-        train: BCTensors,
-        val: BCTensors | None,
-        epoch: int,
-        names: tuple[str, ...],
-    ) -> EpochStats:
-        t0 = time.perf_counter()
-        loss, acc, _ = evaluate_tensors(net, train, len(names))
-        return self._finish(epoch, net, loss, acc, val, names, 0, 0.0, t0)
 
     def _finish(
         self,
