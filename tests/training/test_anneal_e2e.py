@@ -17,7 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from townlet.dto import AnnealSummaryDTO, TrainingResult
+from townlet.dto import (
+    AnnealStageResultDTO,
+    AnnealSummaryDTO,
+    BCTrainingResultDTO,
+    PPOTrainingResultDTO,
+    TrainingResult,
+)
 
 pytest.importorskip("torch")
 
@@ -28,11 +34,22 @@ pytest.importorskip("torch")
 #: guardrail itself trips at 5 %).
 PPO_STAGE_RETURN_BOUND = 0.01
 
+
 # The BC data stays the default world's (16 towns): a clone trained on a quarter of it scored 1.0
 # held-out accuracy yet agreed with the teacher on only 98 % of its own greedy episode ticks, and
 # on such a clone the 5e-4 weight change of two PPO iterations already flipped enough decisions to
 # cost 20 % of the return (so the test would measure the clone's fragility, not PPO). PPO rolls out
 # in 4 towns and every stage is evaluated on the same 4 episodes to keep the test short.
+def bc_of(stage: AnnealStageResultDTO) -> BCTrainingResultDTO:
+    assert stage.bc is not None, stage
+    return stage.bc
+
+
+def ppo_of(stage: AnnealStageResultDTO) -> PPOTrainingResultDTO:
+    assert stage.ppo is not None, stage
+    return stage.ppo
+
+
 SMALL = [
     "dataset.ticks=400",
     "evaluation.episodes=1",
@@ -60,10 +77,12 @@ def test_default_anneal_twice_promotes(run_cli, cli_env: dict[str, str], tmp_pat
     bc_stage = first.stages[0]
     assert bc_stage.passed and bc_stage.accuracy is not None and bc_stage.accuracy >= 0.9
     # Weights flowed: each PPO stage warm-started from the stage before it.
-    assert first.stages[1].ppo.init_from == bc_stage.bc.checkpoint
-    assert first.stages[2].ppo.init_from == first.stages[1].ppo.checkpoint
+    assert ppo_of(first.stages[1]).init_from == bc_of(bc_stage).checkpoint
+    assert ppo_of(first.stages[2]).init_from == ppo_of(first.stages[1]).checkpoint
     # Every PPO stage holds the cloned policy's return by itself (no flag, nothing rolled back) ...
-    bc_return = bc_stage.bc.evaluation.policy.mean_return
+    bc_eval = bc_of(bc_stage).evaluation
+    assert bc_eval is not None
+    bc_return = bc_eval.policy.mean_return
     assert bc_stage.mean_return == bc_return
     for ppo_stage in first.stages[1:]:
         assert ppo_stage.return_baseline is not None and ppo_stage.mean_return is not None
@@ -83,7 +102,7 @@ def test_default_anneal_twice_promotes(run_cli, cli_env: dict[str, str], tmp_pat
     assert [s.loss_total for s in second.stages] == [s.loss_total for s in first.stages]
     # Second run: judged against the first run's baselines, PASS again → candidate ready.
     assert second.status == "PASS", second.stages
-    assert second.stages[1].ppo.anneal_loss_baseline is not None
+    assert ppo_of(second.stages[1]).anneal_loss_baseline is not None
     assert (second.promotion_pass_streak, second.promotion_candidate_ready) == (2, True)
 
     verdict = subprocess.run(

@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 
 from townlet.config.schema.dataset import DatasetConfig  # noqa: E402
 from townlet.dto import (  # noqa: E402
+    AnnealStageResultDTO,
     AnnealSummaryDTO,
     BCTrainingResultDTO,
     EvaluationBlock,
@@ -154,8 +155,25 @@ def make(
     return strat, bc_rec, ppo_rec
 
 
-def load(path: str | Path) -> Any:
+def load(path: str | Path | None) -> Any:
+    assert path is not None
     return torch.load(Path(path), weights_only=True)["w"]
+
+
+def bc_of(stage: AnnealStageResultDTO) -> BCTrainingResultDTO:
+    assert stage.bc is not None, stage
+    return stage.bc
+
+
+def ppo_of(stage: AnnealStageResultDTO) -> PPOTrainingResultDTO:
+    assert stage.ppo is not None, stage
+    return stage.ppo
+
+
+def stored(store: BaselineStore, key: str) -> dict[str, float]:
+    entry = store.get(key)
+    assert entry is not None, key
+    return entry
 
 
 def test_weights_flow_and_bc_weight_reaches_ppo(tmp_path: Path) -> None:
@@ -167,8 +185,8 @@ def test_weights_flow_and_bc_weight_reaches_ppo(tmp_path: Path) -> None:
     assert [s.mode for s in summary.stages] == ["bc", "ppo", "ppo"]
     # Each stage starts from the previous stage's checkpoint.
     assert bc_rec.calls[0]["init_from"] is None
-    assert ppo_rec.calls[0]["init_from"] == summary.stages[0].bc.checkpoint
-    assert ppo_rec.calls[1]["init_from"] == summary.stages[1].ppo.checkpoint
+    assert ppo_rec.calls[0]["init_from"] == bc_of(summary.stages[0]).checkpoint
+    assert ppo_rec.calls[1]["init_from"] == ppo_of(summary.stages[1]).checkpoint
     assert torch.equal(load(summary.checkpoint), torch.full((4,), 21.0))  # 1 (BC) + 10 + 10 (PPO)
     # Stage overrides: BC epochs, PPO epochs, kickstarting weight, iterations sized in agent-steps.
     assert bc_rec.calls[0]["epochs"] == 3
@@ -200,10 +218,10 @@ def test_failed_bc_stage_fails_and_rolls_back_to_last_passing_weights(tmp_path: 
     assert len(ppo_rec.calls) == 1  # the schedule stopped at the failed BC stage
     failed = summary.stages[-1]
     assert (failed.mode, failed.passed, failed.rolled_back) == ("bc", False, True)
-    last_passing = summary.stages[1].ppo.checkpoint
+    last_passing = ppo_of(summary.stages[1]).checkpoint
     # The run's final weights are exactly the last passing stage's, not the failed stage's.
     assert torch.equal(load(summary.checkpoint), load(last_passing))
-    assert not torch.equal(load(summary.checkpoint), load(failed.bc.checkpoint))
+    assert not torch.equal(load(summary.checkpoint), load(bc_of(failed).checkpoint))
     assert torch.equal(load(ctx.run_dir.checkpoints / "last.pt"), load(last_passing))
     results = json.loads((ctx.run_dir.path / "anneal_results.json").read_text())
     assert results["status"] == "FAIL"
@@ -243,8 +261,8 @@ def test_baselines_persist_per_cycle_to_the_next_run(tmp_path: Path) -> None:
     assert first.status == "PASS"
     store = BaselineStore(tmp_path / "state")
     label = first.dataset_label
-    assert store.get(f"{label}@cycle1")["loss_total"] == pytest.approx(1.0)
-    assert store.get(f"{label}@cycle2")["loss_total"] == pytest.approx(5.0)
+    assert stored(store, f"{label}@cycle1")["loss_total"] == pytest.approx(1.0)
+    assert stored(store, f"{label}@cycle2")["loss_total"] == pytest.approx(5.0)
     # The next run's stages are judged against the same cycle of the earlier run (like with like).
     strat, _, ppo_rec = make([0.95], [1.05, 2.0])
     second = strat.run(make_context(tmp_path, "r2"))
@@ -252,7 +270,7 @@ def test_baselines_persist_per_cycle_to_the_next_run(tmp_path: Path) -> None:
     assert (second.stages[1].anneal_loss_flag, second.stages[2].anneal_loss_flag) == (False, True)
     assert second.status == "HOLD"
     # A HOLD run does not overwrite the stored baselines (baseline_update=on_pass).
-    assert store.get(f"{label}@cycle2")["loss_total"] == pytest.approx(5.0)
+    assert stored(store, f"{label}@cycle2")["loss_total"] == pytest.approx(5.0)
     results = json.loads((tmp_path / "r2" / "anneal_results.json").read_text())
     assert results["stored_baselines"][f"{label}@cycle2"]["loss_total"] == pytest.approx(5.0)
     assert results["baselines"][f"{label}@cycle2"]["loss_total"] == pytest.approx(2.0)
@@ -329,7 +347,7 @@ def test_return_within_tolerance_passes_and_keeps_the_last_stage(tmp_path: Path)
     assert [s.return_baseline for s in summary.stages] == [None, -10.0, -10.0]  # best passing so far
     assert [s.anneal_return_flag for s in summary.stages] == [None, False, False]
     assert summary.checkpoint is not None
-    assert torch.equal(load(summary.checkpoint), load(summary.stages[2].ppo.checkpoint))
+    assert torch.equal(load(summary.checkpoint), load(ppo_of(summary.stages[2]).checkpoint))
     assert summary.evaluation.policy.mean_return == -10.3
 
 
@@ -342,10 +360,10 @@ def test_return_drop_holds_and_rolls_back_to_the_best_evaluated_stage(tmp_path: 
     assert [s.anneal_return_flag for s in summary.stages] == [None, False, True]
     assert summary.stages[2].return_baseline == -9.8
     assert [s.rolled_back for s in summary.stages] == [False, None, True]
-    best = summary.stages[1].ppo.checkpoint
+    best = ppo_of(summary.stages[1]).checkpoint
     assert torch.equal(load(summary.checkpoint), load(best))
     assert torch.equal(load(ctx.run_dir.checkpoints / "last.pt"), load(best))
-    assert not torch.equal(load(summary.checkpoint), load(summary.stages[2].ppo.checkpoint))
+    assert not torch.equal(load(summary.checkpoint), load(ppo_of(summary.stages[2]).checkpoint))
     # The run reports the chosen policy next to the last stage's scripted row.
     assert summary.evaluation.policy.mean_return == -9.8
     assert summary.evaluation.scripted is not None
@@ -362,7 +380,7 @@ def test_return_flag_then_failed_bc_stage_fails_and_rolls_back_to_the_best(tmp_p
     summary = strat.run(make_context(tmp_path))
     assert summary.status == "FAIL"
     assert [s.rolled_back for s in summary.stages] == [False, True, True]
-    assert torch.equal(load(summary.checkpoint), load(summary.stages[0].bc.checkpoint))
+    assert torch.equal(load(summary.checkpoint), load(bc_of(summary.stages[0]).checkpoint))
 
 
 def test_return_tolerance_and_direction_are_configurable(tmp_path: Path) -> None:

@@ -11,12 +11,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no sp
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
+from torch import Tensor  # noqa: E402
+
 from townlet.policy.training.algorithms.gae import compute_gae, next_values_for  # noqa: E402
 
 GAMMA, LAM = 0.9, 0.8
 
 
-def _t(rows: list[list[float]]) -> torch.Tensor:
+def _t(rows: list[list[float]]) -> Tensor:
     return torch.tensor(rows, dtype=torch.float32)
 
 
@@ -64,7 +66,7 @@ def test_truncation_without_final_values_uses_own_value_not_next_episode() -> No
     assert nxt[0, 0].item() == pytest.approx(0.3)
 
 
-def _scalar_reference(r, v, nv, term, trunc, gamma, lam):  # type: ignore[no-untyped-def]
+def _scalar_reference(r, v, nv, term, trunc, gamma, lam):
     t_len, n = r.shape
     adv = np.zeros_like(r)
     for j in range(n):

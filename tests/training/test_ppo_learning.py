@@ -32,7 +32,7 @@ from townlet.world import load_world_config, make_town  # noqa: E402
 pytestmark = pytest.mark.slow
 
 MODEL = {"kind": "mlp", "hidden_dim": 64}
-PPO = {"n_steps": 50, "minibatch_size": 256}
+PPO: dict[str, Any] = {"n_steps": 50, "minibatch_size": 256}
 
 
 def small_world() -> Any:

@@ -33,7 +33,12 @@ from townlet.runs.rundir import RunDir  # noqa: E402
 from townlet.world import load_world_config  # noqa: E402
 
 MODEL = {"kind": "mlp", "hidden_dim": 32}
-FAST = {"n_steps": 8, "total_steps": 96, "minibatch_size": 16, "update_epochs": 2}  # 3 iterations of 32 rows
+FAST: dict[str, Any] = {
+    "n_steps": 8,
+    "total_steps": 96,
+    "minibatch_size": 16,
+    "update_epochs": 2,
+}  # 3 x 32 rows
 TIMING_KEYS = {
     "duration_sec",
     "epoch_duration_sec",

@@ -11,7 +11,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no sp
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
-from torch import nn  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
 
 from townlet.policy.training.algorithms.update import (  # noqa: E402
     NonFiniteTrainingError,
@@ -32,11 +32,9 @@ class TinyNet(nn.Module):
         self.body = nn.Linear(3, 16)
         self.pi = nn.Linear(16, A)
         self.v = nn.Linear(16, 1)
-        self.seen: list[torch.Tensor] = []
+        self.seen: list[Tensor] = []
 
-    def forward(
-        self, maps: torch.Tensor, features: torch.Tensor, mask: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, maps: Tensor, features: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.seen.append(maps[:, 0, 0, 0].clone())  # the synthetic maps carry a source tag
         h = torch.tanh(self.body(features))
         logits = self.pi(h)
@@ -115,7 +113,7 @@ def test_non_finite_loss_names_the_minibatch() -> None:
 
 
 def test_same_generator_seed_gives_identical_weights() -> None:
-    def train() -> list[torch.Tensor]:
+    def train() -> list[Tensor]:
         torch.manual_seed(3)
         net = TinyNet()
         opt = torch.optim.Adam(net.parameters(), lr=1e-2)

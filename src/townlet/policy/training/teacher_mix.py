@@ -1,4 +1,8 @@
-"""Teacher mixing: how an anneal PPO stage's ``bc_weight`` acts on the rollouts.
+"""Teacher mixing: how an anneal PPO stage's ``bc_weight`` acts on the rollouts (``teacher_mix: true``).
+
+Opt-in since the kickstarting loss (PPO's ``bc_coef``) became the default effect of ``bc_weight``:
+for a clone that already puts ~all its mass on the teacher's action, mixing changes little (μ ≈ π)
+and cannot pull a drifting policy back; see docs/anneal.md.
 
 With mixing weight ``m`` each agent, each tick, executes the scripted teacher's action with
 probability ``m`` and otherwise samples from the network π. The behaviour policy is therefore the
