@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spinning on a shared box
 torch = pytest.importorskip("torch")
-torch.set_num_threads(1)
 
 from torch import Tensor  # noqa: E402
 

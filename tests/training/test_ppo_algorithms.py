@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spinning on a shared box
 torch = pytest.importorskip("torch")
-torch.set_num_threads(1)
 
 from townlet.policy.training.algorithms.losses import (  # noqa: E402
     clipped_surrogate,

@@ -9,15 +9,12 @@ The assertions leave room below those figures: at least 20% of the gap, and with
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 torch = pytest.importorskip("torch")
-torch.set_num_threads(1)
 
 from townlet.policy.replay import ReplayData  # noqa: E402
 from townlet.policy.training.contexts import EvaluationSettings, TrainingContext  # noqa: E402

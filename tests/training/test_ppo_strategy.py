@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spinning on a shared box
 torch = pytest.importorskip("torch")
-torch.set_num_threads(1)
 
 from townlet.policy.replay import ReplayData  # noqa: E402
 from townlet.policy.training.algorithms.update import NonFiniteTrainingError  # noqa: E402

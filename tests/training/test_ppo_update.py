@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spinning on a shared box
 torch = pytest.importorskip("torch")
-torch.set_num_threads(1)
 
 from torch import Tensor, nn  # noqa: E402
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
+from townlet.runs.atomic import finite_or_none
+
 Direction = Literal["drop", "rise", "both"]
 DIRECTIONS: tuple[str, ...] = ("drop", "rise", "both")
 
@@ -114,7 +116,7 @@ class GuardrailMetrics:
     def from_mapping(cls, data: Mapping[str, Any] | None) -> GuardrailMetrics:
         if not data:
             return cls()
-        return cls(**{k: _finite_or_none(data.get(k)) for k in GUARDRAIL_KEYS})
+        return cls(**{k: finite_or_none(data.get(k)) for k in GUARDRAIL_KEYS})
 
     def as_dict(self) -> dict[str, float]:
         """Known metrics only (what the baseline store and DTOs persist)."""
@@ -140,16 +142,6 @@ class GuardrailFlags:
         return self.loss or self.queue or self.intensity
 
 
-def _finite_or_none(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
 def relative_change(
     value: float | None, baseline: float | None, min_abs_baseline: float = 1e-8
 ) -> float | None:
@@ -158,7 +150,7 @@ def relative_change(
     Dividing by |baseline| keeps the sign meaningful for negative baselines (PPO's total loss is
     often negative): a value above the baseline is always a positive change, i.e. a *rise*.
     """
-    v, b = _finite_or_none(value), _finite_or_none(baseline)
+    v, b = finite_or_none(value), finite_or_none(baseline)
     if v is None or b is None or abs(b) <= min_abs_baseline:
         return None
     return (v - b) / abs(b)

@@ -10,7 +10,6 @@ promotion state so parallel sweep jobs do not overwrite each other's entries.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from townlet.policy.training.services.promotion import PromotionError
-from townlet.runs.atomic import atomic_write_text
+from townlet.runs.atomic import atomic_write_text, finite_or_none
 
 BASELINE_KEYS: tuple[str, ...] = ("loss_total", "queue_conflict_events", "queue_conflict_intensity_sum")
 
@@ -65,12 +64,12 @@ class BaselineStore:
         entry = self._read().get(label)
         if not entry:
             return None
-        metrics = {k: float(entry[k]) for k in BASELINE_KEYS if _is_finite(entry.get(k))}
+        metrics = {k: float(entry[k]) for k in BASELINE_KEYS if finite_or_none(entry.get(k)) is not None}
         return metrics or None
 
     def put(self, label: str, metrics: Mapping[str, Any], *, run_dir: str | Path | None = None) -> None:
         """Replace ``label``'s entry with the finite guardrail metrics given (others are dropped)."""
-        clean = {k: float(metrics[k]) for k in BASELINE_KEYS if _is_finite(metrics.get(k))}
+        clean = {k: float(metrics[k]) for k in BASELINE_KEYS if finite_or_none(metrics.get(k)) is not None}
         if not clean:
             return
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,12 +86,3 @@ class BaselineStore:
         except Timeout as exc:
             msg = f"could not lock {lock.lock_file} within {self.lock_timeout_s:.0f}s"
             raise PromotionError(msg) from exc
-
-
-def _is_finite(value: Any) -> bool:
-    if value is None or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False

@@ -30,15 +30,8 @@ if TYPE_CHECKING:
     from townlet.policy.training.contexts import TrainingContext
 
 TELEMETRY_VERSION = 1.2
-COUNTERS = (
-    "queue_conflict_events",
-    "queue_conflict_intensity_sum",
-    "shared_meal_events",
-    "late_help_events",
-    "shift_takeover_events",
-    "chat_success_events",
-    "chat_failure_events",
-)
+# The DTO carries the per-event counts; chat quality is reported as a mean (event_counters).
+COUNTERS = tuple(name for name in EVENT_COUNTERS if name != "chat_quality_sum")
 
 
 class PPOConfigError(ValueError):
