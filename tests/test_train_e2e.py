@@ -35,6 +35,7 @@ def test_run_writes_every_artefact(run_cli, tmp_path: Path) -> None:
         ".hydra/hydra.yaml",
         ".hydra/overrides.yaml",
         "checkpoints/last.marker",
+        "plots/training_curves.png",
     ):
         assert (run_dir / name).exists(), name
     result = TrainingResult.model_validate_json((run_dir / "result.json").read_text()).root

@@ -96,6 +96,9 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
         result = PolicyTrainingOrchestrator(strategy, services, log).run(settings)
         value = objective_value(result, str(cfg.objective), str(cfg.objective_mode))
         rd.write_result(result)
+        metrics.close()
+        if str(cfg.logger.kind) != "none" and cfg.logger.plots:
+            _write_plots(rd.path, str(cfg.logger.filename))
         recorder.finish(
             "completed",
             result_kind=result.kind,
@@ -124,6 +127,19 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
         )
         sys.stdout.flush()
     return value
+
+
+def _write_plots(run_dir: Path, metrics_name: str) -> None:
+    """Training curves are a convenience: a plotting failure is logged, never fails the run."""
+    from townlet.runs.plots import write_training_plots
+
+    try:
+        path = write_training_plots(run_dir, metrics_name)
+    except Exception as exc:
+        log.warning("plots: could not draw training curves (%s)", exc)
+        return
+    if path is not None:
+        log.info("plots: %s", path)
 
 
 def _typed(cfg: DictConfig) -> DictConfig:

@@ -31,7 +31,7 @@ class EchoStrategy:
         if self.fail:
             raise EchoFailure("echo strategy asked to fail (strategy.fail=true)")
         for epoch in range(1, self.epochs + 1):
-            context.metrics.log({"epoch": epoch, "loss": 1.0 / epoch, "nan_metric": float("nan")})
+            context.metrics.log({"epoch": epoch, "train_loss": 1.0 / epoch, "nan_metric": float("nan")})
         (context.run_dir.checkpoints / "last.marker").write_text(str(context.seed), encoding="utf-8")
         accuracy = (context.seed % 10) / 10
         return BCTrainingResultDTO(

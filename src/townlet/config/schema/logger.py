@@ -13,10 +13,10 @@ class LoggerKind(StrEnum):
 
 @dataclass
 class LoggerConfig:
-    """``metrics.jsonl`` cadence and rotation (strategies may log more often via their own keys)."""
+    """``metrics.jsonl`` cadence and rotation, and the end-of-run training-curve plot."""
 
     kind: LoggerKind = LoggerKind.jsonl
     filename: str = "metrics.jsonl"
     log_frequency: int = 1
     max_log_entries: int | None = None
-    progress: bool = False
+    plots: bool = True  # <run dir>/plots/training_curves.png from metrics.jsonl
