@@ -38,7 +38,7 @@ STEP_KEYS: tuple[str, ...] = ("epoch", "iteration")
 
 def _series_label(record: dict[str, Any]) -> str:
     stage = record.get("anneal_stage_index")
-    strategy = record.get("strategy") or record.get("data_mode") or "run"
+    strategy = record.get("anneal_stage") or record.get("strategy") or record.get("data_mode") or "run"
     return f"stage {stage}: {strategy}" if stage is not None else str(strategy)
 
 
@@ -69,26 +69,31 @@ def write_training_plots(run_dir: str | Path, metrics_name: str = "metrics.jsonl
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.lines import Line2D
     except ImportError:
         log.warning("plots: matplotlib is not installed; skipping plots (pip install matplotlib)")
         return None
 
     keys = [k for k in PLOTTED_KEYS if k in series]
+    # One colour per series (stage) across every panel, and one legend for the figure.
+    labels = list(dict.fromkeys(label for key in keys for label in series[key]))
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = {label: palette[i % len(palette)] for i, label in enumerate(labels)}
     cols = min(3, len(keys))
     rows = math.ceil(len(keys) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
     for ax, key in zip(axes.flat, keys, strict=False):
         for label, points in series[key].items():
             xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.2, label=label)
+            ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.2, color=colours[label])
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("epoch / iteration", fontsize=8)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
     for ax in list(axes.flat)[len(keys) :]:
         ax.set_visible(False)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
     if len(labels) > 1:
+        handles = [Line2D([], [], color=colours[label], marker="o", markersize=3) for label in labels]
         fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
     fig.suptitle(run_dir.name, fontsize=10)
     fig.tight_layout(rect=(0, 0.06 if len(labels) > 1 else 0, 1, 0.96))
