@@ -39,7 +39,8 @@ def write_sample(
     directory: Path, stem: str, arrays: dict[str, np.ndarray], sidecar: dict[str, Any] | None = None
 ) -> tuple[Path, Path]:
     npz, meta = directory / f"{stem}.npz", directory / f"{stem}.json"
-    np.savez_compressed(npz, **arrays)
+    payload: dict[str, Any] = dict(arrays)  # Any: numpy's stubs type **kwds against allow_pickle
+    np.savez_compressed(npz, **payload)
     t = int(arrays["rewards"].shape[0])
     doc = {
         "feature_names": FEATURES,
@@ -173,7 +174,8 @@ def test_cli_bad_file_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFi
     buffer_capture(tmp_path / "cap")
     arr = legacy_arrays(6, seed=2)
     del arr["old_log_probs"]
-    np.savez(tmp_path / "cap" / "rollout_sample_agent2_002.npz", **arr)
+    payload: dict[str, Any] = dict(arr)
+    np.savez(tmp_path / "cap" / "rollout_sample_agent2_002.npz", **payload)
     assert dataset_cli(["import-legacy", str(tmp_path / "cap"), str(tmp_path / "v1")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
