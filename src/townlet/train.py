@@ -74,7 +74,17 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
     metrics: MetricsWriter = NullMetricsWriter()
     try:
         check_objective_key(str(cfg.objective))
-        if str(cfg.logger.kind) != "none":
+        if str(cfg.logger.kind) == "tensorboard":
+            from townlet.runs.tensorboard import TENSORBOARD_DIR, TensorBoardMetricsWriter
+
+            metrics = TensorBoardMetricsWriter(
+                rd.path / cfg.logger.filename,
+                cfg.logger.log_frequency,
+                cfg.logger.max_log_entries,
+                logdir=rd.path / TENSORBOARD_DIR,
+                config_text=OmegaConf.to_yaml(cfg, resolve=True),
+            )
+        elif str(cfg.logger.kind) != "none":
             metrics = MetricsWriter(
                 rd.path / cfg.logger.filename, cfg.logger.log_frequency, cfg.logger.max_log_entries
             )

@@ -58,14 +58,17 @@ class MetricsWriter:
         return self._handle
 
     def _rotate(self) -> None:
-        self.close()
+        self._close_file()  # not close(): subclasses mirroring to other sinks keep those open
         self._rotation += 1
         self._lines_in_file = 0
 
-    def close(self) -> None:
+    def _close_file(self) -> None:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+    def close(self) -> None:
+        self._close_file()
 
     def __enter__(self) -> MetricsWriter:
         return self

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 class LoggerKind(StrEnum):
     jsonl = "jsonl"
+    tensorboard = "tensorboard"  # jsonl + <run dir>/tensorboard/ event files (needs the tensorboard extra)
     none = "none"
 
 

@@ -1,0 +1,177 @@
+"""``logger=tensorboard``: JSONL unchanged plus event files whose scalars can be read back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import support_searchpath
+from townlet.runs.metrics import read_metrics
+from townlet.runs.tensorboard import (
+    TensorBoardMetricsWriter,
+    TensorBoardNotAvailableError,
+    record_step,
+    scalar_leaves,
+    stage_prefix,
+)
+
+pytest.importorskip("tensorboard")
+
+
+def _load(logdir: Path) -> Any:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def _series(acc: Any, tag: str) -> list[tuple[int, Any]]:
+    return [(e.step, pytest.approx(e.value)) for e in acc.Scalars(tag)]
+
+
+def test_scalar_leaves_flattens_and_skips_non_numbers() -> None:
+    record = {
+        "loss": 0.5,
+        "count": 3,
+        "nan": float("nan"),
+        "inf": float("inf"),
+        "flag": True,
+        "name": "bc",
+        "confusion_matrix": [[1, 0], [0, 1]],
+        "missing": None,
+        "per_action_accuracy": {"noop": 0.25, "move": None, "deep": {"x": 2.0}},
+    }
+    assert dict(scalar_leaves(record)) == {
+        "loss": 0.5,
+        "count": 3.0,
+        "per_action_accuracy/noop": 0.25,
+        "per_action_accuracy/deep/x": 2.0,
+    }
+
+
+def test_step_and_stage_prefix() -> None:
+    assert record_step({"iteration": 4, "epoch": 9}, 1) == 4
+    assert record_step({"epoch": 9}, 1) == 9
+    assert record_step({"epoch": None, "loss": 1.0}, 7) == 7
+    assert stage_prefix({"anneal_stage_index": 2, "anneal_stage": "ppo"}) == "stage2_ppo/"
+    assert stage_prefix({"anneal_stage_index": 0}) == "stage0/"
+    assert stage_prefix({"loss": 1.0}) == ""
+
+
+def test_writer_mirrors_records_as_scalars(tmp_path: Path) -> None:
+    logdir = tmp_path / "tensorboard"
+    with TensorBoardMetricsWriter(
+        tmp_path / "metrics.jsonl", logdir=logdir, config_text="seed: 7\nstrategy:\n  lr: 0.001\n"
+    ) as writer:
+        for epoch in (1, 2):
+            writer.log(
+                {
+                    "epoch": epoch,
+                    "train_loss": 1.0 / epoch,
+                    "val_loss": float("nan"),
+                    "strategy": "bc",
+                    "confusion_matrix": [[1, 2], [3, 4]],
+                    "per_action_accuracy": {"noop": 0.5 * epoch, "eat": None},
+                }
+            )
+        writer.log({"summary_value": 42.0})  # no step key: the running count (3rd record) is the step
+        for stage, mode in ((0, "bc"), (1, "ppo")):
+            writer.log(
+                {
+                    "anneal_stage_index": stage,
+                    "anneal_stage": mode,
+                    "anneal_cycle": 0,
+                    "epoch": 1,
+                    "loss": 10.0 + stage,
+                }
+            )
+    # the JSONL file is exactly what logger=jsonl writes (NaN -> null, strings and lists kept)
+    records = list(read_metrics(tmp_path / "metrics.jsonl"))
+    assert len(records) == 5
+    assert records[0]["val_loss"] is None and records[0]["confusion_matrix"] == [[1, 2], [3, 4]]
+
+    acc = _load(logdir)
+    assert set(acc.Tags()["scalars"]) == {
+        "train_loss",
+        "per_action_accuracy/noop",
+        "summary_value",
+        "stage0_bc/loss",
+        "stage1_ppo/loss",
+    }
+    assert _series(acc, "train_loss") == [(1, 1.0), (2, 0.5)]
+    assert _series(acc, "per_action_accuracy/noop") == [(1, 0.5), (2, 1.0)]
+    assert _series(acc, "summary_value") == [(3, 42.0)]
+    assert _series(acc, "stage0_bc/loss") == [(1, 10.0)]
+    assert _series(acc, "stage1_ppo/loss") == [(1, 11.0)]
+    assert "config" in acc.Tags()["tensors"]
+    text = acc.Tensors("config")[0].tensor_proto.string_val[0].decode()
+    assert "seed: 7" in text and "lr: 0.001" in text
+
+
+def test_cadence_and_rotation_keep_the_event_file_open(tmp_path: Path) -> None:
+    logdir = tmp_path / "tb"
+    writer = TensorBoardMetricsWriter(tmp_path / "m.jsonl", log_frequency=2, max_log_entries=1, logdir=logdir)
+    for epoch in range(1, 7):
+        writer.log({"epoch": epoch, "loss": float(epoch)})
+    writer.close()
+    writer.close()  # idempotent: train.py closes again in `finally`
+    assert [r["epoch"] for r in read_metrics(tmp_path / "m.jsonl")] == [2, 4, 6]
+    assert (tmp_path / "m.jsonl.2").exists()  # rotated twice, yet every record reached TensorBoard
+    assert _series(_load(logdir), "loss") == [(2, 2.0), (4, 4.0), (6, 6.0)]
+
+
+def test_missing_tensorboard_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m == "tensorboard" or m.startswith("tensorboard.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # import now raises ImportError
+    with pytest.raises(TensorBoardNotAvailableError, match=r'pip install -e "\.\[tensorboard\]"') as info:
+        TensorBoardMetricsWriter(tmp_path / "metrics.jsonl", logdir=tmp_path / "tb")
+    assert "logger=jsonl" in str(info.value)
+
+
+def test_train_cli_writes_event_files(run_cli, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = run_cli(support_searchpath(), "strategy=echo", f"hydra.run.dir={run_dir}", "logger=tensorboard")
+    assert proc.returncode == 0, proc.stderr
+    assert len(list(read_metrics(run_dir / "metrics.jsonl"))) == 3  # jsonl unchanged
+    events = list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 1
+    acc = _load(run_dir / "tensorboard")
+    assert _series(acc, "train_loss") == [(1, 1.0), (2, 0.5), (3, pytest.approx(1 / 3))]
+    assert "nan_metric" not in acc.Tags()["scalars"]
+    config = acc.Tensors("config")[0].tensor_proto.string_val[0].decode()
+    assert "kind: tensorboard" in config and "echo_strategy.EchoStrategy" in config  # the resolved run config
+
+
+BLOCK_TENSORBOARD = """
+import importlib.abc, sys
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorboard" or name.startswith("tensorboard."):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by test)", name=name)
+        return None
+sys.meta_path.insert(0, _Block())
+sys.argv = ['townlet-train', *sys.argv[1:]]
+from townlet.train import main
+main()
+"""
+
+
+def test_train_cli_without_tensorboard_names_the_install(cli_env, tmp_path: Path) -> None:
+    args = [support_searchpath(), "strategy=echo", f"hydra.run.dir={tmp_path / 'run'}", "logger=tensorboard"]
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCK_TENSORBOARD, *args],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert 'pip install -e ".[tensorboard]"' in proc.stderr and "logger=jsonl" in proc.stderr
+    assert "Traceback" not in proc.stderr
