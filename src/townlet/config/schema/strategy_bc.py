@@ -21,3 +21,4 @@ class BCStrategyConfig:
     eval_greedy: bool = True  # evaluate the trained policy with argmax actions
     value_coef: float = 0.5  # weight of the value-head warm-up on returns-to-go (0 = policy head only)
     gamma: float = 0.99  # discount of those returns; keep it equal to strategy=ppo's gamma
+    value_trunk: bool = False  # true: the value loss also trains the shared trunk (slows imitation)

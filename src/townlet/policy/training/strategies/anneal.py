@@ -194,6 +194,10 @@ class AnnealStrategy(StrategyBase):
         overrides: dict[str, Any] = {"epochs": stage.epochs}
         if stage.mode == "ppo":
             overrides.update(self._ppo_overrides(node, stage, context))
+        else:  # the BC value-head warm-up must learn the critic PPO will use: same discount
+            ppo_cfg = _plain(self.ppo) if _is_config_node(self.ppo) else vars(self.ppo)
+            if ppo_cfg.get("gamma") is not None:
+                overrides["gamma"] = float(ppo_cfg["gamma"])
         if _is_config_node(node):
             from townlet.config.instantiate import build
 

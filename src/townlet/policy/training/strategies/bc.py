@@ -48,6 +48,22 @@ class BCTensors(NamedTuple):
         return int(self.targets.shape[0])
 
 
+class ValueTargets(NamedTuple):
+    """Returns-to-go of one split as ``base + discount * V_after_cut`` (flat rows, device tensors).
+
+    ``recorded`` holds the dataset's own value after each row's cut when it recorded a critic's
+    values; otherwise (``None``: a scripted capture records 0) the cut rows ``cut_rows`` are
+    re-valued by the network being trained, once per epoch, so a truncated episode is not treated as
+    if its future were worth nothing.
+    """
+
+    base: torch.Tensor  # f32 [M]
+    discount: torch.Tensor  # f32 [M]
+    cut_index: torch.Tensor  # i64 [M], flat row of each row's cut
+    cut_rows: torch.Tensor  # i64 [K], the distinct cut rows
+    recorded: torch.Tensor | None  # f32 [M], recorded value after the cut (None: use the critic)
+
+
 @dataclass
 class EpochStats:
     """Per-epoch numbers, turned into one metrics line."""
@@ -62,6 +78,78 @@ class EpochStats:
     samples_per_sec: float
     train_seconds: float
     epoch_seconds: float
+    train_value_loss: float | None = None
+    val_value_loss: float | None = None
+    value_explained_variance: float | None = None
+
+
+def value_targets(data: ReplayData, gamma: float, device: str) -> ValueTargets:
+    """Regression targets for the value head from the split's rewards and episode ends.
+
+    Rows are flattened as ``data.flat`` does (t-major), so they line up with :func:`stack_tensors`.
+    """
+    import torch
+
+    from townlet.policy.training.algorithms.returns import cut_bootstrap_values, returns_to_go_parts
+
+    parts = returns_to_go_parts(data.rewards, data.terminated, data.truncated, gamma)
+    n = data.num_agents
+    cut_index = (parts.cut_row * n + np.arange(n)[None, :]).reshape(-1)
+    recorded = None
+    if np.any(data.final_values[data.truncated] != 0) or np.any(data.bootstrap_values != 0):
+        after = cut_bootstrap_values(data.truncated, data.final_values, data.bootstrap_values).reshape(-1)
+        recorded = torch.from_numpy(after[cut_index].astype(np.float32)).to(device)
+    return ValueTargets(
+        base=torch.from_numpy(parts.base.reshape(-1).astype(np.float32)).to(device),
+        discount=torch.from_numpy(parts.discount.reshape(-1).astype(np.float32)).to(device),
+        cut_index=torch.from_numpy(cut_index).to(device),
+        cut_rows=torch.from_numpy(np.flatnonzero(parts.is_cut.reshape(-1))).to(device),
+        recorded=recorded,
+    )
+
+
+def current_returns(net: torch.nn.Module, data: BCTensors, vt: ValueTargets) -> torch.Tensor:
+    """Returns [M] with the cuts bootstrapped from ``vt.recorded`` or the network's current critic.
+
+    Without recorded values, V(s_cut) stands in for V(the observation after the cut), the same
+    one-step-stale fallback PPO's GAE uses for replay data; only the K cut rows are evaluated.
+    """
+    import torch
+
+    if vt.recorded is not None:
+        return vt.base + vt.discount * vt.recorded
+    after = torch.zeros_like(vt.base)
+    if vt.cut_rows.numel():
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            idx = vt.cut_rows
+            _, v = net(data.maps[idx], data.features[idx], data.mask[idx])
+            after[idx] = v.float()
+        net.train(was_training)
+    return vt.base + vt.discount * after[vt.cut_index]
+
+
+def init_value_bias(net: torch.nn.Module, vt: ValueTargets) -> None:
+    """Start the value head at the mean return instead of 0.
+
+    The returns sit far from a fresh head's output (about -3 on the default data), and that first
+    error is what the value loss would otherwise spend its early, largest gradients on -- through
+    the shared trunk, at the imitation's expense. With cuts bootstrapped from the head itself, the
+    mean return m solves m = mean(base) + mean(discount) * m.
+    """
+    import torch
+
+    head = getattr(net, "value_head", None)
+    bias = getattr(head, "bias", None)
+    if bias is None:
+        return
+    if vt.recorded is not None:
+        mean = (vt.base + vt.discount * vt.recorded).mean()
+    else:
+        mean = vt.base.mean() / (1.0 - vt.discount.mean()).clamp_min(1e-3)
+    with torch.no_grad():
+        bias.fill_(float(mean))
 
 
 def stack_tensors(data: ReplayData, target: str, device: str) -> tuple[BCTensors, int]:
@@ -112,10 +200,27 @@ def train_epoch(
     data: BCTensors,
     batch_size: int,
     generator: torch.Generator,
+    *,
+    returns: torch.Tensor | None = None,
+    value_coef: float = 0.0,
+    value_loss_sum: torch.Tensor | None = None,
+    value_trunk: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One shuffled pass. Returns (loss sum, correct count) as device tensors — no host sync per step."""
+    """One shuffled pass. Returns (loss sum, correct count) as device tensors — no host sync per step.
+
+    With ``returns`` [M] and ``value_coef > 0`` the value head is fitted as well: the loss gains
+    ``value_coef * 0.5 * (V - G)^2`` (PPO's unclipped value loss), and ``value_loss_sum`` (a device
+    scalar, if given) accumulates the row-weighted 0.5 * MSE in place. The cross-entropy reported
+    in the loss sum stays the imitation loss alone. Unless ``value_trunk``, the value loss reaches
+    only the network's ``value_head`` (the shared trunk learns from imitation alone), so the
+    policy's training is exactly what it would be without the warm-up.
+    """
     import torch
     import torch.nn.functional as F
+
+    fit_value = returns is not None and value_coef > 0
+    head = getattr(net, "value_head", None)
+    head_params = list(head.parameters()) if fit_value and not value_trunk and head is not None else []
 
     n = len(data)
     perm = torch.randperm(n, generator=generator, device=data.targets.device)
@@ -125,15 +230,49 @@ def train_epoch(
     for start in range(0, n, batch_size):
         idx = perm[start : start + batch_size]
         y = data.targets[idx]
-        logits, _ = net(data.maps[idx], data.features[idx], data.mask[idx])
+        logits, value = net(data.maps[idx], data.features[idx], data.mask[idx])
         loss = F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if fit_value:
+            assert returns is not None
+            loss_v = 0.5 * (value.float() - returns[idx]).pow(2).mean()
+            if head_params:  # head-only: its gradient, computed apart, never reaches the trunk
+                loss.backward(retain_graph=True)
+                grads = torch.autograd.grad(value_coef * loss_v, head_params)
+                for p, g in zip(head_params, grads, strict=True):
+                    p.grad = g
+            else:
+                (loss + value_coef * loss_v).backward()
+            if value_loss_sum is not None:
+                value_loss_sum += loss_v.detach() * y.shape[0]
+        else:
+            loss.backward()
         opt.step()
         with torch.no_grad():
             loss_sum += loss.detach() * y.shape[0]
             correct += (logits.argmax(dim=1) == y).sum()
     return loss_sum, correct
+
+
+def evaluate_values(
+    net: torch.nn.Module, data: BCTensors, returns: torch.Tensor, batch_size: int = 4096
+) -> tuple[float, float | None]:
+    """0.5 * MSE of the value head against ``returns`` and its explained variance (None if constant)."""
+    import torch
+
+    from townlet.policy.training.algorithms.stats import explained_variance
+
+    values = []
+    net.eval()
+    with torch.inference_mode():
+        for start in range(0, len(data), batch_size):
+            sl = slice(start, start + batch_size)
+            values.append(net(data.maps[sl], data.features[sl], data.mask[sl])[1].float())
+    if not values:
+        return 0.0, None
+    v = torch.cat(values)
+    loss, ev = torch.stack([0.5 * (v - returns).pow(2).mean(), explained_variance(v, returns)]).tolist()
+    return float(loss), (float(ev) if math.isfinite(ev) else None)
 
 
 def evaluate_tensors(
@@ -187,6 +326,9 @@ class BCStrategy(StrategyBase):
         min_delta: float = 0.0,
         target: str = "teacher_actions",
         eval_greedy: bool = True,
+        value_coef: float = 0.5,
+        gamma: float = 0.99,
+        value_trunk: bool = False,
     ) -> None:
         if lr <= 0 or batch_size <= 0 or epochs <= 0 or weight_decay < 0:
             raise BCConfigError(
@@ -201,6 +343,10 @@ class BCStrategy(StrategyBase):
             raise BCConfigError(
                 f"strategy.early_stopping_patience must be >= 0, got {early_stopping_patience}"
             )
+        if not (math.isfinite(value_coef) and value_coef >= 0):
+            raise BCConfigError(f"strategy.value_coef must be >= 0 (0 = policy head only), got {value_coef}")
+        if not 0.0 <= gamma <= 1.0:
+            raise BCConfigError(f"strategy.gamma must be in [0, 1], got {gamma}")
         self.lr = float(lr)
         self.batch_size = int(batch_size)
         self.epochs = int(epochs)
@@ -210,6 +356,11 @@ class BCStrategy(StrategyBase):
         self.min_delta = float(min_delta)
         self.target = target
         self.eval_greedy = bool(eval_greedy)
+        self.value_coef = float(value_coef)
+        self.gamma = float(gamma)
+        self.value_trunk = bool(value_trunk)
+        self._value_train: ValueTargets | None = None  # set per run (needs the data and device)
+        self._value_val: ValueTargets | None = None
 
     # ------------------------------------------------------------------ the run
     def run(self, context: TrainingContext) -> BCTrainingResultDTO:
@@ -240,6 +391,15 @@ class BCStrategy(StrategyBase):
                 "the BC training split is empty; capture more ticks or lower strategy.val_fraction"
             )
 
+        self._value_train = self._value_val = None
+        if self.value_coef > 0:
+            if np.any(train_data.rewards != 0):
+                self._value_train = value_targets(train_data, self.gamma, device)
+                if val_data is not None:
+                    self._value_val = value_targets(val_data, self.gamma, device)
+            else:
+                log.info("bc: the dataset's rewards are all 0; the value head is not trained (value_coef)")
+
         torch.manual_seed(context.seed)
         net = build_network(context.model, spec).to(device)
         net.set_input_normalisation(map_channel_max(train))
@@ -267,6 +427,8 @@ class BCStrategy(StrategyBase):
             stale = int(ckpt.extra.get("stale_epochs", 0))
             log.info("bc: resuming %s after epoch %d", ckpt.path, start_epoch)
 
+        if self._value_train is not None and not context.init_from and start_epoch == 0:
+            init_value_bias(net, self._value_train)
         early_stopped = False
         stats: EpochStats | None = None
         for epoch in range(start_epoch + 1, self.epochs + 1):
@@ -339,13 +501,33 @@ class BCStrategy(StrategyBase):
         seed: int,
         action_names: tuple[str, ...],
     ) -> EpochStats:
+        import torch
+
         t0 = time.perf_counter()
+        vt = self._value_train
+        returns = current_returns(net, train, vt) if vt is not None else None
+        value_sum = torch.zeros((), device=train.targets.device) if vt is not None else None
         loss_sum, correct = train_epoch(
-            net, opt, train, self.batch_size, epoch_generator(seed, epoch, train.targets.device)
+            net,
+            opt,
+            train,
+            self.batch_size,
+            epoch_generator(seed, epoch, train.targets.device),
+            returns=returns,
+            value_coef=self.value_coef,
+            value_loss_sum=value_sum,
+            value_trunk=self.value_trunk,
         )
         train_loss, train_acc = float(loss_sum.item()) / len(train), float(correct.item()) / len(train)
         t_train = time.perf_counter() - t0
-        return self._finish(epoch, net, train_loss, train_acc, val, action_names, len(train), t_train, t0)
+        stats = self._finish(epoch, net, train_loss, train_acc, val, action_names, len(train), t_train, t0)
+        if value_sum is not None:
+            stats.train_value_loss = float(value_sum.item()) / len(train)
+        if val is not None and len(val) and self._value_val is not None:
+            val_returns = current_returns(net, val, self._value_val)
+            stats.val_value_loss, stats.value_explained_variance = evaluate_values(net, val, val_returns)
+        stats.epoch_seconds = time.perf_counter() - t0
+        return stats
 
     def _finish(
         self,
@@ -393,6 +575,10 @@ class BCStrategy(StrategyBase):
             "samples_per_sec": s.samples_per_sec,
             "epoch_duration_sec": s.epoch_seconds,
             "lr": self.lr,
+            "value_coef": self.value_coef if self._value_train is not None else 0.0,
+            "train_value_loss": s.train_value_loss,
+            "val_value_loss": s.val_value_loss,
+            "value_explained_variance": s.value_explained_variance,
         }
 
     def _evaluate(self, context: TrainingContext, net: torch.nn.Module, spec: Any, device: str) -> Any:
