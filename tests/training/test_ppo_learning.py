@@ -8,7 +8,6 @@ The assertions leave room below those figures: at least 20% of the gap, and with
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +15,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from ppo_support import ppo_context  # noqa: E402
+
 from townlet.policy.replay import ReplayData  # noqa: E402
 from townlet.policy.training.contexts import EvaluationSettings, TrainingContext  # noqa: E402
-from townlet.policy.training.services import TrainingServices  # noqa: E402
 from townlet.policy.training.services.evaluation import EvaluationService  # noqa: E402
 from townlet.policy.training.services.rollout import RolloutCaptureService  # noqa: E402
 from townlet.policy.training.strategies.ppo import PPOStrategy  # noqa: E402
-from townlet.runs.metrics import MetricsWriter  # noqa: E402
-from townlet.runs.rundir import RunDir  # noqa: E402
 from townlet.world import load_world_config, make_town  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -38,30 +36,14 @@ def small_world() -> Any:
     return w
 
 
-class FixedReplay:
-    def __init__(self, data: ReplayData) -> None:
-        self.data = data
-
-    def resolve(self, *_: Any) -> ReplayData:
-        return self.data
-
-
 def context(run_dir: Path, replay: ReplayData | None = None, **kw: Any) -> TrainingContext:
-    return TrainingContext(
-        seed=0,
+    return ppo_context(
+        run_dir,
         world=small_world(),
-        dataset=None,
         model=MODEL,
-        device="cpu",
-        run_dir=RunDir(run_dir).prepare(),
-        services=TrainingServices(
-            rollout=RolloutCaptureService(),
-            evaluation=EvaluationService(),
-            replay=FixedReplay(replay) if replay is not None else None,
-        ),
-        metrics=MetricsWriter(run_dir / "metrics.jsonl"),
+        replay=replay,
+        evaluation_service=EvaluationService(),
         evaluation=EvaluationSettings(enabled=True, episodes=8, baselines=True),
-        log=logging.getLogger("test.ppo.learning"),
         **kw,
     )
 

@@ -4,7 +4,6 @@ warm start, guards and determinism. Each run is a few iterations of a small MLP 
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from ppo_support import ppo_context  # noqa: E402
+
 from townlet.policy.replay import ReplayData  # noqa: E402
 from townlet.policy.training.algorithms.update import NonFiniteTrainingError  # noqa: E402
-from townlet.policy.training.contexts import EvaluationSettings, TrainingContext  # noqa: E402
-from townlet.policy.training.services import TrainingServices  # noqa: E402
+from townlet.policy.training.contexts import TrainingContext  # noqa: E402
 from townlet.policy.training.services.rollout import RolloutCaptureService  # noqa: E402
 from townlet.policy.training.strategies.ppo import (  # noqa: E402
     PPOConfigError,
@@ -25,8 +25,7 @@ from townlet.policy.training.strategies.ppo import (  # noqa: E402
     social_stage_for,
 )
 from townlet.runs.checkpoints import load_checkpoint  # noqa: E402
-from townlet.runs.metrics import MetricsWriter, read_metrics  # noqa: E402
-from townlet.runs.rundir import RunDir  # noqa: E402
+from townlet.runs.metrics import read_metrics  # noqa: E402
 from townlet.world import load_world_config  # noqa: E402
 
 MODEL = {"kind": "mlp", "hidden_dim": 32}
@@ -53,36 +52,10 @@ def tiny_world() -> Any:
     return w
 
 
-class FixedReplay:
-    """Stands in for ReplayDatasetService: always returns the given data."""
-
-    def __init__(self, data: ReplayData) -> None:
-        self.data = data
-
-    def resolve(self, *_: Any) -> ReplayData:
-        return self.data
-
-
 def make_context(
     run_dir: Path, *, replay: ReplayData | None = None, rollout: Any = None, **kw: Any
 ) -> TrainingContext:
-    metrics = kw.pop("metrics", None) or MetricsWriter(run_dir / "metrics.jsonl")
-    return TrainingContext(
-        seed=kw.pop("seed", 0),
-        world=tiny_world(),
-        dataset=None,
-        model=MODEL,
-        device="cpu",
-        run_dir=RunDir(run_dir).prepare(resume=kw.get("resume", False)),
-        services=TrainingServices(
-            rollout=rollout or RolloutCaptureService(),
-            replay=FixedReplay(replay) if replay is not None else None,
-        ),
-        metrics=metrics,
-        evaluation=EvaluationSettings(enabled=False),
-        log=logging.getLogger("test.ppo"),
-        **kw,
-    )
+    return ppo_context(run_dir, world=tiny_world(), model=MODEL, replay=replay, rollout=rollout, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,56 @@
+"""Shared builders for the PPO strategy tests: a replay stand-in and a TrainingContext factory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from townlet.policy.replay import ReplayData
+from townlet.policy.training.contexts import EvaluationSettings, TrainingContext
+from townlet.policy.training.services import TrainingServices
+from townlet.policy.training.services.rollout import RolloutCaptureService
+from townlet.runs.metrics import MetricsWriter
+from townlet.runs.rundir import RunDir
+
+
+class FixedReplay:
+    """Stands in for ReplayDatasetService: always returns the given data."""
+
+    def __init__(self, data: ReplayData) -> None:
+        self.data = data
+
+    def resolve(self, *_: Any) -> ReplayData:
+        return self.data
+
+
+def ppo_context(
+    run_dir: Path,
+    *,
+    world: Any,
+    model: dict[str, Any],
+    replay: ReplayData | None = None,
+    rollout: Any = None,
+    evaluation_service: Any = None,
+    evaluation: EvaluationSettings | None = None,
+    **kw: Any,
+) -> TrainingContext:
+    """A CPU context over ``world`` with real rollout/metrics and, optionally, fixed replay data."""
+    metrics = kw.pop("metrics", None) or MetricsWriter(run_dir / "metrics.jsonl")
+    return TrainingContext(
+        seed=kw.pop("seed", 0),
+        world=world,
+        dataset=None,
+        model=model,
+        device="cpu",
+        run_dir=RunDir(run_dir).prepare(resume=kw.get("resume", False)),
+        services=TrainingServices(
+            rollout=rollout or RolloutCaptureService(),
+            evaluation=evaluation_service,
+            replay=FixedReplay(replay) if replay is not None else None,
+        ),
+        metrics=metrics,
+        evaluation=evaluation or EvaluationSettings(enabled=False),
+        log=logging.getLogger("test.ppo"),
+        **kw,
+    )
