@@ -101,7 +101,11 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
             init_from=cfg.init_from,
             resume=bool(cfg.resume),
             evaluation=cast("EvaluationSettings", OmegaConf.to_object(cfg.evaluation)),
-            metadata={"data_dir": cfg.paths.data_dir, "state_dir": cfg.paths.state_dir, "choices": choices},
+            metadata={
+                "data_dir": cfg.paths.data_dir,
+                "state_dir": cfg.paths.state_dir,
+                "config_hash": recorder.record.config_hash,  # stamped into checkpoints
+            },
         )
         result = PolicyTrainingOrchestrator(strategy, services, log).run(settings)
         value = objective_value(result, str(cfg.objective), str(cfg.objective_mode))

@@ -58,7 +58,7 @@ def _run_pair(name: str, seed: int, steps: int, policy: str, epsilon: float) -> 
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_scripted_with_exploration_matches_oracle(name: str) -> None:
-    # 90 steps cross one episode boundary (episode_length=50): auto-reset must match too
+    # 60 steps cross one episode boundary (episode_length=50): auto-reset must match too
     assert _run_pair(name, seed=3, steps=60, policy="scripted", epsilon=0.3) > 0
 
 

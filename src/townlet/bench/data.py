@@ -82,12 +82,6 @@ def _row_bytes(data: Any) -> int:
     return sum(a.nbytes for a in data.columns().values()) // data.num_transitions
 
 
-def _timed(fn: Callable[[], int]) -> tuple[float, float, int]:
-    w0, c0 = time.perf_counter(), time.process_time()
-    n = fn()
-    return time.perf_counter() - w0, time.process_time() - c0, n
-
-
 def _alternate(subject: Callable[[], int], reference: Callable[[], int], reps: int) -> dict[str, Any]:
     """ABAB quiet-gated repetitions via the shared protocol; rates (items/s) from medians, plus
     process-time rates (less affected by a busy neighbour on the other core)."""

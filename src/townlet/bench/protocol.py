@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +188,6 @@ __all__ = [
     "Measurement",
     "QuietProbe",
     "alternate",
-    "asdict",
     "context_record",
     "format_table",
     "run_command",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 ALLOWED_TARGET_PREFIXES: tuple[str, ...] = (
@@ -45,15 +45,14 @@ class ComponentNotAvailableError(ConfigError):
 
 def iter_targets(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
     """Yield ``(key path, _target_)`` for every target in a (possibly nested) config node."""
-    if isinstance(node, Mapping) or hasattr(node, "items"):
-        items = node.items()
-        for key, value in items:
+    if isinstance(node, Mapping):  # dicts and DictConfig
+        for key, value in node.items():
             where = f"{path}.{key}" if path else str(key)
             if key == "_target_" and isinstance(value, str):
                 yield (path or "<root>", value)
             else:
                 yield from iter_targets(value, where)
-    elif isinstance(node, list | tuple) or (hasattr(node, "__iter__") and hasattr(node, "_is_missing")):
+    elif isinstance(node, Sequence) and not isinstance(node, str | bytes):  # lists and ListConfig
         for i, value in enumerate(node):
             yield from iter_targets(value, f"{path}[{i}]")
 

@@ -9,7 +9,8 @@ from townlet.dto.run import RunRecord
 
 
 def export_json_schema() -> dict[str, Any]:
-    """One document with the ``result`` (TrainingResult union) and ``run`` (RunRecord) schemas."""
+    """One document with the ``result`` (TrainingResult union), ``run`` (RunRecord) and
+    ``anneal_stage`` (one stage of an anneal result) schemas."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "townlet-train artefacts",

@@ -10,6 +10,8 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from townlet.world.features import DIRECTIONS
+from townlet.world.rules import OPPOSITE_DIR
 from townlet.world.spec import Action, Observation, ObservationSpec
 
 
@@ -17,7 +19,7 @@ class PolicyOutput(NamedTuple):
     actions: np.ndarray  # int64 [N], the executed actions
     log_probs: np.ndarray  # float32 [N], log pi(action | obs) under the behaviour policy
     values: np.ndarray  # float32 [N], state-value estimates (0 for policies without a critic)
-    teacher_actions: np.ndarray | None = None  # int64 [N], scripted teacher's choice when it differs
+    teacher_actions: np.ndarray | None = None  # int64 [N], the scripted teacher's choice; None = no teacher
 
 
 @runtime_checkable
@@ -94,10 +96,10 @@ class ScriptedPolicy:
         move_ok = mask[:, _MOVE_N : _MOVE_N + 4]
         n = mask.shape[0]
         rows = np.arange(n)
-        goal_dir = np.stack([v[f"goal_dir_{d}"] for d in _DIRS], axis=1)
-        rival_dir = np.stack([v[f"rival_dir_{d}"] for d in _DIRS], axis=1)
+        goal_dir = np.stack([v[f"goal_dir_{d}"] for d in DIRECTIONS], axis=1)
+        rival_dir = np.stack([v[f"rival_dir_{d}"] for d in DIRECTIONS], axis=1)
         gd = np.where(goal_dir.any(axis=1), goal_dir.argmax(axis=1), -1)
-        away = np.where(rival_dir.any(axis=1), _OPPOSITE[rival_dir.argmax(axis=1)], -1)
+        away = np.where(rival_dir.any(axis=1), OPPOSITE_DIR[rival_dir.argmax(axis=1)], -1)
         goal_move = np.where((gd >= 0) & move_ok[rows, np.maximum(gd, 0)], gd + _MOVE_N, _NOOP)
         away_move = np.where((away >= 0) & move_ok[rows, np.maximum(away, 0)], away + _MOVE_N, _NOOP)
 
@@ -127,7 +129,6 @@ class ScriptedPolicy:
         return PolicyOutput(actions, np.log(prob).astype(np.float32), zeros, teacher)
 
 
-_DIRS = ("north", "south", "east", "west")  # order of the move actions
 _NOOP, _MOVE_N, _USE, _RELEASE, _CHAT = (
     int(Action.NOOP),
     int(Action.MOVE_NORTH),
@@ -135,7 +136,6 @@ _NOOP, _MOVE_N, _USE, _RELEASE, _CHAT = (
     int(Action.RELEASE),
     int(Action.CHAT),
 )
-_OPPOSITE = np.array([1, 0, 3, 2], dtype=np.int64)
 _TEACHER_FEATURES: tuple[str, ...] = (
     "occupying",
     "occupying_job_site",
@@ -147,11 +147,11 @@ _TEACHER_FEATURES: tuple[str, ...] = (
     "queue_has_rival",
     "goal_active",
     "goal_here",
-    *(f"goal_dir_{d}" for d in _DIRS),
+    *(f"goal_dir_{d}" for d in DIRECTIONS),
     "needs_ok",
     "neighbour_is_rival",
     "rival_near",
-    *(f"rival_dir_{d}" for d in _DIRS),
+    *(f"rival_dir_{d}" for d in DIRECTIONS),
 )
 
 

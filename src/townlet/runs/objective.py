@@ -12,11 +12,11 @@ class ObjectiveError(ValueError):
 
 def check_objective_key(key: str) -> None:
     """Fail before training when the objective's first segment is not a field of any result DTO."""
-    from townlet.dto import AnnealSummaryDTO, BCTrainingResultDTO, PPOTrainingResultDTO
+    from townlet.dto import RESULT_TYPES
 
     head = key.split(".", 1)[0]
     fields: set[str] = set()
-    for dto in (BCTrainingResultDTO, PPOTrainingResultDTO, AnnealSummaryDTO):
+    for dto in RESULT_TYPES:
         fields.update(dto.model_fields)
     if head not in fields:
         raise ObjectiveError(

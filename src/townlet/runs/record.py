@@ -89,10 +89,9 @@ class RunRecorder:
         resumed: bool = False,
         parent_run: str | None = None,
         job_num: int | None = None,
-        repo_root: str | Path | None = None,
     ) -> RunRecorder:
         """Create the record with status ``running`` and write it."""
-        commit, dirty = git_info(repo_root or Path(__file__).resolve().parents[3])
+        commit, dirty = git_info(Path(__file__).resolve().parents[3])
         record = RunRecord(
             run_id=new_run_id(),
             run_name=run_name,

@@ -232,8 +232,6 @@ def read_job(job_dir: Path, sweep_dir: Path, objective: str | None, metrics: Seq
     """Fold one job's files into a :class:`JobRow`; missing files degrade to ``incomplete``."""
     record = _read_json(job_dir / RUN_RECORD_FILE) or {}
     result = _read_json(job_dir / RESULT_FILE)
-    if result is None and isinstance(record.get("result"), Mapping):
-        result = dict(record["result"])
     job_status = _read_json(job_dir / JOB_STATUS_FILE)
 
     # JSON first (the runner and the callback both record Hydra's task overrides): parsing YAML
@@ -327,9 +325,8 @@ def _objective_setting(job_dirs: Iterable[Path]) -> tuple[str | None, str | None
             mode = cfg.get("objective_mode")
             return str(cfg["objective"]), str(mode) if mode else None
         record = _read_json(job_dir / RUN_RECORD_FILE) or {}
-        if isinstance(record.get("objective"), str):
-            mode = record.get("objective_mode")
-            return record["objective"], str(mode) if mode else None
+        if isinstance(record.get("objective"), str):  # run.json records the key, not the mode
+            return record["objective"], None
     return None, None
 
 

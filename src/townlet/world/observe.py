@@ -28,15 +28,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from townlet.world.config import NEED_NAMES, OBJECT_KINDS, WorldConfig
 from townlet.world.features import FEATURE_INDEX, FEATURE_NAMES, MAP_CHANNELS
-from townlet.world.layout import JOB_KIND, Layout
-from townlet.world.rules import DX, DY, greedy_dir
+from townlet.world.layout import JOB_KIND, UNLIMITED, Layout
+from townlet.world.rules import DX, DY, MOVE_ACTIONS, greedy_dir
 from townlet.world.spec import NUM_ACTIONS, Action, Observation
 
 BIG32 = 1 << 30  # sentinel distance in the int32 agent-pair tables
 _AGENTS_CH = MAP_CHANNELS.index("agents")  # the dynamic channels: agents, occupied, queue (in this order)
 _NF = len(FEATURE_NAMES)
 _F = FEATURE_INDEX
-_MOVES = (Action.MOVE_NORTH, Action.MOVE_SOUTH, Action.MOVE_EAST, Action.MOVE_WEST)
 
 
 class ObservationBuilder:
@@ -105,7 +104,7 @@ class ObservationBuilder:
         tile_mask[:, Action.NOOP] = True
         walk = ~lay.walls
         ys, xs = np.divmod(np.arange(height * width), width)
-        for act in _MOVES:
+        for act in MOVE_ACTIONS:
             ny, nx = ys + DY[act], xs + DX[act]
             ok = (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
             tile_mask[:, act] = ok & walk[np.clip(ny, 0, height - 1), np.clip(nx, 0, width - 1)]
@@ -163,7 +162,7 @@ class ObservationBuilder:
         occ[1:, 0] = 1.0
         occ[1 + np.arange(no), 3 + lay.obj_kind] = 1.0
         self.occ_table = occ
-        finite = lay.obj_duration < (1 << 29)
+        finite = lay.obj_duration < UNLIMITED
         self.dur_ext = np.concatenate([[np.inf], np.where(finite, lay.obj_duration, np.inf)])
         restores = lay.obj_need >= 0
         self.release_ext = np.concatenate([[np.inf], np.where(restores, self.cfg.needs.release, np.inf)])
@@ -172,7 +171,6 @@ class ObservationBuilder:
         self.all_restore = bool(restores.all())
         self.restores = restores
         self.obj_is_job = is_job
-        self.stocked = lay.obj_stock >= 0
         self.own_station = (lay.job_obj[:, None] == np.arange(no)[None, :]) & lay.has_job[:, None]  # [A, O]
 
     def _scratch(self) -> None:

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from townlet.world.config import OBJECT_KINDS, WorldConfig
-from townlet.world.features import FEATURE_NAMES, MAP_CHANNELS, build_spec
-from townlet.world.layout import JOB_KIND, build_layout, initial_agents
-from townlet.world.rules import DX, DY
+from townlet.world.config import NEED_NAMES, OBJECT_KINDS, WorldConfig
+from townlet.world.features import DIRECTIONS, FEATURE_NAMES, MAP_CHANNELS, build_spec
+from townlet.world.layout import JOB_KIND, UNLIMITED, build_layout, initial_agents
+from townlet.world.rules import DX, DY, MOVE_ACTIONS
 from townlet.world.spec import EVENT_COUNTERS, NUM_ACTIONS, Action, Observation, StepResult
 
 
@@ -445,7 +445,7 @@ class OracleTown:
                 m[6, wy, wx] = min(counts.get((gx, gy), 0), 255)
         # features
         vals: dict[str, float] = {}
-        for k, name in enumerate(("hunger", "hygiene", "energy")):
+        for k, name in enumerate(NEED_NAMES):
             vals[f"need_{name}"] = ag.needs[k]
         vals["needs_ok"] = float(min(ag.needs) >= thr)
         vals["urgent_need"] = min(ag.needs)
@@ -474,7 +474,7 @@ class OracleTown:
         occ = ag.occ
         vals["occupying"] = float(occ >= 0)
         vals["use_remaining"] = (
-            ag.use_left / self.duration[occ] if occ >= 0 and self.duration[occ] < (1 << 29) else 0.0
+            ag.use_left / self.duration[occ] if occ >= 0 and self.duration[occ] < UNLIMITED else 0.0
         )
         vals["use_satisfied"] = float(
             occ >= 0 and self.need[occ] >= 0 and ag.needs[self.need[occ]] >= cfg.needs.release
@@ -533,14 +533,14 @@ class OracleTown:
         gdy = self.oy[goal] - ag.y if goal >= 0 else 0
         vals["goal_active"] = float(goal >= 0)
         vals["goal_is_job"] = float(job_goal)
-        for k, name in enumerate(("hunger", "hygiene", "energy")):
+        for k, name in enumerate(NEED_NAMES):
             vals[f"goal_need_{name}"] = float(goal >= 0 and not job_goal and self.need[goal] == k)
         vals["goal_here"] = float(goal >= 0 and abs(gdx) + abs(gdy) == 0)
         vals["goal_dx"] = gdx / width
         vals["goal_dy"] = gdy / height
         vals["goal_dist"] = (abs(gdx) + abs(gdy)) / span if goal >= 0 else 1.0
         gdir = _greedy(gdx, gdy)
-        for k, d in enumerate(("north", "south", "east", "west")):
+        for k, d in enumerate(DIRECTIONS):
             vals[f"goal_dir_{d}"] = float(gdir == k)
         # rivals
         vals["rivalry_max"] = max(env.riv[i])
@@ -554,7 +554,7 @@ class OracleTown:
             rdir = _greedy(ags[rv].x - ag.x, ags[rv].y - ag.y)
         else:
             vals["rival_near"], vals["rival_dist"], rdir = 0.0, 1.0, -1
-        for k, d in enumerate(("north", "south", "east", "west")):
+        for k, d in enumerate(DIRECTIONS):
             vals[f"rival_dir_{d}"] = float(rdir == k)
         cheb = [max(abs(ags[j].x - ag.x), abs(ags[j].y - ag.y)) if j != i else 1 << 40 for j in range(na)]
         near = [j for j in range(na) if cheb[j] <= 1]
@@ -575,7 +575,7 @@ class OracleTown:
         # mask
         occupying = occ >= 0
         mk[Action.NOOP] = True
-        for act in (Action.MOVE_NORTH, Action.MOVE_SOUTH, Action.MOVE_EAST, Action.MOVE_WEST):
+        for act in MOVE_ACTIONS:
             nx, ny = ag.x + int(DX[act]), ag.y + int(DY[act])
             mk[act] = not occupying and 0 <= nx < width and 0 <= ny < height and not lay.walls[ny, nx]
         mk[Action.USE] = not occupying and here_usable

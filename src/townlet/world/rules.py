@@ -1,7 +1,7 @@
-"""Small rule helpers shared, as formulas, by the vectorised town and the oracle.
+"""Small rule helpers and action tables of the vectorised town, its observations and the teacher.
 
-They are written once with NumPy broadcasting so both implementations evaluate the same
-floating-point expressions in the same order; the oracle calls them on scalars.
+The helpers use NumPy broadcasting. The oracle spells the same formulas out as scalar code, with the
+same floating-point operations in the same order, so the equivalence tests check one against the other.
 """
 
 from __future__ import annotations

@@ -391,7 +391,8 @@ class VecTown:
 
         # 9. rivalry fades (skipped while every rivalry is 0: the result would be the same)
         if self._riv_active:
-            self.riv = np.maximum(self.riv - cfg.queue.rivalry_decay, 0.0)
+            self.riv -= cfg.queue.rivalry_decay
+            np.maximum(self.riv, 0.0, out=self.riv)
             self._riv_active = bool(self.riv.any())
 
         # 10. reward total, guard after a faint, clip

@@ -56,7 +56,7 @@ _registered = False
 
 
 def repo_root() -> Path:
-    """``$TOWNLET_ROOT`` if set, else the checkout that holds ``conf/`` (src layout: parents[3])."""
+    """``$TOWNLET_ROOT`` if set, else the checkout that holds ``conf/`` (src layout: parents[4])."""
     env = os.environ.get("TOWNLET_ROOT")
     if env:
         return Path(env).expanduser().resolve()

@@ -20,7 +20,7 @@ class DataMode(StrEnum):
 
 class LRSchedule(StrEnum):
     constant = "constant"
-    linear = "linear"  # decays to 0 at the last iteration
+    linear = "linear"  # decays linearly to lr / iterations at the last iteration
 
 
 class SocialStage(StrEnum):

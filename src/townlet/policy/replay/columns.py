@@ -52,8 +52,6 @@ COLUMNS: tuple[Column, ...] = (
     Column("tick", np.dtype(np.int32), _scalar, "world tick at which the observation was taken"),
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
-COLUMN_BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
-FLOAT_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.is_float)
 
 
 def column_schema(spec: ObservationSpec) -> dict[str, dict[str, object]]:

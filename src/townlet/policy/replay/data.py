@@ -64,7 +64,9 @@ class ReplayData:
         events: dict[str, float] | None = None,
         episode_stats: dict[str, float] | None = None,
         next_obs: Observation | None = None,
+        check_finite: bool = True,
     ) -> ReplayData:
+        """Build and validate; ``check_finite=False`` only where the caller already checked the floats."""
         missing = [n for n in COLUMN_NAMES if n not in columns]
         if missing:
             raise DatasetError(f"missing column(s) {missing}")
@@ -79,7 +81,7 @@ class ReplayData:
             episode_stats=dict(episode_stats or {}),
             next_obs=next_obs,
         )
-        data.validate()
+        data.validate(check_finite=check_finite)
         return data
 
     def columns(self) -> dict[str, np.ndarray]:
@@ -285,17 +287,16 @@ def iter_flat_minibatches(
     rng: np.random.Generator,
     *,
     drop_last: bool = False,
-    lead_dims: int = 2,
 ) -> Iterator[Batch]:
-    """Gather shuffled minibatches from arrays whose first ``lead_dims`` axes hold ``rows`` rows
-    ([T, N, ...] or flat [M, ...]): one ``np.take`` per column per minibatch, never per row.
+    """Gather shuffled minibatches from [T, N, ...] arrays holding ``rows`` = T*N rows: one
+    ``np.take`` per column per minibatch, never per row.
 
     Indices inside a minibatch are sorted: the batch holds the same set of rows, and a forward
     walk through memory is markedly faster for the wide map rows.
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    trailing = {n: tuple(a.shape[lead_dims:]) for n, a in sources.items()}
+    trailing = {n: tuple(a.shape[2:]) for n, a in sources.items()}
     flat = {n: a.reshape(rows, -1) for n, a in sources.items()}
     perm = rng.permutation(rows)
     stop = rows - rows % batch_size if drop_last else rows

@@ -110,9 +110,7 @@ def _read_json(path: Path, what: str) -> Any:
 
             return yaml.safe_load(text)
         return json.loads(text)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError and YAMLError are ValueErrors
-        raise DatasetError(f"{what} cannot be parsed ({exc})", file=path) from None
-    except Exception as exc:  # yaml.YAMLError is not a ValueError
+    except Exception as exc:  # OSError, UnicodeDecodeError, JSONDecodeError, yaml.YAMLError
         raise DatasetError(f"{what} cannot be parsed ({exc})", file=path) from None
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from townlet.policy.replay.columns import COLUMNS, column_schema
+from townlet.policy.replay.columns import column_schema
 from townlet.policy.replay.errors import DatasetError
 from townlet.runs.atomic import json_safe
 from townlet.world.spec import ObservationSpec
@@ -266,7 +266,6 @@ def read_manifest(path: str | Path, *, expect_spec: ObservationSpec | None = Non
 
 
 __all__ = [
-    "COLUMNS",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "MANIFEST_NAME",

@@ -327,7 +327,11 @@ def load_dataset(
 
 
 def load_replay_data(manifest: Manifest, *, verify: bool = True) -> ReplayData:
-    """Read every shard into one preallocated [T, N] buffer (peak = dataset + one shard)."""
+    """Read every shard into one preallocated [T, N] buffer (peak = dataset + one shard).
+
+    With ``verify`` each shard's floats were checked by :func:`read_shard`; the whole-dataset
+    finiteness pass of ``from_columns`` runs only when they were not.
+    """
     columns = allocate(manifest.spec, manifest.ticks, manifest.agents)
     for entry in manifest.shards:
         shard = read_shard(manifest, entry, verify=verify)
@@ -342,6 +346,7 @@ def load_replay_data(manifest: Manifest, *, verify: bool = True) -> ReplayData:
         meta=manifest.meta,
         events=manifest.events,
         episode_stats=manifest.episode_stats,
+        check_finite=not verify,
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from townlet.policy.replay.columns import COLUMN_NAMES
-from townlet.policy.replay.data import Batch, ReplayData, epoch_rng, iter_flat_minibatches
+from townlet.policy.replay.data import Batch, ReplayData, epoch_rng
 from townlet.policy.replay.errors import DatasetError
 from townlet.policy.replay.manifest import Manifest, ShardEntry
 from townlet.policy.replay.stats import event_summary
@@ -63,29 +63,32 @@ class StreamingDataset:
         cols = read_shard(self.manifest, entry, verify=fresh)
         if fresh and stamp is not None:
             self._verified[entry.file] = stamp
-        t1 = entry.tick_start + entry.ticks
-        last = t1 == self.manifest.ticks
+        last = entry.tick_start + entry.ticks == self.manifest.ticks
         boot = self.manifest.bootstrap_values if last else np.zeros(self.manifest.agents, np.float32)
-        data = ReplayData.from_columns(self.spec, cols, bootstrap_values=boot, meta=self.meta)
-        data.meta = {**self.meta, "shard": entry.file, "tick_start": entry.tick_start}
-        return data
+        # with verify, these bytes were checked (finiteness included) when first read: skip re-checking
+        return ReplayData.from_columns(
+            self.spec,
+            cols,
+            bootstrap_values=boot,
+            meta={**self.meta, "shard": entry.file, "tick_start": entry.tick_start},
+            check_finite=not self.verify,
+        )
 
-    def _first_values(self, entry: ShardEntry) -> np.ndarray:
-        """``values`` of the tick after ``entry`` (first row of the next shard): its segment bootstrap.
+    def _first_values(self, tick: int) -> np.ndarray:
+        """``values`` at ``tick`` (first row of the shard starting there): the bootstrap of the
+        segments that end just before it.
 
-        Only that one column is read (npz members load independently); the next shard is fully
-        verified when its own turn comes.
+        Only that one column is read (npz members load independently); the shard is fully verified
+        when its own turn comes.
         """
-        nxt = next(s for s in self.manifest.shards if s.tick_start == entry.tick_start + entry.ticks)
-        if not (self.manifest.root / nxt.file).is_file():
-            raise DatasetError("shard file is missing", file=self.manifest.root / nxt.file)
+        path = self.manifest.root / next(s.file for s in self.manifest.shards if s.tick_start == tick)
+        if not path.is_file():
+            raise DatasetError("shard file is missing", file=path)
         try:
-            with np.load(self.manifest.root / nxt.file, allow_pickle=False) as npz:
+            with np.load(path, allow_pickle=False) as npz:
                 return np.asarray(npz["values"][0], dtype=np.float32)
         except (OSError, ValueError, KeyError, IndexError) as exc:
-            raise DatasetError(
-                f"cannot read 'values' ({type(exc).__name__}: {exc})", file=self.manifest.root / nxt.file
-            ) from None
+            raise DatasetError(f"cannot read 'values' ({type(exc).__name__}: {exc})", file=path) from None
 
     def iter_shards(self, seed: int | None = None, epoch: int = 0) -> Iterator[ReplayData]:
         """Shards as small ReplayData, in file order or in a (seed, epoch) permutation."""
@@ -140,10 +143,10 @@ class StreamingDataset:
     ) -> Iterator[Batch]:
         """Contiguous [L, n] blocks shard by shard (segments never cross a shard boundary)."""
         for shard in self.iter_shards(seed, epoch):
-            start = int(shard.meta.get("tick_start", 0))
-            if start + shard.num_ticks < self.manifest.ticks:  # bootstrap from the next shard's values
-                entry = next(e for e in self.manifest.shards if e.tick_start == start)
-                shard.bootstrap_values = self._first_values(entry)
+            start = int(shard.meta["tick_start"])
+            end = start + shard.num_ticks
+            if end < self.manifest.ticks:  # bootstrap from the next shard's values
+                shard.bootstrap_values = self._first_values(end)
             for block in shard.iter_segments(segment_length, agents_per_segment, seed, epoch):
                 block["t0"] = np.asarray(int(block["t0"]) + start)
                 yield block
@@ -180,5 +183,4 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return (st.st_size, st.st_mtime_ns)
 
 
-# re-exported for iter helpers that want the flat gather on shard arrays
-__all__ = ["StreamingDataset", "iter_flat_minibatches"]
+__all__ = ["StreamingDataset"]

@@ -127,9 +127,6 @@ class GuardrailMetrics:
                 out[key] = float(value)
         return out
 
-    def is_empty(self) -> bool:
-        return not self.as_dict()
-
 
 @dataclass(frozen=True)
 class GuardrailFlags:
@@ -339,16 +336,3 @@ def promotion_decision(stages: Iterable[Any], candidate_ready: bool) -> Promotio
     if not candidate_ready:
         return PromotionDecision(Verdict.HOLD, status, ("candidate_not_ready",))
     return PromotionDecision(Verdict.PROMOTE, status, ())
-
-
-def anneal_bc_weights(start: float, stages: int, *, end: float = 0.0) -> list[float]:
-    """A linear bc_weight schedule from ``start`` to ``end`` over ``stages`` PPO stages.
-
-    Handy for writing schedules: ``anneal_bc_weights(0.5, 3) == [0.5, 0.25, 0.0]``.
-    """
-    if stages <= 0:
-        return []
-    if stages == 1:
-        return [float(start)]
-    step = (end - start) / (stages - 1)
-    return [round(start + i * step, 10) for i in range(stages)]

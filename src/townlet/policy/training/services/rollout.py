@@ -109,9 +109,6 @@ class _EpisodeTracker:
 class RolloutCaptureService:
     """Runs a policy in a vectorised town and records what happened as `ReplayData`."""
 
-    def __init__(self, data_dir: str | None = None) -> None:
-        self.data_dir = data_dir
-
     def collect(
         self,
         town: VecTownLike,

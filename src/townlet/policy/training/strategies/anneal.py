@@ -37,7 +37,7 @@ import json
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -422,21 +422,19 @@ class AnnealStrategy(StrategyBase):
         from townlet.runs.rundir import RunDir
 
         b = baseline or GuardrailMetrics()
-        anneal_kwargs: dict[str, Any] = {
-            "cycle": stage.cycle,
-            "stage": stage.mode,
-            "dataset_label": label,
-            "bc_accuracy": bc_acc,
-            "bc_threshold": self.accuracy_threshold,
-            "bc_passed": bc_passed,
-            "bc_weight": stage.bc_weight,
-            "loss_baseline": b.loss_total,
-            "queue_baseline": b.queue_conflict_events,
-            "intensity_baseline": b.queue_conflict_intensity_sum,
-        }
-        known = {f.name for f in fields(AnnealContext)}
-        if "tolerances" in known:
-            anneal_kwargs["tolerances"] = self.tolerances.as_dict()
+        anneal = AnnealContext(
+            cycle=stage.cycle,
+            stage=stage.mode,
+            dataset_label=label,
+            bc_accuracy=bc_acc,
+            bc_threshold=self.accuracy_threshold,
+            bc_passed=bc_passed,
+            bc_weight=stage.bc_weight,
+            loss_baseline=b.loss_total,
+            queue_baseline=b.queue_conflict_events,
+            intensity_baseline=b.queue_conflict_intensity_sum,
+            tolerances=self.tolerances.as_dict(),
+        )
         seed = int(context.seed) + 1000 * index
         evaluation = context.evaluation
         if is_dataclass(evaluation) and not isinstance(evaluation, type):
@@ -455,7 +453,7 @@ class AnnealStrategy(StrategyBase):
             run_dir=RunDir(context.run_dir.path / STAGES_DIR / stage.dirname(index)),
             init_from=None if init_from is None else str(init_from),
             resume=False,
-            anneal=AnnealContext(**{k: v for k, v in anneal_kwargs.items() if k in known}),
+            anneal=anneal,
             metrics=TaggedMetrics(context.metrics, tags),  # type: ignore[arg-type]  # duck-typed writer
             evaluation=evaluation,
         )

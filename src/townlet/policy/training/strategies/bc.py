@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from townlet.policy.training.strategies.base import StrategyBase
+from townlet.policy.training.strategies.base import StrategyBase, dataset_label, evaluate_trained
 
 if TYPE_CHECKING:
     import torch
@@ -462,7 +462,7 @@ class BCStrategy(StrategyBase):
         # one batch per epoch they describe the untrained network (smoke runs reported accuracy 0.0
         # next to val accuracy 1.0). The result describes the checkpoint it names, so measure that.
         train_loss, train_accuracy, _ = evaluate_tensors(net, train, spec.num_actions)
-        evaluation = self._evaluate(context, net, spec, device)
+        evaluation = evaluate_trained(context, net, spec, device, greedy=self.eval_greedy)
         model_kind = str(best_ckpt.model_cfg.get("kind"))
         rates = [h.samples_per_sec for h in history]
         return BCTrainingResultDTO(
@@ -472,7 +472,7 @@ class BCStrategy(StrategyBase):
             checkpoint=str(best_path),
             init_from=str(context.init_from) if context.init_from else None,
             evaluation=evaluation,
-            manifest=dataset_label(context, data),
+            manifest=dataset_label(context, data, "scripted"),
             accuracy=train_accuracy,
             loss=train_loss,
             learning_rate=self.lr,
@@ -581,22 +581,6 @@ class BCStrategy(StrategyBase):
             "value_explained_variance": s.value_explained_variance,
         }
 
-    def _evaluate(self, context: TrainingContext, net: torch.nn.Module, spec: Any, device: str) -> Any:
-        settings = context.evaluation
-        service = getattr(context.services, "evaluation", None)
-        if not settings.enabled or settings.episodes <= 0 or service is None:
-            return None
-        from townlet.policy.torch_policy import TorchPolicy
-
-        seed = context.seed + settings.seed_offset
-        policy = TorchPolicy(net, spec, device, greedy=self.eval_greedy, seed=seed, name="trained")
-        if not settings.baselines:
-            from townlet.dto import EvaluationBlock
-
-            result = service.evaluate(policy, context.world, episodes=settings.episodes, seed=seed)
-            return EvaluationBlock(policy=result, world=getattr(context.world, "name", None), seed=seed)
-        return service.compare(policy, context.world, episodes=settings.episodes, seed=seed)
-
 
 @dataclass
 class _Best:
@@ -646,12 +630,3 @@ def resolve_replay(context: TrainingContext) -> ReplayData:
         context.log.info("bc: dataset.streaming=true is loaded whole (BC keeps the data as device tensors)")
         data = data.load()
     return data
-
-
-def dataset_label(context: TrainingContext, data: ReplayData) -> str:
-    """Human label of the dataset for the DTO's ``manifest`` field."""
-    for key in ("manifest", "path", "label", "name"):
-        value = data.meta.get(key) if isinstance(data.meta, dict) else None
-        if value:
-            return str(value)
-    return str(getattr(context.dataset, "name", None) or "scripted")

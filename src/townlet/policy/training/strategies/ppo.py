@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from townlet.config.schema.strategy_ppo import DataMode, LRSchedule, SocialStage
-from townlet.policy.training.strategies.base import StrategyBase
+from townlet.policy.training.strategies.base import StrategyBase, dataset_label, evaluate_trained
 from townlet.world.spec import EVENT_COUNTERS
 
 if TYPE_CHECKING:
@@ -232,16 +232,6 @@ class PPOStrategy(StrategyBase):
         return PPORun(self, context).execute()
 
 
-def dataset_label(context: TrainingContext, data: ReplayData | None, mode: str) -> str:
-    if data is None:
-        return "rollout"
-    for key in ("manifest", "path", "label", "name"):
-        value = data.meta.get(key) if isinstance(data.meta, dict) else None
-        if value:
-            return str(value)
-    return str(getattr(context.dataset, "name", None) or mode)
-
-
 def event_counters(events: dict[str, float]) -> dict[str, float]:
     """The eight DTO counters from a dataset's/rollout's EVENT_COUNTERS totals (present for replay too)."""
     out = {name: float(events.get(name, 0.0)) for name in COUNTERS}
@@ -320,9 +310,6 @@ class _ActingPolicy:
         return self.inner.act(obs)
 
     def value(self, obs: Any) -> np.ndarray:
-        value_fn = getattr(self.inner, "value", None)
-        if callable(value_fn):
-            return np.asarray(value_fn(obs), np.float32)
         _, values = self.inner.forward(obs)
         return values.float().cpu().numpy()
 
@@ -385,14 +372,10 @@ class PPORun:
             last_record = dict(self.state.best.summary) if self.state.best.summary else None
         if last_record is None:
             raise PPOConfigError("PPO performed no iteration; raise strategy.total_steps or strategy.epochs")
-        evaluation = self._evaluate(self.net, self.spec, str(self.device))
-        return self._result(last_record, evaluation, time.perf_counter() - started, str(self.device))
-
-    def iteration(self, it: int) -> dict[str, Any]:
-        """Collect (if rolling out), update, log one line; returns the iteration's record."""
-        return self._iteration(
-            it, self.town, self.world_cfg, self.policy, self.rollout_service, self.replay, self.tracker
+        evaluation = evaluate_trained(
+            self.ctx, self.net, self.spec, str(self.device), greedy=self.s.eval_greedy
         )
+        return self._result(last_record, evaluation, time.perf_counter() - started, str(self.device))
 
     def setup(self) -> None:
         """Data sources, network, optimiser, warm start / resume, input scaling, iteration budget."""
@@ -433,7 +416,7 @@ class PPORun:
                     f"strategy.data_mode=mixed: the replay dataset does not match the world: {diff}"
                 )
         self.spec = spec
-        self.label = dataset_label(ctx, replay, mode)
+        self.label = "rollout" if replay is None else dataset_label(ctx, replay, mode)
         self.teacher = self._make_teacher(spec)
 
         torch.manual_seed(ctx.seed)
@@ -529,16 +512,8 @@ class PPORun:
         self.net.set_input_normalisation(maps_max)
 
     # ------------------------------------------------------------------ one iteration
-    def _iteration(
-        self,
-        it: int,
-        town: Any,
-        world_cfg: Any,
-        policy: Any,
-        rollout_service: Any,
-        replay: ReplayData | None,
-        tracker: EpisodeTracker | None,
-    ) -> dict[str, Any]:
+    def iteration(self, it: int) -> dict[str, Any]:
+        """Collect (if rolling out), update, log one line; returns the iteration's record."""
         import torch
 
         from townlet.policy.training.algorithms.batches import critic_values, prepare_batch
@@ -546,6 +521,7 @@ class PPORun:
         from townlet.policy.training.algorithms.update import Source, ppo_update
 
         s = self.s
+        town, world_cfg, replay, tracker = self.town, self.world_cfg, self.replay, self.tracker
         t_start = time.perf_counter()
         lr = learning_rate_at(s.lr, s.lr_schedule, it, self.iterations)
         for group in self.opt.param_groups:
@@ -562,11 +538,11 @@ class PPORun:
         t_collect = 0.0
         events: dict[str, float] = {}
         if town is not None:
+            assert self.rollout_service is not None and tracker is not None
             t0 = time.perf_counter()
-            data = rollout_service.collect(town, policy, s.n_steps, start_obs=self.obs)
+            data = self.rollout_service.collect(town, self.policy, s.n_steps, start_obs=self.obs)
             self.obs = data.next_obs
             t_collect = time.perf_counter() - t0
-            assert tracker is not None
             env = self._env_metrics(data, tracker, world_cfg)
             events = dict(data.events)
             prepared = prepare_batch(
@@ -612,8 +588,7 @@ class PPORun:
             values_all.append(prepared_r.batch.old_values)
             returns_all.append(prepared_r.batch.returns)
             raw_adv.append((prepared_r.raw_adv_mean, prepared_r.raw_adv_std, len(prepared_r.batch)))
-        hp = s.hyper_params(len(sources[0].batch))
-        hp = type(hp)(**{**hp.__dict__, "minibatch_size": sources[0].rows_per_minibatch})
+        hp = replace(s.hyper_params(len(sources[0].batch)), minibatch_size=sources[0].rows_per_minibatch)
         gen = torch.Generator().manual_seed(int(self.ctx.seed) * 1_000_003 + it)
         t0 = time.perf_counter()
         summary = ppo_update(self.net, self.opt, sources, hp, gen, where=where)
@@ -764,31 +739,14 @@ class PPORun:
             )
 
     # ------------------------------------------------------------------ end of run
-    def _evaluate(self, net: Any, spec: Any, device: str) -> Any:
-        settings = self.ctx.evaluation
-        service = getattr(self.ctx.services, "evaluation", None)
-        if not settings.enabled or settings.episodes <= 0 or service is None:
-            return None
-        from townlet.policy.torch_policy import TorchPolicy
-
-        seed = self.ctx.seed + settings.seed_offset
-        policy = TorchPolicy(net, spec, device, greedy=self.s.eval_greedy, seed=seed, name="trained")
-        if not settings.baselines:
-            from townlet.dto import EvaluationBlock
-
-            result = service.evaluate(policy, self.ctx.world, episodes=settings.episodes, seed=seed)
-            return EvaluationBlock(policy=result, world=getattr(self.ctx.world, "name", None), seed=seed)
-        return service.compare(policy, self.ctx.world, episodes=settings.episodes, seed=seed)
-
     def _result(
         self, record: dict[str, Any], evaluation: Any, duration: float, device: str
     ) -> PPOTrainingResultDTO:
         from townlet.dto import PPOTrainingResultDTO
         from townlet.runs.checkpoints import LAST
 
-        fields_ = PPOTrainingResultDTO.model_fields
         st = self.state
-        values = {k: v for k, v in record.items() if k in fields_}
+        values = {k: v for k, v in record.items() if k in PPOTrainingResultDTO.model_fields}
         values.update(
             duration_sec=duration,
             seed=self.ctx.seed,
@@ -802,12 +760,10 @@ class PPORun:
             target_kl_stops=st.target_kl_stops,
             samples_per_sec=record.get("sps") or record.get("update_samples_per_sec"),
         )
-        if "best_iteration" in fields_:
-            values["best_iteration"] = st.best.iteration
-        if "best" in fields_:
-            values["best"] = {k: float(v) for k, v in st.best.summary.items() if _is_number(v)}
-        if "final" in fields_:
-            values["final"] = {k: float(v) for k, v in record.items() if _is_number(v)}
+        values.update(
+            best_iteration=st.best.iteration,
+            best={k: float(v) for k, v in st.best.summary.items() if _is_number(v)},
+        )
         return PPOTrainingResultDTO(**values)
 
 
