@@ -1,0 +1,125 @@
+"""Golden results: the same config and seed must give the same ``result.json`` as the recorded one.
+
+Each case trains for real through ``python -m townlet.train`` on a tiny world (seconds each) and is
+compared field by field with ``tests/golden/<case>.json``, except the fields that measure the machine
+(timings, throughput) or name paths. A refactor that changes any number fails here; a deliberate
+change of behaviour regenerates the files with ``TOWNLET_REGEN_GOLDEN=1 pytest tests/golden``
+and says so in its commit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("torch")
+
+HERE = Path(__file__).resolve().parent
+_VOLATILE = re.compile(
+    r"(duration|elapsed|timestamp|throughput|per_sec|_sec$|_secs$|_seconds$|^sps$|_sps$|_at$|^time$|_time$"
+    r"|^checkpoint$|^init_from$|^run_dir$|^path$|_path$|^dir$)"
+)
+
+TINY = ["world.num_envs=2", "world.num_agents=2", "world.episode_length=40", "dataset.ticks=80"]
+EVAL = ["evaluation.episodes=1"]
+CASES: dict[str, list[str]] = {
+    "bc": ["strategy=bc", "strategy.epochs=2", "objective=accuracy", *TINY, *EVAL],
+    "ppo_rollout": [
+        "strategy=ppo",
+        "model=mlp",
+        "strategy.n_steps=32",
+        "strategy.total_steps=384",
+        "strategy.minibatch_size=64",
+        *TINY,
+        *EVAL,
+    ],
+    "ppo_replay": [
+        "strategy=ppo",
+        "strategy.data_mode=replay",
+        "strategy.epochs=2",
+        "strategy.minibatch_size=64",
+        *TINY,
+        *EVAL,
+    ],
+    "ppo_mixed": [
+        "strategy=ppo",
+        "model=conv_fast",
+        "strategy.data_mode=mixed",
+        "strategy.n_steps=32",
+        "strategy.total_steps=256",
+        "strategy.minibatch_size=64",
+        *TINY,
+        *EVAL,
+    ],
+    "anneal": [
+        "strategy.evaluation_episodes=1",
+        "strategy.schedule=[{cycle:0,mode:bc,epochs:2,bc_weight:1.0},"
+        "{cycle:1,mode:ppo,epochs:2,bc_weight:0.5},{cycle:2,mode:ppo,epochs:2,bc_weight:0.0}]",
+        "strategy.ppo.n_steps=16",
+        *TINY,
+        *EVAL,
+    ],
+}
+
+
+def stable(value: Any, key: str = "") -> Any:
+    """The result without the fields that measure the machine or name paths."""
+    if isinstance(value, dict):
+        return {k: stable(v, k) for k, v in sorted(value.items()) if not _VOLATILE.search(k)}
+    if isinstance(value, list):
+        return [stable(v, key) for v in value]
+    if key == "manifest" and isinstance(value, str):
+        return Path(value).name  # the dataset's cache key (a hash of what produced it), not where it lies
+    return value
+
+
+def differences(expected: Any, actual: Any, where: str = "") -> list[str]:
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        out = [f"{where}.{k}: missing" for k in expected.keys() - actual.keys()]
+        out += [f"{where}.{k}: unexpected" for k in actual.keys() - expected.keys()]
+        for k in expected.keys() & actual.keys():
+            out += differences(expected[k], actual[k], f"{where}.{k}")
+        return out
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        return [d for i, (e, a) in enumerate(zip(expected, actual, strict=True)) for d in differences(e, a, f"{where}[{i}]")]
+    if isinstance(expected, float) and isinstance(actual, float):
+        same = math.isclose(expected, actual, rel_tol=1e-9, abs_tol=1e-12)
+        return [] if same else [f"{where}: {expected!r} != {actual!r}"]
+    return [] if expected == actual else [f"{where}: {expected!r} != {actual!r}"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_result_matches_the_recorded_golden(case: str, cli_env: dict[str, str], tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = [
+        f"hydra.run.dir={run_dir}",
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.state_dir={tmp_path / 'state'}",
+        "seed=3",
+        *CASES[case],
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "townlet.train", *args],
+        cwd=tmp_path,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    actual = stable(json.loads((run_dir / "result.json").read_text()))
+    golden = HERE / f"{case}.json"
+    if os.environ.get("TOWNLET_REGEN_GOLDEN") == "1":
+        golden.write_text(json.dumps(actual, indent=1, sort_keys=True) + "\n")
+    expected = json.loads(golden.read_text())
+    diff = differences(expected, actual)
+    assert not diff, f"{case}: {len(diff)} field(s) differ from {golden.name}:\n" + "\n".join(diff[:40])
