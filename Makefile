@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.townlet-installed
 
-.PHONY: setup train test test-fast lint bench clean-venv
+.PHONY: setup train test test-fast lint check bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,8 @@ setup: $(STAMP)
 train: $(STAMP)
 	$(BIN)/townlet-train $(ARGS)
 
-## Run the whole test suite (2 workers)
-test: $(STAMP)
+## Static checks (lint, format, types, import layers), then the whole test suite (2 workers)
+test: check
 	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
@@ -29,6 +29,11 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests && $(BIN)/ruff format --check src tests
+
+## What CI checks before the tests: ruff, ruff-format, mypy (src) and the import-layer contracts
+check: lint
+	$(BIN)/mypy src
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/townlet-bench all --json outputs/bench.json

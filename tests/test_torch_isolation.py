@@ -22,11 +22,11 @@ class _BlockTorch(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, _BlockTorch())
 """
 
-# The only modules allowed to import torch at module level (rule: models internals, the torch policy,
-# algorithm modules). Every other ``townlet.*`` module — cli, world, replay, services, strategies,
-# dto, config, runs (checkpoints imports torch lazily), bench — must import without it.
-TORCH_MODULES = ("townlet.policy._torch_networks", "townlet.policy.torch_policy")
-TORCH_PACKAGES = ("townlet.policy.training.algorithms.",)
+# The only modules allowed to import torch at module level: the network classes, the torch policy and
+# the torch maths. Every other ``townlet.*`` module — cli, world, replay, rollout, strategies,
+# promotion, dto, config, runs, nets.checkpoints (imports torch lazily), bench — must import without it.
+TORCH_MODULES = ("townlet.nets.networks", "townlet.behaviour.torch_policy")
+TORCH_PACKAGES = ("townlet.algorithms.",)
 
 # Present in every installation; guards against the module walk silently finding nothing.
 MUST_BE_CHECKED = [
@@ -34,14 +34,17 @@ MUST_BE_CHECKED = [
     "townlet.config.schema",
     "townlet.config.instantiate",
     "townlet.world",
-    "townlet.policy.models",
-    "townlet.policy.replay",
-    "townlet.policy.training",
-    "townlet.policy.training.orchestrator",
-    "townlet.policy.training.services",
-    "townlet.runs.checkpoints",
+    "townlet.nets.models",
+    "townlet.replay",
+    "townlet.rollout.collect",
+    "townlet.promotion.state",
+    "townlet.strategies.ppo",
+    "townlet.torch_guard",
+    "townlet.facade",
+    "townlet.strategies.services",
+    "townlet.nets.checkpoints",
     "townlet.runs.seeding",
-    "townlet.train",
+    "townlet.cli.train",
     "townlet.cli.bench",
     "townlet.cli.train_help",
 ]
@@ -78,10 +81,13 @@ def test_torch_free_modules_import_without_torch(cli_env, tmp_path: Path) -> Non
     assert not checked & set(TORCH_MODULES)
 
 
+MAIN = "import sys\nsys.argv = ['townlet-train', *sys.argv[1:]]\nfrom townlet.cli.train import main\nmain()\n"
+
+
 @pytest.mark.parametrize("flag", ["--help", "--cfg"])
 def test_cli_help_and_cfg_job_without_torch(cli_env, tmp_path: Path, flag: str) -> None:
     args = ["strategy=bc", "--cfg", "job"] if flag == "--cfg" else ["--help"]
-    code = "import sys\nsys.argv = ['townlet-train', *sys.argv[1:]]\nfrom townlet.train import main\nmain()\n"
+    code = MAIN
     code += "assert 'torch' not in sys.modules\n"
     proc = _run(code, *args, env=cli_env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -89,7 +95,7 @@ def test_cli_help_and_cfg_job_without_torch(cli_env, tmp_path: Path, flag: str) 
 
 
 def test_torch_strategy_fails_with_install_hint(cli_env, tmp_path: Path) -> None:
-    code = "import sys\nsys.argv = ['townlet-train', *sys.argv[1:]]\nfrom townlet.train import main\nmain()\n"
+    code = MAIN
     proc = _run(code, "strategy=bc", f"hydra.run.dir={tmp_path / 'run'}", env=cli_env, cwd=tmp_path)
     assert proc.returncode == 1
     assert "needs PyTorch" in proc.stderr and "pip install torch==2.13.0" in proc.stderr

@@ -109,7 +109,7 @@ def test_help_and_schema_flags(run_cli) -> None:
 
 
 def test_in_process_run_job(compose_train, tmp_path: Path) -> None:
-    from townlet.train import run_job
+    from townlet.cli.train import run_job
 
     cfg = compose_train(["strategy=echo", "seed=3", "objective=accuracy"])
     value = run_job(cfg, run_dir=tmp_path / "inproc")
@@ -163,7 +163,7 @@ def test_same_seed_reproduces_and_snapshot_reruns(cli_env, tmp_path: Path) -> No
 def test_snapshot_rerun_gets_our_run_dir_pattern(tmp_path: Path, monkeypatch) -> None:
     """A relative snapshot path works, and without ``hydra.run.dir`` the re-run still gets a
     microsecond, run-named directory (Hydra's default has one-second resolution)."""
-    from townlet.train import _snapshot_args
+    from townlet.cli.train import _snapshot_args
 
     monkeypatch.chdir(tmp_path)
     snap = tmp_path / "run" / ".hydra"

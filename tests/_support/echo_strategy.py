@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from townlet.dto import BCTrainingResultDTO
-from townlet.policy.training.contexts import TrainingContext
+from townlet.strategies.context import TrainingContext
 
 
 class EchoFailure(ValueError):

@@ -88,5 +88,5 @@ def test_target_allow_list() -> None:
     with pytest.raises(TargetNotAllowedError, match="not allowed"):
         build({"_target_": "os.system", "command": "true"})
     with pytest.raises(ComponentNotAvailableError, match="not part of this installation"):
-        check_target("townlet.policy.training.strategies.nope.NopeStrategy", "strategy")
+        check_target("townlet.strategies.nope.NopeStrategy", "strategy")
     assert build({"_target_": "townlet.runs.rundir.RunDir", "path": "/tmp/x"}).path.name == "x"

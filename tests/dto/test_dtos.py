@@ -103,8 +103,9 @@ def test_correlation_clamped_only_for_rounding() -> None:
         PPOTrainingResultDTO(**PPO_CORE, reward_advantage_corr=1.5)
 
 
-def test_schema_export_module() -> None:
-    out = subprocess.run([sys.executable, "-m", "townlet.dto"], capture_output=True, text=True, check=True)
+def test_schema_export_command() -> None:
+    cmd = [sys.executable, "-m", "townlet.train", "--schema"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     schema = json.loads(out.stdout)
     assert set(schema) >= {"result", "run"}
     assert "bc" in json.dumps(schema["result"]) and "run_id" in schema["run"]["properties"]

@@ -89,33 +89,39 @@ def differences(expected: Any, actual: Any, where: str = "") -> list[str]:
             out += differences(expected[k], actual[k], f"{where}.{k}")
         return out
     if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
-        return [d for i, (e, a) in enumerate(zip(expected, actual, strict=True)) for d in differences(e, a, f"{where}[{i}]")]
+        pairs = enumerate(zip(expected, actual, strict=True))
+        return [d for i, (e, a) in pairs for d in differences(e, a, f"{where}[{i}]")]
     if isinstance(expected, float) and isinstance(actual, float):
         same = math.isclose(expected, actual, rel_tol=1e-9, abs_tol=1e-12)
         return [] if same else [f"{where}: {expected!r} != {actual!r}"]
     return [] if expected == actual else [f"{where}: {expected!r} != {actual!r}"]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_result_matches_the_recorded_golden(case: str, cli_env: dict[str, str], tmp_path: Path) -> None:
+def train(tmp_path: Path, env: dict[str, str], *overrides: str, module: str = "townlet.train") -> Path:
     run_dir = tmp_path / "run"
     args = [
         f"hydra.run.dir={run_dir}",
         f"paths.data_dir={tmp_path / 'data'}",
         f"paths.state_dir={tmp_path / 'state'}",
         "seed=3",
-        *CASES[case],
+        *overrides,
     ]
     proc = subprocess.run(
-        [sys.executable, "-m", "townlet.train", *args],
+        [sys.executable, "-m", module, *args],
         cwd=tmp_path,
-        env=cli_env,
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_result_matches_the_recorded_golden(case: str, cli_env: dict[str, str], tmp_path: Path) -> None:
+    run_dir = train(tmp_path, cli_env, *CASES[case])
     actual = stable(json.loads((run_dir / "result.json").read_text()))
     golden = HERE / f"{case}.json"
     if os.environ.get("TOWNLET_REGEN_GOLDEN") == "1":
@@ -123,3 +129,27 @@ def test_result_matches_the_recorded_golden(case: str, cli_env: dict[str, str], 
     expected = json.loads(golden.read_text())
     diff = differences(expected, actual)
     assert not diff, f"{case}: {len(diff)} field(s) differ from {golden.name}:\n" + "\n".join(diff[:40])
+
+
+@pytest.mark.slow
+def test_a_snapshot_naming_moved_components_still_reproduces(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """Runs saved before the strategies left ``townlet.policy`` keep re-running and reproducing."""
+    run_dir = train(tmp_path, cli_env, *CASES["bc"])
+    config = run_dir / ".hydra" / "config.yaml"
+    text = config.read_text()
+    assert "_target_: townlet.strategies.bc.BCStrategy" in text
+    config.write_text(
+        text.replace("townlet.strategies.bc.", "townlet.policy.training.strategies.bc.").replace(
+            "townlet.strategies.services.", "townlet.policy.training.services."
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "townlet.cli.reproduce", str(run_dir)],
+        cwd=tmp_path,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "identical" in proc.stdout.lower()

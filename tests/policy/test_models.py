@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from townlet.policy.models import ModelConfigError, build_network, model_config_dict
+from townlet.nets.models import ModelConfigError, build_network, model_config_dict
 from townlet.world.spec import NUM_ACTIONS, Action, Observation, ObservationSpec
 
 torch = pytest.importorskip("torch")
@@ -30,9 +30,7 @@ def _obs(n: int, seed: int = 0) -> Observation:
 
 
 def test_import_is_torch_free() -> None:
-    code = (
-        "import sys, townlet.policy.models as m; m.model_config_dict({}); assert 'torch' not in sys.modules"
-    )
+    code = "import sys, townlet.nets.models as m; m.model_config_dict({}); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -106,7 +104,7 @@ def test_input_normalisation_is_saved_in_state_dict() -> None:
 
 
 def test_torch_policy_one_forward_per_tick_greedy_and_sampled() -> None:
-    from townlet.policy.torch_policy import TorchPolicy
+    from townlet.behaviour.torch_policy import TorchPolicy
 
     net = build_network({"kind": "conv", "hidden_dim": 16, "conv_channels": [4]}, SPEC)
     calls = []
@@ -131,7 +129,7 @@ def test_torch_policy_one_forward_per_tick_greedy_and_sampled() -> None:
 
 
 def test_torch_policy_refuses_other_layout() -> None:
-    from townlet.policy.torch_policy import SpecMismatchError, TorchPolicy
+    from townlet.behaviour.torch_policy import SpecMismatchError, TorchPolicy
 
     net = build_network({"kind": "mlp", "hidden_dim": 8}, SPEC)
     obs = _obs(2)
@@ -141,7 +139,7 @@ def test_torch_policy_refuses_other_layout() -> None:
 
 
 def test_network_classes_are_reachable_lazily_from_models() -> None:
-    import townlet.policy.models as models
+    import townlet.nets.models as models
 
     net = build_network({"kind": "conv", "hidden_dim": 8, "conv_channels": [2]}, SPEC)
     assert isinstance(net, models.ConflictAwarePolicyNetwork)

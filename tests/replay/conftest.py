@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from townlet.policy.replay import ReplayData, write_dataset
+from townlet.replay import ReplayData, write_dataset
 from townlet.world.spec import EVENT_COUNTERS, ObservationSpec
 
 SPEC = ObservationSpec(

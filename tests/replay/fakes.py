@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from townlet.policy.behaviour import PolicyOutput
+from townlet.behaviour.rules import PolicyOutput
 from townlet.world.spec import EVENT_COUNTERS, Observation, StepResult
 
 from .conftest import SPEC

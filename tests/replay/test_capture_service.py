@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from townlet.config.schema.dataset import DatasetConfig, DatasetKind
-from townlet.policy.replay import ReplayData, StreamingDataset, load_dataset
-from townlet.policy.training.services.replay import ReplayDatasetService
-from townlet.policy.training.services.rollout import RolloutCaptureService, RolloutError
+from townlet.replay import ReplayData, StreamingDataset, load_dataset
+from townlet.rollout.collect import RolloutCaptureService, RolloutError
+from townlet.rollout.datasets import ReplayDatasetService
 from townlet.world import load_world_config
 from townlet.world.config import WorldConfig
 
@@ -109,7 +109,7 @@ def test_manifest_kind_and_its_errors(tmp_path: Path, world: WorldConfig) -> Non
     svc = ReplayDatasetService()
     data = svc.resolve(DatasetConfig(kind=DatasetKind.manifest, path=str(tmp_path / "given")), world, None)
     assert data.num_transitions == 5 * 6
-    from townlet.policy.replay import DatasetError
+    from townlet.replay import DatasetError
 
     with pytest.raises(DatasetError, match=r"dataset\.path"):
         svc.resolve(DatasetConfig(kind=DatasetKind.manifest), world, None)

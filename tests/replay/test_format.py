@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from townlet.policy.replay import (
+from townlet.replay import (
     COLUMN_NAMES,
     DatasetError,
     DatasetExistsError,
@@ -119,7 +119,7 @@ def test_nan_is_rejected_with_the_column_named(tmp_path: Path) -> None:
 
 def test_nan_written_by_someone_else_is_caught_on_load(tmp_path: Path, dataset_dir: Path) -> None:
     """A NaN in a shard whose checksum was recomputed (so only the finiteness check can catch it)."""
-    from townlet.policy.replay.manifest import file_sha256
+    from townlet.replay.manifest import file_sha256
 
     shard = dataset_dir / "shard-00001.npz"
     with np.load(shard) as npz:
@@ -134,7 +134,7 @@ def test_nan_written_by_someone_else_is_caught_on_load(tmp_path: Path, dataset_d
 
 
 def test_pickled_object_array_is_refused(tmp_path: Path, dataset_dir: Path) -> None:
-    from townlet.policy.replay.manifest import file_sha256
+    from townlet.replay.manifest import file_sha256
 
     shard = dataset_dir / "shard-00000.npz"
     with np.load(shard) as npz:

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from townlet.policy.replay import DatasetError, ReplayData, StreamingDataset, load_dataset
+from townlet.replay import DatasetError, ReplayData, StreamingDataset, load_dataset
+from townlet.replay.stats import summarise
 
 from .conftest import SPEC, make_data
 
@@ -88,7 +89,7 @@ def test_split_by_agent_never_splits_a_trajectory(data: ReplayData) -> None:
 
 
 def test_summarise_reports_conflict_stats_and_true_feature_dim(data: ReplayData) -> None:
-    summary = data.summarise(batch_size=16, max_batches=2)
+    summary = summarise(data, batch_size=16, max_batches=2)
     riv = data.features[..., SPEC.feature_names.index("rivalry_max")]
     assert summary["conflict"]["rivalry_max_mean"] == pytest.approx(float(riv.mean()), rel=1e-6)
     assert summary["conflict"]["rivalry_max_max"] == pytest.approx(float(riv.max()))

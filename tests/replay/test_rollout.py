@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from townlet.policy.behaviour import PolicyOutput
-from townlet.policy.replay import ReplayData, load_dataset, write_dataset
-from townlet.policy.training.services.rollout import RolloutCaptureService, RolloutError
+from townlet.behaviour.rules import PolicyOutput
+from townlet.replay import ReplayData, load_dataset, write_dataset
+from townlet.replay.stats import summarise
+from townlet.rollout.collect import RolloutCaptureService, RolloutError
 from townlet.world.spec import Observation
 
 from .conftest import SPEC
@@ -59,7 +60,7 @@ def test_events_and_episode_stats_travel_with_the_data(tmp_path: Path, rollout: 
     loaded = load_dataset(write_dataset(rollout, tmp_path / "r"))
     assert isinstance(loaded, ReplayData)
     assert loaded.events == rollout.events and loaded.episode_stats == rollout.episode_stats
-    assert loaded.summarise()["events"]["conflicts_per_100_agent_ticks"] == pytest.approx(100 * 24 / 72)
+    assert summarise(loaded)["events"]["conflicts_per_100_agent_ticks"] == pytest.approx(100 * 24 / 72)
 
 
 def test_continuing_from_next_obs_does_not_reset(rollout: ReplayData) -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from townlet.cli.report import format_run_summary
 from townlet.dto import (
     AnnealStageResultDTO,
     AnnealSummaryDTO,
@@ -13,7 +14,6 @@ from townlet.dto import (
     EvaluationBlock,
     PolicyEvaluationDTO,
 )
-from townlet.runs.report import format_run_summary
 
 
 def _eval(label: str, mean_return: float, agreement: float | None) -> PolicyEvaluationDTO:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from townlet.policy.training.services import TrainingServices, build_default_services
+from townlet.strategies.services import TrainingServices, build_default_services
 
 
 def test_missing_state_dir_leaves_promotion_unbuilt(tmp_path: Path) -> None:

@@ -157,7 +157,7 @@ class _Block(importlib.abc.MetaPathFinder):
         return None
 sys.meta_path.insert(0, _Block())
 sys.argv = ['townlet-train', *sys.argv[1:]]
-from townlet.train import main
+from townlet.cli.train import main
 main()
 """
 

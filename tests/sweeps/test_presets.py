@@ -33,7 +33,7 @@ def _threads(cfg: DictConfig) -> tuple[int, str]:
 @pytest.mark.usefixtures("hydra_conf")
 def test_summary_callback_is_registered() -> None:
     cfg = _compose()
-    assert cfg.hydra.callbacks.sweep_summary._target_ == "townlet.runs.sweep.SweepSummaryCallback"
+    assert cfg.hydra.callbacks.sweep_summary._target_ == "townlet.sweeps.summary.SweepSummaryCallback"
 
 
 @pytest.mark.usefixtures("hydra_conf")
@@ -75,8 +75,8 @@ def test_optuna_presets(preset: str, strategy: str) -> None:
 
 def test_task_function_and_results_pickle() -> None:
     """submitit/joblib ship the task by reference and results by value: both must pickle."""
+    from townlet.cli.train import run_job
     from townlet.dto import BCTrainingResultDTO
-    from townlet.train import run_job
 
     assert pickle.loads(pickle.dumps(run_job)) is run_job
     dto = BCTrainingResultDTO(

@@ -18,7 +18,7 @@ def _run_dir(
 ) -> Path:
     run = root / name
     (run / ".hydra").mkdir(parents=True)
-    cfg = config or {"seed": 0, "strategy": {"_target_": "townlet.policy.training.strategies.bc.BCStrategy"}}
+    cfg = config or {"seed": 0, "strategy": {"_target_": "townlet.strategies.bc.BCStrategy"}}
     (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
     (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides or ["strategy=bc"]))
     (run / ".hydra" / "hydra.yaml").write_text(

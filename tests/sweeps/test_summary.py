@@ -13,7 +13,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from townlet.cli import sweep_report
-from townlet.runs.sweep import (
+from townlet.sweeps.summary import (
     SweepReportError,
     SweepSummaryCallback,
     build_summary,

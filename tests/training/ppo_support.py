@@ -6,12 +6,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from townlet.policy.replay import ReplayData
-from townlet.policy.training.contexts import EvaluationSettings, TrainingContext
-from townlet.policy.training.services import TrainingServices
-from townlet.policy.training.services.rollout import RolloutCaptureService
+from townlet.config.schema.evaluation import EvaluationConfig
+from townlet.replay import ReplayData
+from townlet.rollout.collect import RolloutCaptureService
 from townlet.runs.metrics import MetricsWriter
 from townlet.runs.rundir import RunDir
+from townlet.strategies.context import TrainingContext
+from townlet.strategies.services import TrainingServices
 
 
 class FixedReplay:
@@ -32,7 +33,7 @@ def ppo_context(
     replay: ReplayData | None = None,
     rollout: Any = None,
     evaluation_service: Any = None,
-    evaluation: EvaluationSettings | None = None,
+    evaluation: EvaluationConfig | None = None,
     **kw: Any,
 ) -> TrainingContext:
     """A CPU context over ``world`` with real rollout/metrics and, optionally, fixed replay data."""
@@ -50,7 +51,7 @@ def ppo_context(
             replay=FixedReplay(replay) if replay is not None else None,
         ),
         metrics=metrics,
-        evaluation=evaluation or EvaluationSettings(enabled=False),
+        evaluation=evaluation or EvaluationConfig(enabled=False),
         log=logging.getLogger("test.ppo"),
         **kw,
     )

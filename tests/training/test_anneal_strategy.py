@@ -24,13 +24,13 @@ from townlet.dto import (  # noqa: E402
     PolicyEvaluationDTO,
     PPOTrainingResultDTO,
 )
-from townlet.policy.training.contexts import TrainingContext  # noqa: E402
-from townlet.policy.training.services import TrainingServices  # noqa: E402
-from townlet.policy.training.services.baselines import BaselineStore  # noqa: E402
-from townlet.policy.training.services.promotion import PromotionService  # noqa: E402
-from townlet.policy.training.strategies.anneal import AnnealConfigError, AnnealStrategy  # noqa: E402
+from townlet.promotion.baselines import BaselineStore  # noqa: E402
+from townlet.promotion.state import PromotionService  # noqa: E402
 from townlet.runs.metrics import MetricsWriter  # noqa: E402
 from townlet.runs.rundir import RunDir  # noqa: E402
+from townlet.strategies.anneal import AnnealConfigError, AnnealStrategy  # noqa: E402
+from townlet.strategies.context import TrainingContext  # noqa: E402
+from townlet.strategies.services import TrainingServices  # noqa: E402
 from townlet.world.config import WorldConfig  # noqa: E402
 
 
@@ -308,7 +308,7 @@ def test_hold_keeps_the_streak_when_configured(tmp_path: Path) -> None:
 
 
 def test_bc_weight_wraps_the_rollout_service_when_ppo_has_no_teacher_mix(tmp_path: Path) -> None:
-    from townlet.policy.training.teacher_mix import TeacherMixRollout
+    from townlet.rollout.teacher_mix import TeacherMixRollout
 
     seen: list[Any] = []
 

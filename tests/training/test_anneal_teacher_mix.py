@@ -10,8 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from townlet.policy.behaviour import PolicyOutput  # noqa: E402
-from townlet.policy.training.teacher_mix import (  # noqa: E402
+from townlet.behaviour.rules import PolicyOutput  # noqa: E402
+from townlet.rollout.teacher_mix import (  # noqa: E402
     TeacherMixError,
     TeacherMixPolicy,
     TeacherMixRollout,

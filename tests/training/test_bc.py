@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from townlet.policy.replay.data import ReplayData
-from townlet.policy.training.contexts import EvaluationSettings, TrainingContext
-from townlet.policy.training.services import TrainingServices
-from townlet.policy.training.strategies.bc import BCConfigError, BCStrategy
+from townlet.config.schema.evaluation import EvaluationConfig
+from townlet.replay.data import ReplayData
 from townlet.runs.metrics import MetricsWriter
 from townlet.runs.rundir import RunDir
+from townlet.strategies.bc import BCConfigError, BCStrategy
+from townlet.strategies.context import TrainingContext
+from townlet.strategies.services import TrainingServices
 from townlet.world.config import WorldConfig
 from townlet.world.spec import NUM_ACTIONS, Action, ObservationSpec
 
@@ -102,7 +103,7 @@ def make_context(
         services=TrainingServices(replay=FakeReplay(data)),
         metrics=metrics or MetricsWriter(run_dir.metrics_path),
         log=logging.getLogger("test.bc"),
-        evaluation=EvaluationSettings(enabled=False),
+        evaluation=EvaluationConfig(enabled=False),
         **kw,
     )
 
@@ -145,7 +146,7 @@ def test_reported_train_metrics_describe_the_returned_network(tmp_path: Path) ->
     """Regression: with fewer rows than one batch (``experiment=smoke``), ``accuracy``/``loss`` were
     the epoch's running means, taken *before* the only optimiser step: the untrained network's
     0.0 next to the trained one's val accuracy of 1.0. They must describe the checkpoint reported."""
-    from townlet.runs.checkpoints import load_checkpoint
+    from townlet.nets.checkpoints import load_checkpoint
 
     small = synthetic_data(ticks=10, agents=8, seed=1)  # 60 training rows, batch 512
     result = BCStrategy(lr=3e-2, batch_size=512, epochs=1, val_fraction=0.25).run(
@@ -202,7 +203,7 @@ def test_init_from_warm_starts_weights(tmp_path: Path, data: ReplayData) -> None
 
 
 def test_init_from_other_architecture_is_refused(tmp_path: Path, data: ReplayData) -> None:
-    from townlet.runs.checkpoints import CheckpointModelMismatchError
+    from townlet.nets.checkpoints import CheckpointModelMismatchError
 
     BCStrategy(epochs=1, batch_size=256).run(make_context(tmp_path / "a", data))
     other = {"kind": "mlp", "hidden_dim": 16}

@@ -22,13 +22,14 @@ from pathlib import Path
 import pytest
 
 from townlet.config.schema.dataset import DatasetConfig
-from townlet.policy.training.contexts import EvaluationSettings, TrainingContext
-from townlet.policy.training.services import TrainingServices
-from townlet.policy.training.services.evaluation import EvaluationService
-from townlet.policy.training.services.replay import ReplayDatasetService
-from townlet.policy.training.strategies.bc import BCStrategy
+from townlet.config.schema.evaluation import EvaluationConfig
+from townlet.rollout.datasets import ReplayDatasetService
+from townlet.rollout.evaluation import EvaluationService
 from townlet.runs.metrics import MetricsWriter
 from townlet.runs.rundir import RunDir
+from townlet.strategies.bc import BCStrategy
+from townlet.strategies.context import TrainingContext
+from townlet.strategies.services import TrainingServices
 from townlet.world import load_world_config
 
 pytest.importorskip("torch")
@@ -53,7 +54,7 @@ def test_bc_on_the_scripted_town_matches_the_teacher(tmp_path: Path) -> None:
         ),
         metrics=MetricsWriter(run_dir.metrics_path),
         log=logging.getLogger("test.bc_world"),
-        evaluation=EvaluationSettings(episodes=2),
+        evaluation=EvaluationConfig(episodes=2),
     )
     result = BCStrategy(lr=2e-3, batch_size=256, epochs=15, val_fraction=0.25).run(ctx)
     assert result.val_accuracy is not None and result.val_accuracy >= 0.95

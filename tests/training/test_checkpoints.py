@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from townlet.runs.checkpoints import (
+from townlet.nets.checkpoints import (
     CheckpointError,
     CheckpointModelMismatchError,
     CheckpointSpecMismatchError,
@@ -33,7 +33,7 @@ CFG = {"kind": "conv", "hidden_dim": 16, "conv_channels": [4], "conv_strides": [
 
 
 def _trained(tmp: Path) -> tuple[torch.nn.Module, torch.optim.Optimizer, Path]:
-    from townlet.policy.models import build_network
+    from townlet.nets.models import build_network
 
     torch.manual_seed(0)
     net = build_network(CFG, SPEC)
@@ -89,7 +89,7 @@ def test_other_observation_spec_is_refused_with_the_difference(tmp_path: Path) -
 
 
 def test_warm_start_refuses_other_architecture(tmp_path: Path) -> None:
-    from townlet.policy.models import build_network
+    from townlet.nets.models import build_network
 
     _trained(tmp_path)
     mlp_cfg = {"kind": "mlp", "hidden_dim": 16}

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from townlet.policy.behaviour import make_behaviour
-from townlet.policy.training.services.evaluation import EvaluationError, EvaluationService, episode_plan
+from townlet.behaviour.rules import make_behaviour
+from townlet.rollout.evaluation import EvaluationError, EvaluationService, episode_plan
 from townlet.world import build_spec, load_world_config
 from townlet.world.spec import ObservationSpec
 
@@ -82,8 +82,8 @@ def test_bad_requests_are_clear(world) -> None:
 def test_evaluation_and_cli_import_without_torch() -> None:
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "import townlet.policy.training.services.evaluation, townlet.cli.evaluate, townlet.runs.checkpoints\n"
-        "import townlet.policy.training.strategies.bc, townlet.policy.models\n"
+        "import townlet.rollout.evaluation, townlet.cli.evaluate, townlet.nets.checkpoints\n"
+        "import townlet.strategies.bc, townlet.nets.models\n"
         "from townlet.cli.evaluate import main\n"
         "assert main(['/nonexistent']) == 2\n"
     )
@@ -96,9 +96,9 @@ def test_evaluation_and_cli_import_without_torch() -> None:
 def test_townlet_eval_cli_on_a_checkpoint(tmp_path, world, capsys) -> None:
     torch = pytest.importorskip("torch")
     from townlet.cli.evaluate import main
-    from townlet.policy.models import build_network
-    from townlet.policy.training.services.rollout import world_config_dict
-    from townlet.runs.checkpoints import save_checkpoint
+    from townlet.nets.checkpoints import save_checkpoint
+    from townlet.nets.models import build_network
+    from townlet.rollout.collect import world_config_dict
 
     spec = build_spec(world)
     cfg = {"kind": "mlp", "hidden_dim": 16}

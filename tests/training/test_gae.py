@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from torch import Tensor  # noqa: E402
 
-from townlet.policy.training.algorithms.gae import compute_gae, next_values_for  # noqa: E402
+from townlet.algorithms.gae import compute_gae, next_values_for  # noqa: E402
 
 GAMMA, LAM = 0.9, 0.8
 

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from townlet.policy.training.algorithms.losses import (  # noqa: E402
+from townlet.algorithms.losses import (  # noqa: E402
     clipped_surrogate,
     clipped_value_loss,
     kl_k1,
@@ -18,7 +18,7 @@ from townlet.policy.training.algorithms.losses import (  # noqa: E402
     masked_entropy,
     teacher_cross_entropy,
 )
-from townlet.policy.training.algorithms.stats import (  # noqa: E402
+from townlet.algorithms.stats import (  # noqa: E402
     MINIBATCH_FIELDS,
     MinibatchLog,
     explained_variance,

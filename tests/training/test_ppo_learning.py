@@ -17,11 +17,12 @@ torch = pytest.importorskip("torch")
 
 from ppo_support import ppo_context  # noqa: E402
 
-from townlet.policy.replay import ReplayData  # noqa: E402
-from townlet.policy.training.contexts import EvaluationSettings, TrainingContext  # noqa: E402
-from townlet.policy.training.services.evaluation import EvaluationService  # noqa: E402
-from townlet.policy.training.services.rollout import RolloutCaptureService  # noqa: E402
-from townlet.policy.training.strategies.ppo import PPOStrategy  # noqa: E402
+from townlet.config.schema.evaluation import EvaluationConfig  # noqa: E402
+from townlet.replay import ReplayData  # noqa: E402
+from townlet.rollout.collect import RolloutCaptureService  # noqa: E402
+from townlet.rollout.evaluation import EvaluationService  # noqa: E402
+from townlet.strategies.context import TrainingContext  # noqa: E402
+from townlet.strategies.ppo import PPOStrategy  # noqa: E402
 from townlet.world import load_world_config, make_town  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -43,7 +44,7 @@ def context(run_dir: Path, replay: ReplayData | None = None, **kw: Any) -> Train
         model=MODEL,
         replay=replay,
         evaluation_service=EvaluationService(),
-        evaluation=EvaluationSettings(enabled=True, episodes=8, baselines=True),
+        evaluation=EvaluationConfig(enabled=True, episodes=8, baselines=True),
         **kw,
     )
 
@@ -58,8 +59,8 @@ def test_ppo_from_scratch_beats_random(tmp_path: Path) -> None:
 
 
 def test_ppo_warm_started_from_bc_keeps_bc_return(tmp_path: Path) -> None:
-    from townlet.policy.behaviour import make_behaviour
-    from townlet.policy.training.strategies.bc import BCStrategy
+    from townlet.behaviour.rules import make_behaviour
+    from townlet.strategies.bc import BCStrategy
 
     town = make_town(small_world(), 7)
     data = RolloutCaptureService().collect(

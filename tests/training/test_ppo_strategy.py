@@ -14,18 +14,18 @@ torch = pytest.importorskip("torch")
 
 from ppo_support import ppo_context  # noqa: E402
 
-from townlet.policy.replay import ReplayData  # noqa: E402
-from townlet.policy.training.algorithms.update import NonFiniteTrainingError  # noqa: E402
-from townlet.policy.training.contexts import TrainingContext  # noqa: E402
-from townlet.policy.training.services.rollout import RolloutCaptureService  # noqa: E402
-from townlet.policy.training.strategies.ppo import (  # noqa: E402
+from townlet.algorithms.update import NonFiniteTrainingError  # noqa: E402
+from townlet.nets.checkpoints import load_checkpoint  # noqa: E402
+from townlet.replay import ReplayData  # noqa: E402
+from townlet.rollout.collect import RolloutCaptureService  # noqa: E402
+from townlet.runs.metrics import read_metrics  # noqa: E402
+from townlet.strategies.context import TrainingContext  # noqa: E402
+from townlet.strategies.ppo import (  # noqa: E402
     PPOConfigError,
     PPOStrategy,
     learning_rate_at,
     social_stage_for,
 )
-from townlet.runs.checkpoints import load_checkpoint  # noqa: E402
-from townlet.runs.metrics import read_metrics  # noqa: E402
 from townlet.world import load_world_config  # noqa: E402
 
 MODEL = {"kind": "mlp", "hidden_dim": 32}
@@ -60,7 +60,7 @@ def make_context(
 
 @pytest.fixture(scope="module")
 def scripted_data() -> ReplayData:
-    from townlet.policy.behaviour import make_behaviour
+    from townlet.behaviour.rules import make_behaviour
     from townlet.world import make_town
 
     town = make_town(tiny_world(), 5)

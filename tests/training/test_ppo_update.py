@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from torch import Tensor, nn  # noqa: E402
 
-from townlet.policy.training.algorithms.update import (  # noqa: E402
+from townlet.algorithms.update import (  # noqa: E402
     NonFiniteTrainingError,
     PPOBatch,
     PPOHyperParams,

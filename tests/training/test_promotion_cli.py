@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from townlet.cli.promote import main
-from townlet.policy.training.services.promotion import PromotionService
+from townlet.promotion.state import PromotionService
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from townlet.policy.training.anneal_rules import (
+from townlet.promotion.rules import (
     AnnealStatus,
     GuardrailConfigError,
     GuardrailMetrics,

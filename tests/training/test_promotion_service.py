@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from townlet.policy.training.services.baselines import BaselineStore, BaselineStoreError
-from townlet.policy.training.services.promotion import (
+from townlet.promotion.baselines import BaselineStore, BaselineStoreError
+from townlet.promotion.state import (
     PromotionError,
     PromotionService,
     PromotionState,
@@ -120,8 +120,8 @@ def test_baseline_store_round_trip(tmp_path: Path) -> None:
 WORKER = textwrap.dedent(
     """
     import sys
-    from townlet.policy.training.services.baselines import BaselineStore
-    from townlet.policy.training.services.promotion import PromotionService
+    from townlet.promotion.baselines import BaselineStore
+    from townlet.promotion.state import PromotionService
 
     state_dir, worker, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     svc = PromotionService(state_dir, required_passes=2)

@@ -12,13 +12,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from townlet.policy.replay.data import ReplayData
-from townlet.policy.training.algorithms.returns import returns_to_go, returns_to_go_parts
-from townlet.policy.training.contexts import EvaluationSettings, TrainingContext
-from townlet.policy.training.services import TrainingServices
-from townlet.policy.training.strategies.bc import BCConfigError, BCStrategy
+from townlet.algorithms.returns import returns_to_go, returns_to_go_parts
+from townlet.config.schema.evaluation import EvaluationConfig
+from townlet.replay.data import ReplayData
 from townlet.runs.metrics import MetricsWriter
 from townlet.runs.rundir import RunDir
+from townlet.strategies.bc import BCConfigError, BCStrategy
+from townlet.strategies.context import TrainingContext
+from townlet.strategies.services import TrainingServices
 from townlet.world.config import WorldConfig
 from townlet.world.spec import NUM_ACTIONS, ObservationSpec
 
@@ -129,13 +130,13 @@ def context(tmp: Path, data: ReplayData) -> TrainingContext:
         services=TrainingServices(replay=FakeReplay(data)),
         metrics=MetricsWriter(run_dir.metrics_path),
         log=logging.getLogger("test.value_warmup"),
-        evaluation=EvaluationSettings(enabled=False),
+        evaluation=EvaluationConfig(enabled=False),
     )
 
 
 def test_value_targets_line_up_with_flat_rows_and_use_recorded_values() -> None:
     torch = pytest.importorskip("torch")
-    from townlet.policy.training.strategies.bc import current_returns, stack_tensors, value_targets
+    from townlet.strategies.bc import current_returns, stack_tensors, value_targets
 
     data = reward_data(ticks=8, agents=4)
     expected = returns_to_go(data.rewards, data.terminated, data.truncated, 0.9)
@@ -171,8 +172,8 @@ def test_value_targets_line_up_with_flat_rows_and_use_recorded_values() -> None:
 
 def test_value_loss_falls_and_head_only_leaves_the_policy_untouched() -> None:
     torch = pytest.importorskip("torch")
-    from townlet.policy.models import build_network
-    from townlet.policy.training.strategies.bc import (
+    from townlet.nets.models import build_network
+    from townlet.strategies.bc import (
         current_returns,
         epoch_generator,
         evaluate_values,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from townlet.policy.behaviour import (
+from townlet.behaviour.rules import (
     BehaviourPolicy,
     RandomPolicy,
     ScriptedPolicy,

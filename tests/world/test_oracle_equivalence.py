@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from townlet.policy.behaviour import RandomPolicy, ScriptedPolicy
+from townlet.behaviour.rules import RandomPolicy, ScriptedPolicy
 from townlet.world import FEATURE_NAMES, make_town
 from townlet.world.oracle import OracleTown
 from townlet.world.spec import Observation

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from townlet.policy.behaviour import make_behaviour
+from townlet.behaviour.rules import make_behaviour
 from townlet.world import (
     EVENT_COUNTERS,
     WorldConfig,

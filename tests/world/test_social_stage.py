@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from townlet.policy.behaviour import ScriptedPolicy
+from townlet.behaviour.rules import ScriptedPolicy
 from townlet.world import make_town
 from townlet.world.config import WorldConfigError
 from townlet.world.oracle import OracleTown

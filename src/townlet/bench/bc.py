@@ -50,7 +50,7 @@ def _warmup() -> float:
 
 
 def _capture(ticks: int) -> Any:
-    from townlet.policy.training.services.rollout import RolloutCaptureService
+    from townlet.rollout.collect import RolloutCaptureService
     from townlet.world import load_world_config
 
     return RolloutCaptureService().capture(load_world_config("default"), "scripted", ticks=ticks, seed=0)
@@ -58,7 +58,7 @@ def _capture(ticks: int) -> Any:
 
 def _network(spec: Any, model: Any = None) -> Any:
     from townlet.config.schema.model import ModelConfig
-    from townlet.policy.models import build_network
+    from townlet.nets.models import build_network
 
     torch = _torch()
     torch.manual_seed(0)
@@ -68,7 +68,7 @@ def _network(spec: Any, model: Any = None) -> Any:
 def measure_accuracy(ticks: int = 400, budget_s: float = 90.0) -> dict[str, Any]:
     """Time from capture to 0.90 / 0.95 held-out accuracy (one thread, default network)."""
     from townlet.bench.protocol import QuietProbe
-    from townlet.policy.training.strategies.bc import evaluate_tensors, map_channel_max, stack_tensors
+    from townlet.strategies.bc import evaluate_tensors, map_channel_max, stack_tensors
 
     torch = _torch()
     import torch.nn.functional as F
@@ -155,7 +155,7 @@ def _bare_steps(net: Any, opt: Any, data: Any, rows: int) -> Any:
 def measure_throughput(rows: int, reps: int) -> dict[str, Any]:
     """BC's epoch loop against the bare loop on identical pre-stacked tensors (ABAB)."""
     from townlet.bench.protocol import alternate
-    from townlet.policy.training.strategies.bc import BCTensors, epoch_generator, stack_tensors, train_epoch
+    from townlet.strategies.bc import BCTensors, epoch_generator, stack_tensors, train_epoch
 
     torch = _torch()
     data = _capture(max(1, rows // 64 + 1))
@@ -192,8 +192,8 @@ def measure_inference(reps: int) -> dict[str, Any]:
     """TorchPolicy.act vs a bare forward on the same observation batch (64 and 1,024 agents)."""
     import numpy as np
 
+    from townlet.behaviour.torch_policy import TorchPolicy
     from townlet.bench.protocol import alternate
-    from townlet.policy.torch_policy import TorchPolicy
     from townlet.world import Observation
 
     torch = _torch()

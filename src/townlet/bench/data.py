@@ -58,8 +58,8 @@ def _spec() -> Any:
 
 def synthetic_data(spec: Any, ticks: int, agents: int, seed: int = 0) -> Any:
     """Well-formed data of realistic size (content is irrelevant to the data path's speed)."""
-    from townlet.policy.replay import ReplayData
-    from townlet.policy.replay.columns import allocate
+    from townlet.replay import ReplayData
+    from townlet.replay.columns import allocate
 
     rng = np.random.default_rng(seed)
     cols = allocate(spec, ticks, agents)
@@ -162,7 +162,7 @@ def bench_inmemory(spec: Any, ticks: int, agents: int, reps: int) -> dict[str, A
 
 def _child(mode: str, path: str) -> dict[str, Any]:
     """Runs in a fresh interpreter: RSS baseline after imports, then one epoch, then peak RSS."""
-    from townlet.policy.replay import load_dataset
+    from townlet.replay import load_dataset
 
     def rss_mb() -> float:
         """Peak RSS of this address space (VmHWM). ru_maxrss is not used: Linux carries it over
@@ -206,7 +206,7 @@ def _run_child(mode: str, path: Path) -> dict[str, Any]:
 
 
 def bench_streaming(spec: Any, shard_rows: int, shards: int, agents: int) -> dict[str, Any]:
-    from townlet.policy.replay import read_manifest, write_dataset
+    from townlet.replay import read_manifest, write_dataset
 
     ticks_per_shard = max(1, shard_rows // agents)
     tmp = Path(tempfile.mkdtemp(prefix="townlet-bench-data-"))
@@ -250,11 +250,11 @@ def bench_streaming(spec: Any, shard_rows: int, shards: int, agents: int) -> dic
 
 def bench_capture(ticks: int, reps: int, num_envs: int = 64, num_agents: int = 16) -> dict[str, Any]:
     try:
-        from townlet.policy.behaviour import make_behaviour
+        from townlet.behaviour.rules import make_behaviour
         from townlet.world import load_world_config, make_town
     except ImportError as exc:
         return {"skipped": f"world not available ({exc})"}
-    from townlet.policy.training.services.rollout import RolloutCaptureService
+    from townlet.rollout.collect import RolloutCaptureService
 
     cfg = load_world_config("default")
     cfg.num_envs, cfg.num_agents = num_envs, num_agents

@@ -52,7 +52,7 @@ def _default_model() -> Any:
 
 
 def _network(spec: Any) -> Any:
-    from townlet.policy.models import build_network
+    from townlet.nets.models import build_network
 
     torch = _torch()
     torch.manual_seed(0)
@@ -61,7 +61,7 @@ def _network(spec: Any) -> Any:
 
 def synthetic_batch(spec: Any, rows: int, seed: int = 0) -> Any:
     """A PPO batch of realistic shapes (the update's speed does not depend on the values)."""
-    from townlet.policy.training.algorithms.update import PPOBatch
+    from townlet.algorithms.update import PPOBatch
 
     torch = _torch()
     g = torch.Generator().manual_seed(seed)
@@ -79,7 +79,7 @@ def synthetic_batch(spec: Any, rows: int, seed: int = 0) -> Any:
 
 
 def _ppo_loss(net: Any, b: Any, sl: slice) -> Any:
-    from townlet.policy.training.algorithms.losses import (
+    from townlet.algorithms.losses import (
         clipped_surrogate,
         clipped_value_loss,
         log_prob_of,
@@ -106,8 +106,8 @@ def train_flops_per_sample(net: Any, batch: Any, rows: int = MINIBATCH) -> float
 
 
 def bench_update(quick: bool) -> dict[str, Any]:
+    from townlet.algorithms.update import PPOHyperParams, ppo_update
     from townlet.bench.protocol import alternate
-    from townlet.policy.training.algorithms.update import PPOHyperParams, ppo_update
     from townlet.world import make_town
 
     torch = _torch()
@@ -165,8 +165,8 @@ def bench_update(quick: bool) -> dict[str, Any]:
 
 
 def _acting_policy(spec: Any, seed: int = 0) -> Any:
-    from townlet.policy.torch_policy import TorchPolicy
-    from townlet.policy.training.strategies.ppo import _ActingPolicy
+    from townlet.behaviour.torch_policy import TorchPolicy
+    from townlet.strategies.ppo import _ActingPolicy
 
     return _ActingPolicy(TorchPolicy(_network(spec), spec, "cpu", greedy=False, seed=seed))
 
@@ -175,7 +175,7 @@ def bench_rollout(quick: bool) -> dict[str, Any]:
     import numpy as np
 
     from townlet.bench.protocol import alternate
-    from townlet.policy.training.services.rollout import RolloutCaptureService
+    from townlet.rollout.collect import RolloutCaptureService
     from townlet.world import make_town
 
     torch = _torch()
@@ -220,11 +220,12 @@ def bench_rollout(quick: bool) -> dict[str, Any]:
 
 
 def _context(run_dir: Path, world: Any, model: Any, seed: int = 0) -> Any:
-    from townlet.policy.training.contexts import EvaluationSettings, TrainingContext
-    from townlet.policy.training.services import TrainingServices
-    from townlet.policy.training.services.rollout import RolloutCaptureService
+    from townlet.config.schema.evaluation import EvaluationConfig
+    from townlet.rollout.collect import RolloutCaptureService
     from townlet.runs.metrics import MetricsWriter
     from townlet.runs.rundir import RunDir
+    from townlet.strategies.context import TrainingContext
+    from townlet.strategies.services import TrainingServices
 
     return TrainingContext(
         seed=seed,
@@ -235,17 +236,17 @@ def _context(run_dir: Path, world: Any, model: Any, seed: int = 0) -> Any:
         run_dir=RunDir(run_dir).prepare(),
         services=TrainingServices(rollout=RolloutCaptureService()),
         metrics=MetricsWriter(run_dir / "metrics.jsonl"),
-        evaluation=EvaluationSettings(enabled=False),
+        evaluation=EvaluationConfig(enabled=False),
         log=logging.getLogger("townlet.bench.ppo"),
     )
 
 
 def bench_iteration(quick: bool) -> dict[str, Any]:
     """A real strategy iteration vs its two halves run on their own (same sizes, same network)."""
+    from townlet.algorithms.batches import prepare_batch
+    from townlet.algorithms.update import ppo_update
     from townlet.bench.protocol import alternate
-    from townlet.policy.training.algorithms.batches import prepare_batch
-    from townlet.policy.training.algorithms.update import ppo_update
-    from townlet.policy.training.strategies.ppo import PPORun, PPOStrategy
+    from townlet.strategies.ppo import PPORun, PPOStrategy
 
     torch = _torch()
     n_steps = 16 if quick else 32
@@ -299,9 +300,9 @@ def bench_learning(max_steps: int, model: str = "conv", init_from: str | None = 
     """Agent-steps and wall time until a rolling mean of completed episode returns reaches scripted's."""
     import numpy as np
 
-    from townlet.policy.behaviour import make_behaviour
-    from townlet.policy.training.services.rollout import RolloutCaptureService
-    from townlet.policy.training.strategies.ppo import PPORun, PPOStrategy
+    from townlet.behaviour.rules import make_behaviour
+    from townlet.rollout.collect import RolloutCaptureService
+    from townlet.strategies.ppo import PPORun, PPOStrategy
     from townlet.world import make_town
 
     _torch()

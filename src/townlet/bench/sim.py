@@ -30,8 +30,8 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from townlet.behaviour.rules import ScriptedPolicy  # noqa: E402
 from townlet.bench.protocol import alternate, context_record, format_table  # noqa: E402
-from townlet.policy.behaviour import ScriptedPolicy  # noqa: E402
 from townlet.world import WorldConfig, load_world_config, make_town  # noqa: E402
 from townlet.world.oracle import OracleTown  # noqa: E402
 

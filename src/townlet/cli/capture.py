@@ -56,7 +56,8 @@ def run_capture(cfg: DictConfig) -> dict[str, Any]:
     """Capture per ``cfg``; returns the dataset summary. Separate from the Hydra entry for tests."""
     from tqdm import tqdm
 
-    from townlet.policy.training.services.rollout import RolloutCaptureService
+    from townlet.replay.stats import summarise
+    from townlet.rollout.collect import RolloutCaptureService
 
     world = OmegaConf.to_object(cfg.world)
     bar = tqdm(
@@ -85,7 +86,7 @@ def run_capture(cfg: DictConfig) -> dict[str, Any]:
     finally:
         bar.close()
     seconds = float(data.meta.get("capture_seconds", 0.0)) or 1e-9
-    summary = data.summarise()
+    summary = summarise(data)
     print(
         f"wrote {cfg.out}: {data.num_transitions:,} transitions "
         f"({data.num_ticks} ticks x {data.num_agents} agents), "

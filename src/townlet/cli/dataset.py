@@ -15,9 +15,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from townlet.policy.replay import DatasetError, read_manifest, validate_dataset, write_dataset
-from townlet.policy.replay.storage import DEFAULT_SHARD_ROWS
-from townlet.policy.replay.streaming import StreamingDataset
+from townlet.replay import DatasetError, read_manifest, validate_dataset, write_dataset
+from townlet.replay.storage import DEFAULT_SHARD_ROWS
+from townlet.replay.streaming import StreamingDataset
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -90,7 +90,7 @@ def _print_summary(path: str, summary: dict[str, Any], raw: dict[str, Any]) -> N
 def _import_legacy(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from townlet.policy.replay.legacy import import_legacy, import_legacy_groups
+    from townlet.replay.legacy import import_legacy, import_legacy_groups
 
     if args.ragged == "split":
         groups = import_legacy_groups(args.src, spec_policy=args.spec_policy)

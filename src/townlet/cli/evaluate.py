@@ -95,12 +95,12 @@ def _world_config(settings: dict[str, Any], stored: Any) -> Any:
 
 def evaluate_source(source: str, settings: dict[str, Any]) -> Any:
     """Load the checkpoint, build its policy and compare it with the baselines → ``EvaluationBlock``."""
-    from townlet.policy.models import require_torch
+    from townlet.torch_guard import require_torch
 
     require_torch("townlet-eval")
-    from townlet.policy.torch_policy import TorchPolicy
-    from townlet.policy.training.services.evaluation import EvaluationService
-    from townlet.runs.checkpoints import load_checkpoint
+    from townlet.behaviour.torch_policy import TorchPolicy
+    from townlet.nets.checkpoints import load_checkpoint
+    from townlet.rollout.evaluation import EvaluationService
     from townlet.runs.device import resolve_device
     from townlet.world import build_spec
 
@@ -149,10 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         "--json", dest="json_path", help="also write the evaluation block as JSON to this file"
     )
     args = parser.parse_args(argv)
-    from townlet.policy.models import TorchNotAvailableError
-    from townlet.policy.training.services.evaluation import EvaluationError
-    from townlet.runs.checkpoints import CheckpointError
+    from townlet.nets.checkpoints import CheckpointError
+    from townlet.rollout.evaluation import EvaluationError
     from townlet.runs.device import DeviceUnavailableError
+    from townlet.torch_guard import TorchNotAvailableError
     from townlet.world import WorldConfigError
 
     known = (EvalArgumentError, CheckpointError, EvaluationError, WorldConfigError, DeviceUnavailableError)

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from townlet.policy.training.anneal_rules import PromotionDecision, promotion_decision
-from townlet.policy.training.services.promotion import PromotionError, PromotionService, PromotionStateError
+from townlet.promotion.rules import PromotionDecision, promotion_decision
+from townlet.promotion.state import PromotionError, PromotionService, PromotionStateError
 
 RESULTS_FILE = "anneal_results.json"
 ERROR_EXIT = 3

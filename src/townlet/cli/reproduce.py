@@ -207,7 +207,7 @@ def run_reproduction(snapshot: Snapshot, new_run_dir: Path | None = None) -> Pat
     from hydra.core.utils import JobStatus, run_job
     from hydra.types import HydraContext
 
-    from townlet.train import run_job as train_job
+    from townlet.cli.train import run_job as train_job
 
     with hydra_session(snapshot.job_name):
         cfg, target_dir = compose_config(snapshot, new_run_dir)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from townlet.runs.sweep import SUMMARY_STEM, SweepReportError, render_markdown, write_summary
+from townlet.sweeps.summary import SUMMARY_STEM, SweepReportError, render_markdown, write_summary
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,6 +24,37 @@ ALLOWED_TARGET_PREFIXES: tuple[str, ...] = (
 
 EXTRA_TARGETS_ENV = "TOWNLET_ALLOWED_TARGETS"
 
+#: Components that moved to another module: a snapshot saved under the old name (``.hydra/``) still
+#: re-runs and reproduces. Maps an old dotted prefix to its current one.
+MOVED_TARGETS: dict[str, str] = {
+    "townlet.policy.training.strategies.": "townlet.strategies.",
+    "townlet.policy.training.services.build_default_services": (
+        "townlet.strategies.services.build_default_services"
+    ),
+    "townlet.runs.sweep.": "townlet.sweeps.summary.",
+}
+
+
+def current_target(target: str) -> str:
+    """``target`` under its current module name (unchanged unless it names a moved component)."""
+    for old, new in MOVED_TARGETS.items():
+        if target.startswith(old):
+            return new + target[len(old) :]
+    return target
+
+
+def upgrade_targets(node: Any) -> None:
+    """Rename moved ``_target_``s in place in a (possibly nested) config node."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == "_target_" and isinstance(value, str):
+                node[key] = current_target(value)  # type: ignore[index]
+            else:
+                upgrade_targets(value)
+    elif isinstance(node, Sequence) and not isinstance(node, str | bytes):
+        for value in node:
+            upgrade_targets(value)
+
 
 def allowed_prefixes() -> tuple[str, ...]:
     """Built-in prefixes plus comma-separated ones from ``$TOWNLET_ALLOWED_TARGETS`` (your own package)."""
@@ -60,6 +91,7 @@ def iter_targets(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
 def check_target(target: str, where: str = "") -> None:
     """Raise if ``target`` is not allowed or its module is missing (without importing it)."""
     label = f"{where}._target_" if where else "_target_"
+    target = current_target(target)
     prefixes = allowed_prefixes()
     if not target.startswith(prefixes):
         raise TargetNotAllowedError(
@@ -95,6 +127,7 @@ def build(node: Any, /, **kwargs: Any) -> Any:
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
+    upgrade_targets(node)
     for where, target in iter_targets(node):
         check_target(target, where)
     try:

@@ -37,7 +37,7 @@ def resolve_device(device_cfg: Any) -> str:
         raise DeviceUnavailableError(
             f"unknown device type {kind!r}; use device=cpu, device=cuda or device=auto"
         )
-    from townlet.policy.models import torch_available
+    from townlet.torch_guard import torch_available
 
     if not torch_available():
         if kind == "auto":

@@ -1,6 +1,6 @@
 """Typed schemas for every config group, registered in Hydra's ConfigStore.
 
-``register_configs()`` is called by ``townlet.train`` (and by tests using the compose API) before
+``register_configs()`` is called by ``townlet.cli.train`` (and by tests using the compose API) before
 composition. Registered nodes:
 
 * ``train_schema`` — the primary schema (``TrainConfig``); first entry of ``conf/train.yaml``.

@@ -46,7 +46,7 @@ class AnnealStageConfig:
 
 @dataclass
 class GuardrailTolerancesConfig:
-    """Relative tolerances of the PPO-stage flags (``townlet.policy.training.anneal_rules``)."""
+    """Relative tolerances of the PPO-stage flags (``townlet.promotion.rules``)."""
 
     loss: float = 0.10
     queue: float = 0.15
@@ -78,7 +78,7 @@ def _default_schedule() -> list[AnnealStageConfig]:
 
 @dataclass
 class AnnealStrategyConfig:
-    _target_: str = "townlet.policy.training.strategies.anneal.AnnealStrategy"
+    _target_: str = "townlet.strategies.anneal.AnnealStrategy"
     _recursive_: bool = False
     bc: BCStrategyConfig = field(default_factory=BCStrategyConfig)
     ppo: PPOStrategyConfig = field(default_factory=PPOStrategyConfig)

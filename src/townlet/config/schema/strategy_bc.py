@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass
 class BCStrategyConfig:
-    _target_: str = "townlet.policy.training.strategies.bc.BCStrategy"
+    _target_: str = "townlet.strategies.bc.BCStrategy"
     lr: float = 3e-3  # 1e-3 needs ~2x the samples to pass 0.95 on the scripted data
     batch_size: int = 512  # 512-1024 is the CPU sweet spot (docs/performance.md)
     epochs: int = 5  # maximum; early stopping may end sooner

@@ -38,7 +38,7 @@ class SocialRewardScheduleEntry:
 
 @dataclass
 class PPOStrategyConfig:
-    _target_: str = "townlet.policy.training.strategies.ppo.PPOStrategy"
+    _target_: str = "townlet.strategies.ppo.PPOStrategy"
     # --- the original PPOConfig (same defaults) ---
     lr: float = 3e-4
     clip_param: float = 0.2

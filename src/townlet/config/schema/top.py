@@ -15,10 +15,10 @@ from omegaconf import MISSING
 
 from townlet.config.schema.dataset import DatasetConfig
 from townlet.config.schema.device import DeviceConfig
+from townlet.config.schema.evaluation import EvaluationConfig
 from townlet.config.schema.logger import LoggerConfig
 from townlet.config.schema.model import ModelConfig
 from townlet.config.schema.paths import PathsConfig
-from townlet.policy.training.contexts import EvaluationSettings as EvaluationConfig  # one dataclass for both
 from townlet.world.config import WorldConfig
 
 
@@ -31,7 +31,7 @@ class ObjectiveMode(StrEnum):
 class ServicesConfig:
     """Torch-free services handed to the strategy (see ``build_default_services``)."""
 
-    _target_: str = "townlet.policy.training.services.build_default_services"
+    _target_: str = "townlet.strategies.services.build_default_services"
     data_dir: str = "${paths.data_dir}"
     state_dir: str = "${paths.state_dir}"
     implementations: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,302 @@
+"""``townlet-train`` / ``python -m townlet.train``: compose the config, run one strategy, write the run dir.
+
+Import cost matters (``--help`` and ``--cfg job`` must stay well under a second): this module imports
+Hydra and the config schemas only; DTOs, NumPy and the strategies load inside ``run_job``, and
+torch only inside a strategy's ``run()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from townlet.config.schema.evaluation import EvaluationConfig
+
+log = logging.getLogger("townlet.train")
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
+
+CONFIG_ERROR_EXIT = 2
+_TRACE_HINT = "(full traceback in the run directory's train.log, or rerun with HYDRA_FULL_ERROR=1)"
+RUN_ERROR_EXIT = 1
+
+
+def _hydra_context() -> Any:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
+    """Run one training job from a composed config; returns the objective for sweepers.
+
+    ``run_dir`` defaults to Hydra's output dir; tests using the compose API pass one explicitly.
+    """
+    from omegaconf import OmegaConf
+
+    from townlet.config.instantiate import build
+    from townlet.facade import PolicyTrainingOrchestrator, RunSettings
+    from townlet.runs.metrics import MetricsWriter, NullMetricsWriter
+    from townlet.runs.objective import check_objective_key, objective_value
+    from townlet.runs.record import RunRecorder
+    from townlet.runs.rundir import RunDir
+
+    cfg = _typed(cfg)
+    hc = _hydra_context()
+    if run_dir is None:
+        if hc is None:
+            raise ValueError("run_job needs run_dir= when called outside a Hydra application")
+        run_dir = hc.runtime.output_dir
+    rd = RunDir(run_dir)
+    previous = _previous_run_id(rd) if cfg.resume else None
+    rd.prepare(resume=bool(cfg.resume))
+    file_handler = None if hc is not None else _attach_file_log(rd.log_path)
+    choices = dict(hc.runtime.choices) if hc is not None else {}
+    multirun = hc is not None and str(hc.mode) == "RunMode.MULTIRUN"
+    recorder = RunRecorder.start(
+        rd.path,
+        seed=int(cfg.seed),
+        config=OmegaConf.to_container(cfg, resolve=True),
+        overrides=list(hc.overrides.task) if hc is not None else [],
+        run_name=str(cfg.run_name),
+        strategy=choices.get("strategy") or str(cfg.strategy.get("_target_", "?")).rsplit(".", 1)[-1],
+        device=str(cfg.device.type),
+        resumed=bool(cfg.resume),
+        parent_run=previous,
+        job_num=int(hc.job.num) if multirun else None,
+    )
+    metrics: MetricsWriter = NullMetricsWriter()
+    try:
+        check_objective_key(str(cfg.objective))
+        if str(cfg.logger.kind) == "tensorboard":
+            from townlet.runs.tensorboard import TENSORBOARD_DIR, TensorBoardMetricsWriter
+
+            metrics = TensorBoardMetricsWriter(
+                rd.path / cfg.logger.filename,
+                cfg.logger.log_frequency,
+                cfg.logger.max_log_entries,
+                logdir=rd.path / TENSORBOARD_DIR,
+                config_text=OmegaConf.to_yaml(cfg, resolve=True),
+            )
+        elif str(cfg.logger.kind) != "none":
+            metrics = MetricsWriter(
+                rd.path / cfg.logger.filename, cfg.logger.log_frequency, cfg.logger.max_log_entries
+            )
+        strategy = build(cfg.strategy)
+        services = build(cfg.services)
+        settings = RunSettings(
+            seed=int(cfg.seed),
+            world=OmegaConf.to_object(cfg.world),
+            dataset=OmegaConf.to_object(cfg.dataset),
+            model=OmegaConf.to_object(cfg.model),
+            device=OmegaConf.to_object(cfg.device),
+            run_dir=rd,
+            metrics=metrics,
+            init_from=cfg.init_from,
+            resume=bool(cfg.resume),
+            evaluation=cast("EvaluationConfig", OmegaConf.to_object(cfg.evaluation)),
+            metadata={
+                "data_dir": cfg.paths.data_dir,
+                "state_dir": cfg.paths.state_dir,
+                "config_hash": recorder.record.config_hash,  # stamped into checkpoints
+            },
+        )
+        result = PolicyTrainingOrchestrator(strategy, services, log).run(settings)
+        value = objective_value(result, str(cfg.objective), str(cfg.objective_mode))
+        rd.write_result(result)
+        metrics.close()
+        if str(cfg.logger.kind) != "none" and cfg.logger.plots:
+            _write_plots(rd.path, str(cfg.logger.filename))
+        recorder.finish(
+            "completed",
+            result_kind=result.kind,
+            objective=str(cfg.objective),
+            objective_value=value,
+            device=str(getattr(result, "device", None) or cfg.device.type),
+        )
+        log.info("result: %s  %s=%s", rd.result_path, cfg.objective, value)
+    except KeyboardInterrupt as exc:
+        recorder.finish("interrupted", error=exc)
+        raise
+    except BaseException as exc:
+        recorder.finish("failed", error=exc)
+        _log_failure(exc)
+        raise
+    finally:
+        metrics.close()
+        if file_handler is not None:
+            logging.getLogger().removeHandler(file_handler)
+            file_handler.close()
+    if not multirun:  # sweeps get sweep_summary.* instead of one report per job
+        from townlet.cli.report import format_run_summary
+
+        sys.stdout.write(
+            format_run_summary(result, rd.path, objective=str(cfg.objective), objective_value=value)
+        )
+        sys.stdout.flush()
+    return value
+
+
+def _write_plots(run_dir: Path, metrics_name: str) -> None:
+    """Training curves are a convenience: a plotting failure is logged, never fails the run."""
+    from townlet.runs.plots import write_training_plots
+
+    try:
+        path = write_training_plots(run_dir, metrics_name)
+    except Exception as exc:
+        log.warning("plots: could not draw training curves (%s)", exc)
+        return
+    if path is not None:
+        log.info("plots: %s", path)
+
+
+def _typed(cfg: DictConfig) -> DictConfig:
+    """Lay an untyped config on the schema: a snapshot's ``config.yaml`` (``--config-path
+    RUN/.hydra``) has lost its types, and may have been edited, so it is validated the same way."""
+    from omegaconf import OmegaConf
+
+    from townlet.config.schema.top import TrainConfig
+
+    if OmegaConf.get_type(cfg) is TrainConfig:
+        return cfg
+    return cast("DictConfig", OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg))
+
+
+def _log_failure(exc: BaseException) -> None:
+    """One line on the console; the traceback only in train.log (file handlers)."""
+    log.error("run failed: %s: %s", type(exc).__name__, exc)
+    record = log.makeRecord(
+        log.name, logging.ERROR, __file__, 0, "traceback", (), (type(exc), exc, exc.__traceback__)
+    )
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def _previous_run_id(rd: Any) -> str | None:
+    import json
+
+    try:
+        return str(json.loads(rd.record_path.read_text(encoding="utf-8"))["run_id"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _attach_file_log(path: Path) -> logging.Handler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    return handler
+
+
+def hydra_entry() -> Callable[[], Any]:
+    """The ``@hydra.main`` task, built on demand so ``--help``/``--schema`` never import Hydra."""
+    import hydra
+
+    from townlet.config.schema import conf_dir, register_configs
+
+    register_configs()
+    return hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")(hydra_task)
+
+
+def hydra_task(cfg: DictConfig) -> float:
+    """The Hydra task function (module level, so launchers can pickle it by reference)."""
+    return run_job(cfg)
+
+
+def _print_schema() -> None:
+    import json
+
+    from townlet.dto.schema import export_json_schema
+
+    sys.stdout.write(json.dumps(export_json_schema(), indent=2) + "\n")
+
+
+def main() -> None:
+    """Console entry: friendly one-line errors instead of a traceback wall (HYDRA_FULL_ERROR=1 to debug)."""
+    args = sys.argv[1:]
+    if "--schema" in args:
+        _print_schema()
+        return
+    if "--help" in args or "-h" in args:
+        from townlet.cli.train_help import render_help
+
+        sys.stdout.write(render_help(CONF_DIR))
+        return
+    sys.argv[1:] = _snapshot_args(args)
+    user_wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # make Hydra re-raise so we can format the error here
+    try:
+        hydra_entry()()
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        if user_wants_trace or isinstance(exc, KeyboardInterrupt):
+            raise
+        from townlet.config.errors import describe_config_error
+
+        message = describe_config_error(exc)
+        if message is not None:
+            sys.stderr.write(f"townlet-train: config error: {message}\n")
+            raise SystemExit(CONFIG_ERROR_EXIT) from None
+        if not _is_user_error(exc):
+            raise
+        sys.stderr.write(f"townlet-train: error: {exc}\n{_TRACE_HINT}\n")
+        raise SystemExit(RUN_ERROR_EXIT) from None
+
+
+def _snapshot_args(args: list[str]) -> list[str]:
+    """``args`` fitted for re-running a saved ``.hydra/`` snapshot (unchanged otherwise).
+
+    Two Hydra pitfalls: a relative ``--config-path`` is resolved against this module, not the
+    working directory, so an existing relative folder is made absolute; and a snapshot's
+    ``config.yaml`` has no defaults list, so the run would land in Hydra's ``outputs/<date>/<HH-MM-SS>``
+    (second resolution: re-runs collide). Our run/sweep dir settings from ``conf/hydra/default.yaml``
+    are added as ``hydra.*`` overrides (kept out of the task's ``overrides.yaml``); the caller's win.
+    """
+    out, snapshot = list(args), None
+    for i, arg in enumerate(out):
+        flag, eq, inline = arg.partition("=")
+        at = i if eq else i + 1
+        if flag not in ("--config-path", "-cp", "--config-dir", "-cd") or at >= len(out):
+            continue
+        folder = Path(inline if eq else out[at])
+        if not folder.is_absolute() and folder.is_dir():
+            folder = folder.resolve()
+            out[at] = f"{flag}={folder}" if eq else str(folder)
+        snapshot = folder if (folder / "hydra.yaml").is_file() else None
+    if snapshot is None:
+        return out
+    from omegaconf import OmegaConf
+
+    ours: Any = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "hydra" / "default.yaml"))
+    given = {a.partition("=")[0] for a in out}
+    extra = [
+        f"hydra.{group}.{key}='{ours[group][key]}'"
+        for group, key in (("run", "dir"), ("sweep", "dir"), ("sweep", "subdir"))
+        if f"hydra.{group}.{key}" not in given
+    ]
+    # next to the user's overrides: argparse rejects a second run of positional arguments
+    at = next((i for i, a in enumerate(out) if "=" in a and not a.startswith("-")), len(out))
+    return [*out[:at], *extra, *out[at:]]
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    """Bad input (ValueError, file errors, our RuntimeErrors) is one line; bugs keep their traceback."""
+    if isinstance(exc, ValueError | FileNotFoundError | PermissionError):
+        return True
+    return isinstance(exc, RuntimeError | TypeError) and type(exc).__module__.startswith("townlet")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""Checkpoints: the lasting effect of a training run (the original threw every network away).
+
+A checkpoint is one ``torch.save`` file holding only tensors and primitives, so it loads with
+``torch.load(weights_only=True)`` — no pickled code runs when a user evaluates a file they were sent.
+It carries the model config and the observation/action spec, so it can be rebuilt without Hydra and
+is refused, with the difference spelled out, in a world whose observations have another layout.
+
+Layout inside a run directory: ``checkpoints/last.pt`` (written every epoch; what ``resume=true``
+continues from) and ``checkpoints/best.pt`` (best validation score; what evaluation and
+``init_from`` use by default). This module imports torch only inside its functions.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from townlet.nets.models import model_config_dict
+from townlet.runs.atomic import atomic_write_bytes
+from townlet.torch_guard import require_torch
+from townlet.world.spec import ObservationSpec
+
+if TYPE_CHECKING:
+    import torch
+
+CHECKPOINT_FORMAT = "townlet-checkpoint"
+CHECKPOINT_VERSION = 1
+LAST = "last.pt"
+BEST = "best.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: missing, unreadable, or built for something else."""
+
+
+class CheckpointSpecMismatchError(CheckpointError):
+    """The checkpoint was trained on observations of a different layout than the current world."""
+
+
+class CheckpointModelMismatchError(CheckpointError):
+    """The checkpoint's network architecture differs from the one this run builds."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint (all fields plain data or tensors)."""
+
+    path: Path
+    model_state: Mapping[str, Any]
+    optimizer_state: Mapping[str, Any] | None
+    model_cfg: dict[str, Any]
+    spec: ObservationSpec
+    epoch: int
+    config_hash: str | None
+    rng: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def build_network(self, device: str = "cpu") -> torch.nn.Module:
+        """Rebuild the network from the stored config and load its weights."""
+        from townlet.nets.models import build_network
+
+        net = build_network(self.model_cfg, self.spec)
+        net.load_state_dict(self.model_state)
+        return net.to(device)
+
+    def restore_rng(self) -> None:
+        """Put the torch, numpy and Python global RNGs back where they were at save time."""
+        import torch
+
+        if "torch" in self.rng:
+            torch.set_rng_state(self.rng["torch"].cpu())
+        if "python" in self.rng:
+            version, state, gauss = self.rng["python"]
+            random.setstate((version, tuple(state), gauss))
+        if "numpy_key" in self.rng:
+            np.random.set_state(
+                (
+                    "MT19937",
+                    self.rng["numpy_key"].numpy().astype(np.uint32),
+                    int(self.rng["numpy_pos"]),
+                    0,
+                    0.0,
+                )
+            )
+
+
+def _to_primitive(value: Any, where: str) -> Any:
+    """Convert numpy scalars/arrays and Paths to things ``weights_only`` loading accepts."""
+    import torch
+
+    if value is None or isinstance(value, bool | int | float | str | torch.Tensor):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        # int keys survive (optimizer state is keyed by parameter index); anything else becomes a str
+        return {
+            (k if isinstance(k, int | str) else str(k)): _to_primitive(v, f"{where}.{k}")
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        items = [_to_primitive(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if isinstance(value, tuple) else items
+    raise TypeError(
+        f"checkpoint field {where} has type {type(value).__name__}; store only tensors and primitives"
+    )
+
+
+def _rng_state() -> dict[str, Any]:
+    import torch
+
+    version, state, gauss = random.getstate()
+    np_state: tuple[Any, ...] = tuple(np.random.get_state(legacy=True))
+    return {
+        "torch": torch.get_rng_state(),
+        "python": [version, list(state), gauss],
+        "numpy_key": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+        "numpy_pos": int(np_state[2]),
+    }
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    model_cfg: Any,
+    spec: ObservationSpec,
+    epoch: int,
+    config_hash: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically; returns its path."""
+    require_torch("saving a checkpoint")
+    import torch
+
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer_state": _to_primitive(optimizer.state_dict(), "optimizer_state") if optimizer else None,
+        "model_cfg": model_config_dict(model_cfg),
+        "spec": spec.to_dict(),
+        "spec_fingerprint": spec.fingerprint(),
+        "epoch": int(epoch),
+        "config_hash": config_hash,
+        "rng": _rng_state(),
+        "extra": _to_primitive(dict(extra or {}), "extra"),
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    target = Path(path)
+    atomic_write_bytes(target, buf.getvalue())
+    return target
+
+
+def resolve_checkpoint_path(path_or_run_dir: str | Path, which: str = "best") -> Path:
+    """A checkpoint file, a ``checkpoints/`` folder or a run directory → the ``.pt`` file to load.
+
+    ``which="best"`` falls back to ``last.pt`` when no best exists (e.g. a run without validation).
+    """
+    p = Path(path_or_run_dir).expanduser()
+    if p.is_file():
+        return p
+    if not p.exists():
+        raise CheckpointError(f"checkpoint path {p} does not exist; pass a run directory or a .pt file")
+    folder = p / "checkpoints" if (p / "checkpoints").is_dir() else p
+    order = [BEST, LAST] if which == "best" else [LAST]
+    for name in order:
+        if (folder / name).is_file():
+            return folder / name
+    raise CheckpointError(
+        f"no checkpoint found in {p} (looked for {', '.join(str(folder / n) for n in order)}); "
+        "was the run trained with a torch strategy (strategy=bc or strategy=ppo)?"
+    )
+
+
+def load_checkpoint(
+    path_or_run_dir: str | Path,
+    spec: ObservationSpec | None = None,
+    device: str = "cpu",
+    *,
+    which: str = "best",
+) -> Checkpoint:
+    """Load a checkpoint with ``weights_only=True``; refuse it when ``spec`` differs from its own."""
+    require_torch("loading a checkpoint")
+    import torch
+
+    path = resolve_checkpoint_path(path_or_run_dir, which)
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # unreadable, truncated, or contains pickled objects
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.__class__.__name__}: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a townlet checkpoint (missing format marker)")
+    if int(payload.get("format_version", 0)) > CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format v{payload['format_version']}, newer than this code "
+            f"(v{CHECKPOINT_VERSION}); upgrade townlet-train"
+        )
+    saved_spec = ObservationSpec.from_dict(payload["spec"])
+    if spec is not None:
+        diff = spec.describe_mismatch(saved_spec)
+        if diff is not None:
+            world = payload.get("extra", {}).get("world_name")
+            hint = f" (it was trained in world={world})" if world else ""
+            raise CheckpointSpecMismatchError(
+                f"checkpoint {path} was trained on a different observation spec than this world: {diff}. "
+                f"Evaluate or warm-start it only in a world with the same observation layout{hint}, "
+                "or train a new model for this world."
+            )
+    return Checkpoint(
+        path=path,
+        model_state=payload["model_state"],
+        optimizer_state=payload.get("optimizer_state"),
+        model_cfg=dict(payload["model_cfg"]),
+        spec=saved_spec,
+        epoch=int(payload["epoch"]),
+        config_hash=payload.get("config_hash"),
+        rng=dict(payload.get("rng", {})),
+        extra=dict(payload.get("extra", {})),
+    )
+
+
+def warm_start(
+    model: torch.nn.Module, source: str | Path, model_cfg: Any, spec: ObservationSpec, device: str = "cpu"
+) -> Checkpoint:
+    """``init_from=``: copy a checkpoint's weights into ``model`` (same spec and architecture required).
+
+    Only the weights move; the optimiser, epoch counter and RNG start fresh, because the new run is a
+    new experiment that merely starts from those weights.
+    """
+    ckpt = load_checkpoint(source, spec, device)
+    want, have = model_config_dict(model_cfg), ckpt.model_cfg
+    if want != have:
+        raise CheckpointModelMismatchError(
+            f"init_from={source}: the checkpoint's network is {have} but this run builds {want}; "
+            f"select the same architecture (e.g. model={have['kind']} with the same sizes)"
+        )
+    model.load_state_dict(ckpt.model_state)
+    return ckpt

@@ -1,1 +1,0 @@
-"""Behaviour policies, the network, replay data and training."""

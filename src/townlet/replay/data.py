@@ -1,0 +1,288 @@
+"""`ReplayData`: the in-memory, time-major dataset every strategy trains from.
+
+Columns are contiguous arrays with leading axes [T, N]; a row (t, i) holds the observation agent i
+saw at tick t *and* the action chosen from it (the original stored the observation one tick late).
+Minibatches gather each column with one fancy index per minibatch, never per row, and the
+permutation is re-drawn every epoch from (seed, epoch) so runs are reproducible and resumable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from townlet.replay.columns import COLUMN_NAMES, COLUMNS
+from townlet.replay.errors import DatasetError
+from townlet.world.spec import Observation, ObservationSpec
+
+Batch = dict[str, np.ndarray]
+
+
+def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+    """Independent stream per (seed, epoch): epoch k's order does not depend on having run epoch k-1."""
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(epoch) & 0xFFFFFFFF, 0x7E91A])
+
+
+@dataclass
+class ReplayData:
+    """Time-major transitions of N agents over T ticks plus what describes them."""
+
+    spec: ObservationSpec
+    maps: np.ndarray
+    features: np.ndarray
+    action_mask: np.ndarray
+    actions: np.ndarray
+    teacher_actions: np.ndarray
+    log_probs: np.ndarray
+    values: np.ndarray
+    final_values: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    env_id: np.ndarray
+    agent_id: np.ndarray
+    episode_id: np.ndarray
+    tick: np.ndarray
+    bootstrap_values: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+    events: dict[str, float] = field(default_factory=dict)
+    episode_stats: dict[str, float] = field(default_factory=dict)
+    next_obs: Observation | None = None  # observation after the last step (continue a rollout); not saved
+
+    # ------------------------------------------------------------------ construction / shape
+    @classmethod
+    def from_columns(
+        cls,
+        spec: ObservationSpec,
+        columns: Mapping[str, np.ndarray],
+        *,
+        bootstrap_values: np.ndarray | None = None,
+        meta: dict[str, Any] | None = None,
+        events: dict[str, float] | None = None,
+        episode_stats: dict[str, float] | None = None,
+        next_obs: Observation | None = None,
+        check_finite: bool = True,
+    ) -> ReplayData:
+        """Build and validate; ``check_finite=False`` only where the caller already checked the floats."""
+        missing = [n for n in COLUMN_NAMES if n not in columns]
+        if missing:
+            raise DatasetError(f"missing column(s) {missing}")
+        n_agents = columns["actions"].shape[1] if columns["actions"].ndim == 2 else 0
+        boot = np.zeros(n_agents, np.float32) if bootstrap_values is None else bootstrap_values
+        data = cls(
+            spec=spec,
+            **{n: columns[n] for n in COLUMN_NAMES},
+            bootstrap_values=np.asarray(boot, dtype=np.float32),
+            meta=dict(meta or {}),
+            events=dict(events or {}),
+            episode_stats=dict(episode_stats or {}),
+            next_obs=next_obs,
+        )
+        data.validate(check_finite=check_finite)
+        return data
+
+    def columns(self) -> dict[str, np.ndarray]:
+        return {n: getattr(self, n) for n in COLUMN_NAMES}
+
+    @property
+    def num_ticks(self) -> int:
+        return int(self.actions.shape[0])
+
+    @property
+    def num_agents(self) -> int:
+        return int(self.actions.shape[1])
+
+    @property
+    def num_transitions(self) -> int:
+        return self.num_ticks * self.num_agents
+
+    def __len__(self) -> int:
+        return self.num_transitions
+
+    def validate(self, *, source: str | None = None, check_finite: bool = True) -> None:
+        """Shapes, dtypes, id ranges and finiteness; raises one DatasetError naming the problem."""
+        t, n = self.actions.shape[:2] if self.actions.ndim >= 2 else (-1, -1)
+        if t < 0:
+            raise DatasetError(
+                f"column 'actions' must be [T, N], got shape {self.actions.shape}", file=source
+            )
+        for col in COLUMNS:
+            arr = getattr(self, col.name)
+            want = col.shape(self.spec, t, n)
+            if not isinstance(arr, np.ndarray):
+                raise DatasetError(f"column {col.name!r} is not an array", file=source)
+            if arr.dtype != col.dtype:
+                raise DatasetError(
+                    f"column {col.name!r} has dtype {arr.dtype}, expected {col.dtype}", file=source
+                )
+            if arr.shape != want:
+                raise DatasetError(
+                    f"column {col.name!r} has shape {list(arr.shape)}, expected {list(want)} "
+                    f"(features: {self.spec.feature_dim} names, map {list(self.spec.map_shape)})",
+                    file=source,
+                )
+            if check_finite and col.is_float:
+                check_finite_array(arr, col.name, source)
+        if self.bootstrap_values.shape != (n,):
+            raise DatasetError(
+                f"bootstrap_values has shape {list(self.bootstrap_values.shape)}, expected [{n}]", file=source
+            )
+        if check_finite:
+            check_finite_array(self.bootstrap_values, "bootstrap_values", source)
+        for name in ("actions", "teacher_actions"):
+            arr = getattr(self, name)
+            if arr.size and (arr.min() < 0 or arr.max() >= self.spec.num_actions):
+                raise DatasetError(
+                    f"column {name!r} holds ids outside [0, {self.spec.num_actions}) "
+                    f"(min {arr.min()}, max {arr.max()})",
+                    file=source,
+                )
+
+    # ------------------------------------------------------------------ views
+    def flat(self, name: str) -> np.ndarray:
+        """[T*N, ...] view of a column (no copy; columns are contiguous)."""
+        arr = getattr(self, name)
+        return arr.reshape(self.num_transitions, *arr.shape[2:])
+
+    # ------------------------------------------------------------------ iteration
+    def iter_minibatches(
+        self,
+        batch_size: int,
+        seed: int,
+        epoch: int,
+        *,
+        drop_last: bool = False,
+        columns: tuple[str, ...] | None = None,
+        extra: Mapping[str, np.ndarray] | None = None,
+    ) -> Iterator[Batch]:
+        """Shuffled minibatches of transitions; a fresh permutation for every (seed, epoch).
+
+        ``extra`` adds per-transition arrays with the same leading [T, N] (e.g. advantages and returns
+        computed by PPO) so they are gathered with the same indices.
+        """
+        names = columns or COLUMN_NAMES
+        sources = {n: getattr(self, n) for n in names}
+        sources.update(extra or {})
+        yield from iter_flat_minibatches(
+            sources, self.num_transitions, batch_size, epoch_rng(seed, epoch), drop_last=drop_last
+        )
+
+    def iter_segments(
+        self,
+        segment_length: int,
+        agents_per_segment: int,
+        seed: int,
+        epoch: int,
+        *,
+        columns: tuple[str, ...] | None = None,
+        extra: Mapping[str, np.ndarray] | None = None,
+    ) -> Iterator[Batch]:
+        """Contiguous [L, n] trajectory blocks (for GAE / recurrent training) in a per-epoch random order.
+
+        Time is cut at multiples of ``segment_length`` (the last block may be shorter); agents are
+        grouped by a per-epoch permutation. Each block carries ``next_values`` [n]: V of the
+        observation after its last step (the next row's ``values``, or ``bootstrap_values``), plus
+        ``t0`` and ``agent_index`` so callers can map it back.
+        """
+        if segment_length <= 0 or agents_per_segment <= 0:
+            raise ValueError("segment_length and agents_per_segment must be positive")
+        names = columns or COLUMN_NAMES
+        sources = {n: getattr(self, n) for n in names}
+        sources.update(extra or {})
+        rng = epoch_rng(seed, epoch)
+        agent_perm = rng.permutation(self.num_agents)
+        groups = [
+            np.sort(agent_perm[i : i + agents_per_segment])
+            for i in range(0, self.num_agents, agents_per_segment)
+        ]
+        starts = list(range(0, self.num_ticks, segment_length))
+        blocks = [(t0, g) for t0 in starts for g in range(len(groups))]
+        for b in rng.permutation(len(blocks)):
+            t0, g = blocks[int(b)]
+            t1 = min(t0 + segment_length, self.num_ticks)
+            idx = groups[g]
+            out = {n: arr[t0:t1][:, idx] for n, arr in sources.items()}
+            out["next_values"] = (
+                self.values[t1, idx] if t1 < self.num_ticks else self.bootstrap_values[idx]
+            ).astype(np.float32, copy=False)
+            out["t0"] = np.asarray(t0)
+            out["agent_index"] = idx
+            yield out
+
+    # ------------------------------------------------------------------ splitting
+    def select_agents(self, agent_index: np.ndarray) -> ReplayData:
+        """Copy holding only the given agent columns (whole trajectories)."""
+        idx = np.asarray(agent_index, dtype=np.int64)
+        cols = {n: np.ascontiguousarray(arr[:, idx]) for n, arr in self.columns().items()}
+        next_obs = None
+        if self.next_obs is not None:
+            next_obs = Observation(*(np.ascontiguousarray(a[idx]) for a in self.next_obs))
+        return ReplayData.from_columns(
+            self.spec,
+            cols,
+            bootstrap_values=self.bootstrap_values[idx].copy(),
+            meta=dict(self.meta),
+            events=dict(self.events),
+            episode_stats=dict(self.episode_stats),
+            next_obs=next_obs,
+        )
+
+    def split_by_agent(self, val_fraction: float, seed: int) -> tuple[ReplayData, ReplayData]:
+        """Train/validation split by whole agent trajectories, never by row (rows of one agent are
+        strongly correlated in time, so a row split would leak). ``events`` and ``episode_stats``
+        describe the whole capture and are copied to both parts."""
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        if self.num_agents < 2:
+            raise DatasetError(
+                f"cannot split {self.num_agents} agent trajectory by agent",
+                hint="capture more agents or environments",
+            )
+        n_val = min(self.num_agents - 1, max(1, round(self.num_agents * val_fraction)))
+        perm = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x5B117]).permutation(self.num_agents)
+        val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        train, val = self.select_agents(train_idx), self.select_agents(val_idx)
+        train.meta["split"] = {"part": "train", "val_fraction": val_fraction, "seed": seed}
+        val.meta["split"] = {"part": "val", "val_fraction": val_fraction, "seed": seed}
+        return train, val
+
+
+def check_finite_array(arr: np.ndarray, name: str, source: str | None) -> None:
+    """Raise a DatasetError naming the column and first bad position when NaN/Inf is present."""
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = np.argwhere(~finite)
+        raise DatasetError(
+            f"column {name!r} holds {bad.shape[0]} non-finite value(s) (NaN/Inf), first at index "
+            f"{tuple(int(i) for i in bad[0])}",
+            file=source,
+            hint="the data is corrupt; re-capture it",
+        )
+
+
+def iter_flat_minibatches(
+    sources: Mapping[str, np.ndarray],
+    rows: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    *,
+    drop_last: bool = False,
+) -> Iterator[Batch]:
+    """Gather shuffled minibatches from [T, N, ...] arrays holding ``rows`` = T*N rows: one
+    ``np.take`` per column per minibatch, never per row.
+
+    Indices inside a minibatch are sorted: the batch holds the same set of rows, and a forward
+    walk through memory is markedly faster for the wide map rows.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    trailing = {n: tuple(a.shape[2:]) for n, a in sources.items()}
+    flat = {n: a.reshape(rows, -1) for n, a in sources.items()}
+    perm = rng.permutation(rows)
+    stop = rows - rows % batch_size if drop_last else rows
+    for start in range(0, stop, batch_size):
+        idx = np.sort(perm[start : start + batch_size])
+        yield {n: np.take(flat[n], idx, axis=0).reshape(len(idx), *trailing[n]) for n in flat}

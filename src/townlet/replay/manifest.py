@@ -1,0 +1,278 @@
+"""Format v1 manifest: building it, parsing it, and checking it before any shard is touched.
+
+A dataset is a directory::
+
+    manifest.json          format, version, provenance, counts, observation spec, column schema,
+                           shards (file, ticks, rows, sha256), bootstrap values, statistics
+    shard-00000.npz ...    columnar arrays [ticks_in_shard, N, ...], loaded with allow_pickle=False
+
+Shards cut the time axis, so every shard holds whole [t, N] blocks: contiguous trajectory segments
+survive sharding and streaming can still hand out segments for GAE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from townlet.replay.columns import column_schema
+from townlet.replay.errors import DatasetError
+from townlet.runs.atomic import json_safe
+from townlet.world.spec import ObservationSpec
+
+FORMAT_NAME = "townlet-replay"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+
+def stable_hash(payload: Any, length: int = 16) -> str:
+    """sha256 of canonical JSON (sorted keys): the cache key and the world-config hash."""
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """Hash in fixed chunks so checking a shard never holds a second copy of it in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    file: str
+    tick_start: int
+    ticks: int
+    rows: int
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Parsed and checked manifest; ``raw`` keeps everything for `inspect`."""
+
+    path: Path  # the manifest file
+    spec: ObservationSpec
+    ticks: int
+    agents: int
+    shards: tuple[ShardEntry, ...]
+    bootstrap_values: np.ndarray
+    meta: dict[str, Any]
+    events: dict[str, float]
+    episode_stats: dict[str, float]
+    stats: dict[str, Any]
+    raw: dict[str, Any]
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def transitions(self) -> int:
+        return self.ticks * self.agents
+
+    @property
+    def max_shard_rows(self) -> int:
+        return max((s.rows for s in self.shards), default=0)
+
+
+def build_manifest(
+    *,
+    spec: ObservationSpec,
+    ticks: int,
+    agents: int,
+    shards: list[ShardEntry],
+    bootstrap_values: np.ndarray,
+    meta: dict[str, Any],
+    events: dict[str, float],
+    episode_stats: dict[str, float],
+    stats: dict[str, Any],
+    created_at: str,
+) -> dict[str, Any]:
+    meta = dict(json_safe(meta, default=str))  # plain json.dump writes the manifest
+    world_raw = meta.get("world")
+    world: dict[str, Any] = world_raw if isinstance(world_raw, dict) else {}
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "created_at": created_at,
+        "world": {"name": world.get("name"), "config": world.get("config"), "hash": world.get("hash")},
+        "behaviour": {"name": meta.get("behaviour"), "epsilon": meta.get("epsilon")},
+        "seed": meta.get("seed"),
+        "counts": {
+            "ticks": ticks,
+            "agents": agents,
+            "num_envs": meta.get("num_envs"),
+            "num_agents": meta.get("num_agents"),
+            "transitions": ticks * agents,
+            "shards": len(shards),
+        },
+        "observation_spec": {
+            **spec.to_dict(),
+            "map_shape": list(spec.map_shape),
+            "feature_dim": spec.feature_dim,
+            "num_actions": spec.num_actions,
+            "fingerprint": spec.fingerprint(),
+        },
+        "columns": column_schema(spec),
+        "shards": [
+            {
+                "file": s.file,
+                "tick_start": s.tick_start,
+                "ticks": s.ticks,
+                "rows": s.rows,
+                "sha256": s.sha256,
+                "bytes": s.bytes,
+            }
+            for s in shards
+        ],
+        "bootstrap_values": [float(v) for v in np.asarray(bootstrap_values, np.float32)],
+        "stats": json_safe({**stats, "events": events, "episodes": episode_stats}, default=str),
+        "meta": meta,
+    }
+
+
+def _get(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], where: Path) -> Any:
+    if key not in doc:
+        raise DatasetError(f"manifest is missing the key {key!r}", file=where)
+    value = doc[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise DatasetError(f"manifest key {key!r} has the wrong type ({type(value).__name__})", file=where)
+    return value
+
+
+def manifest_path(path: str | Path) -> Path:
+    p = Path(path)
+    return p if p.name == MANIFEST_NAME or p.suffix == ".json" else p / MANIFEST_NAME
+
+
+def read_manifest(path: str | Path, *, expect_spec: ObservationSpec | None = None) -> Manifest:
+    """Parse and check a manifest: format/version, spec, column schema, shard list consistency."""
+    mpath = manifest_path(path)
+    if not mpath.parent.exists():
+        raise DatasetError("dataset directory does not exist", file=mpath.parent)
+    if not mpath.is_file():
+        raise DatasetError(
+            "no manifest.json here",
+            file=mpath.parent,
+            hint="is this a dataset directory written by townlet-capture?",
+        )
+    try:
+        doc = json.loads(mpath.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"manifest is not valid JSON ({exc})", file=mpath) from None
+    if not isinstance(doc, dict):
+        raise DatasetError("manifest must be a JSON object", file=mpath)
+    if doc.get("format") != FORMAT_NAME:
+        raise DatasetError(
+            f"not a {FORMAT_NAME} manifest (format={doc.get('format')!r})",
+            file=mpath,
+            hint="original per-agent .npz captures can be converted with `townlet-dataset import`",
+        )
+    version = _get(doc, "format_version", int, mpath)
+    if version != FORMAT_VERSION:
+        raise DatasetError(
+            f"format version {version} is not supported (this build reads version {FORMAT_VERSION})",
+            file=mpath,
+        )
+    spec_doc = _get(doc, "observation_spec", dict, mpath)
+    try:
+        spec = ObservationSpec.from_dict(spec_doc)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(f"observation_spec is malformed ({exc})", file=mpath) from None
+    if list(spec.map_shape) != spec_doc.get("map_shape", list(spec.map_shape)):
+        raise DatasetError(
+            f"observation_spec map_shape {spec_doc.get('map_shape')} disagrees with channels/window",
+            file=mpath,
+        )
+    if len(set(spec.feature_names)) != len(spec.feature_names):
+        raise DatasetError("observation_spec feature_names has duplicates", file=mpath)
+    if spec_doc.get("feature_dim", spec.feature_dim) != spec.feature_dim:
+        raise DatasetError(
+            f"observation_spec lists {spec.feature_dim} feature names "
+            f"but feature_dim is {spec_doc.get('feature_dim')}",
+            file=mpath,
+        )
+    if expect_spec is not None and (diff := expect_spec.describe_mismatch(spec)):
+        raise DatasetError(
+            f"dataset observation spec does not match the expected one: {diff}",
+            file=mpath,
+            hint="re-capture the dataset with the current world, or pick the matching world",
+        )
+    columns = _get(doc, "columns", dict, mpath)
+    expected_cols = column_schema(spec)
+    for name, schema in expected_cols.items():
+        if name not in columns:
+            raise DatasetError(f"column {name!r} is missing from the manifest schema", file=mpath)
+        if name == "features" and columns[name] != schema:
+            raise DatasetError(
+                f"feature list has {spec.feature_dim} names but the features column is {columns[name]}",
+                file=mpath,
+                hint="the manifest's feature_names were edited or belong to another world",
+            )
+        if columns[name] != schema:
+            raise DatasetError(f"column {name!r} schema {columns[name]} != expected {schema}", file=mpath)
+    counts = _get(doc, "counts", dict, mpath)
+    ticks, agents = _get(counts, "ticks", int, mpath), _get(counts, "agents", int, mpath)
+    shards = []
+    tick = 0
+    for i, s in enumerate(_get(doc, "shards", list, mpath)):
+        if not isinstance(s, dict):
+            raise DatasetError(f"shard entry {i} is not an object", file=mpath)
+        entry = ShardEntry(
+            file=_get(s, "file", str, mpath),
+            tick_start=_get(s, "tick_start", int, mpath),
+            ticks=_get(s, "ticks", int, mpath),
+            rows=_get(s, "rows", int, mpath),
+            sha256=_get(s, "sha256", str, mpath),
+            bytes=_get(s, "bytes", int, mpath),
+        )
+        if Path(entry.file).name != entry.file or entry.file.startswith("."):
+            raise DatasetError(f"shard file name {entry.file!r} must be a plain file name", file=mpath)
+        if entry.tick_start != tick or entry.rows != entry.ticks * agents:
+            raise DatasetError(f"shard {entry.file} covers inconsistent ticks/rows", file=mpath)
+        tick += entry.ticks
+        shards.append(entry)
+    if tick != ticks:
+        raise DatasetError(f"shards cover {tick} ticks but counts.ticks is {ticks}", file=mpath)
+    boot = np.asarray(_get(doc, "bootstrap_values", list, mpath), dtype=np.float64)
+    if boot.shape != (agents,) or not np.isfinite(boot).all():
+        raise DatasetError(f"bootstrap_values must be {agents} finite numbers", file=mpath)
+    stats_raw, meta_raw = doc.get("stats"), doc.get("meta")
+    stats: dict[str, Any] = stats_raw if isinstance(stats_raw, dict) else {}
+    meta: dict[str, Any] = meta_raw if isinstance(meta_raw, dict) else {}
+    events = {k: float(v or 0.0) for k, v in (stats.get("events") or {}).items()}
+    return Manifest(
+        path=mpath,
+        spec=spec,
+        ticks=ticks,
+        agents=agents,
+        shards=tuple(shards),
+        bootstrap_values=boot.astype(np.float32),
+        meta=meta,
+        events=events,
+        episode_stats={k: float(v or 0.0) for k, v in (stats.get("episodes") or {}).items()},
+        stats=stats,
+        raw=doc,
+    )
+
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "Manifest",
+    "ShardEntry",
+    "build_manifest",
+    "file_sha256",
+    "read_manifest",
+    "stable_hash",
+]

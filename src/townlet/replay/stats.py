@@ -1,0 +1,147 @@
+"""Dataset and batch statistics: what the manifest records and what `summarise` reports.
+
+Statistics are accumulated chunk by chunk (`StatsAccumulator`) so the writer can describe a dataset
+it never holds whole in memory, and they travel in the manifest, so an on-disk dataset keeps its
+event counters (the original lost them for everything but in-memory rollouts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from townlet.world.spec import EVENT_COUNTERS, ObservationSpec
+
+if TYPE_CHECKING:
+    from townlet.replay.data import ReplayData
+
+CONFLICT_FEATURES: tuple[str, ...] = ("rivalry_max", "rivalry_avoid_count")
+
+
+class StatsAccumulator:
+    """Running reward moments, action histograms and done counts over [t, N] chunks."""
+
+    def __init__(self, spec: ObservationSpec) -> None:
+        self.spec = spec
+        self.count = 0
+        self.reward_sum = 0.0
+        self.reward_sq = 0.0
+        self.reward_min = float("inf")
+        self.reward_max = float("-inf")
+        self.log_prob_sum = 0.0
+        self.agree = 0
+        self.terminated = 0
+        self.truncated = 0
+        self.actions = np.zeros(spec.num_actions, np.int64)
+        self.teacher = np.zeros(spec.num_actions, np.int64)
+
+    def update(self, chunk: Mapping[str, np.ndarray]) -> None:
+        rewards = chunk["rewards"].astype(np.float64, copy=False)
+        if rewards.size == 0:
+            return
+        self.count += rewards.size
+        self.reward_sum += float(rewards.sum())
+        self.reward_sq += float(np.square(rewards).sum())
+        self.reward_min = min(self.reward_min, float(rewards.min()))
+        self.reward_max = max(self.reward_max, float(rewards.max()))
+        self.log_prob_sum += float(chunk["log_probs"].sum(dtype=np.float64))
+        self.agree += int(np.count_nonzero(chunk["actions"] == chunk["teacher_actions"]))
+        self.terminated += int(np.count_nonzero(chunk["terminated"]))
+        self.truncated += int(np.count_nonzero(chunk["truncated"]))
+        a = self.spec.num_actions
+        self.actions += np.bincount(chunk["actions"].ravel(), minlength=a)[:a]
+        self.teacher += np.bincount(chunk["teacher_actions"].ravel(), minlength=a)[:a]
+
+    def result(self) -> dict[str, Any]:
+        n = max(self.count, 1)
+        mean = self.reward_sum / n
+        var = max(self.reward_sq / n - mean * mean, 0.0)
+        names = self.spec.action_names
+        return {
+            "transitions": self.count,
+            "reward": {
+                "mean": mean,
+                "std": var**0.5,
+                "min": self.reward_min if self.count else 0.0,
+                "max": self.reward_max if self.count else 0.0,
+            },
+            "log_prob_mean": self.log_prob_sum / n,
+            "teacher_agreement": self.agree / n,
+            "terminated": self.terminated,
+            "truncated": self.truncated,
+            "action_histogram": {names[i]: int(c) for i, c in enumerate(self.actions)},
+            "teacher_action_histogram": {names[i]: int(c) for i, c in enumerate(self.teacher)},
+        }
+
+
+def event_summary(events: Mapping[str, float], agent_ticks: int) -> dict[str, float]:
+    """Totals of every counter plus the derived rates the DTOs report."""
+    out = {name: float(events.get(name, 0.0)) for name in EVENT_COUNTERS}
+    out.update({k: float(v) for k, v in events.items() if k not in out})
+    succ = out.get("chat_success_events", 0.0)
+    out["chat_quality_mean"] = out.get("chat_quality_sum", 0.0) / succ if succ else 0.0
+    out["conflicts_per_100_agent_ticks"] = (
+        100.0 * out.get("queue_conflict_events", 0.0) / agent_ticks if agent_ticks else 0.0
+    )
+    return out
+
+
+def conflict_stats(features: np.ndarray, spec: ObservationSpec) -> dict[str, float]:
+    """Mean/max of the rivalry features over every row of a [..., F] array (empty if absent)."""
+    out: dict[str, float] = {}
+    flat = features.reshape(-1, features.shape[-1])
+    for name in CONFLICT_FEATURES:
+        if name in spec.feature_names and flat.shape[0]:
+            col = flat[:, spec.feature_names.index(name)]
+            out[f"{name}_mean"] = float(col.mean())
+            out[f"{name}_max"] = float(col.max())
+    return out
+
+
+def summarise_batch(batch: Mapping[str, np.ndarray], spec: ObservationSpec, index: int = 0) -> dict[str, Any]:
+    """Per-batch summary (feature_dim really is F here; the original reported T)."""
+    out: dict[str, Any] = {
+        "batch": index,
+        "batch_size": int(batch["actions"].shape[0]),
+        "feature_dim": int(batch["features"].shape[-1]),
+    }
+    if "rewards" in batch:
+        out["reward_mean"] = float(batch["rewards"].mean()) if batch["rewards"].size else 0.0
+    out.update({f"conflict.{k}": v for k, v in conflict_stats(batch["features"], spec).items()})
+    return out
+
+
+def summarise_data(data: ReplayData) -> dict[str, Any]:
+    """Everything `townlet-dataset inspect` prints for an in-memory dataset."""
+    acc = StatsAccumulator(data.spec)
+    acc.update(data.columns())
+    stats = acc.result()
+    return {
+        "ticks": data.num_ticks,
+        "agents": data.num_agents,
+        "transitions": data.num_transitions,
+        "feature_dim": data.spec.feature_dim,
+        "map_shape": list(data.spec.map_shape),
+        **{k: v for k, v in stats.items() if k != "transitions"},
+        "events": event_summary(data.events, data.num_transitions),
+        "episodes": dict(data.episode_stats),
+        "conflict": conflict_stats(data.features, data.spec),
+        "meta": {k: data.meta[k] for k in ("behaviour", "epsilon", "seed", "ticks") if k in data.meta},
+    }
+
+
+def summarise(
+    data: ReplayData, batch_size: int | None = None, *, seed: int = 0, max_batches: int = 8
+) -> dict[str, Any]:
+    """Dataset-wide statistics; with ``batch_size`` also the first ``max_batches`` batch summaries."""
+    summary = summarise_data(data)
+    if batch_size:
+        batches = []
+        for i, batch in enumerate(data.iter_minibatches(batch_size, seed, 0)):
+            if i >= max_batches:
+                break
+            batches.append(summarise_batch(batch, data.spec, i))
+        summary["batches"] = batches
+    return summary

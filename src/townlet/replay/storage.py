@@ -1,0 +1,244 @@
+"""Writing format v1 datasets.
+
+Writing is atomic at the directory level: shards and manifest go into a hidden temp directory next
+to the target, which is renamed into place only when complete, so a reader never sees half a
+dataset and two writers racing for the same cache key cannot corrupt each other (the loser gets
+:class:`DatasetExistsError` and can simply load the winner's copy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import errno
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from townlet.replay.columns import COLUMN_NAMES, COLUMNS
+from townlet.replay.data import ReplayData
+from townlet.replay.errors import DatasetError
+from townlet.replay.manifest import (
+    MANIFEST_NAME,
+    ShardEntry,
+    build_manifest,
+    file_sha256,
+)
+from townlet.replay.stats import StatsAccumulator
+from townlet.world.spec import ObservationSpec
+
+DEFAULT_SHARD_ROWS = 1 << 17  # 131,072 transitions: ~100 MB at 11x11 maps with 8 channels
+
+
+class DatasetExistsError(DatasetError):
+    """The target directory already holds a dataset (and overwrite was not asked for)."""
+
+
+class DatasetWriter:
+    """Append [t, N, ...] chunks; shards are cut every ``shard_rows // N`` ticks and written at once.
+
+    Use as a context manager: an exception discards the temp directory, ``close()`` publishes.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        spec: ObservationSpec,
+        *,
+        meta: Mapping[str, Any] | None = None,
+        shard_rows: int = DEFAULT_SHARD_ROWS,
+        compress: bool = False,
+        overwrite: bool = False,
+    ) -> None:
+        if shard_rows <= 0:
+            raise ValueError(f"shard_rows must be positive, got {shard_rows}")
+        self.path = Path(path)
+        self.spec = spec
+        self.meta = dict(meta or {})
+        self.shard_rows = shard_rows
+        self.compress = compress
+        self.overwrite = overwrite
+        if self.path.exists() and any(self.path.iterdir()) and not overwrite:
+            raise DatasetExistsError(
+                "target already exists and is not empty",
+                file=self.path,
+                hint="choose another path or overwrite",
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.parent / f".{self.path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.tmp.mkdir()
+        self.agents: int | None = None
+        self.ticks = 0
+        self._pending: list[dict[str, np.ndarray]] = []
+        self._pending_ticks = 0
+        self._shards: list[ShardEntry] = []
+        self._stats = StatsAccumulator(spec)
+        self._closed = False
+
+    @property
+    def shard_ticks(self) -> int:
+        return max(1, self.shard_rows // max(self.agents or 1, 1))
+
+    def append(self, chunk: Mapping[str, np.ndarray]) -> None:
+        missing = [n for n in COLUMN_NAMES if n not in chunk]
+        if missing:
+            raise DatasetError(f"chunk is missing column(s) {missing}")
+        t, n = chunk["actions"].shape[:2]
+        if self.agents is None:
+            self.agents = n
+        for col in COLUMNS:
+            arr = chunk[col.name]
+            if arr.shape != col.shape(self.spec, t, n) or n != self.agents or arr.dtype != col.dtype:
+                raise DatasetError(
+                    f"chunk column {col.name!r} is {arr.dtype}{list(arr.shape)}, "
+                    f"expected {col.dtype}{list(col.shape(self.spec, t, self.agents))}"
+                )
+        self._stats.update(chunk)
+        self._pending.append(dict(chunk))
+        self._pending_ticks += t
+        while self._pending_ticks >= self.shard_ticks:
+            self._write_shard(self._take(self.shard_ticks))
+
+    def _take(self, ticks: int) -> dict[str, np.ndarray]:
+        """Pop ``ticks`` ticks from the pending chunks (views when one chunk suffices)."""
+        parts: list[dict[str, np.ndarray]] = []
+        need = ticks
+        while need:
+            head = self._pending[0]
+            avail = head["actions"].shape[0]
+            if avail <= need:
+                parts.append(self._pending.pop(0))
+                need -= avail
+            else:
+                parts.append({k: v[:need] for k, v in head.items()})
+                self._pending[0] = {k: v[need:] for k, v in head.items()}
+                need = 0
+        self._pending_ticks -= ticks
+        if len(parts) == 1:
+            return parts[0]
+        return {k: np.concatenate([p[k] for p in parts]) for k in COLUMN_NAMES}
+
+    def _write_shard(self, block: Mapping[str, np.ndarray]) -> None:
+        name = f"shard-{len(self._shards):05d}.npz"
+        target = self.tmp / name
+        save = np.savez_compressed if self.compress else np.savez
+        arrays = {k: np.ascontiguousarray(block[k]) for k in COLUMN_NAMES}
+        with open(target, "wb") as fh:
+            save(fh, **arrays)  # type: ignore[arg-type]
+            fh.flush()
+            os.fsync(fh.fileno())
+        t = int(block["actions"].shape[0])
+        self._shards.append(
+            ShardEntry(
+                file=name,
+                tick_start=self.ticks,
+                ticks=t,
+                rows=t * int(self.agents or 0),
+                sha256=file_sha256(target),
+                bytes=target.stat().st_size,
+            )
+        )
+        self.ticks += t
+
+    def close(
+        self,
+        *,
+        bootstrap_values: np.ndarray | None = None,
+        events: Mapping[str, float] | None = None,
+        episode_stats: Mapping[str, float] | None = None,
+    ) -> Path:
+        """Flush the last shard, write the manifest and move the directory into place."""
+        if self._closed:
+            raise RuntimeError("writer already closed")
+        if self.agents is None:
+            self.abort()
+            raise DatasetError(
+                "refusing to write an empty dataset (no transitions were appended)", file=self.path
+            )
+        if self._pending_ticks:
+            self._write_shard(self._take(self._pending_ticks))
+        boot = np.zeros(self.agents, np.float32) if bootstrap_values is None else np.asarray(bootstrap_values)
+        stats = self._stats.result()
+        manifest = build_manifest(
+            spec=self.spec,
+            ticks=self.ticks,
+            agents=self.agents,
+            shards=self._shards,
+            bootstrap_values=boot,
+            meta=self.meta,
+            events=dict(events or {}),
+            episode_stats=dict(episode_stats or {}),
+            stats=stats,
+            created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        )
+        mfile = self.tmp / MANIFEST_NAME
+        with open(mfile, "w", encoding="utf-8") as fh:
+            json.dump(manifest, fh, indent=1, allow_nan=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._closed = True
+        _publish(self.tmp, self.path, overwrite=self.overwrite)
+        return self.path
+
+    def abort(self) -> None:
+        self._closed = True
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None and not self._closed:
+            self.abort()
+
+
+def _publish(tmp: Path, target: Path, *, overwrite: bool) -> None:
+    """rename(tmp, target); an existing non-empty target is either kept (race lost) or swapped out."""
+    with contextlib.suppress(OSError):
+        dfd = os.open(tmp, os.O_RDONLY)
+        os.fsync(dfd)
+        os.close(dfd)
+    old: Path | None = None
+    if overwrite and target.exists():
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(target, old)
+    try:
+        os.rename(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
+            raise DatasetExistsError("another writer published this dataset first", file=target) from None
+        raise DatasetError(f"could not move the finished dataset into place ({exc})", file=target) from None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_dataset(
+    data: ReplayData,
+    path: str | Path,
+    *,
+    shard_rows: int = DEFAULT_SHARD_ROWS,
+    compress: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Write an in-memory dataset as format v1 (atomically)."""
+    data.validate()
+    with DatasetWriter(
+        path, data.spec, meta=data.meta, shard_rows=shard_rows, compress=compress, overwrite=overwrite
+    ) as writer:
+        writer.append(data.columns())
+        return writer.close(
+            bootstrap_values=data.bootstrap_values, events=data.events, episode_stats=data.episode_stats
+        )
+
+
+# ---------------------------------------------------------------------------------------- reading

@@ -1,0 +1,201 @@
+"""Streaming access to an on-disk dataset: memory bounded by one shard, not by the dataset.
+
+Each epoch visits the shards in a fresh (seed, epoch) order and shuffles rows inside each shard;
+the rows of a shard that do not fill a last minibatch are carried into the next shard's first one,
+so batches keep their size across shard boundaries. This is a two-level shuffle (shard order, then
+rows), the usual trade for bounded memory; with shards of >= 100k rows it mixes well for BC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from townlet.replay.columns import COLUMN_NAMES
+from townlet.replay.data import Batch, ReplayData, epoch_rng
+from townlet.replay.errors import DatasetError
+from townlet.replay.manifest import Manifest, ShardEntry, read_manifest
+from townlet.replay.reading import load_replay_data, read_shard
+from townlet.replay.stats import event_summary
+from townlet.world.spec import ObservationSpec
+
+
+class StreamingDataset:
+    """Lazy view of a dataset directory; shards are read (and verified) when iterated."""
+
+    def __init__(self, manifest: Manifest, *, verify: bool = True) -> None:
+        self.manifest = manifest
+        self.verify = verify
+        # shards already checksummed, keyed by file -> (size, mtime_ns): later epochs re-hash only
+        # a shard whose file changed, so a multi-epoch stream pays for sha256 once
+        self._verified: dict[str, tuple[int, int]] = {}
+
+    @property
+    def spec(self) -> ObservationSpec:
+        return self.manifest.spec
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.manifest.meta
+
+    @property
+    def events(self) -> dict[str, float]:
+        return self.manifest.events
+
+    @property
+    def episode_stats(self) -> dict[str, float]:
+        return self.manifest.episode_stats
+
+    @property
+    def num_transitions(self) -> int:
+        return self.manifest.transitions
+
+    def __len__(self) -> int:
+        return self.num_transitions
+
+    def _shard_data(self, entry: ShardEntry) -> ReplayData:
+        path = self.manifest.root / entry.file
+        stamp = _stamp(path)
+        fresh = self.verify and self._verified.get(entry.file) != stamp
+        cols = read_shard(self.manifest, entry, verify=fresh)
+        if fresh and stamp is not None:
+            self._verified[entry.file] = stamp
+        last = entry.tick_start + entry.ticks == self.manifest.ticks
+        boot = self.manifest.bootstrap_values if last else np.zeros(self.manifest.agents, np.float32)
+        # with verify, these bytes were checked (finiteness included) when first read: skip re-checking
+        return ReplayData.from_columns(
+            self.spec,
+            cols,
+            bootstrap_values=boot,
+            meta={**self.meta, "shard": entry.file, "tick_start": entry.tick_start},
+            check_finite=not self.verify,
+        )
+
+    def _first_values(self, tick: int) -> np.ndarray:
+        """``values`` at ``tick`` (first row of the shard starting there): the bootstrap of the
+        segments that end just before it.
+
+        Only that one column is read (npz members load independently); the shard is fully verified
+        when its own turn comes.
+        """
+        path = self.manifest.root / next(s.file for s in self.manifest.shards if s.tick_start == tick)
+        if not path.is_file():
+            raise DatasetError("shard file is missing", file=path)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return np.asarray(npz["values"][0], dtype=np.float32)
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            raise DatasetError(f"cannot read 'values' ({type(exc).__name__}: {exc})", file=path) from None
+
+    def iter_shards(self, seed: int | None = None, epoch: int = 0) -> Iterator[ReplayData]:
+        """Shards as small ReplayData, in file order or in a (seed, epoch) permutation."""
+        order = np.arange(len(self.manifest.shards))
+        if seed is not None:
+            order = epoch_rng(seed, epoch).permutation(order)
+        for i in order:
+            yield self._shard_data(self.manifest.shards[int(i)])
+
+    def iter_minibatches(
+        self,
+        batch_size: int,
+        seed: int,
+        epoch: int,
+        *,
+        drop_last: bool = False,
+        columns: tuple[str, ...] | None = None,
+    ) -> Iterator[Batch]:
+        """Shuffled minibatches across shards; at most one shard (+ a carried tail) in memory."""
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        names = columns or COLUMN_NAMES
+        rng = epoch_rng(seed, epoch)
+        carry: dict[str, np.ndarray] | None = None
+        for shard in self.iter_shards(seed, epoch):
+            rows = shard.num_transitions
+            sources = {n: shard.flat(n) for n in names}
+            perm = rng.permutation(rows)
+            start = 0
+            if carry is not None:
+                need = batch_size - carry[names[0]].shape[0]
+                idx = np.sort(perm[:need])
+                merged = {n: np.concatenate([carry[n], np.take(sources[n], idx, axis=0)]) for n in names}
+                start, carry = len(idx), None
+                if merged[names[0]].shape[0] < batch_size:  # shard smaller than the gap: keep filling
+                    carry = merged
+                    continue
+                yield merged
+            full_end = start + (rows - start) // batch_size * batch_size
+            for s in range(start, full_end, batch_size):
+                idx = np.sort(perm[s : s + batch_size])
+                yield {n: np.take(sources[n], idx, axis=0) for n in names}
+            if full_end < rows:
+                idx = np.sort(perm[full_end:])
+                carry = {n: np.take(sources[n], idx, axis=0) for n in names}
+            del shard, sources
+        if carry is not None and not drop_last:
+            yield carry
+
+    def iter_segments(
+        self, segment_length: int, agents_per_segment: int, seed: int, epoch: int
+    ) -> Iterator[Batch]:
+        """Contiguous [L, n] blocks shard by shard (segments never cross a shard boundary)."""
+        for shard in self.iter_shards(seed, epoch):
+            start = int(shard.meta["tick_start"])
+            end = start + shard.num_ticks
+            if end < self.manifest.ticks:  # bootstrap from the next shard's values
+                shard.bootstrap_values = self._first_values(end)
+            for block in shard.iter_segments(segment_length, agents_per_segment, seed, epoch):
+                block["t0"] = np.asarray(int(block["t0"]) + start)
+                yield block
+
+    def load(self) -> ReplayData:
+        """Materialise the whole dataset (when it fits)."""
+        return load_replay_data(self.manifest, verify=self.verify)
+
+    def summarise(self) -> dict[str, Any]:
+        """Statistics from the manifest (no shard is read)."""
+        stats = dict(self.manifest.stats)
+        stats.pop("events", None)
+        episodes = stats.pop("episodes", {})
+        return {
+            "ticks": self.manifest.ticks,
+            "agents": self.manifest.agents,
+            "transitions": self.num_transitions,
+            "shards": len(self.manifest.shards),
+            "feature_dim": self.spec.feature_dim,
+            "map_shape": list(self.spec.map_shape),
+            **{k: v for k, v in stats.items() if k != "transitions"},
+            "events": event_summary(self.events, self.num_transitions),
+            "episodes": episodes,
+        }
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+def load_dataset(
+    path: str | Path,
+    streaming: bool = False,
+    *,
+    expect_spec: ObservationSpec | None = None,
+    verify: bool = True,
+) -> ReplayData | StreamingDataset:
+    """Load a format v1 dataset fully (``ReplayData``) or lazily (``StreamingDataset``).
+
+    The streaming form reads and checks one shard at a time, so its memory is bounded by a shard.
+    """
+    manifest = read_manifest(path, expect_spec=expect_spec)
+    if streaming:
+        return StreamingDataset(manifest, verify=verify)
+    return load_replay_data(manifest, verify=verify)
+
+
+__all__ = ["StreamingDataset", "load_dataset"]

@@ -1,0 +1,125 @@
+"""Teacher mixing: how an anneal PPO stage's ``bc_weight`` acts on the rollouts (``teacher_mix: true``).
+
+Opt-in since the kickstarting loss (PPO's ``bc_coef``) became the default effect of ``bc_weight``:
+for a clone that already puts ~all its mass on the teacher's action, mixing changes little (μ ≈ π)
+and cannot pull a drifting policy back; see docs/anneal.md.
+
+With mixing weight ``m`` each agent, each tick, executes the scripted teacher's action with
+probability ``m`` and otherwise samples from the network π. The behaviour policy is therefore the
+mixture μ(a|s) = (1 − m)·π(a|s) + m·1[a = teacher(s)], and its *exact* log-probability is recorded,
+so PPO's importance ratio π_new(a|s) / μ(a|s) stays correct (the original recorded scripted actions
+against an unrelated network). ``m = 1`` is pure imitation data, ``m = 0`` plain on-policy PPO; an
+anneal schedule lowers ``m`` stage by stage, handing control from the teacher to the learner.
+
+The mixing is applied at the rollout-service seam (:class:`TeacherMixRollout` wraps whatever
+``collect`` the PPO strategy calls), so PPO itself needs no knowledge of the anneal. Torch is
+imported inside ``act`` only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from townlet.behaviour.rules import PolicyOutput, make_behaviour
+
+
+class TeacherMixError(ValueError):
+    """Invalid mixing weight, or a policy that cannot expose its action distribution."""
+
+
+def mixture_log_prob(
+    net_log_prob_of_executed: np.ndarray, executed: np.ndarray, teacher: np.ndarray, mix: float
+) -> np.ndarray:
+    """log μ(a) = log((1 − m)·π(a) + m·1[a = teacher]) — the pure formula, for tests and docs."""
+    p = (1.0 - mix) * np.exp(net_log_prob_of_executed) + mix * (executed == teacher)
+    return np.log(p).astype(np.float32)
+
+
+class TeacherMixPolicy:
+    """Wraps the acting network policy (anything with ``forward(obs) -> (logits, values)``)."""
+
+    def __init__(self, policy: Any, teacher: Any, mix: float, seed: int = 0) -> None:
+        if not 0.0 <= float(mix) <= 1.0:
+            raise TeacherMixError(f"teacher mixing weight (bc_weight) must be in [0, 1], got {mix}")
+        self.policy = policy
+        self.teacher = teacher
+        self.mix = float(mix)
+        self.name = f"{getattr(policy, 'name', 'policy')}+teacher{self.mix:g}"
+        self._forward = _find_forward(policy)
+        self._rng = np.random.default_rng(int(seed))
+        self.generator = getattr(policy, "generator", None) or getattr(
+            getattr(policy, "inner", None), "generator", None
+        )
+
+    def act(self, obs: Any) -> PolicyOutput:
+        import torch
+
+        with torch.inference_mode():
+            logits, values = self._forward(obs)
+            logp_all = torch.log_softmax(logits.float(), dim=-1)
+            if self.generator is not None and self.generator.device == logp_all.device:
+                net = torch.multinomial(logp_all.exp(), 1, generator=self.generator).squeeze(-1)
+            else:
+                net = torch.multinomial(logp_all.exp(), 1).squeeze(-1)
+            logp = logp_all.cpu().numpy()
+        net_actions = net.cpu().numpy().astype(np.int64)
+        teacher = np.asarray(self.teacher.act(obs).actions, dtype=np.int64)
+        use_teacher = self._rng.random(net_actions.shape[0]) < self.mix
+        executed = np.where(use_teacher, teacher, net_actions)
+        rows = np.arange(executed.shape[0])
+        log_probs = mixture_log_prob(logp[rows, executed], executed, teacher, self.mix)
+        return PolicyOutput(
+            actions=executed,
+            log_probs=log_probs,
+            values=values.float().cpu().numpy().astype(np.float32, copy=False),
+            teacher_actions=teacher,
+        )
+
+    def value(self, obs: Any) -> np.ndarray:
+        """Bootstrap values come from the network's critic, as without mixing."""
+        value_fn = getattr(self.policy, "value", None)
+        if callable(value_fn):
+            return np.asarray(value_fn(obs), np.float32)
+        _, values = self._forward(obs)
+        return values.float().cpu().numpy()
+
+
+class TeacherMixRollout:
+    """A rollout service whose ``collect`` runs the given policy mixed with the scripted teacher.
+
+    Everything else (``capture``, attributes) is delegated to the wrapped service unchanged.
+    """
+
+    def __init__(self, inner: Any, mix: float, seed: int = 0) -> None:
+        if not 0.0 <= float(mix) <= 1.0:
+            raise TeacherMixError(f"teacher mixing weight (bc_weight) must be in [0, 1], got {mix}")
+        self.inner = inner
+        self.mix = float(mix)
+        self.seed = int(seed)
+        self._teacher: Any = None
+        self._calls = 0
+
+    def collect(self, town: Any, policy: Any, ticks: int, **kwargs: Any) -> Any:
+        if self.mix <= 0.0:
+            return self.inner.collect(town, policy, ticks, **kwargs)
+        if self._teacher is None:
+            self._teacher = make_behaviour("scripted", town.spec, seed=self.seed)
+        self._calls += 1
+        mixed = TeacherMixPolicy(policy, self._teacher, self.mix, seed=self.seed * 7919 + self._calls)
+        return self.inner.collect(town, mixed, ticks, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _find_forward(policy: Any) -> Any:
+    for candidate in (policy, getattr(policy, "inner", None)):
+        forward = getattr(candidate, "forward", None)
+        if callable(forward):
+            return forward
+    raise TeacherMixError(
+        f"{type(policy).__name__} exposes no forward(obs) -> (logits, values); teacher mixing needs the "
+        "network's full action distribution to record the mixture's exact log-probability"
+    )

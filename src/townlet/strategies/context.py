@@ -1,0 +1,64 @@
+"""What a strategy receives: everything it needs for one run, built by the façade.
+
+Plain dataclasses, torch-free and Hydra-free: configs arrive as typed objects (``OmegaConf.to_object``
+of the schemas), so strategies and services are easy to call from tests without composing configs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from townlet.config.schema.evaluation import EvaluationConfig
+
+if TYPE_CHECKING:
+    from townlet.runs.metrics import MetricsWriter
+    from townlet.runs.rundir import RunDir
+    from townlet.strategies.services import TrainingServices
+    from townlet.world.config import WorldConfig
+
+
+@dataclass
+class AnnealContext:
+    """State of the anneal stage being run, so PPO can tag its telemetry (upstream v1.2 keys)
+    and compute the guard-rail flags against the baselines of earlier stages."""
+
+    cycle: int
+    stage: str  # "bc" | "ppo"
+    dataset_label: str
+    bc_accuracy: float | None = None
+    bc_threshold: float = 0.9
+    bc_passed: bool = False
+    bc_weight: float = 1.0
+    loss_baseline: float | None = None
+    queue_baseline: float | None = None
+    intensity_baseline: float | None = None
+    tolerances: dict[str, Any] = field(default_factory=dict)  # guard-rail flag tolerances
+
+
+@dataclass
+class TrainingContext:
+    """One run's inputs. ``dataset``/``model``/``device`` are the typed schema objects."""
+
+    seed: int
+    world: WorldConfig
+    dataset: Any
+    model: Any
+    device: Any
+    run_dir: RunDir
+    services: TrainingServices
+    metrics: MetricsWriter
+    init_from: str | None = None
+    resume: bool = False
+    anneal: AnnealContext | None = None
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("townlet.train"))
+    device_str: str = "cpu"
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def data_dir(self) -> str | None:
+        """Where datasets are cached (``paths.data_dir``), stored in ``metadata`` by the façade."""
+        value = self.metadata.get("data_dir")
+        return None if value is None else str(value)
