@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from townlet.runs.plots import collect_series, write_training_plots
+from townlet.runs.plots import collect_series, reference_returns, return_curves, write_training_plots
 
 
 def test_series_are_grouped_by_stage_and_skip_non_finite_values() -> None:
@@ -32,3 +32,33 @@ def test_png_is_written_only_when_there_is_something_to_draw(tmp_path: Path) -> 
     assert out == tmp_path / "plots" / "training_curves.png"
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 2_000
     assert not list(out.parent.glob(".*.tmp"))
+
+
+def test_return_curve_counts_agent_steps_across_anneal_stages() -> None:
+    records = [
+        {"anneal_stage_index": 0, "strategy": "bc", "epoch": 1, "train_loss": 0.5},
+        {"anneal_stage_index": 1, "anneal_stage": "ppo", "env_steps": 100, "episode_return_mean": None},
+        {"anneal_stage_index": 1, "anneal_stage": "ppo", "env_steps": 200, "episode_return_mean": -5.0},
+        {"anneal_stage_index": 2, "anneal_stage": "ppo", "env_steps": 100, "episode_return_mean": -2.0},
+        {"anneal_stage_index": 2, "anneal_stage": "ppo", "env_steps": 200, "eval_return_mean": 1.5},
+    ]
+    curves = return_curves(records)
+    assert curves["train"] == {"stage 1: ppo": [(200.0, -5.0)], "stage 2: ppo": [(300.0, -2.0)]}
+    assert curves["eval"] == {"stage 2: ppo": [(400.0, 1.5)]}
+
+
+def test_reference_lines_come_from_the_result_evaluation_block() -> None:
+    result = {
+        "evaluation": {"policy": {"mean_return": 2.0}, "scripted": {"mean_return": -11.0}, "random": None}
+    }
+    assert reference_returns(result) == {"scripted teacher": -11.0}
+    assert reference_returns({"evaluation": None}) == {}
+
+
+def test_return_panel_is_drawn_with_reference_lines(tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"iteration": i, "env_steps": 64 * i, "episode_return_mean": -10.0 + i}) for i in (1, 2, 3)
+    ]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    out = write_training_plots(tmp_path, references={"scripted teacher": -11.0, "random": -27.0})
+    assert out is not None and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,6 +1,6 @@
 """Turning time-major replay/rollout columns into a device-resident PPO batch.
 
-Upload once per iteration (the original re-uploaded numpy arrays every epoch), run GAE on [T, N],
+Upload once per iteration (never once per epoch), run GAE on [T, N],
 normalise, check finiteness with a single host sync, then flatten to rows for minibatching.
 """
 

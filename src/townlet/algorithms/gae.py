@@ -1,8 +1,6 @@
 """Generalised advantage estimation over time-major [T, N] tensors.
 
-Why a dedicated module: the original ran GAE as a Python double loop over (batch, time) with scalar
-tensor ops and bootstrapped from the *current* value when no bootstrap column existed. Here the
-recursion loops over T only, each step a handful of [N]-wide tensor ops (no host syncs, so it runs
+The recursion loops over T only, each step a handful of [N]-wide tensor ops (no host syncs, so it runs
 unchanged on a GPU), and the two ways an episode can end are kept apart:
 
 * ``terminated`` (an agent fainted): the future is cut -- no bootstrap, no advantage carried over;
@@ -30,7 +28,7 @@ def next_values_for(
     at a truncated row the next row belongs to a new episode, so ``final_values`` [T, N] (V of the
     episode's final observation) is used there. Without final values (e.g. a replay dataset that did
     not record them) the truncated row falls back to its own V(s_t): a one-step-stale estimate that is
-    far better than the zero the original used, and exact in expectation for a stationary need state.
+    far better than bootstrapping from zero, and exact in expectation for a stationary need state.
     """
     nxt = torch.empty_like(values)
     nxt[:-1] = values[1:]

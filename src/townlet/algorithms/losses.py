@@ -58,7 +58,7 @@ def clipped_surrogate(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """PPO policy loss -mean(min(r A, clip(r, 1-eps, 1+eps) A)); also the ratios and the clip fraction.
 
-    The clip fraction counts rows whose ratio left [1-eps, 1+eps] (the original's definition).
+    The clip fraction counts rows whose ratio left [1-eps, 1+eps] .
     """
     log_ratio = new_log_probs - old_log_probs
     ratio = log_ratio.exp()

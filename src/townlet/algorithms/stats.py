@@ -1,9 +1,8 @@
 """Batch statistics and on-device metric accumulation for the PPO update.
 
-The original called ``.item()`` about ten times per minibatch and extended Python lists with
-rewards and advantages every epoch; that alone held it to a third of a bare train step. Here every
-per-minibatch quantity is written into one preallocated device tensor and read back with a single
-``.tolist()`` per epoch.
+A host sync per minibatch (``.item()``) would cost a large share of a CPU train step and stall a
+GPU, so every per-minibatch quantity is written into one preallocated device tensor and read back
+with a single ``.tolist()`` per epoch.
 """
 
 from __future__ import annotations

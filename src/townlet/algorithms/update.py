@@ -1,13 +1,13 @@
 """One PPO update: K epochs of shuffled minibatches over device-resident tensors.
 
-The loop reads top to bottom like a textbook PPO step. What it deliberately avoids (the original's
-costs): re-uploading data every epoch, ``torch.distributions``, and any host sync inside the
+The loop reads top to bottom like a textbook PPO step. What it deliberately avoids (each
+measured as a cost): re-uploading data every epoch, ``torch.distributions``, and any host sync inside the
 minibatch loop. Per-minibatch metrics go into a device buffer (:class:`MinibatchLog`); the host reads
 it once per epoch -- that one read also serves the NaN/Inf guard and the ``target_kl`` early stop.
 
 Mixed data: ``ppo_update`` takes several sources, each contributing a fixed number of rows to every
-minibatch, so rollout and replay transitions are blended inside each gradient step (the original
-trained two separate runs and called it "mixed").
+minibatch, so rollout and replay transitions are blended inside each gradient step rather than in
+alternating updates.
 
 Kickstarting: when the batch carries the scripted teacher's action for every row, the cross-entropy
 to it (``loss_bc``) is always measured, and ``bc_coef > 0`` adds it to the loss. An anneal PPO stage
@@ -238,7 +238,7 @@ def ppo_update(
     summary["epochs_run"] = float(epochs_run)
     summary["early_stopped"] = float(early_stopped)
     summary["minibatches_per_epoch"] = float(n_mb)
-    # Rows seen per epoch, as the original counted them (every primary row once, plus blended rows).
+    # Rows seen per epoch: every primary row once, plus the blended rows.
     summary["transitions"] = float(
         len(sources[0].batch) + n_mb * sum(s.rows_per_minibatch for s in sources[1:])
     )

@@ -57,7 +57,7 @@ class RandomPolicy:
 
 
 class ScriptedPolicy:
-    """The teacher: the original priority order (reference §4.6), decided from the observation alone.
+    """The teacher: a fixed priority order over needs, decided from the observation alone.
 
     1. pending affordance: occupying -> RELEASE when satisfied (job: shift over and relieved or cover
        time done) else NOOP; queued -> RELEASE if a rival is at the object or USE is masked, else USE;

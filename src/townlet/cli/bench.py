@@ -1,4 +1,4 @@
-"""``townlet-bench <section> [--quick] [--json PATH]``: run a benchmark section and print a table.
+"""``townlet-bench <section> [--quick] [--json PATH] [--seeds 0,1] [OVERRIDES]``: run a benchmark section.
 
 Sections are discovered as modules ``townlet.bench.<section>`` exposing ``run(args) -> dict`` (with a
 ``rows`` list for the table). ``townlet-bench all`` runs every section present.
@@ -30,6 +30,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("section", help="a section name, or 'all'; 'list' prints the sections")
     parser.add_argument("--quick", action="store_true", help="fewer reps / smaller sizes (smoke check)")
     parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
+    parser.add_argument(
+        "--seeds",
+        type=lambda text: [int(s) for s in text.split(",") if s.strip()],
+        help="comma-separated seeds for sections that train (learn); default 0,1,2",
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="townlet-train overrides for sections that train (learn), e.g. strategy=ppo",
+    )
     return parser
 
 

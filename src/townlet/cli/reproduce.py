@@ -1,9 +1,9 @@
 """``townlet-reproduce <run dir>``: re-run a finished run from its snapshot and compare the results.
 
 Why recompose instead of re-reading ``config.yaml`` alone: the saved ``config.yaml`` has lost the
-schemas and the Hydra settings (hydra#2720, #3248), so the config is rebuilt the way the original was
+schemas and the Hydra settings (hydra#2720, #3248), so the config is rebuilt the way the run's was
 (``train`` + the saved ``.hydra/overrides.yaml``) and the saved ``config.yaml`` is laid on top, which
-pins every value even if ``conf/`` changed since. The new run gets its own directory (the original is
+pins every value even if ``conf/`` changed since. The new run gets its own directory (the run reproduced is
 never touched) and ``parent_run`` in its ``run.json``.
 
 A snapshot is a file anyone can edit, so every ``_target_`` in it is checked against the allow-list of
@@ -234,7 +234,7 @@ class RunFailedError(RuntimeError):
 
 
 def _record_parent(new_run_dir: Path, parent: Path) -> None:
-    """Stamp ``parent_run`` (the original run's id, else its path) into the new run's record."""
+    """Stamp ``parent_run`` (the reproduced run's id, else its path) into the new run's record."""
     from townlet.dto import RunRecord
     from townlet.runs.atomic import atomic_write_text
 

@@ -112,7 +112,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
         rd.write_result(result)
         metrics.close()
         if str(cfg.logger.kind) != "none" and cfg.logger.plots:
-            _write_plots(rd.path, str(cfg.logger.filename))
+            _write_plots(rd.path, str(cfg.logger.filename), result.model_dump(mode="json"))
         recorder.finish(
             "completed",
             result_kind=result.kind,
@@ -143,12 +143,12 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
     return value
 
 
-def _write_plots(run_dir: Path, metrics_name: str) -> None:
+def _write_plots(run_dir: Path, metrics_name: str, result: dict[str, Any]) -> None:
     """Training curves are a convenience: a plotting failure is logged, never fails the run."""
-    from townlet.runs.plots import write_training_plots
+    from townlet.runs.plots import reference_returns, write_training_plots
 
     try:
-        path = write_training_plots(run_dir, metrics_name)
+        path = write_training_plots(run_dir, metrics_name, reference_returns(result))
     except Exception as exc:
         log.warning("plots: could not draw training curves (%s)", exc)
         return

@@ -1,9 +1,8 @@
 """Training result DTOs: one per strategy, plus the discriminated ``TrainingResult`` envelope.
 
-Every field of the original system's DTOs has a home here; the fixes over the original are:
-the eight event counters are real fields that strategies fill, ``conflict.*`` statistics live
-in a typed ``conflict`` map (no free-form extras), and ``reward_advantage_corr`` is clamped to
-[-1, 1] when ``np.corrcoef`` overshoots by rounding.
+The eight event counters are real fields that strategies fill, conflict statistics live in a
+typed ``conflict`` map (no free-form extras), and ``reward_advantage_corr`` is clamped to [-1, 1]
+when ``np.corrcoef`` overshoots by rounding: a result file is a contract, so every field is typed.
 """
 
 from __future__ import annotations
@@ -61,7 +60,7 @@ class PPOTrainingResultDTO(_RunFields):
     transitions: NonNeg
     loss_policy: float
     loss_value: float
-    loss_entropy: float = Field(description="mean policy entropy (positive), as in upstream telemetry")
+    loss_entropy: float = Field(description="mean policy entropy (positive)")
     loss_total: float
     clip_fraction: Prob
     adv_mean: float
@@ -114,7 +113,7 @@ class PPOTrainingResultDTO(_RunFields):
     baseline_reward_sum: float | None = None
     baseline_reward_sum_mean: float | None = None
     baseline_log_prob_mean: float | None = None
-    # conflict feature statistics (upstream `conflict.*` keys, without the prefix)
+    # conflict feature statistics of the training data (queue lengths, rivalry, ...)
     conflict: dict[str, float] = Field(default_factory=dict)
     # run-level totals (new)
     iterations: int | None = Field(default=None, ge=0, description="rollout+update iterations")

@@ -1,4 +1,4 @@
-"""Checkpoints: the lasting effect of a training run (the original threw every network away).
+"""Checkpoints: the network, the optimiser and everything a resume needs, in one file.
 
 A checkpoint is one ``torch.save`` file holding only tensors and primitives, so it loads with
 ``torch.load(weights_only=True)`` — no pickled code runs when a user evaluates a file they were sent.

@@ -112,7 +112,7 @@ class ConflictAwarePolicyNetwork(PolicyNetwork):
 
 
 class MLPPolicyNetwork(PolicyNetwork):
-    """The original's layout: the flattened map through one linear layer (kept for comparison)."""
+    """The flattened map through one linear layer: cheaper per step than the conv net on CPU."""
 
     def __init__(
         self, map_shape: tuple[int, int, int], feature_dim: int, num_actions: int, hidden_dim: int = 256

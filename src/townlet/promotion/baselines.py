@@ -1,7 +1,7 @@
 """Guardrail baselines kept per dataset/world label across runs (torch-free).
 
-The original anneal forgot its baselines at the end of each run, so the first PPO stage of a run
-could never be judged. This store keeps the last accepted PPO-stage metrics (``loss_total``,
+Baselines outlive a run, so even the first PPO stage of a new run is judged against earlier runs.
+This store keeps the last accepted PPO-stage metrics (``loss_total``,
 ``queue_conflict_events``, ``queue_conflict_intensity_sum``) for each label in
 ``paths.state_dir/anneal_baselines.json``, updated under the same kind of file lock as the
 promotion state so parallel sweep jobs do not overwrite each other's entries.

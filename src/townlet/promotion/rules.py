@@ -46,7 +46,7 @@ class Verdict(StrEnum):
     FAIL = "FAIL"
 
 
-#: Exit codes of ``townlet-promote evaluate`` (as in the original ``promotion_evaluate.py``).
+#: Exit codes of ``townlet-promote evaluate``: scripts branch on them (0 promote, 1 hold, 2 fail).
 VERDICT_EXIT_CODES: dict[Verdict, int] = {Verdict.PROMOTE: 0, Verdict.HOLD: 1, Verdict.FAIL: 2}
 
 
@@ -54,11 +54,10 @@ VERDICT_EXIT_CODES: dict[Verdict, int] = {Verdict.PROMOTE: 0, Verdict.HOLD: 1, V
 class GuardrailTolerances:
     """Relative tolerances and directions of the three guardrail flags.
 
-    Defaults: loss 0.10 in both directions (as the original), queue events and intensity 0.15.
-    The original only flagged *drops* in queue conflict; we default to ``both`` because a surge of
-    conflicts is at least as suspicious as a collapse. ``eval_return`` (0.05, ``drop``) guards the
-    evaluated return of each PPO stage against the stage it refines (the original had no such
-    check, so PPO could undo the clone unnoticed). ``min_abs_baseline`` treats baselines closer
+    Defaults: loss 0.10 in both directions, queue events and intensity 0.15, also in both
+    directions, because a surge of conflicts is at least as suspicious as a collapse.
+    ``eval_return`` (0.05, ``drop``) guards the evaluated return of each PPO stage against the
+    stage it refines, so PPO cannot undo the clone unnoticed. ``min_abs_baseline`` treats baselines closer
     to zero than this as absent, since a relative change against ~0 is meaningless.
     """
 

@@ -125,7 +125,7 @@ def apply_evaluation(
     """One anneal run's status → new state.
 
     PASS extends the streak; FAIL resets it; HOLD resets it too unless ``hold_resets_streak`` is
-    False, in which case HOLD neither extends nor breaks it (the original reset on any non-PASS).
+    False, in which case HOLD neither extends nor breaks it.
     The candidate is the latest PASS run; a non-PASS result that resets the streak clears it.
     """
     status = _check_status(status)

@@ -1,7 +1,7 @@
 """`ReplayData`: the in-memory, time-major dataset every strategy trains from.
 
 Columns are contiguous arrays with leading axes [T, N]; a row (t, i) holds the observation agent i
-saw at tick t *and* the action chosen from it (the original stored the observation one tick late).
+saw at tick t *and* the action chosen from it, never the next tick's observation.
 Minibatches gather each column with one fancy index per minibatch, never per row, and the
 permutation is re-drawn every epoch from (seed, epoch) so runs are reproducible and resumable.
 """

@@ -2,7 +2,7 @@
 
 Statistics are accumulated chunk by chunk (`StatsAccumulator`) so the writer can describe a dataset
 it never holds whole in memory, and they travel in the manifest, so an on-disk dataset keeps its
-event counters (the original lost them for everything but in-memory rollouts).
+event counters whether it was loaded whole, streamed or captured in memory.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def conflict_stats(features: np.ndarray, spec: ObservationSpec) -> dict[str, flo
 
 
 def summarise_batch(batch: Mapping[str, np.ndarray], spec: ObservationSpec, index: int = 0) -> dict[str, Any]:
-    """Per-batch summary (feature_dim really is F here; the original reported T)."""
+    """Per-batch summary: sizes, action histogram and conflict statistics of one minibatch."""
     out: dict[str, Any] = {
         "batch": index,
         "batch_size": int(batch["actions"].shape[0]),

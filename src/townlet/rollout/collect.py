@@ -1,9 +1,10 @@
 """Rollout capture: THE act -> step -> record loop, shared by capture, evaluation and PPO rollouts.
 
 `collect` fills preallocated time-major buffers with whole-array copies, one row per tick: the
-observation an action was chosen from and that action land in the same row (the original stored
-the observation one tick late). Event counters and per-episode statistics are accumulated in the
-same pass and travel with the data, so a dataset written to disk still knows its queue conflicts.
+observation an action was chosen from and that action land in the same row (a row one tick late
+would teach BC and PPO the wrong state-action pairs). Event counters and per-episode statistics
+are accumulated in the same pass and travel with the data, so a dataset written to disk still
+knows its queue conflicts.
 Torch-free: the policy may be scripted, random or the torch network behind the same `act`.
 """
 

@@ -1,6 +1,6 @@
 """How well does a policy live in the town? Episodes in a world, next to the scripted and random baselines.
 
-The original never let a trained network act, so "accuracy" was its only quality signal. Here every
+Accuracy against the teacher says little about how a policy behaves in the town. Here every
 policy (scripted, random, or a trained network behind ``TorchPolicy``) runs through the one rollout
 loop (``RolloutCaptureService.collect``) on the same world seed, and the same statistics come out:
 mean episode return, faints, need satisfaction, queue conflicts and agreement with the scripted

@@ -7,8 +7,8 @@ and cannot pull a drifting policy back; see docs/anneal.md.
 With mixing weight ``m`` each agent, each tick, executes the scripted teacher's action with
 probability ``m`` and otherwise samples from the network π. The behaviour policy is therefore the
 mixture μ(a|s) = (1 − m)·π(a|s) + m·1[a = teacher(s)], and its *exact* log-probability is recorded,
-so PPO's importance ratio π_new(a|s) / μ(a|s) stays correct (the original recorded scripted actions
-against an unrelated network). ``m = 1`` is pure imitation data, ``m = 0`` plain on-policy PPO; an
+so PPO's importance ratio π_new(a|s) / μ(a|s) stays correct: the ratio is taken against the
+policy that really chose the action. ``m = 1`` is pure imitation data, ``m = 0`` plain on-policy PPO; an
 anneal schedule lowers ``m`` stage by stage, handing control from the teacher to the learner.
 
 The mixing is applied at the rollout-service seam (:class:`TeacherMixRollout` wraps whatever

@@ -1,15 +1,17 @@
 """Append-only JSONL metrics with a logging cadence and size-bounded rotation.
 
-Cadence and rotation follow the original telemetry (upstream §1.6) so existing readers keep
-working: a record is written on every ``log_frequency``-th call (1-based), and after
-``max_log_entries`` lines the writer moves on to ``<name>.1``, ``<name>.2`` ... Values that are
-NaN/Inf are written as ``null`` — the files are strict JSON, one object per line.
+A record is written on every ``log_frequency``-th call (1-based), and after ``max_log_entries``
+lines the writer moves on to ``<name>.1``, ``<name>.2`` ... so long runs never grow one file
+without bound. Values that are NaN/Inf are written as ``null`` — the files are strict JSON, one
+object per line. Every line carries ``wall_sec``, the seconds since the writer was opened (the
+run's start), so curves can be read against wall time as well as against steps.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,6 +33,7 @@ class MetricsWriter:
         self._lines_in_file = 0
         self._rotation = 0
         self._handle: TextIO | None = None
+        self._started = time.monotonic()
 
     @property
     def current_path(self) -> Path:
@@ -45,7 +48,8 @@ class MetricsWriter:
         if self.max_log_entries is not None and self._lines_in_file >= self.max_log_entries:
             self._rotate()
         handle = self._open()
-        handle.write(dumps_json(dict(record)) + "\n")
+        line = {**record, "wall_sec": round(time.monotonic() - self._started, 3)}
+        handle.write(dumps_json(line) + "\n")
         self._lines_in_file += 1
         self.lines_written += 1
         return True

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class AnnealContext:
-    """State of the anneal stage being run, so PPO can tag its telemetry (upstream v1.2 keys)
+    """State of the anneal stage being run, so PPO can tag its telemetry (``anneal_*`` keys)
     and compute the guard-rail flags against the baselines of earlier stages."""
 
     cycle: int

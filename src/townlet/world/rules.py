@@ -48,7 +48,7 @@ _GREEDY_TABLE = _greedy_table()
 
 
 def conflict_intensity(queue_len: np.ndarray | int) -> np.ndarray:
-    """Ghost-step intensity 1.5 + 0.25 * max(queue_len - 1, 0), clamped to [0.1, 5] (reference §4.5)."""
+    """Ghost-step intensity 1.5 + 0.25 * max(queue_len - 1, 0), clamped to [0.1, 5]."""
     q = np.asarray(queue_len, dtype=np.float64)
     return np.clip(1.5 + 0.25 * np.maximum(q - 1.0, 0.0), 0.1, 5.0)
 

@@ -2,7 +2,7 @@
 
 The action vocabulary and the observation layout are part of the data format: a dataset, a checkpoint
 and a policy all carry an :class:`ObservationSpec`, and loading refuses a spec that does not match.
-Action ids never change between runs (the original renumbered them per run).
+Action ids never change between runs, so a checkpoint's logits mean the same actions everywhere.
 """
 
 from __future__ import annotations

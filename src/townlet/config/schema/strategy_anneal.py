@@ -65,7 +65,7 @@ class AnnealPromotionConfig:
 
     record: bool = True
     required_passes: int = 2
-    hold_resets_streak: bool = True  # the original reset the streak on HOLD as well as FAIL
+    hold_resets_streak: bool = True  # false: only FAIL resets the pass streak
 
 
 def _default_schedule() -> list[AnnealStageConfig]:

@@ -1,9 +1,7 @@
 """PPO hyper-parameters (``conf/strategy/ppo.yaml``); the fields are ``PPOStrategy``'s constructor keywords.
 
-Covers every upstream ``PPOConfig`` field (upstream §1.1, same defaults) plus what the original
-scattered over CLI flags or never had: the data mode, rollout sizes, an lr schedule, ``target_kl``
-early stopping and the social reward schedule. ``update_epochs`` is really used (the original
-ignored ``num_epochs``).
+The clipped-surrogate settings, the data mode (rollout, replay or mixed), rollout sizes, an lr
+schedule, ``target_kl`` early stopping and the social reward schedule, all in one typed place.
 """
 
 from __future__ import annotations
@@ -39,7 +37,7 @@ class SocialRewardScheduleEntry:
 @dataclass
 class PPOStrategyConfig:
     _target_: str = "townlet.strategies.ppo.PPOStrategy"
-    # --- the original PPOConfig (same defaults) ---
+    # --- the clipped-surrogate update ---
     lr: float = 3e-4
     clip_param: float = 0.2
     value_loss_coef: float = 0.5
@@ -49,7 +47,7 @@ class PPOStrategyConfig:
     max_grad_norm: float = 0.5  # 0 disables clipping (the norm is still reported)
     value_clip: float = 0.2  # 0 disables value clipping
     advantage_normalization: bool = True
-    update_epochs: int = 4  # passes over each iteration's data (the original's unused num_epochs)
+    update_epochs: int = 4  # passes over each iteration's data
     minibatch_size: int = 512  # 512-1024 is the CPU sweet spot (docs/performance.md)
     num_minibatches: int | None = None  # if set: minibatch = min(minibatch_size, rows // num_minibatches)
     # --- data ---
