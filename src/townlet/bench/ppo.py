@@ -166,9 +166,9 @@ def bench_update(quick: bool) -> dict[str, Any]:
 
 def _acting_policy(spec: Any, seed: int = 0) -> Any:
     from townlet.behaviour.torch_policy import TorchPolicy
-    from townlet.strategies.ppo import _ActingPolicy
+    from townlet.strategies.ppo.setup import ActingPolicy
 
-    return _ActingPolicy(TorchPolicy(_network(spec), spec, "cpu", greedy=False, seed=seed))
+    return ActingPolicy(TorchPolicy(_network(spec), spec, "cpu", greedy=False, seed=seed))
 
 
 def bench_rollout(quick: bool) -> dict[str, Any]:
@@ -265,7 +265,7 @@ def bench_iteration(quick: bool) -> dict[str, Any]:
         def iteration() -> None:
             counter["it"] += 1
             run.iteration(counter["it"])
-            run._checkpoint(counter["it"], run.policy, final=True)
+            run.checkpoint(counter["it"], final=True)
 
         def collect() -> None:
             state["obs"] = service.collect(town, policy, n_steps, start_obs=state["obs"]).next_obs

@@ -74,12 +74,12 @@ def return_curves(records: list[dict[str, Any]]) -> dict[str, dict[str, list[tup
     offset, last_steps, stage = 0.0, 0.0, None
     for record in records:
         steps = record.get("env_steps")
-        if not _finite(steps):
+        if not isinstance(steps, int | float) or not _finite(steps):
             continue
         if record.get("anneal_stage_index") != stage:
             stage, offset = record.get("anneal_stage_index"), offset + last_steps
         last_steps = float(steps)
-        x = offset + float(steps)
+        x = offset + last_steps
         for kind, key in (("train", TRAIN_RETURN), ("eval", EVAL_RETURN)):
             if _finite(record.get(key)):
                 curves[kind].setdefault(_series_label(record), []).append((x, float(record[key])))

@@ -1,0 +1,220 @@
+"""What a PPO run reports: the per-iteration metrics record, its event counters and episode returns,
+the batch diagnostics, and the result DTO built from the last record.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from townlet.config.schema.strategy_ppo import DataMode
+from townlet.world.spec import EVENT_COUNTERS
+
+if TYPE_CHECKING:
+    from townlet.algorithms.batches import PreparedBatch
+    from townlet.dto import PPOTrainingResultDTO
+    from townlet.replay import ReplayData
+    from townlet.strategies.ppo.state import RunState
+
+__all__ = [
+    "COUNTERS",
+    "TELEMETRY_VERSION",
+    "EpisodeTracker",
+    "batch_diagnostics",
+    "env_metrics",
+    "event_counters",
+    "iteration_record",
+    "result_dto",
+]
+
+TELEMETRY_VERSION = 1.2
+# The DTO carries the per-event counts; chat quality is reported as a mean (event_counters).
+COUNTERS = tuple(name for name in EVENT_COUNTERS if name != "chat_quality_sum")
+
+
+def event_counters(events: dict[str, float]) -> dict[str, float]:
+    """The eight DTO counters from a dataset's/rollout's EVENT_COUNTERS totals (present for replay too)."""
+    out = {name: float(events.get(name, 0.0)) for name in COUNTERS}
+    succ = float(events.get("chat_success_events", 0.0))
+    quality = float(events.get("chat_quality_sum", 0.0)) / succ if succ else 0.0
+    out["chat_quality_mean"] = min(max(quality, 0.0), 1.0)
+    return out
+
+
+@dataclass
+class EpisodeTracker:
+    """Running per-agent returns across iterations; an episode completes at a truncation.
+
+    Rollouts are cut every ``n_steps`` ticks, not at episode ends, so returns carry over between
+    iterations until the town truncates the episode.
+    """
+
+    returns: np.ndarray
+    completed: list[float] = field(default_factory=list)
+
+    def update(self, rewards: np.ndarray, truncated: np.ndarray) -> list[float]:
+        done_now: list[float] = []
+        for t in range(rewards.shape[0]):
+            self.returns += rewards[t]
+            if truncated[t].any():
+                done_now.extend(self.returns[truncated[t]].tolist())
+                self.returns[truncated[t]] = 0.0
+        self.completed.extend(done_now)
+        return done_now
+
+
+def env_metrics(data: ReplayData, tracker: EpisodeTracker, world_cfg: Any) -> dict[str, Any]:
+    """What one rollout did in the town: completed episodes, reward per step, faints, conflicts."""
+    rewards = data.rewards.astype(np.float64)
+    done = tracker.update(rewards, data.truncated)
+    t_len, n = rewards.shape
+    ep_len = max(int(getattr(world_cfg, "episode_length", None) or t_len), 1)
+    episodes_equiv = n * t_len / ep_len
+    faints = float(data.terminated.sum())
+    conflicts = float(data.events.get("queue_conflict_events", 0.0))
+    return {
+        "episodes_completed": len(done),
+        "episode_return_mean": float(np.mean(done)) if done else None,
+        "episode_return_std": float(np.std(done)) if done else None,
+        "reward_per_step_mean": float(rewards.mean()),
+        "return_estimate": float(rewards.mean()) * ep_len,
+        "faint_rate": faints / episodes_equiv if episodes_equiv else 0.0,
+        "faints": faints,
+        "conflicts_per_100_agent_ticks": 100.0 * conflicts / max(t_len * n, 1),
+    }
+
+
+def batch_diagnostics(prepared: list[PreparedBatch]) -> dict[str, float]:
+    """Critic fit, reward/advantage correlation and raw advantage moments over all sources' rows.
+
+    Computed on device and brought to the host in one sync.
+    """
+    import torch
+
+    from townlet.algorithms.stats import explained_variance, pearson_corr
+
+    advantages = torch.cat([p.batch.advantages for p in prepared])
+    rewards = torch.cat([p.rewards for p in prepared])
+    values = torch.cat([p.batch.old_values for p in prepared])
+    returns = torch.cat([p.batch.returns for p in prepared])
+    raw_adv = [(p.raw_adv_mean, p.raw_adv_std, len(p.batch)) for p in prepared]
+    ev, corr, adv_mean, adv_std = torch.stack(
+        [explained_variance(values, returns), pearson_corr(rewards, advantages), *_pooled_moments(raw_adv)]
+    ).tolist()
+    return {"explained_variance": ev, "reward_advantage_corr": corr, "adv_mean": adv_mean, "adv_std": adv_std}
+
+
+def _pooled_moments(parts: list[tuple[Any, Any, int]]) -> list[Any]:
+    """Mean and (biased) std of the pre-normalisation advantages pooled over the sources."""
+    import torch
+
+    n = sum(p[2] for p in parts)
+    mean = sum(p[0] * p[2] for p in parts) / n
+    second = sum((p[1].pow(2) + p[0].pow(2)) * p[2] for p in parts) / n
+    return [mean, torch.sqrt(torch.clamp(second - mean.pow(2), min=0.0))]
+
+
+def iteration_record(
+    strategy: Any,
+    state: RunState,
+    anneal: Any,
+    iteration: int,
+    lr: float,
+    summary: dict[str, float],
+    diagnostics: dict[str, float],
+    env: dict[str, Any],
+    events: dict[str, float],
+    stage: str | None,
+) -> dict[str, Any]:
+    """One metrics line (telemetry 1.2 keys): the update summary, the run counters, the rollout's
+    town metrics and, inside an anneal stage, the stage's identity and guardrail baselines."""
+    s, it = strategy, iteration
+    record: dict[str, Any] = {
+        "epoch": it,
+        "iteration": it,
+        "updates": summary["updates"],
+        "transitions": summary["transitions"],
+        "loss_policy": summary["mean_loss_policy"],
+        "loss_value": summary["mean_loss_value"],
+        "loss_entropy": summary["mean_entropy"],
+        "loss_total": summary["mean_loss_total"],
+        "clip_fraction": summary["mean_clip_fraction"],
+        "adv_mean": diagnostics["adv_mean"],
+        "adv_std": diagnostics["adv_std"],
+        "grad_norm": summary["mean_grad_norm"],
+        "kl_divergence": summary["mean_kl_k3"],
+        "kl_k1": summary["mean_kl_k1"],
+        "loss_bc": summary["mean_loss_bc"],
+        "bc_coef": s.bc_coef,
+        "telemetry_version": TELEMETRY_VERSION,
+        "lr": lr,
+        "steps": state.steps,
+        "adv_zero_std_batches": summary["adv_zero_std"],
+        "adv_min_std": summary["adv_min_std"],
+        "clip_triggered_minibatches": summary["clip_triggered"],
+        "clip_fraction_max": summary["clip_fraction_max"],
+        "data_mode": s.data_mode,
+        "cycle_id": it - 1,
+        "batch_entropy_mean": summary["mean_entropy"],
+        "batch_entropy_std": summary["entropy_std"],
+        "grad_norm_max": summary["grad_norm_max"],
+        "kl_divergence_max": summary["kl_max"],
+        "reward_advantage_corr": diagnostics["reward_advantage_corr"],
+        "rollout_ticks": s.n_steps if s.data_mode != DataMode.replay else 0,
+        "log_stream_offset": state.log_stream_offset,
+        **event_counters(events),
+        "explained_variance": diagnostics["explained_variance"],
+        "epochs_run": summary["epochs_run"],
+        "target_kl_stopped": bool(summary["early_stopped"]),
+        "env_steps": state.env_steps,
+        "social_reward_stage": stage,
+        **env,
+    }
+    if anneal is not None:
+        record.update(
+            anneal_cycle=anneal.cycle,
+            anneal_stage=anneal.stage,
+            anneal_dataset=anneal.dataset_label,
+            anneal_bc_accuracy=anneal.bc_accuracy,
+            anneal_bc_threshold=anneal.bc_threshold,
+            anneal_bc_passed=anneal.bc_passed,
+            anneal_loss_baseline=anneal.loss_baseline,
+            anneal_queue_baseline=anneal.queue_baseline,
+            anneal_intensity_baseline=anneal.intensity_baseline,
+        )
+    return record
+
+
+def result_dto(
+    ctx: Any, state: RunState, record: dict[str, Any], evaluation: Any, duration: float, device: str
+) -> PPOTrainingResultDTO:
+    """The run's result: the last iteration's record, run totals, the best iteration and the evaluation."""
+    from townlet.dto import PPOTrainingResultDTO
+    from townlet.nets.checkpoints import LAST
+
+    values = {k: v for k, v in record.items() if k in PPOTrainingResultDTO.model_fields}
+    values.update(
+        duration_sec=duration,
+        seed=ctx.seed,
+        device=device,
+        checkpoint=str(ctx.run_dir.checkpoints / LAST),
+        init_from=str(ctx.init_from) if ctx.init_from else None,
+        evaluation=evaluation,
+        iterations=state.iteration,
+        env_steps=state.env_steps,
+        episodes=state.episodes,
+        target_kl_stops=state.target_kl_stops,
+        samples_per_sec=record.get("sps") or record.get("update_samples_per_sec"),
+    )
+    values.update(
+        best_iteration=state.best.iteration,
+        best={k: float(v) for k, v in state.best.summary.items() if _is_number(v)},
+    )
+    return PPOTrainingResultDTO(**values)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))

@@ -1,0 +1,120 @@
+"""What survives a resume: the run's counters and best iteration, and the checkpoints that carry them.
+
+The counters travel in the checkpoint's ``extra`` so that a resumed run continues its step totals,
+its metrics stream offset and its best-so-far instead of starting them again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Best", "RunState", "save_checkpoints"]
+
+
+@dataclass
+class Best:
+    """The best iteration so far, by ``reward_per_step_mean`` (rollout) or lowest ``loss_total`` (replay)."""
+
+    iteration: int = 0
+    score: float = -math.inf
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunState:
+    """Counters of one run, stored in ``checkpoints/last.pt`` extra."""
+
+    iteration: int = 0
+    steps: float = 0.0  # transitions trained on (rows x epochs run), cumulative
+    env_steps: float = 0.0  # agent-steps collected in rollouts
+    log_stream_offset: int = 0
+    episodes: int = 0
+    target_kl_stops: int = 0
+    best: Best = field(default_factory=Best)
+    steps_last: float = 0.0  # transitions trained on in the latest iteration (not persisted)
+
+    def to_extra(self) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "steps": self.steps,
+            "env_steps": self.env_steps,
+            "log_stream_offset": self.log_stream_offset,
+            "episodes": self.episodes,
+            "target_kl_stops": self.target_kl_stops,
+            "best": {
+                "iteration": self.best.iteration,
+                "score": self.best.score,
+                "summary": self.best.summary,
+            },
+        }
+
+    @classmethod
+    def from_extra(cls, extra: dict[str, Any]) -> RunState:
+        best = extra.get("best", {}) or {}
+        return cls(
+            iteration=int(extra.get("iteration", 0)),
+            steps=float(extra.get("steps", 0.0)),
+            env_steps=float(extra.get("env_steps", 0.0)),
+            log_stream_offset=int(extra.get("log_stream_offset", 0)),
+            episodes=int(extra.get("episodes", 0)),
+            target_kl_stops=int(extra.get("target_kl_stops", 0)),
+            best=Best(
+                int(best.get("iteration", 0)),
+                float(best.get("score", -math.inf)),
+                dict(best.get("summary", {})),
+            ),
+        )
+
+    def offer_best(self, iteration: int, record: dict[str, Any], env: dict[str, Any]) -> bool:
+        """Keep ``record`` as the best if it beats the best so far; True if it did.
+
+        Rollout iterations are scored by the reward they collected; replay iterations, which collect
+        nothing, by their negated total loss.
+        """
+        score = env.get("reward_per_step_mean") if env else None
+        score = float(score) if score is not None else -float(record["loss_total"])
+        if score > self.best.score:
+            self.best = Best(iteration, score, dict(record))
+            return True
+        return False
+
+
+def save_checkpoints(
+    ctx: Any,
+    net: Any,
+    opt: Any,
+    spec: Any,
+    state: RunState,
+    iteration: int,
+    policy: Any,
+    *,
+    every: int,
+    final: bool,
+) -> None:
+    """Write ``last.pt`` every ``every`` iterations and at the end, ``best.pt`` when this one is best.
+
+    ``extra`` holds the run state and the acting policy's sampling generator, so that a resumed run
+    continues the policy's random stream instead of starting it again.
+    """
+    from townlet.nets.checkpoints import BEST, LAST, save_checkpoint
+
+    is_best = state.best.iteration == iteration
+    if not (final or is_best or iteration % every == 0):
+        return
+    extra = {**state.to_extra(), "world_name": getattr(ctx.world, "name", None), "strategy": "ppo"}
+    if policy is not None:
+        extra["policy_rng"] = policy.generator.get_state()
+    names = ([LAST] if (final or iteration % every == 0) else []) + ([BEST] if is_best else [])
+    for name in names:
+        save_checkpoint(
+            ctx.run_dir.checkpoints / name,
+            model=net,
+            optimizer=opt,
+            model_cfg=ctx.model,
+            spec=spec,
+            epoch=iteration,
+            config_hash=ctx.metadata.get("config_hash"),
+            extra=extra,
+        )
