@@ -153,3 +153,17 @@ def test_a_snapshot_naming_moved_components_still_reproduces(cli_env: dict[str, 
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "identical" in proc.stdout.lower()
+
+
+@pytest.mark.slow
+def test_periodic_evaluation_is_logged_without_changing_the_training(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``evaluation.every`` adds evaluated returns to the curves; the trained policy is the same."""
+    run_dir = train(tmp_path, cli_env, *CASES["ppo_rollout"], "evaluation.every=2")
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evaluated = [r["iteration"] for r in rows if "eval_return_mean" in r]
+    assert evaluated == [r["iteration"] for r in rows if r["iteration"] % 2 == 0] and evaluated
+    assert all(isinstance(r["eval_return_mean"], float) for r in rows if r["iteration"] in evaluated)
+    expected = json.loads((HERE / "ppo_rollout.json").read_text())
+    assert not differences(expected, stable(json.loads((run_dir / "result.json").read_text())))

@@ -69,3 +69,30 @@ def evaluate_trained(context: TrainingContext, net: Any, spec: Any, device: Any,
         result = service.evaluate(policy, context.world, episodes=settings.episodes, seed=seed)
         return EvaluationBlock(policy=result, world=getattr(context.world, "name", None), seed=seed)
     return service.compare(policy, context.world, episodes=settings.episodes, seed=seed)
+
+
+def periodic_evaluation(
+    context: TrainingContext, net: Any, spec: Any, device: Any, *, iteration: int, greedy: bool
+) -> dict[str, float]:
+    """``eval_*`` metrics of the network on the run's fixed evaluation episodes, every
+    ``evaluation.every`` iterations ({} otherwise), so a run shows its evaluated return as it learns.
+
+    The episodes are the end-of-run evaluation's (same seed), so the last point and the final
+    result are comparable; the policy has its own generator, so training draws no fewer numbers.
+    """
+    settings = context.evaluation
+    service = getattr(context.services, "evaluation", None)
+    every = settings.every
+    if not every or iteration % every or not settings.enabled or settings.episodes <= 0 or service is None:
+        return {}
+    from townlet.behaviour.torch_policy import TorchPolicy
+
+    seed = context.seed + settings.seed_offset
+    policy = TorchPolicy(net, spec, device, greedy=greedy, seed=seed, name="trained")
+    result = service.evaluate(policy, context.world, episodes=settings.episodes, seed=seed, agreement=False)
+    return {
+        "eval_return_mean": result.mean_return,
+        "eval_return_std": result.return_std,
+        "eval_faint_rate": result.faint_rate,
+        "eval_mean_needs": result.mean_needs,
+    }

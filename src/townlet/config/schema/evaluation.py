@@ -13,3 +13,12 @@ class EvaluationConfig:
     episodes: int = 2
     seed_offset: int = 10_000
     baselines: bool = True
+    # Evaluate the policy every N PPO iterations as well (``eval_return_mean`` and friends on that
+    # iteration's metrics line, diamonds on the return plot); null = only at the end of the run.
+    every: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.episodes < 0:
+            raise ValueError(f"evaluation.episodes must be >= 0, got {self.episodes}")
+        if self.every is not None and self.every < 1:
+            raise ValueError(f"evaluation.every must be >= 1 or null, got {self.every}")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from townlet.strategies.base import dataset_label, evaluate_trained
+from townlet.strategies.base import dataset_label, evaluate_trained, periodic_evaluation
 from townlet.strategies.ppo.records import (
     EpisodeTracker,
     batch_diagnostics,
@@ -224,6 +224,11 @@ class PPORun:
         )
         if st.offer_best(it, record, env):
             record["is_best"] = True
+        record.update(
+            periodic_evaluation(
+                self.ctx, self.net, self.spec, self.device, iteration=it, greedy=s.eval_greedy
+            )
+        )
         self.ctx.metrics.log(record)
         return record
 

@@ -1,0 +1,101 @@
+"""The training data: resolved by the replay service, split by agent, stacked on the device once.
+
+Each split is flattened and moved to the device a single time; every epoch then gathers its
+minibatches from those tensors, so no epoch pays for host-to-device copies again.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from townlet.strategies.bc.config import BCConfigError
+
+if TYPE_CHECKING:
+    import logging
+
+    import torch
+
+    from townlet.replay import ReplayData
+    from townlet.strategies.context import TrainingContext
+
+
+class BCTensors(NamedTuple):
+    """One split, stacked once as device tensors (maps stay uint8 to save memory and bandwidth)."""
+
+    maps: torch.Tensor
+    features: torch.Tensor
+    mask: torch.Tensor
+    targets: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+
+def resolve_replay(context: TrainingContext) -> ReplayData:
+    """The training data: the replay service builds or loads the dataset the config names."""
+    service = getattr(context.services, "replay", None)
+    if service is None:
+        raise BCConfigError("strategy=bc needs the replay dataset service (TrainingServices.replay is None)")
+    data = service.resolve(context.dataset, context.world, context.data_dir)
+    if not hasattr(data, "split_by_agent"):  # a StreamingDataset: BC stacks everything on the device anyway
+        context.log.info("bc: dataset.streaming=true is loaded whole (BC keeps the data as device tensors)")
+        data = data.load()
+    return data
+
+
+def split_replay(data: ReplayData, val_fraction: float, seed: int) -> tuple[ReplayData, ReplayData | None]:
+    """Hold out whole agent trajectories for validation (rows of one agent are correlated in time, so
+    a row split would leak); no validation split when ``val_fraction`` is 0."""
+    if val_fraction > 0:
+        return data.split_by_agent(val_fraction, seed)
+    return data, None
+
+
+def stage_splits(
+    train_data: ReplayData, val_data: ReplayData | None, target: str, device: str, log: logging.Logger
+) -> tuple[BCTensors, BCTensors | None]:
+    """Both splits as device tensors; refuses an empty training split."""
+    train, n_bad = stack_tensors(train_data, target, device)
+    val = stack_tensors(val_data, target, device)[0] if val_data is not None else None
+    if n_bad:
+        log.warning("bc: %d training rows have a teacher action the mask forbids; allowed them", n_bad)
+    if len(train) == 0:
+        raise BCConfigError(
+            "the BC training split is empty; capture more ticks or lower strategy.val_fraction"
+        )
+    return train, val
+
+
+def stack_tensors(data: ReplayData, target: str, device: str) -> tuple[BCTensors, int]:
+    """Flatten [T, N] columns to rows and move them to ``device`` once.
+
+    Returns the tensors and the number of rows whose target the mask forbade (a world/teacher bug);
+    those rows get the target allowed so one bad label cannot blow the loss up to 1e9.
+    """
+    import torch
+
+    targets = np.ascontiguousarray(data.flat(target), dtype=np.int64)
+    mask = np.ascontiguousarray(data.flat("action_mask"), dtype=bool)
+    rows = np.arange(targets.shape[0])
+    forbidden = ~mask[rows, targets]
+    n_forbidden = int(forbidden.sum())
+    if n_forbidden:
+        mask = mask.copy()
+        mask[rows[forbidden], targets[forbidden]] = True
+    dev = torch.device(device)
+    return (
+        BCTensors(
+            maps=torch.from_numpy(np.ascontiguousarray(data.flat("maps"))).to(dev),
+            features=torch.from_numpy(np.ascontiguousarray(data.flat("features"), dtype=np.float32)).to(dev),
+            mask=torch.from_numpy(mask).to(dev),
+            targets=torch.from_numpy(targets).to(dev),
+        ),
+        n_forbidden,
+    )
+
+
+def map_channel_max(t: BCTensors) -> torch.Tensor:
+    """Per-channel maximum of the training maps (the network scales each channel to [0, 1])."""
+    return t.maps.amax(dim=(0, 2, 3)).float()
