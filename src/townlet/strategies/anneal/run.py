@@ -1,0 +1,162 @@
+"""The anneal run: a BC stage clones the scripted teacher, then PPO stages refine the clone while the
+kickstarting weight ``bc_weight`` anneals to 0.
+
+Every stage starts from the previous stage's checkpoint and runs the configured BC or PPO strategy
+in its own ``stages/NN_cK_<mode>/`` directory; every stage's policy is evaluated on the same
+episodes. A BC stage must reach ``accuracy_threshold`` or the schedule ends with FAIL. A PPO stage
+raises guardrail flags (HOLD) when its loss or queue metrics move too far from the same cycle of
+earlier runs, or when its return drops below the best earlier passing stage's. The run ends with the
+last passing stage's policy, or the best-evaluated one after a return flag; its verdict updates the
+stored baselines and the promotion streak.
+
+Torch is only touched by the stage strategies; this package stays importable without it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from townlet.promotion.rules import anneal_status, status_reasons
+from townlet.strategies.anneal.judge import bc_result, log_guardrails, merge, ppo_result
+from townlet.strategies.anneal.persist import (
+    baseline_key,
+    baseline_store,
+    default_dataset_label,
+    load_baselines,
+    record_promotion,
+    state_dir_of,
+    store_baselines,
+)
+from townlet.strategies.anneal.progress import Passing, Progress
+from townlet.strategies.anneal.rollback import final_evaluation, final_stage, install_final_checkpoint
+from townlet.strategies.anneal.stages import anneal_context, stage_context, with_teacher_mix
+from townlet.strategies.anneal.summary import Outcome, log_outcome, summarize, write_results
+
+if TYPE_CHECKING:
+    from townlet.dto import AnnealSummaryDTO
+    from townlet.promotion.rules import GuardrailMetrics
+    from townlet.strategies.anneal.schedule import Stage
+    from townlet.strategies.anneal.strategy import AnnealStrategy
+    from townlet.strategies.context import TrainingContext
+
+
+def run_anneal(strategy: AnnealStrategy, context: TrainingContext) -> AnnealSummaryDTO:
+    strategy.ensure_torch()
+    started = time.perf_counter()
+    schedule = strategy.schedule
+    label = strategy.dataset_label or default_dataset_label(context)
+    state_dir = state_dir_of(context)
+    store = baseline_store(state_dir)
+    stored = load_baselines(store, label, schedule)
+    context.log.info(
+        "anneal: %d stages, label=%s, stored baselines for cycles %s",
+        len(schedule),
+        label,
+        sorted(stored) or "none",
+    )
+
+    progress = Progress(checkpoint=context.init_from, last_passing=Passing(-1, None, context.init_from, None))
+    for index, stage in enumerate(schedule):
+        if not _run_stage(strategy, context, progress, index, stage, label, stored):
+            break  # a BC stage below the accuracy threshold ends the schedule
+
+    status = anneal_status(progress.results)
+    chosen = final_stage(progress, context.log)
+    final = install_final_checkpoint(context, chosen.checkpoint)
+    evaluation = final_evaluation(progress, chosen, status)
+    store_baselines(
+        store,
+        context,
+        label,
+        progress.observed,
+        stored,
+        baseline_update=strategy.baseline_update,
+        status=status,
+    )
+    snapshot = record_promotion(strategy, context, state_dir, status, final, label)
+    outcome = Outcome(
+        status=status,
+        reasons=status_reasons(progress.results),
+        label=label,
+        stages=progress.results,
+        final_stage_index=None if chosen.index < 0 else chosen.index,
+        final_checkpoint=final,
+        evaluation=evaluation,
+        baselines={baseline_key(label, c): m.as_dict() for c, m in progress.observed.items()},
+        stored_baselines={baseline_key(label, c): m.as_dict() for c, m in stored.items()},
+        promotion=snapshot,
+        state_dir=state_dir,
+    )
+    summary = summarize(context, outcome, time.perf_counter() - started)
+    write_results(context, outcome)
+    log_outcome(context, outcome, summary)
+    return summary
+
+
+def _run_stage(
+    strategy: AnnealStrategy,
+    context: TrainingContext,
+    progress: Progress,
+    index: int,
+    stage: Stage,
+    label: str,
+    stored: dict[int, GuardrailMetrics],
+) -> bool:
+    """Build, run (train and evaluate) and judge one stage; False when it fails the BC gate."""
+    baseline = stored.get(stage.cycle) or (progress.previous if strategy.chain_stages else None)
+    anneal = anneal_context(
+        stage,
+        label,
+        progress,
+        baseline,
+        threshold=strategy.accuracy_threshold,
+        tolerances=strategy.tolerances,
+    )
+    child = stage_context(
+        context,
+        stage,
+        index,
+        anneal,
+        progress.checkpoint,
+        evaluate=strategy.stage_evaluation,
+        is_last=index == len(strategy.schedule) - 1,
+        episodes=strategy.evaluation_episodes,
+    )
+    context.log.info(
+        "anneal: stage %d/%d cycle=%d mode=%s epochs=%d bc_weight=%.2f init_from=%s",
+        index + 1,
+        len(strategy.schedule),
+        stage.cycle,
+        stage.mode,
+        stage.epochs,
+        stage.bc_weight,
+        progress.checkpoint or "scratch",
+    )
+    stage_strategy = strategy.build_stage_strategy(stage, child)
+    if strategy.teacher_mix:
+        child = with_teacher_mix(child, stage, stage_strategy)
+    dto = stage_strategy.run(child)
+
+    if stage.mode == "bc":
+        result, passed = bc_result(stage, dto, strategy.accuracy_threshold)
+        progress.bc_accuracy, progress.bc_passed = result.accuracy, passed
+        if not passed:
+            progress.record(result.model_copy(update={"rolled_back": True}), child)
+            context.log.warning(
+                "anneal: BC stage cycle=%d accuracy %.3f < threshold %.3f: FAIL, rolling back to %s",
+                stage.cycle,
+                result.accuracy or 0.0,
+                strategy.accuracy_threshold,
+                progress.last_passing.checkpoint or "no checkpoint",
+            )
+            return False
+    else:
+        reference = None if progress.best is None else progress.best.mean_return
+        result, current = ppo_result(stage, dto, baseline, reference, strategy.tolerances)
+        log_guardrails(child, stage, result, baseline)
+        progress.observed[stage.cycle] = current
+        progress.previous = merge(progress.previous, current)
+    progress.record(result, child)
+    progress.advance(index, result, dto)
+    return True

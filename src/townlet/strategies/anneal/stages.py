@@ -1,0 +1,163 @@
+"""Running one stage: its context, its strategy, and the record it leaves in its directory."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+from collections.abc import Mapping
+from dataclasses import is_dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from townlet.promotion.rules import GuardrailMetrics
+from townlet.runs.atomic import atomic_write_json
+from townlet.strategies.anneal.schedule import is_config_node, plain
+
+if TYPE_CHECKING:
+    from townlet.dto import AnnealStageResultDTO
+    from townlet.promotion.rules import GuardrailTolerances
+    from townlet.strategies.anneal.progress import Progress
+    from townlet.strategies.anneal.schedule import Stage
+    from townlet.strategies.context import AnnealContext, TrainingContext
+
+STAGES_DIR = "stages"
+STAGE_FILE = "stage.json"
+
+
+class TaggedMetrics:
+    """Adds the stage's ``anneal_*`` tags to every record a stage strategy logs (shared file)."""
+
+    def __init__(self, inner: Any, tags: Mapping[str, Any]) -> None:
+        self._inner = inner
+        self._tags = dict(tags)
+
+    def log(self, record: Mapping[str, Any], *, force: bool = False) -> bool:
+        return bool(self._inner.log({**self._tags, **dict(record)}, force=force))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def anneal_context(
+    stage: Stage,
+    label: str,
+    progress: Progress,
+    baseline: GuardrailMetrics | None,
+    *,
+    threshold: float,
+    tolerances: GuardrailTolerances,
+) -> AnnealContext:
+    """What the stage strategy is told about the anneal: PPO tags its telemetry with it and reports
+    the baselines its guardrails are judged against."""
+    from townlet.strategies.context import AnnealContext
+
+    b = baseline or GuardrailMetrics()
+    return AnnealContext(
+        cycle=stage.cycle,
+        stage=stage.mode,
+        dataset_label=label,
+        bc_accuracy=progress.bc_accuracy,
+        bc_threshold=threshold,
+        bc_passed=progress.bc_passed,
+        bc_weight=stage.bc_weight,
+        loss_baseline=b.loss_total,
+        queue_baseline=b.queue_conflict_events,
+        intensity_baseline=b.queue_conflict_intensity_sum,
+        tolerances=tolerances.as_dict(),
+    )
+
+
+def stage_context(
+    context: TrainingContext,
+    stage: Stage,
+    index: int,
+    anneal: AnnealContext,
+    init_from: str | None,
+    *,
+    evaluate: bool,
+    is_last: bool,
+    episodes: int | None,
+) -> TrainingContext:
+    """The parent context re-pointed at the stage's directory, checkpoint and anneal context.
+
+    Training seeds differ per stage (two PPO stages must not replay the same rollouts); the
+    evaluation seed does not, so every stage's policy is judged on the same episodes (as many as
+    ``episodes``, when set: the return guardrail needs more than a couple). Only the last stage
+    compares with the scripted/random baselines, and only it is evaluated unless ``evaluate``.
+    """
+    from townlet.runs.rundir import RunDir
+
+    evaluation = context.evaluation
+    if is_dataclass(evaluation) and not isinstance(evaluation, type):
+        evaluation = replace(
+            evaluation,
+            enabled=bool(evaluation.enabled) and (evaluate or is_last),
+            seed_offset=int(evaluation.seed_offset) - 1000 * index,
+            baselines=bool(evaluation.baselines) and is_last,
+            episodes=episodes or int(evaluation.episodes),
+        )
+    tags = {"anneal_stage_index": index, "anneal_cycle": stage.cycle, "anneal_stage": stage.mode}
+    return replace(
+        context,
+        seed=int(context.seed) + 1000 * index,
+        run_dir=RunDir(context.run_dir.path / STAGES_DIR / stage.dirname(index)),
+        init_from=None if init_from is None else str(init_from),
+        resume=False,
+        anneal=anneal,
+        metrics=TaggedMetrics(context.metrics, tags),  # type: ignore[arg-type]  # duck-typed writer
+        evaluation=evaluation,
+    )
+
+
+def accepted_keywords(target: str | None) -> set[str] | None:
+    """Constructor keywords of ``target`` (None = accepts anything / unknown)."""
+    if not target:
+        return None
+    module, _, attr = target.rpartition(".")
+    try:
+        params = inspect.signature(getattr(importlib.import_module(module), attr)).parameters
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return set(params)
+
+
+def build_stage_strategy(node: Any, overrides: Mapping[str, Any]) -> Any:
+    """The stage's strategy: built from its config node, or a copy of an already-built strategy
+    (tests, Python callers); an override the strategy does not take is dropped."""
+    if is_config_node(node):
+        from townlet.config.instantiate import build
+
+        accepted = accepted_keywords(plain(node).get("_target_"))
+        return build(node, **{k: v for k, v in overrides.items() if accepted is None or k in accepted})
+    strategy = copy.copy(node)
+    for key, value in overrides.items():
+        if hasattr(strategy, key):
+            setattr(strategy, key, value)
+    return strategy
+
+
+def with_teacher_mix(child: TrainingContext, stage: Stage, strategy: Any) -> TrainingContext:
+    """Give a PPO stage the teacher-mixed rollout service, unless PPO mixes natively (``teacher_mix``).
+
+    ``bc_weight`` = probability that the scripted action is executed; the mixture's exact log-prob is
+    recorded, so PPO's ratios stay correct (see ``townlet.rollout.teacher_mix``).
+    """
+    if stage.mode != "ppo" or stage.bc_weight <= 0.0 or hasattr(strategy, "teacher_mix"):
+        return child
+    if str(getattr(strategy, "data_mode", "rollout")) == "replay":
+        child.log.warning("anneal: bc_weight=%.2f has no effect in PPO replay mode", stage.bc_weight)
+        return child
+    rollout = getattr(child.services, "rollout", None)
+    if rollout is None:
+        return child
+    from townlet.rollout.teacher_mix import TeacherMixRollout
+
+    mixed = TeacherMixRollout(rollout, stage.bc_weight, seed=child.seed)
+    return replace(child, services=replace(child.services, rollout=mixed))
+
+
+def write_stage(stage_dir: Path, result: AnnealStageResultDTO) -> None:
+    atomic_write_json(stage_dir / STAGE_FILE, result.model_dump(mode="json"))

@@ -1,0 +1,112 @@
+"""``AnnealStrategy``: the anneal's settings, validated when Hydra builds it; ``run`` is in ``run.py``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from townlet.promotion.rules import GuardrailTolerances
+from townlet.strategies.anneal.run import run_anneal
+from townlet.strategies.anneal.schedule import (
+    AnnealConfigError,
+    Stage,
+    parse_schedule,
+    plain,
+    stage_overrides,
+)
+from townlet.strategies.anneal.stages import build_stage_strategy
+from townlet.strategies.base import StrategyBase
+
+if TYPE_CHECKING:
+    from townlet.dto import AnnealSummaryDTO
+    from townlet.strategies.context import TrainingContext
+
+BASELINE_UPDATES = ("on_pass", "always", "never")
+PROMOTION_KEYS = ("record", "required_passes", "hold_resets_streak")
+
+
+class AnnealStrategy(StrategyBase):
+    """``strategy=anneal`` (the default main job); keywords are ``AnnealStrategyConfig``'s fields.
+
+    ``bc`` and ``ppo`` are the stage strategies' config nodes (or already-built strategies): each
+    stage builds one with only its own overrides, so they stay overridable as usual.
+    """
+
+    name = "anneal"
+    requires_torch = True
+
+    def __init__(
+        self,
+        bc: Any,
+        ppo: Any,
+        schedule: Sequence[Any],
+        accuracy_threshold: float = 0.9,
+        tolerances: Mapping[str, Any] | None = None,
+        promotion: Mapping[str, Any] | None = None,
+        baseline_update: str = "on_pass",
+        dataset_label: str | None = None,
+        stage_evaluation: bool = True,
+        chain_stages: bool = False,
+        bc_loss_coef: float = 1.0,
+        teacher_mix: bool = False,
+        evaluation_episodes: int | None = None,
+    ) -> None:
+        stages = parse_schedule(schedule)
+        _check_settings(accuracy_threshold, bc_loss_coef, evaluation_episodes, baseline_update)
+        promo = _promotion_settings(promotion)
+        for key, node in (("bc", bc), ("ppo", ppo)):
+            if any(s.mode == key for s in stages) and node is None:
+                raise AnnealConfigError(f"the schedule has {key} stages but strategy.{key} is not set")
+        self.schedule: list[Stage] = stages
+        self.bc = bc
+        self.ppo = ppo
+        self.accuracy_threshold = float(accuracy_threshold)
+        self.tolerances = GuardrailTolerances.from_mapping(plain(tolerances))
+        self.record_promotion = bool(promo.get("record", True))
+        self.required_passes = int(promo.get("required_passes", 2))
+        self.hold_resets_streak = bool(promo.get("hold_resets_streak", True))
+        self.baseline_update = str(baseline_update)
+        self.dataset_label = dataset_label
+        self.stage_evaluation = bool(stage_evaluation)
+        self.chain_stages = bool(chain_stages)
+        self.bc_loss_coef = float(bc_loss_coef)
+        self.teacher_mix = bool(teacher_mix)
+        self.evaluation_episodes = None if evaluation_episodes is None else int(evaluation_episodes)
+
+    def build_stage_strategy(self, stage: Stage, context: TrainingContext) -> Any:
+        """The BC or PPO strategy for one stage, from its config node with the stage's overrides."""
+        overrides = stage_overrides(
+            stage, self.ppo, context, bc_loss_coef=self.bc_loss_coef, teacher_mix=self.teacher_mix
+        )
+        return build_stage_strategy(self.bc if stage.mode == "bc" else self.ppo, overrides)
+
+    def run(self, context: TrainingContext) -> AnnealSummaryDTO:
+        return run_anneal(self, context)
+
+
+def _check_settings(
+    accuracy_threshold: float, bc_loss_coef: float, evaluation_episodes: int | None, baseline_update: str
+) -> None:
+    if not 0.0 <= float(accuracy_threshold) <= 1.0:
+        raise AnnealConfigError(f"strategy.accuracy_threshold must be in [0, 1], got {accuracy_threshold}")
+    if not (math.isfinite(float(bc_loss_coef)) and float(bc_loss_coef) >= 0):
+        raise AnnealConfigError(f"strategy.bc_loss_coef must be >= 0, got {bc_loss_coef}")
+    if evaluation_episodes is not None and int(evaluation_episodes) < 1:
+        raise AnnealConfigError(
+            f"strategy.evaluation_episodes must be >= 1 or null, got {evaluation_episodes}"
+        )
+    if str(baseline_update) not in BASELINE_UPDATES:
+        raise AnnealConfigError(
+            f"strategy.baseline_update must be one of {list(BASELINE_UPDATES)}, got {baseline_update!r}"
+        )
+
+
+def _promotion_settings(promotion: Mapping[str, Any] | None) -> dict[str, Any]:
+    promo = dict(plain(promotion) or {})
+    unknown = sorted(set(promo) - set(PROMOTION_KEYS))
+    if unknown:
+        raise AnnealConfigError(f"strategy.promotion has unknown key(s) {unknown}")
+    if int(promo.get("required_passes", 2)) < 1:
+        raise AnnealConfigError("strategy.promotion.required_passes must be >= 1")
+    return promo
