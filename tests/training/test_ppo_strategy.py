@@ -23,7 +23,7 @@ from townlet.strategies.context import TrainingContext  # noqa: E402
 from townlet.strategies.ppo import (  # noqa: E402
     PPOConfigError,
     PPOStrategy,
-    learning_rate_at,
+    scheduled_value,
     social_stage_for,
 )
 from townlet.world import load_world_config  # noqa: E402
@@ -83,8 +83,8 @@ def test_social_stage_schedule_last_entry_wins() -> None:
 
 
 def test_linear_lr_schedule() -> None:
-    assert [learning_rate_at(1.0, "linear", i, 4) for i in (1, 2, 4)] == [1.0, 0.75, 0.25]
-    assert learning_rate_at(1.0, "constant", 4, 4) == 1.0
+    assert [scheduled_value(1.0, "linear", i, 4) for i in (1, 2, 4)] == [1.0, 0.75, 0.25]
+    assert scheduled_value(1.0, "constant", 4, 4) == 1.0
 
 
 @pytest.mark.parametrize(
@@ -254,3 +254,33 @@ def test_nan_mid_run_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(NonFiniteTrainingError, match="iteration=3"):
         PPOStrategy(**FAST).run(make_context(tmp_path, rollout=PoisonedRollout(poison_from=4)))
     assert load_checkpoint(tmp_path, which="last").epoch == 2
+
+
+# ---------------------------------------------------------------------- optional normalisers and schedules
+def test_normalisers_and_entropy_schedule_are_logged_and_saved(tmp_path: Path) -> None:
+    opts = {"reward_scaling": True, "feature_normalisation": True, "entropy_schedule": "linear"}
+    PPOStrategy(**FAST, **opts).run(make_context(tmp_path))
+    rows = lines(tmp_path)
+    assert [r["entropy_coef"] for r in rows] == pytest.approx([0.01, 0.01 * 2 / 3, 0.01 / 3])
+    assert all(r["reward_scale"] > 0 and np.isfinite(r["reward_scale"]) for r in rows)
+    ckpt = load_checkpoint(tmp_path, which="last")
+    assert set(ckpt.extra["normalisers"]) == {"rewards", "features"}
+    mean = ckpt.model_state["feature_mean"]
+    assert torch.count_nonzero(mean) > 0  # the network carries the statistics it was trained with
+    plain = tmp_path / "plain"
+    PPOStrategy(**FAST).run(make_context(plain))
+    assert not {"entropy_coef", "reward_scale"} & set(lines(plain)[0])  # off: no such metrics
+
+
+def test_resume_continues_the_normaliser_statistics(tmp_path: Path) -> None:
+    """The running statistics are restored from the checkpoint, not started again. (The resumed
+    rollouts themselves start in fresh episodes, so later values are not compared.)"""
+    opts = {**FAST, "reward_scaling": True, "feature_normalisation": True}
+    PPOStrategy(**{**opts, "total_steps": 64}).run(make_context(tmp_path))
+    saved = load_checkpoint(tmp_path, which="last").extra["normalisers"]
+    PPOStrategy(**opts).run(make_context(tmp_path, resume=True))
+    final = load_checkpoint(tmp_path, which="last").extra["normalisers"]
+    rows = 32  # 8 ticks x 4 agents per iteration
+    assert saved["features"]["count"] == pytest.approx(2 * rows, abs=1e-3)
+    assert final["features"]["count"] == pytest.approx(3 * rows, abs=1e-3)
+    assert final["rewards"]["moments"]["count"] == pytest.approx(3 * rows, abs=1e-3)

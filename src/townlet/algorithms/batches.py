@@ -101,14 +101,19 @@ def prepare_batch(
     bootstrap: torch.Tensor | None = None,
     use_final_values: bool = True,
     teacher_actions: np.ndarray | None = None,
+    reward_scale: float | None = None,
 ) -> PreparedBatch:
     """GAE + flattening. ``values``/``bootstrap`` default to the recorded behaviour values.
+
+    ``reward_scale`` multiplies the rewards before GAE (``strategy.reward_scaling``); the reported
+    rewards stay as the town paid them.
 
     ``use_final_values``: trust the recorded V(final obs) at truncations (true for on-policy rollouts,
     whose behaviour critic *is* the current one); replay passes False and falls back to V(s_t).
     ``teacher_actions`` ([T, N] or [T*N]): the teacher's action per row, for ``loss_bc``.
     """
     rewards = _col(data, "rewards", device, np.float32)
+    scaled = rewards if reward_scale is None else rewards * reward_scale
     term = _col(data, "terminated", device)
     trunc = _col(data, "truncated", device)
     old_logp = _col(data, "log_probs", device, np.float32)
@@ -127,7 +132,7 @@ def prepare_batch(
         where,
     )
     nxt = next_values_for(values, bootstrap, trunc, final_values)
-    adv, ret = compute_gae(rewards, values, nxt, term, trunc, gamma, lam)
+    adv, ret = compute_gae(scaled, values, nxt, term, trunc, gamma, lam)
     adv_flat = adv.reshape(-1)
     raw_mean, raw_std = adv_flat.mean(), adv_flat.std(unbiased=False)
     if normalise:

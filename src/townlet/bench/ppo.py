@@ -79,17 +79,11 @@ def synthetic_batch(spec: Any, rows: int, seed: int = 0) -> Any:
 
 
 def _ppo_loss(net: Any, b: Any, sl: slice) -> Any:
-    from townlet.algorithms.losses import (
-        clipped_surrogate,
-        clipped_value_loss,
-        log_prob_of,
-        masked_entropy,
-    )
+    from townlet.algorithms.losses import clipped_surrogate, clipped_value_loss, log_prob_of, masked_entropy
 
     logits, v = net(b.maps[sl], b.features[sl], b.action_mask[sl])
-    loss_pi, _, _ = clipped_surrogate(
-        log_prob_of(logits, b.actions[sl]), b.old_log_probs[sl], b.advantages[sl], 0.2
-    )
+    log_prob = log_prob_of(logits, b.actions[sl])
+    loss_pi, _, _ = clipped_surrogate(log_prob, b.old_log_probs[sl], b.advantages[sl], 0.2)
     loss_v = clipped_value_loss(v, b.old_values[sl], b.returns[sl], 0.2)
     return loss_pi + 0.5 * loss_v - 0.01 * masked_entropy(logits).mean()
 
@@ -219,26 +213,28 @@ def bench_rollout(quick: bool) -> dict[str, Any]:
     }
 
 
-def _context(run_dir: Path, world: Any, model: Any, seed: int = 0) -> Any:
+def _context(strategy: Any, run_dir: Path, model: Any, init_from: str | None = None) -> Any:
+    """The context ``townlet-train`` would give ``strategy`` (the façade's assembly, seeding included)."""
     from townlet.config.schema.evaluation import EvaluationConfig
+    from townlet.facade import PolicyTrainingOrchestrator, RunSettings
     from townlet.rollout.collect import RolloutCaptureService
     from townlet.runs.metrics import MetricsWriter
     from townlet.runs.rundir import RunDir
-    from townlet.strategies.context import TrainingContext
     from townlet.strategies.services import TrainingServices
 
-    return TrainingContext(
-        seed=seed,
-        world=world,
+    settings = RunSettings(
+        seed=0,
+        world=_default_world(),
         dataset=None,
         model=model,
         device="cpu",
         run_dir=RunDir(run_dir).prepare(),
-        services=TrainingServices(rollout=RolloutCaptureService()),
         metrics=MetricsWriter(run_dir / "metrics.jsonl"),
+        init_from=init_from,
         evaluation=EvaluationConfig(enabled=False),
-        log=logging.getLogger("townlet.bench.ppo"),
     )
+    services = TrainingServices(rollout=RolloutCaptureService())
+    return PolicyTrainingOrchestrator(strategy, services, logging.getLogger(__name__)).build_context(settings)
 
 
 def bench_iteration(quick: bool) -> dict[str, Any]:
@@ -252,7 +248,7 @@ def bench_iteration(quick: bool) -> dict[str, Any]:
     n_steps = 16 if quick else 32
     strategy = PPOStrategy(n_steps=n_steps, total_steps=10**9, minibatch_size=MINIBATCH, update_epochs=2)
     with tempfile.TemporaryDirectory() as tmp:
-        run = PPORun(strategy, _context(Path(tmp), _default_world(), _default_model()))
+        run = PPORun(strategy, _context(strategy, Path(tmp), _default_model()))
         run.setup()
         counter = {"it": 0}
         town, policy, service = run.town, run.policy, run.rollout_service
@@ -276,9 +272,8 @@ def bench_iteration(quick: bool) -> dict[str, Any]:
 
         for warm in (iteration, collect, update):
             warm()
-        res = alternate(
-            {"iteration": iteration, "collect": collect, "update": update}, reps=3 if quick else 5
-        )
+        parts = {"iteration": iteration, "collect": collect, "update": update}
+        res = alternate(parts, reps=3 if quick else 5)
     med = {k: r.median for k, r in res.items()}
     return {
         "config": {
@@ -308,11 +303,9 @@ def bench_learning(max_steps: int, model: str = "conv", init_from: str | None = 
     _torch()
     world = _default_world()
     town = make_town(world, 123)
-    ref = RolloutCaptureService().collect(
-        town, make_behaviour("scripted", town.spec, seed=0), world.episode_length
-    )
-    rnd = RolloutCaptureService().collect(
-        town, make_behaviour("random", town.spec, seed=0), world.episode_length
+    ref, rnd = (
+        RolloutCaptureService().collect(town, make_behaviour(kind, town.spec, seed=0), world.episode_length)
+        for kind in ("scripted", "random")
     )
     target = float(ref.episode_stats["return_mean"])
     model_cfg = _default_model()
@@ -321,9 +314,7 @@ def bench_learning(max_steps: int, model: str = "conv", init_from: str | None = 
     curve: list[tuple[float, float, float]] = []
     reached = None
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = _context(Path(tmp), world, model_cfg)
-        ctx.init_from = init_from
-        run = PPORun(strategy, ctx)
+        run = PPORun(strategy, _context(strategy, Path(tmp), model_cfg, init_from))
         started = time.perf_counter()
         run.setup()
         recent: list[float] = []
@@ -364,8 +355,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
          "contended": u["contended"]},
         {"figure": "rollout agent-steps/s", "value": r["rollout_agent_steps_per_s"],
          "reference": "harmonic bound", "ref_value": r["harmonic_bound"], "ratio": r["rollout_vs_bound"],
-         "floor": ">= 0.75",
-         "contended": r["contended"]},
+         "floor": ">= 0.75", "contended": r["contended"]},
         {"figure": "iteration s", "value": i["iteration_s"], "reference": "collect + update",
          "ref_value": i["collect_s"] + i["update_s"], "ratio": i["iteration_vs_sum"], "floor": "<= 1.15",
          "contended": i["contended"]},
@@ -400,9 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args)
     print(format_table(result["rows"]), end="")
     if args.json:
-        Path(args.json).write_text(
-            json.dumps({"context": context_record(), "ppo": result}, indent=2, default=str)
-        )
+        payload = {"context": context_record(), "ppo": result}
+        Path(args.json).write_text(json.dumps(payload, indent=2, default=str))
     return 0
 
 

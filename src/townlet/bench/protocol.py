@@ -1,4 +1,4 @@
-"""The measuring protocol every bench section uses (median of alternating, quiet-gated reps; see docs/performance.md).
+"""The measuring protocol every bench section uses: alternating, quiet-gated reps (docs/performance.md).
 
 The box is shared, so a repetition counts only when other processes used < 8% of the machine
 while it ran (``/proc/stat`` busy jiffies minus our own CPU time). Reference and subject alternate

@@ -1,8 +1,8 @@
 """The vectorised town: ``num_envs`` independent towns x ``num_agents`` agents stepped at once with NumPy.
 
-No per-agent Python loop runs on the hot path: contention for one object is resolved with one-hot
-[env, agent, object] tables (the queue head is the arg-min of the join sequence) and relationships
-are [env, agent, agent] matrices. Observations are built by
+Three layers, one module each: :class:`townlet.world.vectown_state.TownState` (static tables and the
+state arrays), :class:`townlet.world.vectown_rules.TownRules` (one tick of rules on them) and
+:class:`VecTown` here (action checks, masking, auto-reset, observations). Observations are built by
 :class:`townlet.world.observe.ObservationBuilder` (per-tile tables and one scatter for the dynamic
 map channels). The plain-Python :class:`townlet.world.oracle.OracleTown` implements the same rules
 and is the correctness reference. The tick order is documented in docs/world.md.
@@ -15,94 +15,23 @@ from typing import Any
 import numpy as np
 
 from townlet.world.config import WorldConfig, WorldConfigError
-from townlet.world.features import build_spec
-from townlet.world.layout import JOB_KIND, STAGES, Layout, build_layout, initial_agents
-from townlet.world.observe import ObservationBuilder
-from townlet.world.rules import DX, DY, chat_quality, conflict_intensity
-from townlet.world.spec import EVENT_COUNTERS, NUM_ACTIONS, Action, Observation, StepResult
+from townlet.world.layout import STAGES
+from townlet.world.spec import NUM_ACTIONS, Observation, StepResult
+from townlet.world.vectown_rules import TownRules
 
-BIG = 1 << 40
-FOOD_NEED = 0  # hunger: objects restoring it are "meals"
+_NO_ROWS = np.zeros(0, dtype=np.intp)
 
 
 class ActionError(ValueError):
     """Actions of the wrong shape or outside the vocabulary."""
 
 
-class VecTown:
+class VecTown(TownRules):
     """Many towns stepped in lock-step; agent index = env * num_agents + agent."""
 
     def __init__(self, cfg: WorldConfig, seed: int) -> None:
-        self.cfg = cfg
-        self.seed = int(seed)
-        self.layout: Layout = build_layout(cfg)
-        self.spec = build_spec(cfg)
-        self.num_envs = int(cfg.num_envs)
-        self.num_agents = int(cfg.num_agents)
-        self.n_agents = self.num_envs * self.num_agents
-        self.num_objects = self.layout.num_objects
-        self.tick = 0
-        self.episode = 0
-        self._stage = self.layout.stage  # index into STAGES; switchable with set_social_stage
-        self._build_static_tables()
-        self._init_episode()
+        super().__init__(cfg, seed)
         self._obs_cache: Observation | None = None
-
-    # ------------------------------------------------------------------ setup
-    def _build_static_tables(self) -> None:
-        """Per-layout constants of the rules; the observation tables live in ObservationBuilder."""
-        lay = self.layout
-        self._obs = ObservationBuilder(self.cfg, lay, self.num_envs, self.num_agents)
-        self._obj_range = np.arange(self.num_objects)
-        self._env_col = np.arange(self.num_envs)[:, None]
-        self._mask_rows = np.arange(self.n_agents) * NUM_ACTIONS
-        self._food = lay.obj_need == FOOD_NEED
-        cheb_oo = np.maximum(
-            np.abs(lay.obj_x[:, None] - lay.obj_x[None, :]), np.abs(lay.obj_y[:, None] - lay.obj_y[None, :])
-        )
-        self._meal_near = (
-            (cheb_oo <= 1) & self._food[:, None] & self._food[None, :] & ~np.eye(lay.num_objects, dtype=bool)
-        )
-        self._obj_is_job = lay.obj_kind == JOB_KIND
-        self._stocked = lay.obj_stock >= 0
-        self._restocks = self._stocked & (lay.obj_restock > 0)
-        self._any_restock = bool(self._restocks.any())
-        self._decay = np.asarray(self.cfg.needs.decay, dtype=np.float64)
-
-    def _init_episode(self) -> None:
-        e, a, o = self.num_envs, self.num_agents, self.num_objects
-        xs, ys, ns = zip(
-            *(initial_agents(self.cfg, self.seed, i, self.episode) for i in range(e)), strict=True
-        )
-        self.x = np.stack(xs)
-        self.y = np.stack(ys)
-        self.needs = np.stack(ns)
-        self.home_x = self.x.copy()
-        self.home_y = self.y.copy()
-        self.wallet = np.full((e, a), float(self.cfg.initial_wallet))
-        self.occ = np.full((e, a), -1, dtype=np.int64)
-        self.use_left = np.zeros((e, a), dtype=np.int64)
-        self.elapsed = np.zeros((e, a), dtype=np.int64)
-        self.q_obj = np.full((e, a), -1, dtype=np.int64)
-        self.q_seq = np.zeros((e, a), dtype=np.int64)
-        self.counter = np.zeros(e, dtype=np.int64)
-        self.last_action = np.zeros((e, a), dtype=np.int64)
-        self.last_chat = np.full((e, a), -int(self.cfg.social.chat_cooldown), dtype=np.int64)
-        self.since_term = np.full((e, a), BIG, dtype=np.int64)
-        self.arrived = np.full((e, a), -1, dtype=np.int64)
-        self.late_flag = np.zeros((e, a), dtype=bool)
-        self.lateness = np.zeros((e, a), dtype=np.int64)
-        self.shifts_due = np.zeros((e, a), dtype=np.int64)
-        self.shifts_attended = np.zeros((e, a), dtype=np.int64)
-        self.obj_occ = np.full((e, o), -1, dtype=np.int64)
-        self.stall = np.zeros((e, o), dtype=np.int64)
-        self.stock = np.tile(self.layout.obj_stock, (e, 1))
-        self.trust = np.zeros((e, a, a))
-        self.fam = np.zeros((e, a, a))
-        self.riv = np.zeros((e, a, a))
-        self._tf_rows: list[np.ndarray] | None = None  # trust/fam rows (env * A + agent) changed; None = all
-        self._riv_active = False  # some rivalry is > 0 (else every rival feature has its default)
-        self.tick = 0
 
     # ------------------------------------------------------------------ public API
     def reset(self) -> Observation:
@@ -163,310 +92,12 @@ class VecTown:
             events=events,
         )
 
-    # ------------------------------------------------------------------ rules
-    def _in_window(self, day: int) -> np.ndarray:
-        lay = self.layout
-        return lay.has_job & (lay.window_open <= day) & (day < lay.shift_end)
-
-    def _handover(
-        self, e: np.ndarray, o: np.ndarray, giver: np.ndarray, day: int, ev: dict[str, np.ndarray]
-    ) -> None:
-        """Relationship and shift effects of a smooth hand-over: the occupant leaves while others queue."""
-        if e.size == 0:
-            return
-        qc = self.cfg.queue
-        inq = self.q_obj[e] == o[:, None]
-        key = np.where(inq, self.q_seq[e], BIG)
-        head = key.argmin(axis=1)
-        has = inq.any(axis=1)
-        if not has.any():
-            return
-        e, o, g, h = e[has], o[has], giver[has], head[has]
-        self.trust[e, g, h] = np.minimum(self.trust[e, g, h] + qc.handover_trust, 1.0)
-        self.trust[e, h, g] = np.minimum(self.trust[e, h, g] + qc.handover_trust, 1.0)
-        self.fam[e, g, h] = np.minimum(self.fam[e, g, h] + qc.handover_familiarity, 1.0)
-        self.fam[e, h, g] = np.minimum(self.fam[e, h, g] + qc.handover_familiarity, 1.0)
-        self.riv[e, g, h] = np.maximum(self.riv[e, g, h] - qc.handover_rivalry_relief, 0.0)
-        self.riv[e, h, g] = np.maximum(self.riv[e, h, g] - qc.handover_rivalry_relief, 0.0)
-        self._touch_tf(e * self.num_agents + g, e * self.num_agents + h)
-        self._job_handover_events(e, o, g, h, day, ev, smooth=True)
-
-    def _job_handover_events(
-        self,
-        e: np.ndarray,
-        o: np.ndarray,
-        g: np.ndarray,
-        h: np.ndarray,
-        day: int,
-        ev: dict[str, np.ndarray],
-        smooth: bool,
-    ) -> None:
-        lay = self.layout
-        at_job = self._obj_is_job[o] & (lay.job_obj[h] == o) & self._in_window(day)[h]
-        if not at_job.any():
-            return
-        ev["shift_takeover_events"] += np.bincount(e[at_job], minlength=self.num_envs)
-        if smooth:
-            grace = self.cfg.employment.grace_ticks
-            help_ = at_job & lay.has_job[g] & (day >= lay.shift_end[g]) & (day > lay.shift_start[h] + grace)
-            ev["late_help_events"] += np.bincount(e[help_], minlength=self.num_envs)
-
-    def _vacate(self, e: np.ndarray, g: np.ndarray) -> None:
-        o = self.occ[e, g]
-        self.obj_occ[e, o] = -1
-        self.stall[e, o] = 0
-        self.occ[e, g] = -1
-        self.use_left[e, g] = 0
-        self.elapsed[e, g] = 0
-
-    def _enqueue(self, e: np.ndarray, g: np.ndarray, o: np.ndarray) -> None:
-        """Append agents to the tail of queues; ``e`` is sorted, order within an env is the given order."""
-        if e.size == 0:
-            return
-        rank = np.arange(e.size) - np.searchsorted(e, e)
-        self.q_seq[e, g] = self.counter[e] + rank
-        self.q_obj[e, g] = o
-        self.counter += np.bincount(e, minlength=self.num_envs)
-
-    def _apply(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        cfg, lay = self.cfg, self.layout
-        ne, na = self.num_envs, self.num_agents
-        t = self.tick
-        day = t % cfg.day_length
-        ev = dict(zip(EVENT_COUNTERS, np.zeros((len(EVENT_COUNTERS), ne)), strict=True))  # row views
-        social = np.zeros((ne, na))
-        extra = np.zeros((ne, na))
-        emp = cfg.employment
-
-        # 0. a job window opens: forget yesterday's arrival
-        if emp.enabled:
-            opening = lay.has_job & (lay.window_open == day)
-            self.arrived[:, opening] = -1
-            self.late_flag[:, opening] = False
-
-        # 1. chat (positions and relationships before anything moves)
-        sc = cfg.social
-        e_s, s = np.nonzero(a == Action.CHAT)
-        if e_s.size:
-            tgt = self._obs.nbr[e_s, s]
-            tr, fa, rv = self.trust[e_s, s, tgt], self.fam[e_s, s, tgt], self.riv[e_s, s, tgt]
-            q = chat_quality(tr, fa, rv)
-            ok = (self.occ[e_s, tgt] < 0) & (rv < cfg.queue.avoid_threshold)
-            if self._stage >= 1:
-                base = sc.chat_base + sc.chat_trust_weight * tr + sc.chat_familiarity_weight * fa
-                gain = base * q
-                ns_, nt_ = self.needs[e_s, s], self.needs[e_s, tgt]
-                sp_def = 1.0 - np.minimum(np.minimum(ns_[:, 0], ns_[:, 1]), ns_[:, 2])
-                li_def = 1.0 - np.minimum(np.minimum(nt_[:, 0], nt_[:, 1]), nt_[:, 2])
-                sp = np.where(ok, np.where(sp_def > sc.chat_max_deficit, 0.0, gain), -0.5 * sc.chat_base)
-                li = np.where(ok, np.where(li_def > sc.chat_max_deficit, 0.0, gain), -0.25 * sc.chat_base)
-                idx = _interleave(e_s * na + s, e_s * na + tgt)
-                np.add.at(social.reshape(-1), idx, _interleave(sp, li))
-            eo, so, to, qo = e_s[ok], s[ok], tgt[ok], q[ok]
-            if eo.size:
-                cells = _interleave((eo * na + so) * na + to, (eo * na + to) * na + so)
-                np.add.at(self.trust.reshape(-1), cells, np.repeat(sc.chat_trust_gain * qo, 2))
-                self._touch_tf(cells // na)
-                np.add.at(self.fam.reshape(-1), cells, np.full(cells.size, sc.chat_familiarity_gain))
-                self.trust.reshape(-1)[cells] = np.minimum(self.trust.reshape(-1)[cells], 1.0)
-                self.fam.reshape(-1)[cells] = np.minimum(self.fam.reshape(-1)[cells], 1.0)
-            self.last_chat[e_s, s] = t
-            ev["chat_success_events"] += np.bincount(e_s[ok], minlength=ne)
-            ev["chat_failure_events"] += np.bincount(e_s[~ok], minlength=ne)
-            ev["chat_quality_sum"] += np.bincount(eo, weights=qo, minlength=ne)
-
-        # 2. release: leave a queue, or leave the object (hand-over to the queue head)
-        rel = a == Action.RELEASE
-        self.q_obj[rel & (self.q_obj >= 0)] = -1
-        e_r, g_r = np.nonzero(rel & (self.occ >= 0))
-        if e_r.size:
-            o_r = self.occ[e_r, g_r]
-            self._vacate(e_r, g_r)
-            self._handover(e_r, o_r, g_r, day, ev)
-
-        # 3. moves (walking off a tile drops the queue entry there)
-        mv = _IS_MOVE[a]
-        self.x += DX[a]
-        self.y += DY[a]
-        self.q_obj[mv] = -1
-
-        # 4. ongoing uses restore needs, pay wages and may finish
-        e_u, u = np.nonzero(self.occ >= 0)
-        if e_u.size:
-            o_u = self.occ[e_u, u]
-            n_u = lay.obj_need[o_u]
-            hn = n_u >= 0
-            eh, uh, nh = e_u[hn], u[hn], n_u[hn]
-            self.needs[eh, uh, nh] = np.minimum(self.needs[eh, uh, nh] + lay.obj_restore[o_u[hn]], 1.0)
-            self.use_left[e_u, u] -= 1
-            self.elapsed[e_u, u] += 1
-            if emp.enabled:
-                paid = (lay.job_obj[u] == o_u) & (lay.shift_start[u] <= day) & (day < lay.shift_end[u])
-                extra[e_u[paid], u[paid]] += emp.wage * cfg.rewards.wage_scale
-                self.wallet[e_u[paid], u[paid]] += emp.wage
-            done = self.use_left[e_u, u] == 0
-            if done.any():
-                ed, gd = e_u[done], u[done]
-                od = self.occ[ed, gd]
-                self._vacate(ed, gd)
-                self._handover(ed, od, gd, day, ev)
-
-        # 5. USE: join the queue, the head starts on a free object, blocked requests stall it
-        req = a == Action.USE
-        e_q, r_q = np.nonzero(req)
-        if e_q.size:
-            o_here = lay.tile_obj[self.y[e_q, r_q], self.x[e_q, r_q]]
-            join = self.q_obj[e_q, r_q] != o_here
-            self._enqueue(e_q[join], r_q[join], o_here[join])
-            inq = self.q_obj[:, :, None] == self._obj_range
-            key = np.where(inq, self.q_seq[:, :, None], BIG)
-            head = key.argmin(axis=1)  # [E, O]
-            has = key[self._env_col, head, self._obj_range] < BIG
-            start = has & (self.obj_occ < 0) & req[self._env_col, head]
-            e_st, o_st = np.nonzero(start)
-            if e_st.size:
-                g = head[e_st, o_st]
-                self.obj_occ[e_st, o_st] = g
-                self.occ[e_st, g] = o_st
-                self.q_obj[e_st, g] = -1
-                self.use_left[e_st, g] = lay.obj_duration[o_st]
-                self.elapsed[e_st, g] = 0
-                self.stock[e_st, o_st] -= self._stocked[o_st]
-                self.wallet[e_st, g] -= lay.obj_cost[o_st]
-                self.stall[e_st, o_st] = 0
-                if emp.enabled:
-                    self._arrive(e_st, o_st, g, day, extra)
-                self._shared_meals(e_st, o_st, g, ev)
-            blocked = req & (self.q_obj >= 0)
-            e_b, b = np.nonzero(blocked)
-            if e_b.size:
-                bo = np.zeros((ne, self.num_objects), dtype=bool)
-                bo[e_b, self.q_obj[e_b, b]] = True
-                occupied = self.obj_occ >= 0
-                self.stall += bo & occupied
-                occ_el = np.where(occupied, self.elapsed[self._env_col, np.maximum(self.obj_occ, 0)], -1)
-                ghost = (
-                    bo
-                    & occupied
-                    & (self.stall >= cfg.queue.ghost_step_after)
-                    & (occ_el >= cfg.queue.cooldown_ticks)
-                )
-                if ghost.any():
-                    self._ghost_steps(ghost, day, ev)
-
-        # 6. needs decay; fridges restock
-        self.needs -= self._decay
-        np.maximum(self.needs, 0.0, out=self.needs)
-        if self._any_restock:
-            due = self._restocks & ((t + 1) % np.maximum(lay.obj_restock, 1) == 0)
-            if due.any():
-                self.stock[:, due] = np.minimum(self.stock[:, due] + 1, lay.obj_stock[due])
-
-        # 7. rewards from needs (before respawn), faint, respawn
-        rc = cfg.rewards
-        w0, w1, w2 = rc.need_weights
-        d = 1.0 - self.needs
-        pen = rc.need_scale * (
-            w0 * d[..., 0] * d[..., 0] + w1 * d[..., 1] * d[..., 1] + w2 * d[..., 2] * d[..., 2]
-        )
-        ft = cfg.needs.faint
-        faint = (self.needs[..., 0] <= ft) | (self.needs[..., 2] <= ft)
-        self.since_term += 1
-        if faint.any():
-            e_f, f = np.nonzero(faint & (self.occ >= 0))
-            if e_f.size:
-                self._vacate(e_f, f)
-            self.q_obj[faint] = -1
-            self.x[faint] = self.home_x[faint]
-            self.y[faint] = self.home_y[faint]
-            self.needs[faint] = cfg.needs.respawn
-            self.since_term[faint] = 0
-
-        # 8. attendance is booked on the last tick of a shift
-        if emp.enabled:
-            ending = lay.has_job & (day == lay.shift_end - 1)
-            if ending.any():
-                self.shifts_due[:, ending] += 1
-                self.shifts_attended[:, ending] += self.arrived[:, ending] >= 0
-
-        # 9. rivalry fades (skipped while every rivalry is 0: the result would be the same)
-        if self._riv_active:
-            self.riv -= cfg.queue.rivalry_decay
-            np.maximum(self.riv, 0.0, out=self.riv)
-            self._riv_active = bool(self.riv.any())
-
-        # 10. reward total, guard after a faint, clip
-        r = rc.survival - pen + social + extra + faint * rc.faint_penalty
-        r = np.where((self.since_term < rc.guard_ticks) & (r > 0.0), 0.0, r)
-        np.maximum(r, -rc.clip, out=r)  # = np.clip, without its Python-level overhead
-        np.minimum(r, rc.clip, out=r)
-        return r, faint, ev
-
-    def _arrive(self, e: np.ndarray, o: np.ndarray, g: np.ndarray, day: int, extra: np.ndarray) -> None:
-        lay, emp = self.layout, self.cfg.employment
-        first = (lay.job_obj[g] == o) & (self.arrived[e, g] < 0) & self._in_window(day)[g]
-        if not first.any():
-            return
-        e, g = e[first], g[first]
-        self.arrived[e, g] = self.tick
-        late = day > lay.shift_start[g] + emp.grace_ticks
-        self.late_flag[e, g] = late
-        self.lateness[e[late], g[late]] += 1
-        extra[e[~late], g[~late]] += self.cfg.rewards.punctuality_bonus
-
-    def _shared_meals(self, e: np.ndarray, o: np.ndarray, g: np.ndarray, ev: dict[str, np.ndarray]) -> None:
-        """A meal started next to (Chebyshev <= 1) another agent's meal in progress is a shared meal."""
-        lay = self.layout
-        meal = lay.obj_need[o] == FOOD_NEED
-        if not meal.any():
-            return
-        e, o = e[meal], o[meal]
-        # the starter holds o itself, so any other food object next to o that is occupied is another's meal
-        eating = (self.obj_occ[e] >= 0) & self._food  # [k, O]
-        shared = (eating & self._meal_near[o]).any(axis=1)
-        ev["shared_meal_events"] += np.bincount(e[shared], minlength=self.num_envs)
-
-    def _ghost_steps(self, ghost: np.ndarray, day: int, ev: dict[str, np.ndarray]) -> None:
-        """The occupant of each stalled object is released and re-queued at the tail (reference §4.5)."""
-        qc = self.cfg.queue
-        e_g, o_g = np.nonzero(ghost)
-        victim = self.obj_occ[e_g, o_g]
-        inq = self.q_obj[e_g] == o_g[:, None]
-        qlen = inq.sum(axis=1)
-        head = np.where(inq, self.q_seq[e_g], BIG).argmin(axis=1)
-        inten = conflict_intensity(qlen)
-        ev["queue_conflict_events"] += np.bincount(e_g, minlength=self.num_envs)
-        ev["queue_conflict_intensity_sum"] += np.bincount(e_g, weights=inten, minlength=self.num_envs)
-        self.riv[e_g, victim, head] = np.minimum(self.riv[e_g, victim, head] + qc.rivalry_gain * inten, 1.0)
-        self.riv[e_g, head, victim] = np.minimum(self.riv[e_g, head, victim] + qc.rivalry_gain * inten, 1.0)
-        self._riv_active = True
-        self._job_handover_events(e_g, o_g, victim, head, day, ev, smooth=False)
-        self._vacate(e_g, victim)
-        self._enqueue(e_g, victim, o_g)
-
     # ------------------------------------------------------------------ observation
     def _observe(self) -> Observation:
         rows = None if self._tf_rows is None else np.concatenate([_NO_ROWS, *self._tf_rows])
         obs = self._obs.build(self, self._riv_active, rows)
         self._tf_rows = []
         return obs
-
-    def _touch_tf(self, *rows: np.ndarray) -> None:
-        """Remember which trust/familiarity rows changed: the observation refreshes only their aggregates."""
-        if self._tf_rows is not None:
-            self._tf_rows.extend(rows)
-
-
-_NO_ROWS = np.zeros(0, dtype=np.intp)
-_IS_MOVE = (DX != 0) | (DY != 0)  # by action id
-
-
-def _interleave(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[a0, b0, a1, b1, ...]: the order in which paired updates are applied (the oracle's order)."""
-    out = np.empty(2 * a.size, dtype=np.result_type(a, b))
-    out[0::2] = a
-    out[1::2] = b
-    return out
 
 
 def make_town(cfg: WorldConfig | Any, seed: int) -> VecTown:

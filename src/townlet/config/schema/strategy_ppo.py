@@ -1,13 +1,16 @@
-"""PPO hyper-parameters (``conf/strategy/ppo.yaml``); the fields are ``PPOStrategy``'s constructor keywords.
+"""PPO hyper-parameters: the one home of every ``strategy=ppo`` setting, its default and its range.
 
-The clipped-surrogate settings, the data mode (rollout, replay or mixed), rollout sizes, an lr
-schedule, ``target_kl`` early stopping and the social reward schedule, all in one typed place.
+``PPOStrategy`` *is* this dataclass plus ``run()``, so the object Hydra builds carries the settings
+typed and whole; ``__post_init__`` refuses a value outside its range with a message naming the key.
+``conf/strategy/ppo.yaml`` only selects this schema and names the class.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class DataMode(StrEnum):
@@ -34,6 +37,15 @@ class SocialRewardScheduleEntry:
     stage: SocialStage = SocialStage.OFF
 
 
+class PPOConfigError(ValueError):
+    """A PPO hyper-parameter outside its valid range; the message names the key and the range."""
+
+
+def schedule_field(entry: Any, key: str, default: Any) -> Any:
+    """A schedule entry's field: a plain dict from Python callers, an attribute-style node from Hydra."""
+    return entry.get(key, default) if isinstance(entry, dict) else getattr(entry, key, default)
+
+
 @dataclass
 class PPOStrategyConfig:
     _target_: str = "townlet.strategies.ppo.PPOStrategy"
@@ -58,18 +70,87 @@ class PPOStrategyConfig:
     total_steps: int = 65_536  # agent-steps to collect in rollout/mixed mode
     epochs: int = 1  # replay mode: iterations (each a full PPO update over the dataset)
     mix_ratio: float = 0.5  # mixed mode: share of every minibatch drawn from the replay dataset
-    # --- schedules and guards ---
+    # --- schedules, normalisation and guards ---
     lr_schedule: LRSchedule = LRSchedule.constant
+    entropy_schedule: LRSchedule = LRSchedule.constant  # linear: entropy_coef decays to 0 at the end
+    reward_scaling: bool = False  # divide rewards by the running std of the discounted return
+    feature_normalisation: bool = False  # standardise features by running mean/std (std floored at 0.1)
     target_kl: float | None = None  # stop an update's epochs once the epoch's mean KL exceeds it
     bc_coef: float = 0.0  # weight of the cross-entropy to the scripted teacher's action (kickstarting)
     social_reward_stage: SocialStage | None = None  # stage before the schedule applies; None = world's
     social_reward_schedule: list[SocialRewardScheduleEntry] = field(default_factory=list)
     # --- run artefacts ---
-    checkpoint_every: int = (
-        1  # iterations between checkpoints/last.pt writes (the final one is always written)
-    )
+    checkpoint_every: int = 1  # iterations between checkpoints/last.pt writes (the final one always)
     log_frequency: int | None = None  # overrides logger.log_frequency for this run when set
     max_log_entries: int | None = None  # overrides logger.max_log_entries for this run when set
-    eval_greedy: bool = (
-        False  # evaluate with argmax actions instead of sampling (PPO trains a stochastic policy)
-    )
+    # evaluate with argmax actions instead of sampling (PPO trains a stochastic policy)
+    eval_greedy: bool = False
+
+    def __post_init__(self) -> None:
+        def check(ok: bool, key: str, rule: str, value: Any) -> None:
+            if not ok:
+                raise PPOConfigError(f"strategy.{key} must be {rule}, got {value!r}")
+
+        check(self.lr > 0, "lr", "> 0", self.lr)
+        check(0 <= self.clip_param <= 1, "clip_param", "in [0, 1]", self.clip_param)
+        check(self.value_loss_coef >= 0, "value_loss_coef", ">= 0", self.value_loss_coef)
+        check(self.entropy_coef >= 0, "entropy_coef", ">= 0", self.entropy_coef)
+        check(0 <= self.gamma <= 1, "gamma", "in [0, 1]", self.gamma)
+        check(0 <= self.gae_lambda <= 1, "gae_lambda", "in [0, 1]", self.gae_lambda)
+        check(self.max_grad_norm >= 0, "max_grad_norm", ">= 0 (0 disables clipping)", self.max_grad_norm)
+        check(0 <= self.value_clip <= 1, "value_clip", "in [0, 1] (0 disables it)", self.value_clip)
+        check(1 <= self.update_epochs <= 64, "update_epochs", "in [1, 64]", self.update_epochs)
+        check(self.minibatch_size >= 1, "minibatch_size", ">= 1", self.minibatch_size)
+        check(
+            self.num_minibatches is None or self.num_minibatches >= 1,
+            "num_minibatches",
+            ">= 1 or null",
+            self.num_minibatches,
+        )
+        modes = [m.value for m in DataMode]
+        check(str(self.data_mode) in modes, "data_mode", f"one of {modes}", self.data_mode)
+        check(self.num_envs is None or self.num_envs >= 1, "num_envs", ">= 1 or null", self.num_envs)
+        check(self.num_agents is None or self.num_agents >= 1, "num_agents", ">= 1 or null", self.num_agents)
+        check(self.n_steps >= 1, "n_steps", ">= 1", self.n_steps)
+        check(self.total_steps >= 1, "total_steps", ">= 1", self.total_steps)
+        check(self.epochs >= 1, "epochs", ">= 1", self.epochs)
+        share = "in (0, 1) (the replay share of each minibatch)"
+        check(0 < self.mix_ratio < 1, "mix_ratio", share, self.mix_ratio)
+        schedules = [s.value for s in LRSchedule]
+        check(str(self.lr_schedule) in schedules, "lr_schedule", f"one of {schedules}", self.lr_schedule)
+        check(
+            str(self.entropy_schedule) in schedules,
+            "entropy_schedule",
+            f"one of {schedules}",
+            self.entropy_schedule,
+        )
+        check(self.target_kl is None or self.target_kl > 0, "target_kl", "> 0 or null", self.target_kl)
+        check(math.isfinite(self.bc_coef) and self.bc_coef >= 0, "bc_coef", ">= 0", self.bc_coef)
+        stages = [s.value for s in SocialStage]
+        check(
+            self.social_reward_stage is None or str(self.social_reward_stage) in stages,
+            "social_reward_stage",
+            f"one of {stages} or null",
+            self.social_reward_stage,
+        )
+        for entry in self.social_reward_schedule or []:
+            stage, cycle = schedule_field(entry, "stage", ""), schedule_field(entry, "cycle", 0)
+            check(
+                str(stage) in stages and int(cycle) >= 0,
+                "social_reward_schedule",
+                f"a list of {{cycle >= 0, stage in {stages}}}",
+                entry,
+            )
+        check(self.checkpoint_every >= 1, "checkpoint_every", ">= 1", self.checkpoint_every)
+        check(
+            self.log_frequency is None or self.log_frequency >= 1,
+            "log_frequency",
+            ">= 1 or null",
+            self.log_frequency,
+        )
+        # Strings from Python callers become the enums the annotations promise.
+        self.data_mode = DataMode(self.data_mode)
+        self.lr_schedule = LRSchedule(self.lr_schedule)
+        self.entropy_schedule = LRSchedule(self.entropy_schedule)
+        if self.social_reward_stage is not None:
+            self.social_reward_stage = SocialStage(self.social_reward_stage)

@@ -5,9 +5,11 @@
 """
 
 from townlet.strategies.anneal.persist import baseline_key, default_dataset_label
+from townlet.strategies.anneal.progress import STAGE_FILE
+from townlet.strategies.anneal.run import AnnealStrategy
 from townlet.strategies.anneal.schedule import AnnealConfigError, Stage
-from townlet.strategies.anneal.stages import STAGE_FILE, STAGES_DIR, TaggedMetrics
-from townlet.strategies.anneal.strategy import BASELINE_UPDATES, AnnealStrategy
+from townlet.strategies.anneal.settings import BASELINE_UPDATES
+from townlet.strategies.anneal.stages import STAGES_DIR, TaggedMetrics
 from townlet.strategies.anneal.summary import RESULTS_FILE
 
 __all__ = [

@@ -16,7 +16,7 @@ from townlet.strategies.anneal.schedule import plain
 if TYPE_CHECKING:
     from townlet.promotion.baselines import BaselineStore
     from townlet.strategies.anneal.schedule import Stage
-    from townlet.strategies.anneal.strategy import AnnealStrategy
+    from townlet.strategies.anneal.settings import AnnealSettings
     from townlet.strategies.context import TrainingContext
 
 
@@ -89,7 +89,7 @@ def store_baselines(
 
 
 def record_promotion(
-    strategy: AnnealStrategy,
+    strategy: AnnealSettings,
     context: TrainingContext,
     state_dir: Path | None,
     status: AnnealStatus,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from townlet.strategies.anneal.stages import write_stage
+from townlet.runs.atomic import atomic_write_json
 
 if TYPE_CHECKING:
     from townlet.dto import AnnealStageResultDTO
@@ -59,3 +59,11 @@ class Progress:
         self.last_passing = Passing(index, result.mean_return, self.checkpoint, self.evaluation)
         if not result.anneal_return_flag and improves(result.mean_return, self.best):
             self.best = self.last_passing
+
+
+STAGE_FILE = "stage.json"
+
+
+def write_stage(stage_dir: Path, result: AnnealStageResultDTO) -> None:
+    """``stage.json``: the stage's result, rewritten if a later rollback marks it."""
+    atomic_write_json(stage_dir / STAGE_FILE, result.model_dump(mode="json"))

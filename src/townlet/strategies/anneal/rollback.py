@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from townlet.promotion.rules import AnnealStatus
-from townlet.strategies.anneal.stages import write_stage
+from townlet.strategies.anneal.progress import write_stage
 
 if TYPE_CHECKING:
     from townlet.strategies.anneal.progress import Passing, Progress

@@ -30,6 +30,7 @@ from townlet.strategies.anneal.persist import (
 )
 from townlet.strategies.anneal.progress import Passing, Progress
 from townlet.strategies.anneal.rollback import final_evaluation, final_stage, install_final_checkpoint
+from townlet.strategies.anneal.settings import AnnealSettings
 from townlet.strategies.anneal.stages import anneal_context, stage_context, with_teacher_mix
 from townlet.strategies.anneal.summary import Outcome, log_outcome, summarize, write_results
 
@@ -37,11 +38,17 @@ if TYPE_CHECKING:
     from townlet.dto import AnnealSummaryDTO
     from townlet.promotion.rules import GuardrailMetrics
     from townlet.strategies.anneal.schedule import Stage
-    from townlet.strategies.anneal.strategy import AnnealStrategy
     from townlet.strategies.context import TrainingContext
 
 
-def run_anneal(strategy: AnnealStrategy, context: TrainingContext) -> AnnealSummaryDTO:
+class AnnealStrategy(AnnealSettings):
+    """``strategy=anneal``, the default main job: the settings plus the run below."""
+
+    def run(self, context: TrainingContext) -> AnnealSummaryDTO:
+        return run_anneal(self, context)
+
+
+def run_anneal(strategy: AnnealSettings, context: TrainingContext) -> AnnealSummaryDTO:
     strategy.ensure_torch()
     started = time.perf_counter()
     schedule = strategy.schedule
@@ -95,7 +102,7 @@ def run_anneal(strategy: AnnealStrategy, context: TrainingContext) -> AnnealSumm
 
 
 def _run_stage(
-    strategy: AnnealStrategy,
+    strategy: AnnealSettings,
     context: TrainingContext,
     progress: Progress,
     index: int,

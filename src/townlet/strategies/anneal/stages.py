@@ -7,22 +7,18 @@ import importlib
 import inspect
 from collections.abc import Mapping
 from dataclasses import is_dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from townlet.promotion.rules import GuardrailMetrics
-from townlet.runs.atomic import atomic_write_json
 from townlet.strategies.anneal.schedule import is_config_node, plain
 
 if TYPE_CHECKING:
-    from townlet.dto import AnnealStageResultDTO
     from townlet.promotion.rules import GuardrailTolerances
     from townlet.strategies.anneal.progress import Progress
     from townlet.strategies.anneal.schedule import Stage
     from townlet.strategies.context import AnnealContext, TrainingContext
 
 STAGES_DIR = "stages"
-STAGE_FILE = "stage.json"
 
 
 class TaggedMetrics:
@@ -157,7 +153,3 @@ def with_teacher_mix(child: TrainingContext, stage: Stage, strategy: Any) -> Tra
 
     mixed = TeacherMixRollout(rollout, stage.bc_weight, seed=child.seed)
     return replace(child, services=replace(child.services, rollout=mixed))
-
-
-def write_stage(stage_dir: Path, result: AnnealStageResultDTO) -> None:
-    atomic_write_json(stage_dir / STAGE_FILE, result.model_dump(mode="json"))

@@ -4,10 +4,10 @@
 so the public names stay importable from the package itself.
 """
 
-from townlet.strategies.bc.config import TARGETS, BCConfigError
+from townlet.config.schema.strategy_bc import TARGETS, BCConfigError
 from townlet.strategies.bc.data import BCTensors, map_channel_max, resolve_replay, stack_tensors
-from townlet.strategies.bc.metrics import EpochStats, evaluate_tensors, per_action_accuracy
-from townlet.strategies.bc.progress import LOSS_TIE_BREAK
+from townlet.strategies.bc.metrics import evaluate_tensors, per_action_accuracy
+from townlet.strategies.bc.progress import LOSS_TIE_BREAK, EpochStats
 from townlet.strategies.bc.run import BCStrategy
 from townlet.strategies.bc.train import epoch_generator, train_epoch
 from townlet.strategies.bc.value import (

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from townlet.strategies.bc.config import BCConfigError
+from townlet.config.schema.strategy_bc import BCConfigError
 
 if TYPE_CHECKING:
     import logging

@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from townlet.strategies.bc.progress import BestEpoch, EpochStats
 
 if TYPE_CHECKING:
     import torch
 
     from townlet.strategies.bc.data import BCTensors
-    from townlet.strategies.bc.progress import BestEpoch
-
-
-@dataclass
-class EpochStats:
-    """Per-epoch numbers, turned into one metrics line.
-
-    The train loss and accuracy are running means over the epoch, each batch measured before its
-    optimiser step; the validation fields stay None without a validation split.
-    """
-
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    samples_per_sec: float
-    train_seconds: float
-    epoch_seconds: float = 0.0
-    val_loss: float | None = None
-    val_accuracy: float | None = None
-    per_action_accuracy: dict[str, float | None] = field(default_factory=dict)
-    confusion: list[list[int]] | None = None
-    train_value_loss: float | None = None
-    val_value_loss: float | None = None
-    value_explained_variance: float | None = None
 
 
 def evaluate_tensors(

@@ -1,4 +1,5 @@
-"""Where the epoch loop stands: the best epoch so far and how long validation has stalled.
+"""Where the epoch loop stands: each epoch's numbers, the best epoch so far and how long validation
+has stalled.
 
 Both go into every checkpoint, so a resumed run keeps the same best and stops early on the same
 epoch as an uninterrupted one.
@@ -12,7 +13,30 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from townlet.nets.checkpoints import Checkpoint
-    from townlet.strategies.bc.metrics import EpochStats
+
+
+@dataclass
+class EpochStats:
+    """Per-epoch numbers, turned into one metrics line.
+
+    The train loss and accuracy are running means over the epoch, each batch measured before its
+    optimiser step; the validation fields stay None without a validation split.
+    """
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    samples_per_sec: float
+    train_seconds: float
+    epoch_seconds: float = 0.0
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    per_action_accuracy: dict[str, float | None] = field(default_factory=dict)
+    confusion: list[list[int]] | None = None
+    train_value_loss: float | None = None
+    val_value_loss: float | None = None
+    value_explained_variance: float | None = None
+
 
 LOSS_TIE_BREAK = 1e-3  # at equal val accuracy, a val loss lower by this fraction still counts as progress
 

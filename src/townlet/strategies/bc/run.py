@@ -12,15 +12,16 @@ Torch is imported only inside functions, so the strategy can be configured witho
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from townlet.config.schema.strategy_bc import BCStrategyConfig
 from townlet.strategies.base import StrategyBase, dataset_label, evaluate_trained
-from townlet.strategies.bc.config import check_hyperparameters
 from townlet.strategies.bc.data import map_channel_max, resolve_replay, split_replay, stage_splits
-from townlet.strategies.bc.metrics import EpochStats, epoch_record, evaluate_tensors, per_action_accuracy
-from townlet.strategies.bc.progress import Progress
+from townlet.strategies.bc.metrics import epoch_record, evaluate_tensors, per_action_accuracy
+from townlet.strategies.bc.progress import EpochStats, Progress
 from townlet.strategies.bc.train import epoch_generator, train_epoch
 from townlet.strategies.bc.value import current_returns, evaluate_values, init_value_bias, warmup_targets
 
@@ -33,52 +34,18 @@ if TYPE_CHECKING:
     from townlet.strategies.context import TrainingContext
 
 
-class BCStrategy(StrategyBase):
-    """``strategy=bc``: fit the network to the teacher's actions, keep the best, evaluate it in the town."""
+@dataclass
+class BCStrategy(BCStrategyConfig, StrategyBase):
+    """``strategy=bc``: fit the network to the teacher's actions, keep the best, evaluate it in the town.
 
-    name = "bc"
-    requires_torch = True
+    Its fields are ``BCStrategyConfig``'s: the settings arrive typed, whole and range-checked.
+    """
 
-    def __init__(
-        self,
-        lr: float = 3e-3,
-        batch_size: int = 512,
-        epochs: int = 5,
-        weight_decay: float = 0.0,
-        val_fraction: float = 0.125,
-        early_stopping_patience: int = 2,
-        min_delta: float = 0.0,
-        target: str = "teacher_actions",
-        eval_greedy: bool = True,
-        value_coef: float = 0.5,
-        gamma: float = 0.99,
-        value_trunk: bool = False,
-    ) -> None:
-        check_hyperparameters(
-            lr=lr,
-            batch_size=batch_size,
-            epochs=epochs,
-            weight_decay=weight_decay,
-            val_fraction=val_fraction,
-            early_stopping_patience=early_stopping_patience,
-            target=target,
-            value_coef=value_coef,
-            gamma=gamma,
-        )
-        self.lr = float(lr)
-        self.batch_size = int(batch_size)
-        self.epochs = int(epochs)
-        self.weight_decay = float(weight_decay)
-        self.val_fraction = float(val_fraction)
-        self.early_stopping_patience = int(early_stopping_patience)
-        self.min_delta = float(min_delta)
-        self.target = target
-        self.eval_greedy = bool(eval_greedy)
-        self.value_coef = float(value_coef)
-        self.gamma = float(gamma)
-        self.value_trunk = bool(value_trunk)
-        self._value_train: ValueTargets | None = None  # set per run (needs the data and device)
-        self._value_val: ValueTargets | None = None
+    name: ClassVar[str] = "bc"
+    requires_torch: ClassVar[bool] = True
+    # set per run (they need the data and the device), not settings
+    _value_train: ValueTargets | None = field(default=None, init=False, repr=False, compare=False)
+    _value_val: ValueTargets | None = field(default=None, init=False, repr=False, compare=False)
 
     def run(self, context: TrainingContext) -> BCTrainingResultDTO:
         self.ensure_torch()

@@ -156,7 +156,7 @@ def iteration_record(
         "adv_min_std": summary["adv_min_std"],
         "clip_triggered_minibatches": summary["clip_triggered"],
         "clip_fraction_max": summary["clip_fraction_max"],
-        "data_mode": s.data_mode,
+        "data_mode": str(s.data_mode),  # a plain string: records travel into checkpoints
         "cycle_id": it - 1,
         "batch_entropy_mean": summary["mean_entropy"],
         "batch_entropy_std": summary["entropy_std"],

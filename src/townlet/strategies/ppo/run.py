@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from townlet.config.schema.strategy_ppo import PPOConfigError
 from townlet.strategies.base import dataset_label, evaluate_trained, periodic_evaluation
+from townlet.strategies.ppo.normalisers import Normalisers
 from townlet.strategies.ppo.records import (
     EpisodeTracker,
     batch_diagnostics,
@@ -26,7 +28,8 @@ from townlet.strategies.ppo.records import (
     iteration_record,
     result_dto,
 )
-from townlet.strategies.ppo.schedules import apply_social_stage, learning_rate_at
+from townlet.strategies.ppo.schedules import apply_social_stage, scheduled_value
+from townlet.strategies.ppo.settings import PPOSettings
 from townlet.strategies.ppo.setup import (
     ActingPolicy,
     configure_metrics,
@@ -39,14 +42,12 @@ from townlet.strategies.ppo.setup import (
     world_config,
 )
 from townlet.strategies.ppo.state import RunState, save_checkpoints
-from townlet.strategies.ppo.strategy import PPOConfigError
 from townlet.strategies.ppo.teacher import make_teacher, teacher_labels
 
 if TYPE_CHECKING:
     from townlet.algorithms.batches import PreparedBatch
     from townlet.dto import PPOTrainingResultDTO
     from townlet.strategies.context import TrainingContext
-    from townlet.strategies.ppo.strategy import PPOStrategy
 
 __all__ = ["PPORun"]
 
@@ -55,7 +56,7 @@ class PPORun:
     """One ``strategy=ppo`` run: ``execute`` is ``setup``, then ``iteration`` + ``checkpoint`` per
     iteration, then evaluation. The benchmarks drive ``setup`` and ``iteration`` directly."""
 
-    def __init__(self, strategy: PPOStrategy, context: TrainingContext) -> None:
+    def __init__(self, strategy: PPOSettings, context: TrainingContext) -> None:
         self.s = strategy
         self.ctx = context
         self.log = context.log
@@ -99,7 +100,7 @@ class PPORun:
         self.world_cfg = world_config(ctx.world, s)
         self.rollout_service, self.town = open_town(s, ctx, self.world_cfg)
         self.spec = shared_spec(self.town, self.replay)
-        self.label = "rollout" if self.replay is None else dataset_label(ctx, self.replay, s.data_mode)
+        self.label = "rollout" if self.replay is None else dataset_label(ctx, self.replay, str(s.data_mode))
         self.teacher = make_teacher(self.spec, s.bc_coef)
 
         torch.manual_seed(ctx.seed)
@@ -116,6 +117,7 @@ class PPORun:
             if self.town is not None:  # the town's state is not checkpointed: continue in fresh episodes
                 self.town = make_town(self.world_cfg, derive_seed(ctx.seed, "ppo-town", resumed.iteration))
 
+        self.normalisers = Normalisers.for_run(s, self.spec, self.town, self.state.normalisers)
         self.tracker: EpisodeTracker | None = None
         self.obs: Any = None  # the observation the next rollout continues from (None: reset the town)
         if self.town is not None:
@@ -125,12 +127,7 @@ class PPORun:
             self.tracker = EpisodeTracker(np.zeros(self.town.n_agents, np.float64))
         elif not normalised and self.replay is not None:
             normalise_inputs(self.net, self.replay)
-        rows_per_iteration = (
-            s.n_steps * self.town.n_agents
-            if self.town is not None
-            else (self.replay.num_transitions if self.replay else 0)
-        )
-        self.iterations = s.planned_iterations(rows_per_iteration)
+        self.iterations = s.planned_iterations(self.town, self.replay)
 
     def iteration(self, it: int) -> dict[str, Any]:
         """Collect (if rolling out), update, log one line; returns the iteration's record."""
@@ -141,7 +138,7 @@ class PPORun:
 
         s, st, town, replay = self.s, self.state, self.town, self.replay
         t_start = time.perf_counter()
-        lr = learning_rate_at(s.lr, s.lr_schedule, it, self.iterations)
+        lr = scheduled_value(s.lr, s.lr_schedule, it, self.iterations)
         for group in self.opt.param_groups:
             group["lr"] = lr
         stage = apply_social_stage(town, self.world_cfg, s, cycle=it - 1)
@@ -150,6 +147,7 @@ class PPORun:
         sources: list[Source] = []  # rollout first: it sets the number of minibatches per epoch
         env: dict[str, Any] = {}
         events: dict[str, float] = {}
+        reward_scale: float | None = None
         t_collect = 0.0
 
         if town is not None:  # collect a rollout with the network being trained
@@ -161,6 +159,8 @@ class PPORun:
             env = env_metrics(data, self.tracker, self.world_cfg)
             st.episodes += env["episodes_completed"]
             events = dict(data.events)
+            # running statistics first (PPO's clip bounds the shift they cause in this update)
+            reward_scale = self.normalisers.observe(self.net, data)
             # GAE bootstraps from the values the acting policy recorded at truncations and after the last tick
             batch = prepare_batch(
                 data,
@@ -170,6 +170,7 @@ class PPORun:
                 normalise=s.advantage_normalization,
                 where=f"dataset=rollout iteration={it}",
                 teacher_actions=teacher_labels(self.teacher, data, recorded=False),
+                reward_scale=reward_scale,
             )
             own_rows = s.minibatch_rows(len(batch.batch))
             if replay is not None:  # mixed: the rollout keeps (1 - mix_ratio) of every minibatch
@@ -201,7 +202,12 @@ class PPORun:
             sources.append(Source(batch.batch, rows))
 
         # the PPO update: epochs of shuffled minibatches, reproducible from the seed and iteration
-        hp = replace(s.hyper_params(len(sources[0].batch)), minibatch_size=sources[0].rows_per_minibatch)
+        entropy = scheduled_value(s.entropy_coef, s.entropy_schedule, it, self.iterations)
+        hp = replace(
+            s.hyper_params(len(sources[0].batch)),
+            minibatch_size=sources[0].rows_per_minibatch,
+            entropy_coef=entropy,
+        )
         gen = torch.Generator().manual_seed(int(self.ctx.seed) * 1_000_003 + it)
         t0 = time.perf_counter()
         summary = ppo_update(self.net, self.opt, sources, hp, gen, where=where)
@@ -214,6 +220,7 @@ class PPORun:
         st.steps += st.steps_last
         st.log_stream_offset += 1
         st.target_kl_stops += int(summary["early_stopped"])
+        st.normalisers = self.normalisers.state()
         record = iteration_record(s, st, self.ctx.anneal, it, lr, summary, diagnostics, env, events, stage)
         record.update(
             epoch_duration_sec=duration,
@@ -222,26 +229,19 @@ class PPORun:
             sps=s.n_steps * town.n_agents / duration if town is not None else None,
             update_samples_per_sec=st.steps_last / t_update if t_update > 0 else None,
         )
+        record.update(
+            self.normalisers.record(reward_scale, entropy if s.entropy_schedule != "constant" else None)
+        )
         if st.offer_best(it, record, env):
             record["is_best"] = True
+        greedy = s.eval_greedy
         record.update(
-            periodic_evaluation(
-                self.ctx, self.net, self.spec, self.device, iteration=it, greedy=s.eval_greedy
-            )
+            periodic_evaluation(self.ctx, self.net, self.spec, self.device, iteration=it, greedy=greedy)
         )
         self.ctx.metrics.log(record)
         return record
 
     def checkpoint(self, it: int, *, final: bool) -> None:
         """``last.pt`` every ``checkpoint_every`` iterations and at the end; ``best.pt`` on a new best."""
-        save_checkpoints(
-            self.ctx,
-            self.net,
-            self.opt,
-            self.spec,
-            self.state,
-            it,
-            self.policy,
-            every=self.s.checkpoint_every,
-            final=final,
-        )
+        args = (self.ctx, self.net, self.opt, self.spec, self.state, it, self.policy)
+        save_checkpoints(*args, every=self.s.checkpoint_every, final=final)

@@ -1,4 +1,4 @@
-"""What changes from one PPO iteration to the next: the learning rate and the social reward stage.
+"""What changes from one PPO iteration to the next: learning rate, entropy weight, social reward stage.
 
 Both are pure functions of the iteration number, so a resumed run picks up exactly where it stopped.
 """
@@ -7,21 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from townlet.config.schema.strategy_ppo import LRSchedule
+from townlet.config.schema.strategy_ppo import LRSchedule, schedule_field
 
-__all__ = ["apply_social_stage", "learning_rate_at", "schedule_field", "social_stage_for"]
+__all__ = ["apply_social_stage", "scheduled_value", "social_stage_for"]
 
 
-def learning_rate_at(base: float, schedule: str, iteration: int, iterations: int) -> float:
+def scheduled_value(base: float, schedule: str, iteration: int, iterations: int) -> float:
     """Constant, or linear decay from ``base`` at iteration 1 to ``base / iterations`` at the last."""
     if schedule == LRSchedule.linear and iterations > 0:
         return base * (1.0 - (iteration - 1) / iterations)
     return base
-
-
-def schedule_field(entry: Any, key: str, default: Any) -> Any:
-    """A field of a schedule entry: a plain dict from Python callers, an attribute-style node from Hydra."""
-    return entry.get(key, default) if isinstance(entry, dict) else getattr(entry, key, default)
 
 
 def social_stage_for(cycle: int, default: str | None, schedule: list[Any]) -> str | None:

@@ -11,16 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from townlet.config.schema.strategy_ppo import DataMode
+from townlet.config.schema.strategy_ppo import DataMode, PPOConfigError
 from townlet.strategies.ppo.state import RunState
-from townlet.strategies.ppo.strategy import PPOConfigError
 
 if TYPE_CHECKING:
     import logging
 
     from townlet.replay import ReplayData
     from townlet.strategies.context import TrainingContext
-    from townlet.strategies.ppo.strategy import PPOStrategy
+    from townlet.strategies.ppo.settings import PPOSettings
 
 __all__ = [
     "ActingPolicy",
@@ -52,7 +51,7 @@ class ActingPolicy:
         return values.float().cpu().numpy()
 
 
-def configure_metrics(writer: Any, strategy: PPOStrategy) -> None:
+def configure_metrics(writer: Any, strategy: PPOSettings) -> None:
     """Apply the strategy's logging overrides; a ``max_log_entries`` <= 0 means unlimited."""
     if strategy.log_frequency is not None:
         writer.log_frequency = int(strategy.log_frequency)
@@ -60,7 +59,7 @@ def configure_metrics(writer: Any, strategy: PPOStrategy) -> None:
         writer.max_log_entries = int(strategy.max_log_entries) if strategy.max_log_entries > 0 else None
 
 
-def resolve_replay(strategy: PPOStrategy, ctx: TrainingContext) -> ReplayData | None:
+def resolve_replay(strategy: PPOSettings, ctx: TrainingContext) -> ReplayData | None:
     """The replay dataset in replay and mixed mode (None in rollout mode)."""
     if strategy.data_mode not in (DataMode.replay, DataMode.mixed):
         return None
@@ -73,7 +72,7 @@ def resolve_replay(strategy: PPOStrategy, ctx: TrainingContext) -> ReplayData | 
     return service.resolve(ctx.dataset, ctx.world, ctx.data_dir)
 
 
-def world_config(world: Any, strategy: PPOStrategy) -> Any:
+def world_config(world: Any, strategy: PPOSettings) -> Any:
     """A copy of the world config with the strategy's rollout sizes, leaving the context's intact."""
     cfg = copy.deepcopy(world)
     if strategy.num_envs is not None:
@@ -83,7 +82,7 @@ def world_config(world: Any, strategy: PPOStrategy) -> Any:
     return cfg
 
 
-def open_town(strategy: PPOStrategy, ctx: TrainingContext, world_cfg: Any) -> tuple[Any, Any]:
+def open_town(strategy: PPOSettings, ctx: TrainingContext, world_cfg: Any) -> tuple[Any, Any]:
     """The rollout service and a freshly seeded town in rollout and mixed mode; (None, None) in replay."""
     if strategy.data_mode not in (DataMode.rollout, DataMode.mixed):
         return None, None

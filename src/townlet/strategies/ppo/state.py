@@ -33,6 +33,7 @@ class RunState:
     episodes: int = 0
     target_kl_stops: int = 0
     best: Best = field(default_factory=Best)
+    normalisers: dict[str, Any] = field(default_factory=dict)  # running reward/feature statistics
     steps_last: float = 0.0  # transitions trained on in the latest iteration (not persisted)
 
     def to_extra(self) -> dict[str, Any]:
@@ -48,6 +49,7 @@ class RunState:
                 "score": self.best.score,
                 "summary": self.best.summary,
             },
+            "normalisers": self.normalisers,
         }
 
     @classmethod
@@ -65,6 +67,7 @@ class RunState:
                 float(best.get("score", -math.inf)),
                 dict(best.get("summary", {})),
             ),
+            normalisers=dict(extra.get("normalisers", {}) or {}),
         )
 
     def offer_best(self, iteration: int, record: dict[str, Any], env: dict[str, Any]) -> bool:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from townlet.strategies.ppo.strategy import PPOConfigError
+from townlet.config.schema.strategy_ppo import PPOConfigError
 
 if TYPE_CHECKING:
     from townlet.replay import ReplayData

@@ -1,4 +1,4 @@
-"""``AnnealStrategy``: the anneal's settings, validated when Hydra builds it; ``run`` is in ``run.py``."""
+"""The anneal's settings, validated when Hydra builds ``AnnealStrategy`` (``run.py`` adds ``run``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from townlet.promotion.rules import GuardrailTolerances
-from townlet.strategies.anneal.run import run_anneal
 from townlet.strategies.anneal.schedule import (
     AnnealConfigError,
     Stage,
@@ -19,15 +18,14 @@ from townlet.strategies.anneal.stages import build_stage_strategy
 from townlet.strategies.base import StrategyBase
 
 if TYPE_CHECKING:
-    from townlet.dto import AnnealSummaryDTO
     from townlet.strategies.context import TrainingContext
 
 BASELINE_UPDATES = ("on_pass", "always", "never")
 PROMOTION_KEYS = ("record", "required_passes", "hold_resets_streak")
 
 
-class AnnealStrategy(StrategyBase):
-    """``strategy=anneal`` (the default main job); keywords are ``AnnealStrategyConfig``'s fields.
+class AnnealSettings(StrategyBase):
+    """``strategy=anneal``'s settings; keywords are ``AnnealStrategyConfig``'s fields.
 
     ``bc`` and ``ppo`` are the stage strategies' config nodes (or already-built strategies): each
     stage builds one with only its own overrides, so they stay overridable as usual.
@@ -80,9 +78,6 @@ class AnnealStrategy(StrategyBase):
             stage, self.ppo, context, bc_loss_coef=self.bc_loss_coef, teacher_mix=self.teacher_mix
         )
         return build_stage_strategy(self.bc if stage.mode == "bc" else self.ppo, overrides)
-
-    def run(self, context: TrainingContext) -> AnnealSummaryDTO:
-        return run_anneal(self, context)
 
 
 def _check_settings(

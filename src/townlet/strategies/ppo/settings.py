@@ -1,0 +1,57 @@
+"""PPO's settings as the run reads them: ``PPOStrategyConfig`` plus the sizes derived from it.
+
+``PPOStrategy`` (in ``run.py``) is this class plus ``run()``, so every setting has one home (the
+schema: defaults, ranges, checks) and arrives typed and whole. Torch-free, so ``--cfg job`` and
+config validation work without torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from townlet.config.schema.strategy_ppo import DataMode, PPOConfigError, PPOStrategyConfig
+from townlet.strategies.base import StrategyBase
+
+__all__ = ["PPOConfigError", "PPOSettings"]
+
+
+@dataclass
+class PPOSettings(PPOStrategyConfig, StrategyBase):
+    """``strategy=ppo``'s fields (``PPOStrategyConfig``'s) and what derives from them."""
+
+    name: ClassVar[str] = "ppo"
+    requires_torch: ClassVar[bool] = True
+
+    def minibatch_rows(self, rows: int) -> int:
+        """Rows per minibatch: ``minibatch_size``, or ``rows // num_minibatches`` if that is smaller.
+
+        Never more rows than there are, never fewer than one, so tiny batches still train.
+        """
+        if self.num_minibatches is None:
+            return max(1, min(self.minibatch_size, rows))
+        return max(1, min(self.minibatch_size, rows // min(self.num_minibatches, max(rows, 1))))
+
+    def hyper_params(self, rows: int) -> Any:
+        """The update's ``PPOHyperParams`` for a primary batch of ``rows`` rows."""
+        from townlet.algorithms.update import PPOHyperParams
+
+        return PPOHyperParams(
+            clip_param=self.clip_param,
+            value_loss_coef=self.value_loss_coef,
+            entropy_coef=self.entropy_coef,  # scheduled per iteration by PPORun
+            max_grad_norm=self.max_grad_norm,
+            value_clip=self.value_clip,
+            update_epochs=self.update_epochs,
+            minibatch_size=self.minibatch_rows(rows),
+            target_kl=self.target_kl,
+            bc_coef=self.bc_coef,
+        )
+
+    def planned_iterations(self, town: Any, replay: Any) -> int:
+        """Replay runs ``epochs`` iterations; rollout and mixed run until ``total_steps`` agent-steps."""
+        if self.data_mode == DataMode.replay:
+            return self.epochs
+        rows = self.n_steps * town.n_agents if town is not None else (replay.num_transitions if replay else 0)
+        return max(1, math.ceil(self.total_steps / max(rows, 1)))

@@ -1,0 +1,100 @@
+"""The Hydra callback that keeps a multirun's summary current while the sweep runs.
+
+Hydra's basic sweeper stops before ``on_multirun_end`` when a job fails, so the callback refreshes the
+summary after every job too (under a file lock, files replaced atomically): the summary is always current.
+It also drops ``job_status.json`` in each job dir, carrying the error of a job that raised before the
+runner could record it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from townlet.runs.atomic import atomic_write_json, finite_or_none
+from townlet.sweeps.aggregate import SweepSummary
+from townlet.sweeps.jobs import JOB_STATUS_FILE
+from townlet.sweeps.render import SUMMARY_STEM, write_summary
+
+log = logging.getLogger(__name__)
+
+
+def _is_multirun(config: DictConfig) -> bool:
+    return str(OmegaConf.select(config, "hydra.mode", default="")).endswith("MULTIRUN")
+
+
+def _select_str(config: DictConfig, key: str) -> str | None:
+    try:
+        value = OmegaConf.select(config, key, default=None)
+    except Exception:  # an unresolvable interpolation must not cost the summary
+        return None
+    return None if value is None else str(value)
+
+
+class SweepSummaryCallback(Callback):
+    """Hydra callback: ``job_status.json`` after each multirun job, the sweep summary after each job
+    (``refresh_each_job``) and once more at the end of the multirun."""
+
+    def __init__(self, metrics: Sequence[str] | None = None, refresh_each_job: bool = True) -> None:
+        self.metrics = list(metrics) if metrics is not None else None
+        self.refresh_each_job = refresh_each_job
+        self._started: float | None = None
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._started = time.perf_counter()
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if not _is_multirun(config):
+            return
+        output_dir = _select_str(config, "hydra.runtime.output_dir")
+        if output_dir:
+            try:
+                self._write_job_status(Path(output_dir), config, job_return)
+            except Exception as exc:
+                log.warning("could not write %s in %s: %s", JOB_STATUS_FILE, output_dir, exc)
+        if self.refresh_each_job:
+            self._refresh(config)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        summary = self._refresh(config)
+        if summary is not None:
+            log.info("sweep summary: %s", Path(summary.sweep_dir) / f"{SUMMARY_STEM}.md")
+
+    def _write_job_status(self, output_dir: Path, config: DictConfig, job_return: Any) -> None:
+        failed = str(getattr(job_return, "status", "")).endswith("FAILED")
+        raw = getattr(job_return, "_return_value", None)  # .return_value re-raises a failure
+        payload: dict[str, Any] = {
+            "num": OmegaConf.select(config, "hydra.job.num", default=None),
+            "status": "failed" if failed else "completed",
+            "overrides": list(getattr(job_return, "overrides", None) or []),
+            "return_value": None if failed else finite_or_none(raw),
+            "duration_sec": None if self._started is None else time.perf_counter() - self._started,
+            "pid": os.getpid(),
+        }
+        if failed and isinstance(raw, BaseException):
+            payload["error"] = f"{type(raw).__name__}: {raw}"
+            payload["traceback"] = "".join(traceback.format_exception(raw)[-6:])
+        atomic_write_json(output_dir / JOB_STATUS_FILE, payload)
+
+    def _refresh(self, config: DictConfig) -> SweepSummary | None:
+        sweep_dir = _select_str(config, "hydra.sweep.dir")
+        if not sweep_dir or not Path(sweep_dir).is_dir():
+            return None
+        try:
+            return write_summary(
+                sweep_dir,
+                objective=_select_str(config, "objective"),
+                mode=_select_str(config, "objective_mode"),
+                metrics=self.metrics,
+            )
+        except Exception as exc:  # a summary problem must never fail the sweep itself
+            log.warning("could not write the sweep summary in %s: %s", sweep_dir, exc)
+            return None

@@ -1,0 +1,249 @@
+"""One job of a sweep, read back from the files it left in its directory.
+
+A job may have died at any point, so every file is optional: a missing or corrupt file degrades the
+row (status ``incomplete``, no objective) instead of failing the whole report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from townlet.runs.atomic import finite_or_none
+
+JOB_STATUS_FILE = "job_status.json"
+RUN_RECORD_FILE = "run.json"
+RESULT_FILE = "result.json"
+
+OK, FAILED, DIVERGED, INCOMPLETE = "ok", "failed", "diverged", "incomplete"
+_STATUS_WORDS: dict[str, str] = {
+    "ok": OK,
+    "completed": OK,
+    "complete": OK,
+    "success": OK,
+    "succeeded": OK,
+    "finished": OK,
+    "done": OK,
+    "failed": FAILED,
+    "fail": FAILED,
+    "error": FAILED,
+    "crashed": FAILED,
+    "diverged": DIVERGED,
+    "running": INCOMPLETE,
+    "started": INCOMPLETE,
+    "pending": INCOMPLETE,
+    "interrupted": INCOMPLETE,
+}
+_SEVERITY = {DIVERGED: 3, FAILED: 2, OK: 1, INCOMPLETE: 0}
+# A failure whose error names one of these is shown as "diverged" (the runner raises on a NaN objective).
+_DIVERGENCE_HINTS = re.compile(r"diverg|non-?finite|\bnan\b", re.IGNORECASE)
+_SKIP_DIRS = {".hydra", ".submitit", "checkpoints", "__pycache__"}
+
+
+@dataclass
+class JobRow:
+    """One job of the sweep as the summary shows it."""
+
+    num: int | None
+    job_dir: str  # relative to the sweep dir, so the summary survives moving the sweep
+    run_dir: str  # absolute path at summary time
+    status: str
+    overrides: list[str]
+    params: dict[str, str]
+    objective: float | None
+    metrics: dict[str, float | None]
+    duration_sec: float | None
+    error: str | None = None
+    best: bool = False
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object, or None when absent/corrupt (a half-finished job must not break the report)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parsed YAML, or None when absent/corrupt."""
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader)  # C-accelerated *safe* loader
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def dotted_get(data: Any, key: str) -> Any:
+    """``data["a"]["b"]`` for ``key="a.b"``; None when any level is missing."""
+    cur = data
+    for part in key.split("."):
+        if isinstance(cur, Mapping) and part in cur:
+            cur = cur[part]
+        else:
+            return None
+    return cur
+
+
+def override_key_value(override: str) -> tuple[str, str]:
+    """``("a.b", "1")`` for ``"+a.b=1"``: the key without Hydra's ``+``/``~`` prefix."""
+    key, sep, value = override.partition("=")
+    key = key.lstrip("+~")
+    return key, value if sep else ""
+
+
+# ---------------------------------------------------------------------------------------- discovery
+
+
+def discover_job_dirs(sweep_dir: Path) -> list[Path]:
+    """Directories below ``sweep_dir`` (up to 3 levels) that hold a Hydra job's traces."""
+    found: list[Path] = []
+
+    def visit(path: Path, depth: int) -> None:
+        try:
+            children = sorted(p for p in path.iterdir() if p.is_dir() and p.name not in _SKIP_DIRS)
+        except OSError:
+            return
+        for child in children:
+            if _is_job_dir(child):
+                found.append(child)
+            elif depth < 3:
+                visit(child, depth + 1)
+
+    visit(sweep_dir, 1)
+    return found
+
+
+def _is_job_dir(path: Path) -> bool:
+    return any(
+        (path / name).is_file()
+        for name in (".hydra/overrides.yaml", RUN_RECORD_FILE, RESULT_FILE, JOB_STATUS_FILE)
+    )
+
+
+def _job_num(job_dir: Path, record: Mapping[str, Any], status: Mapping[str, Any] | None) -> int | None:
+    for value in (record.get("job_num"), (status or {}).get("num")):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    if job_dir.name.isdigit():
+        return int(job_dir.name)
+    hydra_cfg = read_yaml(job_dir / ".hydra" / "hydra.yaml")
+    num = dotted_get(hydra_cfg, "hydra.job.num")
+    return num if isinstance(num, int) else None
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def read_job(job_dir: Path, sweep_dir: Path, objective: str | None, metrics: Sequence[str]) -> JobRow:
+    """Fold one job's files into a :class:`JobRow`; missing files degrade to ``incomplete``."""
+    record = _read_json(job_dir / RUN_RECORD_FILE) or {}
+    result = _read_json(job_dir / RESULT_FILE)
+    job_status = _read_json(job_dir / JOB_STATUS_FILE)
+
+    # JSON first (the runner and the callback both record Hydra's task overrides): parsing YAML
+    # dominates the cost of a summary, which is rebuilt after every job.
+    overrides = record.get("overrides") or (job_status or {}).get("overrides")
+    if not isinstance(overrides, list) or not overrides:
+        overrides = read_yaml(job_dir / ".hydra" / "overrides.yaml")
+    overrides = [str(o) for o in overrides] if isinstance(overrides, list) else []
+
+    status, error = _status_and_error(record, result, job_status)
+    obj_value = _objective_value(record, result, job_status, objective)
+    metric_values = {m: finite_or_none(dotted_get(result, m)) for m in metrics} if result else {}
+    duration = _first_finite(
+        record.get("duration_sec"),
+        (result or {}).get("duration_sec"),
+        (job_status or {}).get("duration_sec"),
+    )
+    try:
+        rel = str(job_dir.relative_to(sweep_dir))
+    except ValueError:
+        rel = str(job_dir)
+    return JobRow(
+        num=_job_num(job_dir, record, job_status),
+        job_dir=rel,
+        run_dir=str(job_dir.resolve()),
+        status=status,
+        overrides=overrides,
+        params=dict(override_key_value(o) for o in overrides),
+        objective=obj_value,
+        metrics=metric_values,
+        duration_sec=duration,
+        error=error,
+    )
+
+
+def _first_finite(*values: Any) -> float | None:
+    for value in values:
+        out = finite_or_none(value)
+        if out is not None:
+            return out
+    return None
+
+
+def _status_and_error(
+    record: Mapping[str, Any], result: Mapping[str, Any] | None, job_status: Mapping[str, Any] | None
+) -> tuple[str, str | None]:
+    """The most severe status any source reports (a job Hydra saw raise is failed whatever run.json says)."""
+    candidates: list[str] = []
+    for source in (record, job_status or {}):
+        word = _STATUS_WORDS.get(str(source.get("status", "")).lower())
+        if word is not None:
+            candidates.append(word)
+    if result is not None:
+        candidates.append(OK)
+    status = max(candidates, key=_SEVERITY.__getitem__) if candidates else INCOMPLETE
+    error = None
+    if status in (FAILED, DIVERGED, INCOMPLETE):
+        for source in (record, job_status or {}):
+            message, kind = source.get("error"), source.get("error_type")
+            if message:
+                kind = str(kind).removeprefix("builtins.") if kind else None
+                prefixed = kind and not str(message).startswith(kind)
+                error = f"{kind}: {message}" if prefixed else str(message)
+                break
+        if status == FAILED and error is not None and _DIVERGENCE_HINTS.search(error):
+            status = DIVERGED
+    return status, error
+
+
+def _objective_value(
+    record: Mapping[str, Any],
+    result: Mapping[str, Any] | None,
+    job_status: Mapping[str, Any] | None,
+    objective: str | None,
+) -> float | None:
+    value = finite_or_none(record.get("objective_value"))
+    if value is not None and (objective is None or record.get("objective") in (None, objective)):
+        return value  # the runner's own reading, unless the report asks for a different key
+    if objective and result is not None:
+        value = finite_or_none(dotted_get(result, objective))
+        if value is not None:
+            return value
+    return finite_or_none((job_status or {}).get("return_value"))
+
+
+def objective_setting(job_dirs: Iterable[Path]) -> tuple[str | None, str | None]:
+    """(objective key, mode) from the first job's saved config: the report CLI has no Hydra config."""
+    for job_dir in job_dirs:
+        cfg = read_yaml(job_dir / ".hydra" / "config.yaml")
+        if isinstance(cfg, Mapping) and cfg.get("objective"):
+            mode = cfg.get("objective_mode")
+            return str(cfg["objective"]), str(mode) if mode else None
+        record = _read_json(job_dir / RUN_RECORD_FILE) or {}
+        if isinstance(record.get("objective"), str):  # run.json records the key, not the mode
+            return record["objective"], None
+    return None, None
