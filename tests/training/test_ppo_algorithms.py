@@ -19,7 +19,9 @@ from townlet.algorithms.losses import (  # noqa: E402
     teacher_cross_entropy,
 )
 from townlet.algorithms.stats import (  # noqa: E402
+    MEAN_FIELDS,
     MINIBATCH_FIELDS,
+    SPREAD_FIELDS,
     MinibatchLog,
     explained_variance,
     normalise_advantages,
@@ -121,24 +123,35 @@ def test_explained_variance_and_correlation() -> None:
 
 def test_minibatch_log_summary() -> None:
     log = MinibatchLog(1, "cpu")  # grows past its capacity
-    k = len(MINIBATCH_FIELDS)
     rows = [
         [1.0, 2.0, 1.0, 3.0, 0.0, 0.1, 1.0, 0.5, 0.01, 0.02, 0.3, 0.0],
         [3.0, 4.0, 2.0, 5.0, 0.5, 0.2, 0.0, 1.5, -0.03, 0.04, 0.1, 0.0],
     ]
     for r in rows:
-        assert len(r) == k
-        log.record([torch.tensor(x) for x in r])
+        log.record(**{name: torch.tensor(x) for name, x in zip(MINIBATCH_FIELDS, r, strict=True)})
     s = log.summarise()
     assert s["updates"] == 2.0
-    assert s["mean_loss_policy"] == pytest.approx(2.0)
-    assert s["mean_loss_bc"] == pytest.approx(0.2)
-    assert s["entropy_std"] == pytest.approx(0.5)
+    assert s["loss_policy"] == pytest.approx(2.0)
+    assert s["loss_entropy"] == s["batch_entropy_mean"] == pytest.approx(1.5)
+    assert s["kl_divergence"] == pytest.approx(0.03) and s["kl_k1"] == pytest.approx(-0.01)
+    assert s["loss_bc"] == pytest.approx(0.2)
+    assert s["batch_entropy_std"] == pytest.approx(0.5)
     assert s["grad_norm_max"] == pytest.approx(1.5)
-    assert s["kl_max"] == pytest.approx(0.04)
-    assert s["clip_triggered"] == 1.0 and s["clip_fraction_max"] == pytest.approx(0.5)
-    assert s["adv_zero_std"] == 1.0 and s["adv_min_std"] == 0.0
+    assert s["kl_divergence_max"] == pytest.approx(0.04)
+    assert s["clip_triggered_minibatches"] == 1.0 and s["clip_fraction_max"] == pytest.approx(0.5)
+    assert s["adv_zero_std_batches"] == 1.0 and s["adv_min_std"] == 0.0
     assert s["nonfinite_count"] == 0.0 and s["first_nonfinite"] == 2.0
+    assert s.keys() == {*MEAN_FIELDS, *SPREAD_FIELDS, "batch_entropy_mean", "updates"}
+
+
+def test_minibatch_log_rows_are_recorded_by_name() -> None:
+    log = MinibatchLog(1, "cpu")
+    row = {name: torch.tensor(0.0) for name in MINIBATCH_FIELDS}
+    with pytest.raises(KeyError, match=r"missing \['kl_divergence'\], unexpected \[\]"):
+        log.record(**{k: v for k, v in row.items() if k != "kl_divergence"})
+    with pytest.raises(KeyError, match=r"missing \[\], unexpected \['kl_k3'\]"):
+        log.record(**row, kl_k3=torch.tensor(0.0))
+    assert log.count == 0
 
 
 def test_teacher_cross_entropy_hand_values_and_masked_teacher_rows() -> None:

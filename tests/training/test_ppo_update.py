@@ -17,6 +17,7 @@ from townlet.algorithms.update import (  # noqa: E402
     Source,
     ppo_update,
 )
+from townlet.strategies.ppo.records import SUMMARY_KEYS  # noqa: E402
 
 A = 4
 
@@ -66,9 +67,17 @@ def test_runs_every_epoch_and_visits_each_row_once_per_epoch() -> None:
     assert out["updates"] == 12.0
     assert out["transitions"] == 100.0
     assert sum(len(s) for s in net.seen) == 300
-    for key in ("mean_loss_total", "grad_norm_max", "mean_kl_k3", "entropy_std", "clip_fraction_max"):
+    for key in ("loss_total", "grad_norm_max", "kl_divergence", "batch_entropy_std", "clip_fraction_max"):
         assert math.isfinite(out[key])
-    assert out["mean_entropy"] == pytest.approx(math.log(A), rel=0.05)  # near-uniform initial policy
+    assert out["loss_entropy"] == pytest.approx(math.log(A), rel=0.05)  # near-uniform initial policy
+    assert out["batch_entropy_mean"] == out["loss_entropy"]  # one value, two keys of the file format
+
+
+def test_the_summary_carries_every_metrics_line_key_under_its_own_name() -> None:
+    net = TinyNet()
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    out = ppo_update(net, opt, make_batch(8, 1), PPOHyperParams(update_epochs=1), torch.Generator())
+    assert set(SUMMARY_KEYS) <= out.keys()
 
 
 def test_blended_sources_share_every_minibatch() -> None:
@@ -145,10 +154,10 @@ def test_bc_coef_pulls_the_policy_to_the_teacher_and_loss_bc_is_always_measured(
         return first, last
 
     first, last = run(1.0)
-    assert last["mean_loss_bc"] < 0.5 * first["mean_loss_bc"]
+    assert last["loss_bc"] < 0.5 * first["loss_bc"]
     first0, last0 = run(0.0)
-    assert first0["mean_loss_bc"] == pytest.approx(first["mean_loss_bc"])  # measured, not optimised
-    assert last0["mean_loss_bc"] == pytest.approx(first0["mean_loss_bc"], rel=0.05)
-    assert math.isnan(run(0.0, labels=False)[1]["mean_loss_bc"])  # no labels: "not measured"
+    assert first0["loss_bc"] == pytest.approx(first["loss_bc"])  # measured, not optimised
+    assert last0["loss_bc"] == pytest.approx(first0["loss_bc"], rel=0.05)
+    assert math.isnan(run(0.0, labels=False)[1]["loss_bc"])  # no labels: "not measured"
     with pytest.raises(ValueError, match="teacher"):
         run(1.0, labels=False)

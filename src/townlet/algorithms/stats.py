@@ -10,7 +10,9 @@ from __future__ import annotations
 import torch
 
 __all__ = [
+    "MEAN_FIELDS",
     "MINIBATCH_FIELDS",
+    "SPREAD_FIELDS",
     "MinibatchLog",
     "explained_variance",
     "normalise_advantages",
@@ -47,20 +49,46 @@ def pearson_corr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return r.clamp(-1.0, 1.0).float()
 
 
-# Order of the per-minibatch row written by the update loop.
+# Columns of the per-minibatch row written by the update loop. A metric keeps one name end to end:
+# the reported ones are named as on the metrics line and in ``PPOTrainingResultDTO``.
 MINIBATCH_FIELDS: tuple[str, ...] = (
     "loss_policy",
     "loss_value",
-    "entropy",
+    "loss_entropy",  # mean policy entropy (positive)
     "loss_total",
     "clip_fraction",
-    "adv_mean",
-    "adv_std",
+    "minibatch_adv_mean",  # advantages as trained on (the metrics line's adv_* are the raw moments)
+    "minibatch_adv_std",
     "grad_norm",
     "kl_k1",
-    "kl_k3",
+    "kl_divergence",  # the k3 estimator
     "loss_bc",  # cross-entropy to the teacher's action (NaN when the batch carries no teacher labels)
     "nonfinite",  # 1.0 when the loss or the gradient norm was NaN/Inf in this minibatch
+)
+_FIELD_SET = frozenset(MINIBATCH_FIELDS)
+# Columns whose mean over the minibatches the summary reports, under the column's name.
+MEAN_FIELDS: tuple[str, ...] = (
+    "loss_policy",
+    "loss_value",
+    "loss_entropy",
+    "loss_total",
+    "clip_fraction",
+    "grad_norm",
+    "kl_k1",
+    "kl_divergence",
+    "loss_bc",
+)
+# What the summary adds to the means, in the order ``summarise`` computes them.
+SPREAD_FIELDS: tuple[str, ...] = (
+    "batch_entropy_std",
+    "grad_norm_max",
+    "kl_divergence_max",  # largest |k3| of a minibatch
+    "clip_fraction_max",
+    "clip_triggered_minibatches",  # minibatches with any clipped ratio
+    "adv_min_std",
+    "adv_zero_std_batches",  # minibatches whose advantages have (near) zero spread
+    "nonfinite_count",
+    "first_nonfinite",  # index of the first NaN/Inf minibatch (the count of minibatches if none)
 )
 
 
@@ -71,24 +99,35 @@ class MinibatchLog:
         self.rows = torch.zeros((max(1, capacity), len(MINIBATCH_FIELDS)), dtype=torch.float32, device=device)
         self.count = 0
 
-    def record(self, values: list[torch.Tensor]) -> None:
+    def record(self, **values: torch.Tensor) -> None:
+        """One minibatch's row: a 0-d tensor for each of ``MINIBATCH_FIELDS``, by name."""
+        if values.keys() != _FIELD_SET:
+            missing, unexpected = sorted(_FIELD_SET - values.keys()), sorted(values.keys() - _FIELD_SET)
+            raise KeyError(f"minibatch row: missing {missing}, unexpected {unexpected}")
         if self.count >= self.rows.shape[0]:
             grown = torch.zeros_like(self.rows)
             self.rows = torch.cat([self.rows, grown])
-        self.rows[self.count] = torch.stack([v.detach().float().reshape(()) for v in values])
+        self.rows[self.count] = torch.stack(
+            [values[name].detach().float().reshape(()) for name in MINIBATCH_FIELDS]
+        )
         self.count += 1
 
     def used(self) -> torch.Tensor:
         return self.rows[: self.count]
 
     def summarise(self) -> dict[str, float]:
-        """Means, maxima and counts over the recorded minibatches with one device->host transfer."""
+        """Means, maxima and counts over the recorded minibatches with one device->host transfer.
+
+        The keys are the metrics line's names: ``MEAN_FIELDS``, ``SPREAD_FIELDS``,
+        ``batch_entropy_mean`` (the same value as ``loss_entropy``, a key of its own in the file
+        format) and ``updates``.
+        """
         n = self.count
         if n == 0:
             return {}
         rows = self.used()
         col = {name: rows[:, i] for i, name in enumerate(MINIBATCH_FIELDS)}
-        ent = col["entropy"]
+        ent = col["loss_entropy"]
         nonfinite = col["nonfinite"]
         first_bad = torch.where(
             nonfinite > 0,
@@ -100,28 +139,18 @@ class MinibatchLog:
                 *(rows.mean(0)),
                 ent.std(unbiased=False) if n > 1 else torch.zeros((), device=rows.device),
                 col["grad_norm"].max(),
-                col["kl_k3"].abs().max(),
+                col["kl_divergence"].abs().max(),
                 col["clip_fraction"].max(),
                 (col["clip_fraction"] > 0).float().sum(),
-                col["adv_std"].min(),
-                (col["adv_std"] < EPS).float().sum(),
+                col["minibatch_adv_std"].min(),
+                (col["minibatch_adv_std"] < EPS).float().sum(),
                 nonfinite.sum(),
                 first_bad,
             ]
         ).tolist()
-        out = {f"mean_{name}": packed[i] for i, name in enumerate(MINIBATCH_FIELDS)}
-        k = len(MINIBATCH_FIELDS)
-        extra = (
-            "entropy_std",
-            "grad_norm_max",
-            "kl_max",
-            "clip_fraction_max",
-            "clip_triggered",
-            "adv_min_std",
-            "adv_zero_std",
-            "nonfinite_count",
-            "first_nonfinite",
-        )
-        out.update({name: packed[k + j] for j, name in enumerate(extra)})
+        means = dict(zip(MINIBATCH_FIELDS, packed, strict=False))
+        out = {name: means[name] for name in MEAN_FIELDS}
+        out["batch_entropy_mean"] = out["loss_entropy"]
+        out.update(zip(SPREAD_FIELDS, packed[len(MINIBATCH_FIELDS) :], strict=True))
         out["updates"] = float(n)
         return out

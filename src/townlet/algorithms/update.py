@@ -38,7 +38,7 @@ __all__ = ["NonFiniteTrainingError", "PPOBatch", "PPOHyperParams", "Source", "pp
 
 
 _NONFINITE = MINIBATCH_FIELDS.index("nonfinite")
-_KL = MINIBATCH_FIELDS.index("kl_k3")
+_KL = MINIBATCH_FIELDS.index("kl_divergence")  # the k3 estimator
 
 
 class NonFiniteTrainingError(RuntimeError):
@@ -141,6 +141,10 @@ def ppo_update(
 ) -> dict[str, float]:
     """Run ``hp.update_epochs`` epochs (fewer if ``target_kl`` trips) and return summary metrics.
 
+    The summary's metrics carry their metrics-line names (see ``MinibatchLog.summarise``), plus
+    ``epochs_run``, ``early_stopped`` (1.0 when ``target_kl`` cut the update short),
+    ``minibatches_per_epoch`` and ``transitions`` (rows seen per epoch).
+
     ``generator`` is a CPU generator owned by the caller, so shuffling is reproducible from the seed.
     ``where`` (e.g. "dataset=rollout iteration=3") prefixes error messages.
     """
@@ -199,20 +203,18 @@ def ppo_update(
                 old_logp = mb.old_log_probs
                 nonfinite = (~torch.isfinite(loss)) | (~torch.isfinite(grad_norm))
                 log.record(
-                    [
-                        loss_pi,
-                        loss_v,
-                        entropy,
-                        loss,
-                        clip_frac,
-                        mb.advantages.mean(),
-                        mb.advantages.std(unbiased=False),
-                        grad_norm,
-                        kl_k1(old_logp, new_logp),
-                        kl_k3(old_logp, new_logp),
-                        loss_bc,
-                        nonfinite.float(),
-                    ]
+                    loss_policy=loss_pi,
+                    loss_value=loss_v,
+                    loss_entropy=entropy,
+                    loss_total=loss,
+                    clip_fraction=clip_frac,
+                    minibatch_adv_mean=mb.advantages.mean(),
+                    minibatch_adv_std=mb.advantages.std(unbiased=False),
+                    grad_norm=grad_norm,
+                    kl_k1=kl_k1(old_logp, new_logp),
+                    kl_divergence=kl_k3(old_logp, new_logp),
+                    loss_bc=loss_bc,
+                    nonfinite=nonfinite.float(),
                 )
         epochs_run += 1
         # The one host sync of this epoch: guard + early stop.

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COUNTERS",
+    "DTO_ANNEAL_KEYS",
+    "DTO_RECORD_KEYS",
+    "DTO_ROLLOUT_KEYS",
+    "SUMMARY_KEYS",
     "TELEMETRY_VERSION",
     "EpisodeTracker",
     "batch_diagnostics",
@@ -117,6 +121,43 @@ def _pooled_moments(parts: list[tuple[Any, Any, int]]) -> list[Any]:
     return [mean, torch.sqrt(torch.clamp(second - mean.pow(2), min=0.0))]
 
 
+# Update-summary keys on the metrics line, taken under the names ``ppo_update`` gives them (in the
+# line's telemetry 1.2 order; the rest of the line is the run's counters, diagnostics and town).
+_COUNT_KEYS = ("updates", "transitions")
+_LOSS_KEYS = ("loss_policy", "loss_value", "loss_entropy", "loss_total", "clip_fraction")
+_KL_KEYS = ("grad_norm", "kl_divergence", "kl_k1", "loss_bc")
+_HEALTH_KEYS = ("adv_zero_std_batches", "adv_min_std", "clip_triggered_minibatches", "clip_fraction_max")
+_SPREAD_KEYS = ("batch_entropy_mean", "batch_entropy_std", "grad_norm_max", "kl_divergence_max")
+SUMMARY_KEYS = (*_COUNT_KEYS, *_LOSS_KEYS, *_KL_KEYS, *_HEALTH_KEYS, *_SPREAD_KEYS, "epochs_run")
+
+# Metrics-line keys the result DTO takes under the same name: those every line has ...
+_DTO_CORE = ("epoch", *_COUNT_KEYS, *_LOSS_KEYS, "adv_mean", "adv_std", "grad_norm", "kl_divergence", "lr")
+_DTO_HEALTH = ("steps", "telemetry_version", *_HEALTH_KEYS, *_SPREAD_KEYS, "explained_variance")
+_DTO_V11 = ("epoch_duration_sec", "data_mode", "cycle_id", "reward_advantage_corr", "rollout_ticks")
+DTO_RECORD_KEYS = (*_DTO_CORE, *_DTO_HEALTH, *_DTO_V11, "log_stream_offset", *COUNTERS, "chat_quality_mean")
+# ... the keys only a line with a rollout has (replay collects no episodes) ...
+DTO_ROLLOUT_KEYS = ("episode_return_mean",)
+# ... and those only a line of an anneal stage has: the stage's identity and guardrail baselines
+# (each from the AnnealContext attribute it names).
+_ANNEAL_KEYS = {
+    "anneal_cycle": "cycle",
+    "anneal_stage": "stage",
+    "anneal_dataset": "dataset_label",
+    "anneal_bc_accuracy": "bc_accuracy",
+    "anneal_bc_threshold": "bc_threshold",
+    "anneal_bc_passed": "bc_passed",
+    "anneal_loss_baseline": "loss_baseline",
+    "anneal_queue_baseline": "queue_baseline",
+    "anneal_intensity_baseline": "intensity_baseline",
+}
+DTO_ANNEAL_KEYS = tuple(_ANNEAL_KEYS)
+
+
+def _take(source: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """``keys`` of ``source`` under the same names; a missing one is a KeyError naming it."""
+    return {k: source[k] for k in keys}
+
+
 def iteration_record(
     strategy: Any,
     state: RunState,
@@ -129,74 +170,55 @@ def iteration_record(
     events: dict[str, float],
     stage: str | None,
 ) -> dict[str, Any]:
-    """One metrics line (telemetry 1.2 keys): the update summary, the run counters, the rollout's
-    town metrics and, inside an anneal stage, the stage's identity and guardrail baselines."""
+    """One metrics line (telemetry 1.2 keys): the update summary (``SUMMARY_KEYS``, named as on the
+    line), the run counters, the batch diagnostics, the rollout's town metrics and, inside an anneal
+    stage, the stage's identity and guardrail baselines."""
     s, it = strategy, iteration
     record: dict[str, Any] = {
         "epoch": it,
         "iteration": it,
-        "updates": summary["updates"],
-        "transitions": summary["transitions"],
-        "loss_policy": summary["mean_loss_policy"],
-        "loss_value": summary["mean_loss_value"],
-        "loss_entropy": summary["mean_entropy"],
-        "loss_total": summary["mean_loss_total"],
-        "clip_fraction": summary["mean_clip_fraction"],
-        "adv_mean": diagnostics["adv_mean"],
-        "adv_std": diagnostics["adv_std"],
-        "grad_norm": summary["mean_grad_norm"],
-        "kl_divergence": summary["mean_kl_k3"],
-        "kl_k1": summary["mean_kl_k1"],
-        "loss_bc": summary["mean_loss_bc"],
+        **_take(summary, (*_COUNT_KEYS, *_LOSS_KEYS)),
+        **_take(diagnostics, ("adv_mean", "adv_std")),
+        **_take(summary, _KL_KEYS),
         "bc_coef": s.bc_coef,
         "telemetry_version": TELEMETRY_VERSION,
         "lr": lr,
         "steps": state.steps,
-        "adv_zero_std_batches": summary["adv_zero_std"],
-        "adv_min_std": summary["adv_min_std"],
-        "clip_triggered_minibatches": summary["clip_triggered"],
-        "clip_fraction_max": summary["clip_fraction_max"],
+        **_take(summary, _HEALTH_KEYS),
         "data_mode": str(s.data_mode),  # a plain string: records travel into checkpoints
         "cycle_id": it - 1,
-        "batch_entropy_mean": summary["mean_entropy"],
-        "batch_entropy_std": summary["entropy_std"],
-        "grad_norm_max": summary["grad_norm_max"],
-        "kl_divergence_max": summary["kl_max"],
-        "reward_advantage_corr": diagnostics["reward_advantage_corr"],
+        **_take(summary, _SPREAD_KEYS),
+        **_take(diagnostics, ("reward_advantage_corr",)),
         "rollout_ticks": s.n_steps if s.data_mode != DataMode.replay else 0,
         "log_stream_offset": state.log_stream_offset,
         **event_counters(events),
-        "explained_variance": diagnostics["explained_variance"],
+        **_take(diagnostics, ("explained_variance",)),
         "epochs_run": summary["epochs_run"],
-        "target_kl_stopped": bool(summary["early_stopped"]),
+        "target_kl_stopped": bool(summary["early_stopped"]),  # the line's flag is a bool
         "env_steps": state.env_steps,
         "social_reward_stage": stage,
         **env,
     }
     if anneal is not None:
-        record.update(
-            anneal_cycle=anneal.cycle,
-            anneal_stage=anneal.stage,
-            anneal_dataset=anneal.dataset_label,
-            anneal_bc_accuracy=anneal.bc_accuracy,
-            anneal_bc_threshold=anneal.bc_threshold,
-            anneal_bc_passed=anneal.bc_passed,
-            anneal_loss_baseline=anneal.loss_baseline,
-            anneal_queue_baseline=anneal.queue_baseline,
-            anneal_intensity_baseline=anneal.intensity_baseline,
-        )
+        record.update({key: getattr(anneal, attr) for key, attr in _ANNEAL_KEYS.items()})
     return record
 
 
 def result_dto(
     ctx: Any, state: RunState, record: dict[str, Any], evaluation: Any, duration: float, device: str
 ) -> PPOTrainingResultDTO:
-    """The run's result: the last iteration's record, run totals, the best iteration and the evaluation."""
+    """The run's result: the last iteration's record (``DTO_*_KEYS``), run totals, the best iteration
+    and the evaluation."""
     from townlet.dto import PPOTrainingResultDTO
     from townlet.nets.checkpoints import LAST
 
-    values = {k: v for k, v in record.items() if k in PPOTrainingResultDTO.model_fields}
-    values.update(
+    values = _take(record, DTO_RECORD_KEYS)
+    if record["data_mode"] != DataMode.replay:
+        values.update(_take(record, DTO_ROLLOUT_KEYS))
+    if ctx.anneal is not None:
+        values.update(_take(record, DTO_ANNEAL_KEYS))
+    return PPOTrainingResultDTO(
+        **values,
         duration_sec=duration,
         seed=ctx.seed,
         device=device,
@@ -207,13 +229,10 @@ def result_dto(
         env_steps=state.env_steps,
         episodes=state.episodes,
         target_kl_stops=state.target_kl_stops,
-        samples_per_sec=record.get("sps") or record.get("update_samples_per_sec"),
-    )
-    values.update(
+        samples_per_sec=record["sps"] or record["update_samples_per_sec"],
         best_iteration=state.best.iteration,
         best={k: float(v) for k, v in state.best.summary.items() if _is_number(v)},
     )
-    return PPOTrainingResultDTO(**values)
 
 
 def _is_number(v: Any) -> bool:
