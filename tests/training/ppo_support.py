@@ -9,19 +9,21 @@ from typing import Any
 from townlet.config.schema.evaluation import EvaluationConfig
 from townlet.replay import ReplayData
 from townlet.rollout.collect import RolloutCaptureService
+from townlet.rollout.datasets import ReplayDatasetService
 from townlet.runs.metrics import MetricsWriter
 from townlet.runs.rundir import RunDir
 from townlet.strategies.context import TrainingContext
 from townlet.strategies.services import TrainingServices
 
 
-class FixedReplay:
+class FixedReplay(ReplayDatasetService):
     """Stands in for ReplayDatasetService: always returns the given data."""
 
     def __init__(self, data: ReplayData) -> None:
+        super().__init__()
         self.data = data
 
-    def resolve(self, *_: Any) -> ReplayData:
+    def resolve(self, dataset_cfg: Any, world_cfg: Any, data_dir: Any = None) -> ReplayData:
         return self.data
 
 

@@ -16,6 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from townlet.config.schema.dataset import DatasetConfig  # noqa: E402
+from townlet.config.schema.model import ModelConfig  # noqa: E402
 from townlet.dto import (  # noqa: E402
     AnnealStageResultDTO,
     AnnealSummaryDTO,
@@ -26,6 +27,7 @@ from townlet.dto import (  # noqa: E402
 )
 from townlet.promotion.baselines import BaselineStore  # noqa: E402
 from townlet.promotion.state import PromotionService  # noqa: E402
+from townlet.rollout.collect import RolloutCaptureService  # noqa: E402
 from townlet.runs.metrics import MetricsWriter  # noqa: E402
 from townlet.runs.rundir import RunDir  # noqa: E402
 from townlet.strategies.anneal import AnnealConfigError, AnnealStrategy  # noqa: E402
@@ -127,8 +129,8 @@ def make_context(tmp_path: Path, name: str = "run", seed: int = 0) -> TrainingCo
         seed=seed,
         world=WorldConfig(num_envs=2, num_agents=3),
         dataset=DatasetConfig(),
-        model=None,
-        device=None,
+        model=ModelConfig(),
+        device="cpu",
         run_dir=run,
         services=TrainingServices(promotion=PromotionService(tmp_path / "state")),
         metrics=MetricsWriter(run.metrics_path),
@@ -325,7 +327,7 @@ def test_bc_weight_wraps_the_rollout_service_when_ppo_has_no_teacher_mix(tmp_pat
         FakeBC(Recorder([0.95])), PlainPPO(Recorder([1.0, 1.0])), DEFAULT_SCHEDULE, teacher_mix=True
     )
     ctx = make_context(tmp_path)
-    ctx.services.rollout = object()
+    ctx.services.rollout = RolloutCaptureService()
     strat.run(ctx)
     assert isinstance(seen[0], TeacherMixRollout)
     assert seen[0].mix == 0.5

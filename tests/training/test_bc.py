@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from townlet.config.schema.device import DeviceConfig, DeviceType
 from townlet.config.schema.evaluation import EvaluationConfig
 from townlet.replay.data import ReplayData
+from townlet.rollout.datasets import ReplayDatasetService
 from townlet.runs.metrics import MetricsWriter
 from townlet.runs.rundir import RunDir
 from townlet.strategies.bc import BCConfigError, BCStrategy
@@ -68,10 +70,12 @@ def synthetic_data(ticks: int = 48, agents: int = 24, seed: int = 0) -> ReplayDa
 
 
 @dataclass
-class FakeReplay:
+class FakeReplay(ReplayDatasetService):
+    """Stands in for ReplayDatasetService: always returns the given data."""
+
     data: ReplayData
 
-    def resolve(self, dataset_cfg: Any, world_cfg: Any, data_dir: Any) -> ReplayData:
+    def resolve(self, dataset_cfg: Any, world_cfg: Any, data_dir: Any = None) -> ReplayData:
         return self.data
 
 
@@ -242,7 +246,7 @@ def test_device_cuda_without_cuda_is_a_clear_error(tmp_path: Path, data: ReplayD
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     ctx = make_context(tmp_path, data)
-    ctx.device = {"type": "cuda"}
+    ctx.device = DeviceConfig(type=DeviceType.cuda)
     with pytest.raises(DeviceUnavailableError, match=r"device=auto.*device=cpu"):
         BCStrategy(epochs=1).run(ctx)
     assert resolve_device({"type": "auto"}) == "cpu"

@@ -15,6 +15,7 @@ import pytest
 from townlet.algorithms.returns import returns_to_go, returns_to_go_parts
 from townlet.config.schema.evaluation import EvaluationConfig
 from townlet.replay.data import ReplayData
+from townlet.rollout.datasets import ReplayDatasetService
 from townlet.runs.metrics import MetricsWriter
 from townlet.runs.rundir import RunDir
 from townlet.strategies.bc import BCConfigError, BCStrategy
@@ -111,10 +112,12 @@ def reward_data(ticks: int = 40, agents: int = 16, seed: int = 0, *, rewards: bo
 
 
 @dataclass
-class FakeReplay:
+class FakeReplay(ReplayDatasetService):
+    """Stands in for ReplayDatasetService: always returns the given data."""
+
     data: ReplayData
 
-    def resolve(self, dataset_cfg: Any, world_cfg: Any, data_dir: Any) -> ReplayData:
+    def resolve(self, dataset_cfg: Any, world_cfg: Any, data_dir: Any = None) -> ReplayData:
         return self.data
 
 

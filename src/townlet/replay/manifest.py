@@ -154,9 +154,8 @@ def manifest_path(path: str | Path) -> Path:
     return p if p.name == MANIFEST_NAME or p.suffix == ".json" else p / MANIFEST_NAME
 
 
-def read_manifest(path: str | Path, *, expect_spec: ObservationSpec | None = None) -> Manifest:
-    """Parse and check a manifest: format/version, spec, column schema, shard list consistency."""
-    mpath = manifest_path(path)
+def _load_document(mpath: Path) -> dict[str, Any]:
+    """The manifest's JSON object, after checking it exists and has this build's format/version."""
     if not mpath.parent.exists():
         raise DatasetError("dataset directory does not exist", file=mpath.parent)
     if not mpath.is_file():
@@ -183,6 +182,11 @@ def read_manifest(path: str | Path, *, expect_spec: ObservationSpec | None = Non
             f"format version {version} is not supported (this build reads version {FORMAT_VERSION})",
             file=mpath,
         )
+    return doc
+
+
+def _read_spec(doc: dict[str, Any], mpath: Path, expect_spec: ObservationSpec | None) -> ObservationSpec:
+    """The observation spec, consistent with itself and (if given) with ``expect_spec``."""
     spec_doc = _get(doc, "observation_spec", dict, mpath)
     try:
         spec = ObservationSpec.from_dict(spec_doc)
@@ -207,6 +211,11 @@ def read_manifest(path: str | Path, *, expect_spec: ObservationSpec | None = Non
             file=mpath,
             hint="re-capture the dataset with the current world, or pick the matching world",
         )
+    return spec
+
+
+def _check_columns(doc: dict[str, Any], spec: ObservationSpec, mpath: Path) -> None:
+    """Every column of ``spec``'s schema is listed with exactly that schema."""
     columns = _get(doc, "columns", dict, mpath)
     expected_cols = column_schema(spec)
     for name, schema in expected_cols.items():
@@ -220,8 +229,10 @@ def read_manifest(path: str | Path, *, expect_spec: ObservationSpec | None = Non
             )
         if columns[name] != schema:
             raise DatasetError(f"column {name!r} schema {columns[name]} != expected {schema}", file=mpath)
-    counts = _get(doc, "counts", dict, mpath)
-    ticks, agents = _get(counts, "ticks", int, mpath), _get(counts, "agents", int, mpath)
+
+
+def _read_shards(doc: dict[str, Any], ticks: int, agents: int, mpath: Path) -> list[ShardEntry]:
+    """The shard list: plain file names, contiguous ticks, ``ticks * agents`` rows, ``ticks`` in all."""
     shards = []
     tick = 0
     for i, s in enumerate(_get(doc, "shards", list, mpath)):
@@ -243,6 +254,18 @@ def read_manifest(path: str | Path, *, expect_spec: ObservationSpec | None = Non
         shards.append(entry)
     if tick != ticks:
         raise DatasetError(f"shards cover {tick} ticks but counts.ticks is {ticks}", file=mpath)
+    return shards
+
+
+def read_manifest(path: str | Path, *, expect_spec: ObservationSpec | None = None) -> Manifest:
+    """Parse and check a manifest: format/version, spec, column schema, shard list consistency."""
+    mpath = manifest_path(path)
+    doc = _load_document(mpath)
+    spec = _read_spec(doc, mpath, expect_spec)
+    _check_columns(doc, spec, mpath)
+    counts = _get(doc, "counts", dict, mpath)
+    ticks, agents = _get(counts, "ticks", int, mpath), _get(counts, "agents", int, mpath)
+    shards = _read_shards(doc, ticks, agents, mpath)
     boot = np.asarray(_get(doc, "bootstrap_values", list, mpath), dtype=np.float64)
     if boot.shape != (agents,) or not np.isfinite(boot).all():
         raise DatasetError(f"bootstrap_values must be {agents} finite numbers", file=mpath)

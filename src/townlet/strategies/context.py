@@ -7,12 +7,16 @@ of the schemas), so strategies and services are easy to call from tests without 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from townlet.config.schema.evaluation import EvaluationConfig
 
 if TYPE_CHECKING:
+    from townlet.config.schema.dataset import DatasetConfig
+    from townlet.config.schema.device import DeviceConfig
+    from townlet.config.schema.model import ModelConfig
     from townlet.runs.metrics import MetricsWriter
     from townlet.runs.rundir import RunDir
     from townlet.strategies.services import TrainingServices
@@ -39,13 +43,18 @@ class AnnealContext:
 
 @dataclass
 class TrainingContext:
-    """One run's inputs. ``dataset``/``model``/``device`` are the typed schema objects."""
+    """One run's inputs. ``dataset``/``model``/``device`` are the typed schema objects.
+
+    Plain mappings (``model={"kind": "conv", ...}``) and device strings (``"cpu"``) are accepted too,
+    as the network builder and ``resolve_device`` read both; ``dataset=None`` is for strategies that
+    read no dataset (PPO in rollout mode).
+    """
 
     seed: int
     world: WorldConfig
-    dataset: Any
-    model: Any
-    device: Any
+    dataset: DatasetConfig | Mapping[str, Any] | None
+    model: ModelConfig | Mapping[str, Any]
+    device: DeviceConfig | str
     run_dir: RunDir
     services: TrainingServices
     metrics: MetricsWriter

@@ -1,19 +1,26 @@
 """Torch-free training services and their container.
 
 ``TrainingServices`` is what strategies receive; ``build_default_services`` (the ``services``
-config node's ``_target_``) constructs each service whose module exists, leaving the rest ``None``,
-so a partial installation still runs the strategies that do not need the missing ones.
+config node's ``_target_``) constructs each service with its constructor. The promotion service is
+built only when ``paths.state_dir`` is given; ``require()`` names any service that is missing.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
-import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
-log = logging.getLogger(__name__)
+from townlet.config.instantiate import ConfigError, check_target, current_target
+
+if TYPE_CHECKING:
+    from townlet.promotion.state import PromotionService
+    from townlet.rollout.collect import RolloutCaptureService
+    from townlet.rollout.datasets import ReplayDatasetService
+    from townlet.rollout.evaluation import EvaluationService
+
+ServiceName = Literal["rollout", "replay", "evaluation", "promotion"]
 
 DEFAULT_SERVICES: dict[str, str] = {
     "rollout": "townlet.rollout.collect.RolloutCaptureService",
@@ -22,65 +29,91 @@ DEFAULT_SERVICES: dict[str, str] = {
     "promotion": "townlet.promotion.state.PromotionService",
 }
 
+_T = TypeVar("_T")
+
 
 @dataclass
 class TrainingServices:
-    """Container of the services a strategy may use (any may be ``None`` until built)."""
+    """Container of the services a strategy may use (``None``: not built for this run)."""
 
-    rollout: Any = None
-    replay: Any = None
-    evaluation: Any = None
-    promotion: Any = None
+    rollout: RolloutCaptureService | None = None
+    replay: ReplayDatasetService | None = None
+    evaluation: EvaluationService | None = None
+    promotion: PromotionService | None = None
 
-    def require(self, name: str) -> Any:
+    @overload
+    def require(self, name: Literal["rollout"]) -> RolloutCaptureService: ...
+    @overload
+    def require(self, name: Literal["replay"]) -> ReplayDatasetService: ...
+    @overload
+    def require(self, name: Literal["evaluation"]) -> EvaluationService: ...
+    @overload
+    def require(self, name: Literal["promotion"]) -> PromotionService: ...
+
+    def require(self, name: ServiceName) -> Any:
         """Return a service or fail with a message naming the missing piece."""
         service = getattr(self, name)
         if service is None:
             raise RuntimeError(
                 f"the '{name}' training service ({DEFAULT_SERVICES.get(name, name)}) was not built: "
-                "its module is missing from this installation or a setting it needs was not given "
-                "(the promotion service needs paths.state_dir)"
+                "a setting it needs was not given (the promotion service needs paths.state_dir)"
             )
         return service
 
 
-def _load(dotted: str, settings: dict[str, Any]) -> Any:
-    module_name, _, attr = dotted.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:  # the service itself is not built; anything else is a real bug
-            log.debug("service module %s not present", module_name)
-            return None
-        raise
-    cls = getattr(module, attr, None)
-    if cls is None:
-        return None
-    params = inspect.signature(cls).parameters
-    kwargs = {k: v for k, v in settings.items() if k in params and v is not None}
-    missing = [
-        n
-        for n, p in params.items()
-        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in kwargs
-    ]
-    if missing:
-        # e.g. promotion without a state dir: leave it unbuilt, so ``require()`` names it when needed
-        log.debug("service %s not built: no %s given", dotted, ", ".join(missing))
-        return None
-    return cls(**kwargs)
+def _check_names(implementations: Mapping[str, str]) -> None:
+    unknown = sorted(str(name) for name in implementations if name not in DEFAULT_SERVICES)
+    if unknown:
+        raise ConfigError(
+            f"services.implementations has unknown service name(s) {', '.join(unknown)}; "
+            f"valid names: {', '.join(DEFAULT_SERVICES)}"
+        )
+
+
+def _service_class(name: ServiceName, default: type[_T], implementations: Mapping[str, str]) -> type[_T]:
+    """``default``, or the class ``services.implementations.<name>`` names (allow-list checked first).
+
+    A replacement is constructed exactly like the default it replaces (same constructor arguments).
+    """
+    dotted = implementations.get(name)
+    if not dotted:
+        return default
+    key = f"services.implementations.{name}"
+    try:  # refuses names outside the allow-list (and missing modules) before anything is imported
+        check_target(dotted, key)
+    except ConfigError as exc:  # the key is ``...implementations.<name>``, not a ``_target_``
+        raise type(exc)(str(exc).replace(f"{key}._target_", key, 1)) from None
+    module_name, _, attr = current_target(dotted).rpartition(".")
+    cls = getattr(importlib.import_module(module_name), attr, None)
+    if not callable(cls):
+        raise ConfigError(f"{key}={dotted!r}: module {module_name} has no class {attr!r}")
+    return cast("type[_T]", cls)
 
 
 def build_default_services(
     data_dir: str | None = None,
     state_dir: str | None = None,
-    implementations: dict[str, str] | None = None,
+    implementations: Mapping[str, str] | None = None,
 ) -> TrainingServices:
-    """Construct every known service whose module exists; absent ones stay ``None``.
+    """Construct the training services; ``promotion`` only when ``state_dir`` is given.
 
-    Each constructor receives the subset of ``data_dir``/``state_dir`` it declares; a service whose
-    required directory is ``None`` is left unbuilt (``PromotionService`` needs ``state_dir``).
-    ``implementations`` swaps a class: ``services.implementations.replay=my.pkg.Replay``.
+    ``implementations`` swaps a class: ``services.implementations.replay=my.pkg.Replay`` (a dotted
+    name the target allow-list accepts, constructed with the same arguments as the default).
     """
-    spec = {**DEFAULT_SERVICES, **{k: v for k, v in (implementations or {}).items() if v}}
-    settings = {"data_dir": data_dir, "state_dir": state_dir}
-    return TrainingServices(**{n: _load(d, settings) for n, d in spec.items() if n in DEFAULT_SERVICES})
+    from townlet.promotion.state import PromotionService
+    from townlet.rollout.collect import RolloutCaptureService
+    from townlet.rollout.datasets import ReplayDatasetService
+    from townlet.rollout.evaluation import EvaluationService
+
+    swaps = dict(implementations or {})
+    _check_names(swaps)
+    rollout_cls = _service_class("rollout", RolloutCaptureService, swaps)
+    replay_cls = _service_class("replay", ReplayDatasetService, swaps)
+    evaluation_cls = _service_class("evaluation", EvaluationService, swaps)
+    promotion_cls = _service_class("promotion", PromotionService, swaps)
+    return TrainingServices(
+        rollout=rollout_cls(),
+        replay=replay_cls(data_dir),
+        evaluation=evaluation_cls(),
+        promotion=promotion_cls(state_dir) if state_dir is not None else None,
+    )

@@ -47,7 +47,7 @@ class TownParallelEnv(ParallelEnv):
         return self._obs_space
 
     @functools.cache  # noqa: B019
-    def action_space(self, agent: str) -> spaces.Space:
+    def action_space(self, agent: str) -> spaces.Space[Any]:
         return self._act_space
 
     def _split(self, obs: Observation) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -58,14 +58,18 @@ class TownParallelEnv(ParallelEnv):
             infos[name] = {"action_mask": mask}
         return out, infos
 
-    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         if seed is not None:
             self._seed = int(seed)
             self._town = VecTown(self._cfg, self._seed)
         self.agents = list(self.possible_agents)
         return self._split(self._town.reset())
 
-    def step(self, actions: dict[str, int]) -> tuple[dict, dict, dict, dict, dict]:
+    def step(
+        self, actions: dict[str, int]
+    ) -> tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool], dict[str, Any]]:
         act = np.zeros(self._town.n_agents, dtype=np.int64)  # agents without an action wait
         for i, name in enumerate(self.possible_agents):
             if name in actions:

@@ -19,13 +19,14 @@ from pathlib import Path
 
 from townlet.config.schema.dataset import DatasetConfig
 from townlet.config.schema.device import DeviceConfig
+from townlet.config.schema.evaluation import EvaluationConfig
 from townlet.config.schema.logger import LoggerConfig
 from townlet.config.schema.model import ModelConfig
 from townlet.config.schema.paths import PathsConfig
 from townlet.config.schema.strategy_anneal import AnnealStageConfig, AnnealStrategyConfig
 from townlet.config.schema.strategy_bc import BCStrategyConfig
 from townlet.config.schema.strategy_ppo import PPOStrategyConfig
-from townlet.config.schema.top import EvaluationConfig, ServicesConfig, TrainConfig
+from townlet.config.schema.top import ServicesConfig, TrainConfig
 
 STRATEGY_SCHEMAS: dict[str, type] = {
     "bc": BCStrategyConfig,

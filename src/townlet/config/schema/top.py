@@ -34,6 +34,8 @@ class ServicesConfig:
     _target_: str = "townlet.strategies.services.build_default_services"
     data_dir: str = "${paths.data_dir}"
     state_dir: str = "${paths.state_dir}"
+    # swap a service class: ``services.implementations.replay=my.pkg.Replay``; keys are rollout, replay,
+    # evaluation, promotion; each name must pass the ``_target_`` allow-list (TOWNLET_ALLOWED_TARGETS)
     implementations: dict[str, str] = field(default_factory=dict)
 
 

@@ -7,13 +7,14 @@ import importlib
 import inspect
 from collections.abc import Mapping
 from dataclasses import is_dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from townlet.promotion.rules import GuardrailMetrics
 from townlet.strategies.anneal.schedule import is_config_node, plain
 
 if TYPE_CHECKING:
     from townlet.promotion.rules import GuardrailTolerances
+    from townlet.rollout.collect import RolloutCaptureService
     from townlet.strategies.anneal.progress import Progress
     from townlet.strategies.anneal.schedule import Stage
     from townlet.strategies.context import AnnealContext, TrainingContext
@@ -151,5 +152,6 @@ def with_teacher_mix(child: TrainingContext, stage: Stage, strategy: Any) -> Tra
         return child
     from townlet.rollout.teacher_mix import TeacherMixRollout
 
-    mixed = TeacherMixRollout(rollout, stage.bc_weight, seed=child.seed)
+    # a drop-in for the rollout service: its own collect(), everything else delegated to ``rollout``
+    mixed = cast("RolloutCaptureService", TeacherMixRollout(rollout, stage.bc_weight, seed=child.seed))
     return replace(child, services=replace(child.services, rollout=mixed))
