@@ -1,9 +1,10 @@
 """PPO actually learns: from scratch it beats random, and a BC warm start does not fall apart.
 
-Small fast config (8 towns x 4 agents, 100-tick episodes, MLP 64). Measured when written (seed 0,
-CPU, 1 thread): from scratch, 32k agent-steps -> trained -2.78 vs random -3.29 vs scripted -2.39
-(56% of the random->scripted gap closed); BC (3 epochs) -3.24 -> PPO warm start (8k steps) -3.01.
-The assertions leave room below those figures: at least 20% of the gap, and within 10% of BC.
+Small fast config (8 towns x 4 agents, 100-tick episodes, MLP 64), the default PPO settings.
+Measured (seed 0, CPU, 1 thread): from scratch, 64k agent-steps -> trained -1.25 vs random -3.29 vs
+scripted -2.39 (225% of the random->scripted gap: past the teacher). A PPO warm start of 8k steps
+from a 3-epoch BC clone keeps the clone's return. The assertions leave room: at least 60% of the gap,
+and within 10% of BC.
 """
 
 from __future__ import annotations
@@ -50,12 +51,12 @@ def context(run_dir: Path, replay: ReplayData | None = None, **kw: Any) -> Train
 
 
 def test_ppo_from_scratch_beats_random(tmp_path: Path) -> None:
-    result = PPOStrategy(**PPO, total_steps=32_000, lr=1e-3).run(context(tmp_path))
+    result = PPOStrategy(**PPO, total_steps=64_000).run(context(tmp_path))  # the default recipe
     ev = result.evaluation
     assert ev is not None and ev.scripted is not None and ev.random is not None
     gap = ev.scripted.mean_return - ev.random.mean_return
     assert gap > 0  # the baselines are ordered as expected in this world
-    assert ev.policy.mean_return > ev.random.mean_return + 0.2 * gap
+    assert ev.policy.mean_return > ev.random.mean_return + 0.6 * gap
 
 
 def test_ppo_warm_started_from_bc_keeps_bc_return(tmp_path: Path) -> None:

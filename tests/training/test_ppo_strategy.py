@@ -259,6 +259,7 @@ def test_nan_mid_run_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- optional normalisers and schedules
 def test_normalisers_and_entropy_schedule_are_logged_and_saved(tmp_path: Path) -> None:
     opts = {"reward_scaling": True, "feature_normalisation": True, "entropy_schedule": "linear"}
+    opts["entropy_coef"] = 0.01
     PPOStrategy(**FAST, **opts).run(make_context(tmp_path))
     rows = lines(tmp_path)
     assert [r["entropy_coef"] for r in rows] == pytest.approx([0.01, 0.01 * 2 / 3, 0.01 / 3])

@@ -3,7 +3,7 @@
 Each seed is one whole ``townlet-train`` process with the given overrides (the default main job
 when none are given), so the figures are what a user gets: data capture, BC, PPO and evaluation
 included; the run dirs (with their learning-curve plots) stay under
-``outputs/bench_learn/<time>/seed_<n>/``. Every run evaluates its trained policy, the scripted
+``outputs/bench_learn/<time>_<pid>/seed_<n>/``. Every run evaluates its trained policy, the scripted
 teacher and the random policy on the same episodes, so the baselines are measured in the same run
 as the result they frame.
 
@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     overrides = list(getattr(args, "overrides", None) or [])
     if args.quick:
         overrides = [*QUICK_OVERRIDES, *overrides]
-    root = repo_root() / "outputs" / "bench_learn" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    root = repo_root() / "outputs" / "bench_learn" / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{os.getpid()}"
     runs = [train_once(seed, overrides, root) for seed in seeds]
     summary = summarise(runs)
     return {
