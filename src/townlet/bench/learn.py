@@ -27,7 +27,7 @@ from typing import Any
 
 from townlet.config.schema import repo_root
 from townlet.runs.metrics import read_metrics
-from townlet.runs.plots import return_curves
+from townlet.runs.plots import along_agent_steps, return_curves
 from townlet.runs.seeding import thread_env
 
 DEFAULT_SEEDS = (0, 1, 2)
@@ -91,23 +91,13 @@ def run_figures(run_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wall_at_steps(records: list[dict[str, Any]]) -> dict[float, float]:
-    """Agent-steps (counted across stages, as in ``return_curves``) -> ``wall_sec`` of that record."""
-    out: dict[float, float] = {}
-    offset, last, stage = 0.0, 0.0, None
-    for record in records:
-        steps, wall = record.get("env_steps"), record.get("wall_sec")
-        if not isinstance(steps, int | float) or not isinstance(wall, int | float):
-            continue
-        if record.get("anneal_stage_index") != stage:
-            stage, offset = record.get("anneal_stage_index"), offset + last
-        last = float(steps)
-        out[offset + float(steps)] = float(wall)
-    return out
+    """Agent-steps (counted across stages, as on the return plot) -> ``wall_sec`` of that record."""
+    return {x: float(r["wall_sec"]) for x, r in along_agent_steps(records) if "wall_sec" in r}
 
 
 def _total_steps(records: list[dict[str, Any]]) -> float | None:
-    walls = _wall_at_steps(records)
-    return max(walls) if walls else None
+    steps = along_agent_steps(records)
+    return steps[-1][0] if steps else None
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:

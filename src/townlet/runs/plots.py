@@ -64,13 +64,13 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def return_curves(records: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple[float, float]]]]:
-    """``{"train"|"eval": {stage label: [(agent-steps, return), ...]}}`` across the whole run.
+def along_agent_steps(records: list[dict[str, Any]]) -> list[tuple[float, dict[str, Any]]]:
+    """``(agent-steps so far, record)`` for every record that counts rollout steps, in order.
 
     ``env_steps`` counts from zero in every anneal stage, so each stage is shifted by the steps of
     the stages before it: the x axis is the agent-steps the run has collected so far.
     """
-    curves: dict[str, dict[str, list[tuple[float, float]]]] = {"train": {}, "eval": {}}
+    out: list[tuple[float, dict[str, Any]]] = []
     offset, last_steps, stage = 0.0, 0.0, None
     for record in records:
         steps = record.get("env_steps")
@@ -79,7 +79,14 @@ def return_curves(records: list[dict[str, Any]]) -> dict[str, dict[str, list[tup
         if record.get("anneal_stage_index") != stage:
             stage, offset = record.get("anneal_stage_index"), offset + last_steps
         last_steps = float(steps)
-        x = offset + last_steps
+        out.append((offset + last_steps, record))
+    return out
+
+
+def return_curves(records: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """``{"train"|"eval": {stage label: [(agent-steps, return), ...]}}`` across the whole run."""
+    curves: dict[str, dict[str, list[tuple[float, float]]]] = {"train": {}, "eval": {}}
+    for x, record in along_agent_steps(records):
         for kind, key in (("train", TRAIN_RETURN), ("eval", EVAL_RETURN)):
             if _finite(record.get(key)):
                 curves[kind].setdefault(_series_label(record), []).append((x, float(record[key])))
