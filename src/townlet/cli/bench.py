@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_intermixed_args(argv)
     sections = available_sections()
     if args.section == "list":
         print("\n".join(sections))
