@@ -76,3 +76,15 @@ def test_quick_section_trains_and_reports_the_baselines_of_the_same_run(tmp_path
     assert Path(only["run_dir"]).is_relative_to(tmp_path / "outputs" / "bench_learn")
     assert (Path(only["run_dir"]) / "plots" / "training_curves.png").is_file()
     assert section["summary"]["finished"] == 1 and "trained-teacher" in proc.stdout
+
+
+def test_overrides_may_follow_the_options() -> None:
+    from townlet.cli.bench import _parser
+
+    args = _parser().parse_intermixed_args(["learn", "--seeds", "0,3", "--json", "x.json", "strategy=ppo"])
+    assert (args.section, args.seeds, args.json, args.overrides) == (
+        "learn",
+        [0, 3],
+        "x.json",
+        ["strategy=ppo"],
+    )
