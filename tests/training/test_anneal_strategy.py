@@ -465,3 +465,15 @@ def test_schema_builds_with_real_stage_strategies(tmp_path: Path) -> None:
     assert type(ppo).__name__ == "PPOStrategy"
     assert ppo.total_steps == ppo_stage.epochs * 2 * 3 * ppo.n_steps
     assert AnnealConfigError.__mro__[1] is ValueError
+
+
+def test_a_stage_target_outside_the_allow_list_is_refused_before_any_import() -> None:
+    import sys
+
+    from townlet.config.instantiate import TargetNotAllowedError
+    from townlet.strategies.anneal.stages import accepted_keywords
+
+    assert "antigravity" not in sys.modules
+    with pytest.raises(TargetNotAllowedError, match="not allowed"):
+        accepted_keywords("antigravity.fly")
+    assert "antigravity" not in sys.modules

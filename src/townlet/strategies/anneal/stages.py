@@ -111,7 +111,10 @@ def accepted_keywords(target: str | None) -> set[str] | None:
     """Constructor keywords of ``target`` (None = accepts anything / unknown)."""
     if not target:
         return None
-    module, _, attr = target.rpartition(".")
+    from townlet.config.instantiate import check_target, current_target
+
+    check_target(target, "strategy.<stage>")  # the allow-list first: nothing is imported before it
+    module, _, attr = current_target(target).rpartition(".")
     try:
         params = inspect.signature(getattr(importlib.import_module(module), attr)).parameters
     except (ImportError, AttributeError, TypeError, ValueError):
