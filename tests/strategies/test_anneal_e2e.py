@@ -52,7 +52,7 @@ def ppo_of(stage: AnnealStageResultDTO) -> PPOTrainingResultDTO:
 
 # This test is about guardrails, determinism and promotion, so its PPO stages use settings that keep
 # the clone (lr 3e-5, no entropy bonus, the conv net and trunk critic it was measured with); that the
-# default recipe learns past the clone is tests/training/test_anneal_learning.py's job.
+# default recipe learns past the clone is tests/strategies/test_anneal_learning.py's job.
 CLONE_KEEPING = [
     "model=conv",
     "strategy.bc.value_trunk=true",
