@@ -53,8 +53,12 @@ def dataset_label(context: TrainingContext, data: Any, default: str) -> str:
     return str(getattr(context.dataset, "name", None) or default)
 
 
-def evaluate_trained(context: TrainingContext, net: Any, spec: Any, device: Any, *, greedy: bool) -> Any:
-    """The ``evaluation`` block of a trained network (None when evaluation is off or has no service)."""
+def _evaluation_policy(
+    context: TrainingContext, net: Any, spec: Any, device: Any, *, greedy: bool
+) -> tuple[Any, Any, int] | None:
+    """(service, policy, seed) for evaluating ``net`` on the run's fixed episodes, or None when
+    evaluation is off or has no service. Every evaluation of a run uses the same seed, so its
+    periodic points and its final result are comparable."""
     settings = context.evaluation
     service = getattr(context.services, "evaluation", None)
     if not settings.enabled or settings.episodes <= 0 or service is None:
@@ -62,34 +66,41 @@ def evaluate_trained(context: TrainingContext, net: Any, spec: Any, device: Any,
     from townlet.behaviour.torch_policy import TorchPolicy
 
     seed = context.seed + settings.seed_offset
-    policy = TorchPolicy(net, spec, device, greedy=greedy, seed=seed, name="trained")
-    if not settings.baselines:
+    return service, TorchPolicy(net, spec, device, greedy=greedy, seed=seed, name="trained"), seed
+
+
+def evaluate_trained(context: TrainingContext, net: Any, spec: Any, device: Any, *, greedy: bool) -> Any:
+    """The ``evaluation`` block of a trained network (None when evaluation is off or has no service)."""
+    found = _evaluation_policy(context, net, spec, device, greedy=greedy)
+    if found is None:
+        return None
+    service, policy, seed = found
+    episodes = context.evaluation.episodes
+    if not context.evaluation.baselines:
         from townlet.dto import EvaluationBlock
 
-        result = service.evaluate(policy, context.world, episodes=settings.episodes, seed=seed)
+        result = service.evaluate(policy, context.world, episodes=episodes, seed=seed)
         return EvaluationBlock(policy=result, world=getattr(context.world, "name", None), seed=seed)
-    return service.compare(policy, context.world, episodes=settings.episodes, seed=seed)
+    return service.compare(policy, context.world, episodes=episodes, seed=seed)
 
 
 def periodic_evaluation(
     context: TrainingContext, net: Any, spec: Any, device: Any, *, iteration: int, greedy: bool
 ) -> dict[str, float]:
-    """``eval_*`` metrics of the network on the run's fixed evaluation episodes, every
-    ``evaluation.every`` iterations ({} otherwise), so a run shows its evaluated return as it learns.
-
-    The episodes are the end-of-run evaluation's (same seed), so the last point and the final
-    result are comparable; the policy has its own generator, so training draws no fewer numbers.
-    """
-    settings = context.evaluation
-    service = getattr(context.services, "evaluation", None)
-    every = settings.every
-    if not every or iteration % every or not settings.enabled or settings.episodes <= 0 or service is None:
+    """``eval_*`` metrics of the network every ``evaluation.every`` iterations ({} otherwise), so a
+    run shows its evaluated return as it learns; the policy has its own generator, so training
+    draws no fewer random numbers."""
+    every = context.evaluation.every
+    found = (
+        None
+        if not every or iteration % every
+        else _evaluation_policy(context, net, spec, device, greedy=greedy)
+    )
+    if found is None:
         return {}
-    from townlet.behaviour.torch_policy import TorchPolicy
-
-    seed = context.seed + settings.seed_offset
-    policy = TorchPolicy(net, spec, device, greedy=greedy, seed=seed, name="trained")
-    result = service.evaluate(policy, context.world, episodes=settings.episodes, seed=seed, agreement=False)
+    service, policy, seed = found
+    episodes = context.evaluation.episodes
+    result = service.evaluate(policy, context.world, episodes=episodes, seed=seed, agreement=False)
     return {
         "eval_return_mean": result.mean_return,
         "eval_return_std": result.return_std,
