@@ -11,12 +11,12 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install "torch==2.13.0"  # exact pin: never let pip resolve an open torch
-	$(BIN)/python -m pip install -e ".[sweep,slurm,tensorboard,dev]"
+	$(BIN)/python -m pip install -e ".[sweep,slurm,tensorboard,mlflow,export,dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-## Run the main job (default config: conf/train.yaml) into outputs/runs/<date>/<time>_train/
+## Run the main job (default config: src/townlet/conf/train.yaml) into outputs/runs/<date>/<time>_train/
 train: $(STAMP)
 	$(BIN)/townlet-train $(ARGS)
 

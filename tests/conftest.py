@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+from townlet import CONF_DIR
 from townlet.runs.seeding import configure_threads
 
 os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # even if the shell says otherwise
@@ -39,7 +40,7 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def conf_dir() -> Path:
-    return REPO_ROOT / "conf"
+    return CONF_DIR
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from townlet import CONF_DIR
 from townlet.config.errors import describe_config_error
 from townlet.config.instantiate import (
     ComponentNotAvailableError,
@@ -19,7 +20,7 @@ from townlet.config.instantiate import (
     check_target,
 )
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = CONF_DIR
 TYPED_GROUPS = ("world", "dataset", "model", "device", "logger", "paths")
 GLOBAL_GROUPS = ("experiment", "hparams_search", "launcher")
 

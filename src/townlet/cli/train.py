@@ -12,6 +12,8 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+from townlet import CONF_DIR
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -20,7 +22,6 @@ if TYPE_CHECKING:
     from townlet.config.schema.evaluation import EvaluationConfig
 
 log = logging.getLogger("townlet.train")
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
 CONFIG_ERROR_EXIT = 2
 _TRACE_HINT = "(full traceback in the run directory's train.log, or rerun with HYDRA_FULL_ERROR=1)"

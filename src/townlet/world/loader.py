@@ -18,8 +18,8 @@ from townlet.world.layout import build_layout
 
 
 def world_conf_dir() -> Path:
-    """``conf/world`` of the source tree (the package is installed editable from it)."""
-    return Path(townlet.__file__).resolve().parents[2] / "conf" / "world"
+    """``conf/world`` inside the package."""
+    return townlet.CONF_DIR / "world"
 
 
 def available_worlds() -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from townlet import CONF_DIR
 from townlet.config.schema.dataset import DatasetConfig
 from townlet.config.schema.device import DeviceConfig
 from townlet.config.schema.evaluation import EvaluationConfig
@@ -57,16 +58,21 @@ _registered = False
 
 
 def repo_root() -> Path:
-    """``$TOWNLET_ROOT`` if set, else the checkout that holds ``conf/`` (src layout: parents[4])."""
+    """Where data, state and outputs go: ``$TOWNLET_ROOT`` if set; else the source checkout when
+    the package runs from one (an editable install), so runs land beside the code whatever the cwd;
+    else (a wheel in site-packages) the current directory."""
     env = os.environ.get("TOWNLET_ROOT")
     if env:
         return Path(env).expanduser().resolve()
-    return Path(__file__).resolve().parents[4]
+    checkout = Path(__file__).resolve().parents[4]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "src" / "townlet").is_dir():
+        return checkout
+    return Path.cwd().resolve()
 
 
 def conf_dir() -> Path:
-    """The ``conf/`` directory shipped with the checkout."""
-    return Path(__file__).resolve().parents[4] / "conf"
+    """The ``conf/`` tree inside the package."""
+    return CONF_DIR
 
 
 def register_configs() -> None:
