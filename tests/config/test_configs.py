@@ -3,7 +3,6 @@ fail with one clear message naming the key and the allowed values."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
