@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from townlet.config.schema.device import DeviceConfig, DeviceType
 from townlet.config.schema.evaluation import EvaluationConfig
 from townlet.replay.data import ReplayData
 from townlet.rollout.datasets import ReplayDatasetService
+from townlet.runs import interrupt
 from townlet.runs.metrics import MetricsWriter
 from townlet.runs.rundir import RunDir
 from townlet.strategies.bc import BCConfigError, BCStrategy
@@ -80,16 +82,20 @@ class FakeReplay(ReplayDatasetService):
 
 
 class InterruptingMetrics(MetricsWriter):
-    """Simulates a crash (Ctrl-C) right after the given epoch's checkpoint was written."""
+    """Simulates a crash (Ctrl-C) right after the given epoch's checkpoint was written, or, with
+    ``signum``, a signal arriving while that epoch is logged (delivered as the handler delivers it)."""
 
-    def __init__(self, path: Path, stop_after: int) -> None:
+    def __init__(self, path: Path, stop_after: int, signum: int | None = None) -> None:
         super().__init__(path)
         self.stop_after = stop_after
+        self.signum = signum
 
     def log(self, record: Any, *, force: bool = False) -> bool:
         written = super().log(record, force=force)
         if record.get("epoch") == self.stop_after:
-            raise KeyboardInterrupt
+            if self.signum is None:
+                raise KeyboardInterrupt
+            interrupt.deliver(self.signum)
         return written
 
 
@@ -178,14 +184,16 @@ def test_validation_never_shares_an_agent_with_training(data: ReplayData) -> Non
     assert train_ids and val_ids and not train_ids & val_ids
 
 
+@pytest.mark.parametrize("signum", [None, signal.SIGTERM, signal.SIGINT])
 def test_resume_gives_the_same_final_weights_as_an_uninterrupted_run(
-    tmp_path: Path, data: ReplayData
+    tmp_path: Path, data: ReplayData, signum: int | None
 ) -> None:
     strategy = BCStrategy(lr=2e-3, batch_size=256, epochs=4, val_fraction=0.25)
     full = strategy.run(make_context(tmp_path / "full", data))
     crashed = tmp_path / "crashed"
-    with pytest.raises(KeyboardInterrupt):
-        strategy.run(make_context(crashed, data, metrics=InterruptingMetrics(crashed / "metrics.jsonl", 2)))
+    metrics = InterruptingMetrics(crashed / "metrics.jsonl", 2, signum)
+    with pytest.raises(KeyboardInterrupt):  # a signal's TrainingInterrupted is one too
+        strategy.run(make_context(crashed, data, metrics=metrics))
     assert torch.load(crashed / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 2
     resumed = strategy.run(make_context(crashed, data, resume=True))
     for k, v in _weights(tmp_path / "full" / "checkpoints" / "last.pt").items():

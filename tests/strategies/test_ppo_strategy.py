@@ -285,3 +285,14 @@ def test_resume_continues_the_normaliser_statistics(tmp_path: Path) -> None:
     assert saved["features"]["count"] == pytest.approx(2 * rows, abs=1e-3)
     assert final["features"]["count"] == pytest.approx(3 * rows, abs=1e-3)
     assert final["rewards"]["moments"]["count"] == pytest.approx(3 * rows, abs=1e-3)
+
+
+def test_training_lines_show_what_the_agents_live_through(tmp_path: Path) -> None:
+    """Return, episode length, needs and faints on every rollout line: learning is visible."""
+    PPOStrategy(**{**FAST, "total_steps": 128}).run(make_context(tmp_path))
+    recs = lines(tmp_path)
+    ended = [r for r in recs if r["episodes_completed"]]
+    assert ended, "a 12-tick episode ends within 32 ticks"
+    assert all(r["episode_length_mean"] == 12.0 for r in ended)  # tiny_world's episode_length
+    assert all(r["episode_length_mean"] is None for r in recs if not r["episodes_completed"])
+    assert all(0.0 < r["needs_mean"] <= 1.0 and r["faint_rate"] >= 0.0 for r in recs)

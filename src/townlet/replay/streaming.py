@@ -90,6 +90,14 @@ class StreamingDataset:
         except (OSError, ValueError, KeyError, IndexError) as exc:
             raise DatasetError(f"cannot read 'values' ({type(exc).__name__}: {exc})", file=path) from None
 
+    @property
+    def num_shards(self) -> int:
+        return len(self.manifest.shards)
+
+    def shard(self, index: int) -> ReplayData:
+        """Shard ``index`` (file order) as a small ReplayData; its last tick bootstraps from itself."""
+        return self._shard_data(self.manifest.shards[index])
+
     def iter_shards(self, seed: int | None = None, epoch: int = 0) -> Iterator[ReplayData]:
         """Shards as small ReplayData, in file order or in a (seed, epoch) permutation."""
         order = np.arange(len(self.manifest.shards))

@@ -21,6 +21,14 @@ from townlet.world.vectown_rules import TownRules
 
 _NO_ROWS = np.zeros(0, dtype=np.intp)
 
+#: Every array of a town that a tick changes. Everything else is rebuilt from (cfg, seed), and the
+#: observation is rebuilt from these, so they are all an exact resume has to carry.
+DYNAMIC_ARRAYS = (
+    "x", "y", "needs", "home_x", "home_y", "wallet", "occ", "use_left", "elapsed", "q_obj", "q_seq",
+    "counter", "last_action", "last_chat", "since_term", "arrived", "late_flag", "lateness",
+    "shifts_due", "shifts_attended", "obj_occ", "stall", "stock", "trust", "fam", "riv",
+)  # fmt: skip
+
 
 class ActionError(ValueError):
     """Actions of the wrong shape or outside the vocabulary."""
@@ -60,6 +68,36 @@ class VecTown(TownRules):
         if stage not in STAGES:
             raise WorldConfigError(f"social stage {stage!r} is unknown; choose one of {', '.join(STAGES)}")
         self._stage = STAGES.index(stage)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The town's changing state as plain arrays and ints (copies): what a resumed training run
+        needs to continue the very episode it was interrupted in."""
+        state: dict[str, Any] = {name: getattr(self, name).copy() for name in DYNAMIC_ARRAYS}
+        state.update(tick=self.tick, episode=self.episode, stage=self._stage)
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Put back a :meth:`snapshot` of a town built from the same config and seed.
+
+        Shapes and dtypes are checked (a snapshot from another world is refused with the name of the
+        first array that does not fit); the observation is then rebuilt from the restored state.
+        """
+        missing = [name for name in (*DYNAMIC_ARRAYS, "tick", "episode", "stage") if name not in state]
+        if missing:
+            raise WorldConfigError(f"town snapshot lacks {', '.join(missing)}; it is not from this version")
+        arrays = {name: np.asarray(state[name]) for name in DYNAMIC_ARRAYS}
+        for name, value in arrays.items():
+            own = getattr(self, name)
+            if value.shape != own.shape:
+                raise WorldConfigError(
+                    f"town snapshot array {name} has shape {value.shape}, this town {own.shape}: "
+                    "it was saved for another world"
+                )
+            setattr(self, name, value.astype(own.dtype, copy=True))
+        self.tick, self.episode, self._stage = int(state["tick"]), int(state["episode"]), int(state["stage"])
+        self._riv_active = bool(self.riv.any())
+        self._tf_rows = None  # every trust/familiarity aggregate is recomputed
+        self._obs_cache = self._observe()
 
     def step(self, actions: np.ndarray) -> StepResult:
         """Apply one action per agent (masked ones become NOOP), advance one tick, observe."""

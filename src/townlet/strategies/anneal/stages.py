@@ -100,7 +100,7 @@ def stage_context(
         seed=int(context.seed) + 1000 * index,
         run_dir=RunDir(context.run_dir.path / STAGES_DIR / stage.dirname(index)),
         init_from=None if init_from is None else str(init_from),
-        resume=False,
+        resume=context.resume,  # finished stages return their result again, the stopped one continues
         anneal=anneal,
         metrics=TaggedMetrics(context.metrics, tags),  # type: ignore[arg-type]  # duck-typed writer
         evaluation=evaluation,

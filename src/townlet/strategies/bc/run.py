@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from townlet.config.schema.strategy_bc import BCStrategyConfig
+from townlet.runs import interrupt
 from townlet.strategies.base import StrategyBase, dataset_label, evaluate_trained
 from townlet.strategies.bc.data import map_channel_max, resolve_replay, split_replay, stage_splits
 from townlet.strategies.bc.metrics import epoch_record, evaluate_tensors, per_action_accuracy
@@ -101,29 +102,29 @@ class BCStrategy(BCStrategyConfig, StrategyBase):
         value_coef = self.value_coef if self._value_train is not None else 0.0
         history: list[EpochStats] = []
         early_stopped = False
-        for epoch in range(progress.epoch + 1, self.epochs + 1):
-            stats = self._epoch(net, opt, train, val, epoch, context.seed, spec.action_names)
-            history.append(stats)
-            improved = progress.record(stats, self.min_delta)
-            extra = {**ckpt_extra, **progress.to_extra()}
-            for name in (BEST, LAST) if improved else (LAST,):
-                save_checkpoint(
-                    ckpt_dir / name,
-                    model=net,
-                    optimizer=opt,
-                    model_cfg=context.model,
-                    spec=spec,
-                    epoch=epoch,
-                    config_hash=config_hash,
-                    extra=extra,
-                )
-            context.metrics.log(epoch_record(stats, progress.best, self.lr, value_coef))
-            if self.early_stopping_patience and progress.stale >= self.early_stopping_patience:
-                early_stopped = True
-                log.info(
-                    "bc: early stop after epoch %d (no val improvement for %d epochs)", epoch, progress.stale
-                )
-                break
+        with interrupt.safe_points():  # a signal stops the run after an epoch's checkpoint and line
+            for epoch in range(progress.epoch + 1, self.epochs + 1):
+                stats = self._epoch(net, opt, train, val, epoch, context.seed, spec.action_names)
+                history.append(stats)
+                improved = progress.record(stats, self.min_delta)
+                extra = {**ckpt_extra, **progress.to_extra()}
+                for name in (BEST, LAST) if improved else (LAST,):
+                    save_checkpoint(
+                        ckpt_dir / name,
+                        model=net,
+                        optimizer=opt,
+                        model_cfg=context.model,
+                        spec=spec,
+                        epoch=epoch,
+                        config_hash=config_hash,
+                        extra=extra,
+                    )
+                context.metrics.log(epoch_record(stats, progress.best, self.lr, value_coef))
+                interrupt.check(lambda: None)  # last.pt of this epoch is already written
+                if self.early_stopping_patience and progress.stale >= self.early_stopping_patience:
+                    early_stopped = True
+                    log.info("bc: early stop after epoch %d (val stalled %d epochs)", epoch, progress.stale)
+                    break
 
         # Result: the best checkpoint, measured again. The epoch's running means were taken before
         # each optimiser step (with one batch per epoch they describe the untrained network), and

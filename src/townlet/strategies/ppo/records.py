@@ -50,30 +50,41 @@ def event_counters(events: dict[str, float]) -> dict[str, float]:
 
 @dataclass
 class EpisodeTracker:
-    """Running per-agent returns across iterations; an episode completes at a truncation.
+    """Running per-agent returns and lengths across iterations; an episode completes at a truncation.
 
     Rollouts are cut every ``n_steps`` ticks, not at episode ends, so returns carry over between
-    iterations until the town truncates the episode.
+    iterations until the town truncates the episode (a faint does not end it: the agent respawns).
     """
 
     returns: np.ndarray
     completed: list[float] = field(default_factory=list)
+    lengths: np.ndarray | None = None  # ticks into the running episode, per agent
+    completed_lengths: list[int] = field(default_factory=list)  # of the latest update's episodes
 
     def update(self, rewards: np.ndarray, truncated: np.ndarray) -> list[float]:
+        if self.lengths is None:
+            self.lengths = np.zeros(self.returns.shape, np.int64)
         done_now: list[float] = []
+        self.completed_lengths = []
         for t in range(rewards.shape[0]):
             self.returns += rewards[t]
+            self.lengths += 1
             if truncated[t].any():
                 done_now.extend(self.returns[truncated[t]].tolist())
+                self.completed_lengths.extend(self.lengths[truncated[t]].tolist())
                 self.returns[truncated[t]] = 0.0
+                self.lengths[truncated[t]] = 0
         self.completed.extend(done_now)
         return done_now
 
 
 def env_metrics(data: ReplayData, tracker: EpisodeTracker, world_cfg: Any) -> dict[str, Any]:
-    """What one rollout did in the town: completed episodes, reward per step, faints, conflicts."""
+    """What one rollout did in the town: completed episodes, reward per step, needs, faints, conflicts."""
     rewards = data.rewards.astype(np.float64)
     done = tracker.update(rewards, data.truncated)
+    lengths = tracker.completed_lengths
+    names = data.spec.feature_names
+    needs = [names.index(n) for n in names if n.startswith("need_")]
     t_len, n = rewards.shape
     ep_len = max(int(getattr(world_cfg, "episode_length", None) or t_len), 1)
     episodes_equiv = n * t_len / ep_len
@@ -83,6 +94,9 @@ def env_metrics(data: ReplayData, tracker: EpisodeTracker, world_cfg: Any) -> di
         "episodes_completed": len(done),
         "episode_return_mean": float(np.mean(done)) if done else None,
         "episode_return_std": float(np.std(done)) if done else None,
+        "episode_length_mean": float(np.mean(lengths)) if lengths else None,
+        # mean need level (1 = all satisfied) over the rollout's agent-ticks: what faints come from
+        "needs_mean": float(data.features[..., needs].mean()) if needs else None,
         "reward_per_step_mean": float(rewards.mean()),
         "return_estimate": float(rewards.mean()) * ep_len,
         "faint_rate": faints / episodes_equiv if episodes_equiv else 0.0,

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from townlet.config.schema.strategy_ppo import PPOConfigError
+from townlet.runs import interrupt
 from townlet.strategies.base import dataset_label, evaluate_trained, periodic_evaluation
 from townlet.strategies.ppo.normalisers import Normalisers
 from townlet.strategies.ppo.records import (
@@ -36,6 +38,7 @@ from townlet.strategies.ppo.setup import (
     normalise_inputs,
     open_town,
     resolve_replay,
+    restore_rollout,
     resume,
     shared_spec,
     warm_start_from,
@@ -67,9 +70,11 @@ class PPORun:
         started = time.perf_counter()
         self.setup()
         last_record: dict[str, Any] | None = None
-        for it in range(self.state.iteration + 1, self.iterations + 1):
-            last_record = self.iteration(it)
-            self.checkpoint(it, final=(it == self.iterations))
+        with interrupt.safe_points():  # a signal stops the run after the checkpoint of an iteration
+            for it in range(self.state.iteration + 1, self.iterations + 1):
+                last_record = self.iteration(it)
+                self.checkpoint(it, final=(it == self.iterations))
+                interrupt.check(partial(self.checkpoint, it, final=True))
         if last_record is None:  # resumed a finished run
             last_record = dict(self.state.best.summary) if self.state.best.summary else None
         if last_record is None:
@@ -91,7 +96,6 @@ class PPORun:
         from townlet.nets.models import build_network
         from townlet.runs.device import resolve_device
         from townlet.runs.seeding import derive_seed
-        from townlet.world import make_town
 
         s, ctx = self.s, self.ctx
         self.device = torch.device(resolve_device(ctx.device))
@@ -114,8 +118,6 @@ class PPORun:
         resumed = resume(ctx, self.net, self.opt, self.spec, self.device, self.policy, self.log)
         if resumed is not None:
             self.state, normalised = resumed, True
-            if self.town is not None:  # the town's state is not checkpointed: continue in fresh episodes
-                self.town = make_town(self.world_cfg, derive_seed(ctx.seed, "ppo-town", resumed.iteration))
 
         self.normalisers = Normalisers.for_run(s, self.spec, self.town, self.state.normalisers)
         self.tracker: EpisodeTracker | None = None
@@ -125,8 +127,10 @@ class PPORun:
                 n_warmup = max(1, min(16, s.n_steps))
                 normalise_inputs(self.net, self.rollout_service.collect(self.town, self.policy, n_warmup))
             self.tracker = EpisodeTracker(np.zeros(self.town.n_agents, np.float64))
+            if resumed is not None:  # continue the very episodes the interrupted run was in
+                self.town, self.obs = restore_rollout(self.town, self.tracker, resumed, ctx, self.world_cfg)
         elif not normalised and self.replay is not None:
-            normalise_inputs(self.net, self.replay)
+            normalise_inputs(self.net, self.replay.first())
         self.iterations = s.planned_iterations(self.town, self.replay)
 
     def iteration(self, it: int) -> dict[str, Any]:
@@ -136,7 +140,8 @@ class PPORun:
         from townlet.algorithms.batches import critic_values, prepare_batch
         from townlet.algorithms.update import Source, ppo_update
 
-        s, st, town, replay = self.s, self.state, self.town, self.replay
+        s, st, town = self.s, self.state, self.town
+        replay = None if self.replay is None else self.replay.for_iteration(it)
         t_start = time.perf_counter()
         lr = scheduled_value(s.lr, s.lr_schedule, it, self.iterations)
         for group in self.opt.param_groups:
@@ -244,4 +249,11 @@ class PPORun:
     def checkpoint(self, it: int, *, final: bool) -> None:
         """``last.pt`` every ``checkpoint_every`` iterations and at the end; ``best.pt`` on a new best."""
         args = (self.ctx, self.net, self.opt, self.spec, self.state, it, self.policy)
-        save_checkpoints(*args, every=self.s.checkpoint_every, final=final)
+        rollout = None
+        if self.town is not None and self.tracker is not None:
+            rollout = {
+                "town": self.town.snapshot(),
+                "episode_returns": self.tracker.returns,
+                "episode_lengths": self.tracker.lengths,
+            }
+        save_checkpoints(*args, every=self.s.checkpoint_every, final=final, rollout=rollout)

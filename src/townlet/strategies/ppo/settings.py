@@ -51,7 +51,7 @@ class PPOSettings(PPOStrategyConfig, StrategyBase):
 
     def planned_iterations(self, town: Any, replay: Any) -> int:
         """Replay runs ``epochs`` iterations; rollout and mixed run until ``total_steps`` agent-steps."""
-        if self.data_mode == DataMode.replay:
-            return self.epochs
+        if self.data_mode == DataMode.replay:  # an epoch is one pass (one iteration per streamed shard)
+            return self.epochs * (replay.passes_per_epoch if replay is not None else 1)
         rows = self.n_steps * town.n_agents if town is not None else (replay.num_transitions if replay else 0)
         return max(1, math.ceil(self.total_steps / max(rows, 1)))

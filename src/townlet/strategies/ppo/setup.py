@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from townlet.config.schema.strategy_ppo import DataMode, PPOConfigError
+from townlet.strategies.ppo.replay_source import ReplaySource
 from townlet.strategies.ppo.state import RunState
 
 if TYPE_CHECKING:
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
 
     from townlet.replay import ReplayData
     from townlet.strategies.context import TrainingContext
+    from townlet.strategies.ppo.records import EpisodeTracker
     from townlet.strategies.ppo.settings import PPOSettings
+    from townlet.world.vectown import VecTown
 
 __all__ = [
     "ActingPolicy",
@@ -27,6 +30,7 @@ __all__ = [
     "normalise_inputs",
     "open_town",
     "resolve_replay",
+    "restore_rollout",
     "resume",
     "shared_spec",
     "warm_start_from",
@@ -59,7 +63,7 @@ def configure_metrics(writer: Any, strategy: PPOSettings) -> None:
         writer.max_log_entries = int(strategy.max_log_entries) if strategy.max_log_entries > 0 else None
 
 
-def resolve_replay(strategy: PPOSettings, ctx: TrainingContext) -> ReplayData | None:
+def resolve_replay(strategy: PPOSettings, ctx: TrainingContext) -> ReplaySource | None:
     """The replay dataset in replay and mixed mode (None in rollout mode)."""
     if strategy.data_mode not in (DataMode.replay, DataMode.mixed):
         return None
@@ -69,7 +73,7 @@ def resolve_replay(strategy: PPOSettings, ctx: TrainingContext) -> ReplayData | 
             f"strategy.data_mode={strategy.data_mode} needs the replay dataset service "
             "(TrainingServices.replay is None); use strategy.data_mode=rollout"
         )
-    return service.resolve(ctx.dataset, ctx.world, ctx.data_dir)
+    return ReplaySource(service.resolve(ctx.dataset, ctx.world, ctx.data_dir), ctx.seed)
 
 
 def world_config(world: Any, strategy: PPOSettings) -> Any:
@@ -97,7 +101,7 @@ def open_town(strategy: PPOSettings, ctx: TrainingContext, world_cfg: Any) -> tu
     return service, make_town(world_cfg, derive_seed(ctx.seed, "ppo-town"))
 
 
-def shared_spec(town: Any, replay: ReplayData | None) -> Any:
+def shared_spec(town: Any, replay: ReplaySource | None) -> Any:
     """The observation/action spec the network is built for; in mixed mode both sources must agree."""
     if town is None:
         assert replay is not None
@@ -147,6 +151,34 @@ def resume(
         policy.generator.set_state(ckpt.extra["policy_rng"].cpu())
     log.info("ppo: resuming %s after iteration %d", ckpt.path, state.iteration)
     return state
+
+
+def restore_rollout(
+    town: VecTown, tracker: EpisodeTracker, state: RunState, ctx: TrainingContext, world_cfg: Any
+) -> tuple[VecTown, Any]:
+    """The town and observation a resumed rollout continues from.
+
+    The checkpoint's town state and running episode returns are put back, so the resumed run steps
+    the same episodes with the same random streams as an uninterrupted one. A checkpoint that holds
+    no town (e.g. saved by a replay-only stage before a mixed one) continues in fresh episodes of a
+    town seeded by the iteration, never replaying the run's first episodes.
+    """
+    from townlet.runs.seeding import derive_seed
+    from townlet.world import make_town
+
+    saved = state.rollout
+    if "town" not in saved:
+        return make_town(world_cfg, derive_seed(ctx.seed, "ppo-town", state.iteration)), None
+    town.restore({k: _as_numpy(v) for k, v in dict(saved["town"]).items()})
+    tracker.returns[:] = _as_numpy(saved["episode_returns"])
+    if saved.get("episode_lengths") is not None:
+        tracker.lengths = np.array(_as_numpy(saved["episode_lengths"]), dtype=np.int64)
+    return town, town.observe()
+
+
+def _as_numpy(value: Any) -> Any:
+    """Checkpoints store arrays as tensors (``weights_only`` loading); the town wants NumPy."""
+    return value.numpy() if hasattr(value, "numpy") else value
 
 
 def normalise_inputs(net: Any, data: ReplayData) -> None:

@@ -35,6 +35,7 @@ class RunState:
     best: Best = field(default_factory=Best)
     normalisers: dict[str, Any] = field(default_factory=dict)  # running reward/feature statistics
     steps_last: float = 0.0  # transitions trained on in the latest iteration (not persisted)
+    rollout: dict[str, Any] = field(default_factory=dict)  # town, episode returns (read, not written)
 
     def to_extra(self) -> dict[str, Any]:
         return {
@@ -68,6 +69,7 @@ class RunState:
                 dict(best.get("summary", {})),
             ),
             normalisers=dict(extra.get("normalisers", {}) or {}),
+            rollout=dict(extra.get("rollout", {}) or {}),
         )
 
     def offer_best(self, iteration: int, record: dict[str, Any], env: dict[str, Any]) -> bool:
@@ -95,11 +97,13 @@ def save_checkpoints(
     *,
     every: int,
     final: bool,
+    rollout: dict[str, Any] | None = None,
 ) -> None:
     """Write ``last.pt`` every ``every`` iterations and at the end, ``best.pt`` when this one is best.
 
-    ``extra`` holds the run state and the acting policy's sampling generator, so that a resumed run
-    continues the policy's random stream instead of starting it again.
+    ``extra`` holds the run state, the acting policy's sampling generator and ``rollout`` (the
+    town's state and the running episode returns), so that a resumed run continues the policy's random
+    stream and the very episodes it was in: interrupted and resumed equals uninterrupted.
     """
     from townlet.nets.checkpoints import BEST, LAST, save_checkpoint
 
@@ -109,6 +113,8 @@ def save_checkpoints(
     extra = {**state.to_extra(), "world_name": getattr(ctx.world, "name", None), "strategy": "ppo"}
     if policy is not None:
         extra["policy_rng"] = policy.generator.get_state()
+    if rollout is not None:
+        extra["rollout"] = rollout
     names = ([LAST] if (final or iteration % every == 0) else []) + ([BEST] if is_best else [])
     for name in names:
         save_checkpoint(
