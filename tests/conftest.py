@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from townlet import CONF_DIR
+from townlet.packaged import CONF_DIR
 from townlet.runs.seeding import configure_threads
 
 os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # even if the shell says otherwise

@@ -4,8 +4,18 @@ Importing the package never imports torch: the world, services, DTOs and CLI sta
 """
 
 from pathlib import Path
+from typing import Any
 
 __version__ = "0.1.0"
 
-#: The Hydra config tree ships inside the package, so a wheel installed anywhere finds its configs.
-CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+def load_policy(source: str | Path, **options: Any) -> Any:
+    """A trained policy from a run dir, a ``.pt`` checkpoint or an exported ``.onnx`` file (docs/policies.md).
+
+    Returns a ``townlet.behaviour.trained.TrainedPolicy``; ``options``: ``greedy``, ``seed``, ``device``,
+    ``which``. Imported on call, so ``import townlet`` stays torch-free and an ``.onnx`` file is run
+    without torch.
+    """
+    from townlet.behaviour.trained import load_policy as load
+
+    return load(source, **options)

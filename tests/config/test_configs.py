@@ -10,7 +10,6 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from townlet import CONF_DIR
 from townlet.config.errors import describe_config_error
 from townlet.config.instantiate import (
     ComponentNotAvailableError,
@@ -18,6 +17,7 @@ from townlet.config.instantiate import (
     build,
     check_target,
 )
+from townlet.packaged import CONF_DIR
 
 CONF = CONF_DIR
 TYPED_GROUPS = ("world", "dataset", "model", "device", "logger", "paths")

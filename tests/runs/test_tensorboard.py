@@ -10,14 +10,10 @@ from typing import Any
 import pytest
 
 from conftest import support_searchpath
+from townlet.runs.loggers import MetricsFanout
 from townlet.runs.metrics import read_metrics
-from townlet.runs.tensorboard import (
-    TensorBoardMetricsWriter,
-    TensorBoardNotAvailableError,
-    record_step,
-    scalar_leaves,
-    stage_prefix,
-)
+from townlet.runs.sinks import JsonlSink, RunInfo, record_step, scalar_leaves, stage_prefix
+from townlet.runs.tensorboard import TensorBoardNotAvailableError, TensorBoardSink
 
 pytest.importorskip("tensorboard")
 
@@ -63,11 +59,14 @@ def test_step_and_stage_prefix() -> None:
     assert stage_prefix({"loss": 1.0}) == ""
 
 
+def _fanout(tmp_path: Path, logdir: Path, **kw: Any) -> MetricsFanout:
+    run = RunInfo(path=tmp_path, config={"seed": 7, "strategy": {"lr": 0.001}})
+    return MetricsFanout([JsonlSink(run=run), TensorBoardSink(run=run, logdir=logdir)], **kw)
+
+
 def test_writer_mirrors_records_as_scalars(tmp_path: Path) -> None:
     logdir = tmp_path / "tensorboard"
-    with TensorBoardMetricsWriter(
-        tmp_path / "metrics.jsonl", logdir=logdir, config_text="seed: 7\nstrategy:\n  lr: 0.001\n"
-    ) as writer:
+    with _fanout(tmp_path, logdir) as writer:
         for epoch in (1, 2):
             writer.log(
                 {
@@ -115,13 +114,13 @@ def test_writer_mirrors_records_as_scalars(tmp_path: Path) -> None:
 
 def test_cadence_and_rotation_keep_the_event_file_open(tmp_path: Path) -> None:
     logdir = tmp_path / "tb"
-    writer = TensorBoardMetricsWriter(tmp_path / "m.jsonl", log_frequency=2, max_log_entries=1, logdir=logdir)
+    writer = _fanout(tmp_path, logdir, log_frequency=2, max_log_entries=1)
     for epoch in range(1, 7):
         writer.log({"epoch": epoch, "loss": float(epoch)})
     writer.close()
     writer.close()  # idempotent: train.py closes again in `finally`
-    assert [r["epoch"] for r in read_metrics(tmp_path / "m.jsonl")] == [2, 4, 6]
-    assert (tmp_path / "m.jsonl.2").exists()  # rotated twice, yet every record reached TensorBoard
+    assert [r["epoch"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [2, 4, 6]
+    assert (tmp_path / "metrics.jsonl.2").exists()  # rotated twice, yet every record reached TensorBoard
     assert _series(_load(logdir), "loss") == [(2, 2.0), (4, 4.0), (6, 6.0)]
 
 
@@ -130,7 +129,7 @@ def test_missing_tensorboard_is_one_clear_error(tmp_path: Path, monkeypatch: pyt
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # import now raises ImportError
     with pytest.raises(TensorBoardNotAvailableError, match=r'pip install -e "\.\[tensorboard\]"') as info:
-        TensorBoardMetricsWriter(tmp_path / "metrics.jsonl", logdir=tmp_path / "tb")
+        TensorBoardSink(logdir=tmp_path / "tb")
     assert "logger=jsonl" in str(info.value)
 
 
@@ -145,7 +144,7 @@ def test_train_cli_writes_event_files(run_cli, tmp_path: Path) -> None:
     assert _series(acc, "train_loss") == [(1, 1.0), (2, 0.5), (3, pytest.approx(1 / 3))]
     assert "nan_metric" not in acc.Tags()["scalars"]
     config = acc.Tensors("config")[0].tensor_proto.string_val[0].decode()
-    assert "kind: tensorboard" in config and "echo_strategy.EchoStrategy" in config  # the resolved run config
+    assert "townlet.runs.tensorboard.TensorBoardSink" in config and "echo_strategy.EchoStrategy" in config
 
 
 BLOCK_TENSORBOARD = """

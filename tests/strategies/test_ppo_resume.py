@@ -97,3 +97,13 @@ def test_a_signal_outside_a_training_loop_stops_at_once() -> None:
     with pytest.raises(interrupt.TrainingInterrupted, match="SIGINT"):
         interrupt.deliver(signal.SIGINT)
     assert interrupt.requested() is None
+
+
+def test_resuming_a_finished_run_returns_its_result_again(tmp_path: Path) -> None:
+    """What the anneal relies on when a later stage was stopped: a finished stage's result comes back
+    built from its last line (not its best), with no iteration run and no line added."""
+    first = _result(PPOStrategy(**SETTINGS).run(_context(tmp_path)))
+    logged = _lines(tmp_path)
+    again = _result(PPOStrategy(**SETTINGS).run(_context(tmp_path, resume=True)))
+    assert _lines(tmp_path) == logged
+    assert again == first

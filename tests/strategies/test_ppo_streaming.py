@@ -10,15 +10,15 @@ import pytest
 
 pytest.importorskip("torch")
 
-from ppo_support import ppo_context  # noqa: E402
+from ppo_support import ppo_context
 
-from townlet.behaviour.rules import make_behaviour  # noqa: E402
-from townlet.replay import StreamingDataset, load_dataset  # noqa: E402
-from townlet.replay.storage import write_dataset  # noqa: E402
-from townlet.rollout.collect import RolloutCaptureService  # noqa: E402
-from townlet.runs.metrics import read_metrics  # noqa: E402
-from townlet.strategies.ppo import PPOStrategy  # noqa: E402
-from townlet.world import load_world_config, make_town  # noqa: E402
+from townlet.behaviour.rules import make_behaviour
+from townlet.replay import StreamingDataset, load_dataset
+from townlet.replay.storage import write_dataset
+from townlet.rollout.collect import RolloutCaptureService
+from townlet.runs.metrics import read_metrics
+from townlet.strategies.ppo import PPOStrategy
+from townlet.world import load_world_config, make_town
 
 
 def _world() -> Any:

@@ -1,7 +1,8 @@
-"""``townlet-bench <section> [--quick] [--json PATH] [--seeds 0,1] [OVERRIDES]``: run a benchmark section.
+"""``townlet-bench <section> [--quick] [--json PATH] [--seeds 0,1] [--runs N] [OVERRIDES]``: run a section.
 
 Sections are discovered as modules ``townlet.bench.<section>`` exposing ``run(args) -> dict`` (with a
-``rows`` list for the table). ``townlet-bench all`` runs every section present.
+``rows`` list for the table, optionally a ``summary`` mapping; ``consistent: False`` exits 1).
+``townlet-bench all`` runs every speed section present.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import sys
 from typing import Any
 
 _NOT_SECTIONS = {"protocol"}
-_NOT_IN_ALL = {"learn"}  # `all` is the speed sections; `learn` trains whole jobs (minutes per seed)
+# `all` is the speed sections; `learn` trains whole jobs (minutes per seed), `soak` kills dozens of runs
+_NOT_IN_ALL = {"learn", "soak"}
 
 
 def available_sections() -> list[str]:
@@ -36,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         type=lambda text: [int(s) for s in text.split(",") if s.strip()],
         help="comma-separated seeds for sections that train (learn); default 0,1,2",
     )
+    parser.add_argument("--runs", type=int, default=None, help="runs for soak (default 20; --quick 6)")
     parser.add_argument(
         "overrides",
         nargs="*",
@@ -70,9 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         report["sections"][name] = result
         print(f"== {name}")
         print(format_table(result.get("rows", [])), end="")
+        for key, value in (result.get("summary") or {}).items():
+            print(f"{key}: {value}")
     if args.json:
         atomic_write_json(args.json, report)
-    return 0
+    return 1 if any(r.get("consistent") is False for r in report["sections"].values()) else 0
 
 
 if __name__ == "__main__":

@@ -54,21 +54,14 @@ _register()
 
 def run_capture(cfg: DictConfig) -> dict[str, Any]:
     """Capture per ``cfg``; returns the dataset summary. Separate from the Hydra entry for tests."""
-    from tqdm import tqdm
-
     from townlet.replay.stats import summarise
     from townlet.rollout.collect import RolloutCaptureService
+    from townlet.runs.progress import Counter
 
     world = OmegaConf.to_object(cfg.world)
-    bar = tqdm(
-        total=int(cfg.ticks), unit="tick", disable=not cfg.progress, file=sys.stderr, dynamic_ncols=True
-    )
-    done = 0
-
-    def progress(k: int) -> None:
-        nonlocal done
-        bar.update(k - done)
-        done = k
+    # a bar on a terminal; plain lines in pipes and log files (no carriage-return frames)
+    bar = Counter(int(cfg.ticks), "tick", "capture", enabled=bool(cfg.progress), stream=sys.stderr)
+    progress = bar.update_to
 
     try:
         data = RolloutCaptureService().capture(

@@ -3,6 +3,7 @@
     townlet-eval outputs/2026-11-21/06-00-00              # run dir → checkpoints/best.pt, its own world
     townlet-eval run/checkpoints/last.pt world=queue_conflict episodes=8 seed=3
     townlet-eval RUN world.num_agents=6 greedy=false --json eval.json
+    townlet-eval policy.onnx episodes=8                    # an exported policy, via onnxruntime (no torch)
 
 Arguments after the source are ``key=value``: ``world=<name|path.yaml>`` (default: the world the
 checkpoint was trained in), ``world.<field>=…`` overrides, ``episodes``, ``seed``, ``device``
@@ -93,8 +94,22 @@ def _world_config(settings: dict[str, Any], stored: Any) -> Any:
     return to_world_config(OmegaConf.to_container(node))
 
 
+def evaluate_onnx(source: str, settings: dict[str, Any]) -> Any:
+    """An exported ``.onnx`` policy (townlet-export) against the baselines; torch is never imported."""
+    from townlet.behaviour.onnx_policy import OnnxPolicy
+    from townlet.rollout.evaluation import EvaluationService
+
+    policy = OnnxPolicy(source, greedy=settings["greedy"], seed=settings["seed"])
+    world = _world_config(settings, policy.world_config)  # a world of another layout is refused
+    return EvaluationService().compare(
+        policy, world, settings["episodes"], settings["seed"], baselines=settings["baselines"]
+    )
+
+
 def evaluate_source(source: str, settings: dict[str, Any]) -> Any:
     """Load the checkpoint, build its policy and compare it with the baselines → ``EvaluationBlock``."""
+    if source.endswith(".onnx"):
+        return evaluate_onnx(source, settings)
     from townlet.torch_guard import require_torch
 
     require_torch("townlet-eval")
@@ -139,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="townlet-eval",
         description="Evaluate a saved policy (run dir or .pt file) next to the scripted and random ones.",
     )
-    parser.add_argument("source", help="run directory, its checkpoints/ folder, or a .pt checkpoint")
+    parser.add_argument("source", help="run directory, its checkpoints/ folder, a .pt or a .onnx file")
     parser.add_argument(
         "overrides",
         nargs="*",
@@ -150,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     from townlet.nets.checkpoints import CheckpointError
+    from townlet.nets.export import PolicyFileError
     from townlet.rollout.evaluation import EvaluationError
     from townlet.runs.device import DeviceUnavailableError
     from townlet.torch_guard import TorchNotAvailableError
@@ -159,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = parse_overrides(args.overrides)
         block = evaluate_source(args.source, settings)
-    except (*known, TorchNotAvailableError) as exc:
+    except (*known, PolicyFileError, TorchNotAvailableError) as exc:
         print(f"townlet-eval: error: {exc}", file=sys.stderr)
         return CONFIG_ERROR_EXIT
     print(format_table(block))

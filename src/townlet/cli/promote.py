@@ -10,7 +10,8 @@
 The state directory is ``--state-dir``, else ``$TOWNLET_STATE_DIR``, else the one the run recorded in
 its ``anneal_results.json``, else ``<repository root>/state`` (the default ``paths.state_dir``).
 Errors (a missing run directory, a corrupt state file, nothing to roll back) print one line and
-exit 3.
+exit 3. A corrupt or mistyped state or baseline file is never overwritten; ``--reset-state`` moves it
+aside to ``<name>.corrupt-<UTC time>`` (and says so) before the command runs on a fresh one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from townlet.promotion.baselines import BaselineStore
+from townlet.promotion.files import BaselineFile, PromotionStateFile, is_valid, move_aside
 from townlet.promotion.rules import PromotionDecision, promotion_decision
 from townlet.promotion.state import PromotionError, PromotionService, PromotionStateError
 
@@ -193,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
         opts.add_argument(
             "--format", choices=("human", "json"), default="human" if defaults else argparse.SUPPRESS
         )
+        opts.add_argument(
+            "--reset-state",
+            action="store_true",
+            default=False if defaults else argparse.SUPPRESS,
+            help="move an unreadable state or baseline file aside (<name>.corrupt-<UTC time>) first",
+        )
         return opts
 
     parser = _Parser(
@@ -219,12 +228,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def reset_state(state_dir: Path) -> list[tuple[Path, Path]]:
+    """Move the unreadable ones of the state dir's files aside; (old, new) for each one moved.
+    A valid file is never touched: its records are the point of keeping state."""
+    files = (
+        (PromotionService(state_dir).state_path, PromotionStateFile),
+        (BaselineStore(state_dir).path, BaselineFile),
+    )
+    return [(path, move_aside(path)) for path, model in files if not is_valid(path, model)]
+
+
+def _reset_requested(args: argparse.Namespace) -> None:
+    run_dir = getattr(args, "run_dir", None)
+    results = None
+    if run_dir is not None and (Path(run_dir) / RESULTS_FILE).is_file():
+        results = load_run_results(Path(run_dir))
+    state_dir = _state_dir(args, results)
+    moved = reset_state(state_dir)
+    for old, new in moved:
+        print(
+            f"townlet-promote: moved unreadable {old} aside to {new.name}; starting afresh", file=sys.stderr
+        )
+    if not moved:
+        print(f"townlet-promote: the state files in {state_dir} are valid; nothing moved", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.reset_state:
+            _reset_requested(args)
         return int(args.func(args))
     except (PromoteCLIError, PromotionError, PromotionStateError, ValueError) as exc:
         print(f"townlet-promote: error: {exc}", file=sys.stderr)
+        return ERROR_EXIT
+    except OSError as exc:  # a state file that cannot be read or written (full, read-only)
+        if exc.filename is None:  # not about a file (a closed pipe on stdout): not ours to explain
+            raise
+        print(f"townlet-promote: error: {exc.filename}: {exc.strerror}; check --state-dir", file=sys.stderr)
         return ERROR_EXIT
 
 

@@ -1,15 +1,22 @@
-"""The summary ``townlet-train`` prints when a run ends: where it went and how it did.
+"""``townlet-report RUN_DIR|SWEEP_DIR [--json]``, and the summary ``townlet-train`` prints when a run ends.
 
 Why: the verdict of a run (accuracy, the trained-vs-baselines table, the anneal status and the
-promotion state) should be readable without opening ``result.json``. Plain text built from the
-result DTO plus, for anneal, the promotion snapshot the strategy saved next to it. Torch-free.
+promotion state) should be readable without opening ``result.json``, and a run found on disk weeks
+later should say what it was (strategy, world, model, seed, the hyper-parameters that matter) and
+where its files are. Plain text built from the result DTO, the run record, the saved ``.hydra/``
+config and, for anneal, the promotion snapshot the strategy saved next to it; ``--json`` gives the
+same content to scripts. A sweep directory gets its job table (the same summary as
+``townlet-sweep-report``, built read-only). Torch-free.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +67,15 @@ def format_run_summary(
     run_dir = Path(run_dir)
     took = "" if result.duration_sec is None else f" in {result.duration_sec:.1f} s"
     lines = [f"townlet-train: {result.kind} run completed{took}", f"  run dir     {run_dir}"]
+    lines += result_lines(result, run_dir, objective=objective, objective_value=objective_value)
+    return "\n".join(lines) + "\n"
+
+
+def result_lines(
+    result: ResultDTO, run_dir: Path, *, objective: str | None, objective_value: float | None
+) -> list[str]:
+    """Everything the result says: checkpoint, objective, key figures, evaluation, anneal verdicts."""
+    lines = []
     if result.checkpoint:
         lines.append(f"  checkpoint  {result.checkpoint}")
     if objective:
@@ -73,7 +89,7 @@ def format_run_summary(
         lines += [f"  {line}" for line in format_table(result.evaluation).splitlines()]
     if isinstance(result, AnnealSummaryDTO):
         lines += _anneal_lines(result, run_dir)
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _anneal_lines(result: AnnealSummaryDTO, run_dir: Path) -> list[str]:
@@ -120,3 +136,222 @@ def _fmt(value: Any) -> str:
             return str(value)
         return f"{value:.0f}" if value.is_integer() and abs(value) >= 1000 else f"{value:.4g}"
     return "-" if value is None else str(value)
+
+
+# ------------------------------------------------------------------------------ townlet-report
+
+# The hyper-parameters worth a glance per strategy (dotted keys under ``strategy`` in the saved config).
+KEY_HPARAMS: dict[str, tuple[str, ...]] = {
+    "bc": ("lr", "batch_size", "epochs", "weight_decay", "early_stopping_patience"),
+    "ppo": (
+        "data_mode",
+        "total_steps",
+        "n_steps",
+        "lr",
+        "lr_schedule",
+        "gamma",
+        "gae_lambda",
+        "clip_param",
+        "entropy_coef",
+        "update_epochs",
+        "minibatch_size",
+        "bc_coef",
+    ),
+    "anneal": ("accuracy_threshold", "bc.lr", "ppo.lr", "ppo.gamma", "ppo.entropy_coef", "ppo.n_steps"),
+}
+USAGE_HINT = "pass a run dir (outputs/runs/<date>/<run>) or a sweep dir (outputs/multiruns/<date>/<sweep>)"
+
+
+class ReportError(ValueError):
+    """A path that is not a readable run or sweep directory."""
+
+
+def build_report(path: str | Path) -> dict[str, Any]:
+    """The report of a run dir or a sweep dir, as plain JSON-ready data."""
+    from townlet.sweeps.jobs import discover_job_dirs
+
+    root = Path(path)
+    if not root.is_dir():
+        raise ReportError(f"{root} is not a directory; {USAGE_HINT}")
+    if (root / "result.json").is_file() or (root / "run.json").is_file():
+        return run_report(root)
+    is_sweep = (root / "multirun.yaml").is_file() or (root / "sweep_summary.json").is_file()
+    if is_sweep and discover_job_dirs(root):
+        from townlet.sweeps.text import sweep_report
+
+        return sweep_report(root)
+    what = "no job sub-directories" if is_sweep else "no run.json, result.json or multirun.yaml"
+    raise ReportError(f"{root} holds {what}; {USAGE_HINT}")
+
+
+def run_report(run_dir: Path) -> dict[str, Any]:
+    """Config highlights, status, result, promotion and the paths of one run directory."""
+    from townlet.sweeps.jobs import dotted_get, read_yaml
+
+    record = _read_json(run_dir / "run.json")
+    config = read_yaml(run_dir / ".hydra" / "config.yaml")
+    config = config if isinstance(config, dict) else {}
+    choices = dotted_get(read_yaml(run_dir / ".hydra" / "hydra.yaml"), "hydra.runtime.choices") or {}
+    result = _load_result(run_dir)
+    strategy = str(record.get("strategy") or choices.get("strategy") or (result.kind if result else "?"))
+    world: dict[str, Any] = config["world"] if isinstance(config.get("world"), dict) else {}
+    promotion = _read_json(run_dir / _promotion_file()) if strategy == "anneal" else {}
+    return {
+        "kind": "run",
+        "run_dir": str(run_dir.resolve()),
+        "status": record.get("status") or ("completed" if result is not None else "unknown"),
+        "run_name": record.get("run_name") or config.get("run_name"),
+        "run_id": record.get("run_id"),
+        "started_at": record.get("started_at"),
+        "duration_sec": record.get("duration_sec"),
+        "error": record.get("error"),
+        "config": {
+            "strategy": strategy,
+            "experiment": choices.get("experiment"),
+            "world": choices.get("world") or world.get("name"),
+            "world_size": {k: world.get(k) for k in ("num_envs", "num_agents", "episode_length")},
+            "model": choices.get("model") or dotted_get(config, "model.kind"),
+            "dataset": choices.get("dataset"),
+            "device": record.get("device") or dotted_get(config, "device.type"),
+            "seed": record.get("seed", config.get("seed")),
+            "hyperparameters": _hparams(strategy, config.get("strategy")),
+            "overrides": record.get("overrides") or [],
+        },
+        "objective": {
+            "key": record.get("objective") or config.get("objective"),
+            "mode": config.get("objective_mode"),
+            "value": record.get("objective_value"),
+        },
+        "result": None if result is None else result.model_dump(mode="json"),
+        "promotion": {k: promotion.get(k) for k in ("status", "reasons", "state_dir", "promotion")}
+        if promotion
+        else None,
+        "paths": _run_paths(run_dir, result, config),
+    }
+
+
+def _promotion_file() -> str:
+    from townlet.cli.promote import RESULTS_FILE
+
+    return RESULTS_FILE
+
+
+def _load_result(run_dir: Path) -> ResultDTO | None:
+    from pydantic import ValidationError
+
+    from townlet.dto import load_result
+
+    path = run_dir / "result.json"
+    if not path.is_file():
+        return None
+    try:
+        return load_result(path.read_bytes())
+    except (OSError, ValidationError) as exc:
+        first = str(exc).splitlines()[0]
+        raise ReportError(f"{path} is not a readable result ({first}); re-run or restore the file") from None
+
+
+def _hparams(strategy: str, node: Any) -> dict[str, Any]:
+    from townlet.sweeps.jobs import dotted_get
+
+    if not isinstance(node, dict):
+        return {}
+    shown = {k: v for k in KEY_HPARAMS.get(strategy, ()) if (v := dotted_get(node, k)) is not None}
+    schedule = node.get("schedule")
+    if strategy == "anneal" and isinstance(schedule, list):
+        stages = [f"{s.get('mode')}:{s.get('epochs')}" for s in schedule if isinstance(s, dict)]
+        shown["schedule"] = " -> ".join(stages)
+    return shown
+
+
+def _run_paths(run_dir: Path, result: ResultDTO | None, config: dict[str, Any]) -> dict[str, Any]:
+    """Every file a reader may want next, only those that exist (the metrics file with its rotations)."""
+    from townlet.runs.metrics import metrics_files
+
+    metrics_name = (config.get("logger") or {}).get("filename") or "metrics.jsonl"
+    candidates: dict[str, Any] = {
+        "result": run_dir / "result.json",
+        "run_record": run_dir / "run.json",
+        "log": run_dir / "train.log",
+        "config": run_dir / ".hydra" / "config.yaml",
+        "tensorboard": run_dir / "tensorboard",
+    }
+    paths: dict[str, Any] = {k: str(p) for k, p in candidates.items() if p.exists()}
+    checkpoint = result.checkpoint if result is not None else None
+    if checkpoint is None and (run_dir / "checkpoints").is_dir():
+        checkpoint = next((str(p) for p in sorted((run_dir / "checkpoints").glob("*.pt"))), None)
+    paths["checkpoint"] = checkpoint
+    paths["metrics"] = [str(p) for p in metrics_files(run_dir / str(metrics_name))]
+    paths["plots"] = [str(p) for p in sorted((run_dir / "plots").glob("*.png"))]
+    return paths
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The text ``townlet-report`` prints for :func:`build_report`'s data."""
+    if report["kind"] == "sweep":
+        from townlet.sweeps.text import render_text
+
+        return render_text(report)
+    return "\n".join(_run_text(report)) + "\n"
+
+
+def _run_text(report: dict[str, Any]) -> list[str]:
+    cfg, paths = report["config"], report["paths"]
+    took = "" if report["duration_sec"] is None else f" in {report['duration_sec']:.1f} s"
+    lines = [f"townlet-report: run {report['run_dir']}", f"  status      {report['status']}{took}"]
+    if report["error"]:
+        lines.append(f"  error       {report['error']}")
+    size = cfg["world_size"]
+    world = f"{cfg['world']} ({size['num_envs']} towns x {size['num_agents']} agents, "
+    world += f"{size['episode_length']} ticks/episode)"
+    lines += [
+        f"  strategy    {cfg['strategy']}"
+        + (f" (experiment={cfg['experiment']})" if cfg["experiment"] else ""),
+        f"  world       {world}",
+        f"  model       {cfg['model']}   dataset {cfg['dataset']}   device {cfg['device']}",
+        f"  seed        {cfg['seed']}",
+    ]
+    hparams = "  ".join(f"{k}={_fmt(v)}" for k, v in cfg["hyperparameters"].items())
+    lines += textwrap.wrap(hparams, WIDTH, initial_indent="  hparams     ", subsequent_indent=" " * 14)
+    overrides = " ".join(cfg["overrides"])
+    lines += textwrap.wrap(
+        overrides, WIDTH, initial_indent="  overrides   ", subsequent_indent=" " * 14, break_long_words=False
+    )
+    run_dir = Path(report["run_dir"])
+    result = _load_result(run_dir) if "result" in paths else None
+    if result is None:
+        lines.append("result: none yet (the run is still going, or it stopped before writing result.json)")
+    else:
+        objective = report["objective"]
+        lines += result_lines(result, run_dir, objective=objective["key"], objective_value=objective["value"])
+    lines.append("paths:")
+    for key in ("checkpoint", "result", "run_record", "config", "log", "tensorboard"):
+        if paths.get(key):
+            lines.append(f"  {key:<11} {paths[key]}")
+    lines += [f"  {'metrics':<11} {p}" for p in paths["metrics"]]
+    lines += [f"  {'plots':<11} {p}" for p in paths["plots"]]
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="townlet-report",
+        description="Summarise a run directory (config, result, evaluation, promotion, files) or a sweep.",
+    )
+    parser.add_argument("path", type=Path, help="a run dir (holding run.json/result.json) or a multirun dir")
+    parser.add_argument("--json", action="store_true", help="print the same report as JSON")
+    args = parser.parse_args(argv)
+    from townlet.sweeps.summary import SweepReportError
+
+    try:
+        report = build_report(args.path)
+        text = json.dumps(report, indent=2) + "\n" if args.json else format_report(report)
+    except (ReportError, SweepReportError) as exc:
+        print(f"townlet-report: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

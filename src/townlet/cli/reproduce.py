@@ -6,8 +6,10 @@ schemas and the Hydra settings (hydra#2720, #3248), so the config is rebuilt the
 pins every value even if ``conf/`` changed since. The new run gets its own directory (the run reproduced is
 never touched) and ``parent_run`` in its ``run.json``.
 
-A snapshot is a file anyone can edit, so every ``_target_`` in it is checked against the allow-list of
-``townlet.config.instantiate`` before anything is composed, imported or run.
+A snapshot is a file anyone can edit, so every import path in it (``_target_``s, ``services.implementations``)
+is checked against the allow-list of ``townlet.config.instantiate`` before anything is composed or run,
+and the recomposed job passes the same checks as ``townlet-train``'s (``townlet.cli.preflight``) before
+its new directory is created.
 
 Exit codes: 0 identical results, 1 results differ, 2 the snapshot is unusable or refused,
 3 the reproduced run itself failed.
@@ -21,7 +23,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,33 +103,24 @@ def _load_yaml(path: Path) -> Any:
 
 
 def check_snapshot(snapshot: Snapshot) -> None:
-    """Refuse ``_target_``s outside the allow-list (config and overrides) and Hydra-level overrides."""
-    from townlet.config.instantiate import ConfigError, check_target, iter_targets
+    """Refuse import paths outside the allow-list (config.yaml and overrides.yaml) and Hydra-level
+    overrides; the first problem is reported, in one line."""
+    from townlet.config.instantiate import ConfigError, check_import_paths, resolve_target
 
-    problems: list[str] = []
-    for where, target in iter_targets(snapshot.config):
-        try:
-            check_target(target, where)
-        except ConfigError as exc:
-            problems.append(str(exc))
-    for override in snapshot.overrides:
-        key, _, value = override.partition("=")
-        key = key.lstrip("+~")
-        if key == "hydra" or key.startswith("hydra."):
-            problems.append(
-                f"override {override!r}: a run's saved overrides never set hydra.* keys, so this "
-                "snapshot was edited; remove that line from .hydra/overrides.yaml"
-            )
-        elif key.endswith("_target_"):
-            try:
-                check_target(value.strip("'\""), key.removesuffix("._target_"))
-            except ConfigError as exc:
-                problems.append(str(exc))
-    if problems:
-        raise ReproduceError(
-            f"refusing to reproduce {snapshot.run_dir}: its snapshot names code outside the allow-list\n  - "
-            + "\n  - ".join(problems)
-        )
+    try:
+        check_import_paths(snapshot.config)
+        for override in snapshot.overrides:
+            key, _, value = override.partition("=")
+            key = key.lstrip("+~")
+            if key == "hydra" or key.startswith("hydra."):
+                raise ConfigError(
+                    f"override {override!r}: a run's saved overrides never set hydra.* keys, so this "
+                    "snapshot was edited; remove that line from .hydra/overrides.yaml"
+                )
+            if key.rsplit(".", 1)[-1] == "_target_" or "implementations" in key.split("."):
+                resolve_target(value.strip("'\" "), key)
+    except ConfigError as exc:
+        raise ReproduceError(f"refusing to reproduce {snapshot.run_dir}: {exc}") from None
 
 
 # ----------------------------------------------------------------------------------------- compose
@@ -157,7 +150,7 @@ def compose_config(snapshot: Snapshot, new_run_dir: Path | None) -> tuple[Any, P
     from hydra.types import RunMode
     from omegaconf import OmegaConf, open_dict
 
-    from townlet.config.instantiate import ConfigError, check_target, iter_targets
+    from townlet.config.instantiate import ConfigError, check_import_paths
 
     try:
         composed = compose(snapshot.config_name, overrides=snapshot.overrides, return_hydra_config=True)
@@ -170,14 +163,11 @@ def compose_config(snapshot: Snapshot, new_run_dir: Path | None) -> tuple[Any, P
             f"cannot recompose {snapshot.run_dir}: {_first_line(exc)} (the saved overrides or config no "
             "longer fit conf/; try --config-path <run dir>/.hydra --config-name config, see docs/sweeps.md)"
         ) from exc
-    for where, target in iter_targets(OmegaConf.to_container(cfg)):
-        try:
-            check_target(target, where)
-        except ConfigError as exc:
-            raise ReproduceError(f"refusing to reproduce {snapshot.run_dir}: {exc}") from exc
-    for where, target in iter_targets(OmegaConf.to_container(hydra_node.callbacks or {})):
-        if not target.startswith(("townlet.", "hydra.")):
-            raise ReproduceError(f"refusing hydra.callbacks.{where}._target_={target!r}")
+    try:
+        check_import_paths(cfg)
+        check_import_paths({"hydra": {"callbacks": hydra_node.callbacks or {}}}, extra_modules=("hydra",))
+    except ConfigError as exc:
+        raise ReproduceError(f"refusing to reproduce {snapshot.run_dir}: {exc}") from None
     if new_run_dir is None:
         stamp = time.strftime("%Y-%m-%d/%H-%M-%S") + f"-{time.time_ns() // 1000 % 1_000_000:06d}"
         new_run_dir = Path(str(cfg.paths.output_root)) / "reproduce" / f"{stamp}_{snapshot.run_dir.name}"
@@ -199,20 +189,33 @@ def _first_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------------------------- run
 
 
-def run_reproduction(snapshot: Snapshot, new_run_dir: Path | None = None) -> Path:
+def run_reproduction(
+    snapshot: Snapshot, new_run_dir: Path | None = None, announce: Callable[[Path], None] | None = None
+) -> Path:
     """Run the recomposed config through Hydra's own job runner (same snapshot files, logging,
-    env_set and callbacks as ``townlet-train``), then record ``parent_run``."""
+    env_set and callbacks as ``townlet-train``), then record ``parent_run``.
+
+    ``announce`` hears the new run dir once every check has passed (a refusal prints only its reason).
+    """
     from hydra._internal.callbacks import Callbacks
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.utils import JobStatus, run_job
     from hydra.types import HydraContext
 
+    from townlet.cli.preflight import check_job
     from townlet.cli.train import run_job as train_job
+    from townlet.config.instantiate import ConfigError
 
     with hydra_session(snapshot.job_name):
         cfg, target_dir = compose_config(snapshot, new_run_dir)
         if (target_dir / "result.json").exists():
             raise ReproduceError(f"{target_dir} already holds a result; choose another --output-dir")
+        try:  # every value, before Hydra's run_job writes the new dir's .hydra/
+            check_job(cfg)
+        except ConfigError as exc:
+            raise ReproduceError(f"refusing to reproduce {snapshot.run_dir}: {exc}") from None
+        if announce is not None:
+            announce(target_dir)
         ret = run_job(
             task_function=train_job,
             config=cfg,
@@ -363,6 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _announce(original: Path, new: Path) -> None:
+    print(f"reproducing {original} in {new}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     original = args.run_dir.expanduser().resolve()
@@ -372,9 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             read_result(original)  # fail before spending a training run on an unfinished original
             snapshot = load_snapshot(original)
-            print(f"reproducing {original}", file=sys.stderr)
-            other = run_reproduction(snapshot, args.output_dir)
-            print(f"new run: {other}", file=sys.stderr)
+            other = run_reproduction(snapshot, args.output_dir, lambda new: _announce(original, new))
         diffs = compare_results(original, other)
     except ReproduceError as exc:
         print(f"townlet-reproduce: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""``townlet-sweep-report <sweep dir>``: (re)build ``sweep_summary.{json,csv,md}`` for a multirun.
+"""``townlet-sweep-report <sweep dir>``: (re)build ``sweep_summary.{json,csv,md}`` and the sweep's plots.
 
 Why a command as well as the callback: a sweep killed half-way (or one launched before the callback was
 configured) never reaches ``on_multirun_end``; this rebuilds the same summary from the files on disk.
@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="dotted result key to show as a column (repeatable; default: a standard set)",
     )
     parser.add_argument("--quiet", action="store_true", help="do not print the markdown table")
+    parser.add_argument(
+        "--no-plots", dest="plots", action="store_false", help="skip the PNGs (objective, learning curves)"
+    )
     return parser
 
 
@@ -39,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         summary = write_summary(
-            args.sweep_dir, objective=args.objective, mode=args.mode, metrics=args.metrics
+            args.sweep_dir, objective=args.objective, mode=args.mode, metrics=args.metrics, plots=args.plots
         )
     except SweepReportError as exc:
         print(f"townlet-sweep-report: {exc}", file=sys.stderr)
@@ -47,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.quiet:
         print(render_markdown(summary), end="")
     print(f"wrote {Path(summary.sweep_dir) / SUMMARY_STEM}.{{json,csv,md}}", file=sys.stderr)
+    for name in summary.plots:
+        print(f"wrote {Path(summary.sweep_dir) / name}", file=sys.stderr)
     return 0
 
 

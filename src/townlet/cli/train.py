@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from townlet import CONF_DIR
+from townlet.packaged import CONF_DIR
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -41,14 +41,16 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
     """
     from omegaconf import OmegaConf
 
+    from townlet.cli.preflight import check_job
     from townlet.config.instantiate import build
     from townlet.facade import PolicyTrainingOrchestrator, RunSettings
-    from townlet.runs.metrics import MetricsWriter, NullMetricsWriter
-    from townlet.runs.objective import check_objective_key, objective_value
+    from townlet.runs.loggers import MetricsFanout, build_metrics
+    from townlet.runs.objective import objective_value
     from townlet.runs.record import RunRecorder
     from townlet.runs.rundir import RunDir
+    from townlet.runs.signals import StopSignals, as_run_interrupted, interrupt_signal
 
-    cfg = _typed(cfg)
+    cfg = check_job(cfg)  # again here for a sweeper's trials (objective included); nothing written before
     hc = _hydra_context()
     if run_dir is None:
         if hc is None:
@@ -72,23 +74,10 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
         parent_run=previous,
         job_num=int(hc.job.num) if multirun else None,
     )
-    metrics: MetricsWriter = NullMetricsWriter()
+    metrics = MetricsFanout()
+    stop_signals = StopSignals().install()  # SIGINT/SIGTERM → interrupted (main thread only)
     try:
-        check_objective_key(str(cfg.objective))
-        if str(cfg.logger.kind) == "tensorboard":
-            from townlet.runs.tensorboard import TENSORBOARD_DIR, TensorBoardMetricsWriter
-
-            metrics = TensorBoardMetricsWriter(
-                rd.path / cfg.logger.filename,
-                cfg.logger.log_frequency,
-                cfg.logger.max_log_entries,
-                logdir=rd.path / TENSORBOARD_DIR,
-                config_text=OmegaConf.to_yaml(cfg, resolve=True),
-            )
-        elif str(cfg.logger.kind) != "none":
-            metrics = MetricsWriter(
-                rd.path / cfg.logger.filename, cfg.logger.log_frequency, cfg.logger.max_log_entries
-            )
+        metrics = build_metrics(cfg, rd.path, hc, config_hash=recorder.record.config_hash)  # logger=[...]
         strategy = build(cfg.strategy)
         services = build(cfg.services)
         settings = RunSettings(
@@ -111,9 +100,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
         result = PolicyTrainingOrchestrator(strategy, services, log).run(settings)
         value = objective_value(result, str(cfg.objective), str(cfg.objective_mode))
         rd.write_result(result)
-        metrics.close()
-        if str(cfg.logger.kind) != "none" and cfg.logger.plots:
-            _write_plots(rd.path, str(cfg.logger.filename), result.model_dump(mode="json"))
+        metrics.after_result(rd.path, result.model_dump(mode="json"))  # plots, MLflow artefacts
         recorder.finish(
             "completed",
             result_kind=result.kind,
@@ -122,14 +109,17 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
             device=str(getattr(result, "device", None) or cfg.device.type),
         )
         log.info("result: %s  %s=%s", rd.result_path, cfg.objective, value)
-    except KeyboardInterrupt as exc:
-        recorder.finish("interrupted", error=exc)
-        raise
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGINT/SIGTERM turned into TrainingInterrupted
+        stop_signals.hold()
+        recorder.finish("interrupted", error=exc, signal=interrupt_signal(exc))
+        log.warning("run interrupted by %s; checkpoints kept in %s", interrupt_signal(exc), rd.checkpoints)
+        raise as_run_interrupted(exc, rd.path) from exc
     except BaseException as exc:
         recorder.finish("failed", error=exc)
-        _log_failure(exc)
+        _log_failure(exc, console=multirun)
         raise
     finally:
+        stop_signals.restore()
         metrics.close()
         if file_handler is not None:
             logging.getLogger().removeHandler(file_handler)
@@ -144,34 +134,11 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
     return value
 
 
-def _write_plots(run_dir: Path, metrics_name: str, result: dict[str, Any]) -> None:
-    """Training curves are a convenience: a plotting failure is logged, never fails the run."""
-    from townlet.runs.plots import reference_returns, write_training_plots
-
-    try:
-        path = write_training_plots(run_dir, metrics_name, reference_returns(result))
-    except Exception as exc:
-        log.warning("plots: could not draw training curves (%s)", exc)
-        return
-    if path is not None:
-        log.info("plots: %s", path)
-
-
-def _typed(cfg: DictConfig) -> DictConfig:
-    """Lay an untyped config on the schema: a snapshot's ``config.yaml`` (``--config-path
-    RUN/.hydra``) has lost its types, and may have been edited, so it is validated the same way."""
-    from omegaconf import OmegaConf
-
-    from townlet.config.schema.top import TrainConfig
-
-    if OmegaConf.get_type(cfg) is TrainConfig:
-        return cfg
-    return cast("DictConfig", OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg))
-
-
-def _log_failure(exc: BaseException) -> None:
-    """One line on the console; the traceback only in train.log (file handlers)."""
-    log.error("run failed: %s: %s", type(exc).__name__, exc)
+def _log_failure(exc: BaseException, *, console: bool) -> None:
+    """The traceback in train.log (file handlers); a console line only for a sweep's job, whose error
+    no one else prints (a single run's error is the one line ``main`` writes to stderr)."""
+    if console:
+        log.error("run failed: %s: %s", type(exc).__name__, exc)
     record = log.makeRecord(
         log.name, logging.ERROR, __file__, 0, "traceback", (), (type(exc), exc, exc.__traceback__)
     )
@@ -210,9 +177,24 @@ def hydra_entry() -> Callable[[], Any]:
     return hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")(hydra_task)
 
 
+class JobFailed(BaseException):
+    """A single run's error, carried past Hydra's job runner (which catches only ``Exception`` and
+    would echo the overrides on stderr before re-raising), so that ``main`` prints it once."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def hydra_task(cfg: DictConfig) -> float:
     """The Hydra task function (module level, so launchers can pickle it by reference)."""
-    return run_job(cfg)
+    try:
+        return run_job(cfg)
+    except Exception as exc:
+        hc = _hydra_context()
+        if hc is not None and str(hc.mode) == "RunMode.MULTIRUN":
+            raise  # the launcher records the job as failed and the sweep goes on
+        raise JobFailed(exc) from exc
 
 
 def _print_schema() -> None:
@@ -234,25 +216,37 @@ def main() -> None:
 
         sys.stdout.write(render_help(CONF_DIR))
         return
-    sys.argv[1:] = _snapshot_args(args)
+    sys.argv[1:] = _with_preflight(_snapshot_args(args))
     user_wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # make Hydra re-raise so we can format the error here
     try:
         hydra_entry()()
     except SystemExit:
         raise
-    except BaseException as exc:
-        if user_wants_trace or isinstance(exc, KeyboardInterrupt):
-            raise
+    except BaseException as caught:
+        exc = caught.error if isinstance(caught, JobFailed) else caught
+        stop = _interrupt_or_io_fault(exc, user_wants_trace)
+        if stop is not None:  # a signal or a full/read-only disk: one line, no traceback
+            sys.stderr.write(f"townlet-train: {stop[0]}\n")
+            raise SystemExit(stop[1]) from None
+        if user_wants_trace:
+            raise exc from None
+        from townlet.cli.preflight import JobRefused
         from townlet.config.errors import describe_config_error
 
+        if isinstance(exc, JobRefused):  # preflight: one line, before any file was written
+            refused = exc.error
+            code = int(getattr(refused, "exit_code", CONFIG_ERROR_EXIT))
+            kind = "config error" if code == CONFIG_ERROR_EXIT else "error"
+            sys.stderr.write(f"townlet-train: {kind}: {refused}\n")
+            raise SystemExit(code) from None
         message = describe_config_error(exc)
         if message is not None:
             sys.stderr.write(f"townlet-train: config error: {message}\n")
             raise SystemExit(CONFIG_ERROR_EXIT) from None
         if not _is_user_error(exc):
-            raise
-        sys.stderr.write(f"townlet-train: error: {exc}\n{_TRACE_HINT}\n")
+            raise exc from None
+        sys.stderr.write(f"townlet-train: error: {exc} {_TRACE_HINT}\n")
         raise SystemExit(RUN_ERROR_EXIT) from None
 
 
@@ -290,6 +284,31 @@ def _snapshot_args(args: list[str]) -> list[str]:
     # next to the user's overrides: argparse rejects a second run of positional arguments
     at = next((i for i, a in enumerate(out) if "=" in a and not a.startswith("-")), len(out))
     return [*out[:at], *extra, *out[at:]]
+
+
+def _with_preflight(args: list[str]) -> list[str]:
+    """``args`` plus the Hydra callback that checks the composed job before Hydra writes its run dir
+    (``townlet.cli.preflight``); left out when Hydra only prints (``--cfg``, ``--info``, ...)."""
+    from townlet.cli.preflight import CALLBACK_OVERRIDE
+
+    printing = ("--cfg", "-c", "--info", "-i", "--hydra-help", "--shell-completion", "-sc")
+    if any(a.partition("=")[0] in printing for a in args):
+        return args
+    at = next((i for i, a in enumerate(args) if "=" in a and not a.startswith("-")), len(args))
+    return [*args[:at], CALLBACK_OVERRIDE, *args[at:]]
+
+
+def _interrupt_or_io_fault(exc: BaseException, user_wants_trace: bool) -> tuple[str, int] | None:
+    """(message, exit code) for a stop signal (128 + signal, also under HYDRA_FULL_ERROR=1: a stop
+    is not a bug) or a file-system fault the user fixes (space, permissions, a file in the way)."""
+    if isinstance(exc, KeyboardInterrupt):
+        from townlet.runs.signals import interrupt_exit_code, interrupt_message
+
+        return interrupt_message(exc), interrupt_exit_code(exc)
+    from townlet.runs.rundir import io_fault_message
+
+    fault = None if user_wants_trace else io_fault_message(exc)
+    return None if fault is None else (f"error: {fault}", RUN_ERROR_EXIT)
 
 
 def _is_user_error(exc: BaseException) -> bool:

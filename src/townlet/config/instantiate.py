@@ -1,26 +1,46 @@
-"""The one place that turns config nodes into objects (``hydra.utils.instantiate``).
+"""The one place that turns config nodes into objects (``hydra.utils.instantiate``), and the allow-list
+every dotted import path from a config or a snapshot goes through.
 
-Why one wrapper: every ``_target_`` is checked against an allow-list before anything is imported
-(Hydra 1.4 will require this), a choice whose code is not built yet fails with a message naming
-it instead of an import traceback, and lists/dicts reach constructors as plain Python objects.
+Why an allow-list of *defining modules* rather than of name prefixes: a prefix such as ``townlet.``
+also matches ``townlet.runs.record.os.system`` (``os`` imported there), and a check that looks at
+``_target_`` keys alone misses ``services.implementations``. So a dotted name is resolved by importing
+only the longest prefix that is an allowed module (``townlet.*``, ``torch.optim.*``, ``torch.nn.*``,
+the packages named in ``$TOWNLET_ALLOWED_TARGETS``) and walking attributes from there; the object
+found is accepted only if the module that *defines* it (``obj.__module__``) is allowed too, or if it
+is one of a few named library objects (``functools.partial``, ``pathlib.Path``, ...). Nothing outside
+the allow-list is ever imported.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
+import re
+import types
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-ALLOWED_TARGET_PREFIXES: tuple[str, ...] = (
-    "townlet.",
-    "torch.optim.",
-    "torch.nn.",
-    "numpy.",
-    "functools.partial",
-    "pathlib.",
+#: Packages whose modules (the package and everything below it) may define a config's classes.
+ALLOWED_MODULES: tuple[str, ...] = ("townlet", "torch.optim", "torch.nn")
+
+#: Library objects a config may name, each only by exactly this name.
+ALLOWED_OBJECTS: frozenset[str] = frozenset(
+    {
+        "functools.partial",
+        "pathlib.Path",
+        "pathlib.PurePosixPath",
+        "numpy.array",
+        "numpy.asarray",
+        "numpy.dtype",
+        "numpy.float32",
+        "numpy.float64",
+        "numpy.int64",
+    }
 )
 
+#: Kept for callers that print the policy; the check itself uses ALLOWED_MODULES and ALLOWED_OBJECTS.
+ALLOWED_TARGET_PREFIXES: tuple[str, ...] = (*(f"{m}." for m in ALLOWED_MODULES), *sorted(ALLOWED_OBJECTS))
 
 EXTRA_TARGETS_ENV = "TOWNLET_ALLOWED_TARGETS"
 
@@ -33,6 +53,8 @@ MOVED_TARGETS: dict[str, str] = {
     ),
     "townlet.runs.sweep.": "townlet.sweeps.summary.",
 }
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def current_target(target: str) -> str:
@@ -56,10 +78,15 @@ def upgrade_targets(node: Any) -> None:
             upgrade_targets(value)
 
 
+def allowed_modules(extra: Sequence[str] = ()) -> tuple[str, ...]:
+    """Built-in packages, ``extra``, and comma-separated ones from ``$TOWNLET_ALLOWED_TARGETS``."""
+    env = [p.strip().rstrip(".") for p in os.environ.get(EXTRA_TARGETS_ENV, "").split(",")]
+    return (*ALLOWED_MODULES, *extra, *(p for p in env if p))
+
+
 def allowed_prefixes() -> tuple[str, ...]:
-    """Built-in prefixes plus comma-separated ones from ``$TOWNLET_ALLOWED_TARGETS`` (your own package)."""
-    extra = [p.strip() for p in os.environ.get(EXTRA_TARGETS_ENV, "").split(",") if p.strip()]
-    return ALLOWED_TARGET_PREFIXES + tuple(extra)
+    """The allow-list as printed in messages: packages (with a trailing dot) and named objects."""
+    return (*(f"{m}." for m in allowed_modules()), *sorted(ALLOWED_OBJECTS))
 
 
 class ConfigError(ValueError):
@@ -67,55 +94,123 @@ class ConfigError(ValueError):
 
 
 class TargetNotAllowedError(ConfigError):
-    """``_target_`` outside the allow-list."""
+    """A dotted name outside the allow-list."""
 
 
 class ComponentNotAvailableError(ConfigError):
-    """A ``_target_`` names a townlet component that is not part of this installation yet."""
+    """A dotted name inside the allow-list that names nothing in this installation."""
 
 
 def iter_targets(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
     """Yield ``(key path, _target_)`` for every target in a (possibly nested) config node."""
+    for key, value in iter_import_paths(node, path):
+        if key == "_target_" or key.endswith("._target_"):
+            yield (key.removesuffix("._target_").removesuffix("_target_") or "<root>", value)
+
+
+def iter_import_paths(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Yield ``(full key, dotted name)`` for every import path a config holds: every ``_target_`` and
+    every value of an ``implementations`` mapping (``services.implementations.<name>``)."""
     if isinstance(node, Mapping):  # dicts and DictConfig
         for key, value in node.items():
             where = f"{path}.{key}" if path else str(key)
             if key == "_target_" and isinstance(value, str):
-                yield (path or "<root>", value)
+                yield (where, value)
+            elif key == "implementations" and isinstance(value, Mapping):
+                for name, dotted in value.items():
+                    if isinstance(dotted, str) and dotted:
+                        yield (f"{where}.{name}", dotted)
             else:
-                yield from iter_targets(value, where)
+                yield from iter_import_paths(value, where)
     elif isinstance(node, Sequence) and not isinstance(node, str | bytes):  # lists and ListConfig
         for i, value in enumerate(node):
-            yield from iter_targets(value, f"{path}[{i}]")
+            yield from iter_import_paths(value, f"{path}[{i}]")
+
+
+def _within(module: str, roots: Sequence[str]) -> bool:
+    return any(module == root or module.startswith(root + ".") for root in roots)
+
+
+def _refuse(key: str, dotted: str, why: str) -> TargetNotAllowedError:
+    return TargetNotAllowedError(
+        f"{key}={dotted!r} is not allowed: {why}; allowed: classes and functions defined in "
+        f"{', '.join(m + '.*' for m in allowed_modules())} and a few named library objects "
+        f"(add your own package with {EXTRA_TARGETS_ENV}=mypkg)"
+    )
+
+
+def _longest_module(dotted: str, root: str, key: str) -> str:
+    """The longest prefix of ``dotted`` that is a module, found from ``root`` down; only modules inside
+    the allow-list (and their parent packages) are imported on the way."""
+    try:
+        spec = importlib.util.find_spec(root)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        raise ComponentNotAvailableError(f"{key}={dotted!r}: package {root} is not installed")
+    module = root
+    for part in dotted[len(root) :].lstrip(".").split("."):
+        if not part or spec is None or spec.submodule_search_locations is None:
+            break
+        try:
+            spec = importlib.util.find_spec(f"{module}.{part}")
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            break
+        module = f"{module}.{part}"
+    return module
+
+
+def resolve_target(dotted: str, key: str = "_target_", *, extra_modules: Sequence[str] = ()) -> Any:
+    """The object ``dotted`` names, or a :class:`ConfigError` naming ``key``; refused names import nothing.
+
+    ``extra_modules`` widens the allow-list for one call (Hydra's own callbacks).
+    """
+    if not isinstance(dotted, str) or not all(_IDENTIFIER.fullmatch(p) for p in dotted.split(".")):
+        raise TargetNotAllowedError(f"{key}={dotted!r} is not a dotted name (package.module.Name)")
+    name = current_target(dotted)
+    modules = allowed_modules(extra_modules)
+    if name in ALLOWED_OBJECTS:
+        module_name, _, attr = name.rpartition(".")
+        return getattr(importlib.import_module(module_name), attr)
+    roots = [root for root in modules if _within(name, [root])]
+    if not roots:
+        raise _refuse(key, dotted, "it is outside the allowed packages")
+    module_name = _longest_module(name, max(roots, key=len), key)
+    obj: Any = importlib.import_module(module_name)
+    for part in name[len(module_name) :].lstrip(".").split("."):
+        if not part:
+            break
+        if not hasattr(obj, part):
+            raise ComponentNotAvailableError(
+                f"{key}={dotted!r}: that component is not part of this installation "
+                f"({module_name} has no {part!r}); choose another option"
+            )
+        obj = getattr(obj, part)
+    is_module = isinstance(obj, types.ModuleType)
+    if not is_module and not callable(obj):
+        raise ConfigError(f"{key}={dotted!r} names a {type(obj).__name__}, not a class or function")
+    defined_in = obj.__name__ if is_module else getattr(obj, "__module__", None)
+    if not isinstance(defined_in, str) or not _within(defined_in, modules):
+        raise _refuse(key, dotted, f"it resolves to an object defined in {defined_in or 'no module'}")
+    if is_module:
+        raise ConfigError(f"{key}={dotted!r} names a module, not a class or function")
+    return obj
 
 
 def check_target(target: str, where: str = "") -> None:
-    """Raise if ``target`` is not allowed or its module is missing (without importing it)."""
-    label = f"{where}._target_" if where else "_target_"
-    target = current_target(target)
-    prefixes = allowed_prefixes()
-    if not target.startswith(prefixes):
-        raise TargetNotAllowedError(
-            f"{label}={target!r} is not allowed; targets must start with one of: {', '.join(prefixes)} "
-            f"(add your package with {EXTRA_TARGETS_ENV}=mypkg.)"
-        )
-    parts = target.split(".")
-    for cut in range(len(parts) - 1, 0, -1):  # longest importable module prefix
-        module = ".".join(parts[:cut])
-        try:
-            spec = importlib.util.find_spec(module)
-        except (ImportError, ValueError):
-            continue
-        if spec is None:
-            continue
-        rest = parts[cut:]
-        is_package = spec.submodule_search_locations is not None
-        if is_package and len(rest) > 1 and rest[0][:1].islower():
-            break  # ``package.missing_module.Class``: the module is not there
-        return
-    raise ComponentNotAvailableError(
-        f"{label}={target!r}: that component is not part of this installation yet "
-        f"(module {'.'.join(parts[:-1])} not found); choose another option"
-    )
+    """Raise a :class:`ConfigError` unless ``target`` (the ``_target_`` of node ``where``) is allowed."""
+    resolve_target(target, f"{where}._target_" if where else "_target_")
+
+
+def check_import_paths(node: Any, *, extra_modules: Sequence[str] = ()) -> None:
+    """Resolve every import path in a plain or OmegaConf config node; raise on the first refusal."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    plain = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig | ListConfig) else node
+    for key, dotted in iter_import_paths(plain):
+        resolve_target(dotted, key, extra_modules=extra_modules)
 
 
 def build(node: Any, /, **kwargs: Any) -> Any:
@@ -129,7 +224,7 @@ def build(node: Any, /, **kwargs: Any) -> Any:
 
     upgrade_targets(node)
     for where, target in iter_targets(node):
-        check_target(target, where)
+        check_target(target, "" if where == "<root>" else where)
     try:
         return instantiate(node, _convert_="all", **kwargs)
     except InstantiationException as exc:

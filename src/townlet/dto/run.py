@@ -41,5 +41,10 @@ class RunRecord(FrozenModel):
     resumed: bool = False
     parent_run: str | None = None
     job_num: int | None = Field(default=None, description="job number inside a multirun")
+    slurm_job_id: str | None = Field(default=None, description="SLURM_JOB_ID (this array task's own id)")
+    slurm_array_job_id: str | None = Field(default=None, description="SLURM_ARRAY_JOB_ID (the whole sweep)")
+    slurm_array_task_id: int | None = Field(default=None, description="SLURM_ARRAY_TASK_ID")
+    node: str | None = Field(default=None, description="SLURM node name (SLURMD_NODENAME)")
     error: str | None = None
     error_type: str | None = None
+    signal: str | None = Field(default=None, description="the signal that interrupted the run")

@@ -200,7 +200,12 @@ def load_checkpoint(
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # unreadable, truncated, or contains pickled objects
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc.__class__.__name__}: {exc}") from exc
+        # torch's own text spans lines and suggests weights_only=False, which would run pickled code
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({exc.__class__.__name__}): not a checkpoint written by "
+            "townlet-train, truncated, or it holds pickled objects (never loaded); pass a run directory "
+            "or its checkpoints/best.pt"
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a townlet checkpoint (missing format marker)")
     if int(payload.get("format_version", 0)) > CHECKPOINT_VERSION:

@@ -18,13 +18,14 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from townlet.promotion.files import BaselineFile, StateFileError, read_state_file, reset_command
 from townlet.promotion.state import PromotionError
 from townlet.runs.atomic import atomic_write_text, finite_or_none
 
 BASELINE_KEYS: tuple[str, ...] = ("loss_total", "queue_conflict_events", "queue_conflict_intensity_sum")
 
 
-class BaselineStoreError(ValueError):
+class BaselineStoreError(StateFileError):
     """The baseline file is unreadable; the message names it and how to recover."""
 
 
@@ -44,17 +45,15 @@ class BaselineStore:
         return self._path
 
     def _read(self) -> dict[str, dict[str, Any]]:
-        if not self._path.exists():
-            return {}
+        """Validated entries; a corrupt or mistyped file raises and is never written over."""
+        fix = f"move it aside and start without baselines: {reset_command(self.state_dir)}"
         try:
-            data = json.loads(self._path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise BaselineStoreError(
-                f"baseline store {self._path} is not valid JSON ({exc}); delete it to start without baselines"
-            ) from exc
-        if not isinstance(data, dict):
-            raise BaselineStoreError(f"baseline store {self._path} must hold a JSON object of labels")
-        return data
+            stored = read_state_file(self._path, BaselineFile, what="baseline store", fix=fix)
+        except StateFileError as exc:
+            raise BaselineStoreError(str(exc)) from exc
+        if stored is None:
+            return {}
+        return {label: entry.model_dump(exclude_none=True) for label, entry in stored.root.items()}
 
     def all(self) -> dict[str, dict[str, Any]]:
         return self._read()

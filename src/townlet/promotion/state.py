@@ -24,11 +24,17 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from townlet.promotion.files import (
+    STATE_FORMAT_VERSION,
+    PromotionStateFile,
+    StateFileError,
+    read_state_file,
+    reset_command,
+)
 from townlet.runs.atomic import atomic_write_text
 
 STATUSES: tuple[str, ...] = ("PASS", "HOLD", "FAIL")
 STATES: tuple[str, ...] = ("monitoring", "ready", "promoted")
-STATE_FORMAT_VERSION = 1
 MAX_RELEASE_STACK = 50
 
 
@@ -36,7 +42,7 @@ class PromotionError(RuntimeError):
     """A promotion action cannot be carried out (message says why and what to do)."""
 
 
-class PromotionStateError(ValueError):
+class PromotionStateError(StateFileError):
     """The persisted promotion state is unreadable or invalid."""
 
 
@@ -232,19 +238,20 @@ class PromotionService:
 
     # -- reading ---------------------------------------------------------------------------------
     def _load(self) -> PromotionState:
-        if not self.state_path.exists():
-            return PromotionState(required_passes=self.required_passes)
+        """The validated state; a corrupt or mistyped file raises and is never written over."""
+        fix = (
+            f"restore it from {self.history_path.name} (each event embeds a snapshot), or move it aside "
+            f"and start over: {reset_command(self.state_dir)}"
+        )
         try:
-            data = json.loads(self.state_path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise PromotionStateError("top level is not a JSON object")
-            return PromotionState.from_dict(data)
-        except (json.JSONDecodeError, TypeError, PromotionStateError) as exc:
-            raise PromotionStateError(
-                f"promotion state file {self.state_path} is unreadable ({exc}); "
-                f"restore it from {self.history_path} (each event embeds a snapshot) "
-                "or delete it to start over"
-            ) from exc
+            stored = read_state_file(
+                self.state_path, PromotionStateFile, what="promotion state file", fix=fix
+            )
+        except StateFileError as exc:
+            raise PromotionStateError(str(exc)) from exc
+        if stored is None:
+            return PromotionState(required_passes=self.required_passes)
+        return PromotionState.from_dict(stored.model_dump())
 
     def state(self) -> PromotionState:
         """Current state (the snapshot file is replaced atomically, so no lock is needed to read)."""
@@ -256,8 +263,20 @@ class PromotionService:
     def history(self, limit: int | None = None) -> list[dict[str, Any]]:
         if not self.history_path.exists():
             return []
-        lines = self.history_path.read_text(encoding="utf-8").splitlines()
-        events = [json.loads(line) for line in lines if line.strip()]
+        events: list[dict[str, Any]] = []
+        raw = self.history_path.read_bytes().splitlines()
+        for number, line in enumerate(raw, start=1):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError as exc:  # bad JSON or bad UTF-8 (a torn or edited line)
+                raise PromotionStateError(
+                    f"promotion history {self.history_path} line {number} is corrupt ({exc}); "
+                    "remove or repair that line (the state file does not depend on it)"
+                ) from exc
+            if isinstance(event, dict):
+                events.append(event)
         return events[-limit:] if limit else events
 
     # -- writing ---------------------------------------------------------------------------------

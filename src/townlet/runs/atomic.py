@@ -13,26 +13,50 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+TMP_SUFFIX = ".tmp"  # RunDir.prepare removes ``.*.tmp`` left by a killed writer
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``."""
+    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``.
+
+    On any failure (a full disk, a signal) the temp file is removed and ``path`` keeps its old
+    content. An ``OSError`` that names no file (``write`` on a full disk) is re-raised naming
+    ``path``, so the one-line message can say which file could not be written.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
+    except OSError as exc:
+        raise _naming(exc, target) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            _write_all(handle, data, target)
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp creates 0600; match a normal open()
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        if isinstance(exc, OSError):
+            raise _naming(exc, target) from exc
         raise
     return target
+
+
+def _write_all(handle: BinaryIO, data: bytes, target: Path) -> None:
+    """Write ``data`` for ``target`` and flush it to the disk (a seam: the fault-injection tests
+    replace it to fail the way a full disk does, for the files they choose)."""
+    handle.write(data)
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _naming(exc: OSError, target: Path) -> OSError:
+    if exc.filename is not None or exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), os.fspath(target))
 
 
 def _umask() -> int:

@@ -48,7 +48,8 @@ class MetricsWriter:
         if self.max_log_entries is not None and self._lines_in_file >= self.max_log_entries:
             self._rotate()
         handle = self._open()
-        line = {**record, "wall_sec": round(time.monotonic() - self._started, 3)}
+        # a record stamped upstream (the fan-out, shared by every logger) keeps its stamp
+        line = {**record, "wall_sec": record.get("wall_sec", round(time.monotonic() - self._started, 3))}
         handle.write(dumps_json(line) + "\n")
         self._lines_in_file += 1
         self.lines_written += 1

@@ -1,13 +1,103 @@
-"""Read the sweep objective out of a result DTO by dotted key (``evaluation.policy.mean_return``)."""
+"""The sweep objective: checked against the chosen strategy's result DTO before anything trains, then
+read out of the result by dotted key (``evaluation.policy.mean_return``).
+
+Why check up front: the key is only looked up once training has finished, so a key the strategy's
+result never carries (``objective=accuracy`` with ``strategy=ppo``) would throw away a whole run.
+The DTO classes say what each result can hold, so the check walks their field annotations.
+"""
 
 from __future__ import annotations
 
 import math
+import types
+import typing
 from typing import Any
 
+from pydantic import BaseModel
 
-class ObjectiveError(ValueError):
-    """The configured ``objective`` key does not exist in this strategy's result."""
+from townlet.config.instantiate import ConfigError
+
+
+class ObjectiveError(ConfigError):
+    """The configured ``objective`` key does not exist in this strategy's result: a bad setting like
+    any other (:class:`ConfigError`), reported in one line before anything trains."""
+
+
+# Headline objectives per result kind, quoted when a key is refused.
+SUGGESTED: dict[str, tuple[str, ...]] = {
+    "bc": ("val_accuracy", "accuracy", "evaluation.policy.mean_return"),
+    "ppo": ("evaluation.policy.mean_return", "episode_return_mean", "loss_total"),
+    "anneal": ("evaluation.policy.mean_return",),
+}
+
+
+def result_type_for(strategy_target: str | None) -> type[BaseModel] | None:
+    """The result DTO a strategy returns, by its ``_target_``; None for a strategy from outside the
+    package (its DTO is unknown until it runs). The strategy schemas and the DTOs share the names
+    ``bc``/``ppo``/``anneal`` (schema registry key = DTO ``kind``)."""
+    from townlet.config.schema import STRATEGY_SCHEMAS
+    from townlet.dto import RESULT_TYPES
+
+    by_kind = {dto.model_fields["kind"].default: dto for dto in RESULT_TYPES}
+    for name, schema in STRATEGY_SCHEMAS.items():
+        if getattr(schema, "_target_", None) == strategy_target and name in by_kind:
+            return by_kind[name]
+    return None
+
+
+def check_objective_for_strategy(key: str, strategy_target: str | None) -> None:
+    """Fail before training when ``key`` cannot name a number in the result of that strategy."""
+    dto = result_type_for(strategy_target)
+    if dto is None:
+        check_objective_key(key)
+        return
+    kind = dto.model_fields["kind"].default
+    problem = _walk(dto, key.split("."))
+    if problem is not None:
+        suggested = ", ".join(f"objective={k}" for k in SUGGESTED[kind])
+        raise ObjectiveError(
+            f"objective={key!r}: {problem} in the result of strategy={kind}; use e.g. {suggested} "
+            "(every field: townlet-train --schema)"
+        )
+
+
+def _walk(model: type[BaseModel], parts: list[str]) -> str | None:
+    """None when ``parts`` lead to a number through nested models and float maps, else why not."""
+    node: Any = model
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[: depth + 1])
+        if _is_float_map(node):
+            return None if depth == len(parts) - 1 else f"{where!r} is a number, not a group"
+        if not (isinstance(node, type) and issubclass(node, BaseModel)):
+            return f"{'.'.join(parts[:depth])!r} has no fields"
+        field = node.model_fields.get(part)
+        if field is None:
+            return f"{where!r} is not a field"
+        node = _unwrap(field.annotation)
+    if _is_float_map(node) or (isinstance(node, type) and issubclass(node, BaseModel)):
+        return f"{'.'.join(parts)!r} is a group of values, not a number"
+    if node not in (int, float):
+        return f"{'.'.join(parts)!r} is not a number"
+    return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X | None`` and ``Annotated[X, ...]`` → ``X`` (a union of two real types stays as it is)."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin is typing.Union or origin is types.UnionType:
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def _is_float_map(node: Any) -> bool:
+    return typing.get_origin(node) is dict and typing.get_args(node)[1:] == (float,)
 
 
 def check_objective_key(key: str) -> None:

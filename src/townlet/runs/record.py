@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata as md
 import json
+import logging
 import os
 import platform
 import socket
@@ -62,6 +63,21 @@ def git_info(path: str | Path) -> tuple[str | None, bool | None]:
     return commit or None, bool(status.strip())
 
 
+def slurm_ids(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The SLURM job, array and node a run executes in (empty outside SLURM), so a sweep's
+    rows can be matched with ``squeue``/``sacct`` and the per-task logs."""
+    env = dict(os.environ) if env is None else env
+    if not env.get("SLURM_JOB_ID"):
+        return {}
+    task = env.get("SLURM_ARRAY_TASK_ID", "")
+    return {
+        "slurm_job_id": env["SLURM_JOB_ID"],
+        "slurm_array_job_id": env.get("SLURM_ARRAY_JOB_ID") or None,
+        "slurm_array_task_id": int(task) if task.isdigit() else None,
+        "node": env.get("SLURMD_NODENAME") or None,
+    }
+
+
 def new_run_id(now: datetime | None = None) -> str:
     """Sortable, collision-free id: UTC timestamp with microseconds plus 6 random hex chars."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%f")
@@ -113,6 +129,7 @@ class RunRecorder:
             resumed=resumed,
             parent_run=parent_run,
             job_num=job_num,
+            **slurm_ids(),
         )
         recorder = cls(Path(run_dir) / "run.json", record)
         recorder.write()
@@ -134,9 +151,30 @@ class RunRecorder:
         if error is not None:
             changes.setdefault("error", str(error) or type(error).__name__)
             changes.setdefault("error_type", f"{type(error).__module__}.{type(error).__qualname__}")
-        self.update(
-            status=status,
-            ended_at=ended,
-            duration_sec=max(0.0, (ended - self.record.started_at).total_seconds()),
-            **changes,
-        )
+        try:
+            self.update(
+                status=status,
+                ended_at=ended,
+                duration_sec=max(0.0, (ended - self.record.started_at).total_seconds()),
+                **changes,
+            )
+        except OSError as exc:  # a full or read-only disk: the run's own error is the one to report
+            logging.getLogger("townlet.runs").warning(
+                "could not record status %r in %s (%s); it still says %r", status, self.path, exc, "running"
+            )
+
+
+def is_stale(record: RunRecord, *, host: str | None = None) -> bool:
+    """A ``running`` record whose process is gone: the run was killed (SIGKILL, OOM, power loss).
+
+    Decidable only on the host that ran it; elsewhere (a shared file system) the answer is False.
+    """
+    if record.status != "running" or record.host != (host or socket.gethostname()):
+        return False
+    try:
+        os.kill(record.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by someone else
+        return False
+    return False

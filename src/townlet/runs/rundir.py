@@ -1,19 +1,33 @@
-"""The run directory: one per run, holding the config snapshot, result, record, log and checkpoints."""
+"""The run directory: one per run, holding the config snapshot, result, record, log and checkpoints.
+
+A run killed mid-write (SIGKILL, OOM killer, node loss) leaves the temporary sibling of an atomic
+write behind (``.last.pt.<random>.tmp``, as large as a checkpoint); nothing would ever read or
+remove it, so :meth:`RunDir.prepare` sweeps them when the next run opens the same directory.
+"""
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from townlet.runs.atomic import atomic_write_text
+from townlet.runs.atomic import TMP_SUFFIX, atomic_write_text
 
 RESULT_FILE = "result.json"
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
 CHECKPOINT_DIR = "checkpoints"
+
+log = logging.getLogger("townlet.runs")
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be created or written; the message names the path and the fix."""
 
 
 class RunDirInUseError(RuntimeError):
@@ -63,11 +77,23 @@ class RunDir:
         return self.result_path.exists()
 
     def prepare(self, *, resume: bool = False) -> RunDir:
-        """Create the directory; refuse one that already holds a result unless resuming."""
+        """Create the directory; refuse one that already holds a result unless resuming; remove the
+        temp files of writes a killed run left behind."""
         if self.has_result() and not resume:
             raise RunDirInUseError(self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        _ = self.checkpoints
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            _ = self.checkpoints
+        except OSError as exc:
+            raise RunDirError(describe_os_error(exc, self.path)) from exc
+        _note_killed_run(self.record_path)
+        removed = remove_orphaned_temp_files(self.path)
+        if removed:
+            log.warning(
+                "run dir: removed %d temp file(s) left by an interrupted write: %s",
+                len(removed),
+                ", ".join(str(p.relative_to(self.path)) for p in removed),
+            )
         return self
 
     def write_result(self, dto: BaseModel) -> Path:
@@ -85,3 +111,77 @@ class RunDir:
 
     def __fspath__(self) -> str:
         return str(self.path)
+
+
+def _note_killed_run(record_path: Path) -> None:
+    """Say so when the previous run here was killed: its ``run.json`` says ``running`` for ever."""
+    from townlet.dto import RunRecord
+    from townlet.runs.record import is_stale
+
+    try:
+        record = RunRecord.model_validate_json(record_path.read_bytes())
+    except (OSError, ValueError):
+        return
+    if is_stale(record):
+        log.warning(
+            "run dir: the previous run here (%s, pid %d) was killed; its run.json still said 'running'",
+            record.run_id,
+            record.pid,
+        )
+
+
+def remove_orphaned_temp_files(root: Path) -> list[Path]:
+    """Delete ``.*.tmp`` files under ``root``: only a write that died before its rename leaves one.
+
+    Called before the run starts writing, so no live writer of this run owns them.
+    """
+    removed: list[Path] = []
+    for path in sorted(root.rglob(f".*{TMP_SUFFIX}")):
+        try:
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+                removed.append(path)
+        except OSError:  # vanished or not ours to delete: the run goes on, the next one retries
+            continue
+    return removed
+
+
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
+_NOT_A_DIR = {errno.ENOTDIR, errno.EEXIST}  # mkdir over a regular file
+_ELSEWHERE = "write the run elsewhere (hydra.run.dir=<dir> or paths.output_root=<dir>)"
+
+
+def describe_os_error(exc: OSError, fallback: Path | None = None) -> str:
+    """One line for a file-system fault: the path, what is wrong with it, and what to do."""
+    path = exc.filename if exc.filename is not None else fallback
+    where = os.fspath(path) if path is not None else "the output directory"
+    if exc.errno in _NO_SPACE:
+        return f"no space left on the device holding {where}; free some space or {_ELSEWHERE}"
+    if exc.errno == errno.EROFS:
+        return f"{where} is on a read-only file system; {_ELSEWHERE}"
+    if exc.errno in _NOT_WRITABLE:
+        return f"{where} is not writable (permission denied); fix its permissions or {_ELSEWHERE}"
+    if exc.errno == errno.ENOTDIR:
+        return f"cannot create {where}: one of its parents is a regular file; move it or {_ELSEWHERE}"
+    if exc.errno == errno.EEXIST:
+        return f"cannot create the directory {where}: a file of that name exists; move it or {_ELSEWHERE}"
+    return f"cannot write {where} ({exc.strerror or exc}); {_ELSEWHERE}"
+
+
+def io_fault_message(exc: BaseException) -> str | None:
+    """The :func:`describe_os_error` line for an ``OSError`` anywhere in ``exc``'s chain, else None.
+
+    Only the faults a user fixes on their side (space, permissions, a file where a folder should be)
+    are described; any other ``OSError`` keeps its traceback.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, RunDirError):
+            return str(current)
+        if isinstance(current, OSError) and current.errno in _NO_SPACE | _NOT_WRITABLE | _NOT_A_DIR:
+            return describe_os_error(current)
+        current = current.__cause__ or current.__context__
+    return None

@@ -7,12 +7,11 @@ built only when ``paths.state_dir`` is given; ``require()`` names any service th
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
-from townlet.config.instantiate import ConfigError, check_target, current_target
+from townlet.config.instantiate import ConfigError, resolve_target
 
 if TYPE_CHECKING:
     from townlet.promotion.state import PromotionService
@@ -61,7 +60,8 @@ class TrainingServices:
         return service
 
 
-def _check_names(implementations: Mapping[str, str]) -> None:
+def check_service_names(implementations: Mapping[str, str]) -> None:
+    """Refuse a swap for a service that does not exist (``services.implementations.<name>``)."""
     unknown = sorted(str(name) for name in implementations if name not in DEFAULT_SERVICES)
     if unknown:
         raise ConfigError(
@@ -71,22 +71,16 @@ def _check_names(implementations: Mapping[str, str]) -> None:
 
 
 def _service_class(name: ServiceName, default: type[_T], implementations: Mapping[str, str]) -> type[_T]:
-    """``default``, or the class ``services.implementations.<name>`` names (allow-list checked first).
-
-    A replacement is constructed exactly like the default it replaces (same constructor arguments).
-    """
+    """``default``, or the class ``services.implementations.<name>`` names (through the allow-list,
+    which imports nothing outside it). A replacement is constructed exactly like the default it
+    replaces (same constructor arguments)."""
     dotted = implementations.get(name)
     if not dotted:
         return default
     key = f"services.implementations.{name}"
-    try:  # refuses names outside the allow-list (and missing modules) before anything is imported
-        check_target(dotted, key)
-    except ConfigError as exc:  # the key is ``...implementations.<name>``, not a ``_target_``
-        raise type(exc)(str(exc).replace(f"{key}._target_", key, 1)) from None
-    module_name, _, attr = current_target(dotted).rpartition(".")
-    cls = getattr(importlib.import_module(module_name), attr, None)
-    if not callable(cls):
-        raise ConfigError(f"{key}={dotted!r}: module {module_name} has no class {attr!r}")
+    cls = resolve_target(dotted, key)
+    if not isinstance(cls, type):
+        raise ConfigError(f"{key}={dotted!r} names a {type(cls).__name__}, not a class")
     return cast("type[_T]", cls)
 
 
@@ -106,7 +100,7 @@ def build_default_services(
     from townlet.rollout.evaluation import EvaluationService
 
     swaps = dict(implementations or {})
-    _check_names(swaps)
+    check_service_names(swaps)
     rollout_cls = _service_class("rollout", RolloutCaptureService, swaps)
     replay_cls = _service_class("replay", ReplayDatasetService, swaps)
     evaluation_cls = _service_class("evaluation", EvaluationService, swaps)

@@ -78,6 +78,7 @@ class SweepSummary:
     seed_groups: list[SeedGroup] = field(default_factory=list)
     optuna: dict[str, Any] | None = None
     generated_at: str = ""
+    plots: list[str] = field(default_factory=list)  # PNG names in the sweep dir (townlet.sweeps.plots)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -41,11 +41,16 @@ def _select_str(config: DictConfig, key: str) -> str | None:
 
 class SweepSummaryCallback(Callback):
     """Hydra callback: ``job_status.json`` after each multirun job, the sweep summary after each job
-    (``refresh_each_job``) and once more at the end of the multirun."""
+    (``refresh_each_job``) and once more at the end of the multirun; ``plots`` also draws the sweep's
+    PNGs at the end, or after the job that completes the grid (a basic sweep with a failed job never
+    reaches ``on_multirun_end``)."""
 
-    def __init__(self, metrics: Sequence[str] | None = None, refresh_each_job: bool = True) -> None:
+    def __init__(
+        self, metrics: Sequence[str] | None = None, refresh_each_job: bool = True, plots: bool = True
+    ) -> None:
         self.metrics = list(metrics) if metrics is not None else None
         self.refresh_each_job = refresh_each_job
+        self.plots = plots
         self._started: float | None = None
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -61,10 +66,10 @@ class SweepSummaryCallback(Callback):
             except Exception as exc:
                 log.warning("could not write %s in %s: %s", JOB_STATUS_FILE, output_dir, exc)
         if self.refresh_each_job:
-            self._refresh(config)
+            self._refresh(config, final=False)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        summary = self._refresh(config)
+        summary = self._refresh(config, final=True)
         if summary is not None:
             log.info("sweep summary: %s", Path(summary.sweep_dir) / f"{SUMMARY_STEM}.md")
 
@@ -84,7 +89,7 @@ class SweepSummaryCallback(Callback):
             payload["traceback"] = "".join(traceback.format_exception(raw)[-6:])
         atomic_write_json(output_dir / JOB_STATUS_FILE, payload)
 
-    def _refresh(self, config: DictConfig) -> SweepSummary | None:
+    def _refresh(self, config: DictConfig, *, final: bool) -> SweepSummary | None:
         sweep_dir = _select_str(config, "hydra.sweep.dir")
         if not sweep_dir or not Path(sweep_dir).is_dir():
             return None
@@ -94,6 +99,7 @@ class SweepSummaryCallback(Callback):
                 objective=_select_str(config, "objective"),
                 mode=_select_str(config, "objective_mode"),
                 metrics=self.metrics,
+                plots=(True if final else "when_complete") if self.plots else False,
             )
         except Exception as exc:  # a summary problem must never fail the sweep itself
             log.warning("could not write the sweep summary in %s: %s", sweep_dir, exc)

@@ -61,6 +61,7 @@ class JobRow:
     duration_sec: float | None
     error: str | None = None
     best: bool = False
+    slurm_id: str | None = None  # "<array job>_<task>" for a SLURM task (run.json / job_status.json)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -183,7 +184,16 @@ def read_job(job_dir: Path, sweep_dir: Path, objective: str | None, metrics: Seq
         metrics=metric_values,
         duration_sec=duration,
         error=error,
+        slurm_id=_slurm_id(record, job_status),
     )
+
+
+def _slurm_id(record: Mapping[str, Any], job_status: Mapping[str, Any] | None) -> str | None:
+    array, task = record.get("slurm_array_job_id"), record.get("slurm_array_task_id")
+    if array is not None and task is not None:
+        return f"{array}_{task}"
+    value = record.get("slurm_job_id") or (job_status or {}).get("slurm_id")
+    return str(value) if value else None
 
 
 def _first_finite(*values: Any) -> float | None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from townlet.runs.atomic import atomic_write_json, atomic_write_text, finite_or_none
 from townlet.sweeps.aggregate import SweepSummary, build_summary, existing_sweep_dir
@@ -13,6 +15,8 @@ from townlet.sweeps.jobs import DIVERGED, FAILED, INCOMPLETE, OK, JobRow
 
 SUMMARY_STEM = "sweep_summary"
 LOCK_FILE = ".sweep_summary.lock"
+
+log = logging.getLogger(__name__)
 
 
 def _fmt(value: float | None) -> str:
@@ -63,6 +67,7 @@ def render_markdown(summary: SweepSummary) -> str:
     lines += _md_jobs(summary)
     lines += _md_problems(summary)
     lines += _md_seed_groups(summary)
+    lines += _md_plots(summary)
     return "\n".join(lines) + "\n"
 
 
@@ -90,8 +95,10 @@ def _md_header(summary: SweepSummary) -> list[str]:
 
 
 def _md_jobs(summary: SweepSummary) -> list[str]:
+    slurm = any(r.slurm_id for r in summary.rows)  # a SLURM sweep: the task ids, for squeue/sacct/logs
     lines = _table_head(
         ["#", "status", *summary.axes, "objective", *_metric_labels(summary), "duration s", "run dir"]
+        + (["slurm id"] if slurm else [])
     )
     for row in summary.rows:
         status = f"**{row.status} (best)**" if row.best else row.status
@@ -103,7 +110,7 @@ def _md_jobs(summary: SweepSummary) -> list[str]:
             *(_fmt(row.metrics.get(m)) for m in summary.metrics),
             _fmt(row.duration_sec),
             _md_cell(row.job_dir),
-        ]
+        ] + ([row.slurm_id or ""] if slurm else [])
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -141,8 +148,19 @@ def _md_seed_groups(summary: SweepSummary) -> list[str]:
     return lines
 
 
+def _md_plots(summary: SweepSummary) -> list[str]:
+    """Links to the PNGs beside the markdown (relative, so the sweep dir can move)."""
+    if not summary.plots:
+        return []
+    lines = ["", "## Plots", ""]
+    for name in summary.plots:
+        lines += [f"![{name.removesuffix('.png')}]({name})", ""]
+    return lines[:-1]
+
+
 def render_csv(summary: SweepSummary) -> str:
     """One line per job; swept axes and metrics as their own columns for spreadsheets/pandas."""
+    slurm = any(r.slurm_id for r in summary.rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
@@ -158,6 +176,7 @@ def render_csv(summary: SweepSummary) -> str:
             "overrides",
             "error",
         ]
+        + (["slurm_id"] if slurm else [])
     )
     for row in summary.rows:
         writer.writerow(
@@ -173,6 +192,7 @@ def render_csv(summary: SweepSummary) -> str:
                 " ".join(row.overrides),
                 row.error or "",
             ]
+            + ([row.slurm_id or ""] if slurm else [])
         )
     return buffer.getvalue()
 
@@ -187,14 +207,40 @@ def write_summary(
     objective: str | None = None,
     mode: str | None = None,
     metrics: Sequence[str] | None = None,
+    plots: bool | Literal["when_complete"] = True,
 ) -> SweepSummary:
-    """Build and write ``sweep_summary.{json,csv,md}``; a lock keeps concurrent jobs from interleaving."""
+    """Build and write ``sweep_summary.{json,csv,md}`` and, with ``plots``, the sweep's PNGs (linked
+    from the markdown); a lock keeps concurrent jobs from interleaving.
+
+    ``plots="when_complete"`` draws them only once every job of a grid has finished: drawing takes
+    about a second, too much to repeat after every job of a sweep, and the last job's refresh is the
+    only one whose picture lasts (the basic sweeper never reaches ``on_multirun_end`` after a failure).
+    """
     from filelock import FileLock
 
     root = existing_sweep_dir(sweep_dir)  # checked before the lock, which would create the folder
     with FileLock(str(root / LOCK_FILE), timeout=120):
         summary = build_summary(root, objective=objective, mode=mode, metrics=metrics)
+        if plots is True or (plots == "when_complete" and sweep_complete(summary)):
+            summary.plots = _draw_plots(summary, root)
         atomic_write_json(root / f"{SUMMARY_STEM}.json", summary.to_dict())
         atomic_write_text(root / f"{SUMMARY_STEM}.csv", render_csv(summary))
         atomic_write_text(root / f"{SUMMARY_STEM}.md", render_markdown(summary))
     return summary
+
+
+def sweep_complete(summary: SweepSummary) -> bool:
+    """Every job of the expanded grid has a row and none is still running (a grid sweep only)."""
+    expected = summary.expected_jobs
+    return expected is not None and summary.counts["total"] >= expected and summary.counts[INCOMPLETE] == 0
+
+
+def _draw_plots(summary: SweepSummary, root: Path) -> list[str]:
+    """The plots are a convenience: any failure (no matplotlib, odd data) is logged, never raised."""
+    try:
+        from townlet.sweeps.plots import write_sweep_plots
+
+        return write_sweep_plots(summary, root)
+    except Exception as exc:
+        log.warning("sweep plots: could not draw the plots in %s (%s)", root, exc)
+        return []

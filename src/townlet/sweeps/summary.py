@@ -9,7 +9,8 @@ same :func:`write_summary`.
 
 This module is the public face of the package; the work is done by :mod:`townlet.sweeps.jobs` (one job
 dir → one row), :mod:`townlet.sweeps.aggregate` (rows → summary), :mod:`townlet.sweeps.render`
-(summary → files) and :mod:`townlet.sweeps.callback`. ``townlet.sweeps.summary.SweepSummaryCallback``
+(summary → files), :mod:`townlet.sweeps.plots` (summary → PNGs), :mod:`townlet.sweeps.text` (the
+``townlet-report`` view) and :mod:`townlet.sweeps.callback`. ``townlet.sweeps.summary.SweepSummaryCallback``
 stays importable here because it is the ``_target_`` in conf/hydra/default.yaml and in every saved
 run snapshot.
 """

@@ -12,14 +12,14 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-import townlet
+from townlet.packaged import CONF_DIR
 from townlet.world.config import WorldConfig, WorldConfigError
 from townlet.world.layout import build_layout
 
 
 def world_conf_dir() -> Path:
     """``conf/world`` inside the package."""
-    return townlet.CONF_DIR / "world"
+    return CONF_DIR / "world"
 
 
 def available_worlds() -> list[str]:

@@ -4,6 +4,8 @@ The vectorised core stays the fast path; this face wraps a ``num_envs=1`` VecTow
 dicts ``{"map", "features", "action_mask"}`` (Gymnasium spaces); the mask is also in ``infos``.
 A faint is not a PettingZoo termination here: the agent respawns and keeps acting, so it is
 reported as ``infos[agent]["fainted"]``; the episode ends for everyone by truncation.
+``render_mode="rgb_array"`` or ``"ansi"`` draws the town (``townlet.world.render``); after the last
+step of an episode the town has already reset, so ``render()`` then shows the next episode's start.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import dataclasses
 import functools
 from typing import Any, ClassVar
 
+import gymnasium
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from townlet.world.config import WorldConfig
+from townlet.world.render import RENDER_MODES, render
 from townlet.world.spec import NUM_ACTIONS, Observation
 from townlet.world.vectown import VecTown
 
@@ -24,9 +28,16 @@ from townlet.world.vectown import VecTown
 class TownParallelEnv(ParallelEnv):
     """PettingZoo parallel environment over a single town (agents ``agent_0`` … ``agent_{A-1}``)."""
 
-    metadata: ClassVar[dict[str, Any]] = {"name": "townlet_v0", "render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {
+        "name": "townlet_v0",
+        "render_modes": list(RENDER_MODES),
+        "render_fps": 8,
+    }
 
-    def __init__(self, cfg: WorldConfig, seed: int = 0) -> None:
+    def __init__(self, cfg: WorldConfig, seed: int = 0, render_mode: str | None = None) -> None:
+        if render_mode is not None and render_mode not in RENDER_MODES:
+            raise ValueError(f"render_mode={render_mode!r}; choose one of {', '.join(RENDER_MODES)} or None")
+        self.render_mode = render_mode
         self._cfg = dataclasses.replace(cfg, num_envs=1)
         self._seed = int(seed)
         self._town = VecTown(self._cfg, self._seed)
@@ -85,3 +96,10 @@ class TownParallelEnv(ParallelEnv):
         if ended:
             self.agents = []
         return obs, rewards, terms, truncs, infos
+
+    def render(self) -> np.ndarray | str | None:
+        """The current frame in ``render_mode`` (None, with a warning, when no mode was chosen)."""
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() without a render_mode; pass render_mode='rgb_array' or 'ansi'")
+            return None
+        return render(self._town, self.render_mode)

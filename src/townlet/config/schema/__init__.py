@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from townlet import CONF_DIR
 from townlet.config.schema.dataset import DatasetConfig
 from townlet.config.schema.device import DeviceConfig
 from townlet.config.schema.evaluation import EvaluationConfig
@@ -28,6 +27,7 @@ from townlet.config.schema.strategy_anneal import AnnealStageConfig, AnnealStrat
 from townlet.config.schema.strategy_bc import BCStrategyConfig
 from townlet.config.schema.strategy_ppo import PPOStrategyConfig
 from townlet.config.schema.top import ServicesConfig, TrainConfig
+from townlet.packaged import CONF_DIR
 
 STRATEGY_SCHEMAS: dict[str, type] = {
     "bc": BCStrategyConfig,

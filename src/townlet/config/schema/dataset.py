@@ -35,3 +35,12 @@ class DatasetConfig:
     streaming: bool = False  # resolve to a StreamingDataset (shard at a time) instead of ReplayData
     cache: bool = True  # False: capture in memory every run, write nothing
     verify: bool = True  # check sha256 and finiteness when loading
+
+    def __post_init__(self) -> None:
+        """Refuse a capture that would be empty, before any capture runs."""
+        if self.ticks < 1:
+            raise ValueError(f"dataset.ticks must be >= 1, got {self.ticks}")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ValueError(f"dataset.epsilon must be in [0, 1], got {self.epsilon}")
+        if self.shard_rows < 1:
+            raise ValueError(f"dataset.shard_rows must be >= 1, got {self.shard_rows}")

@@ -20,3 +20,10 @@ class DeviceConfig:
     index: int | None = None
     num_threads: int = 1
     deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        """Refuse values torch would only reject once the run dir exists (or silently clamp)."""
+        if self.num_threads < 1:
+            raise ValueError(f"device.num_threads must be >= 1, got {self.num_threads}")
+        if self.index is not None and self.index < 0:
+            raise ValueError(f"device.index must be >= 0 or null, got {self.index}")

@@ -19,7 +19,9 @@ class EvaluationConfig:
     every: int | None = None
 
     def __post_init__(self) -> None:
-        if self.episodes < 0:
-            raise ValueError(f"evaluation.episodes must be >= 0, got {self.episodes}")
+        if self.episodes < 1:  # 0 episodes would score every policy -inf: switching off is explicit
+            raise ValueError(
+                f"evaluation.episodes must be >= 1, got {self.episodes} (evaluation.enabled=false skips it)"
+            )
         if self.every is not None and self.every < 1:
             raise ValueError(f"evaluation.every must be >= 1 or null, got {self.every}")

@@ -1,4 +1,11 @@
-"""Metrics/logging schema (``conf/logger/*.yaml``)."""
+"""Metrics/logging schema (``conf/logger/*.yaml``): which loggers a run feeds, and how often.
+
+Each option of the ``logger`` group fills its own key (``# @package logger.<name>``), so Hydra's list
+syntax selects several at once: ``logger=[jsonl,csv,mlflow]`` sets ``logger.jsonl``, ``logger.csv``
+and ``logger.mlflow`` and leaves the others ``null``. Every logger node names its class in
+``_target_`` (built through the allow-list); the settings every logger shares (cadence, rotation,
+plots, the progress display) sit beside them at ``logger.*``.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +14,69 @@ from enum import StrEnum
 
 
 class LoggerKind(StrEnum):
+    """Single-logger form carried by some saved ``.hydra/config.yaml`` snapshots (``logger.kind``)."""
+
     jsonl = "jsonl"
-    tensorboard = "tensorboard"  # jsonl + <run dir>/tensorboard/ event files (needs the tensorboard extra)
+    tensorboard = "tensorboard"
     none = "none"
+
+
+class ProgressMode(StrEnum):
+    auto = "auto"  # a live bar on a terminal; plain log lines in pipes, files and multirun jobs
+    bar = "bar"  # the live bar whenever stderr is a terminal (plain lines otherwise)
+    lines = "lines"  # plain periodic log lines only
+    off = "off"
+
+
+@dataclass
+class JsonlLoggerConfig:
+    """``<run dir>/metrics.jsonl``: one JSON object per logged record (plots, reports and benches read it)."""
+
+    _target_: str = "townlet.runs.sinks.JsonlSink"
+    filename: str = "metrics.jsonl"
+
+
+@dataclass
+class CsvLoggerConfig:
+    """``<run dir>/metrics.csv``: a fixed leading set of columns, then every other key sorted by name."""
+
+    _target_: str = "townlet.runs.csv_log.CsvSink"
+    filename: str = "metrics.csv"
+
+
+@dataclass
+class TensorBoardLoggerConfig:
+    """Event files under ``<run dir>/<dirname>/`` (needs the ``tensorboard`` extra)."""
+
+    _target_: str = "townlet.runs.tensorboard.TensorBoardSink"
+    dirname: str = "tensorboard"
+
+
+@dataclass
+class MlflowLoggerConfig:
+    """One MLflow run per job (needs the ``mlflow`` extra); a multirun is one experiment."""
+
+    _target_: str = "townlet.runs.mlflow_log.MlflowSink"
+    # a local SQLite store by default; http(s)://host:port for a tracking server
+    tracking_uri: str = "sqlite:///${paths.output_root}/mlflow.db"
+    experiment: str | None = None  # null: "runs" for single runs, the sweep dir's name for a multirun
+    log_artifacts: bool = True  # result.json, plots/, the checkpoint and .hydra/ when the run ends
 
 
 @dataclass
 class LoggerConfig:
-    """``metrics.jsonl`` cadence and rotation, and the end-of-run training-curve plot."""
+    """The selected loggers (``null`` = not selected) and their shared settings."""
 
-    kind: LoggerKind = LoggerKind.jsonl
-    filename: str = "metrics.jsonl"
-    log_frequency: int = 1
-    max_log_entries: int | None = None
-    plots: bool = True  # <run dir>/plots/training_curves.png from metrics.jsonl
+    jsonl: JsonlLoggerConfig | None = None
+    csv: CsvLoggerConfig | None = None
+    tensorboard: TensorBoardLoggerConfig | None = None
+    mlflow: MlflowLoggerConfig | None = None
+    log_frequency: int = 1  # write every n-th record a strategy logs (forced records always)
+    max_log_entries: int | None = None  # metrics.jsonl moves on to metrics.jsonl.1, .2 ... after this many
+    plots: bool = True  # <run dir>/plots/training_curves.png, drawn from metrics.jsonl
+    progress: ProgressMode = ProgressMode.auto
+    progress_every_sec: float = 30.0  # plain-lines mode: at most one line per this many seconds
+    # Snapshot form: a config saved with ``logger.kind`` and no logger keys above re-runs with
+    # ``kind`` mapped onto them (jsonl -> jsonl; tensorboard -> jsonl + tensorboard; none -> nothing).
+    kind: LoggerKind | None = None
+    filename: str | None = None

@@ -28,7 +28,7 @@ from townlet.strategies.anneal.persist import (
     state_dir_of,
     store_baselines,
 )
-from townlet.strategies.anneal.progress import Passing, Progress
+from townlet.strategies.anneal.progress import STAGE_FILE, Passing, Progress
 from townlet.strategies.anneal.rollback import final_evaluation, final_stage, install_final_checkpoint
 from townlet.strategies.anneal.settings import AnnealSettings
 from townlet.strategies.anneal.stages import anneal_context, stage_context, with_teacher_mix
@@ -161,7 +161,8 @@ def _run_stage(
     else:
         reference = None if progress.best is None else progress.best.mean_return
         result, current = ppo_result(stage, dto, baseline, reference, strategy.tolerances)
-        log_guardrails(child, stage, result, baseline)
+        if not (child.resume and (child.run_dir.path / STAGE_FILE).is_file()):  # not logged before a stop
+            log_guardrails(child, stage, result, baseline)
         progress.observed[stage.cycle] = current
         progress.previous = merge(progress.previous, current)
     progress.record(result, child)

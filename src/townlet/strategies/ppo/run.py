@@ -5,9 +5,8 @@ An iteration sets the learning rate and social stage, lets the network being tra
 with GAE advantages, runs the clipped-surrogate update over them, logs one metrics line and
 checkpoints. NaN/Inf in a batch or the update raises before the checkpoint, so the last good one
 stays in place. The maths (GAE, losses, the minibatch loop) is in ``townlet.algorithms``; the
-set-up steps, records and resumable state are in the sibling modules.
-
-Torch is imported inside the methods, so importing the strategy does not need it.
+set-up steps, records and resumable state are in the sibling modules. Torch is imported inside
+the methods, so importing the strategy does not need it.
 """
 
 from __future__ import annotations
@@ -75,8 +74,8 @@ class PPORun:
                 last_record = self.iteration(it)
                 self.checkpoint(it, final=(it == self.iterations))
                 interrupt.check(partial(self.checkpoint, it, final=True))
-        if last_record is None:  # resumed a finished run
-            last_record = dict(self.state.best.summary) if self.state.best.summary else None
+        # a finished run resumed returns its result again, built from its last line
+        last_record = last_record or dict(self.state.last or self.state.best.summary) or None
         if last_record is None:
             raise PPOConfigError("PPO performed no iteration; raise strategy.total_steps or strategy.epochs")
         evaluation = evaluate_trained(
@@ -116,8 +115,7 @@ class PPORun:
             seed = derive_seed(ctx.seed, "ppo-policy")
             self.policy = ActingPolicy(TorchPolicy(self.net, self.spec, self.device, greedy=False, seed=seed))
         resumed = resume(ctx, self.net, self.opt, self.spec, self.device, self.policy, self.log)
-        if resumed is not None:
-            self.state, normalised = resumed, True
+        self.state, normalised = (resumed, True) if resumed is not None else (self.state, normalised)
 
         self.normalisers = Normalisers.for_run(s, self.spec, self.town, self.state.normalisers)
         self.tracker: EpisodeTracker | None = None
@@ -239,21 +237,13 @@ class PPORun:
         )
         if st.offer_best(it, record, env):
             record["is_best"] = True
-        greedy = s.eval_greedy
-        record.update(
-            periodic_evaluation(self.ctx, self.net, self.spec, self.device, iteration=it, greedy=greedy)
-        )
+        ctx, net, spec = self.ctx, self.net, self.spec
+        record.update(periodic_evaluation(ctx, net, spec, self.device, iteration=it, greedy=s.eval_greedy))
         self.ctx.metrics.log(record)
+        st.last = record
         return record
 
     def checkpoint(self, it: int, *, final: bool) -> None:
         """``last.pt`` every ``checkpoint_every`` iterations and at the end; ``best.pt`` on a new best."""
         args = (self.ctx, self.net, self.opt, self.spec, self.state, it, self.policy)
-        rollout = None
-        if self.town is not None and self.tracker is not None:
-            rollout = {
-                "town": self.town.snapshot(),
-                "episode_returns": self.tracker.returns,
-                "episode_lengths": self.tracker.lengths,
-            }
-        save_checkpoints(*args, every=self.s.checkpoint_every, final=final, rollout=rollout)
+        save_checkpoints(*args, every=self.s.checkpoint_every, final=final, rollout=(self.town, self.tracker))

@@ -34,6 +34,7 @@ class RunState:
     target_kl_stops: int = 0
     best: Best = field(default_factory=Best)
     normalisers: dict[str, Any] = field(default_factory=dict)  # running reward/feature statistics
+    last: dict[str, Any] = field(default_factory=dict)  # the latest iteration's metrics line
     steps_last: float = 0.0  # transitions trained on in the latest iteration (not persisted)
     rollout: dict[str, Any] = field(default_factory=dict)  # town, episode returns (read, not written)
 
@@ -51,6 +52,7 @@ class RunState:
                 "summary": self.best.summary,
             },
             "normalisers": self.normalisers,
+            "last": self.last,
         }
 
     @classmethod
@@ -69,6 +71,7 @@ class RunState:
                 dict(best.get("summary", {})),
             ),
             normalisers=dict(extra.get("normalisers", {}) or {}),
+            last=dict(extra.get("last", {}) or {}),
             rollout=dict(extra.get("rollout", {}) or {}),
         )
 
@@ -97,13 +100,14 @@ def save_checkpoints(
     *,
     every: int,
     final: bool,
-    rollout: dict[str, Any] | None = None,
+    rollout: tuple[Any, Any] = (None, None),
 ) -> None:
     """Write ``last.pt`` every ``every`` iterations and at the end, ``best.pt`` when this one is best.
 
-    ``extra`` holds the run state, the acting policy's sampling generator and ``rollout`` (the
-    town's state and the running episode returns), so that a resumed run continues the policy's random
-    stream and the very episodes it was in: interrupted and resumed equals uninterrupted.
+    ``extra`` holds the run state, the acting policy's sampling generator and, from ``rollout`` (the
+    town and its EpisodeTracker), the town's state and the running episode returns and lengths, so
+    that a resumed run continues the policy's random stream and the very episodes it was in:
+    interrupted and resumed equals uninterrupted.
     """
     from townlet.nets.checkpoints import BEST, LAST, save_checkpoint
 
@@ -113,8 +117,13 @@ def save_checkpoints(
     extra = {**state.to_extra(), "world_name": getattr(ctx.world, "name", None), "strategy": "ppo"}
     if policy is not None:
         extra["policy_rng"] = policy.generator.get_state()
-    if rollout is not None:
-        extra["rollout"] = rollout
+    town, tracker = rollout
+    if town is not None and tracker is not None:
+        extra["rollout"] = {
+            "town": town.snapshot(),
+            "episode_returns": tracker.returns,
+            "episode_lengths": tracker.lengths,
+        }
     names = ([LAST] if (final or iteration % every == 0) else []) + ([BEST] if is_best else [])
     for name in names:
         save_checkpoint(

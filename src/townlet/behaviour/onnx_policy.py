@@ -1,0 +1,110 @@
+"""An exported ``.onnx`` policy acting in the town through onnxruntime, without torch.
+
+A machine that only runs policies needs numpy and onnxruntime, not a 700 MB torch install. The
+file's own metadata gives the observation spec, so evaluation refuses a world of another layout
+exactly as it does for a checkpoint. Greedy acting is the argmax of the masked logits, the same
+choice ``TorchPolicy`` makes; sampling uses the policy's own seeded generator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from townlet.behaviour.rules import PolicyOutput
+from townlet.nets.export import (
+    EXPORT_HINT,
+    INPUT_NAMES,
+    METADATA_KEY,
+    OUTPUT_NAMES,
+    PolicyFileError,
+    parse_metadata,
+)
+from townlet.world.spec import Observation
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+class OnnxPolicy:
+    """``act(obs)`` → actions, log-probs and values from an exported policy file."""
+
+    name = "onnx"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        greedy: bool = True,
+        seed: int = 0,
+        name: str | None = None,
+        threads: int = 1,
+    ) -> None:
+        self.path = Path(path).expanduser()
+        if not self.path.is_file():
+            raise PolicyFileError(f"policy file {self.path} does not exist; export one with townlet-export")
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise PolicyFileError(
+                f"running an .onnx policy needs onnxruntime; install it with: {EXPORT_HINT}"
+            ) from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads)  # one tick's batch is small: extra threads only wait
+        options.log_severity_level = 4  # fatal only: a bad file is reported once, below, in one line
+        try:
+            self._session = ort.InferenceSession(
+                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types for bad files
+            reason = " ".join(str(exc).split())[:300]  # its messages span lines; the CLI prints one
+            raise PolicyFileError(f"cannot load ONNX policy {self.path}: {reason}") from None
+        props = self._session.get_modelmeta().custom_metadata_map
+        self.spec, self.metadata = parse_metadata(props.get(METADATA_KEY), str(self.path))
+        self.greedy = bool(greedy)
+        self._rng = np.random.default_rng(seed)
+        if name is not None:
+            self.name = name
+
+    @property
+    def world_config(self) -> dict[str, Any] | None:
+        """The world the policy was trained in, as stored at export (None when unknown)."""
+        world = self.metadata.get("world_config")
+        return dict(world) if isinstance(world, dict) else None
+
+    def forward(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+        """Masked logits [N, A] and values [N] for the whole batch (one session run)."""
+        feeds: dict[str, np.ndarray] = {
+            INPUT_NAMES[0]: np.ascontiguousarray(obs.maps, dtype=np.uint8),
+            INPUT_NAMES[1]: np.ascontiguousarray(obs.features, dtype=np.float32),
+            INPUT_NAMES[2]: np.ascontiguousarray(obs.action_mask, dtype=bool),
+        }
+        want = (self.spec.map_shape, self.spec.feature_dim)
+        if feeds["maps"].shape[1:] != want[0] or feeds["features"].shape[1] != want[1]:
+            raise PolicyFileError(
+                f"observation maps {feeds['maps'].shape[1:]} / features {feeds['features'].shape[1]} do "
+                f"not match the policy's spec (maps {want[0]}, features {want[1]}); "
+                "use the world it was trained for"
+            )
+        logits, values = self._session.run(list(OUTPUT_NAMES), feeds)
+        return np.asarray(logits, dtype=np.float32), np.asarray(values, dtype=np.float32)
+
+    def act(self, obs: Observation) -> PolicyOutput:
+        logits, values = self.forward(obs)
+        log_probs_all = _log_softmax(logits)
+        if self.greedy:
+            actions = logits.argmax(axis=1)
+        else:  # inverse-CDF sampling, one uniform per row
+            cdf = np.cumsum(np.exp(log_probs_all), axis=1)
+            u: np.ndarray = self._rng.random((logits.shape[0], 1)) * cdf[:, -1:]
+            actions = np.minimum((cdf <= u).sum(axis=1), logits.shape[1] - 1)
+        actions = actions.astype(np.int64)
+        log_probs = np.take_along_axis(log_probs_all, actions[:, None], axis=1)[:, 0]
+        return PolicyOutput(actions=actions, log_probs=log_probs.astype(np.float32), values=values)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "greedy": self.greedy, "path": str(self.path), "runtime": "onnxruntime"}

@@ -1,0 +1,287 @@
+"""Everything about a training job that can be checked before anything is written.
+
+Why a Hydra callback: Hydra writes ``<run dir>/.hydra/`` in its ``run_job`` before the task starts, so
+a check inside the task would leave a run directory behind for every refused run, and would overwrite
+the snapshot of an existing run it then refuses. ``on_run_start`` (and, for ``-m``, ``on_multirun_start``)
+receive the composed config before Hydra creates a directory. ``townlet-train`` adds the callback to
+every run (the ``.hydra/`` snapshot re-runs too), ``townlet-reproduce`` calls :func:`check_job` itself,
+and :func:`townlet.cli.train.run_job` repeats it at the start of every job: a sweep's bad value fails
+its own job (listed in the sweep summary) while the other jobs run.
+
+Every refusal is a :class:`ConfigError` with one line naming the key, the value and the fix.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
+
+from townlet.config.instantiate import ConfigError, build, check_import_paths
+
+if TYPE_CHECKING:
+    from townlet.config.schema.top import TrainConfig
+
+#: ``townlet-train`` passes this as a ``hydra.callbacks`` override (see ``cli/train.py``).
+CALLBACK_OVERRIDE = "+hydra.callbacks.townlet_preflight._target_=townlet.cli.preflight.PreflightCallback"
+_BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+class RunDirInUse(ConfigError):
+    """The run directory holds a finished run: not a bad value but a clash, so its own exit code."""
+
+    exit_code = 1
+
+
+class JobRefused(BaseException):
+    """Carries a :class:`ConfigError` out of a Hydra callback.
+
+    Hydra turns an ``Exception`` raised by a callback into a warning and carries on; a
+    ``BaseException`` stops the run before ``run_job``. ``townlet-train``'s ``main`` prints ``error``.
+    """
+
+    def __init__(self, error: ConfigError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class PreflightCallback(Callback):
+    """Refuses a bad job before Hydra writes anything (see the module docstring)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_job(config, run_dir=_select_str(config, "hydra.run.dir"))
+        except ConfigError as exc:
+            raise JobRefused(exc) from None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Refuse the whole sweep for code outside the allow-list or a job dir holding a finished run
+        (Hydra would overwrite its ``.hydra/``); a bad value fails only its own job, at the start of
+        ``run_job``, and the sweep summary lists it (the other jobs still run)."""
+        try:
+            if OmegaConf.select(config, "hydra.sweeper._target_") != _BASIC_SWEEPER:
+                check_import_paths(_task_only(config))  # a search sweeper's trials: checked in run_job
+                return
+            for label, job_cfg, job_dir in _sweep_jobs(config):
+                try:
+                    check_import_paths(_task_only(job_cfg))
+                    if job_dir is not None:
+                        check_run_dir(job_dir, resume=bool(OmegaConf.select(job_cfg, "resume")))
+                except ConfigError as exc:
+                    raise type(exc)(f"sweep job {label}: {exc}") from None
+        except ConfigError as exc:
+            raise JobRefused(exc) from None
+
+
+def check_job(cfg: DictConfig, run_dir: str | Path | None = None) -> DictConfig:
+    """Validate a composed job (``hydra`` node ignored); returns it laid on the schema.
+
+    Order: import paths first (nothing outside the allow-list is imported by any later step), then
+    types and unknown keys, ranges (every schema's ``__post_init__``, the world's layout rules, the
+    strategy's own checks), the device, the objective, minibatch sizes, ``init_from``, the manifest
+    path, service names and, when given, the run dir.
+    """
+    task = _task_only(cfg)
+    check_import_paths(task)
+    typed = typed_config(task)
+    _check_unknown_keys(typed, "")
+    _check_ranges(typed)
+    _check_device(typed)
+    _check_objective(str(typed.objective), typed.strategy.get("_target_"))
+    _check_minibatch(typed)
+    _check_init_from(typed.init_from)
+    _check_dataset_path(typed)
+    _check_services(typed)
+    if run_dir is not None:
+        check_run_dir(run_dir, resume=bool(typed.resume))
+    return typed
+
+
+def typed_config(cfg: DictConfig) -> DictConfig:
+    """Lay an untyped config on the schema: a snapshot's ``config.yaml`` (``--config-path RUN/.hydra``)
+    has lost its types and may have been edited, so it is validated the same way."""
+    from townlet.config.errors import describe_config_error
+    from townlet.config.schema.top import TrainConfig
+
+    if OmegaConf.get_type(cfg) is TrainConfig:
+        return cfg
+    try:
+        return cast("DictConfig", OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg))
+    except Exception as exc:
+        raise ConfigError(describe_config_error(exc) or _first_line(exc)) from None
+
+
+def check_run_dir(run_dir: str | Path, *, resume: bool) -> None:
+    """Refuse a directory that holds a finished run unless resuming (before Hydra rewrites its .hydra/)."""
+    from townlet.runs.rundir import RESULT_FILE, RunDirInUseError
+
+    path = Path(run_dir).expanduser().resolve()
+    if (path / RESULT_FILE).exists() and not resume:
+        raise RunDirInUse(str(RunDirInUseError(path)))
+
+
+# ----------------------------------------------------------------------------------------- steps
+
+
+def _task_only(cfg: DictConfig) -> DictConfig:
+    if "hydra" not in cfg:
+        return cfg
+    task = copy.deepcopy(cfg)
+    with read_write(task), open_dict(task):
+        task.pop("hydra")
+    return task
+
+
+def _check_unknown_keys(node: Any, path: str) -> None:
+    """``+key=value`` overrides add keys under ``open_dict``, past the schema; refuse them here."""
+    if isinstance(node, DictConfig):
+        schema = OmegaConf.get_type(node)
+        fields = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else None
+        for key in node:
+            name = key if isinstance(key, str) else repr(key)
+            where = f"{path}.{name}" if path else name
+            if fields is not None and name not in fields:
+                allowed = ", ".join(f for f in fields if not f.startswith("_"))
+                raise ConfigError(f"unknown key '{where}' (added with +?); allowed keys here: {allowed}")
+            _check_unknown_keys(node._get_node(key), where)
+    elif isinstance(node, ListConfig):
+        for i in range(len(node)):
+            _check_unknown_keys(node._get_node(i), f"{path}[{i}]")
+
+
+def _check_ranges(cfg: DictConfig) -> None:
+    """Every schema's ``__post_init__`` (``to_object``), the world's layout rules, then the strategy's
+    own checks (it is built and dropped)."""
+    from townlet.world.layout import build_layout
+
+    try:
+        build_layout(cast("TrainConfig", OmegaConf.to_object(cfg)).world)
+        build(copy.deepcopy(cfg.strategy))
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise ConfigError(_first_line(exc)) from None
+    except Exception as exc:  # OmegaConf: a value that fails its type or an interpolation that fails
+        from townlet.config.errors import describe_config_error
+
+        raise ConfigError(describe_config_error(exc) or _first_line(exc)) from None
+
+
+def _check_device(cfg: DictConfig) -> None:
+    if str(cfg.device.type) != "cuda":
+        return
+    from townlet.runs.device import resolve_device
+
+    try:
+        resolve_device(cfg.device)
+    except RuntimeError as exc:
+        raise ConfigError(_first_line(exc)) from None
+
+
+def _check_objective(key: str, strategy_target: str | None) -> None:
+    """The objective must name a number in this strategy's result, or the sweep's trials are lost."""
+    from townlet.runs.objective import check_objective_for_strategy
+
+    try:
+        check_objective_for_strategy(key, None if strategy_target is None else str(strategy_target))
+    except ValueError as exc:
+        raise ConfigError(_first_line(exc)) from None
+
+
+def _check_minibatch(cfg: DictConfig) -> None:
+    """A ``minibatch_size`` set above the rows one rollout iteration collects would be cut silently.
+
+    The schema's default is a ceiling (it fits the default world); a value that was chosen is refused.
+    """
+    from townlet.config.schema.strategy_ppo import PPOStrategyConfig
+
+    for key in ("strategy", "strategy.ppo"):
+        node = OmegaConf.select(cfg, key)
+        if not isinstance(node, DictConfig) or "minibatch_size" not in node or "n_steps" not in node:
+            continue
+        size = int(node.minibatch_size)
+        if size == PPOStrategyConfig.minibatch_size or str(node.get("data_mode", "rollout")) == "replay":
+            continue
+        envs = int(node.get("num_envs") or cfg.world.num_envs)
+        agents = int(node.get("num_agents") or cfg.world.num_agents)
+        rows = int(node.n_steps) * envs * agents
+        if size > rows:
+            raise ConfigError(
+                f"{key}.minibatch_size={size} is more than the {rows} rows one iteration collects "
+                f"({key}.n_steps={node.n_steps} x {envs} towns x {agents} agents); set "
+                f"{key}.minibatch_size<={rows} or raise {key}.n_steps"
+            )
+
+
+def _check_init_from(value: str | None) -> None:
+    """The checkpoint must exist and be a torch archive; its contents are checked when it is loaded."""
+    if not value:
+        return
+    from townlet.nets.checkpoints import CheckpointError, resolve_checkpoint_path
+
+    try:
+        path = resolve_checkpoint_path(value)
+    except CheckpointError as exc:
+        raise ConfigError(f"init_from={value}: {_first_line(exc)}") from None
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(
+            f"init_from={value}: {path} is not a checkpoint written by townlet-train (not a torch "
+            "archive); pass a run directory or its checkpoints/best.pt"
+        )
+
+
+def _check_services(cfg: DictConfig) -> None:
+    from townlet.strategies.services import check_service_names
+
+    check_service_names(dict(cfg.services.implementations))
+
+
+def _check_dataset_path(cfg: DictConfig) -> None:
+    if str(cfg.dataset.kind) != "manifest":
+        return
+    if not cfg.dataset.path:
+        raise ConfigError("dataset=manifest needs dataset.path=<dataset directory or its manifest.json>")
+    if not Path(str(cfg.dataset.path)).expanduser().exists():
+        raise ConfigError(f"dataset.path={cfg.dataset.path} does not exist; pass a dataset directory")
+
+
+# ----------------------------------------------------------------------------------------- sweeps
+
+
+def _sweep_jobs(config: DictConfig) -> Iterator[tuple[str, DictConfig, str | None]]:
+    """Each job of a basic sweep (``#num (overrides)``), composed the way the sweeper will compose it,
+    with its directory."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = cast("list[str]", OmegaConf.to_container(config.hydra.overrides.task))
+    parsed = OverridesParser.create().parse_overrides(overrides=overrides)
+    loader = GlobalHydra.instance().config_loader()
+    batches = BasicSweeper.split_arguments(parsed, None)
+    for num, job_overrides in enumerate(job for batch in batches for job in batch):
+        job_cfg = loader.load_sweep_config(config, list(job_overrides))
+        with read_write(job_cfg.hydra), open_dict(job_cfg.hydra):
+            job_cfg.hydra.job.num = num
+        sweep_dir, subdir = (_select_str(job_cfg, f"hydra.sweep.{k}") for k in ("dir", "subdir"))
+        label = f"#{num} ({' '.join(job_overrides)})"
+        yield label, job_cfg, str(Path(sweep_dir) / subdir) if sweep_dir and subdir else None
+
+
+def _select_str(cfg: DictConfig, key: str) -> str | None:
+    try:
+        value = OmegaConf.select(cfg, key)
+    except Exception:  # an interpolation that needs Hydra's runtime: nothing to check yet
+        return None
+    return None if value is None else str(value)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

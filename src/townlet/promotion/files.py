@@ -1,0 +1,135 @@
+"""The promotion state and baseline files, validated on every read (torch-free).
+
+Both files outlive runs and are edited by hand now and then, so a read checks types and shape
+against a Pydantic model, strictly (``"pass_streak": "many"`` is an error, not a string that some
+later comparison trips over). A file that fails is never overwritten: the caller refuses with one
+line naming the file and the fix, and :func:`move_aside` is that fix (``--reset-state``): the file
+is renamed to ``<name>.corrupt-<UTC time>``, kept for inspection, and the next write starts afresh.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
+
+from townlet.runs.atomic import finite_or_none
+
+STATE_FORMAT_VERSION: Literal[1] = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class ReleaseFile(_Strict):
+    checkpoint: str | None
+    run_dir: str | None = None
+    evaluation: int | None = Field(default=None, ge=0)
+    promoted_at: float | None = None
+
+
+class PromotionStateFile(_Strict):
+    """``promotion/state.json``: the shape :meth:`PromotionState.to_dict` writes."""
+
+    format_version: Literal[1] = STATE_FORMAT_VERSION
+    state: Literal["monitoring", "ready", "promoted"] = "monitoring"
+    pass_streak: int = Field(default=0, ge=0)
+    required_passes: int = Field(default=2, ge=1)
+    candidate_ready: bool = False
+    candidate_ready_evaluation: int | None = Field(default=None, ge=0)
+    last_result: Literal["PASS", "HOLD", "FAIL"] | None = None
+    evaluations: int = Field(default=0, ge=0)
+    last_evaluated_at: float | None = None
+    candidate: dict[str, Any] | None = None
+    current_release: ReleaseFile | None = None
+    previous_releases: list[ReleaseFile] = Field(default_factory=list)
+    updated_at: float | None = None
+
+
+class BaselineEntry(BaseModel):
+    """One label's guardrail baselines; the metrics are finite numbers or absent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    loss_total: float | None = None
+    queue_conflict_events: float | None = None
+    queue_conflict_intensity_sum: float | None = None
+    run_dir: str | None = None
+    updated_at: float | None = None
+
+    @field_validator("loss_total", "queue_conflict_events", "queue_conflict_intensity_sum", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if value is not None and (isinstance(value, str) or finite_or_none(value) is None):
+            raise ValueError(f"must be a finite number, got {value!r}")
+        return value
+
+
+class BaselineFile(RootModel[dict[str, BaselineEntry]]):
+    """``anneal_baselines.json``: ``label → BaselineEntry``."""
+
+
+class StateFileError(ValueError):
+    """A state file that cannot be used as it is; the message names it and the fix."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_state_file(path: Path, model: type[M], *, what: str, fix: str) -> M | None:
+    """The validated content of ``path``, ``None`` when it does not exist; a bad file raises
+    :class:`StateFileError` with one line: the file, the first problem, and ``fix``."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateFileError(f"{what} {path} cannot be read ({exc.strerror}); {fix}") from exc
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise StateFileError(f"{what} {path} is unreadable ({_first_problem(exc)}); {fix}") from exc
+
+
+def reset_command(state_dir: str | Path) -> str:
+    """The command that moves a bad state or baseline file aside (named in every refusal)."""
+    return f"townlet-promote --state-dir {Path(state_dir).expanduser()} --reset-state status"
+
+
+def _first_problem(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "top level"
+    more = f"; {len(errors) - 1} more" if len(errors) > 1 else ""
+    if first["type"] == "json_invalid":
+        return f"not valid JSON: {first['msg']}"
+    if first["type"] == "value_error":  # our validators' messages already show the value
+        return f"{where}: {first['msg']}{more}"
+    got = repr(first.get("input"))
+    got = got if len(got) <= 40 else got[:37] + "..."
+    return f"{where}: {first['msg']}, got {got}{more}"
+
+
+def move_aside(path: Path, now: datetime | None = None) -> Path:
+    """Rename ``path`` to ``<name>.corrupt-<UTC time>`` (never overwriting an earlier one)."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    os.replace(path, target)
+    return target
+
+
+def is_valid(path: Path, model: type[BaseModel]) -> bool:
+    """Whether ``path`` is missing or holds what ``model`` accepts (for ``--reset-state``)."""
+    try:
+        read_state_file(path, model, what="", fix="")
+    except StateFileError:
+        return False
+    return True

@@ -1,0 +1,226 @@
+"""The one metrics object a run hands its strategy, fanning each record out to the selected loggers.
+
+Strategies call ``metrics.log(record, force=...)`` and nothing else, whatever ``logger=[...]`` says:
+:class:`MetricsFanout` applies the cadence (``logger.log_frequency``) once, stamps ``wall_sec`` once,
+and passes the chosen record to every sink (``logger.jsonl``, ``logger.csv``, ``logger.tensorboard``,
+``logger.mlflow``, each built from its ``_target_`` through the allow-list). The progress display
+sees every record, whatever the cadence.
+
+After ``result.json`` is written, :meth:`MetricsFanout.after_result` closes the files, draws the
+training curves from ``metrics.jsonl`` and lets each sink collect the run's artefacts (MLflow). A
+run that never gets there is closed in ``finally``: sinks with a remote run end it ``KILLED`` for an
+interrupt (Ctrl-C, SIGTERM) or ``FAILED`` otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from townlet.runs.metrics import MetricsWriter
+from townlet.runs.progress import ProgressDisplay, make_display, plan_from_config
+from townlet.runs.sinks import JsonlSink, MetricsSink, RunInfo
+
+log = logging.getLogger("townlet.train")
+
+#: The ``logger.<name>`` keys, in the order their sinks are built: the one that opens a connection
+#: first, so a store that cannot be reached fails the run before any file is created.
+LOGGER_KEYS: tuple[str, ...] = ("mlflow", "tensorboard", "csv", "jsonl")
+
+
+class MetricsFanout(MetricsWriter):
+    """A :class:`MetricsWriter` (what strategies are typed against) that writes through its sinks."""
+
+    def __init__(
+        self,
+        sinks: Sequence[MetricsSink] = (),
+        *,
+        log_frequency: int = 1,
+        max_log_entries: int | None = None,
+        plots: bool = True,
+        display: ProgressDisplay | None = None,
+    ) -> None:
+        self.sinks = list(sinks)
+        self.plots = plots
+        self.display = display or ProgressDisplay()
+        self.finished = False
+        super().__init__(os.devnull, log_frequency, max_log_entries)
+
+    @property
+    def max_log_entries(self) -> int | None:
+        return self._max_log_entries
+
+    @max_log_entries.setter
+    def max_log_entries(self, value: int | None) -> None:
+        """Rotation belongs to the JSONL file; PPO's ``strategy.max_log_entries`` sets it here."""
+        self._max_log_entries = int(value) if value and value > 0 else None
+        for sink in self.sinks:
+            if isinstance(sink, JsonlSink):
+                sink.max_log_entries = self._max_log_entries
+
+    @property
+    def jsonl(self) -> JsonlSink | None:
+        return next((s for s in self.sinks if isinstance(s, JsonlSink)), None)
+
+    def log(self, record: Mapping[str, Any], *, force: bool = False) -> bool:
+        self.calls += 1
+        stamped = {**record, "wall_sec": round(time.monotonic() - self._started, 3)}
+        self.display.show(stamped)
+        if not force and self.calls % self.log_frequency != 0:
+            return False
+        for sink in self.sinks:
+            sink.write(stamped)
+        self.lines_written += 1
+        return True
+
+    def after_result(self, run_dir: str | Path, result: Mapping[str, Any]) -> None:
+        """The run succeeded and ``result.json`` is on disk: close files, plot, hand over artefacts.
+
+        Like the plots, a logger that cannot take the artefacts is reported, never fails the run.
+        """
+        run_dir = Path(run_dir)
+        self.display.close()
+        for sink in self.sinks:
+            sink.close()
+        jsonl = self.jsonl
+        if self.plots and jsonl is not None:
+            write_plots(run_dir, jsonl.filename, result)
+        for sink in self.sinks:
+            try:
+                sink.after_result(run_dir, result)
+            except Exception as exc:
+                log.warning(
+                    "logger %s: could not record the end of the run (%s: %s)",
+                    sink.name,
+                    type(exc).__name__,
+                    exc,
+                )
+                _quietly_abort(sink, "FAILED", exc)
+        self.finished = True
+
+    def close(self) -> None:
+        """Close every sink; before :meth:`after_result`, end their runs as failed or killed."""
+        self.display.close()
+        for sink in self.sinks:
+            sink.close()
+        if self.finished:
+            return
+        self.finished = True
+        error = sys.exc_info()[1]  # the exception unwinding run_job, when closed from ``finally``
+        status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+        for sink in self.sinks:
+            _quietly_abort(sink, status, error)
+
+
+def _quietly_abort(sink: MetricsSink, status: str, error: BaseException | None) -> None:
+    """Aborting runs while an error is already on its way out: a second error would mask it."""
+    try:
+        sink.abort(status, error)
+    except Exception as exc:
+        log.warning("logger %s: could not mark the run %s (%s)", sink.name, status, exc)
+
+
+def write_plots(run_dir: Path, metrics_name: str, result: Mapping[str, Any]) -> None:
+    """Training curves are a convenience: a plotting failure is logged, never fails the run."""
+    from townlet.runs.plots import reference_returns, write_training_plots
+
+    try:
+        path = write_training_plots(run_dir, metrics_name, reference_returns(dict(result)))
+    except Exception as exc:
+        log.warning("plots: could not draw training curves (%s)", exc)
+        return
+    if path is not None:
+        log.info("plots: %s", path)
+
+
+def selected_loggers(node: Any) -> dict[str, Any]:
+    """``{name: config node}`` of the loggers to build, in :data:`LOGGER_KEYS` order.
+
+    A config whose ``logger.kind`` is set (the single-logger snapshot form) maps it onto the
+    list: ``jsonl`` is JSONL (named ``logger.filename``), ``tensorboard`` JSONL plus TensorBoard.
+    """
+    from omegaconf import OmegaConf
+
+    from townlet.config.schema.logger import JsonlLoggerConfig, TensorBoardLoggerConfig
+
+    chosen = {key: node.get(key) for key in LOGGER_KEYS if node.get(key) is not None}
+    kind = node.get("kind")
+    if kind is None and node.get("filename") is not None:
+        from townlet.config.instantiate import ConfigError
+
+        raise ConfigError(
+            f"logger.filename={node.get('filename')!r} only goes with logger.kind; "
+            "name the JSONL file with logger.jsonl.filename=... instead"
+        )
+    if kind is not None:
+        kind = str(kind)
+        chosen = {}
+        if kind in ("jsonl", "tensorboard"):
+            chosen["jsonl"] = OmegaConf.structured(
+                JsonlLoggerConfig(filename=node.get("filename") or "metrics.jsonl")
+            )
+        if kind == "tensorboard":
+            chosen["tensorboard"] = OmegaConf.structured(TensorBoardLoggerConfig())
+    return {key: chosen[key] for key in LOGGER_KEYS if key in chosen}
+
+
+def run_info(cfg: Any, run_dir: Path, hydra: Any = None, *, config_hash: str | None = None) -> RunInfo:
+    """The run's identity for the loggers, from the composed config and Hydra's runtime (if any)."""
+    from omegaconf import OmegaConf
+
+    container: Any = OmegaConf.to_container(cfg, resolve=True)
+    multirun = hydra is not None and str(hydra.mode) == "RunMode.MULTIRUN"
+    choices = dict(hydra.runtime.choices) if hydra is not None else {}
+    strategy = choices.get("strategy") or str(cfg.strategy.get("_target_", "?")).rsplit(".", 1)[-1]
+    return RunInfo(
+        path=Path(run_dir),
+        config=container,
+        run_name=str(cfg.run_name),
+        seed=int(cfg.seed),
+        strategy=str(strategy),
+        world=str(cfg.world.get("name", choices.get("world", "?"))),
+        output_root=Path(str(cfg.paths.output_root)),
+        job_num=int(hydra.job.num) if multirun else None,
+        sweep_dir=Path(str(hydra.sweep.dir)) if multirun else None,
+        overrides=tuple(str(o) for o in hydra.overrides.task) if hydra is not None else (),
+        config_hash=config_hash,
+    )
+
+
+def build_metrics(
+    cfg: Any, run_dir: str | Path, hydra: Any = None, *, config_hash: str | None = None
+) -> MetricsFanout:
+    """Build the selected loggers (``cfg.logger``) and the progress display for one run."""
+    from townlet.config.instantiate import ConfigError, build
+
+    node = cfg.logger
+    if int(node.log_frequency) < 1:
+        raise ConfigError(f"logger.log_frequency must be >= 1, got {node.log_frequency}")
+    if float(node.progress_every_sec) <= 0:
+        raise ConfigError(f"logger.progress_every_sec must be > 0, got {node.progress_every_sec}")
+    info = run_info(cfg, Path(run_dir), hydra, config_hash=config_hash)
+    sinks: list[MetricsSink] = []
+    try:
+        for section in selected_loggers(node).values():
+            sinks.append(build(section, _partial_=True)(run=info))
+    except BaseException as exc:
+        for sink in sinks:
+            sink.close()
+            _quietly_abort(sink, "FAILED", exc)
+        raise
+    plan = plan_from_config(info.config.get("strategy") or {}, info.config.get("world") or {})
+    display = make_display(
+        str(node.progress), plan, every_sec=float(node.progress_every_sec), multirun=info.multirun
+    )
+    return MetricsFanout(
+        sinks,
+        log_frequency=int(node.log_frequency),
+        max_log_entries=node.max_log_entries,
+        plots=bool(node.plots),
+        display=display,
+    )

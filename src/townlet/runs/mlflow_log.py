@@ -1,0 +1,215 @@
+"""``logger=mlflow``: one MLflow run per job, in a local SQLite store unless told otherwise.
+
+Params are the flattened, resolved config (``strategy.lr``, ``world.num_envs`` ...), metrics are
+the numeric leaves of every logged record at its iteration/epoch (anneal stages prefixed
+``stage<k>_<mode>/`` as in TensorBoard), tags say which strategy, world, seed and run dir. When the
+run succeeds its ``result.json``, ``plots/``, the checkpoint and ``.hydra/`` become artefacts and the
+MLflow run ends ``FINISHED``; a run that fails or is interrupted ends ``FAILED`` or ``KILLED``.
+
+Experiments: single runs share one (``runs``); each multirun gets its own, named after its sweep
+dir (``multiruns/<date>/<time>_<run_name>``), so a sweep's jobs sit side by side in the UI. The
+default store is ``sqlite:///<output_root>/mlflow.db`` with artefacts in ``<output_root>/mlartifacts``:
+MLflow 3 refuses a plain ``mlruns/`` folder store, and SQLite needs no server. Parallel jobs
+(``launcher=joblib``) create the database and the sweep's experiment under a file lock, since two
+processes creating the same tables or experiment at once would collide.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from townlet.runs.sinks import MetricsSink, RunInfo, record_step, scalars
+
+log = logging.getLogger(__name__)
+
+SINGLE_RUN_EXPERIMENT = "runs"
+ARTIFACT_DIR = "mlartifacts"
+_PARAM_VALUE_MAX = 6000  # MLflow's limit on one param value
+_PARAM_KEY_MAX = 250
+_BATCH = 100  # params/tags per log_batch call (MLflow's limit)
+_METRIC_BATCH = 1000
+
+
+class MlflowNotAvailableError(RuntimeError):
+    """``logger=mlflow`` without the ``mlflow`` package installed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "logger=mlflow needs the 'mlflow' package: pip install -e \".[mlflow]\" "
+            "(or choose loggers without it, e.g. logger=[jsonl,csv])"
+        )
+
+
+class MlflowLoggerError(RuntimeError):
+    """The tracking store could not be opened or written at the start of the run."""
+
+
+def flatten_params(node: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """``(dotted key, text)`` for every leaf of the config; lists become JSON text."""
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from flatten_params(value, name + ".")
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            yield name[:_PARAM_KEY_MAX], text[:_PARAM_VALUE_MAX]
+
+
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for servers and other stores)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return Path(tracking_uri[len("sqlite:///") :])
+
+
+def experiment_name(run: RunInfo, configured: str | None) -> str:
+    """``configured`` if set; else the sweep dir (relative to ``output_root``) or ``runs``."""
+    if configured:
+        return configured
+    if run.sweep_dir is None:
+        return SINGLE_RUN_EXPERIMENT
+    sweep = run.sweep_dir.resolve()
+    if run.output_root is not None:
+        try:
+            return sweep.relative_to(Path(run.output_root).resolve()).as_posix()
+        except ValueError:
+            pass
+    return sweep.as_posix()
+
+
+@contextmanager
+def _store_lock(db: Path | None) -> Iterator[None]:
+    if db is None:
+        yield
+        return
+    from filelock import FileLock
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(db) + ".lock", timeout=300):
+        yield
+
+
+class MlflowSink(MetricsSink):
+    """An open MLflow run; every method after the constructor talks to the same ``run_id``."""
+
+    name = "mlflow"
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str | None = None,
+        log_artifacts: bool = True,
+        *,
+        run: RunInfo,
+    ) -> None:
+        try:
+            from mlflow.tracking import MlflowClient
+        except ImportError as exc:
+            raise MlflowNotAvailableError() from exc
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # schema-migration chatter on a new db
+        self.tracking_uri = str(tracking_uri)
+        self.log_artifacts = bool(log_artifacts)
+        self.records = 0
+        self.ended = False
+        db = sqlite_path(self.tracking_uri)
+        try:
+            with _store_lock(db):
+                self.client: Any = MlflowClient(tracking_uri=self.tracking_uri)
+                self.experiment_id = self._experiment(experiment_name(run, experiment), db)
+                self.run_id: str = self.client.create_run(
+                    self.experiment_id, run_name=self._run_name(run), tags=self._tags(run)
+                ).info.run_id
+            self._log_params(run.config)
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise MlflowLoggerError(
+                f"logger.mlflow: could not start a run in {self.tracking_uri!r} ({type(exc).__name__}: "
+                f"{first}); fix logger.mlflow.tracking_uri or drop mlflow from logger=[...]"
+            ) from exc
+
+    def _experiment(self, name: str, db: Path | None) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        location = (db.parent / ARTIFACT_DIR).resolve().as_uri() if db is not None else None
+        return str(self.client.create_experiment(name, artifact_location=location))
+
+    @staticmethod
+    def _run_name(run: RunInfo) -> str:
+        return f"{run.run_name}-{run.job_num}" if run.job_num is not None else run.run_name
+
+    @staticmethod
+    def _tags(run: RunInfo) -> dict[str, str]:
+        tags = {
+            "strategy": run.strategy,
+            "world": run.world,
+            "seed": str(run.seed),
+            "run_name": run.run_name,
+            "run_dir": str(run.path),
+            "overrides": " ".join(run.overrides)[:_PARAM_VALUE_MAX],
+        }
+        if run.config_hash:
+            tags["config_hash"] = run.config_hash
+        if run.job_num is not None:
+            tags["job_num"] = str(run.job_num)
+        if run.sweep_dir is not None:
+            tags["sweep_dir"] = str(run.sweep_dir)
+        return tags
+
+    def _log_params(self, config: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        params = [Param(k, v) for k, v in flatten_params(config)]
+        for start in range(0, len(params), _BATCH):
+            self.client.log_batch(self.run_id, params=params[start : start + _BATCH])
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        if self.ended:
+            return
+        from mlflow.entities import Metric
+
+        self.records += 1
+        step, stamp = record_step(record, self.records), int(time.time() * 1000)
+        metrics = [Metric(tag, value, stamp, step) for tag, value in scalars(record)]
+        for start in range(0, len(metrics), _METRIC_BATCH):
+            self.client.log_batch(self.run_id, metrics=metrics[start : start + _METRIC_BATCH])
+
+    def after_result(self, run_dir: Path, result: Mapping[str, Any]) -> None:
+        if self.ended:
+            return
+        if self.log_artifacts:
+            for path, artifact_path in artefacts(run_dir, result):
+                if path.is_dir():
+                    self.client.log_artifacts(self.run_id, str(path), artifact_path)
+                else:
+                    self.client.log_artifact(self.run_id, str(path), artifact_path)
+        self._end("FINISHED")
+
+    def abort(self, status: str, error: BaseException | None) -> None:
+        if self.ended:
+            return
+        if error is not None:
+            self.client.set_tag(self.run_id, "error", f"{type(error).__name__}: {error}"[:_PARAM_VALUE_MAX])
+        self._end(status)
+
+    def _end(self, status: str) -> None:
+        self.ended = True
+        self.client.set_terminated(self.run_id, status)
+
+
+def artefacts(run_dir: Path, result: Mapping[str, Any]) -> list[tuple[Path, str | None]]:
+    """``(local path, artefact folder)`` of what a finished run hands to MLflow, those that exist."""
+    out: list[tuple[Path, str | None]] = [(run_dir / "result.json", None), (run_dir / "plots", "plots")]
+    checkpoint = result.get("checkpoint")
+    if isinstance(checkpoint, str) and Path(checkpoint).is_file():
+        out.append((Path(checkpoint), "checkpoints"))
+    else:
+        out.append((run_dir / "checkpoints", "checkpoints"))
+    out.append((run_dir / ".hydra", "hydra"))
+    return [(path, where) for path, where in out if path.exists()]

@@ -1,0 +1,132 @@
+"""SIGINT and SIGTERM end a run as *interrupted*, not killed: the record says so and resume continues it.
+
+``kill``, SLURM's preemption and ``timeout`` send SIGTERM, whose default action ends Python at once,
+without ``finally`` blocks, so ``run.json`` would say ``running`` forever. While a run is in
+progress, :class:`StopSignals` hands SIGINT and SIGTERM to :func:`townlet.runs.interrupt.deliver`:
+inside a training loop that marks safe points the loop stops after its next checkpoint, anywhere
+else :class:`~townlet.runs.interrupt.TrainingInterrupted` unwinds at once like Ctrl-C (the writes in
+flight are atomic, so their temp files go and the last periodic checkpoint stays). The run's
+``except`` block records the interruption and re-raises it as :class:`RunInterrupted`, which knows the
+run directory; the console entry maps it to one line and the shell's convention, ``128 + signal``.
+
+The handlers are taken only from the main thread (Python delivers signals there, and
+``signal.signal`` refuses other threads) and only while the signal still has its default
+disposition, so a launcher that handles SIGTERM itself (submitit requeues on preemption) keeps it.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from townlet.runs import interrupt
+from townlet.runs.interrupt import TrainingInterrupted
+
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
+
+
+class RunInterrupted(TrainingInterrupted):
+    """A run stopped by a signal, with its directory and whether it holds a checkpoint (for the message)."""
+
+    def __init__(self, signum: int, run_dir: Path | None = None, *, checkpointed: bool = False) -> None:
+        super().__init__(signum)
+        self.run_dir = run_dir
+        self.checkpointed = checkpointed
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def interrupt_signum(exc: BaseException) -> int:
+    """The signal behind ``exc``: a plain ``KeyboardInterrupt`` is Python's own SIGINT handler."""
+    return exc.signum if isinstance(exc, TrainingInterrupted) else int(signal.SIGINT)
+
+
+def interrupt_signal(exc: BaseException) -> str:
+    """The signal's name, as ``run.json`` records it."""
+    return signal.Signals(interrupt_signum(exc)).name
+
+
+def as_run_interrupted(exc: BaseException, run_dir: Path) -> RunInterrupted:
+    checkpointed = any((run_dir / "checkpoints").glob("*.pt"))
+    return RunInterrupted(interrupt_signum(exc), run_dir, checkpointed=checkpointed)
+
+
+def interrupt_exit_code(exc: BaseException) -> int:
+    """``128 + signal``: 130 for SIGINT, 143 for SIGTERM (what shells and schedulers expect)."""
+    return 128 + interrupt_signum(exc)
+
+
+def interrupt_message(exc: BaseException) -> str:
+    """One console line: what stopped the run and how to continue it."""
+    name = interrupt_signal(exc)
+    run_dir = exc.run_dir if isinstance(exc, RunInterrupted) else None
+    if run_dir is None:
+        return f"interrupted by {name}"
+    kept = (
+        "the last checkpoint is kept"
+        if isinstance(exc, RunInterrupted) and exc.checkpointed
+        else "no checkpoint was written yet"
+    )
+    return (
+        f"interrupted by {name}; run.json says 'interrupted' and {kept} in {run_dir}; "
+        f"continue with: townlet-train hydra.run.dir={run_dir} resume=true"
+    )
+
+
+class StopSignals:
+    """:meth:`install` before the run, :meth:`hold` while recording its end, :meth:`restore` after.
+
+    Once a stop has unwound the run, further signals (an impatient double Ctrl-C, or SLURM repeating
+    SIGTERM) would land in the middle of writing ``run.json``; :meth:`hold` makes them no-ops there.
+    SIGKILL remains the way to stop a wedged run. All three are safe to call from any thread.
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict[signal.Signals, Any] = {}
+        self._held = False
+
+    @property
+    def installed(self) -> tuple[signal.Signals, ...]:
+        return tuple(self._previous)
+
+    def install(self) -> StopSignals:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for sig in STOP_SIGNALS:
+            current = signal.getsignal(sig)
+            if current in (signal.SIG_DFL, signal.default_int_handler):
+                self._previous[sig] = current
+                signal.signal(sig, self._handle)
+        return self
+
+    def hold(self) -> None:
+        self._held = True
+
+    def restore(self) -> None:
+        """Put the previous handlers back and drop a stop request no loop got to honour."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+        interrupt.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._held:
+            return
+        try:
+            interrupt.deliver(signum)
+        except TrainingInterrupted:
+            self._held = True
+            raise
+
+    def __enter__(self) -> StopSignals:
+        return self.install()
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()

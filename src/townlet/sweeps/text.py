@@ -1,0 +1,83 @@
+"""A sweep summary as a plain-text report (``townlet-report SWEEP_DIR``) and as JSON-ready data.
+
+Why beside the markdown: the terminal wants aligned columns and absolute paths to open next, not a
+markdown table; and a report must never write into the sweep dir, so it builds the summary without
+writing it and lists only the plots that an earlier ``write_summary`` drew.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from townlet.sweeps.aggregate import build_summary
+from townlet.sweeps.plots import CURVES_PNG, OBJECTIVE_PNG
+from townlet.sweeps.render import SUMMARY_STEM
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def sweep_report(sweep_dir: Path) -> dict[str, Any]:
+    """The sweep summary (built, not written: a report never touches the directory) and its plots."""
+    data = build_summary(sweep_dir).to_dict()
+    names = [OBJECTIVE_PNG, CURVES_PNG, f"{SUMMARY_STEM}.md"]
+    data["plots"] = [str(sweep_dir.resolve() / n) for n in names[:2] if (sweep_dir / n).is_file()]
+    data["summary_file"] = str(sweep_dir.resolve() / names[2]) if (sweep_dir / names[2]).is_file() else None
+    return {"kind": "sweep", **data}
+
+
+def render_text(report: dict[str, Any]) -> str:
+    """Header, one aligned row per job (best marked ``*``), errors, seed statistics, plot paths."""
+    return "\n".join(_sweep_text(report)) + "\n"
+
+
+def _sweep_text(report: dict[str, Any]) -> list[str]:
+    counts = report["counts"]
+    objective = f"{report['objective']} ({report['objective_mode']})" if report["objective"] else "(none)"
+    expected = f" of {report['expected_jobs']} expected" if report["expected_jobs"] is not None else ""
+    lines = [
+        f"townlet-report: sweep {report['sweep_dir']}",
+        f"  objective   {objective}",
+        f"  jobs        {counts['total']}{expected}: {counts['ok']} ok, {counts['failed']} failed, "
+        f"{counts['diverged']} diverged, {counts['incomplete']} incomplete",
+    ]
+    axes = report["axes"]
+    rows = report["rows"]
+    best = next((r for r in rows if r["best"]), None)
+    if best is not None:
+        swept = " ".join(f"{a}={best['params'][a]}" for a in axes if a in best["params"])
+        lines.append(f"  best        job {best['num']} ({swept}) -> {_fmt(best['objective'])}")
+    head = ["#", "status", *axes, "objective", "seconds", "job dir"]
+    table = [
+        [
+            "" if r["num"] is None else str(r["num"]),
+            r["status"] + (" *" if r["best"] else ""),
+            *(r["params"].get(a, "") for a in axes),
+            _fmt(r["objective"]),
+            _fmt(r["duration_sec"]),
+            r["job_dir"],
+        ]
+        for r in rows
+    ]
+    lines += [f"  {line}" for line in _columns([head, *table])]
+    lines += [f"  job {r['num']}: {r['error']}" for r in rows if r["error"]]
+    for group in report["seed_groups"]:
+        params = " ".join(f"{k}={v}" for k, v in group["params"].items()) or "all jobs"
+        mean, std = group["objective_mean"], group["objective_std"]
+        spread = "-" if mean is None else f"{_fmt(mean)} ± {_fmt(std)}"
+        lines.append(f"  over seeds  {params}: {spread} ({group['n_ok']}/{group['n']} ok)")
+    lines.append("plots:" if report["plots"] else "plots: none yet (townlet-sweep-report DIR draws them)")
+    lines += [f"  {p}" for p in report["plots"]]
+    if report["summary_file"]:
+        lines.append(f"summary: {report['summary_file']}")
+    return lines
+
+
+def _columns(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]

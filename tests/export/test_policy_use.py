@@ -1,0 +1,113 @@
+"""Using a trained policy elsewhere: townlet-eval on .onnx without torch, load_policy, townlet-render."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import GifImagePlugin, Image
+
+from townlet import load_policy
+from townlet.cli.export import main as export_main
+from townlet.world import make_town
+from townlet.world.pz import TownParallelEnv
+
+pytestmark = pytest.mark.torch
+
+# Any attempt to import torch in the subprocess fails, as on a machine without it.
+BLOCKER = """
+import importlib.abc, sys
+class _NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by test)", name=name)
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+
+@pytest.fixture(scope="module")
+def onnx_file(bc_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("onnx") / "policy.onnx"
+    assert export_main([str(bc_run), f"out={out}"]) == 0
+    return out
+
+
+def test_eval_of_an_onnx_policy_never_imports_torch(onnx_file, cli_env, tmp_path) -> None:
+    code = BLOCKER + (
+        "import sys\n"
+        "from townlet.cli.evaluate import main\n"
+        "from townlet import load_policy\n"
+        "assert main([sys.argv[1], 'episodes=2', 'seed=3', 'world.episode_length=30']) == 0\n"
+        "policy = load_policy(sys.argv[1])\n"
+        "assert policy.world.episode_length == 150\n"
+        "leaked = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
+        "assert not leaked, leaked\n"
+        "print('torch-free')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(onnx_file)],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "trained" in proc.stdout and "scripted" in proc.stdout and "torch-free" in proc.stdout
+
+
+def test_onnx_and_checkpoint_evaluate_to_the_same_table(onnx_file, bc_run, capsys) -> None:
+    from townlet.cli.evaluate import main
+
+    args = ["episodes=2", "seed=4", "baselines=false"]
+    assert main([str(bc_run), *args]) == 0
+    from_checkpoint = capsys.readouterr().out
+    assert main([str(onnx_file), *args]) == 0
+    assert capsys.readouterr().out == from_checkpoint
+    assert main([str(onnx_file), "world.window=7"]) == 2
+    assert "another observation spec" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["run", "onnx"])
+def test_load_policy_acts_in_the_pettingzoo_env(kind, bc_run, onnx_file) -> None:
+    policy = load_policy(bc_run if kind == "run" else onnx_file)
+    env = TownParallelEnv(policy.world, seed=0)
+    obs, _ = env.reset(seed=0)
+    steps, seen = 0, set()
+    while env.agents:
+        actions = policy.act(obs)
+        assert set(actions) == set(env.agents)
+        for agent, action in actions.items():
+            assert obs[agent]["action_mask"][action] == 1  # only allowed actions
+            seen.add(action)
+        obs, _rewards, _terms, _truncs, _infos = env.step(actions)
+        steps += 1
+    assert steps == policy.world.episode_length and len(seen) > 1
+    single = policy.act(obs["agent_0"] if obs else env.reset(seed=1)[0]["agent_0"])
+    assert isinstance(single, int)
+    noop_only = np.zeros(policy.spec.num_actions, dtype=bool)
+    noop_only[0] = True
+    first = env.reset(seed=2)[0]["agent_1"]
+    assert policy.act(first, mask=noop_only) == 0  # an explicit mask wins over the observation's
+
+
+def test_load_policy_batches_match_between_checkpoint_and_onnx(bc_run, onnx_file, episode_world) -> None:
+    obs = make_town(episode_world, 7).reset()
+    from_run, from_onnx = load_policy(bc_run), load_policy(onnx_file)
+    assert np.array_equal(from_run.act(obs), from_onnx.act(obs))
+    with pytest.raises(TypeError, match="act\\(\\) takes"):
+        from_run.act([1, 2, 3])
+
+
+def test_render_records_a_trained_episode_as_a_gif(bc_run, tmp_path, capsys) -> None:
+    from townlet.cli.render import main
+
+    gif = tmp_path / "episode.gif"
+    assert main([str(bc_run), "ticks=12", "tile=8", f"out={gif}"]) == 0
+    assert "13 frames of policy=trained" in capsys.readouterr().out
+    with Image.open(gif) as image:
+        assert isinstance(image, GifImagePlugin.GifImageFile)
+        assert image.n_frames == 13 and image.size == (16 * 8, 17 * 8)

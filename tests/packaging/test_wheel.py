@@ -1,0 +1,64 @@
+"""The package works as a real, non-editable install: configs ship inside the wheel, and outputs land in
+the current directory when neither ``TOWNLET_ROOT`` nor a source checkout says otherwise."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from townlet.packaged import CONF_DIR
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "src" / "townlet"
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{cmd[:4]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+@pytest.mark.slow
+def test_wheel_installs_elsewhere_and_trains_from_an_empty_directory(tmp_path: Path) -> None:
+    # Build from a copy: setuptools writes build/ and *.egg-info next to the sources it builds.
+    source = tmp_path / "source"
+    shutil.copytree(PACKAGE, source / "src" / "townlet", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    dist = tmp_path / "dist"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    _run([*pip, "wheel", str(source), "--no-deps", "--no-build-isolation", "-w", str(dist), "-q"], tmp_path)
+    (wheel,) = dist.glob("townlet_train-*.whl")
+
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    conf_files = {f"townlet/{p.relative_to(PACKAGE).as_posix()}" for p in CONF_DIR.rglob("*") if p.is_file()}
+    assert conf_files and conf_files <= shipped, f"not in the wheel: {sorted(conf_files - shipped)}"
+    assert "townlet/py.typed" in shipped
+
+    site = tmp_path / "site"
+    _run([*pip, "install", "--no-deps", "--target", str(site), str(wheel), "-q"], tmp_path)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("TOWNLET_ROOT", "HYDRA_FULL_ERROR", "PYTHONPATH")}
+    env.update(PYTHONPATH=str(site), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+    where = _run([sys.executable, "-c", "import townlet; print(townlet.__file__)"], workdir, env)
+    assert Path(where.stdout.strip()).is_relative_to(site)  # the wheel, not the checkout
+
+    _run([sys.executable, "-m", "townlet.train", "experiment=smoke"], workdir, env)
+    (run_dir,) = (workdir / "outputs" / "runs").glob("*/*_smoke")
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed" and (run_dir / "result.json").is_file()
+    assert any((workdir / "data").iterdir())  # the captured dataset went to the cwd too
+
+    report = _run([sys.executable, "-m", "townlet.cli.report", str(run_dir), "--json"], workdir, env)
+    data = json.loads(report.stdout)
+    assert data["status"] == "completed" and data["config"]["strategy"] == "bc"
+    assert Path(data["paths"]["checkpoint"]).is_relative_to(workdir)

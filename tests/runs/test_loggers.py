@@ -1,0 +1,231 @@
+"""``logger=[...]``: each logger's output read back with its own library after real runs.
+
+One tiny BC run feeds all four loggers at once (JSONL, CSV, TensorBoard, MLflow); the echo strategy
+(tests/_support) covers a multirun (one MLflow experiment, one run per job), a failing run and the
+single-logger choices, which need no training.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import support_searchpath
+from townlet.config.instantiate import ConfigError
+from townlet.config.schema.logger import LoggerConfig, LoggerKind
+from townlet.runs.csv_log import LEADING, CsvSink
+from townlet.runs.loggers import MetricsFanout, selected_loggers
+from townlet.runs.metrics import read_metrics
+from townlet.runs.sinks import RunInfo
+
+# SQLAlchemy 2.1 deprecations raised inside MLflow's own store code: nothing this project can change
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow.*")
+
+TINY_BC = [
+    "strategy=bc",
+    "strategy.epochs=2",
+    "strategy.batch_size=64",
+    "world.num_envs=2",
+    "world.num_agents=2",
+    "world.episode_length=32",
+    "dataset.ticks=64",
+    "model.hidden_dim=32",
+    "evaluation.enabled=false",
+    "objective=accuracy",
+]
+
+
+def _client(db: Path) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{db}")
+
+
+def _runs(client: Any, experiment: str, run_dir: Path | None = None) -> list[Any]:
+    """The experiment's runs (those of ``run_dir`` when given: tests share one store)."""
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None, [e.name for e in client.search_experiments()]
+    runs = client.search_runs([found.experiment_id])
+    return [r for r in runs if run_dir is None or r.data.tags.get("run_dir") == str(run_dir)]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ``paths.output_root`` (so one MLflow database) for the echo runs of this module."""
+    return tmp_path_factory.mktemp("store")
+
+
+def _artifacts(client: Any, run_id: str, path: str | None = None) -> set[str]:
+    return {a.path for a in client.list_artifacts(run_id, path)}
+
+
+def test_csv_widens_its_header_and_reads_back(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    path = tmp_path / "metrics.csv"
+    sink = CsvSink(path=path)
+    sink.write({"epoch": 1, "train_loss": 0.5, "wall_sec": 0.1})
+    sink.write(
+        {
+            "epoch": 2,
+            "train_loss": 0.25,
+            "val_loss": float("nan"),
+            "per_action_accuracy": {"eat": 0.75},
+            "confusion_matrix": [[1, 2], [3, 4]],
+            "is_best": True,
+            "strategy": "bc",
+            "wall_sec": 0.2,
+        }
+    )
+    sink.close()
+    CsvSink(path=path).write({"epoch": 3, "train_loss": 0.125})  # a resumed run appends
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    header = list(rows[0])
+    assert header[: len(LEADING)] == list(LEADING)
+    assert header[len(LEADING) :] == sorted(header[len(LEADING) :])
+    assert {"per_action_accuracy/eat", "confusion_matrix", "is_best", "val_loss"} <= set(header)
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert rows[0]["is_best"] == "" and rows[1]["is_best"] == "true" and rows[1]["val_loss"] == ""
+    frame = pd.read_csv(path)
+    assert list(frame["train_loss"]) == [0.5, 0.25, 0.125]
+    assert frame["per_action_accuracy/eat"].iloc[1] == 0.75 and pd.isna(frame["val_loss"]).all()
+    assert frame["confusion_matrix"].iloc[1] == "[[1, 2], [3, 4]]"
+
+
+def test_snapshot_logger_kind_maps_onto_the_logger_list() -> None:
+    node = OmegaConf.structured(LoggerConfig(kind=LoggerKind.tensorboard, filename="m.jsonl"))
+    chosen = selected_loggers(node)
+    assert list(chosen) == ["tensorboard", "jsonl"] and chosen["jsonl"].filename == "m.jsonl"
+    assert selected_loggers(OmegaConf.structured(LoggerConfig(kind=LoggerKind.none))) == {}
+    assert selected_loggers(OmegaConf.structured(LoggerConfig())) == {}
+    with pytest.raises(ConfigError, match=r"logger\.jsonl\.filename"):
+        selected_loggers(OmegaConf.structured(LoggerConfig(filename="m.jsonl")))  # the old key alone
+
+
+@pytest.mark.slow
+def test_every_logger_after_a_tiny_bc_run(cli_env: dict[str, str], tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("mlflow")
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, out = tmp_path / "run", tmp_path / "out"
+    args = [
+        *TINY_BC,
+        f"hydra.run.dir={run_dir}",
+        f"paths.output_root={out}",
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.state_dir={tmp_path / 'state'}",
+        "logger=[jsonl,csv,tensorboard,mlflow]",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "townlet.train", *args],
+        cwd=tmp_path,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jsonl = list(read_metrics(run_dir / "metrics.jsonl"))
+    assert [r["epoch"] for r in jsonl] == [1, 2]
+    assert (run_dir / "plots" / "training_curves.png").is_file()
+
+    frame = pd.read_csv(run_dir / "metrics.csv")
+    assert list(frame.columns[: len(LEADING)]) == list(LEADING)
+    assert list(frame["epoch"]) == [1, 2] and list(frame["strategy"]) == ["bc", "bc"]
+    assert list(frame["train_loss"]) == pytest.approx([r["train_loss"] for r in jsonl])
+    assert list(frame["wall_sec"]) == [r["wall_sec"] for r in jsonl]  # one stamp for every logger
+
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("train_loss")] == [
+        (r["epoch"], pytest.approx(r["train_loss"])) for r in jsonl
+    ]
+
+    client = _client(out / "mlflow.db")
+    (run,) = _runs(client, "runs")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["strategy.epochs"] == "2" and run.data.params["world.num_envs"] == "2"
+    assert run.data.tags["strategy"] == "bc" and run.data.tags["seed"] == "0"
+    assert run.data.tags["world"] == "default" and run.data.tags["run_dir"] == str(run_dir)
+    history = client.get_metric_history(run.info.run_id, "train_loss")
+    assert [(m.step, m.value) for m in history] == [
+        (r["epoch"], pytest.approx(r["train_loss"])) for r in jsonl
+    ]
+    top = _artifacts(client, run.info.run_id)
+    assert {"result.json", "plots", "checkpoints", "hydra"} <= top
+    assert "plots/training_curves.png" in _artifacts(client, run.info.run_id, "plots")
+    assert any(p.endswith(".pt") for p in _artifacts(client, run.info.run_id, "checkpoints"))
+
+
+def _echo(run_cli: Any, *extra: str, multirun: bool = False) -> subprocess.CompletedProcess[str]:
+    flags = ["-m"] if multirun else []
+    return run_cli(*flags, support_searchpath(), "strategy=echo", "objective=accuracy", *extra)
+
+
+@pytest.mark.slow
+def test_a_multirun_is_one_experiment_with_a_run_per_job(run_cli: Any, store: Path) -> None:
+    pytest.importorskip("mlflow")
+    out, sweep = store, store / "multiruns" / "day" / "sweep"
+    overrides = ["seed=0,1", "logger=mlflow", f"paths.output_root={out}", f"hydra.sweep.dir={sweep}"]
+    proc = _echo(run_cli, *overrides, multirun=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = _client(out / "mlflow.db")
+    runs = _runs(client, "multiruns/day/sweep")  # named after the sweep dir
+    assert sorted(r.data.tags["job_num"] for r in runs) == ["0", "1"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert {r.data.tags["run_dir"] for r in runs} == {str(sweep / "0"), str(sweep / "1")}
+    assert {r.data.params["seed"] for r in runs} == {"0", "1"}
+    assert not (sweep / "0" / "metrics.jsonl").exists()  # logger=mlflow alone: no JSONL file
+
+
+@pytest.mark.slow
+def test_a_failed_run_ends_its_mlflow_run_failed(run_cli: Any, store: Path, tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    out = store
+    overrides = [f"hydra.run.dir={tmp_path / 'run'}", f"paths.output_root={out}", "logger=[csv,mlflow]"]
+    proc = _echo(run_cli, *overrides, "strategy.fail=true")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    (run,) = _runs(_client(out / "mlflow.db"), "runs", tmp_path / "run")
+    assert run.info.status == "FAILED" and "asked to fail" in run.data.tags["error"]
+
+
+def test_an_interrupted_run_ends_its_mlflow_run_killed(store: Path, tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    from townlet.runs.mlflow_log import MlflowSink
+
+    db = store / "mlflow.db"
+    fanout = MetricsFanout([MlflowSink(f"sqlite:///{db}", run=RunInfo(path=tmp_path, config={"seed": 1}))])
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            fanout.log({"epoch": 1, "loss": 2.0, "note": "text is not a metric"})
+            raise KeyboardInterrupt
+        finally:
+            fanout.close()  # as run_job's ``finally`` does
+    client = _client(db)
+    (run,) = _runs(client, "runs", tmp_path)
+    assert run.info.status == "KILLED" and run.data.params == {"seed": "1"}
+    assert run.data.metrics == {"loss": 2.0}
+
+
+def test_csv_alone_writes_no_jsonl_and_bad_stores_are_one_line(run_cli: Any, tmp_path: Path) -> None:
+    proc = _echo(run_cli, f"hydra.run.dir={tmp_path / 'run'}", "logger=csv", "logger.progress=off")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with (tmp_path / "run" / "metrics.csv").open(newline="") as handle:
+        assert [r["epoch"] for r in csv.DictReader(handle)] == ["1", "2", "3"]
+    assert not (tmp_path / "run" / "metrics.jsonl").exists() and not (tmp_path / "run" / "plots").exists()
+    assert "progress:" not in proc.stdout
+
+    pytest.importorskip("mlflow")
+    bad_uri = "logger.mlflow.tracking_uri=nope://x"
+    bad = _echo(run_cli, f"hydra.run.dir={tmp_path / 'bad'}", "logger=mlflow", bad_uri)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "logger.mlflow" in bad.stderr and "tracking_uri" in bad.stderr
