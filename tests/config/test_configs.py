@@ -64,6 +64,7 @@ def test_default_config_has_typed_nodes(compose_train) -> None:
         (["strategy=bc", "seed=1.5"], ["seed", "Integer"]),
         (["strategy=bc", "strategy.lrr=1"], ["unknown key 'strategy.lrr'", "lr", "batch_size"]),
         (["strategy=sac"], ["unknown option 'sac'", "'strategy'", "bc", "ppo"]),
+        (["logger=[jsonl,bogus]"], ["unknown option 'bogus'", "'logger'", "csv", "mlflow"]),
         (["strategy=bc", "device.type=gpu"], ["device.type", "cpu, cuda, auto"]),
     ],
 )

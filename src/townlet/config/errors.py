@@ -16,6 +16,13 @@ def _allowed_keys(object_type: object) -> list[str]:
     return []
 
 
+def _shipped_options(group: str) -> list[str]:
+    """The options of ``group`` that ship with the package."""
+    from townlet.packaged import CONF_DIR
+
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
 def describe_config_error(exc: BaseException) -> str | None:
     """A one-line-ish message for a known configuration error, or None if ``exc`` is not one."""
     from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
@@ -23,11 +30,12 @@ def describe_config_error(exc: BaseException) -> str | None:
 
     if isinstance(exc, MissingConfigException):
         text = str(exc)
-        found = re.search(r"Could not find '([^']+)'", text)
+        found = re.search(r"Could not (?:find|load) '([^']+)'", text)
         options = re.findall(r"^\t(\S+)$", text.split("Config search path")[0], flags=re.M)
         if found and "/" in found.group(1):
             group, _, option = found.group(1).rpartition("/")
-            listed = ", ".join(options) if options else "(none)"
+            # a list choice (logger=[jsonl,typo]) is reported without the group's options
+            listed = ", ".join(options or _shipped_options(group)) or "(none)"
             return f"unknown option {option!r} for config group '{group}'; allowed: {listed}"
         return text.split("\n")[0]
     if isinstance(exc, OverrideParseException):
