@@ -3,7 +3,10 @@
 ``bc`` and ``ppo`` are the full BC and PPO strategy nodes (``_target_`` + hyper-parameters); the
 anneal strategy builds one of them per stage, overriding only ``epochs`` (and, for PPO, the
 ``bc_weight``-driven parameters). ``_recursive_: false`` keeps them as config nodes until then.
-Initial version by FOUNDATION; owned by ANNEAL.
+
+This is the one home of the anneal's defaults, the default main job's recipe included: sized so that
+``townlet-train`` with no arguments ends well past the teacher in about 100 s on 2 idle cores
+(measured in docs/anneal.md; ``townlet-bench learn`` reproduces it).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from townlet.config.schema.strategy_bc import BCStrategyConfig
-from townlet.config.schema.strategy_ppo import PPOStrategyConfig
+from townlet.config.schema.strategy_ppo import LRSchedule, PPOStrategyConfig
 
 
 class StageMode(StrEnum):
@@ -69,21 +72,39 @@ class AnnealPromotionConfig:
 
 
 def _default_schedule() -> list[AnnealStageConfig]:
+    """BC, then pure PPO from the clone: any kickstarting weight (``bc_weight`` > 0) held the policy
+    near the teacher it has to outgrow; 120 PPO iterations x 4,096 agent-steps = 491,520."""
     return [
-        AnnealStageConfig(cycle=0, mode=StageMode.bc, epochs=6, bc_weight=1.0),
-        AnnealStageConfig(cycle=1, mode=StageMode.ppo, epochs=3, bc_weight=0.5),
-        AnnealStageConfig(cycle=2, mode=StageMode.ppo, epochs=3, bc_weight=0.0),
+        AnnealStageConfig(cycle=0, mode=StageMode.bc, epochs=3, bc_weight=1.0),
+        AnnealStageConfig(cycle=1, mode=StageMode.ppo, epochs=20, bc_weight=0.0),
+        AnnealStageConfig(cycle=2, mode=StageMode.ppo, epochs=100, bc_weight=0.0),
     ]
+
+
+def _stage_bc() -> BCStrategyConfig:
+    """The BC stage. ``value_trunk`` off: the critic warm-up trains the value head only; through the
+    shared trunk it held the PPO stages on a plateau near -1.6 instead of +2.5 (docs/anneal.md)."""
+    return BCStrategyConfig(value_trunk=False)
+
+
+def _stage_ppo() -> PPOStrategyConfig:
+    """The PPO stages, where they differ from ``strategy=ppo`` (docs/anneal.md): lr 1e-3 with a linear
+    decay restarting in each stage (3e-4 and 5e-4 left some seeds never using the bed); a clone needs
+    less exploration (entropy 0.01, not 0.03); from a clone gamma 0.995 did worse than 0.99 (BC's
+    critic warm-up uses it too); every stage's policy judged greedily, as BC's is."""
+    return PPOStrategyConfig(
+        lr=1e-3, lr_schedule=LRSchedule.linear, entropy_coef=0.01, gamma=0.99, eval_greedy=True
+    )
 
 
 @dataclass
 class AnnealStrategyConfig:
     _target_: str = "townlet.strategies.anneal.AnnealStrategy"
     _recursive_: bool = False
-    bc: BCStrategyConfig = field(default_factory=BCStrategyConfig)
-    ppo: PPOStrategyConfig = field(default_factory=PPOStrategyConfig)
-    schedule: list[AnnealStageConfig] = field(default_factory=_default_schedule)
-    accuracy_threshold: float = 0.9
+    bc: BCStrategyConfig = field(default_factory=_stage_bc)
+    ppo: PPOStrategyConfig = field(default_factory=_stage_ppo)
+    schedule: list[AnnealStageConfig] = field(default_factory=_default_schedule)  # run in cycle order
+    accuracy_threshold: float = 0.9  # a BC stage passes when its validation accuracy >= this
     tolerances: GuardrailTolerancesConfig = field(default_factory=GuardrailTolerancesConfig)
     promotion: AnnealPromotionConfig = field(default_factory=AnnealPromotionConfig)
     baseline_update: BaselineUpdate = BaselineUpdate.on_pass
@@ -92,4 +113,6 @@ class AnnealStrategyConfig:
     chain_stages: bool = False  # no stored baseline for a cycle: compare with the previous PPO stage
     bc_loss_coef: float = 1.0  # PPO stage's bc_coef (kickstarting weight) = bc_weight * bc_loss_coef
     teacher_mix: bool = False  # also execute the teacher's action with probability bc_weight in rollouts
-    evaluation_episodes: int | None = 16  # per-stage evaluation episodes; None = evaluation.episodes
+    # per-stage evaluation episodes (None = evaluation.episodes); the return guardrail compares stages on
+    # these, so they must be more than a couple
+    evaluation_episodes: int | None = 16

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from townlet.config.schema.strategy_anneal import AnnealStrategyConfig
 from townlet.promotion.rules import GuardrailTolerances
 from townlet.strategies.anneal.schedule import (
     AnnealConfigError,
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
 
 BASELINE_UPDATES = ("on_pass", "always", "never")
 PROMOTION_KEYS = ("record", "required_passes", "hold_resets_streak")
+#: The defaults' one home is the schema; a Python caller that leaves a keyword out gets the same value
+#: as ``strategy=anneal`` does.
+SCHEMA = AnnealStrategyConfig()
 
 
 class AnnealSettings(StrategyBase):
@@ -39,16 +44,16 @@ class AnnealSettings(StrategyBase):
         bc: Any,
         ppo: Any,
         schedule: Sequence[Any],
-        accuracy_threshold: float = 0.9,
-        tolerances: Mapping[str, Any] | None = None,
-        promotion: Mapping[str, Any] | None = None,
-        baseline_update: str = "on_pass",
-        dataset_label: str | None = None,
-        stage_evaluation: bool = True,
-        chain_stages: bool = False,
-        bc_loss_coef: float = 1.0,
-        teacher_mix: bool = False,
-        evaluation_episodes: int | None = None,
+        accuracy_threshold: float = SCHEMA.accuracy_threshold,
+        tolerances: Mapping[str, Any] | None = None,  # None: the schema's
+        promotion: Mapping[str, Any] | None = None,  # None: the schema's
+        baseline_update: str = SCHEMA.baseline_update,
+        dataset_label: str | None = SCHEMA.dataset_label,
+        stage_evaluation: bool = SCHEMA.stage_evaluation,
+        chain_stages: bool = SCHEMA.chain_stages,
+        bc_loss_coef: float = SCHEMA.bc_loss_coef,
+        teacher_mix: bool = SCHEMA.teacher_mix,
+        evaluation_episodes: int | None = SCHEMA.evaluation_episodes,
     ) -> None:
         stages = parse_schedule(schedule)
         _check_settings(accuracy_threshold, bc_loss_coef, evaluation_episodes, baseline_update)
@@ -60,10 +65,12 @@ class AnnealSettings(StrategyBase):
         self.bc = bc
         self.ppo = ppo
         self.accuracy_threshold = float(accuracy_threshold)
-        self.tolerances = GuardrailTolerances.from_mapping(plain(tolerances))
-        self.record_promotion = bool(promo.get("record", True))
-        self.required_passes = int(promo.get("required_passes", 2))
-        self.hold_resets_streak = bool(promo.get("hold_resets_streak", True))
+        self.tolerances = GuardrailTolerances.from_mapping(
+            plain(tolerances) if tolerances is not None else asdict(SCHEMA.tolerances)
+        )
+        self.record_promotion = bool(promo["record"])
+        self.required_passes = int(promo["required_passes"])
+        self.hold_resets_streak = bool(promo["hold_resets_streak"])
         self.baseline_update = str(baseline_update)
         self.dataset_label = dataset_label
         self.stage_evaluation = bool(stage_evaluation)
@@ -98,10 +105,12 @@ def _check_settings(
 
 
 def _promotion_settings(promotion: Mapping[str, Any] | None) -> dict[str, Any]:
-    promo = dict(plain(promotion) or {})
-    unknown = sorted(set(promo) - set(PROMOTION_KEYS))
+    """The schema's promotion settings with ``promotion``'s on top."""
+    given = dict(plain(promotion) or {})
+    unknown = sorted(set(given) - set(PROMOTION_KEYS))
     if unknown:
         raise AnnealConfigError(f"strategy.promotion has unknown key(s) {unknown}")
-    if int(promo.get("required_passes", 2)) < 1:
+    promo = {**asdict(SCHEMA.promotion), **given}
+    if int(promo["required_passes"]) < 1:
         raise AnnealConfigError("strategy.promotion.required_passes must be >= 1")
     return promo
