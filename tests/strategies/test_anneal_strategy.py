@@ -470,10 +470,12 @@ def test_schema_builds_with_real_stage_strategies(tmp_path: Path) -> None:
 def test_a_stage_target_outside_the_allow_list_is_refused_before_any_import() -> None:
     import sys
 
+    from omegaconf import OmegaConf
+
     from townlet.config.instantiate import TargetNotAllowedError
-    from townlet.strategies.anneal.stages import accepted_keywords
+    from townlet.strategies.anneal.stages import build_stage_strategy
 
     assert "antigravity" not in sys.modules
     with pytest.raises(TargetNotAllowedError, match="not allowed"):
-        accepted_keywords("antigravity.fly")
+        build_stage_strategy(OmegaConf.create({"_target_": "antigravity.fly", "epochs": 1}), {"epochs": 2})
     assert "antigravity" not in sys.modules

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import importlib
-import inspect
 from collections.abc import Mapping
 from dataclasses import is_dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
@@ -107,31 +105,15 @@ def stage_context(
     )
 
 
-def accepted_keywords(target: str | None) -> set[str] | None:
-    """Constructor keywords of ``target`` (None = accepts anything / unknown)."""
-    if not target:
-        return None
-    from townlet.config.instantiate import check_target, current_target
-
-    check_target(target, "strategy.<stage>")  # the allow-list first: nothing is imported before it
-    module, _, attr = current_target(target).rpartition(".")
-    try:
-        params = inspect.signature(getattr(importlib.import_module(module), attr)).parameters
-    except (ImportError, AttributeError, TypeError, ValueError):
-        return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return None
-    return set(params)
-
-
 def build_stage_strategy(node: Any, overrides: Mapping[str, Any]) -> Any:
     """The stage's strategy: built from its config node, or a copy of an already-built strategy
     (tests, Python callers); an override the strategy does not take is dropped."""
     if is_config_node(node):
         from townlet.config.instantiate import build
 
-        accepted = accepted_keywords(plain(node).get("_target_"))
-        return build(node, **{k: v for k, v in overrides.items() if accepted is None or k in accepted})
+        # the node holds every setting its strategy takes (its schema's fields): a key it lacks is not one
+        accepted = {key for key in plain(node) if not str(key).startswith("_")}
+        return build(node, **{k: v for k, v in overrides.items() if k in accepted})
     strategy = copy.copy(node)
     for key, value in overrides.items():
         if hasattr(strategy, key):
