@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from townlet.dto import AnnealSummaryDTO, ResultDTO
+from townlet.runs.atomic import read_json_object
 
 # The headline figures per result kind, in display order; absent (None) ones are skipped.
 KEY_FIGURES: dict[str, tuple[str, ...]] = {
@@ -96,7 +97,7 @@ def _anneal_lines(result: AnnealSummaryDTO, run_dir: Path) -> list[str]:
     """One line per stage, the status reasons and the promotion table (when it was recorded)."""
     from townlet.cli.promote import RESULTS_FILE, format_status
 
-    saved = _read_json(run_dir / RESULTS_FILE)
+    saved = read_json_object(run_dir / RESULTS_FILE) or {}
     reasons = ", ".join(saved.get("reasons") or [])
     lines = [f"anneal: {result.status}" + (f" ({reasons})" if reasons else "")]
     for index, stage in enumerate(result.stages, 1):
@@ -119,15 +120,6 @@ def _anneal_lines(result: AnnealSummaryDTO, run_dir: Path) -> list[str]:
     elif result.promotion_state is None:
         lines.append("promotion: not recorded (no paths.state_dir, or strategy.promotion.record=false)")
     return lines
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    """The strategy's side file, or ``{}``: the summary must never fail a finished run."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _fmt(value: Any) -> str:
@@ -188,14 +180,14 @@ def run_report(run_dir: Path) -> dict[str, Any]:
     """Config highlights, status, result, promotion and the paths of one run directory."""
     from townlet.sweeps.jobs import dotted_get, read_yaml
 
-    record = _read_json(run_dir / "run.json")
+    record = read_json_object(run_dir / "run.json") or {}
     config = read_yaml(run_dir / ".hydra" / "config.yaml")
     config = config if isinstance(config, dict) else {}
     choices = dotted_get(read_yaml(run_dir / ".hydra" / "hydra.yaml"), "hydra.runtime.choices") or {}
     result = _load_result(run_dir)
     strategy = str(record.get("strategy") or choices.get("strategy") or (result.kind if result else "?"))
     world: dict[str, Any] = config["world"] if isinstance(config.get("world"), dict) else {}
-    promotion = _read_json(run_dir / _promotion_file()) if strategy == "anneal" else {}
+    promotion = (read_json_object(run_dir / _promotion_file()) or {}) if strategy == "anneal" else {}
     return {
         "kind": "run",
         "run_dir": str(run_dir.resolve()),

@@ -106,6 +106,16 @@ def dumps_json(value: Any, *, indent: int | None = None) -> str:
     return json.dumps(json_safe(value), indent=indent, allow_nan=False, default=_default, sort_keys=False)
 
 
+def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when it is absent, unreadable, corrupt or not an object:
+    reports over run and sweep dirs meet half-finished jobs and must not fail on them."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def atomic_write_json(path: str | os.PathLike[str], value: Any, *, indent: int | None = 2) -> Path:
     """Write strict, NaN-free JSON atomically."""
     return atomic_write_text(path, dumps_json(value, indent=indent) + "\n")

@@ -6,7 +6,6 @@ row (status ``incomplete``, no objective) instead of failing the whole report.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from townlet.runs.atomic import finite_or_none
+from townlet.runs.atomic import finite_or_none, read_json_object
 
 JOB_STATUS_FILE = "job_status.json"
 RUN_RECORD_FILE = "run.json"
@@ -65,15 +64,6 @@ class JobRow:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object, or None when absent/corrupt (a half-finished job must not break the report)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -150,9 +140,9 @@ def _job_num(job_dir: Path, record: Mapping[str, Any], status: Mapping[str, Any]
 
 def read_job(job_dir: Path, sweep_dir: Path, objective: str | None, metrics: Sequence[str]) -> JobRow:
     """Fold one job's files into a :class:`JobRow`; missing files degrade to ``incomplete``."""
-    record = _read_json(job_dir / RUN_RECORD_FILE) or {}
-    result = _read_json(job_dir / RESULT_FILE)
-    job_status = _read_json(job_dir / JOB_STATUS_FILE)
+    record = read_json_object(job_dir / RUN_RECORD_FILE) or {}
+    result = read_json_object(job_dir / RESULT_FILE)
+    job_status = read_json_object(job_dir / JOB_STATUS_FILE)
 
     # JSON first (the runner and the callback both record Hydra's task overrides): parsing YAML
     # dominates the cost of a summary, which is rebuilt after every job.
@@ -253,7 +243,7 @@ def objective_setting(job_dirs: Iterable[Path]) -> tuple[str | None, str | None]
         if isinstance(cfg, Mapping) and cfg.get("objective"):
             mode = cfg.get("objective_mode")
             return str(cfg["objective"]), str(mode) if mode else None
-        record = _read_json(job_dir / RUN_RECORD_FILE) or {}
+        record = read_json_object(job_dir / RUN_RECORD_FILE) or {}
         if isinstance(record.get("objective"), str):  # run.json records the key, not the mode
             return record["objective"], None
     return None, None

@@ -3,7 +3,6 @@ for it in the summary, the final summary itself, and the one-line refusals befor
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Sequence
@@ -13,7 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from townlet.config.instantiate import ConfigError
-from townlet.runs.atomic import atomic_write_json
+from townlet.runs.atomic import atomic_write_json, read_json_object
 from townlet.sweeps.jobs import JOB_STATUS_FILE, RUN_RECORD_FILE
 from townlet.sweeps.slurm_queue import TaskOutcome
 
@@ -28,14 +27,6 @@ class SweepRefused(ConfigError):
 
 class SlurmTaskFailed(RuntimeError):
     """A task that ended without a result; its message is the submitter's one line about it."""
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def job_dir_of(hydra_context: Any, config: Any, overrides: Sequence[str], num: int, sweep_dir: Path) -> Path:
@@ -55,7 +46,7 @@ def job_dir_of(hydra_context: Any, config: Any, overrides: Sequence[str], num: i
 
 def problem_line(num: int, task_id: str, outcome: TaskOutcome, job_dir: Path) -> str:
     """``job 1 (SLURM 7_1, CANCELLED) interrupted: cancelled (SIGTERM, e.g. scancel) ...``."""
-    record = _read_json(job_dir / RUN_RECORD_FILE)
+    record = read_json_object(job_dir / RUN_RECORD_FILE) or {}
     status, error = record.get("status"), record.get("error")
     lost = outcome.kind == "lost"  # otherwise the state is the last one seen before the result came
     where = f"job {num} (SLURM {task_id}{', ' + outcome.state if lost and outcome.state else ''})"
@@ -80,7 +71,7 @@ def mark_failed(
 ) -> None:
     """A failed ``job_status.json`` for a task without a result, so the summary lists it as failed."""
     path = job_dir / JOB_STATUS_FILE
-    existing = _read_json(path)
+    existing = read_json_object(path) or {}
     if existing.get("status") == "failed":
         payload = {**existing, "slurm_id": task_id, "slurm_state": outcome.state}
     else:
