@@ -102,6 +102,7 @@ def prepare_batch(
     use_final_values: bool = True,
     teacher_actions: np.ndarray | None = None,
     reward_scale: float | None = None,
+    faint_is_terminal: bool = True,
 ) -> PreparedBatch:
     """GAE + flattening. ``values``/``bootstrap`` default to the recorded behaviour values.
 
@@ -111,10 +112,13 @@ def prepare_batch(
     ``use_final_values``: trust the recorded V(final obs) at truncations (true for on-policy rollouts,
     whose behaviour critic *is* the current one); replay passes False and falls back to V(s_t).
     ``teacher_actions`` ([T, N] or [T*N]): the teacher's action per row, for ``loss_bc``.
+    ``faint_is_terminal`` False: GAE bootstraps through faints (the agent lives on in the episode).
     """
     rewards = _col(data, "rewards", device, np.float32)
     scaled = rewards if reward_scale is None else rewards * reward_scale
     term = _col(data, "terminated", device)
+    if not faint_is_terminal:
+        term = torch.zeros_like(term)
     trunc = _col(data, "truncated", device)
     old_logp = _col(data, "log_probs", device, np.float32)
     if values is None:

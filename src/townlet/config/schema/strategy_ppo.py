@@ -60,6 +60,9 @@ class PPOStrategyConfig:
     # out (a faint looked cheaper than the trip); 0.98 lost even the shower (docs/ppo.md)
     gamma: float = 0.995
     gae_lambda: float = 0.95
+    # A faint cuts the agent's return (no bootstrap through it). false: its future goes on, as it does
+    # in the town (the agent respawns at home in the same episode; the faint's penalty stays)
+    faint_is_terminal: bool = True
     max_grad_norm: float = 0.5  # 0 disables clipping (the norm is still reported)
     value_clip: float = 0.2  # 0 disables value clipping
     advantage_normalization: bool = True

@@ -168,9 +168,7 @@ class PPORun:
             batch = prepare_batch(
                 data,
                 self.device,
-                gamma=s.gamma,
-                lam=s.gae_lambda,
-                normalise=s.advantage_normalization,
+                **s.gae_options(),
                 where=f"dataset=rollout iteration={it}",
                 teacher_actions=teacher_labels(self.teacher, data, recorded=False),
                 reward_scale=reward_scale,
@@ -187,9 +185,7 @@ class PPORun:
             batch = prepare_batch(
                 replay,
                 self.device,
-                gamma=s.gamma,
-                lam=s.gae_lambda,
-                normalise=s.advantage_normalization,
+                **s.gae_options(),
                 where=where,
                 values=values,
                 bootstrap=boot,

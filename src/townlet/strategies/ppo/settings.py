@@ -33,6 +33,15 @@ class PPOSettings(PPOStrategyConfig, StrategyBase):
             return max(1, min(self.minibatch_size, rows))
         return max(1, min(self.minibatch_size, rows // min(self.num_minibatches, max(rows, 1))))
 
+    def gae_options(self) -> dict[str, Any]:
+        """How ``prepare_batch`` turns a batch's rewards into advantages and value targets."""
+        return {
+            "gamma": self.gamma,
+            "lam": self.gae_lambda,
+            "normalise": self.advantage_normalization,
+            "faint_is_terminal": self.faint_is_terminal,
+        }
+
     def hyper_params(self, rows: int) -> Any:
         """The update's ``PPOHyperParams`` for a primary batch of ``rows`` rows."""
         from townlet.algorithms.update import PPOHyperParams
