@@ -169,12 +169,12 @@ def test_sigterm_in_process_raises_interrupt_and_names_the_signal() -> None:
 
 def test_message_says_when_there_is_no_checkpoint_yet(tmp_path: Path) -> None:
     from townlet.runs.interrupt import TrainingInterrupted
-    from townlet.runs.signals import as_run_interrupted, interrupt_message
+    from townlet.runs.signals import as_run_interrupted, interrupt_exit_code, interrupt_message
 
     early = as_run_interrupted(TrainingInterrupted(signal.SIGTERM), tmp_path)
-    assert early.exit_code == 143 and "no checkpoint was written yet" in interrupt_message(early)
+    assert interrupt_exit_code(early) == 143 and "no checkpoint was written yet" in interrupt_message(early)
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.pt").write_bytes(b"x")
     late = as_run_interrupted(KeyboardInterrupt(), tmp_path)  # Python's own Ctrl-C
-    assert late.exit_code == 130 and "the last checkpoint is kept" in interrupt_message(late)
+    assert interrupt_exit_code(late) == 130 and "the last checkpoint is kept" in interrupt_message(late)
     assert interrupt_message(KeyboardInterrupt()) == "interrupted by SIGINT"

@@ -46,7 +46,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
     from townlet.facade import PolicyTrainingOrchestrator, RunSettings
     from townlet.runs.loggers import MetricsFanout, build_metrics
     from townlet.runs.objective import objective_value
-    from townlet.runs.record import RunRecorder
+    from townlet.runs.record import RunRecorder, is_multirun, strategy_name
     from townlet.runs.rundir import RunDir
     from townlet.runs.signals import StopSignals, as_run_interrupted, interrupt_signal
 
@@ -60,15 +60,14 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
     previous = _previous_run_id(rd) if cfg.resume else None
     rd.prepare(resume=bool(cfg.resume))
     file_handler = None if hc is not None else _attach_file_log(rd.log_path)
-    choices = dict(hc.runtime.choices) if hc is not None else {}
-    multirun = hc is not None and str(hc.mode) == "RunMode.MULTIRUN"
+    multirun = is_multirun(hc)
     recorder = RunRecorder.start(
         rd.path,
         seed=int(cfg.seed),
         config=OmegaConf.to_container(cfg, resolve=True),
         overrides=list(hc.overrides.task) if hc is not None else [],
         run_name=str(cfg.run_name),
-        strategy=choices.get("strategy") or str(cfg.strategy.get("_target_", "?")).rsplit(".", 1)[-1],
+        strategy=strategy_name(cfg, hc),
         device=str(cfg.device.type),
         resumed=bool(cfg.resume),
         parent_run=previous,
@@ -191,8 +190,9 @@ def hydra_task(cfg: DictConfig) -> float:
     try:
         return run_job(cfg)
     except Exception as exc:
-        hc = _hydra_context()
-        if hc is not None and str(hc.mode) == "RunMode.MULTIRUN":
+        from townlet.runs.record import is_multirun
+
+        if is_multirun(_hydra_context()):
             raise  # the launcher records the job as failed and the sweep goes on
         raise JobFailed(exc) from exc
 

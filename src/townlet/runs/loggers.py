@@ -174,15 +174,16 @@ def run_info(cfg: Any, run_dir: Path, hydra: Any = None, *, config_hash: str | N
     from omegaconf import OmegaConf
 
     container: Any = OmegaConf.to_container(cfg, resolve=True)
-    multirun = hydra is not None and str(hydra.mode) == "RunMode.MULTIRUN"
+    from townlet.runs.record import is_multirun, strategy_name
+
+    multirun = is_multirun(hydra)
     choices = dict(hydra.runtime.choices) if hydra is not None else {}
-    strategy = choices.get("strategy") or str(cfg.strategy.get("_target_", "?")).rsplit(".", 1)[-1]
     return RunInfo(
         path=Path(run_dir),
         config=container,
         run_name=str(cfg.run_name),
         seed=int(cfg.seed),
-        strategy=str(strategy),
+        strategy=strategy_name(cfg, hydra),
         world=str(cfg.world.get("name", choices.get("world", "?"))),
         output_root=Path(str(cfg.paths.output_root)),
         job_num=int(hydra.job.num) if multirun else None,

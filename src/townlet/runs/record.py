@@ -78,6 +78,17 @@ def slurm_ids(env: dict[str, str] | None = None) -> dict[str, Any]:
     }
 
 
+def is_multirun(hydra: Any) -> bool:
+    """Whether Hydra's runtime config (None outside a Hydra app) belongs to a job of a sweep."""
+    return hydra is not None and str(hydra.mode) == "RunMode.MULTIRUN"
+
+
+def strategy_name(cfg: Any, hydra: Any) -> str:
+    """The strategy as the user chose it (``strategy=ppo``), else its class name (a snapshot's config)."""
+    choices = dict(hydra.runtime.choices) if hydra is not None else {}
+    return str(choices.get("strategy") or str(cfg.strategy.get("_target_", "?")).rsplit(".", 1)[-1])
+
+
 def new_run_id(now: datetime | None = None) -> str:
     """Sortable, collision-free id: UTC timestamp with microseconds plus 6 random hex chars."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%f")

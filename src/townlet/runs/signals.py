@@ -36,10 +36,6 @@ class RunInterrupted(TrainingInterrupted):
         self.run_dir = run_dir
         self.checkpointed = checkpointed
 
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
-
 
 def interrupt_signum(exc: BaseException) -> int:
     """The signal behind ``exc``: a plain ``KeyboardInterrupt`` is Python's own SIGINT handler."""
