@@ -68,8 +68,12 @@ def world_provenance(world_cfg: Any) -> dict[str, Any]:
     return {"name": config.get("name"), "config": config, "hash": stable_hash(config)}
 
 
-class _EpisodeTracker:
-    """Per-agent running returns; completed agent-episodes are recorded at truncation."""
+class EpisodeTracker:
+    """Per-agent running returns and lengths; completed agent-episodes are recorded at truncation.
+
+    One collect call keeps one for its episode statistics; PPO keeps one across its rollouts (they are
+    cut every ``n_steps`` ticks, not at episode ends) and reads what completed once per iteration.
+    """
 
     def __init__(self, n: int) -> None:
         self.returns = np.zeros(n, np.float64)
@@ -87,6 +91,13 @@ class _EpisodeTracker:
             self.done_lengths.append(self.lengths[truncated].copy())
             self.returns[truncated] = 0.0
             self.lengths[truncated] = 0
+
+    def take_completed(self) -> tuple[np.ndarray, np.ndarray]:
+        """Returns and lengths of the agent-episodes completed since the last call, in order."""
+        rets = np.concatenate(self.done_returns) if self.done_returns else np.zeros(0, np.float64)
+        lens = np.concatenate(self.done_lengths) if self.done_lengths else np.zeros(0, np.int64)
+        self.done_returns, self.done_lengths = [], []
+        return rets, lens
 
     def stats(self, agent_ticks: int) -> dict[str, float]:
         """Completed agent-episodes when there are any; otherwise the partial episodes (flagged)."""
@@ -149,7 +160,7 @@ class RolloutCaptureService:
         tick_col, episode_col = cols["tick"], cols["episode_id"]
         value_fn: Callable[[Observation], np.ndarray] | None = getattr(policy, "value", None)
         episode = np.zeros(num_envs, np.int32)
-        tracker = _EpisodeTracker(n)
+        tracker = EpisodeTracker(n)
         events = dict.fromkeys(EVENT_COUNTERS, 0.0)
         obs = start_obs if start_obs is not None else town.reset()
         every = max(1, ticks // 100)

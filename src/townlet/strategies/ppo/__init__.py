@@ -13,7 +13,6 @@ from townlet.config.schema.strategy_ppo import PPOConfigError
 from townlet.strategies.ppo.records import (
     COUNTERS,
     TELEMETRY_VERSION,
-    EpisodeTracker,
     event_counters,
 )
 from townlet.strategies.ppo.run import PPORun
@@ -38,7 +37,6 @@ __all__ = [
     "COUNTERS",
     "EVENT_COUNTERS",
     "TELEMETRY_VERSION",
-    "EpisodeTracker",
     "PPOConfigError",
     "PPORun",
     "PPOStrategy",

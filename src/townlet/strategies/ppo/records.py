@@ -5,7 +5,6 @@ the batch diagnostics, and the result DTO built from the last record.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +16,7 @@ if TYPE_CHECKING:
     from townlet.algorithms.batches import PreparedBatch
     from townlet.dto import PPOTrainingResultDTO
     from townlet.replay import ReplayData
+    from townlet.rollout.collect import EpisodeTracker
     from townlet.strategies.ppo.state import RunState
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "DTO_ROLLOUT_KEYS",
     "SUMMARY_KEYS",
     "TELEMETRY_VERSION",
-    "EpisodeTracker",
     "batch_diagnostics",
     "env_metrics",
     "event_counters",
@@ -48,41 +47,12 @@ def event_counters(events: dict[str, float]) -> dict[str, float]:
     return out
 
 
-@dataclass
-class EpisodeTracker:
-    """Running per-agent returns and lengths across iterations; an episode completes at a truncation.
-
-    Rollouts are cut every ``n_steps`` ticks, not at episode ends, so returns carry over between
-    iterations until the town truncates the episode (a faint does not end it: the agent respawns).
-    """
-
-    returns: np.ndarray
-    completed: list[float] = field(default_factory=list)
-    lengths: np.ndarray | None = None  # ticks into the running episode, per agent
-    completed_lengths: list[int] = field(default_factory=list)  # of the latest update's episodes
-
-    def update(self, rewards: np.ndarray, truncated: np.ndarray) -> list[float]:
-        if self.lengths is None:
-            self.lengths = np.zeros(self.returns.shape, np.int64)
-        done_now: list[float] = []
-        self.completed_lengths = []
-        for t in range(rewards.shape[0]):
-            self.returns += rewards[t]
-            self.lengths += 1
-            if truncated[t].any():
-                done_now.extend(self.returns[truncated[t]].tolist())
-                self.completed_lengths.extend(self.lengths[truncated[t]].tolist())
-                self.returns[truncated[t]] = 0.0
-                self.lengths[truncated[t]] = 0
-        self.completed.extend(done_now)
-        return done_now
-
-
 def env_metrics(data: ReplayData, tracker: EpisodeTracker, world_cfg: Any) -> dict[str, Any]:
     """What one rollout did in the town: completed episodes, reward per step, needs, faints, conflicts."""
     rewards = data.rewards.astype(np.float64)
-    done = tracker.update(rewards, data.truncated)
-    lengths = tracker.completed_lengths
+    for t in range(rewards.shape[0]):
+        tracker.update(rewards[t], data.terminated[t], data.truncated[t])
+    done, lengths = tracker.take_completed()
     names = data.spec.feature_names
     needs = [names.index(n) for n in names if n.startswith("need_")]
     t_len, n = rewards.shape
@@ -91,10 +61,10 @@ def env_metrics(data: ReplayData, tracker: EpisodeTracker, world_cfg: Any) -> di
     faints = float(data.terminated.sum())
     conflicts = float(data.events.get("queue_conflict_events", 0.0))
     return {
-        "episodes_completed": len(done),
-        "episode_return_mean": float(np.mean(done)) if done else None,
-        "episode_return_std": float(np.std(done)) if done else None,
-        "episode_length_mean": float(np.mean(lengths)) if lengths else None,
+        "episodes_completed": int(done.size),
+        "episode_return_mean": float(np.mean(done)) if done.size else None,
+        "episode_return_std": float(np.std(done)) if done.size else None,
+        "episode_length_mean": float(np.mean(lengths)) if lengths.size else None,
         # mean need level (1 = all satisfied) over the rollout's agent-ticks: what faints come from
         "needs_mean": float(data.features[..., needs].mean()) if needs else None,
         "reward_per_step_mean": float(rewards.mean()),

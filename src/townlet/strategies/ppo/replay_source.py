@@ -23,7 +23,6 @@ class ReplaySource:
     def __init__(self, data: ReplayData | StreamingDataset, seed: int) -> None:
         self.data = data
         self.seed = int(seed)
-        self.streamed = isinstance(data, StreamingDataset)
 
     @property
     def spec(self) -> Any:

@@ -16,14 +16,12 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from townlet.config.schema.strategy_ppo import PPOConfigError
+from townlet.rollout.collect import EpisodeTracker
 from townlet.runs import interrupt
 from townlet.strategies.base import dataset_label, evaluate_trained, periodic_evaluation
 from townlet.strategies.ppo.normalisers import Normalisers
 from townlet.strategies.ppo.records import (
-    EpisodeTracker,
     batch_diagnostics,
     env_metrics,
     iteration_record,
@@ -124,7 +122,7 @@ class PPORun:
             if not normalised:
                 n_warmup = max(1, min(16, s.n_steps))
                 normalise_inputs(self.net, self.rollout_service.collect(self.town, self.policy, n_warmup))
-            self.tracker = EpisodeTracker(np.zeros(self.town.n_agents, np.float64))
+            self.tracker = EpisodeTracker(self.town.n_agents)
             if resumed is not None:  # continue the very episodes the interrupted run was in
                 self.town, self.obs = restore_rollout(self.town, self.tracker, resumed, ctx, self.world_cfg)
         elif not normalised and self.replay is not None:

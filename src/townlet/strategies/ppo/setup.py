@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     import logging
 
     from townlet.replay import ReplayData
+    from townlet.rollout.collect import EpisodeTracker
     from townlet.strategies.context import TrainingContext
-    from townlet.strategies.ppo.records import EpisodeTracker
     from townlet.strategies.ppo.settings import PPOSettings
     from townlet.world.vectown import VecTown
 
@@ -172,7 +172,7 @@ def restore_rollout(
     town.restore({k: _as_numpy(v) for k, v in dict(saved["town"]).items()})
     tracker.returns[:] = _as_numpy(saved["episode_returns"])
     if saved.get("episode_lengths") is not None:
-        tracker.lengths = np.array(_as_numpy(saved["episode_lengths"]), dtype=np.int64)
+        tracker.lengths[:] = _as_numpy(saved["episode_lengths"])
     return town, town.observe()
 
 
