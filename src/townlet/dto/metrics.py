@@ -1,0 +1,27 @@
+"""Metric names: the one registry that strategies, loggers, plots, progress, reports and DTOs read.
+
+A metric keeps one name from where it is measured to ``metrics.jsonl``, every logger and the result
+DTO; a reader that needs a key takes it from here instead of spelling it again.
+"""
+
+from __future__ import annotations
+
+# -- labels: what a metrics line is about, not what was measured --------------------------------
+#: The training unit a line closes: a PPO iteration or a BC epoch.
+STEP_KEYS: tuple[str, ...] = ("iteration", "epoch")
+#: Seconds since the run's metrics writer opened, stamped on every line by the fan-out.
+WALL_KEY = "wall_sec"
+#: Set by a composite strategy on the lines of each of its parts: the part's position (0-based) and
+#: its name, so loggers keep parts apart (``stage<index>_<name>/`` tags, one curve per part).
+STAGE_INDEX_KEY = "stage_index"
+STAGE_KEY = "stage"
+LABEL_KEYS: frozenset[str] = frozenset({*STEP_KEYS, WALL_KEY, STAGE_INDEX_KEY, STAGE_KEY})
+
+# -- what a run is judged by --------------------------------------------------------------------
+#: Agent-steps a PPO run (or part) has collected so far: the x axis of return curves.
+AGENT_STEPS_KEY = "env_steps"
+#: Mean return of the agent-episodes a rollout completed (training) and of a periodic evaluation.
+TRAIN_RETURN_KEY = "episode_return_mean"
+EVAL_RETURN_KEY = "eval_return_mean"
+#: The periodic evaluation's keys on a training line (``evaluation.every``).
+EVAL_KEYS: tuple[str, ...] = ("eval_return_mean", "eval_return_std", "eval_faint_rate", "eval_mean_needs")
