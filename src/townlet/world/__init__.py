@@ -1,4 +1,4 @@
-"""The torch-free vectorised town: configs, rules, observations, the oracle and the PettingZoo face.
+"""The torch-free vectorised town: configs, rules, observations and the PettingZoo face.
 
 Names are resolved lazily (PEP 562) so that importing ``townlet.world.config`` — which the Hydra
 schemas do on every ``townlet-train --cfg job`` — does not pay for numpy and the simulation modules.

@@ -11,7 +11,7 @@ organised around *few calls per tick*:
 * scratch tables are preallocated and written with ``out=``; the returned arrays are fresh every
   tick (callers keep observations across steps).
 
-The rules behind each feature are in docs/world.md; :class:`townlet.world.oracle.OracleTown` is the
+The rules behind each feature are in docs/world.md; :class:`townlet_tools.oracle.OracleTown` is the
 per-agent reference the tests compare against.
 """
 

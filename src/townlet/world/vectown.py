@@ -4,7 +4,7 @@ Three layers, one module each: :class:`townlet.world.vectown_state.TownState` (s
 state arrays), :class:`townlet.world.vectown_rules.TownRules` (one tick of rules on them) and
 :class:`VecTown` here (action checks, masking, auto-reset, observations). Observations are built by
 :class:`townlet.world.observe.ObservationBuilder` (per-tile tables and one scatter for the dynamic
-map channels). The plain-Python :class:`townlet.world.oracle.OracleTown` implements the same rules
+map channels). The plain-Python :class:`townlet_tools.oracle.OracleTown` implements the same rules
 and is the correctness reference. The tick order is documented in docs/world.md.
 """
 
