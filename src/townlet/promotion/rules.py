@@ -23,11 +23,9 @@ from townlet.runs.atomic import finite_or_none
 Direction = Literal["drop", "rise", "both"]
 DIRECTIONS: tuple[str, ...] = ("drop", "rise", "both")
 
-#: Guardrail metric keys, as they appear in PPO results and in the baseline store.
-LOSS_KEY = "loss_total"
-QUEUE_KEY = "queue_conflict_events"
-INTENSITY_KEY = "queue_conflict_intensity_sum"
-GUARDRAIL_KEYS: tuple[str, ...] = (LOSS_KEY, QUEUE_KEY, INTENSITY_KEY)
+#: Guardrail metric keys, as they appear in PPO results and in the baseline store, and their flags.
+GUARDRAIL_KEYS: tuple[str, ...] = ("loss_total", "queue_conflict_events", "queue_conflict_intensity_sum")
+FLAGS: tuple[str, ...] = ("loss", "queue", "intensity")
 
 
 class GuardrailConfigError(ValueError):
@@ -72,14 +70,14 @@ class GuardrailTolerances:
     min_abs_baseline: float = 1e-8
 
     def __post_init__(self) -> None:
-        for name in ("loss", "queue", "intensity", "eval_return", "min_abs_baseline"):
+        for name in (*FLAGS, "eval_return", "min_abs_baseline"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise GuardrailConfigError(
                     f"guardrail tolerance '{name}' must be a finite number >= 0, got {value!r}; "
                     f"e.g. strategy.tolerances.{name}=0.1"
                 )
-        for name in ("loss_direction", "queue_direction", "intensity_direction", "eval_return_direction"):
+        for name in (f"{flag}_direction" for flag in (*FLAGS, "eval_return")):
             value = getattr(self, name)
             if value not in DIRECTIONS:
                 raise GuardrailConfigError(
@@ -91,7 +89,7 @@ class GuardrailTolerances:
         """Build from a config mapping; unknown keys are an error (typos must not pass silently)."""
         if not data:
             return cls()
-        allowed = {f for f in cls.__dataclass_fields__}
+        allowed = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise GuardrailConfigError(
@@ -119,12 +117,7 @@ class GuardrailMetrics:
 
     def as_dict(self) -> dict[str, float]:
         """Known metrics only (what the baseline store and DTOs persist)."""
-        out: dict[str, float] = {}
-        for key in GUARDRAIL_KEYS:
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = float(value)
-        return out
+        return {k: float(v) for k in GUARDRAIL_KEYS if (v := getattr(self, k)) is not None}
 
 
 @dataclass(frozen=True)
@@ -185,20 +178,17 @@ def evaluate_flags(
     if baseline is None:
         return GuardrailFlags()
     tol = tolerances or GuardrailTolerances()
-    eps = tol.min_abs_baseline
-    return GuardrailFlags(
-        loss=breaches(current.loss_total, baseline.loss_total, tol.loss, tol.loss_direction, eps),
-        queue=breaches(
-            current.queue_conflict_events, baseline.queue_conflict_events, tol.queue, tol.queue_direction, eps
-        ),
-        intensity=breaches(
-            current.queue_conflict_intensity_sum,
-            baseline.queue_conflict_intensity_sum,
-            tol.intensity,
-            tol.intensity_direction,
-            eps,
-        ),
-    )
+    flags = {
+        flag: breaches(
+            getattr(current, key),
+            getattr(baseline, key),
+            getattr(tol, flag),
+            getattr(tol, f"{flag}_direction"),
+            tol.min_abs_baseline,
+        )
+        for flag, key in zip(FLAGS, GUARDRAIL_KEYS, strict=True)
+    }
+    return GuardrailFlags(**flags)
 
 
 def return_flag(
@@ -211,6 +201,9 @@ def return_flag(
     """
     tol = tolerances or GuardrailTolerances()
     return breaches(value, reference, tol.eval_return, tol.eval_return_direction, tol.min_abs_baseline)
+
+
+STAGE_FLAGS: tuple[str, ...] = (*FLAGS, "return")
 
 
 @dataclass(frozen=True)
@@ -226,8 +219,9 @@ class StageOutcome:
     return_flag: bool = False
 
     @property
-    def flagged(self) -> bool:
-        return self.loss_flag or self.queue_flag or self.intensity_flag or self.return_flag
+    def flags(self) -> list[str]:
+        """The names of the flags that fired, in reporting order."""
+        return [f for f in STAGE_FLAGS if getattr(self, f"{f}_flag")]
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any]) -> StageOutcome:
@@ -240,14 +234,12 @@ class StageOutcome:
         if mode not in ("bc", "ppo"):
             raise ValueError(f"stage mode must be 'bc' or 'ppo', got {row.get('mode')!r} in {dict(row)!r}")
         passed = row.get("passed")
+        flags = {f"{f}_flag": flag(f) for f in STAGE_FLAGS}
         return cls(
             cycle=float(row.get("cycle", 0.0)),
             mode=mode,
             passed=None if passed is None else bool(passed),
-            loss_flag=flag("loss"),
-            queue_flag=flag("queue"),
-            intensity_flag=flag("intensity"),
-            return_flag=flag("return"),
+            **flags,
         )
 
     @classmethod
@@ -257,21 +249,8 @@ class StageOutcome:
             return obj
         if isinstance(obj, Mapping):
             return cls.from_mapping(obj)
-        fields = (
-            "cycle",
-            "mode",
-            "passed",
-            "anneal_loss_flag",
-            "anneal_queue_flag",
-            "anneal_intensity_flag",
-            "anneal_return_flag",
-        )
+        fields = ("cycle", "mode", "passed", *(f"anneal_{f}_flag" for f in STAGE_FLAGS))
         return cls.from_mapping({f: getattr(obj, f, None) for f in fields})
-
-
-def format_cycle(cycle: float) -> str:
-    """``3.0`` → ``"3"`` so reasons read ``loss_flag_cycle_3``."""
-    return str(int(cycle)) if float(cycle).is_integer() else str(cycle)
 
 
 def _outcomes(stages: Iterable[Any]) -> list[StageOutcome]:
@@ -283,7 +262,7 @@ def anneal_status(stages: Iterable[Any]) -> AnnealStatus:
     outcomes = _outcomes(stages)
     if any(s.mode == "bc" and s.passed is False for s in outcomes):
         return AnnealStatus.FAIL
-    if any(s.mode == "ppo" and s.flagged for s in outcomes):
+    if any(s.mode == "ppo" and s.flags for s in outcomes):
         return AnnealStatus.HOLD
     return AnnealStatus.PASS
 
@@ -293,18 +272,11 @@ def status_reasons(stages: Iterable[Any]) -> list[str]:
     ``queue_flag_cycle_N``, ``intensity_flag_cycle_N``, ``return_flag_cycle_N``)."""
     reasons: list[str] = []
     for s in _outcomes(stages):
-        c = format_cycle(s.cycle)
+        c = str(int(s.cycle)) if s.cycle.is_integer() else str(s.cycle)  # 3.0 -> loss_flag_cycle_3
         if s.mode == "bc" and s.passed is False:
             reasons.append(f"bc_stage_failed_cycle_{c}")
         if s.mode == "ppo":
-            if s.loss_flag:
-                reasons.append(f"loss_flag_cycle_{c}")
-            if s.queue_flag:
-                reasons.append(f"queue_flag_cycle_{c}")
-            if s.intensity_flag:
-                reasons.append(f"intensity_flag_cycle_{c}")
-            if s.return_flag:
-                reasons.append(f"return_flag_cycle_{c}")
+            reasons += [f"{f}_flag_cycle_{c}" for f in s.flags]
     return reasons
 
 
