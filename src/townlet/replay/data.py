@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from townlet.replay.columns import COLUMN_NAMES, COLUMNS
+from townlet.replay.columns import COLUMN_NAMES, check_columns, check_finite_array
 from townlet.replay.errors import DatasetError
 from townlet.world.spec import Observation, ObservationSpec
 
@@ -66,10 +66,8 @@ class ReplayData:
         next_obs: Observation | None = None,
         check_finite: bool = True,
     ) -> ReplayData:
-        """Build and validate; ``check_finite=False`` only where the caller already checked the floats."""
-        missing = [n for n in COLUMN_NAMES if n not in columns]
-        if missing:
-            raise DatasetError(f"missing column(s) {missing}")
+        """Build and validate; ``check_finite=False`` only where the caller already checked the values."""
+        check_columns(columns, spec, values=False)
         n_agents = columns["actions"].shape[1] if columns["actions"].ndim == 2 else 0
         boot = np.zeros(n_agents, np.float32) if bootstrap_values is None else bootstrap_values
         data = cls(
@@ -104,42 +102,13 @@ class ReplayData:
 
     def validate(self, *, source: str | None = None, check_finite: bool = True) -> None:
         """Shapes, dtypes, id ranges and finiteness; raises one DatasetError naming the problem."""
-        t, n = self.actions.shape[:2] if self.actions.ndim >= 2 else (-1, -1)
-        if t < 0:
-            raise DatasetError(
-                f"column 'actions' must be [T, N], got shape {self.actions.shape}", file=source
-            )
-        for col in COLUMNS:
-            arr = getattr(self, col.name)
-            want = col.shape(self.spec, t, n)
-            if not isinstance(arr, np.ndarray):
-                raise DatasetError(f"column {col.name!r} is not an array", file=source)
-            if arr.dtype != col.dtype:
-                raise DatasetError(
-                    f"column {col.name!r} has dtype {arr.dtype}, expected {col.dtype}", file=source
-                )
-            if arr.shape != want:
-                raise DatasetError(
-                    f"column {col.name!r} has shape {list(arr.shape)}, expected {list(want)} "
-                    f"(features: {self.spec.feature_dim} names, map {list(self.spec.map_shape)})",
-                    file=source,
-                )
-            if check_finite and col.is_float:
-                check_finite_array(arr, col.name, source)
+        _, n = check_columns(self.columns(), self.spec, source=source, values=check_finite)
         if self.bootstrap_values.shape != (n,):
             raise DatasetError(
                 f"bootstrap_values has shape {list(self.bootstrap_values.shape)}, expected [{n}]", file=source
             )
         if check_finite:
             check_finite_array(self.bootstrap_values, "bootstrap_values", source)
-        for name in ("actions", "teacher_actions"):
-            arr = getattr(self, name)
-            if arr.size and (arr.min() < 0 or arr.max() >= self.spec.num_actions):
-                raise DatasetError(
-                    f"column {name!r} holds ids outside [0, {self.spec.num_actions}) "
-                    f"(min {arr.min()}, max {arr.max()})",
-                    file=source,
-                )
 
     # ------------------------------------------------------------------ views
     def flat(self, name: str) -> np.ndarray:
@@ -248,19 +217,6 @@ class ReplayData:
         train.meta["split"] = {"part": "train", "val_fraction": val_fraction, "seed": seed}
         val.meta["split"] = {"part": "val", "val_fraction": val_fraction, "seed": seed}
         return train, val
-
-
-def check_finite_array(arr: np.ndarray, name: str, source: str | None) -> None:
-    """Raise a DatasetError naming the column and first bad position when NaN/Inf is present."""
-    finite = np.isfinite(arr)
-    if not finite.all():
-        bad = np.argwhere(~finite)
-        raise DatasetError(
-            f"column {name!r} holds {bad.shape[0]} non-finite value(s) (NaN/Inf), first at index "
-            f"{tuple(int(i) for i in bad[0])}",
-            file=source,
-            hint="the data is corrupt; re-capture it",
-        )
 
 
 def iter_flat_minibatches(

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from townlet.replay.columns import COLUMN_NAMES, COLUMNS, allocate
-from townlet.replay.data import ReplayData, check_finite_array
+from townlet.replay.columns import COLUMN_NAMES, allocate, check_columns
+from townlet.replay.data import ReplayData
 from townlet.replay.errors import DatasetError
 from townlet.replay.manifest import Manifest, ShardEntry, file_sha256, read_manifest
 from townlet.world.spec import ObservationSpec
@@ -36,7 +36,6 @@ def read_shard(manifest: Manifest, entry: ShardEntry, *, verify: bool = True) ->
             file=path,
             hint="re-capture or re-copy the dataset",
         )
-    out: dict[str, np.ndarray] = {}
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)
@@ -46,31 +45,14 @@ def read_shard(manifest: Manifest, entry: ShardEntry, *, verify: bool = True) ->
                     f"unexpected {sorted(keys - set(COLUMN_NAMES))})",
                     file=path,
                 )
-            for col in COLUMNS:
-                arr = npz[col.name]
-                want = col.shape(manifest.spec, entry.ticks, manifest.agents)
-                if arr.dtype != col.dtype or arr.shape != want:
-                    raise DatasetError(
-                        f"column {col.name!r} is {arr.dtype}{list(arr.shape)}, "
-                        f"expected {col.dtype}{list(want)}"
-                        + (" (feature list and data disagree)" if col.name == "features" else ""),
-                        file=path,
-                    )
-                if verify and col.is_float:
-                    check_finite_array(arr, col.name, str(path))
-                out[col.name] = arr
+            out = {name: npz[name] for name in COLUMN_NAMES}
     except DatasetError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
         raise DatasetError(
             f"shard cannot be parsed as .npz ({type(exc).__name__}: {exc})", file=path
         ) from None
-    if verify:
-        num_actions = manifest.spec.num_actions
-        for name in ("actions", "teacher_actions"):
-            arr = out[name]
-            if arr.size and (arr.min() < 0 or arr.max() >= num_actions):
-                raise DatasetError(f"column {name!r} holds action ids outside [0, {num_actions})", file=path)
+    check_columns(out, manifest.spec, ticks=entry.ticks, agents=manifest.agents, source=path, values=verify)
     return out
 
 

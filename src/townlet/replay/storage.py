@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from townlet.replay.columns import COLUMN_NAMES, COLUMNS
+from townlet.replay.columns import COLUMN_NAMES, check_columns
 from townlet.replay.data import ReplayData
 from townlet.replay.errors import DatasetError
 from townlet.replay.manifest import (
@@ -87,19 +87,7 @@ class DatasetWriter:
         return max(1, self.shard_rows // max(self.agents or 1, 1))
 
     def append(self, chunk: Mapping[str, np.ndarray]) -> None:
-        missing = [n for n in COLUMN_NAMES if n not in chunk]
-        if missing:
-            raise DatasetError(f"chunk is missing column(s) {missing}")
-        t, n = chunk["actions"].shape[:2]
-        if self.agents is None:
-            self.agents = n
-        for col in COLUMNS:
-            arr = chunk[col.name]
-            if arr.shape != col.shape(self.spec, t, n) or n != self.agents or arr.dtype != col.dtype:
-                raise DatasetError(
-                    f"chunk column {col.name!r} is {arr.dtype}{list(arr.shape)}, "
-                    f"expected {col.dtype}{list(col.shape(self.spec, t, self.agents))}"
-                )
+        t, self.agents = check_columns(chunk, self.spec, agents=self.agents, values=False)
         self._stats.update(chunk)
         self._pending.append(dict(chunk))
         self._pending_ticks += t
@@ -239,6 +227,3 @@ def write_dataset(
         return writer.close(
             bootstrap_values=data.bootstrap_values, events=data.events, episode_stats=data.episode_stats
         )
-
-
-# ---------------------------------------------------------------------------------------- reading

@@ -204,6 +204,3 @@ def load_dataset(
     if streaming:
         return StreamingDataset(manifest, verify=verify)
     return load_replay_data(manifest, verify=verify)
-
-
-__all__ = ["StreamingDataset", "load_dataset"]
