@@ -1,9 +1,8 @@
 """`ReplayData`: the in-memory, time-major dataset every strategy trains from.
 
 Columns are contiguous arrays with leading axes [T, N]; a row (t, i) holds the observation agent i
-saw at tick t *and* the action chosen from it, never the next tick's observation.
-Minibatches gather each column with one fancy index per minibatch, never per row, and the
-permutation is re-drawn every epoch from (seed, epoch) so runs are reproducible and resumable.
+saw at tick t *and* the action chosen from it. Minibatches gather each column with one fancy index
+per minibatch, and the permutation is drawn from (seed, epoch) so runs are reproducible and resumable.
 """
 
 from __future__ import annotations
@@ -52,7 +51,6 @@ class ReplayData:
     episode_stats: dict[str, float] = field(default_factory=dict)
     next_obs: Observation | None = None  # observation after the last step (continue a rollout); not saved
 
-    # ------------------------------------------------------------------ construction / shape
     @classmethod
     def from_columns(
         cls,
@@ -110,13 +108,11 @@ class ReplayData:
         if check_finite:
             check_finite_array(self.bootstrap_values, "bootstrap_values", source)
 
-    # ------------------------------------------------------------------ views
     def flat(self, name: str) -> np.ndarray:
         """[T*N, ...] view of a column (no copy; columns are contiguous)."""
         arr = getattr(self, name)
         return arr.reshape(self.num_transitions, *arr.shape[2:])
 
-    # ------------------------------------------------------------------ iteration
     def iter_minibatches(
         self,
         batch_size: int,
@@ -127,17 +123,20 @@ class ReplayData:
         columns: tuple[str, ...] | None = None,
         extra: Mapping[str, np.ndarray] | None = None,
     ) -> Iterator[Batch]:
-        """Shuffled minibatches of transitions; a fresh permutation for every (seed, epoch).
-
-        ``extra`` adds per-transition arrays with the same leading [T, N] (e.g. advantages and returns
-        computed by PPO) so they are gathered with the same indices.
-        """
-        names = columns or COLUMN_NAMES
-        sources = {n: getattr(self, n) for n in names}
-        sources.update(extra or {})
+        """Shuffled minibatches of transitions; a fresh permutation for every (seed, epoch). ``extra``
+        adds [T, N] arrays (e.g. PPO's advantages) gathered with the same indices."""
         yield from iter_flat_minibatches(
-            sources, self.num_transitions, batch_size, epoch_rng(seed, epoch), drop_last=drop_last
+            self._sources(columns, extra),
+            self.num_transitions,
+            batch_size,
+            epoch_rng(seed, epoch),
+            drop_last=drop_last,
         )
+
+    def _sources(
+        self, columns: tuple[str, ...] | None, extra: Mapping[str, np.ndarray] | None
+    ) -> dict[str, np.ndarray]:
+        return {**{n: getattr(self, n) for n in columns or COLUMN_NAMES}, **(extra or {})}
 
     def iter_segments(
         self,
@@ -158,9 +157,7 @@ class ReplayData:
         """
         if segment_length <= 0 or agents_per_segment <= 0:
             raise ValueError("segment_length and agents_per_segment must be positive")
-        names = columns or COLUMN_NAMES
-        sources = {n: getattr(self, n) for n in names}
-        sources.update(extra or {})
+        sources = self._sources(columns, extra)
         rng = epoch_rng(seed, epoch)
         agent_perm = rng.permutation(self.num_agents)
         groups = [
@@ -181,7 +178,6 @@ class ReplayData:
             out["agent_index"] = idx
             yield out
 
-    # ------------------------------------------------------------------ splitting
     def select_agents(self, agent_index: np.ndarray) -> ReplayData:
         """Copy holding only the given agent columns (whole trajectories)."""
         idx = np.asarray(agent_index, dtype=np.int64)
@@ -227,11 +223,10 @@ def iter_flat_minibatches(
     *,
     drop_last: bool = False,
 ) -> Iterator[Batch]:
-    """Gather shuffled minibatches from [T, N, ...] arrays holding ``rows`` = T*N rows: one
-    ``np.take`` per column per minibatch, never per row.
+    """Shuffled minibatches from [T, N, ...] arrays of ``rows`` = T*N rows, one ``np.take`` per column.
 
-    Indices inside a minibatch are sorted: the batch holds the same set of rows, and a forward
-    walk through memory is markedly faster for the wide map rows.
+    Indices inside a minibatch are sorted: the same set of rows, and a forward walk through memory is
+    markedly faster for the wide map rows.
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
