@@ -1,8 +1,4 @@
-"""The policy networks: which one a model config builds, without importing torch until it does.
-
-Importing this module never imports torch: the network classes are built on first use, after
-`require_torch()`, by strategies and the torch policy.
-"""
+"""The policy networks a model config builds; importing this module never imports torch."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""Guardrail baselines kept per dataset/world label across runs (torch-free).
-
-Baselines outlive a run, so even the first PPO stage of a new run is judged against earlier runs.
-This store keeps the last accepted PPO-stage guardrail metrics for each label in
-``paths.state_dir/anneal_baselines.json``, updated under the same kind of file lock as the
-promotion state so parallel sweep jobs do not overwrite each other's entries.
-"""
+"""Guardrail baselines kept per dataset/world label across runs (torch-free), in
+``paths.state_dir/anneal_baselines.json``: even the first PPO stage of a new run is judged against
+earlier runs. Updated under a file lock, like the promotion state."""
 
 from __future__ import annotations
 

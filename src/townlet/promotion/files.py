@@ -1,12 +1,9 @@
 """The promotion state and baseline files, validated on every read and written under a lock (torch-free).
 
-Both files outlive runs and are edited by hand now and then, so a read checks types and shape
-against a Pydantic model, strictly (``"pass_streak": "many"`` is an error, not a string that some
-later comparison trips over). A file that fails is never overwritten: the caller refuses with one
-line naming the file and the fix, and :func:`move_aside` is that fix (``--reset-state``): the file
-is renamed to ``<name>.corrupt-<UTC time>``, kept for inspection, and the next write starts afresh.
-Several sweep jobs may finish at once, so every read-modify-write holds an inter-process file lock.
-"""
+Both outlive runs and are edited by hand now and then, so a read checks them strictly against a Pydantic
+model. A bad file is never overwritten: the caller refuses with one line naming the file and the fix,
+:func:`move_aside` (``--reset-state``), which keeps it as ``<name>.corrupt-<UTC time>``. Every
+read-modify-write holds an inter-process file lock: sweep jobs may finish at once."""
 
 from __future__ import annotations
 

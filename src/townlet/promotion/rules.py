@@ -1,14 +1,10 @@
-"""Pure anneal guardrail and status rules (torch-free, no I/O).
+"""Pure anneal guardrail and status rules (torch-free, no I/O): one home for the strategy, the CLI and tests.
 
-The anneal strategy, the promotion CLI and the tests all judge a run with these functions, so the
-rules live in one place and can be unit-tested against hand-computed values:
-
-* a guardrail *flag* fires when a PPO stage's metric moved away from its baseline by more than a
-  relative tolerance in the configured direction (``drop``, ``rise`` or ``both``); the *return*
-  flag compares the stage's evaluated return with the best earlier passing stage's (BC's first);
+* a guardrail *flag* fires when a PPO stage's metric moved from its baseline by more than a relative
+  tolerance in the configured direction (``drop``, ``rise``, ``both``); the *return* flag compares the
+  stage's evaluated return with the best earlier passing stage's (BC's first);
 * the run *status* is FAIL if any BC stage failed, else HOLD if any flag fired, else PASS;
-* the promotion *verdict* is PROMOTE only for a PASS run whose candidate is ready.
-"""
+* the promotion *verdict* is PROMOTE only for a PASS run whose candidate is ready."""
 
 from __future__ import annotations
 
@@ -50,13 +46,11 @@ VERDICT_EXIT_CODES: dict[Verdict, int] = {Verdict.PROMOTE: 0, Verdict.HOLD: 1, V
 
 @dataclass(frozen=True)
 class GuardrailTolerances:
-    """Relative tolerances and directions of the three guardrail flags.
+    """Relative tolerances and directions of the guardrail flags.
 
-    Defaults: loss 0.10 in both directions, queue events and intensity 0.15, also in both
-    directions, because a surge of conflicts is at least as suspicious as a collapse.
-    ``eval_return`` (0.05, ``drop``) guards the evaluated return of each PPO stage against the
-    stage it refines, so PPO cannot undo the clone unnoticed. ``min_abs_baseline`` treats baselines closer
-    to zero than this as absent, since a relative change against ~0 is meaningless.
+    Queue flags watch both directions: a surge of conflicts is as suspicious as a collapse.
+    ``eval_return`` guards each PPO stage's evaluated return, so PPO cannot undo the clone unnoticed.
+    Baselines within ``min_abs_baseline`` of zero count as absent (a change relative to ~0 means nothing).
     """
 
     loss: float = 0.10
@@ -128,7 +122,7 @@ class GuardrailFlags:
 
     @property
     def any(self) -> bool:
-        return self.loss or self.queue or self.intensity
+        return any(getattr(self, f) for f in FLAGS)
 
 
 def relative_change(
@@ -136,9 +130,8 @@ def relative_change(
 ) -> float | None:
     """(value - baseline) / |baseline|, or None when either side is unknown or the baseline ~ 0.
 
-    Dividing by |baseline| keeps the sign meaningful for negative baselines (PPO's total loss is
-    often negative): a value above the baseline is always a positive change, i.e. a *rise*.
-    """
+    |baseline| keeps the sign meaningful for negative baselines (PPO's total loss often is): a value
+    above the baseline is always a *rise*."""
     v, b = finite_or_none(value), finite_or_none(baseline)
     if v is None or b is None or abs(b) <= min_abs_baseline:
         return None
@@ -152,11 +145,8 @@ def breaches(
     direction: Direction,
     min_abs_baseline: float = 1e-8,
 ) -> bool:
-    """True when value moved beyond ``tolerance`` (relative) from baseline in ``direction``.
-
-    Strict inequality: a change of exactly the tolerance does not flag. No baseline never flags
-    (the first PPO stage of a label that has no stored baseline has nothing to compare against).
-    """
+    """True when value moved beyond ``tolerance`` (relative, strictly) from baseline in ``direction``;
+    no baseline never flags (a label's first PPO stage has nothing to compare against)."""
     if direction not in DIRECTIONS:
         raise GuardrailConfigError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     change = relative_change(value, baseline, min_abs_baseline)
@@ -194,11 +184,8 @@ def evaluate_flags(
 def return_flag(
     value: float | None, reference: float | None, tolerances: GuardrailTolerances | None = None
 ) -> bool:
-    """Did a PPO stage's evaluated return move beyond ``eval_return`` (relative) from the reference?
-
-    The reference is the best evaluated return of the passing stages before it (the BC stage's for
-    the first PPO stage), so a slow drift over several stages cannot slip under the tolerance.
-    """
+    """Did a PPO stage's evaluated return move beyond ``eval_return`` (relative) from the reference: the
+    best return of the passing stages before it, so a slow drift cannot slip under the tolerance?"""
     tol = tolerances or GuardrailTolerances()
     return breaches(value, reference, tol.eval_return, tol.eval_return_direction, tol.min_abs_baseline)
 
@@ -293,10 +280,7 @@ class PromotionDecision:
 
 def promotion_decision(stages: Iterable[Any], candidate_ready: bool) -> PromotionDecision:
     """PASS + ready → PROMOTE; PASS not ready → HOLD (candidate_not_ready); HOLD → HOLD; FAIL → FAIL.
-
-    FAIL lists only the failed BC stages (a failed stage ends the schedule, so later flags cannot
-    exist); HOLD lists every flag.
-    """
+    FAIL lists only the failed BC stages (a failed stage ends the schedule); HOLD lists every flag."""
     outcomes = _outcomes(stages)
     status = anneal_status(outcomes)
     reasons = status_reasons(outcomes)

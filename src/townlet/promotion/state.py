@@ -1,14 +1,9 @@
 """Promotion state that survives between runs (torch-free).
 
-Every anneal run records its status here; ``required_passes`` PASS runs in a row make the run's
-checkpoint a *ready* candidate, which ``townlet-promote promote`` turns into the current release.
-The state is a JSON snapshot (written atomically) plus a JSONL history of events, both under
-``paths.state_dir/promotion/``, every read-modify-write under the file lock: no update is ever lost.
-
-States: ``monitoring`` → (candidate ready) → ``ready`` → (promote) → ``promoted``;
-losing readiness while ``ready`` goes back to ``monitoring``; ``rollback`` returns to
-``monitoring`` with the previous release.
-"""
+Every anneal run records its status; ``required_passes`` PASS runs in a row make its checkpoint a
+*ready* candidate, which ``townlet-promote promote`` makes the current release. A JSON snapshot plus a
+JSONL history under ``paths.state_dir/promotion/``. States: ``monitoring`` → ``ready`` → ``promoted``;
+losing readiness goes back to ``monitoring``, and so does ``rollback``, with the previous release."""
 
 from __future__ import annotations
 
@@ -62,12 +57,9 @@ def apply_evaluation(
     candidate: Mapping[str, Any] | None = None,
     now: float | None = None,
 ) -> PromotionState:
-    """One anneal run's status → new state.
-
-    PASS extends the streak; FAIL resets it; HOLD resets it too unless ``hold_resets_streak`` is
-    False, in which case HOLD neither extends nor breaks it.
-    The candidate is the latest PASS run; a non-PASS result that resets the streak clears it.
-    """
+    """One anneal run's status → new state. PASS extends the streak, FAIL resets it, HOLD resets it unless
+    ``hold_resets_streak`` is False (then it neither extends nor breaks it). The candidate is the latest
+    PASS run; a result that resets the streak clears it."""
     status = _check_status(status)
     evaluation = st.evaluations + 1
     if status == "PASS":
@@ -139,11 +131,7 @@ def apply_rollback(st: PromotionState, *, now: float | None = None) -> Promotion
 
 @dataclass
 class PromotionService:
-    """Persisted promotion state under ``state_dir/promotion`` (safe across processes).
-
-    Construct it from config (``paths.state_dir`` plus the anneal promotion settings); it is a
-    plain object with no Hydra or torch dependency, so CLIs and tests use it directly.
-    """
+    """Persisted promotion state under ``state_dir/promotion``, safe across processes (no Hydra, no torch)."""
 
     state_dir: str | Path
     required_passes: int = 2

@@ -1,9 +1,7 @@
-"""Column schema of format v1: one place that says which arrays a dataset holds, with dtype and shape.
+"""Column schema of format v1: which arrays a dataset holds, with dtype and shape, and their check.
 
-Every column is time-major with leading axes [T, N] (ticks x agents, env-major agent order); the
-trailing shape depends only on the :class:`ObservationSpec`. Writer, loader, validation and the
-capture buffer all read this table, so the layouts cannot drift apart.
-"""
+Every column is time-major [T, N, ...] (env-major agent order); the trailing shape depends only on the
+:class:`ObservationSpec`. Writer, loader, validation and the capture buffer all read this table."""
 
 from __future__ import annotations
 

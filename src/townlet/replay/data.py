@@ -148,13 +148,9 @@ class ReplayData:
         columns: tuple[str, ...] | None = None,
         extra: Mapping[str, np.ndarray] | None = None,
     ) -> Iterator[Batch]:
-        """Contiguous [L, n] trajectory blocks (for GAE / recurrent training) in a per-epoch random order.
-
-        Time is cut at multiples of ``segment_length`` (the last block may be shorter); agents are
-        grouped by a per-epoch permutation. Each block carries ``next_values`` [n]: V of the
-        observation after its last step (the next row's ``values``, or ``bootstrap_values``), plus
-        ``t0`` and ``agent_index`` so callers can map it back.
-        """
+        """Contiguous [L, n] trajectory blocks (GAE, recurrent training) in a per-epoch random order: time
+        cut at multiples of ``segment_length``, agents grouped by a per-epoch permutation. Each block has
+        ``next_values`` [n] (the next row's ``values`` or ``bootstrap_values``), ``t0``, ``agent_index``."""
         if segment_length <= 0 or agents_per_segment <= 0:
             raise ValueError("segment_length and agents_per_segment must be positive")
         sources = self._sources(columns, extra)

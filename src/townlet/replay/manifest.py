@@ -1,14 +1,8 @@
 """Format v1 manifest: building it, parsing it, and checking it before any shard is touched.
 
-A dataset is a directory::
-
-    manifest.json          format, version, provenance, counts, observation spec, column schema,
-                           shards (file, ticks, rows, sha256), bootstrap values, statistics
-    shard-00000.npz ...    columnar arrays [ticks_in_shard, N, ...], loaded with allow_pickle=False
-
-Shards cut the time axis, so every shard holds whole [t, N] blocks: contiguous trajectory segments
-survive sharding and streaming can still hand out segments for GAE.
-"""
+A dataset is a directory: ``manifest.json`` (format, provenance, counts, observation spec, column
+schema, shards with sha256, bootstrap values, statistics) and ``shard-00000.npz`` ... holding columnar
+arrays [ticks_in_shard, N, ...]. Shards cut the time axis, so trajectory segments survive sharding."""
 
 from __future__ import annotations
 

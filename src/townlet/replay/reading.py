@@ -1,8 +1,6 @@
 """Reading format v1 datasets: one shard, the whole dataset, or a full check.
 
-Every shard's size and sha256 are checked before it is parsed, parsing uses ``allow_pickle=False``,
-and names, dtypes, shapes and finiteness are checked; every failure is one :class:`DatasetError`.
-"""
+Each shard's size and sha256 are checked before it is parsed (``allow_pickle=False``), then its columns."""
 
 from __future__ import annotations
 
@@ -57,11 +55,8 @@ def read_shard(manifest: Manifest, entry: ShardEntry, *, verify: bool = True) ->
 
 
 def load_replay_data(manifest: Manifest, *, verify: bool = True) -> ReplayData:
-    """Read every shard into one preallocated [T, N] buffer (peak = dataset + one shard).
-
-    With ``verify`` each shard's floats were checked by :func:`read_shard`; the whole-dataset
-    finiteness pass of ``from_columns`` runs only when they were not.
-    """
+    """Read every shard into one preallocated [T, N] buffer (peak = dataset + one shard); the values are
+    checked per shard with ``verify``, else once over the whole dataset."""
     columns = allocate(manifest.spec, manifest.ticks, manifest.agents)
     for entry in manifest.shards:
         shard = read_shard(manifest, entry, verify=verify)

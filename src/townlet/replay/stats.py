@@ -1,9 +1,7 @@
 """Dataset and batch statistics: what the manifest records and what `summarise` reports.
 
-Statistics are accumulated chunk by chunk (`StatsAccumulator`) so the writer can describe a dataset
-it never holds whole in memory, and they travel in the manifest, so an on-disk dataset keeps its
-event counters whether it was loaded whole, streamed or captured in memory.
-"""
+Accumulated chunk by chunk, so the writer describes a dataset it never holds whole, and kept in the
+manifest, so a dataset on disk keeps its event counters."""
 
 from __future__ import annotations
 

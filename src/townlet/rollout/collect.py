@@ -64,11 +64,8 @@ def world_provenance(world_cfg: Any) -> dict[str, Any]:
 
 
 class EpisodeTracker:
-    """Per-agent running returns and lengths; completed agent-episodes are recorded at truncation.
-
-    One collect call keeps one for its episode statistics; PPO keeps one across its rollouts (they are
-    cut every ``n_steps`` ticks, not at episode ends) and reads what completed once per iteration.
-    """
+    """Per-agent running returns and lengths, recorded at truncation; PPO keeps one across its rollouts
+    (cut every ``n_steps`` ticks, not at episode ends) and reads what completed once per iteration."""
 
     def __init__(self, n: int) -> None:
         self.returns = np.zeros(n, np.float64)
@@ -125,13 +122,9 @@ class RolloutCaptureService:
         start_obs: Observation | None = None,
         progress: ProgressFn | None = None,
     ) -> ReplayData:
-        """Step ``town`` for ``ticks`` ticks under ``policy``.
-
-        ``start_obs``: continue from this observation (``previous.next_obs``, as PPO does between
-        iterations) instead of resetting the town. ``progress(k)`` is called with ticks done so far
-        every few ticks. If the policy has ``value(obs)``, V(final_obs) is recorded at truncations
-        and V(next_obs) becomes ``bootstrap_values``; otherwise both are 0.
-        """
+        """Step ``town`` for ``ticks`` ticks under ``policy``; ``start_obs`` continues from an observation
+        (PPO's ``previous.next_obs``) instead of resetting. A policy with ``value(obs)`` records V(final_obs)
+        at truncations and V(next_obs) as ``bootstrap_values`` (else 0)."""
         if ticks <= 0:
             raise RolloutError(f"ticks must be positive to capture a rollout, got {ticks}")
         spec, n = town.spec, int(town.n_agents)

@@ -1,12 +1,8 @@
 """Replay dataset service: turn a `dataset=` config into data, capturing and caching on first use.
 
-Captured datasets are cached under ``data_dir`` in a directory named after the hash of everything
-that produced them (world config, observation spec, townlet version, behaviour, epsilon, ticks,
-seed, format version, shard layout), so a changed world can never be served a stale dataset and a
-fresh machine needs nothing prepared. A file lock serialises concurrent runs (a joblib sweep
-starting 4 jobs at once captures once), and the write is a temp-dir-then-rename, so even without
-the lock no reader sees half a dataset.
-"""
+A capture is cached under ``data_dir`` in a directory named after the hash of everything that produced
+it (world, observation spec, townlet version, behaviour, epsilon, ticks, seed, format, shard layout), so
+a changed world is never served a stale dataset. A file lock makes concurrent runs capture once."""
 
 from __future__ import annotations
 

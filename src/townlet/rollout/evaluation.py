@@ -1,11 +1,7 @@
 """How well does a policy live in the town? Episodes in a world, next to the scripted and random baselines.
 
-Accuracy against the teacher says little about how a policy behaves in the town. Here every
-policy (scripted, random, or a trained network behind ``TorchPolicy``) runs through the one rollout
-loop (``RolloutCaptureService.collect``) on the same world seed, and the same statistics come out:
-mean episode return, faints, need satisfaction, queue conflicts and agreement with the scripted
-teacher. Torch-free: torch is only touched by the policy object a caller passes in.
-"""
+Every policy runs through the one rollout loop on the same world seed and yields the same statistics:
+return, faints, need satisfaction, queue conflicts and agreement with the teacher. Torch-free."""
 
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
 """The static part of a town, derived once from a WorldConfig; shared by the vectorised town and the oracle.
 
-Both implementations read the same tables (object positions and parameters, job assignments, the
-time-of-day table) and draw each episode's start state from the same per-(seed, env, episode)
-generator, so they can be compared step by step. Validation lives here so a bad config fails once,
-with a message naming the field.
-"""
+Both read the same tables and draw each episode's start from the same per-(seed, env, episode)
+generator, so they can be compared step by step. A bad config fails here, once, naming the field."""
 
 from __future__ import annotations
 
