@@ -10,11 +10,7 @@ from townlet.torch_guard import require_torch
 if TYPE_CHECKING:
     from townlet.world.spec import ObservationSpec
 
-# --------------------------------------------------------------------------------------------------
-# Networks. The torch classes live in `townlet.nets.networks`, imported only after
-# `require_torch`, so `import townlet.nets.models` stays torch-free.
-# --------------------------------------------------------------------------------------------------
-
+# the torch classes of `townlet.nets.networks`, imported on first access (after `require_torch`)
 _LAZY_CLASSES = ("ConflictAwarePolicyNetwork", "MLPPolicyNetwork", "PolicyNetwork")
 MODEL_KINDS: tuple[str, ...] = ("conv", "mlp")
 

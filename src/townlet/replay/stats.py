@@ -111,12 +111,14 @@ def summarise_batch(batch: Mapping[str, np.ndarray], spec: ObservationSpec, inde
     return out
 
 
-def summarise_data(data: ReplayData) -> dict[str, Any]:
-    """Everything `townlet-dataset inspect` prints for an in-memory dataset."""
+def summarise(
+    data: ReplayData, batch_size: int | None = None, *, seed: int = 0, max_batches: int = 8
+) -> dict[str, Any]:
+    """Dataset-wide statistics; with ``batch_size`` also the first ``max_batches`` batch summaries."""
     acc = StatsAccumulator(data.spec)
     acc.update(data.columns())
     stats = acc.result()
-    return {
+    summary = {
         "ticks": data.num_ticks,
         "agents": data.num_agents,
         "transitions": data.num_transitions,
@@ -128,13 +130,6 @@ def summarise_data(data: ReplayData) -> dict[str, Any]:
         "conflict": conflict_stats(data.features, data.spec),
         "meta": {k: data.meta[k] for k in ("behaviour", "epsilon", "seed", "ticks") if k in data.meta},
     }
-
-
-def summarise(
-    data: ReplayData, batch_size: int | None = None, *, seed: int = 0, max_batches: int = 8
-) -> dict[str, Any]:
-    """Dataset-wide statistics; with ``batch_size`` also the first ``max_batches`` batch summaries."""
-    summary = summarise_data(data)
     if batch_size:
         batches = []
         for i, batch in enumerate(data.iter_minibatches(batch_size, seed, 0)):
