@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from townlet.nets.models import model_config_dict
+from townlet.nets.models import build_network, model_config_dict
 from townlet.runs.atomic import atomic_write_bytes
 from townlet.torch_guard import require_torch
 from townlet.world.spec import ObservationSpec
@@ -58,8 +58,6 @@ class Checkpoint:
 
     def build_network(self, device: str = "cpu") -> torch.nn.Module:
         """Rebuild the network from the stored config and load its weights."""
-        from townlet.nets.models import build_network
-
         net = build_network(self.model_cfg, self.spec)
         net.load_state_dict(self.model_state)
         return net.to(device)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from townlet.torch_guard import require_torch
-
-if TYPE_CHECKING:
-    from townlet.world.spec import ObservationSpec
+from townlet.world.spec import ObservationSpec
 
 # the torch classes of `townlet.nets.networks`, imported on first access (after `require_torch`)
 _LAZY_CLASSES = ("ConflictAwarePolicyNetwork", "MLPPolicyNetwork", "PolicyNetwork")

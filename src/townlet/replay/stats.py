@@ -6,14 +6,12 @@ manifest, so a dataset on disk keeps its event counters."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from townlet.replay.data import ReplayData
 from townlet.world.spec import EVENT_COUNTERS, ObservationSpec
-
-if TYPE_CHECKING:
-    from townlet.replay.data import ReplayData
 
 CONFLICT_FEATURES: tuple[str, ...] = ("rivalry_max", "rivalry_avoid_count")
 

@@ -19,9 +19,10 @@ from typing import Any, Protocol
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from townlet.behaviour.rules import BehaviourPolicy
+from townlet.behaviour.rules import BehaviourPolicy, make_behaviour
 from townlet.replay import DEFAULT_SHARD_ROWS, FORMAT_VERSION, ReplayData, stable_hash, write_dataset
 from townlet.replay.columns import allocate
+from townlet.world import make_town
 from townlet.world.spec import EVENT_COUNTERS, Observation, ObservationSpec, StepResult
 
 log = logging.getLogger(__name__)
@@ -196,9 +197,6 @@ class RolloutCaptureService:
         progress: ProgressFn | None = None,
     ) -> ReplayData:
         """Build the town and the behaviour policy, collect, and optionally write format v1."""
-        from townlet.behaviour.rules import make_behaviour
-        from townlet.world import make_town
-
         town = make_town(world_cfg, seed)
         try:
             policy = make_behaviour(behaviour, town.spec, seed=seed, epsilon=epsilon)

@@ -26,6 +26,7 @@ from townlet.replay import (
     stable_hash,
 )
 from townlet.rollout.collect import RolloutCaptureService, world_provenance
+from townlet.world import build_spec, load_world_config, to_world_config
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +90,10 @@ class ReplayDatasetService:
         name = _get(dataset_cfg, "world") or DEFAULT_WORLD_FOR_KIND.get(_kind(dataset_cfg))
         if not name:
             return world_cfg
-        from townlet.world import load_world_config
-
         return load_world_config(str(name))
 
     def capture_request(self, dataset_cfg: Any, world_cfg: Any) -> dict[str, Any]:
         """Everything that determines the captured bytes: its hash is the cache key."""
-        from townlet.world import build_spec, to_world_config
-
         kind = _kind(dataset_cfg)
         return {
             "world_hash": world_provenance(world_cfg)["hash"],

@@ -12,6 +12,7 @@ import numpy as np
 
 from townlet.world.config import WorldConfig, WorldConfigError
 from townlet.world.layout import STAGES
+from townlet.world.loader import to_world_config
 from townlet.world.spec import NUM_ACTIONS, Observation, StepResult
 from townlet.world.vectown_rules import TownRules
 
@@ -136,6 +137,4 @@ def make_town(cfg: WorldConfig | Any, seed: int) -> VecTown:
 
     The same (cfg, seed) always gives the same trajectories.
     """
-    from townlet.world.loader import to_world_config
-
     return VecTown(to_world_config(cfg), seed)
