@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,7 @@ def test_time_to_teacher_is_the_first_evaluation_at_or_above_it(tmp_path: Path) 
 
 
 def test_summary_counts_seeds_that_beat_the_teacher() -> None:
-    runs = [
+    runs: list[dict[str, Any]] = [
         {"seed": 0, "policy": 2.0, "scripted": -10.0, "random": -27.0, "wall_sec": 10.0, "agent_steps": 100},
         {
             "seed": 1,
