@@ -35,6 +35,7 @@ check: lint
 	$(BIN)/mypy src
 	$(BIN)/lint-imports
 
+## The speed sections of townlet-bench (src/townlet_tools/bench) into outputs/bench.json
 bench: $(STAMP)
 	$(BIN)/townlet-bench all --json outputs/bench.json
 

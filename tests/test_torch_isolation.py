@@ -24,7 +24,8 @@ sys.meta_path.insert(0, _BlockTorch())
 
 # The only modules allowed to import torch at module level: the network classes, the torch policy and
 # the torch maths. Every other ``townlet.*`` module — cli, world, replay, rollout, strategies,
-# promotion, dto, config, runs, nets.checkpoints (imports torch lazily), bench — must import without it.
+# promotion, dto, config, runs, nets.checkpoints (imports torch lazily) — and every ``townlet_tools.*``
+# module (bench, oracle, legacy) must import without it.
 TORCH_MODULES = ("townlet.nets.networks", "townlet.behaviour.torch_policy")
 TORCH_PACKAGES = ("townlet.algorithms.",)
 
@@ -45,7 +46,10 @@ MUST_BE_CHECKED = [
     "townlet.nets.checkpoints",
     "townlet.runs.seeding",
     "townlet.cli.train",
-    "townlet.cli.bench",
+    "townlet_tools.bench",
+    "townlet_tools.bench.sim",
+    "townlet_tools.oracle",
+    "townlet_tools.legacy.command",
     "townlet.cli.train_help",
 ]
 
@@ -63,9 +67,10 @@ def _run(code: str, *argv: str, env: dict[str, str], cwd: Path) -> subprocess.Co
 
 def test_torch_free_modules_import_without_torch(cli_env, tmp_path: Path) -> None:
     code = (
-        "import importlib, pkgutil, sys, townlet\n"
+        "import importlib, pkgutil, sys, townlet, townlet_tools\n"
         f"allowed, packages = {TORCH_MODULES!r}, {TORCH_PACKAGES!r}\n"
-        "names = [m.name for m in pkgutil.walk_packages(townlet.__path__, 'townlet.')]\n"
+        "names = [m.name for pkg in (townlet, townlet_tools)\n"
+        "         for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.')]\n"
         "checked = [n for n in names if n not in allowed and not n.startswith(packages)\n"
         "           and not n.endswith('__main__')]\n"
         "for n in checked:\n"

@@ -10,12 +10,9 @@ __version__ = "0.1.0"
 
 
 def load_policy(source: str | Path, **options: Any) -> Any:
-    """A trained policy from a run dir, a ``.pt`` checkpoint or an exported ``.onnx`` file (docs/policies.md).
-
-    Returns a ``townlet.behaviour.trained.TrainedPolicy``; ``options``: ``greedy``, ``seed``, ``device``,
-    ``which``. Imported on call, so ``import townlet`` stays torch-free and an ``.onnx`` file is run
-    without torch.
-    """
+    """A ``TrainedPolicy`` from a run dir, a ``.pt`` checkpoint or an ``.onnx`` file (docs/policies.md);
+    ``options``: ``greedy``, ``seed``, ``device``, ``which``. Imported on call: ``import townlet`` stays
+    torch-free."""
     from townlet.behaviour.trained import load_policy as load
 
     return load(source, **options)

@@ -1,8 +1,4 @@
-"""Files that ship inside the package: the Hydra config tree.
-
-A leaf module (it imports nothing of ours), so every layer may ask where the configs are without
-importing the package's top level, which offers ``load_policy`` and so reaches up to the networks.
-"""
+"""Where the shipped Hydra config tree is; a leaf, so any layer may ask without importing ``townlet``."""
 
 from pathlib import Path
 

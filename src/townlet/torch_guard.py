@@ -1,9 +1,7 @@
-"""Whether torch can be used, asked without importing it.
+"""Whether torch can be used, asked without importing it (a leaf: imports nothing of ours).
 
-Services, DTOs, ``--help`` and ``--cfg job`` must work on a machine without torch, so every
-component that needs it calls ``require_torch`` first and gets one message with the install
-command instead of an ImportError deep in a strategy. A leaf: imports nothing of ours.
-"""
+Every component that needs torch calls ``require_torch`` first, so a machine without it gets one
+message with the install command instead of an ImportError deep in a strategy."""
 
 from __future__ import annotations
 

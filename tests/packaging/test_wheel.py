@@ -17,6 +17,7 @@ from townlet.packaged import CONF_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "src" / "townlet"
+TOOLS = REPO / "src" / "townlet_tools"
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -29,7 +30,8 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subpro
 def test_wheel_installs_elsewhere_and_trains_from_an_empty_directory(tmp_path: Path) -> None:
     # Build from a copy: setuptools writes build/ and *.egg-info next to the sources it builds.
     source = tmp_path / "source"
-    shutil.copytree(PACKAGE, source / "src" / "townlet", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in (PACKAGE, TOOLS):
+        shutil.copytree(package, source / "src" / package.name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, source / name)
     dist = tmp_path / "dist"
@@ -41,6 +43,7 @@ def test_wheel_installs_elsewhere_and_trains_from_an_empty_directory(tmp_path: P
     conf_files = {f"townlet/{p.relative_to(PACKAGE).as_posix()}" for p in CONF_DIR.rglob("*") if p.is_file()}
     assert conf_files and conf_files <= shipped, f"not in the wheel: {sorted(conf_files - shipped)}"
     assert "townlet/py.typed" in shipped
+    assert {"townlet_tools/bench/__init__.py", "townlet_tools/legacy/command.py"} <= shipped
 
     site = tmp_path / "site"
     _run([*pip, "install", "--no-deps", "--target", str(site), str(wheel), "-q"], tmp_path)
@@ -57,6 +60,10 @@ def test_wheel_installs_elsewhere_and_trains_from_an_empty_directory(tmp_path: P
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "completed" and (run_dir / "result.json").is_file()
     assert any((workdir / "data").iterdir())  # the captured dataset went to the cwd too
+
+    # the tools' subcommand is found through the wheel's entry point, not the checkout
+    usage = _run([sys.executable, "-m", "townlet.cli.dataset", "import-legacy", "--help"], workdir, env)
+    assert "--ragged" in usage.stdout
 
     report = _run([sys.executable, "-m", "townlet.cli.report", str(run_dir), "--json"], workdir, env)
     data = json.loads(report.stdout)

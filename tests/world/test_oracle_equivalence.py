@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from townlet.behaviour.rules import RandomPolicy, ScriptedPolicy
 from townlet.world import FEATURE_NAMES, make_town
-from townlet.world.oracle import OracleTown
 from townlet.world.spec import Observation
+from townlet_tools.oracle import OracleTown
 
 from .conftest import small
 

@@ -8,7 +8,7 @@ import pytest
 from townlet.behaviour.rules import ScriptedPolicy
 from townlet.world import make_town
 from townlet.world.config import WorldConfigError
-from townlet.world.oracle import OracleTown
+from townlet_tools.oracle import OracleTown
 
 from .conftest import small
 

@@ -1,10 +1,7 @@
 """An exported ``.onnx`` policy acting in the town through onnxruntime, without torch.
 
-A machine that only runs policies needs numpy and onnxruntime, not a 700 MB torch install. The
-file's own metadata gives the observation spec, so evaluation refuses a world of another layout
-exactly as it does for a checkpoint. Greedy acting is the argmax of the masked logits, the same
-choice ``TorchPolicy`` makes; sampling uses the policy's own seeded generator.
-"""
+The file's own metadata gives the observation spec, so a world of another layout is refused as for a
+checkpoint. Greedy acting is the argmax of the masked logits, as in ``TorchPolicy``."""
 
 from __future__ import annotations
 

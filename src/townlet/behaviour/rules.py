@@ -130,29 +130,13 @@ class ScriptedPolicy:
 
 
 _NOOP, _MOVE_N, _USE, _RELEASE, _CHAT = (
-    int(Action.NOOP),
-    int(Action.MOVE_NORTH),
-    int(Action.USE),
-    int(Action.RELEASE),
-    int(Action.CHAT),
+    int(a) for a in (Action.NOOP, Action.MOVE_NORTH, Action.USE, Action.RELEASE, Action.CHAT)
 )
 _TEACHER_FEATURES: tuple[str, ...] = (
-    "occupying",
-    "occupying_job_site",
-    "use_satisfied",
-    "shift_post",
-    "shift_overtime",
-    "here_queue_len",
-    "in_queue",
-    "queue_has_rival",
-    "goal_active",
-    "goal_here",
-    *(f"goal_dir_{d}" for d in DIRECTIONS),
-    "needs_ok",
-    "neighbour_is_rival",
-    "rival_near",
-    *(f"rival_dir_{d}" for d in DIRECTIONS),
-)
+    "occupying", "occupying_job_site", "use_satisfied", "shift_post", "shift_overtime", "here_queue_len",
+    "in_queue", "queue_has_rival", "goal_active", "goal_here", *(f"goal_dir_{d}" for d in DIRECTIONS),
+    "needs_ok", "neighbour_is_rival", "rival_near", *(f"rival_dir_{d}" for d in DIRECTIONS),
+)  # fmt: skip
 
 
 def make_behaviour(name: str, spec: ObservationSpec, seed: int = 0, epsilon: float = 0.0) -> BehaviourPolicy:

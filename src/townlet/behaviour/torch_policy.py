@@ -1,9 +1,7 @@
 """A trained network acting in the town through the behaviour-policy interface.
 
-One batched forward per tick for every agent of every town (a per-agent forward costs ~350 µs of
-fixed overhead each on this CPU). Sampling uses the policy's own seeded generator so evaluation is
-reproducible and never disturbs the global torch RNG that training relies on.
-"""
+One batched forward per tick for every agent of every town. Sampling uses the policy's own seeded
+generator, so evaluation is reproducible and never disturbs the global torch RNG training relies on."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """``townlet-dataset inspect|validate PATH``: look into a format v1 dataset without writing code.
 
-``townlet-dataset import-legacy SRC OUT`` converts an original per-agent ``.npz`` + JSON capture
-(manifest, capture directory or single sample) into format v1.
+Installed packages add subcommands through the ``townlet.dataset_commands`` entry-point group: each
+entry names a function that adds its sub-parser with a ``run(args) -> exit code`` default
+(``import-legacy``, from ``townlet_tools.legacy``, converts the original per-agent captures).
 
 Exit codes: 0 = fine, 1 = the dataset is invalid (one line on stderr naming the file and the
 problem), 2 = bad command line. Torch is never imported.
@@ -13,13 +14,14 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from typing import Any
 
-from townlet.replay import DatasetError, read_manifest, validate_dataset, write_dataset
-from townlet.replay.storage import DEFAULT_SHARD_ROWS
+from townlet.replay import DatasetError, read_manifest, validate_dataset
 from townlet.replay.streaming import StreamingDataset
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+COMMAND_GROUP = "townlet.dataset_commands"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,29 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check every shard: checksum, schema, shapes, finiteness")
     val.add_argument("path", help="dataset directory (or its manifest.json)")
     val.add_argument("--world", help="also require the observation spec of this world scenario")
-    imp = sub.add_parser(
-        "import-legacy",
-        aliases=["import"],
-        help="convert an original per-agent .npz + JSON capture into format v1",
-    )
-    imp.add_argument("src", help="legacy manifest (.json/.yaml), capture directory or one .npz sample")
-    imp.add_argument("out", help="output dataset directory (format v1)")
-    imp.add_argument(
-        "--ragged",
-        choices=("error", "truncate", "largest", "split"),
-        default="error",
-        help="samples of different lengths: refuse (default), cut all to the shortest, keep the "
-        "largest length group, or write one dataset per length under OUT/t<T>",
-    )
-    imp.add_argument(
-        "--spec-policy",
-        choices=("strict", "skip"),
-        default="strict",
-        help="samples whose map/feature layout differs from the first: refuse (default) or skip",
-    )
-    imp.add_argument("--shard-rows", type=int, default=DEFAULT_SHARD_ROWS, help="transitions per shard")
-    imp.add_argument("--compress", action="store_true", help="deflate the shards")
-    imp.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    for command in entry_points(group=COMMAND_GROUP):
+        try:
+            command.load()(sub)
+        except ImportError as exc:  # a broken plug-in must not take inspect/validate down with it
+            print(f"townlet-dataset: subcommand {command.name!r} unavailable: {exc}", file=sys.stderr)
     return p
 
 
@@ -87,40 +71,10 @@ def _print_summary(path: str, summary: dict[str, Any], raw: dict[str, Any]) -> N
     print("episodes     " + "  ".join(f"{k}={_fmt(v)}" for k, v in episodes.items()))
 
 
-def _import_legacy(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from townlet.replay.legacy import import_legacy, import_legacy_groups
-
-    if args.ragged == "split":
-        groups = import_legacy_groups(args.src, spec_policy=args.spec_policy)
-        targets = [(Path(args.out) / f"t{g.num_ticks:05d}", g) for g in groups]
-    else:
-        targets = [
-            (Path(args.out), import_legacy(args.src, spec_policy=args.spec_policy, ragged=args.ragged))
-        ]
-    for path, data in targets:
-        write_dataset(
-            data, path, shard_rows=args.shard_rows, compress=args.compress, overwrite=args.overwrite
-        )
-        skipped = len(data.meta.get("legacy", {}).get("skipped", []))
-        print(
-            f"imported {data.num_agents} agent sample(s) x {data.num_ticks} ticks = "
-            f"{data.num_transitions:,} transitions, {data.spec.num_actions} action id(s), "
-            f"map {list(data.spec.map_shape)}, {data.spec.feature_dim} features -> {path}"
-            + (f" ({skipped} sample(s) skipped: layout differs)" if skipped else "")
-        )
-    return EXIT_OK
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("import-legacy", "import"):
-        try:
-            return _import_legacy(args)
-        except DatasetError as exc:
-            print(f"townlet-dataset: import failed: {exc}", file=sys.stderr)
-            return EXIT_INVALID
+    if "run" in args:  # a plug-in subcommand
+        return int(args.run(args))
     try:
         if args.command == "inspect":
             manifest = read_manifest(args.path)

@@ -1,10 +1,7 @@
 """Common base for every result DTO: frozen, strict about unknown keys, never carrying NaN.
 
-Why a before-validator: training code produces NaN/Inf for undefined statistics (a std over one
-sample, a diverged loss). For optional fields they become ``None`` (JSON ``null``) so the file
-stays valid strict JSON; for required fields a non-finite value is a validation error that names
-the field, instead of a ``NaN`` silently reaching a sweep report.
-"""
+Training produces NaN/Inf for undefined statistics (a std over one sample, a diverged loss): optional
+fields turn them into ``None`` so the file stays strict JSON; a required field refuses them by name."""
 
 from __future__ import annotations
 

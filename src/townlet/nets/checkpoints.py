@@ -1,14 +1,9 @@
 """Checkpoints: the network, the optimiser and everything a resume needs, in one file.
 
-A checkpoint is one ``torch.save`` file holding only tensors and primitives, so it loads with
-``torch.load(weights_only=True)`` — no pickled code runs when a user evaluates a file they were sent.
-It carries the model config and the observation/action spec, so it can be rebuilt without Hydra and
-is refused, with the difference spelled out, in a world whose observations have another layout.
-
-Layout inside a run directory: ``checkpoints/last.pt`` (written every epoch; what ``resume=true``
-continues from) and ``checkpoints/best.pt`` (best validation score; what evaluation and
-``init_from`` use by default). This module imports torch only inside its functions.
-"""
+Only tensors and primitives, so it loads with ``torch.load(weights_only=True)`` and no pickled code
+runs. It carries the model config and the observation spec, so it is rebuilt without Hydra and refused,
+with the difference spelled out, in a world of another layout. In a run dir: ``checkpoints/last.pt``
+(what ``resume=true`` continues) and ``checkpoints/best.pt`` (evaluation's and ``init_from``'s default)."""
 
 from __future__ import annotations
 
@@ -21,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from townlet.nets.models import model_config_dict
+from townlet.nets.models import build_network, model_config_dict
 from townlet.runs.atomic import atomic_write_bytes
 from townlet.torch_guard import require_torch
 from townlet.world.spec import ObservationSpec
@@ -63,8 +58,6 @@ class Checkpoint:
 
     def build_network(self, device: str = "cpu") -> torch.nn.Module:
         """Rebuild the network from the stored config and load its weights."""
-        from townlet.nets.models import build_network
-
         net = build_network(self.model_cfg, self.spec)
         net.load_state_dict(self.model_state)
         return net.to(device)
@@ -79,15 +72,8 @@ class Checkpoint:
             version, state, gauss = self.rng["python"]
             random.setstate((version, tuple(state), gauss))
         if "numpy_key" in self.rng:
-            np.random.set_state(
-                (
-                    "MT19937",
-                    self.rng["numpy_key"].numpy().astype(np.uint32),
-                    int(self.rng["numpy_pos"]),
-                    0,
-                    0.0,
-                )
-            )
+            key = self.rng["numpy_key"].numpy().astype(np.uint32)
+            np.random.set_state(("MT19937", key, int(self.rng["numpy_pos"]), 0, 0.0))
 
 
 def _to_primitive(value: Any, where: str) -> Any:
@@ -240,11 +226,8 @@ def load_checkpoint(
 def warm_start(
     model: torch.nn.Module, source: str | Path, model_cfg: Any, spec: ObservationSpec, device: str = "cpu"
 ) -> Checkpoint:
-    """``init_from=``: copy a checkpoint's weights into ``model`` (same spec and architecture required).
-
-    Only the weights move; the optimiser, epoch counter and RNG start fresh, because the new run is a
-    new experiment that merely starts from those weights.
-    """
+    """``init_from=``: copy a checkpoint's weights into ``model`` (same spec and architecture required);
+    the optimiser, epoch counter and RNG start fresh: the new run is a new experiment from those weights."""
     ckpt = load_checkpoint(source, spec, device)
     want, have = model_config_dict(model_cfg), ckpt.model_cfg
     if want != have:

@@ -1,24 +1,14 @@
-"""The policy networks: which one a model config builds, without importing torch until it does.
-
-Importing this module never imports torch: the network classes are built on first use, after
-`require_torch()`, by strategies and the torch policy.
-"""
+"""The policy networks a model config builds; importing this module never imports torch."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from townlet.torch_guard import require_torch
+from townlet.world.spec import ObservationSpec
 
-if TYPE_CHECKING:
-    from townlet.world.spec import ObservationSpec
-
-# --------------------------------------------------------------------------------------------------
-# Networks. The torch classes live in `townlet.nets.networks`, imported only after
-# `require_torch`, so `import townlet.nets.models` stays torch-free.
-# --------------------------------------------------------------------------------------------------
-
+# the torch classes of `townlet.nets.networks`, imported on first access (after `require_torch`)
 _LAZY_CLASSES = ("ConflictAwarePolicyNetwork", "MLPPolicyNetwork", "PolicyNetwork")
 MODEL_KINDS: tuple[str, ...] = ("conv", "mlp")
 

@@ -1,13 +1,8 @@
 """Torch implementations of the policy/value networks (imported only through `townlet.nets.models`).
 
-Both networks share one contract so BC, PPO and the torch behaviour policy never care which is used:
-``forward(maps, features, action_mask=None) -> (logits [B, A], value [B])``. Maps arrive as the
-world's compact uint8 [B, C, W, W] (or float) and are cast on the device; disallowed actions get a
-large negative logit, so argmax, sampling and log-probabilities only ever see legal actions.
-
-Inputs are normalised inside the network (buffers saved in the state dict) so a checkpoint carries
-the statistics it was trained with and a warm-started PPO run sees the same input scale as BC.
-"""
+One contract, ``forward(maps, features, action_mask=None) -> (logits [B, A], value [B])``: maps arrive
+as the world's uint8 and are cast on the device; disallowed actions get a large negative logit. Input
+normalisation lives in buffers, so a checkpoint carries the statistics it was trained with."""
 
 from __future__ import annotations
 
@@ -63,10 +58,8 @@ class PolicyNetwork(nn.Module):
     ) -> None:
         """Store dataset statistics: map channels scaled to [0, 1], features optionally standardised.
 
-        The town's features are already in [-1, 1], and standardising them is risky: a feature that
-        is constant in the training data (queue or job features in a town without queues or jobs)
-        would get a huge scale and wreck the policy in a town where it varies. So BC passes only
-        ``map_max``; ``feature_std`` is floored at 0.1 when a caller does standardise.
+        BC passes only ``map_max``: the features are already in [-1, 1], and one constant in the training
+        data (queues in a town without queues) would get a huge scale; ``feature_std`` is floored at 0.1.
         """
         self.map_scale.copy_((1.0 / map_max.to(self.map_scale).clamp_min(1.0)).reshape(-1, 1, 1))
         if feature_mean is not None:

@@ -1,19 +1,20 @@
-"""The promotion state and baseline files, validated on every read (torch-free).
+"""The promotion state and baseline files, validated on every read and written under a lock (torch-free).
 
-Both files outlive runs and are edited by hand now and then, so a read checks types and shape
-against a Pydantic model, strictly (``"pass_streak": "many"`` is an error, not a string that some
-later comparison trips over). A file that fails is never overwritten: the caller refuses with one
-line naming the file and the fix, and :func:`move_aside` is that fix (``--reset-state``): the file
-is renamed to ``<name>.corrupt-<UTC time>``, kept for inspection, and the next write starts afresh.
-"""
+Both outlive runs and are edited by hand now and then, so a read checks them strictly against a Pydantic
+model. A bad file is never overwritten: the caller refuses with one line naming the file and the fix,
+:func:`move_aside` (``--reset-state``), which keeps it as ``<name>.corrupt-<UTC time>``. Every
+read-modify-write holds an inter-process file lock: sweep jobs may finish at once."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
 from townlet.runs.atomic import finite_or_none
@@ -22,10 +23,12 @@ STATE_FORMAT_VERSION: Literal[1] = 1
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
-class ReleaseFile(_Strict):
+class Release(_Strict):
+    """A policy that is (or was) the live release."""
+
     checkpoint: str | None
     run_dir: str | None = None
     evaluation: int | None = Field(default=None, ge=0)
@@ -33,7 +36,7 @@ class ReleaseFile(_Strict):
 
 
 class PromotionStateFile(_Strict):
-    """``promotion/state.json``: the shape :meth:`PromotionState.to_dict` writes."""
+    """``promotion/state.json``, and the state in memory: the transitions return changed copies."""
 
     format_version: Literal[1] = STATE_FORMAT_VERSION
     state: Literal["monitoring", "ready", "promoted"] = "monitoring"
@@ -45,8 +48,8 @@ class PromotionStateFile(_Strict):
     evaluations: int = Field(default=0, ge=0)
     last_evaluated_at: float | None = None
     candidate: dict[str, Any] | None = None
-    current_release: ReleaseFile | None = None
-    previous_releases: list[ReleaseFile] = Field(default_factory=list)
+    current_release: Release | None = None
+    previous_releases: list[Release] = Field(default_factory=list)
     updated_at: float | None = None
 
 
@@ -80,19 +83,35 @@ class StateFileError(ValueError):
 M = TypeVar("M", bound=BaseModel)
 
 
-def read_state_file(path: Path, model: type[M], *, what: str, fix: str) -> M | None:
-    """The validated content of ``path``, ``None`` when it does not exist; a bad file raises
-    :class:`StateFileError` with one line: the file, the first problem, and ``fix``."""
+def read_state_file(
+    path: Path, model: type[M], *, what: str, fix: str, error: type[StateFileError] = StateFileError
+) -> M | None:
+    """The validated content of ``path``, ``None`` when it does not exist; a bad file raises ``error``
+    with one line: the file, the first problem, and ``fix``."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise StateFileError(f"{what} {path} cannot be read ({exc.strerror}); {fix}") from exc
+        raise error(f"{what} {path} cannot be read ({exc.strerror}); {fix}") from exc
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        raise StateFileError(f"{what} {path} is unreadable ({_first_problem(exc)}); {fix}") from exc
+        raise error(f"{what} {path} is unreadable ({_first_problem(exc)}); {fix}") from exc
+
+
+@contextmanager
+def locked(lock_path: Path, timeout_s: float, error: type[Exception]) -> Iterator[None]:
+    """Hold the inter-process lock ``lock_path``; ``error`` when another process keeps it too long."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(str(lock_path), timeout=timeout_s):
+            yield
+    except Timeout as exc:
+        raise error(
+            f"could not lock {lock_path} within {timeout_s:.0f}s; another process holds it "
+            "(a crashed process releases it automatically; raise lock_timeout_s for very busy sweeps)"
+        ) from exc
 
 
 def reset_command(state_dir: str | Path) -> str:

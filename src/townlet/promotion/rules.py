@@ -1,14 +1,10 @@
-"""Pure anneal guardrail and status rules (torch-free, no I/O).
+"""Pure anneal guardrail and status rules (torch-free, no I/O): one home for the strategy, the CLI and tests.
 
-The anneal strategy, the promotion CLI and the tests all judge a run with these functions, so the
-rules live in one place and can be unit-tested against hand-computed values:
-
-* a guardrail *flag* fires when a PPO stage's metric moved away from its baseline by more than a
-  relative tolerance in the configured direction (``drop``, ``rise`` or ``both``); the *return*
-  flag compares the stage's evaluated return with the best earlier passing stage's (BC's first);
+* a guardrail *flag* fires when a PPO stage's metric moved from its baseline by more than a relative
+  tolerance in the configured direction (``drop``, ``rise``, ``both``); the *return* flag compares the
+  stage's evaluated return with the best earlier passing stage's (BC's first);
 * the run *status* is FAIL if any BC stage failed, else HOLD if any flag fired, else PASS;
-* the promotion *verdict* is PROMOTE only for a PASS run whose candidate is ready.
-"""
+* the promotion *verdict* is PROMOTE only for a PASS run whose candidate is ready."""
 
 from __future__ import annotations
 
@@ -23,11 +19,9 @@ from townlet.runs.atomic import finite_or_none
 Direction = Literal["drop", "rise", "both"]
 DIRECTIONS: tuple[str, ...] = ("drop", "rise", "both")
 
-#: Guardrail metric keys, as they appear in PPO results and in the baseline store.
-LOSS_KEY = "loss_total"
-QUEUE_KEY = "queue_conflict_events"
-INTENSITY_KEY = "queue_conflict_intensity_sum"
-GUARDRAIL_KEYS: tuple[str, ...] = (LOSS_KEY, QUEUE_KEY, INTENSITY_KEY)
+#: Guardrail metric keys, as they appear in PPO results and in the baseline store, and their flags.
+GUARDRAIL_KEYS: tuple[str, ...] = ("loss_total", "queue_conflict_events", "queue_conflict_intensity_sum")
+FLAGS: tuple[str, ...] = ("loss", "queue", "intensity")
 
 
 class GuardrailConfigError(ValueError):
@@ -52,13 +46,11 @@ VERDICT_EXIT_CODES: dict[Verdict, int] = {Verdict.PROMOTE: 0, Verdict.HOLD: 1, V
 
 @dataclass(frozen=True)
 class GuardrailTolerances:
-    """Relative tolerances and directions of the three guardrail flags.
+    """Relative tolerances and directions of the guardrail flags.
 
-    Defaults: loss 0.10 in both directions, queue events and intensity 0.15, also in both
-    directions, because a surge of conflicts is at least as suspicious as a collapse.
-    ``eval_return`` (0.05, ``drop``) guards the evaluated return of each PPO stage against the
-    stage it refines, so PPO cannot undo the clone unnoticed. ``min_abs_baseline`` treats baselines closer
-    to zero than this as absent, since a relative change against ~0 is meaningless.
+    Queue flags watch both directions: a surge of conflicts is as suspicious as a collapse.
+    ``eval_return`` guards each PPO stage's evaluated return, so PPO cannot undo the clone unnoticed.
+    Baselines within ``min_abs_baseline`` of zero count as absent (a change relative to ~0 means nothing).
     """
 
     loss: float = 0.10
@@ -72,14 +64,14 @@ class GuardrailTolerances:
     min_abs_baseline: float = 1e-8
 
     def __post_init__(self) -> None:
-        for name in ("loss", "queue", "intensity", "eval_return", "min_abs_baseline"):
+        for name in (*FLAGS, "eval_return", "min_abs_baseline"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise GuardrailConfigError(
                     f"guardrail tolerance '{name}' must be a finite number >= 0, got {value!r}; "
                     f"e.g. strategy.tolerances.{name}=0.1"
                 )
-        for name in ("loss_direction", "queue_direction", "intensity_direction", "eval_return_direction"):
+        for name in (f"{flag}_direction" for flag in (*FLAGS, "eval_return")):
             value = getattr(self, name)
             if value not in DIRECTIONS:
                 raise GuardrailConfigError(
@@ -91,7 +83,7 @@ class GuardrailTolerances:
         """Build from a config mapping; unknown keys are an error (typos must not pass silently)."""
         if not data:
             return cls()
-        allowed = {f for f in cls.__dataclass_fields__}
+        allowed = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise GuardrailConfigError(
@@ -119,12 +111,7 @@ class GuardrailMetrics:
 
     def as_dict(self) -> dict[str, float]:
         """Known metrics only (what the baseline store and DTOs persist)."""
-        out: dict[str, float] = {}
-        for key in GUARDRAIL_KEYS:
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = float(value)
-        return out
+        return {k: float(v) for k in GUARDRAIL_KEYS if (v := getattr(self, k)) is not None}
 
 
 @dataclass(frozen=True)
@@ -135,7 +122,7 @@ class GuardrailFlags:
 
     @property
     def any(self) -> bool:
-        return self.loss or self.queue or self.intensity
+        return any(getattr(self, f) for f in FLAGS)
 
 
 def relative_change(
@@ -143,9 +130,8 @@ def relative_change(
 ) -> float | None:
     """(value - baseline) / |baseline|, or None when either side is unknown or the baseline ~ 0.
 
-    Dividing by |baseline| keeps the sign meaningful for negative baselines (PPO's total loss is
-    often negative): a value above the baseline is always a positive change, i.e. a *rise*.
-    """
+    |baseline| keeps the sign meaningful for negative baselines (PPO's total loss often is): a value
+    above the baseline is always a *rise*."""
     v, b = finite_or_none(value), finite_or_none(baseline)
     if v is None or b is None or abs(b) <= min_abs_baseline:
         return None
@@ -159,11 +145,8 @@ def breaches(
     direction: Direction,
     min_abs_baseline: float = 1e-8,
 ) -> bool:
-    """True when value moved beyond ``tolerance`` (relative) from baseline in ``direction``.
-
-    Strict inequality: a change of exactly the tolerance does not flag. No baseline never flags
-    (the first PPO stage of a label that has no stored baseline has nothing to compare against).
-    """
+    """True when value moved beyond ``tolerance`` (relative, strictly) from baseline in ``direction``;
+    no baseline never flags (a label's first PPO stage has nothing to compare against)."""
     if direction not in DIRECTIONS:
         raise GuardrailConfigError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     change = relative_change(value, baseline, min_abs_baseline)
@@ -185,32 +168,29 @@ def evaluate_flags(
     if baseline is None:
         return GuardrailFlags()
     tol = tolerances or GuardrailTolerances()
-    eps = tol.min_abs_baseline
-    return GuardrailFlags(
-        loss=breaches(current.loss_total, baseline.loss_total, tol.loss, tol.loss_direction, eps),
-        queue=breaches(
-            current.queue_conflict_events, baseline.queue_conflict_events, tol.queue, tol.queue_direction, eps
-        ),
-        intensity=breaches(
-            current.queue_conflict_intensity_sum,
-            baseline.queue_conflict_intensity_sum,
-            tol.intensity,
-            tol.intensity_direction,
-            eps,
-        ),
-    )
+    flags = {
+        flag: breaches(
+            getattr(current, key),
+            getattr(baseline, key),
+            getattr(tol, flag),
+            getattr(tol, f"{flag}_direction"),
+            tol.min_abs_baseline,
+        )
+        for flag, key in zip(FLAGS, GUARDRAIL_KEYS, strict=True)
+    }
+    return GuardrailFlags(**flags)
 
 
 def return_flag(
     value: float | None, reference: float | None, tolerances: GuardrailTolerances | None = None
 ) -> bool:
-    """Did a PPO stage's evaluated return move beyond ``eval_return`` (relative) from the reference?
-
-    The reference is the best evaluated return of the passing stages before it (the BC stage's for
-    the first PPO stage), so a slow drift over several stages cannot slip under the tolerance.
-    """
+    """Did a PPO stage's evaluated return move beyond ``eval_return`` (relative) from the reference: the
+    best return of the passing stages before it, so a slow drift cannot slip under the tolerance?"""
     tol = tolerances or GuardrailTolerances()
     return breaches(value, reference, tol.eval_return, tol.eval_return_direction, tol.min_abs_baseline)
+
+
+STAGE_FLAGS: tuple[str, ...] = (*FLAGS, "return")
 
 
 @dataclass(frozen=True)
@@ -226,8 +206,9 @@ class StageOutcome:
     return_flag: bool = False
 
     @property
-    def flagged(self) -> bool:
-        return self.loss_flag or self.queue_flag or self.intensity_flag or self.return_flag
+    def flags(self) -> list[str]:
+        """The names of the flags that fired, in reporting order."""
+        return [f for f in STAGE_FLAGS if getattr(self, f"{f}_flag")]
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any]) -> StageOutcome:
@@ -240,14 +221,12 @@ class StageOutcome:
         if mode not in ("bc", "ppo"):
             raise ValueError(f"stage mode must be 'bc' or 'ppo', got {row.get('mode')!r} in {dict(row)!r}")
         passed = row.get("passed")
+        flags = {f"{f}_flag": flag(f) for f in STAGE_FLAGS}
         return cls(
             cycle=float(row.get("cycle", 0.0)),
             mode=mode,
             passed=None if passed is None else bool(passed),
-            loss_flag=flag("loss"),
-            queue_flag=flag("queue"),
-            intensity_flag=flag("intensity"),
-            return_flag=flag("return"),
+            **flags,
         )
 
     @classmethod
@@ -257,21 +236,8 @@ class StageOutcome:
             return obj
         if isinstance(obj, Mapping):
             return cls.from_mapping(obj)
-        fields = (
-            "cycle",
-            "mode",
-            "passed",
-            "anneal_loss_flag",
-            "anneal_queue_flag",
-            "anneal_intensity_flag",
-            "anneal_return_flag",
-        )
+        fields = ("cycle", "mode", "passed", *(f"anneal_{f}_flag" for f in STAGE_FLAGS))
         return cls.from_mapping({f: getattr(obj, f, None) for f in fields})
-
-
-def format_cycle(cycle: float) -> str:
-    """``3.0`` → ``"3"`` so reasons read ``loss_flag_cycle_3``."""
-    return str(int(cycle)) if float(cycle).is_integer() else str(cycle)
 
 
 def _outcomes(stages: Iterable[Any]) -> list[StageOutcome]:
@@ -283,7 +249,7 @@ def anneal_status(stages: Iterable[Any]) -> AnnealStatus:
     outcomes = _outcomes(stages)
     if any(s.mode == "bc" and s.passed is False for s in outcomes):
         return AnnealStatus.FAIL
-    if any(s.mode == "ppo" and s.flagged for s in outcomes):
+    if any(s.mode == "ppo" and s.flags for s in outcomes):
         return AnnealStatus.HOLD
     return AnnealStatus.PASS
 
@@ -293,18 +259,11 @@ def status_reasons(stages: Iterable[Any]) -> list[str]:
     ``queue_flag_cycle_N``, ``intensity_flag_cycle_N``, ``return_flag_cycle_N``)."""
     reasons: list[str] = []
     for s in _outcomes(stages):
-        c = format_cycle(s.cycle)
+        c = str(int(s.cycle)) if s.cycle.is_integer() else str(s.cycle)  # 3.0 -> loss_flag_cycle_3
         if s.mode == "bc" and s.passed is False:
             reasons.append(f"bc_stage_failed_cycle_{c}")
         if s.mode == "ppo":
-            if s.loss_flag:
-                reasons.append(f"loss_flag_cycle_{c}")
-            if s.queue_flag:
-                reasons.append(f"queue_flag_cycle_{c}")
-            if s.intensity_flag:
-                reasons.append(f"intensity_flag_cycle_{c}")
-            if s.return_flag:
-                reasons.append(f"return_flag_cycle_{c}")
+            reasons += [f"{f}_flag_cycle_{c}" for f in s.flags]
     return reasons
 
 
@@ -321,10 +280,7 @@ class PromotionDecision:
 
 def promotion_decision(stages: Iterable[Any], candidate_ready: bool) -> PromotionDecision:
     """PASS + ready → PROMOTE; PASS not ready → HOLD (candidate_not_ready); HOLD → HOLD; FAIL → FAIL.
-
-    FAIL lists only the failed BC stages (a failed stage ends the schedule, so later flags cannot
-    exist); HOLD lists every flag.
-    """
+    FAIL lists only the failed BC stages (a failed stage ends the schedule); HOLD lists every flag."""
     outcomes = _outcomes(stages)
     status = anneal_status(outcomes)
     reasons = status_reasons(outcomes)

@@ -1,41 +1,36 @@
 """Promotion state that survives between runs (torch-free).
 
-Every anneal run records its status here; ``required_passes`` PASS runs in a row make the run's
-checkpoint a *ready* candidate, which ``townlet-promote promote`` turns into the current release.
-The state is a JSON snapshot (written atomically) plus a JSONL history of events, both under
-``paths.state_dir/promotion/``. Several sweep jobs may finish at once, so every read-modify-write
-happens under an inter-process file lock (``filelock``): no update is ever lost.
-
-States: ``monitoring`` → (candidate ready) → ``ready`` → (promote) → ``promoted``;
-losing readiness while ``ready`` goes back to ``monitoring``; ``rollback`` returns to
-``monitoring`` with the previous release.
-"""
+Every anneal run records its status; ``required_passes`` PASS runs in a row make its checkpoint a
+*ready* candidate, which ``townlet-promote promote`` makes the current release. A JSON snapshot plus a
+JSONL history under ``paths.state_dir/promotion/``. States: ``monitoring`` → ``ready`` → ``promoted``;
+losing readiness goes back to ``monitoring``, and so does ``rollback``, with the previous release."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from townlet.promotion.files import (
-    STATE_FORMAT_VERSION,
     PromotionStateFile,
+    Release,
     StateFileError,
+    locked,
     read_state_file,
     reset_command,
 )
+from townlet.promotion.rules import AnnealStatus
 from townlet.runs.atomic import atomic_write_text
 
-STATUSES: tuple[str, ...] = ("PASS", "HOLD", "FAIL")
-STATES: tuple[str, ...] = ("monitoring", "ready", "promoted")
+STATUSES: tuple[str, ...] = tuple(AnnealStatus)
 MAX_RELEASE_STACK = 50
+
+#: Everything that is persisted (validated like the file); the pure transitions below return copies.
+PromotionState = PromotionStateFile
 
 
 class PromotionError(RuntimeError):
@@ -44,72 +39,6 @@ class PromotionError(RuntimeError):
 
 class PromotionStateError(StateFileError):
     """The persisted promotion state is unreadable or invalid."""
-
-
-def _now() -> float:
-    return round(time.time(), 3)
-
-
-@dataclass(frozen=True)
-class Release:
-    """A policy that is (or was) the live release."""
-
-    checkpoint: str | None
-    run_dir: str | None = None
-    evaluation: int | None = None
-    promoted_at: float | None = None
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | None) -> Release | None:
-        if not data:
-            return None
-        return cls(
-            checkpoint=data.get("checkpoint"),
-            run_dir=data.get("run_dir"),
-            evaluation=data.get("evaluation"),
-            promoted_at=data.get("promoted_at"),
-        )
-
-
-@dataclass(frozen=True)
-class PromotionState:
-    """Everything that is persisted; pure transitions below return new instances."""
-
-    state: str = "monitoring"
-    pass_streak: int = 0
-    required_passes: int = 2
-    candidate_ready: bool = False
-    candidate_ready_evaluation: int | None = None
-    last_result: str | None = None
-    evaluations: int = 0
-    last_evaluated_at: float | None = None
-    candidate: dict[str, Any] | None = None
-    current_release: Release | None = None
-    previous_releases: tuple[Release, ...] = ()
-    updated_at: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["previous_releases"] = [asdict(r) for r in self.previous_releases]
-        data["format_version"] = STATE_FORMAT_VERSION
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PromotionState:
-        d = dict(data)
-        d.pop("format_version", None)
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise PromotionStateError(f"unknown promotion state field(s) {unknown}")
-        d["current_release"] = Release.from_mapping(d.get("current_release"))
-        d["previous_releases"] = tuple(
-            r for r in (Release.from_mapping(x) for x in d.get("previous_releases") or ()) if r is not None
-        )
-        state = cls(**d)
-        if state.state not in STATES:
-            raise PromotionStateError(f"promotion state must be one of {STATES}, got {state.state!r}")
-        return state
 
 
 def _check_status(status: str) -> str:
@@ -128,12 +57,9 @@ def apply_evaluation(
     candidate: Mapping[str, Any] | None = None,
     now: float | None = None,
 ) -> PromotionState:
-    """One anneal run's status → new state.
-
-    PASS extends the streak; FAIL resets it; HOLD resets it too unless ``hold_resets_streak`` is
-    False, in which case HOLD neither extends nor breaks it.
-    The candidate is the latest PASS run; a non-PASS result that resets the streak clears it.
-    """
+    """One anneal run's status → new state. PASS extends the streak, FAIL resets it, HOLD resets it unless
+    ``hold_resets_streak`` is False (then it neither extends nor breaks it). The candidate is the latest
+    PASS run; a result that resets the streak clears it."""
     status = _check_status(status)
     evaluation = st.evaluations + 1
     if status == "PASS":
@@ -153,37 +79,46 @@ def apply_evaluation(
         ready_eval = None
         if state == "ready":
             state = "monitoring"
-    return replace(
-        st,
-        state=state,
-        pass_streak=streak,
-        required_passes=required_passes,
-        candidate_ready=ready,
-        candidate_ready_evaluation=ready_eval,
-        last_result=status,
-        evaluations=evaluation,
-        last_evaluated_at=now,
-        candidate=cand,
-        updated_at=now,
+    return st.model_copy(
+        update={
+            "state": state,
+            "pass_streak": streak,
+            "required_passes": required_passes,
+            "candidate_ready": ready,
+            "candidate_ready_evaluation": ready_eval,
+            "last_result": status,
+            "evaluations": evaluation,
+            "last_evaluated_at": now,
+            "candidate": cand,
+            "updated_at": now,
+        }
+    )
+
+
+def _new_release(
+    st: PromotionState, state: str, current: Release | None, stack: list[Release], now: float | None
+) -> PromotionState:
+    """A release change: the streak and the candidate start over."""
+    return st.model_copy(
+        update={
+            "state": state,
+            "pass_streak": 0,
+            "candidate_ready": False,
+            "candidate_ready_evaluation": None,
+            "candidate": None,
+            "current_release": current,
+            "previous_releases": stack,
+            "updated_at": now,
+        }
     )
 
 
 def apply_promotion(st: PromotionState, release: Release, *, now: float | None = None) -> PromotionState:
-    """Make ``release`` current; the old one goes on the rollback stack; the streak starts over."""
-    stack = st.previous_releases
+    """Make ``release`` current; the old one goes on the rollback stack."""
+    stack = list(st.previous_releases)
     if st.current_release is not None:
-        stack = (*stack, st.current_release)[-MAX_RELEASE_STACK:]
-    return replace(
-        st,
-        state="promoted",
-        pass_streak=0,
-        candidate_ready=False,
-        candidate_ready_evaluation=None,
-        candidate=None,
-        current_release=replace(release, promoted_at=now),
-        previous_releases=stack,
-        updated_at=now,
-    )
+        stack = [*stack, st.current_release][-MAX_RELEASE_STACK:]
+    return _new_release(st, "promoted", release.model_copy(update={"promoted_at": now}), stack, now)
 
 
 def apply_rollback(st: PromotionState, *, now: float | None = None) -> PromotionState:
@@ -191,26 +126,12 @@ def apply_rollback(st: PromotionState, *, now: float | None = None) -> Promotion
     if st.current_release is None:
         raise PromotionError("nothing to roll back: no release has been promoted yet")
     previous = st.previous_releases[-1] if st.previous_releases else None
-    return replace(
-        st,
-        state="monitoring",
-        pass_streak=0,
-        candidate_ready=False,
-        candidate_ready_evaluation=None,
-        candidate=None,
-        current_release=previous,
-        previous_releases=st.previous_releases[:-1],
-        updated_at=now,
-    )
+    return _new_release(st, "monitoring", previous, list(st.previous_releases[:-1]), now)
 
 
 @dataclass
 class PromotionService:
-    """Persisted promotion state under ``state_dir/promotion`` (safe across processes).
-
-    Construct it from config (``paths.state_dir`` plus the anneal promotion settings); it is a
-    plain object with no Hydra or torch dependency, so CLIs and tests use it directly.
-    """
+    """Persisted promotion state under ``state_dir/promotion``, safe across processes (no Hydra, no torch)."""
 
     state_dir: str | Path
     required_passes: int = 2
@@ -232,33 +153,20 @@ class PromotionService:
     def history_path(self) -> Path:
         return self._root / "history.jsonl"
 
-    @property
-    def lock_path(self) -> Path:
-        return self._root / "state.lock"
-
-    # -- reading ---------------------------------------------------------------------------------
-    def _load(self) -> PromotionState:
-        """The validated state; a corrupt or mistyped file raises and is never written over."""
+    def state(self) -> PromotionState:
+        """The validated state (the file is replaced atomically, so reading needs no lock); a corrupt
+        or mistyped file raises and is never written over."""
         fix = (
             f"restore it from {self.history_path.name} (each event embeds a snapshot), or move it aside "
             f"and start over: {reset_command(self.state_dir)}"
         )
-        try:
-            stored = read_state_file(
-                self.state_path, PromotionStateFile, what="promotion state file", fix=fix
-            )
-        except StateFileError as exc:
-            raise PromotionStateError(str(exc)) from exc
-        if stored is None:
-            return PromotionState(required_passes=self.required_passes)
-        return PromotionState.from_dict(stored.model_dump())
-
-    def state(self) -> PromotionState:
-        """Current state (the snapshot file is replaced atomically, so no lock is needed to read)."""
-        return self._load()
+        stored = read_state_file(
+            self.state_path, PromotionState, what="promotion state file", fix=fix, error=PromotionStateError
+        )
+        return stored if stored is not None else PromotionState(required_passes=self.required_passes)
 
     def snapshot(self) -> dict[str, Any]:
-        return self._load().to_dict()
+        return self.state().model_dump()
 
     def history(self, limit: int | None = None) -> list[dict[str, Any]]:
         if not self.history_path.exists():
@@ -279,24 +187,9 @@ class PromotionService:
                 events.append(event)
         return events[-limit:] if limit else events
 
-    # -- writing ---------------------------------------------------------------------------------
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self._root.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.lock_path), timeout=self.lock_timeout_s)
-        try:
-            with lock:
-                yield
-        except Timeout as exc:
-            raise PromotionError(
-                f"could not lock {self.lock_path} within {self.lock_timeout_s:.0f}s; "
-                "another process holds it "
-                "(a crashed process releases it automatically; raise lock_timeout_s for very busy sweeps)"
-            ) from exc
-
-    def _commit(self, new: PromotionState, event: str, detail: Mapping[str, Any]) -> None:
+    def _commit(self, new: PromotionState, event: str, detail: Mapping[str, Any]) -> dict[str, Any]:
         """Snapshot first (atomic), then the history line; both under the lock held by the caller."""
-        snapshot = new.to_dict()
+        snapshot = new.model_dump()
         atomic_write_text(self.state_path, json.dumps(snapshot, indent=2, sort_keys=True) + "\n")
         record = {"event": event, "time": new.updated_at, "pid": os.getpid(), **dict(detail)}
         record["state"] = snapshot
@@ -304,6 +197,7 @@ class PromotionService:
             fh.write(json.dumps(record, sort_keys=True) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+        return snapshot
 
     def record_evaluation(
         self,
@@ -320,17 +214,16 @@ class PromotionService:
             "checkpoint": None if checkpoint is None else str(checkpoint),
             **dict(detail or {}),
         }
-        with self._locked():
+        with locked(self._root / "state.lock", self.lock_timeout_s, PromotionError):
             new = apply_evaluation(
-                self._load(),
+                self.state(),
                 status,
                 required_passes=self.required_passes,
                 hold_resets_streak=self.hold_resets_streak,
                 candidate=candidate,
                 now=_now(),
             )
-            self._commit(new, "evaluation", {"status": status, "run_dir": candidate["run_dir"]})
-        return new.to_dict()
+            return self._commit(new, "evaluation", {"status": status, "run_dir": candidate["run_dir"]})
 
     def promote(
         self,
@@ -340,8 +233,8 @@ class PromotionService:
         force: bool = False,
     ) -> dict[str, Any]:
         """Make the ready candidate (or, with ``force``, the given run/checkpoint) the current release."""
-        with self._locked():
-            st = self._load()
+        with locked(self._root / "state.lock", self.lock_timeout_s, PromotionError):
+            st = self.state()
             cand = st.candidate or {}
             if not force:
                 if not st.candidate_ready:
@@ -361,20 +254,23 @@ class PromotionService:
                 evaluation=st.evaluations,
             )
             if release.checkpoint is None:
-                msg = "the release has no checkpoint; pass the run directory of a finished run"
-                raise PromotionError(msg)
+                raise PromotionError(
+                    "the release has no checkpoint; pass the run directory of a finished run"
+                )
             new = apply_promotion(st, release, now=_now())
-            self._commit(new, "promote", {"run_dir": release.run_dir, "forced": bool(force)})
-        return new.to_dict()
+            return self._commit(new, "promote", {"run_dir": release.run_dir, "forced": bool(force)})
 
     def rollback(self) -> dict[str, Any]:
         """Return to the previous release; raises PromotionError if nothing was promoted."""
-        with self._locked():
-            st = self._load()
+        with locked(self._root / "state.lock", self.lock_timeout_s, PromotionError):
+            st = self.state()
             new = apply_rollback(st, now=_now())
             rolled = st.current_release.run_dir if st.current_release else None
-            self._commit(new, "rollback", {"run_dir": rolled})
-        return new.to_dict()
+            return self._commit(new, "rollback", {"run_dir": rolled})
+
+
+def _now() -> float:
+    return round(time.time(), 3)
 
 
 def _norm(path: str | Path | None) -> str | None:

@@ -1,17 +1,17 @@
-"""Column schema of format v1: one place that says which arrays a dataset holds, with dtype and shape.
+"""Column schema of format v1: which arrays a dataset holds, with dtype and shape, and their check.
 
-Every column is time-major with leading axes [T, N] (ticks x agents, env-major agent order); the
-trailing shape depends only on the :class:`ObservationSpec`. Writer, loader, validation and the
-capture buffer all read this table, so the layouts cannot drift apart.
-"""
+Every column is time-major [T, N, ...] (env-major agent order); the trailing shape depends only on the
+:class:`ObservationSpec`. Writer, loader, validation and the capture buffer all read this table."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from townlet.replay.errors import DatasetError
 from townlet.world.spec import ObservationSpec
 
 
@@ -62,3 +62,65 @@ def column_schema(spec: ObservationSpec) -> dict[str, dict[str, object]]:
 def allocate(spec: ObservationSpec, ticks: int, agents: int) -> dict[str, np.ndarray]:
     """Uninitialised time-major buffers for ``ticks`` x ``agents`` transitions (the capture buffer)."""
     return {c.name: np.empty(c.shape(spec, ticks, agents), dtype=c.dtype) for c in COLUMNS}
+
+
+def check_columns(
+    columns: Mapping[str, np.ndarray],
+    spec: ObservationSpec,
+    *,
+    ticks: int | None = None,
+    agents: int | None = None,
+    source: str | Path | None = None,
+    values: bool = True,
+) -> tuple[int, int]:
+    """Names, dtypes and [T, N, ...] shapes of format v1 columns (T and N from ``actions`` unless given);
+    with ``values`` also finite floats and action ids in range. Returns (T, N); the first problem is one
+    :class:`DatasetError` naming the column (and ``source``)."""
+    missing = [n for n in COLUMN_NAMES if n not in columns]
+    if missing:
+        raise DatasetError(f"missing column(s) {missing}", file=source)
+    actions = columns["actions"]
+    if not isinstance(actions, np.ndarray) or actions.ndim != 2:
+        raise DatasetError(f"column 'actions' must be [T, N], got shape {np.shape(actions)}", file=source)
+    t, n = (
+        ticks if ticks is not None else actions.shape[0],
+        agents if agents is not None else actions.shape[1],
+    )
+    for col in COLUMNS:
+        arr, want = columns[col.name], col.shape(spec, t, n)
+        if not isinstance(arr, np.ndarray):
+            raise DatasetError(f"column {col.name!r} is not an array", file=source)
+        if arr.dtype != col.dtype:
+            raise DatasetError(
+                f"column {col.name!r} has dtype {arr.dtype}, expected {col.dtype}", file=source
+            )
+        if arr.shape != want:
+            raise DatasetError(
+                f"column {col.name!r} has shape {list(arr.shape)}, expected {list(want)} "
+                f"(features: {spec.feature_dim} names, map {list(spec.map_shape)})",
+                file=source,
+            )
+        if values and col.is_float:
+            check_finite_array(arr, col.name, source)
+    for name in ("actions", "teacher_actions") if values else ():
+        arr = columns[name]
+        if arr.size and (arr.min() < 0 or arr.max() >= spec.num_actions):
+            raise DatasetError(
+                f"column {name!r} holds action ids outside [0, {spec.num_actions}) "
+                f"(min {arr.min()}, max {arr.max()})",
+                file=source,
+            )
+    return t, n
+
+
+def check_finite_array(arr: np.ndarray, name: str, source: str | Path | None) -> None:
+    """Raise a DatasetError naming the column and first bad position when NaN/Inf is present."""
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = np.argwhere(~finite)
+        raise DatasetError(
+            f"column {name!r} holds {bad.shape[0]} non-finite value(s) (NaN/Inf), first at index "
+            f"{tuple(int(i) for i in bad[0])}",
+            file=source,
+            hint="the data is corrupt; re-capture it",
+        )

@@ -1,9 +1,8 @@
 """`ReplayData`: the in-memory, time-major dataset every strategy trains from.
 
 Columns are contiguous arrays with leading axes [T, N]; a row (t, i) holds the observation agent i
-saw at tick t *and* the action chosen from it, never the next tick's observation.
-Minibatches gather each column with one fancy index per minibatch, never per row, and the
-permutation is re-drawn every epoch from (seed, epoch) so runs are reproducible and resumable.
+saw at tick t *and* the action chosen from it. Minibatches gather each column with one fancy index
+per minibatch, and the permutation is drawn from (seed, epoch) so runs are reproducible and resumable.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from townlet.replay.columns import COLUMN_NAMES, COLUMNS
+from townlet.replay.columns import COLUMN_NAMES, check_columns, check_finite_array
 from townlet.replay.errors import DatasetError
 from townlet.world.spec import Observation, ObservationSpec
 
@@ -52,7 +51,6 @@ class ReplayData:
     episode_stats: dict[str, float] = field(default_factory=dict)
     next_obs: Observation | None = None  # observation after the last step (continue a rollout); not saved
 
-    # ------------------------------------------------------------------ construction / shape
     @classmethod
     def from_columns(
         cls,
@@ -66,10 +64,8 @@ class ReplayData:
         next_obs: Observation | None = None,
         check_finite: bool = True,
     ) -> ReplayData:
-        """Build and validate; ``check_finite=False`` only where the caller already checked the floats."""
-        missing = [n for n in COLUMN_NAMES if n not in columns]
-        if missing:
-            raise DatasetError(f"missing column(s) {missing}")
+        """Build and validate; ``check_finite=False`` only where the caller already checked the values."""
+        check_columns(columns, spec, values=False)
         n_agents = columns["actions"].shape[1] if columns["actions"].ndim == 2 else 0
         boot = np.zeros(n_agents, np.float32) if bootstrap_values is None else bootstrap_values
         data = cls(
@@ -104,50 +100,19 @@ class ReplayData:
 
     def validate(self, *, source: str | None = None, check_finite: bool = True) -> None:
         """Shapes, dtypes, id ranges and finiteness; raises one DatasetError naming the problem."""
-        t, n = self.actions.shape[:2] if self.actions.ndim >= 2 else (-1, -1)
-        if t < 0:
-            raise DatasetError(
-                f"column 'actions' must be [T, N], got shape {self.actions.shape}", file=source
-            )
-        for col in COLUMNS:
-            arr = getattr(self, col.name)
-            want = col.shape(self.spec, t, n)
-            if not isinstance(arr, np.ndarray):
-                raise DatasetError(f"column {col.name!r} is not an array", file=source)
-            if arr.dtype != col.dtype:
-                raise DatasetError(
-                    f"column {col.name!r} has dtype {arr.dtype}, expected {col.dtype}", file=source
-                )
-            if arr.shape != want:
-                raise DatasetError(
-                    f"column {col.name!r} has shape {list(arr.shape)}, expected {list(want)} "
-                    f"(features: {self.spec.feature_dim} names, map {list(self.spec.map_shape)})",
-                    file=source,
-                )
-            if check_finite and col.is_float:
-                check_finite_array(arr, col.name, source)
+        _, n = check_columns(self.columns(), self.spec, source=source, values=check_finite)
         if self.bootstrap_values.shape != (n,):
             raise DatasetError(
                 f"bootstrap_values has shape {list(self.bootstrap_values.shape)}, expected [{n}]", file=source
             )
         if check_finite:
             check_finite_array(self.bootstrap_values, "bootstrap_values", source)
-        for name in ("actions", "teacher_actions"):
-            arr = getattr(self, name)
-            if arr.size and (arr.min() < 0 or arr.max() >= self.spec.num_actions):
-                raise DatasetError(
-                    f"column {name!r} holds ids outside [0, {self.spec.num_actions}) "
-                    f"(min {arr.min()}, max {arr.max()})",
-                    file=source,
-                )
 
-    # ------------------------------------------------------------------ views
     def flat(self, name: str) -> np.ndarray:
         """[T*N, ...] view of a column (no copy; columns are contiguous)."""
         arr = getattr(self, name)
         return arr.reshape(self.num_transitions, *arr.shape[2:])
 
-    # ------------------------------------------------------------------ iteration
     def iter_minibatches(
         self,
         batch_size: int,
@@ -158,17 +123,20 @@ class ReplayData:
         columns: tuple[str, ...] | None = None,
         extra: Mapping[str, np.ndarray] | None = None,
     ) -> Iterator[Batch]:
-        """Shuffled minibatches of transitions; a fresh permutation for every (seed, epoch).
-
-        ``extra`` adds per-transition arrays with the same leading [T, N] (e.g. advantages and returns
-        computed by PPO) so they are gathered with the same indices.
-        """
-        names = columns or COLUMN_NAMES
-        sources = {n: getattr(self, n) for n in names}
-        sources.update(extra or {})
+        """Shuffled minibatches of transitions; a fresh permutation for every (seed, epoch). ``extra``
+        adds [T, N] arrays (e.g. PPO's advantages) gathered with the same indices."""
         yield from iter_flat_minibatches(
-            sources, self.num_transitions, batch_size, epoch_rng(seed, epoch), drop_last=drop_last
+            self._sources(columns, extra),
+            self.num_transitions,
+            batch_size,
+            epoch_rng(seed, epoch),
+            drop_last=drop_last,
         )
+
+    def _sources(
+        self, columns: tuple[str, ...] | None, extra: Mapping[str, np.ndarray] | None
+    ) -> dict[str, np.ndarray]:
+        return {**{n: getattr(self, n) for n in columns or COLUMN_NAMES}, **(extra or {})}
 
     def iter_segments(
         self,
@@ -180,18 +148,12 @@ class ReplayData:
         columns: tuple[str, ...] | None = None,
         extra: Mapping[str, np.ndarray] | None = None,
     ) -> Iterator[Batch]:
-        """Contiguous [L, n] trajectory blocks (for GAE / recurrent training) in a per-epoch random order.
-
-        Time is cut at multiples of ``segment_length`` (the last block may be shorter); agents are
-        grouped by a per-epoch permutation. Each block carries ``next_values`` [n]: V of the
-        observation after its last step (the next row's ``values``, or ``bootstrap_values``), plus
-        ``t0`` and ``agent_index`` so callers can map it back.
-        """
+        """Contiguous [L, n] trajectory blocks (GAE, recurrent training) in a per-epoch random order: time
+        cut at multiples of ``segment_length``, agents grouped by a per-epoch permutation. Each block has
+        ``next_values`` [n] (the next row's ``values`` or ``bootstrap_values``), ``t0``, ``agent_index``."""
         if segment_length <= 0 or agents_per_segment <= 0:
             raise ValueError("segment_length and agents_per_segment must be positive")
-        names = columns or COLUMN_NAMES
-        sources = {n: getattr(self, n) for n in names}
-        sources.update(extra or {})
+        sources = self._sources(columns, extra)
         rng = epoch_rng(seed, epoch)
         agent_perm = rng.permutation(self.num_agents)
         groups = [
@@ -212,7 +174,6 @@ class ReplayData:
             out["agent_index"] = idx
             yield out
 
-    # ------------------------------------------------------------------ splitting
     def select_agents(self, agent_index: np.ndarray) -> ReplayData:
         """Copy holding only the given agent columns (whole trajectories)."""
         idx = np.asarray(agent_index, dtype=np.int64)
@@ -250,19 +211,6 @@ class ReplayData:
         return train, val
 
 
-def check_finite_array(arr: np.ndarray, name: str, source: str | None) -> None:
-    """Raise a DatasetError naming the column and first bad position when NaN/Inf is present."""
-    finite = np.isfinite(arr)
-    if not finite.all():
-        bad = np.argwhere(~finite)
-        raise DatasetError(
-            f"column {name!r} holds {bad.shape[0]} non-finite value(s) (NaN/Inf), first at index "
-            f"{tuple(int(i) for i in bad[0])}",
-            file=source,
-            hint="the data is corrupt; re-capture it",
-        )
-
-
 def iter_flat_minibatches(
     sources: Mapping[str, np.ndarray],
     rows: int,
@@ -271,11 +219,10 @@ def iter_flat_minibatches(
     *,
     drop_last: bool = False,
 ) -> Iterator[Batch]:
-    """Gather shuffled minibatches from [T, N, ...] arrays holding ``rows`` = T*N rows: one
-    ``np.take`` per column per minibatch, never per row.
+    """Shuffled minibatches from [T, N, ...] arrays of ``rows`` = T*N rows, one ``np.take`` per column.
 
-    Indices inside a minibatch are sorted: the batch holds the same set of rows, and a forward
-    walk through memory is markedly faster for the wide map rows.
+    Indices inside a minibatch are sorted: the same set of rows, and a forward walk through memory is
+    markedly faster for the wide map rows.
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")

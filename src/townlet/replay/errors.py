@@ -1,9 +1,4 @@
-"""The one exception a dataset problem surfaces as.
-
-Every failure while reading, validating or writing a dataset becomes a :class:`DatasetError` whose
-message names the file and the problem (and, where there is one, the fix), so the CLI can print one
-line instead of a traceback.
-"""
+"""The one exception a dataset problem surfaces as: its message names the file, the problem and the fix."""
 
 from __future__ import annotations
 

@@ -1,17 +1,12 @@
 """Format v1 manifest: building it, parsing it, and checking it before any shard is touched.
 
-A dataset is a directory::
-
-    manifest.json          format, version, provenance, counts, observation spec, column schema,
-                           shards (file, ticks, rows, sha256), bootstrap values, statistics
-    shard-00000.npz ...    columnar arrays [ticks_in_shard, N, ...], loaded with allow_pickle=False
-
-Shards cut the time axis, so every shard holds whole [t, N] blocks: contiguous trajectory segments
-survive sharding and streaming can still hand out segments for GAE.
-"""
+A dataset is a directory: ``manifest.json`` (format, provenance, counts, observation spec, column
+schema, shards with sha256, bootstrap values, statistics) and ``shard-00000.npz`` ... holding columnar
+arrays [ticks_in_shard, N, ...]. Shards cut the time axis, so trajectory segments survive sharding."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -53,6 +48,9 @@ class ShardEntry:
     rows: int
     sha256: str
     bytes: int
+
+
+_SHARD_KEYS = tuple(f.name for f in dataclasses.fields(ShardEntry))
 
 
 @dataclass(frozen=True)
@@ -123,17 +121,7 @@ def build_manifest(
             "fingerprint": spec.fingerprint(),
         },
         "columns": column_schema(spec),
-        "shards": [
-            {
-                "file": s.file,
-                "tick_start": s.tick_start,
-                "ticks": s.ticks,
-                "rows": s.rows,
-                "sha256": s.sha256,
-                "bytes": s.bytes,
-            }
-            for s in shards
-        ],
+        "shards": [dataclasses.asdict(s) for s in shards],
         "bootstrap_values": [float(v) for v in np.asarray(bootstrap_values, np.float32)],
         "stats": json_safe({**stats, "events": events, "episodes": episode_stats}, default=str),
         "meta": meta,
@@ -239,12 +227,7 @@ def _read_shards(doc: dict[str, Any], ticks: int, agents: int, mpath: Path) -> l
         if not isinstance(s, dict):
             raise DatasetError(f"shard entry {i} is not an object", file=mpath)
         entry = ShardEntry(
-            file=_get(s, "file", str, mpath),
-            tick_start=_get(s, "tick_start", int, mpath),
-            ticks=_get(s, "ticks", int, mpath),
-            rows=_get(s, "rows", int, mpath),
-            sha256=_get(s, "sha256", str, mpath),
-            bytes=_get(s, "bytes", int, mpath),
+            **{k: _get(s, k, str if k in ("file", "sha256") else int, mpath) for k in _SHARD_KEYS}
         )
         if Path(entry.file).name != entry.file or entry.file.startswith("."):
             raise DatasetError(f"shard file name {entry.file!r} must be a plain file name", file=mpath)
@@ -286,16 +269,3 @@ def read_manifest(path: str | Path, *, expect_spec: ObservationSpec | None = Non
         stats=stats,
         raw=doc,
     )
-
-
-__all__ = [
-    "FORMAT_NAME",
-    "FORMAT_VERSION",
-    "MANIFEST_NAME",
-    "Manifest",
-    "ShardEntry",
-    "build_manifest",
-    "file_sha256",
-    "read_manifest",
-    "stable_hash",
-]

@@ -1,8 +1,6 @@
 """Reading format v1 datasets: one shard, the whole dataset, or a full check.
 
-Every shard's size and sha256 are checked before it is parsed, parsing uses ``allow_pickle=False``,
-and names, dtypes, shapes and finiteness are checked; every failure is one :class:`DatasetError`.
-"""
+Each shard's size and sha256 are checked before it is parsed (``allow_pickle=False``), then its columns."""
 
 from __future__ import annotations
 
@@ -11,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from townlet.replay.columns import COLUMN_NAMES, COLUMNS, allocate
-from townlet.replay.data import ReplayData, check_finite_array
+from townlet.replay.columns import COLUMN_NAMES, allocate, check_columns
+from townlet.replay.data import ReplayData
 from townlet.replay.errors import DatasetError
 from townlet.replay.manifest import Manifest, ShardEntry, file_sha256, read_manifest
 from townlet.world.spec import ObservationSpec
@@ -36,7 +34,6 @@ def read_shard(manifest: Manifest, entry: ShardEntry, *, verify: bool = True) ->
             file=path,
             hint="re-capture or re-copy the dataset",
         )
-    out: dict[str, np.ndarray] = {}
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)
@@ -46,40 +43,20 @@ def read_shard(manifest: Manifest, entry: ShardEntry, *, verify: bool = True) ->
                     f"unexpected {sorted(keys - set(COLUMN_NAMES))})",
                     file=path,
                 )
-            for col in COLUMNS:
-                arr = npz[col.name]
-                want = col.shape(manifest.spec, entry.ticks, manifest.agents)
-                if arr.dtype != col.dtype or arr.shape != want:
-                    raise DatasetError(
-                        f"column {col.name!r} is {arr.dtype}{list(arr.shape)}, "
-                        f"expected {col.dtype}{list(want)}"
-                        + (" (feature list and data disagree)" if col.name == "features" else ""),
-                        file=path,
-                    )
-                if verify and col.is_float:
-                    check_finite_array(arr, col.name, str(path))
-                out[col.name] = arr
+            out = {name: npz[name] for name in COLUMN_NAMES}
     except DatasetError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
         raise DatasetError(
             f"shard cannot be parsed as .npz ({type(exc).__name__}: {exc})", file=path
         ) from None
-    if verify:
-        num_actions = manifest.spec.num_actions
-        for name in ("actions", "teacher_actions"):
-            arr = out[name]
-            if arr.size and (arr.min() < 0 or arr.max() >= num_actions):
-                raise DatasetError(f"column {name!r} holds action ids outside [0, {num_actions})", file=path)
+    check_columns(out, manifest.spec, ticks=entry.ticks, agents=manifest.agents, source=path, values=verify)
     return out
 
 
 def load_replay_data(manifest: Manifest, *, verify: bool = True) -> ReplayData:
-    """Read every shard into one preallocated [T, N] buffer (peak = dataset + one shard).
-
-    With ``verify`` each shard's floats were checked by :func:`read_shard`; the whole-dataset
-    finiteness pass of ``from_columns`` runs only when they were not.
-    """
+    """Read every shard into one preallocated [T, N] buffer (peak = dataset + one shard); the values are
+    checked per shard with ``verify``, else once over the whole dataset."""
     columns = allocate(manifest.spec, manifest.ticks, manifest.agents)
     for entry in manifest.shards:
         shard = read_shard(manifest, entry, verify=verify)

@@ -1,21 +1,17 @@
 """Dataset and batch statistics: what the manifest records and what `summarise` reports.
 
-Statistics are accumulated chunk by chunk (`StatsAccumulator`) so the writer can describe a dataset
-it never holds whole in memory, and they travel in the manifest, so an on-disk dataset keeps its
-event counters whether it was loaded whole, streamed or captured in memory.
-"""
+Accumulated chunk by chunk, so the writer describes a dataset it never holds whole, and kept in the
+manifest, so a dataset on disk keeps its event counters."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from townlet.replay.data import ReplayData
 from townlet.world.spec import EVENT_COUNTERS, ObservationSpec
-
-if TYPE_CHECKING:
-    from townlet.replay.data import ReplayData
 
 CONFLICT_FEATURES: tuple[str, ...] = ("rivalry_max", "rivalry_avoid_count")
 
@@ -113,12 +109,14 @@ def summarise_batch(batch: Mapping[str, np.ndarray], spec: ObservationSpec, inde
     return out
 
 
-def summarise_data(data: ReplayData) -> dict[str, Any]:
-    """Everything `townlet-dataset inspect` prints for an in-memory dataset."""
+def summarise(
+    data: ReplayData, batch_size: int | None = None, *, seed: int = 0, max_batches: int = 8
+) -> dict[str, Any]:
+    """Dataset-wide statistics; with ``batch_size`` also the first ``max_batches`` batch summaries."""
     acc = StatsAccumulator(data.spec)
     acc.update(data.columns())
     stats = acc.result()
-    return {
+    summary = {
         "ticks": data.num_ticks,
         "agents": data.num_agents,
         "transitions": data.num_transitions,
@@ -130,13 +128,6 @@ def summarise_data(data: ReplayData) -> dict[str, Any]:
         "conflict": conflict_stats(data.features, data.spec),
         "meta": {k: data.meta[k] for k in ("behaviour", "epsilon", "seed", "ticks") if k in data.meta},
     }
-
-
-def summarise(
-    data: ReplayData, batch_size: int | None = None, *, seed: int = 0, max_batches: int = 8
-) -> dict[str, Any]:
-    """Dataset-wide statistics; with ``batch_size`` also the first ``max_batches`` batch summaries."""
-    summary = summarise_data(data)
     if batch_size:
         batches = []
         for i, batch in enumerate(data.iter_minibatches(batch_size, seed, 0)):

@@ -1,9 +1,8 @@
-"""Writing format v1 datasets.
+"""Writing format v1 datasets, atomically at the directory level.
 
-Writing is atomic at the directory level: shards and manifest go into a hidden temp directory next
-to the target, which is renamed into place only when complete, so a reader never sees half a
-dataset and two writers racing for the same cache key cannot corrupt each other (the loser gets
-:class:`DatasetExistsError` and can simply load the winner's copy).
+Shards and manifest go into a hidden temp directory next to the target, renamed into place only when
+complete: a reader never sees half a dataset, and of two writers racing for the same cache key the
+loser gets :class:`DatasetExistsError` and can simply load the winner's copy.
 """
 
 from __future__ import annotations
@@ -22,15 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from townlet.replay.columns import COLUMN_NAMES, COLUMNS
+from townlet.replay.columns import COLUMN_NAMES, check_columns
 from townlet.replay.data import ReplayData
 from townlet.replay.errors import DatasetError
-from townlet.replay.manifest import (
-    MANIFEST_NAME,
-    ShardEntry,
-    build_manifest,
-    file_sha256,
-)
+from townlet.replay.manifest import MANIFEST_NAME, ShardEntry, build_manifest, file_sha256
 from townlet.replay.stats import StatsAccumulator
 from townlet.world.spec import ObservationSpec
 
@@ -76,8 +70,7 @@ class DatasetWriter:
         self.tmp.mkdir()
         self.agents: int | None = None
         self.ticks = 0
-        self._pending: list[dict[str, np.ndarray]] = []
-        self._pending_ticks = 0
+        self._pending: dict[str, np.ndarray] | None = None  # the ticks of a shard not yet full
         self._shards: list[ShardEntry] = []
         self._stats = StatsAccumulator(spec)
         self._closed = False
@@ -87,43 +80,17 @@ class DatasetWriter:
         return max(1, self.shard_rows // max(self.agents or 1, 1))
 
     def append(self, chunk: Mapping[str, np.ndarray]) -> None:
-        missing = [n for n in COLUMN_NAMES if n not in chunk]
-        if missing:
-            raise DatasetError(f"chunk is missing column(s) {missing}")
-        t, n = chunk["actions"].shape[:2]
-        if self.agents is None:
-            self.agents = n
-        for col in COLUMNS:
-            arr = chunk[col.name]
-            if arr.shape != col.shape(self.spec, t, n) or n != self.agents or arr.dtype != col.dtype:
-                raise DatasetError(
-                    f"chunk column {col.name!r} is {arr.dtype}{list(arr.shape)}, "
-                    f"expected {col.dtype}{list(col.shape(self.spec, t, self.agents))}"
-                )
+        t, self.agents = check_columns(chunk, self.spec, agents=self.agents, values=False)
         self._stats.update(chunk)
-        self._pending.append(dict(chunk))
-        self._pending_ticks += t
-        while self._pending_ticks >= self.shard_ticks:
-            self._write_shard(self._take(self.shard_ticks))
-
-    def _take(self, ticks: int) -> dict[str, np.ndarray]:
-        """Pop ``ticks`` ticks from the pending chunks (views when one chunk suffices)."""
-        parts: list[dict[str, np.ndarray]] = []
-        need = ticks
-        while need:
-            head = self._pending[0]
-            avail = head["actions"].shape[0]
-            if avail <= need:
-                parts.append(self._pending.pop(0))
-                need -= avail
-            else:
-                parts.append({k: v[:need] for k, v in head.items()})
-                self._pending[0] = {k: v[need:] for k, v in head.items()}
-                need = 0
-        self._pending_ticks -= ticks
-        if len(parts) == 1:
-            return parts[0]
-        return {k: np.concatenate([p[k] for p in parts]) for k in COLUMN_NAMES}
+        block, pending = {k: chunk[k] for k in COLUMN_NAMES}, self._pending
+        if pending is not None:
+            block = {k: np.concatenate([pending[k], v]) for k, v in block.items()}
+            t += pending["actions"].shape[0]
+        start, step = 0, self.shard_ticks
+        while t - start >= step:  # whole shards as views of the block
+            self._write_shard({k: v[start : start + step] for k, v in block.items()})
+            start += step
+        self._pending = {k: v[start:] for k, v in block.items()} if start < t else None
 
     def _write_shard(self, block: Mapping[str, np.ndarray]) -> None:
         name = f"shard-{len(self._shards):05d}.npz"
@@ -162,8 +129,8 @@ class DatasetWriter:
             raise DatasetError(
                 "refusing to write an empty dataset (no transitions were appended)", file=self.path
             )
-        if self._pending_ticks:
-            self._write_shard(self._take(self._pending_ticks))
+        if self._pending is not None:
+            self._write_shard(self._pending)
         boot = np.zeros(self.agents, np.float32) if bootstrap_values is None else np.asarray(bootstrap_values)
         stats = self._stats.result()
         manifest = build_manifest(
@@ -239,6 +206,3 @@ def write_dataset(
         return writer.close(
             bootstrap_values=data.bootstrap_values, events=data.events, episode_stats=data.episode_stats
         )
-
-
-# ---------------------------------------------------------------------------------------- reading

@@ -1,9 +1,8 @@
 """Streaming access to an on-disk dataset: memory bounded by one shard, not by the dataset.
 
-Each epoch visits the shards in a fresh (seed, epoch) order and shuffles rows inside each shard;
-the rows of a shard that do not fill a last minibatch are carried into the next shard's first one,
-so batches keep their size across shard boundaries. This is a two-level shuffle (shard order, then
-rows), the usual trade for bounded memory; with shards of >= 100k rows it mixes well for BC.
+Each epoch visits the shards in a fresh (seed, epoch) order and shuffles rows inside each shard; the
+rows that do not fill a shard's last minibatch are carried into the next shard's first one. A
+two-level shuffle, the usual trade for bounded memory (with shards of >= 100k rows it mixes well).
 """
 
 from __future__ import annotations
@@ -75,12 +74,8 @@ class StreamingDataset:
         )
 
     def _first_values(self, tick: int) -> np.ndarray:
-        """``values`` at ``tick`` (first row of the shard starting there): the bootstrap of the
-        segments that end just before it.
-
-        Only that one column is read (npz members load independently); the shard is fully verified
-        when its own turn comes.
-        """
+        """``values`` at ``tick`` (first row of the shard starting there), the bootstrap of the segments
+        ending just before it. Only that column is read; the shard is verified when its own turn comes."""
         path = self.manifest.root / next(s.file for s in self.manifest.shards if s.tick_start == tick)
         if not path.is_file():
             raise DatasetError("shard file is missing", file=path)
@@ -196,14 +191,8 @@ def load_dataset(
     expect_spec: ObservationSpec | None = None,
     verify: bool = True,
 ) -> ReplayData | StreamingDataset:
-    """Load a format v1 dataset fully (``ReplayData``) or lazily (``StreamingDataset``).
-
-    The streaming form reads and checks one shard at a time, so its memory is bounded by a shard.
-    """
+    """A format v1 dataset, loaded fully (``ReplayData``) or lazily (``StreamingDataset``, shard by shard)."""
     manifest = read_manifest(path, expect_spec=expect_spec)
     if streaming:
         return StreamingDataset(manifest, verify=verify)
     return load_replay_data(manifest, verify=verify)
-
-
-__all__ = ["StreamingDataset", "load_dataset"]

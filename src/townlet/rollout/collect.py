@@ -1,11 +1,10 @@
 """Rollout capture: THE act -> step -> record loop, shared by capture, evaluation and PPO rollouts.
 
-`collect` fills preallocated time-major buffers with whole-array copies, one row per tick: the
-observation an action was chosen from and that action land in the same row (a row one tick late
-would teach BC and PPO the wrong state-action pairs). Event counters and per-episode statistics
-are accumulated in the same pass and travel with the data, so a dataset written to disk still
-knows its queue conflicts.
-Torch-free: the policy may be scripted, random or the torch network behind the same `act`.
+`collect` fills preallocated time-major buffers, one row per tick: the observation an action was
+chosen from and that action land in the same row (a row one tick late would teach BC and PPO the
+wrong state-action pairs). Event counters and episode statistics travel with the data, so a dataset
+written to disk still knows its queue conflicts. Torch-free: the policy may be scripted, random or
+the torch network behind the same `act`.
 """
 
 from __future__ import annotations
@@ -18,10 +17,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
 
-from townlet.behaviour.rules import BehaviourPolicy
+from townlet.behaviour.rules import BehaviourPolicy, make_behaviour
 from townlet.replay import DEFAULT_SHARD_ROWS, FORMAT_VERSION, ReplayData, stable_hash, write_dataset
 from townlet.replay.columns import allocate
+from townlet.world import make_town
 from townlet.world.spec import EVENT_COUNTERS, Observation, ObservationSpec, StepResult
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,8 @@ def world_config_dict(world_cfg: Any) -> dict[str, Any]:
     """Plain dict of a WorldConfig dataclass or an OmegaConf node (what the manifest records)."""
     if dataclasses.is_dataclass(world_cfg) and not isinstance(world_cfg, type):
         return dataclasses.asdict(world_cfg)
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(world_cfg, DictConfig):
-            return OmegaConf.to_container(world_cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
-    except ImportError:  # pragma: no cover - omegaconf is a core dependency
-        pass
+    if isinstance(world_cfg, DictConfig):
+        return OmegaConf.to_container(world_cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
     if isinstance(world_cfg, dict):
         return dict(world_cfg)
     raise RolloutError(f"cannot read a world config of type {type(world_cfg).__name__}")
@@ -69,11 +65,8 @@ def world_provenance(world_cfg: Any) -> dict[str, Any]:
 
 
 class EpisodeTracker:
-    """Per-agent running returns and lengths; completed agent-episodes are recorded at truncation.
-
-    One collect call keeps one for its episode statistics; PPO keeps one across its rollouts (they are
-    cut every ``n_steps`` ticks, not at episode ends) and reads what completed once per iteration.
-    """
+    """Per-agent running returns and lengths, recorded at truncation; PPO keeps one across its rollouts
+    (cut every ``n_steps`` ticks, not at episode ends) and reads what completed once per iteration."""
 
     def __init__(self, n: int) -> None:
         self.returns = np.zeros(n, np.float64)
@@ -130,13 +123,9 @@ class RolloutCaptureService:
         start_obs: Observation | None = None,
         progress: ProgressFn | None = None,
     ) -> ReplayData:
-        """Step ``town`` for ``ticks`` ticks under ``policy``.
-
-        ``start_obs``: continue from this observation (``previous.next_obs``, as PPO does between
-        iterations) instead of resetting the town. ``progress(k)`` is called with ticks done so far
-        every few ticks. If the policy has ``value(obs)``, V(final_obs) is recorded at truncations
-        and V(next_obs) becomes ``bootstrap_values``; otherwise both are 0.
-        """
+        """Step ``town`` for ``ticks`` ticks under ``policy``; ``start_obs`` continues from an observation
+        (PPO's ``previous.next_obs``) instead of resetting. A policy with ``value(obs)`` records V(final_obs)
+        at truncations and V(next_obs) as ``bootstrap_values`` (else 0)."""
         if ticks <= 0:
             raise RolloutError(f"ticks must be positive to capture a rollout, got {ticks}")
         spec, n = town.spec, int(town.n_agents)
@@ -144,20 +133,6 @@ class RolloutCaptureService:
         cols = allocate(spec, ticks, n)
         cols["env_id"][:] = np.repeat(np.arange(num_envs, dtype=np.int32), per_env)
         cols["agent_id"][:] = np.tile(np.arange(per_env, dtype=np.int32), num_envs)
-        maps, feats, mask = cols["maps"], cols["features"], cols["action_mask"]
-        actions, teacher, logp, values = (
-            cols["actions"],
-            cols["teacher_actions"],
-            cols["log_probs"],
-            cols["values"],
-        )
-        rewards, term, trunc, final_v = (
-            cols["rewards"],
-            cols["terminated"],
-            cols["truncated"],
-            cols["final_values"],
-        )
-        tick_col, episode_col = cols["tick"], cols["episode_id"]
         value_fn: Callable[[Observation], np.ndarray] | None = getattr(policy, "value", None)
         episode = np.zeros(num_envs, np.int32)
         tracker = EpisodeTracker(n)
@@ -165,31 +140,27 @@ class RolloutCaptureService:
         obs = start_obs if start_obs is not None else town.reset()
         every = max(1, ticks // 100)
         for t in range(ticks):
-            maps[t] = obs.maps
-            feats[t] = obs.features
-            mask[t] = obs.action_mask
-            tick_col[t] = town.tick
-            episode_col[t] = np.repeat(episode, per_env)
+            cols["maps"][t], cols["features"][t], cols["action_mask"][t] = obs
+            cols["tick"][t] = town.tick
+            cols["episode_id"][t] = np.repeat(episode, per_env)
             out = policy.act(obs)
             if out.actions.shape != (n,):
                 raise RolloutError(
                     f"policy {policy.name!r} returned actions of shape {out.actions.shape}, want ({n},)"
                 )
-            actions[t] = out.actions
-            teacher[t] = out.actions if out.teacher_actions is None else out.teacher_actions
-            logp[t] = out.log_probs
-            values[t] = out.values
-            res = town.step(actions[t])
-            rewards[t] = res.rewards
-            term[t] = res.terminated
-            trunc[t] = res.truncated
+            cols["actions"][t] = out.actions
+            cols["teacher_actions"][t] = out.actions if out.teacher_actions is None else out.teacher_actions
+            cols["log_probs"][t], cols["values"][t] = out.log_probs, out.values
+            res = town.step(cols["actions"][t])
+            cols["rewards"][t], cols["terminated"][t] = res.rewards, res.terminated
+            cols["truncated"][t] = res.truncated
             tracker.update(res.rewards, res.terminated, res.truncated)
+            fv: np.ndarray | float = 0.0
             if res.truncated.any():
-                fv = value_fn(res.final_obs) if value_fn is not None and res.final_obs is not None else 0.0
-                np.copyto(final_v[t], np.where(res.truncated, fv, 0.0), casting="unsafe")
+                if value_fn is not None and res.final_obs is not None:
+                    fv = value_fn(res.final_obs)
                 episode += res.truncated.reshape(num_envs, per_env).any(axis=1)
-            else:
-                final_v[t] = 0.0
+            np.copyto(cols["final_values"][t], np.where(res.truncated, fv, 0.0), casting="unsafe")
             for name, arr in res.events.items():
                 events[name] = events.get(name, 0.0) + float(arr.sum())
             obs = res.obs
@@ -226,9 +197,6 @@ class RolloutCaptureService:
         progress: ProgressFn | None = None,
     ) -> ReplayData:
         """Build the town and the behaviour policy, collect, and optionally write format v1."""
-        from townlet.behaviour.rules import make_behaviour
-        from townlet.world import make_town
-
         town = make_town(world_cfg, seed)
         try:
             policy = make_behaviour(behaviour, town.spec, seed=seed, epsilon=epsilon)

@@ -1,12 +1,8 @@
 """Replay dataset service: turn a `dataset=` config into data, capturing and caching on first use.
 
-Captured datasets are cached under ``data_dir`` in a directory named after the hash of everything
-that produced them (world config, observation spec, townlet version, behaviour, epsilon, ticks,
-seed, format version, shard layout), so a changed world can never be served a stale dataset and a
-fresh machine needs nothing prepared. A file lock serialises concurrent runs (a joblib sweep
-starting 4 jobs at once captures once), and the write is a temp-dir-then-rename, so even without
-the lock no reader sees half a dataset.
-"""
+A capture is cached under ``data_dir`` in a directory named after the hash of everything that produced
+it (world, observation spec, townlet version, behaviour, epsilon, ticks, seed, format, shard layout), so
+a changed world is never served a stale dataset. A file lock makes concurrent runs capture once."""
 
 from __future__ import annotations
 
@@ -30,6 +26,7 @@ from townlet.replay import (
     stable_hash,
 )
 from townlet.rollout.collect import RolloutCaptureService, world_provenance
+from townlet.world import build_spec, load_world_config, to_world_config
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +90,10 @@ class ReplayDatasetService:
         name = _get(dataset_cfg, "world") or DEFAULT_WORLD_FOR_KIND.get(_kind(dataset_cfg))
         if not name:
             return world_cfg
-        from townlet.world import load_world_config
-
         return load_world_config(str(name))
 
     def capture_request(self, dataset_cfg: Any, world_cfg: Any) -> dict[str, Any]:
         """Everything that determines the captured bytes: its hash is the cache key."""
-        from townlet.world import build_spec, to_world_config
-
         kind = _kind(dataset_cfg)
         return {
             "world_hash": world_provenance(world_cfg)["hash"],

@@ -1,11 +1,7 @@
 """How well does a policy live in the town? Episodes in a world, next to the scripted and random baselines.
 
-Accuracy against the teacher says little about how a policy behaves in the town. Here every
-policy (scripted, random, or a trained network behind ``TorchPolicy``) runs through the one rollout
-loop (``RolloutCaptureService.collect``) on the same world seed, and the same statistics come out:
-mean episode return, faints, need satisfaction, queue conflicts and agreement with the scripted
-teacher. Torch-free: torch is only touched by the policy object a caller passes in.
-"""
+Every policy runs through the one rollout loop on the same world seed and yields the same statistics:
+return, faints, need satisfaction, queue conflicts and agreement with the teacher. Torch-free."""
 
 from __future__ import annotations
 
@@ -15,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from townlet.behaviour.rules import BehaviourPolicy
+from townlet.behaviour.rules import BehaviourPolicy, ScriptedPolicy, make_behaviour
 from townlet.dto import EvaluationBlock, PolicyEvaluationDTO
 from townlet.replay.data import ReplayData
 from townlet.rollout.collect import RolloutCaptureService
@@ -38,24 +34,11 @@ def episode_plan(num_envs: int, episodes: int) -> tuple[int, int]:
     return math.ceil(episodes / rounds), rounds
 
 
-def scripted_choices(data: ReplayData, spec: ObservationSpec, seed: int) -> np.ndarray:
-    """The greedy scripted teacher's action for every recorded observation, [T, N].
-
-    Evaluated tick by tick with the same batch shape the world produced, so the scripted policy
-    sees exactly what it would have seen acting itself.
-    """
-    from townlet.behaviour.rules import make_behaviour
-
-    teacher = make_behaviour("scripted", spec, seed=seed, epsilon=0.0)
-    choose = getattr(teacher, "teacher", None)
-    if choose is not None:  # stateless and vectorised: one call for every recorded observation
-        flat = Observation(data.flat("maps"), data.flat("features"), data.flat("action_mask"))
-        return np.asarray(choose(flat), dtype=np.int64).reshape(data.actions.shape)
-    out = np.empty(data.actions.shape, dtype=np.int64)
-    for t in range(data.num_ticks):
-        obs = Observation(data.maps[t], data.features[t], data.action_mask[t])
-        out[t] = teacher.act(obs).actions
-    return out
+def scripted_choices(data: ReplayData, spec: ObservationSpec) -> np.ndarray:
+    """The greedy scripted teacher's action for every recorded observation, [T, N] (the teacher is a
+    pure function of the observation, so one vectorised call covers the whole rollout)."""
+    flat = Observation(data.flat("maps"), data.flat("features"), data.flat("action_mask"))
+    return ScriptedPolicy(spec).teacher(flat).reshape(data.actions.shape)
 
 
 class EvaluationService:
@@ -105,8 +88,6 @@ class EvaluationService:
         scripted = random_ = None
         cfg = to_world_config(world_cfg)
         if baselines:
-            from townlet.behaviour.rules import make_behaviour
-
             spec = build_spec(cfg)
             teacher = make_behaviour("scripted", spec, seed=seed)
             scripted = self.evaluate(teacher, cfg, episodes, seed, label="scripted")
@@ -131,9 +112,7 @@ class EvaluationService:
         conflicts = float(data.events.get("queue_conflict_events", 0.0))
         agree = None
         if agreement:
-            agree = (
-                float(np.mean(scripted_choices(data, spec, seed) == data.actions)) if agent_ticks else None
-            )
+            agree = float(np.mean(scripted_choices(data, spec) == data.actions)) if agent_ticks else None
         greedy = getattr(policy, "greedy", None)
         return PolicyEvaluationDTO(
             policy=label,

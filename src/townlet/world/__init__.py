@@ -1,4 +1,4 @@
-"""The torch-free vectorised town: configs, rules, observations, the oracle and the PettingZoo face.
+"""The torch-free vectorised town: configs, rules, observations and the PettingZoo face.
 
 Names are resolved lazily (PEP 562) so that importing ``townlet.world.config`` — which the Hydra
 schemas do on every ``townlet-train --cfg job`` — does not pay for numpy and the simulation modules.
@@ -9,53 +9,24 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-_EXPORTS: dict[str, str] = {
-    "NEED_NAMES": "townlet.world.config",
-    "OBJECT_KINDS": "townlet.world.config",
-    "WorldConfig": "townlet.world.config",
-    "WorldConfigError": "townlet.world.config",
-    "FEATURE_INDEX": "townlet.world.features",
-    "FEATURE_NAMES": "townlet.world.features",
-    "MAP_CHANNELS": "townlet.world.features",
-    "build_spec": "townlet.world.features",
-    "available_worlds": "townlet.world.loader",
-    "load_world_config": "townlet.world.loader",
-    "to_world_config": "townlet.world.loader",
-    "ACTION_NAMES": "townlet.world.spec",
-    "EVENT_COUNTERS": "townlet.world.spec",
-    "NUM_ACTIONS": "townlet.world.spec",
-    "Action": "townlet.world.spec",
-    "Observation": "townlet.world.spec",
-    "ObservationSpec": "townlet.world.spec",
-    "StepResult": "townlet.world.spec",
-    "ActionError": "townlet.world.vectown",
-    "VecTown": "townlet.world.vectown",
-    "make_town": "townlet.world.vectown",
-}
+_MODULES: dict[str, tuple[str, ...]] = {
+    "townlet.world.config": ("NEED_NAMES", "OBJECT_KINDS", "WorldConfig", "WorldConfigError"),
+    "townlet.world.features": ("FEATURE_INDEX", "FEATURE_NAMES", "MAP_CHANNELS", "build_spec"),
+    "townlet.world.loader": ("available_worlds", "load_world_config", "to_world_config"),
+    "townlet.world.spec": (
+        "ACTION_NAMES", "EVENT_COUNTERS", "NUM_ACTIONS",
+        "Action", "Observation", "ObservationSpec", "StepResult",
+    ),
+    "townlet.world.vectown": ("ActionError", "VecTown", "make_town"),
+}  # fmt: skip
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
-    "ACTION_NAMES",
-    "EVENT_COUNTERS",
-    "FEATURE_INDEX",
-    "FEATURE_NAMES",
-    "MAP_CHANNELS",
-    "NEED_NAMES",
-    "NUM_ACTIONS",
-    "OBJECT_KINDS",
-    "Action",
-    "ActionError",
-    "Observation",
-    "ObservationSpec",
-    "StepResult",
-    "VecTown",
-    "WorldConfig",
-    "WorldConfigError",
-    "available_worlds",
-    "build_spec",
-    "load_world_config",
-    "make_town",
-    "to_world_config",
-]
+    "ACTION_NAMES", "EVENT_COUNTERS", "FEATURE_INDEX", "FEATURE_NAMES", "MAP_CHANNELS", "NEED_NAMES",
+    "NUM_ACTIONS", "OBJECT_KINDS", "Action", "ActionError", "Observation", "ObservationSpec", "StepResult",
+    "VecTown", "WorldConfig", "WorldConfigError", "available_worlds", "build_spec", "load_world_config",
+    "make_town", "to_world_config",
+]  # fmt: skip
 
 if TYPE_CHECKING:
     from townlet.world.config import NEED_NAMES, OBJECT_KINDS, WorldConfig, WorldConfigError

@@ -1,9 +1,7 @@
 """Typed world configuration (a Hydra structured-config schema; `conf/world/*.yaml` fill it in).
 
-Owned by the world module. Every field is a primitive, list or nested dataclass so OmegaConf can
-validate overrides such as ``world.num_agents=abc``. The defaults describe the ``default`` scenario;
-the YAML files only state what differs. docs/world.md explains each rule these numbers drive.
-"""
+Every field is a primitive, list or nested dataclass so OmegaConf validates overrides such as
+``world.num_agents=abc``. The defaults describe the ``default`` scenario; docs/world.md explains the rules."""
 
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
 """The static part of a town, derived once from a WorldConfig; shared by the vectorised town and the oracle.
 
-Both implementations read the same tables (object positions and parameters, job assignments, the
-time-of-day table) and draw each episode's start state from the same per-(seed, env, episode)
-generator, so they can be compared step by step. Validation lives here so a bad config fails once,
-with a message naming the field.
-"""
+Both read the same tables and draw each episode's start from the same per-(seed, env, episode)
+generator, so they can be compared step by step. A bad config fails here, once, naming the field."""
 
 from __future__ import annotations
 
@@ -55,18 +52,7 @@ def _fail(msg: str) -> None:
 
 
 def _validate(cfg: WorldConfig) -> None:
-    _validate_sizes(cfg)
-    _validate_needs_and_rules(cfg)
-    _validate_affordances(cfg)
-    emp = cfg.employment
-    if emp.enabled and emp.shift_start - emp.arrival_buffer < 0:
-        _fail(
-            "world.employment: shift_start - arrival_buffer must be >= 0 (shift windows may not wrap the day)"
-        )
-
-
-def _validate_sizes(cfg: WorldConfig) -> None:
-    """Counts, grid, observation window and clock lengths."""
+    """Counts and sizes, one value per need, the social stage and queue settings, the affordances."""
     if cfg.num_envs < 1 or cfg.num_agents < 1:
         _fail(f"world.num_envs={cfg.num_envs} and world.num_agents={cfg.num_agents} must both be >= 1")
     if cfg.width < 3 or cfg.height < 3:
@@ -75,25 +61,16 @@ def _validate_sizes(cfg: WorldConfig) -> None:
         _fail(f"world.window={cfg.window} must be a positive odd number (the agent sits in the centre)")
     if cfg.episode_length < 1 or cfg.day_length < 1:
         _fail("world.episode_length and world.day_length must be >= 1")
-
-
-def _validate_needs_and_rules(cfg: WorldConfig) -> None:
-    """One value per need; the social stage and the queue settings."""
-    for name in ("decay", "init_low", "init_high"):
-        if len(getattr(cfg.needs, name)) != len(NEED_NAMES):
-            _fail(f"world.needs.{name} needs {len(NEED_NAMES)} values ({', '.join(NEED_NAMES)})")
-    if len(cfg.rewards.need_weights) != len(NEED_NAMES):
-        _fail(f"world.rewards.need_weights needs {len(NEED_NAMES)} values ({', '.join(NEED_NAMES)})")
+    for name in ("needs.decay", "needs.init_low", "needs.init_high", "rewards.need_weights"):
+        group, key = name.split(".")
+        if len(getattr(getattr(cfg, group), key)) != len(NEED_NAMES):
+            _fail(f"world.{name} needs {len(NEED_NAMES)} values ({', '.join(NEED_NAMES)})")
     if cfg.social.stage not in STAGES:
         _fail(f"world.social.stage={cfg.social.stage!r}; choose one of {', '.join(STAGES)}")
     if cfg.queue.avoid_threshold <= 0:
         _fail("world.queue.avoid_threshold must be > 0 (at 0 every agent would be everyone's rival)")
     if cfg.queue.ghost_step_after < 1:
         _fail("world.queue.ghost_step_after must be >= 1")
-
-
-def _validate_affordances(cfg: WorldConfig) -> None:
-    """An affordance for every object kind, with a known need and a non-negative duration."""
     for kind in OBJECT_KINDS:
         if kind not in cfg.affordances:
             _fail(f"world.affordances lacks {kind!r}; every kind in {OBJECT_KINDS} needs an entry")
@@ -102,6 +79,11 @@ def _validate_affordances(cfg: WorldConfig) -> None:
             _fail(f"world.affordances.{kind}.need={aff.need!r}; use one of {NEED_NAMES} or ''")
         if aff.duration < 0:
             _fail(f"world.affordances.{kind}.duration must be >= 0 (0 = until released)")
+    emp = cfg.employment
+    if emp.enabled and emp.shift_start - emp.arrival_buffer < 0:
+        _fail(
+            "world.employment: shift_start - arrival_buffer must be >= 0 (shift windows may not wrap the day)"
+        )
 
 
 def _place_extra(cfg: WorldConfig, taken: set[tuple[int, int]]) -> list[tuple[str, int, int]]:

@@ -1,8 +1,6 @@
 """Read a world scenario YAML into a validated :class:`WorldConfig` outside Hydra (tests, bench, scripts).
 
-Inside Hydra the same files are composed as the ``world`` config group; here OmegaConf merges one file
-onto the structured schema so type errors surface with the field name.
-"""
+OmegaConf merges the file onto the structured schema, so type errors name the field."""
 
 from __future__ import annotations
 

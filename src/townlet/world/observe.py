@@ -1,19 +1,10 @@
 """Observation building for :class:`townlet.world.vectown.VecTown`: maps, features and masks for all agents.
 
-At 1,024 agents the cost of a tick is NumPy's per-call overhead, not arithmetic, so this module is
-organised around *few calls per tick*:
-
-* everything that depends only on an agent's tile or on one object comes from the static tables of
-  :class:`townlet.world.observe_tables.ObservationTables`: a single ``take`` starts the map and the
-  feature matrix, and whole feature blocks (goal, occupancy) are one row each;
-* one subtraction of entity position codes gives every (viewer, entity) offset, so the dynamic map
-  channels are one scatter;
-* scratch tables are preallocated and written with ``out=``; the returned arrays are fresh every
-  tick (callers keep observations across steps).
-
-The rules behind each feature are in docs/world.md; :class:`townlet.world.oracle.OracleTown` is the
-per-agent reference the tests compare against.
-"""
+At 1,024 agents a tick costs NumPy's per-call overhead, not arithmetic, so the builder makes *few
+calls per tick*: static tables (:mod:`townlet.world.observe_tables`) start maps and features with one
+``take``; one subtraction of entity position codes gives every (viewer, entity) offset, so the dynamic
+map channels are one scatter; scratch tables are preallocated, the returned arrays fresh every tick.
+The rules behind each feature are in docs/world.md."""
 
 from __future__ import annotations
 

@@ -1,16 +1,9 @@
 """Static observation tables of one town shape, built once per :class:`ObservationBuilder`.
 
-Everything that depends only on an agent's tile or on one object is precomputed here, so a tick of
-:class:`townlet.world.observe.ObservationBuilder` starts its maps and features with one ``take``:
-
-* per-tile rows: the static map channels of the window around the tile, ``here_<kind>``, the nearest
-  object of each kind, the defaults of the rarely active blocks, the wall-free moves;
-* whole feature blocks that depend on one object (the goal block, the occupancy block) are rows of
-  per-(tile, object) / per-object tables;
-* agents and objects are "entities" with a linear position code; lookup tables turn an offset of two
-  codes into a window cell, a Chebyshev or a Manhattan distance, so no [E, A, A] |dx|, |dy| tables
-  are built per tick.
-"""
+What depends only on an agent's tile or on one object is precomputed, so a tick starts its maps and
+features with one ``take``: per-tile rows (static map window, ``here_<kind>``, the nearest object of
+each kind, block defaults, wall-free moves), per-(tile, object) rows for the goal and occupancy blocks,
+and lookup tables from the offset of two entity position codes to a window cell or a distance."""
 
 from __future__ import annotations
 

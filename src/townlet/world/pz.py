@@ -1,12 +1,8 @@
 """One town through PettingZoo's ``ParallelEnv`` API, so other multi-agent RL libraries can use the world.
 
-The vectorised core stays the fast path; this face wraps a ``num_envs=1`` VecTown. Observations are
-dicts ``{"map", "features", "action_mask"}`` (Gymnasium spaces); the mask is also in ``infos``.
-A faint is not a PettingZoo termination here: the agent respawns and keeps acting, so it is
-reported as ``infos[agent]["fainted"]``; the episode ends for everyone by truncation.
-``render_mode="rgb_array"`` or ``"ansi"`` draws the town (``townlet.world.render``); after the last
-step of an episode the town has already reset, so ``render()`` then shows the next episode's start.
-"""
+It wraps a ``num_envs=1`` VecTown; observations are ``{"map", "features", "action_mask"}`` dicts (the
+mask also in ``infos``). A faint is reported as ``infos[agent]["fainted"]`` (the agent respawns); the
+episode ends by truncation, after which ``render()`` already shows the next episode's start."""
 
 from __future__ import annotations
 

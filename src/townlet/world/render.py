@@ -1,16 +1,10 @@
 """Pictures of one town: an RGB frame (NumPy only) and a coloured text frame for terminals.
 
-Returns and faint rates say how a policy scores, not what it does; a frame per tick shows whether
-agents walk to the right object, queue politely or stand about. Both renderers read the state
-arrays of a :class:`~townlet.world.vectown_state.TownState` (one env of a vectorised town) and never
-change them. In both, an agent's colour is its most urgent need (the lowest one below the world's
-urgency threshold), green when every need is fine.
-
-RGB layout: a status strip (tick and a day-progress bar) above a ``tile``-pixel square per grid
-cell. Walls are dark, objects are coloured squares with their letter (F fridge, S stove, H shower,
-B bed, J job site), a black border while in use, a stock bar for stocked objects and one red pip
-per queued agent; agents are numbered squares with three need bars (hunger, hygiene, energy).
-"""
+A frame per tick shows what returns cannot: whether agents walk to the right object, queue politely
+or stand about. Both read one env of a :class:`~townlet.world.vectown_state.TownState` and change
+nothing; an agent's colour is its most urgent need below the threshold, green when all are fine.
+RGB: a status strip (tick, day progress) above a ``tile``-pixel square per cell; objects carry their
+letter, a border while in use, a stock bar and a red pip per queued agent; agents their need bars."""
 
 from __future__ import annotations
 
@@ -32,33 +26,23 @@ PIP: RGB = (200, 40, 40)
 NEED_COLOURS: tuple[RGB, ...] = ((235, 140, 30), (40, 150, 220), (150, 80, 200))  # order of NEED_NAMES
 FINE: RGB = (50, 180, 90)
 OBJECT_COLOURS: dict[str, RGB] = {
-    "fridge": (190, 220, 235),
-    "stove": (240, 190, 150),
-    "shower": (170, 210, 250),
-    "bed": (215, 190, 235),
+    "fridge": (190, 220, 235), "stove": (240, 190, 150), "shower": (170, 210, 250), "bed": (215, 190, 235),
     "job_site": (200, 200, 170),
-}
+}  # fmt: skip
 OBJECT_LETTERS: dict[str, str] = {"fridge": "F", "stove": "S", "shower": "H", "bed": "B", "job_site": "J"}
 AGENT_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 # 3x5 glyphs for the letters and numbers drawn into the RGB frame
 _GLYPHS: dict[str, tuple[str, ...]] = {
-    "0": ("111", "101", "101", "101", "111"),
-    "1": ("010", "110", "010", "010", "111"),
-    "2": ("111", "001", "111", "100", "111"),
-    "3": ("111", "001", "111", "001", "111"),
-    "4": ("101", "101", "111", "001", "001"),
-    "5": ("111", "100", "111", "001", "111"),
-    "6": ("111", "100", "111", "101", "111"),
-    "7": ("111", "001", "001", "001", "001"),
-    "8": ("111", "101", "111", "101", "111"),
-    "9": ("111", "101", "111", "001", "111"),
-    "F": ("111", "100", "110", "100", "100"),
-    "S": ("011", "100", "010", "001", "110"),
-    "H": ("101", "101", "111", "101", "101"),
-    "B": ("110", "101", "110", "101", "110"),
+    "0": ("111", "101", "101", "101", "111"), "1": ("010", "110", "010", "010", "111"),
+    "2": ("111", "001", "111", "100", "111"), "3": ("111", "001", "111", "001", "111"),
+    "4": ("101", "101", "111", "001", "001"), "5": ("111", "100", "111", "001", "111"),
+    "6": ("111", "100", "111", "101", "111"), "7": ("111", "001", "001", "001", "001"),
+    "8": ("111", "101", "111", "101", "111"), "9": ("111", "101", "111", "001", "111"),
+    "F": ("111", "100", "110", "100", "100"), "S": ("011", "100", "010", "001", "110"),
+    "H": ("101", "101", "111", "101", "101"), "B": ("110", "101", "110", "101", "110"),
     "J": ("001", "001", "001", "101", "111"),
-}
+}  # fmt: skip
 _ANSI_NEED = ("33", "36", "35")  # yellow, cyan, magenta: the terminal's nearest to NEED_COLOURS
 _ANSI_FINE = "32"
 

@@ -1,8 +1,7 @@
 """Small rule helpers and action tables of the vectorised town, its observations and the teacher.
 
-The helpers use NumPy broadcasting. The oracle spells the same formulas out as scalar code, with the
-same floating-point operations in the same order, so the equivalence tests check one against the other.
-"""
+The oracle spells the same formulas out as scalar code, with the same floating-point operations in the
+same order, so the equivalence tests check one against the other."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
 """The fixed interface between the town and anything that acts in it.
 
-The action vocabulary and the observation layout are part of the data format: a dataset, a checkpoint
-and a policy all carry an :class:`ObservationSpec`, and loading refuses a spec that does not match.
-Action ids never change between runs, so a checkpoint's logits mean the same actions everywhere.
-"""
+The action vocabulary and the observation layout are part of the data format: datasets, checkpoints
+and policies carry an :class:`ObservationSpec`, and loading refuses one that does not match."""
 
 from __future__ import annotations
 
@@ -100,12 +98,9 @@ class Observation(NamedTuple):
 
 
 class StepResult(NamedTuple):
-    """What one vectorised tick returns. ``obs`` is the observation the *next* action is chosen from.
-
-    When an episode ends (``truncated``) the town auto-resets: ``obs`` already belongs to the new
-    episode and ``final_obs`` holds the last observation of the old one (for value bootstrapping).
-    ``terminated`` marks a faint: the agent respawns; GAE must cut there.
-    """
+    """One vectorised tick. ``obs`` is what the *next* action is chosen from: at an episode's end
+    (``truncated``) the town has auto-reset and ``final_obs`` holds the old episode's last observation.
+    ``terminated`` marks a faint: the agent respawns; GAE must cut there."""
 
     obs: Observation
     rewards: np.ndarray  # float32 [N]
@@ -116,12 +111,7 @@ class StepResult(NamedTuple):
 
 
 EVENT_COUNTERS: tuple[str, ...] = (
-    "queue_conflict_events",
-    "queue_conflict_intensity_sum",
-    "shared_meal_events",
-    "late_help_events",
-    "shift_takeover_events",
-    "chat_success_events",
-    "chat_failure_events",
+    "queue_conflict_events", "queue_conflict_intensity_sum", "shared_meal_events", "late_help_events",
+    "shift_takeover_events", "chat_success_events", "chat_failure_events",
     "chat_quality_sum",  # chat_quality_mean = chat_quality_sum / chat_success_events
-)
+)  # fmt: skip

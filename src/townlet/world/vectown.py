@@ -1,12 +1,8 @@
 """The vectorised town: ``num_envs`` independent towns x ``num_agents`` agents stepped at once with NumPy.
 
-Three layers, one module each: :class:`townlet.world.vectown_state.TownState` (static tables and the
-state arrays), :class:`townlet.world.vectown_rules.TownRules` (one tick of rules on them) and
-:class:`VecTown` here (action checks, masking, auto-reset, observations). Observations are built by
-:class:`townlet.world.observe.ObservationBuilder` (per-tile tables and one scatter for the dynamic
-map channels). The plain-Python :class:`townlet.world.oracle.OracleTown` implements the same rules
-and is the correctness reference. The tick order is documented in docs/world.md.
-"""
+Three layers: :class:`~townlet.world.vectown_state.TownState` (tables and state arrays),
+:class:`~townlet.world.vectown_rules.TownRules` (one tick of rules) and :class:`VecTown` (action checks,
+masking, auto-reset, observations). ``townlet_tools.oracle.OracleTown`` is the correctness reference."""
 
 from __future__ import annotations
 
@@ -16,6 +12,7 @@ import numpy as np
 
 from townlet.world.config import WorldConfig, WorldConfigError
 from townlet.world.layout import STAGES
+from townlet.world.loader import to_world_config
 from townlet.world.spec import NUM_ACTIONS, Observation, StepResult
 from townlet.world.vectown_rules import TownRules
 
@@ -77,11 +74,8 @@ class VecTown(TownRules):
         return state
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Put back a :meth:`snapshot` of a town built from the same config and seed.
-
-        Shapes and dtypes are checked (a snapshot from another world is refused with the name of the
-        first array that does not fit); the observation is then rebuilt from the restored state.
-        """
+        """Put back a :meth:`snapshot` of a town built from the same config and seed (a snapshot from
+        another world is refused, naming the first array that does not fit); the observation is rebuilt."""
         missing = [name for name in (*DYNAMIC_ARRAYS, "tick", "episode", "stage") if name not in state]
         if missing:
             raise WorldConfigError(f"town snapshot lacks {', '.join(missing)}; it is not from this version")
@@ -143,6 +137,4 @@ def make_town(cfg: WorldConfig | Any, seed: int) -> VecTown:
 
     The same (cfg, seed) always gives the same trajectories.
     """
-    from townlet.world.loader import to_world_config
-
     return VecTown(to_world_config(cfg), seed)

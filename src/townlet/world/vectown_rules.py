@@ -1,11 +1,8 @@
 """The rules of one tick of the vectorised town, one method per step of the tick order in docs/world.md.
 
-No per-agent Python loop runs on the hot path: contention for one object is resolved with one-hot
-[env, agent, object] tables (the queue head is the arg-min of the join sequence), every step works
-on the (env, agent) index pairs it concerns, and event counters are ``bincount``s over envs. Where
-several updates hit the same cell they are applied in the plain-Python oracle's order, so the two
-towns agree bit for bit.
-"""
+No per-agent Python loop: contention for an object is resolved with one-hot [env, agent, object]
+tables, each step works on the (env, agent) pairs it concerns, and event counters are ``bincount``s.
+Updates that hit the same cell are applied in the oracle's order, so the two towns agree bit for bit."""
 
 from __future__ import annotations
 

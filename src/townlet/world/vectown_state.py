@@ -1,9 +1,6 @@
-"""What a vectorised town is: its static rule tables and the [env, agent] / [env, object] state arrays.
+"""What a vectorised town is: its static rule tables and the state arrays the tick rules change.
 
-:class:`TownState` is the bottom of :class:`townlet.world.vectown.VecTown`: the tick rules
-(:class:`townlet.world.vectown_rules.TownRules`) change these arrays and VecTown drives them. Agent
-state is [E, A] (needs [E, A, 3]), object state [E, O], relationships [E, A, A] float64 matrices.
-"""
+Agent state is [E, A] (needs [E, A, 3]), object state [E, O], relationships [E, A, A] float64."""
 
 from __future__ import annotations
 

@@ -9,11 +9,11 @@
   ``town.step`` loop and a bare batched ``policy.act`` on the same batch size. Floor: >= 0.75.
 * ``iteration``: one real ``PPOStrategy`` iteration (collect + GAE + update + metrics line +
   checkpoint) against collect-only + update-only of the same sizes. Floor: <= 1.15x.
-* ``--learning`` (``python -m townlet.bench.ppo --learning``): agent-steps and wall time for PPO
+* ``--learning`` (``python -m townlet_tools.bench.ppo --learning``): agent-steps and wall time for PPO
   from scratch to reach the scripted policy's mean episode return on ``default`` (minutes; not
   part of ``townlet-bench all``).
 
-Run: ``townlet-bench ppo [--quick] [--json PATH]`` or ``python -m townlet.bench.ppo``.
+Run: ``townlet-bench ppo [--quick] [--json PATH]`` or ``python -m townlet_tools.bench.ppo``.
 """
 
 from __future__ import annotations
@@ -101,8 +101,8 @@ def train_flops_per_sample(net: Any, batch: Any, rows: int = MINIBATCH) -> float
 
 def bench_update(quick: bool) -> dict[str, Any]:
     from townlet.algorithms.update import PPOHyperParams, ppo_update
-    from townlet.bench.protocol import alternate
     from townlet.world import make_town
+    from townlet_tools.bench.protocol import alternate
 
     torch = _torch()
     spec = make_town(_default_world(), 0).spec
@@ -168,9 +168,9 @@ def _acting_policy(spec: Any, seed: int = 0) -> Any:
 def bench_rollout(quick: bool) -> dict[str, Any]:
     import numpy as np
 
-    from townlet.bench.protocol import alternate
     from townlet.rollout.collect import RolloutCaptureService
     from townlet.world import make_town
+    from townlet_tools.bench.protocol import alternate
 
     torch = _torch()
     ticks = 32 if quick else 64
@@ -241,8 +241,8 @@ def bench_iteration(quick: bool) -> dict[str, Any]:
     """A real strategy iteration vs its two halves run on their own (same sizes, same network)."""
     from townlet.algorithms.batches import prepare_batch
     from townlet.algorithms.update import ppo_update
-    from townlet.bench.protocol import alternate
     from townlet.strategies.ppo import PPORun, PPOStrategy
+    from townlet_tools.bench.protocol import alternate
 
     torch = _torch()
     n_steps = 16 if quick else 32
@@ -377,9 +377,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     import json
 
-    from townlet.bench.protocol import context_record, format_table
+    from townlet_tools.bench.protocol import context_record, format_table
 
-    parser = argparse.ArgumentParser(prog="python -m townlet.bench.ppo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m townlet_tools.bench.ppo", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--learning", action="store_true", help="also measure steps/time to scripted return")
     parser.add_argument("--learning-steps", type=int, default=1_048_576, dest="learning_steps")

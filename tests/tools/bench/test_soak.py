@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from townlet.bench import soak
 from townlet.dto import RunRecord
+from townlet_tools.bench import soak
 
 
 def write_record(run_dir: Path, status: str, *, pid: int | None = None, signal: str | None = None) -> None:
@@ -85,7 +85,7 @@ def test_plan_alternates_strategies_and_mixes_signals() -> None:
 @pytest.mark.slow
 def test_tiny_soak_is_consistent(tmp_path: Path) -> None:
     """Three real runs (a SIGKILL, a SIGTERM, one left alone) and their resumes: 0 inconsistencies."""
-    from townlet.cli.bench import main
+    from townlet_tools.bench import main
 
     out = tmp_path / "soak.json"
     assert main(["soak", "--runs", "3", "--json", str(out)]) == 0
@@ -98,7 +98,7 @@ def test_tiny_soak_is_consistent(tmp_path: Path) -> None:
 
 
 def test_soak_is_not_part_of_all() -> None:
-    from townlet.cli import bench
+    import townlet_tools.bench as bench
 
     assert "soak" in bench.available_sections() and "soak" in bench._NOT_IN_ALL
     assert bench._parser().parse_args(["soak", "--runs", "7"]).runs == 7

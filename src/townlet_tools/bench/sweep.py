@@ -21,8 +21,8 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
-from townlet.bench.protocol import alternate
 from townlet.runs.seeding import thread_env
+from townlet_tools.bench.protocol import alternate
 
 TARGET_RATIO = 0.65
 JOBS = 4

@@ -1,6 +1,6 @@
 """Import datasets in the legacy per-agent ``.npz`` + JSON sidecar layout into format v1.
 
-The layout and the checks on each sample are in :mod:`townlet.replay.legacy_read`. Conversion rules
+The layout and the checks on each sample are in :mod:`townlet_tools.legacy.read`. Conversion rules
 (why: format v1 is time-major, compact and has a fixed, named vocabulary):
 
 * one agent sample = one column of N; samples are stacked along the agent axis **only when their
@@ -31,7 +31,8 @@ import numpy as np
 
 from townlet.replay.data import ReplayData
 from townlet.replay.errors import DatasetError
-from townlet.replay.legacy_read import (
+from townlet.world.spec import EVENT_COUNTERS, ObservationSpec
+from townlet_tools.legacy.read import (
     DEFAULT_MANIFEST,
     REQUIRED_ARRAYS,
     LegacyEntry,
@@ -40,7 +41,6 @@ from townlet.replay.legacy_read import (
     load_legacy_sample,
     read_entries,
 )
-from townlet.world.spec import EVENT_COUNTERS, ObservationSpec
 
 SpecPolicy = Literal["strict", "skip"]
 RaggedPolicy = Literal["error", "truncate", "largest"]

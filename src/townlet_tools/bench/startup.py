@@ -10,8 +10,8 @@ import os
 import sys
 from typing import Any
 
-from townlet.bench.protocol import alternate, run_command
 from townlet.runs.seeding import thread_env
+from townlet_tools.bench.protocol import alternate, run_command
 
 TARGET_S = 0.6
 

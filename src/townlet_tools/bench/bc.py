@@ -14,7 +14,7 @@
   batch (1,024) against a bare ``network(...)`` forward on the same batch; forwards per act must
   be 1 (one batched forward per tick).
 
-Run: ``townlet-bench bc [--quick] [--json PATH]`` or ``python -m townlet.bench.bc``.
+Run: ``townlet-bench bc [--quick] [--json PATH]`` or ``python -m townlet_tools.bench.bc``.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def _network(spec: Any, model: Any = None) -> Any:
 
 def measure_accuracy(ticks: int = 400, budget_s: float = 90.0) -> dict[str, Any]:
     """Time from capture to 0.90 / 0.95 held-out accuracy (one thread, default network)."""
-    from townlet.bench.protocol import QuietProbe
     from townlet.strategies.bc import evaluate_tensors, map_channel_max, stack_tensors
+    from townlet_tools.bench.protocol import QuietProbe
 
     torch = _torch()
     import torch.nn.functional as F
@@ -154,8 +154,8 @@ def _bare_steps(net: Any, opt: Any, data: Any, rows: int) -> Any:
 
 def measure_throughput(rows: int, reps: int) -> dict[str, Any]:
     """BC's epoch loop against the bare loop on identical pre-stacked tensors (ABAB)."""
-    from townlet.bench.protocol import alternate
     from townlet.strategies.bc import BCTensors, epoch_generator, stack_tensors, train_epoch
+    from townlet_tools.bench.protocol import alternate
 
     torch = _torch()
     data = _capture(max(1, rows // 64 + 1))
@@ -193,8 +193,8 @@ def measure_inference(reps: int) -> dict[str, Any]:
     import numpy as np
 
     from townlet.behaviour.torch_policy import TorchPolicy
-    from townlet.bench.protocol import alternate
     from townlet.world import Observation
+    from townlet_tools.bench.protocol import alternate
 
     torch = _torch()
     data = _capture(16)
@@ -317,11 +317,13 @@ def _row(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m townlet.bench.bc", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m townlet_tools.bench.bc", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
-    from townlet.bench.protocol import context_record, format_table
+    from townlet_tools.bench.protocol import context_record, format_table
 
     result = run(args)
     print(format_table(result["rows"]), end="")

@@ -1,8 +1,10 @@
 """``townlet-bench <section> [--quick] [--json PATH] [--seeds 0,1] [--runs N] [OVERRIDES]``: run a section.
 
-Sections are discovered as modules ``townlet.bench.<section>`` exposing ``run(args) -> dict`` (with a
-``rows`` list for the table, optionally a ``summary`` mapping; ``consistent: False`` exits 1).
-``townlet-bench all`` runs every speed section present.
+Sections are the modules of this package (``protocol`` aside) exposing ``run(args) -> dict`` with a
+``rows`` list for the table, optionally a ``summary`` mapping; ``consistent: False`` exits 1.
+``townlet-bench all`` runs every speed section. Sections measure with the shared protocol in
+:mod:`townlet_tools.bench.protocol` (quiet gating, ABAB alternation, median/best of >= 5 reps,
+``contended`` marking): speed lives here, never in tests.
 """
 
 from __future__ import annotations
@@ -13,17 +15,19 @@ import pkgutil
 import sys
 from typing import Any
 
+from townlet.runs.atomic import atomic_write_json
+from townlet.runs.seeding import configure_threads
+from townlet_tools.bench.protocol import context_record, format_table
+
 _NOT_SECTIONS = {"protocol"}
 # `all` is the speed sections; `learn` trains whole jobs (minutes per seed), `soak` kills dozens of runs
 _NOT_IN_ALL = {"learn", "soak"}
 
 
 def available_sections() -> list[str]:
-    import townlet.bench
-
     return sorted(
         m.name
-        for m in pkgutil.iter_modules(townlet.bench.__path__)
+        for m in pkgutil.iter_modules(__path__)
         if not m.name.startswith("_") and m.name not in _NOT_SECTIONS
     )
 
@@ -61,15 +65,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from townlet.runs.seeding import configure_threads
-
     configure_threads(1)  # before any section loads NumPy/torch: benches measure one thread
-    from townlet.bench.protocol import context_record, format_table
-    from townlet.runs.atomic import atomic_write_json
-
     report: dict[str, Any] = {"context": context_record(), "sections": {}}
     for name in chosen:
-        result = importlib.import_module(f"townlet.bench.{name}").run(args)
+        result = importlib.import_module(f"{__name__}.{name}").run(args)
         report["sections"][name] = result
         print(f"== {name}")
         print(format_table(result.get("rows", [])), end="")
@@ -78,7 +77,3 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         atomic_write_json(args.json, report)
     return 1 if any(r.get("consistent") is False for r in report["sections"].values()) else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,10 +7,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from townlet.bench.learn import run_figures, summarise
+from townlet_tools.bench.learn import run_figures, summarise
 
 
 def _write_metrics(run_dir: Path, records: list[dict[str, object]]) -> None:
@@ -38,7 +39,7 @@ def test_time_to_teacher_is_the_first_evaluation_at_or_above_it(tmp_path: Path) 
 
 
 def test_summary_counts_seeds_that_beat_the_teacher() -> None:
-    runs = [
+    runs: list[dict[str, Any]] = [
         {"seed": 0, "policy": 2.0, "scripted": -10.0, "random": -27.0, "wall_sec": 10.0, "agent_steps": 100},
         {
             "seed": 1,
@@ -62,7 +63,7 @@ def test_quick_section_trains_and_reports_the_baselines_of_the_same_run(tmp_path
     pytest.importorskip("torch")
     out = tmp_path / "learn.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "townlet.cli.bench", "learn", "--quick", "--json", str(out)],
+        [sys.executable, "-m", "townlet_tools.bench", "learn", "--quick", "--json", str(out)],
         env={**os.environ, "TOWNLET_ROOT": str(tmp_path)},
         capture_output=True,
         text=True,
@@ -79,7 +80,7 @@ def test_quick_section_trains_and_reports_the_baselines_of_the_same_run(tmp_path
 
 
 def test_overrides_may_follow_the_options() -> None:
-    from townlet.cli.bench import _parser
+    from townlet_tools.bench import _parser
 
     args = _parser().parse_intermixed_args(["learn", "--seeds", "0,3", "--json", "x.json", "strategy=ppo"])
     assert (args.section, args.seeds, args.json, args.overrides) == (

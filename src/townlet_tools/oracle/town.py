@@ -4,7 +4,7 @@ It exists to be obviously correct, not fast: the property tests demand that it a
 town produce identical trajectories (actions, positions, queues, rewards, events, observations), and
 the ``sim`` benchmark reports the vectorised speed as a ratio against it. Each rule is spelled out
 in the order of docs/world.md, one method per step of the tick; only the static tables and each
-episode's start state are shared. Observations are built by :mod:`townlet.world.oracle_observe`.
+episode's start state are shared. Observations are built by :mod:`townlet_tools.oracle.observe`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import numpy as np
 from townlet.world.config import WorldConfig
 from townlet.world.features import build_spec
 from townlet.world.layout import JOB_KIND, build_layout
-from townlet.world.oracle_observe import observe
-from townlet.world.oracle_state import OracleEnv, OracleTick, intensity, quality
 from townlet.world.rules import DX, DY
 from townlet.world.spec import EVENT_COUNTERS, Action, Observation, StepResult
+from townlet_tools.oracle.observe import observe
+from townlet_tools.oracle.state import OracleEnv, OracleTick, intensity, quality
 
 
 class OracleTown:

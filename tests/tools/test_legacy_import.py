@@ -15,7 +15,7 @@ import pytest
 
 from townlet.cli.dataset import main as dataset_cli
 from townlet.replay import DatasetError, ReplayData, load_dataset, write_dataset
-from townlet.replay.legacy import import_legacy, import_legacy_groups
+from townlet_tools.legacy import import_legacy, import_legacy_groups
 
 C, W, F = 3, 5, 4
 FEATURES = ["hunger", "hygiene", "rivalry_max", "rivalry_avoid_count"]

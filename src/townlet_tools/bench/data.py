@@ -11,7 +11,7 @@ Figures (each with its exact configuration in the result):
 * ``capture``: scripted capture frames/s at 1,024 agents (64 towns x 16 agents): world step +
   observations + scripted decisions + buffer write, i.e. `RolloutCaptureService.collect`.
 
-Run: ``townlet-bench data`` or ``python -m townlet.bench.data [--quick] [--json]``.
+Run: ``townlet-bench data`` or ``python -m townlet_tools.bench.data [--quick] [--json]``.
 Torch is never imported.
 """
 
@@ -85,7 +85,7 @@ def _row_bytes(data: Any) -> int:
 def _alternate(subject: Callable[[], int], reference: Callable[[], int], reps: int) -> dict[str, Any]:
     """ABAB quiet-gated repetitions via the shared protocol; rates (items/s) from medians, plus
     process-time rates (less affected by a busy neighbour on the other core)."""
-    from townlet.bench.protocol import alternate
+    from townlet_tools.bench.protocol import alternate
 
     cpu: dict[str, list[float]] = {"subject": [], "reference": []}
     items: dict[str, int] = {}
@@ -194,7 +194,7 @@ def _child(mode: str, path: str) -> dict[str, Any]:
 def _run_child(mode: str, path: Path) -> dict[str, Any]:
     env = {**os.environ, **thread_env(1)}
     out = subprocess.run(
-        [sys.executable, "-m", "townlet.bench.data", "--child", mode, str(path)],
+        [sys.executable, "-m", "townlet_tools.bench.data", "--child", mode, str(path)],
         capture_output=True,
         text=True,
         env=env,
@@ -353,7 +353,7 @@ def run(args: Any = None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m townlet.bench.data", description="data path benchmark")
+    p = argparse.ArgumentParser(prog="python -m townlet_tools.bench.data", description="data path benchmark")
     p.add_argument("--quick", action="store_true", help="smaller sizes, 3 reps")
     p.add_argument("--reps", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print JSON only")
@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=1))
     else:
-        from townlet.bench.protocol import format_table
+        from townlet_tools.bench.protocol import format_table
 
         print(format_table(result["rows"]), end="")
     return 0

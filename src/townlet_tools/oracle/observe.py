@@ -17,15 +17,15 @@ import numpy as np
 from townlet.world.config import NEED_NAMES, OBJECT_KINDS
 from townlet.world.features import DIRECTIONS, FEATURE_NAMES, MAP_CHANNELS
 from townlet.world.layout import UNLIMITED
-from townlet.world.oracle_state import OracleAgent, OracleEnv, greedy
 from townlet.world.rules import DX, DY, MOVE_ACTIONS
 from townlet.world.spec import NUM_ACTIONS, Action, Observation
+from townlet_tools.oracle.state import OracleAgent, OracleEnv, greedy
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 Vals = dict[str, float]
-# ``town`` below is the OracleTown; it is typed loosely because oracle.py imports this module.
+# ``town`` below is the OracleTown; it is typed loosely because town.py imports this module.
 
 
 def observe(town: Any) -> Observation:

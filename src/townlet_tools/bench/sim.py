@@ -10,7 +10,7 @@ Figures (each row carries its exact configuration):
 * ``scripted``: world + observations + ``ScriptedPolicy.act`` + a write of every column into a
   preallocated buffer, at 64x16: the frames/s ceiling of scripted capture.
 
-Run: ``townlet-bench sim`` or ``python -m townlet.bench.sim [--quick] [--json PATH]``. Single thread,
+Run: ``townlet-bench sim`` or ``python -m townlet_tools.bench.sim [--quick] [--json PATH]``. Single thread,
 no torch.
 """
 
@@ -31,9 +31,9 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 from townlet.behaviour.rules import ScriptedPolicy  # noqa: E402
-from townlet.bench.protocol import alternate, context_record, format_table  # noqa: E402
 from townlet.world import WorldConfig, load_world_config, make_town  # noqa: E402
-from townlet.world.oracle import OracleTown  # noqa: E402
+from townlet_tools.bench.protocol import alternate, context_record, format_table  # noqa: E402
+from townlet_tools.oracle import OracleTown  # noqa: E402
 
 TARGET_RATE = 250_000.0  # agent-steps/s at 1,024 agents (issue 3)
 TARGET_RATIO = 100.0  # x the oracle, same run
@@ -214,7 +214,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m townlet.bench.sim", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m townlet_tools.bench.sim", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--quick", action="store_true", help="3 reps, skip the large scenario")
     parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""State and scalar formulas of the plain-Python town (:mod:`townlet.world.oracle`).
+"""State and scalar formulas of the plain-Python town (:mod:`townlet_tools.oracle`).
 
 One :class:`OracleAgent` per agent and one :class:`OracleEnv` per town, as plain Python values, so the
 rules read like the prose of docs/world.md. The formulas repeat the NumPy ones of

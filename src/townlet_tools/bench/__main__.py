@@ -1,0 +1,3 @@
+from townlet_tools.bench import main
+
+raise SystemExit(main())
