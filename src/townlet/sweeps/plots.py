@@ -4,34 +4,41 @@ Why: the summary table says which job won; these two pictures say whether the wi
 seed-to-seed spread (each seed a point, mean ± std per setting, ``seed`` treated as the replicate axis
 and never as a parameter) and whether the runs were still improving when they stopped. They are drawn
 from the same on-disk summary as the tables, so a killed sweep gets them from ``townlet-sweep-report``.
-matplotlib is imported only here, with the Agg backend; the caller logs a failure and carries on.
+matplotlib is imported only when they are drawn; the caller logs a failure and carries on.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from townlet.dto.metrics import LOSS_TOTAL_KEY, TRAIN_LOSS_KEY, VAL_ACCURACY_KEY
+from townlet.runs.atomic import finite_or_none, read_json_object
 from townlet.runs.metrics import read_metrics
-from townlet.runs.plots import collect_series, reference_returns, return_curves
+from townlet.runs.plots import (
+    collect_series,
+    panels,
+    pyplot,
+    reference_returns,
+    return_curves,
+    save_png,
+    style_axes,
+)
+from townlet.runs.rundir import METRICS_FILE, RESULT_FILE
 from townlet.sweeps.aggregate import SweepSummary
-from townlet.sweeps.jobs import OK, RESULT_FILE, JobRow, dotted_get, read_yaml
+from townlet.sweeps.jobs import OK, JobRow, dotted_get, read_yaml
 
 log = logging.getLogger(__name__)
 
 OBJECTIVE_PNG = "sweep_objective.png"
 CURVES_PNG = "sweep_learning_curves.png"
 SEED_AXIS = "seed"
-METRICS_FILE = "metrics.jsonl"
 # When no job logged returns against agent-steps (BC), the first of these is overlaid per epoch instead.
-FALLBACK_CURVE_KEYS: tuple[str, ...] = ("val_accuracy", "train_loss", "loss_total")
+FALLBACK_CURVE_KEYS = (VAL_ACCURACY_KEY, TRAIN_LOSS_KEY, LOSS_TOTAL_KEY)
 MAX_LEGEND = 20
 MAX_TICKS = 8
 
@@ -104,16 +111,13 @@ def _group(scored: list[tuple[JobRow, float]], axis: str, others: Sequence[str])
 
 def numeric_values(values: Sequence[str]) -> list[float] | None:
     """The values as floats when every one parses (and is finite), else None: the axis is categorical."""
-    try:
-        floats = [float(v) for v in values]
-    except ValueError:
-        return None
-    return floats if floats and all(math.isfinite(v) for v in floats) else None
+    floats = [x for v in values if (x := finite_or_none(v)) is not None]
+    return floats if values and len(floats) == len(values) else None
 
 
 def job_curves(summary: SweepSummary) -> tuple[list[JobCurve], str]:
     """Every job's curve and the y quantity: ``return`` when any job logged returns against
-    agent-steps (PPO, anneal), else the first fallback metric any job logged against its epochs (BC)."""
+    agent-steps (PPO, composites), else the first fallback metric any job logged against its epochs (BC)."""
     records = {row.job_dir: _job_records(row) for row in summary.rows}
     curves: list[JobCurve] = []
     for row in summary.rows:
@@ -161,66 +165,34 @@ def mean_references(summary: SweepSummary) -> dict[str, float]:
     """The scripted teacher's and random policy's returns, averaged over the jobs that evaluated them."""
     seen: dict[str, list[float]] = {}
     for row in summary.rows:
-        try:
-            result = json.loads((Path(row.run_dir) / RESULT_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        for name, value in reference_returns(result).items():
+        for name, value in reference_returns(read_json_object(Path(row.run_dir) / RESULT_FILE)).items():
             seen.setdefault(name, []).append(value)
     return {name: statistics.fmean(values) for name, values in seen.items()}
 
 
 def write_sweep_plots(summary: SweepSummary, sweep_dir: str | Path) -> list[str]:
     """Draw the PNGs that have data into ``sweep_dir``; returns their file names (for the markdown)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    root = Path(sweep_dir)
-    written: list[str] = []
+    plt, root, written = pyplot(), Path(sweep_dir), []
     spreads = objective_spreads(summary)
     if summary.objective and any(spreads.values()):
-        fig = _objective_figure(plt, summary, spreads)
-        _save(plt, fig, root / OBJECTIVE_PNG)
+        save_png(plt, _objective_figure(plt, summary, spreads), root / OBJECTIVE_PNG, bbox_inches="tight")
         written.append(OBJECTIVE_PNG)
     curves, quantity = job_curves(summary)
     if curves:
         references = mean_references(summary) if quantity == "return" else {}
-        fig = _curves_figure(plt, curves, quantity, references, root.name)
-        _save(plt, fig, root / CURVES_PNG)
+        figure = _curves_figure(plt, curves, quantity, references, root.name)
+        save_png(plt, figure, root / CURVES_PNG, bbox_inches="tight")
         written.append(CURVES_PNG)
     return written
 
 
-def _save(plt: Any, fig: Any, out: Path) -> None:
-    """Atomic: a reader of the sweep dir (or a parallel job) never sees half a PNG."""
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
-        tmp.replace(out)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
-
-
 def _objective_figure(plt: Any, summary: SweepSummary, spreads: dict[str, list[Spread]]) -> Any:
-    axes_names = list(spreads)
-    cols = min(3, len(axes_names))
-    rows = math.ceil(len(axes_names) / cols)
-    fig, grid = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
-    flat = list(grid.flat)
+    fig, axes = panels(plt, len(spreads), 4.6, 3.4)
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, axis in zip(flat, axes_names, strict=False):
+    for ax, axis in zip(axes, spreads, strict=True):
         _draw_objective_panel(ax, axis, spreads[axis], str(summary.objective), palette)
-    for ax in flat[len(axes_names) :]:
-        ax.set_visible(False)
-    seeds = "seed" in summary.axes
-    fig.suptitle(
-        f"{summary.objective} ({summary.objective_mode}) per swept value"
-        + ("; x: one seed, bar: mean ± std over seeds" if seeds else ""),
-        fontsize=9,
-    )
+    seeds = "; x: one seed, bar: mean ± std over seeds" if SEED_AXIS in summary.axes else ""
+    fig.suptitle(f"{summary.objective} ({summary.objective_mode}) per swept value{seeds}", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig
 
@@ -258,10 +230,8 @@ def _draw_objective_panel(
     if numeric is None or len(categories) <= MAX_TICKS:  # label the values as they were swept
         ax.set_xticks(coords, categories, fontsize=7, rotation=20)
         ax.minorticks_off()
-    ax.set_xlabel(axis or "all jobs", fontsize=8)
+    style_axes(ax, "", axis or "all jobs", 9, ticks=7)
     ax.set_ylabel(objective, fontsize=8)
-    ax.grid(alpha=0.3)
-    ax.tick_params(labelsize=7)
     if len(series) > 1 and len(series) <= MAX_LEGEND:
         ax.legend(fontsize=6)
 
@@ -279,18 +249,20 @@ def _curves_figure(
             points = curve.train if kind == "train" else curve.eval
             if not points:
                 continue
-            xs, ys = zip(*points, strict=True)
             colour = cmap(index % 10 if len(curves) <= 10 else index / max(1, len(curves) - 1))
-            marker = "D" if kind == "eval" else None
-            width = 2.4 if curve.best else 1.1
-            ax.plot(xs, ys, color=colour, linewidth=width, marker=marker, markersize=3, label=curve.label)
+            marker, width = ("D" if kind == "eval" else None), (2.4 if curve.best else 1.1)
+            ax.plot(
+                *zip(*points, strict=True),
+                color=colour,
+                linewidth=width,
+                marker=marker,
+                markersize=3,
+                label=curve.label,
+            )
         for ref, value in references.items():
             style = "--" if ref.startswith("scripted") else ":"
             ax.axhline(value, color="black", linestyle=style, linewidth=1.0, label=f"{ref} {value:.2f}")
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("agent-steps" if quantity == "return" else "epoch / iteration", fontsize=8)
-        ax.grid(alpha=0.3)
-        ax.tick_params(labelsize=7)
+        style_axes(ax, name, "agent-steps" if quantity == "return" else "epoch / iteration", 9, ticks=7)
     if len(curves) <= MAX_LEGEND:
         grid.flat[-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(f"{title}: {len(curves)} jobs (thick line: best job)", fontsize=9)
