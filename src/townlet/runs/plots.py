@@ -24,7 +24,6 @@ from townlet.dto.metrics import (
     LOSS_TOTAL_KEY,
     PPO_CURVE_KEYS,
     STAGE_KEY,
-    STEP_KEYS,
     STRATEGY_KEY,
     TRAIN_LOSS_KEY,
     TRAIN_RETURN_KEY,
@@ -33,7 +32,7 @@ from townlet.dto.metrics import (
 )
 from townlet.runs.atomic import atomic_write_bytes
 from townlet.runs.metrics import metrics_files, read_metrics
-from townlet.runs.sinks import number, stage_index
+from townlet.runs.sinks import number, record_step, stage_index
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ def collect_series(records: list[dict[str, Any]]) -> Series:
     """``{metric: {series label: [(step, value), ...]}}`` for the finite values of PLOTTED_KEYS."""
     series: Series = defaultdict(lambda: defaultdict(list))
     for count, record in enumerate(records, 1):
-        step = next((x for k in STEP_KEYS if (x := number(record.get(k))) is not None), float(count))
+        step = float(record_step(record, count))
         for key in PLOTTED_KEYS:
             if (value := number(record.get(key))) is not None:
                 series[key][_series_label(record)].append((step, value))

@@ -13,6 +13,7 @@ log line at most every ``every_sec`` seconds (and for the last unit): no ``\\r``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -30,12 +31,11 @@ from townlet.dto.metrics import (
     LOSS_TOTAL_KEY,
     SAMPLES_PER_SEC_KEY,
     SPS_KEY,
-    STEP_KEYS,
     TRAIN_LOSS_KEY,
     TRAIN_RETURN_KEY,
     VAL_ACCURACY_KEY,
 )
-from townlet.runs.sinks import number, stage_index
+from townlet.runs.sinks import number, record_step, stage_index
 
 log = logging.getLogger("townlet.progress")
 
@@ -56,11 +56,10 @@ def _stage(plan: RunPlan, record: Mapping[str, Any]) -> int | None:
 
 def position(plan: RunPlan, record: Mapping[str, Any]) -> int | None:
     """Units done once ``record`` was logged; None for records that close no epoch/iteration."""
-    value = next((x for key in STEP_KEYS if (x := number(record.get(key))) is not None), None)
-    if value is None:
-        return None
-    index = _stage(plan, record)
-    return int(value) + (0 if index is None else sum(units for _, units in plan.stages[:index]))
+    step, index = record_step(record, None), _stage(plan, record)
+    if step is None or index is None:
+        return step
+    return step + sum(units for _, units in plan.stages[:index])
 
 
 def label(plan: RunPlan, record: Mapping[str, Any]) -> str:
@@ -147,16 +146,15 @@ class LiveBar(ProgressDisplay):
         self.plan = plan
         self.stream = stream or sys.stderr
         self._bar: Any = None
-        self._redirect: Any = None
+        self._open = contextlib.ExitStack()
 
     def show(self, record: Mapping[str, Any]) -> None:
         pos = position(self.plan, record)
         if pos is None:
             return
         if self._bar is None:
-            self._redirect = logging_redirect_tqdm()
-            self._redirect.__enter__()
-            self._bar = tqdm(
+            self._open.enter_context(logging_redirect_tqdm())
+            bar = tqdm(
                 total=self.plan.units,
                 initial=max(pos - 1, 0),
                 unit=self.plan.unit,
@@ -164,21 +162,17 @@ class LiveBar(ProgressDisplay):
                 smoothing=0.3,
                 **_width(self.stream),
             )
-        bar = self._bar
-        bar.set_description_str(label(self.plan, record), refresh=False)
-        bar.set_postfix_str(summary(record), refresh=False)
-        if pos > bar.n:
-            bar.update(pos - bar.n)
+            self._bar = self._open.enter_context(bar)
+        self._bar.set_description_str(label(self.plan, record), refresh=False)
+        self._bar.set_postfix_str(summary(record), refresh=False)
+        if pos > self._bar.n:
+            self._bar.update(pos - self._bar.n)
         else:
-            bar.refresh()
+            self._bar.refresh()
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-        if self._redirect is not None:
-            self._redirect.__exit__(None, None, None)
-            self._redirect = None
+        self._open.close()  # the bar, then the log redirection
+        self._bar = None
 
 
 def _width(stream: Any) -> dict[str, Any]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from townlet.dto.metrics import LABEL_KEYS, STAGE_INDEX_KEY, STAGE_KEY, STEP_KEYS
 from townlet.runs.atomic import finite_or_none
 from townlet.runs.metrics import MetricsWriter
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,8 @@ def scalar_leaves(record: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
             yield tag, x
 
 
-def record_step(record: Mapping[str, Any], fallback: int) -> int:
-    """The record's ``iteration``, else its ``epoch``, else ``fallback`` (a running count)."""
+def record_step(record: Mapping[str, Any], fallback: T) -> int | T:
+    """The record's ``iteration``, else its ``epoch``, else ``fallback`` (e.g. a running count)."""
     step = next((x for key in STEP_KEYS if (x := number(record.get(key))) is not None), None)
     return fallback if step is None else int(step)
 

@@ -12,9 +12,9 @@ from typing import Literal
 from filelock import FileLock
 
 from townlet.runs.atomic import atomic_write_json, atomic_write_text, finite_or_none
+from townlet.sweeps import plots as sweep_plots
 from townlet.sweeps.aggregate import SweepSummary, build_summary, existing_sweep_dir
 from townlet.sweeps.jobs import DIVERGED, FAILED, INCOMPLETE, OK, JobRow
-from townlet.sweeps import plots as sweep_plots
 
 SUMMARY_STEM = "sweep_summary"
 LOCK_FILE = ".sweep_summary.lock"
