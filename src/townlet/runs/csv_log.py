@@ -70,36 +70,27 @@ class CsvSink(MetricsSink):
                 raise ValueError("CsvSink needs run= or path=")
             path = run.path / filename
         self.path = Path(path)
-        self.columns = self._existing_header() or column_order([])  # a resumed run appends under its header
-        self._known = set(self.columns)
+        self.columns = column_order([])
         self._handle: TextIO | None = None
-
-    def _existing_header(self) -> list[str]:
-        if not self.path.is_file():
-            return []
-        with self.path.open(encoding="utf-8", newline="") as handle:
-            return next(csv.reader(handle), [])
+        if self.path.is_file():  # a resumed run appends under its header
+            with self.path.open(encoding="utf-8", newline="") as handle:
+                self.columns = next(csv.reader(handle), []) or self.columns
 
     def write(self, record: Mapping[str, Any]) -> None:
         row = {key: cell(value) for key, value in flatten(record)}
-        if not self._known.issuperset(row):
-            self._widen(row)
-        handle = self._open()
-        csv.DictWriter(handle, self.columns, restval="", lineterminator="\n").writerow(row)
-
-    def _open(self) -> TextIO:
+        if not set(self.columns).issuperset(row):
+            self._widen(column_order([*self.columns, *row]))
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fresh = not self.path.is_file() or self.path.stat().st_size == 0
             self._handle = self.path.open("a", encoding="utf-8", newline="", buffering=1)
             if fresh:
                 csv.writer(self._handle, lineterminator="\n").writerow(self.columns)
-        return self._handle
+        csv.DictWriter(self._handle, self.columns, restval="", lineterminator="\n").writerow(row)
 
-    def _widen(self, row: Mapping[str, str]) -> None:
+    def _widen(self, columns: list[str]) -> None:
         """Rewrite the file under the widened header (old rows get empty cells in the new columns)."""
         self.close()
-        columns = column_order([*self.columns, *row])
         if self.path.is_file() and self.path.stat().st_size > 0:
             with self.path.open(encoding="utf-8", newline="") as handle:
                 rows = list(csv.DictReader(handle))
@@ -109,7 +100,6 @@ class CsvSink(MetricsSink):
             writer.writerows(rows)
             atomic_write_text(self.path, text.getvalue())
         self.columns = columns
-        self._known = set(columns)
 
     def close(self) -> None:
         if self._handle is not None:

@@ -55,26 +55,13 @@ def flatten_params(node: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         yield name[:_PARAM_KEY_MAX], text[:_PARAM_VALUE_MAX]
 
 
-def sqlite_path(tracking_uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI (None for servers and other stores)."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    return Path(tracking_uri[len("sqlite:///") :])
-
-
 def experiment_name(run: RunInfo, configured: str | None) -> str:
     """``configured`` if set; else the sweep dir (relative to ``output_root``) or ``runs``."""
-    if configured:
-        return configured
-    if run.sweep_dir is None:
-        return SINGLE_RUN_EXPERIMENT
+    if configured or run.sweep_dir is None:
+        return configured or SINGLE_RUN_EXPERIMENT
     sweep = run.sweep_dir.resolve()
-    if run.output_root is not None:
-        try:
-            return sweep.relative_to(Path(run.output_root).resolve()).as_posix()
-        except ValueError:
-            pass
-    return sweep.as_posix()
+    root = Path(run.output_root).resolve() if run.output_root is not None else None
+    return (sweep.relative_to(root) if root and sweep.is_relative_to(root) else sweep).as_posix()
 
 
 class MlflowSink(MetricsSink):
@@ -99,7 +86,8 @@ class MlflowSink(MetricsSink):
         self.log_artifacts = bool(log_artifacts)
         self.records = 0
         self.ended = False
-        db = sqlite_path(self.tracking_uri)
+        sqlite = self.tracking_uri.startswith("sqlite:///")  # a database file: created under a lock
+        db = Path(self.tracking_uri.removeprefix("sqlite:///")) if sqlite else None
         try:
             if db is not None:
                 db.parent.mkdir(parents=True, exist_ok=True)

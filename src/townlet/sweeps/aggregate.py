@@ -30,8 +30,6 @@ from townlet.sweeps.jobs import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_METRICS = SWEEP_METRICS  # shown for every job whose result.json holds them
-
 
 class SweepReportError(ValueError):
     """A directory that cannot be summarised (missing, or holding no job directories)."""
@@ -103,7 +101,9 @@ def build_summary(
     mode = (mode or saved_mode or "max").lower()
     if mode not in ("max", "min"):
         raise SweepReportError(f"objective mode must be 'max' or 'min', got {mode!r}")
-    metric_keys = list(DEFAULT_METRICS if metrics is None else metrics)
+    metric_keys = list(
+        SWEEP_METRICS if metrics is None else metrics
+    )  # those some job's result holds are shown
     rows = sorted(
         (read_job(d, root, objective, metric_keys) for d in job_dirs),
         key=lambda r: (r.num is None, r.num or 0, r.job_dir),
@@ -112,6 +112,7 @@ def build_summary(
     for row in rows:
         row.metrics = {m: row.metrics.get(m) for m in shown}
     axes = _swept_axes(rows)
+    others = [a for a in axes if a != "seed"]
     best = _best(rows, mode, lambda r: r.objective if r.status == OK else None)
     counts = {s: sum(r.status == s for r in rows) for s in (OK, FAILED, DIVERGED, INCOMPLETE)}
     expected, missing = _expected_jobs(root, rows)
@@ -127,9 +128,7 @@ def build_summary(
         expected_jobs=expected,
         missing_overrides=missing,
         best_num=best.num if best is not None else None,
-        seed_groups=_seed_groups(rows, [a for a in axes if a != "seed"], shown, mode)
-        if "seed" in axes
-        else [],
+        seed_groups=_seed_groups(rows, others, shown, mode) if "seed" in axes else [],
         optuna=dict(optuna) if isinstance(optuna, Mapping) else None,
         generated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
