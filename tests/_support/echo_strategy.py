@@ -6,8 +6,9 @@ and the ``tests/_support/conf`` search-path overlay (``strategy=echo``).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from townlet.config.plan import RunPlan
 from townlet.dto import BCTrainingResultDTO
 from townlet.strategies.context import TrainingContext
 
@@ -26,6 +27,9 @@ class EchoStrategy:
         self.epochs = epochs
         self.lr = lr
         self.fail = fail
+
+    def plan(self, world: Any) -> RunPlan:
+        return RunPlan(units=self.epochs, unit="epoch")
 
     def run(self, context: TrainingContext) -> BCTrainingResultDTO:
         if self.fail:

@@ -10,10 +10,10 @@ from townlet.runs.plots import collect_series, reference_returns, return_curves,
 
 def test_series_are_grouped_by_stage_and_skip_non_finite_values() -> None:
     records = [
-        {"anneal_stage_index": 0, "strategy": "bc", "epoch": 1, "val_accuracy": 0.9, "train_loss": 0.5},
-        {"anneal_stage_index": 0, "strategy": "bc", "epoch": 2, "val_accuracy": None, "train_loss": 0.2},
-        {"anneal_stage_index": 1, "strategy": "ppo", "iteration": 1, "loss_total": float("nan")},
-        {"anneal_stage_index": 1, "strategy": "ppo", "iteration": 2, "loss_total": 0.3, "flag": True},
+        {"stage_index": 0, "stage": "bc", "epoch": 1, "val_accuracy": 0.9, "train_loss": 0.5},
+        {"stage_index": 0, "stage": "bc", "epoch": 2, "val_accuracy": None, "train_loss": 0.2},
+        {"stage_index": 1, "stage": "ppo", "iteration": 1, "loss_total": float("nan")},
+        {"stage_index": 1, "stage": "ppo", "iteration": 2, "loss_total": 0.3, "flag": True},
     ]
     series = collect_series(records)
     assert series["val_accuracy"] == {"stage 0: bc": [(1.0, 0.9)]}
@@ -34,13 +34,13 @@ def test_png_is_written_only_when_there_is_something_to_draw(tmp_path: Path) -> 
     assert not list(out.parent.glob(".*.tmp"))
 
 
-def test_return_curve_counts_agent_steps_across_anneal_stages() -> None:
+def test_return_curve_counts_agent_steps_across_stages() -> None:
     records = [
-        {"anneal_stage_index": 0, "strategy": "bc", "epoch": 1, "train_loss": 0.5},
-        {"anneal_stage_index": 1, "anneal_stage": "ppo", "env_steps": 100, "episode_return_mean": None},
-        {"anneal_stage_index": 1, "anneal_stage": "ppo", "env_steps": 200, "episode_return_mean": -5.0},
-        {"anneal_stage_index": 2, "anneal_stage": "ppo", "env_steps": 100, "episode_return_mean": -2.0},
-        {"anneal_stage_index": 2, "anneal_stage": "ppo", "env_steps": 200, "eval_return_mean": 1.5},
+        {"stage_index": 0, "stage": "bc", "epoch": 1, "train_loss": 0.5},
+        {"stage_index": 1, "stage": "ppo", "env_steps": 100, "episode_return_mean": None},
+        {"stage_index": 1, "stage": "ppo", "env_steps": 200, "episode_return_mean": -5.0},
+        {"stage_index": 2, "stage": "ppo", "env_steps": 100, "episode_return_mean": -2.0},
+        {"stage_index": 2, "stage": "ppo", "env_steps": 200, "eval_return_mean": 1.5},
     ]
     curves = return_curves(records)
     assert curves["train"] == {"stage 1: ppo": [(200.0, -5.0)], "stage 2: ppo": [(300.0, -2.0)]}

@@ -1,4 +1,4 @@
-"""The progress display: totals from the config, plain lines off a terminal, a live bar on one.
+"""The progress display: totals from the run's plan, plain lines off a terminal, a live bar on one.
 
 The live bar is checked on a real pseudo-terminal (``pty``); the same run piped must leave no
 carriage return or escape code in stdout, stderr or train.log.
@@ -16,34 +16,24 @@ from typing import Any
 import pytest
 
 from conftest import support_searchpath
+from townlet.config.plan import RunPlan, ppo_plan
 from townlet.runs.loggers import MetricsFanout
-from townlet.runs.progress import (
-    Counter,
-    LogLines,
-    ProgressDisplay,
-    ProgressPlan,
-    display_kind,
-    plan_from_config,
-    summary,
-)
+from townlet.runs.progress import Counter, LogLines, ProgressDisplay, display_kind, label, position, summary
 from townlet.runs.sinks import MetricsSink
 
 CONTROL = ("\r", "\x1b")
 
 
-def test_totals_come_from_the_config() -> None:
-    world = {"num_envs": 2, "num_agents": 4}
-    assert plan_from_config({"epochs": 5, "lr": 1e-3}, world) == ProgressPlan(5, "epoch")
-    ppo = {"data_mode": "rollout", "n_steps": 16, "total_steps": 1000, "num_envs": None, "num_agents": None}
-    assert plan_from_config(ppo, world).total == 8  # ceil(1000 / (16 * 2 * 4))
-    assert plan_from_config({**ppo, "num_envs": 1}, world).total == 16
-    assert plan_from_config({**ppo, "data_mode": "replay", "epochs": 3}, world).total == 3
-    anneal = {"schedule": [{"mode": "bc", "epochs": 2}, {"mode": "ppo", "epochs": 5}]}
-    plan = plan_from_config(anneal, world)
-    assert plan.total == 7 and plan.stages == (("bc", 2), ("ppo", 5))
-    assert plan.position({"anneal_stage_index": 1, "iteration": 3, "epoch": 3}) == 5
-    assert plan.label({"anneal_stage_index": 1}) == "stage 2/2 ppo"
-    assert plan.position({"anneal_status": "PASS"}) is None  # closes no epoch: not counted
+def test_positions_count_units_across_the_plans_stages() -> None:
+    ppo = {"n_steps": 16, "total_steps": 1000, "num_agents": 4}
+    assert ppo_plan(**ppo, num_envs=2).units == 8  # ceil(1000 / (16 * 2 * 4))
+    assert ppo_plan(**ppo, num_envs=1).units == 16
+    assert ppo_plan(**ppo, num_envs=2, replay_epochs=3).units == 3
+    plan = RunPlan(units=7, stages=(("bc", 2), ("ppo", 5)))
+    assert position(plan, {"stage_index": 1, "stage": "ppo", "iteration": 3, "epoch": 3}) == 5
+    assert label(plan, {"stage_index": 1}) == "stage 2/2 ppo"
+    assert position(plan, {"anneal_status": "PASS"}) is None  # closes no epoch: not counted
+    assert position(RunPlan(units=None), {"epoch": 4}) == 4 and label(RunPlan(units=None), {"epoch": 4}) == ""
 
 
 def test_summary_shows_loss_accuracy_return_and_rate() -> None:
@@ -56,7 +46,7 @@ def test_summary_shows_loss_accuracy_return_and_rate() -> None:
 def test_plain_lines_are_periodic_and_end_with_the_last_unit() -> None:
     now = [0.0]
     lines: list[str] = []
-    display = LogLines(ProgressPlan(4, "epoch"), every_sec=10, emit=lines.append, clock=lambda: now[0])
+    display = LogLines(RunPlan(4, "epoch"), every_sec=10, emit=lines.append, clock=lambda: now[0])
     for epoch, t in ((1, 1.0), (2, 2.0), (3, 12.0), (4, 13.0)):
         now[0] = t
         display.show({"epoch": epoch, "train_loss": 1.0 / epoch})

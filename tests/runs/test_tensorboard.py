@@ -16,6 +16,7 @@ from townlet.runs.sinks import JsonlSink, RunInfo, record_step, scalar_leaves, s
 from townlet.runs.tensorboard import TensorBoardNotAvailableError, TensorBoardSink
 
 pytest.importorskip("tensorboard")
+CONFIG_TAG = "config/text_summary"  # tensorboardX files add_text("config", ...) under this tag
 
 
 def _load(logdir: Path) -> Any:
@@ -54,8 +55,8 @@ def test_step_and_stage_prefix() -> None:
     assert record_step({"iteration": 4, "epoch": 9}, 1) == 4
     assert record_step({"epoch": 9}, 1) == 9
     assert record_step({"epoch": None, "loss": 1.0}, 7) == 7
-    assert stage_prefix({"anneal_stage_index": 2, "anneal_stage": "ppo"}) == "stage2_ppo/"
-    assert stage_prefix({"anneal_stage_index": 0}) == "stage0/"
+    assert stage_prefix({"stage_index": 2, "stage": "ppo"}) == "stage2_ppo/"
+    assert stage_prefix({"stage_index": 0}) == "stage0/"
     assert stage_prefix({"loss": 1.0}) == ""
 
 
@@ -80,15 +81,7 @@ def test_writer_mirrors_records_as_scalars(tmp_path: Path) -> None:
             )
         writer.log({"summary_value": 42.0})  # no step key: the running count (3rd record) is the step
         for stage, mode in ((0, "bc"), (1, "ppo")):
-            writer.log(
-                {
-                    "anneal_stage_index": stage,
-                    "anneal_stage": mode,
-                    "anneal_cycle": 0,
-                    "epoch": 1,
-                    "loss": 10.0 + stage,
-                }
-            )
+            writer.log({"stage_index": stage, "stage": mode, "epoch": 1, "loss": 10.0 + stage})
     # the JSONL file is exactly what logger=jsonl writes (NaN -> null, strings and lists kept)
     records = list(read_metrics(tmp_path / "metrics.jsonl"))
     assert len(records) == 5
@@ -107,8 +100,8 @@ def test_writer_mirrors_records_as_scalars(tmp_path: Path) -> None:
     assert _series(acc, "summary_value") == [(3, 42.0)]
     assert _series(acc, "stage0_bc/loss") == [(1, 10.0)]
     assert _series(acc, "stage1_ppo/loss") == [(1, 11.0)]
-    assert "config" in acc.Tags()["tensors"]
-    text = acc.Tensors("config")[0].tensor_proto.string_val[0].decode()
+    assert CONFIG_TAG in acc.Tags()["tensors"]
+    text = acc.Tensors(CONFIG_TAG)[0].tensor_proto.string_val[0].decode()
     assert "seed: 7" in text and "lr: 0.001" in text
 
 
@@ -125,9 +118,9 @@ def test_cadence_and_rotation_keep_the_event_file_open(tmp_path: Path) -> None:
 
 
 def test_missing_tensorboard_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [m for m in sys.modules if m == "tensorboard" or m.startswith("tensorboard.")]:
+    for name in [m for m in sys.modules if m == "tensorboardX" or m.startswith("tensorboardX.")]:
         monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "tensorboard", None)  # import now raises ImportError
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # import now raises ImportError
     with pytest.raises(TensorBoardNotAvailableError, match=r'pip install -e "\.\[tensorboard\]"') as info:
         TensorBoardSink(logdir=tmp_path / "tb")
     assert "logger=jsonl" in str(info.value)
@@ -143,7 +136,7 @@ def test_train_cli_writes_event_files(run_cli, tmp_path: Path) -> None:
     acc = _load(run_dir / "tensorboard")
     assert _series(acc, "train_loss") == [(1, 1.0), (2, 0.5), (3, pytest.approx(1 / 3))]
     assert "nan_metric" not in acc.Tags()["scalars"]
-    config = acc.Tensors("config")[0].tensor_proto.string_val[0].decode()
+    config = acc.Tensors(CONFIG_TAG)[0].tensor_proto.string_val[0].decode()
     assert "townlet.runs.tensorboard.TensorBoardSink" in config and "echo_strategy.EchoStrategy" in config
 
 
@@ -151,7 +144,7 @@ BLOCK_TENSORBOARD = """
 import importlib.abc, sys
 class _Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name == "tensorboard" or name.startswith("tensorboard."):
+        if name.split(".")[0] in ("tensorboard", "tensorboardX"):
             raise ModuleNotFoundError(f"No module named {name!r} (blocked by test)", name=name)
         return None
 sys.meta_path.insert(0, _Block())

@@ -76,8 +76,9 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
     metrics = MetricsFanout()
     stop_signals = StopSignals().install()  # SIGINT/SIGTERM → interrupted (main thread only)
     try:
-        metrics = build_metrics(cfg, rd.path, hc, config_hash=recorder.record.config_hash)  # logger=[...]
         strategy = build(cfg.strategy)
+        plan = strategy.plan(OmegaConf.to_object(cfg.world)) if hasattr(strategy, "plan") else None
+        metrics = build_metrics(cfg, rd.path, hc, config_hash=recorder.record.config_hash, plan=plan)
         services = build(cfg.services)
         settings = RunSettings(
             seed=int(cfg.seed),

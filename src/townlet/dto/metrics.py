@@ -23,5 +23,43 @@ AGENT_STEPS_KEY = "env_steps"
 #: Mean return of the agent-episodes a rollout completed (training) and of a periodic evaluation.
 TRAIN_RETURN_KEY = "episode_return_mean"
 EVAL_RETURN_KEY = "eval_return_mean"
+#: The strategy that logged a line (``"bc"``, ``"ppo"``): a curve's name outside a composite.
+STRATEGY_KEY = "strategy"
+#: Transitions a PPO run has trained on so far (rows x epochs run).
+STEPS_KEY = "steps"
+#: A BC epoch's figures; a PPO update's loss and diagnostics.
+TRAIN_LOSS_KEY = "train_loss"
+VAL_LOSS_KEY = "val_loss"
+VAL_ACCURACY_KEY = "val_accuracy"
+LOSS_TOTAL_KEY = "loss_total"
+KL_KEY = "kl_divergence"
+CLIP_FRACTION_KEY = "clip_fraction"
+PPO_CURVE_KEYS: tuple[str, ...] = (
+    "loss_policy",
+    "loss_value",
+    "loss_entropy",
+    "loss_bc",
+    KL_KEY,
+    CLIP_FRACTION_KEY,
+    "explained_variance",
+)
+#: Throughput: PPO's agent-steps and BC's samples per second.
+SPS_KEY = "sps"
+SAMPLES_PER_SEC_KEY = "samples_per_sec"
+#: Result fields (dotted) a sweep summary shows per job, and the objectives a refused key suggests.
+POLICY_RETURN = "evaluation.policy.mean_return"
+SWEEP_METRICS: tuple[str, ...] = (
+    "accuracy",
+    VAL_ACCURACY_KEY,
+    "loss",
+    VAL_LOSS_KEY,
+    LOSS_TOTAL_KEY,
+    KL_KEY,
+    CLIP_FRACTION_KEY,
+    POLICY_RETURN,
+    "evaluation.policy.faint_rate",
+    "evaluation.policy.scripted_agreement",
+)
+OBJECTIVES: tuple[str, ...] = (POLICY_RETURN, VAL_ACCURACY_KEY, "accuracy", TRAIN_RETURN_KEY, LOSS_TOTAL_KEY)
 #: The periodic evaluation's keys on a training line (``evaluation.every``).
 EVAL_KEYS: tuple[str, ...] = ("eval_return_mean", "eval_return_std", "eval_faint_rate", "eval_mean_needs")

@@ -34,7 +34,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             _write_all(handle, data, target)
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp creates 0600; match a normal open()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp creates 0600; match a normal open()
         os.replace(tmp_name, target)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
@@ -57,12 +59,6 @@ def _naming(exc: OSError, target: Path) -> OSError:
     if exc.filename is not None or exc.errno is None:
         return exc
     return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), os.fspath(target))
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
@@ -124,8 +120,7 @@ def atomic_write_json(path: str | os.PathLike[str], value: Any, *, indent: int |
 def _default(obj: Any) -> Any:
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
-    if hasattr(obj, "tolist"):
-        return json_safe(obj.tolist())
-    if hasattr(obj, "item"):
-        return json_safe(obj.item())
+    for name in ("tolist", "item"):  # arrays, then numpy / torch scalars
+        if hasattr(obj, name):
+            return json_safe(getattr(obj, name)())
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serialisable")

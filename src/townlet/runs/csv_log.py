@@ -1,14 +1,14 @@
 """``logger=csv``: ``<run dir>/metrics.csv``, one row per logged record, readable by any CSV reader.
 
 Columns are laid out so files from different strategies line up: :data:`LEADING` first, always and
-in that order (empty where a strategy has no such key), then every other key sorted by name. Nested
+in that order (empty where a record has no such key), then every other key sorted by name. Nested
 keys are joined with ``/`` (``per_action_accuracy/eat``), lists are JSON text, NaN/Inf and None are
 empty cells, booleans ``true``/``false``.
 
 Records do not all carry the same keys (a periodic evaluation adds ``eval_*`` every few iterations;
-each anneal stage adds its own). When a record brings a key the header lacks, the file is rewritten
-with the widened header through a temporary file and a rename, so a reader never sees a row that
-does not match its header, and the cost is paid once per new key, not per row.
+each stage of a composite run its own). When a record brings a key the header lacks, the file is
+rewritten with the widened header through a temporary file and a rename, so a reader never sees a
+row that does not match its header, and the cost is paid once per new key, not per row.
 """
 
 from __future__ import annotations
@@ -22,20 +22,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from townlet.runs.atomic import atomic_write_text, json_safe
-from townlet.runs.sinks import MetricsSink, RunInfo
-
-LEADING: tuple[str, ...] = (
-    "anneal_stage_index",
-    "anneal_stage",
-    "anneal_cycle",
-    "strategy",
-    "iteration",
-    "epoch",
-    "steps",
-    "env_steps",
-    "wall_sec",
+from townlet.dto.metrics import (
+    AGENT_STEPS_KEY,
+    STAGE_INDEX_KEY,
+    STAGE_KEY,
+    STEP_KEYS,
+    STEPS_KEY,
+    STRATEGY_KEY,
+    WALL_KEY,
 )
+from townlet.runs.atomic import atomic_write_text, json_safe
+from townlet.runs.sinks import MetricsSink, RunInfo, flatten
+
+LEADING = (STAGE_INDEX_KEY, STAGE_KEY, STRATEGY_KEY, *STEP_KEYS, STEPS_KEY, AGENT_STEPS_KEY, WALL_KEY)
 
 
 def cell(value: Any) -> str:
@@ -47,25 +46,10 @@ def cell(value: Any) -> str:
     if isinstance(value, numbers.Integral):
         return str(int(value))
     if isinstance(value, numbers.Real):
-        number = float(value)
-        return repr(number) if math.isfinite(number) else ""
-    if isinstance(value, str):
-        return value
+        return repr(float(value)) if math.isfinite(value) else ""
     if isinstance(value, list | tuple):
         return json.dumps(json_safe(list(value), default=str))
     return str(value)
-
-
-def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """``record`` as ``{column: cell text}``, nested mappings joined with ``/``."""
-    row: dict[str, str] = {}
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            row.update(flatten(value, name + "/"))
-        else:
-            row[name] = cell(value)
-    return row
 
 
 def column_order(keys: set[str] | list[str]) -> list[str]:
@@ -86,36 +70,27 @@ class CsvSink(MetricsSink):
                 raise ValueError("CsvSink needs run= or path=")
             path = run.path / filename
         self.path = Path(path)
-        self.columns = self._existing_header() or column_order([])  # a resumed run appends under its header
-        self._known = set(self.columns)
+        self.columns = column_order([])
         self._handle: TextIO | None = None
-
-    def _existing_header(self) -> list[str]:
-        if not self.path.is_file():
-            return []
-        with self.path.open(encoding="utf-8", newline="") as handle:
-            return next(csv.reader(handle), [])
+        if self.path.is_file():  # a resumed run appends under its header
+            with self.path.open(encoding="utf-8", newline="") as handle:
+                self.columns = next(csv.reader(handle), []) or self.columns
 
     def write(self, record: Mapping[str, Any]) -> None:
-        row = flatten(record)
-        if not self._known.issuperset(row):
-            self._widen(row)
-        handle = self._open()
-        csv.DictWriter(handle, self.columns, restval="", lineterminator="\n").writerow(row)
-
-    def _open(self) -> TextIO:
+        row = {key: cell(value) for key, value in flatten(record)}
+        if not set(self.columns).issuperset(row):
+            self._widen(column_order([*self.columns, *row]))
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fresh = not self.path.is_file() or self.path.stat().st_size == 0
             self._handle = self.path.open("a", encoding="utf-8", newline="", buffering=1)
             if fresh:
                 csv.writer(self._handle, lineterminator="\n").writerow(self.columns)
-        return self._handle
+        csv.DictWriter(self._handle, self.columns, restval="", lineterminator="\n").writerow(row)
 
-    def _widen(self, row: Mapping[str, str]) -> None:
+    def _widen(self, columns: list[str]) -> None:
         """Rewrite the file under the widened header (old rows get empty cells in the new columns)."""
         self.close()
-        columns = column_order([*self.columns, *row])
         if self.path.is_file() and self.path.stat().st_size > 0:
             with self.path.open(encoding="utf-8", newline="") as handle:
                 rows = list(csv.DictReader(handle))
@@ -125,7 +100,6 @@ class CsvSink(MetricsSink):
             writer.writerows(rows)
             atomic_write_text(self.path, text.getvalue())
         self.columns = columns
-        self._known = set(columns)
 
     def close(self) -> None:
         if self._handle is not None:

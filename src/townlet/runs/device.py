@@ -7,15 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from townlet.torch_guard import torch_available
+
 
 class DeviceUnavailableError(RuntimeError):
     """A CUDA device was asked for on a machine that cannot provide it."""
-
-
-def _field(cfg: Any, name: str, default: Any) -> Any:
-    if isinstance(cfg, dict):
-        return cfg.get(name, default)
-    return getattr(cfg, name, default)
 
 
 def resolve_device(device_cfg: Any) -> str:
@@ -28,8 +24,8 @@ def resolve_device(device_cfg: Any) -> str:
         kind, _, idx = device_cfg.partition(":")
         index: int | None = int(idx) if idx else None
     else:
-        kind = str(_field(device_cfg, "type", "cpu"))
-        index = _field(device_cfg, "index", None)
+        get = device_cfg.get if isinstance(device_cfg, dict) else lambda k, d: getattr(device_cfg, k, d)
+        kind, index = str(get("type", "cpu")), get("index", None)
     kind = kind.lower()
     if kind == "cpu":
         return "cpu"
@@ -37,8 +33,6 @@ def resolve_device(device_cfg: Any) -> str:
         raise DeviceUnavailableError(
             f"unknown device type {kind!r}; use device=cpu, device=cuda or device=auto"
         )
-    from townlet.torch_guard import torch_available
-
     if not torch_available():
         if kind == "auto":
             return "cpu"
@@ -59,16 +53,7 @@ def resolve_device(device_cfg: Any) -> str:
         if not 0 <= int(index) < count:
             raise DeviceUnavailableError(f"device.index={index} but only {count} CUDA device(s) are visible")
         return f"cuda:{int(index)}"
-    return f"cuda:{_most_free_cuda(torch, count)}"
-
-
-def _most_free_cuda(torch: Any, count: int) -> int:
-    best, best_free = 0, -1
-    for i in range(count):
-        try:
-            free, _total = torch.cuda.mem_get_info(i)
-        except Exception:
-            return 0
-        if free > best_free:
-            best, best_free = i, free
-    return best
+    try:  # the device with the most free memory
+        return f"cuda:{max(range(count), key=lambda i: torch.cuda.mem_get_info(i)[0])}"
+    except Exception:
+        return "cuda:0"

@@ -1,15 +1,14 @@
 """The one metrics object a run hands its strategy, fanning each record out to the selected loggers.
 
-Strategies call ``metrics.log(record, force=...)`` and nothing else, whatever ``logger=[...]`` says:
-:class:`MetricsFanout` applies the cadence (``logger.log_frequency``) once, stamps ``wall_sec`` once,
-and passes the chosen record to every sink (``logger.jsonl``, ``logger.csv``, ``logger.tensorboard``,
-``logger.mlflow``, each built from its ``_target_`` through the allow-list). The progress display
-sees every record, whatever the cadence.
+Strategies call ``metrics.log(record, force=...)`` whatever ``logger=[...]`` says: :class:`MetricsFanout`
+applies the cadence (``logger.log_frequency``) and stamps ``wall_sec`` once, then passes the record to
+every sink, each built from its ``_target_`` through the allow-list. The progress display sees every
+record, whatever the cadence.
 
 After ``result.json`` is written, :meth:`MetricsFanout.after_result` closes the files, draws the
-training curves from ``metrics.jsonl`` and lets each sink collect the run's artefacts (MLflow). A
-run that never gets there is closed in ``finally``: sinks with a remote run end it ``KILLED`` for an
-interrupt (Ctrl-C, SIGTERM) or ``FAILED`` otherwise.
+training curves from ``metrics.jsonl`` and lets each sink collect the run's artefacts (MLflow). A run
+that never gets there is closed in ``finally``: sinks with a remote run end it ``KILLED`` for an
+interrupt (Ctrl-C, SIGTERM), ``FAILED`` otherwise.
 """
 
 from __future__ import annotations
@@ -17,13 +16,20 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
+from townlet.config.instantiate import ConfigError, build
+from townlet.config.plan import RunPlan
+from townlet.config.schema.logger import JsonlLoggerConfig, TensorBoardLoggerConfig
+from townlet.dto.metrics import WALL_KEY
 from townlet.runs.metrics import MetricsWriter
-from townlet.runs.progress import ProgressDisplay, make_display, plan_from_config
+from townlet.runs.plots import reference_returns, write_training_plots
+from townlet.runs.progress import ProgressDisplay, make_display
+from townlet.runs.record import is_multirun, strategy_name
 from townlet.runs.sinks import JsonlSink, MetricsSink, RunInfo
 
 log = logging.getLogger("townlet.train")
@@ -61,15 +67,11 @@ class MetricsFanout(MetricsWriter):
         self._max_log_entries = int(value) if value and value > 0 else None
         for sink in self.sinks:
             if isinstance(sink, JsonlSink):
-                sink.max_log_entries = self._max_log_entries
-
-    @property
-    def jsonl(self) -> JsonlSink | None:
-        return next((s for s in self.sinks if isinstance(s, JsonlSink)), None)
+                sink.writer.max_log_entries = self._max_log_entries
 
     def log(self, record: Mapping[str, Any], *, force: bool = False) -> bool:
         self.calls += 1
-        stamped = {**record, "wall_sec": round(time.monotonic() - self._started, 3)}
+        stamped = {**record, WALL_KEY: self.wall_sec()}
         self.display.show(stamped)
         if not force and self.calls % self.log_frequency != 0:
             return False
@@ -87,9 +89,14 @@ class MetricsFanout(MetricsWriter):
         self.display.close()
         for sink in self.sinks:
             sink.close()
-        jsonl = self.jsonl
+        jsonl = next((s for s in self.sinks if isinstance(s, JsonlSink)), None)
         if self.plots and jsonl is not None:
-            write_plots(run_dir, jsonl.filename, result)
+            try:
+                path = write_training_plots(run_dir, jsonl.filename, reference_returns(dict(result)))
+                if path is not None:
+                    log.info("plots: %s", path)
+            except Exception as exc:  # the curves are a convenience
+                log.warning("plots: could not draw training curves (%s)", exc)
         for sink in self.sinks:
             try:
                 sink.after_result(run_dir, result)
@@ -125,62 +132,35 @@ def _quietly_abort(sink: MetricsSink, status: str, error: BaseException | None) 
         log.warning("logger %s: could not mark the run %s (%s)", sink.name, status, exc)
 
 
-def write_plots(run_dir: Path, metrics_name: str, result: Mapping[str, Any]) -> None:
-    """Training curves are a convenience: a plotting failure is logged, never fails the run."""
-    from townlet.runs.plots import reference_returns, write_training_plots
-
-    try:
-        path = write_training_plots(run_dir, metrics_name, reference_returns(dict(result)))
-    except Exception as exc:
-        log.warning("plots: could not draw training curves (%s)", exc)
-        return
-    if path is not None:
-        log.info("plots: %s", path)
-
-
 def selected_loggers(node: Any) -> dict[str, Any]:
     """``{name: config node}`` of the loggers to build, in :data:`LOGGER_KEYS` order.
 
-    A config whose ``logger.kind`` is set (the single-logger snapshot form) maps it onto the
-    list: ``jsonl`` is JSONL (named ``logger.filename``), ``tensorboard`` JSONL plus TensorBoard.
+    A config whose ``logger.kind`` is set (the single-logger snapshot form) maps it onto the list:
+    ``jsonl`` is JSONL (named ``logger.filename``), ``tensorboard`` JSONL plus TensorBoard.
     """
-    from omegaconf import OmegaConf
-
-    from townlet.config.schema.logger import JsonlLoggerConfig, TensorBoardLoggerConfig
-
     chosen = {key: node.get(key) for key in LOGGER_KEYS if node.get(key) is not None}
-    kind = node.get("kind")
-    if kind is None and node.get("filename") is not None:
-        from townlet.config.instantiate import ConfigError
-
+    kind, filename = node.get("kind"), node.get("filename")
+    if kind is None and filename is not None:
         raise ConfigError(
-            f"logger.filename={node.get('filename')!r} only goes with logger.kind; "
+            f"logger.filename={filename!r} only goes with logger.kind; "
             "name the JSONL file with logger.jsonl.filename=... instead"
         )
     if kind is not None:
-        kind = str(kind)
         chosen = {}
-        if kind in ("jsonl", "tensorboard"):
-            chosen["jsonl"] = OmegaConf.structured(
-                JsonlLoggerConfig(filename=node.get("filename") or "metrics.jsonl")
-            )
-        if kind == "tensorboard":
+        if str(kind) in ("jsonl", "tensorboard"):
+            chosen["jsonl"] = OmegaConf.structured(JsonlLoggerConfig(filename=filename or "metrics.jsonl"))
+        if str(kind) == "tensorboard":
             chosen["tensorboard"] = OmegaConf.structured(TensorBoardLoggerConfig())
     return {key: chosen[key] for key in LOGGER_KEYS if key in chosen}
 
 
 def run_info(cfg: Any, run_dir: Path, hydra: Any = None, *, config_hash: str | None = None) -> RunInfo:
     """The run's identity for the loggers, from the composed config and Hydra's runtime (if any)."""
-    from omegaconf import OmegaConf
-
-    container: Any = OmegaConf.to_container(cfg, resolve=True)
-    from townlet.runs.record import is_multirun, strategy_name
-
     multirun = is_multirun(hydra)
     choices = dict(hydra.runtime.choices) if hydra is not None else {}
     return RunInfo(
         path=Path(run_dir),
-        config=container,
+        config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]  # a DictConfig's
         run_name=str(cfg.run_name),
         seed=int(cfg.seed),
         strategy=strategy_name(cfg, hydra),
@@ -194,11 +174,15 @@ def run_info(cfg: Any, run_dir: Path, hydra: Any = None, *, config_hash: str | N
 
 
 def build_metrics(
-    cfg: Any, run_dir: str | Path, hydra: Any = None, *, config_hash: str | None = None
+    cfg: Any,
+    run_dir: str | Path,
+    hydra: Any = None,
+    *,
+    config_hash: str | None = None,
+    plan: RunPlan | None = None,
 ) -> MetricsFanout:
-    """Build the selected loggers (``cfg.logger``) and the progress display for one run."""
-    from townlet.config.instantiate import ConfigError, build
-
+    """Build the selected loggers (``cfg.logger``) and the progress display for one run; ``plan`` is
+    what the strategy will do (without it the display counts units without a total)."""
     node = cfg.logger
     if int(node.log_frequency) < 1:
         raise ConfigError(f"logger.log_frequency must be >= 1, got {node.log_frequency}")
@@ -214,9 +198,11 @@ def build_metrics(
             sink.close()
             _quietly_abort(sink, "FAILED", exc)
         raise
-    plan = plan_from_config(info.config.get("strategy") or {}, info.config.get("world") or {})
     display = make_display(
-        str(node.progress), plan, every_sec=float(node.progress_every_sec), multirun=info.multirun
+        str(node.progress),
+        plan or RunPlan(units=None),
+        every_sec=float(node.progress_every_sec),
+        multirun=info.multirun,
     )
     return MetricsFanout(
         sinks,

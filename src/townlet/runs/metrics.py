@@ -1,10 +1,9 @@
 """Append-only JSONL metrics with a logging cadence and size-bounded rotation.
 
-A record is written on every ``log_frequency``-th call (1-based), and after ``max_log_entries``
-lines the writer moves on to ``<name>.1``, ``<name>.2`` ... so long runs never grow one file
-without bound. Values that are NaN/Inf are written as ``null`` — the files are strict JSON, one
-object per line. Every line carries ``wall_sec``, the seconds since the writer was opened (the
-run's start), so curves can be read against wall time as well as against steps.
+A record is written on every ``log_frequency``-th call (1-based); after ``max_log_entries`` lines the
+writer moves on to ``<name>.1``, ``<name>.2`` ... so a long run never grows one file without bound.
+The files are strict JSON, one object per line (NaN/Inf become ``null``), and every line carries
+``wall_sec``, the seconds since the writer opened, so curves read against wall time too.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from townlet.dto.metrics import WALL_KEY
 from townlet.runs.atomic import dumps_json
 
 
@@ -27,7 +27,7 @@ class MetricsWriter:
             raise ValueError(f"log_frequency must be >= 1 (got {log_frequency}); use 1 to log every call")
         self.path = Path(path)
         self.log_frequency = int(log_frequency)
-        self.max_log_entries = int(max_log_entries) if max_log_entries and max_log_entries > 0 else None
+        self.max_log_entries = max_log_entries
         self.calls = 0
         self.lines_written = 0
         self._lines_in_file = 0
@@ -36,44 +36,40 @@ class MetricsWriter:
         self._started = time.monotonic()
 
     @property
-    def current_path(self) -> Path:
-        """The file the next line goes to."""
-        return self.path if self._rotation == 0 else self.path.with_name(f"{self.path.name}.{self._rotation}")
+    def max_log_entries(self) -> int | None:
+        return self._max_log_entries
+
+    @max_log_entries.setter
+    def max_log_entries(self, value: int | None) -> None:
+        """Lines per file; None or <= 0: one file, unbounded."""
+        self._max_log_entries = int(value) if value and value > 0 else None
+
+    def wall_sec(self) -> float:
+        return round(time.monotonic() - self._started, 3)
 
     def log(self, record: Mapping[str, Any], *, force: bool = False) -> bool:
         """Count a call and write ``record`` when the cadence says so (or ``force``); True if written."""
         self.calls += 1
         if not force and self.calls % self.log_frequency != 0:
             return False
-        if self.max_log_entries is not None and self._lines_in_file >= self.max_log_entries:
-            self._rotate()
-        handle = self._open()
+        if self._max_log_entries is not None and self._lines_in_file >= self._max_log_entries:
+            self.close()
+            self._rotation += 1
+            self._lines_in_file = 0
+        if self._handle is None:
+            name = self.path.name if self._rotation == 0 else f"{self.path.name}.{self._rotation}"
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.with_name(name).open("a", encoding="utf-8", buffering=1)
         # a record stamped upstream (the fan-out, shared by every logger) keeps its stamp
-        line = {**record, "wall_sec": record.get("wall_sec", round(time.monotonic() - self._started, 3))}
-        handle.write(dumps_json(line) + "\n")
+        self._handle.write(dumps_json({**record, WALL_KEY: record.get(WALL_KEY, self.wall_sec())}) + "\n")
         self._lines_in_file += 1
         self.lines_written += 1
         return True
 
-    def _open(self) -> TextIO:
-        if self._handle is None:
-            target = self.current_path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = target.open("a", encoding="utf-8", buffering=1)
-        return self._handle
-
-    def _rotate(self) -> None:
-        self._close_file()  # not close(): subclasses mirroring to other sinks keep those open
-        self._rotation += 1
-        self._lines_in_file = 0
-
-    def _close_file(self) -> None:
+    def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-
-    def close(self) -> None:
-        self._close_file()
 
     def __enter__(self) -> MetricsWriter:
         return self

@@ -1,17 +1,15 @@
 """``logger=mlflow``: one MLflow run per job, in a local SQLite store unless told otherwise.
 
-Params are the flattened, resolved config (``strategy.lr``, ``world.num_envs`` ...), metrics are
-the numeric leaves of every logged record at its iteration/epoch (anneal stages prefixed
-``stage<k>_<mode>/`` as in TensorBoard), tags say which strategy, world, seed and run dir. When the
-run succeeds its ``result.json``, ``plots/``, the checkpoint and ``.hydra/`` become artefacts and the
-MLflow run ends ``FINISHED``; a run that fails or is interrupted ends ``FAILED`` or ``KILLED``.
+Params are the flattened, resolved config (``strategy.lr``), metrics the numeric leaves of every
+record at its iteration/epoch (prefixed ``stage<index>_<name>/`` as in TensorBoard), tags the
+strategy, world, seed and run dir. A successful run hands over ``result.json``, ``plots/``, the
+checkpoint and ``.hydra/`` as artefacts and ends ``FINISHED``; otherwise ``FAILED`` or ``KILLED``.
 
-Experiments: single runs share one (``runs``); each multirun gets its own, named after its sweep
-dir (``multiruns/<date>/<time>_<run_name>``), so a sweep's jobs sit side by side in the UI. The
-default store is ``sqlite:///<output_root>/mlflow.db`` with artefacts in ``<output_root>/mlartifacts``:
-MLflow 3 refuses a plain ``mlruns/`` folder store, and SQLite needs no server. Parallel jobs
-(``launcher=joblib``) create the database and the sweep's experiment under a file lock, since two
-processes creating the same tables or experiment at once would collide.
+Single runs share the experiment ``runs``; each multirun gets its own, named after its sweep dir, so
+its jobs sit side by side in the UI. The default store is ``sqlite:///<output_root>/mlflow.db``
+(MLflow 3 refuses a plain ``mlruns/`` folder; SQLite needs no server), with artefacts in
+``<output_root>/mlartifacts``. Parallel jobs create the tables and the sweep's experiment under a
+file lock, since two processes creating them at once would collide.
 """
 
 from __future__ import annotations
@@ -20,19 +18,19 @@ import json
 import logging
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from townlet.runs.sinks import MetricsSink, RunInfo, record_step, scalars
+from filelock import FileLock
 
-log = logging.getLogger(__name__)
+from townlet.runs.sinks import MetricsSink, RunInfo, flatten, record_step, scalars
 
 SINGLE_RUN_EXPERIMENT = "runs"
 ARTIFACT_DIR = "mlartifacts"
-_PARAM_VALUE_MAX = 6000  # MLflow's limit on one param value
+_PARAM_VALUE_MAX = 6000  # MLflow's limits: one param value, one key, params/tags per call, metrics per call
 _PARAM_KEY_MAX = 250
-_BATCH = 100  # params/tags per log_batch call (MLflow's limit)
+_BATCH = 100
 _METRIC_BATCH = 1000
 
 
@@ -50,49 +48,20 @@ class MlflowLoggerError(RuntimeError):
     """The tracking store could not be opened or written at the start of the run."""
 
 
-def flatten_params(node: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+def flatten_params(node: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """``(dotted key, text)`` for every leaf of the config; lists become JSON text."""
-    for key, value in node.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            yield from flatten_params(value, name + ".")
-        else:
-            text = value if isinstance(value, str) else json.dumps(value, default=str)
-            yield name[:_PARAM_KEY_MAX], text[:_PARAM_VALUE_MAX]
-
-
-def sqlite_path(tracking_uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI (None for servers and other stores)."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    return Path(tracking_uri[len("sqlite:///") :])
+    for name, value in flatten(node, sep="."):
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        yield name[:_PARAM_KEY_MAX], text[:_PARAM_VALUE_MAX]
 
 
 def experiment_name(run: RunInfo, configured: str | None) -> str:
     """``configured`` if set; else the sweep dir (relative to ``output_root``) or ``runs``."""
-    if configured:
-        return configured
-    if run.sweep_dir is None:
-        return SINGLE_RUN_EXPERIMENT
+    if configured or run.sweep_dir is None:
+        return configured or SINGLE_RUN_EXPERIMENT
     sweep = run.sweep_dir.resolve()
-    if run.output_root is not None:
-        try:
-            return sweep.relative_to(Path(run.output_root).resolve()).as_posix()
-        except ValueError:
-            pass
-    return sweep.as_posix()
-
-
-@contextmanager
-def _store_lock(db: Path | None) -> Iterator[None]:
-    if db is None:
-        yield
-        return
-    from filelock import FileLock
-
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(db) + ".lock", timeout=300):
-        yield
+    root = Path(run.output_root).resolve() if run.output_root is not None else None
+    return (sweep.relative_to(root) if root and sweep.is_relative_to(root) else sweep).as_posix()
 
 
 class MlflowSink(MetricsSink):
@@ -117,9 +86,12 @@ class MlflowSink(MetricsSink):
         self.log_artifacts = bool(log_artifacts)
         self.records = 0
         self.ended = False
-        db = sqlite_path(self.tracking_uri)
+        sqlite = self.tracking_uri.startswith("sqlite:///")  # a database file: created under a lock
+        db = Path(self.tracking_uri.removeprefix("sqlite:///")) if sqlite else None
         try:
-            with _store_lock(db):
+            if db is not None:
+                db.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(f"{db}.lock", timeout=300) if db is not None else nullcontext():
                 self.client: Any = MlflowClient(tracking_uri=self.tracking_uri)
                 self.experiment_id = self._experiment(experiment_name(run, experiment), db)
                 self.run_id: str = self.client.create_run(
@@ -146,21 +118,16 @@ class MlflowSink(MetricsSink):
 
     @staticmethod
     def _tags(run: RunInfo) -> dict[str, str]:
-        tags = {
+        optional = {"config_hash": run.config_hash, "job_num": run.job_num, "sweep_dir": run.sweep_dir}
+        return {
             "strategy": run.strategy,
             "world": run.world,
             "seed": str(run.seed),
             "run_name": run.run_name,
             "run_dir": str(run.path),
             "overrides": " ".join(run.overrides)[:_PARAM_VALUE_MAX],
+            **{key: str(value) for key, value in optional.items() if value not in (None, "")},
         }
-        if run.config_hash:
-            tags["config_hash"] = run.config_hash
-        if run.job_num is not None:
-            tags["job_num"] = str(run.job_num)
-        if run.sweep_dir is not None:
-            tags["sweep_dir"] = str(run.sweep_dir)
-        return tags
 
     def _log_params(self, config: Mapping[str, Any]) -> None:
         from mlflow.entities import Param

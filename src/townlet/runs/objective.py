@@ -16,6 +16,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from townlet.config.instantiate import ConfigError
+from townlet.config.schema import STRATEGY_SCHEMAS
+from townlet.dto import RESULT_TYPES
+from townlet.dto.metrics import OBJECTIVES
 
 
 class ObjectiveError(ConfigError):
@@ -23,22 +26,14 @@ class ObjectiveError(ConfigError):
     any other (:class:`ConfigError`), reported in one line before anything trains."""
 
 
-# Headline objectives per result kind, quoted when a key is refused.
-SUGGESTED: dict[str, tuple[str, ...]] = {
-    "bc": ("val_accuracy", "accuracy", "evaluation.policy.mean_return"),
-    "ppo": ("evaluation.policy.mean_return", "episode_return_mean", "loss_total"),
-    "anneal": ("evaluation.policy.mean_return",),
-}
+def _kind(dto: type[BaseModel]) -> str:
+    return str(dto.model_fields["kind"].default)
 
 
 def result_type_for(strategy_target: str | None) -> type[BaseModel] | None:
     """The result DTO a strategy returns, by its ``_target_``; None for a strategy from outside the
-    package (its DTO is unknown until it runs). The strategy schemas and the DTOs share the names
-    ``bc``/``ppo``/``anneal`` (schema registry key = DTO ``kind``)."""
-    from townlet.config.schema import STRATEGY_SCHEMAS
-    from townlet.dto import RESULT_TYPES
-
-    by_kind = {dto.model_fields["kind"].default: dto for dto in RESULT_TYPES}
+    package (its DTO is unknown until it runs). A strategy's schema registry key is its DTO's ``kind``."""
+    by_kind = {_kind(dto): dto for dto in RESULT_TYPES}
     for name, schema in STRATEGY_SCHEMAS.items():
         if getattr(schema, "_target_", None) == strategy_target and name in by_kind:
             return by_kind[name]
@@ -51,12 +46,11 @@ def check_objective_for_strategy(key: str, strategy_target: str | None) -> None:
     if dto is None:
         check_objective_key(key)
         return
-    kind = dto.model_fields["kind"].default
     problem = _walk(dto, key.split("."))
     if problem is not None:
-        suggested = ", ".join(f"objective={k}" for k in SUGGESTED[kind])
+        suggested = ", ".join(f"objective={k}" for k in OBJECTIVES if _walk(dto, k.split(".")) is None)
         raise ObjectiveError(
-            f"objective={key!r}: {problem} in the result of strategy={kind}; use e.g. {suggested} "
+            f"objective={key!r}: {problem} in the result of strategy={_kind(dto)}; use e.g. {suggested} "
             "(every field: townlet-train --schema)"
         )
 
@@ -102,17 +96,10 @@ def _is_float_map(node: Any) -> bool:
 
 def check_objective_key(key: str) -> None:
     """Fail before training when the objective's first segment is not a field of any result DTO."""
-    from townlet.dto import RESULT_TYPES
-
     head = key.split(".", 1)[0]
-    fields: set[str] = set()
-    for dto in RESULT_TYPES:
-        fields.update(dto.model_fields)
-    if head not in fields:
-        raise ObjectiveError(
-            f"objective={key!r}: {head!r} is not a result field; use e.g. objective=accuracy, "
-            "objective=val_accuracy, objective=loss_total or objective=evaluation.policy.mean_return"
-        )
+    if not any(head in dto.model_fields for dto in RESULT_TYPES):
+        suggested = ", ".join(f"objective={k}" for k in OBJECTIVES)
+        raise ObjectiveError(f"objective={key!r}: {head!r} is not a result field; use e.g. {suggested}")
 
 
 def objective_value(result: Any, key: str, mode: str = "max") -> float:

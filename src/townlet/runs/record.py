@@ -6,6 +6,7 @@ run completes, fails or is interrupted, so a crashed run is always recognisable 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata as md
 import json
@@ -36,28 +37,24 @@ def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str
     """Installed versions from package metadata (does not import the packages, torch included)."""
     versions = {"python": platform.python_version()}
     for name in names:
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             versions[name] = md.version(name)
-        except md.PackageNotFoundError:
-            continue
     return versions
 
 
 def git_info(path: str | Path) -> tuple[str | None, bool | None]:
     """(commit, dirty) of the repository containing ``path``; (None, None) outside a repo."""
-    cwd = Path(path)
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=path, capture_output=True, text=True, timeout=5, check=True
         ).stdout
+
+    try:
+        commit, status = (
+            git("rev-parse", "HEAD").strip(),
+            git("status", "--porcelain", "--untracked-files=no"),
+        )
     except (OSError, subprocess.SubprocessError):
         return None, None
     return commit or None, bool(status.strip())
@@ -103,33 +100,16 @@ class RunRecorder:
         self.record = record
 
     @classmethod
-    def start(
-        cls,
-        run_dir: str | Path,
-        *,
-        seed: int,
-        config: Any,
-        overrides: list[str] | None = None,
-        run_name: str = "train",
-        strategy: str | None = None,
-        device: str | None = None,
-        resumed: bool = False,
-        parent_run: str | None = None,
-        job_num: int | None = None,
-    ) -> RunRecorder:
-        """Create the record with status ``running`` and write it."""
+    def start(cls, run_dir: str | Path, *, config: Any, **fields: Any) -> RunRecorder:
+        """Write the record with status ``running``: the provenance found here plus ``fields`` (the
+        :class:`RunRecord` fields the caller knows: seed, overrides, strategy, device, resumed ...)."""
         commit, dirty = git_info(Path(__file__).resolve().parents[3])
         record = RunRecord(
             run_id=new_run_id(),
-            run_name=run_name,
             status="running",
             started_at=datetime.now(UTC),
-            seed=seed,
             config_hash=config_hash(config),
-            strategy=strategy,
-            overrides=list(overrides or []),
             run_dir=str(Path(run_dir).resolve()),
-            device=device,
             host=socket.gethostname(),
             pid=os.getpid(),
             python=sys.version.split()[0],
@@ -137,10 +117,8 @@ class RunRecorder:
             git_commit=commit,
             git_dirty=dirty,
             command=list(sys.argv),
-            resumed=resumed,
-            parent_run=parent_run,
-            job_num=job_num,
             **slurm_ids(),
+            **fields,
         )
         recorder = cls(Path(run_dir) / "run.json", record)
         recorder.write()
@@ -162,13 +140,9 @@ class RunRecorder:
         if error is not None:
             changes.setdefault("error", str(error) or type(error).__name__)
             changes.setdefault("error_type", f"{type(error).__module__}.{type(error).__qualname__}")
+        duration = max(0.0, (ended - self.record.started_at).total_seconds())
         try:
-            self.update(
-                status=status,
-                ended_at=ended,
-                duration_sec=max(0.0, (ended - self.record.started_at).total_seconds()),
-                **changes,
-            )
+            self.update(status=status, ended_at=ended, duration_sec=duration, **changes)
         except OSError as exc:  # a full or read-only disk: the run's own error is the one to report
             logging.getLogger("townlet.runs").warning(
                 "could not record status %r in %s (%s); it still says %r", status, self.path, exc, "running"
@@ -187,5 +161,5 @@ def is_stale(record: RunRecord, *, host: str | None = None) -> bool:
     except ProcessLookupError:
         return True
     except PermissionError:  # alive, owned by someone else
-        return False
+        pass
     return False

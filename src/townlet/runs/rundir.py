@@ -11,11 +11,12 @@ import errno
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 
+from townlet.dto import RunRecord
 from townlet.runs.atomic import TMP_SUFFIX, atomic_write_text
+from townlet.runs.record import is_stale
 
 RESULT_FILE = "result.json"
 RUN_FILE = "run.json"
@@ -45,26 +46,10 @@ class RunDir:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).resolve()
-
-    @property
-    def result_path(self) -> Path:
-        return self.path / RESULT_FILE
-
-    @property
-    def record_path(self) -> Path:
-        return self.path / RUN_FILE
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / METRICS_FILE
-
-    @property
-    def log_path(self) -> Path:
-        return self.path / LOG_FILE
-
-    @property
-    def hydra_dir(self) -> Path:
-        return self.path / ".hydra"
+        self.result_path = self.path / RESULT_FILE
+        self.record_path = self.path / RUN_FILE
+        self.metrics_path = self.path / METRICS_FILE
+        self.log_path = self.path / LOG_FILE
 
     @property
     def checkpoints(self) -> Path:
@@ -73,38 +58,26 @@ class RunDir:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def has_result(self) -> bool:
-        return self.result_path.exists()
-
     def prepare(self, *, resume: bool = False) -> RunDir:
         """Create the directory; refuse one that already holds a result unless resuming; remove the
         temp files of writes a killed run left behind."""
-        if self.has_result() and not resume:
+        if self.result_path.exists() and not resume:
             raise RunDirInUseError(self.path)
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
             _ = self.checkpoints
         except OSError as exc:
             raise RunDirError(describe_os_error(exc, self.path)) from exc
         _note_killed_run(self.record_path)
-        removed = remove_orphaned_temp_files(self.path)
-        if removed:
+        if removed := remove_orphaned_temp_files(self.path):
+            names = ", ".join(str(p.relative_to(self.path)) for p in removed)
             log.warning(
-                "run dir: removed %d temp file(s) left by an interrupted write: %s",
-                len(removed),
-                ", ".join(str(p.relative_to(self.path)) for p in removed),
+                "run dir: removed %d temp file(s) left by an interrupted write: %s", len(removed), names
             )
         return self
 
     def write_result(self, dto: BaseModel) -> Path:
         """Write the result DTO atomically (Pydantic's JSON: NaN never appears)."""
         return atomic_write_text(self.result_path, dto.model_dump_json(indent=2) + "\n")
-
-    def read_result(self) -> Any:
-        """Parse ``result.json`` into its concrete DTO."""
-        from townlet.dto import load_result
-
-        return load_result(self.result_path.read_text(encoding="utf-8"))
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -115,9 +88,6 @@ class RunDir:
 
 def _note_killed_run(record_path: Path) -> None:
     """Say so when the previous run here was killed: its ``run.json`` says ``running`` for ever."""
-    from townlet.dto import RunRecord
-    from townlet.runs.record import is_stale
-
     try:
         record = RunRecord.model_validate_json(record_path.read_bytes())
     except (OSError, ValueError):

@@ -1,9 +1,9 @@
 """One seed for everything: Python, NumPy, torch (when a strategy needs it) and the world.
 
-Thread settings matter as much as seeds on this 2-core box: ``OMP_WAIT_POLICY=PASSIVE`` and the
-thread count must be in the environment *before* torch loads (busy-waiting OpenMP threads made
-2-thread training collapse to 0.08-0.6x of 1 thread when the other core was busy). NumPy is
-imported lazily so entry points (benches, the test conftest) can pin threads before it loads.
+Thread settings matter as much as seeds: ``OMP_WAIT_POLICY=PASSIVE`` and the thread count must be in
+the environment *before* torch loads (busy-waiting OpenMP threads starve training when the other
+cores are busy). NumPy is imported lazily so entry points (benches, the test conftest) can pin
+threads before it loads.
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
 """SIGINT and SIGTERM end a run as *interrupted*, not killed: the record says so and resume continues it.
 
-``kill``, SLURM's preemption and ``timeout`` send SIGTERM, whose default action ends Python at once,
-without ``finally`` blocks, so ``run.json`` would say ``running`` forever. While a run is in
-progress, :class:`StopSignals` hands SIGINT and SIGTERM to :func:`townlet.runs.interrupt.deliver`:
-inside a training loop that marks safe points the loop stops after its next checkpoint, anywhere
-else :class:`~townlet.runs.interrupt.TrainingInterrupted` unwinds at once like Ctrl-C (the writes in
-flight are atomic, so their temp files go and the last periodic checkpoint stays). The run's
-``except`` block records the interruption and re-raises it as :class:`RunInterrupted`, which knows the
-run directory; the console entry maps it to one line and the shell's convention, ``128 + signal``.
-
-The handlers are taken only from the main thread (Python delivers signals there, and
-``signal.signal`` refuses other threads) and only while the signal still has its default
+``kill``, SLURM's preemption and ``timeout`` send SIGTERM, whose default action ends Python without
+``finally`` blocks, leaving ``run.json`` at ``running`` for ever. While a run is in progress,
+:class:`StopSignals` hands both signals to :func:`townlet.runs.interrupt.deliver` (a loop with safe
+points stops after its next checkpoint; elsewhere the stop unwinds at once, like Ctrl-C). The handlers
+are taken only from the main thread (``signal.signal`` refuses others) and only from a signal's default
 disposition, so a launcher that handles SIGTERM itself (submitit requeues on preemption) keeps it.
 """
 
@@ -29,7 +23,8 @@ STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 
 
 class RunInterrupted(TrainingInterrupted):
-    """A run stopped by a signal, with its directory and whether it holds a checkpoint (for the message)."""
+    """A run stopped by a signal, with its directory and whether it holds a checkpoint (for the message);
+    the console entry maps it to one line and exit code ``128 + signal``."""
 
     def __init__(self, signum: int, run_dir: Path | None = None, *, checkpointed: bool = False) -> None:
         super().__init__(signum)
@@ -60,14 +55,10 @@ def interrupt_exit_code(exc: BaseException) -> int:
 def interrupt_message(exc: BaseException) -> str:
     """One console line: what stopped the run and how to continue it."""
     name = interrupt_signal(exc)
-    run_dir = exc.run_dir if isinstance(exc, RunInterrupted) else None
-    if run_dir is None:
+    if not isinstance(exc, RunInterrupted) or exc.run_dir is None:
         return f"interrupted by {name}"
-    kept = (
-        "the last checkpoint is kept"
-        if isinstance(exc, RunInterrupted) and exc.checkpointed
-        else "no checkpoint was written yet"
-    )
+    run_dir = exc.run_dir
+    kept = "the last checkpoint is kept" if exc.checkpointed else "no checkpoint was written yet"
     return (
         f"interrupted by {name}; run.json says 'interrupted' and {kept} in {run_dir}; "
         f"continue with: townlet-train hydra.run.dir={run_dir} resume=true"
@@ -77,9 +68,8 @@ def interrupt_message(exc: BaseException) -> str:
 class StopSignals:
     """:meth:`install` before the run, :meth:`hold` while recording its end, :meth:`restore` after.
 
-    Once a stop has unwound the run, further signals (an impatient double Ctrl-C, or SLURM repeating
-    SIGTERM) would land in the middle of writing ``run.json``; :meth:`hold` makes them no-ops there.
-    SIGKILL remains the way to stop a wedged run. All three are safe to call from any thread.
+    :meth:`hold` turns further signals (a double Ctrl-C, SLURM repeating SIGTERM) into no-ops while
+    ``run.json`` is written; SIGKILL still stops a wedged run. All three are safe from any thread.
     """
 
     def __init__(self) -> None:
@@ -120,9 +110,3 @@ class StopSignals:
         except TrainingInterrupted:
             self._held = True
             raise
-
-    def __enter__(self) -> StopSignals:
-        return self.install()
-
-    def __exit__(self, *exc: object) -> None:
-        self.restore()

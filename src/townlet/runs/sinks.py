@@ -1,27 +1,22 @@
 """What every logger (``logger.<name>``) receives, and the helpers they share for reading a record.
 
-A sink sees only records the fan-out's cadence chose, each already stamped with ``wall_sec``, so the
-JSONL file, the CSV file, TensorBoard and MLflow hold the same rows with the same clock. The run's
-identity (:class:`RunInfo`) is handed to the constructor beside the config node's own keys.
+A sink sees only the records the fan-out's cadence chose, each stamped with ``wall_sec``, so every
+logger holds the same rows with the same clock. A record names its part of a composite run only by
+the generic ``stage_index``/``stage`` labels of :mod:`townlet.dto.metrics`.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from townlet.dto.metrics import LABEL_KEYS, STAGE_INDEX_KEY, STAGE_KEY, STEP_KEYS
+from townlet.runs.atomic import finite_or_none
 from townlet.runs.metrics import MetricsWriter
 
-STEP_KEYS: tuple[str, ...] = ("iteration", "epoch")
-STAGE_INDEX_KEY = "anneal_stage_index"
-STAGE_NAME_KEY = "anneal_stage"
-# Tags that label a record rather than measure anything: they choose the step and the prefix
-# (``wall_sec`` too: dashboards keep their own wall clock per point).
-LABEL_KEYS = frozenset({*STEP_KEYS, STAGE_INDEX_KEY, "anneal_cycle", "wall_sec"})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -72,14 +67,6 @@ class JsonlSink(MetricsSink):
         self.filename = filename
         self.writer = MetricsWriter(run.path / filename)
 
-    @property
-    def max_log_entries(self) -> int | None:
-        return self.writer.max_log_entries
-
-    @max_log_entries.setter
-    def max_log_entries(self, value: int | None) -> None:
-        self.writer.max_log_entries = int(value) if value and value > 0 else None
-
     def write(self, record: Mapping[str, Any]) -> None:
         self.writer.log(record, force=True)
 
@@ -87,37 +74,45 @@ class JsonlSink(MetricsSink):
         self.writer.close()
 
 
-def scalar_leaves(record: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, float]]:
-    """``(tag, value)`` for every finite real number in ``record``, nested keys joined with ``/``.
+def number(value: Any) -> float | None:
+    """A record's value as a finite float; None for text, flags, lists, None and NaN/Inf."""
+    return None if isinstance(value, str) else finite_or_none(value)
 
-    Booleans, strings, lists (e.g. a confusion matrix), None and NaN/Inf are skipped: a scalar
-    chart of them would be meaningless or would break a dashboard's smoothing.
-    """
+
+def flatten(record: Mapping[str, Any], sep: str = "/", prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(key, leaf)`` for every leaf of ``record``, nested keys joined with ``sep``."""
     for key, value in record.items():
-        tag = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            yield from scalar_leaves(value, tag + "/")
-        elif isinstance(value, numbers.Real) and not isinstance(value, bool):
-            number = float(value)
-            if math.isfinite(number):
-                yield tag, number
+            yield from flatten(value, sep, f"{prefix}{key}{sep}")
+        else:
+            yield f"{prefix}{key}", value
 
 
-def record_step(record: Mapping[str, Any], fallback: int) -> int:
-    """The record's ``iteration``, else its ``epoch``, else ``fallback`` (a running count)."""
-    for key in STEP_KEYS:
-        value = record.get(key)
-        if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value)):
-            return int(float(value))
-    return fallback
+def scalar_leaves(record: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
+    """``(tag, value)`` for every finite number in ``record``: a chart of flags, text, lists (a
+    confusion matrix) or NaN would be meaningless or break a dashboard's smoothing."""
+    for tag, value in flatten(record):
+        if (x := number(value)) is not None:
+            yield tag, x
+
+
+def record_step(record: Mapping[str, Any], fallback: T) -> int | T:
+    """The record's ``iteration``, else its ``epoch``, else ``fallback`` (e.g. a running count)."""
+    step = next((x for key in STEP_KEYS if (x := number(record.get(key))) is not None), None)
+    return fallback if step is None else int(step)
+
+
+def stage_index(record: Mapping[str, Any]) -> int | None:
+    """The 0-based part of a composite run that logged ``record`` (None outside one)."""
+    index = record.get(STAGE_INDEX_KEY)
+    return index if isinstance(index, int) and not isinstance(index, bool) else None
 
 
 def stage_prefix(record: Mapping[str, Any]) -> str:
-    """``stage<k>_<name>/`` for anneal stage records so stages never overwrite each other's curves."""
-    index = record.get(STAGE_INDEX_KEY)
-    if index is None or isinstance(index, bool):
+    """``stage<index>_<name>/`` for a part's records, so parts never overwrite each other's curves."""
+    index, name = stage_index(record), record.get(STAGE_KEY)
+    if index is None:
         return ""
-    name = record.get(STAGE_NAME_KEY)
     return f"stage{index}_{name}/" if isinstance(name, str) and name else f"stage{index}/"
 
 

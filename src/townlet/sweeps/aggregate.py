@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import statistics
 import time
@@ -10,6 +11,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from townlet.dto.metrics import SWEEP_METRICS
 from townlet.sweeps.jobs import (
     DIVERGED,
     FAILED,
@@ -25,21 +29,6 @@ from townlet.sweeps.jobs import (
 )
 
 log = logging.getLogger(__name__)
-
-# Metrics shown for every job when present in its result (dotted keys into result.json). The first few
-# are BC, then PPO, then the evaluation block every strategy may carry.
-DEFAULT_METRICS: tuple[str, ...] = (
-    "accuracy",
-    "val_accuracy",
-    "loss",
-    "val_loss",
-    "loss_total",
-    "kl_divergence",
-    "clip_fraction",
-    "evaluation.policy.mean_return",
-    "evaluation.policy.faint_rate",
-    "evaluation.policy.scripted_agreement",
-)
 
 
 class SweepReportError(ValueError):
@@ -112,44 +101,42 @@ def build_summary(
     mode = (mode or saved_mode or "max").lower()
     if mode not in ("max", "min"):
         raise SweepReportError(f"objective mode must be 'max' or 'min', got {mode!r}")
-    metric_keys = list(metrics) if metrics is not None else list(DEFAULT_METRICS)
-    rows = [read_job(d, root, objective, metric_keys) for d in job_dirs]
-    rows.sort(key=lambda r: (r.num is None, r.num if r.num is not None else 0, r.job_dir))
-    shown_metrics = [m for m in metric_keys if any(r.metrics.get(m) is not None for r in rows)]
+    metric_keys = list(
+        SWEEP_METRICS if metrics is None else metrics
+    )  # those some job's result holds are shown
+    rows = sorted(
+        (read_job(d, root, objective, metric_keys) for d in job_dirs),
+        key=lambda r: (r.num is None, r.num or 0, r.job_dir),
+    )
+    shown = [m for m in metric_keys if any(r.metrics.get(m) is not None for r in rows)]
     for row in rows:
-        row.metrics = {m: row.metrics.get(m) for m in shown_metrics}
-
+        row.metrics = {m: row.metrics.get(m) for m in shown}
     axes = _swept_axes(rows)
-    best = _pick_best(rows, mode)
-    if best is not None:
-        best.best = True
+    others = [a for a in axes if a != "seed"]
+    best = _best(rows, mode, lambda r: r.objective if r.status == OK else None)
     counts = {s: sum(r.status == s for r in rows) for s in (OK, FAILED, DIVERGED, INCOMPLETE)}
-    counts["total"] = len(rows)
     expected, missing = _expected_jobs(root, rows)
-    summary = SweepSummary(
+    optuna = read_yaml(root / "optimization_results.yaml")
+    return SweepSummary(
         sweep_dir=str(root.resolve()),
         objective=objective,
         objective_mode=mode,
         axes=axes,
-        metrics=shown_metrics,
+        metrics=shown,
         rows=rows,
-        counts=counts,
+        counts={**counts, "total": len(rows)},
         expected_jobs=expected,
         missing_overrides=missing,
         best_num=best.num if best is not None else None,
-        optuna=_optuna_results(root),
+        seed_groups=_seed_groups(rows, others, shown, mode) if "seed" in axes else [],
+        optuna=dict(optuna) if isinstance(optuna, Mapping) else None,
         generated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
-    if "seed" in axes:
-        summary.seed_groups = _seed_groups(rows, [a for a in axes if a != "seed"], shown_metrics, mode)
-    return summary
 
 
 def _swept_axes(rows: Sequence[JobRow]) -> list[str]:
     """Override keys whose value differs between jobs, in first-seen order (hydra.* keys excluded)."""
-    order: list[str] = []
-    for row in rows:
-        order.extend(k for k in row.params if k not in order)
+    order = list(dict.fromkeys(k for row in rows for k in row.params))
     return [
         k
         for k in order
@@ -157,20 +144,20 @@ def _swept_axes(rows: Sequence[JobRow]) -> list[str]:
     ]
 
 
-def _pick_best(rows: Sequence[JobRow], mode: str) -> JobRow | None:
-    scored = [r for r in rows if r.status == OK and r.objective is not None]
+def _best(items: Sequence[Any], mode: str, score: Any) -> Any:
+    """The item with the best ``score(item)`` (None scores never win); marks it ``best``."""
+    scored = [item for item in items if score(item) is not None]
     if not scored:
         return None
-    pick = max if mode == "max" else min
-    return pick(scored, key=lambda r: r.objective if r.objective is not None else 0.0)
+    best = (max if mode == "max" else min)(scored, key=score)
+    best.best = True
+    return best
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     if not values:
         return None, None
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return mean, std
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def _seed_groups(
@@ -183,54 +170,48 @@ def _seed_groups(
     groups: list[SeedGroup] = []
     for key, members in buckets.items():
         ok = [r for r in members if r.status == OK]
-        obj_mean, obj_std = _mean_std([r.objective for r in ok if r.objective is not None])
-        m_mean: dict[str, float | None] = {}
-        m_std: dict[str, float | None] = {}
-        for metric in metrics:
-            values = [v for r in ok if (v := r.metrics.get(metric)) is not None]
-            m_mean[metric], m_std[metric] = _mean_std(values)
+        spread = {m: _mean_std([v for r in ok if (v := r.metrics.get(m)) is not None]) for m in metrics}
         groups.append(
             SeedGroup(
-                params={a: v for a, v in zip(other_axes, key, strict=True) if v is not None},
-                seeds=[r.params.get("seed", "?") for r in members],
-                n=len(members),
-                n_ok=len(ok),
-                objective_mean=obj_mean,
-                objective_std=obj_std,
-                metrics_mean=m_mean,
-                metrics_std=m_std,
+                {a: v for a, v in zip(other_axes, key, strict=True) if v is not None},
+                [r.params.get("seed", "?") for r in members],
+                len(members),
+                len(ok),
+                *_mean_std([r.objective for r in ok if r.objective is not None]),
+                {m: mean for m, (mean, _) in spread.items()},
+                {m: std for m, (_, std) in spread.items()},
             )
         )
-    scored = [g for g in groups if g.objective_mean is not None]
-    if scored:
-        pick = max if mode == "max" else min
-        pick(scored, key=lambda g: g.objective_mean or 0.0).best = True
+    _best(groups, mode, lambda g: g.objective_mean)
     return groups
 
 
 def _expected_jobs(sweep_dir: Path, rows: Sequence[JobRow]) -> tuple[int | None, list[list[str]]]:
     """For a basic-sweeper grid, expand multirun.yaml's overrides to list jobs that never started."""
     cfg = read_yaml(sweep_dir / "multirun.yaml")
-    sweeper = str(dotted_get(cfg, "hydra.sweeper._target_") or "")
-    if not sweeper.endswith("BasicSweeper"):
+    if not str(dotted_get(cfg, "hydra.sweeper._target_") or "").endswith("BasicSweeper"):
         return None, []
+    params = dotted_get(cfg, "hydra.sweeper.params") or {}
+    arguments = [f"{k}={v}" for k, v in params.items()]
     try:
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
-        params = dotted_get(cfg, "hydra.sweeper.params") or {}
-        arguments = [f"{k}={v}" for k, v in params.items()]
-        arguments += [str(o) for o in dotted_get(cfg, "hydra.overrides.task") or []]
-        parsed = OverridesParser.create().parse_overrides(arguments)
-        grid = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+        grid = basic_grid([*arguments, *(str(o) for o in dotted_get(cfg, "hydra.overrides.task") or [])])
     except Exception as exc:  # an unparsable grid only costs the "missing jobs" line
         log.debug("could not expand the sweep grid: %s", exc)
         return None, []
     seen = [{override_key_value(o) for o in r.overrides} for r in rows]
-    missing = [job for job in grid if {override_key_value(o) for o in job} not in seen]
-    return len(grid), missing
+    return len(grid), [job for job in grid if {override_key_value(o) for o in job} not in seen]
 
 
-def _optuna_results(sweep_dir: Path) -> dict[str, Any] | None:
-    data = read_yaml(sweep_dir / "optimization_results.yaml")
-    return dict(data) if isinstance(data, Mapping) else None
+def basic_grid(arguments: Sequence[str]) -> list[list[str]]:
+    """The jobs Hydra's basic sweeper makes of ``arguments``: every combination of the keys' values
+    (a later override of a key replaces an earlier one, as in the sweeper)."""
+    axes: dict[str, list[str]] = {}
+    for override in OverridesParser.create().parse_overrides(list(arguments)):
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            axes[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            axes[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            raise ValueError(f"{key}: the basic sweeper cannot enumerate a {override.value_type} sweep")
+    return [list(job) for job in itertools.product(*axes.values())]

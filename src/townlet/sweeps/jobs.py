@@ -15,34 +15,23 @@ from typing import Any
 import yaml
 
 from townlet.runs.atomic import finite_or_none, read_json_object
+from townlet.runs.rundir import RESULT_FILE, RUN_FILE
 
 JOB_STATUS_FILE = "job_status.json"
-RUN_RECORD_FILE = "run.json"
-RESULT_FILE = "result.json"
+RUN_RECORD_FILE = RUN_FILE
 
 OK, FAILED, DIVERGED, INCOMPLETE = "ok", "failed", "diverged", "incomplete"
 _STATUS_WORDS: dict[str, str] = {
-    "ok": OK,
-    "completed": OK,
-    "complete": OK,
-    "success": OK,
-    "succeeded": OK,
-    "finished": OK,
-    "done": OK,
-    "failed": FAILED,
-    "fail": FAILED,
-    "error": FAILED,
-    "crashed": FAILED,
+    **dict.fromkeys(("ok", "completed", "complete", "success", "succeeded", "finished", "done"), OK),
+    **dict.fromkeys(("failed", "fail", "error", "crashed"), FAILED),
     "diverged": DIVERGED,
-    "running": INCOMPLETE,
-    "started": INCOMPLETE,
-    "pending": INCOMPLETE,
-    "interrupted": INCOMPLETE,
+    **dict.fromkeys(("running", "started", "pending", "interrupted"), INCOMPLETE),
 }
 _SEVERITY = {DIVERGED: 3, FAILED: 2, OK: 1, INCOMPLETE: 0}
 # A failure whose error names one of these is shown as "diverged" (the runner raises on a NaN objective).
 _DIVERGENCE_HINTS = re.compile(r"diverg|non-?finite|\bnan\b", re.IGNORECASE)
 _SKIP_DIRS = {".hydra", ".submitit", "checkpoints", "__pycache__"}
+_TRACES = (".hydra/overrides.yaml", RUN_RECORD_FILE, RESULT_FILE, JOB_STATUS_FILE)  # any marks a job dir
 
 
 @dataclass
@@ -63,39 +52,30 @@ class JobRow:
     slurm_id: str | None = None  # "<array job>_<task>" for a SLURM task (run.json / job_status.json)
 
 
-# ------------------------------------------------------------------------------------------ helpers
-
-
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C-accelerated *safe* loader
 
 
 def read_yaml(path: Path) -> Any:
     """Parsed YAML, or None when absent/corrupt."""
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader)  # C-accelerated *safe* loader
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader)
     except (OSError, yaml.YAMLError):
         return None
 
 
 def dotted_get(data: Any, key: str) -> Any:
     """``data["a"]["b"]`` for ``key="a.b"``; None when any level is missing."""
-    cur = data
     for part in key.split("."):
-        if isinstance(cur, Mapping) and part in cur:
-            cur = cur[part]
-        else:
+        if not (isinstance(data, Mapping) and part in data):
             return None
-    return cur
+        data = data[part]
+    return data
 
 
 def override_key_value(override: str) -> tuple[str, str]:
     """``("a.b", "1")`` for ``"+a.b=1"``: the key without Hydra's ``+``/``~`` prefix."""
-    key, sep, value = override.partition("=")
-    key = key.lstrip("+~")
-    return key, value if sep else ""
-
-
-# ---------------------------------------------------------------------------------------- discovery
+    key, _, value = override.partition("=")
+    return key.lstrip("+~"), value
 
 
 def discover_job_dirs(sweep_dir: Path) -> list[Path]:
@@ -108,7 +88,7 @@ def discover_job_dirs(sweep_dir: Path) -> list[Path]:
         except OSError:
             return
         for child in children:
-            if _is_job_dir(child):
+            if any((child / name).is_file() for name in _TRACES):
                 found.append(child)
             elif depth < 3:
                 visit(child, depth + 1)
@@ -117,123 +97,88 @@ def discover_job_dirs(sweep_dir: Path) -> list[Path]:
     return found
 
 
-def _is_job_dir(path: Path) -> bool:
-    return any(
-        (path / name).is_file()
-        for name in (".hydra/overrides.yaml", RUN_RECORD_FILE, RESULT_FILE, JOB_STATUS_FILE)
-    )
-
-
-def _job_num(job_dir: Path, record: Mapping[str, Any], status: Mapping[str, Any] | None) -> int | None:
-    for value in (record.get("job_num"), (status or {}).get("num")):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    if job_dir.name.isdigit():
-        return int(job_dir.name)
-    hydra_cfg = read_yaml(job_dir / ".hydra" / "hydra.yaml")
-    num = dotted_get(hydra_cfg, "hydra.job.num")
-    return num if isinstance(num, int) else None
-
-
-# ------------------------------------------------------------------------------------------ reading
-
-
 def read_job(job_dir: Path, sweep_dir: Path, objective: str | None, metrics: Sequence[str]) -> JobRow:
     """Fold one job's files into a :class:`JobRow`; missing files degrade to ``incomplete``."""
     record = read_json_object(job_dir / RUN_RECORD_FILE) or {}
     result = read_json_object(job_dir / RESULT_FILE)
-    job_status = read_json_object(job_dir / JOB_STATUS_FILE)
-
+    job_status = read_json_object(job_dir / JOB_STATUS_FILE) or {}
     # JSON first (the runner and the callback both record Hydra's task overrides): parsing YAML
     # dominates the cost of a summary, which is rebuilt after every job.
-    overrides = record.get("overrides") or (job_status or {}).get("overrides")
+    overrides = record.get("overrides") or job_status.get("overrides")
     if not isinstance(overrides, list) or not overrides:
         overrides = read_yaml(job_dir / ".hydra" / "overrides.yaml")
     overrides = [str(o) for o in overrides] if isinstance(overrides, list) else []
-
     status, error = _status_and_error(record, result, job_status)
-    obj_value = _objective_value(record, result, job_status, objective)
-    metric_values = {m: finite_or_none(dotted_get(result, m)) for m in metrics} if result else {}
-    duration = _first_finite(
+    durations = (
         record.get("duration_sec"),
         (result or {}).get("duration_sec"),
-        (job_status or {}).get("duration_sec"),
+        job_status.get("duration_sec"),
     )
-    try:
-        rel = str(job_dir.relative_to(sweep_dir))
-    except ValueError:
-        rel = str(job_dir)
     return JobRow(
         num=_job_num(job_dir, record, job_status),
-        job_dir=rel,
+        job_dir=str(job_dir.relative_to(sweep_dir)) if job_dir.is_relative_to(sweep_dir) else str(job_dir),
         run_dir=str(job_dir.resolve()),
         status=status,
         overrides=overrides,
         params=dict(override_key_value(o) for o in overrides),
-        objective=obj_value,
-        metrics=metric_values,
-        duration_sec=duration,
+        objective=_objective_value(record, result, job_status, objective),
+        metrics={m: finite_or_none(dotted_get(result, m)) for m in metrics} if result else {},
+        duration_sec=next((x for v in durations if (x := finite_or_none(v)) is not None), None),
         error=error,
         slurm_id=_slurm_id(record, job_status),
     )
 
 
-def _slurm_id(record: Mapping[str, Any], job_status: Mapping[str, Any] | None) -> str | None:
+def _job_num(job_dir: Path, record: Mapping[str, Any], job_status: Mapping[str, Any]) -> int | None:
+    for value in (record.get("job_num"), job_status.get("num")):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    if job_dir.name.isdigit():
+        return int(job_dir.name)
+    num = dotted_get(read_yaml(job_dir / ".hydra" / "hydra.yaml"), "hydra.job.num")
+    return num if isinstance(num, int) else None
+
+
+def _slurm_id(record: Mapping[str, Any], job_status: Mapping[str, Any]) -> str | None:
     array, task = record.get("slurm_array_job_id"), record.get("slurm_array_task_id")
     if array is not None and task is not None:
         return f"{array}_{task}"
-    value = record.get("slurm_job_id") or (job_status or {}).get("slurm_id")
+    value = record.get("slurm_job_id") or job_status.get("slurm_id")
     return str(value) if value else None
 
 
-def _first_finite(*values: Any) -> float | None:
-    for value in values:
-        out = finite_or_none(value)
-        if out is not None:
-            return out
-    return None
-
-
 def _status_and_error(
-    record: Mapping[str, Any], result: Mapping[str, Any] | None, job_status: Mapping[str, Any] | None
+    record: Mapping[str, Any], result: Mapping[str, Any] | None, job_status: Mapping[str, Any]
 ) -> tuple[str, str | None]:
     """The most severe status any source reports (a job Hydra saw raise is failed whatever run.json says)."""
-    candidates: list[str] = []
-    for source in (record, job_status or {}):
-        word = _STATUS_WORDS.get(str(source.get("status", "")).lower())
-        if word is not None:
-            candidates.append(word)
-    if result is not None:
-        candidates.append(OK)
+    words = [_STATUS_WORDS.get(str(source.get("status", "")).lower()) for source in (record, job_status)]
+    candidates = [w for w in words if w is not None] + ([OK] if result is not None else [])
     status = max(candidates, key=_SEVERITY.__getitem__) if candidates else INCOMPLETE
+    if status == OK:
+        return status, None
     error = None
-    if status in (FAILED, DIVERGED, INCOMPLETE):
-        for source in (record, job_status or {}):
-            message, kind = source.get("error"), source.get("error_type")
-            if message:
-                kind = str(kind).removeprefix("builtins.") if kind else None
-                prefixed = kind and not str(message).startswith(kind)
-                error = f"{kind}: {message}" if prefixed else str(message)
-                break
-        if status == FAILED and error is not None and _DIVERGENCE_HINTS.search(error):
-            status = DIVERGED
+    for source in (record, job_status):
+        message, kind = source.get("error"), source.get("error_type")
+        if message:
+            kind = str(kind).removeprefix("builtins.") if kind else None
+            error = f"{kind}: {message}" if kind and not str(message).startswith(kind) else str(message)
+            break
+    if status == FAILED and error is not None and _DIVERGENCE_HINTS.search(error):
+        status = DIVERGED
     return status, error
 
 
 def _objective_value(
     record: Mapping[str, Any],
     result: Mapping[str, Any] | None,
-    job_status: Mapping[str, Any] | None,
+    job_status: Mapping[str, Any],
     objective: str | None,
 ) -> float | None:
-    value = finite_or_none(record.get("objective_value"))
-    if value is not None and (objective is None or record.get("objective") in (None, objective)):
-        return value  # the runner's own reading, unless the report asks for a different key
-    if objective and result is not None:
-        value = finite_or_none(dotted_get(result, objective))
-        if value is not None:
-            return value
-    return finite_or_none((job_status or {}).get("return_value"))
+    own = finite_or_none(record.get("objective_value"))
+    if own is not None and (objective is None or record.get("objective") in (None, objective)):
+        return own  # the runner's own reading, unless the report asks for a different key
+    found = finite_or_none(dotted_get(result, objective)) if objective else None
+    return found if found is not None else finite_or_none(job_status.get("return_value"))
 
 
 def objective_setting(job_dirs: Iterable[Path]) -> tuple[str | None, str | None]:

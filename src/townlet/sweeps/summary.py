@@ -1,64 +1,133 @@
 """Sweep summaries: one table per multirun, rebuilt from what each job left on disk.
 
 Why from disk: a sweep's jobs may run in this process (basic launcher), in loky workers (joblib), in
-submitit processes or on a SLURM node, and the sweep may die half-way. The only thing all of those share
-is the sweep directory, so the summary is a pure function of it: every job dir's ``run.json`` /
-``result.json`` (written by the runner), its ``.hydra/overrides.yaml`` and the small ``job_status.json``
-that :class:`SweepSummaryCallback` drops after each job. ``townlet-sweep-report <sweep dir>`` calls the
-same :func:`write_summary`.
+submitit processes or on a SLURM node, and the sweep may die half-way. The only thing all of those
+share is the sweep directory, so the summary is a pure function of it: every job dir's ``run.json`` /
+``result.json``, its ``.hydra/overrides.yaml`` and the ``job_status.json`` that
+:class:`SweepSummaryCallback` drops after each job. ``townlet-sweep-report <sweep dir>`` calls the same
+:func:`write_summary`.
 
-This module is the public face of the package; the work is done by :mod:`townlet.sweeps.jobs` (one job
-dir → one row), :mod:`townlet.sweeps.aggregate` (rows → summary), :mod:`townlet.sweeps.render`
-(summary → files), :mod:`townlet.sweeps.plots` (summary → PNGs), :mod:`townlet.sweeps.text` (the
-``townlet-report`` view) and :mod:`townlet.sweeps.callback`. ``townlet.sweeps.summary.SweepSummaryCallback``
-stays importable here because it is the ``_target_`` in conf/hydra/default.yaml and in every saved
-run snapshot.
+One job dir → one row is :mod:`~townlet.sweeps.jobs`; rows → summary :mod:`~townlet.sweeps.aggregate`;
+summary → files :mod:`~townlet.sweeps.render`, PNGs :mod:`~townlet.sweeps.plots`, the ``townlet-report``
+view :mod:`~townlet.sweeps.text`. The callback lives here, the ``_target_`` of conf/hydra/default.yaml
+and of every saved run snapshot.
+
+Hydra's basic sweeper stops before ``on_multirun_end`` when a job fails, so the callback refreshes the
+summary after every job too (under a file lock, files replaced atomically): the summary is always
+current. Its ``job_status.json`` carries the error of a job that raised before the runner recorded it.
 """
 
 from __future__ import annotations
 
-from townlet.sweeps.aggregate import (
-    DEFAULT_METRICS,
-    SeedGroup,
-    SweepReportError,
-    SweepSummary,
-    build_summary,
-)
-from townlet.sweeps.callback import SweepSummaryCallback
-from townlet.sweeps.jobs import (
-    DIVERGED,
-    FAILED,
-    INCOMPLETE,
-    JOB_STATUS_FILE,
-    OK,
-    RESULT_FILE,
-    RUN_RECORD_FILE,
-    JobRow,
-    discover_job_dirs,
-    read_job,
-)
-from townlet.sweeps.render import LOCK_FILE, SUMMARY_STEM, render_csv, render_markdown, write_summary
+import contextlib
+import io
+import logging
+import os
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from townlet.runs.atomic import atomic_write_json, finite_or_none
+from townlet.sweeps.aggregate import SweepReportError, SweepSummary, build_summary
+from townlet.sweeps.jobs import JOB_STATUS_FILE
+from townlet.sweeps.render import SUMMARY_STEM, render_markdown, write_summary
 
 __all__ = [
-    "DEFAULT_METRICS",
-    "DIVERGED",
-    "FAILED",
-    "INCOMPLETE",
-    "JOB_STATUS_FILE",
-    "LOCK_FILE",
-    "OK",
-    "RESULT_FILE",
-    "RUN_RECORD_FILE",
     "SUMMARY_STEM",
-    "JobRow",
-    "SeedGroup",
     "SweepReportError",
-    "SweepSummary",
     "SweepSummaryCallback",
     "build_summary",
-    "discover_job_dirs",
-    "read_job",
-    "render_csv",
     "render_markdown",
     "write_summary",
 ]
+
+log = logging.getLogger(__name__)
+
+
+def _is_multirun(config: DictConfig) -> bool:
+    return str(OmegaConf.select(config, "hydra.mode", default="")).endswith("MULTIRUN")
+
+
+def _select_str(config: DictConfig, key: str) -> str | None:
+    try:
+        value = OmegaConf.select(config, key, default=None)
+    except Exception:  # an unresolvable interpolation must not cost the summary
+        return None
+    return None if value is None else str(value)
+
+
+class SweepSummaryCallback(Callback):
+    """Hydra callback: ``job_status.json`` after each multirun job, the sweep summary after each job
+    (``refresh_each_job``) and once more at the end of the multirun; ``plots`` also draws the sweep's
+    PNGs at the end, or after the job that completes the grid (a basic sweep with a failed job never
+    reaches ``on_multirun_end``)."""
+
+    def __init__(
+        self, metrics: Sequence[str] | None = None, refresh_each_job: bool = True, plots: bool = True
+    ) -> None:
+        self.metrics = list(metrics) if metrics is not None else None
+        self.refresh_each_job = refresh_each_job
+        self.plots = plots
+        self._started: float | None = None
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._started = time.perf_counter()
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if not _is_multirun(config):
+            return
+        output_dir = _select_str(config, "hydra.runtime.output_dir")
+        if output_dir:
+            try:
+                self._write_job_status(Path(output_dir), config, job_return)
+            except Exception as exc:
+                log.warning("could not write %s in %s: %s", JOB_STATUS_FILE, output_dir, exc)
+        if self.refresh_each_job:
+            self._refresh(config, final=False)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        summary = self._refresh(config, final=True)
+        if summary is not None:
+            log.info("sweep summary: %s", Path(summary.sweep_dir) / f"{SUMMARY_STEM}.md")
+
+    def _write_job_status(self, output_dir: Path, config: DictConfig, job_return: JobReturn) -> None:
+        failed = job_return.status == JobStatus.FAILED
+        with contextlib.redirect_stderr(io.StringIO()):  # a failed job's value is said on stderr, then raised
+            try:
+                raw = job_return.return_value
+            except Exception as exc:
+                raw = exc
+        payload: dict[str, Any] = {
+            "num": OmegaConf.select(config, "hydra.job.num", default=None),
+            "status": "failed" if failed else "completed",
+            "overrides": list(job_return.overrides or []),
+            "return_value": None if failed else finite_or_none(raw),
+            "duration_sec": None if self._started is None else time.perf_counter() - self._started,
+            "pid": os.getpid(),
+        }
+        if failed and isinstance(raw, BaseException):
+            payload["error"] = f"{type(raw).__name__}: {raw}"
+            payload["traceback"] = "".join(traceback.format_exception(raw)[-6:])
+        atomic_write_json(output_dir / JOB_STATUS_FILE, payload)
+
+    def _refresh(self, config: DictConfig, *, final: bool) -> SweepSummary | None:
+        sweep_dir = _select_str(config, "hydra.sweep.dir")
+        if not sweep_dir or not Path(sweep_dir).is_dir():
+            return None
+        try:
+            return write_summary(
+                sweep_dir,
+                objective=_select_str(config, "objective"),
+                mode=_select_str(config, "objective_mode"),
+                metrics=self.metrics,
+                plots=(True if final else "when_complete") if self.plots else False,
+            )
+        except Exception as exc:  # a summary problem must never fail the sweep itself
+            log.warning("could not write the sweep summary in %s: %s", sweep_dir, exc)
+            return None

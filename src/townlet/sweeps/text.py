@@ -13,13 +13,7 @@ from typing import Any
 
 from townlet.sweeps.aggregate import build_summary
 from townlet.sweeps.plots import CURVES_PNG, OBJECTIVE_PNG
-from townlet.sweeps.render import SUMMARY_STEM
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
+from townlet.sweeps.render import SUMMARY_STEM, fmt
 
 
 def sweep_report(sweep_dir: Path) -> dict[str, Any]:
@@ -51,15 +45,15 @@ def _sweep_text(report: dict[str, Any]) -> list[str]:
     best = next((r for r in rows if r["best"]), None)
     if best is not None:
         swept = " ".join(f"{a}={best['params'][a]}" for a in axes if a in best["params"])
-        lines.append(f"  best        job {best['num']} ({swept}) -> {_fmt(best['objective'])}")
+        lines.append(f"  best        job {best['num']} ({swept}) -> {fmt(best['objective'], '-')}")
     head = ["#", "status", *axes, "objective", "seconds", "job dir"]
     table = [
         [
             "" if r["num"] is None else str(r["num"]),
             r["status"] + (" *" if r["best"] else ""),
             *(r["params"].get(a, "") for a in axes),
-            _fmt(r["objective"]),
-            _fmt(r["duration_sec"]),
+            fmt(r["objective"], "-"),
+            fmt(r["duration_sec"], "-"),
             r["job_dir"],
         ]
         for r in rows
@@ -69,7 +63,7 @@ def _sweep_text(report: dict[str, Any]) -> list[str]:
     for group in report["seed_groups"]:
         params = " ".join(f"{k}={v}" for k, v in group["params"].items()) or "all jobs"
         mean, std = group["objective_mean"], group["objective_std"]
-        spread = "-" if mean is None else f"{_fmt(mean)} ± {_fmt(std)}"
+        spread = "-" if mean is None else f"{fmt(mean)} ± {fmt(std, '-')}"
         lines.append(f"  over seeds  {params}: {spread} ({group['n_ok']}/{group['n']} ok)")
     lines.append("plots:" if report["plots"] else "plots: none yet (townlet-sweep-report DIR draws them)")
     lines += [f"  {p}" for p in report["plots"]]

@@ -23,11 +23,11 @@ def test_time_to_teacher_is_the_first_evaluation_at_or_above_it(tmp_path: Path) 
     _write_metrics(
         tmp_path,
         [
-            {"anneal_stage_index": 0, "epoch": 1, "wall_sec": 1.0},
-            {"anneal_stage_index": 1, "env_steps": 100, "eval_return_mean": -12.0, "wall_sec": 2.0},
-            {"anneal_stage_index": 1, "env_steps": 200, "eval_return_mean": -9.0, "wall_sec": 3.0},
-            {"anneal_stage_index": 2, "env_steps": 100, "eval_return_mean": 0.5, "wall_sec": 4.0},
-            {"anneal_stage_index": 2, "env_steps": 200, "episode_return_mean": 5.0, "wall_sec": 5.0},
+            {"stage_index": 0, "epoch": 1, "wall_sec": 1.0},
+            {"stage_index": 1, "env_steps": 100, "eval_return_mean": -12.0, "wall_sec": 2.0},
+            {"stage_index": 1, "env_steps": 200, "eval_return_mean": -9.0, "wall_sec": 3.0},
+            {"stage_index": 2, "env_steps": 100, "eval_return_mean": 0.5, "wall_sec": 4.0},
+            {"stage_index": 2, "env_steps": 200, "episode_return_mean": 5.0, "wall_sec": 5.0},
         ],
     )
     result = {"evaluation": {"policy": {"mean_return": 1.0}, "scripted": {"mean_return": -10.0}}}
