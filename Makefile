@@ -20,9 +20,11 @@ setup: $(STAMP)
 train: $(STAMP)
 	$(BIN)/townlet-train $(ARGS)
 
-## Static checks (lint, format, types, import layers), then the whole test suite (2 workers)
+## Static checks (lint, format, types, import layers), then the whole test suite (2 workers), then the
+## golden results again under the generic CPU kernels (another float order: they must hold on any x86-64)
 test: check
 	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+	ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=AVX2 $(BIN)/python -m pytest -n 2 -q tests/golden
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q -m "not slow" $(PYTEST_ARGS)

@@ -2,9 +2,15 @@
 
 Each case trains for real through ``python -m townlet.train`` on a tiny world (seconds each) and is
 compared field by field with ``tests/golden/<case>.json``, except the fields that measure the machine
-(timings, throughput) or name paths. A refactor that changes any number fails here; a deliberate
-change of behaviour regenerates the files with ``TOWNLET_REGEN_GOLDEN=1 pytest tests/golden``
-and says so in its commit.
+(timings, throughput) or name paths. A deliberate change of behaviour regenerates the files with
+``TOWNLET_REGEN_GOLDEN=1 pytest tests/golden`` and says so in its commit.
+
+Float summation order differs between CPUs and instruction sets, so the committed files are compared
+within :data:`PORTABLE`, a bound set about ten times above the largest difference seen between
+AVX-512, AVX2 and the generic kernels (``ATEN_CPU_CAPABILITY``); CI runs this module under both the
+native and a forced lower instruction set. A machine that records its own set
+(``TOWNLET_GOLDEN_DIR=<dir> TOWNLET_REGEN_GOLDEN=1``) is held to it exactly: same config, seed and
+machine give the same numbers.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ HERE = Path(__file__).resolve().parent
 # Where the recorded results are read (and regenerated): a machine records its own set with
 # TOWNLET_GOLDEN_DIR=<dir> TOWNLET_REGEN_GOLDEN=1, then compares against it exactly.
 GOLDEN_DIR = Path(os.environ.get("TOWNLET_GOLDEN_DIR") or HERE)
+#: (rel_tol, abs_tol) for floats against the committed files; a machine's own set compares exactly.
+PORTABLE = (1e-3, 1e-5)
+TOLERANCE = PORTABLE if GOLDEN_DIR == HERE else (0.0, 0.0)
 _VOLATILE = re.compile(
     r"(duration|elapsed|timestamp|throughput|per_sec|_sec$|_secs$|_seconds$|^sps$|_sps$|_at$|^time$|_time$"
     r"|^checkpoint$|^init_from$|^run_dir$|^path$|_path$|^dir$)"
@@ -96,7 +105,8 @@ def differences(expected: Any, actual: Any, where: str = "") -> list[str]:
         pairs = enumerate(zip(expected, actual, strict=True))
         return [d for i, (e, a) in pairs for d in differences(e, a, f"{where}[{i}]")]
     if isinstance(expected, float) and isinstance(actual, float):
-        same = math.isclose(expected, actual, rel_tol=1e-9, abs_tol=1e-12)
+        rel_tol, abs_tol = TOLERANCE
+        same = expected == actual or math.isclose(expected, actual, rel_tol=rel_tol, abs_tol=abs_tol)
         return [] if same else [f"{where}: {expected!r} != {actual!r}"]
     return [] if expected == actual else [f"{where}: {expected!r} != {actual!r}"]
 
@@ -171,3 +181,13 @@ def test_periodic_evaluation_is_logged_without_changing_the_training(
     assert all(isinstance(r["eval_return_mean"], float) for r in rows if r["iteration"] in evaluated)
     expected = json.loads((GOLDEN_DIR / "ppo_rollout.json").read_text())
     assert not differences(expected, stable(json.loads((run_dir / "result.json").read_text())))
+
+
+def test_the_portable_bound_passes_float_order_and_catches_a_real_change() -> None:
+    """The bound absorbs summation-order noise, not a change of behaviour (a one-percent shift)."""
+    recorded = {"loss": 0.0903148278594017, "returns": [1.5, -2.25], "episodes": 4}
+    reordered = {"loss": 0.09031479805707932, "returns": [1.5000001, -2.25], "episodes": 4}
+    changed = {"loss": 0.0903148278594017 * 1.01, "returns": [1.5, -2.25], "episodes": 4}
+    assert not differences(recorded, reordered) or TOLERANCE == (0.0, 0.0)
+    assert differences(recorded, changed) == [f".loss: {recorded['loss']!r} != {changed['loss']!r}"]
+    assert differences(recorded, {**recorded, "episodes": 5}) == [".episodes: 4 != 5"]
