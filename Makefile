@@ -5,13 +5,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.townlet-installed
 
-.PHONY: setup train test test-fast lint check bench clean-venv
+.PHONY: setup train test test-fast lint check bench constraints clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install "torch==2.13.0"  # exact pin: never let pip resolve an open torch
-	$(BIN)/python -m pip install -e ".[sweep,slurm,tensorboard,mlflow,export,dev]"
+	$(BIN)/python -m pip install -c constraints.txt -e ".[sweep,slurm,tensorboard,mlflow,export,dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -40,6 +40,11 @@ check: lint
 ## The speed sections of townlet-bench (src/townlet_tools/bench) into outputs/bench.json
 bench: $(STAMP)
 	$(BIN)/townlet-bench all --json outputs/bench.json
+
+## Record the installed versions as the tested set (after changing a dependency, then run make test)
+constraints: $(STAMP)
+	{ sed -n 1,2p constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^townlet-train' | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/'; } > constraints.tmp
+	mv constraints.tmp constraints.txt
 
 clean-venv:
 	rm -rf $(VENV)

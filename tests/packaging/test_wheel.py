@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from townlet.packaged import CONF_DIR
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "src" / "townlet"
 TOOLS = REPO / "src" / "townlet_tools"
+PLUGINS = REPO / "src" / "hydra_plugins"
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -30,9 +32,9 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subpro
 def test_wheel_installs_elsewhere_and_trains_from_an_empty_directory(tmp_path: Path) -> None:
     # Build from a copy: setuptools writes build/ and *.egg-info next to the sources it builds.
     source = tmp_path / "source"
-    for package in (PACKAGE, TOOLS):
+    for package in (PACKAGE, TOOLS, PLUGINS):
         shutil.copytree(package, source / "src" / package.name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(REPO / name, source / name)
     dist = tmp_path / "dist"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
@@ -43,7 +45,12 @@ def test_wheel_installs_elsewhere_and_trains_from_an_empty_directory(tmp_path: P
     conf_files = {f"townlet/{p.relative_to(PACKAGE).as_posix()}" for p in CONF_DIR.rglob("*") if p.is_file()}
     assert conf_files and conf_files <= shipped, f"not in the wheel: {sorted(conf_files - shipped)}"
     assert "townlet/py.typed" in shipped
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in shipped)
+    (metadata,) = (n for n in shipped if n.endswith(".dist-info/METADATA"))
+    assert "License-Expression: MIT" in zipfile.ZipFile(wheel).read(metadata).decode()
     assert {"townlet_tools/bench/__init__.py", "townlet_tools/legacy/command.py"} <= shipped
+    plugins = {f"hydra_plugins/{p.relative_to(PLUGINS).as_posix()}" for p in PLUGINS.rglob("*.py")}
+    assert plugins and plugins <= shipped, f"Hydra plugins not in the wheel: {sorted(plugins - shipped)}"
 
     site = tmp_path / "site"
     _run([*pip, "install", "--no-deps", "--target", str(site), str(wheel), "-q"], tmp_path)
@@ -69,3 +76,20 @@ def test_wheel_installs_elsewhere_and_trains_from_an_empty_directory(tmp_path: P
     data = json.loads(report.stdout)
     assert data["status"] == "completed" and data["config"]["strategy"] == "bc"
     assert Path(data["paths"]["checkpoint"]).is_relative_to(workdir)
+
+
+@pytest.mark.slow
+def test_sdist_holds_what_rebuilds_and_retests_the_project(tmp_path: Path) -> None:
+    """A source release carries the tests, docs, CI, licence and the tested versions, not just the code."""
+    tracked = _run(["git", "ls-files"], REPO).stdout.split()
+    source = tmp_path / "source"
+    for name in tracked:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, source / name)
+    build = "from setuptools import build_meta; print(build_meta.build_sdist('dist'))"
+    name = _run([sys.executable, "-c", build], source).stdout.strip().splitlines()[-1]
+    with tarfile.open(source / "dist" / name) as sdist:
+        members = {m.split("/", 1)[1] for m in sdist.getnames() if "/" in m}
+    wanted = {n for n in tracked if n.startswith(("tests/", "docs/", ".ci/", "src/")) and "__pycache__" not in n}
+    wanted |= {"LICENSE", "README.md", "Makefile", "constraints.txt", "pyproject.toml"}
+    assert wanted <= members, f"missing from the sdist: {sorted(wanted - members)[:10]}"
