@@ -90,6 +90,6 @@ def test_sdist_holds_what_rebuilds_and_retests_the_project(tmp_path: Path) -> No
     name = _run([sys.executable, "-c", build], source).stdout.strip().splitlines()[-1]
     with tarfile.open(source / "dist" / name) as sdist:
         members = {m.split("/", 1)[1] for m in sdist.getnames() if "/" in m}
-    wanted = {n for n in tracked if n.startswith(("tests/", "docs/", ".ci/", "src/")) and "__pycache__" not in n}
+    wanted = {n for n in tracked if n.startswith(("tests/", "docs/", ".ci/", "src/"))}
     wanted |= {"LICENSE", "README.md", "Makefile", "constraints.txt", "pyproject.toml"}
     assert wanted <= members, f"missing from the sdist: {sorted(wanted - members)[:10]}"
