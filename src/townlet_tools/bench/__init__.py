@@ -20,8 +20,8 @@ from townlet.runs.seeding import configure_threads
 from townlet_tools.bench.protocol import context_record, format_table
 
 _NOT_SECTIONS = {"protocol"}
-# `all` is the speed sections; `learn` trains whole jobs (minutes per seed), `soak` kills dozens of runs
-_NOT_IN_ALL = {"learn", "soak"}
+# `all` is the speed sections; `learn` and `wall` train whole jobs (minutes), `soak` kills dozens of runs
+_NOT_IN_ALL = {"learn", "soak", "wall"}
 
 
 def available_sections() -> list[str]:
@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated seeds for sections that train (learn); default 0,1,2",
     )
     parser.add_argument("--runs", type=int, default=None, help="runs for soak (default 20; --quick 6)")
+    parser.add_argument(
+        "--baseline", metavar="PYTHON", help="wall: also time another checkout's interpreter, alternating"
+    )
     parser.add_argument(
         "overrides",
         nargs="*",
