@@ -106,13 +106,17 @@ def test_a_faint_terminates_that_sub_env_only() -> None:
     assert all((infos["final_obs"][i] is None) != bool(term[i]) for i in range(env.num_envs))
 
 
-def test_render_gives_one_frame_per_town() -> None:
+def test_render_gives_one_frame_per_town(capsys: pytest.CaptureFixture[str]) -> None:
     env = TownVectorEnv(small("default"), seed=0, render_mode="ansi")
     env.reset(seed=0)
     frames = env.render()
     assert frames is not None and len(frames) == 2 and all("tick 0/" in str(f) for f in frames)
-    with pytest.raises(ValueError, match="render_mode='human'"):
-        TownVectorEnv(small("default"), render_mode="human")
+    human = TownVectorEnv(small("default"), seed=0, render_mode="human")
+    human.reset(seed=0)
+    capsys.readouterr()
+    assert human.render() is None and capsys.readouterr().out.count("tick 0/") == 2
+    with pytest.raises(ValueError, match="render_mode='window'"):
+        TownVectorEnv(small("default"), render_mode="window")
 
 
 @pytest.mark.torch

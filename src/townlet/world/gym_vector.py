@@ -108,11 +108,13 @@ class TownVectorEnv(VectorEnv[ObsDict, np.ndarray, np.ndarray]):
         return self._town.observe().action_mask.copy()
 
     def render(self) -> tuple[Any, ...] | None:
-        """One frame per town (not per sub-env: the agents of a town share it) in ``render_mode``."""
+        """One frame per town (not per sub-env: the agents of a town share it) in ``render_mode``;
+        ``human`` prints them and returns None."""
         if self.render_mode is None:
-            gymnasium.logger.warn("render() without a render_mode; pass render_mode='rgb_array' or 'ansi'")
+            gymnasium.logger.warn("render() without a render_mode; pass one of " + ", ".join(RENDER_MODES))
             return None
-        return tuple(render(self._town, self.render_mode, env) for env in range(self._town.num_envs))
+        frames = tuple(render(self._town, self.render_mode, env) for env in range(self._town.num_envs))
+        return None if self.render_mode == "human" else frames
 
     def _all(self) -> np.ndarray:
         return np.ones(self.num_envs, dtype=bool)
