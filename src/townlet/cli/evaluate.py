@@ -4,6 +4,7 @@
     townlet-eval run/checkpoints/last.pt world=queue_conflict episodes=8 seed=3
     townlet-eval RUN world.num_agents=6 greedy=false --json eval.json
     townlet-eval policy.onnx episodes=8                    # an exported policy, via onnxruntime (no torch)
+    townlet-eval policy.pt2                                # an exported torch.export program (CPU)
 
 Arguments after the source are ``key=value``: ``world=<name|path.yaml>`` (default: the world the
 checkpoint was trained in), ``world.<field>=…`` overrides, ``episodes``, ``seed``, ``device``
@@ -106,10 +107,29 @@ def evaluate_onnx(source: str, settings: dict[str, Any]) -> Any:
     )
 
 
+def evaluate_program(source: str, settings: dict[str, Any]) -> Any:
+    """An exported ``.pt2`` program (townlet-export format=pt2) against the baselines, on the CPU."""
+    from townlet.torch_guard import require_torch
+
+    require_torch("townlet-eval")
+    from townlet.behaviour.torch_policy import TorchPolicy
+    from townlet.nets.export import load_program
+    from townlet.rollout.evaluation import EvaluationService
+
+    net, spec, meta = load_program(source)
+    world = _world_config(settings, meta.get("world_config"))
+    policy = TorchPolicy(net, spec, "cpu", greedy=settings["greedy"], seed=settings["seed"])
+    return EvaluationService().compare(
+        policy, world, settings["episodes"], settings["seed"], baselines=settings["baselines"]
+    )
+
+
 def evaluate_source(source: str, settings: dict[str, Any]) -> Any:
     """Load the checkpoint, build its policy and compare it with the baselines → ``EvaluationBlock``."""
     if source.endswith(".onnx"):
         return evaluate_onnx(source, settings)
+    if source.endswith(".pt2"):
+        return evaluate_program(source, settings)
     from townlet.torch_guard import require_torch
 
     require_torch("townlet-eval")

@@ -1,15 +1,15 @@
 """``townlet-export``: a trained policy as one standalone file, for use without this package.
 
     townlet-export outputs/runs/<date>/<run>                      # → ./policy.onnx (best.pt)
-    townlet-export RUN format=torchscript out=policy.torchscript.pt
+    townlet-export RUN format=pt2 out=policy.pt2                  # a torch.export program
     townlet-export RUN/checkpoints/last.pt out=/srv/policies/town.onnx
 
-Arguments after the source are ``key=value``: ``format`` (onnx | torchscript; default from the
-``out`` suffix, else onnx), ``out`` (default ``policy.onnx`` / ``policy.torchscript.pt`` in the
-current directory) and ``which`` (best | last, for a run dir). The file holds the masked logits and
-value of the network with its input normalisation folded in, plus its observation spec and world as
-metadata (docs/policies.md). A bad argument, a missing run or an unwritable ``out`` is one line on
-stderr (exit 2) and nothing is written. Torch is imported only after the arguments are checked.
+Arguments after the source are ``key=value``: ``format`` (onnx | pt2; default from the ``out``
+suffix, else onnx), ``out`` (default ``policy.onnx`` / ``policy.pt2`` in the current directory)
+and ``which`` (best | last, for a run dir). The file holds the masked logits and value of the
+network with its input normalisation folded in, plus its observation spec and world as metadata
+(docs/policies.md). A bad argument, a missing run or an unwritable ``out`` is one line on stderr
+(exit 2) and nothing is written. Torch is imported only after the arguments are checked.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 CONFIG_ERROR_EXIT = 2
 KEYS = ("format", "out", "which")
-DEFAULT_OUT = {"onnx": "policy.onnx", "torchscript": "policy.torchscript.pt"}
+DEFAULT_OUT = {"onnx": "policy.onnx", "pt2": "policy.pt2"}
 
 
 class ExportArgumentError(ValueError):
@@ -38,13 +38,13 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
             raise ExportArgumentError(f"argument {item!r} is not one of {', '.join(k + '=…' for k in KEYS)}")
         raw[key] = value
     out = raw.get("out")
-    fmt = raw.get("format") or ("onnx" if out is None or out.endswith(".onnx") else "torchscript")
+    fmt = raw.get("format") or ("pt2" if out is not None and out.endswith(".pt2") else "onnx")
+    if fmt == "torchscript":
+        raise ExportArgumentError("format=torchscript is not written (torch deprecates it); use format=pt2")
     if fmt not in DEFAULT_OUT:
-        raise ExportArgumentError(f"format={fmt!r} is unknown; use format=onnx or format=torchscript")
-    if fmt == "torchscript" and out is not None and out.endswith(".onnx"):
-        raise ExportArgumentError(
-            f"out={out} ends in .onnx but format=torchscript; name it e.g. policy.torchscript.pt"
-        )
+        raise ExportArgumentError(f"format={fmt!r} is unknown; use format=onnx or format=pt2")
+    if fmt == "pt2" and out is not None and out.endswith(".onnx"):
+        raise ExportArgumentError(f"out={out} ends in .onnx but format=pt2; name it e.g. policy.pt2")
     which = raw.get("which", "best")
     if which not in {"best", "last"}:
         raise ExportArgumentError(f"which={which!r}; use which=best or which=last")
@@ -82,12 +82,10 @@ def export_source(source: str, settings: dict[str, Any]) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="townlet-export",
-        description="Write a trained policy (run dir or .pt file) as ONNX or TorchScript with its spec.",
+        description="Write a trained policy (run dir or .pt file) as ONNX or a torch.export program.",
     )
     parser.add_argument("source", help="run directory, its checkpoints/ folder, or a .pt checkpoint")
-    parser.add_argument(
-        "overrides", nargs="*", help="key=value: format=onnx|torchscript, out=PATH, which=best|last"
-    )
+    parser.add_argument("overrides", nargs="*", help="key=value: format=onnx|pt2, out=PATH, which=best|last")
     args = parser.parse_args(argv)
     from townlet.nets.checkpoints import CheckpointError
     from townlet.nets.export import PolicyFileError
