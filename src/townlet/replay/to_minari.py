@@ -25,15 +25,17 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from gymnasium import spaces
 
 from townlet.replay.data import ReplayData
 from townlet.replay.errors import DatasetError
 from townlet.replay.manifest import Manifest, read_manifest
 from townlet.replay.reading import load_replay_data
+
+if TYPE_CHECKING:  # gymnasium is imported only when an export runs: `townlet-dataset inspect` stays light
+    from gymnasium import spaces
 
 ROOT_ENV = "MINARI_DATASETS_PATH"
 NAMESPACE_METADATA = "namespace_metadata.json"  # what marks a Minari namespace directory
@@ -68,6 +70,8 @@ def default_dataset_id(manifest: Manifest) -> str:
 
 def spaces_for(data: ReplayData) -> tuple[spaces.Dict, spaces.Discrete]:
     """The observation space (the stored map window and feature vector) and the action space."""
+    from gymnasium import spaces
+
     spec = data.spec
     observation = spaces.Dict(
         {
