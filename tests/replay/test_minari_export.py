@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -162,3 +163,12 @@ def _corrupt_copy(src: Path, tmp: Path) -> Path:
     raw[len(raw) // 2] ^= 1
     shard.write_bytes(bytes(raw))
     return dst
+
+
+def test_without_minari_the_command_says_how_to_install_it(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "minari", None)  # `import minari` now raises ImportError
+    code, _, err = _export(capsys, str(source), "--out", str(tmp_path / "root"))
+    assert code == 2 and "townlet-train[minari]" in err
+    assert not (tmp_path / "root").exists()

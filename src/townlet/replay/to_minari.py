@@ -15,6 +15,7 @@ only when an export runs; the module stays torch-free."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
@@ -25,12 +26,11 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from townlet.replay.data import ReplayData
-from townlet.replay.errors import DatasetError
 from townlet.replay.manifest import Manifest, read_manifest
 from townlet.replay.reading import load_replay_data
 
@@ -134,6 +134,7 @@ def _datasets_root(root: Path) -> Iterator[None]:
 
 def _import_minari() -> Any:
     try:
+        import h5py  # noqa: F401 - Minari's hdf5 storage needs it, found only when writing
         import minari
     except ImportError:
         raise ExportError("Minari is not installed (pip install 'townlet-train[minari]')") from None
@@ -184,6 +185,8 @@ def export_minari(
     root = (root or default_root()).expanduser()
     check_target(dataset_id, root)
     data = load_replay_data(manifest)  # every shard checked before anything is written
+    if not data.num_transitions:
+        raise ExportError(f"{manifest.root} holds no transitions: there is nothing to export")
     observation_space, action_space = spaces_for(data)
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".townlet-minari-", dir=root))
@@ -210,7 +213,7 @@ def export_minari(
                     )
                 else:
                     dataset.update_dataset_from_buffer(buffers)
-            assert dataset is not None  # a valid dataset has at least one agent
+            assert dataset is not None  # at least one agent (checked above)
             dataset.storage.update_episode_metadata(metadata)
             episodes, steps = dataset.total_episodes, dataset.total_steps
         path = _publish(staging, root, dataset_id)
@@ -225,10 +228,10 @@ def _algorithm(manifest: Manifest) -> str:
 
 
 def _description(manifest: Manifest, source: str | Path) -> str:
-    world = (manifest.raw.get("world") or {}).get("name")
+    world = manifest.raw.get("world") or {}
     return (
-        f"Townlet replay dataset {Path(source).name} (world {world}, config hash "
-        f"{(manifest.raw.get('world') or {}).get('hash')}, seed {manifest.raw.get('seed')}): "
+        f"Townlet replay dataset {Path(source).name} (world {world.get('name')}, config hash "
+        f"{world.get('hash')}, seed {manifest.raw.get('seed')}): "
         f"{manifest.ticks} ticks x {manifest.agents} agents, one Minari episode per agent life or "
         "episode; observations are the egocentric map window and the feature vector, "
         "infos['action_mask'] marks the allowed actions."
@@ -236,7 +239,13 @@ def _description(manifest: Manifest, source: str | Path) -> str:
 
 
 # ------------------------------------------------------------------ townlet-dataset export-minari
-def register(sub: Any) -> None:
+class Subparsers(Protocol):
+    """What ``ArgumentParser.add_subparsers()`` returns, as far as a subcommand needs it."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser: ...
+
+
+def register(sub: Subparsers) -> None:
     """Add ``export-minari`` to the ``townlet-dataset`` sub-parsers (``sub``)."""
     cmd = sub.add_parser("export-minari", help="write a Minari dataset (offline RL) from a replay dataset")
     cmd.add_argument("path", help="replay dataset directory (format v1, or its manifest.json)")
@@ -251,11 +260,11 @@ def register(sub: Any) -> None:
     cmd.set_defaults(run=run)
 
 
-def run(args: Any) -> int:
+def run(args: argparse.Namespace) -> int:
     """Exit 0 after writing; 2 with one line on stderr (and nothing written) when it cannot."""
     try:
         done = export_minari(args.path, dataset_id=args.dataset_id, root=args.out)
-    except (DatasetError, ExportError, OSError) as exc:
+    except (ValueError, OSError) as exc:  # DatasetError, ExportError, or Minari refusing
         print(f"townlet-dataset export-minari: {exc}", file=sys.stderr)
         return 2
     print(
