@@ -100,6 +100,9 @@ def test_default_id_and_root_from_the_environment(
     assert main(["export-minari", str(source)]) == 0
     assert minari.load_dataset("townlet/default-scripted-v0").total_steps == 20 * 4
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging directory left behind"
+    monkeypatch.chdir(tmp_path)  # a relative --out is taken from the working directory
+    assert main(["export-minari", str(source), "--out", "rel", "--dataset-id", "rel-v0"]) == 0
+    assert minari.MinariDataset(tmp_path / "rel" / "rel-v0" / "data").total_steps == 20 * 4
 
 
 def test_a_faint_keeps_the_next_observation(tmp_path: Path) -> None:

@@ -182,14 +182,16 @@ def export_minari(
 
     manifest = read_manifest(source)
     dataset_id = dataset_id or default_dataset_id(manifest)
-    root = (root or default_root()).expanduser()
+    root = (root or default_root()).expanduser().resolve()  # Minari mis-joins relative roots
     check_target(dataset_id, root)
     data = load_replay_data(manifest)  # every shard checked before anything is written
     if not data.num_transitions:
         raise ExportError(f"{manifest.root} holds no transitions: there is nothing to export")
     observation_space, action_space = spaces_for(data)
+    made_root = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".townlet-minari-", dir=root))
+    path = None
     try:
         with _datasets_root(staging), warnings.catch_warnings():
             for topic in _UNKNOWABLE:
@@ -219,6 +221,8 @@ def export_minari(
         path = _publish(staging, root, dataset_id)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if path is None and made_root:
+            root.rmdir()
     return MinariExport(dataset_id=dataset_id, path=path, episodes=episodes, steps=steps)
 
 
