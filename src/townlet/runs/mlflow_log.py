@@ -24,7 +24,8 @@ from typing import Any
 
 from filelock import FileLock
 
-from townlet.runs.sinks import MetricsSink, RunInfo, flatten, record_step, scalars
+from townlet.config.instantiate import ConfigError
+from townlet.runs.sinks import LoggerUnavailableError, MetricsSink, RunInfo, flatten, record_step, scalars
 
 SINGLE_RUN_EXPERIMENT = "runs"
 ARTIFACT_DIR = "mlartifacts"
@@ -45,7 +46,33 @@ class MlflowNotAvailableError(RuntimeError):
 
 
 class MlflowLoggerError(RuntimeError):
-    """The tracking store could not be opened or written at the start of the run."""
+    """``logger.mlflow.tracking_uri`` names no store MLflow can use (an unknown scheme)."""
+
+
+def bound_http_waits(timeout_sec: int, max_retries: int) -> None:
+    """Set MLflow's own HTTP settings so a request to a server that is down gives up after about
+    ``(max_retries + 1) * timeout_sec`` plus a few seconds of back-off, not minutes (MLflow's defaults
+    retry for rate limits); read by MLflow on every request, so they hold for this process."""
+    from mlflow.environment_variables import (
+        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+        MLFLOW_HTTP_REQUEST_TIMEOUT,
+    )
+
+    if timeout_sec < 1 or max_retries < 0:
+        raise ConfigError(
+            "logger.mlflow.request_timeout_sec must be >= 1 and logger.mlflow.request_max_retries >= 0, "
+            f"got {timeout_sec} and {max_retries}"
+        )
+    MLFLOW_HTTP_REQUEST_TIMEOUT.set(int(timeout_sec))
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES.set(int(max_retries))
+    MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.set(1)
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # one line per retry otherwise
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
 
 
 def flatten_params(node: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -74,6 +101,8 @@ class MlflowSink(MetricsSink):
         tracking_uri: str,
         experiment: str | None = None,
         log_artifacts: bool = True,
+        request_timeout_sec: int = 3,
+        request_max_retries: int = 2,
         *,
         run: RunInfo,
     ) -> None:
@@ -81,6 +110,7 @@ class MlflowSink(MetricsSink):
             from mlflow.tracking import MlflowClient
         except ImportError as exc:
             raise MlflowNotAvailableError() from exc
+        bound_http_waits(request_timeout_sec, request_max_retries)
         logging.getLogger("alembic").setLevel(logging.WARNING)  # schema-migration chatter on a new db
         self.tracking_uri = str(tracking_uri)
         self.log_artifacts = bool(log_artifacts)
@@ -88,21 +118,25 @@ class MlflowSink(MetricsSink):
         self.ended = False
         sqlite = self.tracking_uri.startswith("sqlite:///")  # a database file: created under a lock
         db = Path(self.tracking_uri.removeprefix("sqlite:///")) if sqlite else None
-        try:
+        try:  # no I/O yet: an unknown scheme or a malformed URI is a setting to fix
+            self.client: Any = MlflowClient(tracking_uri=self.tracking_uri)
+        except Exception as exc:
+            raise MlflowLoggerError(
+                f"logger.mlflow: cannot use tracking_uri={self.tracking_uri!r} ({_first_line(exc)}); "
+                "fix logger.mlflow.tracking_uri or drop mlflow from logger=[...]"
+            ) from exc
+        try:  # the store itself: a server that is down costs one bounded wait, then no MLflow
             if db is not None:
                 db.parent.mkdir(parents=True, exist_ok=True)
             with FileLock(f"{db}.lock", timeout=300) if db is not None else nullcontext():
-                self.client: Any = MlflowClient(tracking_uri=self.tracking_uri)
                 self.experiment_id = self._experiment(experiment_name(run, experiment), db)
                 self.run_id: str = self.client.create_run(
                     self.experiment_id, run_name=self._run_name(run), tags=self._tags(run)
                 ).info.run_id
             self._log_params(run.config)
         except Exception as exc:
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            raise MlflowLoggerError(
-                f"logger.mlflow: could not start a run in {self.tracking_uri!r} ({type(exc).__name__}: "
-                f"{first}); fix logger.mlflow.tracking_uri or drop mlflow from logger=[...]"
+            raise LoggerUnavailableError(
+                f"could not start a run in {self.tracking_uri!r} ({_first_line(exc)})"
             ) from exc
 
     def _experiment(self, name: str, db: Path | None) -> str:
@@ -158,11 +192,12 @@ class MlflowSink(MetricsSink):
                     self.client.log_artifact(self.run_id, str(path), artifact_path)
         self._end("FINISHED")
 
-    def abort(self, status: str, error: BaseException | None) -> None:
+    def end(self, status: str, error: BaseException | None) -> None:
         if self.ended:
             return
-        if error is not None:
-            self.client.set_tag(self.run_id, "error", f"{type(error).__name__}: {error}"[:_PARAM_VALUE_MAX])
+        if error is not None:  # FINISHED with an error: the run went on after this logger failed
+            key = "logging_stopped" if status == "FINISHED" else "error"
+            self.client.set_tag(self.run_id, key, _first_line(error)[:_PARAM_VALUE_MAX])
         self._end(status)
 
     def _end(self, status: str) -> None:

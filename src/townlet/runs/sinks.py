@@ -40,8 +40,17 @@ class RunInfo:
         return self.job_num is not None
 
 
+class LoggerUnavailableError(RuntimeError):
+    """A logger's service (a tracking server) could not be reached when the run started: the run goes
+    on without that logger, with one warning, since the records of truth are the run's own files."""
+
+
 class MetricsSink:
-    """One logger. Defaults do nothing, so a sink implements only the moments it cares about."""
+    """One logger. Defaults do nothing, so a sink implements only the moments it cares about.
+
+    A sink may raise from any method: the fan-out then switches it off for the rest of the run (one
+    warning), and at the end gives it one chance to mark its remote run with the run's outcome.
+    """
 
     name = "sink"
 
@@ -54,8 +63,9 @@ class MetricsSink:
     def after_result(self, run_dir: Path, result: Mapping[str, Any]) -> None:
         """The run succeeded: ``result.json`` and the plots are written."""
 
-    def abort(self, status: str, error: BaseException | None) -> None:
-        """The run ended without a result: ``status`` is ``FAILED`` or ``KILLED``."""
+    def end(self, status: str, error: BaseException | None) -> None:
+        """The run ended outside :meth:`after_result`: ``FAILED`` or ``KILLED`` (with the run's error),
+        or ``FINISHED`` for a sink switched off mid-run (with the error that switched it off)."""
 
 
 class JsonlSink(MetricsSink):

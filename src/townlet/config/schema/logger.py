@@ -61,6 +61,9 @@ class MlflowLoggerConfig:
     tracking_uri: str = "sqlite:///${paths.output_root}/mlflow.db"
     experiment: str | None = None  # null: "runs" for single runs, the sweep dir's name for a multirun
     log_artifacts: bool = True  # result.json, plots/, the checkpoint and .hydra/ when the run ends
+    # a tracking server's HTTP waits: a server that is down costs ~(retries + 1) x timeout + backoff
+    request_timeout_sec: int = 3
+    request_max_retries: int = 2
 
 
 @dataclass
