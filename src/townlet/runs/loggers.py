@@ -19,8 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from functools import partial
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,12 @@ from townlet.config.instantiate import ConfigError, build
 from townlet.config.plan import RunPlan
 from townlet.config.schema.logger import JsonlLoggerConfig, TensorBoardLoggerConfig
 from townlet.dto.metrics import WALL_KEY
+from townlet.dto.run import RunRecord
 from townlet.runs.metrics import MetricsWriter
 from townlet.runs.plots import reference_returns, write_training_plots
 from townlet.runs.progress import ProgressDisplay, make_display
 from townlet.runs.record import is_multirun, strategy_name
+from townlet.runs.rundir import RUN_FILE
 from townlet.runs.sinks import JsonlSink, LoggerUnavailableError, MetricsSink, RunInfo
 
 log = logging.getLogger("townlet.train")
@@ -192,9 +194,11 @@ def selected_loggers(node: Any) -> dict[str, Any]:
 
 
 def run_info(cfg: Any, run_dir: Path, hydra: Any = None, *, config_hash: str | None = None) -> RunInfo:
-    """The run's identity for the loggers, from the composed config and Hydra's runtime (if any)."""
+    """The run's identity for the loggers, from the composed config, Hydra's runtime (if any) and the
+    provenance ``run.json`` already holds (git commit, command)."""
     multirun = is_multirun(hydra)
     choices = dict(hydra.runtime.choices) if hydra is not None else {}
+    record = _run_record(Path(run_dir))
     return RunInfo(
         path=Path(run_dir),
         config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]  # a DictConfig's
@@ -207,7 +211,16 @@ def run_info(cfg: Any, run_dir: Path, hydra: Any = None, *, config_hash: str | N
         sweep_dir=Path(str(hydra.sweep.dir)) if multirun else None,
         overrides=tuple(str(o) for o in hydra.overrides.task) if hydra is not None else (),
         config_hash=config_hash,
+        git_commit=record.git_commit if record is not None else None,
+        source=record.command[0] if record is not None and record.command else None,
     )
+
+
+def _run_record(run_dir: Path) -> RunRecord | None:
+    try:
+        return RunRecord.model_validate_json((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no record (a test's fan-out) or an unreadable one: no provenance
+        return None
 
 
 def build_metrics(

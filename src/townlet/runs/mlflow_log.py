@@ -1,9 +1,11 @@
 """``logger=mlflow``: one MLflow run per job, in a local SQLite store unless told otherwise.
 
 Params are the flattened, resolved config (``strategy.lr``), metrics the numeric leaves of every
-record at its iteration/epoch (prefixed ``stage<index>_<name>/`` as in TensorBoard), tags the
-strategy, world, seed and run dir. A successful run hands over ``result.json``, ``plots/``, the
-checkpoint and ``.hydra/`` as artefacts and ends ``FINISHED``; otherwise ``FAILED`` or ``KILLED``.
+record at its iteration/epoch (prefixed ``stage<index>_<name>/``), tags the strategy, world, seed,
+run dir, MLflow's standard source/git/user tags and the config's ``tags``. A successful run adds the
+final evaluation's returns and the objective as metrics (so runs sort by result), hands over
+``result.json``, ``plots/``, the checkpoint and ``.hydra/`` as artefacts and ends ``FINISHED``;
+otherwise ``FAILED`` or ``KILLED``.
 
 Single runs share the experiment ``runs``; each multirun gets its own, named after its sweep dir, so
 its jobs sit side by side in the UI. The default store is ``sqlite:///<output_root>/mlflow.db``
@@ -14,6 +16,7 @@ file lock, since two processes creating them at once would collide.
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import time
@@ -25,7 +28,15 @@ from typing import Any
 from filelock import FileLock
 
 from townlet.config.instantiate import ConfigError
-from townlet.runs.sinks import LoggerUnavailableError, MetricsSink, RunInfo, flatten, record_step, scalars
+from townlet.runs.sinks import (
+    LoggerUnavailableError,
+    MetricsSink,
+    RunInfo,
+    final_metrics,
+    flatten,
+    record_step,
+    scalars,
+)
 
 SINGLE_RUN_EXPERIMENT = "runs"
 ARTIFACT_DIR = "mlartifacts"
@@ -70,6 +81,13 @@ def bound_http_waits(timeout_sec: int, max_retries: int) -> None:
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # one line per retry otherwise
 
 
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return "unknown"
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
@@ -84,11 +102,7 @@ def flatten_params(node: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
 def experiment_name(run: RunInfo, configured: str | None) -> str:
     """``configured`` if set; else the sweep dir (relative to ``output_root``) or ``runs``."""
-    if configured or run.sweep_dir is None:
-        return configured or SINGLE_RUN_EXPERIMENT
-    sweep = run.sweep_dir.resolve()
-    root = Path(run.output_root).resolve() if run.output_root is not None else None
-    return (sweep.relative_to(root) if root and sweep.is_relative_to(root) else sweep).as_posix()
+    return configured or run.sweep_name or SINGLE_RUN_EXPERIMENT
 
 
 class MlflowSink(MetricsSink):
@@ -112,9 +126,11 @@ class MlflowSink(MetricsSink):
             raise MlflowNotAvailableError() from exc
         bound_http_waits(request_timeout_sec, request_max_retries)
         logging.getLogger("alembic").setLevel(logging.WARNING)  # schema-migration chatter on a new db
+        self.run = run
         self.tracking_uri = str(tracking_uri)
         self.log_artifacts = bool(log_artifacts)
         self.records = 0
+        self.last_step = 0
         self.ended = False
         sqlite = self.tracking_uri.startswith("sqlite:///")  # a database file: created under a lock
         db = Path(self.tracking_uri.removeprefix("sqlite:///")) if sqlite else None
@@ -131,7 +147,7 @@ class MlflowSink(MetricsSink):
             with FileLock(f"{db}.lock", timeout=300) if db is not None else nullcontext():
                 self.experiment_id = self._experiment(experiment_name(run, experiment), db)
                 self.run_id: str = self.client.create_run(
-                    self.experiment_id, run_name=self._run_name(run), tags=self._tags(run)
+                    self.experiment_id, run_name=run.display_name, tags=self._tags(run)
                 ).info.run_id
             self._log_params(run.config)
         except Exception as exc:
@@ -147,19 +163,37 @@ class MlflowSink(MetricsSink):
         return str(self.client.create_experiment(name, artifact_location=location))
 
     @staticmethod
-    def _run_name(run: RunInfo) -> str:
-        return f"{run.run_name}-{run.job_num}" if run.job_num is not None else run.run_name
-
-    @staticmethod
     def _tags(run: RunInfo) -> dict[str, str]:
-        optional = {"config_hash": run.config_hash, "job_num": run.job_num, "sweep_dir": run.sweep_dir}
+        """The project's tags, MLflow's standard ones (source, git commit, user) and the config's
+        ``tags``: ``key:value`` entries become that tag, a bare ``name`` the tag ``name`` = ``true``."""
+        from mlflow.utils.mlflow_tags import (
+            MLFLOW_GIT_COMMIT,
+            MLFLOW_SOURCE_NAME,
+            MLFLOW_SOURCE_TYPE,
+            MLFLOW_USER,
+        )
+
+        optional = {
+            "config_hash": run.config_hash,
+            "job_num": run.job_num,
+            "sweep_dir": run.sweep_dir,
+            MLFLOW_GIT_COMMIT: run.git_commit,
+            MLFLOW_SOURCE_NAME: run.source,
+        }
+        configured = dict(tag.partition(":")[::2] for tag in run.tags)
         return {
+            **{
+                key[:_PARAM_KEY_MAX]: (value or "true")[:_PARAM_VALUE_MAX]
+                for key, value in configured.items()
+            },
             "strategy": run.strategy,
             "world": run.world,
             "seed": str(run.seed),
             "run_name": run.run_name,
             "run_dir": str(run.path),
             "overrides": " ".join(run.overrides)[:_PARAM_VALUE_MAX],
+            MLFLOW_SOURCE_TYPE: "LOCAL",
+            MLFLOW_USER: _user(),
             **{key: str(value) for key, value in optional.items() if value not in (None, "")},
         }
 
@@ -177,6 +211,7 @@ class MlflowSink(MetricsSink):
 
         self.records += 1
         step, stamp = record_step(record, self.records), int(time.time() * 1000)
+        self.last_step = step
         metrics = [Metric(tag, value, stamp, step) for tag, value in scalars(record)]
         for start in range(0, len(metrics), _METRIC_BATCH):
             self.client.log_batch(self.run_id, metrics=metrics[start : start + _METRIC_BATCH])
@@ -184,6 +219,15 @@ class MlflowSink(MetricsSink):
     def after_result(self, run_dir: Path, result: Mapping[str, Any]) -> None:
         if self.ended:
             return
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        final = [
+            Metric(key, value, stamp, self.last_step)
+            for key, value in final_metrics(self.run, result).items()
+        ]
+        if final:  # runs sort by these in the UI: the evaluation table and the objective
+            self.client.log_batch(self.run_id, metrics=final)
         if self.log_artifacts:
             for path, artifact_path in artefacts(run_dir, result):
                 if path.is_dir():
