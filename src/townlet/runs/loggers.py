@@ -42,7 +42,7 @@ log = logging.getLogger("townlet.train")
 
 #: The ``logger.<name>`` keys, in the order their sinks are built: remote trackers first, so a bad
 #: setting stops the run before any local file is created (records are written JSONL first).
-LOGGER_KEYS: tuple[str, ...] = ("mlflow", "tensorboard", "csv", "jsonl")
+LOGGER_KEYS: tuple[str, ...] = ("mlflow", "wandb", "tensorboard", "csv", "jsonl")
 
 
 class MetricsFanout(MetricsWriter):

@@ -67,6 +67,18 @@ class MlflowLoggerConfig:
 
 
 @dataclass
+class WandbLoggerConfig:
+    """One W&B run per job (needs the ``wandb`` extra); offline unless ``WANDB_API_KEY`` is set."""
+
+    _target_: str = "townlet.runs.wandb_log.WandbSink"
+    project: str = "townlet"
+    entity: str | None = None
+    mode: str = "auto"  # auto (online with WANDB_API_KEY, else offline), online, offline, disabled
+    log_artifacts: bool = True  # result.json and the policy checkpoint when the run ends
+    init_timeout_sec: float = 15.0
+
+
+@dataclass
 class LoggerConfig:
     """The selected loggers (``null`` = not selected) and their shared settings."""
 
@@ -74,6 +86,7 @@ class LoggerConfig:
     csv: CsvLoggerConfig | None = None
     tensorboard: TensorBoardLoggerConfig | None = None
     mlflow: MlflowLoggerConfig | None = None
+    wandb: WandbLoggerConfig | None = None
     log_frequency: int = 1  # write every n-th record a strategy logs (forced records always)
     max_log_entries: int | None = None  # metrics.jsonl moves on to metrics.jsonl.1, .2 ... after this many
     plots: bool = True  # <run dir>/plots/training_curves.png, drawn from metrics.jsonl
