@@ -36,7 +36,7 @@ from townlet.runs.plots import reference_returns, write_training_plots
 from townlet.runs.progress import ProgressDisplay, make_display
 from townlet.runs.record import is_multirun, strategy_name
 from townlet.runs.rundir import RUN_FILE
-from townlet.runs.sinks import JsonlSink, LoggerUnavailableError, MetricsSink, RunInfo
+from townlet.runs.sinks import JsonlSink, LoggerUnavailableError, MetricsSink, RunInfo, error_line
 
 log = logging.getLogger("townlet.train")
 
@@ -106,7 +106,7 @@ class MetricsFanout(MetricsWriter):
                 "logger %s: failed %s (%s); switched off for the rest of the run, which goes on",
                 sink.name,
                 doing,
-                _one_line(exc),
+                error_line(exc),
             )
             _quietly(sink.close)
             return False
@@ -156,19 +156,14 @@ class MetricsFanout(MetricsWriter):
                 try:
                     sink.end(status, error)
                 except Exception as exc:
-                    log.debug("logger %s: could not mark its run %s (%s)", sink.name, status, _one_line(exc))
+                    log.debug("logger %s: could not mark its run %s (%s)", sink.name, status, error_line(exc))
 
 
 def _quietly(call: Callable[[], None]) -> None:
     try:
         call()
     except Exception as exc:
-        log.debug("ignored while switching a logger off: %s", _one_line(exc))
-
-
-def _one_line(exc: BaseException) -> str:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
+        log.debug("ignored while switching a logger off: %s", error_line(exc))
 
 
 def selected_loggers(node: Any) -> dict[str, Any]:

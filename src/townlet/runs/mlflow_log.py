@@ -32,6 +32,7 @@ from townlet.runs.sinks import (
     LoggerUnavailableError,
     MetricsSink,
     RunInfo,
+    error_line,
     final_metrics,
     flatten,
     record_step,
@@ -88,11 +89,6 @@ def _user() -> str:
         return "unknown"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
-
-
 def flatten_params(node: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """``(dotted key, text)`` for every leaf of the config; lists become JSON text."""
     for name, value in flatten(node, sep="."):
@@ -138,7 +134,7 @@ class MlflowSink(MetricsSink):
             self.client: Any = MlflowClient(tracking_uri=self.tracking_uri)
         except Exception as exc:
             raise MlflowLoggerError(
-                f"logger.mlflow: cannot use tracking_uri={self.tracking_uri!r} ({_first_line(exc)}); "
+                f"logger.mlflow: cannot use tracking_uri={self.tracking_uri!r} ({error_line(exc)}); "
                 "fix logger.mlflow.tracking_uri or drop mlflow from logger=[...]"
             ) from exc
         try:  # the store itself: a server that is down costs one bounded wait, then no MLflow
@@ -152,7 +148,7 @@ class MlflowSink(MetricsSink):
             self._log_params(run.config)
         except Exception as exc:
             raise LoggerUnavailableError(
-                f"could not start a run in {self.tracking_uri!r} ({_first_line(exc)})"
+                f"could not start a run in {self.tracking_uri!r} ({error_line(exc)})"
             ) from exc
 
     def _experiment(self, name: str, db: Path | None) -> str:
@@ -241,7 +237,7 @@ class MlflowSink(MetricsSink):
             return
         if error is not None:  # FINISHED with an error: the run went on after this logger failed
             key = "logging_stopped" if status == "FINISHED" else "error"
-            self.client.set_tag(self.run_id, key, _first_line(error)[:_PARAM_VALUE_MAX])
+            self.client.set_tag(self.run_id, key, error_line(error)[:_PARAM_VALUE_MAX])
         self._end(status)
 
     def _end(self, status: str) -> None:

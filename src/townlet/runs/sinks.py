@@ -117,6 +117,12 @@ class JsonlSink(MetricsSink):
         self.writer.close()
 
 
+def error_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first line of the message`` (cut to ``limit``): a warning stays one line."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:limit]}" if text else type(exc).__name__
+
+
 def number(value: Any) -> float | None:
     """A record's value as a finite float; None for text, flags, lists, None and NaN/Inf."""
     return None if isinstance(value, str) else finite_or_none(value)

@@ -26,6 +26,7 @@ from townlet.runs.sinks import (
     LoggerUnavailableError,
     MetricsSink,
     RunInfo,
+    error_line,
     final_metrics,
     grouped_scalars,
 )
@@ -102,7 +103,7 @@ class WandbSink(MetricsSink):
             self.wandb_run.define_metric(GLOBAL_STEP_KEY)
             self.wandb_run.define_metric("*", step_metric=GLOBAL_STEP_KEY)
         except Exception as exc:
-            raise LoggerUnavailableError(f"could not start a run ({type(exc).__name__}: {exc})") from exc
+            raise LoggerUnavailableError(f"could not start a run ({error_line(exc)})") from exc
 
     def write(self, record: Mapping[str, Any]) -> None:
         if self.ended:
@@ -141,7 +142,7 @@ class WandbSink(MetricsSink):
             return
         if error is not None:
             key = "logging_stopped" if status == "FINISHED" else "error"
-            self.wandb_run.summary[key] = f"{type(error).__name__}: {error}"[:1000]
+            self.wandb_run.summary[key] = error_line(error, limit=1000)
         self._end(status)
 
     def _end(self, status: str) -> None:
