@@ -28,6 +28,13 @@ class ProgressMode(StrEnum):
     off = "off"
 
 
+class WandbMode(StrEnum):
+    auto = "auto"  # online with WANDB_API_KEY (or as WANDB_MODE says), else offline
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
+
+
 @dataclass
 class JsonlLoggerConfig:
     """``<run dir>/metrics.jsonl``: one JSON object per logged record (plots, reports and benches read it)."""
@@ -73,7 +80,7 @@ class WandbLoggerConfig:
     _target_: str = "townlet.runs.wandb_log.WandbSink"
     project: str = "townlet"
     entity: str | None = None
-    mode: str = "auto"  # auto (online with WANDB_API_KEY, else offline), online, offline, disabled
+    mode: WandbMode = WandbMode.auto
     log_artifacts: bool = True  # result.json and the policy checkpoint when the run ends
     init_timeout_sec: float = 15.0
 
