@@ -63,3 +63,19 @@ SWEEP_METRICS: tuple[str, ...] = (
 OBJECTIVES: tuple[str, ...] = (POLICY_RETURN, VAL_ACCURACY_KEY, "accuracy", TRAIN_RETURN_KEY, LOSS_TOTAL_KEY)
 #: The periodic evaluation's keys on a training line (``evaluation.every``).
 EVAL_KEYS: tuple[str, ...] = ("eval_return_mean", "eval_return_std", "eval_faint_rate", "eval_mean_needs")
+#: Optimisation figures, grouped ``losses/`` by the dashboards (TensorBoard, W&B); ``EVAL_KEYS`` go
+#: to ``eval/`` and every other measurement to ``charts/``.
+LOSS_GROUP_KEYS: frozenset[str] = frozenset({TRAIN_LOSS_KEY, VAL_LOSS_KEY, LOSS_TOTAL_KEY, *PPO_CURVE_KEYS})
+
+# -- the end of a run, as the trackers record it -------------------------------------------------
+#: The final evaluation table's mean returns (result fields): the trained policy, the scripted
+#: teacher and the random policy on the same seeds.
+FINAL_RETURNS: tuple[str, ...] = (
+    POLICY_RETURN,
+    "evaluation.scripted.mean_return",
+    "evaluation.random.mean_return",
+)
+#: The run's objective value (its key is the config's ``objective``), for sorting runs by result.
+OBJECTIVE_METRIC = "objective"
+#: The x axis the dashboards share: agent-steps so far (epochs where a run collects none).
+GLOBAL_STEP_KEY = "global_step"
