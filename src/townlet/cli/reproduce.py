@@ -371,12 +371,15 @@ def _announce(original: Path, new: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from townlet.config.snapshot import gate_run_snapshot
+
     args = build_parser().parse_args(argv)
     original = args.run_dir.expanduser().resolve()
     try:
         if args.compare_with is not None:
             other = args.compare_with.expanduser().resolve()
         else:
+            gate_run_snapshot(original)  # .hydra/*.yaml as untrusted YAML: one line, exit 2
             read_result(original)  # fail before spending a training run on an unfinished original
             snapshot = load_snapshot(original)
             other = run_reproduction(snapshot, args.output_dir, lambda new: _announce(original, new))
