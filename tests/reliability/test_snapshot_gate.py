@@ -168,7 +168,7 @@ def test_reproduce_gate_names_and_targets(
 def test_saved_override_of_hydra_or_function_target_refused(tmp_path: Path, job: dict[str, Any]) -> None:
     run = _run_dir(tmp_path, job, lambda c, h: None)
     for line, phrase in (
-        ("hydra.job_logging.handlers.h.filename=/tmp/x", "sets Hydra's settings"),
+        ("hydra.job_logging.handlers.h.filename=/tmp/x", "never set hydra.* keys"),
         ("strategy._target_=townlet.runs.atomic.atomic_write_text", "not accepted from a snapshot"),
     ):
         (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["strategy=bc", line]))
@@ -239,11 +239,9 @@ def test_reproduce_cli_refuses_hostile_hydra_yaml(
     run = _run_dir(tmp_path, job, lambda c, h: h["job"].update(config_name="../run/.hydra/config"))
     before = _tree(tmp_path)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as stop:
-        main([str(run)])
+    assert main([str(run)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert stop.value.code == 2
-    assert len(err) == 1 and err[0].startswith("townlet-reproduce: config error:") and "plain config name" in err[0]
+    assert len(err) == 1 and err[0].startswith("townlet-reproduce: refusing") and "plain config name" in err[0]
     assert _tree(tmp_path) == before
 
 

@@ -66,6 +66,9 @@ class Difference:
 
 def load_snapshot(run_dir: str | Path) -> Snapshot:
     """Read ``.hydra/{overrides,config,hydra}.yaml`` and refuse disallowed targets before anything else."""
+    from townlet.config.instantiate import ConfigError
+    from townlet.config.snapshot import check_run_snapshot
+
     root = Path(run_dir).expanduser().resolve()
     hydra_dir = root / ".hydra"
     if not root.is_dir():
@@ -76,6 +79,10 @@ def load_snapshot(run_dir: str | Path) -> Snapshot:
                 f"{hydra_dir / name} is missing: only runs launched by townlet-train (with "
                 "hydra.output_subdir left at .hydra) can be reproduced"
             )
+    try:  # as untrusted YAML, hydra.yaml's hydra: node included, before anything else parses them
+        check_run_snapshot(root)
+    except ConfigError as exc:
+        raise ReproduceError(f"refusing to reproduce {root}: {exc}") from None
     overrides = _load_yaml(hydra_dir / "overrides.yaml")
     config = _load_yaml(hydra_dir / "config.yaml")
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
@@ -371,15 +378,12 @@ def _announce(original: Path, new: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from townlet.config.snapshot import gate_run_snapshot
-
     args = build_parser().parse_args(argv)
     original = args.run_dir.expanduser().resolve()
     try:
         if args.compare_with is not None:
             other = args.compare_with.expanduser().resolve()
         else:
-            gate_run_snapshot(original)  # .hydra/*.yaml as untrusted YAML: one line, exit 2
             read_result(original)  # fail before spending a training run on an unfinished original
             snapshot = load_snapshot(original)
             other = run_reproduction(snapshot, args.output_dir, lambda new: _announce(original, new))

@@ -46,6 +46,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
     from townlet.facade import PolicyTrainingOrchestrator, RunSettings
     from townlet.runs.loggers import MetricsFanout, build_metrics
     from townlet.runs.objective import objective_value
+    from townlet.runs.ownership import claim_run_dir, release_run_dir
     from townlet.runs.record import RunRecorder, is_multirun, strategy_name
     from townlet.runs.rundir import RunDir
     from townlet.runs.signals import StopSignals, as_run_interrupted, interrupt_signal
@@ -57,6 +58,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
             raise ValueError("run_job needs run_dir= when called outside a Hydra application")
         run_dir = hc.runtime.output_dir
     rd = RunDir(run_dir)
+    claim_run_dir(rd.path, resume=bool(cfg.resume))  # held since Hydra's on_run_start for a single run
     previous = _previous_run_id(rd) if cfg.resume else None
     rd.prepare(resume=bool(cfg.resume))
     file_handler = None if hc is not None else _attach_file_log(rd.log_path)
@@ -120,6 +122,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
         raise
     finally:
         stop_signals.restore()
+        release_run_dir(rd.path)
         metrics.close()
         if file_handler is not None:
             logging.getLogger().removeHandler(file_handler)

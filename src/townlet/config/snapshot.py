@@ -93,14 +93,6 @@ def gate_train_args(args: Sequence[str], prog: str = "townlet-train") -> None:
         _exit(prog, exc)
 
 
-def gate_run_snapshot(run_dir: str | Path, prog: str = "townlet-reproduce") -> None:
-    """``townlet-reproduce``'s gate: check ``RUN/.hydra/*.yaml``; on refusal one line and exit 2."""
-    try:
-        check_run_snapshot(Path(run_dir))
-    except ConfigError as exc:
-        _exit(prog, exc)
-
-
 def _exit(prog: str, exc: BaseException) -> NoReturn:
     sys.stderr.write(f"{prog}: config error: {exc}\n")
     raise SystemExit(REFUSED_EXIT)
@@ -216,7 +208,10 @@ def check_overrides(overrides: Sequence[str], where: str) -> None:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
         if key == "hydra" or key.startswith("hydra.") or key.startswith("hydra/"):
-            raise SnapshotRefused(f"{where}: override {override!r} sets Hydra's settings; remove that line")
+            raise SnapshotRefused(
+                f"{where}: override {override!r}: a run's saved overrides never set hydra.* keys, so this "
+                "snapshot was edited; remove that line"
+            )
         if key.rsplit(".", 1)[-1] == "_target_" or "implementations" in key.split("."):
             check_snapshot_target(value.strip("'\" "), key)
 

@@ -57,11 +57,13 @@ def interrupt_message(exc: BaseException) -> str:
     name = interrupt_signal(exc)
     if not isinstance(exc, RunInterrupted) or exc.run_dir is None:
         return f"interrupted by {name}"
+    from townlet.runs.ownership import resume_command
+
     run_dir = exc.run_dir
     kept = "the last checkpoint is kept" if exc.checkpointed else "no checkpoint was written yet"
     return (
         f"interrupted by {name}; run.json says 'interrupted' and {kept} in {run_dir}; "
-        f"continue with: townlet-train hydra.run.dir={run_dir} resume=true"
+        f"continue with: {resume_command(run_dir)}"
     )
 
 
