@@ -75,7 +75,9 @@ def _marker(root: Path) -> str:
 # (edit, phrase); the edit is applied to the snapshot's config.yaml (train) and hydra.yaml (reproduce)
 HOSTILE: dict[str, tuple[Callable[[Path], dict[str, Any]], str]] = {
     "callback_copyfile": (
-        lambda r: {"callbacks": {"x": {"_target_": "shutil.copyfile", "src": "/etc/hostname", "dst": _marker(r)}}},
+        lambda r: {
+            "callbacks": {"x": {"_target_": "shutil.copyfile", "src": "/etc/hostname", "dst": _marker(r)}}
+        },
         "hydra.callbacks.x='shutil.copyfile' is not allowed",
     ),
     "callback_townlet_function": (
@@ -101,7 +103,9 @@ HOSTILE: dict[str, tuple[Callable[[Path], dict[str, Any]], str]] = {
         "logging.FileHandler at",
     ),
     "logging_custom_class": (
-        lambda r: {"job_logging": {"version": 1, "handlers": {"h": {"class": "logging.handlers.SocketHandler"}}}},
+        lambda r: {
+            "job_logging": {"version": 1, "handlers": {"h": {"class": "logging.handlers.SocketHandler"}}}
+        },
         "is not accepted",
     ),
     "formatter_factory": (
@@ -134,7 +138,9 @@ def test_hostile_hydra_yaml_refused_by_reproduce_gate(case: str, tmp_path: Path,
 
     def edit(c: dict[str, Any], h: dict[str, Any]) -> None:
         for key, value in node.items():
-            h[key] = {**h[key], **value} if isinstance(value, dict) and isinstance(h.get(key), dict) else value
+            h[key] = (
+                {**h[key], **value} if isinstance(value, dict) and isinstance(h.get(key), dict) else value
+            )
 
     run = _run_dir(tmp_path, job, edit)
     with pytest.raises(SnapshotRefused, match=re.escape(phrase)):
@@ -153,7 +159,10 @@ def test_a_real_snapshot_passes_both_gates(tmp_path: Path, job: dict[str, Any]) 
     [
         (lambda c, h: h["job"].update(config_name="../snap/evil"), "plain config name"),
         (lambda c, h: h["job"].update(config_name="evil"), "not a config of this package"),
-        (lambda c, h: c["strategy"].update(_target_="townlet.runs.atomic.atomic_write_text"), "not accepted from"),
+        (
+            lambda c, h: c["strategy"].update(_target_="townlet.runs.atomic.atomic_write_text"),
+            "not accepted from",
+        ),
         (lambda c, h: c["strategy"].update(_target_="townlet.runs.record.os.system"), "defined in posix"),
         (lambda c, h: c["services"].update(implementations={"replay": "code.interact"}), "code.interact"),
     ],
@@ -192,7 +201,9 @@ def test_defaults_selecting_hydra_groups_and_hydra_group_files_refused(tmp_path:
 def test_yaml_alias_bomb_and_oversized_file_refused(tmp_path: Path) -> None:
     bomb = tmp_path / "config.yaml"
     lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
-    lines += [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]" for i in range(9)]
+    lines += [
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]" for i in range(9)
+    ]
     bomb.write_text("\n".join(lines) + "\n")
     with pytest.raises(SnapshotRefused, match="anchors and aliases"):
         load_untrusted_yaml(bomb)
@@ -210,7 +221,9 @@ def test_packaged_config_dir_is_not_gated(conf_dir: Path) -> None:
 
 
 def _tree(root: Path) -> dict[str, bytes | None]:
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))
+    }
 
 
 def test_train_cli_refuses_hostile_snapshot_runs_and_writes_nothing(
@@ -241,7 +254,9 @@ def test_reproduce_cli_refuses_hostile_hydra_yaml(
     monkeypatch.chdir(tmp_path)
     assert main([str(run)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("townlet-reproduce: refusing") and "plain config name" in err[0]
+    assert (
+        len(err) == 1 and err[0].startswith("townlet-reproduce: refusing") and "plain config name" in err[0]
+    )
     assert _tree(tmp_path) == before
 
 
@@ -249,7 +264,9 @@ def test_reproduce_cli_refuses_hostile_hydra_yaml(
 
 
 def test_git_env_drops_git_variables() -> None:
-    env = git_env({"PATH": "/bin", "GIT_CONFIG_COUNT": "1", "GIT_DIR": "/x", "GIT_EXEC_PATH": "/y", "HOME": "/h"})
+    env = git_env(
+        {"PATH": "/bin", "GIT_CONFIG_COUNT": "1", "GIT_DIR": "/x", "GIT_EXEC_PATH": "/y", "HOME": "/h"}
+    )
     assert env["PATH"] == "/bin" and env["HOME"] == "/h"
     assert not {"GIT_CONFIG_COUNT", "GIT_DIR", "GIT_EXEC_PATH"} & set(env)
 

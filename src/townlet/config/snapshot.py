@@ -24,7 +24,13 @@ from typing import Any, NoReturn
 
 import yaml
 
-from townlet.config.instantiate import ALLOWED_MODULES, ConfigError, allowed_modules, iter_import_paths, resolve_target
+from townlet.config.instantiate import (
+    ALLOWED_MODULES,
+    ConfigError,
+    allowed_modules,
+    iter_import_paths,
+    resolve_target,
+)
 from townlet.packaged import CONF_DIR
 
 MAX_YAML_BYTES = 1 << 20
@@ -32,7 +38,9 @@ MAX_FILES = 200
 REFUSED_EXIT = 2
 
 #: ``hydra.callbacks`` a snapshot may name (what ``townlet-train`` and ``conf/hydra`` add).
-CALLBACKS = frozenset({"townlet.sweeps.summary.SweepSummaryCallback", "townlet.cli.preflight.PreflightCallback"})
+CALLBACKS = frozenset(
+    {"townlet.sweeps.summary.SweepSummaryCallback", "townlet.cli.preflight.PreflightCallback"}
+)
 #: Launchers and sweepers of Hydra and of ``conf/launcher``/``conf/hparams_search``.
 LAUNCHERS = frozenset(
     {
@@ -118,7 +126,9 @@ def check_train_args(args: Sequence[str]) -> None:
 def check_run_snapshot(run_dir: Path) -> None:
     """Check a run's ``.hydra/config.yaml``, ``overrides.yaml`` and ``hydra.yaml`` (when present)."""
     hydra_dir = run_dir.expanduser().resolve() / ".hydra"
-    config_path, overrides_path, hydra_path = (hydra_dir / f"{n}.yaml" for n in ("config", "overrides", "hydra"))
+    config_path, overrides_path, hydra_path = (
+        hydra_dir / f"{n}.yaml" for n in ("config", "overrides", "hydra")
+    )
     if config_path.is_file():
         check_config_file(config_path, hydra_dir)
     if overrides_path.is_file():
@@ -166,7 +176,9 @@ def load_untrusted_yaml(path: Path) -> Any:
     except OSError as exc:
         raise SnapshotRefused(f"cannot read {path}: {exc.strerror or exc}") from None
     if len(data) > MAX_YAML_BYTES:
-        raise SnapshotRefused(f"{path} is larger than {MAX_YAML_BYTES // 1024} KiB; a config snapshot never is")
+        raise SnapshotRefused(
+            f"{path} is larger than {MAX_YAML_BYTES // 1024} KiB; a config snapshot never is"
+        )
     loader = _UntrustedLoader(data.decode("utf-8", errors="replace"))
     loader.name = str(path)
     try:
@@ -187,7 +199,9 @@ def check_config_file(path: Path, root: Path) -> None:
     """
     where = str(path)
     if path.relative_to(root).parts[0] == "hydra":
-        raise SnapshotRefused(f"{where}: a config dir from outside the package may not replace Hydra's settings")
+        raise SnapshotRefused(
+            f"{where}: a config dir from outside the package may not replace Hydra's settings"
+        )
     node = load_untrusted_yaml(path)
     if not isinstance(node, Mapping):
         return
@@ -251,7 +265,9 @@ def check_hydra_node(hydra: Mapping[str, Any], where: str) -> None:
             value = node.get(key) if isinstance(node, Mapping) else None
             if value is not None and ".." in re.split(r"[/\\]", str(value)):
                 raise SnapshotRefused(f"{where}: hydra.{group}.{key}={value!r} climbs out with '..'")
-    for key, dotted in iter_import_paths({k: v for k, v in hydra.items() if k not in ("callbacks", "launcher", "sweeper")}):
+    for key, dotted in iter_import_paths(
+        {k: v for k, v in hydra.items() if k not in ("callbacks", "launcher", "sweeper")}
+    ):
         raise SnapshotRefused(f"{where}: hydra.{key}={dotted!r} is not accepted from a snapshot")
 
 
@@ -262,7 +278,9 @@ def _check_plugin(hydra: Mapping[str, Any], key: str, allowed: frozenset[str], w
     for path, dotted in iter_import_paths(node, f"hydra.{key}"):
         ok = dotted in allowed if path == f"hydra.{key}._target_" else dotted in SAMPLERS
         if not ok:
-            raise SnapshotRefused(f"{where}: {path}={dotted!r} is not a launcher or sweeper this project uses")
+            raise SnapshotRefused(
+                f"{where}: {path}={dotted!r} is not a launcher or sweeper this project uses"
+            )
 
 
 def _check_logging(node: Any, key: str, where: str) -> None:
@@ -272,7 +290,9 @@ def _check_logging(node: Any, key: str, where: str) -> None:
     for name, formatter in dict(node.get("formatters") or {}).items():
         extra = set(formatter or {}) - _FORMATTER_KEYS if isinstance(formatter, Mapping) else {"?"}
         if extra:
-            raise SnapshotRefused(f"{where}: {key}.formatters.{name} may set only {', '.join(sorted(_FORMATTER_KEYS))}")
+            raise SnapshotRefused(
+                f"{where}: {key}.formatters.{name} may set only {', '.join(sorted(_FORMATTER_KEYS))}"
+            )
     for name, handler in dict(node.get("handlers") or {}).items():
         _check_handler(handler, f"{key}.handlers.{name}", where)
     if node.get("filters"):
@@ -290,7 +310,11 @@ def _check_handler(handler: Any, key: str, where: str) -> None:
     cls = handler.get("class")
     if cls == "logging.StreamHandler" and handler.get("stream", "ext://sys.stderr") in _STREAMS:
         return
-    if cls == "logging.FileHandler" and _RUN_DIR_LOG.fullmatch(str(handler.get("filename", ""))) and ".." not in str(handler.get("filename")):
+    if (
+        cls == "logging.FileHandler"
+        and _RUN_DIR_LOG.fullmatch(str(handler.get("filename", "")))
+        and ".." not in str(handler.get("filename"))
+    ):
         return
     raise SnapshotRefused(
         f"{where}: {key} (class {cls!r}) is not accepted: only logging.StreamHandler on sys.stdout/stderr "

@@ -11,6 +11,7 @@ in the same process) when the job starts, which covers a sweep's jobs and ``town
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -57,14 +58,18 @@ def claim_run_dir(
                 os.close(fd)
             return
         if fd is None:
-            path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                return  # a file-system fault: the run reports it when it creates the dir (rundir.py)
+            _probe_lock(path, fd)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
     except BaseException:
         if fd is not None:
-            os.close(fd)
+            with contextlib.suppress(OSError):  # already closed by a refusing _probe_lock
+                os.close(fd)
         raise
     _HELD[path] = fd
 
@@ -76,14 +81,13 @@ def release_run_dir(run_dir: str | Path) -> None:
         os.close(fd)
 
 
-def _probe_lock(path: Path) -> int | None:
+def _probe_lock(path: Path, fd: int | None = None) -> int | None:
     """The lock taken (its descriptor), None when there is no lock file yet; a live holder is refused."""
-    try:
-        fd = os.open(path / LOCK_FILE, os.O_RDWR)
-    except FileNotFoundError:
-        return None
-    except NotADirectoryError:
-        return None  # the run dir check reports the file in the way
+    if fd is None:
+        try:
+            fd = os.open(path / LOCK_FILE, os.O_RDWR)
+        except OSError:  # none yet, or a file-system fault the run reports when it creates the dir
+            return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -182,8 +186,10 @@ def check_run_paths(cfg: Mapping[str, Any]) -> None:
             )
 
 
-def check_hydra_paths(hydra: Mapping[str, Any]) -> None:
+def check_hydra_paths(hydra: Any) -> None:
     """Hydra's own outputs stay inside the run dir: ``output_subdir`` and file log handlers."""
+    if not isinstance(hydra, Mapping):
+        return
     subdir = hydra.get("output_subdir")
     if subdir is not None and _escapes(str(subdir)):
         raise ConfigError(f"hydra.output_subdir={subdir!r} must be a folder inside the run dir (e.g. .hydra)")
