@@ -174,6 +174,7 @@ def test_cli_resume_with_another_config_changes_nothing(run_cli, tmp_path: Path)
         ("run_name=../../escape", "run_name="),
         ("logger.jsonl.filename=../victim/result.json", "logger.jsonl.filename"),
         ("hydra.output_subdir=../victim/.hydra", "hydra.output_subdir"),
+        ("hydra.job_logging.handlers.file.filename=../victim/train.log", "handlers.file.filename"),
     ],
 )
 def test_cli_refuses_paths_that_escape_and_writes_nothing(
@@ -198,4 +199,13 @@ def test_cli_second_run_into_a_live_dir_is_refused(
     second = run_cli(*_echo(run))
     assert second.returncode == 1 and f"in use by a live run (pid {proc.pid})" in second.stderr
     assert len(second.stderr.strip().splitlines()) == 1
+    assert _tree(tmp_path) == before
+
+
+def test_cli_sweep_refuses_a_job_whose_run_name_escapes(run_cli, tmp_path: Path) -> None:
+    before = _tree(tmp_path)
+    args = [support_searchpath(), "strategy=echo", "objective=accuracy", f"paths.output_root={tmp_path}"]
+    proc = run_cli("-m", *args, "run_name=ok,../../escape")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "sweep job #1" in lines[0] and "run_name=" in lines[0]
     assert _tree(tmp_path) == before

@@ -287,3 +287,27 @@ def test_git_info_runs_no_fsmonitor_or_hook(tmp_path: Path, monkeypatch: pytest.
     commit, dirty = git_info(repo)
     assert commit is not None and dirty is False
     assert not marker.exists()
+
+
+def test_a_snapshot_naming_a_moved_component_passes(tmp_path: Path, job: dict[str, Any]) -> None:
+    old = "townlet.policy.training.services.build_default_services"
+    check_run_snapshot(_run_dir(tmp_path, job, lambda c, h: c["services"].update(_target_=old)))
+
+
+def test_a_relative_config_path_is_gated_where_hydra_looks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hydra reads a ``-cp`` that is no folder of the working directory next to the entry module."""
+    import townlet.cli
+
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "config.yaml").write_text("hydra:\n  searchpath: [file:///tmp]\n")
+    deep = tmp_path.joinpath(*(f"d{i}" for i in range(8)))
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    ups = len(Path(townlet.cli.__file__).resolve().parent.parts) - 1
+    relative = Path(*([".."] * ups)) / evil.relative_to("/")
+    assert not relative.is_dir()  # from the working directory: only Hydra's reading finds it
+    with pytest.raises(SnapshotRefused, match=r"hydra\.searchpath"):
+        check_train_args(["-cp", str(relative), "-cn", "config"])

@@ -60,12 +60,14 @@ class PreflightCallback(Callback):
         (Hydra would overwrite its ``.hydra/``); a bad value fails only its own job, at the start of
         ``run_job``, and the sweep summary lists it (the other jobs still run)."""
         try:
+            check_hydra_paths(OmegaConf.to_container(config.hydra, resolve=False))
             if OmegaConf.select(config, "hydra.sweeper._target_") != _BASIC_SWEEPER:
                 check_import_paths(_task_only(config))  # a search sweeper's trials: checked in run_job
                 return
             for label, job_cfg, job_dir in _sweep_jobs(config):
                 try:
                     check_import_paths(_task_only(job_cfg))
+                    check_run_paths(job_cfg)
                     if job_dir is not None:
                         check_run_dir(job_dir, resume=bool(OmegaConf.select(job_cfg, "resume")))
                 except ConfigError as exc:

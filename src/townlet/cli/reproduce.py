@@ -6,8 +6,8 @@ schemas and the Hydra settings (hydra#2720, #3248), so the config is rebuilt the
 pins every value even if ``conf/`` changed since. The new run gets its own directory (the run reproduced is
 never touched) and ``parent_run`` in its ``run.json``.
 
-A snapshot is a file anyone can edit, so every import path in it (``_target_``s, ``services.implementations``)
-is checked against the allow-list of ``townlet.config.instantiate`` before anything is composed or run,
+A snapshot is a file anyone can edit, so its files pass ``townlet.config.snapshot`` first (untrusted YAML,
+``hydra.yaml``'s node, import paths narrowed to the project's classes) before anything is composed or run,
 and the recomposed job passes the same checks as ``townlet-train``'s (``townlet.cli.preflight``) before
 its new directory is created.
 

@@ -28,6 +28,7 @@ from townlet.config.instantiate import (
     ALLOWED_MODULES,
     ConfigError,
     allowed_modules,
+    current_target,
     iter_import_paths,
     resolve_target,
 )
@@ -108,7 +109,7 @@ def _exit(prog: str, exc: BaseException) -> NoReturn:
 
 def check_train_args(args: Sequence[str]) -> None:
     """Check every YAML file of each non-packaged config dir named by ``-cp``/``-cd`` (a defaults list
-    may select any of them); the primary config must exist among them when ``-cp`` is given."""
+    may select any of them) and that ``-cn`` is a plain name."""
     for flag, folder in _config_dirs(args):
         if _is_packaged(folder) or not folder.is_dir():
             continue
@@ -343,7 +344,7 @@ def check_snapshot_target(dotted: str, key: str) -> None:
     """The allow-list of :mod:`townlet.config.instantiate`, narrowed: a class of a project strategy,
     logger, model or service (or of ``$TOWNLET_ALLOWED_TARGETS``), or one of :data:`SNAPSHOT_FUNCTIONS`."""
     obj = resolve_target(dotted, key)
-    if dotted in SNAPSHOT_FUNCTIONS:
+    if current_target(dotted) in SNAPSHOT_FUNCTIONS:  # a snapshot saved under an old module name too
         return
     packages = (*SNAPSHOT_PACKAGES, *allowed_modules()[len(ALLOWED_MODULES) :])  # + $TOWNLET_ALLOWED_TARGETS
     module = getattr(obj, "__module__", "") or ""
@@ -363,7 +364,10 @@ def _config_dirs(args: Sequence[str]) -> Iterator[tuple[str, Path]]:
         if flag in ("--config-path", "-cp", "--config-dir", "-cd"):
             value = inline if eq else (args[i + 1] if i + 1 < len(args) else "")
             if value and not value.startswith("pkg://"):
-                yield flag, Path(value.removeprefix("file://")).expanduser().resolve()
+                folder = Path(value.removeprefix("file://")).expanduser()
+                if not folder.is_absolute() and not folder.is_dir():  # Hydra: next to the entry module
+                    folder = CONF_DIR.parent / "cli" / folder
+                yield flag, folder.resolve()
 
 
 def _option(args: Sequence[str], flags: tuple[str, ...]) -> str | None:
