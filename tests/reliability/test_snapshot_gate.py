@@ -165,6 +165,8 @@ def test_a_real_snapshot_passes_both_gates(tmp_path: Path, job: dict[str, Any]) 
         ),
         (lambda c, h: c["strategy"].update(_target_="townlet.runs.record.os.system"), "defined in posix"),
         (lambda c, h: c["services"].update(implementations={"replay": "code.interact"}), "code.interact"),
+        (lambda c, h: c.update(run_name="${oc.env:AWS_SECRET_ACCESS_KEY}"), "resolver ${oc.env:...}"),
+        (lambda c, h: h["run"].update(dir="${oc.create:{a: 1}}"), "resolver ${oc.create:...}"),
     ],
 )
 def test_reproduce_gate_names_and_targets(
@@ -179,6 +181,7 @@ def test_saved_override_of_hydra_or_function_target_refused(tmp_path: Path, job:
     for line, phrase in (
         ("hydra.job_logging.handlers.h.filename=/tmp/x", "never set hydra.* keys"),
         ("strategy._target_=townlet.runs.atomic.atomic_write_text", "not accepted from a snapshot"),
+        ("seed=${oc.env:HOME}", "resolver ${oc.env:...}"),
     ):
         (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["strategy=bc", line]))
         with pytest.raises(SnapshotRefused, match=re.escape(phrase)):

@@ -82,6 +82,11 @@ SNAPSHOT_FUNCTIONS = frozenset({"townlet.strategies.services.build_default_servi
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _STREAMS = frozenset({"ext://sys.stdout", "ext://sys.stderr"})
 _RUN_DIR_LOG = re.compile(r"\$\{hydra\.runtime\.output_dir\}/[A-Za-z0-9_.${}-]+")
+#: Resolvers a snapshot's ``${name:...}`` may call: the ones a run's own files use. ``oc.env`` would
+#: copy any environment variable (a token) into the run's records; ``oc.create``/``oc.decode`` build
+#: nodes past these checks.
+RESOLVERS = frozenset({"now", "townlet_root", "hydra", "oc.select"})
+_RESOLVER_CALL = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
 _HANDLER_KEYS = frozenset({"class", "formatter", "level", "stream", "filename", "mode", "encoding"})
 _FORMATTER_KEYS = frozenset({"format", "datefmt", "style"})
 
@@ -138,6 +143,7 @@ def check_run_snapshot(run_dir: Path) -> None:
             check_overrides([str(o) for o in overrides], str(overrides_path))
     if hydra_path.is_file():
         node = load_untrusted_yaml(hydra_path)
+        check_resolvers(node, str(hydra_path))
         if isinstance(node, Mapping) and isinstance(node.get("hydra"), Mapping):
             check_hydra_node(node["hydra"], str(hydra_path))
             job = node["hydra"].get("job") or {}
@@ -204,6 +210,7 @@ def check_config_file(path: Path, root: Path) -> None:
             f"{where}: a config dir from outside the package may not replace Hydra's settings"
         )
     node = load_untrusted_yaml(path)
+    check_resolvers(node, where)
     if not isinstance(node, Mapping):
         return
     for entry in node.get("defaults") or []:
@@ -219,6 +226,7 @@ def check_config_file(path: Path, root: Path) -> None:
 
 def check_overrides(overrides: Sequence[str], where: str) -> None:
     """Saved task overrides: never ``hydra.*``; import paths held to the snapshot list."""
+    check_resolvers(list(overrides), where)
     for override in overrides:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
@@ -229,6 +237,24 @@ def check_overrides(overrides: Sequence[str], where: str) -> None:
             )
         if key.rsplit(".", 1)[-1] == "_target_" or "implementations" in key.split("."):
             check_snapshot_target(value.strip("'\" "), key)
+
+
+def check_resolvers(node: Any, where: str) -> None:
+    """Every ``${name:...}`` in keys and values calls one of :data:`RESOLVERS`."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            check_resolvers(key, where)
+            check_resolvers(value, where)
+    elif isinstance(node, list):
+        for value in node:
+            check_resolvers(value, where)
+    elif isinstance(node, str):
+        for name in _RESOLVER_CALL.findall(node):
+            if name not in RESOLVERS:
+                raise SnapshotRefused(
+                    f"{where}: the resolver ${{{name}:...}} is not accepted from a snapshot "
+                    f"(only {', '.join(sorted(RESOLVERS))}); write the value out"
+                )
 
 
 # -------------------------------------------------------------------------------------- hydra node
