@@ -10,8 +10,8 @@ exact class path, stream and run-dir log handlers, the packaged ``env_set``, ``.
 subdir, run/sweep dirs without ``..``, no search paths. Import paths of the job are held to a
 narrower list than a typed config: classes of the project's strategies, loggers, models and services.
 
-Every refusal is a :class:`SnapshotRefused` with one line; nothing is imported outside the allow-list
-and nothing is written. This module does not import torch.
+Every refusal is one line (:class:`SnapshotRefused`); nothing outside the allow-list is imported, nothing
+is written, and torch is not imported.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
 
@@ -64,17 +64,9 @@ SAMPLERS = frozenset(
 )
 #: Packages whose *classes* a snapshot's job may name (strategies, loggers, models, services).
 SNAPSHOT_PACKAGES: tuple[str, ...] = (
-    "townlet.strategies",
-    "townlet.runs.sinks",
-    "townlet.runs.csv_log",
-    "townlet.runs.tensorboard",
-    "townlet.runs.mlflow_log",
-    "townlet.nets",
-    "townlet.rollout",
-    "townlet.replay",
-    "townlet.promotion",
-    "torch.optim",
-    "torch.nn",
+    *(f"townlet.{m}" for m in ("strategies", "nets", "rollout", "replay", "promotion")),
+    *(f"townlet.runs.{m}" for m in ("sinks", "csv_log", "tensorboard", "mlflow_log")),
+    *("torch.optim", "torch.nn"),
 )
 #: Functions a snapshot's job may name, each exactly so.
 SNAPSHOT_FUNCTIONS = frozenset({"townlet.strategies.services.build_default_services"})
@@ -104,12 +96,8 @@ def gate_train_args(args: Sequence[str], prog: str = "townlet-train") -> None:
     try:
         check_train_args(args)
     except ConfigError as exc:
-        _exit(prog, exc)
-
-
-def _exit(prog: str, exc: BaseException) -> NoReturn:
-    sys.stderr.write(f"{prog}: config error: {exc}\n")
-    raise SystemExit(REFUSED_EXIT)
+        sys.stderr.write(f"{prog}: config error: {exc}\n")
+        raise SystemExit(REFUSED_EXIT) from None
 
 
 def check_train_args(args: Sequence[str]) -> None:
@@ -123,10 +111,8 @@ def check_train_args(args: Sequence[str]) -> None:
             raise SnapshotRefused(f"{folder} holds {len(files)} YAML files (at most {MAX_FILES} are read)")
         for path in files:
             check_config_file(path, folder)
-        if flag in ("-cp", "--config-path"):
-            name = _option(args, ("-cn", "--config-name"))
-            if name is not None:
-                _plain(name, f"--config-name {name!r}")
+        if flag in ("-cp", "--config-path") and (name := _option(args, ("-cn", "--config-name"))):
+            _plain(name, f"--config-name {name!r}")
 
 
 def check_run_snapshot(run_dir: Path) -> None:
@@ -385,23 +371,23 @@ def check_snapshot_target(dotted: str, key: str) -> None:
 
 
 def _config_dirs(args: Sequence[str]) -> Iterator[tuple[str, Path]]:
-    for i, arg in enumerate(args):
-        flag, eq, inline = arg.partition("=")
-        if flag in ("--config-path", "-cp", "--config-dir", "-cd"):
-            value = inline if eq else (args[i + 1] if i + 1 < len(args) else "")
-            if value and not value.startswith("pkg://"):
-                folder = Path(value.removeprefix("file://")).expanduser()
-                if not folder.is_absolute() and not folder.is_dir():  # Hydra: next to the entry module
-                    folder = CONF_DIR.parent / "cli" / folder
-                yield flag, folder.resolve()
+    for flag in ("--config-path", "-cp", "--config-dir", "-cd"):
+        value = _option(args, (flag,))
+        if value and not value.startswith("pkg://"):
+            folder = Path(value.removeprefix("file://")).expanduser()
+            if not folder.is_absolute() and not folder.is_dir():  # Hydra: next to the entry module
+                folder = CONF_DIR.parent / "cli" / folder
+            yield flag, folder.resolve()
 
 
 def _option(args: Sequence[str], flags: tuple[str, ...]) -> str | None:
+    """The value of the last of ``flags`` (argparse keeps the last)."""
+    found = None
     for i, arg in enumerate(args):
         flag, eq, inline = arg.partition("=")
         if flag in flags:
-            return inline if eq else (args[i + 1] if i + 1 < len(args) else None)
-    return None
+            found = inline if eq else (args[i + 1] if i + 1 < len(args) else None)
+    return found
 
 
 def _is_packaged(folder: Path) -> bool:

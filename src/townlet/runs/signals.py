@@ -18,6 +18,7 @@ from typing import Any
 
 from townlet.runs import interrupt
 from townlet.runs.interrupt import TrainingInterrupted
+from townlet.runs.ownership import resume_command
 
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 
@@ -57,8 +58,6 @@ def interrupt_message(exc: BaseException) -> str:
     name = interrupt_signal(exc)
     if not isinstance(exc, RunInterrupted) or exc.run_dir is None:
         return f"interrupted by {name}"
-    from townlet.runs.ownership import resume_command
-
     run_dir = exc.run_dir
     kept = "the last checkpoint is kept" if exc.checkpointed else "no checkpoint was written yet"
     return (
