@@ -25,6 +25,7 @@ from townlet.runs.ownership import (
     claim_run_dir,
     release_run_dir,
     resume_command,
+    with_saved_overrides,
 )
 from townlet.runs.signals import RunInterrupted, interrupt_message
 
@@ -209,3 +210,21 @@ def test_cli_sweep_refuses_a_job_whose_run_name_escapes(run_cli, tmp_path: Path)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "sweep job #1" in lines[0] and "run_name=" in lines[0]
     assert _tree(tmp_path) == before
+
+
+def test_short_resume_form_takes_the_run_overrides(tmp_path: Path) -> None:
+    run = _stopped_run(tmp_path)
+    short = [f"hydra.run.dir={run}", "resume=true"]
+    assert with_saved_overrides(short) == [*short, *PPO]
+    for other in ([*short, "seed=1"], ["-m", *short], [f"hydra.run.dir={run}"]):
+        assert with_saved_overrides(other) == other  # compared (or not a resume): left as given
+
+
+def test_cli_short_resume_continues_the_run_with_its_own_overrides(run_cli, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert run_cli(*_echo(run, "seed=5")).returncode == 0
+    again = run_cli(support_searchpath(), f"hydra.run.dir={run}", "resume=true")
+    assert again.returncode == 0, again.stderr
+    record = json.loads((run / "run.json").read_text())
+    assert record["resumed"] is True and record["seed"] == 5
+    assert {"strategy=echo", "seed=5"} <= set(record["overrides"])

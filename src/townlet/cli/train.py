@@ -221,8 +221,10 @@ def main() -> None:
         sys.stdout.write(render_help(CONF_DIR))
         return
     from townlet.config.snapshot import gate_train_args
+    from townlet.runs.ownership import with_saved_overrides
 
     gate_train_args(args)  # files of a -cp/-cd dir outside the package: one line, exit 2, before Hydra
+    args = with_saved_overrides(args)  # hydra.run.dir=RUN resume=true alone: the run's own overrides
     sys.argv[1:] = _with_preflight(_snapshot_args(args))
     user_wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # make Hydra re-raise so we can format the error here
