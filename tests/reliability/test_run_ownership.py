@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from conftest import support_searchpath
+from townlet.config.instantiate import ConfigError
 from townlet.runs.ownership import (
     LOCK_FILE,
     RunDirOwned,
@@ -228,3 +229,15 @@ def test_cli_short_resume_continues_the_run_with_its_own_overrides(run_cli, tmp_
     record = json.loads((run / "run.json").read_text())
     assert record["resumed"] is True and record["seed"] == 5
     assert {"strategy=echo", "seed=5"} <= set(record["overrides"])
+
+
+def test_an_unreadable_overrides_file_is_refused_on_resume_and_left_out_of_hints(tmp_path: Path) -> None:
+    run = _stopped_run(tmp_path)
+    (run / ".hydra" / "overrides.yaml").write_text("- &a strategy=ppo\n- *a\n")
+    assert resume_command(run) == f"townlet-train hydra.run.dir={run} resume=true"
+    assert with_saved_overrides([f"hydra.run.dir={run}", "resume=true"]) == [
+        f"hydra.run.dir={run}",
+        "resume=true",
+    ]
+    with pytest.raises(ConfigError, match="anchors and aliases"):
+        claim_run_dir(run, resume=True, overrides=["resume=true"])

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from townlet.config.instantiate import ConfigError
+from townlet.config.snapshot import load_untrusted_yaml
 
 LOCK_FILE = ".lock"
 _HELD: dict[Path, int] = {}  # run dir -> descriptor of its lock file, for this process's runs
@@ -127,14 +128,18 @@ def _status(record: Path) -> str:
 # ------------------------------------------------------------------------------------------ resume
 
 
-def saved_overrides(run_dir: Path) -> list[str] | None:
-    """The run's own task overrides from ``.hydra/overrides.yaml`` (``resume=...`` left out), if any."""
-    from townlet.config.snapshot import load_untrusted_yaml
-
+def saved_overrides(run_dir: Path, *, strict: bool = False) -> list[str] | None:
+    """The run's own task overrides from ``.hydra/overrides.yaml`` (``resume=...`` left out), if any;
+    an unreadable file is None, or its one-line refusal when ``strict``."""
     path = run_dir / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return None
-    saved = load_untrusted_yaml(path)
+    try:
+        saved = load_untrusted_yaml(path)
+    except ConfigError:
+        if strict:
+            raise
+        return None
     if not isinstance(saved, list):
         return None
     return [str(o) for o in saved if _key(str(o)) != "resume"]
@@ -142,7 +147,7 @@ def saved_overrides(run_dir: Path) -> list[str] | None:
 
 def check_resume_overrides(run_dir: Path, overrides: Sequence[str]) -> None:
     """``resume=true`` continues the run's own config: the overrides must be the saved ones."""
-    saved = saved_overrides(run_dir)
+    saved = saved_overrides(run_dir, strict=True)
     if saved is None:
         return
     ours, theirs = _as_dict(o for o in overrides if _key(o) != "resume"), _as_dict(saved)
