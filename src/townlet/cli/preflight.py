@@ -24,6 +24,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from townlet.config.instantiate import ConfigError, build, check_import_paths
+from townlet.runs.ownership import check_hydra_paths, check_run_paths, claim_run_dir
 
 if TYPE_CHECKING:
     from townlet.config.schema.top import TrainConfig
@@ -31,12 +32,6 @@ if TYPE_CHECKING:
 #: ``townlet-train`` passes this as a ``hydra.callbacks`` override (see ``cli/train.py``).
 CALLBACK_OVERRIDE = "+hydra.callbacks.townlet_preflight._target_=townlet.cli.preflight.PreflightCallback"
 _BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
-
-
-class RunDirInUse(ConfigError):
-    """The run directory holds a finished run: not a bad value but a clash, so its own exit code."""
-
-    exit_code = 1
 
 
 class JobRefused(BaseException):
@@ -65,12 +60,14 @@ class PreflightCallback(Callback):
         (Hydra would overwrite its ``.hydra/``); a bad value fails only its own job, at the start of
         ``run_job``, and the sweep summary lists it (the other jobs still run)."""
         try:
+            check_hydra_paths(OmegaConf.to_container(config.hydra, resolve=False))
             if OmegaConf.select(config, "hydra.sweeper._target_") != _BASIC_SWEEPER:
                 check_import_paths(_task_only(config))  # a search sweeper's trials: checked in run_job
                 return
             for label, job_cfg, job_dir in _sweep_jobs(config):
                 try:
                     check_import_paths(_task_only(job_cfg))
+                    check_run_paths(job_cfg)
                     if job_dir is not None:
                         check_run_dir(job_dir, resume=bool(OmegaConf.select(job_cfg, "resume")))
                 except ConfigError as exc:
@@ -98,8 +95,10 @@ def check_job(cfg: DictConfig, run_dir: str | Path | None = None) -> DictConfig:
     _check_init_from(typed.init_from)
     _check_dataset_path(typed)
     _check_services(typed)
-    if run_dir is not None:
-        check_run_dir(run_dir, resume=bool(typed.resume))
+    check_run_paths(typed)
+    if run_dir is not None:  # Hydra's on_run_start: this run takes the dir (townlet.runs.ownership)
+        check_hydra_paths(OmegaConf.to_container(cfg.hydra, resolve=False) if "hydra" in cfg else {})
+        claim_run_dir(run_dir, resume=bool(typed.resume), overrides=_task_overrides(cfg))
     return typed
 
 
@@ -118,12 +117,13 @@ def typed_config(cfg: DictConfig) -> DictConfig:
 
 
 def check_run_dir(run_dir: str | Path, *, resume: bool) -> None:
-    """Refuse a directory that holds a finished run unless resuming (before Hydra rewrites its .hydra/)."""
-    from townlet.runs.rundir import RESULT_FILE, RunDirInUseError
+    """Refuse a directory another run owns unless resuming (before Hydra rewrites its .hydra/)."""
+    claim_run_dir(run_dir, resume=resume, hold=False)
 
-    path = Path(run_dir).expanduser().resolve()
-    if (path / RESULT_FILE).exists() and not resume:
-        raise RunDirInUse(str(RunDirInUseError(path)))
+
+def _task_overrides(cfg: DictConfig) -> list[str] | None:
+    overrides = OmegaConf.select(cfg, "hydra.overrides.task")
+    return None if overrides is None else [str(o) for o in overrides]
 
 
 # ----------------------------------------------------------------------------------------- steps

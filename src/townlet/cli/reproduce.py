@@ -6,8 +6,8 @@ schemas and the Hydra settings (hydra#2720, #3248), so the config is rebuilt the
 pins every value even if ``conf/`` changed since. The new run gets its own directory (the run reproduced is
 never touched) and ``parent_run`` in its ``run.json``.
 
-A snapshot is a file anyone can edit, so every import path in it (``_target_``s, ``services.implementations``)
-is checked against the allow-list of ``townlet.config.instantiate`` before anything is composed or run,
+A snapshot is a file anyone can edit, so its files pass ``townlet.config.snapshot`` first (untrusted YAML,
+``hydra.yaml``'s node, import paths narrowed to the project's classes) before anything is composed or run,
 and the recomposed job passes the same checks as ``townlet-train``'s (``townlet.cli.preflight``) before
 its new directory is created.
 
@@ -66,6 +66,9 @@ class Difference:
 
 def load_snapshot(run_dir: str | Path) -> Snapshot:
     """Read ``.hydra/{overrides,config,hydra}.yaml`` and refuse disallowed targets before anything else."""
+    from townlet.config.instantiate import ConfigError
+    from townlet.config.snapshot import check_run_snapshot
+
     root = Path(run_dir).expanduser().resolve()
     hydra_dir = root / ".hydra"
     if not root.is_dir():
@@ -76,6 +79,10 @@ def load_snapshot(run_dir: str | Path) -> Snapshot:
                 f"{hydra_dir / name} is missing: only runs launched by townlet-train (with "
                 "hydra.output_subdir left at .hydra) can be reproduced"
             )
+    try:  # as untrusted YAML, hydra.yaml's hydra: node included, before anything else parses them
+        check_run_snapshot(root)
+    except ConfigError as exc:
+        raise ReproduceError(f"refusing to reproduce {root}: {exc}") from None
     overrides = _load_yaml(hydra_dir / "overrides.yaml")
     config = _load_yaml(hydra_dir / "config.yaml")
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
