@@ -79,7 +79,7 @@ class FakeBC:
         n = len(self.rec.calls)
         acc = self.rec.values[n]
         self.rec.calls.append(
-            {"init_from": ctx.init_from, "anneal": ctx.anneal, "epochs": self.epochs, "eval": ctx.evaluation}
+            {"init_from": ctx.init_from, "epochs": self.epochs, "eval": ctx.evaluation}
         )
         ckpt = _save(ctx, _weights(ctx, 1))
         ctx.metrics.log({"strategy": "bc", "epoch": 1, "val_accuracy": acc})
@@ -104,7 +104,6 @@ class FakePPO:
         self.rec.calls.append(
             {
                 "init_from": ctx.init_from,
-                "anneal": ctx.anneal,
                 "epochs": self.epochs,
                 "teacher_mix": getattr(self, "teacher_mix", None),
                 "bc_coef": self.bc_coef,
@@ -194,21 +193,21 @@ def test_weights_flow_and_bc_weight_reaches_ppo(tmp_path: Path) -> None:
     assert bc_rec.calls[0]["epochs"] == 3
     assert [c["bc_coef"] for c in ppo_rec.calls] == [0.5, 0.0]
     assert [c["teacher_mix"] for c in ppo_rec.calls] == [-1.0, -1.0]  # teacher mixing is opt-in
-    assert [c["anneal"].bc_weight for c in ppo_rec.calls] == [0.5, 0.0]
+    assert [s.bc_weight for s in summary.stages[1:]] == [0.5, 0.0]
     assert [c["total_steps"] for c in ppo_rec.calls] == [2 * 2 * 3 * 8] * 2
     assert ppo_rec.calls[0]["seed"] != ppo_rec.calls[1]["seed"]  # no replayed rollouts
 
 
-def test_ppo_stages_get_the_anneal_context(tmp_path: Path) -> None:
-    strat, _, ppo_rec = make([0.93], [2.0, 2.1], accuracy_threshold=0.9, chain_stages=True)
-    strat.run(make_context(tmp_path))
-    first, second = (c["anneal"] for c in ppo_rec.calls)
-    assert (first.cycle, first.stage, first.bc_accuracy, first.bc_threshold, first.bc_passed) == (
-        1, "ppo", 0.93, 0.9, True,
-    )  # fmt: skip
-    assert first.dataset_label.startswith("scripted/default-")
-    assert first.loss_baseline is None  # nothing stored yet
-    assert (second.loss_baseline, second.queue_baseline, second.intensity_baseline) == (2.0, 10.0, 20.0)
+def test_ppo_stage_results_carry_the_anneal_fields(tmp_path: Path) -> None:
+    strat, _, _ = make([0.93], [2.0, 2.1], accuracy_threshold=0.9, chain_stages=True)
+    summary = strat.run(make_context(tmp_path))
+    first, second = (ppo_of(s) for s in summary.stages[1:])
+    assert (first.anneal_cycle, first.anneal_stage, first.anneal_bc_accuracy) == (1, "ppo", 0.93)
+    assert (first.anneal_bc_threshold, first.anneal_bc_passed) == (0.9, True)
+    assert first.anneal_dataset is not None and first.anneal_dataset.startswith("scripted/default-")
+    assert first.anneal_loss_baseline is None  # nothing stored yet
+    baselines = (second.anneal_loss_baseline, second.anneal_queue_baseline, second.anneal_intensity_baseline)
+    assert baselines == (2.0, 10.0, 20.0)
 
 
 def test_failed_bc_stage_fails_and_rolls_back_to_last_passing_weights(tmp_path: Path) -> None:
@@ -256,19 +255,19 @@ def test_tolerances_are_configurable(tmp_path: Path) -> None:
 
 
 def test_baselines_persist_per_cycle_to_the_next_run(tmp_path: Path) -> None:
-    strat, _, ppo_rec = make([0.95], [1.0, 5.0])
+    strat, _, _ = make([0.95], [1.0, 5.0])
     first = strat.run(make_context(tmp_path, "r1"))
     # Default: stages are not chained, so a first-ever run has nothing to compare with.
-    assert [c["anneal"].loss_baseline for c in ppo_rec.calls] == [None, None]
+    assert [ppo_of(s).anneal_loss_baseline for s in first.stages[1:]] == [None, None]
     assert first.status == "PASS"
     store = BaselineStore(tmp_path / "state")
     label = first.dataset_label
     assert stored(store, f"{label}@cycle1")["loss_total"] == pytest.approx(1.0)
     assert stored(store, f"{label}@cycle2")["loss_total"] == pytest.approx(5.0)
     # The next run's stages are judged against the same cycle of the earlier run (like with like).
-    strat, _, ppo_rec = make([0.95], [1.05, 2.0])
+    strat, _, _ = make([0.95], [1.05, 2.0])
     second = strat.run(make_context(tmp_path, "r2"))
-    assert [c["anneal"].loss_baseline for c in ppo_rec.calls] == [1.0, 5.0]
+    assert [ppo_of(s).anneal_loss_baseline for s in second.stages[1:]] == [1.0, 5.0]
     assert (second.stages[1].anneal_loss_flag, second.stages[2].anneal_loss_flag) == (False, True)
     assert second.status == "HOLD"
     # A HOLD run does not overwrite the stored baselines (baseline_update=on_pass).
@@ -412,7 +411,8 @@ def test_metrics_carry_anneal_tags(tmp_path: Path) -> None:
     ctx.metrics.close()
     lines = [json.loads(x) for x in ctx.run_dir.metrics_path.read_text().splitlines()]
     ppo_lines = [x for x in lines if x.get("strategy") == "ppo"]
-    assert [(x["anneal_cycle"], x["anneal_stage"]) for x in ppo_lines] == [(1, "ppo"), (2, "ppo")]
+    tags = [(x["stage_index"], x["stage"], x["anneal_cycle"]) for x in ppo_lines]
+    assert tags == [(1, "ppo", 1), (2, "ppo", 2)]
     assert lines[-1]["anneal_status"] == "PASS"
     flags = [x for x in lines if "anneal_loss_flag" in x]
     assert [(x["anneal_cycle"], x["anneal_loss_flag"], x["anneal_bc_weight"]) for x in flags] == [

@@ -10,8 +10,8 @@ minibatch, so rollout and replay transitions are blended inside each gradient st
 alternating updates.
 
 Kickstarting: when the batch carries the scripted teacher's action for every row, the cross-entropy
-to it (``loss_bc``) is always measured, and ``bc_coef > 0`` adds it to the loss. An anneal PPO stage
-uses it to keep the refined policy close to the teacher it was cloned from while PPO improves it.
+to it (``loss_bc``) is always measured, and ``bc_coef > 0`` adds it to the loss: it keeps a
+policy cloned from the teacher close to it while PPO improves it.
 """
 
 from __future__ import annotations

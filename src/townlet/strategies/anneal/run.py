@@ -31,7 +31,7 @@ from townlet.strategies.anneal.persist import (
 from townlet.strategies.anneal.progress import STAGE_FILE, Passing, Progress
 from townlet.strategies.anneal.rollback import final_evaluation, final_stage, install_final_checkpoint
 from townlet.strategies.anneal.settings import AnnealSettings
-from townlet.strategies.anneal.stages import anneal_context, stage_context, with_teacher_mix
+from townlet.strategies.anneal.stages import stage_context, tag_ppo_result, with_teacher_mix
 from townlet.strategies.anneal.summary import Outcome, log_outcome, summarize, write_results
 
 if TYPE_CHECKING:
@@ -112,19 +112,10 @@ def _run_stage(
 ) -> bool:
     """Build, run (train and evaluate) and judge one stage; False when it fails the BC gate."""
     baseline = stored.get(stage.cycle) or (progress.previous if strategy.chain_stages else None)
-    anneal = anneal_context(
-        stage,
-        label,
-        progress,
-        baseline,
-        threshold=strategy.accuracy_threshold,
-        tolerances=strategy.tolerances,
-    )
     child = stage_context(
         context,
         stage,
         index,
-        anneal,
         progress.checkpoint,
         evaluate=strategy.stage_evaluation,
         is_last=index == len(strategy.schedule) - 1,
@@ -160,6 +151,7 @@ def _run_stage(
             return False
     else:
         reference = None if progress.best is None else progress.best.mean_return
+        dto = tag_ppo_result(dto, stage, label, progress, baseline, threshold=strategy.accuracy_threshold)
         result, current = ppo_result(stage, dto, baseline, reference, strategy.tolerances)
         if not (child.resume and (child.run_dir.path / STAGE_FILE).is_file()):  # not logged before a stop
             log_guardrails(child, stage, result, baseline)

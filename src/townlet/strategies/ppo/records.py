@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COUNTERS",
-    "DTO_ANNEAL_KEYS",
     "DTO_RECORD_KEYS",
     "DTO_ROLLOUT_KEYS",
     "SUMMARY_KEYS",
@@ -119,22 +118,8 @@ _DTO_CORE = ("epoch", *_COUNT_KEYS, *_LOSS_KEYS, "adv_mean", "adv_std", "grad_no
 _DTO_HEALTH = ("steps", "telemetry_version", *_HEALTH_KEYS, *_SPREAD_KEYS, "explained_variance")
 _DTO_V11 = ("epoch_duration_sec", "data_mode", "cycle_id", "reward_advantage_corr", "rollout_ticks")
 DTO_RECORD_KEYS = (*_DTO_CORE, *_DTO_HEALTH, *_DTO_V11, "log_stream_offset", *COUNTERS, "chat_quality_mean")
-# ... the keys only a line with a rollout has (replay collects no episodes) ...
+# ... and the keys only a line with a rollout has (replay collects no episodes).
 DTO_ROLLOUT_KEYS = ("episode_return_mean",)
-# ... and those only a line of an anneal stage has: the stage's identity and guardrail baselines
-# (each from the AnnealContext attribute it names).
-_ANNEAL_KEYS = {
-    "anneal_cycle": "cycle",
-    "anneal_stage": "stage",
-    "anneal_dataset": "dataset_label",
-    "anneal_bc_accuracy": "bc_accuracy",
-    "anneal_bc_threshold": "bc_threshold",
-    "anneal_bc_passed": "bc_passed",
-    "anneal_loss_baseline": "loss_baseline",
-    "anneal_queue_baseline": "queue_baseline",
-    "anneal_intensity_baseline": "intensity_baseline",
-}
-DTO_ANNEAL_KEYS = tuple(_ANNEAL_KEYS)
 
 
 def _take(source: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -145,7 +130,6 @@ def _take(source: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 def iteration_record(
     strategy: Any,
     state: RunState,
-    anneal: Any,
     iteration: int,
     lr: float,
     summary: dict[str, float],
@@ -155,8 +139,7 @@ def iteration_record(
     stage: str | None,
 ) -> dict[str, Any]:
     """One metrics line (telemetry 1.2 keys): the update summary (``SUMMARY_KEYS``, named as on the
-    line), the run counters, the batch diagnostics, the rollout's town metrics and, inside an anneal
-    stage, the stage's identity and guardrail baselines."""
+    line), the run counters, the batch diagnostics and the rollout's town metrics."""
     s, it = strategy, iteration
     record: dict[str, Any] = {
         "epoch": it,
@@ -183,8 +166,6 @@ def iteration_record(
         "social_reward_stage": stage,
         **env,
     }
-    if anneal is not None:
-        record.update({key: getattr(anneal, attr) for key, attr in _ANNEAL_KEYS.items()})
     return record
 
 
@@ -199,8 +180,6 @@ def result_dto(
     values = _take(record, DTO_RECORD_KEYS)
     if record["data_mode"] != DataMode.replay:
         values.update(_take(record, DTO_ROLLOUT_KEYS))
-    if ctx.anneal is not None:
-        values.update(_take(record, DTO_ANNEAL_KEYS))
     return PPOTrainingResultDTO(
         **values,
         duration_sec=duration,

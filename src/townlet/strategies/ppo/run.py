@@ -218,7 +218,7 @@ class PPORun:
         st.log_stream_offset += 1
         st.target_kl_stops += int(summary["early_stopped"])
         st.normalisers = self.normalisers.state()
-        record = iteration_record(s, st, self.ctx.anneal, it, lr, summary, diagnostics, env, events, stage)
+        record = iteration_record(s, st, it, lr, summary, diagnostics, env, events, stage)
         record.update(
             epoch_duration_sec=duration,
             collect_sec=t_collect,
