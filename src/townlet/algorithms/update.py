@@ -47,17 +47,18 @@ class NonFiniteTrainingError(RuntimeError):
 
 @dataclass(frozen=True)
 class PPOHyperParams:
-    """The knobs the update loop reads (the strategy config carries more)."""
+    """The knobs the update loop reads. No defaults here: their one home is the strategy schema,
+    and ``PPOSettings.hyper_params`` builds this from it."""
 
-    clip_param: float = 0.2
-    value_loss_coef: float = 0.5
-    entropy_coef: float = 0.01
-    max_grad_norm: float = 0.5
-    value_clip: float = 0.2
-    update_epochs: int = 4
-    minibatch_size: int = 1024
-    target_kl: float | None = None
-    bc_coef: float = 0.0  # weight of the teacher cross-entropy (kickstarting); needs teacher_actions
+    clip_param: float
+    value_loss_coef: float
+    entropy_coef: float
+    max_grad_norm: float
+    value_clip: float
+    update_epochs: int
+    minibatch_size: int
+    target_kl: float | None
+    bc_coef: float  # weight of the teacher cross-entropy (kickstarting); needs teacher_actions
 
 
 @dataclass

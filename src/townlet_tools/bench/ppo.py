@@ -100,7 +100,10 @@ def train_flops_per_sample(net: Any, batch: Any, rows: int = MINIBATCH) -> float
 
 
 def bench_update(quick: bool) -> dict[str, Any]:
-    from townlet.algorithms.update import PPOHyperParams, ppo_update
+    from dataclasses import replace
+
+    from townlet.algorithms.update import ppo_update
+    from townlet.strategies.ppo import PPOStrategy
     from townlet.world import make_town
     from townlet_tools.bench.protocol import alternate
 
@@ -110,7 +113,7 @@ def bench_update(quick: bool) -> dict[str, Any]:
     batch = synthetic_batch(spec, rows)
     net = _network(spec)
     opt = torch.optim.Adam(net.parameters(), lr=3e-4, eps=1e-5)
-    hp = PPOHyperParams(update_epochs=1, minibatch_size=MINIBATCH)
+    hp = replace(PPOStrategy().hyper_params(rows), update_epochs=1, minibatch_size=MINIBATCH)
     gen = torch.Generator().manual_seed(0)
     params = list(net.parameters())
 

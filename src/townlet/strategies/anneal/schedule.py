@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from townlet.config.plan import ppo_plan
+
 if TYPE_CHECKING:
     from townlet.strategies.context import TrainingContext
 
@@ -116,5 +118,6 @@ def stage_overrides(
     if str(cfg.get("data_mode", "rollout")) != "replay":
         envs = cfg.get("num_envs") or getattr(context.world, "num_envs", 1)
         agents = cfg.get("num_agents") or getattr(context.world, "num_agents", 1)
-        overrides["total_steps"] = int(stage.epochs) * int(envs) * int(agents) * int(cfg.get("n_steps", 64))
+        plan = ppo_plan(n_steps=cfg["n_steps"], num_envs=envs, num_agents=agents, total_steps=0)
+        overrides["total_steps"] = int(stage.epochs) * int(plan.rows_per_iteration or 0)
     return overrides

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from townlet.config.plan import RunPlan
 from townlet.config.schema.strategy_anneal import AnnealStrategyConfig
 from townlet.promotion.rules import GuardrailTolerances
 from townlet.strategies.anneal.schedule import (
@@ -78,6 +79,11 @@ class AnnealSettings(StrategyBase):
         self.bc_loss_coef = float(bc_loss_coef)
         self.teacher_mix = bool(teacher_mix)
         self.evaluation_episodes = None if evaluation_episodes is None else int(evaluation_episodes)
+
+    def plan(self, world: Any) -> RunPlan:
+        """The stages in run order, each sized in its own unit (BC epochs, PPO iterations)."""
+        stages = tuple((stage.mode, stage.epochs) for stage in self.schedule)
+        return RunPlan(units=sum(units for _, units in stages), stages=stages)
 
     def build_stage_strategy(self, stage: Stage, context: TrainingContext) -> Any:
         """The BC or PPO strategy for one stage, from its config node with the stage's overrides."""

@@ -10,6 +10,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from townlet.config.schema.strategy_ppo import DataMode
+from townlet.dto.metrics import (
+    PPO_COUNT_KEYS,
+    PPO_HEALTH_KEYS,
+    PPO_KL_KEYS,
+    PPO_LOSS_KEYS,
+    PPO_RESULT_KEYS,
+    PPO_ROLLOUT_RESULT_KEYS,
+    PPO_SPREAD_KEYS,
+)
 from townlet.world.spec import EVENT_COUNTERS
 
 if TYPE_CHECKING:
@@ -21,9 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COUNTERS",
-    "DTO_RECORD_KEYS",
-    "DTO_ROLLOUT_KEYS",
-    "SUMMARY_KEYS",
     "TELEMETRY_VERSION",
     "batch_diagnostics",
     "env_metrics",
@@ -104,24 +110,6 @@ def _pooled_moments(parts: list[tuple[Any, Any, int]]) -> list[Any]:
     return [mean, torch.sqrt(torch.clamp(second - mean.pow(2), min=0.0))]
 
 
-# Update-summary keys on the metrics line, taken under the names ``ppo_update`` gives them (in the
-# line's telemetry 1.2 order; the rest of the line is the run's counters, diagnostics and town).
-_COUNT_KEYS = ("updates", "transitions")
-_LOSS_KEYS = ("loss_policy", "loss_value", "loss_entropy", "loss_total", "clip_fraction")
-_KL_KEYS = ("grad_norm", "kl_divergence", "kl_k1", "loss_bc")
-_HEALTH_KEYS = ("adv_zero_std_batches", "adv_min_std", "clip_triggered_minibatches", "clip_fraction_max")
-_SPREAD_KEYS = ("batch_entropy_mean", "batch_entropy_std", "grad_norm_max", "kl_divergence_max")
-SUMMARY_KEYS = (*_COUNT_KEYS, *_LOSS_KEYS, *_KL_KEYS, *_HEALTH_KEYS, *_SPREAD_KEYS, "epochs_run")
-
-# Metrics-line keys the result DTO takes under the same name: those every line has ...
-_DTO_CORE = ("epoch", *_COUNT_KEYS, *_LOSS_KEYS, "adv_mean", "adv_std", "grad_norm", "kl_divergence", "lr")
-_DTO_HEALTH = ("steps", "telemetry_version", *_HEALTH_KEYS, *_SPREAD_KEYS, "explained_variance")
-_DTO_V11 = ("epoch_duration_sec", "data_mode", "cycle_id", "reward_advantage_corr", "rollout_ticks")
-DTO_RECORD_KEYS = (*_DTO_CORE, *_DTO_HEALTH, *_DTO_V11, "log_stream_offset", *COUNTERS, "chat_quality_mean")
-# ... and the keys only a line with a rollout has (replay collects no episodes).
-DTO_ROLLOUT_KEYS = ("episode_return_mean",)
-
-
 def _take(source: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     """``keys`` of ``source`` under the same names; a missing one is a KeyError naming it."""
     return {k: source[k] for k in keys}
@@ -138,23 +126,23 @@ def iteration_record(
     events: dict[str, float],
     stage: str | None,
 ) -> dict[str, Any]:
-    """One metrics line (telemetry 1.2 keys): the update summary (``SUMMARY_KEYS``, named as on the
+    """One metrics line (telemetry 1.2 keys): the update summary (``PPO_SUMMARY_KEYS``, named as on the
     line), the run counters, the batch diagnostics and the rollout's town metrics."""
     s, it = strategy, iteration
     record: dict[str, Any] = {
         "epoch": it,
         "iteration": it,
-        **_take(summary, (*_COUNT_KEYS, *_LOSS_KEYS)),
+        **_take(summary, (*PPO_COUNT_KEYS, *PPO_LOSS_KEYS)),
         **_take(diagnostics, ("adv_mean", "adv_std")),
-        **_take(summary, _KL_KEYS),
+        **_take(summary, PPO_KL_KEYS),
         "bc_coef": s.bc_coef,
         "telemetry_version": TELEMETRY_VERSION,
         "lr": lr,
         "steps": state.steps,
-        **_take(summary, _HEALTH_KEYS),
+        **_take(summary, PPO_HEALTH_KEYS),
         "data_mode": str(s.data_mode),  # a plain string: records travel into checkpoints
         "cycle_id": it - 1,
-        **_take(summary, _SPREAD_KEYS),
+        **_take(summary, PPO_SPREAD_KEYS),
         **_take(diagnostics, ("reward_advantage_corr",)),
         "rollout_ticks": s.n_steps if s.data_mode != DataMode.replay else 0,
         "log_stream_offset": state.log_stream_offset,
@@ -172,14 +160,14 @@ def iteration_record(
 def result_dto(
     ctx: Any, state: RunState, record: dict[str, Any], evaluation: Any, duration: float, device: str
 ) -> PPOTrainingResultDTO:
-    """The run's result: the last iteration's record (``DTO_*_KEYS``), run totals, the best iteration
+    """The run's result: the last iteration's record (``PPO_*RESULT_KEYS``), run totals, the best iteration
     and the evaluation."""
     from townlet.dto import PPOTrainingResultDTO
     from townlet.nets.checkpoints import LAST
 
-    values = _take(record, DTO_RECORD_KEYS)
+    values = _take(record, (*PPO_RESULT_KEYS, *COUNTERS, "chat_quality_mean"))
     if record["data_mode"] != DataMode.replay:
-        values.update(_take(record, DTO_ROLLOUT_KEYS))
+        values.update(_take(record, PPO_ROLLOUT_RESULT_KEYS))
     return PPOTrainingResultDTO(
         **values,
         duration_sec=duration,

@@ -127,7 +127,7 @@ class PPORun:
                 self.town, self.obs = restore_rollout(self.town, self.tracker, resumed, ctx, self.world_cfg)
         elif not normalised and self.replay is not None:
             normalise_inputs(self.net, self.replay.first())
-        self.iterations = s.planned_iterations(self.town, self.replay)
+        self.iterations = s.planned_iterations(self.world_cfg, self.replay)
 
     def iteration(self, it: int) -> dict[str, Any]:
         """Collect (if rolling out), update, log one line; returns the iteration's record."""

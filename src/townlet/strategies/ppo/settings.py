@@ -7,10 +7,10 @@ config validation work without torch.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from townlet.config.plan import RunPlan, ppo_plan
 from townlet.config.schema.strategy_ppo import DataMode, PPOConfigError, PPOStrategyConfig
 from townlet.strategies.base import StrategyBase
 
@@ -58,9 +58,18 @@ class PPOSettings(PPOStrategyConfig, StrategyBase):
             bc_coef=self.bc_coef,
         )
 
-    def planned_iterations(self, town: Any, replay: Any) -> int:
-        """Replay runs ``epochs`` iterations; rollout and mixed run until ``total_steps`` agent-steps."""
-        if self.data_mode == DataMode.replay:  # an epoch is one pass (one iteration per streamed shard)
-            return self.epochs * (replay.passes_per_epoch if replay is not None else 1)
-        rows = self.n_steps * town.n_agents if town is not None else (replay.num_transitions if replay else 0)
-        return max(1, math.ceil(self.total_steps / max(rows, 1)))
+    def plan(self, world: Any) -> RunPlan:
+        """Replay runs ``epochs`` iterations; rollout and mixed run until ``total_steps`` agent-steps,
+        ``n_steps`` ticks of the strategy's (else the world's) towns and agents per iteration."""
+        return ppo_plan(
+            n_steps=self.n_steps,
+            num_envs=self.num_envs or world.num_envs,
+            num_agents=self.num_agents or world.num_agents,
+            total_steps=self.total_steps,
+            replay_epochs=self.epochs if self.data_mode == DataMode.replay else None,
+        )
+
+    def planned_iterations(self, world: Any, replay: Any) -> int:
+        """The plan's iterations; a streamed replay epoch is one iteration per shard."""
+        units = int(self.plan(world).units or 1)
+        return units * (replay.passes_per_epoch if self.data_mode == DataMode.replay and replay else 1)
