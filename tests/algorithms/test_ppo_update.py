@@ -131,9 +131,7 @@ def test_same_generator_seed_gives_identical_weights() -> None:
         torch.manual_seed(3)
         net = TinyNet()
         opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-        ppo_update(
-            net, opt, make_batch(50, 1), hp_of(minibatch_size=8), torch.Generator().manual_seed(7)
-        )
+        ppo_update(net, opt, make_batch(50, 1), hp_of(minibatch_size=8), torch.Generator().manual_seed(7))
         return [p.detach().clone() for p in net.parameters()]
 
     for a, b in zip(train(), train(), strict=True):

@@ -75,7 +75,12 @@ PPO_HEALTH_KEYS: tuple[str, ...] = (
     "clip_triggered_minibatches",
     "clip_fraction_max",
 )
-PPO_SPREAD_KEYS: tuple[str, ...] = ("batch_entropy_mean", "batch_entropy_std", "grad_norm_max", "kl_divergence_max")
+PPO_SPREAD_KEYS: tuple[str, ...] = (
+    "batch_entropy_mean",
+    "batch_entropy_std",
+    "grad_norm_max",
+    "kl_divergence_max",
+)
 PPO_SUMMARY_KEYS: tuple[str, ...] = (
     *PPO_COUNT_KEYS,
     *PPO_LOSS_KEYS,

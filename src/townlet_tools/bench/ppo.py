@@ -79,7 +79,7 @@ def synthetic_batch(spec: Any, rows: int, seed: int = 0) -> Any:
 
 
 def _ppo_loss(net: Any, b: Any, sl: slice) -> Any:
-    from townlet.algorithms.losses import clipped_surrogate, clipped_value_loss, log_prob_of, masked_entropy
+    from townlet.algorithms.update import clipped_surrogate, clipped_value_loss, log_prob_of, masked_entropy
 
     logits, v = net(b.maps[sl], b.features[sl], b.action_mask[sl])
     log_prob = log_prob_of(logits, b.actions[sl])
@@ -242,7 +242,7 @@ def _context(strategy: Any, run_dir: Path, model: Any, init_from: str | None = N
 
 def bench_iteration(quick: bool) -> dict[str, Any]:
     """A real strategy iteration vs its two halves run on their own (same sizes, same network)."""
-    from townlet.algorithms.batches import prepare_batch
+    from townlet.algorithms.gae import prepare_batch
     from townlet.algorithms.update import ppo_update
     from townlet.strategies.ppo import PPORun, PPOStrategy
     from townlet_tools.bench.protocol import alternate

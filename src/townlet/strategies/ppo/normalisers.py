@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from townlet.algorithms.normalise import ReturnScaler, RunningMoments
+from townlet.algorithms.returns import ReturnScaler, RunningMoments
 
 if TYPE_CHECKING:
     from townlet.replay import ReplayData

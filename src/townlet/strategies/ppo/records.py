@@ -22,7 +22,7 @@ from townlet.dto.metrics import (
 from townlet.world.spec import EVENT_COUNTERS
 
 if TYPE_CHECKING:
-    from townlet.algorithms.batches import PreparedBatch
+    from townlet.algorithms.gae import PreparedBatch
     from townlet.dto import PPOTrainingResultDTO
     from townlet.replay import ReplayData
     from townlet.rollout.collect import EpisodeTracker
@@ -87,7 +87,7 @@ def batch_diagnostics(prepared: list[PreparedBatch]) -> dict[str, float]:
     """
     import torch
 
-    from townlet.algorithms.stats import explained_variance, pearson_corr
+    from townlet.algorithms.gae import explained_variance, pearson_corr
 
     advantages = torch.cat([p.batch.advantages for p in prepared])
     rewards = torch.cat([p.rewards for p in prepared])

@@ -45,7 +45,7 @@ from townlet.strategies.ppo.state import RunState, save_checkpoints
 from townlet.strategies.ppo.teacher import make_teacher, teacher_labels
 
 if TYPE_CHECKING:
-    from townlet.algorithms.batches import PreparedBatch
+    from townlet.algorithms.gae import PreparedBatch
     from townlet.dto import PPOTrainingResultDTO
     from townlet.strategies.context import TrainingContext
 
@@ -133,7 +133,7 @@ class PPORun:
         """Collect (if rolling out), update, log one line; returns the iteration's record."""
         import torch
 
-        from townlet.algorithms.batches import critic_values, prepare_batch
+        from townlet.algorithms.gae import critic_values, prepare_batch
         from townlet.algorithms.update import Source, ppo_update
 
         s, st, town = self.s, self.state, self.town
