@@ -46,7 +46,8 @@ class TinyNet(nn.Module):
 
 def hp_of(**changes: Any) -> PPOHyperParams:
     """The update's parameters as ``strategy=ppo`` builds them, with ``changes``."""
-    return replace(PPOStrategy().hyper_params(1024), **changes)
+    strategy = PPOStrategy()
+    return replace(strategy.hyper_params(minibatch_size=1024, entropy_coef=strategy.entropy_coef), **changes)
 
 
 def make_batch(m: int, tag: int, seed: int = 0) -> PPOBatch:

@@ -78,9 +78,7 @@ class FakeBC:
     def run(self, ctx: TrainingContext) -> BCTrainingResultDTO:
         n = len(self.rec.calls)
         acc = self.rec.values[n]
-        self.rec.calls.append(
-            {"init_from": ctx.init_from, "epochs": self.epochs, "eval": ctx.evaluation}
-        )
+        self.rec.calls.append({"init_from": ctx.init_from, "epochs": self.epochs, "eval": ctx.evaluation})
         ckpt = _save(ctx, _weights(ctx, 1))
         ctx.metrics.log({"strategy": "bc", "epoch": 1, "val_accuracy": acc})
         return BCTrainingResultDTO(

@@ -100,8 +100,6 @@ def train_flops_per_sample(net: Any, batch: Any, rows: int = MINIBATCH) -> float
 
 
 def bench_update(quick: bool) -> dict[str, Any]:
-    from dataclasses import replace
-
     from townlet.algorithms.update import ppo_update
     from townlet.strategies.ppo import PPOStrategy
     from townlet.world import make_town
@@ -113,7 +111,8 @@ def bench_update(quick: bool) -> dict[str, Any]:
     batch = synthetic_batch(spec, rows)
     net = _network(spec)
     opt = torch.optim.Adam(net.parameters(), lr=3e-4, eps=1e-5)
-    hp = replace(PPOStrategy().hyper_params(rows), update_epochs=1, minibatch_size=MINIBATCH)
+    strategy = PPOStrategy(update_epochs=1)
+    hp = strategy.hyper_params(minibatch_size=MINIBATCH, entropy_coef=strategy.entropy_coef)
     gen = torch.Generator().manual_seed(0)
     params = list(net.parameters())
 
@@ -163,7 +162,7 @@ def bench_update(quick: bool) -> dict[str, Any]:
 
 def _acting_policy(spec: Any, seed: int = 0) -> Any:
     from townlet.behaviour.torch_policy import TorchPolicy
-    from townlet.strategies.ppo.setup import ActingPolicy
+    from townlet.strategies.ppo.sources import ActingPolicy
 
     return ActingPolicy(TorchPolicy(_network(spec), spec, "cpu", greedy=False, seed=seed))
 
@@ -254,11 +253,12 @@ def bench_iteration(quick: bool) -> dict[str, Any]:
         run = PPORun(strategy, _context(strategy, Path(tmp), _default_model()))
         run.setup()
         counter = {"it": 0}
-        town, policy, service = run.town, run.policy, run.rollout_service
-        assert service is not None and town is not None
+        assert run.rollout is not None
+        town, policy, service = run.rollout.town, run.rollout.policy, run.rollout.service
         state: dict[str, Any] = {"obs": None}
         sample = service.collect(town, policy, n_steps)
-        hp = strategy.hyper_params(sample.num_transitions)
+        rows = strategy.minibatch_rows(sample.num_transitions)
+        hp = strategy.hyper_params(minibatch_size=rows, entropy_coef=strategy.entropy_coef)
         gen = torch.Generator().manual_seed(0)
 
         def iteration() -> None:

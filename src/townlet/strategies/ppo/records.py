@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from townlet.dto import PPOTrainingResultDTO
     from townlet.replay import ReplayData
     from townlet.rollout.collect import EpisodeTracker
+    from townlet.strategies.ppo.sources import Seen
     from townlet.strategies.ppo.state import RunState
 
 __all__ = [
@@ -119,16 +120,16 @@ def iteration_record(
     strategy: Any,
     state: RunState,
     iteration: int,
-    lr: float,
+    schedule: dict[str, Any],
     summary: dict[str, float],
-    diagnostics: dict[str, float],
-    env: dict[str, Any],
-    events: dict[str, float],
-    stage: str | None,
+    seen: Seen,
+    timing: dict[str, float],
 ) -> dict[str, Any]:
     """One metrics line (telemetry 1.2 keys): the update summary (``PPO_SUMMARY_KEYS``, named as on the
-    line), the run counters, the batch diagnostics and the rollout's town metrics."""
-    s, it = strategy, iteration
+    line), the run counters, the batch diagnostics, the rollout's town metrics, the timings and the
+    optional schedules (``reward_scale``, a scheduled ``entropy_coef``), present only when they are on."""
+    s, it, diagnostics = strategy, iteration, seen.batch
+    collected = seen.rows_collected
     record: dict[str, Any] = {
         "epoch": it,
         "iteration": it,
@@ -137,7 +138,7 @@ def iteration_record(
         **_take(summary, PPO_KL_KEYS),
         "bc_coef": s.bc_coef,
         "telemetry_version": TELEMETRY_VERSION,
-        "lr": lr,
+        "lr": schedule["lr"],
         "steps": state.steps,
         **_take(summary, PPO_HEALTH_KEYS),
         "data_mode": str(s.data_mode),  # a plain string: records travel into checkpoints
@@ -146,15 +147,22 @@ def iteration_record(
         **_take(diagnostics, ("reward_advantage_corr",)),
         "rollout_ticks": s.n_steps if s.data_mode != DataMode.replay else 0,
         "log_stream_offset": state.log_stream_offset,
-        **event_counters(events),
+        **event_counters(seen.events),
         **_take(diagnostics, ("explained_variance",)),
         "epochs_run": summary["epochs_run"],
         "target_kl_stopped": bool(summary["early_stopped"]),  # the line's flag is a bool
         "env_steps": state.env_steps,
-        "social_reward_stage": stage,
-        **env,
+        "social_reward_stage": schedule["stage"],
+        **seen.env,
+        "epoch_duration_sec": timing["duration"],
+        "collect_sec": seen.collect_sec,
+        "update_sec": timing["update"],
+        "sps": collected / timing["duration"] if collected else None,
+        "update_samples_per_sec": state.steps_last / timing["update"] if timing["update"] > 0 else None,
     }
-    return record
+    entropy = schedule["entropy_coef"] if s.entropy_schedule != "constant" else None
+    optional = {"reward_scale": seen.reward_scale, "entropy_coef": entropy}
+    return {**record, **{k: v for k, v in optional.items() if v is not None}}
 
 
 def result_dto(
