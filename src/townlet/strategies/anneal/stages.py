@@ -50,7 +50,7 @@ def tag_ppo_result(
     guardrails are judged against (the numeric ones also in ``best``, the best iteration's figures).
     The anneal fills them in, so PPO needs no notion of a stage."""
     b = baseline or GuardrailMetrics()
-    fields = {
+    fields: dict[str, Any] = {
         "anneal_cycle": float(stage.cycle),
         "anneal_stage": stage.mode,
         "anneal_dataset": label,

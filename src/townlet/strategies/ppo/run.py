@@ -14,7 +14,7 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from townlet.config.schema.strategy_ppo import LRSchedule, PPOConfigError, schedule_field
+from townlet.config.schema.strategy_ppo import DataMode, LRSchedule, PPOConfigError, schedule_field
 from townlet.runs import interrupt
 from townlet.strategies.base import dataset_label, evaluate_trained, periodic_evaluation
 from townlet.strategies.ppo.normalisers import Normalisers, normalise_inputs
@@ -22,11 +22,10 @@ from townlet.strategies.ppo.records import iteration_record, result_dto
 from townlet.strategies.ppo.sources import (
     ActingPolicy,
     BatchMaker,
-    MixedSource,
     ReplaySource,
     RolloutSource,
     make_teacher,
-    open_data,
+    pick_source,
 )
 from townlet.strategies.ppo.state import RunState, resume, save_checkpoints, warm_start_from
 
@@ -53,6 +52,37 @@ def social_stage_for(cycle: int, default: str | None, schedule: list[Any]) -> st
         if int(schedule_field(entry, "cycle", 0)) <= cycle:
             stage = str(schedule_field(entry, "stage", stage))
     return None if stage is None else str(stage)
+
+
+def open_data(s: Any, ctx: TrainingContext, world_cfg: Any) -> tuple[Any, Any, Any]:
+    """The rollout service and a freshly seeded town (rollout and mixed mode), and the replay data
+    (replay and mixed mode); None for what the mode does not use. The spec both agree on comes with."""
+    from townlet.runs.seeding import derive_seed
+    from townlet.world import make_town
+
+    service = town = data = None
+    if s.data_mode in (DataMode.replay, DataMode.mixed):
+        replay_service = getattr(ctx.services, "replay", None)
+        if replay_service is None:
+            raise PPOConfigError(
+                f"strategy.data_mode={s.data_mode} needs the replay dataset service "
+                "(TrainingServices.replay is None); use strategy.data_mode=rollout"
+            )
+        data = replay_service.resolve(ctx.dataset, ctx.world, ctx.data_dir)
+    if s.data_mode in (DataMode.rollout, DataMode.mixed):
+        service = getattr(ctx.services, "rollout", None)
+        if service is None:
+            raise PPOConfigError(
+                "strategy.data_mode=rollout needs the rollout service (TrainingServices.rollout)"
+            )
+        town = make_town(world_cfg, derive_seed(ctx.seed, "ppo-town"))
+    if town is not None and data is not None:
+        diff = town.spec.describe_mismatch(data.spec)
+        if diff:
+            raise PPOConfigError(
+                f"strategy.data_mode=mixed: the replay dataset does not match the world: {diff}"
+            )
+    return service, town, data
 
 
 class PPORun:
@@ -122,15 +152,11 @@ class PPORun:
             None if town is None else RolloutSource(s, service, town, policy, self.normalisers, make)
         )
         self.replay = None if data is None else ReplaySource(data, ctx.seed, self.label, make)
+        self.source = pick_source(self.rollout, self.replay, s.mix_ratio)
         if not normalised:
-            first = self.rollout.warmup() if self.rollout is not None else self.replay.for_iteration(1)
-            normalise_inputs(self.net, first)
+            normalise_inputs(self.net, self.source.first())
         if self.rollout is not None and resumed is not None:  # continue the very episodes it was in
             self.rollout.restore(resumed, ctx, self.world_cfg)
-        both = self.rollout is not None and self.replay is not None
-        self.source = (
-            MixedSource(self.rollout, self.replay, s.mix_ratio) if both else self.rollout or self.replay
-        )
         self.iterations = s.planned_iterations(self.world_cfg, self.replay)
 
     def iteration(self, it: int) -> dict[str, Any]:

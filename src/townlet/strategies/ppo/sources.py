@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from townlet.config.schema.strategy_ppo import DataMode, PPOConfigError
+from townlet.config.schema.strategy_ppo import PPOConfigError
 from townlet.replay import ReplayData, StreamingDataset
 from townlet.replay.data import epoch_rng
 from townlet.rollout.collect import EpisodeTracker
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from townlet.strategies.ppo.normalisers import Normalisers
     from townlet.strategies.ppo.state import RunState
 
-__all__ = ["ActingPolicy", "BatchMaker", "MixedSource", "ReplaySource", "RolloutSource", "Seen"]
+__all__ = ["ActingPolicy", "BatchMaker", "DataSource", "ReplaySource", "RolloutSource", "Seen", "pick_source"]
 
 
 @dataclass
@@ -116,7 +116,7 @@ class RolloutSource:
         self.tracker = EpisodeTracker(town.n_agents)
         self.obs: Any = None  # the observation the next rollout continues from (None: reset the town)
 
-    def warmup(self) -> ReplayData:
+    def first(self) -> ReplayData:
         """A short rollout for the input scaling of a network trained from scratch."""
         return self.service.collect(self.town, self.policy, max(1, min(16, self.s.n_steps)))
 
@@ -175,6 +175,10 @@ class ReplaySource:
         """Iterations that make one pass over the data (the shard count when streamed)."""
         return self.data.num_shards if isinstance(self.data, StreamingDataset) else 1
 
+    def first(self) -> ReplayData:
+        """The first iteration's data, for the input scaling of a network trained from scratch."""
+        return self.for_iteration(1)
+
     def for_iteration(self, iteration: int) -> ReplayData:
         if not isinstance(self.data, StreamingDataset):
             return self.data
@@ -205,6 +209,7 @@ class MixedSource:
 
     def __init__(self, rollout: RolloutSource, replay: ReplaySource, mix_ratio: float):
         self.rollout, self.replay, self.mix_ratio = rollout, replay, mix_ratio
+        self.first = rollout.first
 
     def prepare(self, it: int, net: Any, world_cfg: Any) -> tuple[list[Source], Seen]:
         from townlet.algorithms.update import Source
@@ -217,35 +222,22 @@ class MixedSource:
         return streams, replace(seen, batch=batch_diagnostics([own, other]))
 
 
-def open_data(s: Any, ctx: TrainingContext, world_cfg: Any) -> tuple[Any, Any, Any]:
-    """The rollout service and a freshly seeded town (rollout and mixed mode), and the replay data
-    (replay and mixed mode); None for what the mode does not use. The spec both agree on comes with."""
-    from townlet.runs.seeding import derive_seed
-    from townlet.world import make_town
+class DataSource(Protocol):
+    """What ``PPORun`` asks of its source: data to scale a fresh network's inputs by, and each
+    iteration's update streams."""
 
-    service = town = data = None
-    if s.data_mode in (DataMode.replay, DataMode.mixed):
-        replay_service = getattr(ctx.services, "replay", None)
-        if replay_service is None:
-            raise PPOConfigError(
-                f"strategy.data_mode={s.data_mode} needs the replay dataset service "
-                "(TrainingServices.replay is None); use strategy.data_mode=rollout"
-            )
-        data = replay_service.resolve(ctx.dataset, ctx.world, ctx.data_dir)
-    if s.data_mode in (DataMode.rollout, DataMode.mixed):
-        service = getattr(ctx.services, "rollout", None)
-        if service is None:
-            raise PPOConfigError(
-                "strategy.data_mode=rollout needs the rollout service (TrainingServices.rollout)"
-            )
-        town = make_town(world_cfg, derive_seed(ctx.seed, "ppo-town"))
-    if town is not None and data is not None:
-        diff = town.spec.describe_mismatch(data.spec)
-        if diff:
-            raise PPOConfigError(
-                f"strategy.data_mode=mixed: the replay dataset does not match the world: {diff}"
-            )
-    return service, town, data
+    def first(self) -> ReplayData: ...
+
+    def prepare(self, it: int, net: Any, world_cfg: Any) -> tuple[list[Source], Seen]: ...
+
+
+def pick_source(rollout: RolloutSource | None, replay: ReplaySource | None, mix_ratio: float) -> DataSource:
+    """The run's one source: both blended in mixed mode, else whichever the mode opened."""
+    if rollout is not None and replay is not None:
+        return MixedSource(rollout, replay, mix_ratio)
+    source = rollout or replay
+    assert source is not None, "open_data opens a town, a dataset or both"
+    return source
 
 
 def _as_numpy(value: Any) -> Any:
