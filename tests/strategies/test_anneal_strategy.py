@@ -150,7 +150,9 @@ def make(
     **kw: Any,
 ):
     bc_rec, ppo_rec = Recorder(bc, returns[0]), Recorder(ppo, returns[1])
-    strat = AnnealStrategy(FakeBC(bc_rec), FakePPO(ppo_rec), schedule or DEFAULT_SCHEDULE, **kw)
+    strat = AnnealStrategy(
+        bc=FakeBC(bc_rec), ppo=FakePPO(ppo_rec), schedule=schedule or DEFAULT_SCHEDULE, **kw
+    )
     return strat, bc_rec, ppo_rec
 
 
@@ -321,7 +323,10 @@ def test_bc_weight_wraps_the_rollout_service_when_ppo_has_no_teacher_mix(tmp_pat
             return super().run(ctx)
 
     strat = AnnealStrategy(
-        FakeBC(Recorder([0.95])), PlainPPO(Recorder([1.0, 1.0])), DEFAULT_SCHEDULE, teacher_mix=True
+        bc=FakeBC(Recorder([0.95])),
+        ppo=PlainPPO(Recorder([1.0, 1.0])),
+        schedule=DEFAULT_SCHEDULE,
+        teacher_mix=True,
     )
     ctx = make_context(tmp_path)
     ctx.services.rollout = RolloutCaptureService()
@@ -422,7 +427,7 @@ def test_metrics_carry_anneal_tags(tmp_path: Path) -> None:
 def test_schedule_runs_in_cycle_order(tmp_path: Path) -> None:
     schedule = [stage(2, "ppo", 1), stage(0, "bc", 1), stage(1, "ppo", 1)]
     strat, _, _ = make([0.95], [1.0, 1.0], schedule)
-    assert [s.cycle for s in strat.schedule] == [0, 1, 2]
+    assert [s.cycle for s in strat.stages] == [0, 1, 2]
 
 
 @pytest.mark.parametrize(
@@ -443,7 +448,7 @@ def test_schedule_runs_in_cycle_order(tmp_path: Path) -> None:
 )
 def test_config_errors_are_clear(schedule: list, kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        AnnealStrategy(FakeBC(Recorder([])), FakePPO(Recorder([])), schedule, **kwargs)
+        AnnealStrategy(bc=FakeBC(Recorder([])), ppo=FakePPO(Recorder([])), schedule=schedule, **kwargs)
 
 
 def test_schema_builds_with_real_stage_strategies(tmp_path: Path) -> None:
@@ -456,7 +461,7 @@ def test_schema_builds_with_real_stage_strategies(tmp_path: Path) -> None:
     strat = build(OmegaConf.structured(AnnealStrategyConfig))
     assert isinstance(strat, AnnealStrategy)
     ctx = make_context(tmp_path)
-    bc_stage, ppo_stage = strat.schedule[0], strat.schedule[1]
+    bc_stage, ppo_stage = strat.stages[0], strat.stages[1]
     bc = strat.build_stage_strategy(bc_stage, ctx)
     assert (type(bc).__name__, bc.epochs) == ("BCStrategy", bc_stage.epochs)
     ppo = strat.build_stage_strategy(ppo_stage, ctx)
@@ -477,3 +482,9 @@ def test_a_stage_target_outside_the_allow_list_is_refused_before_any_import() ->
     with pytest.raises(TargetNotAllowedError, match="not allowed"):
         build_stage_strategy(OmegaConf.create({"_target_": "antigravity.fly", "epochs": 1}), {"epochs": 2})
     assert "antigravity" not in sys.modules
+
+
+def test_plan_lists_the_stages_in_run_order() -> None:
+    strat, _, _ = make([0.95], [1.0], [stage(2, "ppo", 4), stage(0, "bc", 3)])
+    plan = strat.plan(None)
+    assert (plan.units, plan.stages) == (7, (("bc", 3), ("ppo", 4)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from typing import TYPE_CHECKING, Any
 
 from townlet.config.plan import ppo_plan
@@ -88,7 +88,8 @@ class Stage:
 def parse_schedule(schedule: Sequence[Any] | None) -> list[Stage]:
     """The validated stages in run order: by cycle, keeping the listed order within a cycle
     (a stable sort, so e.g. BC then PPO in cycle 0 stays that way)."""
-    stages = [Stage.from_any(s, i) for i, s in enumerate(plain(schedule) or [])]
+    entries = [asdict(s) if is_dataclass(s) and not isinstance(s, type) else s for s in plain(schedule) or []]
+    stages = [Stage.from_any(s, i) for i, s in enumerate(entries)]
     if not stages:
         raise AnnealConfigError(
             "strategy.schedule is empty; give at least one stage, e.g. [{cycle: 0, mode: bc, epochs: 5}]"
