@@ -79,3 +79,53 @@ FINAL_RETURNS: tuple[str, ...] = (
 OBJECTIVE_METRIC = "objective"
 #: The x axis the dashboards share: agent-steps so far (epochs where a run collects none).
 GLOBAL_STEP_KEY = "global_step"
+
+# -- what PPO's metrics line and result carry ---------------------------------------------------
+#: The update summary's keys, as ``ppo_update`` names them and in the line's telemetry 1.2 order.
+PPO_COUNT_KEYS: tuple[str, ...] = ("updates", "transitions")
+PPO_LOSS_KEYS: tuple[str, ...] = ("loss_policy", "loss_value", "loss_entropy", "loss_total", "clip_fraction")
+PPO_KL_KEYS: tuple[str, ...] = ("grad_norm", "kl_divergence", "kl_k1", "loss_bc")
+PPO_HEALTH_KEYS: tuple[str, ...] = (
+    "adv_zero_std_batches",
+    "adv_min_std",
+    "clip_triggered_minibatches",
+    "clip_fraction_max",
+)
+PPO_SPREAD_KEYS: tuple[str, ...] = (
+    "batch_entropy_mean",
+    "batch_entropy_std",
+    "grad_norm_max",
+    "kl_divergence_max",
+)
+PPO_SUMMARY_KEYS: tuple[str, ...] = (
+    *PPO_COUNT_KEYS,
+    *PPO_LOSS_KEYS,
+    *PPO_KL_KEYS,
+    *PPO_HEALTH_KEYS,
+    *PPO_SPREAD_KEYS,
+    "epochs_run",
+)
+#: Line keys the PPO result takes under the same name (with the event counters): those every line has
+PPO_RESULT_KEYS: tuple[str, ...] = (
+    "epoch",
+    *PPO_COUNT_KEYS,
+    *PPO_LOSS_KEYS,
+    "adv_mean",
+    "adv_std",
+    "grad_norm",
+    "kl_divergence",
+    "lr",
+    STEPS_KEY,
+    "telemetry_version",
+    *PPO_HEALTH_KEYS,
+    *PPO_SPREAD_KEYS,
+    "explained_variance",
+    "epoch_duration_sec",
+    "data_mode",
+    "cycle_id",
+    "reward_advantage_corr",
+    "rollout_ticks",
+    "log_stream_offset",
+)
+#: ... and those only a line with a rollout has (replay collects no episodes).
+PPO_ROLLOUT_RESULT_KEYS: tuple[str, ...] = (TRAIN_RETURN_KEY,)
