@@ -167,7 +167,7 @@ def test_time_limit_without_requeue_fails_the_task(start_sweep: StartSweep) -> N
     record = sweep.record(0)
     assert record["status"] == "failed" and "timed-out" in record["error"], record
     assert (sweep.dir / "0" / "checkpoints" / "last.pt").is_file()
-    task = sweep.task_id(0)
+    task = record["slurm_job_id"]  # one job is submitted as a plain job, not an array
     assert any(f"job 0 (SLURM {task}) failed: UncompletedJobError" in line for line in _lines(err)), err
     assert [r["status"] for r in sweep.summary()["rows"]] == ["failed"]
     assert sacct_state(task) == "FAILED"

@@ -91,7 +91,7 @@ def test_tasks_without_a_result_become_failed_rows_and_lines(
     (tmp_path / "1" / "run.json").write_text(json.dumps({"status": "interrupted", "signal": "SIGTERM"}))
     jobs = [
         FakeJob("7_0", None, done),
-        FakeJob("7_1", UncompletedJobError("no output"), state="CANCELLED"),
+        FakeJob("7_1", UncompletedJobError("no output"), state="CANCELLED by 0"),
         FakeJob("7_2", UncompletedJobError("no output"), state="FAILED"),
     ]
     overrides = [["seed=0"], ["seed=1"], ["seed=2"]]

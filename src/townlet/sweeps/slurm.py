@@ -130,7 +130,8 @@ class TownletSlurmLauncher(SlurmLauncher):
                 continue
             job_dir = self._job_dir(overrides, num)
             left_result = isinstance(error, FailedJobError)  # otherwise SLURM's state is final
-            line = problem_line(num, job.job_id, None if left_result else str(job.state), job_dir, job)
+            state = None if left_result else next(iter(str(job.state).split()), None)  # "CANCELLED by 0"
+            line = problem_line(num, job.job_id, state, job_dir, job)
             problems.append(line)
             if not left_result:  # the task's own callback never ran: the summary learns it here
                 mark_failed(job_dir, num, job.job_id, overrides, line)
