@@ -154,6 +154,8 @@ def test_requeued_tasks_resume_to_the_uninterrupted_result(start_sweep: StartSwe
         results.append(_comparable(json.loads((sweep.dir / str(job) / "result.json").read_text("utf-8"))))
     assert results[0] == results[2] and results[1] == results[2]
     assert [r["status"] for r in sweep.summary()["rows"]] == ["ok", "ok", "ok"]
+    summary = (sweep.dir / "sweep_summary.md").read_text(encoding="utf-8")
+    assert "3 found of 3 expected" in summary and "never started" not in summary  # same overrides
 
 
 def test_time_limit_without_requeue_fails_the_task(start_sweep: StartSweep) -> None:

@@ -5,6 +5,7 @@ sweep summary. (Real-cluster behaviour: test_cluster.py.)"""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from datetime import UTC, datetime
@@ -38,7 +39,11 @@ def test_task_pins_the_submitter_and_fails_loudly(monkeypatch: pytest.MonkeyPatc
     seen: dict[str, Any] = {}
 
     def plugin_call(self: Any, overrides: list[str], *args: Any) -> JobReturn:
-        seen.update(overrides=overrides, root=__import__("os").environ.get("TOWNLET_ROOT"), argv=sys.argv)
+        cfg = OmegaConf.create({"resume": False})
+        OmegaConf.set_struct(cfg, True)
+        OmegaConf.set_readonly(cfg, True)
+        self.task_function(cfg)
+        seen.update(overrides=overrides, root=os.environ.get("TOWNLET_ROOT"), argv=sys.argv)
         seen["sigterm"] = signal.getsignal(signal.SIGTERM)
         ret = JobReturn(overrides=overrides)
         ret.status, ret.return_value = JobStatus.FAILED, ValueError("the run failed")
@@ -51,14 +56,15 @@ def test_task_pins_the_submitter_and_fails_loudly(monkeypatch: pytest.MonkeyPatc
     previous = signal.signal(signal.SIGTERM, lambda *a: None)  # submitit's logging handler
     launcher = _launcher()
     launcher.task_env, launcher.command = {"TOWNLET_ROOT": "/pinned"}, ["townlet-train", "-m", "seed=0,1"]
+    launcher.task_function = lambda cfg: seen.update(resume=cfg.resume)
     try:
         with pytest.raises(ValueError, match="the run failed"):
             launcher(["seed=1"], "hydra.sweep.dir", 1, "job_id_for_1", {})
     finally:
         signal.signal(signal.SIGTERM, previous)
-    expected = ["seed=1", "resume=true"] if restarts == "1" else ["seed=1"]
     assert seen == {
-        "overrides": expected,
+        "resume": restarts == "1",  # in the job's config; the overrides stay the sweep's
+        "overrides": ["seed=1"],
         "root": "/pinned",
         "argv": ["townlet-train", "-m", "seed=0,1"],
         "sigterm": signal.SIG_DFL,

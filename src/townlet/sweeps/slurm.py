@@ -25,6 +25,7 @@ What this subclass adds, and why:
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -38,7 +39,7 @@ from typing import Any
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from townlet.runs.atomic import atomic_write_json, read_json_object
 from townlet.sweeps.jobs import JOB_STATUS_FILE, RUN_RECORD_FILE
@@ -55,6 +56,8 @@ class SlurmTasksFailed(RuntimeError):
 
 class TownletSlurmLauncher(SlurmLauncher):
     """The ``_target_`` of ``conf/launcher/slurm.yaml``; pickled into every array task."""
+
+    task_function: Any  # the plugin's, set by Hydra through ``setup``
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -175,13 +178,20 @@ class TownletSlurmLauncher(SlurmLauncher):
         if self.command:
             sys.argv = list(self.command)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the run installs its stop handler over the default
-        overrides = list(sweep_overrides)
         if restart_count() > 0:
-            overrides.append("resume=true")  # requeued: continue from the checkpoint
-        ret = super().__call__(overrides, job_dir_key, job_num, job_id, singleton_state)
+            # SLURM started this task again (requeue, preemption): the same job continues from its
+            # checkpoint; set in the job's config, not as an override, so the sweep still matches
+            self.task_function = functools.partial(_resumed, self.task_function)
+        ret = super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
         if ret.status == JobStatus.FAILED:
             _ = ret.return_value  # raises the run's error: the task exits non-zero, sacct says FAILED
         return ret
+
+
+def _resumed(task_function: Any, cfg: DictConfig) -> Any:
+    with read_write(cfg), open_dict(cfg):
+        cfg.resume = True
+    return task_function(cfg)
 
 
 def restart_count(env: dict[str, str] | None = None) -> int:
