@@ -81,8 +81,8 @@ class FakeJob:
     def exception(self) -> Exception | None:
         return self.error
 
-    def result(self) -> Any:
-        return self.value
+    def results(self) -> list[Any]:
+        return [self.value]
 
 
 def test_tasks_without_a_result_become_failed_rows_and_lines(

@@ -54,6 +54,10 @@ class SlurmTasksFailed(RuntimeError):
     """Some tasks of a SLURM sweep did not finish; the message says where the summary is."""
 
 
+class _Unusable(Exception):
+    """submitit refused the launcher's settings before anything was submitted."""
+
+
 class TownletSlurmLauncher(SlurmLauncher):
     """The ``_target_`` of ``conf/launcher/slurm.yaml``; pickled into every array task."""
 
@@ -78,6 +82,8 @@ class TownletSlurmLauncher(SlurmLauncher):
         nums = range(initial_job_idx, initial_job_idx + len(job_overrides))
         for num, overrides in zip(nums, job_overrides, strict=True):
             log.info("\t#%d : %s", num, " ".join(filter_overrides(overrides)))
+        from submitit.core.utils import FailedSubmissionError, UncompletedJobError
+
         said = io.StringIO()
         try:
             executor = self._executor()
@@ -90,12 +96,13 @@ class TownletSlurmLauncher(SlurmLauncher):
                     [f"job_id_for_{n}" for n in nums],
                     [Singleton.get_state()] * len(nums),
                 )
-        except (RuntimeError, ValueError) as exc:  # sbatch said no, no srun on PATH, an unknown setting
+        except (UncompletedJobError, FailedSubmissionError, _Unusable) as exc:  # sbatch or submitit said no
             if unused:
                 shutil.rmtree(sweep_dir, ignore_errors=True)
             text = str(exc).strip() or said.getvalue().strip()
             why = "; ".join(s.strip().removeprefix("sbatch: error: ") for s in text.splitlines() if s.strip())
-            sys.stderr.write(f"townlet-train: error: sbatch refused the sweep: {why} ({_HINT})\n")
+            what = "cannot submit" if isinstance(exc, _Unusable) else "sbatch refused the sweep"
+            sys.stderr.write(f"townlet-train: error: {what}: {why} ({_HINT})\n")
             raise SystemExit(REFUSAL_EXIT) from None
         return self._collect(jobs, job_overrides, nums, sweep_dir)
 
@@ -105,16 +112,16 @@ class TownletSlurmLauncher(SlurmLauncher):
         from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
         params = dict(self.params)
-        executor = submitit.AutoExecutor(
-            folder=params.pop("submitit_folder"),
-            cluster="slurm",
-            slurm_max_num_timeout=params.pop("max_num_timeout", 0),
-        )
+        folder, requeues = params.pop("submitit_folder"), params.pop("max_num_timeout", 0)
         generic = set(OmegaConf.structured(BaseQueueConf).keys())
         # sbatch --export=NONE also reaches the srun inside the job, which would then start the task
         # without submitit's own variables; srun takes the batch script's environment instead
         params["srun_args"] = ["--export=ALL"]
-        executor.update_parameters(**{k if k in generic else f"slurm_{k}": v for k, v in params.items()})
+        try:
+            executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=requeues)
+            executor.update_parameters(**{k if k in generic else f"slurm_{k}": v for k, v in params.items()})
+        except (RuntimeError, ValueError) as exc:  # no srun on PATH; a setting sbatch does not have
+            raise _Unusable(str(exc).splitlines()[0]) from None
         return executor
 
     def _collect(
@@ -129,7 +136,7 @@ class TownletSlurmLauncher(SlurmLauncher):
         for job, overrides, num in zip(jobs, job_overrides, nums, strict=True):
             error = job.exception()  # waits for the task; None when it returned its JobReturn
             if error is None:
-                returns.append(job.result())
+                returns.append(job.results()[0])  # the first task's, as the plugin does
                 continue
             job_dir = self._job_dir(overrides, num)
             left_result = isinstance(error, FailedJobError)  # otherwise SLURM's state is final
