@@ -149,3 +149,18 @@ def test_run_record_and_summary_carry_the_slurm_ids(tmp_path: Path) -> None:
     assert summary.rows[0].slurm_id == "40_2"
     assert "| 40_2 |" in (tmp_path / "sweep_summary.md").read_text(encoding="utf-8")
     assert "slurm_id" in (tmp_path / "sweep_summary.csv").read_text(encoding="utf-8").splitlines()[0]
+
+
+def test_a_machine_without_slurm_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))  # no srun, no sbatch
+    launcher = _launcher()
+    launcher.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}}})
+    with pytest.raises(SystemExit) as stopped:
+        launcher.launch([["seed=0"]], 0)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("townlet-train: error: cannot submit:"), err
+    assert "srun" in err[0]
+    assert not (tmp_path / "sweep").exists(), "a refused sweep leaves nothing behind"
