@@ -159,18 +159,20 @@ def test_requeued_tasks_resume_to_the_uninterrupted_result(start_sweep: StartSwe
 
 
 def test_time_limit_without_requeue_fails_the_task(start_sweep: StartSweep) -> None:
-    # SIGUSR2 30 s before a 2-minute limit (SLURM may send it up to a minute early): submitit's handler
-    # ends the run, and with max_num_timeout=0 does not requeue it
+    # SIGUSR2 30 s before a 2-minute limit (SLURM may send it up to a minute early): the run stops at
+    # its next checkpoint, then submitit, with max_num_timeout=0, does not requeue it
     settings = ["hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=30"]
     sweep = start_sweep("timeout", *LONG, *settings, "seed=0")
     assert sweep.wait(300) == 1
     err = sweep.stderr()
     assert "Traceback" not in err
     record = sweep.record(0)
-    assert record["status"] == "failed" and "timed-out" in record["error"], record
+    assert record["status"] == "interrupted" and record["signal"] == "SIGUSR2", record
     assert (sweep.dir / "0" / "checkpoints" / "last.pt").is_file()
     task = record["slurm_job_id"]  # one job is submitted as a plain job, not an array
-    assert any(f"job 0 (SLURM {task}) failed: UncompletedJobError" in line for line in _lines(err)), err
+    assert any(f"job 0 (SLURM {task}) interrupted by SIGUSR2" in line for line in _lines(err)), err
+    log = next((sweep.dir / ".submitit").glob(f"{task}/*_log.err")).read_text(encoding="utf-8")
+    assert "timed-out too many times" in log  # submitit's own decision, after the run's checkpoint
     assert [r["status"] for r in sweep.summary()["rows"]] == ["failed"]
     assert sacct_state(task) == "FAILED"
 

@@ -34,13 +34,15 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, cast
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from townlet.runs import interrupt
 from townlet.runs.atomic import atomic_write_json, read_json_object
 from townlet.sweeps.jobs import JOB_STATUS_FILE, RUN_RECORD_FILE
 
@@ -143,8 +145,7 @@ class TownletSlurmLauncher(SlurmLauncher):
             state = None if left_result else next(iter(str(job.state).split()), None)  # "CANCELLED by 0"
             line = problem_line(num, job.job_id, state, job_dir, job)
             problems.append(line)
-            if not left_result:  # the task's own callback never ran: the summary learns it here
-                mark_failed(job_dir, num, job.job_id, overrides, line)
+            mark_failed(job_dir, num, job.job_id, overrides, line)
             failed = JobReturn(overrides=list(overrides), working_dir=str(job_dir))
             failed.status = JobStatus.FAILED
             returns.append(failed)
@@ -189,10 +190,35 @@ class TownletSlurmLauncher(SlurmLauncher):
             # SLURM started this task again (requeue, preemption): the same job continues from its
             # checkpoint; set in the job's config, not as an override, so the sweep still matches
             self.task_function = functools.partial(_resumed, self.task_function)
-        ret = super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
+        ret = self._run_to_safe_point(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
         if ret.status == JobStatus.FAILED:
             _ = ret.return_value  # raises the run's error: the task exits non-zero, sacct says FAILED
         return ret
+
+    def _run_to_safe_point(self, *args: Any) -> JobReturn:
+        """The plugin's task, with submitit's warning (time limit, preemption) held back until the run
+        stopped at its next safe point: handled at once it would end the run between a checkpoint and
+        its metrics line, and the resumed run would skip or repeat an epoch. submitit's own handler then
+        requeues the task (or ends it when ``max_num_timeout`` is used up)."""
+        warning = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
+        submitit_handler = signal.getsignal(warning)
+        warned: list[int] = []
+
+        def stop_first(signum: int, frame: FrameType | None) -> None:
+            if not warned:
+                warned.append(signum)
+                interrupt.deliver(signum)  # the run records `interrupted` after its checkpoint
+
+        signal.signal(warning, stop_first)
+        try:
+            return cast(JobReturn, super().__call__(*args))
+        except KeyboardInterrupt:
+            if not warned or not callable(submitit_handler):
+                raise
+            submitit_handler(warned[0], None)  # requeues and exits, or raises when it may not
+            raise
+        finally:
+            signal.signal(warning, submitit_handler)
 
 
 def _resumed(task_function: Any, cfg: DictConfig) -> Any:
@@ -227,7 +253,10 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 
 def mark_failed(job_dir: Path, num: int, task_id: str, overrides: Sequence[str], line: str) -> None:
-    """A failed ``job_status.json`` for a task that left no result, so the summary lists it as failed."""
+    """A failed ``job_status.json`` for a task whose own callback did not record its failure (it
+    stopped on a signal or was killed), so the summary lists it as failed."""
+    if (read_json_object(job_dir / JOB_STATUS_FILE) or {}).get("status") == "failed":
+        return
     payload = {"num": num, "status": "failed", "overrides": list(overrides), "error": line}
     payload["slurm_id"] = task_id
     try:
