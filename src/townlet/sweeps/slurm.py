@@ -18,8 +18,8 @@ What this subclass adds, and why:
 * **Inside the task.** Paths resolve from the submitter's root (a task started with ``--export=NONE``
   sees no ``TOWNLET_ROOT``), ``run.json`` records the user's command rather than submitit's, SIGTERM
   (``scancel``, preemption) reaches the run's own stop handling (submitit only logs it), a task that
-  SLURM started again continues with ``resume=true``, and a failed run leaves the task non-zero so
-  ``sacct`` says FAILED.
+  SLURM started again continues with ``resume=true``, submitit's warning handler runs once the run
+  stopped at its next safe point, and a failed run leaves the task non-zero so ``sacct`` says FAILED.
 """
 
 from __future__ import annotations
