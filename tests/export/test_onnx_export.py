@@ -103,7 +103,8 @@ def test_torchscript_loads_and_matches_logits(ppo_run, tmp_path, episode_world) 
         (["{run}", "format=torchscript", "out={tmp}/p.onnx"], "ends in .onnx"),
         (["{run}", "out={tmp}/no/such/dir/p.onnx"], "does not exist"),
         (["{run}", "out={tmp}"], "is a directory"),
-        (["{run}", "colour=blue"], "is not one of"),
+        (["{run}", "colour=blue"], "Key 'colour' not in"),
+        (["{run}", "which=middle"], "use which=best or which=last"),
     ],
 )
 def test_bad_export_requests_are_one_line(args, message, bc_run, tmp_path, capsys) -> None:
