@@ -47,19 +47,6 @@ class PolicyFileError(ValueError):
     """An exported policy that cannot be written or used: missing, unreadable, or without its spec."""
 
 
-def stored_world_config(source: str | Path, extra: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-    """The world a checkpoint belongs to: its run's (``townlet.runs.resolve``), else the checkpoint's own.
-
-    ``source`` may be the run dir, its ``checkpoints/`` folder or a file inside it. Torch-free.
-    """
-    from townlet.runs.resolve import resolve_run
-
-    world = resolve_run(source).world_config
-    if world is None and extra and isinstance(extra.get("world_config"), Mapping):
-        world = dict(extra["world_config"])
-    return world
-
-
 def policy_metadata(ckpt: Checkpoint, world_config: Mapping[str, Any] | None) -> dict[str, Any]:
     """The JSON document that travels inside an exported file."""
     spec = ckpt.spec

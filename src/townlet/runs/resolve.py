@@ -58,7 +58,7 @@ def resolve_run(source: str | Path, which: str | None = None) -> RunFiles:
     path = Path(source).expanduser()
     if not path.exists():
         raise RunFilesError(f"checkpoint path {path} does not exist; pass a run directory or a .pt file")
-    run_dir = _run_dir(path)
+    run_dir = run_dir_of(path)
     result = _read_result(run_dir) if run_dir is not None else {}
     config = read_snapshot(run_dir / SNAPSHOT) if run_dir is not None else {}
     if path.is_file():
@@ -98,7 +98,7 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def _run_dir(path: Path) -> Path | None:
+def run_dir_of(path: Path) -> Path | None:
     """The folder holding ``.hydra/config.yaml`` or ``result.json``: ``path`` itself or up to two above."""
     start = path.resolve()
     for folder in (start, start.parent, start.parent.parent):
