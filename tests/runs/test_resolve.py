@@ -90,7 +90,12 @@ def test_townlet_eval_of_a_ppo_run_replays_its_result(cli_env: dict[str, str], t
     ]
     for command in (["townlet.train", *train], ["townlet.cli.evaluate", str(run), "--json", "eval.json"]):
         proc = subprocess.run(
-            [sys.executable, "-m", *command], cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=600
+            [sys.executable, "-m", *command],
+            cwd=tmp_path,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
     expected = json.loads((run / "result.json").read_text())["evaluation"]

@@ -28,7 +28,13 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from townlet.runs.device import DeviceUnavailableError
     from townlet.torch_guard import TorchNotAvailableError
 
-    return (ValueError, HydraException, OmegaConfBaseException, DeviceUnavailableError, TorchNotAvailableError)
+    return (
+        ValueError,
+        HydraException,
+        OmegaConfBaseException,
+        DeviceUnavailableError,
+        TorchNotAvailableError,
+    )
 
 
 def first_line(exc: BaseException) -> str:
@@ -56,7 +62,10 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
 
 
 def compose(
-    config_name: str, overrides: Sequence[str], world: Mapping[str, Any] | Any = None, schema: type | None = None
+    config_name: str,
+    overrides: Sequence[str],
+    world: Mapping[str, Any] | Any = None,
+    schema: type | None = None,
 ) -> Any:
     """``conf/<config_name>.yaml`` with ``overrides`` applied (Hydra's compose API).
 

@@ -42,7 +42,9 @@ def eval_settings(args: Any, config: dict[str, Any]) -> dict[str, Any]:
     evaluation = config.get("evaluation") or {}
     strategy = config.get("strategy") or {}
     defaults = EvaluationConfig()
-    seed = int(config.get("seed", TrainConfig.seed)) + int(evaluation.get("seed_offset", defaults.seed_offset))
+    seed = int(config.get("seed", TrainConfig.seed)) + int(
+        evaluation.get("seed_offset", defaults.seed_offset)
+    )
     episodes = args.episodes if args.episodes is not None else evaluation.get("episodes", defaults.episodes)
     EvaluationConfig(episodes=int(episodes))  # the schema's range check
     return {
@@ -124,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("source", help="run directory, its checkpoints/ folder, a .pt or a .onnx file")
     parser.add_argument("overrides", nargs="*", help="conf/eval.yaml overrides: world=…, episodes=…, seed=…")
-    parser.add_argument("--json", dest="json_path", help="also write the evaluation block as JSON to this file")
+    parser.add_argument(
+        "--json", dest="json_path", help="also write the evaluation block as JSON to this file"
+    )
     args = parser.parse_args(argv)
 
     def body() -> int:

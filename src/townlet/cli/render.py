@@ -64,7 +64,9 @@ def render_settings(args: Any) -> dict[str, Any]:
     if out["mode"] is None:
         out["mode"] = "ansi" if out["out"] == "-" else "gif"
     if out["mode"] == "gif" and out["out"] == "-":
-        raise RenderArgumentError("mode=gif cannot go to out=-; give a file (out=episode.gif) or use mode=ansi")
+        raise RenderArgumentError(
+            "mode=gif cannot go to out=-; give a file (out=episode.gif) or use mode=ansi"
+        )
     if out["out"] is None and out["mode"] == "gif":
         out["out"] = "episode.gif"
     return out
@@ -187,7 +189,9 @@ def run(source: str, overrides: list[str]) -> tuple[str, dict[str, Any]]:
     else:
         to_stdout = out in (None, "-")
         colour = (
-            sys.stdout.isatty() if settings["colour"] == "auto" and to_stdout else settings["colour"] == "true"
+            sys.stdout.isatty()
+            if settings["colour"] == "auto" and to_stdout
+            else settings["colour"] == "true"
         )
         frames, mean_return = record_episode(
             policy, world, settings["seed"], settings["ticks"], lambda t: render_ansi(t, colour=colour)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -197,7 +197,6 @@ def run_reproduction(
 
     ``announce`` hears the new run dir once every check has passed (a refusal prints only its reason).
     """
-    from hydra._internal.callbacks import Callbacks
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.utils import JobStatus, run_job
     from hydra.types import HydraContext
@@ -216,20 +215,48 @@ def run_reproduction(
             raise ReproduceError(f"refusing to reproduce {snapshot.run_dir}: {exc}") from None
         if announce is not None:
             announce(target_dir)
+        errors: list[Exception] = []
+
+        def task(job_cfg: Any) -> float:
+            try:
+                return train_job(job_cfg)
+            except Exception as exc:  # Hydra's runner keeps it; read it here, not from its private field
+                errors.append(exc)
+                raise
+
         ret = run_job(
-            task_function=train_job,
+            task_function=task,
             config=cfg,
             job_dir_key="hydra.run.dir",
             job_subdir_key=None,
             hydra_context=HydraContext(
-                config_loader=GlobalHydra.instance().config_loader(), callbacks=Callbacks(cfg)
+                config_loader=GlobalHydra.instance().config_loader(), callbacks=cast(Any, JobCallbacks(cfg))
             ),
         )
     _record_parent(target_dir, snapshot.run_dir)
     if ret.status != JobStatus.COMPLETED:
-        error = ret._return_value
+        error = errors[-1] if errors else RuntimeError("unknown error")
         raise RunFailedError(f"the reproduced run in {target_dir} failed: {type(error).__name__}: {error}")
     return target_dir
+
+
+class JobCallbacks:
+    """The config's ``hydra.callbacks``, called around the one job as ``townlet-train`` calls them."""
+
+    def __init__(self, cfg: Any) -> None:
+        from hydra.utils import instantiate
+        from omegaconf import OmegaConf
+
+        nodes = OmegaConf.select(cfg, "hydra.callbacks") or {}
+        self.callbacks = [instantiate(node) for node in nodes.values()]
+
+    def on_job_start(self, **kwargs: Any) -> None:
+        for callback in self.callbacks:
+            callback.on_job_start(**kwargs)
+
+    def on_job_end(self, **kwargs: Any) -> None:
+        for callback in reversed(self.callbacks):
+            callback.on_job_end(**kwargs)
 
 
 class RunFailedError(RuntimeError):

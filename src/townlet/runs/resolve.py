@@ -114,7 +114,9 @@ def _read_result(run_dir: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise RunFilesError(f"{path} is not readable JSON ({type(exc).__name__}); rerun the training") from None
+        raise RunFilesError(
+            f"{path} is not readable JSON ({type(exc).__name__}); rerun the training"
+        ) from None
     return data if isinstance(data, dict) else {}
 
 
