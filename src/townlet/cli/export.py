@@ -5,10 +5,10 @@
     townlet-export RUN/checkpoints/last.pt out=/srv/policies/town.onnx
 
 Arguments after the source are Hydra overrides of ``conf/export.yaml`` (``format``, ``out``,
-``which``). The checkpoint and world are the run's (:func:`townlet.runs.resolve.resolve_run`). The file holds the masked logits and
-value of the network with its input normalisation folded in, plus its observation spec and world as
-metadata (docs/policies.md). A bad argument, a missing run or an unwritable ``out`` is one line on
-stderr (exit 2) and nothing is written. Torch is imported only after the arguments are checked.
+``which``). The checkpoint and world are the run's (:func:`townlet.runs.resolve.resolve_run`). The
+file holds the masked logits and value of the network with its input normalisation folded in, plus
+its observation spec and world as metadata (docs/policies.md). A bad argument, a missing run or an
+unwritable ``out`` is one line on stderr (exit 2) and nothing is written.
 """
 
 from __future__ import annotations

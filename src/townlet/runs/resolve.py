@@ -61,10 +61,7 @@ def resolve_run(source: str | Path, which: str | None = None) -> RunFiles:
     run_dir = run_dir_of(path)
     result = _read_result(run_dir) if run_dir is not None else {}
     config = read_snapshot(run_dir / SNAPSHOT) if run_dir is not None else {}
-    if path.is_file():
-        checkpoint = path
-    else:
-        checkpoint = _pick_checkpoint(path, which, result)
+    checkpoint = path if path.is_file() else _pick_checkpoint(path, which, result)
     return RunFiles(checkpoint=checkpoint, run_dir=run_dir, config=config, result=result)
 
 
@@ -74,10 +71,11 @@ def read_snapshot(path: Path) -> dict[str, Any]:
         return {}
     if path.stat().st_size > MAX_SNAPSHOT_BYTES:
         raise RunFilesError(
-            f"{path} is larger than {MAX_SNAPSHOT_BYTES} bytes; not a townlet snapshot (restore the run's .hydra/)"
+            f"{path} is larger than {MAX_SNAPSHOT_BYTES} bytes; not a townlet snapshot "
+            "(restore the run's .hydra/)"
         )
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoAliasLoader)  # noqa: S506 - safe loader
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoAliasLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RunFilesError(f"{path} is not readable YAML ({first}); restore the run's .hydra/") from None
