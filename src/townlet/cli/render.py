@@ -9,7 +9,8 @@ The source is a run dir, a ``.pt`` checkpoint or an exported ``.onnx`` file; it 
 policy and the world it was trained in (:func:`townlet.runs.resolve.resolve_run`). Arguments after
 it are Hydra overrides of ``conf/render.yaml``: ``policy``, ``world=<name|file.yaml>``,
 ``world.<field>=…``, ``seed``, ``out``, ``mode``, ``ticks``, ``fps``, ``tile`` and ``colour``.
-The trained policy acts greedily. A bad argument, a missing run or an unwritable ``out`` is one line on stderr (exit 2), nothing written.
+The trained policy acts greedily. A bad argument, a missing run or an unwritable ``out`` is one line
+on stderr (exit 2), nothing written.
 """
 
 from __future__ import annotations
