@@ -96,3 +96,31 @@ def compose(
         items = [f"world={SOURCE_WORLD}", *items]
     with initialize_config_dir(config_dir=str(Path(CONF_DIR)), version_base="1.3", job_name=config_name):
         return hydra_compose(config_name=config_name, overrides=items)
+
+
+class JobCallbacks:
+    """The config's ``hydra.callbacks``, called around the one job as ``townlet-train`` calls them."""
+
+    def __init__(self, cfg: Any) -> None:
+        from hydra.utils import instantiate
+        from omegaconf import OmegaConf
+
+        nodes = OmegaConf.select(cfg, "hydra.callbacks") or {}
+        self.callbacks = [instantiate(node) for node in nodes.values()]
+
+    def on_job_start(self, **kwargs: Any) -> None:
+        for callback in self.callbacks:
+            callback.on_job_start(**kwargs)
+
+    def on_job_end(self, **kwargs: Any) -> None:
+        for callback in reversed(self.callbacks):
+            callback.on_job_end(**kwargs)
+
+
+def keep_error(task: Callable[[Any], Any], errors: list[Exception], cfg: Any) -> Any:
+    """``task(cfg)``, its exception also appended to ``errors`` (a job runner keeps only its own copy)."""
+    try:
+        return task(cfg)
+    except Exception as exc:
+        errors.append(exc)
+        raise

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -201,6 +202,7 @@ def run_reproduction(
     from hydra.core.utils import JobStatus, run_job
     from hydra.types import HydraContext
 
+    from townlet.cli._common import JobCallbacks, keep_error
     from townlet.cli.preflight import check_job
     from townlet.cli.train import run_job as train_job
     from townlet.config.instantiate import ConfigError
@@ -215,17 +217,9 @@ def run_reproduction(
             raise ReproduceError(f"refusing to reproduce {snapshot.run_dir}: {exc}") from None
         if announce is not None:
             announce(target_dir)
-        errors: list[Exception] = []
-
-        def task(job_cfg: Any) -> float:
-            try:
-                return train_job(job_cfg)
-            except Exception as exc:  # Hydra's runner keeps it; read it here, not from its private field
-                errors.append(exc)
-                raise
-
+        errors: list[Exception] = []  # the job's error, read here, not from Hydra's private field
         ret = run_job(
-            task_function=task,
+            task_function=partial(keep_error, train_job, errors),
             config=cfg,
             job_dir_key="hydra.run.dir",
             job_subdir_key=None,
@@ -238,25 +232,6 @@ def run_reproduction(
         error = errors[-1] if errors else RuntimeError("unknown error")
         raise RunFailedError(f"the reproduced run in {target_dir} failed: {type(error).__name__}: {error}")
     return target_dir
-
-
-class JobCallbacks:
-    """The config's ``hydra.callbacks``, called around the one job as ``townlet-train`` calls them."""
-
-    def __init__(self, cfg: Any) -> None:
-        from hydra.utils import instantiate
-        from omegaconf import OmegaConf
-
-        nodes = OmegaConf.select(cfg, "hydra.callbacks") or {}
-        self.callbacks = [instantiate(node) for node in nodes.values()]
-
-    def on_job_start(self, **kwargs: Any) -> None:
-        for callback in self.callbacks:
-            callback.on_job_start(**kwargs)
-
-    def on_job_end(self, **kwargs: Any) -> None:
-        for callback in reversed(self.callbacks):
-            callback.on_job_end(**kwargs)
 
 
 class RunFailedError(RuntimeError):
