@@ -130,7 +130,8 @@ def test_export_uses_no_deprecated_torch_path(bc_run, tmp_path) -> None:
         (["{run}", "format=torchscript"], "use format=pt2"),
         (["{run}", "out={tmp}/no/such/dir/p.onnx"], "does not exist"),
         (["{run}", "out={tmp}"], "is a directory"),
-        (["{run}", "colour=blue"], "is not one of"),
+        (["{run}", "colour=blue"], "Key 'colour' not in"),
+        (["{run}", "which=middle"], "use which=best or which=last"),
     ],
 )
 def test_bad_export_requests_are_one_line(args, message, bc_run, tmp_path, capsys) -> None:

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 #: ``townlet-train`` passes this as a ``hydra.callbacks`` override (see ``cli/train.py``).
 CALLBACK_OVERRIDE = "+hydra.callbacks.townlet_preflight._target_=townlet.cli.preflight.PreflightCallback"
-_BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
 class JobRefused(BaseException):
@@ -61,7 +60,7 @@ class PreflightCallback(Callback):
         ``run_job``, and the sweep summary lists it (the other jobs still run)."""
         try:
             check_hydra_paths(OmegaConf.to_container(config.hydra, resolve=False))
-            if OmegaConf.select(config, "hydra.sweeper._target_") != _BASIC_SWEEPER:
+            if not str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith(".BasicSweeper"):
                 check_import_paths(_task_only(config))  # a search sweeper's trials: checked in run_job
                 return
             for label, job_cfg, job_dir in _sweep_jobs(config):
@@ -149,10 +148,17 @@ def _check_unknown_keys(node: Any, path: str) -> None:
             if fields is not None and name not in fields:
                 allowed = ", ".join(f for f in fields if not f.startswith("_"))
                 raise ConfigError(f"unknown key '{where}' (added with +?); allowed keys here: {allowed}")
-            _check_unknown_keys(node._get_node(key), where)
+            _check_unknown_keys(_child(node, key), where)
     elif isinstance(node, ListConfig):
         for i in range(len(node)):
-            _check_unknown_keys(node._get_node(i), f"{path}[{i}]")
+            _check_unknown_keys(_child(node, i), f"{path}[{i}]")
+
+
+def _child(node: DictConfig | ListConfig, key: Any) -> Any:
+    """A container child to walk into; None for a leaf, a ``???`` or an interpolation (not resolved here)."""
+    if OmegaConf.is_missing(node, key) or OmegaConf.is_interpolation(node, key):
+        return None
+    return node[key]
 
 
 def _check_ranges(cfg: DictConfig) -> None:
@@ -257,15 +263,22 @@ def _check_dataset_path(cfg: DictConfig) -> None:
 def _sweep_jobs(config: DictConfig) -> Iterator[tuple[str, DictConfig, str | None]]:
     """Each job of a basic sweep (``#num (overrides)``), composed the way the sweeper will compose it,
     with its directory."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from itertools import product
+
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     overrides = cast("list[str]", OmegaConf.to_container(config.hydra.overrides.task))
     parsed = OverridesParser.create().parse_overrides(overrides=overrides)
     loader = GlobalHydra.instance().config_loader()
-    batches = BasicSweeper.split_arguments(parsed, None)
-    for num, job_overrides in enumerate(job for batch in batches for job in batch):
+    # every combination of the sweep values, in the basic sweeper's order (the last key varies fastest)
+    choices = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+        if o.is_sweep_override()
+        else [f"{o.get_key_element()}={o.get_value_element_as_str()}"]
+        for o in parsed
+    ]
+    for num, job_overrides in enumerate(product(*choices)):
         job_cfg = loader.load_sweep_config(config, list(job_overrides))
         with read_write(job_cfg.hydra), open_dict(job_cfg.hydra):
             job_cfg.hydra.job.num = num

@@ -26,8 +26,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -204,11 +205,11 @@ def run_reproduction(
 
     ``announce`` hears the new run dir once every check has passed (a refusal prints only its reason).
     """
-    from hydra._internal.callbacks import Callbacks
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.utils import JobStatus, run_job
     from hydra.types import HydraContext
 
+    from townlet.cli._common import JobCallbacks, keep_error
     from townlet.cli.preflight import check_job
     from townlet.cli.train import run_job as train_job
     from townlet.config.instantiate import ConfigError
@@ -223,18 +224,19 @@ def run_reproduction(
             raise ReproduceError(f"refusing to reproduce {snapshot.run_dir}: {exc}") from None
         if announce is not None:
             announce(target_dir)
+        errors: list[Exception] = []  # the job's error, read here, not from Hydra's private field
         ret = run_job(
-            task_function=train_job,
+            task_function=partial(keep_error, train_job, errors),
             config=cfg,
             job_dir_key="hydra.run.dir",
             job_subdir_key=None,
             hydra_context=HydraContext(
-                config_loader=GlobalHydra.instance().config_loader(), callbacks=Callbacks(cfg)
+                config_loader=GlobalHydra.instance().config_loader(), callbacks=cast(Any, JobCallbacks(cfg))
             ),
         )
     _record_parent(target_dir, snapshot.run_dir)
     if ret.status != JobStatus.COMPLETED:
-        error = ret._return_value
+        error = errors[-1] if errors else RuntimeError("unknown error")
         raise RunFailedError(f"the reproduced run in {target_dir} failed: {type(error).__name__}: {error}")
     return target_dir
 

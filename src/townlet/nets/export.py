@@ -52,28 +52,6 @@ class PolicyFileError(ValueError):
     """An exported policy that cannot be written or used: missing, unreadable, or without its spec."""
 
 
-def stored_world_config(source: str | Path, extra: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-    """The world a checkpoint was trained in: its own ``world_config``, else the run's ``.hydra`` snapshot.
-
-    BC checkpoints store the world; PPO ones do not, but their run dir's ``.hydra/config.yaml`` does.
-    ``source`` may be the run dir, its ``checkpoints/`` folder or a file inside it. Torch-free.
-    """
-    if extra and isinstance(extra.get("world_config"), Mapping):
-        return dict(extra["world_config"])
-    path = Path(source).expanduser().resolve()
-    for folder in (path, path.parent, path.parent.parent):
-        snapshot = folder / ".hydra" / "config.yaml"
-        if snapshot.is_file():
-            from omegaconf import OmegaConf
-
-            world = OmegaConf.select(OmegaConf.load(snapshot), "world")
-            if world is None:
-                return None
-            out = OmegaConf.to_container(world, resolve=True, enum_to_str=True)
-            return {str(k): v for k, v in out.items()} if isinstance(out, dict) else None
-    return None
-
-
 def policy_metadata(ckpt: Checkpoint, world_config: Mapping[str, Any] | None) -> dict[str, Any]:
     """The JSON document that travels inside an exported file."""
     spec = ckpt.spec
