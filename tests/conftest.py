@@ -22,6 +22,7 @@ from townlet.runs.seeding import configure_threads
 os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # even if the shell says otherwise
 configure_threads(1)  # thread env before NumPy/torch load; resizes torch's pool if already loaded
 
+import logging  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
@@ -31,6 +32,18 @@ import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SUPPORT = REPO_ROOT / "tests" / "_support"
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """In-process runs configure logging (Hydra's job logging, the run's train.log); a handler left
+    on the root logger would write into a later test's closed capture stream."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
