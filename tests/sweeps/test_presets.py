@@ -17,7 +17,7 @@ from townlet.config.schema import conf_dir, register_configs
 def hydra_conf() -> Iterator[None]:
     register_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(str(conf_dir()), version_base="1.3", job_name="train"):
+    with initialize_config_dir(str(conf_dir()), job_name="train"):
         yield
     GlobalHydra.instance().clear()
 
