@@ -42,13 +42,12 @@ ALLOWED_OBJECTS: frozenset[str] = frozenset(
 #: Kept for callers that print the policy; the check itself uses ALLOWED_MODULES and ALLOWED_OBJECTS.
 ALLOWED_TARGET_PREFIXES: tuple[str, ...] = (*(f"{m}." for m in ALLOWED_MODULES), *sorted(ALLOWED_OBJECTS))
 
-#: What Hydra itself may build from a config's ``hydra:`` node (callbacks, launchers, logging
+#: What Hydra itself may build from a config's ``hydra:`` node (callbacks, logging
 #: factories): exactly these classes, passed to Hydra's execution whitelist around every entry point,
 #: so a snapshot naming anything else is refused by Hydra before it is called.
 HYDRA_TARGETS: tuple[str, ...] = (
     "townlet.sweeps.summary.SweepSummaryCallback",
     "townlet.cli.preflight.PreflightCallback",
-    "hydra_plugins.townlet_slurm_launcher.launcher.TownletSlurmLauncher",
 )
 
 EXTRA_TARGETS_ENV = "TOWNLET_ALLOWED_TARGETS"
