@@ -8,7 +8,6 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-
 from tests.sweeps.test_multirun import TINY, _run
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,9 @@ optimisation-history and parameter-importance plots go to ``<sweep dir>/plots/``
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from hydra.types import HydraContext, TaskFunction
@@ -55,10 +57,12 @@ class StoredOptunaSweeper(OptunaSweeper):
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         plots = self.sweep_dir / "plots"
         plots.mkdir(parents=True, exist_ok=True)
-        drawn = {"optuna_history": views.plot_optimization_history}
+        drawn: dict[str, Callable[[optuna.Study], Any]] = {"optuna_history": views.plot_optimization_history}
         if len(done) > 1 and len(done[0].params) > 1:
             drawn["optuna_importance"] = views.plot_param_importances
         for name, draw in drawn.items():
-            draw(study)
+            with warnings.catch_warnings():  # Optuna marks its matplotlib views experimental, not deprecated
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                draw(study)
             plt.gcf().savefig(plots / f"{name}.png", bbox_inches="tight")
             plt.close("all")
