@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hydra.types import HydraContext, TaskFunction
