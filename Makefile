@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install "torch==2.13.0"  # exact pin: never let pip resolve an open torch
-	$(BIN)/python -m pip install -c constraints.txt -e ".[sweep,slurm,tensorboard,mlflow,export,dev]"
+	$(BIN)/python -m pip install -c constraints.txt -e ".[sweep,slurm,tensorboard,mlflow,wandb,export,baselines,minari,dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from townlet.algorithms.batches import prepare_batch  # noqa: E402
+from townlet.algorithms.gae import prepare_batch  # noqa: E402
 from townlet.behaviour.rules import make_behaviour  # noqa: E402
 from townlet.rollout.collect import RolloutCaptureService  # noqa: E402
 from townlet.world import load_world_config, make_town  # noqa: E402

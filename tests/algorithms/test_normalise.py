@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from townlet.algorithms.normalise import ReturnScaler, RunningMoments
+from townlet.algorithms.returns import ReturnScaler, RunningMoments
 
 
 def test_running_moments_of_batches_equal_the_moments_of_all_rows() -> None:

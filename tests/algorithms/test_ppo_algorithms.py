@@ -9,7 +9,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from townlet.algorithms.losses import (  # noqa: E402
+from townlet.algorithms.gae import explained_variance, normalise_advantages, pearson_corr  # noqa: E402
+from townlet.algorithms.update import (  # noqa: E402
+    MEAN_FIELDS,
+    MINIBATCH_FIELDS,
+    SPREAD_FIELDS,
+    MinibatchLog,
     clipped_surrogate,
     clipped_value_loss,
     kl_k1,
@@ -17,15 +22,6 @@ from townlet.algorithms.losses import (  # noqa: E402
     log_prob_of,
     masked_entropy,
     teacher_cross_entropy,
-)
-from townlet.algorithms.stats import (  # noqa: E402
-    MEAN_FIELDS,
-    MINIBATCH_FIELDS,
-    SPREAD_FIELDS,
-    MinibatchLog,
-    explained_variance,
-    normalise_advantages,
-    pearson_corr,
 )
 
 

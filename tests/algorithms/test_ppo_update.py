@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -17,7 +19,8 @@ from townlet.algorithms.update import (  # noqa: E402
     Source,
     ppo_update,
 )
-from townlet.strategies.ppo.records import SUMMARY_KEYS  # noqa: E402
+from townlet.dto.metrics import PPO_SUMMARY_KEYS  # noqa: E402
+from townlet.strategies.ppo import PPOStrategy  # noqa: E402
 
 A = 4
 
@@ -41,6 +44,12 @@ class TinyNet(nn.Module):
         return logits, self.v(h).squeeze(-1)
 
 
+def hp_of(**changes: Any) -> PPOHyperParams:
+    """The update's parameters as ``strategy=ppo`` builds them, with ``changes``."""
+    strategy = PPOStrategy()
+    return replace(strategy.hyper_params(minibatch_size=1024, entropy_coef=strategy.entropy_coef), **changes)
+
+
 def make_batch(m: int, tag: int, seed: int = 0) -> PPOBatch:
     g = torch.Generator().manual_seed(seed)
     return PPOBatch(
@@ -60,7 +69,7 @@ def test_runs_every_epoch_and_visits_each_row_once_per_epoch() -> None:
     net = TinyNet()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     out = ppo_update(
-        net, opt, make_batch(100, 1), PPOHyperParams(update_epochs=3, minibatch_size=32), torch.Generator()
+        net, opt, make_batch(100, 1), hp_of(update_epochs=3, minibatch_size=32), torch.Generator()
     )
     assert out["epochs_run"] == 3.0
     assert out["minibatches_per_epoch"] == 4.0  # 32 + 32 + 32 + 4
@@ -76,15 +85,15 @@ def test_runs_every_epoch_and_visits_each_row_once_per_epoch() -> None:
 def test_the_summary_carries_every_metrics_line_key_under_its_own_name() -> None:
     net = TinyNet()
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
-    out = ppo_update(net, opt, make_batch(8, 1), PPOHyperParams(update_epochs=1), torch.Generator())
-    assert set(SUMMARY_KEYS) <= out.keys()
+    out = ppo_update(net, opt, make_batch(8, 1), hp_of(update_epochs=1), torch.Generator())
+    assert set(PPO_SUMMARY_KEYS) <= out.keys()
 
 
 def test_blended_sources_share_every_minibatch() -> None:
     net = TinyNet()
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
     rollout, replay = make_batch(64, 1), make_batch(10, 2, seed=1)
-    hp = PPOHyperParams(update_epochs=1, minibatch_size=12)
+    hp = hp_of(update_epochs=1, minibatch_size=12)
     ppo_update(net, opt, [Source(rollout, 12), Source(replay, 4)], hp, torch.Generator())
     assert len(net.seen) == 6  # ceil(64 / 12) minibatches
     for tags in net.seen[:-1]:
@@ -96,7 +105,7 @@ def test_target_kl_stops_after_the_first_epoch() -> None:
     torch.manual_seed(0)
     net = TinyNet()
     opt = torch.optim.Adam(net.parameters(), lr=0.5)
-    hp = PPOHyperParams(update_epochs=8, minibatch_size=16, target_kl=1e-6, clip_param=0.2)
+    hp = hp_of(update_epochs=8, minibatch_size=16, target_kl=1e-6, clip_param=0.2)
     out = ppo_update(net, opt, make_batch(64, 1), hp, torch.Generator())
     assert out["epochs_run"] == 1.0 and out["early_stopped"] == 1.0
     assert out["updates"] == 4.0
@@ -112,7 +121,7 @@ def test_non_finite_loss_names_the_minibatch() -> None:
             net,
             opt,
             batch,
-            PPOHyperParams(minibatch_size=16),
+            hp_of(minibatch_size=16),
             torch.Generator(),
             where="dataset=x iteration=3",
         )
@@ -123,9 +132,7 @@ def test_same_generator_seed_gives_identical_weights() -> None:
         torch.manual_seed(3)
         net = TinyNet()
         opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-        ppo_update(
-            net, opt, make_batch(50, 1), PPOHyperParams(minibatch_size=8), torch.Generator().manual_seed(7)
-        )
+        ppo_update(net, opt, make_batch(50, 1), hp_of(minibatch_size=8), torch.Generator().manual_seed(7))
         return [p.detach().clone() for p in net.parameters()]
 
     for a, b in zip(train(), train(), strict=True):
@@ -136,7 +143,7 @@ def test_empty_data_is_a_clear_error() -> None:
     net = TinyNet()
     opt = torch.optim.Adam(net.parameters())
     with pytest.raises(ValueError, match="no transitions"):
-        ppo_update(net, opt, make_batch(0, 1), PPOHyperParams(), torch.Generator())
+        ppo_update(net, opt, make_batch(0, 1), hp_of(), torch.Generator())
 
 
 def test_bc_coef_pulls_the_policy_to_the_teacher_and_loss_bc_is_always_measured() -> None:
@@ -147,7 +154,7 @@ def test_bc_coef_pulls_the_policy_to_the_teacher_and_loss_bc_is_always_measured(
         batch = make_batch(64, 1)
         batch.advantages = torch.zeros(64)  # no policy-gradient signal: only the teacher term moves pi
         batch.teacher_actions = torch.full((64,), 2) if labels else None
-        hp = PPOHyperParams(update_epochs=1, minibatch_size=64, entropy_coef=0.0, bc_coef=bc_coef)
+        hp = hp_of(update_epochs=1, minibatch_size=64, entropy_coef=0.0, bc_coef=bc_coef)
         first = ppo_update(net, opt, batch, hp, torch.Generator().manual_seed(0))
         for _ in range(10):
             last = ppo_update(net, opt, batch, hp, torch.Generator().manual_seed(0))

@@ -1,4 +1,4 @@
-"""townlet-export → ONNX / TorchScript: the exported file chooses what the checkpoint chooses."""
+"""townlet-export → ONNX / torch.export program: the exported file chooses what the checkpoint chooses."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from townlet.behaviour.onnx_policy import OnnxPolicy
 from townlet.behaviour.torch_policy import TorchPolicy
 from townlet.cli.export import main as export_main
 from townlet.nets.checkpoints import load_checkpoint
-from townlet.nets.export import METADATA_KEY, TORCHSCRIPT_EXTRA_FILE, parse_metadata
+from townlet.nets.export import METADATA_KEY, PROGRAM_EXTRA_FILE, parse_metadata
 from townlet.rollout.collect import RolloutCaptureService
 from townlet.world import make_town
 
@@ -77,22 +77,48 @@ def test_onnx_file_carries_its_spec_and_world(bc_run, tmp_path) -> None:
     assert meta["source"]["strategy"] == "bc"
 
 
-def test_torchscript_loads_and_matches_logits(ppo_run, tmp_path, episode_world) -> None:
-    path = _export(ppo_run, tmp_path / "policy.torchscript.pt", "format=torchscript")
-    extra = {TORCHSCRIPT_EXTRA_FILE: ""}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        module = torch.jit.load(str(path), _extra_files=extra)
-    spec, meta = parse_metadata(extra[TORCHSCRIPT_EXTRA_FILE], str(path))
+def test_pt2_program_loads_and_matches_the_checkpoint(ppo_run, tmp_path, episode_world) -> None:
+    path = _export(ppo_run, tmp_path / "policy.pt2")  # the format follows the suffix
+    extra = {PROGRAM_EXTRA_FILE: ""}
+    program = torch.export.load(str(path), extra_files=extra)  # plain torch reads it back
+    spec, meta = parse_metadata(extra[PROGRAM_EXTRA_FILE], str(path))
     ckpt = load_checkpoint(ppo_run)
     assert spec == ckpt.spec and meta["source"]["strategy"] == "ppo"
     assert meta["world_config"]["num_agents"] == 2  # PPO's world comes from the run's .hydra snapshot
-    obs = make_town(episode_world, 3).reset()  # 4 agents: another batch size than the trace's
+    obs = make_town(episode_world, 3).reset()  # 4 agents: another batch size than the export's
     args = (torch.from_numpy(obs.maps), torch.from_numpy(obs.features), torch.from_numpy(obs.action_mask))
     with torch.inference_mode():
-        got, want = module(*args), ckpt.build_network().eval()(*args)
+        got, want = program.module()(*args), ckpt.build_network().eval()(*args)
     for g, w in zip(got, want, strict=True):
-        np.testing.assert_allclose(g.numpy(), w.numpy(), atol=1e-5)
+        assert torch.equal(g, w)
+
+
+def test_onnx_comes_from_the_dynamo_exporter_and_runs_identically(bc_run, tmp_path, episode_world) -> None:
+    path = _export(bc_run, tmp_path / "policy.onnx")
+    model = onnx.load(str(path))
+    assert [i.name for i in model.graph.input] == ["maps", "features", "action_mask"]
+    assert {i.type.tensor_type.shape.dim[0].dim_param for i in model.graph.input} == {"batch"}
+    assert model.opset_import[0].version >= 18  # the dynamo exporter's opsets
+    ckpt = load_checkpoint(bc_run)
+    obs = make_town(episode_world, 7).reset()
+    logits, values = OnnxPolicy(path).forward(obs)
+    args = (torch.from_numpy(obs.maps), torch.from_numpy(obs.features), torch.from_numpy(obs.action_mask))
+    with torch.inference_mode():
+        want_logits, want_values = ckpt.build_network().eval()(*args)
+    np.testing.assert_allclose(logits, want_logits.numpy(), atol=1e-5)
+    np.testing.assert_allclose(values, want_values.numpy(), atol=1e-5)
+    assert np.array_equal(logits.argmax(axis=1), want_logits.numpy().argmax(axis=1))
+
+
+def test_export_uses_no_deprecated_torch_path(bc_run, tmp_path) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _export(bc_run, tmp_path / "policy.pt2")
+        _export(bc_run, tmp_path / "policy.onnx")
+    deprecations = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
+    assert not deprecations  # neither torch.jit nor the legacy ONNX exporter, and nothing hidden
+    source = Path(__file__).resolve().parents[2] / "src" / "townlet" / "nets" / "export.py"
+    assert "simplefilter" not in source.read_text()  # no warning is silenced on the way
 
 
 @pytest.mark.parametrize(
@@ -100,10 +126,12 @@ def test_torchscript_loads_and_matches_logits(ppo_run, tmp_path, episode_world) 
     [
         (["{missing}"], "does not exist"),
         (["{run}", "format=keras"], "format='keras' is unknown"),
-        (["{run}", "format=torchscript", "out={tmp}/p.onnx"], "ends in .onnx"),
+        (["{run}", "format=pt2", "out={tmp}/p.onnx"], "ends in .onnx"),
+        (["{run}", "format=torchscript"], "use format=pt2"),
         (["{run}", "out={tmp}/no/such/dir/p.onnx"], "does not exist"),
         (["{run}", "out={tmp}"], "is a directory"),
-        (["{run}", "colour=blue"], "is not one of"),
+        (["{run}", "colour=blue"], "Key 'colour' not in"),
+        (["{run}", "which=middle"], "use which=best or which=last"),
     ],
 )
 def test_bad_export_requests_are_one_line(args, message, bc_run, tmp_path, capsys) -> None:
@@ -111,7 +139,7 @@ def test_bad_export_requests_are_one_line(args, message, bc_run, tmp_path, capsy
     assert export_main(filled) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
-    assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob("**/*.pt"))
+    assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob("**/*.pt*"))
 
 
 def test_eval_refuses_a_broken_onnx_file(tmp_path, capsys) -> None:
@@ -129,3 +157,13 @@ def test_eval_refuses_a_broken_onnx_file(tmp_path, capsys) -> None:
     onnx.save(onnx.helper.make_model(graph), str(meta_less))  # a valid model, but not a townlet policy
     assert eval_main([str(meta_less)]) == 2
     assert "carries no 'townlet_policy' metadata" in capsys.readouterr().err
+
+
+def test_eval_refuses_a_broken_pt2_file(tmp_path, capsys) -> None:
+    from townlet.cli.evaluate import main as eval_main
+
+    bad = tmp_path / "policy.pt2"
+    bad.write_bytes(b"not a program")
+    assert eval_main([str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot load torch.export program" in err and err.count("\n") == 1

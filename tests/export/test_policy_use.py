@@ -71,6 +71,23 @@ def test_onnx_and_checkpoint_evaluate_to_the_same_table(onnx_file, bc_run, capsy
     assert "another observation spec" in capsys.readouterr().err
 
 
+def test_eval_takes_every_format_export_writes(onnx_file, bc_run, tmp_path, capsys) -> None:
+    from townlet.cli.evaluate import main
+    from townlet.nets.export import EXPORT_FORMATS
+
+    args = ["episodes=2", "seed=4", "baselines=false"]
+    assert main([str(bc_run), *args]) == 0
+    from_checkpoint = capsys.readouterr().out
+    for fmt in EXPORT_FORMATS:
+        out = tmp_path / f"policy.{fmt}"
+        assert export_main([str(bc_run), f"format={fmt}", f"out={out}"]) == 0
+        capsys.readouterr()
+        assert main([str(out), *args]) == 0, capsys.readouterr().err
+        assert capsys.readouterr().out == from_checkpoint, fmt
+    assert main([str(tmp_path / "policy.pt2"), "world.window=7"]) == 2
+    assert "another observation spec" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("kind", ["run", "onnx"])
 def test_load_policy_acts_in_the_pettingzoo_env(kind, bc_run, onnx_file) -> None:
     policy = load_policy(bc_run if kind == "run" else onnx_file)

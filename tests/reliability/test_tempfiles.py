@@ -116,7 +116,9 @@ def test_next_cli_run_removes_orphans_and_says_so(run_cli, tmp_path: Path) -> No
     gone.wait()
     (run_dir / "run.json").write_text(_record(pid=gone.pid, run_dir=str(run_dir)).model_dump_json())
 
-    proc = run_cli(support_searchpath(), "strategy=echo", f"hydra.run.dir={run_dir}", "objective=accuracy")
+    proc = run_cli(
+        support_searchpath(), "strategy=echo", f"hydra.run.dir={run_dir}", "objective=accuracy", "resume=true"
+    )
     assert proc.returncode == 0, proc.stderr
     assert not orphan.exists() and not list(run_dir.rglob("*.tmp"))
     log = (run_dir / "train.log").read_text()

@@ -8,6 +8,7 @@ single-logger choices, which need no training.
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -124,6 +125,7 @@ def test_every_logger_after_a_tiny_bc_run(cli_env: dict[str, str], tmp_path: Pat
         f"paths.data_dir={tmp_path / 'data'}",
         f"paths.state_dir={tmp_path / 'state'}",
         "logger=[jsonl,csv,tensorboard,mlflow]",
+        "tags=[team:town,smoke]",
     ]
     proc = subprocess.run(
         [sys.executable, "-m", "townlet.train", *args],
@@ -146,7 +148,7 @@ def test_every_logger_after_a_tiny_bc_run(cli_env: dict[str, str], tmp_path: Pat
 
     acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
     acc.Reload()
-    assert [(e.step, e.value) for e in acc.Scalars("train_loss")] == [
+    assert [(e.step, e.value) for e in acc.Scalars("losses/train_loss")] == [
         (r["epoch"], pytest.approx(r["train_loss"])) for r in jsonl
     ]
 
@@ -156,6 +158,13 @@ def test_every_logger_after_a_tiny_bc_run(cli_env: dict[str, str], tmp_path: Pat
     assert run.data.params["strategy.epochs"] == "2" and run.data.params["world.num_envs"] == "2"
     assert run.data.tags["strategy"] == "bc" and run.data.tags["seed"] == "0"
     assert run.data.tags["world"] == "default" and run.data.tags["run_dir"] == str(run_dir)
+    assert run.data.tags["team"] == "town" and run.data.tags["smoke"] == "true"  # the config's tags
+    record = json.loads((run_dir / "run.json").read_text())
+    assert run.data.tags.get("mlflow.source.git.commit") == record["git_commit"]
+    assert run.data.tags["mlflow.source.name"] == record["command"][0]
+    assert run.data.tags["mlflow.user"] and run.data.tags["mlflow.source.type"] == "LOCAL"
+    result = json.loads((run_dir / "result.json").read_text())
+    assert run.data.metrics["objective"] == pytest.approx(result["accuracy"])  # objective=accuracy
     history = client.get_metric_history(run.info.run_id, "train_loss")
     assert [(m.step, m.value) for m in history] == [
         (r["epoch"], pytest.approx(r["train_loss"])) for r in jsonl
@@ -229,3 +238,38 @@ def test_csv_alone_writes_no_jsonl_and_bad_stores_are_one_line(run_cli: Any, tmp
     bad = _echo(run_cli, f"hydra.run.dir={tmp_path / 'bad'}", "logger=mlflow", bad_uri)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "logger.mlflow" in bad.stderr and "tracking_uri" in bad.stderr
+
+
+def test_mlflow_runs_sort_by_their_final_evaluation(store: Path, tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    from townlet.runs.mlflow_log import MlflowSink
+
+    db = store / "mlflow.db"
+    config = {"objective": "evaluation.policy.mean_return", "tags": ["sorting"]}
+    for seed, trained in ((0, -3.0), (1, -1.5)):
+        run = RunInfo(path=tmp_path / str(seed), config={**config, "seed": seed}, seed=seed)
+        fanout = MetricsFanout(
+            [MlflowSink(f"sqlite:///{db}", experiment="sorted", log_artifacts=False, run=run)]
+        )
+        fanout.log({"iteration": 3, "loss_total": 1.0})
+        evaluation = {
+            "policy": {"mean_return": trained},
+            "scripted": {"mean_return": -1.0},
+            "random": {"mean_return": -9.0},
+        }
+        fanout.after_result(run.path, {"kind": "ppo", "evaluation": evaluation})
+        fanout.close()
+    client = _client(db)
+    experiment = client.get_experiment_by_name("sorted")
+    best, worst = client.search_runs([experiment.experiment_id], order_by=["metrics.objective DESC"])
+    assert (best.data.params["seed"], worst.data.params["seed"]) == ("1", "0")
+    assert best.data.metrics == {
+        "loss_total": 1.0,
+        "objective": -1.5,
+        "evaluation.policy.mean_return": -1.5,
+        "evaluation.scripted.mean_return": -1.0,
+        "evaluation.random.mean_return": -9.0,
+    }
+    assert best.info.status == "FINISHED" and best.data.tags["sorting"] == "true"
+    found = client.search_runs([experiment.experiment_id], filter_string="metrics.objective > -2")
+    assert [r.info.run_id for r in found] == [best.info.run_id]

@@ -100,7 +100,6 @@ class Sweep:
             TOWNLET_ROOT=str(root),
             TOWNLET_ALLOWED_TARGETS="echo_strategy",
             PYTHONPATH=os.pathsep.join([str(SUPPORT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-            TOWNLET_SLURM_LOST_AFTER_S="60",
         )
         with self.out.open("w") as out, self.err.open("w") as err:
             self.proc = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=err, text=True)

@@ -103,7 +103,7 @@ def test_default_anneal_twice_promotes(run_cli, cli_env: dict[str, str], tmp_pat
         assert ppo_stage.anneal_return_flag is False and not ppo_stage.rolled_back
     # bc_weight reached PPO as its kickstarting weight, and the teacher cross-entropy was measured.
     lines = [json.loads(x) for x in (tmp_path / "r1" / "metrics.jsonl").read_text().splitlines()]
-    ppo_lines = [x for x in lines if x.get("anneal_stage") == "ppo" and "bc_coef" in x]
+    ppo_lines = [x for x in lines if x.get("stage") == "ppo" and "bc_coef" in x]
     assert [x["bc_coef"] for x in ppo_lines] == [0.5, 0.5, 0.0, 0.0]
     assert all(x["loss_bc"] is not None and x["loss_bc"] < 0.05 for x in ppo_lines)
     # ... and the annealed policy does at least as well as the cloned one on the same episodes.

@@ -78,9 +78,7 @@ class FakeBC:
     def run(self, ctx: TrainingContext) -> BCTrainingResultDTO:
         n = len(self.rec.calls)
         acc = self.rec.values[n]
-        self.rec.calls.append(
-            {"init_from": ctx.init_from, "anneal": ctx.anneal, "epochs": self.epochs, "eval": ctx.evaluation}
-        )
+        self.rec.calls.append({"init_from": ctx.init_from, "epochs": self.epochs, "eval": ctx.evaluation})
         ckpt = _save(ctx, _weights(ctx, 1))
         ctx.metrics.log({"strategy": "bc", "epoch": 1, "val_accuracy": acc})
         return BCTrainingResultDTO(
@@ -104,7 +102,6 @@ class FakePPO:
         self.rec.calls.append(
             {
                 "init_from": ctx.init_from,
-                "anneal": ctx.anneal,
                 "epochs": self.epochs,
                 "teacher_mix": getattr(self, "teacher_mix", None),
                 "bc_coef": self.bc_coef,
@@ -153,7 +150,9 @@ def make(
     **kw: Any,
 ):
     bc_rec, ppo_rec = Recorder(bc, returns[0]), Recorder(ppo, returns[1])
-    strat = AnnealStrategy(FakeBC(bc_rec), FakePPO(ppo_rec), schedule or DEFAULT_SCHEDULE, **kw)
+    strat = AnnealStrategy(
+        bc=FakeBC(bc_rec), ppo=FakePPO(ppo_rec), schedule=schedule or DEFAULT_SCHEDULE, **kw
+    )
     return strat, bc_rec, ppo_rec
 
 
@@ -194,21 +193,21 @@ def test_weights_flow_and_bc_weight_reaches_ppo(tmp_path: Path) -> None:
     assert bc_rec.calls[0]["epochs"] == 3
     assert [c["bc_coef"] for c in ppo_rec.calls] == [0.5, 0.0]
     assert [c["teacher_mix"] for c in ppo_rec.calls] == [-1.0, -1.0]  # teacher mixing is opt-in
-    assert [c["anneal"].bc_weight for c in ppo_rec.calls] == [0.5, 0.0]
+    assert [s.bc_weight for s in summary.stages[1:]] == [0.5, 0.0]
     assert [c["total_steps"] for c in ppo_rec.calls] == [2 * 2 * 3 * 8] * 2
     assert ppo_rec.calls[0]["seed"] != ppo_rec.calls[1]["seed"]  # no replayed rollouts
 
 
-def test_ppo_stages_get_the_anneal_context(tmp_path: Path) -> None:
-    strat, _, ppo_rec = make([0.93], [2.0, 2.1], accuracy_threshold=0.9, chain_stages=True)
-    strat.run(make_context(tmp_path))
-    first, second = (c["anneal"] for c in ppo_rec.calls)
-    assert (first.cycle, first.stage, first.bc_accuracy, first.bc_threshold, first.bc_passed) == (
-        1, "ppo", 0.93, 0.9, True,
-    )  # fmt: skip
-    assert first.dataset_label.startswith("scripted/default-")
-    assert first.loss_baseline is None  # nothing stored yet
-    assert (second.loss_baseline, second.queue_baseline, second.intensity_baseline) == (2.0, 10.0, 20.0)
+def test_ppo_stage_results_carry_the_anneal_fields(tmp_path: Path) -> None:
+    strat, _, _ = make([0.93], [2.0, 2.1], accuracy_threshold=0.9, chain_stages=True)
+    summary = strat.run(make_context(tmp_path))
+    first, second = (ppo_of(s) for s in summary.stages[1:])
+    assert (first.anneal_cycle, first.anneal_stage, first.anneal_bc_accuracy) == (1, "ppo", 0.93)
+    assert (first.anneal_bc_threshold, first.anneal_bc_passed) == (0.9, True)
+    assert first.anneal_dataset is not None and first.anneal_dataset.startswith("scripted/default-")
+    assert first.anneal_loss_baseline is None  # nothing stored yet
+    baselines = (second.anneal_loss_baseline, second.anneal_queue_baseline, second.anneal_intensity_baseline)
+    assert baselines == (2.0, 10.0, 20.0)
 
 
 def test_failed_bc_stage_fails_and_rolls_back_to_last_passing_weights(tmp_path: Path) -> None:
@@ -256,19 +255,19 @@ def test_tolerances_are_configurable(tmp_path: Path) -> None:
 
 
 def test_baselines_persist_per_cycle_to_the_next_run(tmp_path: Path) -> None:
-    strat, _, ppo_rec = make([0.95], [1.0, 5.0])
+    strat, _, _ = make([0.95], [1.0, 5.0])
     first = strat.run(make_context(tmp_path, "r1"))
     # Default: stages are not chained, so a first-ever run has nothing to compare with.
-    assert [c["anneal"].loss_baseline for c in ppo_rec.calls] == [None, None]
+    assert [ppo_of(s).anneal_loss_baseline for s in first.stages[1:]] == [None, None]
     assert first.status == "PASS"
     store = BaselineStore(tmp_path / "state")
     label = first.dataset_label
     assert stored(store, f"{label}@cycle1")["loss_total"] == pytest.approx(1.0)
     assert stored(store, f"{label}@cycle2")["loss_total"] == pytest.approx(5.0)
     # The next run's stages are judged against the same cycle of the earlier run (like with like).
-    strat, _, ppo_rec = make([0.95], [1.05, 2.0])
+    strat, _, _ = make([0.95], [1.05, 2.0])
     second = strat.run(make_context(tmp_path, "r2"))
-    assert [c["anneal"].loss_baseline for c in ppo_rec.calls] == [1.0, 5.0]
+    assert [ppo_of(s).anneal_loss_baseline for s in second.stages[1:]] == [1.0, 5.0]
     assert (second.stages[1].anneal_loss_flag, second.stages[2].anneal_loss_flag) == (False, True)
     assert second.status == "HOLD"
     # A HOLD run does not overwrite the stored baselines (baseline_update=on_pass).
@@ -324,7 +323,10 @@ def test_bc_weight_wraps_the_rollout_service_when_ppo_has_no_teacher_mix(tmp_pat
             return super().run(ctx)
 
     strat = AnnealStrategy(
-        FakeBC(Recorder([0.95])), PlainPPO(Recorder([1.0, 1.0])), DEFAULT_SCHEDULE, teacher_mix=True
+        bc=FakeBC(Recorder([0.95])),
+        ppo=PlainPPO(Recorder([1.0, 1.0])),
+        schedule=DEFAULT_SCHEDULE,
+        teacher_mix=True,
     )
     ctx = make_context(tmp_path)
     ctx.services.rollout = RolloutCaptureService()
@@ -412,7 +414,8 @@ def test_metrics_carry_anneal_tags(tmp_path: Path) -> None:
     ctx.metrics.close()
     lines = [json.loads(x) for x in ctx.run_dir.metrics_path.read_text().splitlines()]
     ppo_lines = [x for x in lines if x.get("strategy") == "ppo"]
-    assert [(x["anneal_cycle"], x["anneal_stage"]) for x in ppo_lines] == [(1, "ppo"), (2, "ppo")]
+    tags = [(x["stage_index"], x["stage"], x["anneal_cycle"]) for x in ppo_lines]
+    assert tags == [(1, "ppo", 1), (2, "ppo", 2)]
     assert lines[-1]["anneal_status"] == "PASS"
     flags = [x for x in lines if "anneal_loss_flag" in x]
     assert [(x["anneal_cycle"], x["anneal_loss_flag"], x["anneal_bc_weight"]) for x in flags] == [
@@ -424,7 +427,7 @@ def test_metrics_carry_anneal_tags(tmp_path: Path) -> None:
 def test_schedule_runs_in_cycle_order(tmp_path: Path) -> None:
     schedule = [stage(2, "ppo", 1), stage(0, "bc", 1), stage(1, "ppo", 1)]
     strat, _, _ = make([0.95], [1.0, 1.0], schedule)
-    assert [s.cycle for s in strat.schedule] == [0, 1, 2]
+    assert [s.cycle for s in strat.stages] == [0, 1, 2]
 
 
 @pytest.mark.parametrize(
@@ -445,7 +448,7 @@ def test_schedule_runs_in_cycle_order(tmp_path: Path) -> None:
 )
 def test_config_errors_are_clear(schedule: list, kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        AnnealStrategy(FakeBC(Recorder([])), FakePPO(Recorder([])), schedule, **kwargs)
+        AnnealStrategy(bc=FakeBC(Recorder([])), ppo=FakePPO(Recorder([])), schedule=schedule, **kwargs)
 
 
 def test_schema_builds_with_real_stage_strategies(tmp_path: Path) -> None:
@@ -458,7 +461,7 @@ def test_schema_builds_with_real_stage_strategies(tmp_path: Path) -> None:
     strat = build(OmegaConf.structured(AnnealStrategyConfig))
     assert isinstance(strat, AnnealStrategy)
     ctx = make_context(tmp_path)
-    bc_stage, ppo_stage = strat.schedule[0], strat.schedule[1]
+    bc_stage, ppo_stage = strat.stages[0], strat.stages[1]
     bc = strat.build_stage_strategy(bc_stage, ctx)
     assert (type(bc).__name__, bc.epochs) == ("BCStrategy", bc_stage.epochs)
     ppo = strat.build_stage_strategy(ppo_stage, ctx)
@@ -479,3 +482,9 @@ def test_a_stage_target_outside_the_allow_list_is_refused_before_any_import() ->
     with pytest.raises(TargetNotAllowedError, match="not allowed"):
         build_stage_strategy(OmegaConf.create({"_target_": "antigravity.fly", "epochs": 1}), {"epochs": 2})
     assert "antigravity" not in sys.modules
+
+
+def test_plan_lists_the_stages_in_run_order() -> None:
+    strat, _, _ = make([0.95], [1.0], [stage(2, "ppo", 4), stage(0, "bc", 3)])
+    plan = strat.plan(None)
+    assert (plan.units, plan.stages) == (7, (("bc", 3), ("ppo", 4)))

@@ -264,5 +264,12 @@ def test_anneal_bc_stage_learns_the_critic_at_ppo_gamma(tmp_path: Path) -> None:
     node.ppo.gamma = 0.9
     node.bc.gamma = 0.5  # overridden: a different discount would train the wrong critic
     strat = build(node)
-    bc = strat.build_stage_strategy(strat.schedule[0], context(tmp_path, reward_data()))
+    bc = strat.build_stage_strategy(strat.stages[0], context(tmp_path, reward_data()))
     assert type(bc).__name__ == "BCStrategy" and bc.gamma == 0.9
+
+
+def test_bc_discount_is_ppo_s_by_construction() -> None:
+    from townlet.config.schema.strategy_bc import BCStrategyConfig
+    from townlet.config.schema.strategy_ppo import PPOStrategyConfig
+
+    assert BCStrategyConfig().gamma == PPOStrategyConfig().gamma

@@ -1,7 +1,10 @@
-"""Generalised advantage estimation over time-major [T, N] tensors.
+"""From time-major columns to a device-resident PPO batch: GAE, advantage normalisation, the batch's
+statistics.
 
-The recursion loops over T only, each step a handful of [N]-wide tensor ops (no host syncs, so it runs
-unchanged on a GPU), and the two ways an episode can end are kept apart:
+Upload once per iteration (never once per epoch), run GAE on [T, N], normalise, check finiteness with
+a single host sync, then flatten to rows for minibatching. The GAE recursion loops over T only, each
+step a handful of [N]-wide tensor ops (no host syncs, so it runs unchanged on a GPU), and keeps the
+two ways an episode can end apart:
 
 * ``terminated`` (an agent fainted): the future is cut -- no bootstrap, no advantage carried over;
 * ``truncated`` (the fixed-length episode ran out): the future is *not* zero, so the step bootstraps
@@ -11,9 +14,100 @@ unchanged on a GPU), and the two ways an episode can end are kept apart:
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["compute_gae", "next_values_for"]
+import numpy as np
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from townlet.replay import ReplayData
+
+__all__ = [
+    "EPS",
+    "NonFiniteTrainingError",
+    "PPOBatch",
+    "PreparedBatch",
+    "compute_gae",
+    "critic_values",
+    "explained_variance",
+    "next_values_for",
+    "normalise_advantages",
+    "pearson_corr",
+    "prepare_batch",
+    "require_finite",
+]
+
+
+EPS = 1e-8
+
+
+def normalise_advantages(adv: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """(a - mean) / (biased std + eps) over all entries; returns the input if the stats are not finite."""
+    mean = adv.mean()
+    std = adv.std(unbiased=False)
+    ok = torch.isfinite(mean) & torch.isfinite(std)
+    return torch.where(ok, (adv - mean) / (std + eps), adv)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+    """1 - Var[R - V] / Var[R]: 1 is a perfect critic, 0 a constant one; NaN when returns are constant."""
+    var_r = returns.var(unbiased=False)
+    ev = 1.0 - (returns - values).var(unbiased=False) / var_r
+    return torch.where(var_r > 0, ev, torch.full_like(ev, float("nan")))
+
+
+def pearson_corr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Pearson r clamped to [-1, 1] (np.corrcoef can overshoot by an ulp); 0 when either side is constant."""
+    x = x.double().flatten()
+    y = y.double().flatten()
+    xc = x - x.mean()
+    yc = y - y.mean()
+    denom = (xc.pow(2).sum() * yc.pow(2).sum()).sqrt()
+    r = (xc * yc).sum() / denom.clamp_min(1e-300)
+    r = torch.where(denom > 0, r, torch.zeros_like(r))
+    return r.clamp(-1.0, 1.0).float()
+
+
+class NonFiniteTrainingError(RuntimeError):
+    """A NaN/Inf reached the update; the message names where, so the data or settings can be fixed."""
+
+
+@dataclass
+class PPOBatch:
+    """Flat [M, ...] tensors on the training device; advantages already normalised if wanted."""
+
+    maps: torch.Tensor  # uint8 [M, C, W, W]
+    features: torch.Tensor  # f32 [M, F]
+    action_mask: torch.Tensor  # bool [M, A]
+    actions: torch.Tensor  # i64 [M]
+    old_log_probs: torch.Tensor  # f32 [M], behaviour log-probs (recorded ones for replay data)
+    old_values: torch.Tensor  # f32 [M], critic before this update (the value-clip anchor)
+    advantages: torch.Tensor  # f32 [M]
+    returns: torch.Tensor  # f32 [M]
+    teacher_actions: torch.Tensor | None = None  # i64 [M], the scripted teacher's choice (loss_bc)
+
+    def __len__(self) -> int:
+        return int(self.actions.shape[0])
+
+    def take(self, idx: torch.Tensor) -> PPOBatch:
+        rows = {f.name: getattr(self, f.name) for f in fields(self)}
+        return PPOBatch(
+            **{k: None if t is None else t.index_select(0, idx) for k, t in rows.items()}  # type: ignore[arg-type]
+        )
+
+    @staticmethod
+    def cat(parts: Sequence[PPOBatch]) -> PPOBatch:
+        """Row-concatenate; teacher labels survive only if every part has them."""
+        if len(parts) == 1:
+            return parts[0]
+        out: dict[str, torch.Tensor | None] = {}
+        for f in fields(PPOBatch):
+            cols = [getattr(p, f.name) for p in parts]
+            out[f.name] = None if any(c is None for c in cols) else torch.cat(cols)
+        return PPOBatch(**out)  # type: ignore[arg-type]  # only the optional field can be None
 
 
 def next_values_for(
@@ -72,3 +166,146 @@ def compute_gae(
         running = deltas[t] + carry[t] * running
         adv[t] = running
     return adv, adv + values
+
+
+@dataclass
+class PreparedBatch:
+    """The flat PPO batch plus the [M] raw rewards and the pre-normalisation advantage moments."""
+
+    batch: PPOBatch
+    rewards: torch.Tensor
+    raw_adv_mean: torch.Tensor
+    raw_adv_std: torch.Tensor
+
+
+def require_finite(tensors: dict[str, torch.Tensor], where: str) -> None:
+    """One host sync for several tensors; raise naming every non-finite one."""
+    if not tensors:
+        return
+    flags = torch.stack([torch.isfinite(t).all() for t in tensors.values()]).tolist()
+    bad = [name for name, ok in zip(tensors, flags, strict=True) if not ok]
+    if bad:
+        raise NonFiniteTrainingError(
+            f"PPO found NaN/Inf in {', '.join(bad)} ({where}); the last good checkpoint is kept. "
+            "Check the dataset (townlet-dataset inspect) or the reward settings, or lower the learning rate."
+        )
+
+
+def _col(data: ReplayData, name: str, device: torch.device, dtype: Any = None) -> torch.Tensor:
+    arr = getattr(data, name)
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
+    return torch.from_numpy(np.ascontiguousarray(arr)).to(device)
+
+
+@torch.no_grad()
+def critic_values(
+    network: nn.Module, data: ReplayData, device: torch.device, chunk: int = 8192
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """V(s) of every row under the *current* network, [T, N], and V of the observation after the last row.
+
+    Replay data from a scripted behaviour carries values of 0, which are no baseline at all; the
+    current critic is what PPO's value clip and GAE need. Without ``next_obs`` the last row
+    bootstraps from its own value.
+    """
+    network.eval()
+    t_len, n = data.num_ticks, data.num_agents
+    maps, feats, mask = data.flat("maps"), data.flat("features"), data.flat("action_mask")
+    out = torch.empty(t_len * n, device=device)
+    for s in range(0, t_len * n, chunk):
+        sl = slice(s, s + chunk)
+        _, v = network(
+            torch.from_numpy(np.ascontiguousarray(maps[sl])).to(device),
+            torch.from_numpy(np.ascontiguousarray(feats[sl], dtype=np.float32)).to(device),
+            torch.from_numpy(np.ascontiguousarray(mask[sl])).to(device),
+        )
+        out[sl] = v.float()
+    values = out.view(t_len, n)
+    if data.next_obs is not None:
+        nxt = data.next_obs
+        _, boot = network(
+            torch.from_numpy(np.ascontiguousarray(nxt.maps)).to(device),
+            torch.from_numpy(np.ascontiguousarray(nxt.features, dtype=np.float32)).to(device),
+            torch.from_numpy(np.ascontiguousarray(nxt.action_mask)).to(device),
+        )
+        boot = boot.float()
+    else:
+        boot = values[-1].clone()
+    return values, boot
+
+
+def prepare_batch(
+    data: ReplayData,
+    device: torch.device,
+    *,
+    gamma: float,
+    lam: float,
+    normalise: bool,
+    where: str,
+    values: torch.Tensor | None = None,
+    bootstrap: torch.Tensor | None = None,
+    use_final_values: bool = True,
+    teacher_actions: np.ndarray | None = None,
+    reward_scale: float | None = None,
+    faint_is_terminal: bool = True,
+) -> PreparedBatch:
+    """GAE + flattening. ``values``/``bootstrap`` default to the recorded behaviour values.
+
+    ``reward_scale`` multiplies the rewards before GAE (``strategy.reward_scaling``); the reported
+    rewards stay as the town paid them.
+
+    ``use_final_values``: trust the recorded V(final obs) at truncations (true for on-policy rollouts,
+    whose behaviour critic *is* the current one); replay passes False and falls back to V(s_t).
+    ``teacher_actions`` ([T, N] or [T*N]): the teacher's action per row, for ``loss_bc``.
+    ``faint_is_terminal`` False: GAE bootstraps through faints (the agent lives on in the episode).
+    """
+    rewards = _col(data, "rewards", device, np.float32)
+    scaled = rewards if reward_scale is None else rewards * reward_scale
+    term = _col(data, "terminated", device)
+    if not faint_is_terminal:
+        term = torch.zeros_like(term)
+    trunc = _col(data, "truncated", device)
+    old_logp = _col(data, "log_probs", device, np.float32)
+    if values is None:
+        values = _col(data, "values", device, np.float32)
+    if bootstrap is None:
+        bootstrap = torch.from_numpy(np.asarray(data.bootstrap_values, np.float32)).to(device)
+    final_values = _col(data, "final_values", device, np.float32) if use_final_values else None
+    require_finite(
+        {
+            "rewards": rewards,
+            "behaviour log_probs": old_logp,
+            "values": values,
+            "bootstrap_values": bootstrap,
+        },
+        where,
+    )
+    nxt = next_values_for(values, bootstrap, trunc, final_values)
+    adv, ret = compute_gae(scaled, values, nxt, term, trunc, gamma, lam)
+    adv_flat = adv.reshape(-1)
+    raw_mean, raw_std = adv_flat.mean(), adv_flat.std(unbiased=False)
+    if normalise:
+        adv_flat = normalise_advantages(adv_flat)
+    ret_flat = ret.reshape(-1)
+    require_finite({"advantages": adv_flat, "returns": ret_flat}, where)
+    m = data.num_transitions
+    actions = torch.from_numpy(np.ascontiguousarray(data.flat("actions"), dtype=np.int64)).to(device)
+    mask = torch.from_numpy(np.ascontiguousarray(data.flat("action_mask"))).to(device)
+    # An executed action the mask forbids (a capture/world inconsistency) would get a -1e9 logit and
+    # an exp(-1e9) ratio; allow it for that row instead of letting one row dominate the loss.
+    mask = mask.scatter(1, actions.unsqueeze(1), True)
+    batch = PPOBatch(
+        maps=torch.from_numpy(np.ascontiguousarray(data.flat("maps"))).to(device),
+        features=torch.from_numpy(np.ascontiguousarray(data.flat("features"), dtype=np.float32)).to(device),
+        action_mask=mask,
+        actions=actions,
+        old_log_probs=old_logp.reshape(m),
+        old_values=values.reshape(m).float(),
+        advantages=adv_flat.contiguous(),
+        returns=ret_flat.contiguous(),
+        teacher_actions=None
+        if teacher_actions is None
+        else torch.from_numpy(np.ascontiguousarray(teacher_actions, dtype=np.int64).reshape(m)).to(device),
+    )
+    require_finite({"features": batch.features}, where)
+    return PreparedBatch(batch=batch, rewards=rewards.reshape(m), raw_adv_mean=raw_mean, raw_adv_std=raw_std)

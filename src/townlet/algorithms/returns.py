@@ -1,26 +1,38 @@
-"""Discounted returns-to-go of recorded trajectories (NumPy, torch-free).
+"""The NumPy maths (torch-free): discounted returns-to-go and the running statistics of PPO's
+optional reward scaling and feature standardisation.
 
-Why: behaviour cloning fits only the policy head, so a PPO stage warm-started from a clone used to
-begin with an untrained critic and followed noisy advantages. BC can train the value head on the
-dataset's own rewards; this module turns time-major [T, N] reward columns into the regression
-targets, with the same episode-end rules as GAE (``algorithms/gae.py``):
+Returns-to-go: behaviour cloning fits only the policy head, so a PPO stage warm-started from a clone
+would begin with an untrained critic and follow noisy advantages. BC can train the value head on the
+dataset's own rewards; :func:`returns_to_go_parts` turns time-major [T, N] reward columns into the
+regression targets, with the same episode-end rules as GAE (``algorithms/gae.py``):
 
 * ``terminated`` (faint): the future is cut, no bootstrap;
 * ``truncated`` (the fixed-length episode ran out) and the end of the recording: the future is not
   zero, so the return bootstraps from the value *after* that row (the "cut").
 
-A return is linear in the bootstrap value of its cut, so :func:`returns_to_go_parts` splits it into
-``base + discount * V_after_cut``. Callers can then plug in recorded values (a capture by a network)
-or the critic being trained (a scripted capture records 0), re-evaluating only the few cut rows.
+A return is linear in the bootstrap value of its cut, so it splits into ``base + discount *
+V_after_cut``; callers plug in recorded values (a capture by a network) or the critic being trained
+(a scripted capture records 0), re-evaluating only the few cut rows.
+
+Running statistics keep state that must survive a resume, so each has ``state()`` / ``from_state()``
+with plain floats and lists that fit a checkpoint's ``extra``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["ReturnsToGoParts", "cut_bootstrap_values", "returns_to_go", "returns_to_go_parts"]
+__all__ = [
+    "ReturnScaler",
+    "ReturnsToGoParts",
+    "RunningMoments",
+    "cut_bootstrap_values",
+    "returns_to_go",
+    "returns_to_go_parts",
+]
 
 
 @dataclass(frozen=True)
@@ -108,3 +120,67 @@ def returns_to_go(
     fv = np.zeros(shape) if final_values is None else final_values
     bv = np.zeros(shape[1]) if bootstrap_values is None else bootstrap_values
     return parts.returns(cut_bootstrap_values(truncated, fv, bv))
+
+
+class RunningMoments:
+    """Mean and variance of every column seen so far (batches merged with Chan's parallel formula)."""
+
+    def __init__(self, shape: tuple[int, ...] = ()) -> None:
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = 1e-4  # a tiny prior count: the first batch sets the statistics
+
+    def update(self, batch: np.ndarray) -> None:
+        """Fold ``batch`` ([rows, *shape]) into the statistics."""
+        batch = np.asarray(batch, np.float64).reshape(-1, *self.mean.shape)
+        n = batch.shape[0]
+        if n == 0:
+            return
+        mean, var = batch.mean(axis=0), batch.var(axis=0)
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean = self.mean + delta * n / total
+        self.var = (self.var * self.count + var * n + delta**2 * self.count * n / total) / total
+        self.count = total
+
+    def state(self) -> dict[str, Any]:
+        return {"mean": self.mean.tolist(), "var": self.var.tolist(), "count": self.count}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RunningMoments:
+        out = cls(np.asarray(state["mean"]).shape)
+        out.mean = np.asarray(state["mean"], np.float64)
+        out.var = np.asarray(state["var"], np.float64)
+        out.count = float(state["count"])
+        return out
+
+
+class ReturnScaler:
+    """Divides rewards by the running standard deviation of each agent's discounted return.
+
+    The town's rewards are small (about -0.1..+0.15 per tick) and their scale shifts as the policy
+    improves; keeping the return's spread near 1 keeps the value loss and the critic's targets on
+    one scale for the whole run. The mean is not subtracted: the sign of a reward is information.
+    """
+
+    def __init__(self, gamma: float, num_agents: int) -> None:
+        self.gamma = float(gamma)
+        self.returns = np.zeros(num_agents, np.float64)
+        self.moments = RunningMoments()
+
+    def update(self, rewards: np.ndarray, episode_end: np.ndarray) -> float:
+        """Fold a [T, N] rollout into the statistics; returns the factor to multiply its rewards by."""
+        seen = np.empty(rewards.shape, np.float64)
+        for t in range(rewards.shape[0]):
+            self.returns = self.returns * self.gamma + rewards[t]
+            seen[t] = self.returns
+            self.returns[episode_end[t]] = 0.0
+        self.moments.update(seen.reshape(-1))
+        return float(1.0 / np.sqrt(float(self.moments.var) + 1e-8))
+
+    def state(self) -> dict[str, Any]:
+        return {"returns": self.returns.tolist(), "moments": self.moments.state()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.returns = np.asarray(state["returns"], np.float64)
+        self.moments = RunningMoments.from_state(state["moments"])

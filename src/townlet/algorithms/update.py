@@ -1,98 +1,245 @@
-"""One PPO update: K epochs of shuffled minibatches over device-resident tensors.
+"""One PPO update: K epochs of shuffled minibatches over device-resident tensors, and its losses.
 
-The loop reads top to bottom like a textbook PPO step. What it deliberately avoids (each
-measured as a cost): re-uploading data every epoch, ``torch.distributions``, and any host sync inside the
-minibatch loop. Per-minibatch metrics go into a device buffer (:class:`MinibatchLog`); the host reads
-it once per epoch -- that one read also serves the NaN/Inf guard and the ``target_kl`` early stop.
+The loop reads top to bottom like a textbook PPO step. What it avoids (each measured as a cost):
+re-uploading data every epoch, ``torch.distributions``, and any host sync inside the minibatch loop.
+The losses are pure tensor functions that stay on the device; per-minibatch metrics go into a device
+buffer (:class:`MinibatchLog`) the host reads once per epoch -- that one read also serves the NaN/Inf
+guard and the ``target_kl`` early stop.
 
 Mixed data: ``ppo_update`` takes several sources, each contributing a fixed number of rows to every
 minibatch, so rollout and replay transitions are blended inside each gradient step rather than in
 alternating updates.
 
 Kickstarting: when the batch carries the scripted teacher's action for every row, the cross-entropy
-to it (``loss_bc``) is always measured, and ``bc_coef > 0`` adds it to the loss. An anneal PPO stage
-uses it to keep the refined policy close to the teacher it was cloned from while PPO improves it.
+to it (``loss_bc``) is always measured, and ``bc_coef > 0`` adds it to the loss: it keeps a
+policy cloned from the teacher close to it while PPO improves it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from townlet.algorithms.losses import (
-    clipped_surrogate,
-    clipped_value_loss,
-    kl_k1,
-    kl_k3,
-    log_prob_of,
-    masked_entropy,
-    teacher_cross_entropy,
-)
-from townlet.algorithms.stats import MINIBATCH_FIELDS, MinibatchLog
+from townlet.algorithms.gae import EPS, NonFiniteTrainingError, PPOBatch
 
-__all__ = ["NonFiniteTrainingError", "PPOBatch", "PPOHyperParams", "Source", "ppo_update"]
+__all__ = [
+    "MEAN_FIELDS",
+    "MINIBATCH_FIELDS",
+    "SPREAD_FIELDS",
+    "MinibatchLog",
+    "NonFiniteTrainingError",
+    "PPOBatch",
+    "PPOHyperParams",
+    "Source",
+    "clipped_surrogate",
+    "clipped_value_loss",
+    "kl_k1",
+    "kl_k3",
+    "log_prob_of",
+    "masked_entropy",
+    "ppo_update",
+    "teacher_cross_entropy",
+]
+
+
+def log_prob_of(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """log pi(a | s) for each row, [B]; cheaper than building a Categorical."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return logp.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+
+def masked_entropy(logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-row entropy, [B], with disallowed actions contributing 0 (not 0 * -inf = NaN)."""
+    logits = logits.float()
+    if mask is not None:
+        logits = logits.masked_fill(~mask.bool(), torch.finfo(logits.dtype).min)
+    logp = torch.log_softmax(logits, dim=-1)
+    p = logp.exp()
+    plogp = torch.where(p > 0, p * logp, torch.zeros_like(logp))
+    return -plogp.sum(-1)
+
+
+def teacher_cross_entropy(
+    logits: torch.Tensor, teacher_actions: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean -log pi(teacher action | s): the kickstarting / distillation term pulling PPO towards the teacher.
+
+    Rows whose teacher action the mask forbids are left out (their masked logit would give a huge,
+    meaningless loss); with no valid row the result is 0, without a host sync either way.
+    """
+    logp = log_prob_of(logits, teacher_actions)
+    valid = torch.isfinite(logp)
+    if mask is not None:
+        valid = valid & mask.bool().gather(-1, teacher_actions.long().unsqueeze(-1)).squeeze(-1)
+    ce = torch.where(valid, -logp, torch.zeros_like(logp))
+    return ce.sum() / valid.sum().clamp_min(1)
+
+
+def clipped_surrogate(
+    new_log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor, clip: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PPO policy loss -mean(min(r A, clip(r, 1-eps, 1+eps) A)); also the ratios and the clip fraction.
+
+    The clip fraction counts rows whose ratio left [1-eps, 1+eps] .
+    """
+    log_ratio = new_log_probs - old_log_probs
+    ratio = log_ratio.exp()
+    unclipped = ratio * advantages
+    clipped = ratio.clamp(1.0 - clip, 1.0 + clip) * advantages
+    loss = -torch.minimum(unclipped, clipped).mean()
+    clip_frac = ((ratio - 1.0).abs() > clip).float().mean()
+    return loss, ratio, clip_frac
+
+
+def clipped_value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip: float
+) -> torch.Tensor:
+    """0.5 * mean(max((v - R)^2, (v_old + clip(v - v_old, +-c) - R)^2)); plain 0.5 * MSE when clip <= 0."""
+    if values.shape != returns.shape or old_values.shape != returns.shape:
+        raise ValueError(
+            f"value loss shapes differ: values {tuple(values.shape)}, old {tuple(old_values.shape)}, "
+            f"returns {tuple(returns.shape)}"
+        )
+    unclipped = (values - returns).pow(2)
+    if clip <= 0:
+        return 0.5 * unclipped.mean()
+    v_clipped = old_values + (values - old_values).clamp(-clip, clip)
+    return 0.5 * torch.maximum(unclipped, (v_clipped - returns).pow(2)).mean()
+
+
+def kl_k1(old_log_probs: torch.Tensor, new_log_probs: torch.Tensor) -> torch.Tensor:
+    """Naive estimator E_old[log p_old - log p_new]; unbiased but noisy and can be negative."""
+    return (old_log_probs - new_log_probs).mean()
+
+
+def kl_k3(old_log_probs: torch.Tensor, new_log_probs: torch.Tensor) -> torch.Tensor:
+    """Low-variance estimator E_old[(r - 1) - log r], r = p_new / p_old; unbiased and never negative.
+
+    This is what ``kl_divergence`` reports and what ``target_kl`` early stopping compares against.
+    """
+    log_ratio = new_log_probs - old_log_probs
+    return (log_ratio.exp() - 1.0 - log_ratio).mean()
+
+
+# Columns of the per-minibatch row written by the update loop. A metric keeps one name end to end:
+# the reported ones are named as on the metrics line and in ``PPOTrainingResultDTO``.
+MINIBATCH_FIELDS: tuple[str, ...] = (
+    "loss_policy",
+    "loss_value",
+    "loss_entropy",  # mean policy entropy (positive)
+    "loss_total",
+    "clip_fraction",
+    "minibatch_adv_mean",  # advantages as trained on (the metrics line's adv_* are the raw moments)
+    "minibatch_adv_std",
+    "grad_norm",
+    "kl_k1",
+    "kl_divergence",  # the k3 estimator
+    "loss_bc",  # cross-entropy to the teacher's action (NaN when the batch carries no teacher labels)
+    "nonfinite",  # 1.0 when the loss or the gradient norm was NaN/Inf in this minibatch
+)
+_FIELD_SET = frozenset(MINIBATCH_FIELDS)
+# Columns whose mean over the minibatches the summary reports, under the column's name.
+MEAN_FIELDS: tuple[str, ...] = (*MINIBATCH_FIELDS[:5], "grad_norm", "kl_k1", "kl_divergence", "loss_bc")
+# What the summary adds to the means, in the order ``summarise`` computes them.
+SPREAD_FIELDS: tuple[str, ...] = (
+    "batch_entropy_std",
+    "grad_norm_max",
+    "kl_divergence_max",  # largest |k3| of a minibatch
+    "clip_fraction_max",
+    "clip_triggered_minibatches",  # minibatches with any clipped ratio
+    "adv_min_std",
+    "adv_zero_std_batches",  # minibatches whose advantages have (near) zero spread
+    "nonfinite_count",
+    "first_nonfinite",  # index of the first NaN/Inf minibatch (the count of minibatches if none)
+)
+
+
+class MinibatchLog:
+    """A [capacity, len(MINIBATCH_FIELDS)] device buffer, one row per minibatch, read once per epoch."""
+
+    def __init__(self, capacity: int, device: torch.device | str) -> None:
+        self.rows = torch.zeros((max(1, capacity), len(MINIBATCH_FIELDS)), dtype=torch.float32, device=device)
+        self.count = 0
+
+    def record(self, **values: torch.Tensor) -> None:
+        """One minibatch's row: a 0-d tensor for each of ``MINIBATCH_FIELDS``, by name."""
+        if values.keys() != _FIELD_SET:
+            missing, unexpected = sorted(_FIELD_SET - values.keys()), sorted(values.keys() - _FIELD_SET)
+            raise KeyError(f"minibatch row: missing {missing}, unexpected {unexpected}")
+        if self.count >= self.rows.shape[0]:
+            grown = torch.zeros_like(self.rows)
+            self.rows = torch.cat([self.rows, grown])
+        self.rows[self.count] = torch.stack(
+            [values[name].detach().float().reshape(()) for name in MINIBATCH_FIELDS]
+        )
+        self.count += 1
+
+    def used(self) -> torch.Tensor:
+        return self.rows[: self.count]
+
+    def summarise(self) -> dict[str, float]:
+        """Means, maxima and counts over the recorded minibatches with one device->host transfer.
+
+        The keys are the metrics line's names: ``MEAN_FIELDS``, ``SPREAD_FIELDS``,
+        ``batch_entropy_mean`` (the same value as ``loss_entropy``, a key of its own in the file
+        format) and ``updates``.
+        """
+        n = self.count
+        if n == 0:
+            return {}
+        rows = self.used()
+        col = {name: rows[:, i] for i, name in enumerate(MINIBATCH_FIELDS)}
+        ent = col["loss_entropy"]
+        nonfinite = col["nonfinite"]
+        first_bad = torch.where(
+            nonfinite > 0,
+            torch.arange(n, device=rows.device, dtype=torch.float32),
+            torch.full_like(nonfinite, n),
+        ).min()
+        packed = torch.stack(
+            [
+                *(rows.mean(0)),
+                ent.std(unbiased=False) if n > 1 else torch.zeros((), device=rows.device),
+                col["grad_norm"].max(),
+                col["kl_divergence"].abs().max(),
+                col["clip_fraction"].max(),
+                (col["clip_fraction"] > 0).float().sum(),
+                col["minibatch_adv_std"].min(),
+                (col["minibatch_adv_std"] < EPS).float().sum(),
+                nonfinite.sum(),
+                first_bad,
+            ]
+        ).tolist()
+        means = dict(zip(MINIBATCH_FIELDS, packed, strict=False))
+        out = {name: means[name] for name in MEAN_FIELDS}
+        out["batch_entropy_mean"] = out["loss_entropy"]
+        out.update(zip(SPREAD_FIELDS, packed[len(MINIBATCH_FIELDS) :], strict=True))
+        out["updates"] = float(n)
+        return out
 
 
 _NONFINITE = MINIBATCH_FIELDS.index("nonfinite")
 _KL = MINIBATCH_FIELDS.index("kl_divergence")  # the k3 estimator
 
 
-class NonFiniteTrainingError(RuntimeError):
-    """A NaN/Inf reached the update; the message names where, so the data or settings can be fixed."""
-
-
 @dataclass(frozen=True)
 class PPOHyperParams:
-    """The knobs the update loop reads (the strategy config carries more)."""
+    """The knobs the update loop reads. No defaults here: their one home is the strategy schema,
+    and ``PPOSettings.hyper_params`` builds this from it."""
 
-    clip_param: float = 0.2
-    value_loss_coef: float = 0.5
-    entropy_coef: float = 0.01
-    max_grad_norm: float = 0.5
-    value_clip: float = 0.2
-    update_epochs: int = 4
-    minibatch_size: int = 1024
-    target_kl: float | None = None
-    bc_coef: float = 0.0  # weight of the teacher cross-entropy (kickstarting); needs teacher_actions
-
-
-@dataclass
-class PPOBatch:
-    """Flat [M, ...] tensors on the training device; advantages already normalised if wanted."""
-
-    maps: torch.Tensor  # uint8 [M, C, W, W]
-    features: torch.Tensor  # f32 [M, F]
-    action_mask: torch.Tensor  # bool [M, A]
-    actions: torch.Tensor  # i64 [M]
-    old_log_probs: torch.Tensor  # f32 [M], behaviour log-probs (recorded ones for replay data)
-    old_values: torch.Tensor  # f32 [M], critic before this update (the value-clip anchor)
-    advantages: torch.Tensor  # f32 [M]
-    returns: torch.Tensor  # f32 [M]
-    teacher_actions: torch.Tensor | None = None  # i64 [M], the scripted teacher's choice (loss_bc)
-
-    def __len__(self) -> int:
-        return int(self.actions.shape[0])
-
-    def take(self, idx: torch.Tensor) -> PPOBatch:
-        rows = {f.name: getattr(self, f.name) for f in fields(self)}
-        return PPOBatch(
-            **{k: None if t is None else t.index_select(0, idx) for k, t in rows.items()}  # type: ignore[arg-type]
-        )
-
-    @staticmethod
-    def cat(parts: Sequence[PPOBatch]) -> PPOBatch:
-        """Row-concatenate; teacher labels survive only if every part has them."""
-        if len(parts) == 1:
-            return parts[0]
-        out: dict[str, torch.Tensor | None] = {}
-        for f in fields(PPOBatch):
-            cols = [getattr(p, f.name) for p in parts]
-            out[f.name] = None if any(c is None for c in cols) else torch.cat(cols)
-        return PPOBatch(**out)  # type: ignore[arg-type]  # only the optional field can be None
+    clip_param: float
+    value_loss_coef: float
+    entropy_coef: float
+    max_grad_norm: float
+    value_clip: float
+    update_epochs: int
+    minibatch_size: int
+    target_kl: float | None
+    bc_coef: float  # weight of the teacher cross-entropy (kickstarting); needs teacher_actions
 
 
 @dataclass

@@ -75,12 +75,14 @@ class TrainedPolicy:
 
 
 def load_policy(
-    source: str | Path, *, greedy: bool = True, seed: int = 0, device: str = "cpu", which: str = "best"
+    source: str | Path, *, greedy: bool = True, seed: int = 0, device: str = "cpu", which: str | None = None
 ) -> TrainedPolicy:
     """Load a trained policy from a run dir, a ``.pt`` checkpoint or an exported ``.onnx`` file.
 
-    ``greedy`` (default) takes the most likely allowed action; ``seed`` seeds sampling otherwise.
-    Raises ``CheckpointError`` / ``PolicyFileError`` with a one-line reason when ``source`` is unusable.
+    The checkpoint and world are the run's (:func:`townlet.runs.resolve.resolve_run`; ``which``:
+    None = the one its result reports, or "best"/"last"). ``greedy`` (default) takes the most likely
+    allowed action; ``seed`` seeds sampling otherwise. Raises a ``ValueError`` subclass with a
+    one-line reason when ``source`` is unusable.
     """
     path = Path(source).expanduser()
     if path.suffix == ONNX_SUFFIX:
@@ -89,12 +91,13 @@ def load_policy(
         onnx_policy = OnnxPolicy(path, greedy=greedy, seed=seed, name="trained")
         return TrainedPolicy(onnx_policy, onnx_policy.spec, onnx_policy.world_config)
     from townlet.nets.checkpoints import load_checkpoint
-    from townlet.nets.export import stored_world_config
+    from townlet.runs.resolve import resolve_run
 
-    ckpt = load_checkpoint(path, None, device, which=which)  # needs torch; says so in one line if absent
+    files = resolve_run(path, which)
+    ckpt = load_checkpoint(files.checkpoint, None, device)  # needs torch; says so in one line if absent
     from townlet.behaviour.torch_policy import TorchPolicy
 
     torch_policy = TorchPolicy(
         ckpt.build_network(device), ckpt.spec, device, greedy=greedy, seed=seed, name="trained"
     )
-    return TrainedPolicy(torch_policy, ckpt.spec, stored_world_config(ckpt.path, ckpt.extra))
+    return TrainedPolicy(torch_policy, ckpt.spec, files.world_config or ckpt.extra.get("world_config"))

@@ -19,6 +19,7 @@ from typing import Any
 
 from townlet.replay import DatasetError, read_manifest, validate_dataset
 from townlet.replay.streaming import StreamingDataset
+from townlet.replay.to_minari import register as add_export_minari
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 COMMAND_GROUP = "townlet.dataset_commands"
@@ -33,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check every shard: checksum, schema, shapes, finiteness")
     val.add_argument("path", help="dataset directory (or its manifest.json)")
     val.add_argument("--world", help="also require the observation spec of this world scenario")
+    add_export_minari(sub)
     for command in entry_points(group=COMMAND_GROUP):
         try:
             command.load()(sub)

@@ -1,15 +1,15 @@
 """``townlet-export``: a trained policy as one standalone file, for use without this package.
 
-    townlet-export outputs/runs/<date>/<run>                      # → ./policy.onnx (best.pt)
-    townlet-export RUN format=torchscript out=policy.torchscript.pt
+    townlet-export outputs/runs/<date>/<run>                      # → ./policy.onnx
+    townlet-export RUN format=pt2 out=policy.pt2                  # a torch.export program
     townlet-export RUN/checkpoints/last.pt out=/srv/policies/town.onnx
 
-Arguments after the source are ``key=value``: ``format`` (onnx | torchscript; default from the
-``out`` suffix, else onnx), ``out`` (default ``policy.onnx`` / ``policy.torchscript.pt`` in the
-current directory) and ``which`` (best | last, for a run dir). The file holds the masked logits and
-value of the network with its input normalisation folded in, plus its observation spec and world as
-metadata (docs/policies.md). A bad argument, a missing run or an unwritable ``out`` is one line on
-stderr (exit 2) and nothing is written. Torch is imported only after the arguments are checked.
+Arguments after the source are Hydra overrides of ``conf/export.yaml`` (``format``: onnx | pt2,
+default from the ``out`` suffix, else onnx; ``out``; ``which``). The checkpoint and world are the
+run's (:func:`townlet.runs.resolve.resolve_run`). The file holds the masked logits and value of
+the network with its input normalisation folded in, plus its observation spec and world as metadata
+(docs/policies.md). A bad argument, a missing run or an
+unwritable ``out`` is one line on stderr (exit 2) and nothing is written.
 """
 
 from __future__ import annotations
@@ -17,38 +17,40 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CONFIG_ERROR_EXIT = 2
-KEYS = ("format", "out", "which")
-DEFAULT_OUT = {"onnx": "policy.onnx", "torchscript": "policy.torchscript.pt"}
+from townlet.cli._common import compose, run_command
+
+DEFAULT_OUT = {"onnx": "policy.onnx", "pt2": "policy.pt2"}
 
 
 class ExportArgumentError(ValueError):
-    """A ``key=value`` argument that townlet-export does not understand."""
+    """An argument combination that townlet-export cannot use."""
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``key=value`` items → ``{"format", "out", "which"}`` with defaults filled in and checked."""
-    raw: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in KEYS:
-            raise ExportArgumentError(f"argument {item!r} is not one of {', '.join(k + '=…' for k in KEYS)}")
-        raw[key] = value
-    out = raw.get("out")
-    fmt = raw.get("format") or ("onnx" if out is None or out.endswith(".onnx") else "torchscript")
+@dataclass
+class ExportArgs:
+    """Types of ``conf/export.yaml``."""
+
+    format: str | None = None
+    out: str | None = None
+    which: str | None = None
+
+
+def export_settings(overrides: list[str]) -> dict[str, Any]:
+    """Composed ``conf/export.yaml`` → ``{"format", "out", "which"}`` with defaults filled in and checked."""
+    args = compose("export", overrides, schema=ExportArgs)
+    out = args.out
+    fmt = args.format or ("pt2" if out is not None and str(out).endswith(".pt2") else "onnx")
+    if fmt == "torchscript":
+        raise ExportArgumentError("format=torchscript is not written (torch deprecates it); use format=pt2")
     if fmt not in DEFAULT_OUT:
-        raise ExportArgumentError(f"format={fmt!r} is unknown; use format=onnx or format=torchscript")
-    if fmt == "torchscript" and out is not None and out.endswith(".onnx"):
-        raise ExportArgumentError(
-            f"out={out} ends in .onnx but format=torchscript; name it e.g. policy.torchscript.pt"
-        )
-    which = raw.get("which", "best")
-    if which not in {"best", "last"}:
-        raise ExportArgumentError(f"which={which!r}; use which=best or which=last")
-    return {"format": fmt, "out": Path(out or DEFAULT_OUT[fmt]).expanduser(), "which": which}
+        raise ExportArgumentError(f"format={fmt!r} is unknown; use format=onnx or format=pt2")
+    if fmt == "pt2" and out is not None and str(out).endswith(".onnx"):
+        raise ExportArgumentError(f"out={out} ends in .onnx but format=pt2; name it e.g. policy.pt2")
+    return {"format": fmt, "out": Path(out or DEFAULT_OUT[fmt]).expanduser(), "which": args.which}
 
 
 def check_writable(out: Path) -> None:
@@ -67,50 +69,43 @@ def check_writable(out: Path) -> None:
 
 
 def export_source(source: str, settings: dict[str, Any]) -> Path:
-    """Load the checkpoint and write its policy; returns the written path."""
+    """Load the run's checkpoint and write its policy with the run's world; returns the written path."""
+    from townlet.runs.resolve import resolve_run
     from townlet.torch_guard import require_torch
 
+    files = resolve_run(source, settings["which"])
     require_torch("townlet-export")
     from townlet.nets.checkpoints import load_checkpoint
-    from townlet.nets.export import export_policy, stored_world_config
+    from townlet.nets.export import export_policy
 
-    ckpt = load_checkpoint(source, None, "cpu", which=settings["which"])
-    world = stored_world_config(ckpt.path, ckpt.extra)
+    ckpt = load_checkpoint(files.checkpoint, None, "cpu")
+    world = files.world_config or ckpt.extra.get("world_config")
     return export_policy(ckpt, settings["format"], settings["out"], world)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="townlet-export",
-        description="Write a trained policy (run dir or .pt file) as ONNX or TorchScript with its spec.",
+        description="Write a trained policy (run dir or .pt file) as ONNX or a torch.export program.",
     )
     parser.add_argument("source", help="run directory, its checkpoints/ folder, or a .pt checkpoint")
     parser.add_argument(
-        "overrides", nargs="*", help="key=value: format=onnx|torchscript, out=PATH, which=best|last"
+        "overrides", nargs="*", help="conf/export.yaml overrides: format=onnx|pt2, out=…, which=…"
     )
     args = parser.parse_args(argv)
-    from townlet.nets.checkpoints import CheckpointError
-    from townlet.nets.export import PolicyFileError
-    from townlet.torch_guard import TorchNotAvailableError
 
-    try:
-        settings = parse_overrides(args.overrides)
+    def body() -> int:
+        settings = export_settings(args.overrides)
         check_writable(settings["out"])
         path = export_source(args.source, settings)
-    except (ExportArgumentError, CheckpointError, PolicyFileError, TorchNotAvailableError) as exc:
-        print(f"townlet-export: error: {exc}", file=sys.stderr)
-        return CONFIG_ERROR_EXIT
-    except OSError as exc:  # the folder vanished or filled up between the check and the write
-        print(
-            f"townlet-export: error: cannot write {settings['out']}: {exc.strerror or exc}", file=sys.stderr
-        )
-        return CONFIG_ERROR_EXIT
-    size_kib = path.stat().st_size / 1024
-    print(f"townlet-export: wrote {path} ({settings['format']}, {size_kib:.0f} KiB)")
-    if settings["format"] == "onnx":
-        print(f"  evaluate it without torch: townlet-eval {path} episodes=4")
-    return 0
+        size_kib = path.stat().st_size / 1024
+        print(f"townlet-export: wrote {path} ({settings['format']}, {size_kib:.0f} KiB)")
+        if settings["format"] == "onnx":
+            print(f"  evaluate it without torch: townlet-eval {path} episodes=4")
+        return 0
+
+    return run_command("townlet-export", body)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -24,19 +24,13 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from townlet.config.instantiate import ConfigError, build, check_import_paths
+from townlet.runs.ownership import check_hydra_paths, check_run_paths, claim_run_dir
 
 if TYPE_CHECKING:
     from townlet.config.schema.top import TrainConfig
 
 #: ``townlet-train`` passes this as a ``hydra.callbacks`` override (see ``cli/train.py``).
 CALLBACK_OVERRIDE = "+hydra.callbacks.townlet_preflight._target_=townlet.cli.preflight.PreflightCallback"
-_BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
-
-
-class RunDirInUse(ConfigError):
-    """The run directory holds a finished run: not a bad value but a clash, so its own exit code."""
-
-    exit_code = 1
 
 
 class JobRefused(BaseException):
@@ -65,12 +59,14 @@ class PreflightCallback(Callback):
         (Hydra would overwrite its ``.hydra/``); a bad value fails only its own job, at the start of
         ``run_job``, and the sweep summary lists it (the other jobs still run)."""
         try:
-            if OmegaConf.select(config, "hydra.sweeper._target_") != _BASIC_SWEEPER:
+            check_hydra_paths(OmegaConf.to_container(config.hydra, resolve=False))
+            if not str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith(".BasicSweeper"):
                 check_import_paths(_task_only(config))  # a search sweeper's trials: checked in run_job
                 return
             for label, job_cfg, job_dir in _sweep_jobs(config):
                 try:
                     check_import_paths(_task_only(job_cfg))
+                    check_run_paths(job_cfg)
                     if job_dir is not None:
                         check_run_dir(job_dir, resume=bool(OmegaConf.select(job_cfg, "resume")))
                 except ConfigError as exc:
@@ -98,8 +94,10 @@ def check_job(cfg: DictConfig, run_dir: str | Path | None = None) -> DictConfig:
     _check_init_from(typed.init_from)
     _check_dataset_path(typed)
     _check_services(typed)
-    if run_dir is not None:
-        check_run_dir(run_dir, resume=bool(typed.resume))
+    check_run_paths(typed)
+    if run_dir is not None:  # Hydra's on_run_start: this run takes the dir (townlet.runs.ownership)
+        check_hydra_paths(OmegaConf.to_container(cfg.hydra, resolve=False) if "hydra" in cfg else {})
+        claim_run_dir(run_dir, resume=bool(typed.resume), overrides=_task_overrides(cfg))
     return typed
 
 
@@ -118,12 +116,13 @@ def typed_config(cfg: DictConfig) -> DictConfig:
 
 
 def check_run_dir(run_dir: str | Path, *, resume: bool) -> None:
-    """Refuse a directory that holds a finished run unless resuming (before Hydra rewrites its .hydra/)."""
-    from townlet.runs.rundir import RESULT_FILE, RunDirInUseError
+    """Refuse a directory another run owns unless resuming (before Hydra rewrites its .hydra/)."""
+    claim_run_dir(run_dir, resume=resume, hold=False)
 
-    path = Path(run_dir).expanduser().resolve()
-    if (path / RESULT_FILE).exists() and not resume:
-        raise RunDirInUse(str(RunDirInUseError(path)))
+
+def _task_overrides(cfg: DictConfig) -> list[str] | None:
+    overrides = OmegaConf.select(cfg, "hydra.overrides.task")
+    return None if overrides is None else [str(o) for o in overrides]
 
 
 # ----------------------------------------------------------------------------------------- steps
@@ -149,10 +148,17 @@ def _check_unknown_keys(node: Any, path: str) -> None:
             if fields is not None and name not in fields:
                 allowed = ", ".join(f for f in fields if not f.startswith("_"))
                 raise ConfigError(f"unknown key '{where}' (added with +?); allowed keys here: {allowed}")
-            _check_unknown_keys(node._get_node(key), where)
+            _check_unknown_keys(_child(node, key), where)
     elif isinstance(node, ListConfig):
         for i in range(len(node)):
-            _check_unknown_keys(node._get_node(i), f"{path}[{i}]")
+            _check_unknown_keys(_child(node, i), f"{path}[{i}]")
+
+
+def _child(node: DictConfig | ListConfig, key: Any) -> Any:
+    """A container child to walk into; None for a leaf, a ``???`` or an interpolation (not resolved here)."""
+    if OmegaConf.is_missing(node, key) or OmegaConf.is_interpolation(node, key):
+        return None
+    return node[key]
 
 
 def _check_ranges(cfg: DictConfig) -> None:
@@ -257,15 +263,22 @@ def _check_dataset_path(cfg: DictConfig) -> None:
 def _sweep_jobs(config: DictConfig) -> Iterator[tuple[str, DictConfig, str | None]]:
     """Each job of a basic sweep (``#num (overrides)``), composed the way the sweeper will compose it,
     with its directory."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from itertools import product
+
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     overrides = cast("list[str]", OmegaConf.to_container(config.hydra.overrides.task))
     parsed = OverridesParser.create().parse_overrides(overrides=overrides)
     loader = GlobalHydra.instance().config_loader()
-    batches = BasicSweeper.split_arguments(parsed, None)
-    for num, job_overrides in enumerate(job for batch in batches for job in batch):
+    # every combination of the sweep values, in the basic sweeper's order (the last key varies fastest)
+    choices = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+        if o.is_sweep_override()
+        else [f"{o.get_key_element()}={o.get_value_element_as_str()}"]
+        for o in parsed
+    ]
+    for num, job_overrides in enumerate(product(*choices)):
         job_cfg = loader.load_sweep_config(config, list(job_overrides))
         with read_write(job_cfg.hydra), open_dict(job_cfg.hydra):
             job_cfg.hydra.job.num = num

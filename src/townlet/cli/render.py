@@ -6,12 +6,11 @@
     townlet-render RUN mode=ansi ticks=50 out=frames.txt
 
 The source is a run dir, a ``.pt`` checkpoint or an exported ``.onnx`` file; it gives the trained
-policy and the world it was trained in. Arguments after it are ``key=value``: ``policy``
-(trained | scripted | random), ``world=<name|path.yaml>``, ``world.<field>=…``, ``seed``, ``out``
-(a ``.gif`` file, a text file with ``mode=ansi``, or ``-`` for stdout), ``mode`` (gif | ansi),
-``ticks`` (default: one whole episode), ``fps``, ``tile`` (pixels per cell) and ``colour``
-(auto | true | false, text only). The trained policy acts greedily, as in ``townlet-eval``.
-A bad argument, a missing run or an unwritable ``out`` is one line on stderr (exit 2), nothing written.
+policy and the world it was trained in (:func:`townlet.runs.resolve.resolve_run`). Arguments after
+it are Hydra overrides of ``conf/render.yaml``: ``policy``, ``world=<name|file.yaml>``,
+``world.<field>=…``, ``seed``, ``out``, ``mode``, ``ticks``, ``fps``, ``tile`` and ``colour``.
+The trained policy acts greedily. A bad argument, a missing run or an unwritable ``out`` is one line
+on stderr (exit 2), nothing written.
 """
 
 from __future__ import annotations
@@ -27,51 +26,42 @@ from typing import Any
 
 import numpy as np
 
-CONFIG_ERROR_EXIT = 2
+from townlet.cli._common import compose, run_command
+
 POLICIES = ("trained", "scripted", "random")
-KEYS = ("policy", "world", "seed", "out", "mode", "ticks", "fps", "tile", "colour")
+#: (low, high) of the integer arguments.
+RANGES = {"seed": (0, 2**31 - 1), "ticks": (1, 100_000), "fps": (1, 60), "tile": (8, 64)}
+CHOICES = {"policy": POLICIES, "mode": ("gif", "ansi"), "colour": ("auto", "true", "false")}
 
 
 class RenderArgumentError(ValueError):
-    """A ``key=value`` argument or source that townlet-render cannot use."""
+    """An argument or source that townlet-render cannot use."""
 
 
-def _number(key: str, value: str, low: int, high: int) -> int:
-    try:
-        out = int(value)
-    except ValueError:
-        raise RenderArgumentError(f"{key}={value!r} is not an integer") from None
-    if not low <= out <= high:
-        raise RenderArgumentError(f"{key}={out} must lie in [{low}, {high}]")
-    return out
+@dataclasses.dataclass
+class RenderArgs:
+    """Types of ``conf/render.yaml``."""
+
+    world: Any = None
+    policy: str = "trained"
+    seed: int = 0
+    out: str | None = None
+    mode: str | None = None
+    ticks: int | None = None
+    fps: int = 8
+    tile: int = 24
+    colour: str = "auto"
 
 
-def _choice(key: str, value: str, options: tuple[str, ...]) -> str:
-    if value not in options:
-        raise RenderArgumentError(f"{key}={value!r} is unknown; choose one of {', '.join(options)}")
-    return value
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``key=value`` items → settings (``world_overrides`` collects ``world.<field>=…``)."""
-    out: dict[str, Any] = {"policy": "trained", "world": None, "world_overrides": {}, "seed": 0, "out": None}
-    out.update(mode=None, ticks=None, fps=8, tile=24, colour="auto")
-    for item in items:
-        key, sep, value = item.partition("=")
-        if key.startswith("world.") and sep:
-            import yaml
-
-            out["world_overrides"][key[len("world.") :]] = yaml.safe_load(value)
-        elif not sep or key not in KEYS:
-            raise RenderArgumentError(
-                f"argument {item!r} is not key=value with a key in {', '.join(KEYS)}, world.*"
-            )
-        elif key in {"seed", "ticks", "fps", "tile"}:
-            low, high = {"seed": (0, 2**31 - 1), "ticks": (1, 100_000), "fps": (1, 60), "tile": (8, 64)}[key]
-            out[key] = _number(key, value, low, high)
-        else:
-            options = {"policy": POLICIES, "mode": ("gif", "ansi"), "colour": ("auto", "true", "false")}
-            out[key] = _choice(key, value, options[key]) if key in options else value
+def render_settings(args: Any) -> dict[str, Any]:
+    """Composed ``conf/render.yaml`` → settings, ranges and choices checked, ``mode``/``out`` filled in."""
+    out = {k: args[k] for k in ("policy", "seed", "out", "mode", "ticks", "fps", "tile", "colour")}
+    for key, (low, high) in RANGES.items():
+        if out[key] is not None and not low <= out[key] <= high:
+            raise RenderArgumentError(f"{key}={out[key]} must lie in [{low}, {high}]")
+    for key, options in CHOICES.items():
+        if out[key] is not None and out[key] not in options:
+            raise RenderArgumentError(f"{key}={out[key]!r} is unknown; choose one of {', '.join(options)}")
     if out["mode"] is None:
         out["mode"] = "ansi" if out["out"] == "-" else "gif"
     if out["mode"] == "gif" and out["out"] == "-":
@@ -101,24 +91,29 @@ def check_writable(out: str | None) -> None:
         raise RenderArgumentError(f"out={out}: folder {parent} is not writable; choose another out=")
 
 
-def build_policy(source: Path, settings: dict[str, Any]) -> tuple[Any, Any]:
-    """(behaviour policy, world config) for the request; the world is the source's unless ``world=``."""
+def build_policy(source: Path, policy: str, overrides: list[str]) -> tuple[Any, Any, dict[str, Any]]:
+    """(behaviour policy, world config, settings); the world is the source's unless ``world=``."""
+    from omegaconf import OmegaConf
+
     from townlet.behaviour.rules import make_behaviour
-    from townlet.cli.evaluate import _world_config
-    from townlet.nets.export import stored_world_config
+    from townlet.runs.resolve import SNAPSHOT, read_snapshot, run_dir_of
+    from townlet.world import build_spec, to_world_config
 
     trained = None
-    if settings["policy"] == "trained" or source.suffix == ".onnx":
+    if policy == "trained" or source.suffix == ".onnx":
         from townlet.behaviour.trained import load_policy
 
-        trained = load_policy(source, greedy=True, seed=settings["seed"])
-    stored = trained.world_config if trained is not None else stored_world_config(source)
-    world = _world_config(settings, stored)
+        trained = load_policy(source, greedy=True)  # the seed below is for the world's episodes
+        stored = trained.world_config
+    else:
+        run_dir = run_dir_of(source)
+        stored = read_snapshot(run_dir / SNAPSHOT).get("world") if run_dir is not None else None
+    args = compose("render", overrides, world=stored, schema=RenderArgs)
+    settings = render_settings(args)
+    world = to_world_config(OmegaConf.to_container(args.world, resolve=True))
     if settings["policy"] == "trained" and trained is not None:
-        return trained.behaviour, world
-    from townlet.world import build_spec
-
-    return make_behaviour(settings["policy"], build_spec(world), seed=settings["seed"]), world
+        return trained.behaviour, world, settings
+    return make_behaviour(settings["policy"], build_spec(world), seed=settings["seed"]), world, settings
 
 
 def record_episode(
@@ -173,8 +168,8 @@ def _show(frames: list[str], fps: int) -> None:
             time.sleep(1.0 / fps)
 
 
-def run(source: str, settings: dict[str, Any]) -> str:
-    """Render the episode and write it; returns the summary line."""
+def run(source: str, overrides: list[str]) -> tuple[str, dict[str, Any]]:
+    """Render the episode and write it; returns the summary line and the settings."""
     from townlet.runs.atomic import atomic_write_bytes, atomic_write_text
     from townlet.world.render import render_ansi, render_rgb
 
@@ -183,9 +178,10 @@ def run(source: str, settings: dict[str, Any]) -> str:
         raise RenderArgumentError(
             f"{source} does not exist; pass a run directory, a .pt checkpoint or a .onnx file"
         )
-    check_writable(settings["out"])
-    policy, world = build_policy(path, settings)
+    chosen = [o.partition("=")[2] for o in overrides if o.startswith("policy=")]
+    policy, world, settings = build_policy(path, chosen[-1] if chosen else "trained", overrides)
     out = settings["out"]
+    check_writable(out)
     if settings["mode"] == "gif":
         frames, mean_return = record_episode(
             policy, world, settings["seed"], settings["ticks"], lambda t: render_rgb(t, tile=settings["tile"])
@@ -206,10 +202,11 @@ def run(source: str, settings: dict[str, Any]) -> str:
         else:
             atomic_write_text(Path(out).expanduser(), "\n".join(frames))
     where = "stdout" if out in (None, "-") else out
-    return (
+    summary = (
         f"townlet-render: {len(frames)} frames of policy={settings['policy']} in world={world.name} "
         f"seed={settings['seed']} (mean return {mean_return:.3f}) → {where}"
     )
+    return summary, settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,26 +214,16 @@ def main(argv: list[str] | None = None) -> int:
         prog="townlet-render", description="Record one episode of a policy as an animated GIF or text frames."
     )
     parser.add_argument("source", help="run directory, a .pt checkpoint or an exported .onnx policy")
-    parser.add_argument("overrides", nargs="*", help=f"key=value: {', '.join(KEYS)}, world.<field>")
+    parser.add_argument("overrides", nargs="*", help="conf/render.yaml overrides: policy=…, world=…, out=…")
     args = parser.parse_args(argv)
-    from townlet.nets.checkpoints import CheckpointError
-    from townlet.nets.export import PolicyFileError
-    from townlet.torch_guard import TorchNotAvailableError
-    from townlet.world import WorldConfigError
 
-    known = (RenderArgumentError, CheckpointError, PolicyFileError, TorchNotAvailableError, WorldConfigError)
-    try:
-        settings = parse_overrides(args.overrides)
-        summary = run(args.source, settings)
-    except known as exc:
-        print(f"townlet-render: error: {exc}", file=sys.stderr)
-        return CONFIG_ERROR_EXIT
-    except OSError as exc:
-        print(f"townlet-render: error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
-        return CONFIG_ERROR_EXIT
-    print(summary, file=sys.stderr if settings["out"] in (None, "-") else sys.stdout)
-    return 0
+    def body() -> int:
+        summary, settings = run(args.source, args.overrides)
+        print(summary, file=sys.stderr if settings["out"] in (None, "-") else sys.stdout)
+        return 0
+
+    return run_command("townlet-render", body)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

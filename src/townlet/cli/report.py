@@ -178,11 +178,14 @@ def build_report(path: str | Path) -> dict[str, Any]:
 
 def run_report(run_dir: Path) -> dict[str, Any]:
     """Config highlights, status, result, promotion and the paths of one run directory."""
+    from townlet.runs.resolve import SNAPSHOT, RunFilesError, read_snapshot
     from townlet.sweeps.jobs import dotted_get, read_yaml
 
     record = read_json_object(run_dir / "run.json") or {}
-    config = read_yaml(run_dir / ".hydra" / "config.yaml")
-    config = config if isinstance(config, dict) else {}
+    try:
+        config = read_snapshot(run_dir / SNAPSHOT)
+    except RunFilesError as exc:
+        raise ReportError(str(exc)) from None
     choices = dotted_get(read_yaml(run_dir / ".hydra" / "hydra.yaml"), "hydra.runtime.choices") or {}
     result = _load_result(run_dir)
     strategy = str(record.get("strategy") or choices.get("strategy") or (result.kind if result else "?"))
@@ -218,7 +221,7 @@ def run_report(run_dir: Path) -> dict[str, Any]:
         "promotion": {k: promotion.get(k) for k in ("status", "reasons", "state_dir", "promotion")}
         if promotion
         else None,
-        "paths": _run_paths(run_dir, result, config),
+        "paths": _run_paths(run_dir, config),
     }
 
 
@@ -256,7 +259,7 @@ def _hparams(strategy: str, node: Any) -> dict[str, Any]:
     return shown
 
 
-def _run_paths(run_dir: Path, result: ResultDTO | None, config: dict[str, Any]) -> dict[str, Any]:
+def _run_paths(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     """Every file a reader may want next, only those that exist (the metrics file with its rotations)."""
     from townlet.runs.metrics import metrics_files
 
@@ -269,10 +272,12 @@ def _run_paths(run_dir: Path, result: ResultDTO | None, config: dict[str, Any]) 
         "tensorboard": run_dir / "tensorboard",
     }
     paths: dict[str, Any] = {k: str(p) for k, p in candidates.items() if p.exists()}
-    checkpoint = result.checkpoint if result is not None else None
-    if checkpoint is None and (run_dir / "checkpoints").is_dir():
-        checkpoint = next((str(p) for p in sorted((run_dir / "checkpoints").glob("*.pt"))), None)
-    paths["checkpoint"] = checkpoint
+    from townlet.runs.resolve import RunFilesError, resolve_run
+
+    try:
+        paths["checkpoint"] = str(resolve_run(run_dir).checkpoint)
+    except RunFilesError:  # a run that failed before its first checkpoint, or one without a network
+        paths["checkpoint"] = None
     paths["metrics"] = [str(p) for p in metrics_files(run_dir / str(metrics_name))]
     paths["plots"] = [str(p) for p in sorted((run_dir / "plots").glob("*.png"))]
     return paths

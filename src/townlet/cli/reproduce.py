@@ -6,8 +6,8 @@ schemas and the Hydra settings (hydra#2720, #3248), so the config is rebuilt the
 pins every value even if ``conf/`` changed since. The new run gets its own directory (the run reproduced is
 never touched) and ``parent_run`` in its ``run.json``.
 
-A snapshot is a file anyone can edit, so every import path in it (``_target_``s, ``services.implementations``)
-is checked against the allow-list of ``townlet.config.instantiate`` before anything is composed or run,
+A snapshot is a file anyone can edit, so its files pass ``townlet.config.snapshot`` first (untrusted YAML,
+``hydra.yaml``'s node, import paths narrowed to the project's classes) before anything is composed or run,
 and the recomposed job passes the same checks as ``townlet-train``'s (``townlet.cli.preflight``) before
 its new directory is created.
 
@@ -26,8 +26,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -66,6 +67,9 @@ class Difference:
 
 def load_snapshot(run_dir: str | Path) -> Snapshot:
     """Read ``.hydra/{overrides,config,hydra}.yaml`` and refuse disallowed targets before anything else."""
+    from townlet.config.instantiate import ConfigError
+    from townlet.config.snapshot import check_run_snapshot
+
     root = Path(run_dir).expanduser().resolve()
     hydra_dir = root / ".hydra"
     if not root.is_dir():
@@ -76,6 +80,10 @@ def load_snapshot(run_dir: str | Path) -> Snapshot:
                 f"{hydra_dir / name} is missing: only runs launched by townlet-train (with "
                 "hydra.output_subdir left at .hydra) can be reproduced"
             )
+    try:  # as untrusted YAML, hydra.yaml's hydra: node included, before anything else parses them
+        check_run_snapshot(root)
+    except ConfigError as exc:
+        raise ReproduceError(f"refusing to reproduce {root}: {exc}") from None
     overrides = _load_yaml(hydra_dir / "overrides.yaml")
     config = _load_yaml(hydra_dir / "config.yaml")
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
@@ -197,11 +205,11 @@ def run_reproduction(
 
     ``announce`` hears the new run dir once every check has passed (a refusal prints only its reason).
     """
-    from hydra._internal.callbacks import Callbacks
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.utils import JobStatus, run_job
     from hydra.types import HydraContext
 
+    from townlet.cli._common import JobCallbacks, keep_error
     from townlet.cli.preflight import check_job
     from townlet.cli.train import run_job as train_job
     from townlet.config.instantiate import ConfigError
@@ -216,18 +224,19 @@ def run_reproduction(
             raise ReproduceError(f"refusing to reproduce {snapshot.run_dir}: {exc}") from None
         if announce is not None:
             announce(target_dir)
+        errors: list[Exception] = []  # the job's error, read here, not from Hydra's private field
         ret = run_job(
-            task_function=train_job,
+            task_function=partial(keep_error, train_job, errors),
             config=cfg,
             job_dir_key="hydra.run.dir",
             job_subdir_key=None,
             hydra_context=HydraContext(
-                config_loader=GlobalHydra.instance().config_loader(), callbacks=Callbacks(cfg)
+                config_loader=GlobalHydra.instance().config_loader(), callbacks=cast(Any, JobCallbacks(cfg))
             ),
         )
     _record_parent(target_dir, snapshot.run_dir)
     if ret.status != JobStatus.COMPLETED:
-        error = ret._return_value
+        error = errors[-1] if errors else RuntimeError("unknown error")
         raise RunFailedError(f"the reproduced run in {target_dir} failed: {type(error).__name__}: {error}")
     return target_dir
 

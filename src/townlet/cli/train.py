@@ -46,6 +46,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
     from townlet.facade import PolicyTrainingOrchestrator, RunSettings
     from townlet.runs.loggers import MetricsFanout, build_metrics
     from townlet.runs.objective import objective_value
+    from townlet.runs.ownership import claim_run_dir, release_run_dir
     from townlet.runs.record import RunRecorder, is_multirun, strategy_name
     from townlet.runs.rundir import RunDir
     from townlet.runs.signals import StopSignals, as_run_interrupted, interrupt_signal
@@ -57,6 +58,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
             raise ValueError("run_job needs run_dir= when called outside a Hydra application")
         run_dir = hc.runtime.output_dir
     rd = RunDir(run_dir)
+    claim_run_dir(rd.path, resume=bool(cfg.resume))  # held since Hydra's on_run_start for a single run
     previous = _previous_run_id(rd) if cfg.resume else None
     rd.prepare(resume=bool(cfg.resume))
     file_handler = None if hc is not None else _attach_file_log(rd.log_path)
@@ -120,6 +122,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
         raise
     finally:
         stop_signals.restore()
+        release_run_dir(rd.path)
         metrics.close()
         if file_handler is not None:
             logging.getLogger().removeHandler(file_handler)
@@ -225,6 +228,11 @@ def main() -> None:
 
         sys.stdout.write(render_help(CONF_DIR))
         return
+    from townlet.config.snapshot import gate_train_args
+    from townlet.runs.ownership import with_saved_overrides
+
+    gate_train_args(args)  # files of a -cp/-cd dir outside the package: one line, exit 2, before Hydra
+    args = with_saved_overrides(args)  # hydra.run.dir=RUN resume=true alone: the run's own overrides
     sys.argv[1:] = _with_preflight(_snapshot_args(args))
     user_wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # make Hydra re-raise so we can format the error here

@@ -63,3 +63,69 @@ SWEEP_METRICS: tuple[str, ...] = (
 OBJECTIVES: tuple[str, ...] = (POLICY_RETURN, VAL_ACCURACY_KEY, "accuracy", TRAIN_RETURN_KEY, LOSS_TOTAL_KEY)
 #: The periodic evaluation's keys on a training line (``evaluation.every``).
 EVAL_KEYS: tuple[str, ...] = ("eval_return_mean", "eval_return_std", "eval_faint_rate", "eval_mean_needs")
+#: Optimisation figures, grouped ``losses/`` by the dashboards (TensorBoard, W&B); ``EVAL_KEYS`` go
+#: to ``eval/`` and every other measurement to ``charts/``.
+LOSS_GROUP_KEYS: frozenset[str] = frozenset({TRAIN_LOSS_KEY, VAL_LOSS_KEY, LOSS_TOTAL_KEY, *PPO_CURVE_KEYS})
+
+# -- the end of a run, as the trackers record it -------------------------------------------------
+#: The final evaluation table's mean returns (result fields): the trained policy, the scripted
+#: teacher and the random policy on the same seeds.
+FINAL_RETURNS: tuple[str, ...] = (
+    POLICY_RETURN,
+    "evaluation.scripted.mean_return",
+    "evaluation.random.mean_return",
+)
+#: The run's objective value (its key is the config's ``objective``), for sorting runs by result.
+OBJECTIVE_METRIC = "objective"
+#: The x axis the dashboards share: agent-steps so far (epochs where a run collects none).
+GLOBAL_STEP_KEY = "global_step"
+
+# -- what PPO's metrics line and result carry ---------------------------------------------------
+#: The update summary's keys, as ``ppo_update`` names them and in the line's telemetry 1.2 order.
+PPO_COUNT_KEYS: tuple[str, ...] = ("updates", "transitions")
+PPO_LOSS_KEYS: tuple[str, ...] = ("loss_policy", "loss_value", "loss_entropy", "loss_total", "clip_fraction")
+PPO_KL_KEYS: tuple[str, ...] = ("grad_norm", "kl_divergence", "kl_k1", "loss_bc")
+PPO_HEALTH_KEYS: tuple[str, ...] = (
+    "adv_zero_std_batches",
+    "adv_min_std",
+    "clip_triggered_minibatches",
+    "clip_fraction_max",
+)
+PPO_SPREAD_KEYS: tuple[str, ...] = (
+    "batch_entropy_mean",
+    "batch_entropy_std",
+    "grad_norm_max",
+    "kl_divergence_max",
+)
+PPO_SUMMARY_KEYS: tuple[str, ...] = (
+    *PPO_COUNT_KEYS,
+    *PPO_LOSS_KEYS,
+    *PPO_KL_KEYS,
+    *PPO_HEALTH_KEYS,
+    *PPO_SPREAD_KEYS,
+    "epochs_run",
+)
+#: Line keys the PPO result takes under the same name (with the event counters): those every line has
+PPO_RESULT_KEYS: tuple[str, ...] = (
+    "epoch",
+    *PPO_COUNT_KEYS,
+    *PPO_LOSS_KEYS,
+    "adv_mean",
+    "adv_std",
+    "grad_norm",
+    "kl_divergence",
+    "lr",
+    STEPS_KEY,
+    "telemetry_version",
+    *PPO_HEALTH_KEYS,
+    *PPO_SPREAD_KEYS,
+    "explained_variance",
+    "epoch_duration_sec",
+    "data_mode",
+    "cycle_id",
+    "reward_advantage_corr",
+    "rollout_ticks",
+    "log_stream_offset",
+)
+#: ... and those only a line with a rollout has (replay collects no episodes).
+PPO_ROLLOUT_RESULT_KEYS: tuple[str, ...] = (TRAIN_RETURN_KEY,)

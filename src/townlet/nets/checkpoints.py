@@ -18,6 +18,9 @@ import numpy as np
 
 from townlet.nets.models import build_network, model_config_dict
 from townlet.runs.atomic import atomic_write_bytes
+from townlet.runs.resolve import BEST as BEST
+from townlet.runs.resolve import LAST as LAST
+from townlet.runs.resolve import RunFilesError, resolve_run
 from townlet.torch_guard import require_torch
 from townlet.world.spec import ObservationSpec
 
@@ -26,8 +29,6 @@ if TYPE_CHECKING:
 
 CHECKPOINT_FORMAT = "townlet-checkpoint"
 CHECKPOINT_VERSION = 1
-LAST = "last.pt"
-BEST = "best.pt"
 
 
 class CheckpointError(ValueError):
@@ -150,25 +151,13 @@ def save_checkpoint(
     return target
 
 
-def resolve_checkpoint_path(path_or_run_dir: str | Path, which: str = "best") -> Path:
-    """A checkpoint file, a ``checkpoints/`` folder or a run directory → the ``.pt`` file to load.
-
-    ``which="best"`` falls back to ``last.pt`` when no best exists (e.g. a run without validation).
-    """
-    p = Path(path_or_run_dir).expanduser()
-    if p.is_file():
-        return p
-    if not p.exists():
-        raise CheckpointError(f"checkpoint path {p} does not exist; pass a run directory or a .pt file")
-    folder = p / "checkpoints" if (p / "checkpoints").is_dir() else p
-    order = [BEST, LAST] if which == "best" else [LAST]
-    for name in order:
-        if (folder / name).is_file():
-            return folder / name
-    raise CheckpointError(
-        f"no checkpoint found in {p} (looked for {', '.join(str(folder / n) for n in order)}); "
-        "was the run trained with a torch strategy (strategy=bc or strategy=ppo)?"
-    )
+def resolve_checkpoint_path(path_or_run_dir: str | Path, which: str | None = "best") -> Path:
+    """A checkpoint file, a ``checkpoints/`` folder or a run directory → the ``.pt`` file to load
+    (:func:`townlet.runs.resolve.resolve_run`; ``which="best"`` falls back to ``last.pt``)."""
+    try:
+        return resolve_run(path_or_run_dir, which).checkpoint
+    except RunFilesError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def load_checkpoint(
@@ -176,7 +165,7 @@ def load_checkpoint(
     spec: ObservationSpec | None = None,
     device: str = "cpu",
     *,
-    which: str = "best",
+    which: str | None = "best",
 ) -> Checkpoint:
     """Load a checkpoint with ``weights_only=True``; refuse it when ``spec`` differs from its own."""
     require_torch("loading a checkpoint")

@@ -1,4 +1,4 @@
-"""A checkpoint's policy as a standalone file: ONNX (for onnxruntime, no torch) or TorchScript.
+"""A checkpoint's policy as a standalone file: ONNX (for onnxruntime, no torch) or a torch.export program.
 
 The exported graph is the network's own forward, ``(maps uint8 [B, C, W, W], features float32 [B, F],
 action_mask bool [B, A]) -> (logits [B, A], value [B])``: the map scale and the feature mean/std
@@ -6,19 +6,22 @@ action_mask bool [B, A]) -> (logits [B, A], value [B])``: the map scale and the 
 folded into the graph as constants and an exported policy chooses exactly what the checkpoint
 chooses. Disallowed actions get the network's large negative logit, so argmax never picks one.
 
+Both formats come from one ``torch.export`` program (batch dimension dynamic): ``pt2`` is that program
+saved with ``torch.export.save``; ``onnx`` is it translated by torch's dynamo-based ONNX exporter
+(which needs onnxscript). TorchScript is not written: torch deprecates it.
+
 Each file carries its observation spec (feature names, map shape, action vocabulary, fingerprint),
 the world it was trained in and where it came from, as one JSON document: ONNX ``metadata_props``
-key ``townlet_policy``, or the ``townlet_policy.json`` extra file of a TorchScript archive. Reading
+key ``townlet_policy``, or the ``townlet_policy.json`` extra file of a ``.pt2`` archive. Reading
 that document (``parse_metadata``) needs neither torch nor onnx. torch and onnx are imported only
-inside the functions that write a file.
+inside the functions that write or load a file.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
-import tempfile
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,42 +34,22 @@ if TYPE_CHECKING:
     from townlet.nets.checkpoints import Checkpoint
 
 METADATA_KEY = "townlet_policy"
-TORCHSCRIPT_EXTRA_FILE = "townlet_policy.json"
+PROGRAM_EXTRA_FILE = "townlet_policy.json"
+PROGRAM_SUFFIX = ".pt2"
 POLICY_FORMAT = "townlet-policy"
 POLICY_VERSION = 1
-EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torchscript")
+EXPORT_FORMATS: tuple[str, ...] = ("onnx", "pt2")
 INPUT_NAMES: tuple[str, ...] = ("maps", "features", "action_mask")
 OUTPUT_NAMES: tuple[str, ...] = ("logits", "value")
-ONNX_OPSET = 17
-EXPORT_HINT = "pip install 'townlet-train[export]'  (onnx and onnxruntime)"
+BATCH_AXIS = "batch"
+ONNX_OPSET = 18  # the dynamo exporter's lowest
+EXPORT_HINT = "pip install 'townlet-train[export]'  (onnx, onnxscript and onnxruntime)"
 #: Largest |difference| between the exported file's outputs and the network's on the check batch.
 VERIFY_ATOL = 1e-4
 
 
 class PolicyFileError(ValueError):
     """An exported policy that cannot be written or used: missing, unreadable, or without its spec."""
-
-
-def stored_world_config(source: str | Path, extra: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-    """The world a checkpoint was trained in: its own ``world_config``, else the run's ``.hydra`` snapshot.
-
-    BC checkpoints store the world; PPO ones do not, but their run dir's ``.hydra/config.yaml`` does.
-    ``source`` may be the run dir, its ``checkpoints/`` folder or a file inside it. Torch-free.
-    """
-    if extra and isinstance(extra.get("world_config"), Mapping):
-        return dict(extra["world_config"])
-    path = Path(source).expanduser().resolve()
-    for folder in (path, path.parent, path.parent.parent):
-        snapshot = folder / ".hydra" / "config.yaml"
-        if snapshot.is_file():
-            from omegaconf import OmegaConf
-
-            world = OmegaConf.select(OmegaConf.load(snapshot), "world")
-            if world is None:
-                return None
-            out = OmegaConf.to_container(world, resolve=True, enum_to_str=True)
-            return {str(k): v for k, v in out.items()} if isinstance(out, dict) else None
-    return None
 
 
 def policy_metadata(ckpt: Checkpoint, world_config: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -134,7 +117,7 @@ def check_inputs(rng: np.random.Generator, spec: ObservationSpec, batch: int = 5
 def export_policy(
     ckpt: Checkpoint, fmt: str, out: str | Path, world_config: Mapping[str, Any] | None = None
 ) -> Path:
-    """Write ``ckpt``'s policy as ``fmt`` (onnx | torchscript) to ``out`` atomically; returns the path.
+    """Write ``ckpt``'s policy as ``fmt`` (onnx | pt2) to ``out`` atomically; returns the path.
 
     The written file is run once on a check batch and compared with the network before it replaces
     ``out``, so a file that would act differently never lands.
@@ -147,13 +130,33 @@ def export_policy(
     meta = json.dumps(policy_metadata(ckpt, world_config), sort_keys=True)
     inputs = check_inputs(np.random.default_rng(0), ckpt.spec)
     if fmt == "onnx":
-        blob = _onnx_bytes(net, inputs, meta)
+        _require_onnx_exporter()
+        blob = _onnx_bytes(_program(net, inputs), inputs, meta)
         got = _run_onnx(blob, inputs)
     else:
-        blob = _torchscript_bytes(net, inputs, meta)
-        got = _run_torchscript(blob, inputs)
+        blob = _program_bytes(_program(net, inputs), meta)
+        got = _run_program(blob, inputs)
     _verify(net, inputs, got, fmt)
     return atomic_write_bytes(Path(out), blob)
+
+
+def load_program(source: str | Path | io.BytesIO) -> tuple[Any, ObservationSpec, dict[str, Any]]:
+    """A ``.pt2`` policy file → (network with the checkpoint's forward, its spec, its metadata)."""
+    import torch
+
+    from townlet.nets.networks import ProgramNetwork
+
+    where = str(source) if isinstance(source, str | Path) else "the exported program"
+    if isinstance(source, str | Path) and not Path(source).is_file():
+        raise PolicyFileError(f"policy file {source} does not exist; export one with townlet-export")
+    extra = {PROGRAM_EXTRA_FILE: ""}
+    try:
+        program = torch.export.load(source, extra_files=extra)
+    except Exception as exc:  # torch raises many types for a file that is not a saved program
+        reason = " ".join(str(exc).split())[:300]
+        raise PolicyFileError(f"cannot load torch.export program {where}: {reason}") from None
+    spec, meta = parse_metadata(extra[PROGRAM_EXTRA_FILE], where)
+    return ProgramNetwork(program.module()), spec, meta
 
 
 def _torch_inputs(inputs: Mapping[str, np.ndarray]) -> tuple[Any, ...]:
@@ -162,29 +165,43 @@ def _torch_inputs(inputs: Mapping[str, np.ndarray]) -> tuple[Any, ...]:
     return tuple(torch.from_numpy(np.ascontiguousarray(inputs[name])) for name in INPUT_NAMES)
 
 
-def _onnx_bytes(net: Any, inputs: Mapping[str, np.ndarray], meta: str) -> bytes:
-    """The legacy (TorchScript-based) exporter: the dynamo one needs onnxscript, which is not a dependency."""
+def _program(net: Any, inputs: Mapping[str, np.ndarray]) -> Any:
+    """The network's forward as a ``torch.export`` program whose batch size is free."""
     import torch
 
-    try:
-        import onnx
-    except ImportError:
-        raise PolicyFileError(f"format=onnx needs the onnx package; install it with: {EXPORT_HINT}") from None
-    batch_axis = {name: {0: "batch"} for name in (*INPUT_NAMES, *OUTPUT_NAMES)}
-    with tempfile.TemporaryDirectory(prefix="townlet-export-") as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter announces its future
-        graph = Path(tmp) / "policy.onnx"
-        torch.onnx.export(
-            net,
-            _torch_inputs(inputs),
-            graph,
-            dynamo=False,
-            input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes=batch_axis,
-            opset_version=ONNX_OPSET,
-        )
-        model = onnx.load(graph)
+    batch = torch.export.Dim(BATCH_AXIS)
+    return torch.export.export(
+        net, _torch_inputs(inputs), dynamic_shapes={name: {0: batch} for name in INPUT_NAMES}
+    )
+
+
+def _require_onnx_exporter() -> None:
+    for package in ("onnx", "onnxscript"):
+        if importlib.util.find_spec(package) is None:
+            raise PolicyFileError(f"format=onnx needs the {package} package; install it with: {EXPORT_HINT}")
+
+
+def _onnx_bytes(program: Any, inputs: Mapping[str, np.ndarray], meta: str) -> bytes:
+    """The program through torch's dynamo-based ONNX exporter, with named inputs and a named batch axis."""
+    import onnx
+    import torch
+
+    exported = torch.onnx.export(
+        program,
+        _torch_inputs(inputs),
+        dynamo=True,
+        input_names=list(INPUT_NAMES),
+        output_names=list(OUTPUT_NAMES),
+        opset_version=ONNX_OPSET,
+        verbose=False,
+    )
+    if exported is None:  # only without an output path *and* with the legacy exporter
+        raise PolicyFileError("the ONNX exporter returned no program; nothing was written")
+    model = exported.model_proto
+    for value in (*model.graph.input, *model.graph.output):
+        first = value.type.tensor_type.shape.dim[0]
+        if first.dim_param:  # the exporter names the free axis after its symbol (s0, s51, ...)
+            first.dim_param = BATCH_AXIS
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, meta
     model.doc_string = "Townlet policy: masked action logits and a value from one agent's observation"
@@ -204,25 +221,20 @@ def _run_onnx(blob: bytes, inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray
     return np.asarray(logits), np.asarray(value)
 
 
-def _torchscript_bytes(net: Any, inputs: Mapping[str, np.ndarray], meta: str) -> bytes:
+def _program_bytes(program: Any, meta: str) -> bytes:
     import torch
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated but still the format
-        traced = torch.jit.trace(net, _torch_inputs(inputs))
-        buf = io.BytesIO()
-        torch.jit.save(traced, buf, _extra_files={TORCHSCRIPT_EXTRA_FILE: meta})
+    buf = io.BytesIO()
+    torch.export.save(program, buf, extra_files={PROGRAM_EXTRA_FILE: meta})
     return buf.getvalue()
 
 
-def _run_torchscript(blob: bytes, inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _run_program(blob: bytes, inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     import torch
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        module = torch.jit.load(io.BytesIO(blob))
+    net, _, _ = load_program(io.BytesIO(blob))
     with torch.inference_mode():
-        logits, value = module(*_torch_inputs(inputs))
+        logits, value = net(*_torch_inputs(inputs))
     return logits.numpy(), value.numpy()
 
 

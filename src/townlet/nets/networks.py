@@ -114,3 +114,24 @@ class MLPPolicyNetwork(PolicyNetwork):
         flat = map_shape[0] * map_shape[1] * map_shape[2]
         self.map_encoder = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden_dim), nn.ReLU())
         self._init_weights()
+
+
+class ProgramNetwork(nn.Module):
+    """A loaded ``torch.export`` program (``townlet-export format=pt2``) behind the network contract.
+
+    An exported program is frozen in eval mode and refuses ``train()``/``eval()``; this wrapper accepts
+    them (they change nothing), so it goes wherever a policy network goes, e.g. ``TorchPolicy``."""
+
+    def __init__(self, program: nn.Module) -> None:
+        super().__init__()
+        self.program = program
+
+    def train(self, mode: bool = True) -> ProgramNetwork:
+        self.training = bool(mode)
+        return self
+
+    def forward(
+        self, maps: torch.Tensor, features: torch.Tensor, action_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, value = self.program(maps, features, action_mask)
+        return logits, value

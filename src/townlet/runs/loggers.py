@@ -9,6 +9,9 @@ After ``result.json`` is written, :meth:`MetricsFanout.after_result` closes the 
 training curves from ``metrics.jsonl`` and lets each sink collect the run's artefacts (MLflow). A run
 that never gets there is closed in ``finally``: sinks with a remote run end it ``KILLED`` for an
 interrupt (Ctrl-C, SIGTERM), ``FAILED`` otherwise.
+
+Loggers fail soft: a tracker is a view of the run, never a reason to lose it. A tracker that cannot
+be reached at start is left out with one warning; a sink that raises later is switched off.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +30,28 @@ from townlet.config.instantiate import ConfigError, build
 from townlet.config.plan import RunPlan
 from townlet.config.schema.logger import JsonlLoggerConfig, TensorBoardLoggerConfig
 from townlet.dto.metrics import WALL_KEY
+from townlet.dto.run import RunRecord
 from townlet.runs.metrics import MetricsWriter
 from townlet.runs.plots import reference_returns, write_training_plots
 from townlet.runs.progress import ProgressDisplay, make_display
 from townlet.runs.record import is_multirun, strategy_name
-from townlet.runs.sinks import JsonlSink, MetricsSink, RunInfo
+from townlet.runs.rundir import RUN_FILE
+from townlet.runs.sinks import JsonlSink, LoggerUnavailableError, MetricsSink, RunInfo, error_line
 
 log = logging.getLogger("townlet.train")
 
-#: The ``logger.<name>`` keys, in the order their sinks are built: the one that opens a connection
-#: first, so a store that cannot be reached fails the run before any file is created.
-LOGGER_KEYS: tuple[str, ...] = ("mlflow", "tensorboard", "csv", "jsonl")
+#: The ``logger.<name>`` keys, in the order their sinks are built: remote trackers first, so a bad
+#: setting stops the run before any local file is created (records are written JSONL first).
+LOGGER_KEYS: tuple[str, ...] = ("mlflow", "wandb", "tensorboard", "csv", "jsonl")
 
 
 class MetricsFanout(MetricsWriter):
-    """A :class:`MetricsWriter` (what strategies are typed against) that writes through its sinks."""
+    """A :class:`MetricsWriter` (what strategies are typed against) that writes through its sinks.
+
+    ``metrics.jsonl`` is the record of truth, so it is written first on every record. A sink that
+    raises (a tracking server gone, a full disk under TensorBoard's folder) is switched off with one
+    warning and the run goes on; its exception is kept to tell its remote run why it stopped.
+    """
 
     def __init__(
         self,
@@ -51,7 +62,8 @@ class MetricsFanout(MetricsWriter):
         plots: bool = True,
         display: ProgressDisplay | None = None,
     ) -> None:
-        self.sinks = list(sinks)
+        self.sinks = sorted(sinks, key=lambda sink: not isinstance(sink, JsonlSink))  # stable: JSONL first
+        self.off: dict[int, BaseException] = {}  # id(sink) -> the error that switched it off
         self.plots = plots
         self.display = display or ProgressDisplay()
         self.finished = False
@@ -69,15 +81,35 @@ class MetricsFanout(MetricsWriter):
             if isinstance(sink, JsonlSink):
                 sink.writer.max_log_entries = self._max_log_entries
 
+    def live(self) -> list[MetricsSink]:
+        """The sinks not switched off."""
+        return [sink for sink in self.sinks if id(sink) not in self.off]
+
     def log(self, record: Mapping[str, Any], *, force: bool = False) -> bool:
         self.calls += 1
         stamped = {**record, WALL_KEY: self.wall_sec()}
         self.display.show(stamped)
         if not force and self.calls % self.log_frequency != 0:
             return False
-        for sink in self.sinks:
-            sink.write(stamped)
+        for sink in self.live():
+            self._guard(sink, "writing a record", sink.write, stamped)
         self.lines_written += 1
+        return True
+
+    def _guard(self, sink: MetricsSink, doing: str, call: Callable[..., None], *args: Any) -> bool:
+        """Run one sink call; on an exception switch the sink off (one warning) and return False."""
+        try:
+            call(*args)
+        except Exception as exc:
+            self.off[id(sink)] = exc
+            log.warning(
+                "logger %s: failed %s (%s); switched off for the rest of the run, which goes on",
+                sink.name,
+                doing,
+                error_line(exc),
+            )
+            _quietly(sink.close)
+            return False
         return True
 
     def after_result(self, run_dir: str | Path, result: Mapping[str, Any]) -> None:
@@ -87,8 +119,8 @@ class MetricsFanout(MetricsWriter):
         """
         run_dir = Path(run_dir)
         self.display.close()
-        for sink in self.sinks:
-            sink.close()
+        for sink in self.live():
+            self._guard(sink, "closing its files", sink.close)
         jsonl = next((s for s in self.sinks if isinstance(s, JsonlSink)), None)
         if self.plots and jsonl is not None:
             try:
@@ -97,39 +129,41 @@ class MetricsFanout(MetricsWriter):
                     log.info("plots: %s", path)
             except Exception as exc:  # the curves are a convenience
                 log.warning("plots: could not draw training curves (%s)", exc)
-        for sink in self.sinks:
-            try:
-                sink.after_result(run_dir, result)
-            except Exception as exc:
-                log.warning(
-                    "logger %s: could not record the end of the run (%s: %s)",
-                    sink.name,
-                    type(exc).__name__,
-                    exc,
-                )
-                _quietly_abort(sink, "FAILED", exc)
+        for sink in self.live():
+            self._guard(sink, "recording the end of the run", sink.after_result, run_dir, result)
+        self._end_switched_off("FINISHED")
         self.finished = True
 
     def close(self) -> None:
         """Close every sink; before :meth:`after_result`, end their runs as failed or killed."""
         self.display.close()
-        for sink in self.sinks:
-            sink.close()
+        for sink in self.live():
+            self._guard(sink, "closing its files", sink.close)
         if self.finished:
             return
         self.finished = True
         error = sys.exc_info()[1]  # the exception unwinding run_job, when closed from ``finally``
         status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+        for sink in self.live():
+            self._guard(sink, f"marking its run {status}", sink.end, status, error)
+        self._end_switched_off(status)
+
+    def _end_switched_off(self, status: str) -> None:
+        """One try to mark a switched-off sink's remote run with the run's outcome (its warning is
+        already out: a service that is still gone fails quietly, after its bounded wait)."""
         for sink in self.sinks:
-            _quietly_abort(sink, status, error)
+            if (error := self.off.get(id(sink))) is not None:
+                try:
+                    sink.end(status, error)
+                except Exception as exc:
+                    log.debug("logger %s: could not mark its run %s (%s)", sink.name, status, error_line(exc))
 
 
-def _quietly_abort(sink: MetricsSink, status: str, error: BaseException | None) -> None:
-    """Aborting runs while an error is already on its way out: a second error would mask it."""
+def _quietly(call: Callable[[], None]) -> None:
     try:
-        sink.abort(status, error)
+        call()
     except Exception as exc:
-        log.warning("logger %s: could not mark the run %s (%s)", sink.name, status, exc)
+        log.debug("ignored while switching a logger off: %s", error_line(exc))
 
 
 def selected_loggers(node: Any) -> dict[str, Any]:
@@ -155,9 +189,11 @@ def selected_loggers(node: Any) -> dict[str, Any]:
 
 
 def run_info(cfg: Any, run_dir: Path, hydra: Any = None, *, config_hash: str | None = None) -> RunInfo:
-    """The run's identity for the loggers, from the composed config and Hydra's runtime (if any)."""
+    """The run's identity for the loggers, from the composed config, Hydra's runtime (if any) and the
+    provenance ``run.json`` already holds (git commit, command)."""
     multirun = is_multirun(hydra)
     choices = dict(hydra.runtime.choices) if hydra is not None else {}
+    record = _run_record(Path(run_dir))
     return RunInfo(
         path=Path(run_dir),
         config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]  # a DictConfig's
@@ -170,7 +206,16 @@ def run_info(cfg: Any, run_dir: Path, hydra: Any = None, *, config_hash: str | N
         sweep_dir=Path(str(hydra.sweep.dir)) if multirun else None,
         overrides=tuple(str(o) for o in hydra.overrides.task) if hydra is not None else (),
         config_hash=config_hash,
+        git_commit=record.git_commit if record is not None else None,
+        source=record.command[0] if record is not None and record.command else None,
     )
+
+
+def _run_record(run_dir: Path) -> RunRecord | None:
+    try:
+        return RunRecord.model_validate_json((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no record (a test's fan-out) or an unreadable one: no provenance
+        return None
 
 
 def build_metrics(
@@ -191,12 +236,15 @@ def build_metrics(
     info = run_info(cfg, Path(run_dir), hydra, config_hash=config_hash)
     sinks: list[MetricsSink] = []
     try:
-        for section in selected_loggers(node).values():
-            sinks.append(build(section, _partial_=True)(run=info))
+        for name, section in selected_loggers(node).items():
+            try:
+                sinks.append(build(section, _partial_=True)(run=info))
+            except LoggerUnavailableError as exc:
+                log.warning("logger %s: %s; the run goes on without it", name, exc)
     except BaseException as exc:
         for sink in sinks:
-            sink.close()
-            _quietly_abort(sink, "FAILED", exc)
+            _quietly(sink.close)
+            _quietly(partial(sink.end, "FAILED", exc))
         raise
     display = make_display(
         str(node.progress),

@@ -1,9 +1,11 @@
 """``logger=mlflow``: one MLflow run per job, in a local SQLite store unless told otherwise.
 
 Params are the flattened, resolved config (``strategy.lr``), metrics the numeric leaves of every
-record at its iteration/epoch (prefixed ``stage<index>_<name>/`` as in TensorBoard), tags the
-strategy, world, seed and run dir. A successful run hands over ``result.json``, ``plots/``, the
-checkpoint and ``.hydra/`` as artefacts and ends ``FINISHED``; otherwise ``FAILED`` or ``KILLED``.
+record at its iteration/epoch (prefixed ``stage<index>_<name>/``), tags the strategy, world, seed,
+run dir, MLflow's standard source/git/user tags and the config's ``tags``. A successful run adds the
+final evaluation's returns and the objective as metrics (so runs sort by result), hands over
+``result.json``, ``plots/``, the checkpoint and ``.hydra/`` as artefacts and ends ``FINISHED``;
+otherwise ``FAILED`` or ``KILLED``.
 
 Single runs share the experiment ``runs``; each multirun gets its own, named after its sweep dir, so
 its jobs sit side by side in the UI. The default store is ``sqlite:///<output_root>/mlflow.db``
@@ -14,6 +16,7 @@ file lock, since two processes creating them at once would collide.
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import time
@@ -24,7 +27,17 @@ from typing import Any
 
 from filelock import FileLock
 
-from townlet.runs.sinks import MetricsSink, RunInfo, flatten, record_step, scalars
+from townlet.config.instantiate import ConfigError
+from townlet.runs.sinks import (
+    LoggerUnavailableError,
+    MetricsSink,
+    RunInfo,
+    error_line,
+    final_metrics,
+    flatten,
+    record_step,
+    scalars,
+)
 
 SINGLE_RUN_EXPERIMENT = "runs"
 ARTIFACT_DIR = "mlartifacts"
@@ -45,7 +58,35 @@ class MlflowNotAvailableError(RuntimeError):
 
 
 class MlflowLoggerError(RuntimeError):
-    """The tracking store could not be opened or written at the start of the run."""
+    """``logger.mlflow.tracking_uri`` names no store MLflow can use (an unknown scheme)."""
+
+
+def bound_http_waits(timeout_sec: int, max_retries: int) -> None:
+    """Set MLflow's own HTTP settings so a request to a server that is down gives up after about
+    ``(max_retries + 1) * timeout_sec`` plus a few seconds of back-off, not minutes (MLflow's defaults
+    retry for rate limits); read by MLflow on every request, so they hold for this process."""
+    from mlflow.environment_variables import (
+        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+        MLFLOW_HTTP_REQUEST_TIMEOUT,
+    )
+
+    if timeout_sec < 1 or max_retries < 0:
+        raise ConfigError(
+            "logger.mlflow.request_timeout_sec must be >= 1 and logger.mlflow.request_max_retries >= 0, "
+            f"got {timeout_sec} and {max_retries}"
+        )
+    MLFLOW_HTTP_REQUEST_TIMEOUT.set(int(timeout_sec))
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES.set(int(max_retries))
+    MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.set(1)
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # one line per retry otherwise
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return "unknown"
 
 
 def flatten_params(node: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -57,11 +98,7 @@ def flatten_params(node: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
 def experiment_name(run: RunInfo, configured: str | None) -> str:
     """``configured`` if set; else the sweep dir (relative to ``output_root``) or ``runs``."""
-    if configured or run.sweep_dir is None:
-        return configured or SINGLE_RUN_EXPERIMENT
-    sweep = run.sweep_dir.resolve()
-    root = Path(run.output_root).resolve() if run.output_root is not None else None
-    return (sweep.relative_to(root) if root and sweep.is_relative_to(root) else sweep).as_posix()
+    return configured or run.sweep_name or SINGLE_RUN_EXPERIMENT
 
 
 class MlflowSink(MetricsSink):
@@ -74,6 +111,8 @@ class MlflowSink(MetricsSink):
         tracking_uri: str,
         experiment: str | None = None,
         log_artifacts: bool = True,
+        request_timeout_sec: int = 3,
+        request_max_retries: int = 2,
         *,
         run: RunInfo,
     ) -> None:
@@ -81,28 +120,35 @@ class MlflowSink(MetricsSink):
             from mlflow.tracking import MlflowClient
         except ImportError as exc:
             raise MlflowNotAvailableError() from exc
+        bound_http_waits(request_timeout_sec, request_max_retries)
         logging.getLogger("alembic").setLevel(logging.WARNING)  # schema-migration chatter on a new db
+        self.run = run
         self.tracking_uri = str(tracking_uri)
         self.log_artifacts = bool(log_artifacts)
         self.records = 0
+        self.last_step = 0
         self.ended = False
         sqlite = self.tracking_uri.startswith("sqlite:///")  # a database file: created under a lock
         db = Path(self.tracking_uri.removeprefix("sqlite:///")) if sqlite else None
-        try:
+        try:  # no I/O yet: an unknown scheme or a malformed URI is a setting to fix
+            self.client: Any = MlflowClient(tracking_uri=self.tracking_uri)
+        except Exception as exc:
+            raise MlflowLoggerError(
+                f"logger.mlflow: cannot use tracking_uri={self.tracking_uri!r} ({error_line(exc)}); "
+                "fix logger.mlflow.tracking_uri or drop mlflow from logger=[...]"
+            ) from exc
+        try:  # the store itself: a server that is down costs one bounded wait, then no MLflow
             if db is not None:
                 db.parent.mkdir(parents=True, exist_ok=True)
             with FileLock(f"{db}.lock", timeout=300) if db is not None else nullcontext():
-                self.client: Any = MlflowClient(tracking_uri=self.tracking_uri)
                 self.experiment_id = self._experiment(experiment_name(run, experiment), db)
                 self.run_id: str = self.client.create_run(
-                    self.experiment_id, run_name=self._run_name(run), tags=self._tags(run)
+                    self.experiment_id, run_name=run.display_name, tags=self._tags(run)
                 ).info.run_id
             self._log_params(run.config)
         except Exception as exc:
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            raise MlflowLoggerError(
-                f"logger.mlflow: could not start a run in {self.tracking_uri!r} ({type(exc).__name__}: "
-                f"{first}); fix logger.mlflow.tracking_uri or drop mlflow from logger=[...]"
+            raise LoggerUnavailableError(
+                f"could not start a run in {self.tracking_uri!r} ({error_line(exc)})"
             ) from exc
 
     def _experiment(self, name: str, db: Path | None) -> str:
@@ -113,19 +159,37 @@ class MlflowSink(MetricsSink):
         return str(self.client.create_experiment(name, artifact_location=location))
 
     @staticmethod
-    def _run_name(run: RunInfo) -> str:
-        return f"{run.run_name}-{run.job_num}" if run.job_num is not None else run.run_name
-
-    @staticmethod
     def _tags(run: RunInfo) -> dict[str, str]:
-        optional = {"config_hash": run.config_hash, "job_num": run.job_num, "sweep_dir": run.sweep_dir}
+        """The project's tags, MLflow's standard ones (source, git commit, user) and the config's
+        ``tags``: ``key:value`` entries become that tag, a bare ``name`` the tag ``name`` = ``true``."""
+        from mlflow.utils.mlflow_tags import (
+            MLFLOW_GIT_COMMIT,
+            MLFLOW_SOURCE_NAME,
+            MLFLOW_SOURCE_TYPE,
+            MLFLOW_USER,
+        )
+
+        optional = {
+            "config_hash": run.config_hash,
+            "job_num": run.job_num,
+            "sweep_dir": run.sweep_dir,
+            MLFLOW_GIT_COMMIT: run.git_commit,
+            MLFLOW_SOURCE_NAME: run.source,
+        }
+        configured = dict(tag.partition(":")[::2] for tag in run.tags)
         return {
+            **{
+                key[:_PARAM_KEY_MAX]: (value or "true")[:_PARAM_VALUE_MAX]
+                for key, value in configured.items()
+            },
             "strategy": run.strategy,
             "world": run.world,
             "seed": str(run.seed),
             "run_name": run.run_name,
             "run_dir": str(run.path),
             "overrides": " ".join(run.overrides)[:_PARAM_VALUE_MAX],
+            MLFLOW_SOURCE_TYPE: "LOCAL",
+            MLFLOW_USER: _user(),
             **{key: str(value) for key, value in optional.items() if value not in (None, "")},
         }
 
@@ -143,6 +207,7 @@ class MlflowSink(MetricsSink):
 
         self.records += 1
         step, stamp = record_step(record, self.records), int(time.time() * 1000)
+        self.last_step = step
         metrics = [Metric(tag, value, stamp, step) for tag, value in scalars(record)]
         for start in range(0, len(metrics), _METRIC_BATCH):
             self.client.log_batch(self.run_id, metrics=metrics[start : start + _METRIC_BATCH])
@@ -150,6 +215,15 @@ class MlflowSink(MetricsSink):
     def after_result(self, run_dir: Path, result: Mapping[str, Any]) -> None:
         if self.ended:
             return
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        final = [
+            Metric(key, value, stamp, self.last_step)
+            for key, value in final_metrics(self.run, result).items()
+        ]
+        if final:  # runs sort by these in the UI: the evaluation table and the objective
+            self.client.log_batch(self.run_id, metrics=final)
         if self.log_artifacts:
             for path, artifact_path in artefacts(run_dir, result):
                 if path.is_dir():
@@ -158,11 +232,12 @@ class MlflowSink(MetricsSink):
                     self.client.log_artifact(self.run_id, str(path), artifact_path)
         self._end("FINISHED")
 
-    def abort(self, status: str, error: BaseException | None) -> None:
+    def end(self, status: str, error: BaseException | None) -> None:
         if self.ended:
             return
-        if error is not None:
-            self.client.set_tag(self.run_id, "error", f"{type(error).__name__}: {error}"[:_PARAM_VALUE_MAX])
+        if error is not None:  # FINISHED with an error: the run went on after this logger failed
+            key = "logging_stopped" if status == "FINISHED" else "error"
+            self.client.set_tag(self.run_id, key, error_line(error)[:_PARAM_VALUE_MAX])
         self._end(status)
 
     def _end(self, status: str) -> None:

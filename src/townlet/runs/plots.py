@@ -32,7 +32,7 @@ from townlet.dto.metrics import (
 )
 from townlet.runs.atomic import atomic_write_bytes
 from townlet.runs.metrics import metrics_files, read_metrics
-from townlet.runs.sinks import number, record_step, stage_index
+from townlet.runs.sinks import AgentStepAxis, number, record_step, stage_index
 
 log = logging.getLogger(__name__)
 
@@ -60,21 +60,14 @@ def collect_series(records: list[dict[str, Any]]) -> Series:
 
 
 def along_agent_steps(records: list[dict[str, Any]]) -> list[tuple[float, dict[str, Any]]]:
-    """``(agent-steps so far, record)`` for every record that counts rollout steps, in order.
-
-    ``env_steps`` counts from zero in every stage of a composite run, so each stage is shifted by the
-    steps of the stages before it: the x axis is the agent-steps the run has collected so far.
-    """
+    """``(agent-steps so far, record)`` for every record that counts rollout steps, in order; each
+    stage of a composite run continues where the stages before it stopped (:class:`AgentStepAxis`)."""
+    axis = AgentStepAxis()
     out: list[tuple[float, dict[str, Any]]] = []
-    offset, last, stage = 0.0, 0.0, None
     for record in records:
-        steps = number(record.get(AGENT_STEPS_KEY))
-        if steps is None:
-            continue
-        if stage_index(record) != stage:
-            stage, offset = stage_index(record), offset + last
-        last = steps
-        out.append((offset + last, record))
+        x = axis.advance(record)
+        if x is not None and number(record.get(AGENT_STEPS_KEY)) is not None:
+            out.append((x, record))
     return out
 
 

@@ -42,12 +42,33 @@ def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str
     return versions
 
 
+#: Hooks and the file-system monitor run programs named in git's config; a provenance probe needs neither.
+_GIT_SAFE_FLAGS = ("-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null")
+_GIT_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+
+
+def git_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of the run record's ``git`` calls: no ``GIT_*`` variables (``GIT_CONFIG_*``,
+    ``GIT_DIR``, ``GIT_EXEC_PATH`` ... can make ``git status`` run a program, and a snapshot's
+    ``hydra.job.env_set`` or a launcher may have set them), no prompts, no system config."""
+    source = dict(os.environ) if environ is None else environ
+    env = {key: source[key] for key in _GIT_ENV_KEEP if key in source}
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1")
+    return env
+
+
 def git_info(path: str | Path) -> tuple[str | None, bool | None]:
     """(commit, dirty) of the repository containing ``path``; (None, None) outside a repo."""
 
     def git(*args: str) -> str:
         return subprocess.run(
-            ["git", *args], cwd=path, capture_output=True, text=True, timeout=5, check=True
+            ["git", *_GIT_SAFE_FLAGS, *args],
+            cwd=path,
+            env=git_env(),
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout
 
     try:

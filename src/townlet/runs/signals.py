@@ -18,6 +18,7 @@ from typing import Any
 
 from townlet.runs import interrupt
 from townlet.runs.interrupt import TrainingInterrupted
+from townlet.runs.ownership import resume_command
 
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 
@@ -61,7 +62,7 @@ def interrupt_message(exc: BaseException) -> str:
     kept = "the last checkpoint is kept" if exc.checkpointed else "no checkpoint was written yet"
     return (
         f"interrupted by {name}; run.json says 'interrupted' and {kept} in {run_dir}; "
-        f"continue with: townlet-train hydra.run.dir={run_dir} resume=true"
+        f"continue with: {resume_command(run_dir)}"
     )
 
 

@@ -12,9 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from townlet.dto.metrics import LABEL_KEYS, STAGE_INDEX_KEY, STAGE_KEY, STEP_KEYS
+from townlet.dto.metrics import (
+    AGENT_STEPS_KEY,
+    EVAL_KEYS,
+    FINAL_RETURNS,
+    LABEL_KEYS,
+    LOSS_GROUP_KEYS,
+    OBJECTIVE_METRIC,
+    STAGE_INDEX_KEY,
+    STAGE_KEY,
+    STEP_KEYS,
+)
 from townlet.runs.atomic import finite_or_none
 from townlet.runs.metrics import MetricsWriter
+from townlet.runs.objective import ObjectiveError, objective_value
 
 T = TypeVar("T")
 
@@ -34,14 +45,45 @@ class RunInfo:
     sweep_dir: Path | None = None  # set inside a multirun
     overrides: tuple[str, ...] = ()
     config_hash: str | None = None
+    git_commit: str | None = None  # of the code that runs, from run.json
+    source: str | None = None  # the command that started the run (its argv[0])
 
     @property
     def multirun(self) -> bool:
         return self.job_num is not None
 
+    @property
+    def sweep_name(self) -> str | None:
+        """A multirun's sweep dir relative to ``output_root`` (its MLflow experiment, its W&B group)."""
+        if self.sweep_dir is None:
+            return None
+        sweep = self.sweep_dir.resolve()
+        root = Path(self.output_root).resolve() if self.output_root is not None else None
+        return (sweep.relative_to(root) if root and sweep.is_relative_to(root) else sweep).as_posix()
+
+    @property
+    def display_name(self) -> str:
+        """``run_name``, with the job number inside a multirun."""
+        return f"{self.run_name}-{self.job_num}" if self.job_num is not None else self.run_name
+
+    @property
+    def tags(self) -> list[str]:
+        """The config's ``tags`` setting, as text."""
+        found = self.config.get("tags") or []
+        return [str(tag) for tag in found] if isinstance(found, list | tuple) else [str(found)]
+
+
+class LoggerUnavailableError(RuntimeError):
+    """A logger's service (a tracking server) could not be reached when the run started: the run goes
+    on without that logger, with one warning, since the records of truth are the run's own files."""
+
 
 class MetricsSink:
-    """One logger. Defaults do nothing, so a sink implements only the moments it cares about."""
+    """One logger. Defaults do nothing, so a sink implements only the moments it cares about.
+
+    A sink may raise from any method: the fan-out then switches it off for the rest of the run (one
+    warning), and at the end gives it one chance to mark its remote run with the run's outcome.
+    """
 
     name = "sink"
 
@@ -54,8 +96,9 @@ class MetricsSink:
     def after_result(self, run_dir: Path, result: Mapping[str, Any]) -> None:
         """The run succeeded: ``result.json`` and the plots are written."""
 
-    def abort(self, status: str, error: BaseException | None) -> None:
-        """The run ended without a result: ``status`` is ``FAILED`` or ``KILLED``."""
+    def end(self, status: str, error: BaseException | None) -> None:
+        """The run ended outside :meth:`after_result`: ``FAILED`` or ``KILLED`` (with the run's error),
+        or ``FINISHED`` for a sink switched off mid-run (with the error that switched it off)."""
 
 
 class JsonlSink(MetricsSink):
@@ -72,6 +115,12 @@ class JsonlSink(MetricsSink):
 
     def close(self) -> None:
         self.writer.close()
+
+
+def error_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first line of the message`` (cut to ``limit``): a warning stays one line."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:limit]}" if text else type(exc).__name__
 
 
 def number(value: Any) -> float | None:
@@ -121,3 +170,91 @@ def scalars(record: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
     prefix = stage_prefix(record)
     for tag, value in scalar_leaves({k: v for k, v in record.items() if k not in LABEL_KEYS}):
         yield prefix + tag, value
+
+
+def metric_group(key: str) -> str:
+    """The dashboard group of a top-level record key: ``losses``, ``eval`` or ``charts``."""
+    if key in LOSS_GROUP_KEYS or key.startswith("loss"):
+        return "losses"
+    return "eval" if key in EVAL_KEYS or key.startswith("eval_") else "charts"
+
+
+def grouped_scalars(record: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
+    """The record's measurements as ``(group/name, value)``, the layout RL dashboards share; a
+    composite run's stages continue the same curves (the x axis tells them apart), and the stage
+    index itself is charted so its boundaries show."""
+    for key, value in record.items():
+        if key in LABEL_KEYS and key != STAGE_INDEX_KEY:
+            continue
+        for tag, x in scalar_leaves({key: value}):
+            yield f"{metric_group(key)}/{tag}", x
+
+
+class AgentStepAxis:
+    """Agent-steps the run has collected so far, continuous across a composite run's stages.
+
+    ``env_steps`` counts from zero in every stage, so each stage is shifted by the steps of the stages
+    before it. A record without ``env_steps`` (a stage's verdict) sits at the count so far; before any
+    agent-step (a BC run or stage) there is no such axis and :meth:`step` falls back to the epoch.
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self.last = 0.0
+        self.stage: int | None = None
+        self.started = False
+
+    def advance(self, record: Mapping[str, Any]) -> float | None:
+        steps = number(record.get(AGENT_STEPS_KEY))
+        if steps is None:
+            return self.offset + self.last if self.started else None
+        if stage_index(record) != self.stage:
+            self.stage, self.offset = stage_index(record), self.offset + self.last
+        self.last, self.started = steps, True
+        return self.offset + steps
+
+    def step(self, record: Mapping[str, Any], fallback: int) -> int:
+        """The record's x: agent-steps so far, else its iteration/epoch, else ``fallback``."""
+        x = self.advance(record)
+        return int(x) if x is not None else record_step(record, fallback)
+
+
+def dotted(node: Any, key: str) -> Any:
+    """``node["a"]["b"]`` for ``"a.b"``; None where a part is missing."""
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def final_metrics(run: RunInfo, result: Mapping[str, Any]) -> dict[str, float]:
+    """What a tracker records when the run ends: the final evaluation table's mean returns (their
+    result keys) and the objective's value (:data:`OBJECTIVE_METRIC`), those that are numbers."""
+    out = {key: x for key in FINAL_RETURNS if (x := number(dotted(result, key))) is not None}
+    objective = run.config.get("objective")
+    if isinstance(objective, str):
+        try:
+            mode = str(run.config.get("objective_mode", "max"))
+            value = number(objective_value(dict(result), objective, mode))
+        except ObjectiveError:
+            value = None
+        if value is not None:
+            out[OBJECTIVE_METRIC] = value
+    return out
+
+
+def hparams(run: RunInfo) -> dict[str, str | float | int | bool]:
+    """The settings a run is compared by: seed, strategy, world, objective and every strategy setting."""
+    out: dict[str, str | float | int | bool] = {
+        "seed": run.seed,
+        "strategy": run.strategy,
+        "world": run.world,
+    }
+    if isinstance(objective := run.config.get("objective"), str):
+        out["objective_key"] = objective
+    strategy = run.config.get("strategy")
+    for key, value in flatten(strategy if isinstance(strategy, Mapping) else {}, sep="."):
+        if isinstance(value, bool | int | float | str):
+            out[f"strategy.{key}"] = value
+        elif value is not None:
+            out[f"strategy.{key}"] = str(value)
+    return out

@@ -24,24 +24,6 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class AnnealContext:
-    """State of the anneal stage being run, so PPO can tag its telemetry (``anneal_*`` keys)
-    and compute the guard-rail flags against the baselines of earlier stages."""
-
-    cycle: int
-    stage: str  # "bc" | "ppo"
-    dataset_label: str
-    bc_accuracy: float | None = None
-    bc_threshold: float = 0.9
-    bc_passed: bool = False
-    bc_weight: float = 1.0
-    loss_baseline: float | None = None
-    queue_baseline: float | None = None
-    intensity_baseline: float | None = None
-    tolerances: dict[str, Any] = field(default_factory=dict)  # guard-rail flag tolerances
-
-
-@dataclass
 class TrainingContext:
     """One run's inputs. ``dataset``/``model``/``device`` are the typed schema objects.
 
@@ -60,7 +42,6 @@ class TrainingContext:
     metrics: MetricsWriter
     init_from: str | None = None
     resume: bool = False
-    anneal: AnnealContext | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("townlet.train"))
     device_str: str = "cpu"
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)

@@ -1,253 +1,176 @@
-"""``launcher=slurm``: hydra-submitit-launcher's SLURM launcher, made to end every sweep truthfully.
+"""``launcher=slurm``: hydra-submitit-launcher's SLURM launcher, with a sweep that always ends in a summary.
 
-What the plain launcher gets wrong on a real cluster, and where it is handled here:
+Submission is the plugin's: every job becomes one task of a SLURM job array, configured through the
+plugin's own ``hydra.launcher.*`` settings (partition, timeout_min, signal_delay_s, max_num_timeout,
+additional_parameters, setup, ...), and submitit's signal handling requeues a task warned of its time
+limit (up to ``max_num_timeout`` times) or of a preemption, through the plugin's ``checkpoint``.
 
-* **Paths.** ``${townlet_root:}`` was resolved again inside each task, so a task started with
-  ``--export=NONE`` wrote into the checkout while the submitter summarised an empty sweep. The
-  submitter resolves root, data, state, output and sweep dirs once and pins them in every task.
-* **Lost tasks.** It waited on ``sacct`` (forever without accounting) and crashed with a traceback
-  on a task that left no result, so the final summary was never written. :mod:`.slurm_queue` watches
-  squeue and sacct; a lost task becomes a failed row, the summary is written, and the command exits 1
-  with one line per task that did not finish plus the ``townlet-sweep-report`` hint.
-* **Rejections and presets.** An sbatch rejection is one line, not a traceback; ``signal_delay_s``
-  is capped at half of ``timeout_min`` (otherwise the time-limit warning arrives at once); the
-  job is submitted ``--no-requeue`` unless ``max_num_timeout > 0``.
-* **Inside the task** (:mod:`.slurm_task`): SIGTERM and SIGUSR2 stop the run as ``interrupted`` with
-  the reason (cancelled, timed out, preempted, requeued); a requeued task resumes from its checkpoint
-  (``resume=true`` is set for it); a failed run exits non-zero so ``sacct`` says FAILED; ``run.json``
-  records the submitter's command (``record.py`` adds the SLURM ids from the task's environment).
+What this subclass adds, and why:
+
+* **Collecting.** The plugin asks each job for its result and raises at the first task that left none
+  (cancelled, killed, out of memory), so the submitter ends in a traceback without a summary. Here each
+  outcome is read through submitit's job API (``exception()``, ``result()``, ``state``): a task without
+  a result becomes a failed ``JobReturn`` and a failed ``job_status.json`` (so the summary row says so),
+  the summary is written, and one line per such task goes to stderr. The sweeper then sees failed jobs
+  as with any launcher (the basic sweeper stops with one line, Optuna records failed trials).
+* **Refusals.** sbatch's complaint becomes one line and exit 2, and a sweep dir holding nothing else is
+  removed.
+* **Inside the task.** Paths resolve from the submitter's root (a task started with ``--export=NONE``
+  sees no ``TOWNLET_ROOT``), ``run.json`` records the user's command rather than submitit's, SIGTERM
+  (``scancel``, preemption) reaches the run's own stop handling (submitit only logs it), a task that
+  SLURM started again continues with ``resume=true``, submitit's warning handler runs once the run
+  stopped at its next safe point, and a failed run leaves the task non-zero so ``sacct`` says FAILED.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
+import shutil
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from types import FrameType
+from typing import Any, cast
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from townlet.sweeps.slurm_queue import LOST_AFTER_S, TaskOutcome, TaskWatch
-from townlet.sweeps.slurm_report import (
-    SlurmTaskFailed,
-    SweepRefused,
-    drop_unused_sweep_dir,
-    job_dir_of,
-    mark_failed,
-    problem_line,
-    refused_cleanup,
-    write_final_summary,
-)
-from townlet.sweeps.slurm_task import (
-    SlurmTaskStopped,
-    StopReason,
-    TaskSignals,
-    amend_record,
-    requeue_self,
-    restart_count,
-    stop_reason,
-)
+from townlet.runs import interrupt
+from townlet.runs.atomic import atomic_write_json, read_json_object
+from townlet.sweeps.jobs import JOB_STATUS_FILE, RUN_RECORD_FILE
 
 log = logging.getLogger(__name__)
 
-PATH_KEYS = ("root_dir", "data_dir", "state_dir", "output_root")
-#: How much earlier than ``--signal=SIG@delay`` asks SLURM may deliver it (its event resolution).
-SLURM_SIGNAL_SLACK_S = 60
-#: Environment override of the seconds a task may be unknown to squeue and sacct before it is lost.
-LOST_AFTER_ENV = "TOWNLET_SLURM_LOST_AFTER_S"
-_BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+REFUSAL_EXIT = 2
 _HINT = "check hydra.launcher.partition, mem_gb, cpus_per_task, gpus_per_node, timeout_min, account, qos"
+
+
+class SlurmTasksFailed(RuntimeError):
+    """Some tasks of a SLURM sweep did not finish; the message says where the summary is."""
+
+
+class _Unusable(Exception):
+    """submitit refused the launcher's settings before anything was submitted."""
 
 
 class TownletSlurmLauncher(SlurmLauncher):
     """The ``_target_`` of ``conf/launcher/slurm.yaml``; pickled into every array task."""
 
+    task_function: Any  # the plugin's, set by Hydra through ``setup``
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self.pinned_env: dict[str, str] = {}
-        self.pinned_paths: dict[str, str] = {}
-        self.pinned_sweep_dir: str | None = None
-        self.submit_command: list[str] = []
-        self.time_limit_s = 0.0
-        self.signal_delay_s = 0.0
-        self.max_requeues = 0
+        self.task_env: dict[str, str] = {}  # set in the submitter, applied in each task
+        self.command: list[str] = []
 
     # ------------------------------------------------------------------------ submitting side
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        try:
-            return self._launch(job_overrides, initial_job_idx)
-        except SweepRefused as exc:  # one line and exit 2, whatever the entry point's error formatting
-            if self.config is not None:
-                drop_unused_sweep_dir(Path(str(self.config.hydra.sweep.dir)))
-            sys.stderr.write(f"townlet-train: error: {exc}\n")
-            sys.stderr.flush()
-            raise SystemExit(exc.exit_code) from None
-
-    def _launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None and job_overrides
-        params = self._checked_params()
-        self._pin(self.config)
-        sweep_dir = Path(str(self.pinned_sweep_dir))
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        unused = not sweep_dir.exists() or {p.name for p in sweep_dir.iterdir()} <= {"multirun.yaml"}
+        root = OmegaConf.select(self.config, "paths.root_dir", default=None)
+        self.task_env = {} if root is None else {"TOWNLET_ROOT": str(root)}
+        self.command = list(sys.argv)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        if "mode" in self.config.hydra.sweep:
-            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
         log.info("SLURM sweep output dir: %s", sweep_dir)
-        for i, overrides in enumerate(job_overrides):
-            log.info("\t#%d : %s", initial_job_idx + i, " ".join(filter_overrides(overrides)))
-        jobs = self._submit(params, job_overrides, initial_job_idx, sweep_dir)
-        lost_after = float(os.environ.get(LOST_AFTER_ENV) or LOST_AFTER_S)
-        watch = TaskWatch(
-            {j.job_id: j.paths.result_pickle for j in jobs}, read_result=_read_result, lost_after_s=lost_after
-        )
-        outcomes = watch.wait()
-        return self._finish(jobs, outcomes, job_overrides, initial_job_idx, sweep_dir)
+        nums = range(initial_job_idx, initial_job_idx + len(job_overrides))
+        for num, overrides in zip(nums, job_overrides, strict=True):
+            log.info("\t#%d : %s", num, " ".join(filter_overrides(overrides)))
+        from submitit.core.utils import FailedSubmissionError, UncompletedJobError
 
-    def _checked_params(self) -> dict[str, Any]:
-        """The launcher settings with the preset guards applied (one clear line when unusable)."""
-        params = dict(self.params)
-        timeout = params.get("timeout_min")
-        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1:
-            raise SweepRefused(
-                f"hydra.launcher.timeout_min must be a whole number of minutes >= 1 (got {timeout!r})"
-            )
-        delay = params.get("signal_delay_s", 120)
-        requeues = params.get("max_num_timeout", 0)
-        for key, value in (("signal_delay_s", delay), ("max_num_timeout", requeues)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise SweepRefused(f"hydra.launcher.{key} must be a whole number >= 0 (got {value!r})")
-        # SLURM may send the warning up to a minute early: the cap keeps it in the second half of the run
-        cap = max(1, timeout * 60 // 2 - SLURM_SIGNAL_SLACK_S)
-        if delay > cap:
-            log.info(
-                "signal_delay_s %d s capped at %d s for timeout_min=%d (SLURM may signal up to %d s early)",
-                delay, cap, timeout, SLURM_SIGNAL_SLACK_S,
-            )  # fmt: skip
-            delay = cap
-        extra = dict(params.get("additional_parameters") or {})
-        if not {"requeue", "no-requeue", "no_requeue"} & set(extra):
-            extra["requeue" if requeues > 0 else "no-requeue"] = True  # SLURM requeues only when asked to
-        if "export" in extra and "srun_args" not in params:
-            # sbatch --export=NONE also reaches the srun inside the job, which would then start the
-            # task without even SUBMITIT_EXECUTOR; the task gets the batch script's environment
-            params["srun_args"] = ["--export=ALL"]
-        params.update(signal_delay_s=delay, additional_parameters=extra)
-        self.time_limit_s, self.signal_delay_s, self.max_requeues = 60.0 * timeout, float(delay), requeues
-        return params
+        said = io.StringIO()
+        try:
+            executor = self._executor()
+            with contextlib.redirect_stderr(said):  # submitit echoes sbatch's complaint; it is said once
+                jobs = executor.map_array(
+                    self,
+                    [list(o) for o in job_overrides],
+                    ["hydra.sweep.dir"] * len(nums),
+                    list(nums),
+                    [f"job_id_for_{n}" for n in nums],
+                    [Singleton.get_state()] * len(nums),
+                )
+        except (UncompletedJobError, FailedSubmissionError, _Unusable) as exc:  # sbatch or submitit said no
+            if unused:
+                shutil.rmtree(sweep_dir, ignore_errors=True)
+            text = str(exc).strip() or said.getvalue().strip()
+            why = "; ".join(s.strip().removeprefix("sbatch: error: ") for s in text.splitlines() if s.strip())
+            what = "cannot submit" if isinstance(exc, _Unusable) else "sbatch refused the sweep"
+            sys.stderr.write(f"townlet-train: error: {what}: {why} ({_HINT})\n")
+            raise SystemExit(REFUSAL_EXIT) from None
+        return self._collect(jobs, job_overrides, nums, sweep_dir)
 
-    def _pin(self, config: DictConfig) -> None:
-        """Resolve the paths once, here, so every task writes where the submitter summarises."""
-        for key in PATH_KEYS:
-            value = OmegaConf.select(config, f"paths.{key}", default=None)
-            if value is not None:
-                self.pinned_paths[key] = str(value)
-        if "root_dir" in self.pinned_paths:
-            self.pinned_env["TOWNLET_ROOT"] = self.pinned_paths["root_dir"]
-        self.pinned_sweep_dir = str(Path(str(config.hydra.sweep.dir)).resolve())
-        self.submit_command = list(sys.argv)
-
-    def _executor(self, params: dict[str, Any]) -> Any:
+    def _executor(self) -> Any:
+        """submitit's executor from the plugin's settings, as the plugin maps them."""
         import submitit
         from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
-        base = set(OmegaConf.structured(BaseQueueConf).keys())
+        params = dict(self.params)
+        folder, requeues = params.pop("submitit_folder"), params.pop("max_num_timeout", 0)
+        generic = set(OmegaConf.structured(BaseQueueConf).keys())
+        # sbatch --export=NONE also reaches the srun inside the job, which would then start the task
+        # without submitit's own variables; srun takes the batch script's environment instead
+        params["srun_args"] = ["--export=ALL"]
         try:
-            executor = submitit.AutoExecutor(
-                cluster="slurm", folder=params["submitit_folder"], slurm_max_num_timeout=self.max_requeues
-            )
-            executor.update_parameters(
-                **{
-                    key if key in base else f"slurm_{key}": value
-                    for key, value in params.items()
-                    if key not in ("submitit_folder", "max_num_timeout")
-                }
-            )
-        except RuntimeError as exc:  # no srun on PATH
-            raise SweepRefused(
-                f"launcher=slurm needs SLURM's commands (srun, sbatch) on PATH: {exc}"
-            ) from None
-        except ValueError as exc:  # a setting sbatch does not have
-            raise SweepRefused(f"hydra.launcher: {str(exc).splitlines()[0]}") from None
+            executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=requeues)
+            executor.update_parameters(**{k if k in generic else f"slurm_{k}": v for k, v in params.items()})
+        except (RuntimeError, ValueError) as exc:  # no srun on PATH; a setting sbatch does not have
+            raise _Unusable(str(exc).splitlines()[0]) from None
         return executor
 
-    def _submit(
-        self, params: dict[str, Any], job_overrides: Sequence[Sequence[str]], first: int, sweep_dir: Path
-    ) -> list[Any]:
-        from submitit.core.utils import FailedSubmissionError, UncompletedJobError
-
-        executor = self._executor(params)
-        job_params = [
-            (list(o), "hydra.sweep.dir", first + i, f"job_id_for_{first + i}", Singleton.get_state())
-            for i, o in enumerate(job_overrides)
-        ]
-        submitit_dir = sweep_dir / ".submitit"
-        before = set(submitit_dir.iterdir()) if submitit_dir.is_dir() else set()
-        said = io.StringIO()
-        try:
-            with contextlib.redirect_stderr(said):  # submitit prints sbatch's complaint; we say it once
-                return list(executor.map_array(self, *zip(*job_params, strict=True)))
-        except (UncompletedJobError, FailedSubmissionError) as exc:
-            refused_cleanup(sweep_dir, before)
-            said_lines = str(exc).strip().splitlines() or said.getvalue().strip().splitlines()
-            text = "; ".join(
-                line.strip().removeprefix("sbatch: error: ") for line in said_lines if line.strip()
-            )
-            raise SweepRefused(f"sbatch refused the sweep: {text} ({_HINT})") from None
-
-    def _finish(
-        self,
-        jobs: list[Any],
-        outcomes: dict[str, TaskOutcome],
-        job_overrides: Sequence[Sequence[str]],
-        first: int,
-        sweep_dir: Path,
+    def _collect(
+        self, jobs: Sequence[Any], job_overrides: Sequence[Sequence[str]], nums: range, sweep_dir: Path
     ) -> list[JobReturn]:
+        """Every job's ``JobReturn``; one line, a failed status file and a failed return for each task
+        that left no result or an error."""
+        from submitit.core.utils import FailedJobError
+
         returns: list[JobReturn] = []
         problems: list[str] = []
-        for i, (job, overrides) in enumerate(zip(jobs, job_overrides, strict=True)):
-            outcome = outcomes[job.job_id]
-            result = outcome.result
-            if (
-                outcome.kind == "success"
-                and isinstance(result, JobReturn)
-                and result.status == JobStatus.COMPLETED
-            ):
-                returns.append(result)
+        for job, overrides, num in zip(jobs, job_overrides, nums, strict=True):
+            error = job.exception()  # waits for the task; None when it returned its JobReturn
+            if error is None:
+                returns.append(job.results()[0])  # the first task's, as the plugin does
                 continue
-            num = first + i
-            job_dir = job_dir_of(self.hydra_context, self.config, overrides, num, sweep_dir)
-            line = problem_line(num, job.job_id, outcome, job_dir)
+            job_dir = self._job_dir(overrides, num)
+            left_result = isinstance(error, FailedJobError)  # otherwise SLURM's state is final
+            state = None if left_result else next(iter(str(job.state).split()), None)  # "CANCELLED by 0"
+            line = problem_line(num, job.job_id, state, job_dir, job)
             problems.append(line)
-            mark_failed(job_dir, num, job.job_id, outcome, overrides, line)
-            returns.append(
-                JobReturn(
-                    overrides=list(overrides),
-                    working_dir=str(job_dir),
-                    status=JobStatus.FAILED,
-                    _return_value=SlurmTaskFailed(line),
-                )
-            )
+            mark_failed(job_dir, num, job.job_id, overrides, line)
+            failed = JobReturn(overrides=list(overrides), working_dir=str(job_dir))
+            failed.status = JobStatus.FAILED
+            returns.append(failed)
         assert self.config is not None
         counts = write_final_summary(self.config, sweep_dir)
         if problems:
             for line in problems:
                 sys.stderr.write(f"townlet-train: {line}\n")
-            sys.stderr.write(
-                f"townlet-train: {len(problems)} of {len(jobs)} SLURM task(s) did not finish; "
-                f"summary ({counts}): {sweep_dir / 'sweep_summary.md'}; "
-                f"rebuild it with: townlet-sweep-report {sweep_dir}\n"
-            )
             sys.stderr.flush()
-            if str(OmegaConf.select(self.config, "hydra.sweeper._target_", default="")) == _BASIC_SWEEPER:
-                raise SystemExit(1)  # the grid sweeper would re-raise the first failure as a traceback
+            failure = SlurmTasksFailed(
+                f"{len(problems)} of {len(jobs)} SLURM task(s) did not finish; summary ({counts}): "
+                f"{sweep_dir / 'sweep_summary.md'}; rebuild it with: townlet-sweep-report {sweep_dir}"
+            )
+            for ret in returns:
+                if ret.status == JobStatus.FAILED:
+                    ret.return_value = failure
         return returns
+
+    def _job_dir(self, overrides: Sequence[str], num: int) -> Path:
+        """Where Hydra put (or would have put) job ``num``: composed as in the task."""
+        assert self.hydra_context is not None and self.config is not None
+        config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        with open_dict(config):
+            config.hydra.job.num = num
+        return Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
 
     # ------------------------------------------------------------------------ inside the task
 
@@ -259,73 +182,107 @@ class TownletSlurmLauncher(SlurmLauncher):
         job_id: str,
         singleton_state: dict[type, Singleton],
     ) -> JobReturn:
-        import submitit
-
-        assert self.hydra_context is not None and self.config is not None and self.task_function is not None
-        os.environ.update(self.pinned_env)
-        if self.submit_command:
-            sys.argv = list(self.submit_command)  # run.json records the user's command, not _submit.py
-        signals = TaskSignals(self.time_limit_s, self.signal_delay_s).install()
-        Singleton.set_state(singleton_state)
-        setup_globals()
-        config = self.hydra_context.config_loader.load_sweep_config(self.config, list(sweep_overrides))
-        with open_dict(config):
-            config.hydra.job.id = submitit.JobEnvironment().job_id
-            config.hydra.job.num = job_num
-            self._apply_pins(config)
-            if restart_count() > 0:
-                config.resume = True  # a requeued task continues from its checkpoint
-        run_dir = Path(str(OmegaConf.select(config, job_dir_key))) / str(config.hydra.sweep.subdir)
-        try:
-            ret = run_job(
-                hydra_context=self.hydra_context,
-                task_function=self.task_function,
-                config=config,
-                job_dir_key=job_dir_key,
-                job_subdir_key="hydra.sweep.subdir",
-            )
-        except KeyboardInterrupt as exc:
-            self._stopped(exc, signals, run_dir)
-        if ret.status == JobStatus.FAILED:  # non-zero exit, so sacct says FAILED
-            raise ret._return_value
+        os.environ.update(self.task_env)
+        if self.command:
+            sys.argv = list(self.command)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the run installs its stop handler over the default
+        if restart_count() > 0:
+            # SLURM started this task again (requeue, preemption): the same job continues from its
+            # checkpoint; set in the job's config, not as an override, so the sweep still matches
+            self.task_function = functools.partial(_resumed, self.task_function)
+        ret = self._run_to_safe_point(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
+        if ret.status == JobStatus.FAILED:
+            _ = ret.return_value  # raises the run's error: the task exits non-zero, sacct says FAILED
         return ret
 
-    def _apply_pins(self, config: DictConfig) -> None:
-        for key, value in self.pinned_paths.items():
-            if str(OmegaConf.select(config, f"paths.{key}", default=None)) != value:
-                OmegaConf.update(config, f"paths.{key}", value)
-        if self.pinned_sweep_dir is not None and str(config.hydra.sweep.dir) != self.pinned_sweep_dir:
-            config.hydra.sweep.dir = self.pinned_sweep_dir
+    def _run_to_safe_point(self, *args: Any) -> JobReturn:
+        """The plugin's task, with submitit's warning (time limit, preemption) held back until the run
+        stopped at its next safe point: handled at once it would end the run between a checkpoint and
+        its metrics line, and the resumed run would skip or repeat an epoch. submitit's own handler then
+        requeues the task (or ends it when ``max_num_timeout`` is used up)."""
+        warning = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
+        submitit_handler = signal.getsignal(warning)
+        warned: list[int] = []
 
-    def _stopped(self, exc: KeyboardInterrupt, signals: TaskSignals, run_dir: Path) -> NoReturn:
-        """Record why the run stopped; leave without a result when SLURM will run the task again."""
-        reason = stop_reason(exc, signals, self.max_requeues)
-        amend_record(run_dir, reason)
-        requeued = reason.requeued_by_slurm
-        if reason.requeue_self:
-            complaint = requeue_self()
-            requeued = complaint is None
-            if complaint is not None:
-                reason = StopReason(f"{reason.text.split(':')[0]}: requeue refused by SLURM ({complaint})")
-                amend_record(run_dir, reason)
-        log.warning("task stopped: %s", reason.text)
-        if requeued:
-            raise SystemExit(0)  # no result file: the submitter waits for the restarted task
-        raise SlurmTaskStopped(reason.text) from None
+        def stop_first(signum: int, frame: FrameType | None) -> None:
+            if not warned:
+                warned.append(signum)
+                interrupt.deliver(signum)  # the run records `interrupted` after its checkpoint
 
-
-def _read_result(path: Path) -> tuple[str, Any]:
-    """submitit's result file: ("success", JobReturn) or ("error", traceback text)."""
-    import time
-
-    from submitit.core.utils import pickle_load
-
-    for attempt in range(3):
+        signal.signal(warning, stop_first)
         try:
-            kind, value = pickle_load(path)
-            return str(kind), value
-        except EOFError:  # still being written on a slow filesystem
-            if attempt == 2:
+            return cast(JobReturn, super().__call__(*args))
+        except KeyboardInterrupt:
+            if not warned or not callable(submitit_handler):
                 raise
-            time.sleep(2)
-    raise AssertionError("unreachable")
+            submitit_handler(warned[0], None)  # requeues and exits, or raises when it may not
+            raise
+        finally:
+            signal.signal(warning, submitit_handler)
+
+
+def _resumed(task_function: Any, cfg: DictConfig) -> Any:
+    with read_write(cfg), open_dict(cfg):
+        cfg.resume = True
+    return task_function(cfg)
+
+
+def restart_count(env: dict[str, str] | None = None) -> int:
+    """How many times SLURM has started this task again (``SLURM_RESTART_COUNT``; 0 the first time)."""
+    value = (os.environ if env is None else env).get("SLURM_RESTART_COUNT", "")
+    return int(value) if value.isdigit() else 0
+
+
+def problem_line(num: int, task_id: str, state: str | None, job_dir: Path, job: Any) -> str:
+    """``job 1 (SLURM 7_1, CANCELLED) interrupted by SIGTERM``: what ``run.json`` says, else the log."""
+    record = read_json_object(job_dir / RUN_RECORD_FILE) or {}
+    status, error = record.get("status"), record.get("error")
+    where = f"job {num} (SLURM {task_id}{', ' + state if state else ''})"
+    if status == "interrupted":
+        return f"{where} interrupted by {record.get('signal') or 'a signal'}; continue it with resume=true"
+    if status == "failed" and error:
+        kind = str(record.get("error_type") or "").rsplit(".", 1)[-1]
+        return f"{where} failed: {_one_line(f'{kind}: {error}' if kind else str(error))}"
+    said = f"run.json says {status}" if status else "no run.json"
+    return f"{where} ended without a result ({said}); its log: {job.paths.stderr}"
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def mark_failed(job_dir: Path, num: int, task_id: str, overrides: Sequence[str], line: str) -> None:
+    """A failed ``job_status.json`` for a task whose own callback did not record its failure (it
+    stopped on a signal or was killed), so the summary lists it as failed."""
+    if (read_json_object(job_dir / JOB_STATUS_FILE) or {}).get("status") == "failed":
+        return
+    payload = {"num": num, "status": "failed", "overrides": list(overrides), "error": line}
+    payload["slurm_id"] = task_id
+    try:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(job_dir / JOB_STATUS_FILE, payload)
+    except OSError as exc:
+        log.warning("could not write %s in %s: %s", JOB_STATUS_FILE, job_dir, exc)
+
+
+def write_final_summary(config: DictConfig, sweep_dir: Path) -> str:
+    """Write the sweep summary once every task is over; its counts as text."""
+    from townlet.sweeps.render import write_summary
+
+    def select(key: str) -> Any:
+        return OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)
+
+    metrics = select("hydra.callbacks.sweep_summary.metrics")
+    try:
+        summary = write_summary(
+            sweep_dir,
+            objective=None if select("objective") is None else str(select("objective")),
+            mode=None if select("objective_mode") is None else str(select("objective_mode")),
+            metrics=None if metrics is None else [str(m) for m in metrics],
+        )
+    except Exception as exc:  # the sweep's end must be reported even when the summary cannot be
+        log.warning("could not write the sweep summary in %s: %s", sweep_dir, exc)
+        return "not written"
+    c = summary.counts
+    return ", ".join(f"{c[k]} {k}" for k in ("ok", "failed", "diverged", "incomplete") if c.get(k))

@@ -2,7 +2,9 @@
 
 It wraps a ``num_envs=1`` VecTown; observations are ``{"map", "features", "action_mask"}`` dicts (the
 mask also in ``infos``). A faint is reported as ``infos[agent]["fainted"]`` (the agent respawns); the
-episode ends by truncation, after which ``render()`` already shows the next episode's start."""
+episode ends by truncation, after which ``render()`` already shows the next episode's start.
+``reset(seed=s)`` replays from episode 0 of ``s``; ``reset()`` moves on to an episode not seen yet.
+``state()`` is every agent's feature vector in agent order, for centralised critics."""
 
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class TownParallelEnv(ParallelEnv):
         self._cfg = dataclasses.replace(cfg, num_envs=1)
         self._seed = int(seed)
         self._town = VecTown(self._cfg, self._seed)
+        self._unseen = True  # the town stands at the start of an episode no reset has returned yet
         self.possible_agents = [f"agent_{i}" for i in range(self._cfg.num_agents)]
         self.agents: list[str] = []
         spec = self._town.spec
@@ -48,6 +51,9 @@ class TownParallelEnv(ParallelEnv):
             }
         )
         self._act_space = spaces.Discrete(NUM_ACTIONS)
+        self.state_space = spaces.Box(
+            -np.inf, np.inf, shape=(self._cfg.num_agents * spec.feature_dim,), dtype=np.float32
+        )
 
     @functools.cache  # noqa: B019 - the space must be the same object every call
     def observation_space(self, agent: str) -> spaces.Dict:
@@ -71,8 +77,18 @@ class TownParallelEnv(ParallelEnv):
         if seed is not None:
             self._seed = int(seed)
             self._town = VecTown(self._cfg, self._seed)
+            obs = self._town.reset()
+        elif self._unseen:
+            obs = self._town.observe()
+        else:
+            obs = self._town.new_episode()
+        self._unseen = False
         self.agents = list(self.possible_agents)
-        return self._split(self._town.reset())
+        return self._split(obs)
+
+    def state(self) -> np.ndarray:
+        """The global state: all agents' feature vectors, concatenated in agent order."""
+        return self._town.observe().features.reshape(-1).copy()
 
     def step(
         self, actions: dict[str, int]
@@ -91,11 +107,12 @@ class TownParallelEnv(ParallelEnv):
             infos[name]["fainted"] = bool(res.terminated[i])
         if ended:
             self.agents = []
+            self._unseen = True  # the town already stands at the next episode's start
         return obs, rewards, terms, truncs, infos
 
     def render(self) -> np.ndarray | str | None:
-        """The current frame in ``render_mode`` (None, with a warning, when no mode was chosen)."""
+        """The current frame in ``render_mode`` (``human``: printed, None; no mode: None and a warning)."""
         if self.render_mode is None:
-            gymnasium.logger.warn("render() without a render_mode; pass render_mode='rgb_array' or 'ansi'")
+            gymnasium.logger.warn("render() without a render_mode; pass one of " + ", ".join(RENDER_MODES))
             return None
         return render(self._town, self.render_mode)

@@ -8,13 +8,15 @@ letter, a border while in use, a stock bar and a red pip per queued agent; agent
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from townlet.world.config import NEED_NAMES, OBJECT_KINDS
 from townlet.world.vectown_state import TownState
 
 RGB = tuple[int, int, int]
-RENDER_MODES: tuple[str, ...] = ("rgb_array", "ansi")
+RENDER_MODES: tuple[str, ...] = ("human", "rgb_array", "ansi")
 MIN_TILE, MAX_TILE = 8, 64
 
 FLOOR: RGB = (236, 233, 224)
@@ -225,8 +227,13 @@ def render_ansi(town: TownState, env: int = 0, colour: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(town: TownState, mode: str, env: int = 0) -> np.ndarray | str:
-    """``rgb_array`` → :func:`render_rgb`, ``ansi`` → :func:`render_ansi`."""
+def render(town: TownState, mode: str, env: int = 0) -> np.ndarray | str | None:
+    """``rgb_array`` → :func:`render_rgb`, ``ansi`` → :func:`render_ansi`, ``human`` → the ANSI frame
+    printed to stdout (a terminal is the one display every user has) and None."""
+    if mode == "human":
+        sys.stdout.write(render_ansi(town, env))
+        sys.stdout.flush()
+        return None
     if mode == "rgb_array":
         return render_rgb(town, env)
     if mode == "ansi":

@@ -46,6 +46,14 @@ class VecTown(TownRules):
         self._obs_cache = self._observe()
         return self._obs_cache
 
+    def new_episode(self) -> Observation:
+        """Abandon the current episode and start the next one (episode + 1: fresh agents from the same
+        seed stream), so an env face's ``reset()`` without a seed never replays an episode."""
+        self.episode += 1
+        self._init_episode()
+        self._obs_cache = self._observe()
+        return self._obs_cache
+
     def observe(self) -> Observation:
         """The current observation (built by the last reset/step)."""
         if self._obs_cache is None:

@@ -20,8 +20,8 @@ from townlet.runs.seeding import configure_threads
 from townlet_tools.bench.protocol import context_record, format_table
 
 _NOT_SECTIONS = {"protocol"}
-# `all` is the speed sections; `learn` trains whole jobs (minutes per seed), `soak` kills dozens of runs
-_NOT_IN_ALL = {"learn", "soak"}
+# `all` is the speed sections; `learn` and `wall` train whole jobs (minutes), `soak` kills dozens of runs
+_NOT_IN_ALL = {"learn", "soak", "wall"}
 
 
 def available_sections() -> list[str]:
@@ -32,6 +32,22 @@ def available_sections() -> list[str]:
     )
 
 
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated seeds >= 0, e.g. --seeds 0,1,2")
+    return seeds
+
+
+def _positive(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="townlet-bench", description=__doc__.splitlines()[0])
     parser.add_argument("section", help="a section name, or 'all'; 'list' prints the sections")
@@ -39,10 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     parser.add_argument(
         "--seeds",
-        type=lambda text: [int(s) for s in text.split(",") if s.strip()],
+        type=_seeds,
         help="comma-separated seeds for sections that train (learn); default 0,1,2",
     )
-    parser.add_argument("--runs", type=int, default=None, help="runs for soak (default 20; --quick 6)")
+    parser.add_argument("--runs", type=_positive, default=None, help="runs for soak (default 20; --quick 6)")
+    parser.add_argument(
+        "--baseline", metavar="PYTHON", help="wall: also time another checkout's interpreter, alternating"
+    )
     parser.add_argument(
         "overrides",
         nargs="*",

@@ -171,6 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     runs = [train_once(seed, overrides, root) for seed in seeds]
     summary = summarise(runs)
     return {
+        "consistent": summary["finished"] > 0,  # every seed failing is a failed bench (exit 1)
         "overrides": overrides,
         "runs_dir": str(root),
         "runs": runs,

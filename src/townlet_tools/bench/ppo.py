@@ -79,7 +79,7 @@ def synthetic_batch(spec: Any, rows: int, seed: int = 0) -> Any:
 
 
 def _ppo_loss(net: Any, b: Any, sl: slice) -> Any:
-    from townlet.algorithms.losses import clipped_surrogate, clipped_value_loss, log_prob_of, masked_entropy
+    from townlet.algorithms.update import clipped_surrogate, clipped_value_loss, log_prob_of, masked_entropy
 
     logits, v = net(b.maps[sl], b.features[sl], b.action_mask[sl])
     log_prob = log_prob_of(logits, b.actions[sl])
@@ -100,7 +100,8 @@ def train_flops_per_sample(net: Any, batch: Any, rows: int = MINIBATCH) -> float
 
 
 def bench_update(quick: bool) -> dict[str, Any]:
-    from townlet.algorithms.update import PPOHyperParams, ppo_update
+    from townlet.algorithms.update import ppo_update
+    from townlet.strategies.ppo import PPOStrategy
     from townlet.world import make_town
     from townlet_tools.bench.protocol import alternate
 
@@ -110,7 +111,8 @@ def bench_update(quick: bool) -> dict[str, Any]:
     batch = synthetic_batch(spec, rows)
     net = _network(spec)
     opt = torch.optim.Adam(net.parameters(), lr=3e-4, eps=1e-5)
-    hp = PPOHyperParams(update_epochs=1, minibatch_size=MINIBATCH)
+    strategy = PPOStrategy(update_epochs=1)
+    hp = strategy.hyper_params(minibatch_size=MINIBATCH, entropy_coef=strategy.entropy_coef)
     gen = torch.Generator().manual_seed(0)
     params = list(net.parameters())
 
@@ -160,7 +162,7 @@ def bench_update(quick: bool) -> dict[str, Any]:
 
 def _acting_policy(spec: Any, seed: int = 0) -> Any:
     from townlet.behaviour.torch_policy import TorchPolicy
-    from townlet.strategies.ppo.setup import ActingPolicy
+    from townlet.strategies.ppo.sources import ActingPolicy
 
     return ActingPolicy(TorchPolicy(_network(spec), spec, "cpu", greedy=False, seed=seed))
 
@@ -239,7 +241,7 @@ def _context(strategy: Any, run_dir: Path, model: Any, init_from: str | None = N
 
 def bench_iteration(quick: bool) -> dict[str, Any]:
     """A real strategy iteration vs its two halves run on their own (same sizes, same network)."""
-    from townlet.algorithms.batches import prepare_batch
+    from townlet.algorithms.gae import prepare_batch
     from townlet.algorithms.update import ppo_update
     from townlet.strategies.ppo import PPORun, PPOStrategy
     from townlet_tools.bench.protocol import alternate
@@ -251,11 +253,12 @@ def bench_iteration(quick: bool) -> dict[str, Any]:
         run = PPORun(strategy, _context(strategy, Path(tmp), _default_model()))
         run.setup()
         counter = {"it": 0}
-        town, policy, service = run.town, run.policy, run.rollout_service
-        assert service is not None and town is not None
+        assert run.rollout is not None
+        town, policy, service = run.rollout.town, run.rollout.policy, run.rollout.service
         state: dict[str, Any] = {"obs": None}
         sample = service.collect(town, policy, n_steps)
-        hp = strategy.hyper_params(sample.num_transitions)
+        rows = strategy.minibatch_rows(sample.num_transitions)
+        hp = strategy.hyper_params(minibatch_size=rows, entropy_coef=strategy.entropy_coef)
         gen = torch.Generator().manual_seed(0)
 
         def iteration() -> None:

@@ -89,3 +89,31 @@ def test_overrides_may_follow_the_options() -> None:
         "x.json",
         ["strategy=ppo"],
     )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["learn", "--seeds", ""],
+        ["learn", "--seeds", "1,x"],
+        ["soak", "--runs", "0"],
+        ["soak", "--runs", "-3"],
+    ],
+)
+def test_bad_seeds_and_run_counts_are_refused_by_the_parser(argv: list[str]) -> None:
+    from townlet_tools.bench import _parser
+
+    with pytest.raises(SystemExit) as refused:
+        _parser().parse_intermixed_args(argv)
+    assert refused.value.code == 2
+
+
+def test_learn_fails_when_every_seed_failed(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "townlet_tools.bench", "learn", "--seeds", "0", "strategy=nonexistent"],
+        env={**os.environ, "TOWNLET_ROOT": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]

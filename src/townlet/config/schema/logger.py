@@ -28,6 +28,13 @@ class ProgressMode(StrEnum):
     off = "off"
 
 
+class WandbMode(StrEnum):
+    auto = "auto"  # online with WANDB_API_KEY (or as WANDB_MODE says), else offline
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
+
+
 @dataclass
 class JsonlLoggerConfig:
     """``<run dir>/metrics.jsonl``: one JSON object per logged record (plots, reports and benches read it)."""
@@ -61,6 +68,21 @@ class MlflowLoggerConfig:
     tracking_uri: str = "sqlite:///${paths.output_root}/mlflow.db"
     experiment: str | None = None  # null: "runs" for single runs, the sweep dir's name for a multirun
     log_artifacts: bool = True  # result.json, plots/, the checkpoint and .hydra/ when the run ends
+    # a tracking server's HTTP waits: a server that is down costs ~(retries + 1) x timeout + backoff
+    request_timeout_sec: int = 3
+    request_max_retries: int = 2
+
+
+@dataclass
+class WandbLoggerConfig:
+    """One W&B run per job (needs the ``wandb`` extra); offline unless ``WANDB_API_KEY`` is set."""
+
+    _target_: str = "townlet.runs.wandb_log.WandbSink"
+    project: str = "townlet"
+    entity: str | None = None
+    mode: WandbMode = WandbMode.auto
+    log_artifacts: bool = True  # result.json and the policy checkpoint when the run ends
+    init_timeout_sec: float = 15.0
 
 
 @dataclass
@@ -71,6 +93,7 @@ class LoggerConfig:
     csv: CsvLoggerConfig | None = None
     tensorboard: TensorBoardLoggerConfig | None = None
     mlflow: MlflowLoggerConfig | None = None
+    wandb: WandbLoggerConfig | None = None
     log_frequency: int = 1  # write every n-th record a strategy logs (forced records always)
     max_log_entries: int | None = None  # metrics.jsonl moves on to metrics.jsonl.1, .2 ... after this many
     plots: bool = True  # <run dir>/plots/training_curves.png, drawn from metrics.jsonl

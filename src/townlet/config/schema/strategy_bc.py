@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from townlet.config.schema.strategy_ppo import PPOStrategyConfig
+
 TARGETS = ("teacher_actions", "actions")
 
 
@@ -32,7 +34,8 @@ class BCStrategyConfig:
     # Value-head warm-up on the data's discounted returns-to-go (0 = policy head only), so a PPO run
     # warm-started from this checkpoint begins with a trained critic.
     value_coef: float = 0.5
-    gamma: float = 0.99  # discount of those returns; keep it equal to strategy=ppo's gamma
+    # discount of those returns: PPO's, so the warmed-up critic is the one a PPO run starts from
+    gamma: float = PPOStrategyConfig.gamma
     # true: the value loss also trains the shared trunk (slower imitation: val acc 0.916 vs 0.988
     # after epoch 1 on the default data); false: value head only
     value_trunk: bool = False

@@ -98,16 +98,17 @@ def record_promotion(
 ) -> dict[str, Any] | None:
     """Add the run's PASS/HOLD/FAIL to the file-locked promotion state; its snapshot, or None
     when promotion is not recorded."""
-    if not strategy.record_promotion or state_dir is None:
+    rules = strategy.promotion_rules
+    if not rules.record or state_dir is None:
         return None
     from townlet.promotion.state import PromotionService
 
     service = PromotionService(
-        state_dir, required_passes=strategy.required_passes, hold_resets_streak=strategy.hold_resets_streak
+        state_dir, required_passes=rules.required_passes, hold_resets_streak=rules.hold_resets_streak
     )
     return service.record_evaluation(
         status.value,
         run_dir=context.run_dir.path,
         checkpoint=final,
-        detail={"dataset_label": label, "cycle": strategy.schedule[-1].cycle},
+        detail={"dataset_label": label, "cycle": strategy.stages[-1].cycle},
     )

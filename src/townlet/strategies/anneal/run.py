@@ -15,6 +15,7 @@ Torch is only touched by the stage strategies; this package stays importable wit
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from townlet.promotion.rules import anneal_status, status_reasons
@@ -31,7 +32,7 @@ from townlet.strategies.anneal.persist import (
 from townlet.strategies.anneal.progress import STAGE_FILE, Passing, Progress
 from townlet.strategies.anneal.rollback import final_evaluation, final_stage, install_final_checkpoint
 from townlet.strategies.anneal.settings import AnnealSettings
-from townlet.strategies.anneal.stages import anneal_context, stage_context, with_teacher_mix
+from townlet.strategies.anneal.stages import stage_context, tag_ppo_result, with_teacher_mix
 from townlet.strategies.anneal.summary import Outcome, log_outcome, summarize, write_results
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from townlet.strategies.context import TrainingContext
 
 
+@dataclass
 class AnnealStrategy(AnnealSettings):
     """``strategy=anneal``, the default main job: the settings plus the run below."""
 
@@ -51,7 +53,7 @@ class AnnealStrategy(AnnealSettings):
 def run_anneal(strategy: AnnealSettings, context: TrainingContext) -> AnnealSummaryDTO:
     strategy.ensure_torch()
     started = time.perf_counter()
-    schedule = strategy.schedule
+    schedule = strategy.stages
     label = strategy.dataset_label or default_dataset_label(context)
     state_dir = state_dir_of(context)
     store = baseline_store(state_dir)
@@ -112,28 +114,19 @@ def _run_stage(
 ) -> bool:
     """Build, run (train and evaluate) and judge one stage; False when it fails the BC gate."""
     baseline = stored.get(stage.cycle) or (progress.previous if strategy.chain_stages else None)
-    anneal = anneal_context(
-        stage,
-        label,
-        progress,
-        baseline,
-        threshold=strategy.accuracy_threshold,
-        tolerances=strategy.tolerances,
-    )
     child = stage_context(
         context,
         stage,
         index,
-        anneal,
         progress.checkpoint,
         evaluate=strategy.stage_evaluation,
-        is_last=index == len(strategy.schedule) - 1,
+        is_last=index == len(strategy.stages) - 1,
         episodes=strategy.evaluation_episodes,
     )
     context.log.info(
         "anneal: stage %d/%d cycle=%d mode=%s epochs=%d bc_weight=%.2f init_from=%s",
         index + 1,
-        len(strategy.schedule),
+        len(strategy.stages),
         stage.cycle,
         stage.mode,
         stage.epochs,
@@ -160,7 +153,8 @@ def _run_stage(
             return False
     else:
         reference = None if progress.best is None else progress.best.mean_return
-        result, current = ppo_result(stage, dto, baseline, reference, strategy.tolerances)
+        dto = tag_ppo_result(dto, stage, label, progress, baseline, threshold=strategy.accuracy_threshold)
+        result, current = ppo_result(stage, dto, baseline, reference, strategy.guardrails)
         if not (child.resume and (child.run_dir.path / STAGE_FILE).is_file()):  # not logged before a stop
             log_guardrails(child, stage, result, baseline)
         progress.observed[stage.cycle] = current

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from typing import TYPE_CHECKING, Any
+
+from townlet.config.plan import ppo_plan
 
 if TYPE_CHECKING:
     from townlet.strategies.context import TrainingContext
@@ -86,7 +88,8 @@ class Stage:
 def parse_schedule(schedule: Sequence[Any] | None) -> list[Stage]:
     """The validated stages in run order: by cycle, keeping the listed order within a cycle
     (a stable sort, so e.g. BC then PPO in cycle 0 stays that way)."""
-    stages = [Stage.from_any(s, i) for i, s in enumerate(plain(schedule) or [])]
+    entries = [asdict(s) if is_dataclass(s) and not isinstance(s, type) else s for s in plain(schedule) or []]
+    stages = [Stage.from_any(s, i) for i, s in enumerate(entries)]
     if not stages:
         raise AnnealConfigError(
             "strategy.schedule is empty; give at least one stage, e.g. [{cycle: 0, mode: bc, epochs: 5}]"
@@ -116,5 +119,6 @@ def stage_overrides(
     if str(cfg.get("data_mode", "rollout")) != "replay":
         envs = cfg.get("num_envs") or getattr(context.world, "num_envs", 1)
         agents = cfg.get("num_agents") or getattr(context.world, "num_agents", 1)
-        overrides["total_steps"] = int(stage.epochs) * int(envs) * int(agents) * int(cfg.get("n_steps", 64))
+        plan = ppo_plan(n_steps=cfg["n_steps"], num_envs=envs, num_agents=agents, total_steps=0)
+        overrides["total_steps"] = int(stage.epochs) * int(plan.rows_per_iteration or 0)
     return overrides

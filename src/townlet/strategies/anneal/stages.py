@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from dataclasses import is_dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
+from townlet.dto.metrics import STAGE_INDEX_KEY, STAGE_KEY
 from townlet.promotion.rules import GuardrailMetrics
 from townlet.strategies.anneal.schedule import is_config_node, plain
 
 if TYPE_CHECKING:
-    from townlet.promotion.rules import GuardrailTolerances
+    from townlet.dto import PPOTrainingResultDTO
     from townlet.rollout.collect import RolloutCaptureService
     from townlet.strategies.anneal.progress import Progress
     from townlet.strategies.anneal.schedule import Stage
-    from townlet.strategies.context import AnnealContext, TrainingContext
+    from townlet.strategies.context import TrainingContext
 
 STAGES_DIR = "stages"
 
 
 class TaggedMetrics:
-    """Adds the stage's ``anneal_*`` tags to every record a stage strategy logs (shared file)."""
+    """Adds the stage's tags to every record a stage strategy logs (one shared file): the generic
+    ``stage_index``/``stage`` keys loggers split curves by, and the anneal's own ``anneal_cycle``."""
 
     def __init__(self, inner: Any, tags: Mapping[str, Any]) -> None:
         self._inner = inner
@@ -34,47 +37,50 @@ class TaggedMetrics:
         return getattr(self._inner, name)
 
 
-def anneal_context(
+def tag_ppo_result(
+    dto: PPOTrainingResultDTO,
     stage: Stage,
     label: str,
     progress: Progress,
     baseline: GuardrailMetrics | None,
     *,
     threshold: float,
-    tolerances: GuardrailTolerances,
-) -> AnnealContext:
-    """What the stage strategy is told about the anneal: PPO tags its telemetry with it and reports
-    the baselines its guardrails are judged against."""
-    from townlet.strategies.context import AnnealContext
-
+) -> PPOTrainingResultDTO:
+    """The PPO stage's result with its ``anneal_*`` fields: the stage's identity and the baselines its
+    guardrails are judged against (the numeric ones also in ``best``, the best iteration's figures).
+    The anneal fills them in, so PPO needs no notion of a stage."""
     b = baseline or GuardrailMetrics()
-    return AnnealContext(
-        cycle=stage.cycle,
-        stage=stage.mode,
-        dataset_label=label,
-        bc_accuracy=progress.bc_accuracy,
-        bc_threshold=threshold,
-        bc_passed=progress.bc_passed,
-        bc_weight=stage.bc_weight,
-        loss_baseline=b.loss_total,
-        queue_baseline=b.queue_conflict_events,
-        intensity_baseline=b.queue_conflict_intensity_sum,
-        tolerances=tolerances.as_dict(),
-    )
+    fields: dict[str, Any] = {
+        "anneal_cycle": float(stage.cycle),
+        "anneal_stage": stage.mode,
+        "anneal_dataset": label,
+        "anneal_bc_accuracy": progress.bc_accuracy,
+        "anneal_bc_threshold": threshold,
+        "anneal_bc_passed": progress.bc_passed,
+        "anneal_loss_baseline": b.loss_total,
+        "anneal_queue_baseline": b.queue_conflict_events,
+        "anneal_intensity_baseline": b.queue_conflict_intensity_sum,
+    }
+    numbers = {k: float(v) for k, v in fields.items() if _is_number(v)}
+    return dto.model_copy(update={**fields, "best": {**dto.best, **numbers}})
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
 def stage_context(
     context: TrainingContext,
     stage: Stage,
     index: int,
-    anneal: AnnealContext,
     init_from: str | None,
     *,
     evaluate: bool,
     is_last: bool,
     episodes: int | None,
 ) -> TrainingContext:
-    """The parent context re-pointed at the stage's directory, checkpoint and anneal context.
+    """The parent context re-pointed at the stage's directory and checkpoint, with a metrics writer
+    that tags every line with the stage.
 
     Training seeds differ per stage (two PPO stages must not replay the same rollouts); the
     evaluation seed does not, so every stage's policy is judged on the same episodes (as many as
@@ -92,14 +98,13 @@ def stage_context(
             baselines=bool(evaluation.baselines) and is_last,
             episodes=episodes or int(evaluation.episodes),
         )
-    tags = {"anneal_stage_index": index, "anneal_cycle": stage.cycle, "anneal_stage": stage.mode}
+    tags = {STAGE_INDEX_KEY: index, STAGE_KEY: stage.mode, "anneal_cycle": stage.cycle}
     return replace(
         context,
         seed=int(context.seed) + 1000 * index,
         run_dir=RunDir(context.run_dir.path / STAGES_DIR / stage.dirname(index)),
         init_from=None if init_from is None else str(init_from),
         resume=context.resume,  # finished stages return their result again, the stopped one continues
-        anneal=anneal,
         metrics=TaggedMetrics(context.metrics, tags),  # type: ignore[arg-type]  # duck-typed writer
         evaluation=evaluation,
     )

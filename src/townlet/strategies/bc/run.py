@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from townlet.config.plan import RunPlan
 from townlet.config.schema.strategy_bc import BCStrategyConfig
 from townlet.runs import interrupt
 from townlet.strategies.base import StrategyBase, dataset_label, evaluate_trained
@@ -47,6 +48,10 @@ class BCStrategy(BCStrategyConfig, StrategyBase):
     # set per run (they need the data and the device), not settings
     _value_train: ValueTargets | None = field(default=None, init=False, repr=False, compare=False)
     _value_val: ValueTargets | None = field(default=None, init=False, repr=False, compare=False)
+
+    def plan(self, world: Any) -> RunPlan:
+        """At most ``epochs`` epochs (early stopping may end sooner); the world does not size BC."""
+        return RunPlan(units=self.epochs, unit="epoch")
 
     def run(self, context: TrainingContext) -> BCTrainingResultDTO:
         self.ensure_torch()

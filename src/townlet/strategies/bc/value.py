@@ -131,7 +131,7 @@ def evaluate_values(
     """0.5 * MSE of the value head against ``returns`` and its explained variance (None if constant)."""
     import torch
 
-    from townlet.algorithms.stats import explained_variance
+    from townlet.algorithms.gae import explained_variance
 
     values = []
     net.eval()

@@ -1,36 +1,107 @@
 """``strategy=ppo``: the network being trained acts in vectorised towns and learns from what it did.
 
-``run`` reads one PPO run top to bottom; ``settings`` holds the validated hyper-parameters.
-``PPOStrategy`` below joins the two: it is the object Hydra builds (``townlet.strategies.ppo.PPOStrategy``
-is the ``_target_`` in configs and saved snapshots). Torch is imported only inside functions.
+``PPOStrategy`` is the object Hydra builds (``townlet.strategies.ppo.PPOStrategy`` is the ``_target_``
+in configs and saved snapshots): ``PPOStrategyConfig``'s fields, so every setting has one home (the
+schema: defaults, ranges, checks), what derives from them, and ``run()``. ``run.py`` reads one run top
+to bottom; ``sources.py`` is where an iteration's data comes from. Torch is imported only inside
+functions, so ``--cfg job`` and config validation work without it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import copy
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from townlet.config.schema.strategy_ppo import PPOConfigError
-from townlet.strategies.ppo.records import (
-    COUNTERS,
-    TELEMETRY_VERSION,
-    event_counters,
-)
-from townlet.strategies.ppo.run import PPORun
-from townlet.strategies.ppo.schedules import scheduled_value, social_stage_for
-from townlet.strategies.ppo.settings import PPOSettings
+from townlet.config.plan import RunPlan, ppo_plan
+from townlet.config.schema.strategy_ppo import DataMode, PPOConfigError, PPOStrategyConfig
+from townlet.strategies.base import StrategyBase
+from townlet.strategies.ppo.records import COUNTERS, TELEMETRY_VERSION, event_counters
+from townlet.strategies.ppo.run import PPORun, scheduled_value, social_stage_for
 from townlet.world.spec import EVENT_COUNTERS
 
 if TYPE_CHECKING:
+    from townlet.algorithms.update import PPOHyperParams
     from townlet.dto import PPOTrainingResultDTO
     from townlet.strategies.context import TrainingContext
 
 
-class PPOStrategy(PPOSettings):
-    """``strategy=ppo``: the settings plus ``run()``."""
+@dataclass
+class PPOStrategy(PPOStrategyConfig, StrategyBase):
+    """``strategy=ppo``: the settings, what derives from them, and ``run()``."""
+
+    name: ClassVar[str] = "ppo"
+    requires_torch: ClassVar[bool] = True
 
     def run(self, context: TrainingContext) -> PPOTrainingResultDTO:
         self.ensure_torch()
         return PPORun(self, context).execute()
+
+    def plan(self, world: Any) -> RunPlan:
+        """Replay runs ``epochs`` iterations; rollout and mixed run until ``total_steps`` agent-steps,
+        ``n_steps`` ticks of the strategy's (else the world's) towns and agents per iteration."""
+        return ppo_plan(
+            n_steps=self.n_steps,
+            num_envs=self.num_envs or world.num_envs,
+            num_agents=self.num_agents or world.num_agents,
+            total_steps=self.total_steps,
+            replay_epochs=self.epochs if self.data_mode == DataMode.replay else None,
+        )
+
+    def planned_iterations(self, world: Any, replay: Any) -> int:
+        """The plan's iterations; a streamed replay epoch is one iteration per shard."""
+        units = int(self.plan(world).units or 1)
+        return units * (replay.passes_per_epoch if self.data_mode == DataMode.replay and replay else 1)
+
+    def world_config(self, world: Any) -> Any:
+        """A copy of the world config with the strategy's rollout sizes, leaving the context's intact."""
+        cfg = copy.deepcopy(world)
+        if self.num_envs is not None:
+            cfg.num_envs = int(self.num_envs)
+        if self.num_agents is not None:
+            cfg.num_agents = int(self.num_agents)
+        return cfg
+
+    def configure_metrics(self, writer: Any) -> None:
+        """Apply the strategy's logging overrides; a ``max_log_entries`` <= 0 means unlimited."""
+        if self.log_frequency is not None:
+            writer.log_frequency = int(self.log_frequency)
+        if self.max_log_entries is not None:
+            writer.max_log_entries = int(self.max_log_entries) if self.max_log_entries > 0 else None
+
+    def minibatch_rows(self, rows: int) -> int:
+        """Rows per minibatch: ``minibatch_size``, or ``rows // num_minibatches`` if that is smaller.
+
+        Never more rows than there are, never fewer than one, so tiny batches still train.
+        """
+        if self.num_minibatches is None:
+            return max(1, min(self.minibatch_size, rows))
+        return max(1, min(self.minibatch_size, rows // min(self.num_minibatches, max(rows, 1))))
+
+    def gae_options(self) -> dict[str, Any]:
+        """How ``prepare_batch`` turns a batch's rewards into advantages and value targets."""
+        return {
+            "gamma": self.gamma,
+            "lam": self.gae_lambda,
+            "normalise": self.advantage_normalization,
+            "faint_is_terminal": self.faint_is_terminal,
+        }
+
+    def hyper_params(self, *, minibatch_size: int, entropy_coef: float) -> PPOHyperParams:
+        """The update's parameters: the schema's, with this iteration's minibatch rows and entropy weight."""
+        from townlet.algorithms.update import PPOHyperParams
+
+        return PPOHyperParams(
+            clip_param=self.clip_param,
+            value_loss_coef=self.value_loss_coef,
+            entropy_coef=entropy_coef,
+            max_grad_norm=self.max_grad_norm,
+            value_clip=self.value_clip,
+            update_epochs=self.update_epochs,
+            minibatch_size=minibatch_size,
+            target_kl=self.target_kl,
+            bc_coef=self.bc_coef,
+        )
 
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""PPO's optional running normalisers: reward scaling and feature standardisation.
+"""PPO's input scaling: the maps' scale of a fresh network, and the optional running normalisers
+(reward scaling and feature standardisation).
 
 Both are off unless ``strategy.reward_scaling`` / ``strategy.feature_normalisation`` ask for them.
 Their statistics travel in the checkpoint (``extra["normalisers"]``) so a resumed run scales its
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from townlet.algorithms.normalise import ReturnScaler, RunningMoments
+from townlet.algorithms.returns import ReturnScaler, RunningMoments
 
 if TYPE_CHECKING:
     from townlet.replay import ReplayData
@@ -42,12 +43,6 @@ class Normalisers:
         out.load_state(saved)
         return out
 
-    @staticmethod
-    def record(reward_scale: float | None, entropy_coef: float | None) -> dict[str, float]:
-        """Metrics of the optional schedules, present only when they are on (one name end to end)."""
-        out = {"reward_scale": reward_scale, "entropy_coef": entropy_coef}
-        return {k: v for k, v in out.items() if v is not None}
-
     def observe(self, net: Any, data: ReplayData) -> float | None:
         """Fold one rollout into the statistics; returns the reward factor for its GAE (or None)."""
         if self.features is not None:
@@ -70,6 +65,20 @@ class Normalisers:
             self.rewards.load_state(state["rewards"])
         if self.features is not None and "features" in state:
             self.features = RunningMoments.from_state(state["features"])
+
+
+def normalise_inputs(net: Any, data: ReplayData) -> None:
+    """Input scaling for a network trained from scratch.
+
+    Map channels are scaled by their observed maxima. Features are left as the world scales
+    them (already within about [-1, 1]): standardising by the statistics of a short first
+    rollout divides nearly-constant features (wallet, shift flags) by ~1e-3 and blew the
+    critic up to 1e9 as soon as they moved. Warm starts keep the BC statistics instead.
+    """
+    import torch
+
+    maps_max = torch.from_numpy(data.maps.max(axis=(0, 1, 3, 4)).astype(np.float32))
+    net.set_input_normalisation(maps_max)
 
 
 def _set_feature_scale(net: Any, moments: RunningMoments) -> None:

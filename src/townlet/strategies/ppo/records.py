@@ -10,21 +10,27 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from townlet.config.schema.strategy_ppo import DataMode
+from townlet.dto.metrics import (
+    PPO_COUNT_KEYS,
+    PPO_HEALTH_KEYS,
+    PPO_KL_KEYS,
+    PPO_LOSS_KEYS,
+    PPO_RESULT_KEYS,
+    PPO_ROLLOUT_RESULT_KEYS,
+    PPO_SPREAD_KEYS,
+)
 from townlet.world.spec import EVENT_COUNTERS
 
 if TYPE_CHECKING:
-    from townlet.algorithms.batches import PreparedBatch
+    from townlet.algorithms.gae import PreparedBatch
     from townlet.dto import PPOTrainingResultDTO
     from townlet.replay import ReplayData
     from townlet.rollout.collect import EpisodeTracker
+    from townlet.strategies.ppo.sources import Seen
     from townlet.strategies.ppo.state import RunState
 
 __all__ = [
     "COUNTERS",
-    "DTO_ANNEAL_KEYS",
-    "DTO_RECORD_KEYS",
-    "DTO_ROLLOUT_KEYS",
-    "SUMMARY_KEYS",
     "TELEMETRY_VERSION",
     "batch_diagnostics",
     "env_metrics",
@@ -82,7 +88,7 @@ def batch_diagnostics(prepared: list[PreparedBatch]) -> dict[str, float]:
     """
     import torch
 
-    from townlet.algorithms.stats import explained_variance, pearson_corr
+    from townlet.algorithms.gae import explained_variance, pearson_corr
 
     advantages = torch.cat([p.batch.advantages for p in prepared])
     rewards = torch.cat([p.rewards for p in prepared])
@@ -105,38 +111,6 @@ def _pooled_moments(parts: list[tuple[Any, Any, int]]) -> list[Any]:
     return [mean, torch.sqrt(torch.clamp(second - mean.pow(2), min=0.0))]
 
 
-# Update-summary keys on the metrics line, taken under the names ``ppo_update`` gives them (in the
-# line's telemetry 1.2 order; the rest of the line is the run's counters, diagnostics and town).
-_COUNT_KEYS = ("updates", "transitions")
-_LOSS_KEYS = ("loss_policy", "loss_value", "loss_entropy", "loss_total", "clip_fraction")
-_KL_KEYS = ("grad_norm", "kl_divergence", "kl_k1", "loss_bc")
-_HEALTH_KEYS = ("adv_zero_std_batches", "adv_min_std", "clip_triggered_minibatches", "clip_fraction_max")
-_SPREAD_KEYS = ("batch_entropy_mean", "batch_entropy_std", "grad_norm_max", "kl_divergence_max")
-SUMMARY_KEYS = (*_COUNT_KEYS, *_LOSS_KEYS, *_KL_KEYS, *_HEALTH_KEYS, *_SPREAD_KEYS, "epochs_run")
-
-# Metrics-line keys the result DTO takes under the same name: those every line has ...
-_DTO_CORE = ("epoch", *_COUNT_KEYS, *_LOSS_KEYS, "adv_mean", "adv_std", "grad_norm", "kl_divergence", "lr")
-_DTO_HEALTH = ("steps", "telemetry_version", *_HEALTH_KEYS, *_SPREAD_KEYS, "explained_variance")
-_DTO_V11 = ("epoch_duration_sec", "data_mode", "cycle_id", "reward_advantage_corr", "rollout_ticks")
-DTO_RECORD_KEYS = (*_DTO_CORE, *_DTO_HEALTH, *_DTO_V11, "log_stream_offset", *COUNTERS, "chat_quality_mean")
-# ... the keys only a line with a rollout has (replay collects no episodes) ...
-DTO_ROLLOUT_KEYS = ("episode_return_mean",)
-# ... and those only a line of an anneal stage has: the stage's identity and guardrail baselines
-# (each from the AnnealContext attribute it names).
-_ANNEAL_KEYS = {
-    "anneal_cycle": "cycle",
-    "anneal_stage": "stage",
-    "anneal_dataset": "dataset_label",
-    "anneal_bc_accuracy": "bc_accuracy",
-    "anneal_bc_threshold": "bc_threshold",
-    "anneal_bc_passed": "bc_passed",
-    "anneal_loss_baseline": "loss_baseline",
-    "anneal_queue_baseline": "queue_baseline",
-    "anneal_intensity_baseline": "intensity_baseline",
-}
-DTO_ANNEAL_KEYS = tuple(_ANNEAL_KEYS)
-
-
 def _take(source: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     """``keys`` of ``source`` under the same names; a missing one is a KeyError naming it."""
     return {k: source[k] for k in keys}
@@ -145,62 +119,63 @@ def _take(source: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 def iteration_record(
     strategy: Any,
     state: RunState,
-    anneal: Any,
     iteration: int,
-    lr: float,
+    schedule: dict[str, Any],
     summary: dict[str, float],
-    diagnostics: dict[str, float],
-    env: dict[str, Any],
-    events: dict[str, float],
-    stage: str | None,
+    seen: Seen,
+    timing: dict[str, float],
 ) -> dict[str, Any]:
-    """One metrics line (telemetry 1.2 keys): the update summary (``SUMMARY_KEYS``, named as on the
-    line), the run counters, the batch diagnostics, the rollout's town metrics and, inside an anneal
-    stage, the stage's identity and guardrail baselines."""
-    s, it = strategy, iteration
+    """One metrics line (telemetry 1.2 keys): the update summary (``PPO_SUMMARY_KEYS``, named as on the
+    line), the run counters, the batch diagnostics, the rollout's town metrics, the timings and the
+    optional schedules (``reward_scale``, a scheduled ``entropy_coef``), present only when they are on."""
+    s, it, diagnostics = strategy, iteration, seen.batch
+    collected = seen.rows_collected
     record: dict[str, Any] = {
         "epoch": it,
         "iteration": it,
-        **_take(summary, (*_COUNT_KEYS, *_LOSS_KEYS)),
+        **_take(summary, (*PPO_COUNT_KEYS, *PPO_LOSS_KEYS)),
         **_take(diagnostics, ("adv_mean", "adv_std")),
-        **_take(summary, _KL_KEYS),
+        **_take(summary, PPO_KL_KEYS),
         "bc_coef": s.bc_coef,
         "telemetry_version": TELEMETRY_VERSION,
-        "lr": lr,
+        "lr": schedule["lr"],
         "steps": state.steps,
-        **_take(summary, _HEALTH_KEYS),
+        **_take(summary, PPO_HEALTH_KEYS),
         "data_mode": str(s.data_mode),  # a plain string: records travel into checkpoints
         "cycle_id": it - 1,
-        **_take(summary, _SPREAD_KEYS),
+        **_take(summary, PPO_SPREAD_KEYS),
         **_take(diagnostics, ("reward_advantage_corr",)),
         "rollout_ticks": s.n_steps if s.data_mode != DataMode.replay else 0,
         "log_stream_offset": state.log_stream_offset,
-        **event_counters(events),
+        **event_counters(seen.events),
         **_take(diagnostics, ("explained_variance",)),
         "epochs_run": summary["epochs_run"],
         "target_kl_stopped": bool(summary["early_stopped"]),  # the line's flag is a bool
         "env_steps": state.env_steps,
-        "social_reward_stage": stage,
-        **env,
+        "social_reward_stage": schedule["stage"],
+        **seen.env,
+        "epoch_duration_sec": timing["duration"],
+        "collect_sec": seen.collect_sec,
+        "update_sec": timing["update"],
+        "sps": collected / timing["duration"] if collected else None,
+        "update_samples_per_sec": state.steps_last / timing["update"] if timing["update"] > 0 else None,
     }
-    if anneal is not None:
-        record.update({key: getattr(anneal, attr) for key, attr in _ANNEAL_KEYS.items()})
-    return record
+    entropy = schedule["entropy_coef"] if s.entropy_schedule != "constant" else None
+    optional = {"reward_scale": seen.reward_scale, "entropy_coef": entropy}
+    return {**record, **{k: v for k, v in optional.items() if v is not None}}
 
 
 def result_dto(
     ctx: Any, state: RunState, record: dict[str, Any], evaluation: Any, duration: float, device: str
 ) -> PPOTrainingResultDTO:
-    """The run's result: the last iteration's record (``DTO_*_KEYS``), run totals, the best iteration
+    """The run's result: the last iteration's record (``PPO_*RESULT_KEYS``), run totals, the best iteration
     and the evaluation."""
     from townlet.dto import PPOTrainingResultDTO
     from townlet.nets.checkpoints import LAST
 
-    values = _take(record, DTO_RECORD_KEYS)
+    values = _take(record, (*PPO_RESULT_KEYS, *COUNTERS, "chat_quality_mean"))
     if record["data_mode"] != DataMode.replay:
-        values.update(_take(record, DTO_ROLLOUT_KEYS))
-    if ctx.anneal is not None:
-        values.update(_take(record, DTO_ANNEAL_KEYS))
+        values.update(_take(record, PPO_ROLLOUT_RESULT_KEYS))
     return PPOTrainingResultDTO(
         **values,
         duration_sec=duration,

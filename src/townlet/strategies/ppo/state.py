@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Best", "RunState", "save_checkpoints"]
+if TYPE_CHECKING:
+    import logging
+
+    from townlet.strategies.context import TrainingContext
+
+__all__ = ["Best", "RunState", "resume", "save_checkpoints", "warm_start_from"]
 
 
 @dataclass
@@ -75,6 +80,19 @@ class RunState:
             rollout=dict(extra.get("rollout", {}) or {}),
         )
 
+    def advance(
+        self, iteration: int, summary: dict[str, float], seen: Any, normalisers: dict[str, Any]
+    ) -> None:
+        """Count one finished iteration: its update ``summary`` and what its sources ``seen``."""
+        self.iteration = iteration
+        self.episodes += seen.env.get("episodes_completed", 0)
+        self.env_steps += seen.rows_collected
+        self.steps_last = summary["transitions"] * summary["epochs_run"]
+        self.steps += self.steps_last
+        self.log_stream_offset += 1
+        self.target_kl_stops += int(summary["early_stopped"])
+        self.normalisers = normalisers
+
     def offer_best(self, iteration: int, record: dict[str, Any], env: dict[str, Any]) -> bool:
         """Keep ``record`` as the best if it beats the best so far; True if it did.
 
@@ -136,3 +154,41 @@ def save_checkpoints(
             config_hash=ctx.metadata.get("config_hash"),
             extra=extra,
         )
+
+
+def warm_start_from(ctx: TrainingContext, net: Any, spec: Any, device: Any, log: logging.Logger) -> bool:
+    """Load ``init_from`` (a BC or PPO checkpoint) into ``net``; True if it did.
+
+    A warm-started network keeps the input statistics it was trained with.
+    """
+    if not ctx.init_from:
+        return False
+    from townlet.nets.checkpoints import warm_start
+
+    src = warm_start(net, ctx.init_from, ctx.model, spec, str(device))
+    log.info("ppo: warm-started from %s", src.path)
+    return True
+
+
+def resume(
+    ctx: TrainingContext, net: Any, opt: Any, spec: Any, device: Any, policy: Any, log: logging.Logger
+) -> RunState | None:
+    """Restore network, optimiser, global RNGs and the policy's generator from ``last.pt``.
+
+    Returns the run state it stored, or None when there is nothing to resume.
+    """
+    from townlet.nets.checkpoints import LAST, load_checkpoint
+
+    ckpt_dir = ctx.run_dir.checkpoints
+    if not (ctx.resume and (ckpt_dir / LAST).is_file()):
+        return None
+    ckpt = load_checkpoint(ckpt_dir, spec, str(device), which="last")
+    net.load_state_dict(ckpt.model_state)
+    if ckpt.optimizer_state is not None:
+        opt.load_state_dict(dict(ckpt.optimizer_state))
+    ckpt.restore_rng()
+    state = RunState.from_extra(ckpt.extra)
+    if policy is not None and "policy_rng" in ckpt.extra:
+        policy.generator.set_state(ckpt.extra["policy_rng"].cpu())
+    log.info("ppo: resuming %s after iteration %d", ckpt.path, state.iteration)
+    return state

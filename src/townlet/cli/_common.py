@@ -1,0 +1,126 @@
+"""What every ``townlet-*`` command shares: one-line errors, and ``key=value`` arguments composed by Hydra.
+
+A user error (a bad value, a missing run, a file in the way) is one line ``<prog>: error: <problem and
+fix>`` on stderr and exit 2, never a traceback; a bug keeps its traceback. Arguments after a command's
+source are Hydra overrides on a small primary config in ``conf/`` (``eval.yaml``, ``export.yaml``,
+``render.yaml``), so they get Hydra's grammar, types and messages instead of a hand-written parser.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from townlet.packaged import CONF_DIR
+
+USER_ERROR_EXIT = 2
+#: The ``world`` option that stands for the source's own world (registered per call, see ``compose``).
+SOURCE_WORLD = "source_world"
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input, not a bug (imported on call: a command's ``--help`` stays light)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from townlet.runs.device import DeviceUnavailableError
+    from townlet.torch_guard import TorchNotAvailableError
+
+    return (
+        ValueError,
+        HydraException,
+        OmegaConfBaseException,
+        DeviceUnavailableError,
+        TorchNotAvailableError,
+    )
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc`` and of each error that caused it (Hydra wraps OmegaConf's reason)."""
+    parts: list[str] = []
+    while exc is not None and len(parts) < 3:
+        lines = str(exc).strip().splitlines()
+        line = lines[0].strip() if lines else type(exc).__name__
+        if line not in parts:
+            parts.append(line)
+        exc = exc.__cause__  # type: ignore[assignment]
+    return ": ".join(parts)
+
+
+def run_command(prog: str, body: Callable[[], int]) -> int:
+    """``body()``, with a user error turned into one line on stderr and exit code 2."""
+    try:
+        return body()
+    except user_errors() as exc:
+        sys.stderr.write(f"{prog}: error: {first_line(exc)}\n")
+        return USER_ERROR_EXIT
+    except OSError as exc:  # a folder vanished or filled up between a check and a write
+        sys.stderr.write(f"{prog}: error: {exc.strerror or exc} ({getattr(exc, 'filename', '')})\n")
+        return USER_ERROR_EXIT
+
+
+def compose(
+    config_name: str,
+    overrides: Sequence[str],
+    world: Mapping[str, Any] | Any = None,
+    schema: type | None = None,
+) -> Any:
+    """``conf/<config_name>.yaml`` with ``overrides`` applied (Hydra's compose API).
+
+    Commands with a ``world`` group: ``world=<name>`` picks a packaged world, ``world=<file.yaml>`` a
+    world file, ``world.<field>=…`` edits either; without ``world=``, ``world`` (the source's own
+    world) is the base, registered as the option :data:`SOURCE_WORLD`. ``schema`` (a dataclass) types
+    the config as ``<config_name>_schema``, first in its defaults list.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    items = list(overrides)
+    parsed = OverridesParser.create().parse_overrides(overrides=items)
+    chosen = [o for o in parsed if o.key_or_group == "world" and not o.is_delete()]
+    if chosen and str(chosen[-1].value()).endswith((".yaml", ".yml")):
+        from townlet.world import load_world_config
+
+        world = load_world_config(str(chosen[-1].value()))
+        items = [i for i, o in zip(items, parsed, strict=True) if o not in chosen]
+        chosen = []
+    if schema is not None:
+        ConfigStore.instance().store(name=f"{config_name}_schema", node=schema)
+    if world is not None and not chosen:
+        node = dict(world) if isinstance(world, Mapping) else world
+        ConfigStore.instance().store(group="world", name=SOURCE_WORLD, node=node)
+        items = [f"world={SOURCE_WORLD}", *items]
+    with initialize_config_dir(config_dir=str(Path(CONF_DIR)), version_base="1.3", job_name=config_name):
+        return hydra_compose(config_name=config_name, overrides=items)
+
+
+class JobCallbacks:
+    """The config's ``hydra.callbacks``, called around the one job as ``townlet-train`` calls them."""
+
+    def __init__(self, cfg: Any) -> None:
+        from hydra.utils import instantiate
+        from omegaconf import OmegaConf
+
+        nodes = OmegaConf.select(cfg, "hydra.callbacks") or {}
+        self.callbacks = [instantiate(node) for node in nodes.values()]
+
+    def on_job_start(self, **kwargs: Any) -> None:
+        for callback in self.callbacks:
+            callback.on_job_start(**kwargs)
+
+    def on_job_end(self, **kwargs: Any) -> None:
+        for callback in reversed(self.callbacks):
+            callback.on_job_end(**kwargs)
+
+
+def keep_error(task: Callable[[Any], Any], errors: list[Exception], cfg: Any) -> Any:
+    """``task(cfg)``, its exception also appended to ``errors`` (a job runner keeps only its own copy)."""
+    try:
+        return task(cfg)
+    except Exception as exc:
+        errors.append(exc)
+        raise

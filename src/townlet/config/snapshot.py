@@ -1,0 +1,400 @@
+"""The gate every config file from outside the package passes before Hydra reads it.
+
+Why: a run's ``.hydra/`` snapshot is a file anyone can edit, and Hydra acts on its ``hydra:`` node while
+it *composes* (logging handlers with ``()`` factories are called, ``env_set`` reaches the run record's
+``git``), long before the ``_target_`` allow-list of :mod:`townlet.config.instantiate` sees the job. So
+``townlet-train -cp DIR`` (DIR not the packaged ``conf/``) and ``townlet-reproduce RUN`` first read
+those files here as untrusted YAML (size-limited, no anchors or aliases) and accept from the
+``hydra:`` node only what a run of this project writes itself: its own callbacks and launchers by
+exact class path, stream and run-dir log handlers, the packaged ``env_set``, ``.hydra`` as output
+subdir, run/sweep dirs without ``..``, no search paths. Import paths of the job are held to a
+narrower list than a typed config: classes of the project's strategies, loggers, models and services.
+
+Every refusal is one line (:class:`SnapshotRefused`); nothing outside the allow-list is imported, nothing
+is written, and torch is not imported.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from townlet.config.instantiate import (
+    ALLOWED_MODULES,
+    ConfigError,
+    allowed_modules,
+    current_target,
+    iter_import_paths,
+    resolve_target,
+)
+from townlet.packaged import CONF_DIR
+
+MAX_YAML_BYTES = 1 << 20
+MAX_FILES = 200
+REFUSED_EXIT = 2
+
+#: ``hydra.callbacks`` a snapshot may name (what ``townlet-train`` and ``conf/hydra`` add).
+CALLBACKS = frozenset(
+    {"townlet.sweeps.summary.SweepSummaryCallback", "townlet.cli.preflight.PreflightCallback"}
+)
+#: Launchers and sweepers of Hydra and of ``conf/launcher``/``conf/hparams_search``.
+LAUNCHERS = frozenset(
+    {
+        "hydra._internal.core_plugins.basic_launcher.BasicLauncher",
+        "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+        "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",
+        "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+        "hydra_plugins.townlet_slurm_launcher.launcher.TownletSlurmLauncher",
+    }
+)
+SWEEPERS = frozenset(
+    {
+        "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+        "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
+    }
+)
+SAMPLERS = frozenset(
+    f"optuna.samplers.{name}"
+    for name in ("TPESampler", "RandomSampler", "CmaEsSampler", "NSGAIISampler", "GridSampler", "QMCSampler")
+)
+#: Packages whose *classes* a snapshot's job may name (strategies, loggers, models, services).
+SNAPSHOT_PACKAGES: tuple[str, ...] = (
+    *(f"townlet.{m}" for m in ("strategies", "nets", "rollout", "replay", "promotion")),
+    *(f"townlet.runs.{m}" for m in ("sinks", "csv_log", "tensorboard", "mlflow_log")),
+    *("torch.optim", "torch.nn"),
+)
+#: Functions a snapshot's job may name, each exactly so.
+SNAPSHOT_FUNCTIONS = frozenset({"townlet.strategies.services.build_default_services"})
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_STREAMS = frozenset({"ext://sys.stdout", "ext://sys.stderr"})
+_RUN_DIR_LOG = re.compile(r"\$\{hydra\.runtime\.output_dir\}/[A-Za-z0-9_.${}-]+")
+#: Resolvers a snapshot's ``${name:...}`` may call: the ones a run's own files use. ``oc.env`` would
+#: copy any environment variable (a token) into the run's records; ``oc.create``/``oc.decode`` build
+#: nodes past these checks.
+RESOLVERS = frozenset({"now", "townlet_root", "hydra", "oc.select"})
+_RESOLVER_CALL = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
+_HANDLER_KEYS = frozenset({"class", "formatter", "level", "stream", "filename", "mode", "encoding"})
+_FORMATTER_KEYS = frozenset({"format", "datefmt", "style"})
+
+
+class SnapshotRefused(ConfigError):
+    """An untrusted config file asks for something a run of this project never writes."""
+
+
+# ------------------------------------------------------------------------------------------ entries
+
+
+def gate_train_args(args: Sequence[str], prog: str = "townlet-train") -> None:
+    """``townlet-train``'s gate: check the files of a non-packaged ``-cp``/``-cd`` dir; on refusal one
+    stderr line and exit 2, before Hydra starts."""
+    try:
+        check_train_args(args)
+    except ConfigError as exc:
+        sys.stderr.write(f"{prog}: config error: {exc}\n")
+        raise SystemExit(REFUSED_EXIT) from None
+
+
+def check_train_args(args: Sequence[str]) -> None:
+    """Check every YAML file of each non-packaged config dir named by ``-cp``/``-cd`` (a defaults list
+    may select any of them) and that ``-cn`` is a plain name."""
+    for flag, folder in _config_dirs(args):
+        if _is_packaged(folder) or not folder.is_dir():
+            continue
+        files = sorted(folder.rglob("*.yaml"))
+        if len(files) > MAX_FILES:
+            raise SnapshotRefused(f"{folder} holds {len(files)} YAML files (at most {MAX_FILES} are read)")
+        for path in files:
+            check_config_file(path, folder)
+        if flag in ("-cp", "--config-path") and (name := _option(args, ("-cn", "--config-name"))):
+            _plain(name, f"--config-name {name!r}")
+
+
+def check_run_snapshot(run_dir: Path) -> None:
+    """Check a run's ``.hydra/config.yaml``, ``overrides.yaml`` and ``hydra.yaml`` (when present)."""
+    hydra_dir = run_dir.expanduser().resolve() / ".hydra"
+    config_path, overrides_path, hydra_path = (
+        hydra_dir / f"{n}.yaml" for n in ("config", "overrides", "hydra")
+    )
+    if config_path.is_file():
+        check_config_file(config_path, hydra_dir)
+    if overrides_path.is_file():
+        overrides = load_untrusted_yaml(overrides_path)
+        if isinstance(overrides, list):
+            check_overrides([str(o) for o in overrides], str(overrides_path))
+    if hydra_path.is_file():
+        node = load_untrusted_yaml(hydra_path)
+        check_resolvers(node, str(hydra_path))
+        if isinstance(node, Mapping) and isinstance(node.get("hydra"), Mapping):
+            check_hydra_node(node["hydra"], str(hydra_path))
+            job = node["hydra"].get("job") or {}
+            name = job.get("config_name") if isinstance(job, Mapping) else None
+            if name is not None:
+                _plain(str(name), f"{hydra_path}: hydra.job.config_name={name!r}")
+                if not (CONF_DIR / f"{name}.yaml").is_file():
+                    raise SnapshotRefused(
+                        f"{hydra_path}: hydra.job.config_name={name!r} is not a config of this package "
+                        "(a run of townlet-train says 'train')"
+                    )
+
+
+# ------------------------------------------------------------------------------------------- files
+
+
+class _UntrustedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses anchors and aliases (a few lines of aliases expand to
+    gigabytes: the "billion laughs")."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            mark = event.start_mark
+            raise SnapshotRefused(
+                f"{self.name}: line {mark.line + 1}: YAML anchors and aliases (&, *) are not accepted in "
+                "a config snapshot; write the values out"
+            )
+        return super().compose_node(parent, index)
+
+
+def load_untrusted_yaml(path: Path) -> Any:
+    """The YAML at ``path``, at most :data:`MAX_YAML_BYTES`, without anchors or aliases."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_YAML_BYTES + 1)
+    except OSError as exc:
+        raise SnapshotRefused(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_YAML_BYTES:
+        raise SnapshotRefused(
+            f"{path} is larger than {MAX_YAML_BYTES // 1024} KiB; a config snapshot never is"
+        )
+    loader = _UntrustedLoader(data.decode("utf-8", errors="replace"))
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    except SnapshotRefused:
+        raise
+    except (yaml.YAMLError, RecursionError) as exc:
+        detail = str(exc).replace("\n", " ")[:200]
+        raise SnapshotRefused(f"{path} is not valid YAML: {detail}") from None
+    finally:
+        loader.dispose()
+
+
+def check_config_file(path: Path, root: Path) -> None:
+    """One untrusted config file: its ``hydra:`` node, defaults entries and import paths.
+
+    A file of a ``hydra/`` group (``root/hydra/...``) *is* a part of Hydra's node, so it is refused.
+    """
+    where = str(path)
+    if path.relative_to(root).parts[0] == "hydra":
+        raise SnapshotRefused(
+            f"{where}: a config dir from outside the package may not replace Hydra's settings"
+        )
+    node = load_untrusted_yaml(path)
+    check_resolvers(node, where)
+    if not isinstance(node, Mapping):
+        return
+    for entry in node.get("defaults") or []:
+        text = str(next(iter(entry), "")) if isinstance(entry, Mapping) else str(entry)
+        if "hydra" in re.split(r"[/@ ]", text.removeprefix("override ").strip()):
+            raise SnapshotRefused(f"{where}: defaults entry {text!r} selects Hydra's settings; remove it")
+    if "hydra" in node:
+        if not isinstance(node["hydra"], Mapping):
+            raise SnapshotRefused(f"{where}: hydra must be a mapping")
+        check_hydra_node(node["hydra"], where)
+    check_job_targets({k: v for k, v in node.items() if k != "hydra"}, where)
+
+
+def check_overrides(overrides: Sequence[str], where: str) -> None:
+    """Saved task overrides: never ``hydra.*``; import paths held to the snapshot list."""
+    check_resolvers(list(overrides), where)
+    for override in overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        if key == "hydra" or key.startswith("hydra.") or key.startswith("hydra/"):
+            raise SnapshotRefused(
+                f"{where}: override {override!r}: a run's saved overrides never set hydra.* keys, so this "
+                "snapshot was edited; remove that line"
+            )
+        if key.rsplit(".", 1)[-1] == "_target_" or "implementations" in key.split("."):
+            check_snapshot_target(value.strip("'\" "), key)
+
+
+def check_resolvers(node: Any, where: str) -> None:
+    """Every ``${name:...}`` in keys and values calls one of :data:`RESOLVERS`."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            check_resolvers(key, where)
+            check_resolvers(value, where)
+    elif isinstance(node, list):
+        for value in node:
+            check_resolvers(value, where)
+    elif isinstance(node, str):
+        for name in _RESOLVER_CALL.findall(node):
+            if name not in RESOLVERS:
+                raise SnapshotRefused(
+                    f"{where}: the resolver ${{{name}:...}} is not accepted from a snapshot "
+                    f"(only {', '.join(sorted(RESOLVERS))}); write the value out"
+                )
+
+
+# -------------------------------------------------------------------------------------- hydra node
+
+
+def check_hydra_node(hydra: Mapping[str, Any], where: str) -> None:
+    """Refuse anything in a ``hydra:`` node that a run of this project does not write itself."""
+    if hydra.get("searchpath"):
+        raise SnapshotRefused(f"{where}: hydra.searchpath is not accepted from a snapshot; remove it")
+    for name, callback in dict(hydra.get("callbacks") or {}).items():
+        target = callback.get("_target_") if isinstance(callback, Mapping) else callback
+        if target not in CALLBACKS:
+            raise SnapshotRefused(
+                f"{where}: hydra.callbacks.{name}={target!r} is not allowed; a snapshot may name only "
+                f"{', '.join(sorted(CALLBACKS))}"
+            )
+    _check_plugin(hydra, "launcher", LAUNCHERS, where)
+    _check_plugin(hydra, "sweeper", SWEEPERS, where)
+    for key in ("hydra_logging", "job_logging"):
+        if hydra.get(key) is not None:
+            _check_logging(hydra[key], f"hydra.{key}", where)
+    job = hydra.get("job") or {}
+    env_set = dict(job.get("env_set") or {}) if isinstance(job, Mapping) else {}
+    if env_set and env_set != _packaged_env_set():
+        raise SnapshotRefused(
+            f"{where}: hydra.job.env_set={env_set} is not accepted from a snapshot (it reaches every "
+            "process the run starts); remove it"
+        )
+    subdir = hydra.get("output_subdir", ".hydra")
+    if subdir not in (".hydra", None):
+        raise SnapshotRefused(f"{where}: hydra.output_subdir={subdir!r} must be .hydra (or null)")
+    for group in ("run", "sweep"):
+        node = hydra.get(group) or {}
+        for key in ("dir", "subdir"):
+            value = node.get(key) if isinstance(node, Mapping) else None
+            if value is not None and ".." in re.split(r"[/\\]", str(value)):
+                raise SnapshotRefused(f"{where}: hydra.{group}.{key}={value!r} climbs out with '..'")
+    for key, dotted in iter_import_paths(
+        {k: v for k, v in hydra.items() if k not in ("callbacks", "launcher", "sweeper")}
+    ):
+        raise SnapshotRefused(f"{where}: hydra.{key}={dotted!r} is not accepted from a snapshot")
+
+
+def _check_plugin(hydra: Mapping[str, Any], key: str, allowed: frozenset[str], where: str) -> None:
+    node = hydra.get(key)
+    if not isinstance(node, Mapping):
+        return
+    for path, dotted in iter_import_paths(node, f"hydra.{key}"):
+        ok = dotted in allowed if path == f"hydra.{key}._target_" else dotted in SAMPLERS
+        if not ok:
+            raise SnapshotRefused(
+                f"{where}: {path}={dotted!r} is not a launcher or sweeper this project uses"
+            )
+
+
+def _check_logging(node: Any, key: str, where: str) -> None:
+    """Only formats, stream handlers on stdout/stderr and files inside the run dir."""
+    if not isinstance(node, Mapping):
+        raise SnapshotRefused(f"{where}: {key} must be a mapping")
+    for name, formatter in dict(node.get("formatters") or {}).items():
+        extra = set(formatter or {}) - _FORMATTER_KEYS if isinstance(formatter, Mapping) else {"?"}
+        if extra:
+            raise SnapshotRefused(
+                f"{where}: {key}.formatters.{name} may set only {', '.join(sorted(_FORMATTER_KEYS))}"
+            )
+    for name, handler in dict(node.get("handlers") or {}).items():
+        _check_handler(handler, f"{key}.handlers.{name}", where)
+    if node.get("filters"):
+        raise SnapshotRefused(f"{where}: {key}.filters is not accepted from a snapshot")
+    for name, logger in dict(node.get("loggers") or {}).items():
+        if isinstance(logger, Mapping) and set(logger) - {"level", "handlers", "propagate"}:
+            raise SnapshotRefused(f"{where}: {key}.loggers.{name} may set only level, handlers, propagate")
+
+
+def _check_handler(handler: Any, key: str, where: str) -> None:
+    if not isinstance(handler, Mapping) or set(handler) - _HANDLER_KEYS:
+        raise SnapshotRefused(
+            f"{where}: {key} may set only {', '.join(sorted(_HANDLER_KEYS))} (no '()' factories)"
+        )
+    cls = handler.get("class")
+    if cls == "logging.StreamHandler" and handler.get("stream", "ext://sys.stderr") in _STREAMS:
+        return
+    if (
+        cls == "logging.FileHandler"
+        and _RUN_DIR_LOG.fullmatch(str(handler.get("filename", "")))
+        and ".." not in str(handler.get("filename"))
+    ):
+        return
+    raise SnapshotRefused(
+        f"{where}: {key} (class {cls!r}) is not accepted: only logging.StreamHandler on sys.stdout/stderr "
+        "and logging.FileHandler at ${hydra.runtime.output_dir}/<name>"
+    )
+
+
+def _packaged_env_set() -> dict[str, Any]:
+    node = yaml.safe_load((CONF_DIR / "hydra" / "default.yaml").read_text(encoding="utf-8"))
+    return dict(node.get("job", {}).get("env_set") or {})
+
+
+# ----------------------------------------------------------------------------------------- targets
+
+
+def check_job_targets(node: Any, where: str) -> None:
+    """Every import path of a snapshot's job through :func:`check_snapshot_target`."""
+    for key, dotted in iter_import_paths(node):
+        try:
+            check_snapshot_target(dotted, key)
+        except ConfigError as exc:
+            raise SnapshotRefused(f"{where}: {exc}") from None
+
+
+def check_snapshot_target(dotted: str, key: str) -> None:
+    """The allow-list of :mod:`townlet.config.instantiate`, narrowed: a class of a project strategy,
+    logger, model or service (or of ``$TOWNLET_ALLOWED_TARGETS``), or one of :data:`SNAPSHOT_FUNCTIONS`."""
+    obj = resolve_target(dotted, key)
+    if current_target(dotted) in SNAPSHOT_FUNCTIONS:  # a snapshot saved under an old module name too
+        return
+    packages = (*SNAPSHOT_PACKAGES, *allowed_modules()[len(ALLOWED_MODULES) :])  # + $TOWNLET_ALLOWED_TARGETS
+    module = getattr(obj, "__module__", "") or ""
+    if not isinstance(obj, type) or not any(module == p or module.startswith(p + ".") for p in packages):
+        raise SnapshotRefused(
+            f"{key}={dotted!r} is not accepted from a snapshot: only classes of the project's strategies, "
+            "loggers, models and services (and of $TOWNLET_ALLOWED_TARGETS) are"
+        )
+
+
+# ------------------------------------------------------------------------------------------- args
+
+
+def _config_dirs(args: Sequence[str]) -> Iterator[tuple[str, Path]]:
+    for flag in ("--config-path", "-cp", "--config-dir", "-cd"):
+        value = _option(args, (flag,))
+        if value and not value.startswith("pkg://"):
+            folder = Path(value.removeprefix("file://")).expanduser()
+            if not folder.is_absolute() and not folder.is_dir():  # Hydra: next to the entry module
+                folder = CONF_DIR.parent / "cli" / folder
+            yield flag, folder.resolve()
+
+
+def _option(args: Sequence[str], flags: tuple[str, ...]) -> str | None:
+    """The value of the last of ``flags`` (argparse keeps the last)."""
+    found = None
+    for i, arg in enumerate(args):
+        flag, eq, inline = arg.partition("=")
+        if flag in flags:
+            found = inline if eq else (args[i + 1] if i + 1 < len(args) else None)
+    return found
+
+
+def _is_packaged(folder: Path) -> bool:
+    conf = CONF_DIR.resolve()
+    return folder == conf or conf in folder.parents
+
+
+def _plain(name: str, what: str) -> None:
+    if not _PLAIN_NAME.fullmatch(name.removesuffix(".yaml")) or ".." in name:
+        raise SnapshotRefused(f"{what} must be a plain config name (no '/', no '..')")

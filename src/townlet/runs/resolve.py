@@ -1,0 +1,133 @@
+"""Which world config and which checkpoint belong to a run: the one answer every command uses.
+
+``townlet-eval``, ``townlet-export``, ``townlet-render``, ``townlet-report`` and ``load_policy`` all
+take "a run": its directory, its ``checkpoints/`` folder or a checkpoint file inside it. The world is
+the one the run was trained and evaluated in (its ``.hydra/config.yaml``), and the checkpoint is the
+one its ``result.json`` reports, so that evaluating a run again meets the policy its result describes.
+
+The snapshot is read as untrusted input (a run dir may come from anyone): at most
+:data:`MAX_SNAPSHOT_BYTES`, plain YAML without aliases (no billion-laughs expansion), a mapping at the
+top. Torch-free, and no OmegaConf: a snapshot never resolves interpolations here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LAST = "last.pt"
+BEST = "best.pt"
+RESULT_FILE = "result.json"
+SNAPSHOT = Path(".hydra") / "config.yaml"
+MAX_SNAPSHOT_BYTES = 1 << 20
+WHICH = ("best", "last")
+
+
+class RunFilesError(ValueError):
+    """A run, checkpoint or snapshot that cannot be used; the message is one line with the fix."""
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """What belongs to one run. ``run_dir``/``config``/``result`` are None for a lone checkpoint file."""
+
+    checkpoint: Path
+    run_dir: Path | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def world_config(self) -> dict[str, Any] | None:
+        """The run's ``world`` block (None without a snapshot: the caller falls back to the checkpoint's)."""
+        world = self.config.get("world")
+        return dict(world) if isinstance(world, dict) else None
+
+
+def resolve_run(source: str | Path, which: str | None = None) -> RunFiles:
+    """``source`` (a run dir, its ``checkpoints/`` folder or a ``.pt`` file) → :class:`RunFiles`.
+
+    ``which=None``: the checkpoint named by the run's ``result.json`` (the one its evaluation scored),
+    else ``best.pt`` falling back to ``last.pt``. ``which="best"``/``"last"`` picks that file.
+    """
+    if which is not None and which not in WHICH:
+        raise RunFilesError(f"which={which!r}; use which=best or which=last")
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise RunFilesError(f"checkpoint path {path} does not exist; pass a run directory or a .pt file")
+    run_dir = run_dir_of(path)
+    result = _read_result(run_dir) if run_dir is not None else {}
+    config = read_snapshot(run_dir / SNAPSHOT) if run_dir is not None else {}
+    checkpoint = path if path.is_file() else _pick_checkpoint(path, which, result)
+    return RunFiles(checkpoint=checkpoint, run_dir=run_dir, config=config, result=result)
+
+
+def read_snapshot(path: Path) -> dict[str, Any]:
+    """A run's saved config as plain data ({} when absent); bounded, alias-free YAML, else one line."""
+    if not path.is_file():
+        return {}
+    if path.stat().st_size > MAX_SNAPSHOT_BYTES:
+        raise RunFilesError(
+            f"{path} is larger than {MAX_SNAPSHOT_BYTES} bytes; not a townlet snapshot "
+            "(restore the run's .hydra/)"
+        )
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoAliasLoader)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunFilesError(f"{path} is not readable YAML ({first}); restore the run's .hydra/") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RunFilesError(f"{path} must hold a mapping; restore the run's .hydra/config.yaml")
+    return {str(k): v for k, v in data.items()}
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML that refuses aliases: a snapshot written by Hydra never has any."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.YAMLError(f"YAML aliases are not allowed (line {mark.line + 1})")
+        return super().compose_node(parent, index)
+
+
+def run_dir_of(path: Path) -> Path | None:
+    """The folder holding ``.hydra/config.yaml`` or ``result.json``: ``path`` itself or up to two above."""
+    start = path.resolve()
+    for folder in (start, start.parent, start.parent.parent):
+        if folder.is_dir() and ((folder / SNAPSHOT).is_file() or (folder / RESULT_FILE).is_file()):
+            return folder
+    return None
+
+
+def _read_result(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / RESULT_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunFilesError(
+            f"{path} is not readable JSON ({type(exc).__name__}); rerun the training"
+        ) from None
+    return data if isinstance(data, dict) else {}
+
+
+def _pick_checkpoint(path: Path, which: str | None, result: dict[str, Any]) -> Path:
+    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    reported = result.get("checkpoint")
+    if which is None and isinstance(reported, str) and (folder / Path(reported).name).is_file():
+        return folder / Path(reported).name  # the run dir may have moved since result.json was written
+    order = [LAST] if which == "last" else [BEST, LAST]
+    for name in order:
+        if (folder / name).is_file():
+            return folder / name
+    raise RunFilesError(
+        f"no checkpoint found in {path} (looked for {', '.join(str(folder / n) for n in order)}); "
+        "was the run trained with a torch strategy (strategy=bc, ppo or anneal)?"
+    )

@@ -1,0 +1,166 @@
+"""Loggers fail soft: JSONL first, a failing sink switched off with one warning, bounded MLflow waits,
+and the tracker's run status true to the run's outcome."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_mlflow_server import FakeTrackingServer
+
+from conftest import support_searchpath
+from townlet.config.schema.logger import MlflowLoggerConfig
+from townlet.runs.loggers import MetricsFanout
+from townlet.runs.metrics import read_metrics
+from townlet.runs.sinks import JsonlSink, LoggerUnavailableError, MetricsSink, RunInfo
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow.*")
+
+
+class Flaky(MetricsSink):
+    """Fails its ``fail_on``-th write; checks on every write that metrics.jsonl already has the record."""
+
+    name = "flaky"
+
+    def __init__(self, jsonl: Path, fail_on: int) -> None:
+        self.jsonl, self.fail_on = jsonl, fail_on
+        self.writes = 0
+        self.ended: list[tuple[str, BaseException | None]] = []
+        self.seen_first: list[bool] = []
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self.writes += 1
+        self.seen_first.append(any(r["epoch"] == record["epoch"] for r in read_metrics(self.jsonl)))
+        if self.writes == self.fail_on:
+            raise ConnectionError("tracker went away")
+
+    def end(self, status: str, error: BaseException | None) -> None:
+        self.ended.append((status, error))
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_failing_sink_is_switched_off_once_and_the_run_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = RunInfo(path=tmp_path)
+    flaky = Flaky(tmp_path / "metrics.jsonl", fail_on=2)
+    fanout = MetricsFanout([flaky, JsonlSink(run=run)])  # listed first, still written after JSONL
+    for epoch in range(1, 5):
+        assert fanout.log({"epoch": epoch, "loss": 1.0 / epoch})
+    fanout.after_result(tmp_path, {"kind": "bc"})
+    fanout.close()
+    assert [r["epoch"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3, 4]
+    assert flaky.writes == 2 and flaky.seen_first == [True, True]  # never called once switched off
+    (line,) = _warnings(caplog)
+    assert "logger flaky" in line and "ConnectionError: tracker went away" in line and "goes on" in line
+    ((status, error),) = flaky.ended  # one try to mark its run with the run's own outcome
+    assert status == "FINISHED" and isinstance(error, ConnectionError)
+
+
+def test_a_switched_off_sink_ends_killed_on_an_interrupt(tmp_path: Path) -> None:
+    flaky = Flaky(tmp_path / "metrics.jsonl", fail_on=1)
+    fanout = MetricsFanout([JsonlSink(run=RunInfo(path=tmp_path)), flaky])
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            fanout.log({"epoch": 1})
+            raise KeyboardInterrupt
+        finally:
+            fanout.close()
+    assert [status for status, _ in flaky.ended] == ["KILLED"]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_mlflow_waits_are_bounded_by_its_own_settings(tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    from mlflow.environment_variables import (
+        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+        MLFLOW_HTTP_REQUEST_TIMEOUT,
+    )
+
+    from townlet.runs.mlflow_log import MlflowSink
+
+    defaults = MlflowLoggerConfig()
+    with pytest.raises(LoggerUnavailableError, match="could not start a run"):
+        MlflowSink(f"http://127.0.0.1:{_closed_port()}", run=RunInfo(path=tmp_path))
+    timeout, retries = MLFLOW_HTTP_REQUEST_TIMEOUT.get(), MLFLOW_HTTP_REQUEST_MAX_RETRIES.get()
+    assert (timeout, retries) == (defaults.request_timeout_sec, defaults.request_max_retries)
+    backoff = MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get()
+    # urllib3: no sleep before the first retry, factor * 2**(n-1) before the n-th; up to 1 s jitter each
+    sleeps = sum(backoff * 2 ** (n - 1) + 1 for n in range(2, retries + 1))
+    assert (retries + 1) * timeout + sleeps <= 15
+
+
+def test_a_rejected_batch_switches_mlflow_off_and_the_run_still_ends_finished(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("mlflow")
+    from townlet.runs.mlflow_log import MlflowSink
+
+    server = FakeTrackingServer(reject=2)
+    try:
+        run = RunInfo(path=tmp_path, config={"seed": 3})
+        fanout = MetricsFanout([MlflowSink(server.uri, run=run), JsonlSink(run=run)])
+        for epoch in range(1, 4):
+            fanout.log({"epoch": epoch, "loss": float(epoch)})
+        fanout.after_result(tmp_path, {})
+        fanout.close()
+    finally:
+        server.stop()
+    assert len(list(read_metrics(tmp_path / "metrics.jsonl"))) == 3
+    assert server.metric_batches == 2  # the third record never went out
+    (line,) = _warnings(caplog)
+    assert line.startswith("logger mlflow: failed writing a record") and "rejected by test" in line
+    tags = {b["key"]: b["value"] for e, b in server.calls if e == "runs/set-tag"}
+    assert "rejected by test" in tags["logging_stopped"]
+    assert [b["status"] for e, b in server.calls if e == "runs/update"] == ["FINISHED"]
+
+
+def _echo_with_mlflow(run_cli: Any, run_dir: Path, uri: str) -> Any:
+    overrides = [f"hydra.run.dir={run_dir}", "logger=[jsonl,mlflow]", f"logger.mlflow.tracking_uri={uri}"]
+    return run_cli(support_searchpath(), "strategy=echo", "objective=accuracy", *overrides, timeout=180)
+
+
+def _tracker_lines(proc: Any) -> list[str]:
+    """The console lines about MLflow (Hydra's console log handler writes to stdout)."""
+    return [line for line in (proc.stdout + proc.stderr).splitlines() if "mlflow" in line.lower()]
+
+
+@pytest.mark.slow
+def test_an_unreachable_server_at_start_leaves_mlflow_out(run_cli: Any, tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    proc = _echo_with_mlflow(run_cli, tmp_path / "run", f"http://127.0.0.1:{_closed_port()}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [r["epoch"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1, 2, 3]
+    (line,) = _tracker_lines(proc)
+    assert "could not start a run" in line and "goes on without it" in line
+    assert "Traceback" not in proc.stderr and (tmp_path / "run" / "result.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_server_dying_mid_run_costs_one_warning(run_cli: Any, tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    server = FakeTrackingServer(die_after=1)
+    try:
+        proc = _echo_with_mlflow(run_cli, tmp_path / "run", server.uri)
+    finally:
+        if not server.stopped.is_set():
+            server.stop()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert server.stopped.is_set() and server.metric_batches == 1
+    assert [r["epoch"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1, 2, 3]
+    (line,) = _tracker_lines(proc)
+    assert "logger mlflow: failed writing a record" in line and "switched off" in line
+    assert "Traceback" not in proc.stderr and (tmp_path / "run" / "result.json").is_file()
