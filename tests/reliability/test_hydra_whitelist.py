@@ -1,7 +1,9 @@
-"""A snapshot's own ``hydra:`` node cannot make Hydra call anything but the project's callbacks.
+"""Hydra's own node cannot make Hydra call anything but the project's callbacks.
 
-Hydra's execution whitelist (``HYDRA_TARGETS``, held around the entry point) refuses a callback or a
-logging factory the snapshot names, before it is called: one line, exit 2, nothing it asked for done.
+Two layers: the snapshot gate (``townlet.config.snapshot``) refuses a saved config's callback or
+logging factory before Hydra reads it; Hydra's execution whitelist (``HYDRA_TARGETS``, held around the
+entry point) refuses whatever reaches Hydra another way, e.g. a command-line override. Either way: one
+line, exit 2, nothing it asked for done.
 """
 
 from __future__ import annotations
@@ -51,6 +53,23 @@ def test_a_snapshot_cannot_make_hydra_call_code(
     snapshot.write_text(yaml.safe_dump({**config, "hydra": hostile(marker)}))
 
     proc = run_cli("-cp", str(run / ".hydra"), "-cn", "config", f"hydra.run.dir={tmp_path / 'again'}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().count("\n") == 0 and "config error" in proc.stderr
+    assert not marker.exists()
+
+
+def test_hydras_whitelist_refuses_a_callback_from_the_command_line(
+    run_cli: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    marker = tmp_path / "PWNED"
+    evil = "+hydra.callbacks.evil"
+    proc = run_cli(
+        *TINY,
+        f"hydra.run.dir={tmp_path / 'run'}",
+        f"{evil}._target_=shutil.copyfile",
+        f"{evil}.src={__file__}",
+        f"{evil}.dst={marker}",
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().count("\n") == 0 and "may not be built from a config" in proc.stderr
     assert not marker.exists()
