@@ -80,7 +80,7 @@ def compose_train(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., obj
     def _compose(overrides: list[str] | None = None, *, support: bool = True, hydra: bool = False) -> object:
         GlobalHydra.instance().clear()
         extra = [support_searchpath()] if support else []
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(conf_dir())):
             return compose("train", overrides=[*extra, *(overrides or [])], return_hydra_config=hydra)
 
     yield _compose

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from townlet.config.schema.device import resolve_threads
 from townlet.config.schema.evaluation import EvaluationConfig
 from townlet.dto import RESULT_TYPES, ResultDTO
 from townlet.runs.device import resolve_device
@@ -69,7 +70,7 @@ class PolicyTrainingOrchestrator:
         report = seed_everything(
             settings.seed,
             deterministic=bool(getattr(settings.device, "deterministic", True)),
-            num_threads=int(getattr(settings.device, "num_threads", 1)),
+            num_threads=resolve_threads(getattr(settings.device, "num_threads", 1)),
             with_torch=needs_torch and torch_available(),
         )
         self.log.info(

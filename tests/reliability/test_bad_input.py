@@ -166,7 +166,7 @@ def _snapshot(root: Path, edit: str) -> Path:
 
     register_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(conf_dir())):
         cfg = compose("train", overrides=["strategy=bc"])
     GlobalHydra.instance().clear()
     config: Any = yaml.safe_load(OmegaConf.to_yaml(cfg))

@@ -155,7 +155,7 @@ def test_capture_cli_writes_a_dataset(tmp_path: Path, capsys: pytest.CaptureFixt
     from townlet.cli.capture import run_capture
     from townlet.config.schema import conf_dir
 
-    with initialize_config_dir(str(conf_dir()), version_base="1.3"):
+    with initialize_config_dir(str(conf_dir())):
         cfg = compose("capture", overrides=[f"out={tmp_path / 'cap'}", "world=queue_conflict", "ticks=12"])
     cfg.progress = False
     run_capture(cfg)

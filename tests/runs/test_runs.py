@@ -122,3 +122,15 @@ def test_thread_env_pins_every_pool_and_the_session_uses_it() -> None:
         thread_env(0)
     # tests/conftest.py sets it before NumPy/torch load (thread counts may be changed by a test)
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_auto_threads_follow_an_explicit_pin_else_the_usable_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from townlet.config.schema.device import resolve_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert resolve_threads("auto") == 3 and resolve_threads(5) == 5
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert resolve_threads("auto") == len(os.sched_getaffinity(0))
+    for bad in (0, -1, "many", True):
+        with pytest.raises(ValueError, match="num_threads"):
+            resolve_threads(bad)  # type: ignore[arg-type]

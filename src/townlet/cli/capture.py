@@ -90,7 +90,7 @@ def run_capture(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="capture")
+@hydra.main(config_path=str(conf_dir()), config_name="capture")
 def _hydra_main(cfg: DictConfig) -> None:
     run_capture(cfg)
 

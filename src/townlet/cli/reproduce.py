@@ -144,7 +144,7 @@ def hydra_session(job_name: str) -> Iterator[None]:
 
     register_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(str(conf_dir()), version_base="1.3", job_name=job_name):
+    with initialize_config_dir(str(conf_dir()), job_name=job_name):
         yield
 
 

@@ -173,11 +173,19 @@ def _attach_file_log(path: Path) -> logging.Handler:
 def hydra_entry() -> Callable[[], Any]:
     """The ``@hydra.main`` task, built on demand so ``--help``/``--schema`` never import Hydra."""
     import hydra
+    from hydra.utils import execution_whitelist
 
+    from townlet.config.instantiate import HYDRA_TARGETS
     from townlet.config.schema import conf_dir, register_configs
 
     register_configs()
-    return hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")(hydra_task)
+    task = hydra.main(config_path=str(conf_dir()), config_name="train")(hydra_task)
+
+    def run() -> Any:
+        with execution_whitelist(list(HYDRA_TARGETS)):
+            return task()
+
+    return run
 
 
 class JobFailed(BaseException):

@@ -40,6 +40,15 @@ def describe_config_error(exc: BaseException) -> str | None:
         return text.split("\n")[0]
     if isinstance(exc, OverrideParseException):
         return f"cannot parse override: {str(exc).splitlines()[0]}"
+    if "execution whitelist" in str(exc):
+        # Hydra's own node (callbacks, logging) named a callable outside HYDRA_TARGETS: refused unbuilt
+        target = re.search(r"Target '([^']+)'", str(exc))
+        where = re.search(r"full_key: (\S+)", str(exc))
+        return (
+            f"{where.group(1) if where else 'the hydra node'}: {target.group(1) if target else 'a target'}"
+            " may not be built from a config (Hydra builds only the project's callbacks and the standard"
+            " logging handlers); remove it"
+        )
     cause = exc.__cause__ if isinstance(exc, ConfigCompositionException) else exc
     if isinstance(cause, OmegaConfBaseException):
         key = getattr(cause, "full_key", None) or ""

@@ -42,6 +42,14 @@ ALLOWED_OBJECTS: frozenset[str] = frozenset(
 #: Kept for callers that print the policy; the check itself uses ALLOWED_MODULES and ALLOWED_OBJECTS.
 ALLOWED_TARGET_PREFIXES: tuple[str, ...] = (*(f"{m}." for m in ALLOWED_MODULES), *sorted(ALLOWED_OBJECTS))
 
+#: What Hydra itself may build from a config's ``hydra:`` node (callbacks, logging
+#: factories): exactly these classes, passed to Hydra's execution whitelist around every entry point,
+#: so a snapshot naming anything else is refused by Hydra before it is called.
+HYDRA_TARGETS: tuple[str, ...] = (
+    "townlet.sweeps.summary.SweepSummaryCallback",
+    "townlet.cli.preflight.PreflightCallback",
+)
+
 EXTRA_TARGETS_ENV = "TOWNLET_ALLOWED_TARGETS"
 
 #: Components that moved to another module: a snapshot saved under the old name (``.hydra/``) still
@@ -223,10 +231,12 @@ def build(node: Any, /, **kwargs: Any) -> Any:
     from hydra.utils import instantiate
 
     upgrade_targets(node)
+    targets = []
     for where, target in iter_targets(node):
         check_target(target, "" if where == "<root>" else where)
-    try:
-        return instantiate(node, _convert_="all", **kwargs)
+        targets.append(target)
+    try:  # Hydra's own execution whitelist: exactly the targets the allow-list has just passed
+        return instantiate(node, _convert_="all", _execution_whitelist_=targets, **kwargs)
     except InstantiationException as exc:
         cause = exc.__cause__
         if isinstance(cause, ConfigError | RuntimeError) and type(cause).__module__.startswith("townlet"):

@@ -76,8 +76,9 @@ _STREAMS = frozenset({"ext://sys.stdout", "ext://sys.stderr"})
 _RUN_DIR_LOG = re.compile(r"\$\{hydra\.runtime\.output_dir\}/[A-Za-z0-9_.${}-]+")
 #: Resolvers a snapshot's ``${name:...}`` may call: the ones a run's own files use. ``oc.env`` would
 #: copy any environment variable (a token) into the run's records; ``oc.create``/``oc.decode`` build
-#: nodes past these checks.
-RESOLVERS = frozenset({"now", "townlet_root", "hydra", "oc.select"})
+#: nodes past these checks. ``hydra_override_dirname`` only formats the job's overrides (Hydra's own
+#: ``hydra.yaml`` holds it).
+RESOLVERS = frozenset({"now", "townlet_root", "hydra", "hydra_override_dirname", "oc.select"})
 _RESOLVER_CALL = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
 _HANDLER_KEYS = frozenset({"class", "formatter", "level", "stream", "filename", "mode", "encoding"})
 _FORMATTER_KEYS = frozenset({"format", "datefmt", "style"})

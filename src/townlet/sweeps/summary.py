@@ -91,7 +91,17 @@ class SweepSummaryCallback(Callback):
         if self.refresh_each_job:
             self._refresh(config, final=False)
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._multirun_started = time.time()
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra calls this also when the sweep was refused before any job ran: then there is
+        # nothing of this sweep to summarise, and the sweep dir (maybe another run's) stays as it was.
+        sweep_dir = Path(_select_str(config, "hydra.sweep.dir") or ".")
+        started = getattr(self, "_multirun_started", None)
+        statuses = sweep_dir.glob(f"*/{JOB_STATUS_FILE}")
+        if started is None or not any(p.stat().st_mtime >= started for p in statuses):
+            return
         summary = self._refresh(config, final=True)
         if summary is not None:
             log.info("sweep summary: %s", Path(summary.sweep_dir) / f"{SUMMARY_STEM}.md")

@@ -88,5 +88,5 @@ def register_configs() -> None:
     for name, schema in STRATEGY_SCHEMAS.items():
         cs.store(group="schema/strategy", name=name, node=schema)
     if not OmegaConf.has_resolver("townlet_root"):
-        OmegaConf.register_new_resolver("townlet_root", lambda: str(repo_root()))
+        OmegaConf.register_resolver("townlet_root", lambda: str(repo_root()))
     _registered = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -14,16 +15,30 @@ class DeviceType(StrEnum):
 
 @dataclass
 class DeviceConfig:
-    """Where torch runs and how: 1 thread by default (2 threads collapse when the other core is busy)."""
+    """Where torch runs and how. ``num_threads``: torch's intra-op threads, a number or ``auto`` (the
+    cores this process may use); a launcher that runs several jobs at once sets it so jobs x threads
+    stays within the cores. Results are reproducible for a given thread count."""
 
     type: DeviceType = DeviceType.cpu
     index: int | None = None
-    num_threads: int = 1
+    num_threads: int | str = "auto"
     deterministic: bool = True
 
     def __post_init__(self) -> None:
         """Refuse values torch would only reject once the run dir exists (or silently clamp)."""
-        if self.num_threads < 1:
-            raise ValueError(f"device.num_threads must be >= 1, got {self.num_threads}")
+        resolve_threads(self.num_threads)
         if self.index is not None and self.index < 0:
             raise ValueError(f"device.index must be >= 0 or null, got {self.index}")
+
+
+def resolve_threads(num_threads: int | str) -> int:
+    """``auto`` -> ``OMP_NUM_THREADS`` where the environment sets it (a launcher, a test, a batch job
+    sharing the machine), else the cores this process may run on; a number >= 1 as it is."""
+    if num_threads == "auto":
+        pinned = os.environ.get("OMP_NUM_THREADS", "")
+        if pinned.isdigit() and int(pinned) >= 1:
+            return int(pinned)
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if isinstance(num_threads, int) and not isinstance(num_threads, bool) and num_threads >= 1:
+        return num_threads
+    raise ValueError(f"device.num_threads must be a number >= 1 or auto, got {num_threads!r}")
