@@ -42,7 +42,7 @@ bench: $(STAMP)
 	$(BIN)/townlet-bench all --json outputs/bench.json
 
 ## Record the installed versions as the tested set (after changing a dependency, then run make test)
-constraints: $(STAMP)
+constraints:  # from the installed .venv (make setup first)
 	{ sed -n 1,2p constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^townlet-train' | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/'; } > constraints.tmp
 	mv constraints.tmp constraints.txt
 
