@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
-from tests.sweeps.test_multirun import TINY, _run
 
 pytestmark = pytest.mark.slow
+
+TINY = [
+    "strategy=bc",
+    "world.num_envs=2",
+    "world.num_agents=2",
+    "world.episode_length=32",
+    "dataset.ticks=64",
+    "strategy.epochs=1",
+    "strategy.batch_size=64",
+    "evaluation.episodes=1",
+    "model.hidden_dim=32",
+    "objective=accuracy",
+]
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(args, capture_output=True, text=True, timeout=300, env=env, check=False)
+
 
 JOURNAL = (
     "hydra.sweeper.storage={{_target_:optuna.storages.JournalStorage,"
