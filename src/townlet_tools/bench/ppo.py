@@ -1,19 +1,21 @@
 """``townlet-bench ppo``: PPO throughput as ratios against references measured in the same run.
 
-* ``update``: samples/s of ``ppo_update`` (the default network, minibatch 1024, one thread, 1 epoch
-  over 8 minibatches of synthetic data), against (a) a bare ``forward; loss; backward; clip; step``
-  loop over the same tensors and (b) the roofline = sgemm probe FLOP/s / the network's train FLOPs
-  per sample (``torch.utils.flop_counter``). Floors: >= 0.9x bare, >= 0.5x roofline.
+* ``update``: samples/s of ``ppo_update`` (the network ``townlet-train`` builds, ``model=`` to choose
+  another; minibatch 1024, ``device.num_threads`` threads, 1 epoch over 8 minibatches of synthetic
+  data), against (a) a bare ``forward; loss; backward; clip; step`` loop over the same tensors and
+  (b) the roofline = GEMM probe FLOP/s (the network's largest linear layer at the minibatch size) /
+  the network's train FLOPs per sample (``torch.utils.flop_counter``). Floors: >= 0.9x bare, >= 0.5x
+  roofline.
 * ``rollout``: agent-steps/s of ``RolloutCaptureService.collect`` with the torch policy in the
   default world, against the harmonic bound 1 / (1/sim_rate + 1/inference_rate) of a bare
   ``town.step`` loop and a bare batched ``policy.act`` on the same batch size. Floor: >= 0.75.
 * ``iteration``: one real ``PPOStrategy`` iteration (collect + GAE + update + metrics line +
-  checkpoint) against collect-only + update-only of the same sizes. Floor: <= 1.15x.
-* ``--learning`` (``python -m townlet_tools.bench.ppo --learning``): agent-steps and wall time for PPO
-  from scratch to reach the scripted policy's mean episode return on ``default`` (minutes; not
-  part of ``townlet-bench all``).
+  checkpoint) against collect-only + update-only of the same sizes. Floor: <= 1.15x. It also
+  reports collect's and update's shares of the two halves and the cores the process kept busy.
 
-Run: ``townlet-bench ppo [--quick] [--json PATH]`` or ``python -m townlet_tools.bench.ppo``.
+Learning (steps and time to the teacher's return) is ``townlet-bench learn``'s.
+
+Run: ``townlet-bench ppo [--quick] [--json PATH] [model=conv] [device.num_threads=2]``.
 """
 
 from __future__ import annotations
@@ -29,13 +31,29 @@ from typing import Any
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 MINIBATCH = 1024
-GEMM_SHAPE = (1024, 3872, 256)  # the conv->fc layer of the default network: its dominant GEMM
+_SETUP: dict[str, Any] = {"overrides": []}  # the section's townlet-train overrides (model=, device.*)
+
+
+def _composed() -> Any:
+    """``townlet-train``'s config with the section's overrides: the network and threads a run uses."""
+    from hydra import compose, initialize_config_dir
+
+    from townlet.config.schema import conf_dir, register_configs
+
+    if "cfg" not in _SETUP:
+        register_configs()
+        wanted = [o for o in _SETUP["overrides"] if o.split("=")[0].split(".")[0] in {"model", "device"}]
+        with initialize_config_dir(str(conf_dir()), job_name="bench"):
+            _SETUP["cfg"] = compose("train", overrides=wanted)
+    return _SETUP["cfg"]
 
 
 def _torch() -> Any:
     import torch
 
-    torch.set_num_threads(1)
+    from townlet.config.schema.device import resolve_threads
+
+    torch.set_num_threads(resolve_threads(_composed().device.num_threads))
     return torch
 
 
@@ -46,9 +64,9 @@ def _default_world() -> Any:
 
 
 def _default_model() -> Any:
-    from townlet.config.schema.model import ModelConfig
+    from omegaconf import OmegaConf
 
-    return ModelConfig()
+    return OmegaConf.to_object(_composed().model)
 
 
 def _network(spec: Any) -> Any:
@@ -127,7 +145,11 @@ def bench_update(quick: bool) -> dict[str, Any]:
     def update() -> None:
         ppo_update(net, opt, batch, hp, gen)
 
-    m, k, n = GEMM_SHAPE
+    # the roofline's GEMM: the network's largest linear layer at the minibatch size
+    widest = max(
+        (mod for mod in net.modules() if isinstance(mod, torch.nn.Linear)), key=lambda m: m.weight.numel()
+    )
+    m, k, n = MINIBATCH, widest.in_features, widest.out_features
     a, b = torch.randn(m, k), torch.randn(k, n)
     gemm_calls = 20
 
@@ -143,10 +165,15 @@ def bench_update(quick: bool) -> dict[str, Any]:
     res = alternate({"bare": bare, "update": update, "gemm": gemm}, reps=3 if quick else 5)
     bare_rate = rows / res["bare"].median  # type: ignore[operator]
     update_rate = rows / res["update"].median  # type: ignore[operator]
-    gemm_flops = gemm_calls * 2.0 * m * k * n / res["gemm"].median  # type: ignore[operator]
+    gemm_flops = gemm_calls * 2.0 * m * k * n / res["gemm"].median
     roofline = gemm_flops / flops
     return {
-        "config": {"rows": rows, "minibatch": MINIBATCH, "threads": torch.get_num_threads(), "model": "conv"},
+        "config": {
+            "rows": rows,
+            "minibatch": MINIBATCH,
+            "threads": torch.get_num_threads(),
+            "gemm": [m, k, n],
+        },
         "train_mflop_per_sample": flops / 1e6,
         "gemm_gflops": gemm_flops / 1e9,
         "roofline_samples_per_s": roofline,
@@ -276,8 +303,11 @@ def bench_iteration(quick: bool) -> dict[str, Any]:
         for warm in (iteration, collect, update):
             warm()
         parts = {"iteration": iteration, "collect": collect, "update": update}
+        cpu0, wall0 = time.process_time(), time.perf_counter()
         res = alternate(parts, reps=3 if quick else 5)
+        cores_used = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
     med = {k: r.median for k, r in res.items()}
+    halves = med["collect"] + med["update"]  # type: ignore[operator]
     return {
         "config": {
             "n_steps": n_steps,
@@ -288,61 +318,20 @@ def bench_iteration(quick: bool) -> dict[str, Any]:
         "iteration_s": med["iteration"],
         "collect_s": med["collect"],
         "update_s": med["update"],
-        "iteration_vs_sum": med["iteration"] / (med["collect"] + med["update"]),  # type: ignore[operator]
+        "iteration_vs_sum": med["iteration"] / halves,  # type: ignore[operator]
+        "collect_share": med["collect"] / halves,  # type: ignore[operator]
+        "update_share": med["update"] / halves,  # type: ignore[operator]
+        "cores_used": cores_used,  # CPU seconds per wall second over the reps (threads at work)
         "contended": any(r.contended for r in res.values()),
         "reps": {name: r.summary() for name, r in res.items()},
-    }
-
-
-def bench_learning(max_steps: int, model: str = "conv", init_from: str | None = None) -> dict[str, Any]:
-    """Agent-steps and wall time until a rolling mean of completed episode returns reaches scripted's."""
-    import numpy as np
-
-    from townlet.behaviour.rules import make_behaviour
-    from townlet.rollout.collect import RolloutCaptureService
-    from townlet.strategies.ppo import PPORun, PPOStrategy
-    from townlet.world import make_town
-
-    _torch()
-    world = _default_world()
-    town = make_town(world, 123)
-    ref, rnd = (
-        RolloutCaptureService().collect(town, make_behaviour(kind, town.spec, seed=0), world.episode_length)
-        for kind in ("scripted", "random")
-    )
-    target = float(ref.episode_stats["return_mean"])
-    model_cfg = _default_model()
-    model_cfg.kind = model
-    strategy = PPOStrategy(total_steps=max_steps)
-    curve: list[tuple[float, float, float]] = []
-    reached = None
-    with tempfile.TemporaryDirectory() as tmp:
-        run = PPORun(strategy, _context(strategy, Path(tmp), model_cfg, init_from))
-        started = time.perf_counter()
-        run.setup()
-        recent: list[float] = []
-        for it in range(1, run.iterations + 1):
-            rec = run.iteration(it)
-            if rec.get("episode_return_mean") is not None:
-                recent.append(rec["episode_return_mean"])
-                curve.append((run.state.env_steps, time.perf_counter() - started, rec["episode_return_mean"]))
-                if reached is None and float(np.mean(recent[-2:])) >= target:
-                    reached = {"env_steps": run.state.env_steps, "wall_s": time.perf_counter() - started}
-                    break
-    return {
-        "scripted_return": target,
-        "random_return": float(rnd.episode_stats["return_mean"]),
-        "reached": reached,
-        "best_return": max((c[2] for c in curve), default=None),
-        "curve": curve,
-        "max_steps": max_steps,
-        "model": model,
     }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Entry point for ``townlet-bench ppo``."""
     quick = bool(getattr(args, "quick", False))
+    _SETUP.clear()
+    _SETUP["overrides"] = list(getattr(args, "overrides", None) or [])
     results: dict[str, Any] = {
         "update": bench_update(quick),
         "rollout": bench_rollout(quick),
@@ -362,17 +351,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         {"figure": "iteration s", "value": i["iteration_s"], "reference": "collect + update",
          "ref_value": i["collect_s"] + i["update_s"], "ratio": i["iteration_vs_sum"], "floor": "<= 1.15",
          "contended": i["contended"]},
+        {"figure": "collect share", "value": i["collect_share"], "reference": "update share",
+         "ref_value": i["update_share"], "ratio": None, "floor": "report", "contended": i["contended"]},
+        {"figure": "cores used", "value": i["cores_used"], "reference": "threads",
+         "ref_value": u["config"]["threads"], "ratio": None, "floor": "report", "contended": None},
     ]  # fmt: skip
-    if getattr(args, "learning", False):
-        results["learning"] = bench_learning(
-            int(getattr(args, "learning_steps", 1_048_576)),
-            str(getattr(args, "learning_model", "conv")),
-            getattr(args, "init_from", None),
-        )
-        lr = results["learning"]
-        rows.append({"figure": "steps to scripted return", "value": (lr["reached"] or {}).get("env_steps"),
-                     "reference": "scripted return", "ref_value": lr["scripted_return"], "ratio": None,
-                     "floor": "report", "contended": None})  # fmt: skip
     results["rows"] = rows
     return results
 
@@ -386,10 +369,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m townlet_tools.bench.ppo", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--learning", action="store_true", help="also measure steps/time to scripted return")
-    parser.add_argument("--learning-steps", type=int, default=1_048_576, dest="learning_steps")
-    parser.add_argument("--learning-model", default="conv", dest="learning_model", help="conv | mlp")
-    parser.add_argument("--init-from", default=None, dest="init_from", help="warm-start checkpoint (e.g. BC)")
+    parser.add_argument(
+        "overrides", nargs="*", help="townlet-train overrides: model=conv, device.num_threads=2"
+    )
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
     result = run(args)

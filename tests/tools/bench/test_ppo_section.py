@@ -1,0 +1,26 @@
+"""``townlet-bench ppo``: the configured network, its roofline, and where an iteration's time goes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_ppo_section_measures_the_configured_network_and_the_iteration_shares(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    out = tmp_path / "ppo.json"
+    bench = [sys.executable, "-m", "townlet_tools.bench", "ppo", "--quick", "--json", str(out)]
+    proc = subprocess.run([*bench, "model=mlp"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ppo = json.loads(out.read_text())["sections"]["ppo"]
+    minibatch, inputs, hidden = ppo["update"]["config"]["gemm"]
+    assert minibatch == 1024 and hidden == 256 and inputs > hidden  # the MLP's first layer, not a conv's
+    iteration = ppo["iteration"]
+    assert iteration["collect_share"] + iteration["update_share"] == pytest.approx(1.0)
+    assert iteration["cores_used"] > 0
+    assert {row["figure"] for row in ppo["rows"]} >= {"update samples/s", "collect share", "cores used"}
