@@ -35,7 +35,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, cast
+from typing import Any
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
@@ -75,6 +75,8 @@ class TownletSlurmLauncher(SlurmLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None and job_overrides
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        with read_write(self.config.hydra.sweep):  # ${now:} once: the tasks and submitit's folder share it
+            self.config.hydra.sweep.dir = str(sweep_dir)
         unused = not sweep_dir.exists() or {p.name for p in sweep_dir.iterdir()} <= {"multirun.yaml"}
         root = OmegaConf.select(self.config, "paths.root_dir", default=None)
         self.task_env = {} if root is None else {"TOWNLET_ROOT": str(root)}
@@ -113,8 +115,13 @@ class TownletSlurmLauncher(SlurmLauncher):
         import submitit
         from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
+        assert self.config is not None
         params = dict(self.params)
-        folder, requeues = params.pop("submitit_folder"), params.pop("max_num_timeout", 0)
+        # the folder under the sweep dir pinned in launch (the plugin's own copy resolved ${now:} apart)
+        folder = str(OmegaConf.select(self.config, "hydra.launcher.submitit_folder", default=None) or "")
+        folder = folder or params.pop("submitit_folder")
+        params.pop("submitit_folder", None)
+        requeues = params.pop("max_num_timeout", 0)
         generic = set(OmegaConf.structured(BaseQueueConf).keys())
         # sbatch --export=NONE also reaches the srun inside the job, which would then start the task
         # without submitit's own variables; srun takes the batch script's environment instead
@@ -211,7 +218,7 @@ class TownletSlurmLauncher(SlurmLauncher):
 
         signal.signal(warning, stop_first)
         try:
-            return cast(JobReturn, super().__call__(*args))
+            return super().__call__(*args)
         except KeyboardInterrupt:
             if not warned or not callable(submitit_handler):
                 raise
