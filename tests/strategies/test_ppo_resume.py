@@ -82,6 +82,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(
     # the stop wrote a checkpoint of exactly the iterations logged, whatever checkpoint_every says
     assert load_checkpoint(tmp_path, which="last").extra["iteration"] == stop_at
     assert [r["iteration"] for r in _lines(tmp_path)] == list(range(1, stop_at + 1))
+    assert {r["strategy"] for r in _lines(tmp_path)} == {"ppo"}  # the CSV's strategy column is filled
 
     resumed = _result(PPOStrategy(**settings).run(_context(tmp_path, resume=True)))
     assert _lines(tmp_path) == _lines(whole_dir)

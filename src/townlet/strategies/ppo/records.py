@@ -18,6 +18,7 @@ from townlet.dto.metrics import (
     PPO_RESULT_KEYS,
     PPO_ROLLOUT_RESULT_KEYS,
     PPO_SPREAD_KEYS,
+    STRATEGY_KEY,
 )
 from townlet.world.spec import EVENT_COUNTERS
 
@@ -131,6 +132,7 @@ def iteration_record(
     s, it, diagnostics = strategy, iteration, seen.batch
     collected = seen.rows_collected
     record: dict[str, Any] = {
+        STRATEGY_KEY: "ppo",  # the CSV's strategy column, as BC's lines carry it
         "epoch": it,
         "iteration": it,
         **_take(summary, (*PPO_COUNT_KEYS, *PPO_LOSS_KEYS)),
