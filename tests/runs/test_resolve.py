@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from townlet.runs.resolve import MAX_SNAPSHOT_BYTES, RunFilesError, resolve_run
+from townlet.config.snapshot import MAX_YAML_BYTES
+from townlet.runs.resolve import RunFilesError, resolve_run
 
 
 def _run(tmp_path: Path, snapshot: str, reported: str | None = "last.pt") -> Path:
@@ -45,10 +46,10 @@ def test_without_a_result_best_comes_first(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("snapshot", "message"),
     [
-        ("a: &x [1, 2]\nb: *x\n", "aliases are not allowed"),
+        ("a: &x [1, 2]\nb: *x\n", "aliases .* are not accepted"),
         ("- 1\n- 2\n", "must hold a mapping"),
-        ("a: [1,\n", "not readable YAML"),
-        ("a: " + "x" * MAX_SNAPSHOT_BYTES + "\n", "larger than"),
+        ("a: [1,\n", "is not valid YAML"),
+        ("a: " + "x" * MAX_YAML_BYTES + "\n", "larger than"),
     ],
 )
 def test_a_bad_snapshot_is_one_line(tmp_path: Path, snapshot: str, message: str) -> None:

@@ -42,30 +42,16 @@ REFUSED_EXIT = 2
 CALLBACKS = frozenset(
     {"townlet.sweeps.summary.SweepSummaryCallback", "townlet.cli.preflight.PreflightCallback"}
 )
-#: Launchers and sweepers of Hydra and of ``conf/launcher``/``conf/hparams_search``.
-LAUNCHERS = frozenset(
-    {
-        "hydra._internal.core_plugins.basic_launcher.BasicLauncher",
-        "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
-        "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",
-        "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
-        "hydra_plugins.townlet_slurm_launcher.launcher.TownletSlurmLauncher",
-    }
-)
-SWEEPERS = frozenset(
-    {
-        "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
-        "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
-    }
-)
-SAMPLERS = frozenset(
-    f"optuna.samplers.{name}"
-    for name in ("TPESampler", "RandomSampler", "CmaEsSampler", "NSGAIISampler", "GridSampler", "QMCSampler")
+#: What a launcher's or sweeper's node may build besides the plugin: Optuna's samplers and storages.
+PLUGIN_PARTS = frozenset(
+    [f"optuna.samplers.{n}" for n in ("TPESampler", "RandomSampler", "CmaEsSampler", "NSGAIISampler")]
+    + [f"optuna.samplers.{n}" for n in ("GridSampler", "QMCSampler")]
+    + [f"optuna.storages.{n}" for n in ("RDBStorage", "JournalStorage", "journal.JournalFileBackend")]
 )
 #: Packages whose *classes* a snapshot's job may name (strategies, loggers, models, services).
 SNAPSHOT_PACKAGES: tuple[str, ...] = (
     *(f"townlet.{m}" for m in ("strategies", "nets", "rollout", "replay", "promotion")),
-    *(f"townlet.runs.{m}" for m in ("sinks", "csv_log", "tensorboard", "mlflow_log")),
+    *(f"townlet.runs.{m}" for m in ("sinks", "csv_log", "tensorboard", "mlflow_log", "wandb_log")),
     *("torch.optim", "torch.nn"),
 )
 #: Functions a snapshot's job may name, each exactly so.
@@ -74,10 +60,9 @@ SNAPSHOT_FUNCTIONS = frozenset({"townlet.strategies.services.build_default_servi
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _STREAMS = frozenset({"ext://sys.stdout", "ext://sys.stderr"})
 _RUN_DIR_LOG = re.compile(r"\$\{hydra\.runtime\.output_dir\}/[A-Za-z0-9_.${}-]+")
-#: Resolvers a snapshot's ``${name:...}`` may call: the ones a run's own files use. ``oc.env`` would
-#: copy any environment variable (a token) into the run's records; ``oc.create``/``oc.decode`` build
-#: nodes past these checks. ``hydra_override_dirname`` only formats the job's overrides (Hydra's own
-#: ``hydra.yaml`` holds it).
+#: Resolvers a snapshot's ``${name:...}`` may call: those a run's own files use (``hydra.yaml`` holds
+#: ``hydra_override_dirname``). ``oc.env`` would copy an environment variable (a token) into the run's
+#: records; ``oc.create``/``oc.decode`` build nodes past these checks.
 RESOLVERS = frozenset({"now", "townlet_root", "hydra", "hydra_override_dirname", "oc.select"})
 _RESOLVER_CALL = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
 _HANDLER_KEYS = frozenset({"class", "formatter", "level", "stream", "filename", "mode", "encoding"})
@@ -258,8 +243,8 @@ def check_hydra_node(hydra: Mapping[str, Any], where: str) -> None:
                 f"{where}: hydra.callbacks.{name}={target!r} is not allowed; a snapshot may name only "
                 f"{', '.join(sorted(CALLBACKS))}"
             )
-    _check_plugin(hydra, "launcher", LAUNCHERS, where)
-    _check_plugin(hydra, "sweeper", SWEEPERS, where)
+    _check_plugin(hydra, "launcher", where)
+    _check_plugin(hydra, "sweeper", where)
     for key in ("hydra_logging", "job_logging"):
         if hydra.get(key) is not None:
             _check_logging(hydra[key], f"hydra.{key}", where)
@@ -285,12 +270,23 @@ def check_hydra_node(hydra: Mapping[str, Any], where: str) -> None:
         raise SnapshotRefused(f"{where}: hydra.{key}={dotted!r} is not accepted from a snapshot")
 
 
-def _check_plugin(hydra: Mapping[str, Any], key: str, allowed: frozenset[str], where: str) -> None:
+def _installed_plugins(key: str) -> set[str]:
+    """The launcher or sweeper classes Hydra has discovered (its own and the installed plugins')."""
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.launcher import Launcher
+    from hydra.plugins.sweeper import Sweeper
+
+    kind = Launcher if key == "launcher" else Sweeper
+    return {f"{c.__module__}.{c.__name__}" for c in Plugins.instance().discover(kind)}
+
+
+def _check_plugin(hydra: Mapping[str, Any], key: str, where: str) -> None:
     node = hydra.get(key)
     if not isinstance(node, Mapping):
         return
     for path, dotted in iter_import_paths(node, f"hydra.{key}"):
-        ok = dotted in allowed if path == f"hydra.{key}._target_" else dotted in SAMPLERS
+        top = path == f"hydra.{key}._target_"
+        ok = dotted in _installed_plugins(key) if top else dotted in PLUGIN_PARTS
         if not ok:
             raise SnapshotRefused(
                 f"{where}: {path}={dotted!r} is not a launcher or sweeper this project uses"

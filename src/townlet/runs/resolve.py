@@ -5,8 +5,8 @@ take "a run": its directory, its ``checkpoints/`` folder or a checkpoint file in
 the one the run was trained and evaluated in (its ``.hydra/config.yaml``), and the checkpoint is the
 one its ``result.json`` reports, so that evaluating a run again meets the policy its result describes.
 
-The snapshot is read as untrusted input (a run dir may come from anyone): at most
-:data:`MAX_SNAPSHOT_BYTES`, plain YAML without aliases (no billion-laughs expansion), a mapping at the
+The snapshot is read as untrusted input (a run dir may come from anyone) through the snapshot gate's
+reader (:func:`townlet.config.snapshot.load_untrusted_yaml`: bounded, no aliases), a mapping at the
 top. Torch-free, and no OmegaConf: a snapshot never resolves interpolations here.
 """
 
@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from townlet.config.snapshot import SnapshotRefused, load_untrusted_yaml
 
 LAST = "last.pt"
 BEST = "best.pt"
 RESULT_FILE = "result.json"
 SNAPSHOT = Path(".hydra") / "config.yaml"
-MAX_SNAPSHOT_BYTES = 1 << 20
 WHICH = ("best", "last")
 
 
@@ -69,31 +68,15 @@ def read_snapshot(path: Path) -> dict[str, Any]:
     """A run's saved config as plain data ({} when absent); bounded, alias-free YAML, else one line."""
     if not path.is_file():
         return {}
-    if path.stat().st_size > MAX_SNAPSHOT_BYTES:
-        raise RunFilesError(
-            f"{path} is larger than {MAX_SNAPSHOT_BYTES} bytes; not a townlet snapshot "
-            "(restore the run's .hydra/)"
-        )
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoAliasLoader)
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunFilesError(f"{path} is not readable YAML ({first}); restore the run's .hydra/") from None
+    try:  # the snapshot gate's reader: bounded, alias-free YAML
+        data = load_untrusted_yaml(path)
+    except SnapshotRefused as exc:
+        raise RunFilesError(f"{exc} (restore the run's .hydra/)") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise RunFilesError(f"{path} must hold a mapping; restore the run's .hydra/config.yaml")
     return {str(k): v for k, v in data.items()}
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """Safe YAML that refuses aliases: a snapshot written by Hydra never has any."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            raise yaml.YAMLError(f"YAML aliases are not allowed (line {mark.line + 1})")
-        return super().compose_node(parent, index)
 
 
 def run_dir_of(path: Path) -> Path | None:
