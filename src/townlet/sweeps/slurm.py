@@ -35,7 +35,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, cast
+from typing import Any
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
@@ -211,7 +211,7 @@ class TownletSlurmLauncher(SlurmLauncher):
 
         signal.signal(warning, stop_first)
         try:
-            return cast(JobReturn, super().__call__(*args))
+            return super().__call__(*args)
         except KeyboardInterrupt:
             if not warned or not callable(submitit_handler):
                 raise
