@@ -32,9 +32,9 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests && $(BIN)/ruff format --check src tests
 
-## What CI checks before the tests: ruff, ruff-format, mypy (src) and the import-layer contracts
+## What CI checks before the tests: ruff, ruff-format, mypy (src and tests) and the import-layer contracts
 check: lint
-	$(BIN)/mypy src
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 ## The speed sections of townlet-bench (src/townlet_tools/bench) into outputs/bench.json

@@ -49,7 +49,8 @@ class FakeTrackingServer:
     def answer(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         endpoint = urlparse(handler.path).path.rsplit("/mlflow/", 1)[-1]
         self.calls.append((endpoint, body))
-        code, reply = 200, {}
+        reply: dict[str, Any] = {}
+        code = 200
         if endpoint == "experiments/get-by-name":
             code, reply = 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no such experiment"}
         elif endpoint == "experiments/create":

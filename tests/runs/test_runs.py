@@ -133,4 +133,4 @@ def test_auto_threads_follow_an_explicit_pin_else_the_usable_cores(monkeypatch: 
     assert resolve_threads("auto") == len(os.sched_getaffinity(0))
     for bad in (0, -1, "many", True):
         with pytest.raises(ValueError, match="num_threads"):
-            resolve_threads(bad)  # type: ignore[arg-type]
+            resolve_threads(bad)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from townlet.config.schema.evaluation import EvaluationConfig
-from townlet.replay import ReplayData
+from townlet.replay import ReplayData, StreamingDataset
 from townlet.rollout.collect import RolloutCaptureService
 from townlet.rollout.datasets import ReplayDatasetService
 from townlet.runs.metrics import MetricsWriter
@@ -17,13 +17,15 @@ from townlet.strategies.services import TrainingServices
 
 
 class FixedReplay(ReplayDatasetService):
-    """Stands in for ReplayDatasetService: always returns the given data."""
+    """Stands in for ReplayDatasetService: always returns the given data (in memory or streamed)."""
 
-    def __init__(self, data: ReplayData) -> None:
+    def __init__(self, data: ReplayData | StreamingDataset) -> None:
         super().__init__()
         self.data = data
 
-    def resolve(self, dataset_cfg: Any, world_cfg: Any, data_dir: Any = None) -> ReplayData:
+    def resolve(
+        self, dataset_cfg: Any, world_cfg: Any, data_dir: Any = None
+    ) -> ReplayData | StreamingDataset:
         return self.data
 
 
@@ -32,7 +34,7 @@ def ppo_context(
     *,
     world: Any,
     model: dict[str, Any],
-    replay: ReplayData | None = None,
+    replay: ReplayData | StreamingDataset | None = None,
     rollout: Any = None,
     evaluation_service: Any = None,
     evaluation: EvaluationConfig | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import pytest
 
@@ -17,6 +17,9 @@ torch = pytest.importorskip("torch")
 
 from townlet.config.schema.dataset import DatasetConfig  # noqa: E402
 from townlet.config.schema.model import ModelConfig  # noqa: E402
+from townlet.config.schema.strategy_anneal import AnnealStageConfig, StageMode  # noqa: E402
+from townlet.config.schema.strategy_bc import BCStrategyConfig  # noqa: E402
+from townlet.config.schema.strategy_ppo import PPOStrategyConfig  # noqa: E402
 from townlet.dto import (  # noqa: E402
     AnnealStageResultDTO,
     AnnealSummaryDTO,
@@ -134,8 +137,8 @@ def make_context(tmp_path: Path, name: str = "run", seed: int = 0) -> TrainingCo
     )
 
 
-def stage(cycle: int, mode: str, epochs: int = 1, bc_weight: float = 0.0) -> dict[str, Any]:
-    return {"cycle": cycle, "mode": mode, "epochs": epochs, "bc_weight": bc_weight}
+def stage(cycle: int, mode: str, epochs: int = 1, bc_weight: float = 0.0) -> AnnealStageConfig:
+    return AnnealStageConfig(cycle=cycle, mode=StageMode(mode), epochs=epochs, bc_weight=bc_weight)
 
 
 DEFAULT_SCHEDULE = [stage(0, "bc", 3, 1.0), stage(1, "ppo", 2, 0.5), stage(2, "ppo", 2, 0.0)]
@@ -144,14 +147,18 @@ DEFAULT_SCHEDULE = [stage(0, "bc", 3, 1.0), stage(1, "ppo", 2, 0.5), stage(2, "p
 def make(
     bc: list[float],
     ppo: list[float],
-    schedule: list | None = None,
+    schedule: list[AnnealStageConfig] | None = None,
     *,
     returns: tuple[list[float], list[float]] = ([], []),
     **kw: Any,
 ):
     bc_rec, ppo_rec = Recorder(bc, returns[0]), Recorder(ppo, returns[1])
     strat = AnnealStrategy(
-        bc=FakeBC(bc_rec), ppo=FakePPO(ppo_rec), schedule=schedule or DEFAULT_SCHEDULE, **kw
+        # the stand-ins duck-type the stage strategies (name, run, the fields stages override)
+        bc=cast(BCStrategyConfig, FakeBC(bc_rec)),
+        ppo=cast(PPOStrategyConfig, FakePPO(ppo_rec)),
+        schedule=schedule or DEFAULT_SCHEDULE,
+        **kw,
     )
     return strat, bc_rec, ppo_rec
 
@@ -323,8 +330,9 @@ def test_bc_weight_wraps_the_rollout_service_when_ppo_has_no_teacher_mix(tmp_pat
             return super().run(ctx)
 
     strat = AnnealStrategy(
-        bc=FakeBC(Recorder([0.95])),
-        ppo=PlainPPO(Recorder([1.0, 1.0])),
+        # duck-typed stand-ins for the stage strategies, as in ``make``
+        bc=cast(BCStrategyConfig, FakeBC(Recorder([0.95]))),
+        ppo=cast(PPOStrategyConfig, PlainPPO(Recorder([1.0, 1.0]))),
         schedule=DEFAULT_SCHEDULE,
         teacher_mix=True,
     )
@@ -446,9 +454,15 @@ def test_schedule_runs_in_cycle_order(tmp_path: Path) -> None:
         ([{"cycle": 0, "mode": "bc"}], {"evaluation_episodes": 0}, "evaluation_episodes"),
     ],
 )
-def test_config_errors_are_clear(schedule: list, kwargs: dict, match: str) -> None:
+def test_config_errors_are_clear(schedule: list[Any], kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        AnnealStrategy(bc=FakeBC(Recorder([])), ppo=FakePPO(Recorder([])), schedule=schedule, **kwargs)
+        AnnealStrategy(
+            # duck-typed stand-ins for the stage strategies, as in ``make``
+            bc=cast(BCStrategyConfig, FakeBC(Recorder([]))),
+            ppo=cast(PPOStrategyConfig, FakePPO(Recorder([]))),
+            schedule=schedule,
+            **kwargs,
+        )
 
 
 def test_schema_builds_with_real_stage_strategies(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from townlet.config.schema.strategy_ppo import DataMode
 from townlet.strategies.bc import BCStrategy
 from townlet.strategies.ppo import PPOStrategy
 
@@ -17,7 +18,7 @@ def test_ppo_rollout_plan_counts_iterations_of_the_rollout_rows() -> None:
 
 
 def test_ppo_replay_plan_is_its_epochs() -> None:
-    plan = PPOStrategy(data_mode="replay", epochs=2).plan(WORLD)
+    plan = PPOStrategy(data_mode=DataMode.replay, epochs=2).plan(WORLD)
     assert (plan.units, plan.rows_per_iteration) == (2, None)
 
 

@@ -19,6 +19,7 @@ torch = pytest.importorskip("torch")
 from ppo_support import ppo_context  # noqa: E402
 
 from townlet.config.schema.evaluation import EvaluationConfig  # noqa: E402
+from townlet.config.schema.strategy_ppo import LRSchedule  # noqa: E402
 from townlet.replay import ReplayData  # noqa: E402
 from townlet.rollout.collect import RolloutCaptureService  # noqa: E402
 from townlet.rollout.evaluation import EvaluationService  # noqa: E402
@@ -69,10 +70,16 @@ def test_ppo_warm_started_from_bc_keeps_bc_return(tmp_path: Path) -> None:
     )
     bc = BCStrategy(epochs=3, batch_size=256).run(context(tmp_path / "bc", replay=data))
     # the settings this was measured with (a gentle fine-tune); the from-scratch defaults explore hard
-    gentle = {"lr": 3e-4, "lr_schedule": "constant", "entropy_coef": 0.01, "gamma": 0.99}
-    ppo = PPOStrategy(**PPO, **gentle, total_steps=8_000, eval_greedy=True).run(
-        context(tmp_path / "ppo", init_from=str(tmp_path / "bc"))
+    gentle = PPOStrategy(
+        **PPO,
+        lr=3e-4,
+        lr_schedule=LRSchedule.constant,
+        entropy_coef=0.01,
+        gamma=0.99,
+        total_steps=8_000,
+        eval_greedy=True,
     )
+    ppo = gentle.run(context(tmp_path / "ppo", init_from=str(tmp_path / "bc")))
     assert bc.evaluation is not None and ppo.evaluation is not None
     bc_return = bc.evaluation.policy.mean_return
     assert ppo.evaluation.policy.mean_return >= bc_return - 0.1 * abs(bc_return)

@@ -15,6 +15,12 @@ torch = pytest.importorskip("torch")
 from ppo_support import ppo_context  # noqa: E402
 
 from townlet.algorithms.update import NonFiniteTrainingError  # noqa: E402
+from townlet.config.schema.strategy_ppo import (  # noqa: E402
+    DataMode,
+    LRSchedule,
+    SocialRewardScheduleEntry,
+    SocialStage,
+)
 from townlet.nets.checkpoints import load_checkpoint  # noqa: E402
 from townlet.replay import ReplayData  # noqa: E402
 from townlet.rollout.collect import RolloutCaptureService  # noqa: E402
@@ -104,7 +110,7 @@ def test_bad_hyper_parameters_name_the_key(kw: dict[str, Any], key: str) -> None
 
 # ---------------------------------------------------------------------- rollout mode
 def test_rollout_run_writes_one_line_per_iteration_and_checkpoints(tmp_path: Path) -> None:
-    result = PPOStrategy(**FAST, lr_schedule="linear").run(make_context(tmp_path))
+    result = PPOStrategy(**FAST, lr_schedule=LRSchedule.linear).run(make_context(tmp_path))
     recs = lines(tmp_path)
     assert [r["iteration"] for r in recs] == [1, 2, 3]
     assert result.iterations == 3 and result.env_steps == 96 and result.data_mode == "rollout"
@@ -153,8 +159,10 @@ def test_log_rotation_semantics(tmp_path: Path) -> None:
 
 
 def test_social_schedule_is_applied_before_each_rollout(tmp_path: Path) -> None:
-    schedule = [{"cycle": 1, "stage": "OFF"}, {"cycle": 2, "stage": "C2"}]
-    PPOStrategy(**FAST, social_reward_stage="C1", social_reward_schedule=schedule).run(make_context(tmp_path))
+    schedule = [SocialRewardScheduleEntry(1, SocialStage.OFF), SocialRewardScheduleEntry(2, SocialStage.C2)]
+    PPOStrategy(**FAST, social_reward_stage=SocialStage.C1, social_reward_schedule=schedule).run(
+        make_context(tmp_path)
+    )
     assert [r["social_reward_stage"] for r in lines(tmp_path)] == ["C1", "OFF", "C2"]
 
 
@@ -170,7 +178,7 @@ def test_bc_coef_kickstarts_towards_the_scripted_teacher(tmp_path: Path) -> None
 
 
 def test_replay_rows_use_the_recorded_teacher_labels(tmp_path: Path, scripted_data: ReplayData) -> None:
-    PPOStrategy(data_mode="replay", epochs=2, minibatch_size=16, bc_coef=1.0).run(
+    PPOStrategy(data_mode=DataMode.replay, epochs=2, minibatch_size=16, bc_coef=1.0).run(
         make_context(tmp_path, replay=scripted_data)
     )
     assert all(np.isfinite(r["loss_bc"]) for r in lines(tmp_path))
@@ -207,7 +215,7 @@ def test_warm_start_from_a_checkpoint(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------- replay / mixed
 def test_replay_mode_uses_recorded_behaviour_log_probs(tmp_path: Path, scripted_data: ReplayData) -> None:
-    result = PPOStrategy(data_mode="replay", epochs=2, minibatch_size=16).run(
+    result = PPOStrategy(data_mode=DataMode.replay, epochs=2, minibatch_size=16).run(
         make_context(tmp_path, replay=scripted_data)
     )
     recs = lines(tmp_path)
@@ -219,7 +227,7 @@ def test_replay_mode_uses_recorded_behaviour_log_probs(tmp_path: Path, scripted_
 
 
 def test_mixed_mode_blends_both_streams(tmp_path: Path, scripted_data: ReplayData) -> None:
-    result = PPOStrategy(**FAST, data_mode="mixed", mix_ratio=0.25).run(
+    result = PPOStrategy(**FAST, data_mode=DataMode.mixed, mix_ratio=0.25).run(
         make_context(tmp_path, replay=scripted_data)
     )
     assert result.data_mode == "mixed" and result.iterations == 3
@@ -231,7 +239,7 @@ def test_nan_rewards_in_replay_stop_with_a_clear_error(tmp_path: Path, scripted_
     bad = scripted_data.select_agents(np.arange(scripted_data.num_agents))
     bad.rewards[3, 1] = np.nan
     with pytest.raises(NonFiniteTrainingError, match=r"rewards \(dataset=scripted-tiny iteration=1\)"):
-        PPOStrategy(data_mode="replay", epochs=1).run(make_context(tmp_path, replay=bad))
+        PPOStrategy(data_mode=DataMode.replay, epochs=1).run(make_context(tmp_path, replay=bad))
     assert not (tmp_path / "checkpoints" / "last.pt").exists()
 
 
@@ -258,9 +266,13 @@ def test_nan_mid_run_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------- optional normalisers and schedules
 def test_normalisers_and_entropy_schedule_are_logged_and_saved(tmp_path: Path) -> None:
-    opts = {"reward_scaling": True, "feature_normalisation": True, "entropy_schedule": "linear"}
-    opts["entropy_coef"] = 0.01
-    PPOStrategy(**FAST, **opts).run(make_context(tmp_path))
+    PPOStrategy(
+        **FAST,
+        reward_scaling=True,
+        feature_normalisation=True,
+        entropy_coef=0.01,
+        entropy_schedule=LRSchedule.linear,
+    ).run(make_context(tmp_path))
     rows = lines(tmp_path)
     assert [r["entropy_coef"] for r in rows] == pytest.approx([0.01, 0.01 * 2 / 3, 0.01 / 3])
     assert all(r["reward_scale"] > 0 and np.isfinite(r["reward_scale"]) for r in rows)

@@ -13,6 +13,7 @@ pytest.importorskip("torch")
 from ppo_support import ppo_context
 
 from townlet.behaviour.rules import make_behaviour
+from townlet.config.schema.strategy_ppo import DataMode
 from townlet.replay import StreamingDataset, load_dataset
 from townlet.replay.storage import write_dataset
 from townlet.rollout.collect import RolloutCaptureService
@@ -55,7 +56,7 @@ class CountingStream(StreamingDataset):
 def test_replay_mode_streams_one_shard_per_iteration(tmp_path: Path, stream: StreamingDataset) -> None:
     counting = CountingStream(stream)
     ctx = ppo_context(tmp_path, world=_world(), model={"kind": "mlp", "hidden_dim": 32}, replay=counting)
-    result = PPOStrategy(data_mode="replay", epochs=2, minibatch_size=16).run(ctx)
+    result = PPOStrategy(data_mode=DataMode.replay, epochs=2, minibatch_size=16).run(ctx)
     assert result.iterations == 6  # 2 epochs x 3 shards
     # normalisation reads the first iteration's shard once more; then each epoch reads every shard once
     visits = counting.read[1:]
@@ -66,5 +67,5 @@ def test_replay_mode_streams_one_shard_per_iteration(tmp_path: Path, stream: Str
 def test_mixed_mode_streams_too(tmp_path: Path, stream: StreamingDataset) -> None:
     counting = CountingStream(stream)
     ctx = ppo_context(tmp_path, world=_world(), model={"kind": "mlp", "hidden_dim": 32}, replay=counting)
-    result = PPOStrategy(data_mode="mixed", n_steps=8, total_steps=96, minibatch_size=16).run(ctx)
+    result = PPOStrategy(data_mode=DataMode.mixed, n_steps=8, total_steps=96, minibatch_size=16).run(ctx)
     assert result.iterations == 3 and len(set(counting.read)) == 3

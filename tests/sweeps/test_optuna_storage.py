@@ -10,6 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from optuna.storages.journal import JournalFileBackend
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +47,7 @@ def test_a_second_sweep_extends_the_stored_study(kind: str, tmp_path: Path) -> N
     else:
         path = tmp_path / "study.log"
         override = JOURNAL.format(path=path)
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     for sweep in ("first", "second"):
         proc = _run(
             [
