@@ -47,6 +47,9 @@ class FakeTrackingServer:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def answer(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        if self.stopped.is_set():  # dead already: a request that slipped in before shutdown gets no answer
+            handler.close_connection = True
+            return
         endpoint = urlparse(handler.path).path.rsplit("/mlflow/", 1)[-1]
         self.calls.append((endpoint, body))
         reply: dict[str, Any] = {}

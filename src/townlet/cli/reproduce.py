@@ -30,8 +30,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
-
 EXIT_IDENTICAL, EXIT_DIFFERENT, EXIT_REFUSED, EXIT_RUN_FAILED = 0, 1, 2, 3
 
 # Result fields that measure the machine, not the learning: never compared.
@@ -68,7 +66,7 @@ class Difference:
 def load_snapshot(run_dir: str | Path) -> Snapshot:
     """Read ``.hydra/{overrides,config,hydra}.yaml`` and refuse disallowed targets before anything else."""
     from townlet.config.instantiate import ConfigError
-    from townlet.config.snapshot import check_run_snapshot
+    from townlet.config.snapshot import check_run_snapshot, load_untrusted_yaml
 
     root = Path(run_dir).expanduser().resolve()
     hydra_dir = root / ".hydra"
@@ -84,13 +82,13 @@ def load_snapshot(run_dir: str | Path) -> Snapshot:
         check_run_snapshot(root)
     except ConfigError as exc:
         raise ReproduceError(f"refusing to reproduce {root}: {exc}") from None
-    overrides = _load_yaml(hydra_dir / "overrides.yaml")
-    config = _load_yaml(hydra_dir / "config.yaml")
+    overrides = load_untrusted_yaml(hydra_dir / "overrides.yaml")
+    config = load_untrusted_yaml(hydra_dir / "config.yaml")
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         raise ReproduceError(f"{hydra_dir / 'overrides.yaml'} must be a list of override strings")
     if not isinstance(config, dict):
         raise ReproduceError(f"{hydra_dir / 'config.yaml'} must be a mapping")
-    hydra_cfg = _load_yaml(hydra_dir / "hydra.yaml") if (hydra_dir / "hydra.yaml").is_file() else {}
+    hydra_cfg = load_untrusted_yaml(hydra_dir / "hydra.yaml") if (hydra_dir / "hydra.yaml").is_file() else {}
     job = (hydra_cfg or {}).get("hydra", {}).get("job", {}) if isinstance(hydra_cfg, dict) else {}
     snapshot = Snapshot(
         run_dir=root,
@@ -101,13 +99,6 @@ def load_snapshot(run_dir: str | Path) -> Snapshot:
     )
     check_snapshot(snapshot)
     return snapshot
-
-
-def _load_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ReproduceError(f"cannot read {path}: {exc}") from exc
 
 
 def check_snapshot(snapshot: Snapshot) -> None:

@@ -5,6 +5,7 @@ the batch diagnostics, and the result DTO built from the last record.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,18 +28,31 @@ if TYPE_CHECKING:
     from townlet.dto import PPOTrainingResultDTO
     from townlet.replay import ReplayData
     from townlet.rollout.collect import EpisodeTracker
-    from townlet.strategies.ppo.sources import Seen
     from townlet.strategies.ppo.state import RunState
 
 __all__ = [
     "COUNTERS",
     "TELEMETRY_VERSION",
+    "Seen",
     "batch_diagnostics",
     "env_metrics",
     "event_counters",
     "iteration_record",
     "result_dto",
 ]
+
+
+@dataclass
+class Seen:
+    """What preparing an iteration's data saw: batch diagnostics, town metrics, event totals."""
+
+    batch: dict[str, float] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)  # empty without a rollout
+    events: dict[str, float] = field(default_factory=dict)
+    reward_scale: float | None = None
+    collect_sec: float = 0.0
+    rows_collected: int = 0
+
 
 TELEMETRY_VERSION = 1.2
 # The DTO carries the per-event counts; chat quality is reported as a mean (event_counters).

@@ -9,7 +9,7 @@ its running statistics move the network's input scale before the replay rows are
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -18,7 +18,7 @@ from townlet.config.schema.strategy_ppo import PPOConfigError
 from townlet.replay import ReplayData, StreamingDataset
 from townlet.replay.data import epoch_rng
 from townlet.rollout.collect import EpisodeTracker
-from townlet.strategies.ppo.records import batch_diagnostics, env_metrics
+from townlet.strategies.ppo.records import Seen, batch_diagnostics, env_metrics
 
 if TYPE_CHECKING:
     from townlet.algorithms.gae import PreparedBatch
@@ -27,19 +27,7 @@ if TYPE_CHECKING:
     from townlet.strategies.ppo.normalisers import Normalisers
     from townlet.strategies.ppo.state import RunState
 
-__all__ = ["ActingPolicy", "BatchMaker", "DataSource", "ReplaySource", "RolloutSource", "Seen", "pick_source"]
-
-
-@dataclass
-class Seen:
-    """What preparing an iteration's data saw: batch diagnostics, town metrics, event totals."""
-
-    batch: dict[str, float] = field(default_factory=dict)
-    env: dict[str, Any] = field(default_factory=dict)  # empty without a rollout
-    events: dict[str, float] = field(default_factory=dict)
-    reward_scale: float | None = None
-    collect_sec: float = 0.0
-    rows_collected: int = 0
+__all__ = ["ActingPolicy", "BatchMaker", "DataSource", "ReplaySource", "RolloutSource", "pick_source"]
 
 
 class ActingPolicy:
