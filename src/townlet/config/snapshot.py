@@ -26,6 +26,7 @@ import yaml
 
 from townlet.config.instantiate import (
     ALLOWED_MODULES,
+    HYDRA_TARGETS,
     ConfigError,
     allowed_modules,
     current_target,
@@ -38,10 +39,8 @@ MAX_YAML_BYTES = 1 << 20
 MAX_FILES = 200
 REFUSED_EXIT = 2
 
-#: ``hydra.callbacks`` a snapshot may name (what ``townlet-train`` and ``conf/hydra`` add).
-CALLBACKS = frozenset(
-    {"townlet.sweeps.summary.SweepSummaryCallback", "townlet.cli.preflight.PreflightCallback"}
-)
+#: ``hydra.callbacks`` a snapshot may name: the ones Hydra's own whitelist lets ``townlet-train`` build.
+CALLBACKS = frozenset(HYDRA_TARGETS)
 #: What a launcher's or sweeper's node may build besides the plugin: Optuna's samplers and storages.
 PLUGIN_PARTS = frozenset(
     [f"optuna.samplers.{n}" for n in ("TPESampler", "RandomSampler", "CmaEsSampler", "NSGAIISampler")]
