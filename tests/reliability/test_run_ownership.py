@@ -18,6 +18,7 @@ import yaml
 
 from conftest import support_searchpath
 from townlet.config.instantiate import ConfigError
+from townlet.runs.interrupt import RunInterrupted, interrupt_message
 from townlet.runs.ownership import (
     LOCK_FILE,
     RunDirOwned,
@@ -28,7 +29,6 @@ from townlet.runs.ownership import (
     resume_command,
     with_saved_overrides,
 )
-from townlet.runs.signals import RunInterrupted, interrupt_message
 
 PPO = ["strategy=ppo", "experiment=smoke"]
 

@@ -112,7 +112,7 @@ def test_handlers_only_in_the_main_thread_and_restored() -> None:
     """Worker threads (joblib's threading backend, a notebook's executor) cannot take signals."""
     import threading
 
-    from townlet.runs.signals import StopSignals
+    from townlet.runs.interrupt import StopSignals
 
     before = signal.getsignal(signal.SIGTERM)
     seen: list[tuple[signal.Signals, ...]] = []
@@ -133,7 +133,7 @@ def test_handlers_only_in_the_main_thread_and_restored() -> None:
 
 def test_a_launcher_s_own_handler_is_left_alone() -> None:
     """submitit handles SIGTERM itself (requeue on preemption): a run must not take it over."""
-    from townlet.runs.signals import StopSignals
+    from townlet.runs.interrupt import StopSignals
 
     def launcher_handler(signum: int, frame: object) -> None:
         return None
@@ -151,7 +151,7 @@ def test_a_launcher_s_own_handler_is_left_alone() -> None:
 def test_sigterm_in_process_raises_interrupt_and_names_the_signal() -> None:
     import os
 
-    from townlet.runs.signals import StopSignals, interrupt_exit_code, interrupt_signal
+    from townlet.runs.interrupt import StopSignals, interrupt_exit_code, interrupt_signal
 
     guard = StopSignals().install()
     if signal.SIGTERM not in guard.installed:  # never send SIGTERM to a runner that handles it itself
@@ -168,8 +168,12 @@ def test_sigterm_in_process_raises_interrupt_and_names_the_signal() -> None:
 
 
 def test_message_says_when_there_is_no_checkpoint_yet(tmp_path: Path) -> None:
-    from townlet.runs.interrupt import TrainingInterrupted
-    from townlet.runs.signals import as_run_interrupted, interrupt_exit_code, interrupt_message
+    from townlet.runs.interrupt import (
+        TrainingInterrupted,
+        as_run_interrupted,
+        interrupt_exit_code,
+        interrupt_message,
+    )
 
     early = as_run_interrupted(TrainingInterrupted(signal.SIGTERM), tmp_path)
     assert interrupt_exit_code(early) == 143 and "no checkpoint was written yet" in interrupt_message(early)

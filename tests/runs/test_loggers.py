@@ -69,7 +69,7 @@ def _artifacts(client: Any, run_id: str, path: str | None = None) -> set[str]:
 def test_csv_widens_its_header_and_reads_back(tmp_path: Path) -> None:
     pd = pytest.importorskip("pandas")
     path = tmp_path / "metrics.csv"
-    sink = CsvSink(path=path)
+    sink = CsvSink(path.name, run=RunInfo(path=tmp_path))
     sink.write({"epoch": 1, "train_loss": 0.5, "wall_sec": 0.1})
     sink.write(
         {
@@ -84,7 +84,9 @@ def test_csv_widens_its_header_and_reads_back(tmp_path: Path) -> None:
         }
     )
     sink.close()
-    CsvSink(path=path).write({"epoch": 3, "train_loss": 0.125})  # a resumed run appends
+    CsvSink(path.name, run=RunInfo(path=tmp_path)).write(
+        {"epoch": 3, "train_loss": 0.125}
+    )  # a resumed run appends
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     header = list(rows[0])

@@ -62,7 +62,7 @@ def test_step_and_stage_prefix() -> None:
 
 def _fanout(tmp_path: Path, logdir: Path, **kw: Any) -> MetricsFanout:
     run = RunInfo(path=tmp_path, config={"seed": 7, "strategy": {"lr": 0.001}})
-    return MetricsFanout([JsonlSink(run=run), TensorBoardSink(run=run, logdir=logdir)], **kw)
+    return MetricsFanout([JsonlSink(run=run), TensorBoardSink(logdir.name, run=run)], **kw)
 
 
 def test_writer_mirrors_records_as_grouped_scalars(tmp_path: Path) -> None:
@@ -107,7 +107,7 @@ def test_agent_steps_run_on_across_stages_and_hparams_hold_the_result(tmp_path: 
     logdir = tmp_path / "tensorboard"
     config = {"objective": "evaluation.policy.mean_return", "strategy": {"lr": 0.01, "stages": [1, 2]}}
     run = RunInfo(path=tmp_path, config=config, seed=4, strategy="anneal", world="default")
-    fanout = MetricsFanout([JsonlSink(run=run), TensorBoardSink(run=run, logdir=logdir)])
+    fanout = MetricsFanout([JsonlSink(run=run), TensorBoardSink(logdir.name, run=run)])
     fanout.log({"stage_index": 0, "stage": "bc", "epoch": 1, "train_loss": 2.0})
     for stage in (1, 2):
         for iteration, steps in ((1, 100.0), (2, 200.0)):
@@ -177,7 +177,7 @@ def test_missing_tensorboard_is_one_clear_error(tmp_path: Path, monkeypatch: pyt
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "tensorboardX", None)  # import now raises ImportError
     with pytest.raises(TensorBoardNotAvailableError, match=r'pip install -e "\.\[tensorboard\]"') as info:
-        TensorBoardSink(logdir=tmp_path / "tb")
+        TensorBoardSink(run=RunInfo(path=tmp_path))
     assert "logger=jsonl" in str(info.value)
 
 

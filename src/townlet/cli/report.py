@@ -179,7 +179,8 @@ def build_report(path: str | Path) -> dict[str, Any]:
 def run_report(run_dir: Path) -> dict[str, Any]:
     """Config highlights, status, result, promotion and the paths of one run directory."""
     from townlet.runs.resolve import SNAPSHOT, RunFilesError, read_snapshot
-    from townlet.sweeps.jobs import dotted_get, read_yaml
+    from townlet.runs.sinks import dotted_get
+    from townlet.sweeps.jobs import read_yaml
 
     record = read_json_object(run_dir / "run.json") or {}
     try:
@@ -247,7 +248,7 @@ def _load_result(run_dir: Path) -> ResultDTO | None:
 
 
 def _hparams(strategy: str, node: Any) -> dict[str, Any]:
-    from townlet.sweeps.jobs import dotted_get
+    from townlet.runs.sinks import dotted_get
 
     if not isinstance(node, dict):
         return {}

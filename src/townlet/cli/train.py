@@ -44,12 +44,12 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
     from townlet.cli.preflight import check_job
     from townlet.config.instantiate import build
     from townlet.facade import PolicyTrainingOrchestrator, RunSettings
+    from townlet.runs.interrupt import StopSignals, as_run_interrupted, interrupt_signal
     from townlet.runs.loggers import MetricsFanout, build_metrics
     from townlet.runs.objective import objective_value
     from townlet.runs.ownership import claim_run_dir, release_run_dir
     from townlet.runs.record import RunRecorder, is_multirun, strategy_name
     from townlet.runs.rundir import RunDir
-    from townlet.runs.signals import StopSignals, as_run_interrupted, interrupt_signal
 
     cfg = check_job(cfg)  # again here for a sweeper's trials (objective included); nothing written before
     hc = _hydra_context()
@@ -319,7 +319,7 @@ def _interrupt_or_io_fault(exc: BaseException, user_wants_trace: bool) -> tuple[
     """(message, exit code) for a stop signal (128 + signal, also under HYDRA_FULL_ERROR=1: a stop
     is not a bug) or a file-system fault the user fixes (space, permissions, a file in the way)."""
     if isinstance(exc, KeyboardInterrupt):
-        from townlet.runs.signals import interrupt_exit_code, interrupt_message
+        from townlet.runs.interrupt import interrupt_exit_code, interrupt_message
 
         return interrupt_message(exc), interrupt_exit_code(exc)
     from townlet.runs.rundir import io_fault_message

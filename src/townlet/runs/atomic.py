@@ -1,8 +1,5 @@
-"""Atomic file writes: readers see either the old file or the complete new one, never half of it.
-
-A crash or a concurrent reader (a sweep report globbing ``*/result.json``) must never observe a
-truncated file, so every artefact is written to a temporary sibling and renamed into place.
-"""
+"""Atomic file writes: a crash or a concurrent reader (a sweep report globbing ``*/result.json``)
+sees either the old file or the complete new one, never half of it; and strict JSON for them."""
 
 from __future__ import annotations
 
@@ -19,12 +16,9 @@ TMP_SUFFIX = ".tmp"  # RunDir.prepare removes ``.*.tmp`` left by a killed writer
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``.
-
-    On any failure (a full disk, a signal) the temp file is removed and ``path`` keeps its old
-    content. An ``OSError`` that names no file (``write`` on a full disk) is re-raised naming
-    ``path``, so the one-line message can say which file could not be written.
-    """
+    """Write ``data`` to ``path`` via a temp sibling and ``os.replace``; on any failure the temp file
+    is removed and ``path`` keeps its old content. An ``OSError`` that names no file (``write`` on a
+    full disk) is re-raised naming ``path``, so the one-line message can say which file it was."""
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -48,8 +42,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
 
 def _write_all(handle: BinaryIO, data: bytes, target: Path) -> None:
-    """Write ``data`` for ``target`` and flush it to the disk (a seam: the fault-injection tests
-    replace it to fail the way a full disk does, for the files they choose)."""
+    """A seam: the fault-injection tests replace it to fail the way a full disk does."""
     handle.write(data)
     handle.flush()
     os.fsync(handle.fileno())
@@ -62,7 +55,6 @@ def _naming(exc: OSError, target: Path) -> OSError:
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
-    """Text flavour of :func:`atomic_write_bytes`."""
     return atomic_write_bytes(path, text.encode(encoding))
 
 
@@ -79,11 +71,8 @@ def finite_or_none(value: Any) -> float | None:
 
 
 def json_safe(value: Any, default: Callable[[Any], Any] | None = None) -> Any:
-    """Replace NaN/Inf floats by ``None`` (recursively) so JSON never carries bare ``NaN``.
-
-    Other leaves JSON cannot hold (paths, arrays) pass through for :func:`dumps_json` to convert,
-    or go through ``default`` (e.g. ``str``) for callers that hand the result to plain ``json``.
-    """
+    """NaN/Inf floats replaced by ``None`` (recursively); other leaves JSON cannot hold pass through
+    for :func:`dumps_json`, or go through ``default`` (``str``) for callers of plain ``json``."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -99,7 +88,7 @@ def json_safe(value: Any, default: Callable[[Any], Any] | None = None) -> Any:
 
 def dumps_json(value: Any, *, indent: int | None = None) -> str:
     """Strict JSON (``allow_nan=False``) after :func:`json_safe`; numpy/Path values become plain."""
-    return json.dumps(json_safe(value), indent=indent, allow_nan=False, default=_default, sort_keys=False)
+    return json.dumps(json_safe(value), indent=indent, allow_nan=False, default=_default)
 
 
 def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -113,7 +102,6 @@ def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def atomic_write_json(path: str | os.PathLike[str], value: Any, *, indent: int | None = 2) -> Path:
-    """Write strict, NaN-free JSON atomically."""
     return atomic_write_text(path, dumps_json(value, indent=indent) + "\n")
 
 

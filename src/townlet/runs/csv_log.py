@@ -1,14 +1,9 @@
 """``logger=csv``: ``<run dir>/metrics.csv``, one row per logged record, readable by any CSV reader.
 
-Columns are laid out so files from different strategies line up: :data:`LEADING` first, always and
-in that order (empty where a record has no such key), then every other key sorted by name. Nested
-keys are joined with ``/`` (``per_action_accuracy/eat``), lists are JSON text, NaN/Inf and None are
-empty cells, booleans ``true``/``false``.
-
-Records do not all carry the same keys (a periodic evaluation adds ``eval_*`` every few iterations;
-each stage of a composite run its own). When a record brings a key the header lacks, the file is
-rewritten with the widened header through a temporary file and a rename, so a reader never sees a
-row that does not match its header, and the cost is paid once per new key, not per row.
+Columns line up across strategies: :data:`LEADING` first, always (empty where a record lacks the
+key), then every other key sorted. Records do not all carry the same keys (a periodic evaluation, a
+composite run's stages), so a record with a new key rewrites the file under the widened header
+through a temporary file and a rename: a reader never sees a row that does not match its header.
 """
 
 from __future__ import annotations
@@ -19,7 +14,6 @@ import json
 import math
 import numbers
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, TextIO
 
 from townlet.dto.metrics import (
@@ -38,7 +32,8 @@ LEADING = (STAGE_INDEX_KEY, STAGE_KEY, STRATEGY_KEY, *STEP_KEYS, STEPS_KEY, AGEN
 
 
 def cell(value: Any) -> str:
-    """One value as CSV text (see the module docstring for the rules)."""
+    """One value as CSV text: nested keys were joined with ``/``; lists are JSON text, NaN/Inf and
+    None empty cells, booleans ``true``/``false``."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -52,25 +47,14 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def column_order(keys: set[str] | list[str]) -> list[str]:
-    """:data:`LEADING`, then the other ``keys`` sorted by name."""
-    return [*LEADING, *sorted(set(keys) - set(LEADING))]
-
-
 class CsvSink(MetricsSink):
     """Appends rows; widens the header (atomic rewrite) when a record brings a new key."""
 
     name = "csv"
 
-    def __init__(
-        self, filename: str = "metrics.csv", *, run: RunInfo | None = None, path: Path | None = None
-    ) -> None:
-        if path is None:
-            if run is None:
-                raise ValueError("CsvSink needs run= or path=")
-            path = run.path / filename
-        self.path = Path(path)
-        self.columns = column_order([])
+    def __init__(self, filename: str = "metrics.csv", *, run: RunInfo) -> None:
+        self.path = run.path / filename
+        self.columns = list(LEADING)
         self._handle: TextIO | None = None
         if self.path.is_file():  # a resumed run appends under its header
             with self.path.open(encoding="utf-8", newline="") as handle:
@@ -79,7 +63,7 @@ class CsvSink(MetricsSink):
     def write(self, record: Mapping[str, Any]) -> None:
         row = {key: cell(value) for key, value in flatten(record)}
         if not set(self.columns).issuperset(row):
-            self._widen(column_order([*self.columns, *row]))
+            self._widen([*LEADING, *sorted(set(self.columns).union(row) - set(LEADING))])
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fresh = not self.path.is_file() or self.path.stat().st_size == 0

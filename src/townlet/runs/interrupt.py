@@ -1,20 +1,29 @@
-"""A stop asked for by a signal, honoured at the next safe point of a training loop.
+"""SIGINT and SIGTERM end a run as *interrupted*, not killed, at the next safe point of its training loop.
 
-A training loop between two iterations (or epochs) is the one place where stopping loses nothing:
-its checkpoint then describes exactly the iterations already logged, so a resumed run continues
-as if it had never stopped. Loops open :func:`safe_points` and call :func:`check` after their
-checkpoint; a signal arriving inside such a loop only records the request. Anywhere else (capture,
-final evaluation) nothing is waiting for a safe point, so the signal raises at once; a second signal
-also raises at once, for a user who does not want to wait for the iteration to end.
+``kill``, SLURM's preemption and ``timeout`` send SIGTERM, whose default action ends Python without
+``finally`` blocks, leaving ``run.json`` at ``running`` for ever. While a run is in progress,
+:class:`StopSignals` hands both signals to :func:`deliver`. A training loop between two iterations
+(or epochs) is the one place where stopping loses nothing: its checkpoint then describes exactly the
+iterations already logged, so a resumed run continues as if it had never stopped. Loops open
+:func:`safe_points` and call :func:`check` after their checkpoint; a signal inside such a loop only
+records the request. Anywhere else (capture, final evaluation) the signal raises at once, as does a
+second signal, for a user who does not want to wait for the iteration to end.
+
+The handlers are taken only from the main thread (``signal.signal`` refuses others) and only from a
+signal's default disposition, so a launcher that handles SIGTERM itself (submitit) keeps it.
 """
 
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
 
-__all__ = ["TrainingInterrupted", "check", "clear", "deliver", "requested", "safe_points"]
+from townlet.runs.ownership import resume_command
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -68,3 +77,96 @@ def check(save: Callable[[], None]) -> None:
     save()
     clear()
     raise TrainingInterrupted(signum)
+
+
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
+
+
+class RunInterrupted(TrainingInterrupted):
+    """A run stopped by a signal, with its directory and whether it holds a checkpoint (for the message);
+    the console entry maps it to one line and exit code ``128 + signal``."""
+
+    def __init__(self, signum: int, run_dir: Path | None = None, *, checkpointed: bool = False) -> None:
+        super().__init__(signum)
+        self.run_dir = run_dir
+        self.checkpointed = checkpointed
+
+
+def interrupt_signum(exc: BaseException) -> int:
+    """The signal behind ``exc``: a plain ``KeyboardInterrupt`` is Python's own SIGINT handler."""
+    return exc.signum if isinstance(exc, TrainingInterrupted) else int(signal.SIGINT)
+
+
+def interrupt_signal(exc: BaseException) -> str:
+    """The signal's name, as ``run.json`` records it."""
+    return signal.Signals(interrupt_signum(exc)).name
+
+
+def as_run_interrupted(exc: BaseException, run_dir: Path) -> RunInterrupted:
+    checkpointed = any((run_dir / "checkpoints").glob("*.pt"))
+    return RunInterrupted(interrupt_signum(exc), run_dir, checkpointed=checkpointed)
+
+
+def interrupt_exit_code(exc: BaseException) -> int:
+    """``128 + signal``: 130 for SIGINT, 143 for SIGTERM (what shells and schedulers expect)."""
+    return 128 + interrupt_signum(exc)
+
+
+def interrupt_message(exc: BaseException) -> str:
+    """One console line: what stopped the run and how to continue it."""
+    name = interrupt_signal(exc)
+    if not isinstance(exc, RunInterrupted) or exc.run_dir is None:
+        return f"interrupted by {name}"
+    run_dir = exc.run_dir
+    kept = "the last checkpoint is kept" if exc.checkpointed else "no checkpoint was written yet"
+    return (
+        f"interrupted by {name}; run.json says 'interrupted' and {kept} in {run_dir}; "
+        f"continue with: {resume_command(run_dir)}"
+    )
+
+
+class StopSignals:
+    """:meth:`install` before the run, :meth:`hold` while recording its end, :meth:`restore` after.
+
+    :meth:`hold` turns further signals (a double Ctrl-C, SLURM repeating SIGTERM) into no-ops while
+    ``run.json`` is written; SIGKILL still stops a wedged run. All three are safe from any thread.
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict[signal.Signals, Any] = {}
+        self._held = False
+
+    @property
+    def installed(self) -> tuple[signal.Signals, ...]:
+        return tuple(self._previous)
+
+    def install(self) -> StopSignals:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for sig in STOP_SIGNALS:
+            current = signal.getsignal(sig)
+            if current in (signal.SIG_DFL, signal.default_int_handler):
+                self._previous[sig] = current
+                signal.signal(sig, self._handle)
+        return self
+
+    def hold(self) -> None:
+        self._held = True
+
+    def restore(self) -> None:
+        """Put the previous handlers back and drop a stop request no loop got to honour."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+        clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._held:
+            return
+        try:
+            deliver(signum)
+        except TrainingInterrupted:
+            self._held = True
+            raise

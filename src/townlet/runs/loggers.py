@@ -1,14 +1,10 @@
 """The one metrics object a run hands its strategy, fanning each record out to the selected loggers.
 
-Strategies call ``metrics.log(record, force=...)`` whatever ``logger=[...]`` says: :class:`MetricsFanout`
-applies the cadence (``logger.log_frequency``) and stamps ``wall_sec`` once, then passes the record to
-every sink, each built from its ``_target_`` through the allow-list. The progress display sees every
-record, whatever the cadence.
-
-After ``result.json`` is written, :meth:`MetricsFanout.after_result` closes the files, draws the
-training curves from ``metrics.jsonl`` and lets each sink collect the run's artefacts (MLflow). A run
-that never gets there is closed in ``finally``: sinks with a remote run end it ``KILLED`` for an
-interrupt (Ctrl-C, SIGTERM), ``FAILED`` otherwise.
+:class:`MetricsFanout` applies the cadence (``logger.log_frequency``), stamps ``wall_sec`` once and
+passes the record to every sink (each built from its ``_target_`` through the allow-list); the
+progress display sees every record, whatever the cadence. A run that never reaches
+:meth:`MetricsFanout.after_result` is closed in ``finally``: sinks with a remote run end it
+``KILLED`` for an interrupt (Ctrl-C, SIGTERM), ``FAILED`` otherwise.
 
 Loggers fail soft: a tracker is a view of the run, never a reason to lose it. A tracker that cannot
 be reached at start is left out with one warning; a sink that raises later is switched off.
@@ -30,7 +26,7 @@ from townlet.config.instantiate import ConfigError, build
 from townlet.config.plan import RunPlan
 from townlet.config.schema.logger import JsonlLoggerConfig, TensorBoardLoggerConfig
 from townlet.dto.metrics import WALL_KEY
-from townlet.dto.run import RunRecord
+from townlet.runs.atomic import read_json_object
 from townlet.runs.metrics import MetricsWriter
 from townlet.runs.plots import reference_returns, write_training_plots
 from townlet.runs.progress import ProgressDisplay, make_display
@@ -46,12 +42,9 @@ LOGGER_KEYS: tuple[str, ...] = ("mlflow", "wandb", "tensorboard", "csv", "jsonl"
 
 
 class MetricsFanout(MetricsWriter):
-    """A :class:`MetricsWriter` (what strategies are typed against) that writes through its sinks.
-
-    ``metrics.jsonl`` is the record of truth, so it is written first on every record. A sink that
-    raises (a tracking server gone, a full disk under TensorBoard's folder) is switched off with one
-    warning and the run goes on; its exception is kept to tell its remote run why it stopped.
-    """
+    """A :class:`MetricsWriter` (what strategies are typed against) that writes through its sinks,
+    ``metrics.jsonl`` (the record of truth) first. A sink that raises is switched off with one
+    warning; its exception is kept to tell its remote run why it stopped."""
 
     def __init__(
         self,
@@ -71,18 +64,17 @@ class MetricsFanout(MetricsWriter):
 
     @property
     def max_log_entries(self) -> int | None:
-        return self._max_log_entries
+        return self._rotate_after
 
     @max_log_entries.setter
     def max_log_entries(self, value: int | None) -> None:
         """Rotation belongs to the JSONL file; PPO's ``strategy.max_log_entries`` sets it here."""
-        self._max_log_entries = int(value) if value and value > 0 else None
+        self._rotate_after = value
         for sink in self.sinks:
             if isinstance(sink, JsonlSink):
-                sink.writer.max_log_entries = self._max_log_entries
+                sink.writer.max_log_entries = value
 
     def live(self) -> list[MetricsSink]:
-        """The sinks not switched off."""
         return [sink for sink in self.sinks if id(sink) not in self.off]
 
     def log(self, record: Mapping[str, Any], *, force: bool = False) -> bool:
@@ -96,8 +88,8 @@ class MetricsFanout(MetricsWriter):
         self.lines_written += 1
         return True
 
-    def _guard(self, sink: MetricsSink, doing: str, call: Callable[..., None], *args: Any) -> bool:
-        """Run one sink call; on an exception switch the sink off (one warning) and return False."""
+    def _guard(self, sink: MetricsSink, doing: str, call: Callable[..., None], *args: Any) -> None:
+        """Run one sink call; on an exception switch the sink off (one warning)."""
         try:
             call(*args)
         except Exception as exc:
@@ -109,18 +101,17 @@ class MetricsFanout(MetricsWriter):
                 error_line(exc),
             )
             _quietly(sink.close)
-            return False
-        return True
 
-    def after_result(self, run_dir: str | Path, result: Mapping[str, Any]) -> None:
-        """The run succeeded and ``result.json`` is on disk: close files, plot, hand over artefacts.
-
-        Like the plots, a logger that cannot take the artefacts is reported, never fails the run.
-        """
-        run_dir = Path(run_dir)
+    def _close_files(self) -> None:
         self.display.close()
         for sink in self.live():
             self._guard(sink, "closing its files", sink.close)
+
+    def after_result(self, run_dir: str | Path, result: Mapping[str, Any]) -> None:
+        """``result.json`` is on disk: close files, draw the training curves, let each sink collect
+        the run's artefacts (MLflow); like the plots, a sink that cannot is reported, never fatal."""
+        run_dir = Path(run_dir)
+        self._close_files()
         jsonl = next((s for s in self.sinks if isinstance(s, JsonlSink)), None)
         if self.plots and jsonl is not None:
             try:
@@ -136,9 +127,7 @@ class MetricsFanout(MetricsWriter):
 
     def close(self) -> None:
         """Close every sink; before :meth:`after_result`, end their runs as failed or killed."""
-        self.display.close()
-        for sink in self.live():
-            self._guard(sink, "closing its files", sink.close)
+        self._close_files()
         if self.finished:
             return
         self.finished = True
@@ -167,11 +156,8 @@ def _quietly(call: Callable[[], None]) -> None:
 
 
 def selected_loggers(node: Any) -> dict[str, Any]:
-    """``{name: config node}`` of the loggers to build, in :data:`LOGGER_KEYS` order.
-
-    A config whose ``logger.kind`` is set (the single-logger snapshot form) maps it onto the list:
-    ``jsonl`` is JSONL (named ``logger.filename``), ``tensorboard`` JSONL plus TensorBoard.
-    """
+    """``{name: config node}`` of the loggers to build, in :data:`LOGGER_KEYS` order; the snapshot
+    form ``logger.kind`` maps onto them (``tensorboard`` is JSONL plus TensorBoard)."""
     chosen = {key: node.get(key) for key in LOGGER_KEYS if node.get(key) is not None}
     kind, filename = node.get("kind"), node.get("filename")
     if kind is None and filename is not None:
@@ -193,7 +179,7 @@ def run_info(cfg: Any, run_dir: Path, hydra: Any = None, *, config_hash: str | N
     provenance ``run.json`` already holds (git commit, command)."""
     multirun = is_multirun(hydra)
     choices = dict(hydra.runtime.choices) if hydra is not None else {}
-    record = _run_record(Path(run_dir))
+    record = read_json_object(Path(run_dir) / RUN_FILE) or {}  # none in a test's fan-out
     return RunInfo(
         path=Path(run_dir),
         config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]  # a DictConfig's
@@ -206,16 +192,9 @@ def run_info(cfg: Any, run_dir: Path, hydra: Any = None, *, config_hash: str | N
         sweep_dir=Path(str(hydra.sweep.dir)) if multirun else None,
         overrides=tuple(str(o) for o in hydra.overrides.task) if hydra is not None else (),
         config_hash=config_hash,
-        git_commit=record.git_commit if record is not None else None,
-        source=record.command[0] if record is not None and record.command else None,
+        git_commit=record.get("git_commit"),
+        source=str(record["command"][0]) if record.get("command") else None,
     )
-
-
-def _run_record(run_dir: Path) -> RunRecord | None:
-    try:
-        return RunRecord.model_validate_json((run_dir / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # no record (a test's fan-out) or an unreadable one: no provenance
-        return None
 
 
 def build_metrics(
@@ -226,8 +205,8 @@ def build_metrics(
     config_hash: str | None = None,
     plan: RunPlan | None = None,
 ) -> MetricsFanout:
-    """Build the selected loggers (``cfg.logger``) and the progress display for one run; ``plan`` is
-    what the strategy will do (without it the display counts units without a total)."""
+    """The selected loggers (``cfg.logger``) and the progress display; ``plan`` gives the display
+    its total."""
     node = cfg.logger
     if int(node.log_frequency) < 1:
         raise ConfigError(f"logger.log_frequency must be >= 1, got {node.log_frequency}")

@@ -2,8 +2,7 @@
 
 A record is written on every ``log_frequency``-th call (1-based); after ``max_log_entries`` lines the
 writer moves on to ``<name>.1``, ``<name>.2`` ... so a long run never grows one file without bound.
-The files are strict JSON, one object per line (NaN/Inf become ``null``), and every line carries
-``wall_sec``, the seconds since the writer opened, so curves read against wall time too.
+Lines are strict JSON (NaN/Inf become ``null``) and carry ``wall_sec``, the seconds since the start.
 """
 
 from __future__ import annotations
@@ -27,22 +26,13 @@ class MetricsWriter:
             raise ValueError(f"log_frequency must be >= 1 (got {log_frequency}); use 1 to log every call")
         self.path = Path(path)
         self.log_frequency = int(log_frequency)
-        self.max_log_entries = max_log_entries
+        self.max_log_entries = max_log_entries  # None or <= 0: one file, unbounded
         self.calls = 0
         self.lines_written = 0
         self._lines_in_file = 0
         self._rotation = 0
         self._handle: TextIO | None = None
         self._started = time.monotonic()
-
-    @property
-    def max_log_entries(self) -> int | None:
-        return self._max_log_entries
-
-    @max_log_entries.setter
-    def max_log_entries(self, value: int | None) -> None:
-        """Lines per file; None or <= 0: one file, unbounded."""
-        self._max_log_entries = int(value) if value and value > 0 else None
 
     def wall_sec(self) -> float:
         return round(time.monotonic() - self._started, 3)
@@ -52,7 +42,8 @@ class MetricsWriter:
         self.calls += 1
         if not force and self.calls % self.log_frequency != 0:
             return False
-        if self._max_log_entries is not None and self._lines_in_file >= self._max_log_entries:
+        limit = self.max_log_entries
+        if limit is not None and limit > 0 and self._lines_in_file >= limit:
             self.close()
             self._rotation += 1
             self._lines_in_file = 0

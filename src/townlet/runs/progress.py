@@ -1,14 +1,10 @@
 """How far a run has got: a live bar on a terminal, plain log lines everywhere else.
 
-The display is fed by the records the strategies already log (every call, before the logging
-cadence), so no strategy knows about it. Where a record stands is its ``iteration``/``epoch`` plus, in
-a composite run, the units of the stages before its ``stage_index``; the totals come from the run's
-:class:`~townlet.config.plan.RunPlan`.
-
-A bar redraws its line with carriage returns, which turn a log file or a pipe into noise, so it is
-drawn only when both stdout and stderr are terminals and the process is not a multirun job (whose
-output goes to a log or interleaves with its siblings'). Otherwise the same facts go out as one
-log line at most every ``every_sec`` seconds (and for the last unit): no ``\\r``, no escape codes.
+The display is fed by the records the strategies already log (every call, before the cadence), so
+no strategy knows about it; the totals come from the run's :class:`~townlet.config.plan.RunPlan`.
+A bar's carriage returns turn a log file or a pipe into noise, so it is drawn only when stdout and
+stderr are terminals outside a multirun job; otherwise the same facts go out as one log line at most
+every ``every_sec`` seconds (and for the last unit).
 """
 
 from __future__ import annotations
@@ -50,12 +46,14 @@ _RATES: tuple[tuple[str, str], ...] = ((SPS_KEY, "agent-steps/s"), (SAMPLES_PER_
 
 
 def _stage(plan: RunPlan, record: Mapping[str, Any]) -> int | None:
+    """The record's stage of a composite run, if the plan has it."""
     index = stage_index(record)
     return index if index is not None and 0 <= index < len(plan.stages) else None
 
 
 def position(plan: RunPlan, record: Mapping[str, Any]) -> int | None:
-    """Units done once ``record`` was logged; None for records that close no epoch/iteration."""
+    """Units done once ``record`` was logged (the stages before it included); None for records that
+    close no epoch/iteration."""
     step, index = record_step(record, None), _stage(plan, record)
     if step is None or index is None:
         return step
@@ -88,7 +86,7 @@ class ProgressDisplay:
     """Shows nothing (``logger.progress=off``); the base of the two real displays."""
 
     def show(self, record: Mapping[str, Any]) -> None:
-        """Take one record (every one a strategy logs, whatever the cadence)."""
+        """Take one record."""
 
     def close(self) -> None:
         """End the display; safe to call twice."""
@@ -176,8 +174,8 @@ class LiveBar(ProgressDisplay):
 
 
 def _width(stream: Any) -> dict[str, Any]:
-    """Follow the terminal's size; a terminal that reports none (a bare pty, ``script``) gets
-    ``$COLUMNS``/``$LINES`` or 80x24: tqdm hides its bar on a zero-sized screen."""
+    """Follow the terminal's size, else ``$COLUMNS``/``$LINES`` or 80x24 (a bare pty reports 0x0, and
+    tqdm hides its bar on a zero-sized screen)."""
     try:
         size = os.get_terminal_size(stream.fileno())
         if size.columns > 0 and size.lines > 0:
@@ -213,8 +211,8 @@ def make_display(mode: str, plan: RunPlan, *, every_sec: float, multirun: bool) 
 
 
 class Counter:
-    """A count towards ``total`` for commands outside training (``townlet-capture``): a tqdm bar when
-    ``stream`` is a terminal, else a plain line per ``every_sec`` and one at the end."""
+    """A count towards ``total`` outside training (``townlet-capture``): a tqdm bar on a terminal,
+    else a plain line per ``every_sec`` and one at the end."""
 
     def __init__(
         self,

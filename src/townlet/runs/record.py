@@ -24,8 +24,6 @@ from typing import Any
 from townlet.dto import RunRecord, RunStatus
 from townlet.runs.atomic import atomic_write_text
 
-TRACKED_PACKAGES = ("townlet-train", "torch", "numpy", "hydra-core", "omegaconf", "pydantic")
-
 
 def config_hash(config: Any) -> str:
     """sha256 (16 hex chars) of a resolved config as canonical JSON; stable across key order."""
@@ -33,10 +31,10 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
+def package_versions() -> dict[str, str]:
     """Installed versions from package metadata (does not import the packages, torch included)."""
     versions = {"python": platform.python_version()}
-    for name in names:
+    for name in ("townlet-train", "torch", "numpy", "hydra-core", "omegaconf", "pydantic"):
         with contextlib.suppress(md.PackageNotFoundError):
             versions[name] = md.version(name)
     return versions
@@ -48,9 +46,9 @@ _GIT_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
 
 def git_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of the run record's ``git`` calls: no ``GIT_*`` variables (``GIT_CONFIG_*``,
-    ``GIT_DIR``, ``GIT_EXEC_PATH`` ... can make ``git status`` run a program, and a snapshot's
-    ``hydra.job.env_set`` or a launcher may have set them), no prompts, no system config."""
+    """The environment of the run record's ``git`` calls: no ``GIT_*`` variables (a snapshot's
+    ``hydra.job.env_set`` may set ones that make ``git status`` run a program), no prompts, no
+    system config."""
     source = dict(os.environ) if environ is None else environ
     env = {key: source[key] for key in _GIT_ENV_KEEP if key in source}
     env.update(GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1")
@@ -107,12 +105,6 @@ def strategy_name(cfg: Any, hydra: Any) -> str:
     return str(choices.get("strategy") or str(cfg.strategy.get("_target_", "?")).rsplit(".", 1)[-1])
 
 
-def new_run_id(now: datetime | None = None) -> str:
-    """Sortable, collision-free id: UTC timestamp with microseconds plus 6 random hex chars."""
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%f")
-    return f"{stamp}-{uuid.uuid4().hex[:6]}"
-
-
 class RunRecorder:
     """Holds the current ``RunRecord`` and rewrites ``run.json`` on every state change."""
 
@@ -125,10 +117,11 @@ class RunRecorder:
         """Write the record with status ``running``: the provenance found here plus ``fields`` (the
         :class:`RunRecord` fields the caller knows: seed, overrides, strategy, device, resumed ...)."""
         commit, dirty = git_info(Path(__file__).resolve().parents[3])
+        now = datetime.now(UTC)
         record = RunRecord(
-            run_id=new_run_id(),
+            run_id=f"{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}",  # sortable and collision-free
             status="running",
-            started_at=datetime.now(UTC),
+            started_at=now,
             config_hash=config_hash(config),
             run_dir=str(Path(run_dir).resolve()),
             host=socket.gethostname(),

@@ -116,27 +116,28 @@ def remove_orphaned_temp_files(root: Path) -> list[Path]:
     return removed
 
 
-_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
-_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
-_NOT_A_DIR = {errno.ENOTDIR, errno.EEXIST}  # mkdir over a regular file
-_ELSEWHERE = "write the run elsewhere (hydra.run.dir=<dir> or paths.output_root=<dir>)"
+#: The file-system faults a user fixes on their side, by errno (``{}``: the path), each followed by
+#: "write the run elsewhere".
+_FAULTS = {
+    **dict.fromkeys(
+        (errno.ENOSPC, errno.EDQUOT), "no space left on the device holding {}; free some space or"
+    ),
+    errno.EROFS: "{} is on a read-only file system;",
+    **dict.fromkeys(
+        (errno.EACCES, errno.EPERM), "{} is not writable (permission denied); fix its permissions or"
+    ),
+    errno.ENOTDIR: "cannot create {}: one of its parents is a regular file; move it or",
+    errno.EEXIST: "cannot create the directory {}: a file of that name exists; move it or",
+}
 
 
 def describe_os_error(exc: OSError, fallback: Path | None = None) -> str:
     """One line for a file-system fault: the path, what is wrong with it, and what to do."""
     path = exc.filename if exc.filename is not None else fallback
     where = os.fspath(path) if path is not None else "the output directory"
-    if exc.errno in _NO_SPACE:
-        return f"no space left on the device holding {where}; free some space or {_ELSEWHERE}"
-    if exc.errno == errno.EROFS:
-        return f"{where} is on a read-only file system; {_ELSEWHERE}"
-    if exc.errno in _NOT_WRITABLE:
-        return f"{where} is not writable (permission denied); fix its permissions or {_ELSEWHERE}"
-    if exc.errno == errno.ENOTDIR:
-        return f"cannot create {where}: one of its parents is a regular file; move it or {_ELSEWHERE}"
-    if exc.errno == errno.EEXIST:
-        return f"cannot create the directory {where}: a file of that name exists; move it or {_ELSEWHERE}"
-    return f"cannot write {where} ({exc.strerror or exc}); {_ELSEWHERE}"
+    fault = _FAULTS.get(exc.errno or 0)
+    head = fault.format(where) if fault else f"cannot write {where} ({exc.strerror or exc});"
+    return f"{head} write the run elsewhere (hydra.run.dir=<dir> or paths.output_root=<dir>)"
 
 
 def io_fault_message(exc: BaseException) -> str | None:
@@ -151,7 +152,7 @@ def io_fault_message(exc: BaseException) -> str | None:
         seen.add(id(current))
         if isinstance(current, RunDirError):
             return str(current)
-        if isinstance(current, OSError) and current.errno in _NO_SPACE | _NOT_WRITABLE | _NOT_A_DIR:
+        if isinstance(current, OSError) and current.errno in _FAULTS:
             return describe_os_error(current)
         current = current.__cause__ or current.__context__
     return None

@@ -1,8 +1,7 @@
 """What every logger (``logger.<name>``) receives, and the helpers they share for reading a record.
 
 A sink sees only the records the fan-out's cadence chose, each stamped with ``wall_sec``, so every
-logger holds the same rows with the same clock. A record names its part of a composite run only by
-the generic ``stage_index``/``stage`` labels of :mod:`townlet.dto.metrics`.
+logger holds the same rows with the same clock.
 """
 
 from __future__ import annotations
@@ -68,27 +67,23 @@ class RunInfo:
 
     @property
     def tags(self) -> list[str]:
-        """The config's ``tags`` setting, as text."""
         found = self.config.get("tags") or []
         return [str(tag) for tag in found] if isinstance(found, list | tuple) else [str(found)]
 
 
 class LoggerUnavailableError(RuntimeError):
     """A logger's service (a tracking server) could not be reached when the run started: the run goes
-    on without that logger, with one warning, since the records of truth are the run's own files."""
+    on without that logger, with one warning."""
 
 
 class MetricsSink:
-    """One logger. Defaults do nothing, so a sink implements only the moments it cares about.
-
-    A sink may raise from any method: the fan-out then switches it off for the rest of the run (one
-    warning), and at the end gives it one chance to mark its remote run with the run's outcome.
-    """
+    """One logger; defaults do nothing. A sink may raise from any method: the fan-out then switches
+    it off, and at the end gives it one chance to mark its remote run with the run's outcome."""
 
     name = "sink"
 
     def write(self, record: Mapping[str, Any]) -> None:
-        """Store one record (chosen by the cadence, ``wall_sec`` stamped)."""
+        """Store one record."""
 
     def close(self) -> None:
         """Flush and close files; called before the end-of-run hook and again in ``finally``."""
@@ -138,8 +133,7 @@ def flatten(record: Mapping[str, Any], sep: str = "/", prefix: str = "") -> Iter
 
 
 def scalar_leaves(record: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
-    """``(tag, value)`` for every finite number in ``record``: a chart of flags, text, lists (a
-    confusion matrix) or NaN would be meaningless or break a dashboard's smoothing."""
+    """``(tag, value)`` for every finite number in ``record`` (NaN breaks a dashboard's smoothing)."""
     for tag, value in flatten(record):
         if (x := number(value)) is not None:
             yield tag, x
@@ -172,31 +166,25 @@ def scalars(record: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
         yield prefix + tag, value
 
 
-def metric_group(key: str) -> str:
-    """The dashboard group of a top-level record key: ``losses``, ``eval`` or ``charts``."""
-    if key in LOSS_GROUP_KEYS or key.startswith("loss"):
-        return "losses"
-    return "eval" if key in EVAL_KEYS or key.startswith("eval_") else "charts"
-
-
 def grouped_scalars(record: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
-    """The record's measurements as ``(group/name, value)``, the layout RL dashboards share; a
-    composite run's stages continue the same curves (the x axis tells them apart), and the stage
-    index itself is charted so its boundaries show."""
+    """The record's measurements as ``(losses|eval|charts/name, value)``, the layout RL dashboards
+    share; a composite run's stages continue the same curves, and the stage index is charted so
+    its boundaries show."""
     for key, value in record.items():
         if key in LABEL_KEYS and key != STAGE_INDEX_KEY:
             continue
+        if key in LOSS_GROUP_KEYS or key.startswith("loss"):
+            group = "losses"
+        else:
+            group = "eval" if key in EVAL_KEYS or key.startswith("eval_") else "charts"
         for tag, x in scalar_leaves({key: value}):
-            yield f"{metric_group(key)}/{tag}", x
+            yield f"{group}/{tag}", x
 
 
 class AgentStepAxis:
-    """Agent-steps the run has collected so far, continuous across a composite run's stages.
-
-    ``env_steps`` counts from zero in every stage, so each stage is shifted by the steps of the stages
-    before it. A record without ``env_steps`` (a stage's verdict) sits at the count so far; before any
-    agent-step (a BC run or stage) there is no such axis and :meth:`step` falls back to the epoch.
-    """
+    """Agent-steps collected so far, continuous across a composite run's stages: ``env_steps`` restarts
+    at zero in every stage, so each stage is shifted by the steps before it. A record without
+    ``env_steps`` (a stage's verdict) sits at the count so far; before any agent-step there is no axis."""
 
     def __init__(self) -> None:
         self.offset = 0.0
@@ -219,7 +207,7 @@ class AgentStepAxis:
         return int(x) if x is not None else record_step(record, fallback)
 
 
-def dotted(node: Any, key: str) -> Any:
+def dotted_get(node: Any, key: str) -> Any:
     """``node["a"]["b"]`` for ``"a.b"``; None where a part is missing."""
     for part in key.split("."):
         node = node.get(part) if isinstance(node, Mapping) else None
@@ -227,9 +215,9 @@ def dotted(node: Any, key: str) -> Any:
 
 
 def final_metrics(run: RunInfo, result: Mapping[str, Any]) -> dict[str, float]:
-    """What a tracker records when the run ends: the final evaluation table's mean returns (their
-    result keys) and the objective's value (:data:`OBJECTIVE_METRIC`), those that are numbers."""
-    out = {key: x for key in FINAL_RETURNS if (x := number(dotted(result, key))) is not None}
+    """What a tracker records when the run ends: the final evaluation's mean returns (by result key)
+    and the objective's value (:data:`OBJECTIVE_METRIC`), those that are numbers."""
+    out = {key: x for key in FINAL_RETURNS if (x := number(dotted_get(result, key))) is not None}
     objective = run.config.get("objective")
     if isinstance(objective, str):
         try:

@@ -28,8 +28,8 @@ from townlet.runs.plots import (
     style_axes,
 )
 from townlet.runs.rundir import METRICS_FILE, RESULT_FILE
-from townlet.sweeps.aggregate import SweepSummary
-from townlet.sweeps.jobs import OK, JobRow, dotted_get, read_yaml
+from townlet.runs.sinks import dotted_get
+from townlet.sweeps.jobs import OK, JobRow, SweepSummary, read_yaml
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ import csv
 import io
 import logging
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
@@ -13,8 +14,15 @@ from filelock import FileLock
 
 from townlet.runs.atomic import atomic_write_json, atomic_write_text, finite_or_none
 from townlet.sweeps import plots as sweep_plots
-from townlet.sweeps.aggregate import SweepSummary, build_summary, existing_sweep_dir
-from townlet.sweeps.jobs import DIVERGED, FAILED, INCOMPLETE, OK, JobRow
+from townlet.sweeps.jobs import (
+    INCOMPLETE,
+    OK,
+    STATUSES,
+    JobRow,
+    SweepSummary,
+    build_summary,
+    existing_sweep_dir,
+)
 
 SUMMARY_STEM = "sweep_summary"
 LOCK_FILE = ".sweep_summary.lock"
@@ -70,8 +78,7 @@ def _md_header(summary: SweepSummary) -> list[str]:
         f"# Sweep summary: `{summary.sweep_dir}`",
         "",
         f"- objective: {objective}",
-        f"- jobs: {c['total']} found{expected} — {c[OK]} ok, {c[FAILED]} failed, {c[DIVERGED]} diverged, "
-        f"{c[INCOMPLETE]} incomplete",
+        f"- jobs: {c['total']} found{expected} — " + ", ".join(f"{c[s]} {s}" for s in STATUSES),
     ]
     if best is not None:
         lines.append(f"- best: job {best.num} ({_axes_text(best, summary.axes)}) → {fmt(best.objective)}")
@@ -202,18 +209,14 @@ def write_summary(
     root = existing_sweep_dir(sweep_dir)  # checked before the lock, which would create the folder
     with FileLock(str(root / LOCK_FILE), timeout=120):
         summary = build_summary(root, objective=objective, mode=mode, metrics=metrics)
-        if plots is True or (plots == "when_complete" and sweep_complete(summary)):
+        expected, counts = summary.expected_jobs, summary.counts  # complete: every grid job is over
+        complete = expected is not None and counts["total"] >= expected and counts[INCOMPLETE] == 0
+        if plots is True or (plots == "when_complete" and complete):
             try:  # the plots are a convenience: a failure (odd data) is logged, never raised
                 summary.plots = sweep_plots.write_sweep_plots(summary, root)
             except Exception as exc:
                 log.warning("sweep plots: could not draw the plots in %s (%s)", root, exc)
-        atomic_write_json(root / f"{SUMMARY_STEM}.json", summary.to_dict())
+        atomic_write_json(root / f"{SUMMARY_STEM}.json", asdict(summary))
         atomic_write_text(root / f"{SUMMARY_STEM}.csv", render_csv(summary))
         atomic_write_text(root / f"{SUMMARY_STEM}.md", render_markdown(summary))
     return summary
-
-
-def sweep_complete(summary: SweepSummary) -> bool:
-    """Every job of the expanded grid has a row and none is still running (a grid sweep only)."""
-    expected = summary.expected_jobs
-    return expected is not None and summary.counts["total"] >= expected and summary.counts[INCOMPLETE] == 0

@@ -1,25 +1,17 @@
 """``launcher=slurm``: hydra-submitit-launcher's SLURM launcher, with a sweep that always ends in a summary.
 
-Submission is the plugin's: every job becomes one task of a SLURM job array, configured through the
-plugin's own ``hydra.launcher.*`` settings (partition, timeout_min, signal_delay_s, max_num_timeout,
-additional_parameters, setup, ...), and submitit's signal handling requeues a task warned of its time
-limit (up to ``max_num_timeout`` times) or of a preemption, through the plugin's ``checkpoint``.
+Submission and requeueing (time limit, preemption) are the plugin's, configured by its own
+``hydra.launcher.*`` settings. What this subclass adds:
 
-What this subclass adds, and why:
-
-* **Collecting.** The plugin asks each job for its result and raises at the first task that left none
-  (cancelled, killed, out of memory), so the submitter ends in a traceback without a summary. Here each
-  outcome is read through submitit's job API (``exception()``, ``result()``, ``state``): a task without
-  a result becomes a failed ``JobReturn`` and a failed ``job_status.json`` (so the summary row says so),
-  the summary is written, and one line per such task goes to stderr. The sweeper then sees failed jobs
-  as with any launcher (the basic sweeper stops with one line, Optuna records failed trials).
-* **Refusals.** sbatch's complaint becomes one line and exit 2, and a sweep dir holding nothing else is
+* **Collecting.** The plugin raises at the first task that left no result (cancelled, killed, out of
+  memory), ending without a summary. Here such a task becomes a failed ``JobReturn`` and a failed
+  ``job_status.json``, the summary is written, and one line per task goes to stderr.
+* **Refusals.** sbatch's complaint becomes one line and exit 2; a sweep dir holding nothing else is
   removed.
-* **Inside the task.** Paths resolve from the submitter's root (a task started with ``--export=NONE``
-  sees no ``TOWNLET_ROOT``), ``run.json`` records the user's command rather than submitit's, SIGTERM
-  (``scancel``, preemption) reaches the run's own stop handling (submitit only logs it), a task that
-  SLURM started again continues with ``resume=true``, submitit's warning handler runs once the run
-  stopped at its next safe point, and a failed run leaves the task non-zero so ``sacct`` says FAILED.
+* **Inside the task.** Paths resolve from the submitter's root, ``run.json`` records the user's
+  command, SIGTERM reaches the run's own stop handling, a restarted task continues with
+  ``resume=true``, submitit's warning handler runs once the run stopped at its next safe point, and a
+  failed run leaves the task non-zero so ``sacct`` says FAILED.
 """
 
 from __future__ import annotations
@@ -44,7 +36,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from townlet.runs import interrupt
 from townlet.runs.atomic import atomic_write_json, read_json_object
-from townlet.sweeps.jobs import JOB_STATUS_FILE, RUN_RECORD_FILE
+from townlet.runs.rundir import RUN_FILE
+from townlet.sweeps.jobs import JOB_STATUS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +235,7 @@ def restart_count(env: dict[str, str] | None = None) -> int:
 
 def problem_line(num: int, task_id: str, state: str | None, job_dir: Path, job: Any) -> str:
     """``job 1 (SLURM 7_1, CANCELLED) interrupted by SIGTERM``: what ``run.json`` says, else the log."""
-    record = read_json_object(job_dir / RUN_RECORD_FILE) or {}
+    record = read_json_object(job_dir / RUN_FILE) or {}
     status, error = record.get("status"), record.get("error")
     where = f"job {num} (SLURM {task_id}{', ' + state if state else ''})"
     if status == "interrupted":

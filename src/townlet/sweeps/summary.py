@@ -1,20 +1,11 @@
 """Sweep summaries: one table per multirun, rebuilt from what each job left on disk.
 
-Why from disk: a sweep's jobs may run in this process (basic launcher), in loky workers (joblib), in
-submitit processes or on a SLURM node, and the sweep may die half-way. The only thing all of those
-share is the sweep directory, so the summary is a pure function of it: every job dir's ``run.json`` /
-``result.json``, its ``.hydra/overrides.yaml`` and the ``job_status.json`` that
-:class:`SweepSummaryCallback` drops after each job. ``townlet-sweep-report <sweep dir>`` calls the same
-:func:`write_summary`.
-
-One job dir → one row is :mod:`~townlet.sweeps.jobs`; rows → summary :mod:`~townlet.sweeps.aggregate`;
-summary → files :mod:`~townlet.sweeps.render`, PNGs :mod:`~townlet.sweeps.plots`, the ``townlet-report``
-view :mod:`~townlet.sweeps.text`. The callback lives here, the ``_target_`` of conf/hydra/default.yaml
-and of every saved run snapshot.
-
+A sweep's jobs may run in this process, in joblib workers, in submitit processes or on a SLURM node,
+and the sweep may die half-way; only the sweep directory is shared by all of those, so the summary is
+a pure function of it (``townlet-sweep-report <sweep dir>`` calls the same :func:`write_summary`).
 Hydra's basic sweeper stops before ``on_multirun_end`` when a job fails, so the callback refreshes the
-summary after every job too (under a file lock, files replaced atomically): the summary is always
-current. Its ``job_status.json`` carries the error of a job that raised before the runner recorded it.
+summary after every job too; its ``job_status.json`` carries the error of a job that raised before
+the runner recorded it.
 """
 
 from __future__ import annotations
@@ -34,8 +25,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from townlet.runs.atomic import atomic_write_json, finite_or_none
-from townlet.sweeps.aggregate import SweepReportError, SweepSummary, build_summary
-from townlet.sweeps.jobs import JOB_STATUS_FILE
+from townlet.sweeps.jobs import JOB_STATUS_FILE, SweepReportError, SweepSummary, build_summary
 from townlet.sweeps.render import SUMMARY_STEM, render_markdown, write_summary
 
 __all__ = [
@@ -48,10 +38,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-def _is_multirun(config: DictConfig) -> bool:
-    return str(OmegaConf.select(config, "hydra.mode", default="")).endswith("MULTIRUN")
 
 
 def _select_str(config: DictConfig, key: str) -> str | None:
@@ -75,12 +61,13 @@ class SweepSummaryCallback(Callback):
         self.refresh_each_job = refresh_each_job
         self.plots = plots
         self._started: float | None = None
+        self._multirun_started: float | None = None
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._started = time.perf_counter()
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if not _is_multirun(config):
+        if not (_select_str(config, "hydra.mode") or "").endswith("MULTIRUN"):
             return
         output_dir = _select_str(config, "hydra.runtime.output_dir")
         if output_dir:
@@ -98,8 +85,7 @@ class SweepSummaryCallback(Callback):
         # Hydra calls this also when the sweep was refused before any job ran: then there is
         # nothing of this sweep to summarise, and the sweep dir (maybe another run's) stays as it was.
         sweep_dir = Path(_select_str(config, "hydra.sweep.dir") or ".")
-        started = getattr(self, "_multirun_started", None)
-        statuses = sweep_dir.glob(f"*/{JOB_STATUS_FILE}")
+        started, statuses = self._multirun_started, sweep_dir.glob(f"*/{JOB_STATUS_FILE}")
         if started is None or not any(p.stat().st_mtime >= started for p in statuses):
             return
         summary = self._refresh(config, final=True)

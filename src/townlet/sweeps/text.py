@@ -1,24 +1,24 @@
 """A sweep summary as a plain-text report (``townlet-report SWEEP_DIR``) and as JSON-ready data.
 
-Why beside the markdown: the terminal wants aligned columns and absolute paths to open next, not a
-markdown table; and a report must never write into the sweep dir, so it builds the summary without
-writing it and lists only the plots that an earlier ``write_summary`` drew.
+The terminal wants aligned columns and absolute paths to open next, not a markdown table; and a
+report never writes into the sweep dir, so it lists only the plots an earlier ``write_summary`` drew.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from townlet.sweeps.aggregate import build_summary
+from townlet.sweeps.jobs import STATUSES, build_summary
 from townlet.sweeps.plots import CURVES_PNG, OBJECTIVE_PNG
 from townlet.sweeps.render import SUMMARY_STEM, fmt
 
 
 def sweep_report(sweep_dir: Path) -> dict[str, Any]:
     """The sweep summary (built, not written: a report never touches the directory) and its plots."""
-    data = build_summary(sweep_dir).to_dict()
+    data = asdict(build_summary(sweep_dir))
     names = [OBJECTIVE_PNG, CURVES_PNG, f"{SUMMARY_STEM}.md"]
     data["plots"] = [str(sweep_dir.resolve() / n) for n in names[:2] if (sweep_dir / n).is_file()]
     data["summary_file"] = str(sweep_dir.resolve() / names[2]) if (sweep_dir / names[2]).is_file() else None
@@ -27,18 +27,13 @@ def sweep_report(sweep_dir: Path) -> dict[str, Any]:
 
 def render_text(report: dict[str, Any]) -> str:
     """Header, one aligned row per job (best marked ``*``), errors, seed statistics, plot paths."""
-    return "\n".join(_sweep_text(report)) + "\n"
-
-
-def _sweep_text(report: dict[str, Any]) -> list[str]:
     counts = report["counts"]
     objective = f"{report['objective']} ({report['objective_mode']})" if report["objective"] else "(none)"
     expected = f" of {report['expected_jobs']} expected" if report["expected_jobs"] is not None else ""
     lines = [
         f"townlet-report: sweep {report['sweep_dir']}",
         f"  objective   {objective}",
-        f"  jobs        {counts['total']}{expected}: {counts['ok']} ok, {counts['failed']} failed, "
-        f"{counts['diverged']} diverged, {counts['incomplete']} incomplete",
+        f"  jobs        {counts['total']}{expected}: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES),
     ]
     axes = report["axes"]
     rows = report["rows"]
@@ -69,7 +64,7 @@ def _sweep_text(report: dict[str, Any]) -> list[str]:
     lines += [f"  {p}" for p in report["plots"]]
     if report["summary_file"]:
         lines.append(f"summary: {report['summary_file']}")
-    return lines
+    return "\n".join(lines) + "\n"
 
 
 def _columns(rows: Sequence[Sequence[str]]) -> list[str]:
