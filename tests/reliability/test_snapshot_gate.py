@@ -266,10 +266,16 @@ def test_reproduce_cli_refuses_hostile_hydra_yaml(
 # ---------------------------------------------------------------------------------------- git
 
 
-def test_git_env_drops_git_variables() -> None:
-    env = git_env(
-        {"PATH": "/bin", "GIT_CONFIG_COUNT": "1", "GIT_DIR": "/x", "GIT_EXEC_PATH": "/y", "HOME": "/h"}
-    )
+def test_git_env_drops_git_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {
+        "PATH": "/bin",
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_DIR": "/x",
+        "GIT_EXEC_PATH": "/y",
+        "HOME": "/h",
+    }.items():
+        monkeypatch.setenv(key, value)
+    env = git_env()
     assert env["PATH"] == "/bin" and env["HOME"] == "/h"
     assert not {"GIT_CONFIG_COUNT", "GIT_DIR", "GIT_EXEC_PATH"} & set(env)
 

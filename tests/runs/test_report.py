@@ -198,7 +198,7 @@ def test_a_run_still_going_has_no_result_yet(tmp_path: Path, capsys: pytest.Capt
 def test_sweep_report_lists_jobs_best_seed_spread_and_plots(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from townlet.sweeps.summary import write_summary
+    from townlet.sweeps.render import write_summary
 
     sweep = tmp_path / "sweep"
     for num, (seed, accuracy) in enumerate([(0, 0.8), (1, 0.9)]):

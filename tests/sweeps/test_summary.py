@@ -13,12 +13,9 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from townlet.cli import sweep_report
-from townlet.sweeps.summary import (
-    SweepReportError,
-    SweepSummaryCallback,
-    build_summary,
-    write_summary,
-)
+from townlet.sweeps.jobs import SweepReportError, build_summary
+from townlet.sweeps.render import write_summary
+from townlet.sweeps.summary import SweepSummaryCallback
 
 from .conftest import MakeJob
 

@@ -13,6 +13,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from townlet.cli.sweep_report import main as sweep_report
+from townlet.sweeps.jobs import build_summary
 from townlet.sweeps.plots import (
     CURVES_PNG,
     OBJECTIVE_PNG,
@@ -21,7 +22,8 @@ from townlet.sweeps.plots import (
     numeric_values,
     objective_spreads,
 )
-from townlet.sweeps.summary import SweepSummaryCallback, build_summary, write_summary
+from townlet.sweeps.render import write_summary
+from townlet.sweeps.summary import SweepSummaryCallback
 
 from .conftest import MakeJob
 

@@ -339,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("path", type=Path, help="a run dir (holding run.json/result.json) or a multirun dir")
     parser.add_argument("--json", action="store_true", help="print the same report as JSON")
     args = parser.parse_args(argv)
-    from townlet.sweeps.summary import SweepReportError
+    from townlet.sweeps.jobs import SweepReportError
 
     try:
         report = build_report(args.path)

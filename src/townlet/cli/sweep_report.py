@@ -11,7 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from townlet.sweeps.summary import SUMMARY_STEM, SweepReportError, render_markdown, write_summary
+from townlet.sweeps.jobs import SweepReportError
+from townlet.sweeps.render import SUMMARY_STEM, render_markdown, write_summary
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -54,8 +54,8 @@ def _naming(exc: OSError, target: Path) -> OSError:
     return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), os.fspath(target))
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
-    return atomic_write_bytes(path, text.encode(encoding))
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def finite_or_none(value: Any) -> float | None:

@@ -56,6 +56,7 @@ class MetricsFanout(MetricsWriter):
         display: ProgressDisplay | None = None,
     ) -> None:
         self.sinks = sorted(sinks, key=lambda sink: not isinstance(sink, JsonlSink))  # stable: JSONL first
+        self.jsonl = self.sinks[0] if self.sinks and isinstance(self.sinks[0], JsonlSink) else None
         self.off: dict[int, BaseException] = {}  # id(sink) -> the error that switched it off
         self.plots = plots
         self.display = display or ProgressDisplay()
@@ -70,9 +71,8 @@ class MetricsFanout(MetricsWriter):
     def max_log_entries(self, value: int | None) -> None:
         """Rotation belongs to the JSONL file; PPO's ``strategy.max_log_entries`` sets it here."""
         self._rotate_after = value
-        for sink in self.sinks:
-            if isinstance(sink, JsonlSink):
-                sink.writer.max_log_entries = value
+        if self.jsonl is not None:
+            self.jsonl.writer.max_log_entries = value
 
     def live(self) -> list[MetricsSink]:
         return [sink for sink in self.sinks if id(sink) not in self.off]
@@ -112,10 +112,9 @@ class MetricsFanout(MetricsWriter):
         the run's artefacts (MLflow); like the plots, a sink that cannot is reported, never fatal."""
         run_dir = Path(run_dir)
         self._close_files()
-        jsonl = next((s for s in self.sinks if isinstance(s, JsonlSink)), None)
-        if self.plots and jsonl is not None:
+        if self.plots and self.jsonl is not None:
             try:
-                path = write_training_plots(run_dir, jsonl.filename, reference_returns(dict(result)))
+                path = write_training_plots(run_dir, self.jsonl.filename, reference_returns(dict(result)))
                 if path is not None:
                     log.info("plots: %s", path)
             except Exception as exc:  # the curves are a convenience

@@ -32,13 +32,13 @@ from townlet.dto.metrics import (
 )
 from townlet.runs.atomic import atomic_write_bytes
 from townlet.runs.metrics import metrics_files, read_metrics
-from townlet.runs.sinks import AgentStepAxis, number, record_step, stage_index
+from townlet.runs.sinks import AgentStepAxis, dotted_get, number, record_step, stage_index
 
 log = logging.getLogger(__name__)
 
 # Headline metrics, in panel order; whichever of them a run logged are drawn.
 PLOTTED_KEYS = (TRAIN_LOSS_KEY, VAL_LOSS_KEY, VAL_ACCURACY_KEY, LOSS_TOTAL_KEY, *PPO_CURVE_KEYS)
-RETURN_PANEL = "episode return vs agent-steps"
+REFERENCES = (("scripted", "scripted teacher"), ("random", "random"))  # (evaluation key, label)
 
 Series = dict[str, dict[str, list[tuple[float, float]]]]
 
@@ -83,13 +83,8 @@ def return_curves(records: list[dict[str, Any]]) -> Series:
 
 def reference_returns(result: Any) -> dict[str, float]:
     """The scripted teacher's and the random policy's evaluated returns from a result dict, if any."""
-    block = result.get("evaluation") if isinstance(result, dict) else None
-    refs = {}
-    for name, label in (("scripted", "scripted teacher"), ("random", "random")):
-        entry = block.get(name) if isinstance(block, dict) else None
-        if isinstance(entry, dict) and (value := number(entry.get("mean_return"))) is not None:
-            refs[label] = value
-    return refs
+    refs = {label: dotted_get(result, f"evaluation.{name}.mean_return") for name, label in REFERENCES}
+    return {label: x for label, value in refs.items() if (x := number(value)) is not None}
 
 
 def pyplot() -> Any:
@@ -187,6 +182,5 @@ def _draw_returns(ax: Any, curves: Series, references: dict[str, float], colours
         ax.axhline(value, color=colour, linestyle=style, linewidth=1.0, label=f"{name} {value:.2f}")
     if references:
         ax.legend(fontsize=7, loc="lower right")
-    style_axes(
-        ax, RETURN_PANEL + (" (line: training, ◆: evaluation)" if "eval" in curves else ""), "agent-steps", 9
-    )
+    title = "episode return vs agent-steps" + (" (line: training, ◆: evaluation)" if "eval" in curves else "")
+    style_axes(ax, title, "agent-steps", 9)

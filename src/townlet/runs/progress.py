@@ -140,9 +140,9 @@ class LogLines(ProgressDisplay):
 class LiveBar(ProgressDisplay):
     """A tqdm bar on ``stream`` (a terminal); log lines are routed around it while it is open."""
 
-    def __init__(self, plan: RunPlan, stream: TextIO | None = None) -> None:
+    def __init__(self, plan: RunPlan) -> None:
         self.plan = plan
-        self.stream = stream or sys.stderr
+        self.stream = sys.stderr
         self._bar: Any = None
         self._open = contextlib.ExitStack()
 

@@ -45,12 +45,11 @@ _GIT_SAFE_FLAGS = ("-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null
 _GIT_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
 
-def git_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+def git_env() -> dict[str, str]:
     """The environment of the run record's ``git`` calls: no ``GIT_*`` variables (a snapshot's
     ``hydra.job.env_set`` may set ones that make ``git status`` run a program), no prompts, no
     system config."""
-    source = dict(os.environ) if environ is None else environ
-    env = {key: source[key] for key in _GIT_ENV_KEEP if key in source}
+    env = {key: os.environ[key] for key in _GIT_ENV_KEEP if key in os.environ}
     env.update(GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1")
     return env
 
@@ -163,12 +162,12 @@ class RunRecorder:
             )
 
 
-def is_stale(record: RunRecord, *, host: str | None = None) -> bool:
+def is_stale(record: RunRecord) -> bool:
     """A ``running`` record whose process is gone: the run was killed (SIGKILL, OOM, power loss).
 
     Decidable only on the host that ran it; elsewhere (a shared file system) the answer is False.
     """
-    if record.status != "running" or record.host != (host or socket.gethostname()):
+    if record.status != "running" or record.host != socket.gethostname():
         return False
     try:
         os.kill(record.pid, 0)

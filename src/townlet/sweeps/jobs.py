@@ -55,7 +55,7 @@ class JobRow:
     duration_sec: float | None
     error: str | None = None
     best: bool = False
-    slurm_id: str | None = None  # "<array job>_<task>" for a SLURM task (run.json / job_status.json)
+    slurm_id: str | None = None  # "<array job>_<task>" for a SLURM array task (run.json)
 
 
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C-accelerated *safe* loader
@@ -122,7 +122,7 @@ def read_job(job_dir: Path, sweep_dir: Path, objective: str | None, metrics: Seq
         metrics={m: finite_or_none(dotted_get(result, m)) for m in metrics} if result else {},
         duration_sec=next((x for v in durations if (x := finite_or_none(v)) is not None), None),
         error=error,
-        slurm_id=_slurm_id(record, job_status),
+        slurm_id=_slurm_id(record),
     )
 
 
@@ -136,12 +136,11 @@ def _job_num(job_dir: Path, record: Mapping[str, Any], job_status: Mapping[str, 
     return num if isinstance(num, int) else None
 
 
-def _slurm_id(record: Mapping[str, Any], job_status: Mapping[str, Any]) -> str | None:
+def _slurm_id(record: Mapping[str, Any]) -> str | None:
     array, task = record.get("slurm_array_job_id"), record.get("slurm_array_task_id")
     if array is not None and task is not None:
         return f"{array}_{task}"
-    value = record.get("slurm_job_id") or job_status.get("slurm_id")
-    return str(value) if value else None
+    return str(record["slurm_job_id"]) if record.get("slurm_job_id") else None
 
 
 def _status_and_error(

@@ -25,17 +25,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from townlet.runs.atomic import atomic_write_json, finite_or_none
-from townlet.sweeps.jobs import JOB_STATUS_FILE, SweepReportError, SweepSummary, build_summary
-from townlet.sweeps.render import SUMMARY_STEM, render_markdown, write_summary
-
-__all__ = [
-    "SUMMARY_STEM",
-    "SweepReportError",
-    "SweepSummaryCallback",
-    "build_summary",
-    "render_markdown",
-    "write_summary",
-]
+from townlet.sweeps.jobs import JOB_STATUS_FILE, SweepSummary
+from townlet.sweeps.render import SUMMARY_STEM, write_summary
 
 log = logging.getLogger(__name__)
 
