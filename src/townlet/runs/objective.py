@@ -1,9 +1,7 @@
-"""The sweep objective: checked against the chosen strategy's result DTO before anything trains, then
-read out of the result by dotted key (``evaluation.policy.mean_return``).
-
-Why check up front: the key is only looked up once training has finished, so a key the strategy's
-result never carries (``objective=accuracy`` with ``strategy=ppo``) would throw away a whole run.
-The DTO classes say what each result can hold, so the check walks their field annotations.
+"""The sweep objective: checked against the chosen strategy's result DTO before anything trains (by
+walking the DTO's field annotations), then read out of the result by dotted key. Checked up front
+because a key the result never carries (``objective=accuracy`` with ``strategy=ppo``) would
+otherwise throw away a whole run.
 """
 
 from __future__ import annotations

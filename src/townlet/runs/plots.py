@@ -1,12 +1,9 @@
 """Training-curve plots for a run directory, drawn from its ``metrics.jsonl``.
 
-A run should be readable at a glance without a dashboard: ``plots/training_curves.png`` opens with
-the question a user asks first — is the policy getting better? — as episode return against agent-steps
-(training episodes as a line, periodic evaluations as markers) with the scripted teacher's and the
-random policy's returns as reference lines; then one panel per headline metric (losses, accuracy,
-KL …) against the epoch or iteration, one colour per strategy or stage. matplotlib is imported only
-when a run ends (it is slow to import), with the Agg backend; a missing matplotlib or an empty
-metrics file skips the plot, never the run.
+``plots/training_curves.png`` opens with the question a user asks first, is the policy getting better:
+episode return against agent-steps, with the scripted teacher's and the random policy's returns as
+reference lines; then one panel per headline metric against the epoch or iteration, one colour per
+stage. matplotlib is imported only when a run ends (it is slow to import); without it, no plot.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""Build and update ``run.json`` (``RunRecord``): provenance of a run from start to end.
-
-The record is written as ``running`` before any training starts and rewritten atomically when the
-run completes, fails or is interrupted, so a crashed run is always recognisable as such.
+"""``run.json`` (``RunRecord``): written as ``running`` before training starts and rewritten
+atomically when the run completes, fails or is interrupted, so a crashed run is always recognisable.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The run directory: one per run, holding the config snapshot, result, record, log and checkpoints.
 
-A run killed mid-write (SIGKILL, OOM killer, node loss) leaves the temporary sibling of an atomic
-write behind (``.last.pt.<random>.tmp``, as large as a checkpoint); nothing would ever read or
-remove it, so :meth:`RunDir.prepare` sweeps them when the next run opens the same directory.
+A run killed mid-write leaves the temporary sibling of an atomic write behind (as large as a
+checkpoint, read by nothing), so :meth:`RunDir.prepare` sweeps them when the next run opens the dir.
 """
 
 from __future__ import annotations

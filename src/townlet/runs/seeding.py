@@ -1,9 +1,8 @@
 """One seed for everything: Python, NumPy, torch (when a strategy needs it) and the world.
 
-Thread settings matter as much as seeds: ``OMP_WAIT_POLICY=PASSIVE`` and the thread count must be in
-the environment *before* torch loads (busy-waiting OpenMP threads starve training when the other
-cores are busy). NumPy is imported lazily so entry points (benches, the test conftest) can pin
-threads before it loads.
+``OMP_WAIT_POLICY=PASSIVE`` and the thread count must be in the environment *before* torch or NumPy
+loads (busy-waiting OpenMP threads starve training when the other cores are busy), so NumPy is
+imported lazily.
 """
 
 from __future__ import annotations

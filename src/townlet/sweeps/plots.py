@@ -1,9 +1,7 @@
 """Sweep plots: the objective against every swept parameter, and every job's learning curve overlaid.
 
-Why: the summary table says which job won; these two pictures say whether the win is larger than the
-seed-to-seed spread (each seed a point, mean ± std per setting, ``seed`` treated as the replicate axis
-and never as a parameter) and whether the runs were still improving when they stopped. They are drawn
-from the same on-disk summary as the tables, so a killed sweep gets them from ``townlet-sweep-report``.
+The table says which job won; these say whether the win is larger than the seed-to-seed spread
+(``seed`` is the replicate axis, never a parameter) and whether the runs were still improving.
 """
 
 from __future__ import annotations
@@ -73,12 +71,9 @@ class JobCurve:
 
 
 def objective_spreads(summary: SweepSummary) -> dict[str, list[Spread]]:
-    """``{parameter: [Spread, ...]}``: finished jobs with an objective, grouped by that parameter's value
-    and by the values of the other non-seed parameters, so the spread within a group is seeds only
-    (one panel over all jobs, keyed ``""``, when only ``seed`` was swept).
-
-    When no setting of the others recurs across values of the parameter (a search sweeper draws every
-    value afresh), one line per setting would be one point per line: the panel gets one series instead.
+    """``{parameter: [Spread, ...]}``: finished jobs grouped by that parameter's value and by the other
+    non-seed parameters, so a group's spread is seeds only (keyed ``""`` when only ``seed`` was swept).
+    Where no setting of the others recurs (a search sweeper), the panel gets one series instead.
     """
     panel_axes = [a for a in summary.axes if a != SEED_AXIS] or [""]
     scored = [(r, float(r.objective)) for r in summary.rows if r.status == OK and r.objective is not None]

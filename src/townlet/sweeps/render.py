@@ -199,12 +199,10 @@ def write_summary(
     metrics: Sequence[str] | None = None,
     plots: bool | Literal["when_complete"] = True,
 ) -> SweepSummary:
-    """Build and write ``sweep_summary.{json,csv,md}`` and, with ``plots``, the sweep's PNGs (linked
-    from the markdown); a lock keeps concurrent jobs from interleaving.
+    """Write ``sweep_summary.{json,csv,md}`` and, with ``plots``, the sweep's PNGs, under a lock.
 
-    ``plots="when_complete"`` draws them only once every job of a grid has finished: drawing takes
-    about a second, too much to repeat after every job of a sweep, and the last job's refresh is the
-    only one whose picture lasts (the basic sweeper never reaches ``on_multirun_end`` after a failure).
+    ``plots="when_complete"`` draws them only once every job of a grid is over: drawing takes about a
+    second, too long to repeat after every job, and only the last job's picture lasts.
     """
     root = existing_sweep_dir(sweep_dir)  # checked before the lock, which would create the folder
     with FileLock(str(root / LOCK_FILE), timeout=120):
