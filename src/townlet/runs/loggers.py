@@ -141,17 +141,15 @@ class MetricsFanout(MetricsWriter):
         already out: a service that is still gone fails quietly, after its bounded wait)."""
         for sink in self.sinks:
             if (error := self.off.get(id(sink))) is not None:
-                try:
-                    sink.end(status, error)
-                except Exception as exc:
-                    log.debug("logger %s: could not mark its run %s (%s)", sink.name, status, error_line(exc))
+                _quietly(partial(sink.end, status, error))
 
 
 def _quietly(call: Callable[[], None]) -> None:
+    """Run a sink call whose failure is already reported (or moot): debug log only."""
     try:
         call()
     except Exception as exc:
-        log.debug("ignored while switching a logger off: %s", error_line(exc))
+        log.debug("ignored a logger's error: %s", error_line(exc))
 
 
 def selected_loggers(node: Any) -> dict[str, Any]:

@@ -140,9 +140,7 @@ class RunRecorder:
 
     def update(self, **changes: Any) -> None:
         """Rewrite with ``changes`` (re-validated, so a bad value fails loudly)."""
-        data = self.record.model_dump()
-        data.update(changes)
-        self.record = RunRecord.model_validate(data)
+        self.record = RunRecord.model_validate({**self.record.model_dump(), **changes})
         self.write()
 
     def finish(self, status: RunStatus, *, error: BaseException | None = None, **changes: Any) -> None:

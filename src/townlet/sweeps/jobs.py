@@ -106,11 +106,7 @@ def read_job(job_dir: Path, sweep_dir: Path, objective: str | None, metrics: Seq
         overrides = read_yaml(job_dir / ".hydra" / "overrides.yaml")
     overrides = [str(o) for o in overrides] if isinstance(overrides, list) else []
     status, error = _status_and_error(record, result, job_status)
-    durations = (
-        record.get("duration_sec"),
-        (result or {}).get("duration_sec"),
-        job_status.get("duration_sec"),
-    )
+    durations = [source.get("duration_sec") for source in (record, result or {}, job_status)]
     return JobRow(
         num=_job_num(job_dir, record, job_status),
         job_dir=str(job_dir.relative_to(sweep_dir)) if job_dir.is_relative_to(sweep_dir) else str(job_dir),
