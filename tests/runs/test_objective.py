@@ -114,3 +114,9 @@ def test_wrong_objective_is_refused_before_the_run_dir_holds_anything(
     for name in ("result.json", "run.json", "metrics.jsonl", "checkpoints"):
         assert not (run_dir / name).exists(), name
     assert not (tmp_path / "data").exists()  # no dataset was captured either
+
+
+def test_a_strategy_from_outside_the_package_is_checked_by_the_first_segment() -> None:
+    check_objective_for_strategy("accuracy", "echo_strategy.EchoStrategy")
+    with pytest.raises(ObjectiveError, match="'nope' is not a result field"):
+        check_objective_for_strategy("nope.x", "echo_strategy.EchoStrategy")

@@ -41,8 +41,11 @@ def result_type_for(strategy_target: str | None) -> type[BaseModel] | None:
 def check_objective_for_strategy(key: str, strategy_target: str | None) -> None:
     """Fail before training when ``key`` cannot name a number in the result of that strategy."""
     dto = result_type_for(strategy_target)
-    if dto is None:
-        check_objective_key(key)
+    if dto is None:  # a strategy from outside the package: some result must have the first segment
+        head = key.split(".", 1)[0]
+        if not any(head in model.model_fields for model in RESULT_TYPES):
+            suggested = ", ".join(f"objective={k}" for k in OBJECTIVES)
+            raise ObjectiveError(f"objective={key!r}: {head!r} is not a result field; use e.g. {suggested}")
         return
     problem = _walk(dto, key.split("."))
     if problem is not None:
@@ -90,14 +93,6 @@ def _unwrap(annotation: Any) -> Any:
 
 def _is_float_map(node: Any) -> bool:
     return typing.get_origin(node) is dict and typing.get_args(node)[1:] == (float,)
-
-
-def check_objective_key(key: str) -> None:
-    """Fail before training when the objective's first segment is not a field of any result DTO."""
-    head = key.split(".", 1)[0]
-    if not any(head in dto.model_fields for dto in RESULT_TYPES):
-        suggested = ", ".join(f"objective={k}" for k in OBJECTIVES)
-        raise ObjectiveError(f"objective={key!r}: {head!r} is not a result field; use e.g. {suggested}")
 
 
 def objective_value(result: Any, key: str, mode: str = "max") -> float:
