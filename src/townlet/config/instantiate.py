@@ -39,9 +39,6 @@ ALLOWED_OBJECTS: frozenset[str] = frozenset(
     }
 )
 
-#: Kept for callers that print the policy; the check itself uses ALLOWED_MODULES and ALLOWED_OBJECTS.
-ALLOWED_TARGET_PREFIXES: tuple[str, ...] = (*(f"{m}." for m in ALLOWED_MODULES), *sorted(ALLOWED_OBJECTS))
-
 #: What Hydra itself may build from a config's ``hydra:`` node (callbacks, logging
 #: factories): exactly these classes, passed to Hydra's execution whitelist around every entry point,
 #: so a snapshot naming anything else is refused by Hydra before it is called.
@@ -92,11 +89,6 @@ def allowed_modules(extra: Sequence[str] = ()) -> tuple[str, ...]:
     return (*ALLOWED_MODULES, *extra, *(p for p in env if p))
 
 
-def allowed_prefixes() -> tuple[str, ...]:
-    """The allow-list as printed in messages: packages (with a trailing dot) and named objects."""
-    return (*(f"{m}." for m in allowed_modules()), *sorted(ALLOWED_OBJECTS))
-
-
 class ConfigError(ValueError):
     """A configuration that cannot be turned into a run; the message says what to change."""
 
@@ -107,13 +99,6 @@ class TargetNotAllowedError(ConfigError):
 
 class ComponentNotAvailableError(ConfigError):
     """A dotted name inside the allow-list that names nothing in this installation."""
-
-
-def iter_targets(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    """Yield ``(key path, _target_)`` for every target in a (possibly nested) config node."""
-    for key, value in iter_import_paths(node, path):
-        if key == "_target_" or key.endswith("._target_"):
-            yield (key.removesuffix("._target_").removesuffix("_target_") or "<root>", value)
 
 
 def iter_import_paths(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
@@ -207,11 +192,6 @@ def resolve_target(dotted: str, key: str = "_target_", *, extra_modules: Sequenc
     return obj
 
 
-def check_target(target: str, where: str = "") -> None:
-    """Raise a :class:`ConfigError` unless ``target`` (the ``_target_`` of node ``where``) is allowed."""
-    resolve_target(target, f"{where}._target_" if where else "_target_")
-
-
 def check_import_paths(node: Any, *, extra_modules: Sequence[str] = ()) -> None:
     """Resolve every import path in a plain or OmegaConf config node; raise on the first refusal."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -232,9 +212,10 @@ def build(node: Any, /, **kwargs: Any) -> Any:
 
     upgrade_targets(node)
     targets = []
-    for where, target in iter_targets(node):
-        check_target(target, "" if where == "<root>" else where)
-        targets.append(target)
+    for key, dotted in iter_import_paths(node):
+        if key.rpartition(".")[2] == "_target_":
+            resolve_target(dotted, key)
+            targets.append(dotted)
     try:  # Hydra's own execution whitelist: exactly the targets the allow-list has just passed
         return instantiate(node, _convert_="all", _execution_whitelist_=targets, **kwargs)
     except InstantiationException as exc:

@@ -1,15 +1,8 @@
-"""Typed schemas for every config group, registered in Hydra's ConfigStore.
+"""Typed schemas for every config group, registered in Hydra's ConfigStore by ``register_configs()``.
 
-``register_configs()`` is called by ``townlet.cli.train`` (and by tests using the compose API) before
-composition. Registered nodes:
-
-* ``train_schema`` — the primary schema (``TrainConfig``); first entry of ``conf/train.yaml``.
-* ``schema/strategy/{bc,ppo,anneal}`` — per-strategy schemas; each ``conf/strategy/<name>.yaml``
-  starts with ``defaults: [/schema/strategy/<name>@_here_, _self_]``.
-
-Single-schema groups (world, dataset, model, device, logger, paths) are typed by ``TrainConfig``'s
-fields, so their yaml files need no defaults entry. Schemas live in a separate ``schema/`` group so
-that ``strategy=`` only offers real options.
+``train_schema`` (``TrainConfig``) types the single-schema groups through its fields; each strategy
+yaml pulls its own ``schema/strategy/<name>`` through its defaults list. The schemas live in a group
+of their own so that ``strategy=`` offers only real options.
 """
 
 from __future__ import annotations
@@ -17,16 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from townlet.config.schema.dataset import DatasetConfig
-from townlet.config.schema.device import DeviceConfig
-from townlet.config.schema.evaluation import EvaluationConfig
-from townlet.config.schema.logger import LoggerConfig
-from townlet.config.schema.model import ModelConfig
-from townlet.config.schema.paths import PathsConfig
-from townlet.config.schema.strategy_anneal import AnnealStageConfig, AnnealStrategyConfig
+from townlet.config.schema.strategy_anneal import AnnealStrategyConfig
 from townlet.config.schema.strategy_bc import BCStrategyConfig
 from townlet.config.schema.strategy_ppo import PPOStrategyConfig
-from townlet.config.schema.top import ServicesConfig, TrainConfig
+from townlet.config.schema.top import TrainConfig
 from townlet.packaged import CONF_DIR
 
 STRATEGY_SCHEMAS: dict[str, type] = {
@@ -34,25 +21,6 @@ STRATEGY_SCHEMAS: dict[str, type] = {
     "ppo": PPOStrategyConfig,
     "anneal": AnnealStrategyConfig,
 }
-
-__all__ = [
-    "STRATEGY_SCHEMAS",
-    "AnnealStageConfig",
-    "AnnealStrategyConfig",
-    "BCStrategyConfig",
-    "DatasetConfig",
-    "DeviceConfig",
-    "EvaluationConfig",
-    "LoggerConfig",
-    "ModelConfig",
-    "PPOStrategyConfig",
-    "PathsConfig",
-    "ServicesConfig",
-    "TrainConfig",
-    "conf_dir",
-    "register_configs",
-    "repo_root",
-]
 
 _registered = False
 

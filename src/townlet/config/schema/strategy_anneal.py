@@ -49,7 +49,12 @@ class AnnealStageConfig:
 
 @dataclass
 class GuardrailTolerancesConfig:
-    """Relative tolerances of the PPO-stage flags (``townlet.promotion.rules``)."""
+    """Relative tolerances and directions of the PPO-stage flags (``townlet.promotion.rules``).
+
+    Queue flags watch both directions: a surge of conflicts is as suspicious as a collapse.
+    ``eval_return`` guards each PPO stage's evaluated return, so PPO cannot undo the clone unnoticed.
+    Baselines within ``min_abs_baseline`` of zero count as absent (a change relative to ~0 means nothing).
+    """
 
     loss: float = 0.10
     queue: float = 0.15
