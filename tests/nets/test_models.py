@@ -136,13 +136,3 @@ def test_torch_policy_refuses_other_layout() -> None:
     bad = Observation(obs.maps[:, :, :5, :5], obs.features, obs.action_mask)
     with pytest.raises(SpecMismatchError, match="world it was trained for"):
         TorchPolicy(net, SPEC).act(bad)
-
-
-def test_network_classes_are_reachable_lazily_from_models() -> None:
-    import townlet.nets.models as models
-
-    net = build_network({"kind": "conv", "hidden_dim": 8, "conv_channels": [2]}, SPEC)
-    assert isinstance(net, models.ConflictAwarePolicyNetwork)
-    assert isinstance(build_network({"kind": "mlp", "hidden_dim": 8}, SPEC), models.MLPPolicyNetwork)
-    with pytest.raises(AttributeError):
-        _ = models.NoSuchNetwork
