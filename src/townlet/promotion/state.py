@@ -11,7 +11,8 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,6 @@ from townlet.promotion.files import (
 from townlet.promotion.rules import AnnealStatus
 from townlet.runs.atomic import atomic_write_text
 
-STATUSES: tuple[str, ...] = tuple(AnnealStatus)
 MAX_RELEASE_STACK = 50
 
 #: Everything that is persisted (validated like the file); the pure transitions below return copies.
@@ -41,13 +41,6 @@ class PromotionStateError(StateFileError):
     """The persisted promotion state is unreadable or invalid."""
 
 
-def _check_status(status: str) -> str:
-    s = str(status).upper()
-    if s not in STATUSES:
-        raise ValueError(f"anneal status must be one of {', '.join(STATUSES)}, got {status!r}")
-    return s
-
-
 def apply_evaluation(
     st: PromotionState,
     status: str,
@@ -60,7 +53,9 @@ def apply_evaluation(
     """One anneal run's status → new state. PASS extends the streak, FAIL resets it, HOLD resets it unless
     ``hold_resets_streak`` is False (then it neither extends nor breaks it). The candidate is the latest
     PASS run; a result that resets the streak clears it."""
-    status = _check_status(status)
+    status = str(status).upper()
+    if status not in list(AnnealStatus):
+        raise ValueError(f"anneal status must be one of {', '.join(AnnealStatus)}, got {status!r}")
     evaluation = st.evaluations + 1
     if status == "PASS":
         streak = st.pass_streak + 1
@@ -70,15 +65,10 @@ def apply_evaluation(
     else:
         streak, cand = 0, None
     ready = streak >= required_passes and cand is not None
-    state, ready_eval = st.state, st.candidate_ready_evaluation
     if ready:
-        state = "ready"
-        if not st.candidate_ready:
-            ready_eval = evaluation
+        state, ready_eval = "ready", st.candidate_ready_evaluation if st.candidate_ready else evaluation
     else:
-        ready_eval = None
-        if state == "ready":
-            state = "monitoring"
+        state, ready_eval = "monitoring" if st.state == "ready" else st.state, None
     return st.model_copy(
         update={
             "state": state,
@@ -113,22 +103,6 @@ def _new_release(
     )
 
 
-def apply_promotion(st: PromotionState, release: Release, *, now: float | None = None) -> PromotionState:
-    """Make ``release`` current; the old one goes on the rollback stack."""
-    stack = list(st.previous_releases)
-    if st.current_release is not None:
-        stack = [*stack, st.current_release][-MAX_RELEASE_STACK:]
-    return _new_release(st, "promoted", release.model_copy(update={"promoted_at": now}), stack, now)
-
-
-def apply_rollback(st: PromotionState, *, now: float | None = None) -> PromotionState:
-    """Return to the previous release (or to none) and to ``monitoring``."""
-    if st.current_release is None:
-        raise PromotionError("nothing to roll back: no release has been promoted yet")
-    previous = st.previous_releases[-1] if st.previous_releases else None
-    return _new_release(st, "monitoring", previous, list(st.previous_releases[:-1]), now)
-
-
 @dataclass
 class PromotionService:
     """Persisted promotion state under ``state_dir/promotion``, safe across processes (no Hydra, no torch)."""
@@ -137,21 +111,16 @@ class PromotionService:
     required_passes: int = 2
     hold_resets_streak: bool = True
     lock_timeout_s: float = 120.0
-    _root: Path = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if int(self.required_passes) < 1:
             raise ValueError(f"required_passes must be >= 1, got {self.required_passes!r}")
         self.required_passes = int(self.required_passes)
-        self._root = Path(self.state_dir).expanduser() / "promotion"
+        root = Path(self.state_dir).expanduser() / "promotion"
+        self.state_path, self.history_path = root / "state.json", root / "history.jsonl"
 
-    @property
-    def state_path(self) -> Path:
-        return self._root / "state.json"
-
-    @property
-    def history_path(self) -> Path:
-        return self._root / "history.jsonl"
+    def _locked(self) -> AbstractContextManager[None]:
+        return locked(self.state_path.with_name("state.lock"), self.lock_timeout_s, PromotionError)
 
     def state(self) -> PromotionState:
         """The validated state (the file is replaced atomically, so reading needs no lock); a corrupt
@@ -208,13 +177,12 @@ class PromotionService:
         detail: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Record one anneal run's PASS/HOLD/FAIL; returns the new snapshot."""
-        status = _check_status(status)
         candidate = {
             "run_dir": None if run_dir is None else str(run_dir),
             "checkpoint": None if checkpoint is None else str(checkpoint),
             **dict(detail or {}),
         }
-        with locked(self._root / "state.lock", self.lock_timeout_s, PromotionError):
+        with self._locked():
             new = apply_evaluation(
                 self.state(),
                 status,
@@ -223,7 +191,9 @@ class PromotionService:
                 candidate=candidate,
                 now=_now(),
             )
-            return self._commit(new, "evaluation", {"status": status, "run_dir": candidate["run_dir"]})
+            return self._commit(
+                new, "evaluation", {"status": new.last_result, "run_dir": candidate["run_dir"]}
+            )
 
     def promote(
         self,
@@ -233,7 +203,7 @@ class PromotionService:
         force: bool = False,
     ) -> dict[str, Any]:
         """Make the ready candidate (or, with ``force``, the given run/checkpoint) the current release."""
-        with locked(self._root / "state.lock", self.lock_timeout_s, PromotionError):
+        with self._locked():
             st = self.state()
             cand = st.candidate or {}
             if not force:
@@ -257,16 +227,21 @@ class PromotionService:
                 raise PromotionError(
                     "the release has no checkpoint; pass the run directory of a finished run"
                 )
-            new = apply_promotion(st, release, now=_now())
+            stack = [*st.previous_releases, *([st.current_release] if st.current_release else [])]
+            now = _now()
+            promoted = release.model_copy(update={"promoted_at": now})
+            new = _new_release(st, "promoted", promoted, stack[-MAX_RELEASE_STACK:], now)
             return self._commit(new, "promote", {"run_dir": release.run_dir, "forced": bool(force)})
 
     def rollback(self) -> dict[str, Any]:
-        """Return to the previous release; raises PromotionError if nothing was promoted."""
-        with locked(self._root / "state.lock", self.lock_timeout_s, PromotionError):
+        """Return to the previous release (or to none) and to ``monitoring``."""
+        with self._locked():
             st = self.state()
-            new = apply_rollback(st, now=_now())
-            rolled = st.current_release.run_dir if st.current_release else None
-            return self._commit(new, "rollback", {"run_dir": rolled})
+            if st.current_release is None:
+                raise PromotionError("nothing to roll back: no release has been promoted yet")
+            previous = st.previous_releases[-1] if st.previous_releases else None
+            new = _new_release(st, "monitoring", previous, list(st.previous_releases[:-1]), _now())
+            return self._commit(new, "rollback", {"run_dir": st.current_release.run_dir})
 
 
 def _now() -> float:
