@@ -17,8 +17,6 @@ from typing import Any, Literal, TypeVar
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
-STATE_FORMAT_VERSION: Literal[1] = 1
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
@@ -36,7 +34,7 @@ class Release(_Strict):
 class PromotionStateFile(_Strict):
     """``promotion/state.json``, and the state in memory: the transitions return changed copies."""
 
-    format_version: Literal[1] = STATE_FORMAT_VERSION
+    format_version: Literal[1] = 1
     state: Literal["monitoring", "ready", "promoted"] = "monitoring"
     pass_streak: int = Field(default=0, ge=0)
     required_passes: int = Field(default=2, ge=1)

@@ -41,6 +41,13 @@ class PPOConfigError(ValueError):
     """A PPO hyper-parameter outside its valid range; the message names the key and the range."""
 
 
+def check_ranges(node: Any, error: type[ValueError], rules: dict[str, tuple[bool, str]]) -> None:
+    """Raise ``error`` naming the first ``strategy.<key>`` whose rule (``holds``, as stated) fails."""
+    for key, (holds, rule) in rules.items():
+        if not holds:
+            raise error(f"strategy.{key} must be {rule}, got {getattr(node, key)!r}")
+
+
 def schedule_field(entry: Any, key: str, default: Any) -> Any:
     """A schedule entry's field: a plain dict from Python callers, an attribute-style node from Hydra."""
     return entry.get(key, default) if isinstance(entry, dict) else getattr(entry, key, default)
@@ -99,7 +106,7 @@ class PPOStrategyConfig:
         def positive_or_null(value: int | None) -> bool:
             return value is None or value >= 1
 
-        rules = {  # key: (holds, the rule the message states)
+        rules = {
             "lr": (self.lr > 0, "> 0"),
             "clip_param": (0 <= self.clip_param <= 1, "in [0, 1]"),
             "value_loss_coef": (self.value_loss_coef >= 0, ">= 0"),
@@ -129,9 +136,7 @@ class PPOStrategyConfig:
             "checkpoint_every": (self.checkpoint_every >= 1, ">= 1"),
             "log_frequency": (positive_or_null(self.log_frequency), ">= 1 or null"),
         }
-        for key, (holds, rule) in rules.items():
-            if not holds:
-                raise PPOConfigError(f"strategy.{key} must be {rule}, got {getattr(self, key)!r}")
+        check_ranges(self, PPOConfigError, rules)
         for entry in self.social_reward_schedule or []:
             stage, cycle = schedule_field(entry, "stage", ""), schedule_field(entry, "cycle", 0)
             if not (str(stage) in stages and int(cycle) >= 0):
