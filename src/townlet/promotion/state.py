@@ -210,27 +210,26 @@ class PromotionService:
                 if not st.candidate_ready:
                     raise PromotionError(
                         f"no candidate is ready (pass_streak {st.pass_streak} of {st.required_passes} "
-                        "required "
-                        "PASS runs in a row); run more anneal jobs, or pass --force to promote anyway"
+                        "required PASS runs in a row); run more anneal jobs or pass --force to promote anyway"
                     )
                 if run_dir is not None and _norm(run_dir) != _norm(cand.get("run_dir")):
                     raise PromotionError(
                         f"run {run_dir} is not the ready candidate (that is {cand.get('run_dir')}); "
                         "promote the candidate, or pass --force"
                     )
+            now = _now()
             release = Release(
                 checkpoint=str(checkpoint) if checkpoint is not None else cand.get("checkpoint"),
                 run_dir=str(run_dir) if run_dir is not None else cand.get("run_dir"),
                 evaluation=st.evaluations,
+                promoted_at=now,
             )
             if release.checkpoint is None:
                 raise PromotionError(
                     "the release has no checkpoint; pass the run directory of a finished run"
                 )
             stack = [*st.previous_releases, *([st.current_release] if st.current_release else [])]
-            now = _now()
-            promoted = release.model_copy(update={"promoted_at": now})
-            new = _new_release(st, "promoted", promoted, stack[-MAX_RELEASE_STACK:], now)
+            new = _new_release(st, "promoted", release, stack[-MAX_RELEASE_STACK:], now)
             return self._commit(new, "promote", {"run_dir": release.run_dir, "forced": bool(force)})
 
     def rollback(self) -> dict[str, Any]:
