@@ -146,9 +146,7 @@ def save_checkpoint(
     }
     buf = io.BytesIO()
     torch.save(payload, buf)
-    target = Path(path)
-    atomic_write_bytes(target, buf.getvalue())
-    return target
+    return atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def resolve_checkpoint_path(path_or_run_dir: str | Path, which: str | None = "best") -> Path:

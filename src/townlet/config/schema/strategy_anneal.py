@@ -1,12 +1,8 @@
 """Schema of ``strategy=anneal`` (``conf/strategy/anneal.yaml``): a BC → PPO schedule with guardrails.
 
-``bc`` and ``ppo`` are the full BC and PPO strategy nodes (``_target_`` + hyper-parameters); the
-anneal strategy builds one of them per stage, overriding only ``epochs`` (and, for PPO, the
-``bc_weight``-driven parameters). ``_recursive_: false`` keeps them as config nodes until then.
-
-This is the one home of the anneal's defaults, the default main job's recipe included: sized so that
-``townlet-train`` with no arguments ends well past the teacher in about 100 s on 2 idle cores
-(measured in docs/anneal.md; ``townlet-bench learn`` reproduces it).
+``bc`` and ``ppo`` are full strategy nodes, kept as config nodes (``_recursive_: false``) until each
+stage builds one with its own ``epochs`` (and, for PPO, the ``bc_weight``-driven parameters). The
+one home of the anneal's defaults, the default main job's recipe included (docs/anneal.md).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ class BCConfigError(ValueError):
 class BCStrategyConfig:
     _target_: str = "townlet.strategies.bc.BCStrategy"
     lr: float = 3e-3  # 1e-3 needs ~2x the samples to pass 0.95 val accuracy on the scripted data
-    batch_size: int = 512  # 512-1024 is the CPU sweet spot (docs/performance.md)
+    batch_size: int = 512  # docs/performance.md
     epochs: int = 5  # maximum; early stopping may end sooner
     weight_decay: float = 0.0
     val_fraction: float = 0.125  # share of agent trajectories held out (split by agent, never by row)

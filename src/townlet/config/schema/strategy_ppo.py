@@ -74,14 +74,14 @@ class PPOStrategyConfig:
     value_clip: float = 0.2  # 0 disables value clipping
     advantage_normalization: bool = True
     update_epochs: int = 4  # passes over each iteration's data
-    minibatch_size: int = 512  # 512-1024 is the CPU sweet spot (docs/performance.md)
+    minibatch_size: int = 512  # docs/performance.md
     num_minibatches: int | None = None  # if set: minibatch = min(minibatch_size, rows // num_minibatches)
     # --- data ---
     data_mode: DataMode = DataMode.rollout
     num_envs: int | None = None  # rollout towns; None = world.num_envs
     num_agents: int | None = None  # agents per town; None = world.num_agents
     n_steps: int = 64  # ticks collected per iteration (rows = n_steps * num_envs * num_agents)
-    total_steps: int = 1_048_576  # agent-steps to collect in rollout/mixed mode (about 4 min on 2 cores)
+    total_steps: int = 1_048_576  # agent-steps to collect in rollout/mixed mode
     epochs: int = 1  # replay mode: iterations (each a full PPO update over the dataset)
     mix_ratio: float = 0.5  # mixed mode: share of every minibatch drawn from the replay dataset
     # --- schedules, normalisation and guards ---
