@@ -10,13 +10,10 @@ from townlet.torch_guard import require_torch
 from townlet.world.spec import ObservationSpec
 
 
-class ModelConfigError(ValueError):
-    """A model config that cannot build a network (unknown kind, non-positive size)."""
-
-
 def model_config_dict(model_cfg: Any) -> dict[str, Any]:
     """A model config (dataclass, DictConfig or dict) as the plain, checked dict a checkpoint stores,
-    so a saved network is rebuilt without Hydra. Missing sizes take the defaults; missing strides are 1."""
+    so a saved network is rebuilt without Hydra. Missing sizes take the defaults; missing strides are 1.
+    ``ModelConfig`` refuses (``ValueError``) what cannot build a network."""
 
     def get(key: str, default: Any) -> Any:
         return (
@@ -26,15 +23,12 @@ def model_config_dict(model_cfg: Any) -> dict[str, Any]:
         )
 
     channels = [int(c) for c in (get("conv_channels", None) or [16, 32])]
-    try:
-        cfg = ModelConfig(
-            kind=str(get("kind", "conv")),
-            hidden_dim=int(get("hidden_dim", 256)),
-            conv_channels=channels,
-            conv_strides=[int(s) for s in (get("conv_strides", None) or [1] * len(channels))],
-        )
-    except ValueError as exc:
-        raise ModelConfigError(f"{exc} (model=conv or model=mlp)") from None
+    cfg = ModelConfig(
+        kind=str(get("kind", "conv")),
+        hidden_dim=int(get("hidden_dim", 256)),
+        conv_channels=channels,
+        conv_strides=[int(s) for s in (get("conv_strides", None) or [1] * len(channels))],
+    )
     if cfg.kind == "mlp":  # conv sizes do not apply; leaving them out keeps init_from comparisons honest
         return {"kind": cfg.kind, "hidden_dim": cfg.hidden_dim}
     return {

@@ -7,6 +7,7 @@ of their own so that ``strategy=`` offers only real options.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -21,8 +22,6 @@ STRATEGY_SCHEMAS: dict[str, type] = {
     "ppo": PPOStrategyConfig,
     "anneal": AnnealStrategyConfig,
 }
-
-_registered = False
 
 
 def repo_root() -> Path:
@@ -43,11 +42,9 @@ def conf_dir() -> Path:
     return CONF_DIR
 
 
+@functools.cache
 def register_configs() -> None:
-    """Store every schema in the ConfigStore and register our resolvers (idempotent)."""
-    global _registered
-    if _registered:
-        return
+    """Store every schema in the ConfigStore and register our resolvers (once per process)."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
@@ -57,4 +54,3 @@ def register_configs() -> None:
         cs.store(group="schema/strategy", name=name, node=schema)
     if not OmegaConf.has_resolver("townlet_root"):
         OmegaConf.register_resolver("townlet_root", lambda: str(repo_root()))
-    _registered = True
