@@ -132,24 +132,21 @@ def _refuse(key: str, dotted: str, why: str) -> TargetNotAllowedError:
     )
 
 
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a parent is not a package, or is not installed
+        return False
+
+
 def _longest_module(dotted: str, root: str, key: str) -> str:
     """The longest prefix of ``dotted`` that is a module, found from ``root`` down; only modules inside
     the allow-list (and their parent packages) are imported on the way."""
-    try:
-        spec = importlib.util.find_spec(root)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None:
+    if not _is_module(root):
         raise ComponentNotAvailableError(f"{key}={dotted!r}: package {root} is not installed")
     module = root
-    for part in dotted[len(root) :].lstrip(".").split("."):
-        if not part or spec is None or spec.submodule_search_locations is None:
-            break
-        try:
-            spec = importlib.util.find_spec(f"{module}.{part}")
-        except (ImportError, ValueError):
-            spec = None
-        if spec is None:
+    for part in dotted[len(root) :].split(".")[1:]:
+        if not _is_module(f"{module}.{part}"):
             break
         module = f"{module}.{part}"
     return module
@@ -172,9 +169,7 @@ def resolve_target(dotted: str, key: str = "_target_", *, extra_modules: Sequenc
         raise _refuse(key, dotted, "it is outside the allowed packages")
     module_name = _longest_module(name, max(roots, key=len), key)
     obj: Any = importlib.import_module(module_name)
-    for part in name[len(module_name) :].lstrip(".").split("."):
-        if not part:
-            break
+    for part in name[len(module_name) :].split(".")[1:]:
         if not hasattr(obj, part):
             raise ComponentNotAvailableError(
                 f"{key}={dotted!r}: that component is not part of this installation "
