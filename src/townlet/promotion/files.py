@@ -118,9 +118,9 @@ def _first_problem(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}, got {got}{more}"
 
 
-def move_aside(path: Path, now: datetime | None = None) -> Path:
+def move_aside(path: Path) -> Path:
     """Rename ``path`` to ``<name>.corrupt-<UTC time>`` (never overwriting an earlier one)."""
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
     n = 1
     while target.exists():
