@@ -218,11 +218,5 @@ def build(node: Any, /, **kwargs: Any) -> Any:
         if isinstance(cause, ConfigError | RuntimeError) and type(cause).__module__.startswith("townlet"):
             raise cause from None
         detail = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc).splitlines()[0]
-        raise ConfigError(f"could not build {_target_of(node)}: {detail}") from exc
-
-
-def _target_of(node: Any) -> str:
-    try:
-        return str(node["_target_"])
-    except (KeyError, TypeError):
-        return "config node"
+        target = node.get("_target_", "config node") if isinstance(node, Mapping) else "config node"
+        raise ConfigError(f"could not build {target}: {detail}") from exc
