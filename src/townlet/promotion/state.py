@@ -29,9 +29,6 @@ from townlet.runs.atomic import atomic_write_text
 
 MAX_RELEASE_STACK = 50
 
-#: Everything that is persisted (validated like the file); the pure transitions below return copies.
-PromotionState = PromotionStateFile
-
 
 class PromotionError(RuntimeError):
     """A promotion action cannot be carried out (message says why and what to do)."""
@@ -42,14 +39,14 @@ class PromotionStateError(StateFileError):
 
 
 def apply_evaluation(
-    st: PromotionState,
+    st: PromotionStateFile,
     status: str,
     *,
     required_passes: int,
     hold_resets_streak: bool = True,
     candidate: Mapping[str, Any] | None = None,
     now: float | None = None,
-) -> PromotionState:
+) -> PromotionStateFile:
     """One anneal run's status → new state. PASS extends the streak, FAIL resets it, HOLD resets it unless
     ``hold_resets_streak`` is False (then it neither extends nor breaks it). The candidate is the latest
     PASS run; a result that resets the streak clears it."""
@@ -86,8 +83,8 @@ def apply_evaluation(
 
 
 def _new_release(
-    st: PromotionState, state: str, current: Release | None, stack: list[Release], now: float | None
-) -> PromotionState:
+    st: PromotionStateFile, state: str, current: Release | None, stack: list[Release], now: float | None
+) -> PromotionStateFile:
     """A release change: the streak and the candidate start over."""
     return st.model_copy(
         update={
@@ -122,7 +119,7 @@ class PromotionService:
     def _locked(self) -> AbstractContextManager[None]:
         return locked(self.state_path.with_name("state.lock"), self.lock_timeout_s, PromotionError)
 
-    def state(self) -> PromotionState:
+    def state(self) -> PromotionStateFile:
         """The validated state (the file is replaced atomically, so reading needs no lock); a corrupt
         or mistyped file raises and is never written over."""
         fix = (
@@ -130,9 +127,13 @@ class PromotionService:
             f"and start over: {reset_command(self.state_dir)}"
         )
         stored = read_state_file(
-            self.state_path, PromotionState, what="promotion state file", fix=fix, error=PromotionStateError
+            self.state_path,
+            PromotionStateFile,
+            what="promotion state file",
+            fix=fix,
+            error=PromotionStateError,
         )
-        return stored if stored is not None else PromotionState(required_passes=self.required_passes)
+        return stored if stored is not None else PromotionStateFile(required_passes=self.required_passes)
 
     def snapshot(self) -> dict[str, Any]:
         return self.state().model_dump()
@@ -156,7 +157,7 @@ class PromotionService:
                 events.append(event)
         return events[-limit:] if limit else events
 
-    def _commit(self, new: PromotionState, event: str, detail: Mapping[str, Any]) -> dict[str, Any]:
+    def _commit(self, new: PromotionStateFile, event: str, detail: Mapping[str, Any]) -> dict[str, Any]:
         """Snapshot first (atomic), then the history line; both under the lock held by the caller."""
         snapshot = new.model_dump()
         atomic_write_text(self.state_path, json.dumps(snapshot, indent=2, sort_keys=True) + "\n")
