@@ -16,12 +16,11 @@ SCHEMA_VERSION = "2.0.0"
 
 def _scrub_mapping(value: dict[Any, Any]) -> dict[Any, Any]:
     """Drop non-finite float entries (recursively): a metric map has no slot for ``None``."""
-    out: dict[Any, Any] = {}
-    for key, item in value.items():
-        if isinstance(item, float) and not math.isfinite(item):
-            continue
-        out[key] = _scrub_mapping(item) if isinstance(item, dict) else item
-    return out
+    return {
+        key: _scrub_mapping(item) if isinstance(item, dict) else item
+        for key, item in value.items()
+        if not (isinstance(item, float) and not math.isfinite(item))
+    }
 
 
 class FrozenModel(BaseModel):
