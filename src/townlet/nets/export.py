@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from townlet.runs.atomic import atomic_write_bytes
 from townlet.world.spec import ObservationSpec
 
 if TYPE_CHECKING:
@@ -113,15 +114,13 @@ def export_policy(
     The written file is run once on a check batch and compared with the network before it replaces
     ``out``, so a file that would act differently never lands.
     """
-    from townlet.runs.atomic import atomic_write_bytes
-
     if fmt not in EXPORT_FORMATS:
         raise PolicyFileError(f"format={fmt!r} is unknown; choose one of {', '.join(EXPORT_FORMATS)}")
     net = ckpt.build_network("cpu").eval()
     meta = json.dumps(policy_metadata(ckpt, world_config), sort_keys=True)
     inputs = check_inputs(np.random.default_rng(0), ckpt.spec)
     if fmt == "onnx":
-        for package in ("onnx", "onnxscript"):
+        for package in ("onnx", "onnxscript", "onnxruntime"):  # onnxruntime checks the written file
             if importlib.util.find_spec(package) is None:
                 raise PolicyFileError(
                     f"format=onnx needs the {package} package; install it with: {EXPORT_HINT}"
@@ -203,12 +202,8 @@ def _onnx_bytes(program: Any, inputs: Mapping[str, np.ndarray], meta: str) -> by
 
 
 def _run_onnx(blob: bytes, inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise PolicyFileError(
-            f"checking an ONNX export needs onnxruntime; install it with: {EXPORT_HINT}"
-        ) from None
+    import onnxruntime as ort
+
     session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
     logits, value = session.run(list(OUTPUT_NAMES), dict(inputs))
     return np.asarray(logits), np.asarray(value)
