@@ -161,8 +161,7 @@ class PromotionService:
         """Snapshot first (atomic), then the history line; both under the lock held by the caller."""
         snapshot = new.model_dump()
         atomic_write_text(self.state_path, json.dumps(snapshot, indent=2, sort_keys=True) + "\n")
-        record = {"event": event, "time": new.updated_at, "pid": os.getpid(), **dict(detail)}
-        record["state"] = snapshot
+        record = {"event": event, "time": new.updated_at, "pid": os.getpid(), **detail, "state": snapshot}
         with self.history_path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, sort_keys=True) + "\n")
             fh.flush()
