@@ -14,8 +14,6 @@ from enum import StrEnum
 
 
 class LoggerKind(StrEnum):
-    """Single-logger form carried by some saved ``.hydra/config.yaml`` snapshots (``logger.kind``)."""
-
     jsonl = "jsonl"
     tensorboard = "tensorboard"
     none = "none"
@@ -99,7 +97,7 @@ class LoggerConfig:
     plots: bool = True  # <run dir>/plots/training_curves.png, drawn from metrics.jsonl
     progress: ProgressMode = ProgressMode.auto
     progress_every_sec: float = 30.0  # plain-lines mode: at most one line per this many seconds
-    # Snapshot form: a config saved with ``logger.kind`` and no logger keys above re-runs with
-    # ``kind`` mapped onto them (jsonl -> jsonl; tensorboard -> jsonl + tensorboard; none -> nothing).
+    # The single-logger form of some saved snapshots: a config with ``logger.kind`` and no logger keys
+    # above re-runs with it mapped onto them (jsonl; tensorboard -> jsonl + tensorboard; none -> nothing)
     kind: LoggerKind | None = None
     filename: str | None = None

@@ -1,9 +1,4 @@
-"""The primary config schema (``conf/train.yaml`` is validated against it).
-
-Single-schema groups (world, dataset, model, device, logger, paths) are typed fields here, so their
-yaml options merge into a typed node; ``strategy`` differs per option, so each strategy yaml pulls
-its own schema through its defaults list (``/schema/strategy/<name>@_here_``).
-"""
+"""The primary config schema: ``conf/train.yaml`` is validated against ``TrainConfig``."""
 
 from __future__ import annotations
 
