@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from townlet.config.schema.evaluation import EvaluationConfig
+from townlet.dto.metrics import EVAL_RETURN_KEY
 
 if TYPE_CHECKING:
     from townlet.config.schema.dataset import DatasetConfig
@@ -37,7 +38,7 @@ class StopBudget:
 
     def reached(self, record: Mapping[str, Any]) -> bool:
         """Whether training ends after the step that logged ``record`` (its ``eval_return_mean``, if any)."""
-        evaluated = record.get("eval_return_mean")
+        evaluated = record.get(EVAL_RETURN_KEY)
         if self.reason is None and self.target_return is not None and evaluated is not None:
             self.reason = "target_return" if float(evaluated) >= self.target_return else None
         if self.reason is None and self.max_wall_sec is not None:

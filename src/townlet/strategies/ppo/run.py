@@ -188,10 +188,10 @@ class PPORun:
 
         st.advance(it, summary, seen, self.normalisers.state())
         record = iteration_record(s, st, it, schedule, summary, seen, timing)
-        if st.offer_best(it, record, seen.env):
-            record["is_best"] = True
         ctx, net, spec = self.ctx, self.net, self.spec
         record.update(periodic_evaluation(ctx, net, spec, self.device, iteration=it, greedy=s.eval_greedy))
+        if st.offer_best(it, record, seen.env):
+            record["is_best"] = True
         self.ctx.metrics.log(record)
         st.last = record
         return record
