@@ -117,6 +117,7 @@ def check_job(cfg: DictConfig, run_dir: str | Path | None = None) -> DictConfig:
     _check_ranges(typed)
     _check_device(typed)
     _check_objective(str(typed.objective), typed.strategy.get("_target_"))
+    _check_stop(typed)
     _check_minibatch(typed)
     _check_init_from(typed.init_from)
     _check_dataset_path(typed)
@@ -225,6 +226,15 @@ def _check_objective(key: str, strategy_target: str | None) -> None:
         check_objective_for_strategy(key, None if strategy_target is None else str(strategy_target))
     except ValueError as exc:
         raise ConfigError(_first_line(exc)) from None
+
+
+def _check_stop(cfg: DictConfig) -> None:
+    """``stop.target_return`` is read from periodic evaluations: without them it could never fire."""
+    if cfg.stop.target_return is not None and not cfg.evaluation.every:
+        raise ConfigError(
+            f"stop.target_return={cfg.stop.target_return} is checked at periodic evaluations; set "
+            "evaluation.every=N (iterations) or drop stop.target_return"
+        )
 
 
 def _check_minibatch(cfg: DictConfig) -> None:

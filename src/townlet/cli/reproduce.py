@@ -263,11 +263,12 @@ _MISSING = "<absent>"
 
 
 def _diff(a: Any, b: Any, path: str, out: list[Difference]) -> None:
-    """Recursive comparison; a key present on one side only is one difference, not one per leaf."""
+    """Recursive comparison; a key present on one side only is one difference, not one per leaf (a
+    null field that a result of an older release lacks is no difference)."""
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         for key in dict.fromkeys([*a, *b]):
             where = f"{path}.{key}" if path else str(key)
-            if _is_timing(where):
+            if _is_timing(where) or (a.get(key) is None and b.get(key) is None):
                 continue
             if key not in a or key not in b:
                 out.append(Difference(where, _short(a.get(key, _MISSING)), _short(b.get(key, _MISSING))))

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from townlet.config.schema.evaluation import EvaluationConfig
+    from townlet.config.schema.top import StopConfig
 
 log = logging.getLogger("townlet.train")
 
@@ -95,6 +96,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
             init_from=cfg.init_from,
             resume=bool(cfg.resume),
             evaluation=cast("EvaluationConfig", OmegaConf.to_object(cfg.evaluation)),
+            stop=cast("StopConfig", OmegaConf.to_object(cfg.stop)),
             metadata={
                 "data_dir": cfg.paths.data_dir,
                 "state_dir": cfg.paths.state_dir,
@@ -110,6 +112,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
             result_kind=result.kind,
             objective=str(cfg.objective),
             objective_value=value,
+            stop_reason=result.stop_reason,
             device=str(getattr(result, "device", None) or cfg.device.type),
         )
         log.info("result: %s  %s=%s", rd.result_path, cfg.objective, value)

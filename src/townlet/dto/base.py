@@ -50,3 +50,7 @@ class TrainingResultBase(FrozenModel):
 
     schema_version: str = SCHEMA_VERSION
     duration_sec: float | None = Field(default=None, ge=0)
+    stop_reason: str | None = Field(
+        default=None,
+        description="why training ended before its budget (max_wall_sec, target_return: the stop settings)",
+    )
