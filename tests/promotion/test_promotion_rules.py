@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from townlet.config.schema.strategy_anneal import FlagDirection
 from townlet.dto import AnnealStageResultDTO
 from townlet.promotion.rules import (
     AnnealStatus,
@@ -92,14 +93,19 @@ def test_default_tolerances_are_010_and_015() -> None:
     assert (flags.loss, flags.queue, flags.intensity) == (True, False, True)
 
 
+def _towards(direction: FlagDirection) -> GuardrailTolerances:
+    towards = {"loss_direction": direction, "queue_direction": direction, "intensity_direction": direction}
+    return GuardrailTolerances(**towards)
+
+
 def test_configured_tolerances_and_directions_change_the_flags() -> None:
     base = GuardrailMetrics(loss_total=1.0, queue_conflict_events=100.0, queue_conflict_intensity_sum=50.0)
     cur = GuardrailMetrics(loss_total=1.12, queue_conflict_events=130.0, queue_conflict_intensity_sum=60.0)
     loose = GuardrailTolerances(loss=0.2, queue=0.5, intensity=0.5)
     assert evaluate_flags(cur, base, loose) == GuardrailFlags()
-    drop_only = GuardrailTolerances(loss_direction="drop", queue_direction="drop", intensity_direction="drop")
+    drop_only = _towards(FlagDirection.drop)
     assert evaluate_flags(cur, base, drop_only) == GuardrailFlags()  # everything rose
-    rise_only = GuardrailTolerances(loss_direction="rise", queue_direction="rise", intensity_direction="rise")
+    rise_only = _towards(FlagDirection.rise)
     flags = evaluate_flags(cur, base, rise_only)
     assert (flags.loss, flags.queue, flags.intensity) == (True, True, True)
 
@@ -159,7 +165,7 @@ def test_return_flag_default_is_a_5_percent_drop_of_the_reference() -> None:
     assert return_flag(-5.0, -10.0) is False
     assert return_flag(-20.0, None) is False  # no evaluated reference (stage_evaluation off)
     assert return_flag(None, -10.0) is False
-    tol = GuardrailTolerances(eval_return=0.01, eval_return_direction="both")
+    tol = GuardrailTolerances(eval_return=0.01, eval_return_direction=FlagDirection.both)
     assert return_flag(-9.8, -10.0, tol) is True
 
 
