@@ -94,8 +94,9 @@ def test_default_tolerances_are_010_and_015() -> None:
 
 
 def _towards(direction: FlagDirection) -> GuardrailTolerances:
-    towards = {"loss_direction": direction, "queue_direction": direction, "intensity_direction": direction}
-    return GuardrailTolerances(**towards)
+    return GuardrailTolerances(
+        loss_direction=direction, queue_direction=direction, intensity_direction=direction
+    )
 
 
 def test_configured_tolerances_and_directions_change_the_flags() -> None:
