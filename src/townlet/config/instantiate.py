@@ -47,6 +47,7 @@ ALLOWED_TARGET_PREFIXES: tuple[str, ...] = (*(f"{m}." for m in ALLOWED_MODULES),
 #: so a snapshot naming anything else is refused by Hydra before it is called.
 HYDRA_TARGETS: tuple[str, ...] = (
     "townlet.sweeps.summary.SweepSummaryCallback",
+    "townlet.sweeps.mlflow_parent.MlflowSweepCallback",
     "townlet.cli.preflight.PreflightCallback",
 )
 
