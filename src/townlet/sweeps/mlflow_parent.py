@@ -49,7 +49,7 @@ class MlflowSweepCallback(Callback):
                 output_root=Path(str(config.paths.output_root)),
                 sweep_dir=sweep_dir,
                 overrides=tuple(str(o) for o in config.hydra.overrides.task),
-                source=Path(sys.argv[0]).name or None,
+                source=sys.argv[0] or None,  # as a job's run.json records its command
             )
             uri = str(node.tracking_uri)
             self.run_id = start_sweep_run(
