@@ -44,6 +44,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
     """
     from omegaconf import OmegaConf
 
+    from townlet.cli.export import policy_for_loggers
     from townlet.cli.preflight import check_job
     from townlet.config.instantiate import build
     from townlet.facade import PolicyTrainingOrchestrator, RunSettings
@@ -106,6 +107,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
         result = PolicyTrainingOrchestrator(strategy, services, log).run(settings)
         value = objective_value(result, str(cfg.objective), str(cfg.objective_mode))
         rd.write_result(result)
+        policy_for_loggers(metrics, rd.path, result.model_dump(mode="json"))  # MLflow's logged model
         metrics.after_result(rd.path, result.model_dump(mode="json"))  # plots, MLflow artefacts
         recorder.finish(
             "completed",

@@ -44,6 +44,7 @@ ALLOWED_OBJECTS: frozenset[str] = frozenset(
 #: so a snapshot naming anything else is refused by Hydra before it is called.
 HYDRA_TARGETS: tuple[str, ...] = (
     "townlet.sweeps.summary.SweepSummaryCallback",
+    "townlet.sweeps.mlflow_parent.MlflowSweepCallback",
     "townlet.cli.preflight.PreflightCallback",
 )
 

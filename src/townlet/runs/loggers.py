@@ -112,6 +112,16 @@ class MetricsFanout(MetricsWriter):
             return False
         return True
 
+    def wants_policy(self) -> bool:
+        """Whether a logger takes the trained policy as an ONNX file (worth exporting it)."""
+        return any(sink.wants_policy for sink in self.live())
+
+    def attach_policy(self, path: Path) -> None:
+        """Hand the exported policy to the loggers that take it (before :meth:`after_result`)."""
+        for sink in self.live():
+            if sink.wants_policy:
+                self._guard(sink, "taking the policy", sink.attach_policy, path)
+
     def after_result(self, run_dir: str | Path, result: Mapping[str, Any]) -> None:
         """The run succeeded and ``result.json`` is on disk: close files, plot, hand over artefacts.
 

@@ -86,12 +86,18 @@ class MetricsSink:
     """
 
     name = "sink"
+    #: Takes the trained policy as an ONNX file (MLflow's logged model): the run exports it, which
+    #: costs seconds, only when a sink asks, and hands it over through :meth:`attach_policy`.
+    wants_policy = False
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Store one record (chosen by the cadence, ``wall_sec`` stamped)."""
 
     def close(self) -> None:
         """Flush and close files; called before the end-of-run hook and again in ``finally``."""
+
+    def attach_policy(self, path: Path) -> None:
+        """The run's policy exported as ONNX, before :meth:`after_result` (``wants_policy`` sinks)."""
 
     def after_result(self, run_dir: Path, result: Mapping[str, Any]) -> None:
         """The run succeeded: ``result.json`` and the plots are written."""
