@@ -3,6 +3,7 @@ and the tracker's run status true to the run's outcome."""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 from collections.abc import Mapping
@@ -139,14 +140,21 @@ def _tracker_lines(proc: Any) -> list[str]:
 
 
 @pytest.mark.slow
-def test_an_unreachable_server_at_start_leaves_mlflow_out(run_cli: Any, tmp_path: Path) -> None:
+def test_an_unreachable_server_at_start_refuses_the_run_before_it_trains(
+    run_cli: Any, tmp_path: Path
+) -> None:
     pytest.importorskip("mlflow")
     proc = _echo_with_mlflow(run_cli, tmp_path / "run", f"http://127.0.0.1:{_closed_port()}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert [r["epoch"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1, 2, 3]
-    (line,) = _tracker_lines(proc)
-    assert "could not start a run" in line and "goes on without it" in line
-    assert "Traceback" not in proc.stderr and (tmp_path / "run" / "result.json").is_file()
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    (line,) = proc.stderr.strip().splitlines()
+    assert (
+        line.startswith("townlet-train: error: logger mlflow: could not start a run")
+        and "drop mlflow" in line
+    )
+    assert (
+        not (tmp_path / "run" / "metrics.jsonl").exists() and not (tmp_path / "run" / "result.json").exists()
+    )
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"
 
 
 @pytest.mark.slow

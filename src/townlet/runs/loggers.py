@@ -250,7 +250,10 @@ def build_metrics(
             try:
                 sinks.append(build(section, _partial_=True)(run=info))
             except LoggerUnavailableError as exc:
-                log.warning("logger %s: %s; the run goes on without it", name, exc)
+                raise LoggerUnavailableError(
+                    f"logger {name}: {exc}; start it, fix logger.{name}'s settings or drop {name} from "
+                    "logger=[...]"
+                ) from None
     except BaseException as exc:
         for sink in sinks:
             _quietly(sink.close)

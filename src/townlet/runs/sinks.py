@@ -74,8 +74,9 @@ class RunInfo:
 
 
 class LoggerUnavailableError(RuntimeError):
-    """A logger's service (a tracking server) could not be reached when the run started: the run goes
-    on without that logger, with one warning, since the records of truth are the run's own files."""
+    """A logger's service (a tracking server) could not be reached when the run started. The run is
+    refused before anything trains: a user who asked for a tracker wants the run in it, and finds
+    out now rather than after the run (a service lost mid-run only switches its logger off)."""
 
 
 class MetricsSink:
