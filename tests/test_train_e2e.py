@@ -158,21 +158,3 @@ def test_same_seed_reproduces_and_snapshot_reruns(cli_env, tmp_path: Path) -> No
     assert _learned(first / "result.json") == _learned(second / "result.json")
     snapshot = json.loads((second / "run.json").read_text())
     assert snapshot["status"] == "completed" and snapshot["seed"] == 5
-
-
-def test_snapshot_rerun_gets_our_run_dir_pattern(tmp_path: Path, monkeypatch) -> None:
-    """A relative snapshot path works, and without ``hydra.run.dir`` the re-run still gets a
-    microsecond, run-named directory (Hydra's default has one-second resolution)."""
-    from townlet.cli.train import _snapshot_args
-
-    monkeypatch.chdir(tmp_path)
-    snap = tmp_path / "run" / ".hydra"
-    snap.mkdir(parents=True)
-    plain = ["-cp", "run/.hydra", "-cn", "config", "seed=1"]
-    assert _snapshot_args(plain) == ["-cp", str(snap), "-cn", "config", "seed=1"]  # no hydra.yaml yet
-    (snap / "hydra.yaml").write_text("hydra: {}\n")
-    out = _snapshot_args(["--config-path=run/.hydra", "-cn", "config", "seed=1", "hydra.sweep.subdir=x"])
-    assert out[:3] == [f"--config-path={snap}", "-cn", "config"]
-    added = [a.partition("=")[0] for a in out[3:5]]
-    assert added == ["hydra.run.dir", "hydra.sweep.dir"] and out[5:] == ["seed=1", "hydra.sweep.subdir=x"]
-    assert "%f" in out[3] and "${run_name}" in out[3] and "${paths.output_root}" in out[3]

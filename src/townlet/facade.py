@@ -14,13 +14,14 @@ from typing import Any
 
 from townlet.config.schema.device import resolve_threads
 from townlet.config.schema.evaluation import EvaluationConfig
+from townlet.config.schema.top import StopConfig
 from townlet.dto import RESULT_TYPES, ResultDTO
 from townlet.runs.device import resolve_device
 from townlet.runs.metrics import MetricsWriter, NullMetricsWriter
 from townlet.runs.rundir import RunDir
 from townlet.runs.seeding import seed_everything
 from townlet.strategies.base import Strategy
-from townlet.strategies.context import TrainingContext
+from townlet.strategies.context import StopBudget, TrainingContext
 from townlet.strategies.services import TrainingServices
 from townlet.torch_guard import require_torch, torch_available
 
@@ -43,6 +44,7 @@ class RunSettings:
     init_from: str | None = None
     resume: bool = False
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    stop: StopConfig = field(default_factory=StopConfig)
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -95,6 +97,7 @@ class PolicyTrainingOrchestrator:
             log=self.log,
             device_str=device_str,
             evaluation=settings.evaluation,
+            stop=StopBudget(settings.stop.max_wall_sec, settings.stop.target_return),
             metadata=dict(settings.metadata),
         )
 
@@ -111,5 +114,10 @@ class PolicyTrainingOrchestrator:
             )
         if result.duration_sec is None:
             result = result.model_copy(update={"duration_sec": elapsed})
+        if context.stop.reason is not None:
+            self.log.info(
+                "strategy=%s stopped early: %s (stop settings)", self.strategy.name, context.stop.reason
+            )
+            result = result.model_copy(update={"stop_reason": context.stop.reason})
         self.log.info("strategy=%s finished in %.2fs", self.strategy.name, elapsed)
         return result

@@ -15,7 +15,7 @@ from townlet.config.instantiate import (
     ComponentNotAvailableError,
     TargetNotAllowedError,
     build,
-    check_target,
+    resolve_target,
 )
 from townlet.packaged import CONF_DIR
 
@@ -89,5 +89,5 @@ def test_target_allow_list() -> None:
     with pytest.raises(TargetNotAllowedError, match="not allowed"):
         build({"_target_": "os.system", "command": "true"})
     with pytest.raises(ComponentNotAvailableError, match="not part of this installation"):
-        check_target("townlet.strategies.nope.NopeStrategy", "strategy")
+        resolve_target("townlet.strategies.nope.NopeStrategy", "strategy._target_")
     assert build({"_target_": "townlet.runs.rundir.RunDir", "path": "/tmp/x"}).path.name == "x"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from townlet.config.schema.strategy_anneal import FlagDirection
+from townlet.dto import AnnealStageResultDTO
 from townlet.promotion.rules import (
     AnnealStatus,
     GuardrailConfigError,
+    GuardrailFlags,
     GuardrailMetrics,
     GuardrailTolerances,
     StageOutcome,
@@ -65,7 +68,7 @@ def test_relative_change_uses_absolute_baseline() -> None:
     ],
 )
 def test_breach_directions(value: float, direction: str, expected: bool) -> None:
-    assert breaches(value, 1.0, 0.15, direction) is expected  # type: ignore[arg-type]
+    assert breaches(value, 1.0, 0.15, direction) is expected
 
 
 def test_breach_is_strict_at_the_tolerance() -> None:
@@ -77,7 +80,7 @@ def test_no_baseline_never_flags() -> None:
     assert breaches(100.0, None, 0.1, "both") is False
     assert breaches(100.0, 0.0, 0.1, "both") is False  # relative change against 0 is undefined
     flags = evaluate_flags(GuardrailMetrics(loss_total=5.0, queue_conflict_events=3.0), None)
-    assert not flags.any
+    assert flags == GuardrailFlags()
 
 
 def test_default_tolerances_are_010_and_015() -> None:
@@ -90,14 +93,20 @@ def test_default_tolerances_are_010_and_015() -> None:
     assert (flags.loss, flags.queue, flags.intensity) == (True, False, True)
 
 
+def _towards(direction: FlagDirection) -> GuardrailTolerances:
+    return GuardrailTolerances(
+        loss_direction=direction, queue_direction=direction, intensity_direction=direction
+    )
+
+
 def test_configured_tolerances_and_directions_change_the_flags() -> None:
     base = GuardrailMetrics(loss_total=1.0, queue_conflict_events=100.0, queue_conflict_intensity_sum=50.0)
     cur = GuardrailMetrics(loss_total=1.12, queue_conflict_events=130.0, queue_conflict_intensity_sum=60.0)
     loose = GuardrailTolerances(loss=0.2, queue=0.5, intensity=0.5)
-    assert not evaluate_flags(cur, base, loose).any
-    drop_only = GuardrailTolerances(loss_direction="drop", queue_direction="drop", intensity_direction="drop")
-    assert not evaluate_flags(cur, base, drop_only).any  # everything rose
-    rise_only = GuardrailTolerances(loss_direction="rise", queue_direction="rise", intensity_direction="rise")
+    assert evaluate_flags(cur, base, loose) == GuardrailFlags()
+    drop_only = _towards(FlagDirection.drop)
+    assert evaluate_flags(cur, base, drop_only) == GuardrailFlags()  # everything rose
+    rise_only = _towards(FlagDirection.rise)
     flags = evaluate_flags(cur, base, rise_only)
     assert (flags.loss, flags.queue, flags.intensity) == (True, True, True)
 
@@ -157,22 +166,15 @@ def test_return_flag_default_is_a_5_percent_drop_of_the_reference() -> None:
     assert return_flag(-5.0, -10.0) is False
     assert return_flag(-20.0, None) is False  # no evaluated reference (stage_evaluation off)
     assert return_flag(None, -10.0) is False
-    tol = GuardrailTolerances(eval_return=0.01, eval_return_direction="both")
+    tol = GuardrailTolerances(eval_return=0.01, eval_return_direction=FlagDirection.both)
     assert return_flag(-9.8, -10.0, tol) is True
 
 
-def test_stage_outcome_accepts_dto_like_objects_and_rejects_bad_mode() -> None:
-    class Dto:
-        cycle = 2.0
-        mode = "ppo"
-        passed = None
-        anneal_loss_flag = True
-        anneal_queue_flag = False
-        anneal_intensity_flag = None
-
-    assert StageOutcome.from_obj(Dto()).loss_flag is True
+def test_stage_outcome_accepts_dtos_and_rejects_bad_mode() -> None:
+    dto = AnnealStageResultDTO(cycle=2.0, mode="ppo", anneal_loss_flag=True, anneal_queue_flag=False)
+    assert StageOutcome.of(dto) == StageOutcome(cycle=2.0, mode="ppo", passed=None, flags=("loss",))
     with pytest.raises(ValueError, match="mode"):
-        StageOutcome.from_mapping({"cycle": 0, "mode": "dagger"})
+        StageOutcome.of({"cycle": 0, "mode": "dagger"})
 
 
 @pytest.mark.parametrize(

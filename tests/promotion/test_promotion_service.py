@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from townlet.promotion.baselines import BaselineStore, BaselineStoreError
+from townlet.promotion.files import PromotionStateFile
 from townlet.promotion.state import (
     PromotionError,
     PromotionService,
-    PromotionState,
     PromotionStateError,
     apply_evaluation,
 )
@@ -54,7 +54,7 @@ def test_hold_can_be_configured_to_keep_the_streak(tmp_path: Path) -> None:
 
 
 def test_losing_readiness_returns_to_monitoring() -> None:
-    st = PromotionState()
+    st = PromotionStateFile()
     for status in ("PASS", "PASS"):
         st = apply_evaluation(st, status, required_passes=2, candidate={"run_dir": "x"})
     assert st.state == "ready"

@@ -34,7 +34,7 @@ class Row:
 
 
 BC = ("strategy=bc",)
-SNAP = ("-cp", "{snap}", "-cn", "config")
+SNAP = ("-cp", "{snap}", "-cn", "config", "hydra.run.dir={root}/again")
 
 ROWS: dict[str, Row] = {
     # --- the allow-list: every dotted import path in a config

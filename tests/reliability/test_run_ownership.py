@@ -27,7 +27,6 @@ from townlet.runs.ownership import (
     claim_run_dir,
     release_run_dir,
     resume_command,
-    with_saved_overrides,
 )
 
 PPO = ["strategy=ppo", "experiment=smoke"]
@@ -213,31 +212,36 @@ def test_cli_sweep_refuses_a_job_whose_run_name_escapes(run_cli, tmp_path: Path)
     assert _tree(tmp_path) == before
 
 
-def test_short_resume_form_takes_the_run_overrides(tmp_path: Path) -> None:
-    run = _stopped_run(tmp_path)
-    short = [f"hydra.run.dir={run}", "resume=true"]
-    assert with_saved_overrides(short) == [*short, *PPO]
-    for other in ([*short, "seed=1"], ["-m", *short], [f"hydra.run.dir={run}"]):
-        assert with_saved_overrides(other) == other  # compared (or not a resume): left as given
-
-
-def test_cli_short_resume_continues_the_run_with_its_own_overrides(run_cli, tmp_path: Path) -> None:
+def test_cli_hydra_rerun_continues_the_run_with_its_own_overrides(run_cli, tmp_path: Path) -> None:
+    """``hydra.run.dir=RUN resume=true`` alone is compared (and refused); Hydra's own
+    ``--experimental-rerun RUN resume=true`` continues the run with its saved overrides."""
     run = tmp_path / "run"
-    assert run_cli(*_echo(run, "seed=5")).returncode == 0
-    again = run_cli(support_searchpath(), f"hydra.run.dir={run}", "resume=true")
-    assert again.returncode == 0, again.stderr
+    tiny = ["strategy=bc", "strategy.epochs=1", "world.num_envs=2", "world.episode_length=32"]
+    made = run_cli(*tiny, "dataset.ticks=64", "evaluation.episodes=1", "seed=5", f"hydra.run.dir={run}",
+                   f"paths.data_dir={tmp_path / 'data'}")  # fmt: skip
+    assert made.returncode == 0, made.stderr[-2000:]
+    short = run_cli(f"hydra.run.dir={run}", "resume=true")
+    assert short.returncode == 1 and "these differ" in short.stderr and "seed (run: 5" in short.stderr
+    again = run_cli("--experimental-rerun", str(run), "resume=true")
+    assert again.returncode == 0, again.stderr[-2000:]
     record = json.loads((run / "run.json").read_text())
     assert record["resumed"] is True and record["seed"] == 5
-    assert {"strategy=echo", "seed=5"} <= set(record["overrides"])
+    assert {"strategy=bc", "seed=5"} <= set(record["overrides"])
+
+
+def test_cli_hydra_rerun_of_an_edited_hydra_yaml_is_refused(run_cli, tmp_path: Path) -> None:
+    run = _stopped_run(tmp_path)
+    hydra_yaml = run / ".hydra" / "hydra.yaml"
+    hydra_yaml.write_text("hydra:\n  overrides:\n    hydra: ['hydra.job.env_set.LD_PRELOAD=/tmp/x.so']\n")
+    before = _tree(tmp_path)
+    proc = run_cli("--experimental-rerun", str(run), "resume=true")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "hydra.job.env_set.LD_PRELOAD" in proc.stderr and _tree(tmp_path) == before
 
 
 def test_an_unreadable_overrides_file_is_refused_on_resume_and_left_out_of_hints(tmp_path: Path) -> None:
     run = _stopped_run(tmp_path)
     (run / ".hydra" / "overrides.yaml").write_text("- &a strategy=ppo\n- *a\n")
     assert resume_command(run) == f"townlet-train hydra.run.dir={run} resume=true"
-    assert with_saved_overrides([f"hydra.run.dir={run}", "resume=true"]) == [
-        f"hydra.run.dir={run}",
-        "resume=true",
-    ]
     with pytest.raises(ConfigError, match="anchors and aliases"):
         claim_run_dir(run, resume=True, overrides=["resume=true"])

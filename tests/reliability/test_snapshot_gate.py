@@ -38,7 +38,7 @@ def job() -> dict[str, Any]:
 
     register_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(conf_dir())):
         cfg = compose("train", overrides=["strategy=bc"], return_hydra_config=True)
     GlobalHydra.instance().clear()
     hydra_node: Any = yaml.safe_load(OmegaConf.to_yaml(cfg.hydra))
@@ -150,8 +150,9 @@ def test_hostile_hydra_yaml_refused_by_reproduce_gate(case: str, tmp_path: Path,
 def test_a_real_snapshot_passes_both_gates(tmp_path: Path, job: dict[str, Any]) -> None:
     run = _run_dir(tmp_path, job, lambda c, h: None)
     check_run_snapshot(run)
-    check_train_args(["-cp", str(run / ".hydra"), "-cn", "config"])
-    check_train_args(["-cp", str(run / ".hydra"), "-cn", "hydra"])  # hydra.yaml as the primary config
+    new = f"hydra.run.dir={tmp_path / 'new'}"
+    check_train_args(["-cp", str(run / ".hydra"), "-cn", "config", new])
+    check_train_args(["-cp", str(run / ".hydra"), "-cn", "hydra", new])  # hydra.yaml as the primary config
 
 
 @pytest.mark.parametrize(
@@ -303,20 +304,22 @@ def test_a_snapshot_naming_a_moved_component_passes(tmp_path: Path, job: dict[st
     check_run_snapshot(_run_dir(tmp_path, job, lambda c, h: c["services"].update(_target_=old)))
 
 
-def test_a_relative_config_path_is_gated_where_hydra_looks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Hydra reads a ``-cp`` that is no folder of the working directory next to the entry module."""
-    import townlet.cli
+def test_a_relative_config_path_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hydra reads a relative ``-cp`` next to its entry module, never the working directory's folder of
+    that name: the gate refuses it rather than check one folder while Hydra reads another."""
+    (tmp_path / "run" / ".hydra").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SnapshotRefused, match=r"pass an absolute path"):
+        check_train_args(["-cp", "run/.hydra", "-cn", "config", "hydra.run.dir=/tmp/x"])
 
-    evil = tmp_path / "evil"
-    evil.mkdir()
-    (evil / "config.yaml").write_text("hydra:\n  searchpath: [file:///tmp]\n")
-    deep = tmp_path.joinpath(*(f"d{i}" for i in range(8)))
-    deep.mkdir(parents=True)
-    monkeypatch.chdir(deep)
-    ups = len(Path(townlet.cli.__file__).resolve().parent.parts) - 1
-    relative = Path(*([".."] * ups)) / evil.relative_to("/")
-    assert not relative.is_dir()  # from the working directory: only Hydra's reading finds it
-    with pytest.raises(SnapshotRefused, match=r"hydra\.searchpath"):
-        check_train_args(["-cp", str(relative), "-cn", "config"])
+
+def test_an_outside_primary_config_needs_a_new_run_dir(tmp_path: Path, job: dict[str, Any]) -> None:
+    run = _run_dir(tmp_path, job, lambda c, h: None)
+    snap = ["-cp", str(run / ".hydra"), "-cn", "config"]
+    with pytest.raises(SnapshotRefused, match=r"needs hydra\.run\.dir=NEW_DIR"):
+        check_train_args(snap)
+    with pytest.raises(SnapshotRefused, match=r"needs hydra\.sweep\.dir=NEW_DIR"):
+        check_train_args(["-m", *snap, f"hydra.run.dir={tmp_path / 'new'}"])
+    with pytest.raises(SnapshotRefused, match="already exists and is not empty"):
+        check_train_args([*snap, f"hydra.run.dir={run}"])
+    check_train_args([*snap, f"hydra.run.dir={tmp_path / 'new'}"])

@@ -3,6 +3,7 @@ and the tracker's run status true to the run's outcome."""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 from collections.abc import Mapping
@@ -139,14 +140,21 @@ def _tracker_lines(proc: Any) -> list[str]:
 
 
 @pytest.mark.slow
-def test_an_unreachable_server_at_start_leaves_mlflow_out(run_cli: Any, tmp_path: Path) -> None:
+def test_an_unreachable_server_at_start_refuses_the_run_before_it_trains(
+    run_cli: Any, tmp_path: Path
+) -> None:
     pytest.importorskip("mlflow")
     proc = _echo_with_mlflow(run_cli, tmp_path / "run", f"http://127.0.0.1:{_closed_port()}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert [r["epoch"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1, 2, 3]
-    (line,) = _tracker_lines(proc)
-    assert "could not start a run" in line and "goes on without it" in line
-    assert "Traceback" not in proc.stderr and (tmp_path / "run" / "result.json").is_file()
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    (line,) = proc.stderr.strip().splitlines()
+    assert (
+        line.startswith("townlet-train: error: logger mlflow: could not start a run")
+        and "drop mlflow" in line
+    )
+    assert (
+        not (tmp_path / "run" / "metrics.jsonl").exists() and not (tmp_path / "run" / "result.json").exists()
+    )
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"
 
 
 @pytest.mark.slow
@@ -164,3 +172,80 @@ def test_a_server_dying_mid_run_costs_one_warning(run_cli: Any, tmp_path: Path) 
     (line,) = _tracker_lines(proc)
     assert "logger mlflow: failed writing a record" in line and "switched off" in line
     assert "Traceback" not in proc.stderr and (tmp_path / "run" / "result.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite store for this module's MLflow runs (creating its tables takes seconds)."""
+    return tmp_path_factory.mktemp("store") / "mlflow.db"
+
+
+def _mlflow_fanout(tmp_path: Path, db: Path, *, log_model: bool = True) -> tuple[MetricsFanout, Any]:
+    from townlet.runs.mlflow_log import MlflowSink
+
+    sink = MlflowSink(f"sqlite:///{db}", log_model=log_model, run=RunInfo(path=tmp_path))
+    return MetricsFanout([sink, JsonlSink(run=RunInfo(path=tmp_path))]), sink
+
+
+def test_a_failed_policy_export_is_one_warning_and_the_run_ends_finished(
+    tmp_path: Path, mlflow_db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("mlflow")
+    pytest.importorskip("torch")
+    from mlflow.tracking import MlflowClient
+
+    from townlet.cli.export import policy_for_loggers
+
+    db = mlflow_db
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    result = {"kind": "bc", "checkpoint": str(run_dir / "checkpoints" / "last.pt")}
+    (run_dir / "result.json").write_text("{}")
+    fanout, sink = _mlflow_fanout(run_dir, db)
+    fanout.log({"epoch": 1, "loss": 1.0})
+    policy_for_loggers(fanout, run_dir, result)
+    fanout.after_result(run_dir, result)
+    fanout.close()
+    (line,) = _warnings(caplog)
+    assert line.startswith("could not export the policy for the loggers") and "log_model=false" in line
+    client = MlflowClient(f"sqlite:///{db}")
+    run = client.get_run(sink.run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics == {"loss": 1.0}
+    assert run.outputs is None or not run.outputs.model_outputs  # no model; the rest is there
+    assert {a.path for a in client.list_artifacts(sink.run_id)} >= {"result.json", "checkpoints"}
+
+
+def test_a_policy_mlflow_cannot_log_is_one_warning_and_the_run_ends_finished(
+    tmp_path: Path, mlflow_db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    db = mlflow_db
+    fanout, sink = _mlflow_fanout(tmp_path, db)
+    assert fanout.wants_policy()
+    (tmp_path / "policy.onnx").write_bytes(b"not onnx")
+    fanout.attach_policy(tmp_path / "policy.onnx")
+    fanout.after_result(tmp_path, {})
+    fanout.close()
+    (line,) = _warnings(caplog)
+    assert line.startswith("logger mlflow: could not log the policy as a model")
+    assert MlflowClient(f"sqlite:///{db}").get_run(sink.run_id).info.status == "FINISHED"
+
+
+def test_no_export_when_no_logger_takes_the_policy(
+    tmp_path: Path, mlflow_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mlflow")
+    import townlet.cli.export as export
+
+    def refuse(*args: Any) -> Path:
+        raise AssertionError("exported although no logger takes the policy")
+
+    monkeypatch.setattr(export, "export_source", refuse)
+    fanout, _ = _mlflow_fanout(tmp_path, mlflow_db, log_model=False)
+    assert not fanout.wants_policy()
+    export.policy_for_loggers(fanout, tmp_path, {"checkpoint": "last.pt"})
+    fanout.close()
+    assert not (tmp_path / "export").exists()

@@ -1,8 +1,8 @@
 """``logger=[...]``: each logger's output read back with its own library after real runs.
 
-One tiny BC run feeds all four loggers at once (JSONL, CSV, TensorBoard, MLflow); the echo strategy
-(tests/_support) covers a multirun (one MLflow experiment, one run per job), a failing run and the
-single-logger choices, which need no training.
+One tiny BC run feeds all four loggers at once (JSONL, CSV, TensorBoard, MLflow, with the policy as
+MLflow model); the echo strategy (tests/_support) covers a multirun (one MLflow experiment: a parent
+run, a child per job), a failing run and the single-logger choices, which need no training.
 """
 
 from __future__ import annotations
@@ -175,6 +175,31 @@ def test_every_logger_after_a_tiny_bc_run(cli_env: dict[str, str], tmp_path: Pat
     assert {"result.json", "plots", "checkpoints", "hydra"} <= top
     assert "plots/training_curves.png" in _artifacts(client, run.info.run_id, "plots")
     assert any(p.endswith(".pt") for p in _artifacts(client, run.info.run_id, "checkpoints"))
+    _assert_policy_model(out / "mlflow.db", run.info.run_id, run_dir / "export" / "policy.onnx")
+
+
+def _assert_policy_model(db: Path, run_id: str, exported: Path) -> None:
+    """The run's MLflow model ``policy`` loads with MLflow's own API and acts as the exported file."""
+    import mlflow
+    import numpy as np
+    import onnxruntime
+
+    from townlet.nets.export import check_inputs
+    from townlet.world.spec import ObservationSpec
+
+    session = onnxruntime.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    meta = json.loads(session.get_modelmeta().custom_metadata_map["townlet_policy"])
+    spec = ObservationSpec.from_dict(meta["spec"])
+    batch = check_inputs(np.random.default_rng(1), spec, batch=6)
+    want = session.run(["logits", "value"], batch)
+    uri = f"runs:/{run_id}/policy"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+        assert len(mlflow.onnx.load_model(uri).graph.input) == 3
+        got = mlflow.pyfunc.load_model(uri).predict(batch)
+    assert got["logits"].shape == (6, spec.num_actions)
+    np.testing.assert_array_equal(got["logits"], want[0])
+    np.testing.assert_array_equal(got["value"], want[1])
 
 
 def _echo(run_cli: Any, *extra: str, multirun: bool = False) -> subprocess.CompletedProcess[str]:
@@ -183,14 +208,21 @@ def _echo(run_cli: Any, *extra: str, multirun: bool = False) -> subprocess.Compl
 
 
 @pytest.mark.slow
-def test_a_multirun_is_one_experiment_with_a_run_per_job(run_cli: Any, store: Path) -> None:
+def test_a_multirun_is_one_parent_run_with_a_child_per_job(run_cli: Any, store: Path) -> None:
     pytest.importorskip("mlflow")
     out, sweep = store, store / "multiruns" / "day" / "sweep"
     overrides = ["seed=0,1", "logger=mlflow", f"paths.output_root={out}", f"hydra.sweep.dir={sweep}"]
-    proc = _echo(run_cli, *overrides, multirun=True)
+    parallel = ["launcher=joblib", "hydra.launcher.n_jobs=2"]  # jobs in other processes, at once
+    proc = _echo(run_cli, *overrides, *parallel, multirun=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = _client(out / "mlflow.db")
-    runs = _runs(client, "multiruns/day/sweep")  # named after the sweep dir
+    found = _runs(client, "multiruns/day/sweep")  # named after the sweep dir
+    (parent,) = [r for r in found if r.data.tags.get("run_role") == "sweep"]
+    runs = [r for r in found if r is not parent]
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "sweep"
+    assert parent.data.tags["sweep_dir"] == str(sweep) and "seed=0,1" in parent.data.tags["overrides"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
+    assert parent.data.metrics == {"best_objective": 0.1}  # echo: accuracy = seed / 10
     assert sorted(r.data.tags["job_num"] for r in runs) == ["0", "1"]
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert {r.data.tags["run_dir"] for r in runs} == {str(sweep / "0"), str(sweep / "1")}

@@ -308,3 +308,16 @@ def test_training_lines_show_what_the_agents_live_through(tmp_path: Path) -> Non
     assert all(r["episode_length_mean"] == 12.0 for r in ended)  # tiny_world's episode_length
     assert all(r["episode_length_mean"] is None for r in recs if not r["episodes_completed"])
     assert all(0.0 < r["needs_mean"] <= 1.0 and r["faint_rate"] >= 0.0 for r in recs)
+
+
+def test_an_evaluated_iteration_is_best_over_unevaluated_ones_then_by_its_return() -> None:
+    from townlet.strategies.ppo.state import RunState
+
+    state = RunState()
+    env = {"reward_per_step_mean": 0.5}
+    assert state.offer_best(1, {"loss_total": 1.0}, env)
+    assert state.offer_best(2, {"loss_total": 1.0, "eval_return_mean": -9.0}, {"reward_per_step_mean": 0.1})
+    assert not state.offer_best(3, {"loss_total": 1.0}, {"reward_per_step_mean": 9.0})  # not evaluated
+    assert not state.offer_best(4, {"loss_total": 1.0, "eval_return_mean": -10.0}, env)
+    assert state.offer_best(5, {"loss_total": 1.0, "eval_return_mean": -8.0}, env)
+    assert state.best.iteration == 5

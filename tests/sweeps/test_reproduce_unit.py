@@ -105,3 +105,12 @@ def test_a_block_present_on_one_side_is_one_difference(tmp_path: Path) -> None:
     _result(b, best={"accuracy": 0.9, "loss": 0.3, "epoch": 2})
     diffs = compare_results(a, b)
     assert [(d.field, d.original, d.reproduced) for d in diffs] == [("best", "<absent>", "<3 fields>")]
+
+
+def test_a_null_field_an_older_result_lacks_is_no_difference(tmp_path: Path) -> None:
+    a, b = _run_dir(tmp_path, "a"), _run_dir(tmp_path, "b")
+    _result(a)
+    _result(b, stop_reason=None)
+    assert compare_results(a, b) == []
+    _result(b, stop_reason="max_wall_sec")
+    assert [d.field for d in compare_results(a, b)] == ["stop_reason"]

@@ -94,7 +94,7 @@ def compose(
         node = dict(world) if isinstance(world, Mapping) else world
         ConfigStore.instance().store(group="world", name=SOURCE_WORLD, node=node)
         items = [f"world={SOURCE_WORLD}", *items]
-    with initialize_config_dir(config_dir=str(Path(CONF_DIR)), version_base="1.3", job_name=config_name):
+    with initialize_config_dir(config_dir=str(Path(CONF_DIR)), job_name=config_name):
         return hydra_compose(config_name=config_name, overrides=items)
 
 

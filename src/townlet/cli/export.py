@@ -15,15 +15,22 @@ unwritable ``out`` is one line on stderr (exit 2) and nothing is written.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from townlet.cli._common import compose, run_command
 
+if TYPE_CHECKING:
+    from townlet.runs.loggers import MetricsFanout
+
 DEFAULT_OUT = {"onnx": "policy.onnx", "pt2": "policy.pt2"}
+#: Where a training run writes its policy for the loggers that take it (MLflow's logged model).
+RUN_EXPORT = Path("export") / "policy.onnx"
 
 
 class ExportArgumentError(ValueError):
@@ -81,6 +88,29 @@ def export_source(source: str, settings: dict[str, Any]) -> Path:
     ckpt = load_checkpoint(files.checkpoint, None, "cpu")
     world = files.world_config or ckpt.extra.get("world_config")
     return export_policy(ckpt, settings["format"], settings["out"], world)
+
+
+def policy_for_loggers(metrics: MetricsFanout, run_dir: Path, result: Mapping[str, Any]) -> None:
+    """Export a finished run's policy to ``<run dir>/export/policy.onnx`` for the loggers that take
+    it, only when one does and the run has a checkpoint. A failed export is one warning: the loggers
+    then end their runs without the policy, and the run itself is unaffected."""
+    if not result.get("checkpoint") or not metrics.wants_policy():
+        return
+    for name in ("onnxscript", "onnx_ir"):  # the exporter's INFO lines would fill the run's log
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        (run_dir / RUN_EXPORT).parent.mkdir(exist_ok=True)
+        path = export_source(str(run_dir), {"format": "onnx", "out": run_dir / RUN_EXPORT, "which": None})
+    except Exception as exc:
+        from townlet.runs.sinks import error_line
+
+        logging.getLogger("townlet.train").warning(
+            "could not export the policy for the loggers (%s); they end their runs without it "
+            "(logger.mlflow.log_model=false skips the export)",
+            error_line(exc),
+        )
+        return
+    metrics.attach_policy(path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,8 @@
 Why a Hydra callback: Hydra writes ``<run dir>/.hydra/`` in its ``run_job`` before the task starts, so
 a check inside the task would leave a run directory behind for every refused run, and would overwrite
 the snapshot of an existing run it then refuses. ``on_run_start`` (and, for ``-m``, ``on_multirun_start``)
-receive the composed config before Hydra creates a directory. ``townlet-train`` adds the callback to
-every run (the ``.hydra/`` snapshot re-runs too), ``townlet-reproduce`` calls :func:`check_job` itself,
+receive the composed config before Hydra creates a directory. ``conf/hydra/default.yaml`` lists the
+callback first, ``townlet-reproduce`` calls :func:`check_job` itself,
 and :func:`townlet.cli.train.run_job` repeats it at the start of every job: a sweep's bad value fails
 its own job (listed in the sweep summary) while the other jobs run.
 
@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
@@ -29,20 +30,17 @@ from townlet.runs.ownership import check_hydra_paths, check_run_paths, claim_run
 if TYPE_CHECKING:
     from townlet.config.schema.top import TrainConfig
 
-#: ``townlet-train`` passes this as a ``hydra.callbacks`` override (see ``cli/train.py``).
-CALLBACK_OVERRIDE = "+hydra.callbacks.townlet_preflight._target_=townlet.cli.preflight.PreflightCallback"
+CONFIG_ERROR_EXIT = 2
 
 
-class JobRefused(BaseException):
-    """Carries a :class:`ConfigError` out of a Hydra callback.
-
-    Hydra turns an ``Exception`` raised by a callback into a warning and carries on; a
-    ``BaseException`` stops the run before ``run_job``. ``townlet-train``'s ``main`` prints ``error``.
-    """
-
-    def __init__(self, error: ConfigError) -> None:
-        super().__init__(str(error))
-        self.error = error
+def refuse(exc: ConfigError) -> NoReturn:
+    """End ``townlet-train`` with one stderr line for a refused job: exit 2 for a bad value, the
+    error's own ``exit_code`` for a clash (a run dir another run owns). ``SystemExit`` because Hydra
+    turns any ``Exception`` a callback raises into a warning and carries on."""
+    code = int(getattr(exc, "exit_code", CONFIG_ERROR_EXIT))
+    kind = "config error" if code == CONFIG_ERROR_EXIT else "error"
+    sys.stderr.write(f"townlet-train: {kind}: {exc}\n")
+    raise SystemExit(code)
 
 
 class PreflightCallback(Callback):
@@ -52,7 +50,7 @@ class PreflightCallback(Callback):
         try:
             check_job(config, run_dir=_select_str(config, "hydra.run.dir"))
         except ConfigError as exc:
-            raise JobRefused(exc) from None
+            refuse(exc)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Refuse the whole sweep for code outside the allow-list or a job dir holding a finished run
@@ -72,7 +70,36 @@ class PreflightCallback(Callback):
                 except ConfigError as exc:
                     raise type(exc)(f"sweep job {label}: {exc}") from None
         except ConfigError as exc:
-            raise JobRefused(exc) from None
+            refuse(exc)
+
+
+def check_outside_config(args: list[str]) -> None:
+    """Check a job whose primary config comes from outside the package (``-cp``, e.g. a run's ``.hydra/``).
+
+    Such a config has none of this project's ``hydra`` settings, so no preflight callback guards it:
+    it is composed here through Hydra's compose API, with the command line's task overrides, and
+    checked like any job before Hydra creates its run dir. A sweep (``-m``) is checked job by job.
+    """
+    from hydra import compose, initialize_config_dir
+
+    from townlet.config.schema import register_configs
+    from townlet.config.snapshot import external_primary
+
+    found = external_primary(args)
+    if found is None or {"-m", "--multirun"} & set(args):
+        return
+    folder, name = found
+    register_configs()  # the resolvers a saved config uses (${townlet_root:}, ...)
+    overrides = [a for a in args if "=" in a and not a.startswith(("-", "hydra.", "+hydra.", "~hydra."))]
+    try:
+        with initialize_config_dir(config_dir=str(folder), job_name="townlet_train"):
+            check_job(compose(config_name=name, overrides=overrides))
+    except ConfigError as exc:
+        refuse(exc)
+    except Exception as exc:  # Hydra or OmegaConf: a value that does not compose
+        from townlet.config.errors import describe_config_error
+
+        refuse(ConfigError(describe_config_error(exc) or _first_line(exc)))
 
 
 def check_job(cfg: DictConfig, run_dir: str | Path | None = None) -> DictConfig:
@@ -90,6 +117,7 @@ def check_job(cfg: DictConfig, run_dir: str | Path | None = None) -> DictConfig:
     _check_ranges(typed)
     _check_device(typed)
     _check_objective(str(typed.objective), typed.strategy.get("_target_"))
+    _check_stop(typed)
     _check_minibatch(typed)
     _check_init_from(typed.init_from)
     _check_dataset_path(typed)
@@ -198,6 +226,15 @@ def _check_objective(key: str, strategy_target: str | None) -> None:
         check_objective_for_strategy(key, None if strategy_target is None else str(strategy_target))
     except ValueError as exc:
         raise ConfigError(_first_line(exc)) from None
+
+
+def _check_stop(cfg: DictConfig) -> None:
+    """``stop.target_return`` is read from periodic evaluations: without them it could never fire."""
+    if cfg.stop.target_return is not None and not cfg.evaluation.every:
+        raise ConfigError(
+            f"stop.target_return={cfg.stop.target_return} is checked at periodic evaluations; set "
+            "evaluation.every=N (iterations) or drop stop.target_return"
+        )
 
 
 def _check_minibatch(cfg: DictConfig) -> None:

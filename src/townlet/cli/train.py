@@ -20,12 +20,15 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from townlet.config.schema.evaluation import EvaluationConfig
+    from townlet.config.schema.top import StopConfig
 
 log = logging.getLogger("townlet.train")
 
 CONFIG_ERROR_EXIT = 2
 _TRACE_HINT = "(full traceback in the run directory's train.log, or rerun with HYDRA_FULL_ERROR=1)"
 RUN_ERROR_EXIT = 1
+#: Read before :func:`main` sets the variable for Hydra: whether the user asked for tracebacks.
+_USER_WANTS_TRACE = os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
 def _hydra_context() -> Any:
@@ -41,6 +44,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
     """
     from omegaconf import OmegaConf
 
+    from townlet.cli.export import policy_for_loggers
     from townlet.cli.preflight import check_job
     from townlet.config.instantiate import build
     from townlet.facade import PolicyTrainingOrchestrator, RunSettings
@@ -93,6 +97,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
             init_from=cfg.init_from,
             resume=bool(cfg.resume),
             evaluation=cast("EvaluationConfig", OmegaConf.to_object(cfg.evaluation)),
+            stop=cast("StopConfig", OmegaConf.to_object(cfg.stop)),
             metadata={
                 "data_dir": cfg.paths.data_dir,
                 "state_dir": cfg.paths.state_dir,
@@ -102,12 +107,14 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
         result = PolicyTrainingOrchestrator(strategy, services, log).run(settings)
         value = objective_value(result, str(cfg.objective), str(cfg.objective_mode))
         rd.write_result(result)
+        policy_for_loggers(metrics, rd.path, result.model_dump(mode="json"))  # MLflow's logged model
         metrics.after_result(rd.path, result.model_dump(mode="json"))  # plots, MLflow artefacts
         recorder.finish(
             "completed",
             result_kind=result.kind,
             objective=str(cfg.objective),
             objective_value=value,
+            stop_reason=result.stop_reason,
             device=str(getattr(result, "device", None) or cfg.device.type),
         )
         log.info("result: %s  %s=%s", rd.result_path, cfg.objective, value)
@@ -188,25 +195,21 @@ def hydra_entry() -> Callable[[], Any]:
     return run
 
 
-class JobFailed(BaseException):
-    """A single run's error, carried past Hydra's job runner (which catches only ``Exception`` and
-    would echo the overrides on stderr before re-raising), so that ``main`` prints it once."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
 def hydra_task(cfg: DictConfig) -> float:
-    """The Hydra task function (module level, so launchers can pickle it by reference)."""
+    """The Hydra task function (module level, so launchers can pickle it by reference).
+
+    A single run's error ends the process here (one stderr line, :func:`exit_for`): Hydra's job runner
+    would echo the overrides before re-raising it. A sweep's job re-raises, so the launcher records it
+    as failed and the sweep goes on.
+    """
+    from townlet.runs.record import is_multirun
+
     try:
         return run_job(cfg)
-    except Exception as exc:
-        from townlet.runs.record import is_multirun
-
-        if is_multirun(_hydra_context()):
-            raise  # the launcher records the job as failed and the sweep goes on
-        raise JobFailed(exc) from exc
+    except (Exception, KeyboardInterrupt) as exc:
+        if is_multirun(_hydra_context()) and not isinstance(exc, KeyboardInterrupt):
+            raise
+        raise SystemExit(exit_for(exc)) from None
 
 
 def _print_schema() -> None:
@@ -218,7 +221,12 @@ def _print_schema() -> None:
 
 
 def main() -> None:
-    """Console entry: friendly one-line errors instead of a traceback wall (HYDRA_FULL_ERROR=1 to debug)."""
+    """Console entry: ``@hydra.main`` behind the snapshot gate, with one-line errors.
+
+    ``HYDRA_FULL_ERROR=1`` is set for the process so that a config Hydra cannot compose (an unknown key,
+    a wrong type, a missing option) reaches :func:`exit_for` as an exception instead of Hydra's
+    multi-line report; a user who set it keeps the traceback.
+    """
     args = sys.argv[1:]
     if "--schema" in args:
         _print_schema()
@@ -228,91 +236,37 @@ def main() -> None:
 
         sys.stdout.write(render_help(CONF_DIR))
         return
+    from townlet.cli.preflight import check_outside_config
     from townlet.config.snapshot import gate_train_args
-    from townlet.runs.ownership import with_saved_overrides
 
-    gate_train_args(args)  # files of a -cp/-cd dir outside the package: one line, exit 2, before Hydra
-    args = with_saved_overrides(args)  # hydra.run.dir=RUN resume=true alone: the run's own overrides
-    sys.argv[1:] = _with_preflight(_snapshot_args(args))
-    user_wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # make Hydra re-raise so we can format the error here
+    gate_train_args(args)  # files Hydra would read from outside the package: one line, exit 2, before Hydra
+    check_outside_config(args)
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         hydra_entry()()
-    except SystemExit:
-        raise
-    except BaseException as caught:
-        exc = caught.error if isinstance(caught, JobFailed) else caught
-        stop = _interrupt_or_io_fault(exc, user_wants_trace)
-        if stop is not None:  # a signal or a full/read-only disk: one line, no traceback
-            sys.stderr.write(f"townlet-train: {stop[0]}\n")
-            raise SystemExit(stop[1]) from None
-        if user_wants_trace:
-            raise exc from None
-        from townlet.cli.preflight import JobRefused
-        from townlet.config.errors import describe_config_error
-
-        if isinstance(exc, JobRefused):  # preflight: one line, before any file was written
-            refused = exc.error
-            code = int(getattr(refused, "exit_code", CONFIG_ERROR_EXIT))
-            kind = "config error" if code == CONFIG_ERROR_EXIT else "error"
-            sys.stderr.write(f"townlet-train: {kind}: {refused}\n")
-            raise SystemExit(code) from None
-        message = describe_config_error(exc)
-        if message is not None:
-            sys.stderr.write(f"townlet-train: config error: {message}\n")
-            raise SystemExit(CONFIG_ERROR_EXIT) from None
-        if not _is_user_error(exc):
-            raise exc from None
-        sys.stderr.write(f"townlet-train: error: {exc} {_TRACE_HINT}\n")
-        raise SystemExit(RUN_ERROR_EXIT) from None
+    except (Exception, KeyboardInterrupt) as exc:
+        raise SystemExit(exit_for(exc)) from None
 
 
-def _snapshot_args(args: list[str]) -> list[str]:
-    """``args`` fitted for re-running a saved ``.hydra/`` snapshot (unchanged otherwise).
+def exit_for(exc: BaseException) -> int:
+    """Write ``exc`` as one stderr line and return the exit code; a bug (or ``HYDRA_FULL_ERROR=1`` set by
+    the user) is re-raised with its traceback."""
+    stop = _interrupt_or_io_fault(exc, _USER_WANTS_TRACE)
+    if stop is not None:  # a signal or a full/read-only disk: one line, no traceback
+        sys.stderr.write(f"townlet-train: {stop[0]}\n")
+        return stop[1]
+    if _USER_WANTS_TRACE:
+        raise exc
+    from townlet.config.errors import describe_config_error
 
-    Two Hydra pitfalls: a relative ``--config-path`` is resolved against this module, not the
-    working directory, so an existing relative folder is made absolute; and a snapshot's
-    ``config.yaml`` has no defaults list, so the run would land in Hydra's ``outputs/<date>/<HH-MM-SS>``
-    (second resolution: re-runs collide). Our run/sweep dir settings from ``conf/hydra/default.yaml``
-    are added as ``hydra.*`` overrides (kept out of the task's ``overrides.yaml``); the caller's win.
-    """
-    out, snapshot = list(args), None
-    for i, arg in enumerate(out):
-        flag, eq, inline = arg.partition("=")
-        at = i if eq else i + 1
-        if flag not in ("--config-path", "-cp", "--config-dir", "-cd") or at >= len(out):
-            continue
-        folder = Path(inline if eq else out[at])
-        if not folder.is_absolute() and folder.is_dir():
-            folder = folder.resolve()
-            out[at] = f"{flag}={folder}" if eq else str(folder)
-        snapshot = folder if (folder / "hydra.yaml").is_file() else None
-    if snapshot is None:
-        return out
-    from omegaconf import OmegaConf
-
-    ours: Any = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "hydra" / "default.yaml"))
-    given = {a.partition("=")[0] for a in out}
-    extra = [
-        f"hydra.{group}.{key}='{ours[group][key]}'"
-        for group, key in (("run", "dir"), ("sweep", "dir"), ("sweep", "subdir"))
-        if f"hydra.{group}.{key}" not in given
-    ]
-    # next to the user's overrides: argparse rejects a second run of positional arguments
-    at = next((i for i, a in enumerate(out) if "=" in a and not a.startswith("-")), len(out))
-    return [*out[:at], *extra, *out[at:]]
-
-
-def _with_preflight(args: list[str]) -> list[str]:
-    """``args`` plus the Hydra callback that checks the composed job before Hydra writes its run dir
-    (``townlet.cli.preflight``); left out when Hydra only prints (``--cfg``, ``--info``, ...)."""
-    from townlet.cli.preflight import CALLBACK_OVERRIDE
-
-    printing = ("--cfg", "-c", "--info", "-i", "--hydra-help", "--shell-completion", "-sc")
-    if any(a.partition("=")[0] in printing for a in args):
-        return args
-    at = next((i for i, a in enumerate(args) if "=" in a and not a.startswith("-")), len(args))
-    return [*args[:at], CALLBACK_OVERRIDE, *args[at:]]
+    message = describe_config_error(exc)
+    if message is not None:
+        sys.stderr.write(f"townlet-train: config error: {message}\n")
+        return CONFIG_ERROR_EXIT
+    if not _is_user_error(exc):
+        raise exc
+    sys.stderr.write(f"townlet-train: error: {exc} {_TRACE_HINT}\n")
+    return RUN_ERROR_EXIT
 
 
 def _interrupt_or_io_fault(exc: BaseException, user_wants_trace: bool) -> tuple[str, int] | None:

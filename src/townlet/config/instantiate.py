@@ -39,14 +39,12 @@ ALLOWED_OBJECTS: frozenset[str] = frozenset(
     }
 )
 
-#: Kept for callers that print the policy; the check itself uses ALLOWED_MODULES and ALLOWED_OBJECTS.
-ALLOWED_TARGET_PREFIXES: tuple[str, ...] = (*(f"{m}." for m in ALLOWED_MODULES), *sorted(ALLOWED_OBJECTS))
-
 #: What Hydra itself may build from a config's ``hydra:`` node (callbacks, logging
 #: factories): exactly these classes, passed to Hydra's execution whitelist around every entry point,
 #: so a snapshot naming anything else is refused by Hydra before it is called.
 HYDRA_TARGETS: tuple[str, ...] = (
     "townlet.sweeps.summary.SweepSummaryCallback",
+    "townlet.sweeps.mlflow_parent.MlflowSweepCallback",
     "townlet.cli.preflight.PreflightCallback",
 )
 
@@ -92,11 +90,6 @@ def allowed_modules(extra: Sequence[str] = ()) -> tuple[str, ...]:
     return (*ALLOWED_MODULES, *extra, *(p for p in env if p))
 
 
-def allowed_prefixes() -> tuple[str, ...]:
-    """The allow-list as printed in messages: packages (with a trailing dot) and named objects."""
-    return (*(f"{m}." for m in allowed_modules()), *sorted(ALLOWED_OBJECTS))
-
-
 class ConfigError(ValueError):
     """A configuration that cannot be turned into a run; the message says what to change."""
 
@@ -107,13 +100,6 @@ class TargetNotAllowedError(ConfigError):
 
 class ComponentNotAvailableError(ConfigError):
     """A dotted name inside the allow-list that names nothing in this installation."""
-
-
-def iter_targets(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    """Yield ``(key path, _target_)`` for every target in a (possibly nested) config node."""
-    for key, value in iter_import_paths(node, path):
-        if key == "_target_" or key.endswith("._target_"):
-            yield (key.removesuffix("._target_").removesuffix("_target_") or "<root>", value)
 
 
 def iter_import_paths(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
@@ -147,24 +133,21 @@ def _refuse(key: str, dotted: str, why: str) -> TargetNotAllowedError:
     )
 
 
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a parent is not a package, or is not installed
+        return False
+
+
 def _longest_module(dotted: str, root: str, key: str) -> str:
     """The longest prefix of ``dotted`` that is a module, found from ``root`` down; only modules inside
     the allow-list (and their parent packages) are imported on the way."""
-    try:
-        spec = importlib.util.find_spec(root)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None:
+    if not _is_module(root):
         raise ComponentNotAvailableError(f"{key}={dotted!r}: package {root} is not installed")
     module = root
-    for part in dotted[len(root) :].lstrip(".").split("."):
-        if not part or spec is None or spec.submodule_search_locations is None:
-            break
-        try:
-            spec = importlib.util.find_spec(f"{module}.{part}")
-        except (ImportError, ValueError):
-            spec = None
-        if spec is None:
+    for part in dotted[len(root) :].split(".")[1:]:
+        if not _is_module(f"{module}.{part}"):
             break
         module = f"{module}.{part}"
     return module
@@ -187,9 +170,7 @@ def resolve_target(dotted: str, key: str = "_target_", *, extra_modules: Sequenc
         raise _refuse(key, dotted, "it is outside the allowed packages")
     module_name = _longest_module(name, max(roots, key=len), key)
     obj: Any = importlib.import_module(module_name)
-    for part in name[len(module_name) :].lstrip(".").split("."):
-        if not part:
-            break
+    for part in name[len(module_name) :].split(".")[1:]:
         if not hasattr(obj, part):
             raise ComponentNotAvailableError(
                 f"{key}={dotted!r}: that component is not part of this installation "
@@ -205,11 +186,6 @@ def resolve_target(dotted: str, key: str = "_target_", *, extra_modules: Sequenc
     if is_module:
         raise ConfigError(f"{key}={dotted!r} names a module, not a class or function")
     return obj
-
-
-def check_target(target: str, where: str = "") -> None:
-    """Raise a :class:`ConfigError` unless ``target`` (the ``_target_`` of node ``where``) is allowed."""
-    resolve_target(target, f"{where}._target_" if where else "_target_")
 
 
 def check_import_paths(node: Any, *, extra_modules: Sequence[str] = ()) -> None:
@@ -232,9 +208,10 @@ def build(node: Any, /, **kwargs: Any) -> Any:
 
     upgrade_targets(node)
     targets = []
-    for where, target in iter_targets(node):
-        check_target(target, "" if where == "<root>" else where)
-        targets.append(target)
+    for key, dotted in iter_import_paths(node):
+        if key.rpartition(".")[2] == "_target_":
+            resolve_target(dotted, key)
+            targets.append(dotted)
     try:  # Hydra's own execution whitelist: exactly the targets the allow-list has just passed
         return instantiate(node, _convert_="all", _execution_whitelist_=targets, **kwargs)
     except InstantiationException as exc:
@@ -242,11 +219,5 @@ def build(node: Any, /, **kwargs: Any) -> Any:
         if isinstance(cause, ConfigError | RuntimeError) and type(cause).__module__.startswith("townlet"):
             raise cause from None
         detail = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc).splitlines()[0]
-        raise ConfigError(f"could not build {_target_of(node)}: {detail}") from exc
-
-
-def _target_of(node: Any) -> str:
-    try:
-        return str(node["_target_"])
-    except (KeyError, TypeError):
-        return "config node"
+        target = node.get("_target_", "config node") if isinstance(node, Mapping) else "config node"
+        raise ConfigError(f"could not build {target}: {detail}") from exc

@@ -1,9 +1,5 @@
-"""How big a run is, answered in one place (torch-free, so preflight and progress can ask it).
-
-PPO's rows per iteration and its iteration count, and the units a progress display counts, are
-derived here and nowhere else: the strategy, the pre-run checks, the progress bar and the anneal
-all ask :func:`ppo_plan` or a strategy's ``plan(world)``.
-"""
+"""How big a run is, answered in one place (torch-free, so preflight and progress can ask it): every
+caller asks :func:`ppo_plan` or a strategy's ``plan(world)``."""
 
 from __future__ import annotations
 

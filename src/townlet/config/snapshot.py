@@ -86,8 +86,15 @@ def gate_train_args(args: Sequence[str], prog: str = "townlet-train") -> None:
 
 
 def check_train_args(args: Sequence[str]) -> None:
-    """Check every YAML file of each non-packaged config dir named by ``-cp``/``-cd`` (a defaults list
-    may select any of them) and that ``-cn`` is a plain name."""
+    """Check what Hydra would read from outside the package: every YAML file of a non-packaged
+    ``-cp``/``-cd`` dir (a defaults list may select any of them), a plain ``-cn``, and the saved
+    ``.hydra/`` of an ``--experimental-rerun`` dir.
+
+    A primary config from outside the package (``-cp``, e.g. a run's ``.hydra/``) has none of this
+    project's ``hydra`` settings (a snapshot may not select them), so Hydra would pick its own
+    ``outputs/<date>/<second>`` dir and no preflight would guard it: such a run must name a new,
+    empty ``hydra.run.dir`` (``hydra.sweep.dir`` with ``-m``).
+    """
     for flag, folder in _config_dirs(args):
         if _is_packaged(folder) or not folder.is_dir():
             continue
@@ -96,8 +103,33 @@ def check_train_args(args: Sequence[str]) -> None:
             raise SnapshotRefused(f"{folder} holds {len(files)} YAML files (at most {MAX_FILES} are read)")
         for path in files:
             check_config_file(path, folder)
-        if flag in ("-cp", "--config-path") and (name := _option(args, ("-cn", "--config-name"))):
-            _plain(name, f"--config-name {name!r}")
+        if flag in ("-cp", "--config-path"):
+            if name := _option(args, ("-cn", "--config-name")):
+                _plain(name, f"--config-name {name!r}")
+            _check_new_output_dir(args)
+    if rerun := _option(args, ("--experimental-rerun",)):
+        check_run_snapshot(Path(rerun))
+
+
+def external_primary(args: Sequence[str]) -> tuple[Path, str] | None:
+    """``(folder, config name)`` when ``-cp`` names a primary config dir outside the package."""
+    for flag, folder in _config_dirs(args):
+        if flag in ("-cp", "--config-path") and not _is_packaged(folder):
+            return folder, (_option(args, ("-cn", "--config-name")) or "train").removesuffix(".yaml")
+    return None
+
+
+def _check_new_output_dir(args: Sequence[str]) -> None:
+    key = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
+    given = next((a.partition("=")[2] for a in args if a.partition("=")[0] == key), None)
+    if not given:
+        raise SnapshotRefused(
+            f"a config from outside the package (--config-path) needs {key}=NEW_DIR: it has no run-dir "
+            "settings of this project (to re-run a saved run as it was: townlet-reproduce RUN)"
+        )
+    folder = Path(given.strip("'\"")).expanduser()
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise SnapshotRefused(f"{key}={given} already exists and is not empty; name a new directory")
 
 
 def check_run_snapshot(run_dir: Path) -> None:
@@ -117,6 +149,9 @@ def check_run_snapshot(run_dir: Path) -> None:
         check_resolvers(node, str(hydra_path))
         if isinstance(node, Mapping) and isinstance(node.get("hydra"), Mapping):
             check_hydra_node(node["hydra"], str(hydra_path))
+            saved = node["hydra"].get("overrides")
+            if isinstance(saved, Mapping):  # Hydra's --experimental-rerun applies these again
+                check_hydra_overrides([str(o) for o in saved.get("hydra") or []], str(hydra_path))
             job = node["hydra"].get("job") or {}
             name = job.get("config_name") if isinstance(job, Mapping) else None
             if name is not None:
@@ -208,6 +243,34 @@ def check_overrides(overrides: Sequence[str], where: str) -> None:
             )
         if key.rsplit(".", 1)[-1] == "_target_" or "implementations" in key.split("."):
             check_snapshot_target(value.strip("'\" "), key)
+
+
+#: ``hydra.*`` overrides a run's ``hydra.yaml`` may carry: where its files went and which plugin ran it.
+_HYDRA_OVERRIDES = re.compile(
+    r"hydra\.(run\.dir|sweep\.dir|sweep\.subdir|mode|verbose|job\.name|launcher\..+|sweeper\..+)"
+    r"|hydra/(launcher|sweeper)"
+)
+#: submitit settings that hand shell commands or arguments to the cluster.
+_COMMAND_KEYS = frozenset({"setup", "srun_args", "additional_parameters"})
+
+
+def check_hydra_overrides(overrides: Sequence[str], where: str) -> None:
+    """A run's saved ``hydra.*`` overrides: run/sweep dirs and plugin settings only (no callbacks,
+    logging, ``env_set`` or search path), plugin classes as in :func:`check_hydra_node`."""
+    check_resolvers(list(overrides), where)
+    for override in overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        if not _HYDRA_OVERRIDES.fullmatch(key):
+            raise SnapshotRefused(
+                f"{where}: saved override {override!r} is not one a run of this project makes; remove it"
+            )
+        if key.split(".")[-1] in _COMMAND_KEYS:
+            raise SnapshotRefused(f"{where}: saved override {override!r} would run commands; remove it")
+        if key.endswith("._target_"):
+            _check_plugin({key.split(".")[1]: {"_target_": value.strip("'\" ")}}, key.split(".")[1], where)
+        if key.endswith("dir") and ".." in re.split(r"[/\\]", value):
+            raise SnapshotRefused(f"{where}: saved override {override!r} climbs out with '..'")
 
 
 def check_resolvers(node: Any, where: str) -> None:
@@ -371,8 +434,11 @@ def _config_dirs(args: Sequence[str]) -> Iterator[tuple[str, Path]]:
         value = _option(args, (flag,))
         if value and not value.startswith("pkg://"):
             folder = Path(value.removeprefix("file://")).expanduser()
-            if not folder.is_absolute() and not folder.is_dir():  # Hydra: next to the entry module
-                folder = CONF_DIR.parent / "cli" / folder
+            if flag in ("--config-path", "-cp") and not folder.is_absolute():
+                raise SnapshotRefused(
+                    f"{flag} {value}: Hydra reads a relative config path next to its own entry module, "
+                    f'not the working directory; pass an absolute path ({flag} "$PWD/{value}")'
+                )
             yield flag, folder.resolve()
 
 

@@ -6,7 +6,6 @@ fields turn them into ``None`` so the file stays strict JSON; a required field r
 from __future__ import annotations
 
 import math
-import types
 import typing
 from typing import Any
 
@@ -15,21 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 SCHEMA_VERSION = "2.0.0"
 
 
-def _allows_none(annotation: Any) -> bool:
-    origin = typing.get_origin(annotation)
-    if origin is typing.Union or origin is types.UnionType:
-        return type(None) in typing.get_args(annotation)
-    return annotation is None or annotation is Any
-
-
 def _scrub_mapping(value: dict[Any, Any]) -> dict[Any, Any]:
     """Drop non-finite float entries (recursively): a metric map has no slot for ``None``."""
-    out: dict[Any, Any] = {}
-    for key, item in value.items():
-        if isinstance(item, float) and not math.isfinite(item):
-            continue
-        out[key] = _scrub_mapping(item) if isinstance(item, dict) else item
-    return out
+    return {
+        key: _scrub_mapping(item) if isinstance(item, dict) else item
+        for key, item in value.items()
+        if not (isinstance(item, float) and not math.isfinite(item))
+    }
 
 
 class FrozenModel(BaseModel):
@@ -45,14 +36,12 @@ class FrozenModel(BaseModel):
             return data
         cleaned = dict(data)
         for name, field in cls.model_fields.items():
-            key = field.alias or name
-            if key not in cleaned:
-                continue
-            value = cleaned[key]
-            if isinstance(value, float) and not math.isfinite(value) and _allows_none(field.annotation):
-                cleaned[key] = None
+            value = cleaned.get(name)
+            optional = type(None) in typing.get_args(field.annotation)
+            if isinstance(value, float) and not math.isfinite(value) and optional:
+                cleaned[name] = None
             elif isinstance(value, dict):
-                cleaned[key] = _scrub_mapping(value)
+                cleaned[name] = _scrub_mapping(value)
         return cleaned
 
 
@@ -61,3 +50,7 @@ class TrainingResultBase(FrozenModel):
 
     schema_version: str = SCHEMA_VERSION
     duration_sec: float | None = Field(default=None, ge=0)
+    stop_reason: str | None = Field(
+        default=None,
+        description="why training ended before its budget (max_wall_sec, target_return: the stop settings)",
+    )

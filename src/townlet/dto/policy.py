@@ -1,8 +1,7 @@
 """Training result DTOs: one per strategy, plus the discriminated ``TrainingResult`` envelope.
 
-The eight event counters are real fields that strategies fill, conflict statistics live in a
-typed ``conflict`` map (no free-form extras), and ``reward_advantage_corr`` is clamped to [-1, 1]
-when ``np.corrcoef`` overshoots by rounding: a result file is a contract, so every field is typed.
+A result file is a contract, so every field is typed: no free-form extras (conflict statistics live
+in the typed ``conflict`` map).
 """
 
 from __future__ import annotations
@@ -75,7 +74,7 @@ class PPOTrainingResultDTO(_RunFields):
     adv_min_std: NonNeg = 0.0
     clip_triggered_minibatches: NonNeg = 0.0
     clip_fraction_max: Prob = 0.0
-    # v1.1
+    # timing, data and the event counters
     epoch_duration_sec: NonNeg | None = None
     data_mode: Literal["rollout", "replay", "mixed"] | None = None
     cycle_id: float | None = None
@@ -94,7 +93,7 @@ class PPOTrainingResultDTO(_RunFields):
     chat_success_events: NonNeg | None = None
     chat_failure_events: NonNeg | None = None
     chat_quality_mean: Prob | None = None
-    # v1.2 anneal context
+    # anneal context
     anneal_cycle: float | None = None
     anneal_stage: str | None = None
     anneal_dataset: str | None = None
@@ -115,7 +114,7 @@ class PPOTrainingResultDTO(_RunFields):
     baseline_log_prob_mean: float | None = None
     # conflict feature statistics of the training data (queue lengths, rivalry, ...)
     conflict: dict[str, float] = Field(default_factory=dict)
-    # run-level totals (new)
+    # run-level totals
     iterations: int | None = Field(default=None, ge=0, description="rollout+update iterations")
     env_steps: NonNeg | None = Field(default=None, description="agent-steps collected in rollouts")
     episodes: int | None = Field(default=None, ge=0)
@@ -181,10 +180,9 @@ class AnnealSummaryDTO(_RunFields):
 # Any strategy-level result (what ``result.json`` holds); ``RESULT_TYPES`` for ``isinstance``.
 ResultDTO = BCTrainingResultDTO | PPOTrainingResultDTO | AnnealSummaryDTO
 RESULT_TYPES = (BCTrainingResultDTO, PPOTrainingResultDTO, AnnealSummaryDTO)
-AnyTrainingResult = Annotated[ResultDTO, Field(discriminator="kind")]
 
 
-class TrainingResult(RootModel[AnyTrainingResult]):
+class TrainingResult(RootModel[Annotated[ResultDTO, Field(discriminator="kind")]]):
     """Envelope for ``result.json``: ``TrainingResult.model_validate_json(text).root`` is the DTO."""
 
     model_config = {"frozen": True}

@@ -48,3 +48,4 @@ class RunRecord(FrozenModel):
     error: str | None = None
     error_type: str | None = None
     signal: str | None = Field(default=None, description="the signal that interrupted the run")
+    stop_reason: str | None = Field(default=None, description="why training ended early (stop settings)")

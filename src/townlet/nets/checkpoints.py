@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,8 +54,8 @@ class Checkpoint:
     spec: ObservationSpec
     epoch: int
     config_hash: str | None
-    rng: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    rng: dict[str, Any]
+    extra: dict[str, Any]
 
     def build_network(self, device: str = "cpu") -> torch.nn.Module:
         """Rebuild the network from the stored config and load its weights."""
@@ -146,9 +146,7 @@ def save_checkpoint(
     }
     buf = io.BytesIO()
     torch.save(payload, buf)
-    target = Path(path)
-    atomic_write_bytes(target, buf.getvalue())
-    return target
+    return atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def resolve_checkpoint_path(path_or_run_dir: str | Path, which: str | None = "best") -> Path:

@@ -1,20 +1,12 @@
 """A checkpoint's policy as a standalone file: ONNX (for onnxruntime, no torch) or a torch.export program.
 
-The exported graph is the network's own forward, ``(maps uint8 [B, C, W, W], features float32 [B, F],
-action_mask bool [B, A]) -> (logits [B, A], value [B])``: the map scale and the feature mean/std
-(BC's dataset statistics, PPO's running feature normaliser) are buffers of the network, so they are
-folded into the graph as constants and an exported policy chooses exactly what the checkpoint
-chooses. Disallowed actions get the network's large negative logit, so argmax never picks one.
-
-Both formats come from one ``torch.export`` program (batch dimension dynamic): ``pt2`` is that program
-saved with ``torch.export.save``; ``onnx`` is it translated by torch's dynamo-based ONNX exporter
-(which needs onnxscript). TorchScript is not written: torch deprecates it.
-
-Each file carries its observation spec (feature names, map shape, action vocabulary, fingerprint),
-the world it was trained in and where it came from, as one JSON document: ONNX ``metadata_props``
-key ``townlet_policy``, or the ``townlet_policy.json`` extra file of a ``.pt2`` archive. Reading
-that document (``parse_metadata``) needs neither torch nor onnx. torch and onnx are imported only
-inside the functions that write or load a file.
+The graph is the network's own forward, ``(maps uint8 [B, C, W, W], features float32 [B, F], action_mask
+bool [B, A]) -> (logits [B, A], value [B])``. Input normalisation lives in the network's buffers, so it
+is folded in as constants and the file chooses exactly what the checkpoint chooses. Both formats come
+from one ``torch.export`` program with a free batch axis (torch deprecates TorchScript: not written).
+Each file carries one JSON document (:func:`policy_metadata`): ONNX ``metadata_props`` key
+``townlet_policy``, or the ``townlet_policy.json`` extra file of a ``.pt2``; reading it needs neither
+torch nor onnx.
 """
 
 from __future__ import annotations
@@ -28,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from townlet.runs.atomic import atomic_write_bytes
 from townlet.world.spec import ObservationSpec
 
 if TYPE_CHECKING:
@@ -35,7 +28,6 @@ if TYPE_CHECKING:
 
 METADATA_KEY = "townlet_policy"
 PROGRAM_EXTRA_FILE = "townlet_policy.json"
-PROGRAM_SUFFIX = ".pt2"
 POLICY_FORMAT = "townlet-policy"
 POLICY_VERSION = 1
 EXPORT_FORMATS: tuple[str, ...] = ("onnx", "pt2")
@@ -122,19 +114,25 @@ def export_policy(
     The written file is run once on a check batch and compared with the network before it replaces
     ``out``, so a file that would act differently never lands.
     """
-    from townlet.runs.atomic import atomic_write_bytes
-
     if fmt not in EXPORT_FORMATS:
         raise PolicyFileError(f"format={fmt!r} is unknown; choose one of {', '.join(EXPORT_FORMATS)}")
     net = ckpt.build_network("cpu").eval()
     meta = json.dumps(policy_metadata(ckpt, world_config), sort_keys=True)
     inputs = check_inputs(np.random.default_rng(0), ckpt.spec)
     if fmt == "onnx":
-        _require_onnx_exporter()
+        for package in ("onnx", "onnxscript", "onnxruntime"):  # onnxruntime checks the written file
+            if importlib.util.find_spec(package) is None:
+                raise PolicyFileError(
+                    f"format=onnx needs the {package} package; install it with: {EXPORT_HINT}"
+                )
         blob = _onnx_bytes(_program(net, inputs), inputs, meta)
         got = _run_onnx(blob, inputs)
     else:
-        blob = _program_bytes(_program(net, inputs), meta)
+        import torch
+
+        buf = io.BytesIO()
+        torch.export.save(_program(net, inputs), buf, extra_files={PROGRAM_EXTRA_FILE: meta})
+        blob = buf.getvalue()
         got = _run_program(blob, inputs)
     _verify(net, inputs, got, fmt)
     return atomic_write_bytes(Path(out), blob)
@@ -175,12 +173,6 @@ def _program(net: Any, inputs: Mapping[str, np.ndarray]) -> Any:
     )
 
 
-def _require_onnx_exporter() -> None:
-    for package in ("onnx", "onnxscript"):
-        if importlib.util.find_spec(package) is None:
-            raise PolicyFileError(f"format=onnx needs the {package} package; install it with: {EXPORT_HINT}")
-
-
 def _onnx_bytes(program: Any, inputs: Mapping[str, np.ndarray], meta: str) -> bytes:
     """The program through torch's dynamo-based ONNX exporter, with named inputs and a named batch axis."""
     import onnx
@@ -210,23 +202,11 @@ def _onnx_bytes(program: Any, inputs: Mapping[str, np.ndarray], meta: str) -> by
 
 
 def _run_onnx(blob: bytes, inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise PolicyFileError(
-            f"checking an ONNX export needs onnxruntime; install it with: {EXPORT_HINT}"
-        ) from None
+    import onnxruntime as ort
+
     session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
     logits, value = session.run(list(OUTPUT_NAMES), dict(inputs))
     return np.asarray(logits), np.asarray(value)
-
-
-def _program_bytes(program: Any, meta: str) -> bytes:
-    import torch
-
-    buf = io.BytesIO()
-    torch.export.save(program, buf, extra_files={PROGRAM_EXTRA_FILE: meta})
-    return buf.getvalue()
 
 
 def _run_program(blob: bytes, inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

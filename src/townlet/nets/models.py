@@ -5,51 +5,38 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from townlet.config.schema.model import ModelConfig
 from townlet.torch_guard import require_torch
 from townlet.world.spec import ObservationSpec
 
-# the torch classes of `townlet.nets.networks`, imported on first access (after `require_torch`)
-_LAZY_CLASSES = ("ConflictAwarePolicyNetwork", "MLPPolicyNetwork", "PolicyNetwork")
-MODEL_KINDS: tuple[str, ...] = ("conv", "mlp")
-
-
-class ModelConfigError(ValueError):
-    """A model config that cannot build a network (unknown kind, non-positive size)."""
-
-
-def _cfg_get(cfg: Any, key: str, default: Any) -> Any:
-    """Read a field from a dataclass, DictConfig or plain dict model config."""
-    if isinstance(cfg, Mapping):
-        return cfg.get(key, default)
-    return getattr(cfg, key, default)
-
 
 def model_config_dict(model_cfg: Any) -> dict[str, Any]:
-    """Normalise a model config (dataclass, DictConfig or dict) to plain primitives.
+    """A model config (dataclass, DictConfig or dict) as the plain, checked dict a checkpoint stores,
+    so a saved network is rebuilt without Hydra. Missing sizes take the defaults; missing strides are 1.
+    ``ModelConfig`` refuses (``ValueError``) what cannot build a network."""
 
-    Checkpoints store this dict, so a saved network can be rebuilt without Hydra.
-    """
-    kind = str(_cfg_get(model_cfg, "kind", _cfg_get(model_cfg, "name", "conv")))
-    if kind not in MODEL_KINDS:
-        raise ModelConfigError(
-            f"unknown model kind {kind!r}; choose one of {list(MODEL_KINDS)} (model=conv or model=mlp)"
+    def get(key: str, default: Any) -> Any:
+        return (
+            model_cfg.get(key, default)
+            if isinstance(model_cfg, Mapping)
+            else getattr(model_cfg, key, default)
         )
-    hidden_dim = int(_cfg_get(model_cfg, "hidden_dim", 256))
-    channels = [int(c) for c in (_cfg_get(model_cfg, "conv_channels", None) or [16, 32])]
-    strides = [int(s) for s in (_cfg_get(model_cfg, "conv_strides", None) or [1] * len(channels))]
-    if hidden_dim <= 0 or any(c <= 0 for c in channels) or any(s <= 0 for s in strides):
-        raise ModelConfigError(
-            f"model sizes must be positive (hidden_dim={hidden_dim}, conv_channels={channels}, "
-            f"conv_strides={strides})"
-        )
-    if len(strides) != len(channels):
-        raise ModelConfigError(
-            f"model.conv_strides has {len(strides)} entries but model.conv_channels has {len(channels)}; "
-            "give one stride per conv layer"
-        )
-    if kind == "mlp":  # conv sizes do not apply; leaving them out keeps init_from comparisons honest
-        return {"kind": kind, "hidden_dim": hidden_dim}
-    return {"kind": kind, "hidden_dim": hidden_dim, "conv_channels": channels, "conv_strides": strides}
+
+    channels = [int(c) for c in (get("conv_channels", None) or [16, 32])]
+    cfg = ModelConfig(
+        kind=str(get("kind", "conv")),
+        hidden_dim=int(get("hidden_dim", 256)),
+        conv_channels=channels,
+        conv_strides=[int(s) for s in (get("conv_strides", None) or [1] * len(channels))],
+    )
+    if cfg.kind == "mlp":  # conv sizes do not apply; leaving them out keeps init_from comparisons honest
+        return {"kind": cfg.kind, "hidden_dim": cfg.hidden_dim}
+    return {
+        "kind": cfg.kind,
+        "hidden_dim": cfg.hidden_dim,
+        "conv_channels": cfg.conv_channels,
+        "conv_strides": cfg.conv_strides,
+    }
 
 
 def build_network(model_cfg: Any, spec: ObservationSpec) -> Any:
@@ -74,13 +61,3 @@ def build_network(model_cfg: Any, spec: ObservationSpec) -> Any:
         conv_channels=tuple(cfg["conv_channels"]),
         conv_strides=tuple(cfg["conv_strides"]),
     )
-
-
-def __getattr__(name: str) -> Any:
-    """Expose the torch network classes as attributes, importing torch only on first access."""
-    if name in _LAZY_CLASSES:
-        require_torch(name)
-        from townlet.nets import networks as nets
-
-        return getattr(nets, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

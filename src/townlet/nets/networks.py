@@ -26,12 +26,8 @@ class PolicyNetwork(nn.Module):
         self, map_shape: tuple[int, int, int], feature_dim: int, num_actions: int, hidden_dim: int
     ) -> None:
         super().__init__()
-        self.map_shape = tuple(map_shape)
         self.feature_dim = int(feature_dim)
-        self.num_actions = int(num_actions)
-        self.hidden_dim = int(hidden_dim)
-        channels = map_shape[0]
-        self.register_buffer("map_scale", torch.ones(channels, 1, 1))
+        self.register_buffer("map_scale", torch.ones(map_shape[0], 1, 1))
         self.register_buffer("feature_mean", torch.zeros(feature_dim))
         self.register_buffer("feature_inv_std", torch.ones(feature_dim))
         self.feature_encoder = nn.Sequential(nn.Linear(max(feature_dim, 1), hidden_dim), nn.ReLU())
@@ -50,22 +46,10 @@ class PolicyNetwork(nn.Module):
         nn.init.orthogonal_(self.value_head.weight, gain=1.0)
 
     @torch.no_grad()
-    def set_input_normalisation(
-        self,
-        map_max: torch.Tensor,
-        feature_mean: torch.Tensor | None = None,
-        feature_std: torch.Tensor | None = None,
-    ) -> None:
-        """Store dataset statistics: map channels scaled to [0, 1], features optionally standardised.
-
-        BC passes only ``map_max``: the features are already in [-1, 1], and one constant in the training
-        data (queues in a town without queues) would get a huge scale; ``feature_std`` is floored at 0.1.
-        """
+    def set_input_normalisation(self, map_max: torch.Tensor) -> None:
+        """Scale each map channel to [0, 1] by the data's maximum. The features are already in [-1, 1];
+        only PPO's running normaliser (``feature_normalisation``) writes the feature buffers."""
         self.map_scale.copy_((1.0 / map_max.to(self.map_scale).clamp_min(1.0)).reshape(-1, 1, 1))
-        if feature_mean is not None:
-            self.feature_mean.copy_(feature_mean.to(self.feature_mean))
-        if feature_std is not None:
-            self.feature_inv_std.copy_(1.0 / feature_std.to(self.feature_inv_std).clamp_min(0.1))
 
     def forward(
         self, maps: torch.Tensor, features: torch.Tensor, action_mask: torch.Tensor | None = None

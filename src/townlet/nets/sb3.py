@@ -8,7 +8,7 @@ the torch-free world because importing stable_baselines3 imports torch. Needs th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -79,6 +79,4 @@ class TownSB3VecEnv(VecEnv):
     def _indices(self, indices: Any) -> list[int]:
         if indices is None:
             return list(range(self.num_envs))
-        if isinstance(indices, int):
-            return [indices]
-        return list(indices if isinstance(indices, Iterable) else [indices])
+        return [indices] if isinstance(indices, int) else list(indices)

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from townlet.promotion.files import BaselineFile, StateFileError, locked, read_state_file, reset_command
-from townlet.promotion.rules import GUARDRAIL_KEYS
+from townlet.promotion.rules import GuardrailMetrics
 from townlet.promotion.state import PromotionError
-from townlet.runs.atomic import atomic_write_text, finite_or_none
+from townlet.runs.atomic import atomic_write_text
 
 
 class BaselineStoreError(StateFileError):
@@ -42,11 +42,11 @@ class BaselineStore:
 
     def get(self, label: str) -> dict[str, float] | None:
         """The stored guardrail metrics for ``label``, or None."""
-        return _metrics(self.all().get(label) or {}) or None
+        return GuardrailMetrics.from_mapping(self.all().get(label)).as_dict() or None
 
     def put(self, label: str, metrics: Mapping[str, Any], *, run_dir: str | Path | None = None) -> None:
         """Replace ``label``'s entry with the finite guardrail metrics given (others are dropped)."""
-        clean = _metrics(metrics)
+        clean = GuardrailMetrics.from_mapping(metrics).as_dict()
         if not clean:
             return
         with locked(self.path.with_suffix(".lock"), self.lock_timeout_s, PromotionError):
@@ -57,7 +57,3 @@ class BaselineStore:
                 "updated_at": round(time.time(), 3),
             }
             atomic_write_text(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def _metrics(entry: Mapping[str, Any]) -> dict[str, float]:
-    return {k: float(entry[k]) for k in GUARDRAIL_KEYS if finite_or_none(entry.get(k)) is not None}

@@ -12,16 +12,15 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
+from townlet.config.schema.strategy_anneal import FlagDirection, GuardrailTolerancesConfig
 from townlet.runs.atomic import finite_or_none
-
-Direction = Literal["drop", "rise", "both"]
-DIRECTIONS: tuple[str, ...] = ("drop", "rise", "both")
 
 #: Guardrail metric keys, as they appear in PPO results and in the baseline store, and their flags.
 GUARDRAIL_KEYS: tuple[str, ...] = ("loss_total", "queue_conflict_events", "queue_conflict_intensity_sum")
 FLAGS: tuple[str, ...] = ("loss", "queue", "intensity")
+STAGE_FLAGS: tuple[str, ...] = (*FLAGS, "return")
 
 
 class GuardrailConfigError(ValueError):
@@ -40,28 +39,9 @@ class Verdict(StrEnum):
     FAIL = "FAIL"
 
 
-#: Exit codes of ``townlet-promote evaluate``: scripts branch on them (0 promote, 1 hold, 2 fail).
-VERDICT_EXIT_CODES: dict[Verdict, int] = {Verdict.PROMOTE: 0, Verdict.HOLD: 1, Verdict.FAIL: 2}
-
-
-@dataclass(frozen=True)
-class GuardrailTolerances:
-    """Relative tolerances and directions of the guardrail flags.
-
-    Queue flags watch both directions: a surge of conflicts is as suspicious as a collapse.
-    ``eval_return`` guards each PPO stage's evaluated return, so PPO cannot undo the clone unnoticed.
-    Baselines within ``min_abs_baseline`` of zero count as absent (a change relative to ~0 means nothing).
-    """
-
-    loss: float = 0.10
-    queue: float = 0.15
-    intensity: float = 0.15
-    eval_return: float = 0.05
-    loss_direction: Direction = "both"
-    queue_direction: Direction = "both"
-    intensity_direction: Direction = "both"
-    eval_return_direction: Direction = "drop"
-    min_abs_baseline: float = 1e-8
+@dataclass
+class GuardrailTolerances(GuardrailTolerancesConfig):
+    """The schema's tolerances (``strategy.tolerances``), checked."""
 
     def __post_init__(self) -> None:
         for name in (*FLAGS, "eval_return", "min_abs_baseline"):
@@ -73,26 +53,21 @@ class GuardrailTolerances:
                 )
         for name in (f"{flag}_direction" for flag in (*FLAGS, "eval_return")):
             value = getattr(self, name)
-            if value not in DIRECTIONS:
+            if value not in list(FlagDirection):
                 raise GuardrailConfigError(
-                    f"guardrail '{name}' must be one of {', '.join(DIRECTIONS)}, got {value!r}"
+                    f"guardrail '{name}' must be one of {', '.join(FlagDirection)}, got {value!r}"
                 )
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> GuardrailTolerances:
         """Build from a config mapping; unknown keys are an error (typos must not pass silently)."""
-        if not data:
-            return cls()
         allowed = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - allowed)
+        unknown = sorted(set(data or {}) - allowed)
         if unknown:
             raise GuardrailConfigError(
                 f"unknown guardrail tolerance key(s) {unknown}; allowed: {sorted(allowed)}"
             )
-        return cls(**dict(data))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+        return cls(**dict(data or {}))
 
 
 @dataclass(frozen=True)
@@ -105,9 +80,7 @@ class GuardrailMetrics:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> GuardrailMetrics:
-        if not data:
-            return cls()
-        return cls(**{k: finite_or_none(data.get(k)) for k in GUARDRAIL_KEYS})
+        return cls(**{k: finite_or_none((data or {}).get(k)) for k in GUARDRAIL_KEYS})
 
     def as_dict(self) -> dict[str, float]:
         """Known metrics only (what the baseline store and DTOs persist)."""
@@ -119,10 +92,6 @@ class GuardrailFlags:
     loss: bool = False
     queue: bool = False
     intensity: bool = False
-
-    @property
-    def any(self) -> bool:
-        return any(getattr(self, f) for f in FLAGS)
 
 
 def relative_change(
@@ -142,19 +111,17 @@ def breaches(
     value: float | None,
     baseline: float | None,
     tolerance: float,
-    direction: Direction,
+    direction: str,
     min_abs_baseline: float = 1e-8,
 ) -> bool:
     """True when value moved beyond ``tolerance`` (relative, strictly) from baseline in ``direction``;
     no baseline never flags (a label's first PPO stage has nothing to compare against)."""
-    if direction not in DIRECTIONS:
-        raise GuardrailConfigError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     change = relative_change(value, baseline, min_abs_baseline)
     if change is None:
         return False
-    if direction == "drop":
+    if direction == FlagDirection.drop:
         return change < -tolerance
-    if direction == "rise":
+    if direction == FlagDirection.rise:
         return change > tolerance
     return abs(change) > tolerance
 
@@ -190,63 +157,30 @@ def return_flag(
     return breaches(value, reference, tol.eval_return, tol.eval_return_direction, tol.min_abs_baseline)
 
 
-STAGE_FLAGS: tuple[str, ...] = (*FLAGS, "return")
-
-
 @dataclass(frozen=True)
 class StageOutcome:
-    """What the status rules need from one stage (built from a DTO or an anneal_results.json row)."""
+    """What the status rules need from one stage; ``flags`` names those that fired, in reporting order."""
 
     cycle: float
     mode: str
-    passed: bool | None = None
-    loss_flag: bool = False
-    queue_flag: bool = False
-    intensity_flag: bool = False
-    return_flag: bool = False
-
-    @property
-    def flags(self) -> list[str]:
-        """The names of the flags that fired, in reporting order."""
-        return [f for f in STAGE_FLAGS if getattr(self, f"{f}_flag")]
+    passed: bool | None
+    flags: tuple[str, ...]
 
     @classmethod
-    def from_mapping(cls, row: Mapping[str, Any]) -> StageOutcome:
-        """Accepts both our short names and the DTO's ``anneal_*_flag`` names."""
-
-        def flag(name: str) -> bool:
-            return bool(row.get(f"anneal_{name}_flag") or row.get(f"{name}_flag"))
-
+    def of(cls, stage: Any) -> StageOutcome:
+        """From a stage DTO or an ``anneal_results.json`` row (its ``anneal_<flag>_flag`` keys)."""
+        row = stage if isinstance(stage, Mapping) else dict(stage)
         mode = str(row.get("mode", "")).lower()
         if mode not in ("bc", "ppo"):
             raise ValueError(f"stage mode must be 'bc' or 'ppo', got {row.get('mode')!r} in {dict(row)!r}")
         passed = row.get("passed")
-        flags = {f"{f}_flag": flag(f) for f in STAGE_FLAGS}
-        return cls(
-            cycle=float(row.get("cycle", 0.0)),
-            mode=mode,
-            passed=None if passed is None else bool(passed),
-            **flags,
-        )
-
-    @classmethod
-    def from_obj(cls, obj: Any) -> StageOutcome:
-        """From any object with the DTO attribute names (e.g. ``AnnealStageResultDTO``)."""
-        if isinstance(obj, StageOutcome):
-            return obj
-        if isinstance(obj, Mapping):
-            return cls.from_mapping(obj)
-        fields = ("cycle", "mode", "passed", *(f"anneal_{f}_flag" for f in STAGE_FLAGS))
-        return cls.from_mapping({f: getattr(obj, f, None) for f in fields})
-
-
-def _outcomes(stages: Iterable[Any]) -> list[StageOutcome]:
-    return [StageOutcome.from_obj(s) for s in stages]
+        flags = tuple(f for f in STAGE_FLAGS if row.get(f"anneal_{f}_flag"))
+        return cls(float(row.get("cycle", 0.0)), mode, None if passed is None else bool(passed), flags)
 
 
 def anneal_status(stages: Iterable[Any]) -> AnnealStatus:
     """Any failed BC stage → FAIL; else any PPO flag (loss, queue, intensity, return) → HOLD; else PASS."""
-    outcomes = _outcomes(stages)
+    outcomes = [StageOutcome.of(s) for s in stages]
     if any(s.mode == "bc" and s.passed is False for s in outcomes):
         return AnnealStatus.FAIL
     if any(s.mode == "ppo" and s.flags for s in outcomes):
@@ -255,10 +189,9 @@ def anneal_status(stages: Iterable[Any]) -> AnnealStatus:
 
 
 def status_reasons(stages: Iterable[Any]) -> list[str]:
-    """Machine-readable reasons, in stage order (``bc_stage_failed_cycle_N``, ``loss_flag_cycle_N``,
-    ``queue_flag_cycle_N``, ``intensity_flag_cycle_N``, ``return_flag_cycle_N``)."""
+    """Machine-readable reasons, in stage order (``bc_stage_failed_cycle_N``, ``<flag>_flag_cycle_N``)."""
     reasons: list[str] = []
-    for s in _outcomes(stages):
+    for s in map(StageOutcome.of, stages):
         c = str(int(s.cycle)) if s.cycle.is_integer() else str(s.cycle)  # 3.0 -> loss_flag_cycle_3
         if s.mode == "bc" and s.passed is False:
             reasons.append(f"bc_stage_failed_cycle_{c}")
@@ -275,15 +208,16 @@ class PromotionDecision:
 
     @property
     def exit_code(self) -> int:
-        return VERDICT_EXIT_CODES[self.verdict]
+        """``townlet-promote evaluate``'s exit code: scripts branch on it (0 promote, 1 hold, 2 fail)."""
+        return {Verdict.PROMOTE: 0, Verdict.HOLD: 1, Verdict.FAIL: 2}[self.verdict]
 
 
 def promotion_decision(stages: Iterable[Any], candidate_ready: bool) -> PromotionDecision:
     """PASS + ready → PROMOTE; PASS not ready → HOLD (candidate_not_ready); HOLD → HOLD; FAIL → FAIL.
     FAIL lists only the failed BC stages (a failed stage ends the schedule); HOLD lists every flag."""
-    outcomes = _outcomes(stages)
-    status = anneal_status(outcomes)
-    reasons = status_reasons(outcomes)
+    stages = list(stages)
+    status = anneal_status(stages)
+    reasons = status_reasons(stages)
     if status is AnnealStatus.FAIL:
         return PromotionDecision(Verdict.FAIL, status, tuple(r for r in reasons if r.startswith("bc_stage")))
     if status is AnnealStatus.HOLD:

@@ -11,7 +11,8 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,7 @@ from townlet.promotion.files import (
 from townlet.promotion.rules import AnnealStatus
 from townlet.runs.atomic import atomic_write_text
 
-STATUSES: tuple[str, ...] = tuple(AnnealStatus)
 MAX_RELEASE_STACK = 50
-
-#: Everything that is persisted (validated like the file); the pure transitions below return copies.
-PromotionState = PromotionStateFile
 
 
 class PromotionError(RuntimeError):
@@ -41,26 +38,21 @@ class PromotionStateError(StateFileError):
     """The persisted promotion state is unreadable or invalid."""
 
 
-def _check_status(status: str) -> str:
-    s = str(status).upper()
-    if s not in STATUSES:
-        raise ValueError(f"anneal status must be one of {', '.join(STATUSES)}, got {status!r}")
-    return s
-
-
 def apply_evaluation(
-    st: PromotionState,
+    st: PromotionStateFile,
     status: str,
     *,
     required_passes: int,
     hold_resets_streak: bool = True,
     candidate: Mapping[str, Any] | None = None,
     now: float | None = None,
-) -> PromotionState:
+) -> PromotionStateFile:
     """One anneal run's status → new state. PASS extends the streak, FAIL resets it, HOLD resets it unless
     ``hold_resets_streak`` is False (then it neither extends nor breaks it). The candidate is the latest
     PASS run; a result that resets the streak clears it."""
-    status = _check_status(status)
+    status = str(status).upper()
+    if status not in list(AnnealStatus):
+        raise ValueError(f"anneal status must be one of {', '.join(AnnealStatus)}, got {status!r}")
     evaluation = st.evaluations + 1
     if status == "PASS":
         streak = st.pass_streak + 1
@@ -70,15 +62,10 @@ def apply_evaluation(
     else:
         streak, cand = 0, None
     ready = streak >= required_passes and cand is not None
-    state, ready_eval = st.state, st.candidate_ready_evaluation
     if ready:
-        state = "ready"
-        if not st.candidate_ready:
-            ready_eval = evaluation
+        state, ready_eval = "ready", st.candidate_ready_evaluation if st.candidate_ready else evaluation
     else:
-        ready_eval = None
-        if state == "ready":
-            state = "monitoring"
+        state, ready_eval = "monitoring" if st.state == "ready" else st.state, None
     return st.model_copy(
         update={
             "state": state,
@@ -96,8 +83,8 @@ def apply_evaluation(
 
 
 def _new_release(
-    st: PromotionState, state: str, current: Release | None, stack: list[Release], now: float | None
-) -> PromotionState:
+    st: PromotionStateFile, state: str, current: Release | None, stack: list[Release], now: float | None
+) -> PromotionStateFile:
     """A release change: the streak and the candidate start over."""
     return st.model_copy(
         update={
@@ -113,22 +100,6 @@ def _new_release(
     )
 
 
-def apply_promotion(st: PromotionState, release: Release, *, now: float | None = None) -> PromotionState:
-    """Make ``release`` current; the old one goes on the rollback stack."""
-    stack = list(st.previous_releases)
-    if st.current_release is not None:
-        stack = [*stack, st.current_release][-MAX_RELEASE_STACK:]
-    return _new_release(st, "promoted", release.model_copy(update={"promoted_at": now}), stack, now)
-
-
-def apply_rollback(st: PromotionState, *, now: float | None = None) -> PromotionState:
-    """Return to the previous release (or to none) and to ``monitoring``."""
-    if st.current_release is None:
-        raise PromotionError("nothing to roll back: no release has been promoted yet")
-    previous = st.previous_releases[-1] if st.previous_releases else None
-    return _new_release(st, "monitoring", previous, list(st.previous_releases[:-1]), now)
-
-
 @dataclass
 class PromotionService:
     """Persisted promotion state under ``state_dir/promotion``, safe across processes (no Hydra, no torch)."""
@@ -137,23 +108,18 @@ class PromotionService:
     required_passes: int = 2
     hold_resets_streak: bool = True
     lock_timeout_s: float = 120.0
-    _root: Path = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if int(self.required_passes) < 1:
             raise ValueError(f"required_passes must be >= 1, got {self.required_passes!r}")
         self.required_passes = int(self.required_passes)
-        self._root = Path(self.state_dir).expanduser() / "promotion"
+        root = Path(self.state_dir).expanduser() / "promotion"
+        self.state_path, self.history_path = root / "state.json", root / "history.jsonl"
 
-    @property
-    def state_path(self) -> Path:
-        return self._root / "state.json"
+    def _locked(self) -> AbstractContextManager[None]:
+        return locked(self.state_path.with_name("state.lock"), self.lock_timeout_s, PromotionError)
 
-    @property
-    def history_path(self) -> Path:
-        return self._root / "history.jsonl"
-
-    def state(self) -> PromotionState:
+    def state(self) -> PromotionStateFile:
         """The validated state (the file is replaced atomically, so reading needs no lock); a corrupt
         or mistyped file raises and is never written over."""
         fix = (
@@ -161,9 +127,13 @@ class PromotionService:
             f"and start over: {reset_command(self.state_dir)}"
         )
         stored = read_state_file(
-            self.state_path, PromotionState, what="promotion state file", fix=fix, error=PromotionStateError
+            self.state_path,
+            PromotionStateFile,
+            what="promotion state file",
+            fix=fix,
+            error=PromotionStateError,
         )
-        return stored if stored is not None else PromotionState(required_passes=self.required_passes)
+        return stored if stored is not None else PromotionStateFile(required_passes=self.required_passes)
 
     def snapshot(self) -> dict[str, Any]:
         return self.state().model_dump()
@@ -187,12 +157,11 @@ class PromotionService:
                 events.append(event)
         return events[-limit:] if limit else events
 
-    def _commit(self, new: PromotionState, event: str, detail: Mapping[str, Any]) -> dict[str, Any]:
+    def _commit(self, new: PromotionStateFile, event: str, detail: Mapping[str, Any]) -> dict[str, Any]:
         """Snapshot first (atomic), then the history line; both under the lock held by the caller."""
         snapshot = new.model_dump()
         atomic_write_text(self.state_path, json.dumps(snapshot, indent=2, sort_keys=True) + "\n")
-        record = {"event": event, "time": new.updated_at, "pid": os.getpid(), **dict(detail)}
-        record["state"] = snapshot
+        record = {"event": event, "time": new.updated_at, "pid": os.getpid(), **detail, "state": snapshot}
         with self.history_path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, sort_keys=True) + "\n")
             fh.flush()
@@ -208,13 +177,12 @@ class PromotionService:
         detail: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Record one anneal run's PASS/HOLD/FAIL; returns the new snapshot."""
-        status = _check_status(status)
         candidate = {
             "run_dir": None if run_dir is None else str(run_dir),
             "checkpoint": None if checkpoint is None else str(checkpoint),
             **dict(detail or {}),
         }
-        with locked(self._root / "state.lock", self.lock_timeout_s, PromotionError):
+        with self._locked():
             new = apply_evaluation(
                 self.state(),
                 status,
@@ -223,7 +191,9 @@ class PromotionService:
                 candidate=candidate,
                 now=_now(),
             )
-            return self._commit(new, "evaluation", {"status": status, "run_dir": candidate["run_dir"]})
+            return self._commit(
+                new, "evaluation", {"status": new.last_result, "run_dir": candidate["run_dir"]}
+            )
 
     def promote(
         self,
@@ -233,40 +203,44 @@ class PromotionService:
         force: bool = False,
     ) -> dict[str, Any]:
         """Make the ready candidate (or, with ``force``, the given run/checkpoint) the current release."""
-        with locked(self._root / "state.lock", self.lock_timeout_s, PromotionError):
+        with self._locked():
             st = self.state()
             cand = st.candidate or {}
             if not force:
                 if not st.candidate_ready:
                     raise PromotionError(
                         f"no candidate is ready (pass_streak {st.pass_streak} of {st.required_passes} "
-                        "required "
-                        "PASS runs in a row); run more anneal jobs, or pass --force to promote anyway"
+                        "required PASS runs in a row); run more anneal jobs or pass --force to promote anyway"
                     )
                 if run_dir is not None and _norm(run_dir) != _norm(cand.get("run_dir")):
                     raise PromotionError(
                         f"run {run_dir} is not the ready candidate (that is {cand.get('run_dir')}); "
                         "promote the candidate, or pass --force"
                     )
+            now = _now()
             release = Release(
                 checkpoint=str(checkpoint) if checkpoint is not None else cand.get("checkpoint"),
                 run_dir=str(run_dir) if run_dir is not None else cand.get("run_dir"),
                 evaluation=st.evaluations,
+                promoted_at=now,
             )
             if release.checkpoint is None:
                 raise PromotionError(
                     "the release has no checkpoint; pass the run directory of a finished run"
                 )
-            new = apply_promotion(st, release, now=_now())
+            stack = [*st.previous_releases, *([st.current_release] if st.current_release else [])]
+            new = _new_release(st, "promoted", release, stack[-MAX_RELEASE_STACK:], now)
             return self._commit(new, "promote", {"run_dir": release.run_dir, "forced": bool(force)})
 
     def rollback(self) -> dict[str, Any]:
-        """Return to the previous release; raises PromotionError if nothing was promoted."""
-        with locked(self._root / "state.lock", self.lock_timeout_s, PromotionError):
+        """Return to the previous release (or to none) and to ``monitoring``."""
+        with self._locked():
             st = self.state()
-            new = apply_rollback(st, now=_now())
-            rolled = st.current_release.run_dir if st.current_release else None
-            return self._commit(new, "rollback", {"run_dir": rolled})
+            if st.current_release is None:
+                raise PromotionError("nothing to roll back: no release has been promoted yet")
+            previous = st.previous_releases[-1] if st.previous_releases else None
+            new = _new_release(st, "monitoring", previous, list(st.previous_releases[:-1]), _now())
+            return self._commit(new, "rollback", {"run_dir": st.current_release.run_dir})
 
 
 def _now() -> float:

@@ -6,8 +6,8 @@ progress display sees every record, whatever the cadence. A run that never reach
 :meth:`MetricsFanout.after_result` is closed in ``finally``: sinks with a remote run end it
 ``KILLED`` for an interrupt (Ctrl-C, SIGTERM), ``FAILED`` otherwise.
 
-Loggers fail soft: a tracker is a view of the run, never a reason to lose it. A tracker that cannot
-be reached at start is left out with one warning; a sink that raises later is switched off.
+A tracker that cannot be reached at start refuses the run before anything trains; a sink that
+raises later is switched off, since a tracker is a view of the run, never a reason to lose it.
 """
 
 from __future__ import annotations
@@ -101,6 +101,16 @@ class MetricsFanout(MetricsWriter):
                 error_line(exc),
             )
             _quietly(sink.close)
+
+    def wants_policy(self) -> bool:
+        """Whether a logger takes the trained policy as an ONNX file (worth exporting it)."""
+        return any(sink.wants_policy for sink in self.live())
+
+    def attach_policy(self, path: Path) -> None:
+        """Hand the exported policy to the loggers that take it (before :meth:`after_result`)."""
+        for sink in self.live():
+            if sink.wants_policy:
+                self._guard(sink, "taking the policy", sink.attach_policy, path)
 
     def _close_files(self) -> None:
         self.display.close()
@@ -216,7 +226,10 @@ def build_metrics(
             try:
                 sinks.append(build(section, _partial_=True)(run=info))
             except LoggerUnavailableError as exc:
-                log.warning("logger %s: %s; the run goes on without it", name, exc)
+                raise LoggerUnavailableError(
+                    f"logger {name}: {exc}; start it, fix logger.{name}'s settings or drop {name} from "
+                    "logger=[...]"
+                ) from None
     except BaseException as exc:
         for sink in sinks:
             _quietly(sink.close)

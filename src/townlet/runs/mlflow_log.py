@@ -4,14 +4,18 @@ Params are the flattened, resolved config (``strategy.lr``), metrics the numeric
 record at its iteration/epoch (prefixed ``stage<index>_<name>/``), tags the strategy, world, seed,
 run dir, MLflow's standard source/git/user tags and the config's ``tags``. A successful run adds the
 final evaluation's returns and the objective as metrics (so runs sort by result), hands over
-``result.json``, ``plots/``, the checkpoint and ``.hydra/`` as artefacts and ends ``FINISHED``;
-otherwise ``FAILED`` or ``KILLED``.
+``result.json``, ``plots/``, the checkpoint and ``.hydra/`` as artefacts, the policy as an MLflow
+model (:mod:`townlet.runs.mlflow_model`) and ends ``FINISHED``; otherwise ``FAILED`` or ``KILLED``.
 
-Single runs share the experiment ``runs``; each multirun gets its own, named after its sweep dir, so
-its jobs sit side by side in the UI. The default store is ``sqlite:///<output_root>/mlflow.db``
-(MLflow 3 refuses a plain ``mlruns/`` folder; SQLite needs no server), with artefacts in
-``<output_root>/mlartifacts``. Parallel jobs create the tables and the sweep's experiment under a
-file lock, since two processes creating them at once would collide.
+Single runs share the experiment ``runs``; each multirun gets its own, named after its sweep dir,
+holding one parent run for the sweep (:class:`townlet.sweeps.mlflow_parent.MlflowSweepCallback`)
+whose children are the jobs' runs, so the UI nests them and compares them side by side. A job finds
+its parent by tags (the sweep dir, ``run_role=sweep``): the jobs may run in other processes.
+
+The default store is ``sqlite:///<output_root>/mlflow.db`` (MLflow 3 refuses a plain ``mlruns/``
+folder; SQLite needs no server), with artefacts in ``<output_root>/mlartifacts``. Parallel jobs
+create the tables, the sweep's experiment and their runs under a file lock, since two processes
+creating them at once would collide.
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ import json
 import logging
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
 from townlet.config.instantiate import ConfigError
+from townlet.dto.metrics import OBJECTIVE_METRIC
+from townlet.runs.mlflow_model import log_policy_model
 from townlet.runs.sinks import (
     LoggerUnavailableError,
     MetricsSink,
@@ -35,11 +41,17 @@ from townlet.runs.sinks import (
     error_line,
     final_metrics,
     flatten,
+    number,
     record_step,
     scalars,
 )
 
+log = logging.getLogger("townlet.train")
+
 SINGLE_RUN_EXPERIMENT = "runs"
+ROLE_TAG = "run_role"  # on a multirun's parent run, = SWEEP_ROLE
+SWEEP_ROLE = "sweep"
+BEST_OBJECTIVE = "best_objective"  # the parent's metric: its children's best objective
 ARTIFACT_DIR = "mlartifacts"
 _PARAM_VALUE_MAX = 6000  # MLflow's limits: one param value, one key, params/tags per call, metrics per call
 _PARAM_KEY_MAX = 250
@@ -101,6 +113,112 @@ def experiment_name(run: RunInfo, configured: str | None) -> str:
     return configured or run.sweep_name or SINGLE_RUN_EXPERIMENT
 
 
+def open_store(
+    tracking_uri: str, request_timeout_sec: int, request_max_retries: int
+) -> tuple[Any, Path | None]:
+    """An ``MlflowClient`` for ``tracking_uri`` and, for ``sqlite:///``, the database file (which
+    :func:`store_lock` guards); no I/O yet, so an unknown scheme or a malformed URI is a setting to fix."""
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError as exc:
+        raise MlflowNotAvailableError() from exc
+    bound_http_waits(request_timeout_sec, request_max_retries)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema-migration chatter on a new db
+    try:
+        client = MlflowClient(tracking_uri=tracking_uri)
+    except Exception as exc:
+        raise MlflowLoggerError(
+            f"logger.mlflow: cannot use tracking_uri={tracking_uri!r} ({error_line(exc)}); "
+            "fix logger.mlflow.tracking_uri or drop mlflow from logger=[...]"
+        ) from exc
+    sqlite = tracking_uri.startswith("sqlite:///")
+    return client, Path(tracking_uri.removeprefix("sqlite:///")) if sqlite else None
+
+
+def store_lock(db: Path | None) -> AbstractContextManager[Any]:
+    """Held while creating the tables, an experiment or a run: two processes creating them at once
+    in one SQLite file collide (a server needs no lock)."""
+    if db is None:
+        return nullcontext()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(f"{db}.lock", timeout=300)
+
+
+def ensure_experiment(client: Any, name: str, db: Path | None) -> str:
+    """The id of experiment ``name``, created (artefacts beside a SQLite store) if missing."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    location = (db.parent / ARTIFACT_DIR).resolve().as_uri() if db is not None else None
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+def sweep_parent(client: Any, experiment_id: str, run: RunInfo) -> str | None:
+    """The running parent run of ``run``'s sweep (the newest, should the sweep dir be reused)."""
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.{ROLE_TAG} = '{SWEEP_ROLE}' and attributes.status = 'RUNNING'",
+        order_by=["attributes.start_time DESC"],
+        max_results=100,
+    )
+    sweep = str(run.sweep_dir)
+    return next((r.info.run_id for r in found if r.data.tags.get("sweep_dir") == sweep), None)
+
+
+def start_sweep_run(
+    sweep: RunInfo,
+    tracking_uri: str,
+    experiment: str | None,
+    request_timeout_sec: int,
+    request_max_retries: int,
+) -> str:
+    """Create a multirun's parent run (named after its sweep dir); returns its run id. Its params
+    stay empty: a sweep's settings differ per job, so they live on the children."""
+    from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER
+
+    client, db = open_store(tracking_uri, request_timeout_sec, request_max_retries)
+    tags = {
+        **configured_tags(sweep),
+        ROLE_TAG: SWEEP_ROLE,
+        "sweep_dir": str(sweep.sweep_dir),
+        "overrides": " ".join(sweep.overrides)[:_PARAM_VALUE_MAX],
+        MLFLOW_SOURCE_TYPE: "LOCAL",
+        MLFLOW_USER: _user(),
+        **({MLFLOW_SOURCE_NAME: sweep.source} if sweep.source else {}),
+    }
+    with store_lock(db):
+        experiment_id = ensure_experiment(client, experiment_name(sweep, experiment), db)
+        name = Path(str(sweep.sweep_dir)).name
+        return str(client.create_run(experiment_id, run_name=name, tags=tags).info.run_id)
+
+
+def end_sweep_run(
+    tracking_uri: str, run_id: str, status: str, error: BaseException | None, mode: str
+) -> None:
+    """End a parent run with the sweep's outcome and its children's best ``objective`` (``mode``:
+    max or min) as ``best_objective``."""
+    from mlflow.tracking import MlflowClient
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment_id = client.get_run(run_id).info.experiment_id
+    children = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{run_id}'"
+    )
+    values = [x for r in children if (x := number(r.data.metrics.get(OBJECTIVE_METRIC))) is not None]
+    if values:
+        client.log_metric(run_id, BEST_OBJECTIVE, max(values) if mode == "max" else min(values))
+    if error is not None:
+        client.set_tag(run_id, "error", error_line(error)[:_PARAM_VALUE_MAX])
+    client.set_terminated(run_id, status)
+
+
+def configured_tags(run: RunInfo) -> dict[str, str]:
+    """The config's ``tags``: ``key:value`` entries become that tag, a bare ``name`` ``name`` = ``true``."""
+    configured = dict(tag.partition(":")[::2] for tag in run.tags)
+    return {key[:_PARAM_KEY_MAX]: (value or "true")[:_PARAM_VALUE_MAX] for key, value in configured.items()}
+
+
 class MlflowSink(MetricsSink):
     """An open MLflow run; every method after the constructor talks to the same ``run_id``."""
 
@@ -113,37 +231,31 @@ class MlflowSink(MetricsSink):
         log_artifacts: bool = True,
         request_timeout_sec: int = 3,
         request_max_retries: int = 2,
+        log_model: bool = True,
         *,
         run: RunInfo,
     ) -> None:
-        try:
-            from mlflow.tracking import MlflowClient
-        except ImportError as exc:
-            raise MlflowNotAvailableError() from exc
-        bound_http_waits(request_timeout_sec, request_max_retries)
-        logging.getLogger("alembic").setLevel(logging.WARNING)  # schema-migration chatter on a new db
         self.run = run
         self.tracking_uri = str(tracking_uri)
         self.log_artifacts = bool(log_artifacts)
+        self.wants_policy = bool(log_model)
+        self.policy: Path | None = None
         self.records = 0
         self.last_step = 0
         self.ended = False
-        sqlite = self.tracking_uri.startswith("sqlite:///")  # a database file: created under a lock
-        db = Path(self.tracking_uri.removeprefix("sqlite:///")) if sqlite else None
-        try:  # no I/O yet: an unknown scheme or a malformed URI is a setting to fix
-            self.client: Any = MlflowClient(tracking_uri=self.tracking_uri)
-        except Exception as exc:
-            raise MlflowLoggerError(
-                f"logger.mlflow: cannot use tracking_uri={self.tracking_uri!r} ({error_line(exc)}); "
-                "fix logger.mlflow.tracking_uri or drop mlflow from logger=[...]"
-            ) from exc
+        self.client, db = open_store(self.tracking_uri, request_timeout_sec, request_max_retries)
         try:  # the store itself: a server that is down costs one bounded wait, then no MLflow
-            if db is not None:
-                db.parent.mkdir(parents=True, exist_ok=True)
-            with FileLock(f"{db}.lock", timeout=300) if db is not None else nullcontext():
-                self.experiment_id = self._experiment(experiment_name(run, experiment), db)
+            from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+            with store_lock(db):
+                self.experiment_id = ensure_experiment(self.client, experiment_name(run, experiment), db)
+                tags = self._tags(run)
+                if run.sweep_dir is not None and (
+                    parent := sweep_parent(self.client, self.experiment_id, run)
+                ):
+                    tags[MLFLOW_PARENT_RUN_ID] = parent
                 self.run_id: str = self.client.create_run(
-                    self.experiment_id, run_name=run.display_name, tags=self._tags(run)
+                    self.experiment_id, run_name=run.display_name, tags=tags
                 ).info.run_id
             self._log_params(run.config)
         except Exception as exc:
@@ -151,17 +263,9 @@ class MlflowSink(MetricsSink):
                 f"could not start a run in {self.tracking_uri!r} ({error_line(exc)})"
             ) from exc
 
-    def _experiment(self, name: str, db: Path | None) -> str:
-        found = self.client.get_experiment_by_name(name)
-        if found is not None:
-            return str(found.experiment_id)
-        location = (db.parent / ARTIFACT_DIR).resolve().as_uri() if db is not None else None
-        return str(self.client.create_experiment(name, artifact_location=location))
-
     @staticmethod
     def _tags(run: RunInfo) -> dict[str, str]:
-        """The project's tags, MLflow's standard ones (source, git commit, user) and the config's
-        ``tags``: ``key:value`` entries become that tag, a bare ``name`` the tag ``name`` = ``true``."""
+        """The project's tags, MLflow's standard ones (source, git commit, user) and the config's ``tags``."""
         from mlflow.utils.mlflow_tags import (
             MLFLOW_GIT_COMMIT,
             MLFLOW_SOURCE_NAME,
@@ -176,12 +280,8 @@ class MlflowSink(MetricsSink):
             MLFLOW_GIT_COMMIT: run.git_commit,
             MLFLOW_SOURCE_NAME: run.source,
         }
-        configured = dict(tag.partition(":")[::2] for tag in run.tags)
         return {
-            **{
-                key[:_PARAM_KEY_MAX]: (value or "true")[:_PARAM_VALUE_MAX]
-                for key, value in configured.items()
-            },
+            **configured_tags(run),
             "strategy": run.strategy,
             "world": run.world,
             "seed": str(run.seed),
@@ -230,7 +330,16 @@ class MlflowSink(MetricsSink):
                     self.client.log_artifacts(self.run_id, str(path), artifact_path)
                 else:
                     self.client.log_artifact(self.run_id, str(path), artifact_path)
+        if self.policy is not None:
+            try:
+                log_policy_model(self.client, self.tracking_uri, self.run_id, self.policy, self.last_step)
+            except Exception as exc:  # the metrics and artefacts are in: the run still ends FINISHED
+                log.warning("logger mlflow: could not log the policy as a model (%s)", error_line(exc))
         self._end("FINISHED")
+
+    def attach_policy(self, path: Path) -> None:
+        """The run's policy as ONNX: logged as the run's MLflow model ``policy`` by :meth:`after_result`."""
+        self.policy = path
 
     def end(self, status: str, error: BaseException | None) -> None:
         if self.ended:

@@ -160,19 +160,6 @@ def check_resume_overrides(run_dir: Path, overrides: Sequence[str]) -> None:
         )
 
 
-def with_saved_overrides(args: Sequence[str]) -> list[str]:
-    """``townlet-train hydra.run.dir=RUN resume=true`` and nothing else: the run's own overrides are
-    added, so the short form continues the run it names (any other override is compared instead)."""
-    out = list(args)
-    words = [a for a in out if not a.startswith("-") and "=" in a]
-    task = [a for a in words if not _key(a).startswith("hydra.") and _key(a) != "resume"]
-    run_dir = next((a.partition("=")[2] for a in words if _key(a) == "hydra.run.dir"), None)
-    resume = any(_key(a) == "resume" and a.partition("=")[2].lower() == "true" for a in words)
-    if task or not resume or run_dir is None or len(words) != len(out):  # flags: -m, -cp, --cfg ...
-        return out
-    return [*out, *(saved_overrides(Path(run_dir).expanduser().resolve()) or [])]
-
-
 def resume_command(run_dir: Path) -> str:
     """A pasteable command that continues the run in ``run_dir`` with its own overrides."""
     words = ["townlet-train", f"hydra.run.dir={run_dir}", *(saved_overrides(run_dir) or []), "resume=true"]

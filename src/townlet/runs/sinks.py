@@ -72,8 +72,9 @@ class RunInfo:
 
 
 class LoggerUnavailableError(RuntimeError):
-    """A logger's service (a tracking server) could not be reached when the run started: the run goes
-    on without that logger, with one warning."""
+    """A logger's service (a tracking server) could not be reached when the run started. The run is
+    refused before anything trains: a user who asked for a tracker wants the run in it, and finds
+    out now rather than after the run (a service lost mid-run only switches its logger off)."""
 
 
 class MetricsSink:
@@ -81,12 +82,18 @@ class MetricsSink:
     it off, and at the end gives it one chance to mark its remote run with the run's outcome."""
 
     name = "sink"
+    #: Takes the trained policy as an ONNX file (MLflow's logged model): the run exports it, which
+    #: costs seconds, only when a sink asks, and hands it over through :meth:`attach_policy`.
+    wants_policy = False
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Store one record."""
 
     def close(self) -> None:
         """Flush and close files; called before the end-of-run hook and again in ``finally``."""
+
+    def attach_policy(self, path: Path) -> None:
+        """The run's policy exported as ONNX, before :meth:`after_result` (``wants_policy`` sinks)."""
 
     def after_result(self, run_dir: Path, result: Mapping[str, Any]) -> None:
         """The run succeeded: ``result.json`` and the plots are written."""

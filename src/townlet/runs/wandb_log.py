@@ -8,8 +8,8 @@ jobs share a group named after the sweep dir.
 
 ``mode=auto`` (the default) syncs only with ``WANDB_API_KEY`` set (or ``WANDB_MODE`` saying so); else
 the run is written offline under ``<run dir>/wandb/`` (``wandb sync`` uploads it later, ``wandb leet``
-browses it). W&B's own wait for its service is bounded (``init_timeout_sec``); a run W&B cannot start
-goes on without it, like any logger that fails.
+browses it). W&B's own wait for its service is bounded (``init_timeout_sec``); a W&B that cannot
+start refuses the run (``LoggerUnavailableError``), like an unreachable MLflow server.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
+from townlet.dto.metrics import EVAL_RETURN_KEY
 from townlet.torch_guard import TorchNotAvailableError, require_torch
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def periodic_evaluation(
     episodes = context.evaluation.episodes
     result = service.evaluate(policy, context.world, episodes=episodes, seed=seed, agreement=False)
     return {
-        "eval_return_mean": result.mean_return,
+        EVAL_RETURN_KEY: result.mean_return,
         "eval_return_std": result.return_std,
         "eval_faint_rate": result.faint_rate,
         "eval_mean_needs": result.mean_needs,

@@ -34,3 +34,6 @@ def test_wall_times_both_interpreters_and_reports_their_ratio(tmp_path: Path) ->
     assert [row["name"] for row in section["rows"]] == ["this checkout", "baseline"]
     assert all(row["median_s"] > 0 for row in section["rows"])
     assert section["summary"]["wall_ratio_new_over_baseline"] > 0
+    # a training process holds torch and the town: tens of MiB at least, far below a GiB here
+    assert all(30 < row["peak_rss_mib"] < 4096 for row in section["rows"])
+    assert section["summary"]["peak_rss_ratio_new_over_baseline"] > 0

@@ -1,32 +1,20 @@
-"""Typed schemas for every config group, registered in Hydra's ConfigStore.
+"""Typed schemas for every config group, registered in Hydra's ConfigStore by ``register_configs()``.
 
-``register_configs()`` is called by ``townlet.cli.train`` (and by tests using the compose API) before
-composition. Registered nodes:
-
-* ``train_schema`` — the primary schema (``TrainConfig``); first entry of ``conf/train.yaml``.
-* ``schema/strategy/{bc,ppo,anneal}`` — per-strategy schemas; each ``conf/strategy/<name>.yaml``
-  starts with ``defaults: [/schema/strategy/<name>@_here_, _self_]``.
-
-Single-schema groups (world, dataset, model, device, logger, paths) are typed by ``TrainConfig``'s
-fields, so their yaml files need no defaults entry. Schemas live in a separate ``schema/`` group so
-that ``strategy=`` only offers real options.
+``train_schema`` (``TrainConfig``) types the single-schema groups through its fields; each strategy
+yaml pulls its own ``schema/strategy/<name>`` through its defaults list. The schemas live in a group
+of their own so that ``strategy=`` offers only real options.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
-from townlet.config.schema.dataset import DatasetConfig
-from townlet.config.schema.device import DeviceConfig
-from townlet.config.schema.evaluation import EvaluationConfig
-from townlet.config.schema.logger import LoggerConfig
-from townlet.config.schema.model import ModelConfig
-from townlet.config.schema.paths import PathsConfig
-from townlet.config.schema.strategy_anneal import AnnealStageConfig, AnnealStrategyConfig
+from townlet.config.schema.strategy_anneal import AnnealStrategyConfig
 from townlet.config.schema.strategy_bc import BCStrategyConfig
 from townlet.config.schema.strategy_ppo import PPOStrategyConfig
-from townlet.config.schema.top import ServicesConfig, TrainConfig
+from townlet.config.schema.top import TrainConfig
 from townlet.packaged import CONF_DIR
 
 STRATEGY_SCHEMAS: dict[str, type] = {
@@ -34,27 +22,6 @@ STRATEGY_SCHEMAS: dict[str, type] = {
     "ppo": PPOStrategyConfig,
     "anneal": AnnealStrategyConfig,
 }
-
-__all__ = [
-    "STRATEGY_SCHEMAS",
-    "AnnealStageConfig",
-    "AnnealStrategyConfig",
-    "BCStrategyConfig",
-    "DatasetConfig",
-    "DeviceConfig",
-    "EvaluationConfig",
-    "LoggerConfig",
-    "ModelConfig",
-    "PPOStrategyConfig",
-    "PathsConfig",
-    "ServicesConfig",
-    "TrainConfig",
-    "conf_dir",
-    "register_configs",
-    "repo_root",
-]
-
-_registered = False
 
 
 def repo_root() -> Path:
@@ -75,11 +42,9 @@ def conf_dir() -> Path:
     return CONF_DIR
 
 
+@functools.cache
 def register_configs() -> None:
-    """Store every schema in the ConfigStore and register our resolvers (idempotent)."""
-    global _registered
-    if _registered:
-        return
+    """Store every schema in the ConfigStore and register our resolvers (once per process)."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
@@ -89,4 +54,3 @@ def register_configs() -> None:
         cs.store(group="schema/strategy", name=name, node=schema)
     if not OmegaConf.has_resolver("townlet_root"):
         OmegaConf.register_resolver("townlet_root", lambda: str(repo_root()))
-    _registered = True

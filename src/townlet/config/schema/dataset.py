@@ -1,4 +1,4 @@
-"""Dataset schema (``conf/dataset/*.yaml``). Initial version by FOUNDATION; owned by DATA.
+"""Dataset schema (``conf/dataset/*.yaml``).
 
 A dataset is either *captured* (``scripted``, ``random``, ``queue_conflict``: built by rollout capture
 on first use and cached under ``paths.data_dir`` keyed by the hash of everything that produced it,
@@ -31,7 +31,7 @@ class DatasetConfig:
     world: str | None = None  # capture in this world scenario instead of the run's (e.g. queue_conflict)
     path: str | None = None  # kind=manifest: dataset directory (or its manifest.json)
     shard_rows: int = 65_536  # transitions per shard on disk; bounds streaming memory
-    compress: bool = False  # deflate shards (smaller, ~5x slower to write and read)
+    compress: bool = False  # deflate shards (smaller, slower to write and read)
     streaming: bool = False  # resolve to a StreamingDataset (shard at a time) instead of ReplayData
     cache: bool = True  # False: capture in memory every run, write nothing
     verify: bool = True  # check sha256 and finiteness when loading

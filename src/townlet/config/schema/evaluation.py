@@ -10,7 +10,7 @@ class EvaluationConfig:
     """Episodes on fixed seeds (``seed + seed_offset``), so every policy of a run meets the same towns."""
 
     enabled: bool = True
-    # Per policy; 2 episodes left a +-2 spread on the default world's returns. 16 cost a few seconds.
+    # per policy; 2 episodes left a +-2 spread on the default world's returns
     episodes: int = 16
     seed_offset: int = 10_000
     baselines: bool = True

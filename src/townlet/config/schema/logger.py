@@ -14,8 +14,6 @@ from enum import StrEnum
 
 
 class LoggerKind(StrEnum):
-    """Single-logger form carried by some saved ``.hydra/config.yaml`` snapshots (``logger.kind``)."""
-
     jsonl = "jsonl"
     tensorboard = "tensorboard"
     none = "none"
@@ -61,13 +59,16 @@ class TensorBoardLoggerConfig:
 
 @dataclass
 class MlflowLoggerConfig:
-    """One MLflow run per job (needs the ``mlflow`` extra); a multirun is one experiment."""
+    """One MLflow run per job (needs the ``mlflow`` extra); a multirun is one experiment, its sweep
+    one parent run holding the jobs' runs."""
 
     _target_: str = "townlet.runs.mlflow_log.MlflowSink"
     # a local SQLite store by default; http(s)://host:port for a tracking server
     tracking_uri: str = "sqlite:///${paths.output_root}/mlflow.db"
     experiment: str | None = None  # null: "runs" for single runs, the sweep dir's name for a multirun
     log_artifacts: bool = True  # result.json, plots/, the checkpoint and .hydra/ when the run ends
+    # the policy as the run's MLflow model "policy" (ONNX, exported when the run ends: a few seconds)
+    log_model: bool = True
     # a tracking server's HTTP waits: a server that is down costs ~(retries + 1) x timeout + backoff
     request_timeout_sec: int = 3
     request_max_retries: int = 2
@@ -99,7 +100,7 @@ class LoggerConfig:
     plots: bool = True  # <run dir>/plots/training_curves.png, drawn from metrics.jsonl
     progress: ProgressMode = ProgressMode.auto
     progress_every_sec: float = 30.0  # plain-lines mode: at most one line per this many seconds
-    # Snapshot form: a config saved with ``logger.kind`` and no logger keys above re-runs with
-    # ``kind`` mapped onto them (jsonl -> jsonl; tensorboard -> jsonl + tensorboard; none -> nothing).
+    # The single-logger form of some saved snapshots: a config with ``logger.kind`` and no logger keys
+    # above re-runs with it mapped onto them (jsonl; tensorboard -> jsonl + tensorboard; none -> nothing)
     kind: LoggerKind | None = None
     filename: str | None = None

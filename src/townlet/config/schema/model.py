@@ -1,8 +1,5 @@
-"""Schema of the ``model=`` group: which policy/value network to build and its sizes.
-
-Checkpoints store these fields (``townlet.nets.models.model_config_dict``), so a saved network can
-be rebuilt without Hydra and ``init_from`` can refuse a checkpoint of another architecture.
-"""
+"""Schema of the ``model=`` group: which policy/value network to build and its sizes (checkpoints
+store them too, through ``townlet.nets.models.model_config_dict``)."""
 
 from __future__ import annotations
 

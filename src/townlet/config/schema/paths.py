@@ -1,8 +1,5 @@
-"""Paths schema (``conf/paths/default.yaml``): where data, state and run output live.
-
-``${townlet_root:}`` is the repository root (or ``$TOWNLET_ROOT``), so runs land in the same place
-whatever the working directory.
-"""
+"""Paths schema (``conf/paths/default.yaml``): where data, state and run output live, under
+``${townlet_root:}`` (:func:`townlet.config.schema.repo_root`) whatever the working directory."""
 
 from __future__ import annotations
 

@@ -1,21 +1,18 @@
 """Schema of ``strategy=anneal`` (``conf/strategy/anneal.yaml``): a BC → PPO schedule with guardrails.
 
-``bc`` and ``ppo`` are the full BC and PPO strategy nodes (``_target_`` + hyper-parameters); the
-anneal strategy builds one of them per stage, overriding only ``epochs`` (and, for PPO, the
-``bc_weight``-driven parameters). ``_recursive_: false`` keeps them as config nodes until then.
-
-This is the one home of the anneal's defaults, the default main job's recipe included: sized so that
-``townlet-train`` with no arguments ends well past the teacher in about 100 s on 2 idle cores
-(measured in docs/anneal.md; ``townlet-bench learn`` reproduces it).
+``bc`` and ``ppo`` are full strategy nodes, kept as config nodes (``_recursive_: false``) until each
+stage builds one with its own ``epochs`` (and, for PPO, the ``bc_weight``-driven parameters). The
+one home of the anneal's defaults, the default main job's recipe included (docs/anneal.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 
 from townlet.config.schema.strategy_bc import BCStrategyConfig
-from townlet.config.schema.strategy_ppo import LRSchedule, PPOStrategyConfig
+from townlet.config.schema.strategy_ppo import PPOStrategyConfig
 
 
 class StageMode(StrEnum):
@@ -49,7 +46,12 @@ class AnnealStageConfig:
 
 @dataclass
 class GuardrailTolerancesConfig:
-    """Relative tolerances of the PPO-stage flags (``townlet.promotion.rules``)."""
+    """Relative tolerances and directions of the PPO-stage flags (``townlet.promotion.rules``).
+
+    Queue flags watch both directions: a surge of conflicts is as suspicious as a collapse.
+    ``eval_return`` guards each PPO stage's evaluated return, so PPO cannot undo the clone unnoticed.
+    Baselines within ``min_abs_baseline`` of zero count as absent (a change relative to ~0 means nothing).
+    """
 
     loss: float = 0.10
     queue: float = 0.15
@@ -81,28 +83,20 @@ def _default_schedule() -> list[AnnealStageConfig]:
     ]
 
 
-def _stage_bc() -> BCStrategyConfig:
-    """The BC stage. ``value_trunk`` off: the critic warm-up trains the value head only; through the
-    shared trunk it held the PPO stages on a plateau near -1.6 instead of +2.5 (docs/anneal.md)."""
-    return BCStrategyConfig(value_trunk=False)
-
-
-def _stage_ppo() -> PPOStrategyConfig:
-    """The PPO stages, where they differ from ``strategy=ppo`` (docs/anneal.md): lr 1e-3 with a linear
-    decay restarting in each stage (3e-4 and 5e-4 left some seeds never using the bed); a clone needs
-    less exploration (entropy 0.01, not 0.03); from a clone gamma 0.995 did worse than 0.99 (BC's
-    critic warm-up uses it too); every stage's policy judged greedily, as BC's is."""
-    return PPOStrategyConfig(
-        lr=1e-3, lr_schedule=LRSchedule.linear, entropy_coef=0.01, gamma=0.99, eval_greedy=True
-    )
-
-
 @dataclass
 class AnnealStrategyConfig:
     _target_: str = "townlet.strategies.anneal.AnnealStrategy"
     _recursive_: bool = False
-    bc: BCStrategyConfig = field(default_factory=_stage_bc)
-    ppo: PPOStrategyConfig = field(default_factory=_stage_ppo)
+    # BC's value_trunk stays off: through the shared trunk the critic warm-up held the PPO stages on a
+    # plateau near -1.6 instead of +2.5 (docs/anneal.md)
+    bc: BCStrategyConfig = field(default_factory=BCStrategyConfig)
+    # Where the PPO stages differ from strategy=ppo (docs/anneal.md): a clone needs less exploration
+    # (entropy 0.01, not 0.03); from a clone gamma 0.995 did worse than 0.99 (BC's critic warm-up uses
+    # it too); every stage's policy is judged greedily, as BC's is. PPO's lr 1e-3 decays linearly,
+    # restarting in each stage (3e-4 and 5e-4 left some seeds never using the bed).
+    ppo: PPOStrategyConfig = field(
+        default_factory=partial(PPOStrategyConfig, entropy_coef=0.01, gamma=0.99, eval_greedy=True)
+    )
     schedule: list[AnnealStageConfig] = field(default_factory=_default_schedule)  # run in cycle order
     accuracy_threshold: float = 0.9  # a BC stage passes when its validation accuracy >= this
     tolerances: GuardrailTolerancesConfig = field(default_factory=GuardrailTolerancesConfig)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from townlet.config.schema.strategy_ppo import PPOStrategyConfig
+from townlet.config.schema.strategy_ppo import PPOStrategyConfig, check_ranges
 
 TARGETS = ("teacher_actions", "actions")
 
@@ -22,7 +22,7 @@ class BCConfigError(ValueError):
 class BCStrategyConfig:
     _target_: str = "townlet.strategies.bc.BCStrategy"
     lr: float = 3e-3  # 1e-3 needs ~2x the samples to pass 0.95 val accuracy on the scripted data
-    batch_size: int = 512  # 512-1024 is the CPU sweet spot (docs/performance.md)
+    batch_size: int = 512  # docs/performance.md
     epochs: int = 5  # maximum; early stopping may end sooner
     weight_decay: float = 0.0
     val_fraction: float = 0.125  # share of agent trajectories held out (split by agent, never by row)
@@ -41,24 +41,16 @@ class BCStrategyConfig:
     value_trunk: bool = False
 
     def __post_init__(self) -> None:
-        """Raise :class:`BCConfigError` naming the first value out of range."""
-        lr, batch_size, epochs, decay = self.lr, self.batch_size, self.epochs, self.weight_decay
-        if lr <= 0 or batch_size <= 0 or epochs <= 0 or decay < 0:
-            raise BCConfigError(
-                f"strategy.lr, batch_size and epochs must be > 0 and weight_decay >= 0 "
-                f"(got lr={lr}, batch_size={batch_size}, epochs={epochs}, weight_decay={decay})"
-            )
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise BCConfigError(f"strategy.val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.target not in TARGETS:
-            raise BCConfigError(f"strategy.target must be one of {list(TARGETS)}, got {self.target!r}")
-        if self.early_stopping_patience < 0:
-            raise BCConfigError(
-                f"strategy.early_stopping_patience must be >= 0, got {self.early_stopping_patience}"
-            )
-        if not (math.isfinite(self.value_coef) and self.value_coef >= 0):
-            raise BCConfigError(
-                f"strategy.value_coef must be >= 0 (0 = policy head only), got {self.value_coef}"
-            )
-        if not 0.0 <= self.gamma <= 1.0:
-            raise BCConfigError(f"strategy.gamma must be in [0, 1], got {self.gamma}")
+        value_coef = self.value_coef
+        rules = {
+            "lr": (self.lr > 0, "> 0"),
+            "batch_size": (self.batch_size > 0, "> 0"),
+            "epochs": (self.epochs > 0, "> 0"),
+            "weight_decay": (self.weight_decay >= 0, ">= 0"),
+            "val_fraction": (0.0 <= self.val_fraction < 1.0, "in [0, 1)"),
+            "target": (self.target in TARGETS, f"one of {list(TARGETS)}"),
+            "early_stopping_patience": (self.early_stopping_patience >= 0, ">= 0"),
+            "value_coef": (math.isfinite(value_coef) and value_coef >= 0, ">= 0 (0 = policy head only)"),
+            "gamma": (0.0 <= self.gamma <= 1.0, "in [0, 1]"),
+        }
+        check_ranges(self, BCConfigError, rules)

@@ -41,6 +41,13 @@ class PPOConfigError(ValueError):
     """A PPO hyper-parameter outside its valid range; the message names the key and the range."""
 
 
+def check_ranges(node: Any, error: type[ValueError], rules: dict[str, tuple[bool, str]]) -> None:
+    """Raise ``error`` naming the first ``strategy.<key>`` whose rule (``holds``, as stated) fails."""
+    for key, (holds, rule) in rules.items():
+        if not holds:
+            raise error(f"strategy.{key} must be {rule}, got {getattr(node, key)!r}")
+
+
 def schedule_field(entry: Any, key: str, default: Any) -> Any:
     """A schedule entry's field: a plain dict from Python callers, an attribute-style node from Hydra."""
     return entry.get(key, default) if isinstance(entry, dict) else getattr(entry, key, default)
@@ -67,14 +74,14 @@ class PPOStrategyConfig:
     value_clip: float = 0.2  # 0 disables value clipping
     advantage_normalization: bool = True
     update_epochs: int = 4  # passes over each iteration's data
-    minibatch_size: int = 512  # 512-1024 is the CPU sweet spot (docs/performance.md)
+    minibatch_size: int = 512  # docs/performance.md
     num_minibatches: int | None = None  # if set: minibatch = min(minibatch_size, rows // num_minibatches)
     # --- data ---
     data_mode: DataMode = DataMode.rollout
     num_envs: int | None = None  # rollout towns; None = world.num_envs
     num_agents: int | None = None  # agents per town; None = world.num_agents
     n_steps: int = 64  # ticks collected per iteration (rows = n_steps * num_envs * num_agents)
-    total_steps: int = 1_048_576  # agent-steps to collect in rollout/mixed mode (about 4 min on 2 cores)
+    total_steps: int = 1_048_576  # agent-steps to collect in rollout/mixed mode
     epochs: int = 1  # replay mode: iterations (each a full PPO update over the dataset)
     mix_ratio: float = 0.5  # mixed mode: share of every minibatch drawn from the replay dataset
     # --- schedules, normalisation and guards ---
@@ -94,67 +101,47 @@ class PPOStrategyConfig:
     eval_greedy: bool = False
 
     def __post_init__(self) -> None:
-        def check(ok: bool, key: str, rule: str, value: Any) -> None:
-            if not ok:
-                raise PPOConfigError(f"strategy.{key} must be {rule}, got {value!r}")
+        modes, schedules, stages = ([m.value for m in enum] for enum in (DataMode, LRSchedule, SocialStage))
 
-        check(self.lr > 0, "lr", "> 0", self.lr)
-        check(0 <= self.clip_param <= 1, "clip_param", "in [0, 1]", self.clip_param)
-        check(self.value_loss_coef >= 0, "value_loss_coef", ">= 0", self.value_loss_coef)
-        check(self.entropy_coef >= 0, "entropy_coef", ">= 0", self.entropy_coef)
-        check(0 <= self.gamma <= 1, "gamma", "in [0, 1]", self.gamma)
-        check(0 <= self.gae_lambda <= 1, "gae_lambda", "in [0, 1]", self.gae_lambda)
-        check(self.max_grad_norm >= 0, "max_grad_norm", ">= 0 (0 disables clipping)", self.max_grad_norm)
-        check(0 <= self.value_clip <= 1, "value_clip", "in [0, 1] (0 disables it)", self.value_clip)
-        check(1 <= self.update_epochs <= 64, "update_epochs", "in [1, 64]", self.update_epochs)
-        check(self.minibatch_size >= 1, "minibatch_size", ">= 1", self.minibatch_size)
-        check(
-            self.num_minibatches is None or self.num_minibatches >= 1,
-            "num_minibatches",
-            ">= 1 or null",
-            self.num_minibatches,
-        )
-        modes = [m.value for m in DataMode]
-        check(str(self.data_mode) in modes, "data_mode", f"one of {modes}", self.data_mode)
-        check(self.num_envs is None or self.num_envs >= 1, "num_envs", ">= 1 or null", self.num_envs)
-        check(self.num_agents is None or self.num_agents >= 1, "num_agents", ">= 1 or null", self.num_agents)
-        check(self.n_steps >= 1, "n_steps", ">= 1", self.n_steps)
-        check(self.total_steps >= 1, "total_steps", ">= 1", self.total_steps)
-        check(self.epochs >= 1, "epochs", ">= 1", self.epochs)
-        share = "in (0, 1) (the replay share of each minibatch)"
-        check(0 < self.mix_ratio < 1, "mix_ratio", share, self.mix_ratio)
-        schedules = [s.value for s in LRSchedule]
-        check(str(self.lr_schedule) in schedules, "lr_schedule", f"one of {schedules}", self.lr_schedule)
-        check(
-            str(self.entropy_schedule) in schedules,
-            "entropy_schedule",
-            f"one of {schedules}",
-            self.entropy_schedule,
-        )
-        check(self.target_kl is None or self.target_kl > 0, "target_kl", "> 0 or null", self.target_kl)
-        check(math.isfinite(self.bc_coef) and self.bc_coef >= 0, "bc_coef", ">= 0", self.bc_coef)
-        stages = [s.value for s in SocialStage]
-        check(
-            self.social_reward_stage is None or str(self.social_reward_stage) in stages,
-            "social_reward_stage",
-            f"one of {stages} or null",
-            self.social_reward_stage,
-        )
+        def positive_or_null(value: int | None) -> bool:
+            return value is None or value >= 1
+
+        rules = {
+            "lr": (self.lr > 0, "> 0"),
+            "clip_param": (0 <= self.clip_param <= 1, "in [0, 1]"),
+            "value_loss_coef": (self.value_loss_coef >= 0, ">= 0"),
+            "entropy_coef": (self.entropy_coef >= 0, ">= 0"),
+            "gamma": (0 <= self.gamma <= 1, "in [0, 1]"),
+            "gae_lambda": (0 <= self.gae_lambda <= 1, "in [0, 1]"),
+            "max_grad_norm": (self.max_grad_norm >= 0, ">= 0 (0 disables clipping)"),
+            "value_clip": (0 <= self.value_clip <= 1, "in [0, 1] (0 disables it)"),
+            "update_epochs": (1 <= self.update_epochs <= 64, "in [1, 64]"),
+            "minibatch_size": (self.minibatch_size >= 1, ">= 1"),
+            "num_minibatches": (positive_or_null(self.num_minibatches), ">= 1 or null"),
+            "data_mode": (str(self.data_mode) in modes, f"one of {modes}"),
+            "num_envs": (positive_or_null(self.num_envs), ">= 1 or null"),
+            "num_agents": (positive_or_null(self.num_agents), ">= 1 or null"),
+            "n_steps": (self.n_steps >= 1, ">= 1"),
+            "total_steps": (self.total_steps >= 1, ">= 1"),
+            "epochs": (self.epochs >= 1, ">= 1"),
+            "mix_ratio": (0 < self.mix_ratio < 1, "in (0, 1) (the replay share of each minibatch)"),
+            "lr_schedule": (str(self.lr_schedule) in schedules, f"one of {schedules}"),
+            "entropy_schedule": (str(self.entropy_schedule) in schedules, f"one of {schedules}"),
+            "target_kl": (self.target_kl is None or self.target_kl > 0, "> 0 or null"),
+            "bc_coef": (math.isfinite(self.bc_coef) and self.bc_coef >= 0, ">= 0"),
+            "social_reward_stage": (
+                self.social_reward_stage is None or str(self.social_reward_stage) in stages,
+                f"one of {stages} or null",
+            ),
+            "checkpoint_every": (self.checkpoint_every >= 1, ">= 1"),
+            "log_frequency": (positive_or_null(self.log_frequency), ">= 1 or null"),
+        }
+        check_ranges(self, PPOConfigError, rules)
         for entry in self.social_reward_schedule or []:
             stage, cycle = schedule_field(entry, "stage", ""), schedule_field(entry, "cycle", 0)
-            check(
-                str(stage) in stages and int(cycle) >= 0,
-                "social_reward_schedule",
-                f"a list of {{cycle >= 0, stage in {stages}}}",
-                entry,
-            )
-        check(self.checkpoint_every >= 1, "checkpoint_every", ">= 1", self.checkpoint_every)
-        check(
-            self.log_frequency is None or self.log_frequency >= 1,
-            "log_frequency",
-            ">= 1 or null",
-            self.log_frequency,
-        )
+            if not (str(stage) in stages and int(cycle) >= 0):
+                rule = f"a list of {{cycle >= 0, stage in {stages}}}"
+                raise PPOConfigError(f"strategy.social_reward_schedule must be {rule}, got {entry!r}")
         # Strings from Python callers become the enums the annotations promise.
         self.data_mode = DataMode(self.data_mode)
         self.lr_schedule = LRSchedule(self.lr_schedule)

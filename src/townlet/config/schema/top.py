@@ -1,9 +1,4 @@
-"""The primary config schema (``conf/train.yaml`` is validated against it).
-
-Single-schema groups (world, dataset, model, device, logger, paths) are typed fields here, so their
-yaml options merge into a typed node; ``strategy`` differs per option, so each strategy yaml pulls
-its own schema through its defaults list (``/schema/strategy/<name>@_here_``).
-"""
+"""The primary config schema: ``conf/train.yaml`` is validated against ``TrainConfig``."""
 
 from __future__ import annotations
 
@@ -40,6 +35,21 @@ class ServicesConfig:
 
 
 @dataclass
+class StopConfig:
+    """Ends training before its step/epoch budget. Checked where a loop can stop cleanly (after an
+    iteration's or epoch's checkpoint), so the run still evaluates its policy and ends ``completed``,
+    with the reason in ``result.json`` and ``run.json`` (``stop_reason``)."""
+
+    max_wall_sec: float | None = None  # training time, counted from the strategy's start (all stages)
+    # a periodic evaluation's mean return (evaluation.every) at or above this; BC has none, so BC ignores it
+    target_return: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_wall_sec is not None and self.max_wall_sec <= 0:
+            raise ValueError(f"stop.max_wall_sec must be > 0 or null, got {self.max_wall_sec}")
+
+
+@dataclass
 class TrainConfig:
     """Top-level keys of a training job."""
 
@@ -58,4 +68,5 @@ class TrainConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    stop: StopConfig = field(default_factory=StopConfig)
     services: ServicesConfig = field(default_factory=ServicesConfig)

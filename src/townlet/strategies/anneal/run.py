@@ -69,6 +69,8 @@ def run_anneal(strategy: AnnealSettings, context: TrainingContext) -> AnnealSumm
     for index, stage in enumerate(schedule):
         if not _run_stage(strategy, context, progress, index, stage, label, stored):
             break  # a BC stage below the accuracy threshold ends the schedule
+        if context.stop.reason is not None:
+            break  # a stage ended on the run's stop settings: so does the schedule
 
     status = anneal_status(progress.results)
     chosen = final_stage(progress, context.log)

@@ -126,6 +126,8 @@ class BCStrategy(BCStrategyConfig, StrategyBase):
                     )
                 context.metrics.log(epoch_record(stats, progress.best, self.lr, value_coef))
                 interrupt.check(lambda: None)  # last.pt of this epoch is already written
+                if context.stop.reached({}):  # the wall-clock limit (BC has no periodic evaluation)
+                    break
                 if self.early_stopping_patience and progress.stale >= self.early_stopping_patience:
                     early_stopped = True
                     log.info("bc: early stop after epoch %d (val stalled %d epochs)", epoch, progress.stale)

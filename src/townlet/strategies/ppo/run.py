@@ -103,7 +103,10 @@ class PPORun:
         with interrupt.safe_points():  # a signal stops the run after the checkpoint of an iteration
             for it in range(self.state.iteration + 1, self.iterations + 1):
                 last_record = self.iteration(it)
-                self.checkpoint(it, final=(it == self.iterations))
+                stop = self.ctx.stop.reached(last_record)
+                self.checkpoint(it, final=(it == self.iterations or stop))
+                if stop:
+                    break
                 interrupt.check(partial(self.checkpoint, it, final=True))
         # a finished run resumed returns its result again, built from its last line
         last_record = last_record or dict(self.state.last or self.state.best.summary) or None
@@ -185,10 +188,10 @@ class PPORun:
 
         st.advance(it, summary, seen, self.normalisers.state())
         record = iteration_record(s, st, it, schedule, summary, seen, timing)
-        if st.offer_best(it, record, seen.env):
-            record["is_best"] = True
         ctx, net, spec = self.ctx, self.net, self.spec
         record.update(periodic_evaluation(ctx, net, spec, self.device, iteration=it, greedy=s.eval_greedy))
+        if st.offer_best(it, record, seen.env):
+            record["is_best"] = True
         self.ctx.metrics.log(record)
         st.last = record
         return record

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from townlet.dto.metrics import EVAL_RETURN_KEY
+
 if TYPE_CHECKING:
     import logging
 
@@ -20,7 +22,7 @@ __all__ = ["Best", "RunState", "resume", "save_checkpoints", "warm_start_from"]
 
 @dataclass
 class Best:
-    """The best iteration so far, by ``reward_per_step_mean`` (rollout) or lowest ``loss_total`` (replay)."""
+    """The best iteration so far (:meth:`RunState.offer_best` says by what)."""
 
     iteration: int = 0
     score: float = -math.inf
@@ -96,12 +98,22 @@ class RunState:
     def offer_best(self, iteration: int, record: dict[str, Any], env: dict[str, Any]) -> bool:
         """Keep ``record`` as the best if it beats the best so far; True if it did.
 
-        Rollout iterations are scored by the reward they collected; replay iterations, which collect
-        nothing, by their negated total loss.
+        An iteration with a periodic evaluation beats every one without, and evaluated ones compete by
+        their evaluated mean return: ``best.pt`` is the best *evaluated* policy once there is one.
+        Before that (or without ``evaluation.every``), rollout iterations are scored by the reward they
+        collected; replay iterations, which collect nothing, by their negated total loss.
         """
-        score = env.get("reward_per_step_mean") if env else None
-        score = float(score) if score is not None else -float(record["loss_total"])
-        if score > self.best.score:
+        evaluated = record.get(EVAL_RETURN_KEY)
+        if evaluated is not None:
+            score = float(evaluated)
+            better = EVAL_RETURN_KEY not in self.best.summary or score > self.best.score
+        elif EVAL_RETURN_KEY in self.best.summary:
+            return False
+        else:
+            found = env.get("reward_per_step_mean") if env else None
+            score = float(found) if found is not None else -float(record["loss_total"])
+            better = score > self.best.score
+        if better:
             self.best = Best(iteration, score, dict(record))
             return True
         return False

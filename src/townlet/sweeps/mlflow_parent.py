@@ -1,0 +1,80 @@
+"""``logger=mlflow`` in a multirun: the sweep is one MLflow parent run, the jobs' runs its children.
+
+Hydra calls ``on_multirun_start`` in the process that launches the jobs, before the first one, and
+``on_multirun_end`` in a ``finally`` once the sweep is over, failed or not. The parent run is made
+and ended there; each job's :class:`~townlet.runs.mlflow_log.MlflowSink` finds it by its tags and
+names it as its ``mlflow.parentRunId``, since the jobs may run in other processes (joblib, submitit).
+The callback holds only text (the store's URI, the run id): launchers pickle it for their workers.
+
+MLflow is a view of the sweep: a store that cannot be used is one warning and the sweep goes on (its
+jobs then log without a parent, or not at all, as their own logger decides).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class MlflowSweepCallback(Callback):
+    """Creates the sweep's parent run when the composed config selects ``logger.mlflow``, and ends it
+    ``FINISHED`` (``FAILED`` when the sweep raised, ``KILLED`` when interrupted) with the children's
+    best ``objective`` as ``best_objective``."""
+
+    def __init__(self) -> None:
+        self.tracking_uri: str | None = None
+        self.run_id: str | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if OmegaConf.select(config, "logger.mlflow") is None:
+            return
+        from townlet.runs.mlflow_log import start_sweep_run
+        from townlet.runs.sinks import RunInfo, error_line
+
+        try:
+            node = config.logger.mlflow
+            sweep_dir = Path(str(config.hydra.sweep.dir))
+            tags = OmegaConf.select(config, "tags")
+            sweep = RunInfo(
+                path=sweep_dir,
+                config={"tags": OmegaConf.to_container(tags, resolve=True) if tags is not None else []},
+                run_name=str(config.run_name),
+                output_root=Path(str(config.paths.output_root)),
+                sweep_dir=sweep_dir,
+                overrides=tuple(str(o) for o in config.hydra.overrides.task),
+                source=sys.argv[0] or None,  # as a job's run.json records its command
+            )
+            uri = str(node.tracking_uri)
+            self.run_id = start_sweep_run(
+                sweep, uri, node.experiment, int(node.request_timeout_sec), int(node.request_max_retries)
+            )
+            self.tracking_uri = uri
+        except Exception as exc:
+            log.warning(
+                "logger mlflow: could not start the sweep's parent run (%s); the sweep goes on",
+                error_line(exc),
+            )
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.run_id is None or self.tracking_uri is None:
+            return
+        from townlet.runs.mlflow_log import end_sweep_run
+        from townlet.runs.sinks import error_line
+
+        error = sys.exc_info()[1]  # Hydra calls this from a ``finally``: the sweep's own error, if any
+        status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED" if error else "FINISHED"
+        mode = str(OmegaConf.select(config, "objective_mode", default="max"))
+        run_id, self.run_id = self.run_id, None
+        try:
+            end_sweep_run(self.tracking_uri, run_id, status, error, mode)
+        except Exception as exc:
+            log.warning(
+                "logger mlflow: could not end the sweep's parent run %s (%s)", run_id, error_line(exc)
+            )
