@@ -169,7 +169,7 @@ def build_report(path: str | Path) -> dict[str, Any]:
         return run_report(root)
     is_sweep = (root / "multirun.yaml").is_file() or (root / "sweep_summary.json").is_file()
     if is_sweep and discover_job_dirs(root):
-        from townlet.sweeps.text import sweep_report
+        from townlet.sweeps.render import sweep_report
 
         return sweep_report(root)
     what = "no job sub-directories" if is_sweep else "no run.json, result.json or multirun.yaml"
@@ -287,7 +287,7 @@ def _run_paths(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
 def format_report(report: dict[str, Any]) -> str:
     """The text ``townlet-report`` prints for :func:`build_report`'s data."""
     if report["kind"] == "sweep":
-        from townlet.sweeps.text import render_text
+        from townlet.sweeps.render import render_text
 
         return render_text(report)
     return "\n".join(_run_text(report)) + "\n"
