@@ -25,15 +25,6 @@ from typing import Any
 
 import numpy as np
 
-__all__ = [
-    "ReturnScaler",
-    "ReturnsToGoParts",
-    "RunningMoments",
-    "cut_bootstrap_values",
-    "returns_to_go",
-    "returns_to_go_parts",
-]
-
 
 @dataclass(frozen=True)
 class ReturnsToGoParts:
@@ -48,11 +39,6 @@ class ReturnsToGoParts:
     discount: np.ndarray  # float64 [T, N]
     cut_row: np.ndarray  # int64 [T, N]
     is_cut: np.ndarray  # bool [T, N]
-
-    def returns(self, after_cut: np.ndarray) -> np.ndarray:
-        """Returns [T, N] given ``after_cut`` [T, N] (only its cut rows are read)."""
-        boot = np.take_along_axis(np.asarray(after_cut, np.float64), self.cut_row, axis=0)
-        return self.base + self.discount * boot
 
 
 def returns_to_go_parts(
@@ -104,22 +90,6 @@ def cut_bootstrap_values(
         out[-1] = np.asarray(bootstrap_values, np.float64)
     fv = np.asarray(final_values, np.float64)
     return np.where(trunc, fv, out)
-
-
-def returns_to_go(
-    rewards: np.ndarray,
-    terminated: np.ndarray,
-    truncated: np.ndarray,
-    gamma: float,
-    final_values: np.ndarray | None = None,
-    bootstrap_values: np.ndarray | None = None,
-) -> np.ndarray:
-    """Discounted returns-to-go [T, N] bootstrapped from recorded values (0 where none are given)."""
-    parts = returns_to_go_parts(rewards, terminated, truncated, gamma)
-    shape = parts.base.shape
-    fv = np.zeros(shape) if final_values is None else final_values
-    bv = np.zeros(shape[1]) if bootstrap_values is None else bootstrap_values
-    return parts.returns(cut_bootstrap_values(truncated, fv, bv))
 
 
 class RunningMoments:

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from townlet.torch_guard import TorchNotAvailableError, require_torch
+from townlet.torch_guard import require_torch
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from townlet.strategies.context import TrainingContext
-
-__all__ = ["Strategy", "StrategyBase", "TorchNotAvailableError", "dataset_label", "evaluate_trained"]
 
 
 @runtime_checkable

@@ -19,26 +19,37 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from townlet.promotion.rules import anneal_status, status_reasons
-from townlet.strategies.anneal.judge import bc_result, log_guardrails, merge, ppo_result
-from townlet.strategies.anneal.persist import (
+from townlet.strategies.anneal.outcome import (
+    STAGE_FILE,
+    Outcome,
+    Passing,
+    Progress,
     baseline_key,
-    baseline_store,
     default_dataset_label,
+    final_evaluation,
+    final_stage,
+    install_final_checkpoint,
     load_baselines,
     record_promotion,
+    report,
     state_dir_of,
     store_baselines,
 )
-from townlet.strategies.anneal.progress import STAGE_FILE, Passing, Progress
-from townlet.strategies.anneal.rollback import final_evaluation, final_stage, install_final_checkpoint
 from townlet.strategies.anneal.settings import AnnealSettings
-from townlet.strategies.anneal.stages import stage_context, tag_ppo_result, with_teacher_mix
-from townlet.strategies.anneal.summary import Outcome, log_outcome, summarize, write_results
+from townlet.strategies.anneal.stages import (
+    bc_result,
+    log_guardrails,
+    merge,
+    ppo_result,
+    stage_context,
+    tag_ppo_result,
+    with_teacher_mix,
+)
 
 if TYPE_CHECKING:
     from townlet.dto import AnnealSummaryDTO
     from townlet.promotion.rules import GuardrailMetrics
-    from townlet.strategies.anneal.schedule import Stage
+    from townlet.strategies.anneal.settings import Stage
     from townlet.strategies.context import TrainingContext
 
 
@@ -56,7 +67,11 @@ def run_anneal(strategy: AnnealSettings, context: TrainingContext) -> AnnealSumm
     schedule = strategy.stages
     label = strategy.dataset_label or default_dataset_label(context)
     state_dir = state_dir_of(context)
-    store = baseline_store(state_dir)
+    store = None
+    if state_dir is not None:
+        from townlet.promotion.baselines import BaselineStore
+
+        store = BaselineStore(state_dir)
     stored = load_baselines(store, label, schedule)
     context.log.info(
         "anneal: %d stages, label=%s, stored baselines for cycles %s",
@@ -97,10 +112,7 @@ def run_anneal(strategy: AnnealSettings, context: TrainingContext) -> AnnealSumm
         promotion=snapshot,
         state_dir=state_dir,
     )
-    summary = summarize(context, outcome, time.perf_counter() - started)
-    write_results(context, outcome)
-    log_outcome(context, outcome, summary)
-    return summary
+    return report(context, outcome, time.perf_counter() - started)
 
 
 def _run_stage(

@@ -21,10 +21,21 @@ from townlet.config.plan import RunPlan
 from townlet.config.schema.strategy_bc import BCStrategyConfig
 from townlet.runs import interrupt
 from townlet.strategies.base import StrategyBase, dataset_label, evaluate_trained
-from townlet.strategies.bc.data import map_channel_max, resolve_replay, split_replay, stage_splits
-from townlet.strategies.bc.metrics import epoch_record, evaluate_tensors, per_action_accuracy
-from townlet.strategies.bc.progress import EpochStats, Progress
-from townlet.strategies.bc.train import epoch_generator, train_epoch
+from townlet.strategies.bc.data import (
+    epoch_generator,
+    map_channel_max,
+    resolve_replay,
+    split_replay,
+    stage_splits,
+    train_epoch,
+)
+from townlet.strategies.bc.progress import (
+    EpochStats,
+    Progress,
+    epoch_record,
+    evaluate_tensors,
+    per_action_accuracy,
+)
 from townlet.strategies.bc.value import current_returns, evaluate_values, init_value_bias, warmup_targets
 
 if TYPE_CHECKING:

@@ -16,9 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from townlet.config.plan import RunPlan, ppo_plan
 from townlet.config.schema.strategy_ppo import DataMode, PPOConfigError, PPOStrategyConfig
 from townlet.strategies.base import StrategyBase
-from townlet.strategies.ppo.records import COUNTERS, TELEMETRY_VERSION, event_counters
-from townlet.strategies.ppo.run import PPORun, scheduled_value, social_stage_for
-from townlet.world.spec import EVENT_COUNTERS
+from townlet.strategies.ppo.run import PPORun
 
 if TYPE_CHECKING:
     from townlet.algorithms.update import PPOHyperParams
@@ -104,14 +102,4 @@ class PPOStrategy(PPOStrategyConfig, StrategyBase):
         )
 
 
-__all__ = [
-    "COUNTERS",
-    "EVENT_COUNTERS",
-    "TELEMETRY_VERSION",
-    "PPOConfigError",
-    "PPORun",
-    "PPOStrategy",
-    "event_counters",
-    "scheduled_value",
-    "social_stage_for",
-]
+__all__ = ["PPOConfigError", "PPORun", "PPOStrategy"]

@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from townlet.dto import PPOTrainingResultDTO
     from townlet.strategies.context import TrainingContext
 
-__all__ = ["PPORun", "scheduled_value", "social_stage_for"]
-
 
 def scheduled_value(base: float, schedule: str, iteration: int, iterations: int) -> float:
     """Constant, or linear decay from ``base`` at iteration 1 to ``base / iterations`` at the last;

@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from townlet.strategies.ppo.normalisers import Normalisers
     from townlet.strategies.ppo.state import RunState
 
-__all__ = ["ActingPolicy", "BatchMaker", "DataSource", "ReplaySource", "RolloutSource", "pick_source"]
-
 
 class ActingPolicy:
     """The torch policy plus ``value(obs)``, so the shared collect loop records V(final obs) at

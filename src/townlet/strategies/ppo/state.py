@@ -15,8 +15,6 @@ if TYPE_CHECKING:
 
     from townlet.strategies.context import TrainingContext
 
-__all__ = ["Best", "RunState", "resume", "save_checkpoints", "warm_start_from"]
-
 
 @dataclass
 class Best:
