@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Literal
 
 from townlet.config.instantiate import ConfigError, resolve_target
 
@@ -28,8 +28,6 @@ DEFAULT_SERVICES: dict[str, str] = {
     "promotion": "townlet.promotion.state.PromotionService",
 }
 
-_T = TypeVar("_T")
-
 
 @dataclass
 class TrainingServices:
@@ -39,15 +37,6 @@ class TrainingServices:
     replay: ReplayDatasetService | None = None
     evaluation: EvaluationService | None = None
     promotion: PromotionService | None = None
-
-    @overload
-    def require(self, name: Literal["rollout"]) -> RolloutCaptureService: ...
-    @overload
-    def require(self, name: Literal["replay"]) -> ReplayDatasetService: ...
-    @overload
-    def require(self, name: Literal["evaluation"]) -> EvaluationService: ...
-    @overload
-    def require(self, name: Literal["promotion"]) -> PromotionService: ...
 
     def require(self, name: ServiceName) -> Any:
         """Return a service or fail with a message naming the missing piece."""
@@ -70,18 +59,14 @@ def check_service_names(implementations: Mapping[str, str]) -> None:
         )
 
 
-def _service_class(name: ServiceName, default: type[_T], implementations: Mapping[str, str]) -> type[_T]:
-    """``default``, or the class ``services.implementations.<name>`` names (through the allow-list,
-    which imports nothing outside it). A replacement is constructed exactly like the default it
-    replaces (same constructor arguments)."""
-    dotted = implementations.get(name)
-    if not dotted:
-        return default
+def _service_class(name: str, implementations: Mapping[str, str]) -> Any:
+    """The default class, or the one ``services.implementations.<name>`` names (through the allow-list,
+    which imports nothing outside it), constructed exactly like the default it replaces."""
     key = f"services.implementations.{name}"
-    cls = resolve_target(dotted, key)
+    cls = resolve_target(implementations.get(name) or DEFAULT_SERVICES[name], key)
     if not isinstance(cls, type):
-        raise ConfigError(f"{key}={dotted!r} names a {type(cls).__name__}, not a class")
-    return cast("type[_T]", cls)
+        raise ConfigError(f"{key}={implementations[name]!r} names a {type(cls).__name__}, not a class")
+    return cls
 
 
 def build_default_services(
@@ -94,20 +79,12 @@ def build_default_services(
     ``implementations`` swaps a class: ``services.implementations.replay=my.pkg.Replay`` (a dotted
     name the target allow-list accepts, constructed with the same arguments as the default).
     """
-    from townlet.promotion.state import PromotionService
-    from townlet.rollout.collect import RolloutCaptureService
-    from townlet.rollout.datasets import ReplayDatasetService
-    from townlet.rollout.evaluation import EvaluationService
-
     swaps = dict(implementations or {})
     check_service_names(swaps)
-    rollout_cls = _service_class("rollout", RolloutCaptureService, swaps)
-    replay_cls = _service_class("replay", ReplayDatasetService, swaps)
-    evaluation_cls = _service_class("evaluation", EvaluationService, swaps)
-    promotion_cls = _service_class("promotion", PromotionService, swaps)
+    cls = {name: _service_class(name, swaps) for name in DEFAULT_SERVICES}
     return TrainingServices(
-        rollout=rollout_cls(),
-        replay=replay_cls(data_dir),
-        evaluation=evaluation_cls(),
-        promotion=promotion_cls(state_dir) if state_dir is not None else None,
+        rollout=cls["rollout"](),
+        replay=cls["replay"](data_dir),
+        evaluation=cls["evaluation"](),
+        promotion=cls["promotion"](state_dir) if state_dir is not None else None,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,8 +24,7 @@ if TYPE_CHECKING:
     from townlet.algorithms.gae import PreparedBatch
     from townlet.algorithms.update import Source
     from townlet.strategies.context import TrainingContext
-    from townlet.strategies.ppo.normalisers import Normalisers
-    from townlet.strategies.ppo.state import RunState
+    from townlet.strategies.ppo.state import Normalisers, RunState
 
 
 class ActingPolicy:
@@ -208,16 +207,9 @@ class MixedSource:
         return streams, replace(seen, batch=batch_diagnostics([own, other]))
 
 
-class DataSource(Protocol):
-    """What ``PPORun`` asks of its source: data to scale a fresh network's inputs by, and each
-    iteration's update streams."""
-
-    def first(self) -> ReplayData: ...
-
-    def prepare(self, it: int, net: Any, world_cfg: Any) -> tuple[list[Source], Seen]: ...
-
-
-def pick_source(rollout: RolloutSource | None, replay: ReplaySource | None, mix_ratio: float) -> DataSource:
+def pick_source(
+    rollout: RolloutSource | None, replay: ReplaySource | None, mix_ratio: float
+) -> RolloutSource | ReplaySource | MixedSource:
     """The run's one source: both blended in mixed mode, else whichever the mode opened."""
     if rollout is not None and replay is not None:
         return MixedSource(rollout, replay, mix_ratio)
