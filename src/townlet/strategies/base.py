@@ -37,9 +37,6 @@ class StrategyBase:
         if self.requires_torch:
             require_torch(f"the '{self.name}' strategy")
 
-    def run(self, context: TrainingContext) -> BaseModel:  # pragma: no cover - abstract
-        raise NotImplementedError
-
 
 def dataset_label(context: TrainingContext, data: Any, default: str) -> str:
     """Human label of a replay dataset: its manifest/path/label/name, else the configured dataset's name."""

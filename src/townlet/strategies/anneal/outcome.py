@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from townlet.promotion.rules import AnnealStatus, GuardrailMetrics
+from townlet.promotion.rules import AnnealStatus, GuardrailMetrics, status_reasons
 from townlet.runs.atomic import atomic_write_json
 from townlet.strategies.anneal.settings import as_data
 
@@ -39,13 +39,6 @@ class Passing:
     mean_return: float | None
     checkpoint: str | None
     evaluation: Any
-
-
-def improves(value: float | None, best: Passing | None) -> bool:
-    """At least as good as the best so far (ties go to the later, longer-trained stage)."""
-    if value is None:
-        return best is None
-    return best is None or best.mean_return is None or value >= best.mean_return
 
 
 @dataclass
@@ -74,7 +67,12 @@ class Progress:
         self.checkpoint = getattr(dto, "checkpoint", None) or self.checkpoint
         self.evaluation = getattr(dto, "evaluation", None) or self.evaluation
         self.last_passing = Passing(index, result.mean_return, self.checkpoint, self.evaluation)
-        if not result.anneal_return_flag and improves(result.mean_return, self.best):
+        value, best = result.mean_return, self.best
+        # at least as good as the best so far (ties go to the later, longer-trained stage)
+        improves = best is None or (
+            value is not None and (best.mean_return is None or value >= best.mean_return)
+        )
+        if not result.anneal_return_flag and improves:
             self.best = self.last_passing
 
 
@@ -208,42 +206,37 @@ def record_promotion(
     )
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """The run's verdict and what it ends with."""
-
-    status: AnnealStatus
-    reasons: list[str]
-    label: str
-    stages: list[AnnealStageResultDTO]
-    final_stage_index: int | None  # None: the run ends with the policy it started from
-    final_checkpoint: Path | None
-    evaluation: Any
-    baselines: dict[str, dict[str, float]]  # this run's PPO-stage metrics, by baseline key
-    stored_baselines: dict[str, dict[str, float]]  # what the stages were compared with
-    promotion: dict[str, Any] | None  # the promotion state after this run, when recorded
-    state_dir: Path | None
-
-
-def report(context: TrainingContext, outcome: Outcome, duration_sec: float) -> AnnealSummaryDTO:
+def report(
+    context: TrainingContext,
+    progress: Progress,
+    chosen: Passing,
+    stored: dict[int, GuardrailMetrics],
+    *,
+    status: AnnealStatus,
+    label: str,
+    final: Path | None,
+    promotion: dict[str, Any] | None,
+    state_dir: Path | None,
+    duration_sec: float,
+) -> AnnealSummaryDTO:
     """The summary DTO; also writes ``anneal_results.json`` (the stages without their nested BC/PPO
     results, plus what the verdict was judged against and where the run's state lives) and logs the
-    closing record and lines."""
+    closing record and lines. ``promotion`` is the promotion state after this run, when recorded."""
     from townlet.dto import AnnealSummaryDTO
 
-    final, state_dir, snapshot = outcome.final_checkpoint, outcome.state_dir, outcome.promotion or {}
-    status, reasons = outcome.status, outcome.reasons
+    snapshot, reasons = promotion or {}, status_reasons(progress.results)
+    baselines = {baseline_key(label, c): m.as_dict() for c, m in progress.observed.items()}
     summary = AnnealSummaryDTO(
         duration_sec=duration_sec,
         seed=context.seed,
         device=getattr(context, "device_str", None),
         checkpoint=None if final is None else str(final),
         init_from=None if context.init_from is None else str(context.init_from),
-        evaluation=outcome.evaluation,
-        stages=outcome.stages,
+        evaluation=final_evaluation(progress, chosen, status),
+        stages=progress.results,
         status=status.value,
-        dataset_label=outcome.label,
-        baselines=outcome.baselines,
+        dataset_label=label,
+        baselines=baselines,
         promotion_pass_streak=snapshot.get("pass_streak"),
         promotion_candidate_ready=snapshot.get("candidate_ready"),
         promotion_state=snapshot.get("state"),
@@ -253,13 +246,13 @@ def report(context: TrainingContext, outcome: Outcome, duration_sec: float) -> A
         {
             "status": status.value,
             "reasons": reasons,
-            "dataset_label": outcome.label,
-            "stages": [r.model_dump(mode="json", exclude={"bc", "ppo"}) for r in outcome.stages],
-            "baselines": outcome.baselines,
-            "stored_baselines": outcome.stored_baselines,
-            "promotion": outcome.promotion,
+            "dataset_label": label,
+            "stages": [r.model_dump(mode="json", exclude={"bc", "ppo"}) for r in progress.results],
+            "baselines": baselines,
+            "stored_baselines": {baseline_key(label, c): m.as_dict() for c, m in stored.items()},
+            "promotion": promotion,
             "final_checkpoint": None if final is None else str(final),
-            "final_stage_index": outcome.final_stage_index,
+            "final_stage_index": None if chosen.index < 0 else chosen.index,
             "state_dir": None if state_dir is None else str(state_dir),
             "run_dir": str(context.run_dir.path),
         },
@@ -269,14 +262,14 @@ def report(context: TrainingContext, outcome: Outcome, duration_sec: float) -> A
             "strategy": "anneal",
             "anneal_status": status.value,
             "anneal_reasons": reasons,
-            "anneal_dataset": outcome.label,
+            "anneal_dataset": label,
             "promotion_pass_streak": summary.promotion_pass_streak,
             "promotion_candidate_ready": summary.promotion_candidate_ready,
         },
         force=True,
     )
     context.log.info("anneal: status %s%s", status.value, f" ({', '.join(reasons)})" if reasons else "")
-    if outcome.promotion is not None:
+    if promotion is not None:
         context.log.info(
             "promotion: state=%s pass_streak=%d/%d candidate_ready=%s",
             snapshot["state"],

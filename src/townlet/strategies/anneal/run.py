@@ -18,15 +18,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from townlet.promotion.rules import anneal_status, status_reasons
+from townlet.promotion.rules import anneal_status
 from townlet.strategies.anneal.outcome import (
-    STAGE_FILE,
-    Outcome,
     Passing,
     Progress,
-    baseline_key,
     default_dataset_label,
-    final_evaluation,
     final_stage,
     install_final_checkpoint,
     load_baselines,
@@ -38,11 +34,8 @@ from townlet.strategies.anneal.outcome import (
 from townlet.strategies.anneal.settings import AnnealSettings
 from townlet.strategies.anneal.stages import (
     bc_result,
-    log_guardrails,
-    merge,
-    ppo_result,
+    judge_ppo,
     stage_context,
-    tag_ppo_result,
     with_teacher_mix,
 )
 
@@ -88,7 +81,6 @@ def run_anneal(strategy: AnnealSettings, context: TrainingContext) -> AnnealSumm
     status = anneal_status(progress.results)
     chosen = final_stage(progress, context.log)
     final = install_final_checkpoint(context, chosen.checkpoint)
-    evaluation = final_evaluation(progress, chosen, status)
     store_baselines(
         store,
         context,
@@ -99,20 +91,18 @@ def run_anneal(strategy: AnnealSettings, context: TrainingContext) -> AnnealSumm
         status=status,
     )
     snapshot = record_promotion(strategy, context, state_dir, status, final, label)
-    outcome = Outcome(
+    return report(
+        context,
+        progress,
+        chosen,
+        stored,
         status=status,
-        reasons=status_reasons(progress.results),
         label=label,
-        stages=progress.results,
-        final_stage_index=None if chosen.index < 0 else chosen.index,
-        final_checkpoint=final,
-        evaluation=evaluation,
-        baselines={baseline_key(label, c): m.as_dict() for c, m in progress.observed.items()},
-        stored_baselines={baseline_key(label, c): m.as_dict() for c, m in stored.items()},
+        final=final,
         promotion=snapshot,
         state_dir=state_dir,
+        duration_sec=time.perf_counter() - started,
     )
-    return report(context, outcome, time.perf_counter() - started)
 
 
 def _run_stage(
@@ -164,13 +154,7 @@ def _run_stage(
             )
             return False
     else:
-        reference = None if progress.best is None else progress.best.mean_return
-        dto = tag_ppo_result(dto, stage, label, progress, baseline, threshold=strategy.accuracy_threshold)
-        result, current = ppo_result(stage, dto, baseline, reference, strategy.guardrails)
-        if not (child.resume and (child.run_dir.path / STAGE_FILE).is_file()):  # not logged before a stop
-            log_guardrails(child, stage, result, baseline)
-        progress.observed[stage.cycle] = current
-        progress.previous = merge(progress.previous, current)
+        result, dto = judge_ppo(child, stage, dto, label, progress, baseline, strategy)
     progress.record(result, child)
     progress.advance(index, result, dto)
     return True

@@ -1,27 +1,23 @@
-"""Running one stage: its context and strategy, and judging it: the BC accuracy gate, and the PPO
-guardrails against their baselines."""
+"""Running one stage (its context and rollout service) and judging it: the BC accuracy gate, and the
+PPO guardrails against their baselines."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import is_dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from townlet.dto.metrics import STAGE_INDEX_KEY, STAGE_KEY
-from townlet.promotion.rules import (
-    GuardrailMetrics,
-    GuardrailTolerances,
-    evaluate_flags,
-    return_flag,
-)
+from townlet.promotion.rules import GuardrailMetrics, evaluate_flags, return_flag
+from townlet.strategies.anneal.outcome import STAGE_FILE
 from townlet.strategies.ppo.records import is_number
 
 if TYPE_CHECKING:
     from townlet.dto import AnnealStageResultDTO, PPOTrainingResultDTO
     from townlet.rollout.collect import RolloutCaptureService
     from townlet.strategies.anneal.outcome import Progress
-    from townlet.strategies.anneal.settings import Stage
+    from townlet.strategies.anneal.settings import AnnealSettings, Stage
     from townlet.strategies.context import TrainingContext
 
 STAGES_DIR = "stages"
@@ -40,34 +36,6 @@ class TaggedMetrics:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
-
-
-def tag_ppo_result(
-    dto: PPOTrainingResultDTO,
-    stage: Stage,
-    label: str,
-    progress: Progress,
-    baseline: GuardrailMetrics | None,
-    *,
-    threshold: float,
-) -> PPOTrainingResultDTO:
-    """The PPO stage's result with its ``anneal_*`` fields: the stage's identity and the baselines its
-    guardrails are judged against (the numeric ones also in ``best``, the best iteration's figures).
-    The anneal fills them in, so PPO needs no notion of a stage."""
-    b = baseline or GuardrailMetrics()
-    fields: dict[str, Any] = {
-        "anneal_cycle": float(stage.cycle),
-        "anneal_stage": stage.mode,
-        "anneal_dataset": label,
-        "anneal_bc_accuracy": progress.bc_accuracy,
-        "anneal_bc_threshold": threshold,
-        "anneal_bc_passed": progress.bc_passed,
-        "anneal_loss_baseline": b.loss_total,
-        "anneal_queue_baseline": b.queue_conflict_events,
-        "anneal_intensity_baseline": b.queue_conflict_intensity_sum,
-    }
-    numbers = {k: float(v) for k, v in fields.items() if is_number(v)}
-    return dto.model_copy(update={**fields, "best": {**dto.best, **numbers}})
 
 
 def stage_context(
@@ -91,14 +59,13 @@ def stage_context(
     from townlet.runs.rundir import RunDir
 
     evaluation = context.evaluation
-    if is_dataclass(evaluation) and not isinstance(evaluation, type):
-        evaluation = replace(
-            evaluation,
-            enabled=bool(evaluation.enabled) and (evaluate or is_last),
-            seed_offset=int(evaluation.seed_offset) - 1000 * index,
-            baselines=bool(evaluation.baselines) and is_last,
-            episodes=episodes or int(evaluation.episodes),
-        )
+    evaluation = replace(
+        evaluation,
+        enabled=bool(evaluation.enabled) and (evaluate or is_last),
+        seed_offset=int(evaluation.seed_offset) - 1000 * index,
+        baselines=bool(evaluation.baselines) and is_last,
+        episodes=episodes or int(evaluation.episodes),
+    )
     tags = {STAGE_INDEX_KEY: index, STAGE_KEY: stage.mode, "anneal_cycle": stage.cycle}
     return replace(
         context,
@@ -165,17 +132,37 @@ def bc_result(stage: Stage, dto: Any, threshold: float) -> tuple[AnnealStageResu
     return result, passed
 
 
-def ppo_result(
+def judge_ppo(
+    child: TrainingContext,
     stage: Stage,
-    dto: Any,
+    dto: PPOTrainingResultDTO,
+    label: str,
+    progress: Progress,
     baseline: GuardrailMetrics | None,
-    return_reference: float | None,
-    tolerances: GuardrailTolerances,
-) -> tuple[AnnealStageResultDTO, GuardrailMetrics]:
-    """The stage's guardrail flags from the shared rules (whatever PPO itself logged per iteration),
-    and its metrics, which later stages and runs compare with."""
+    strategy: AnnealSettings,
+) -> tuple[AnnealStageResultDTO, PPOTrainingResultDTO]:
+    """The stage's verdict and its PPO result with the ``anneal_*`` fields filled in (the stage's identity
+    and the baselines its guardrails are judged against, the numeric ones also in ``best``), so PPO
+    needs no notion of a stage. The flags come from the shared rules; one metrics record per stage
+    carries the baselines and flags (not again for a stage judged before a stop); the stage's metrics
+    become what later stages and runs compare with."""
     from townlet.dto import AnnealStageResultDTO
 
+    b = baseline or GuardrailMetrics()
+    reference = None if progress.best is None else progress.best.mean_return
+    tags: dict[str, Any] = {
+        "anneal_cycle": float(stage.cycle),
+        "anneal_stage": stage.mode,
+        "anneal_dataset": label,
+        "anneal_bc_accuracy": progress.bc_accuracy,
+        "anneal_bc_threshold": strategy.accuracy_threshold,
+        "anneal_bc_passed": progress.bc_passed,
+        "anneal_loss_baseline": b.loss_total,
+        "anneal_queue_baseline": b.queue_conflict_events,
+        "anneal_intensity_baseline": b.queue_conflict_intensity_sum,
+    }
+    numbers = {k: float(v) for k, v in tags.items() if is_number(v)}
+    dto = dto.model_copy(update={**tags, "best": {**dto.best, **numbers}})
     current = GuardrailMetrics.from_mapping(
         {
             "loss_total": dto.loss_total,
@@ -183,7 +170,7 @@ def ppo_result(
             "queue_conflict_intensity_sum": dto.queue_conflict_intensity_sum,
         }
     )
-    flags = evaluate_flags(current, baseline, tolerances)
+    flags = evaluate_flags(current, baseline, strategy.guardrails)
     value = mean_return(dto)
     result = AnnealStageResultDTO(
         duration_sec=dto.duration_sec,
@@ -200,37 +187,29 @@ def ppo_result(
         anneal_queue_flag=flags.queue,
         anneal_intensity_flag=flags.intensity,
         mean_return=value,
-        return_baseline=return_reference,
-        anneal_return_flag=return_flag(value, return_reference, tolerances),
+        return_baseline=reference,
+        anneal_return_flag=return_flag(value, reference, strategy.guardrails),
         ppo=dto,
     )
-    return result, current
-
-
-def log_guardrails(
-    child: TrainingContext, stage: Stage, result: AnnealStageResultDTO, baseline: GuardrailMetrics | None
-) -> None:
-    """One metrics record per PPO stage with its baselines and flags, tagged like the stage's own."""
-    b = baseline or GuardrailMetrics()
-    child.metrics.log(
-        {
-            "strategy": "anneal",
-            "anneal_loss_baseline": b.loss_total,
-            "anneal_queue_baseline": b.queue_conflict_events,
-            "anneal_intensity_baseline": b.queue_conflict_intensity_sum,
-            "anneal_loss_flag": result.anneal_loss_flag,
-            "anneal_queue_flag": result.anneal_queue_flag,
-            "anneal_intensity_flag": result.anneal_intensity_flag,
-            "anneal_return": result.mean_return,
-            "anneal_return_baseline": result.return_baseline,
-            "anneal_return_flag": result.anneal_return_flag,
-            "anneal_bc_weight": stage.bc_weight,
-        },
-        force=True,
-    )
-
-
-def merge(old: GuardrailMetrics | None, new: GuardrailMetrics) -> GuardrailMetrics:
-    """New values win; a metric the new stage did not report keeps its old baseline."""
-    merged = {**(old.as_dict() if old else {}), **new.as_dict()}
-    return GuardrailMetrics.from_mapping(merged)
+    if not (child.resume and (child.run_dir.path / STAGE_FILE).is_file()):
+        child.metrics.log(
+            {
+                "strategy": "anneal",
+                "anneal_loss_baseline": b.loss_total,
+                "anneal_queue_baseline": b.queue_conflict_events,
+                "anneal_intensity_baseline": b.queue_conflict_intensity_sum,
+                "anneal_loss_flag": result.anneal_loss_flag,
+                "anneal_queue_flag": result.anneal_queue_flag,
+                "anneal_intensity_flag": result.anneal_intensity_flag,
+                "anneal_return": result.mean_return,
+                "anneal_return_baseline": result.return_baseline,
+                "anneal_return_flag": result.anneal_return_flag,
+                "anneal_bc_weight": stage.bc_weight,
+            },
+            force=True,
+        )
+    progress.observed[stage.cycle] = current
+    # new values win; a metric this stage did not report keeps its old baseline
+    previous = progress.previous.as_dict() if progress.previous else {}
+    progress.previous = GuardrailMetrics.from_mapping({**previous, **current.as_dict()})
+    return result, dto

@@ -72,14 +72,6 @@ class PPOStrategy(PPOStrategyConfig, StrategyBase):
             return max(1, min(self.minibatch_size, rows))
         return max(1, min(self.minibatch_size, rows // min(self.num_minibatches, max(rows, 1))))
 
-    def gae_options(self) -> dict[str, Any]:
-        return {
-            "gamma": self.gamma,
-            "lam": self.gae_lambda,
-            "normalise": self.advantage_normalization,
-            "faint_is_terminal": self.faint_is_terminal,
-        }
-
     def hyper_params(self, *, minibatch_size: int, entropy_coef: float) -> PPOHyperParams:
         """The update's parameters: the schema's, with this iteration's minibatch rows and entropy weight."""
         from townlet.algorithms.update import PPOHyperParams

@@ -71,9 +71,17 @@ class BatchMaker:
     def __call__(self, data: ReplayData, where: str, *, recorded: bool, **kw: Any) -> PreparedBatch:
         from townlet.algorithms.gae import prepare_batch
 
-        labels = self.labels(data, recorded=recorded)
+        s, labels = self.s, self.labels(data, recorded=recorded)
         return prepare_batch(
-            data, self.device, **self.s.gae_options(), where=where, teacher_actions=labels, **kw
+            data,
+            self.device,
+            gamma=s.gamma,
+            lam=s.gae_lambda,
+            normalise=s.advantage_normalization,
+            faint_is_terminal=s.faint_is_terminal,
+            where=where,
+            teacher_actions=labels,
+            **kw,
         )
 
     def labels(self, data: ReplayData, *, recorded: bool) -> np.ndarray | None:
