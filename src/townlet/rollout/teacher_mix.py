@@ -41,11 +41,14 @@ class TeacherMixPolicy:
         self.teacher = teacher
         self.mix = float(mix)
         self.name = f"{getattr(policy, 'name', 'policy')}+teacher{self.mix:g}"
-        self._forward = _find_forward(policy)
+        self._forward: Any = getattr(policy, "forward", None)
+        if not callable(self._forward):
+            raise TeacherMixError(
+                f"{type(policy).__name__} exposes no forward(obs) -> (logits, values); teacher mixing needs "
+                "the network's full action distribution to record the mixture's exact log-probability"
+            )
         self._rng = np.random.default_rng(int(seed))
-        self.generator = getattr(policy, "generator", None) or getattr(
-            getattr(policy, "inner", None), "generator", None
-        )
+        self.generator = getattr(policy, "generator", None)
 
     def act(self, obs: Any) -> PolicyOutput:
         import torch
@@ -106,14 +109,3 @@ class TeacherMixRollout:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
-
-
-def _find_forward(policy: Any) -> Any:
-    for candidate in (policy, getattr(policy, "inner", None)):
-        forward = getattr(candidate, "forward", None)
-        if callable(forward):
-            return forward
-    raise TeacherMixError(
-        f"{type(policy).__name__} exposes no forward(obs) -> (logits, values); teacher mixing needs the "
-        "network's full action distribution to record the mixture's exact log-probability"
-    )

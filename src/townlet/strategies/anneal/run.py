@@ -32,12 +32,7 @@ from townlet.strategies.anneal.outcome import (
     store_baselines,
 )
 from townlet.strategies.anneal.settings import AnnealSettings
-from townlet.strategies.anneal.stages import (
-    bc_result,
-    judge_ppo,
-    stage_context,
-    with_teacher_mix,
-)
+from townlet.strategies.anneal.stages import bc_result, judge_ppo, stage_context, with_teacher_mix
 
 if TYPE_CHECKING:
     from townlet.dto import AnnealSummaryDTO

@@ -151,7 +151,7 @@ class PPORun:
         resumed = resume(ctx, self.net, self.opt, self.spec, self.device, policy, self.log)
         self.state, normalised = (resumed, True) if resumed is not None else (self.state, normalised)
 
-        self.normalisers = Normalisers.for_run(s, self.spec, town, self.state.normalisers)
+        self.normalisers = Normalisers(s, self.spec, town, self.state.normalisers)
         self.rollout = (
             None if town is None else RolloutSource(s, service, town, policy, self.normalisers, make)
         )

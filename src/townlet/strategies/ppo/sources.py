@@ -35,6 +35,7 @@ class ActingPolicy:
         self.inner = inner
         self.name = inner.name
         self.generator = inner.generator
+        self.forward = inner.forward  # what teacher mixing samples from
 
     def act(self, obs: Any) -> Any:
         return self.inner.act(obs)

@@ -96,24 +96,17 @@ MIN_FEATURE_STD = 0.1
 
 
 class Normalisers:
-    """The run's reward scaler and feature moments (each None when its option is off)."""
+    """The run's reward scaler and feature moments (each None when its option is off), continuing
+    from the ``saved`` statistics on resume."""
 
-    def __init__(self, *, rewards: bool, features: bool, gamma: float, num_agents: int, feature_dim: int):
-        self.rewards = ReturnScaler(gamma, num_agents) if rewards else None
-        self.features = RunningMoments((feature_dim,)) if features else None
-
-    @classmethod
-    def for_run(cls, strategy: Any, spec: Any, town: Any, saved: dict[str, Any]) -> Normalisers:
-        """The normalisers ``strategy`` asks for, continuing from ``saved`` statistics on resume."""
-        out = cls(
-            rewards=strategy.reward_scaling,
-            features=strategy.feature_normalisation,
-            gamma=strategy.gamma,
-            num_agents=town.n_agents if town is not None else 0,
-            feature_dim=spec.feature_dim,
-        )
-        out.load_state(saved)
-        return out
+    def __init__(self, strategy: Any, spec: Any, town: Any, saved: dict[str, Any]) -> None:
+        agents = town.n_agents if town is not None else 0
+        self.rewards = ReturnScaler(strategy.gamma, agents) if strategy.reward_scaling else None
+        self.features = RunningMoments((spec.feature_dim,)) if strategy.feature_normalisation else None
+        if self.rewards is not None and "rewards" in saved:
+            self.rewards.load_state(saved["rewards"])
+        if self.features is not None and "features" in saved:
+            self.features = RunningMoments.from_state(saved["features"])
 
     def observe(self, net: Any, data: ReplayData) -> float | None:
         """Fold one rollout into the statistics; returns the reward factor for its GAE (or None)."""
@@ -125,18 +118,8 @@ class Normalisers:
         return self.rewards.update(data.rewards, data.terminated | data.truncated)
 
     def state(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if self.rewards is not None:
-            out["rewards"] = self.rewards.state()
-        if self.features is not None:
-            out["features"] = self.features.state()
-        return out
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        if self.rewards is not None and "rewards" in state:
-            self.rewards.load_state(state["rewards"])
-        if self.features is not None and "features" in state:
-            self.features = RunningMoments.from_state(state["features"])
+        parts = {"rewards": self.rewards, "features": self.features}
+        return {name: part.state() for name, part in parts.items() if part is not None}
 
 
 def normalise_inputs(net: Any, data: ReplayData) -> None:
