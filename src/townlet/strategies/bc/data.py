@@ -47,14 +47,6 @@ def resolve_replay(context: TrainingContext) -> ReplayData:
     return data
 
 
-def split_replay(data: ReplayData, val_fraction: float, seed: int) -> tuple[ReplayData, ReplayData | None]:
-    """Hold out whole agent trajectories for validation (rows of one agent are correlated in time, so
-    a row split would leak); no validation split when ``val_fraction`` is 0."""
-    if val_fraction > 0:
-        return data.split_by_agent(val_fraction, seed)
-    return data, None
-
-
 def stage_splits(
     train_data: ReplayData, val_data: ReplayData | None, target: str, device: str, log: logging.Logger
 ) -> tuple[BCTensors, BCTensors | None]:

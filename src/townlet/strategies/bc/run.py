@@ -25,7 +25,6 @@ from townlet.strategies.bc.data import (
     epoch_generator,
     map_channel_max,
     resolve_replay,
-    split_replay,
     stage_splits,
     train_epoch,
 )
@@ -78,10 +77,12 @@ class BCStrategy(BCStrategyConfig, StrategyBase):
         log = context.log
         device = resolve_device(context.device)
 
-        # Data: held-out agents for validation, both splits staged on the device once.
+        # Data: whole agents held out for validation (an agent's rows are correlated in time, so a row
+        # split would leak), both splits staged on the device once.
         data = resolve_replay(context)
         spec = data.spec
-        train_data, val_data = split_replay(data, self.val_fraction, context.seed)
+        split = self.val_fraction > 0
+        train_data, val_data = data.split_by_agent(self.val_fraction, context.seed) if split else (data, None)
         train, val = stage_splits(train_data, val_data, self.target, device, log)
         self._value_train, self._value_val = warmup_targets(
             train_data, val_data, self.value_coef, self.gamma, device, log
