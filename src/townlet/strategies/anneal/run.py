@@ -1,15 +1,8 @@
 """The anneal run: a BC stage clones the scripted teacher, then PPO stages refine the clone while the
-kickstarting weight ``bc_weight`` anneals to 0.
-
-Every stage starts from the previous stage's checkpoint and runs the configured BC or PPO strategy
-in its own ``stages/NN_cK_<mode>/`` directory; every stage's policy is evaluated on the same
-episodes. A BC stage must reach ``accuracy_threshold`` or the schedule ends with FAIL. A PPO stage
-raises guardrail flags (HOLD) when its loss or queue metrics move too far from the same cycle of
-earlier runs, or when its return drops below the best earlier passing stage's. The run ends with the
-last passing stage's policy, or the best-evaluated one after a return flag; its verdict updates the
-stored baselines and the promotion streak.
-
-Torch is only touched by the stage strategies; this package stays importable without it.
+kickstarting weight ``bc_weight`` anneals to 0. Each stage starts from the previous stage's checkpoint
+in its own ``stages/NN_cK_<mode>/``; a BC stage below ``accuracy_threshold`` ends the schedule with
+FAIL, PPO stages raise guardrail flags (HOLD); the run ends with the last passing (or, after a return
+flag, the best-evaluated) stage's policy (docs/anneal.md). Torch is only touched by the stage strategies.
 """
 
 from __future__ import annotations
