@@ -1,12 +1,6 @@
-"""Behaviour cloning: fit the network to the scripted teacher's actions, keep the best, evaluate it.
-
-The run, top to bottom: resolve the replay data, split it by agent and stack both splits on the
-device once; build the network (fresh from the seed, warm-started, or resumed); then per epoch train,
-validate, record the metrics line and checkpoint (``last.pt`` always, ``best.pt`` on a new best),
-stopping early when validation stalls; finally reload the best checkpoint, measure it on the
-training split and evaluate it in the town.
-
-Torch is imported only inside functions, so the strategy can be configured without torch installed.
+"""Behaviour cloning: fit the network to the scripted teacher's actions, keep the best, evaluate it
+(docs/training.md). The run reads top to bottom: data, network, epochs, result. Torch is imported only
+inside functions, so the strategy can be configured without torch installed.
 """
 
 from __future__ import annotations
