@@ -70,13 +70,8 @@ def evaluate_trained(context: TrainingContext, net: Any, spec: Any, device: Any,
     if found is None:
         return None
     service, policy, seed = found
-    episodes = context.evaluation.episodes
-    if not context.evaluation.baselines:
-        from townlet.dto import EvaluationBlock
-
-        result = service.evaluate(policy, context.world, episodes=episodes, seed=seed)
-        return EvaluationBlock(policy=result, world=getattr(context.world, "name", None), seed=seed)
-    return service.compare(policy, context.world, episodes=episodes, seed=seed)
+    settings = context.evaluation
+    return service.compare(policy, context.world, settings.episodes, seed, baselines=settings.baselines)
 
 
 def periodic_evaluation(
