@@ -79,11 +79,8 @@ def stage_context(
 
 
 def with_teacher_mix(child: TrainingContext, stage: Stage, strategy: Any) -> TrainingContext:
-    """Give a PPO stage the teacher-mixed rollout service, unless PPO mixes natively (``teacher_mix``).
-
-    ``bc_weight`` = probability that the scripted action is executed; the mixture's exact log-prob is
-    recorded, so PPO's ratios stay correct (see ``townlet.rollout.teacher_mix``).
-    """
+    """Give a PPO stage the teacher-mixed rollout service (``townlet.rollout.teacher_mix``: the
+    scripted action is executed with probability ``bc_weight``), unless PPO mixes natively."""
     if stage.mode != "ppo" or stage.bc_weight <= 0.0 or hasattr(strategy, "teacher_mix"):
         return child
     if str(getattr(strategy, "data_mode", "rollout")) == "replay":
