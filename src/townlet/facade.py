@@ -1,15 +1,15 @@
 """The training façade: strategy + services + run settings → one validated result DTO.
 
-Everything Hydra-specific stays in ``townlet.cli.train``; everything algorithmic stays in the
-strategies. The façade only resolves the device, seeds, assembles the ``TrainingContext``,
-calls ``strategy.run`` and checks what comes back. Torch-free at import time.
+Everything Hydra-specific stays in ``townlet.cli.train``, everything algorithmic in the strategies;
+the façade resolves the device, seeds, assembles the ``TrainingContext``, calls ``strategy.run`` and
+checks what comes back. Torch-free at import time.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from townlet.config.schema.device import resolve_threads
@@ -83,23 +83,10 @@ class PolicyTrainingOrchestrator:
             report.num_threads,
             report.deterministic,
         )
-        return TrainingContext(
-            seed=settings.seed,
-            world=settings.world,
-            dataset=settings.dataset,
-            model=settings.model,
-            device=settings.device,
-            run_dir=settings.run_dir,
-            services=self.services,
-            metrics=settings.metrics,
-            init_from=settings.init_from,
-            resume=settings.resume,
-            log=self.log,
-            device_str=device_str,
-            evaluation=settings.evaluation,
-            stop=StopBudget(settings.stop.max_wall_sec, settings.stop.target_return),
-            metadata=dict(settings.metadata),
-        )
+        given = {f.name: getattr(settings, f.name) for f in fields(settings)}
+        given["metadata"] = dict(settings.metadata)
+        given["stop"] = StopBudget(settings.stop.max_wall_sec, settings.stop.target_return)
+        return TrainingContext(**given, services=self.services, log=self.log, device_str=device_str)
 
     def run(self, settings: RunSettings) -> ResultDTO:
         """Run the strategy and return its DTO with ``duration_sec`` filled in."""

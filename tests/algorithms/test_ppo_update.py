@@ -12,13 +12,8 @@ torch = pytest.importorskip("torch")
 
 from torch import Tensor, nn  # noqa: E402
 
-from townlet.algorithms.update import (  # noqa: E402
-    NonFiniteTrainingError,
-    PPOBatch,
-    PPOHyperParams,
-    Source,
-    ppo_update,
-)
+from townlet.algorithms.gae import NonFiniteTrainingError, PPOBatch  # noqa: E402
+from townlet.algorithms.update import PPOHyperParams, Source, ppo_update  # noqa: E402
 from townlet.dto.metrics import PPO_SUMMARY_KEYS  # noqa: E402
 from townlet.strategies.ppo import PPOStrategy  # noqa: E402
 

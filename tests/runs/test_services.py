@@ -23,13 +23,10 @@ def test_missing_state_dir_leaves_promotion_unbuilt(tmp_path: Path) -> None:
     services = build_default_services(data_dir=str(tmp_path), state_dir=None)
     assert services.promotion is None
     assert services.rollout is not None
-    with pytest.raises(RuntimeError, match=r"promotion.*paths\.state_dir"):
-        services.require("promotion")
 
 
 def test_state_dir_builds_promotion(tmp_path: Path) -> None:
     services = build_default_services(data_dir=str(tmp_path), state_dir=str(tmp_path / "state"))
-    assert services.require("promotion") is services.promotion
     assert services.promotion is not None and Path(services.promotion.state_dir) == tmp_path / "state"
 
 

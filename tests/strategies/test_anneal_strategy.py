@@ -490,7 +490,7 @@ def test_a_stage_target_outside_the_allow_list_is_refused_before_any_import() ->
     from omegaconf import OmegaConf
 
     from townlet.config.instantiate import TargetNotAllowedError
-    from townlet.strategies.anneal.stages import build_stage_strategy
+    from townlet.strategies.anneal.settings import build_stage_strategy
 
     assert "antigravity" not in sys.modules
     with pytest.raises(TargetNotAllowedError, match="not allowed"):

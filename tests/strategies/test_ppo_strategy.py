@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 from ppo_support import ppo_context  # noqa: E402
 
-from townlet.algorithms.update import NonFiniteTrainingError  # noqa: E402
+from townlet.algorithms.gae import NonFiniteTrainingError  # noqa: E402
 from townlet.config.schema.strategy_ppo import (  # noqa: E402
     DataMode,
     LRSchedule,
@@ -26,12 +26,8 @@ from townlet.replay import ReplayData  # noqa: E402
 from townlet.rollout.collect import RolloutCaptureService  # noqa: E402
 from townlet.runs.metrics import read_metrics  # noqa: E402
 from townlet.strategies.context import TrainingContext  # noqa: E402
-from townlet.strategies.ppo import (  # noqa: E402
-    PPOConfigError,
-    PPOStrategy,
-    scheduled_value,
-    social_stage_for,
-)
+from townlet.strategies.ppo import PPOConfigError, PPOStrategy  # noqa: E402
+from townlet.strategies.ppo.run import scheduled_value, social_stage_for  # noqa: E402
 from townlet.world import load_world_config  # noqa: E402
 
 MODEL = {"kind": "mlp", "hidden_dim": 32}

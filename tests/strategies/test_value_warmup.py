@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from townlet.algorithms.returns import returns_to_go, returns_to_go_parts
+from townlet.algorithms.returns import cut_bootstrap_values, returns_to_go_parts
 from townlet.config.schema.evaluation import EvaluationConfig
 from townlet.replay.data import ReplayData
 from townlet.rollout.datasets import ReplayDatasetService
@@ -26,6 +26,28 @@ from townlet.world.spec import NUM_ACTIONS, ObservationSpec
 
 SPEC = ObservationSpec(map_channels=("walls",), window=3, feature_names=("need", "go", "rest"))
 MODEL = {"kind": "mlp", "hidden_dim": 32}
+
+
+def returns_to_go(
+    rewards: np.ndarray,
+    terminated: np.ndarray,
+    truncated: np.ndarray,
+    gamma: float,
+    final_values: np.ndarray | None = None,
+    bootstrap_values: np.ndarray | None = None,
+) -> np.ndarray:
+    """Discounted returns-to-go [T, N] bootstrapped from recorded values (0 where none are given)."""
+    parts = returns_to_go_parts(rewards, terminated, truncated, gamma)
+    shape = parts.base.shape
+    fv = np.zeros(shape) if final_values is None else final_values
+    bv = np.zeros(shape[1]) if bootstrap_values is None else bootstrap_values
+    return returns_of(parts, cut_bootstrap_values(truncated, fv, bv))
+
+
+def returns_of(parts: Any, after_cut: np.ndarray) -> np.ndarray:
+    """Returns [T, N] given the value after each cut row, ``after_cut`` [T, N] (only cut rows are read)."""
+    boot = np.take_along_axis(np.asarray(after_cut, np.float64), parts.cut_row, axis=0)
+    return parts.base + parts.discount * boot
 
 
 def hand_case() -> tuple[np.ndarray, ...]:
@@ -63,7 +85,7 @@ def test_returns_to_go_parts_are_linear_in_the_cut_values() -> None:
     np.testing.assert_array_equal(parts.cut_row[:, 1], [1, 1, 3, 3])
     after = np.zeros((4, 2))
     after[1, 1], after[3] = 4.0, (10.0, 2.0)
-    np.testing.assert_allclose(parts.returns(after), [[2.0, 2.5], [2.0, 3.0], [7.5, 2.0], [9.0, 2.0]])
+    np.testing.assert_allclose(returns_of(parts, after), [[2.0, 2.5], [2.0, 3.0], [7.5, 2.0], [9.0, 2.0]])
     # with no rewards and nothing recorded, every return is 0; a faint with both flags does not bootstrap
     both = terminated | truncated
     zero = returns_to_go(np.zeros((4, 2)), both, both, 0.9, np.full((4, 2), 5.0), np.zeros(2))
@@ -139,7 +161,8 @@ def context(tmp: Path, data: ReplayData) -> TrainingContext:
 
 def test_value_targets_line_up_with_flat_rows_and_use_recorded_values() -> None:
     torch = pytest.importorskip("torch")
-    from townlet.strategies.bc import current_returns, stack_tensors, value_targets
+    from townlet.strategies.bc.data import stack_tensors
+    from townlet.strategies.bc.value import current_returns, value_targets
 
     data = reward_data(ticks=8, agents=4)
     expected = returns_to_go(data.rewards, data.terminated, data.truncated, 0.9)
@@ -162,7 +185,7 @@ def test_value_targets_line_up_with_flat_rows_and_use_recorded_values() -> None:
     critic: Any = ConstantCritic()
     with_critic = current_returns(critic, tensors, vt).numpy().reshape(8, 4)
     parts = returns_to_go_parts(data.rewards, data.terminated, data.truncated, 0.9)
-    np.testing.assert_allclose(with_critic, parts.returns(np.full((8, 4), 3.0)), rtol=1e-5)
+    np.testing.assert_allclose(with_critic, returns_of(parts, np.full((8, 4), 3.0)), rtol=1e-5)
     np.testing.assert_allclose(with_critic - 3.0 * parts.discount, expected, rtol=1e-5, atol=1e-6)
 
     data.bootstrap_values[:] = 2.0  # recorded values (a capture by a network) are used as they are
@@ -176,14 +199,8 @@ def test_value_targets_line_up_with_flat_rows_and_use_recorded_values() -> None:
 def test_value_loss_falls_and_head_only_leaves_the_policy_untouched() -> None:
     torch = pytest.importorskip("torch")
     from townlet.nets.models import build_network
-    from townlet.strategies.bc import (
-        current_returns,
-        epoch_generator,
-        evaluate_values,
-        stack_tensors,
-        train_epoch,
-        value_targets,
-    )
+    from townlet.strategies.bc.data import epoch_generator, stack_tensors, train_epoch
+    from townlet.strategies.bc.value import current_returns, evaluate_values, value_targets
 
     data = reward_data()
     tensors, _ = stack_tensors(data, "teacher_actions", "cpu")

@@ -25,22 +25,6 @@ from torch import nn
 if TYPE_CHECKING:
     from townlet.replay import ReplayData
 
-__all__ = [
-    "EPS",
-    "NonFiniteTrainingError",
-    "PPOBatch",
-    "PreparedBatch",
-    "compute_gae",
-    "critic_values",
-    "explained_variance",
-    "next_values_for",
-    "normalise_advantages",
-    "pearson_corr",
-    "prepare_batch",
-    "require_finite",
-]
-
-
 EPS = 1e-8
 
 
@@ -150,11 +134,10 @@ def compute_gae(
         raise ValueError(
             f"GAE expects time-major [T, N] tensors, got rewards of shape {tuple(rewards.shape)}"
         )
-    for name, col in (("values", values), ("next_values", next_values), ("terminated", terminated)):
+    columns = {"values": values, "next_values": next_values, "terminated": terminated, "truncated": truncated}
+    for name, col in columns.items():
         if col.shape != rewards.shape:
             raise ValueError(f"GAE: {name} has shape {tuple(col.shape)}, rewards {tuple(rewards.shape)}")
-    if truncated.shape != rewards.shape:
-        raise ValueError(f"GAE: truncated has shape {tuple(truncated.shape)}, rewards {tuple(rewards.shape)}")
     rewards = rewards.float()
     values = values.float()
     alive = (~terminated.bool()).float()
@@ -180,8 +163,6 @@ class PreparedBatch:
 
 def require_finite(tensors: dict[str, torch.Tensor], where: str) -> None:
     """One host sync for several tensors; raise naming every non-finite one."""
-    if not tensors:
-        return
     flags = torch.stack([torch.isfinite(t).all() for t in tensors.values()]).tolist()
     bad = [name for name, ok in zip(tensors, flags, strict=True) if not ok]
     if bad:
@@ -191,11 +172,8 @@ def require_finite(tensors: dict[str, torch.Tensor], where: str) -> None:
         )
 
 
-def _col(data: ReplayData, name: str, device: torch.device, dtype: Any = None) -> torch.Tensor:
-    arr = getattr(data, name)
-    if dtype is not None:
-        arr = arr.astype(dtype, copy=False)
-    return torch.from_numpy(np.ascontiguousarray(arr)).to(device)
+def _tensor(arr: np.ndarray, device: torch.device, dtype: Any = None) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=dtype)).to(device)
 
 
 @torch.no_grad()
@@ -215,18 +193,16 @@ def critic_values(
     for s in range(0, t_len * n, chunk):
         sl = slice(s, s + chunk)
         _, v = network(
-            torch.from_numpy(np.ascontiguousarray(maps[sl])).to(device),
-            torch.from_numpy(np.ascontiguousarray(feats[sl], dtype=np.float32)).to(device),
-            torch.from_numpy(np.ascontiguousarray(mask[sl])).to(device),
+            _tensor(maps[sl], device), _tensor(feats[sl], device, np.float32), _tensor(mask[sl], device)
         )
         out[sl] = v.float()
     values = out.view(t_len, n)
     if data.next_obs is not None:
         nxt = data.next_obs
         _, boot = network(
-            torch.from_numpy(np.ascontiguousarray(nxt.maps)).to(device),
-            torch.from_numpy(np.ascontiguousarray(nxt.features, dtype=np.float32)).to(device),
-            torch.from_numpy(np.ascontiguousarray(nxt.action_mask)).to(device),
+            _tensor(nxt.maps, device),
+            _tensor(nxt.features, device, np.float32),
+            _tensor(nxt.action_mask, device),
         )
         boot = boot.float()
     else:
@@ -259,18 +235,18 @@ def prepare_batch(
     ``teacher_actions`` ([T, N] or [T*N]): the teacher's action per row, for ``loss_bc``.
     ``faint_is_terminal`` False: GAE bootstraps through faints (the agent lives on in the episode).
     """
-    rewards = _col(data, "rewards", device, np.float32)
+    rewards = _tensor(data.rewards, device, np.float32)
     scaled = rewards if reward_scale is None else rewards * reward_scale
-    term = _col(data, "terminated", device)
+    term = _tensor(data.terminated, device)
     if not faint_is_terminal:
         term = torch.zeros_like(term)
-    trunc = _col(data, "truncated", device)
-    old_logp = _col(data, "log_probs", device, np.float32)
+    trunc = _tensor(data.truncated, device)
+    old_logp = _tensor(data.log_probs, device, np.float32)
     if values is None:
-        values = _col(data, "values", device, np.float32)
+        values = _tensor(data.values, device, np.float32)
     if bootstrap is None:
-        bootstrap = torch.from_numpy(np.asarray(data.bootstrap_values, np.float32)).to(device)
-    final_values = _col(data, "final_values", device, np.float32) if use_final_values else None
+        bootstrap = _tensor(data.bootstrap_values, device, np.float32)
+    final_values = _tensor(data.final_values, device, np.float32) if use_final_values else None
     require_finite(
         {
             "rewards": rewards,
@@ -289,14 +265,14 @@ def prepare_batch(
     ret_flat = ret.reshape(-1)
     require_finite({"advantages": adv_flat, "returns": ret_flat}, where)
     m = data.num_transitions
-    actions = torch.from_numpy(np.ascontiguousarray(data.flat("actions"), dtype=np.int64)).to(device)
-    mask = torch.from_numpy(np.ascontiguousarray(data.flat("action_mask"))).to(device)
+    actions = _tensor(data.flat("actions"), device, np.int64)
+    mask = _tensor(data.flat("action_mask"), device)
     # An executed action the mask forbids (a capture/world inconsistency) would get a -1e9 logit and
     # an exp(-1e9) ratio; allow it for that row instead of letting one row dominate the loss.
     mask = mask.scatter(1, actions.unsqueeze(1), True)
     batch = PPOBatch(
-        maps=torch.from_numpy(np.ascontiguousarray(data.flat("maps"))).to(device),
-        features=torch.from_numpy(np.ascontiguousarray(data.flat("features"), dtype=np.float32)).to(device),
+        maps=_tensor(data.flat("maps"), device),
+        features=_tensor(data.flat("features"), device, np.float32),
         action_mask=mask,
         actions=actions,
         old_log_probs=old_logp.reshape(m),
@@ -305,7 +281,7 @@ def prepare_batch(
         returns=ret_flat.contiguous(),
         teacher_actions=None
         if teacher_actions is None
-        else torch.from_numpy(np.ascontiguousarray(teacher_actions, dtype=np.int64).reshape(m)).to(device),
+        else _tensor(teacher_actions, device, np.int64).reshape(m),
     )
     require_finite({"features": batch.features}, where)
     return PreparedBatch(batch=batch, rewards=rewards.reshape(m), raw_adv_mean=raw_mean, raw_adv_std=raw_std)

@@ -1,21 +1,14 @@
 """The NumPy maths (torch-free): discounted returns-to-go and the running statistics of PPO's
 optional reward scaling and feature standardisation.
 
-Returns-to-go: behaviour cloning fits only the policy head, so a PPO stage warm-started from a clone
-would begin with an untrained critic and follow noisy advantages. BC can train the value head on the
-dataset's own rewards; :func:`returns_to_go_parts` turns time-major [T, N] reward columns into the
-regression targets, with the same episode-end rules as GAE (``algorithms/gae.py``):
+Returns-to-go are the targets of BC's value-head warm-up (a PPO stage warm-started from a clone
+would otherwise begin with an untrained critic), with GAE's episode-end rules: a faint cuts the
+future; a truncation and the end of the recording bootstrap from the value *after* that row (the
+"cut"). A return is linear in its cut's value, so it splits into ``base + discount * V_after_cut``:
+callers plug in recorded values or the critic being trained, re-evaluating only the cut rows.
 
-* ``terminated`` (faint): the future is cut, no bootstrap;
-* ``truncated`` (the fixed-length episode ran out) and the end of the recording: the future is not
-  zero, so the return bootstraps from the value *after* that row (the "cut").
-
-A return is linear in the bootstrap value of its cut, so it splits into ``base + discount *
-V_after_cut``; callers plug in recorded values (a capture by a network) or the critic being trained
-(a scripted capture records 0), re-evaluating only the few cut rows.
-
-Running statistics keep state that must survive a resume, so each has ``state()`` / ``from_state()``
-with plain floats and lists that fit a checkpoint's ``extra``.
+Running statistics must survive a resume, so their state is plain floats and lists that fit a
+checkpoint's ``extra``.
 """
 
 from __future__ import annotations
@@ -24,15 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-__all__ = [
-    "ReturnScaler",
-    "ReturnsToGoParts",
-    "RunningMoments",
-    "cut_bootstrap_values",
-    "returns_to_go",
-    "returns_to_go_parts",
-]
 
 
 @dataclass(frozen=True)
@@ -48,11 +32,6 @@ class ReturnsToGoParts:
     discount: np.ndarray  # float64 [T, N]
     cut_row: np.ndarray  # int64 [T, N]
     is_cut: np.ndarray  # bool [T, N]
-
-    def returns(self, after_cut: np.ndarray) -> np.ndarray:
-        """Returns [T, N] given ``after_cut`` [T, N] (only its cut rows are read)."""
-        boot = np.take_along_axis(np.asarray(after_cut, np.float64), self.cut_row, axis=0)
-        return self.base + self.discount * boot
 
 
 def returns_to_go_parts(
@@ -104,22 +83,6 @@ def cut_bootstrap_values(
         out[-1] = np.asarray(bootstrap_values, np.float64)
     fv = np.asarray(final_values, np.float64)
     return np.where(trunc, fv, out)
-
-
-def returns_to_go(
-    rewards: np.ndarray,
-    terminated: np.ndarray,
-    truncated: np.ndarray,
-    gamma: float,
-    final_values: np.ndarray | None = None,
-    bootstrap_values: np.ndarray | None = None,
-) -> np.ndarray:
-    """Discounted returns-to-go [T, N] bootstrapped from recorded values (0 where none are given)."""
-    parts = returns_to_go_parts(rewards, terminated, truncated, gamma)
-    shape = parts.base.shape
-    fv = np.zeros(shape) if final_values is None else final_values
-    bv = np.zeros(shape[1]) if bootstrap_values is None else bootstrap_values
-    return parts.returns(cut_bootstrap_values(truncated, fv, bv))
 
 
 class RunningMoments:

@@ -1,18 +1,13 @@
 """One PPO update: K epochs of shuffled minibatches over device-resident tensors, and its losses.
 
-The loop reads top to bottom like a textbook PPO step. What it avoids (each measured as a cost):
-re-uploading data every epoch, ``torch.distributions``, and any host sync inside the minibatch loop.
-The losses are pure tensor functions that stay on the device; per-minibatch metrics go into a device
-buffer (:class:`MinibatchLog`) the host reads once per epoch -- that one read also serves the NaN/Inf
-guard and the ``target_kl`` early stop.
-
-Mixed data: ``ppo_update`` takes several sources, each contributing a fixed number of rows to every
-minibatch, so rollout and replay transitions are blended inside each gradient step rather than in
-alternating updates.
+What the loop avoids (each measured as a cost): re-uploading data every epoch, ``torch.distributions``
+and any host sync inside the minibatch loop. Per-minibatch metrics go into a device buffer
+(:class:`MinibatchLog`) the host reads once per epoch; that one read also serves the NaN/Inf guard
+and the ``target_kl`` early stop. Several sources each put a fixed number of rows in every minibatch,
+so rollout and replay transitions are blended inside each gradient step.
 
 Kickstarting: when the batch carries the scripted teacher's action for every row, the cross-entropy
-to it (``loss_bc``) is always measured, and ``bc_coef > 0`` adds it to the loss: it keeps a
-policy cloned from the teacher close to it while PPO improves it.
+to it (``loss_bc``) is always measured, and ``bc_coef > 0`` adds it to the loss.
 """
 
 from __future__ import annotations
@@ -25,25 +20,6 @@ import torch
 from torch import nn
 
 from townlet.algorithms.gae import EPS, NonFiniteTrainingError, PPOBatch
-
-__all__ = [
-    "MEAN_FIELDS",
-    "MINIBATCH_FIELDS",
-    "SPREAD_FIELDS",
-    "MinibatchLog",
-    "NonFiniteTrainingError",
-    "PPOBatch",
-    "PPOHyperParams",
-    "Source",
-    "clipped_surrogate",
-    "clipped_value_loss",
-    "kl_k1",
-    "kl_k3",
-    "log_prob_of",
-    "masked_entropy",
-    "ppo_update",
-    "teacher_cross_entropy",
-]
 
 
 def log_prob_of(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -82,10 +58,8 @@ def teacher_cross_entropy(
 def clipped_surrogate(
     new_log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor, clip: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """PPO policy loss -mean(min(r A, clip(r, 1-eps, 1+eps) A)); also the ratios and the clip fraction.
-
-    The clip fraction counts rows whose ratio left [1-eps, 1+eps] .
-    """
+    """PPO policy loss -mean(min(r A, clip(r, 1-eps, 1+eps) A)); also the ratios and the fraction of
+    rows whose ratio left [1-eps, 1+eps]."""
     log_ratio = new_log_probs - old_log_probs
     ratio = log_ratio.exp()
     unclipped = ratio * advantages
@@ -182,12 +156,8 @@ class MinibatchLog:
         return self.rows[: self.count]
 
     def summarise(self) -> dict[str, float]:
-        """Means, maxima and counts over the recorded minibatches with one device->host transfer.
-
-        The keys are the metrics line's names: ``MEAN_FIELDS``, ``SPREAD_FIELDS``,
-        ``batch_entropy_mean`` (the same value as ``loss_entropy``, a key of its own in the file
-        format) and ``updates``.
-        """
+        """Means, maxima and counts over the recorded minibatches with one device->host transfer, under
+        the metrics line's names (``batch_entropy_mean`` repeats ``loss_entropy``: a key of the format)."""
         n = self.count
         if n == 0:
             return {}
@@ -228,8 +198,7 @@ _KL = MINIBATCH_FIELDS.index("kl_divergence")  # the k3 estimator
 
 @dataclass(frozen=True)
 class PPOHyperParams:
-    """The knobs the update loop reads. No defaults here: their one home is the strategy schema,
-    and ``PPOSettings.hyper_params`` builds this from it."""
+    """The knobs the update loop reads (no defaults: their one home is the strategy schema)."""
 
     clip_param: float
     value_loss_coef: float
@@ -271,12 +240,6 @@ class _Cycler:
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-def _minibatch_plan(sources: Sequence[Source]) -> int:
-    """Minibatches per epoch: every row of the first (primary) source is visited exactly once."""
-    primary = sources[0]
-    return max(1, math.ceil(len(primary.batch) / max(1, primary.rows_per_minibatch)))
-
-
 def ppo_update(
     network: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -304,23 +267,24 @@ def ppo_update(
         raise ValueError(
             f"PPO bc_coef={hp.bc_coef} needs the teacher's action for every row ({where or 'no labels'})"
         )
-    device = sources[0].batch.actions.device
+    primary, others = sources[0], sources[1:]  # every primary row is visited exactly once per epoch
+    device = primary.batch.actions.device
     not_measured = torch.full((), float("nan"), device=device)  # loss_bc without teacher labels
-    n_mb = _minibatch_plan(sources)
+    n_mb = max(1, math.ceil(len(primary.batch) / max(1, primary.rows_per_minibatch)))
     log = MinibatchLog(n_mb * hp.update_epochs, device)
     params = [p for p in network.parameters() if p.requires_grad]
     network.train()
     epochs_run = 0
     early_stopped = False
-    cyclers = [_Cycler(len(s.batch), generator, device) for s in sources[1:]]
+    cyclers = [_Cycler(len(s.batch), generator, device) for s in others]
     for epoch in range(hp.update_epochs):
         epoch_start = log.count
-        perm = torch.randperm(len(sources[0].batch), generator=generator).to(device)
-        rows0 = sources[0].rows_per_minibatch
+        perm = torch.randperm(len(primary.batch), generator=generator).to(device)
+        rows0 = primary.rows_per_minibatch
         for i in range(n_mb):
-            parts = [sources[0].batch.take(perm[i * rows0 : (i + 1) * rows0])]
+            parts = [primary.batch.take(perm[i * rows0 : (i + 1) * rows0])]
             parts += [
-                s.batch.take(c.next(s.rows_per_minibatch)) for s, c in zip(sources[1:], cyclers, strict=True)
+                s.batch.take(c.next(s.rows_per_minibatch)) for s, c in zip(others, cyclers, strict=True)
             ]
             mb = PPOBatch.cat(parts)
             logits, values = network(mb.maps, mb.features, mb.action_mask)
@@ -387,8 +351,6 @@ def ppo_update(
     summary["epochs_run"] = float(epochs_run)
     summary["early_stopped"] = float(early_stopped)
     summary["minibatches_per_epoch"] = float(n_mb)
-    # Rows seen per epoch: every primary row once, plus the blended rows.
-    summary["transitions"] = float(
-        len(sources[0].batch) + n_mb * sum(s.rows_per_minibatch for s in sources[1:])
-    )
+    # rows seen per epoch: every primary row once, plus the blended rows
+    summary["transitions"] = float(len(primary.batch) + n_mb * sum(s.rows_per_minibatch for s in others))
     return summary

@@ -102,6 +102,3 @@ class OnnxPolicy:
         actions = actions.astype(np.int64)
         log_probs = np.take_along_axis(log_probs_all, actions[:, None], axis=1)[:, 0]
         return PolicyOutput(actions=actions, log_probs=log_probs.astype(np.float32), values=values)
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "greedy": self.greedy, "path": str(self.path), "runtime": "onnxruntime"}

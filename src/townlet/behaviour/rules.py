@@ -57,19 +57,8 @@ class RandomPolicy:
 
 
 class ScriptedPolicy:
-    """The teacher: a fixed priority order over needs, decided from the observation alone.
-
-    1. pending affordance: occupying -> RELEASE when satisfied (job: shift over and relieved or cover
-       time done) else NOOP; queued -> RELEASE if a rival is at the object or USE is masked, else USE;
-    2./3. goal (job window first, then the most urgent need's object; the world puts it in
-       ``goal_*``): USE when on it, else step along ``goal_dir_*``;
-    4. CHAT when allowed, all needs are fine and the neighbour is not a rival;
-    5. step away from a rival within the avoid radius;
-    6. NOOP.
-    Deterministic (no randomness) unless ``epsilon`` > 0: then the executed action is uniform over the
-    unmasked actions with probability epsilon, ``teacher_actions`` keeps the scripted choice and
-    ``log_probs`` is the exact log of the mixture probability of the executed action.
-    """
+    """The teacher: a fixed priority order over needs, decided from the observation alone (the order
+    and the ``epsilon`` mixture: docs/world.md, "The scripted teacher")."""
 
     name = "scripted"
 

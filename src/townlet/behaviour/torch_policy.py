@@ -5,8 +5,6 @@ generator, so evaluation is reproducible and never disturbs the global torch RNG
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
@@ -75,6 +73,3 @@ class TorchPolicy:
             log_probs=log_probs.cpu().numpy().astype(np.float32, copy=False),
             values=values.float().cpu().numpy().astype(np.float32, copy=False),
         )
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "greedy": self.greedy, "device": str(self.device)}

@@ -17,8 +17,6 @@ import numpy as np
 from townlet.behaviour.rules import BehaviourPolicy
 from townlet.world.spec import Observation, ObservationSpec
 
-ONNX_SUFFIX = ".onnx"
-
 
 def _single(obs: Mapping[str, Any], mask: Any) -> Observation:
     allowed = obs["action_mask"] if mask is None else mask
@@ -85,7 +83,7 @@ def load_policy(
     one-line reason when ``source`` is unusable.
     """
     path = Path(source).expanduser()
-    if path.suffix == ONNX_SUFFIX:
+    if path.suffix == ".onnx":
         from townlet.behaviour.onnx_policy import OnnxPolicy
 
         onnx_policy = OnnxPolicy(path, greedy=greedy, seed=seed, name="trained")

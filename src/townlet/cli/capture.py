@@ -46,7 +46,7 @@ def _register() -> None:
     register_configs()
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(name="capture_schema", node=CaptureConfig)
+    ConfigStore.instance().store(name="capture_schema", node=CaptureConfig, replace=True)
 
 
 _register()

@@ -57,7 +57,6 @@ class ReplayDatasetService:
         self.data_dir = data_dir
         self.capture_service = capture or RolloutCaptureService()
 
-    # ----------------------------------------------------------------------------- public
     def resolve(
         self, dataset_cfg: Any, world_cfg: Any, data_dir: str | Path | None = None
     ) -> ReplayData | StreamingDataset:
@@ -114,7 +113,6 @@ class ReplayDatasetService:
     def cache_name(request: dict[str, Any]) -> str:
         return f"{request['behaviour']}-t{request['ticks']}-s{request['seed']}-{stable_hash(request)}"
 
-    # ----------------------------------------------------------------------------- internals
     def _capture(self, request: dict[str, Any], world: Any, target: Path | None) -> ReplayData:
         data = self.capture_service.capture(
             world,

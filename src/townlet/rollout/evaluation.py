@@ -95,7 +95,6 @@ class EvaluationService:
             random_ = self.evaluate(noise, cfg, episodes, seed, label="random")
         return EvaluationBlock(policy=trained, scripted=scripted, random=random_, world=cfg.name, seed=seed)
 
-    # ------------------------------------------------------------------ statistics
     def summarise(
         self, data: ReplayData, label: str, seed: int, policy: Any = None, agreement: bool = True
     ) -> PolicyEvaluationDTO:

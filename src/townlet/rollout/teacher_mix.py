@@ -1,19 +1,13 @@
 """Teacher mixing: a rollout service whose agents sometimes execute the scripted teacher's action.
 
 Opt-in: the kickstarting loss (PPO's ``bc_coef``) is the usual pull towards the teacher; for a clone
-that already puts ~all its mass on the teacher's action, mixing changes little (μ ≈ π) and cannot
-pull a drifting policy back.
+that already puts ~all its mass on the teacher's action, mixing changes little (μ ≈ π).
 
-With mixing weight ``m`` each agent, each tick, executes the scripted teacher's action with
-probability ``m`` and otherwise samples from the network π. The behaviour policy is therefore the
-mixture μ(a|s) = (1 − m)·π(a|s) + m·1[a = teacher(s)], and its *exact* log-probability is recorded,
-so PPO's importance ratio π_new(a|s) / μ(a|s) stays correct: the ratio is taken against the
-policy that really chose the action. ``m = 1`` is pure imitation data, ``m = 0`` plain on-policy PPO; a
-schedule that lowers ``m`` step by step hands control from the teacher to the learner.
-
-The mixing is applied at the rollout-service seam (:class:`TeacherMixRollout` wraps whatever
-``collect`` the PPO strategy calls), so PPO itself needs no knowledge of who mixes. Torch is
-imported inside ``act`` only.
+With weight ``m`` each agent, each tick, executes the teacher's action with probability ``m`` and
+otherwise samples from the network π. The behaviour policy is the mixture μ(a|s) = (1 − m)·π(a|s) +
+m·1[a = teacher(s)], and its *exact* log-probability is recorded, so PPO's ratio π_new / μ is taken
+against the policy that really chose the action. The mixing sits at the rollout-service seam
+(:class:`TeacherMixRollout` wraps ``collect``), so PPO needs no knowledge of who mixes.
 """
 
 from __future__ import annotations
@@ -47,11 +41,14 @@ class TeacherMixPolicy:
         self.teacher = teacher
         self.mix = float(mix)
         self.name = f"{getattr(policy, 'name', 'policy')}+teacher{self.mix:g}"
-        self._forward = _find_forward(policy)
+        self._forward: Any = getattr(policy, "forward", None)
+        if not callable(self._forward):
+            raise TeacherMixError(
+                f"{type(policy).__name__} exposes no forward(obs) -> (logits, values); teacher mixing needs "
+                "the network's full action distribution to record the mixture's exact log-probability"
+            )
         self._rng = np.random.default_rng(int(seed))
-        self.generator = getattr(policy, "generator", None) or getattr(
-            getattr(policy, "inner", None), "generator", None
-        )
+        self.generator = getattr(policy, "generator", None)
 
     def act(self, obs: Any) -> PolicyOutput:
         import torch
@@ -112,14 +109,3 @@ class TeacherMixRollout:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
-
-
-def _find_forward(policy: Any) -> Any:
-    for candidate in (policy, getattr(policy, "inner", None)):
-        forward = getattr(candidate, "forward", None)
-        if callable(forward):
-            return forward
-    raise TeacherMixError(
-        f"{type(policy).__name__} exposes no forward(obs) -> (logits, values); teacher mixing needs the "
-        "network's full action distribution to record the mixture's exact log-probability"
-    )

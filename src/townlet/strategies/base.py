@@ -9,14 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from townlet.dto.metrics import EVAL_RETURN_KEY
-from townlet.torch_guard import TorchNotAvailableError, require_torch
+from townlet.torch_guard import require_torch
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from townlet.strategies.context import TrainingContext
-
-__all__ = ["Strategy", "StrategyBase", "TorchNotAvailableError", "dataset_label", "evaluate_trained"]
 
 
 @runtime_checkable
@@ -39,9 +37,6 @@ class StrategyBase:
         """Raise ``TorchNotAvailableError`` (naming the install command) if torch is missing."""
         if self.requires_torch:
             require_torch(f"the '{self.name}' strategy")
-
-    def run(self, context: TrainingContext) -> BaseModel:  # pragma: no cover - abstract
-        raise NotImplementedError
 
 
 def dataset_label(context: TrainingContext, data: Any, default: str) -> str:
@@ -76,13 +71,8 @@ def evaluate_trained(context: TrainingContext, net: Any, spec: Any, device: Any,
     if found is None:
         return None
     service, policy, seed = found
-    episodes = context.evaluation.episodes
-    if not context.evaluation.baselines:
-        from townlet.dto import EvaluationBlock
-
-        result = service.evaluate(policy, context.world, episodes=episodes, seed=seed)
-        return EvaluationBlock(policy=result, world=getattr(context.world, "name", None), seed=seed)
-    return service.compare(policy, context.world, episodes=episodes, seed=seed)
+    settings = context.evaluation
+    return service.compare(policy, context.world, settings.episodes, seed, baselines=settings.baselines)
 
 
 def periodic_evaluation(

@@ -2,14 +2,14 @@
 
 ``TrainingServices`` is what strategies receive; ``build_default_services`` (the ``services``
 config node's ``_target_``) constructs each service with its constructor. The promotion service is
-built only when ``paths.state_dir`` is given; ``require()`` names any service that is missing.
+built only when ``paths.state_dir`` is given.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any
 
 from townlet.config.instantiate import ConfigError, resolve_target
 
@@ -19,16 +19,7 @@ if TYPE_CHECKING:
     from townlet.rollout.datasets import ReplayDatasetService
     from townlet.rollout.evaluation import EvaluationService
 
-ServiceName = Literal["rollout", "replay", "evaluation", "promotion"]
-
-DEFAULT_SERVICES: dict[str, str] = {
-    "rollout": "townlet.rollout.collect.RolloutCaptureService",
-    "replay": "townlet.rollout.datasets.ReplayDatasetService",
-    "evaluation": "townlet.rollout.evaluation.EvaluationService",
-    "promotion": "townlet.promotion.state.PromotionService",
-}
-
-_T = TypeVar("_T")
+SERVICE_NAMES = ("rollout", "replay", "evaluation", "promotion")
 
 
 @dataclass
@@ -40,40 +31,20 @@ class TrainingServices:
     evaluation: EvaluationService | None = None
     promotion: PromotionService | None = None
 
-    @overload
-    def require(self, name: Literal["rollout"]) -> RolloutCaptureService: ...
-    @overload
-    def require(self, name: Literal["replay"]) -> ReplayDatasetService: ...
-    @overload
-    def require(self, name: Literal["evaluation"]) -> EvaluationService: ...
-    @overload
-    def require(self, name: Literal["promotion"]) -> PromotionService: ...
-
-    def require(self, name: ServiceName) -> Any:
-        """Return a service or fail with a message naming the missing piece."""
-        service = getattr(self, name)
-        if service is None:
-            raise RuntimeError(
-                f"the '{name}' training service ({DEFAULT_SERVICES.get(name, name)}) was not built: "
-                "a setting it needs was not given (the promotion service needs paths.state_dir)"
-            )
-        return service
-
 
 def check_service_names(implementations: Mapping[str, str]) -> None:
     """Refuse a swap for a service that does not exist (``services.implementations.<name>``)."""
-    unknown = sorted(str(name) for name in implementations if name not in DEFAULT_SERVICES)
+    unknown = sorted(str(name) for name in implementations if name not in SERVICE_NAMES)
     if unknown:
         raise ConfigError(
             f"services.implementations has unknown service name(s) {', '.join(unknown)}; "
-            f"valid names: {', '.join(DEFAULT_SERVICES)}"
+            f"valid names: {', '.join(SERVICE_NAMES)}"
         )
 
 
-def _service_class(name: ServiceName, default: type[_T], implementations: Mapping[str, str]) -> type[_T]:
+def _service_class(name: str, default: type, implementations: Mapping[str, str]) -> Any:
     """``default``, or the class ``services.implementations.<name>`` names (through the allow-list,
-    which imports nothing outside it). A replacement is constructed exactly like the default it
-    replaces (same constructor arguments)."""
+    which imports nothing outside it), constructed exactly like the default it replaces."""
     dotted = implementations.get(name)
     if not dotted:
         return default
@@ -81,7 +52,7 @@ def _service_class(name: ServiceName, default: type[_T], implementations: Mappin
     cls = resolve_target(dotted, key)
     if not isinstance(cls, type):
         raise ConfigError(f"{key}={dotted!r} names a {type(cls).__name__}, not a class")
-    return cast("type[_T]", cls)
+    return cls
 
 
 def build_default_services(
@@ -101,13 +72,13 @@ def build_default_services(
 
     swaps = dict(implementations or {})
     check_service_names(swaps)
-    rollout_cls = _service_class("rollout", RolloutCaptureService, swaps)
-    replay_cls = _service_class("replay", ReplayDatasetService, swaps)
-    evaluation_cls = _service_class("evaluation", EvaluationService, swaps)
-    promotion_cls = _service_class("promotion", PromotionService, swaps)
+    defaults = (RolloutCaptureService, ReplayDatasetService, EvaluationService, PromotionService)
+    rollout, replay, evaluation, promotion = (
+        _service_class(name, default, swaps) for name, default in zip(SERVICE_NAMES, defaults, strict=True)
+    )
     return TrainingServices(
-        rollout=rollout_cls(),
-        replay=replay_cls(data_dir),
-        evaluation=evaluation_cls(),
-        promotion=promotion_cls(state_dir) if state_dir is not None else None,
+        rollout=rollout(),
+        replay=replay(data_dir),
+        evaluation=evaluation(),
+        promotion=promotion(state_dir) if state_dir is not None else None,
     )

@@ -67,7 +67,8 @@ def _network(spec: Any, model: Any = None) -> Any:
 
 def measure_accuracy(ticks: int = 400, budget_s: float = 90.0) -> dict[str, Any]:
     """Time from capture to 0.90 / 0.95 held-out accuracy (one thread, default network)."""
-    from townlet.strategies.bc import evaluate_tensors, map_channel_max, stack_tensors
+    from townlet.strategies.bc.data import map_channel_max, stack_tensors
+    from townlet.strategies.bc.progress import evaluate_tensors
     from townlet_tools.bench.protocol import QuietProbe
 
     torch = _torch()
@@ -154,7 +155,7 @@ def _bare_steps(net: Any, opt: Any, data: Any, rows: int) -> Any:
 
 def measure_throughput(rows: int, reps: int) -> dict[str, Any]:
     """BC's epoch loop against the bare loop on identical pre-stacked tensors (ABAB)."""
-    from townlet.strategies.bc import BCTensors, epoch_generator, stack_tensors, train_epoch
+    from townlet.strategies.bc.data import BCTensors, epoch_generator, stack_tensors, train_epoch
     from townlet_tools.bench.protocol import alternate
 
     torch = _torch()

@@ -79,7 +79,7 @@ def _network(spec: Any) -> Any:
 
 def synthetic_batch(spec: Any, rows: int, seed: int = 0) -> Any:
     """A PPO batch of realistic shapes (the update's speed does not depend on the values)."""
-    from townlet.algorithms.update import PPOBatch
+    from townlet.algorithms.gae import PPOBatch
 
     torch = _torch()
     g = torch.Generator().manual_seed(seed)

@@ -49,8 +49,8 @@ def register_configs() -> None:
     from omegaconf import OmegaConf
 
     cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="train_schema", node=TrainConfig, replace=True)
     for name, schema in STRATEGY_SCHEMAS.items():
-        cs.store(group="schema/strategy", name=name, node=schema)
+        cs.store(group="schema/strategy", name=name, node=schema, replace=True)
     if not OmegaConf.has_resolver("townlet_root"):
         OmegaConf.register_resolver("townlet_root", lambda: str(repo_root()))

@@ -1,15 +1,8 @@
 """The anneal run: a BC stage clones the scripted teacher, then PPO stages refine the clone while the
-kickstarting weight ``bc_weight`` anneals to 0.
-
-Every stage starts from the previous stage's checkpoint and runs the configured BC or PPO strategy
-in its own ``stages/NN_cK_<mode>/`` directory; every stage's policy is evaluated on the same
-episodes. A BC stage must reach ``accuracy_threshold`` or the schedule ends with FAIL. A PPO stage
-raises guardrail flags (HOLD) when its loss or queue metrics move too far from the same cycle of
-earlier runs, or when its return drops below the best earlier passing stage's. The run ends with the
-last passing stage's policy, or the best-evaluated one after a return flag; its verdict updates the
-stored baselines and the promotion streak.
-
-Torch is only touched by the stage strategies; this package stays importable without it.
+kickstarting weight ``bc_weight`` anneals to 0. Each stage starts from the previous stage's checkpoint
+in its own ``stages/NN_cK_<mode>/``; a BC stage below ``accuracy_threshold`` ends the schedule with
+FAIL, PPO stages raise guardrail flags (HOLD); the run ends with the last passing (or, after a return
+flag, the best-evaluated) stage's policy (docs/anneal.md). Torch is only touched by the stage strategies.
 """
 
 from __future__ import annotations
@@ -18,27 +11,26 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from townlet.promotion.rules import anneal_status, status_reasons
-from townlet.strategies.anneal.judge import bc_result, log_guardrails, merge, ppo_result
-from townlet.strategies.anneal.persist import (
-    baseline_key,
-    baseline_store,
+from townlet.promotion.rules import anneal_status
+from townlet.strategies.anneal.outcome import (
+    Passing,
+    Progress,
     default_dataset_label,
+    final_stage,
+    install_final_checkpoint,
     load_baselines,
     record_promotion,
+    report,
     state_dir_of,
     store_baselines,
 )
-from townlet.strategies.anneal.progress import STAGE_FILE, Passing, Progress
-from townlet.strategies.anneal.rollback import final_evaluation, final_stage, install_final_checkpoint
 from townlet.strategies.anneal.settings import AnnealSettings
-from townlet.strategies.anneal.stages import stage_context, tag_ppo_result, with_teacher_mix
-from townlet.strategies.anneal.summary import Outcome, log_outcome, summarize, write_results
+from townlet.strategies.anneal.stages import bc_result, judge_ppo, stage_context, with_teacher_mix
 
 if TYPE_CHECKING:
     from townlet.dto import AnnealSummaryDTO
     from townlet.promotion.rules import GuardrailMetrics
-    from townlet.strategies.anneal.schedule import Stage
+    from townlet.strategies.anneal.settings import Stage
     from townlet.strategies.context import TrainingContext
 
 
@@ -56,7 +48,11 @@ def run_anneal(strategy: AnnealSettings, context: TrainingContext) -> AnnealSumm
     schedule = strategy.stages
     label = strategy.dataset_label or default_dataset_label(context)
     state_dir = state_dir_of(context)
-    store = baseline_store(state_dir)
+    store = None
+    if state_dir is not None:
+        from townlet.promotion.baselines import BaselineStore
+
+        store = BaselineStore(state_dir)
     stored = load_baselines(store, label, schedule)
     context.log.info(
         "anneal: %d stages, label=%s, stored baselines for cycles %s",
@@ -75,7 +71,6 @@ def run_anneal(strategy: AnnealSettings, context: TrainingContext) -> AnnealSumm
     status = anneal_status(progress.results)
     chosen = final_stage(progress, context.log)
     final = install_final_checkpoint(context, chosen.checkpoint)
-    evaluation = final_evaluation(progress, chosen, status)
     store_baselines(
         store,
         context,
@@ -86,23 +81,18 @@ def run_anneal(strategy: AnnealSettings, context: TrainingContext) -> AnnealSumm
         status=status,
     )
     snapshot = record_promotion(strategy, context, state_dir, status, final, label)
-    outcome = Outcome(
+    return report(
+        context,
+        progress,
+        chosen,
+        stored,
         status=status,
-        reasons=status_reasons(progress.results),
         label=label,
-        stages=progress.results,
-        final_stage_index=None if chosen.index < 0 else chosen.index,
-        final_checkpoint=final,
-        evaluation=evaluation,
-        baselines={baseline_key(label, c): m.as_dict() for c, m in progress.observed.items()},
-        stored_baselines={baseline_key(label, c): m.as_dict() for c, m in stored.items()},
+        final=final,
         promotion=snapshot,
         state_dir=state_dir,
+        duration_sec=time.perf_counter() - started,
     )
-    summary = summarize(context, outcome, time.perf_counter() - started)
-    write_results(context, outcome)
-    log_outcome(context, outcome, summary)
-    return summary
 
 
 def _run_stage(
@@ -154,13 +144,7 @@ def _run_stage(
             )
             return False
     else:
-        reference = None if progress.best is None else progress.best.mean_return
-        dto = tag_ppo_result(dto, stage, label, progress, baseline, threshold=strategy.accuracy_threshold)
-        result, current = ppo_result(stage, dto, baseline, reference, strategy.guardrails)
-        if not (child.resume and (child.run_dir.path / STAGE_FILE).is_file()):  # not logged before a stop
-            log_guardrails(child, stage, result, baseline)
-        progress.observed[stage.cycle] = current
-        progress.previous = merge(progress.previous, current)
+        result, dto = judge_ppo(child, stage, dto, label, progress, baseline, strategy)
     progress.record(result, child)
     progress.advance(index, result, dto)
     return True

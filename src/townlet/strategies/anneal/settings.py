@@ -1,5 +1,6 @@
 """``strategy=anneal``'s settings: ``AnnealStrategyConfig``'s fields (the schema is their one home),
-checked and turned into what the run reads when Hydra builds ``AnnealStrategy`` (``run.py`` adds ``run``).
+checked and turned into what the run reads when Hydra builds ``AnnealStrategy`` (``run.py`` adds ``run``):
+the validated schedule and what each stage changes in its BC/PPO strategy.
 
 ``bc`` and ``ppo`` are the stage strategies' config nodes (or already-built strategies): each stage
 builds one with only its own overrides, so they stay overridable as usual.
@@ -7,27 +8,147 @@ builds one with only its own overrides, so they stay overridable as usual.
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import asdict, dataclass, field, is_dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from townlet.config.plan import RunPlan
-from townlet.config.schema.strategy_anneal import AnnealPromotionConfig, AnnealStrategyConfig
-from townlet.promotion.rules import GuardrailTolerances
-from townlet.strategies.anneal.schedule import (
-    AnnealConfigError,
-    Stage,
-    parse_schedule,
-    plain,
-    stage_overrides,
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from townlet.config.plan import RunPlan, ppo_plan
+from townlet.config.schema.strategy_anneal import (
+    AnnealPromotionConfig,
+    AnnealStageConfig,
+    AnnealStrategyConfig,
+    BaselineUpdate,
 )
-from townlet.strategies.anneal.stages import build_stage_strategy
+from townlet.promotion.rules import GuardrailTolerances
 from townlet.strategies.base import StrategyBase
 
 if TYPE_CHECKING:
     from townlet.strategies.context import TrainingContext
 
-BASELINE_UPDATES = ("on_pass", "always", "never")
+STAGE_KEYS = tuple(f.name for f in fields(AnnealStageConfig))
+
+
+class AnnealConfigError(ValueError):
+    """The anneal schedule or settings are invalid; the message names the key and the fix."""
+
+
+def plain(node: Any) -> Any:
+    """OmegaConf containers → plain Python; anything else unchanged."""
+    if isinstance(node, DictConfig | ListConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def as_data(node: Any) -> Any:
+    """A schema dataclass as a dict, else ``plain(node)``."""
+    return asdict(node) if is_dataclass(node) and not isinstance(node, type) else plain(node)
+
+
+def is_config_node(node: Any) -> bool:
+    """A ``_target_`` node still to be built (Hydra), as opposed to an already-built strategy."""
+    data = plain(node)
+    return isinstance(data, Mapping) and "_target_" in data
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One schedule entry, validated."""
+
+    cycle: int
+    mode: str
+    epochs: int
+    bc_weight: float
+
+    @classmethod
+    def from_any(cls, raw: Any, index: int) -> Stage:
+        data = as_data(raw)
+        if not isinstance(data, Mapping):
+            raise AnnealConfigError(f"strategy.schedule[{index}] must be a mapping, got {raw!r}")
+        unknown = sorted(set(data) - set(STAGE_KEYS))
+        if unknown:
+            raise AnnealConfigError(
+                f"strategy.schedule[{index}] has unknown key(s) {unknown}; allowed: {', '.join(STAGE_KEYS)}"
+            )
+        mode = str(data.get("mode", "")).lower()
+        if mode not in ("bc", "ppo"):
+            raise AnnealConfigError(
+                f"strategy.schedule[{index}].mode must be bc or ppo, got {data.get('mode')!r}"
+            )
+        try:
+            cycle, epochs = int(data.get("cycle", index)), int(data.get("epochs", 1))
+            weight = float(data.get("bc_weight", 1.0 if mode == "bc" else 0.0))
+        except (TypeError, ValueError) as exc:
+            raise AnnealConfigError(f"strategy.schedule[{index}]: {exc}") from exc
+        if cycle < 0 or epochs < 1:
+            raise AnnealConfigError(
+                f"strategy.schedule[{index}] needs cycle >= 0 and epochs >= 1 "
+                f"(got cycle={cycle}, epochs={epochs})"
+            )
+        if not (math.isfinite(weight) and 0.0 <= weight <= 1.0):
+            raise AnnealConfigError(f"strategy.schedule[{index}].bc_weight must be in [0, 1], got {weight}")
+        return cls(cycle=cycle, mode=mode, epochs=epochs, bc_weight=weight)
+
+    def dirname(self, index: int) -> str:
+        """``NN_cK_<mode>``: sorts in run order and says what ran there."""
+        return f"{index:02d}_c{self.cycle}_{self.mode}"
+
+
+def parse_schedule(schedule: Sequence[Any] | None) -> list[Stage]:
+    """The validated stages in run order: by cycle, keeping the listed order within a cycle
+    (a stable sort, so e.g. BC then PPO in cycle 0 stays that way)."""
+    stages = [Stage.from_any(s, i) for i, s in enumerate(plain(schedule) or [])]
+    if not stages:
+        raise AnnealConfigError(
+            "strategy.schedule is empty; give at least one stage, e.g. [{cycle: 0, mode: bc, epochs: 5}]"
+        )
+    return sorted(stages, key=lambda s: s.cycle)
+
+
+def stage_overrides(
+    stage: Stage, ppo: Any, context: TrainingContext, *, bc_loss_coef: float, teacher_mix: bool
+) -> dict[str, Any]:
+    """The keywords a stage overrides in its strategy's config; everything else stays as configured.
+
+    A BC stage also takes PPO's ``gamma``: its value-head warm-up must learn the critic the PPO
+    stages will use. A PPO stage's ``epochs`` means update iterations: in rollout mode
+    ``total_steps`` is sized to match. Its ``bc_weight`` becomes the kickstarting weight ``bc_coef``
+    (and, with ``teacher_mix``, the ``teacher_mix`` share of a PPO strategy that mixes natively).
+    """
+    overrides: dict[str, Any] = {"epochs": stage.epochs}
+    cfg = plain(ppo) if is_config_node(ppo) else vars(ppo)
+    if stage.mode != "ppo":
+        if cfg.get("gamma") is not None:
+            overrides["gamma"] = float(cfg["gamma"])
+        return overrides
+    overrides["bc_coef"] = stage.bc_weight * bc_loss_coef
+    if teacher_mix:
+        overrides["teacher_mix"] = stage.bc_weight
+    if str(cfg.get("data_mode", "rollout")) != "replay":
+        envs = cfg.get("num_envs") or getattr(context.world, "num_envs", 1)
+        agents = cfg.get("num_agents") or getattr(context.world, "num_agents", 1)
+        plan = ppo_plan(n_steps=cfg["n_steps"], num_envs=envs, num_agents=agents, total_steps=0)
+        overrides["total_steps"] = int(stage.epochs) * int(plan.rows_per_iteration or 0)
+    return overrides
+
+
+def build_stage_strategy(node: Any, overrides: Mapping[str, Any]) -> Any:
+    """The stage's strategy: built from its config node, or a copy of an already-built strategy
+    (tests, Python callers); an override the strategy does not take is dropped."""
+    if is_config_node(node):
+        from townlet.config.instantiate import build
+
+        # the node holds every setting its strategy takes (its schema's fields): a key it lacks is not one
+        accepted = {key for key in plain(node) if not str(key).startswith("_")}
+        return build(node, **{k: v for k, v in overrides.items() if k in accepted})
+    strategy = copy.copy(node)
+    for key, value in overrides.items():
+        if hasattr(strategy, key):
+            setattr(strategy, key, value)
+    return strategy
 
 
 @dataclass
@@ -47,8 +168,14 @@ class AnnealSettings(AnnealStrategyConfig, StrategyBase):
             if any(s.mode == key for s in self.stages) and node is None:
                 raise AnnealConfigError(f"the schedule has {key} stages but strategy.{key} is not set")
         _check(self)
-        self.guardrails = GuardrailTolerances.from_mapping(_as_dict(self.tolerances))
-        self.promotion_rules = _promotion(self.promotion)
+        self.guardrails = GuardrailTolerances.from_mapping(dict(as_data(self.tolerances) or {}))
+        given = dict(as_data(self.promotion) or {})
+        unknown = sorted(set(given) - set(asdict(AnnealPromotionConfig())))
+        if unknown:
+            raise AnnealConfigError(f"strategy.promotion has unknown key(s) {unknown}")
+        self.promotion_rules = AnnealPromotionConfig(**given)
+        if int(self.promotion_rules.required_passes) < 1:
+            raise AnnealConfigError("strategy.promotion.required_passes must be >= 1")
 
     def plan(self, world: Any) -> RunPlan:
         """The stages in run order, each sized in its own unit (BC epochs, PPO iterations)."""
@@ -63,11 +190,6 @@ class AnnealSettings(AnnealStrategyConfig, StrategyBase):
         return build_stage_strategy(self.bc if stage.mode == "bc" else self.ppo, overrides)
 
 
-def _as_dict(node: Any) -> dict[str, Any]:
-    """A schema dataclass or a config mapping as a plain dict."""
-    return asdict(node) if is_dataclass(node) and not isinstance(node, type) else dict(plain(node) or {})
-
-
 def _check(s: AnnealSettings) -> None:
     if not 0.0 <= float(s.accuracy_threshold) <= 1.0:
         raise AnnealConfigError(f"strategy.accuracy_threshold must be in [0, 1], got {s.accuracy_threshold}")
@@ -77,22 +199,8 @@ def _check(s: AnnealSettings) -> None:
         raise AnnealConfigError(
             f"strategy.evaluation_episodes must be >= 1 or null, got {s.evaluation_episodes}"
         )
-    if str(s.baseline_update) not in BASELINE_UPDATES:
+    if str(s.baseline_update) not in tuple(BaselineUpdate):
         raise AnnealConfigError(
-            f"strategy.baseline_update must be one of {list(BASELINE_UPDATES)}, got {s.baseline_update!r}"
+            f"strategy.baseline_update must be one of {[b.value for b in BaselineUpdate]}, "
+            f"got {s.baseline_update!r}"
         )
-
-
-def _promotion(promotion: Any) -> AnnealPromotionConfig:
-    """The schema's promotion settings with ``promotion``'s on top."""
-    given = _as_dict(promotion) if promotion is not None else {}
-    unknown = sorted(set(given) - set(asdict(AnnealPromotionConfig())))
-    if unknown:
-        raise AnnealConfigError(f"strategy.promotion has unknown key(s) {unknown}")
-    promo = AnnealPromotionConfig(**given)
-    if int(promo.required_passes) < 1:
-        raise AnnealConfigError("strategy.promotion.required_passes must be >= 1")
-    return promo
-
-
-__all__ = ["BASELINE_UPDATES", "AnnealSettings"]

@@ -1,22 +1,23 @@
-"""Running one stage: its context, its strategy, and the record it leaves in its directory."""
+"""Running one stage (its context and rollout service) and judging it: the BC accuracy gate, and the
+PPO guardrails against their baselines."""
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Mapping
-from dataclasses import is_dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from townlet.dto.metrics import STAGE_INDEX_KEY, STAGE_KEY
-from townlet.promotion.rules import GuardrailMetrics
-from townlet.strategies.anneal.schedule import is_config_node, plain
+from townlet.promotion.rules import GuardrailMetrics, evaluate_flags, return_flag
+from townlet.strategies.anneal.outcome import STAGE_FILE
+from townlet.strategies.ppo.records import is_number
 
 if TYPE_CHECKING:
-    from townlet.dto import PPOTrainingResultDTO
+    from townlet.dto import AnnealStageResultDTO, PPOTrainingResultDTO
     from townlet.rollout.collect import RolloutCaptureService
-    from townlet.strategies.anneal.progress import Progress
-    from townlet.strategies.anneal.schedule import Stage
+    from townlet.strategies.anneal.outcome import Progress
+    from townlet.strategies.anneal.settings import AnnealSettings, Stage
     from townlet.strategies.context import TrainingContext
 
 STAGES_DIR = "stages"
@@ -35,38 +36,6 @@ class TaggedMetrics:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
-
-
-def tag_ppo_result(
-    dto: PPOTrainingResultDTO,
-    stage: Stage,
-    label: str,
-    progress: Progress,
-    baseline: GuardrailMetrics | None,
-    *,
-    threshold: float,
-) -> PPOTrainingResultDTO:
-    """The PPO stage's result with its ``anneal_*`` fields: the stage's identity and the baselines its
-    guardrails are judged against (the numeric ones also in ``best``, the best iteration's figures).
-    The anneal fills them in, so PPO needs no notion of a stage."""
-    b = baseline or GuardrailMetrics()
-    fields: dict[str, Any] = {
-        "anneal_cycle": float(stage.cycle),
-        "anneal_stage": stage.mode,
-        "anneal_dataset": label,
-        "anneal_bc_accuracy": progress.bc_accuracy,
-        "anneal_bc_threshold": threshold,
-        "anneal_bc_passed": progress.bc_passed,
-        "anneal_loss_baseline": b.loss_total,
-        "anneal_queue_baseline": b.queue_conflict_events,
-        "anneal_intensity_baseline": b.queue_conflict_intensity_sum,
-    }
-    numbers = {k: float(v) for k, v in fields.items() if _is_number(v)}
-    return dto.model_copy(update={**fields, "best": {**dto.best, **numbers}})
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
 def stage_context(
@@ -90,14 +59,13 @@ def stage_context(
     from townlet.runs.rundir import RunDir
 
     evaluation = context.evaluation
-    if is_dataclass(evaluation) and not isinstance(evaluation, type):
-        evaluation = replace(
-            evaluation,
-            enabled=bool(evaluation.enabled) and (evaluate or is_last),
-            seed_offset=int(evaluation.seed_offset) - 1000 * index,
-            baselines=bool(evaluation.baselines) and is_last,
-            episodes=episodes or int(evaluation.episodes),
-        )
+    evaluation = replace(
+        evaluation,
+        enabled=bool(evaluation.enabled) and (evaluate or is_last),
+        seed_offset=int(evaluation.seed_offset) - 1000 * index,
+        baselines=bool(evaluation.baselines) and is_last,
+        episodes=episodes or int(evaluation.episodes),
+    )
     tags = {STAGE_INDEX_KEY: index, STAGE_KEY: stage.mode, "anneal_cycle": stage.cycle}
     return replace(
         context,
@@ -110,28 +78,9 @@ def stage_context(
     )
 
 
-def build_stage_strategy(node: Any, overrides: Mapping[str, Any]) -> Any:
-    """The stage's strategy: built from its config node, or a copy of an already-built strategy
-    (tests, Python callers); an override the strategy does not take is dropped."""
-    if is_config_node(node):
-        from townlet.config.instantiate import build
-
-        # the node holds every setting its strategy takes (its schema's fields): a key it lacks is not one
-        accepted = {key for key in plain(node) if not str(key).startswith("_")}
-        return build(node, **{k: v for k, v in overrides.items() if k in accepted})
-    strategy = copy.copy(node)
-    for key, value in overrides.items():
-        if hasattr(strategy, key):
-            setattr(strategy, key, value)
-    return strategy
-
-
 def with_teacher_mix(child: TrainingContext, stage: Stage, strategy: Any) -> TrainingContext:
-    """Give a PPO stage the teacher-mixed rollout service, unless PPO mixes natively (``teacher_mix``).
-
-    ``bc_weight`` = probability that the scripted action is executed; the mixture's exact log-prob is
-    recorded, so PPO's ratios stay correct (see ``townlet.rollout.teacher_mix``).
-    """
+    """Give a PPO stage the teacher-mixed rollout service (``townlet.rollout.teacher_mix``: the
+    scripted action is executed with probability ``bc_weight``), unless PPO mixes natively."""
     if stage.mode != "ppo" or stage.bc_weight <= 0.0 or hasattr(strategy, "teacher_mix"):
         return child
     if str(getattr(strategy, "data_mode", "rollout")) == "replay":
@@ -145,3 +94,119 @@ def with_teacher_mix(child: TrainingContext, stage: Stage, strategy: Any) -> Tra
     # a drop-in for the rollout service: its own collect(), everything else delegated to ``rollout``
     mixed = cast("RolloutCaptureService", TeacherMixRollout(rollout, stage.bc_weight, seed=child.seed))
     return replace(child, services=replace(child.services, rollout=mixed))
+
+
+def mean_return(dto: Any) -> float | None:
+    """The evaluated mean return of a stage's policy (None when the stage was not evaluated)."""
+    evaluation = getattr(dto, "evaluation", None)
+    policy = getattr(evaluation, "policy", None)
+    value = getattr(policy, "mean_return", None)
+    return None if value is None or not math.isfinite(float(value)) else float(value)
+
+
+def bc_result(stage: Stage, dto: Any, threshold: float) -> tuple[AnnealStageResultDTO, bool]:
+    """A BC stage passes when its validation accuracy (training accuracy without a validation
+    split) reaches ``threshold``."""
+    from townlet.dto import AnnealStageResultDTO
+
+    accuracy = dto.val_accuracy if dto.val_accuracy is not None else dto.accuracy
+    loss = dto.val_loss if dto.val_loss is not None else dto.loss
+    passed = accuracy is not None and float(accuracy) >= threshold
+    result = AnnealStageResultDTO(
+        duration_sec=dto.duration_sec,
+        cycle=stage.cycle,
+        mode="bc",
+        epochs=stage.epochs,
+        accuracy=accuracy,
+        loss=loss,
+        threshold=threshold,
+        passed=passed,
+        bc_weight=stage.bc_weight,
+        rolled_back=False,
+        mean_return=mean_return(dto),
+        bc=dto,
+    )
+    return result, passed
+
+
+def judge_ppo(
+    child: TrainingContext,
+    stage: Stage,
+    dto: PPOTrainingResultDTO,
+    label: str,
+    progress: Progress,
+    baseline: GuardrailMetrics | None,
+    strategy: AnnealSettings,
+) -> tuple[AnnealStageResultDTO, PPOTrainingResultDTO]:
+    """The stage's verdict and its PPO result with the ``anneal_*`` fields filled in (the stage's identity
+    and the baselines its guardrails are judged against, the numeric ones also in ``best``), so PPO
+    needs no notion of a stage. The flags come from the shared rules; one metrics record per stage
+    carries the baselines and flags (not again for a stage judged before a stop); the stage's metrics
+    become what later stages and runs compare with."""
+    from townlet.dto import AnnealStageResultDTO
+
+    b = baseline or GuardrailMetrics()
+    reference = None if progress.best is None else progress.best.mean_return
+    tags: dict[str, Any] = {
+        "anneal_cycle": float(stage.cycle),
+        "anneal_stage": stage.mode,
+        "anneal_dataset": label,
+        "anneal_bc_accuracy": progress.bc_accuracy,
+        "anneal_bc_threshold": strategy.accuracy_threshold,
+        "anneal_bc_passed": progress.bc_passed,
+        "anneal_loss_baseline": b.loss_total,
+        "anneal_queue_baseline": b.queue_conflict_events,
+        "anneal_intensity_baseline": b.queue_conflict_intensity_sum,
+    }
+    numbers = {k: float(v) for k, v in tags.items() if is_number(v)}
+    dto = dto.model_copy(update={**tags, "best": {**dto.best, **numbers}})
+    current = GuardrailMetrics.from_mapping(
+        {
+            "loss_total": dto.loss_total,
+            "queue_conflict_events": dto.queue_conflict_events,
+            "queue_conflict_intensity_sum": dto.queue_conflict_intensity_sum,
+        }
+    )
+    flags = evaluate_flags(current, baseline, strategy.guardrails)
+    value = mean_return(dto)
+    result = AnnealStageResultDTO(
+        duration_sec=dto.duration_sec,
+        cycle=stage.cycle,
+        mode="ppo",
+        epochs=stage.epochs,
+        bc_weight=stage.bc_weight,
+        loss_total=dto.loss_total,
+        loss_policy=dto.loss_policy,
+        loss_value=dto.loss_value,
+        queue_conflict_events=dto.queue_conflict_events,
+        queue_conflict_intensity_sum=dto.queue_conflict_intensity_sum,
+        anneal_loss_flag=flags.loss,
+        anneal_queue_flag=flags.queue,
+        anneal_intensity_flag=flags.intensity,
+        mean_return=value,
+        return_baseline=reference,
+        anneal_return_flag=return_flag(value, reference, strategy.guardrails),
+        ppo=dto,
+    )
+    if not (child.resume and (child.run_dir.path / STAGE_FILE).is_file()):
+        child.metrics.log(
+            {
+                "strategy": "anneal",
+                "anneal_loss_baseline": b.loss_total,
+                "anneal_queue_baseline": b.queue_conflict_events,
+                "anneal_intensity_baseline": b.queue_conflict_intensity_sum,
+                "anneal_loss_flag": result.anneal_loss_flag,
+                "anneal_queue_flag": result.anneal_queue_flag,
+                "anneal_intensity_flag": result.anneal_intensity_flag,
+                "anneal_return": result.mean_return,
+                "anneal_return_baseline": result.return_baseline,
+                "anneal_return_flag": result.anneal_return_flag,
+                "anneal_bc_weight": stage.bc_weight,
+            },
+            force=True,
+        )
+    progress.observed[stage.cycle] = current
+    # new values win; a metric this stage did not report keeps its old baseline
+    previous = progress.previous.as_dict() if progress.previous else {}
+    progress.previous = GuardrailMetrics.from_mapping({**previous, **current.as_dict()})
+    return result, dto

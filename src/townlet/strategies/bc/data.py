@@ -1,7 +1,9 @@
-"""The training data: resolved by the replay service, split by agent, stacked on the device once.
+"""The training data, resolved by the replay service, split by agent and stacked on the device once,
+and one training epoch over it.
 
 Each split is flattened and moved to the device a single time; every epoch then gathers its
-minibatches from those tensors, so no epoch pays for host-to-device copies again.
+minibatches from those tensors, so no epoch pays for host-to-device copies again. The loss and
+accuracy stay device tensors until the epoch ends, so the minibatch loop never waits for the host.
 """
 
 from __future__ import annotations
@@ -43,14 +45,6 @@ def resolve_replay(context: TrainingContext) -> ReplayData:
         context.log.info("bc: dataset.streaming=true is loaded whole (BC keeps the data as device tensors)")
         data = data.load()
     return data
-
-
-def split_replay(data: ReplayData, val_fraction: float, seed: int) -> tuple[ReplayData, ReplayData | None]:
-    """Hold out whole agent trajectories for validation (rows of one agent are correlated in time, so
-    a row split would leak); no validation split when ``val_fraction`` is 0."""
-    if val_fraction > 0:
-        return data.split_by_agent(val_fraction, seed)
-    return data, None
 
 
 def stage_splits(
@@ -99,3 +93,73 @@ def stack_tensors(data: ReplayData, target: str, device: str) -> tuple[BCTensors
 def map_channel_max(t: BCTensors) -> torch.Tensor:
     """Per-channel maximum of the training maps (the network scales each channel to [0, 1])."""
     return t.maps.amax(dim=(0, 2, 3)).float()
+
+
+def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
+    """Independent permutation stream per (seed, epoch), so a resumed run replays exactly the same
+    batches without saving any generator state."""
+    import torch
+
+    gen = torch.Generator(device=device)
+    gen.manual_seed((int(seed) * 1_000_003 + int(epoch) * 7_919 + 0xB0C) & 0x7FFF_FFFF_FFFF_FFFF)
+    return gen
+
+
+def train_epoch(
+    net: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    data: BCTensors,
+    batch_size: int,
+    generator: torch.Generator,
+    *,
+    returns: torch.Tensor | None = None,
+    value_coef: float = 0.0,
+    value_loss_sum: torch.Tensor | None = None,
+    value_trunk: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One shuffled pass. Returns (loss sum, correct count) as device tensors — no host sync per step.
+
+    With ``returns`` [M] and ``value_coef > 0`` the value head is fitted as well: the loss gains
+    ``value_coef * 0.5 * (V - G)^2`` (PPO's unclipped value loss), and ``value_loss_sum`` (a device
+    scalar, if given) accumulates the row-weighted 0.5 * MSE in place. The cross-entropy reported
+    in the loss sum stays the imitation loss alone. Unless ``value_trunk``, the value loss reaches
+    only the network's ``value_head`` (the shared trunk learns from imitation alone), so the
+    policy's training is exactly what it would be without the warm-up.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    fit_value = returns is not None and value_coef > 0
+    head = getattr(net, "value_head", None)
+    head_params = list(head.parameters()) if fit_value and not value_trunk and head is not None else []
+
+    n = len(data)
+    perm = torch.randperm(n, generator=generator, device=data.targets.device)
+    loss_sum = torch.zeros((), device=data.targets.device)
+    correct = torch.zeros((), dtype=torch.int64, device=data.targets.device)
+    net.train()
+    for start in range(0, n, batch_size):
+        idx = perm[start : start + batch_size]
+        y = data.targets[idx]
+        logits, value = net(data.maps[idx], data.features[idx], data.mask[idx])
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        if fit_value:
+            assert returns is not None
+            loss_v = 0.5 * (value.float() - returns[idx]).pow(2).mean()
+            if head_params:  # head-only: its gradient, computed apart, never reaches the trunk
+                loss.backward(retain_graph=True)
+                grads = torch.autograd.grad(value_coef * loss_v, head_params)
+                for p, g in zip(head_params, grads, strict=True):
+                    p.grad = g
+            else:
+                (loss + value_coef * loss_v).backward()
+            if value_loss_sum is not None:
+                value_loss_sum += loss_v.detach() * y.shape[0]
+        else:
+            loss.backward()
+        opt.step()
+        with torch.no_grad():
+            loss_sum += loss.detach() * y.shape[0]
+            correct += (logits.argmax(dim=1) == y).sum()
+    return loss_sum, correct

@@ -1,12 +1,6 @@
-"""Behaviour cloning: fit the network to the scripted teacher's actions, keep the best, evaluate it.
-
-The run, top to bottom: resolve the replay data, split it by agent and stack both splits on the
-device once; build the network (fresh from the seed, warm-started, or resumed); then per epoch train,
-validate, record the metrics line and checkpoint (``last.pt`` always, ``best.pt`` on a new best),
-stopping early when validation stalls; finally reload the best checkpoint, measure it on the
-training split and evaluate it in the town.
-
-Torch is imported only inside functions, so the strategy can be configured without torch installed.
+"""Behaviour cloning: fit the network to the scripted teacher's actions, keep the best, evaluate it
+(docs/training.md). The run reads top to bottom: data, network, epochs, result. Torch is imported only
+inside functions, so the strategy can be configured without torch installed.
 """
 
 from __future__ import annotations
@@ -21,10 +15,20 @@ from townlet.config.plan import RunPlan
 from townlet.config.schema.strategy_bc import BCStrategyConfig
 from townlet.runs import interrupt
 from townlet.strategies.base import StrategyBase, dataset_label, evaluate_trained
-from townlet.strategies.bc.data import map_channel_max, resolve_replay, split_replay, stage_splits
-from townlet.strategies.bc.metrics import epoch_record, evaluate_tensors, per_action_accuracy
-from townlet.strategies.bc.progress import EpochStats, Progress
-from townlet.strategies.bc.train import epoch_generator, train_epoch
+from townlet.strategies.bc.data import (
+    epoch_generator,
+    map_channel_max,
+    resolve_replay,
+    stage_splits,
+    train_epoch,
+)
+from townlet.strategies.bc.progress import (
+    EpochStats,
+    Progress,
+    epoch_record,
+    evaluate_tensors,
+    per_action_accuracy,
+)
 from townlet.strategies.bc.value import current_returns, evaluate_values, init_value_bias, warmup_targets
 
 if TYPE_CHECKING:
@@ -67,10 +71,12 @@ class BCStrategy(BCStrategyConfig, StrategyBase):
         log = context.log
         device = resolve_device(context.device)
 
-        # Data: held-out agents for validation, both splits staged on the device once.
+        # Data: whole agents held out for validation (an agent's rows are correlated in time, so a row
+        # split would leak), both splits staged on the device once.
         data = resolve_replay(context)
         spec = data.spec
-        train_data, val_data = split_replay(data, self.val_fraction, context.seed)
+        split = self.val_fraction > 0
+        train_data, val_data = data.split_by_agent(self.val_fraction, context.seed) if split else (data, None)
         train, val = stage_splits(train_data, val_data, self.target, device, log)
         self._value_train, self._value_val = warmup_targets(
             train_data, val_data, self.value_coef, self.gamma, device, log

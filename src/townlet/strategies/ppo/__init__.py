@@ -1,10 +1,8 @@
 """``strategy=ppo``: the network being trained acts in vectorised towns and learns from what it did.
 
-``PPOStrategy`` is the object Hydra builds (``townlet.strategies.ppo.PPOStrategy`` is the ``_target_``
-in configs and saved snapshots): ``PPOStrategyConfig``'s fields, so every setting has one home (the
-schema: defaults, ranges, checks), what derives from them, and ``run()``. ``run.py`` reads one run top
-to bottom; ``sources.py`` is where an iteration's data comes from. Torch is imported only inside
-functions, so ``--cfg job`` and config validation work without it.
+``PPOStrategy`` (the ``_target_`` in configs and saved snapshots) is ``PPOStrategyConfig``'s fields,
+what derives from them, and ``run()``; ``run.py`` reads one run top to bottom. Torch is imported
+only inside functions, so ``--cfg job`` and config validation work without it.
 """
 
 from __future__ import annotations
@@ -16,9 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from townlet.config.plan import RunPlan, ppo_plan
 from townlet.config.schema.strategy_ppo import DataMode, PPOConfigError, PPOStrategyConfig
 from townlet.strategies.base import StrategyBase
-from townlet.strategies.ppo.records import COUNTERS, TELEMETRY_VERSION, event_counters
-from townlet.strategies.ppo.run import PPORun, scheduled_value, social_stage_for
-from townlet.world.spec import EVENT_COUNTERS
+from townlet.strategies.ppo.run import PPORun
 
 if TYPE_CHECKING:
     from townlet.algorithms.update import PPOHyperParams
@@ -70,22 +66,11 @@ class PPOStrategy(PPOStrategyConfig, StrategyBase):
             writer.max_log_entries = int(self.max_log_entries) if self.max_log_entries > 0 else None
 
     def minibatch_rows(self, rows: int) -> int:
-        """Rows per minibatch: ``minibatch_size``, or ``rows // num_minibatches`` if that is smaller.
-
-        Never more rows than there are, never fewer than one, so tiny batches still train.
-        """
+        """Rows per minibatch: ``minibatch_size``, or ``rows // num_minibatches`` if that is smaller;
+        never more rows than there are, never fewer than one, so tiny batches still train."""
         if self.num_minibatches is None:
             return max(1, min(self.minibatch_size, rows))
         return max(1, min(self.minibatch_size, rows // min(self.num_minibatches, max(rows, 1))))
-
-    def gae_options(self) -> dict[str, Any]:
-        """How ``prepare_batch`` turns a batch's rewards into advantages and value targets."""
-        return {
-            "gamma": self.gamma,
-            "lam": self.gae_lambda,
-            "normalise": self.advantage_normalization,
-            "faint_is_terminal": self.faint_is_terminal,
-        }
 
     def hyper_params(self, *, minibatch_size: int, entropy_coef: float) -> PPOHyperParams:
         """The update's parameters: the schema's, with this iteration's minibatch rows and entropy weight."""
@@ -104,14 +89,4 @@ class PPOStrategy(PPOStrategyConfig, StrategyBase):
         )
 
 
-__all__ = [
-    "COUNTERS",
-    "EVENT_COUNTERS",
-    "TELEMETRY_VERSION",
-    "PPOConfigError",
-    "PPORun",
-    "PPOStrategy",
-    "event_counters",
-    "scheduled_value",
-    "social_stage_for",
-]
+__all__ = ["PPOConfigError", "PPORun", "PPOStrategy"]

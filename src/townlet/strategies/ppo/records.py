@@ -30,17 +30,6 @@ if TYPE_CHECKING:
     from townlet.rollout.collect import EpisodeTracker
     from townlet.strategies.ppo.state import RunState
 
-__all__ = [
-    "COUNTERS",
-    "TELEMETRY_VERSION",
-    "Seen",
-    "batch_diagnostics",
-    "env_metrics",
-    "event_counters",
-    "iteration_record",
-    "result_dto",
-]
-
 
 @dataclass
 class Seen:
@@ -206,9 +195,9 @@ def result_dto(
         target_kl_stops=state.target_kl_stops,
         samples_per_sec=record["sps"] or record["update_samples_per_sec"],
         best_iteration=state.best.iteration,
-        best={k: float(v) for k, v in state.best.summary.items() if _is_number(v)},
+        best={k: float(v) for k, v in state.best.summary.items() if is_number(v)},
     )
 
 
-def _is_number(v: Any) -> bool:
+def is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))

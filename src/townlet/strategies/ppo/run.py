@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from townlet.config.schema.strategy_ppo import DataMode, LRSchedule, PPOConfigError, schedule_field
 from townlet.runs import interrupt
 from townlet.strategies.base import dataset_label, evaluate_trained, periodic_evaluation
-from townlet.strategies.ppo.normalisers import Normalisers, normalise_inputs
 from townlet.strategies.ppo.records import iteration_record, result_dto
 from townlet.strategies.ppo.sources import (
     ActingPolicy,
@@ -27,13 +26,18 @@ from townlet.strategies.ppo.sources import (
     make_teacher,
     pick_source,
 )
-from townlet.strategies.ppo.state import RunState, resume, save_checkpoints, warm_start_from
+from townlet.strategies.ppo.state import (
+    Normalisers,
+    RunState,
+    normalise_inputs,
+    resume,
+    save_checkpoints,
+    warm_start_from,
+)
 
 if TYPE_CHECKING:
     from townlet.dto import PPOTrainingResultDTO
     from townlet.strategies.context import TrainingContext
-
-__all__ = ["PPORun", "scheduled_value", "social_stage_for"]
 
 
 def scheduled_value(base: float, schedule: str, iteration: int, iterations: int) -> float:
@@ -150,7 +154,7 @@ class PPORun:
         resumed = resume(ctx, self.net, self.opt, self.spec, self.device, policy, self.log)
         self.state, normalised = (resumed, True) if resumed is not None else (self.state, normalised)
 
-        self.normalisers = Normalisers.for_run(s, self.spec, town, self.state.normalisers)
+        self.normalisers = Normalisers(s, self.spec, town, self.state.normalisers)
         self.rollout = (
             None if town is None else RolloutSource(s, service, town, policy, self.normalisers, make)
         )
@@ -215,9 +219,5 @@ class PPORun:
 
     def checkpoint(self, it: int, *, final: bool) -> None:
         """``last.pt`` every ``checkpoint_every`` iterations and at the end; ``best.pt`` on a new best."""
-        rollout = self.rollout
-        policy, town_state = (
-            (None, (None, None)) if rollout is None else (rollout.policy, (rollout.town, rollout.tracker))
-        )
-        args = (self.ctx, self.net, self.opt, self.spec, self.state, it, policy)
-        save_checkpoints(*args, every=self.s.checkpoint_every, final=final, rollout=town_state)
+        args = (self.ctx, self.net, self.opt, self.spec, self.state, it, self.rollout)
+        save_checkpoints(*args, every=self.s.checkpoint_every, final=final)

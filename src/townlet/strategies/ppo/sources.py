@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,10 +24,7 @@ if TYPE_CHECKING:
     from townlet.algorithms.gae import PreparedBatch
     from townlet.algorithms.update import Source
     from townlet.strategies.context import TrainingContext
-    from townlet.strategies.ppo.normalisers import Normalisers
-    from townlet.strategies.ppo.state import RunState
-
-__all__ = ["ActingPolicy", "BatchMaker", "DataSource", "ReplaySource", "RolloutSource", "pick_source"]
+    from townlet.strategies.ppo.state import Normalisers, RunState
 
 
 class ActingPolicy:
@@ -38,6 +35,7 @@ class ActingPolicy:
         self.inner = inner
         self.name = inner.name
         self.generator = inner.generator
+        self.forward = inner.forward  # what teacher mixing samples from
 
     def act(self, obs: Any) -> Any:
         return self.inner.act(obs)
@@ -74,9 +72,17 @@ class BatchMaker:
     def __call__(self, data: ReplayData, where: str, *, recorded: bool, **kw: Any) -> PreparedBatch:
         from townlet.algorithms.gae import prepare_batch
 
-        labels = self.labels(data, recorded=recorded)
+        s, labels = self.s, self.labels(data, recorded=recorded)
         return prepare_batch(
-            data, self.device, **self.s.gae_options(), where=where, teacher_actions=labels, **kw
+            data,
+            self.device,
+            gamma=s.gamma,
+            lam=s.gae_lambda,
+            normalise=s.advantage_normalization,
+            faint_is_terminal=s.faint_is_terminal,
+            where=where,
+            teacher_actions=labels,
+            **kw,
         )
 
     def labels(self, data: ReplayData, *, recorded: bool) -> np.ndarray | None:
@@ -210,16 +216,9 @@ class MixedSource:
         return streams, replace(seen, batch=batch_diagnostics([own, other]))
 
 
-class DataSource(Protocol):
-    """What ``PPORun`` asks of its source: data to scale a fresh network's inputs by, and each
-    iteration's update streams."""
-
-    def first(self) -> ReplayData: ...
-
-    def prepare(self, it: int, net: Any, world_cfg: Any) -> tuple[list[Source], Seen]: ...
-
-
-def pick_source(rollout: RolloutSource | None, replay: ReplaySource | None, mix_ratio: float) -> DataSource:
+def pick_source(
+    rollout: RolloutSource | None, replay: ReplaySource | None, mix_ratio: float
+) -> RolloutSource | ReplaySource | MixedSource:
     """The run's one source: both blended in mixed mode, else whichever the mode opened."""
     if rollout is not None and replay is not None:
         return MixedSource(rollout, replay, mix_ratio)

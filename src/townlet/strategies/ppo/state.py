@@ -1,23 +1,30 @@
-"""What survives a resume: the run's counters and best iteration, and the checkpoints that carry them.
+"""What survives a resume: the run's counters and best iteration, the optional running normalisers,
+and the checkpoints that carry them.
 
 The counters travel in the checkpoint's ``extra`` so that a resumed run continues its step totals,
-its metrics stream offset and its best-so-far instead of starting them again.
+its metrics stream offset and its best-so-far instead of starting them again. The normalisers
+(``strategy.reward_scaling`` / ``strategy.feature_normalisation``, both off by default) travel there
+too (``extra["normalisers"]``), so a resumed run scales its next rollout exactly as the uninterrupted
+run would; feature statistics end up in the network's input buffers, so the checkpoint evaluates and
+warm-starts with the scale it was trained on.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from townlet.algorithms.returns import ReturnScaler, RunningMoments
 from townlet.dto.metrics import EVAL_RETURN_KEY
 
 if TYPE_CHECKING:
     import logging
 
+    from townlet.replay import ReplayData
     from townlet.strategies.context import TrainingContext
-
-__all__ = ["Best", "RunState", "resume", "save_checkpoints", "warm_start_from"]
 
 
 @dataclass
@@ -46,41 +53,16 @@ class RunState:
     rollout: dict[str, Any] = field(default_factory=dict)  # town, episode returns (read, not written)
 
     def to_extra(self) -> dict[str, Any]:
-        return {
-            "iteration": self.iteration,
-            "steps": self.steps,
-            "env_steps": self.env_steps,
-            "log_stream_offset": self.log_stream_offset,
-            "episodes": self.episodes,
-            "target_kl_stops": self.target_kl_stops,
-            "best": {
-                "iteration": self.best.iteration,
-                "score": self.best.score,
-                "summary": self.best.summary,
-            },
-            "normalisers": self.normalisers,
-            "last": self.last,
-        }
+        extra = asdict(self)
+        del extra["steps_last"], extra["rollout"]
+        return extra
 
     @classmethod
     def from_extra(cls, extra: dict[str, Any]) -> RunState:
-        best = extra.get("best", {}) or {}
-        return cls(
-            iteration=int(extra.get("iteration", 0)),
-            steps=float(extra.get("steps", 0.0)),
-            env_steps=float(extra.get("env_steps", 0.0)),
-            log_stream_offset=int(extra.get("log_stream_offset", 0)),
-            episodes=int(extra.get("episodes", 0)),
-            target_kl_stops=int(extra.get("target_kl_stops", 0)),
-            best=Best(
-                int(best.get("iteration", 0)),
-                float(best.get("score", -math.inf)),
-                dict(best.get("summary", {})),
-            ),
-            normalisers=dict(extra.get("normalisers", {}) or {}),
-            last=dict(extra.get("last", {}) or {}),
-            rollout=dict(extra.get("rollout", {}) or {}),
-        )
+        saved = {f.name for f in fields(cls)} - {"best", "steps_last"}
+        state = cls(**{k: v for k, v in extra.items() if k in saved and v is not None})
+        state.best = Best(**(extra.get("best") or {}))
+        return state
 
     def advance(
         self, iteration: int, summary: dict[str, float], seen: Any, normalisers: dict[str, Any]
@@ -119,6 +101,61 @@ class RunState:
         return False
 
 
+#: Features whose spread stays below this are divided by it instead: a feature that barely moves
+#: in early rollouts (wallet, shift flags) must not be blown up by a tiny standard deviation.
+MIN_FEATURE_STD = 0.1
+
+
+class Normalisers:
+    """The run's reward scaler and feature moments (each None when its option is off), continuing
+    from the ``saved`` statistics on resume."""
+
+    def __init__(self, strategy: Any, spec: Any, town: Any, saved: dict[str, Any]) -> None:
+        agents = town.n_agents if town is not None else 0
+        self.rewards = ReturnScaler(strategy.gamma, agents) if strategy.reward_scaling else None
+        self.features = RunningMoments((spec.feature_dim,)) if strategy.feature_normalisation else None
+        if self.rewards is not None and "rewards" in saved:
+            self.rewards.load_state(saved["rewards"])
+        if self.features is not None and "features" in saved:
+            self.features = RunningMoments.from_state(saved["features"])
+
+    def observe(self, net: Any, data: ReplayData) -> float | None:
+        """Fold one rollout into the statistics; returns the reward factor for its GAE (or None)."""
+        if self.features is not None:
+            self.features.update(data.flat("features"))
+            _set_feature_scale(net, self.features)
+        if self.rewards is None:
+            return None
+        return self.rewards.update(data.rewards, data.terminated | data.truncated)
+
+    def state(self) -> dict[str, Any]:
+        parts = {"rewards": self.rewards, "features": self.features}
+        return {name: part.state() for name, part in parts.items() if part is not None}
+
+
+def normalise_inputs(net: Any, data: ReplayData) -> None:
+    """Input scaling for a network trained from scratch.
+
+    Map channels are scaled by their observed maxima. Features are left as the world scales
+    them (already within about [-1, 1]): standardising by the statistics of a short first
+    rollout divides nearly-constant features (wallet, shift flags) by ~1e-3 and blew the
+    critic up to 1e9 as soon as they moved. Warm starts keep the BC statistics instead.
+    """
+    import torch
+
+    maps_max = torch.from_numpy(data.maps.max(axis=(0, 1, 3, 4)).astype(np.float32))
+    net.set_input_normalisation(maps_max)
+
+
+def _set_feature_scale(net: Any, moments: RunningMoments) -> None:
+    import torch
+
+    with torch.no_grad():
+        std = np.maximum(np.sqrt(moments.var), MIN_FEATURE_STD)
+        net.feature_mean.copy_(torch.as_tensor(moments.mean, dtype=net.feature_mean.dtype))
+        net.feature_inv_std.copy_(torch.as_tensor(1.0 / std, dtype=net.feature_inv_std.dtype))
+
+
 def save_checkpoints(
     ctx: Any,
     net: Any,
@@ -126,18 +163,17 @@ def save_checkpoints(
     spec: Any,
     state: RunState,
     iteration: int,
-    policy: Any,
+    rollout: Any,
     *,
     every: int,
     final: bool,
-    rollout: tuple[Any, Any] = (None, None),
 ) -> None:
     """Write ``last.pt`` every ``every`` iterations and at the end, ``best.pt`` when this one is best.
 
-    ``extra`` holds the run state, the acting policy's sampling generator and, from ``rollout`` (the
-    town and its EpisodeTracker), the town's state and the running episode returns and lengths, so
-    that a resumed run continues the policy's random stream and the very episodes it was in:
-    interrupted and resumed equals uninterrupted.
+    ``extra`` holds the run state and, from the ``rollout`` source (if any), the acting policy's
+    sampling generator, the town's state and the running episode returns and lengths, so that a
+    resumed run continues the policy's random stream and the very episodes it was in: interrupted
+    and resumed equals uninterrupted.
     """
     from townlet.nets.checkpoints import BEST, LAST, save_checkpoint
 
@@ -145,14 +181,12 @@ def save_checkpoints(
     if not (final or is_best or iteration % every == 0):
         return
     extra = {**state.to_extra(), "world_name": getattr(ctx.world, "name", None), "strategy": "ppo"}
-    if policy is not None:
-        extra["policy_rng"] = policy.generator.get_state()
-    town, tracker = rollout
-    if town is not None and tracker is not None:
+    if rollout is not None:
+        extra["policy_rng"] = rollout.policy.generator.get_state()
         extra["rollout"] = {
-            "town": town.snapshot(),
-            "episode_returns": tracker.returns,
-            "episode_lengths": tracker.lengths,
+            "town": rollout.town.snapshot(),
+            "episode_returns": rollout.tracker.returns,
+            "episode_lengths": rollout.tracker.lengths,
         }
     names = ([LAST] if (final or iteration % every == 0) else []) + ([BEST] if is_best else [])
     for name in names:
