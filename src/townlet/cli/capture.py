@@ -18,6 +18,7 @@ from typing import Any
 import hydra
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from townlet.cli._common import console
 from townlet.config.schema import conf_dir, register_configs
 from townlet.config.schema.paths import PathsConfig
 from townlet.world.config import WorldConfig
@@ -95,6 +96,7 @@ def _hydra_main(cfg: DictConfig) -> None:
     run_capture(cfg)
 
 
+@console("townlet-capture")
 def main() -> None:
     """Console entry: one readable line instead of a traceback wall."""
     user_wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from townlet.cli._common import compose, run_command
+from townlet.cli._common import compose, console, run_command
 
 DEFAULT_OUT = {"onnx": "policy.onnx", "pt2": "policy.pt2"}
 
@@ -83,6 +83,7 @@ def export_source(source: str, settings: dict[str, Any]) -> Path:
     return export_policy(ckpt, settings["format"], settings["out"], world)
 
 
+@console("townlet-export")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="townlet-export",

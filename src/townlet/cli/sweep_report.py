@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from townlet.cli._common import console
 from townlet.sweeps.summary import SUMMARY_STEM, SweepReportError, render_markdown, write_summary
 
 
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@console("townlet-sweep-report")
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
