@@ -99,10 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = export_settings(args.overrides)
         check_writable(settings["out"])
         path = export_source(args.source, settings)
+        if not path.is_file():  # out=- or a device: the bytes went to the reader, nothing to point at
+            return 0
         size_kib = path.stat().st_size / 1024
-        print(f"townlet-export: wrote {path} ({settings['format']}, {size_kib:.0f} KiB)")
+        print(f"townlet-export: wrote {path} ({settings['format']}, {size_kib:.0f} KiB)", file=sys.stderr)
         if settings["format"] == "onnx":
-            print(f"  evaluate it without torch: townlet-eval {path} episodes=4")
+            print(f"  evaluate it without torch: townlet-eval {path} episodes=4", file=sys.stderr)
         return 0
 
     return run_command("townlet-export", body)
