@@ -180,6 +180,15 @@ class JobCallbacks:
             callback.on_job_end(**kwargs)
 
 
+class JobError(BaseException):
+    """A job's error carried past Hydra's job runner (it catches only ``Exception`` and would echo the
+    overrides on stderr first), so the entry prints it once."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def keep_error(task: Callable[[Any], Any], errors: list[Exception], cfg: Any) -> Any:
     """``task(cfg)``, its exception also appended to ``errors`` (a job runner keeps only its own copy)."""
     try:

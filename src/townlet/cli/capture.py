@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from townlet.cli._common import console
+from townlet.cli._common import JobError, console
 from townlet.config.schema import conf_dir, register_configs
 from townlet.config.schema.paths import PathsConfig
 from townlet.world.config import WorldConfig
@@ -93,7 +94,22 @@ def run_capture(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path=str(conf_dir()), config_name="capture")
 def _hydra_main(cfg: DictConfig) -> None:
-    run_capture(cfg)
+    try:
+        check_out(cfg)
+        run_capture(cfg)
+    except Exception as exc:  # past Hydra's job runner, which would echo the overrides first
+        raise JobError(exc) from exc
+
+
+def check_out(cfg: DictConfig) -> None:
+    """Refuse, before a tick is simulated, an ``out`` that holds files (a dataset is never merged into)."""
+    out = Path(str(cfg.out)).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out={out} is a file; choose a directory path for the dataset")
+    if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
+        raise ValueError(
+            f"out={out} already holds files; choose another out= or pass overwrite=true to replace it"
+        )
 
 
 @console("townlet-capture")
@@ -105,7 +121,8 @@ def main() -> None:
         _hydra_main()
     except SystemExit:
         raise
-    except BaseException as exc:
+    except BaseException as caught:
+        exc = caught.error if isinstance(caught, JobError) else caught
         if user_wants_trace or isinstance(exc, KeyboardInterrupt):
             raise
         from omegaconf.errors import MissingMandatoryValue
