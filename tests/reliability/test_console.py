@@ -90,3 +90,26 @@ def test_output_to_a_fifo_and_to_dash(tmp_path: Path, capfd: pytest.CaptureFixtu
     assert fifo.exists() and not fifo.is_file()  # still the FIFO, not replaced by a file
     atomic_write_bytes("-", b"to stdout")
     assert capfd.readouterr().out == "to stdout"
+
+
+def test_capture_refuses_a_dataset_dir_before_simulating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from townlet.cli import capture
+
+    out = tmp_path / "ds"
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
+    monkeypatch.setattr(sys, "argv", ["townlet-capture", f"out={out}", "ticks=2", "progress=false"])
+    with pytest.raises(SystemExit) as info:
+        capture.main()
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"townlet-capture: error: out={out} already exists and holds files; "
+        "choose another out= or pass overwrite=true"
+    ]
+    assert (
+        sorted(p.name for p in tmp_path.iterdir()) == ["ds"] and (out / "manifest.json").read_text() == "{}"
+    )

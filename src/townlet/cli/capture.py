@@ -108,7 +108,7 @@ def check_out(cfg: DictConfig) -> None:
         raise ValueError(f"out={out} is a file; choose a directory path for the dataset")
     if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
         raise ValueError(
-            f"out={out} already holds files; choose another out= or pass overwrite=true to replace it"
+            f"out={out} already exists and holds files; choose another out= or pass overwrite=true"
         )
 
 
