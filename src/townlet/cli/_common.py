@@ -152,10 +152,10 @@ def compose(
         items = [i for i, o in zip(items, parsed, strict=True) if o not in chosen]
         chosen = []
     if schema is not None:
-        ConfigStore.instance().store(name=f"{config_name}_schema", node=schema)
+        ConfigStore.instance().store(name=f"{config_name}_schema", node=schema, replace=True)
     if world is not None and not chosen:
         node = dict(world) if isinstance(world, Mapping) else world
-        ConfigStore.instance().store(group="world", name=SOURCE_WORLD, node=node)
+        ConfigStore.instance().store(group="world", name=SOURCE_WORLD, node=node, replace=True)
         items = [f"world={SOURCE_WORLD}", *items]
     with initialize_config_dir(config_dir=str(Path(CONF_DIR)), job_name=config_name):
         return hydra_compose(config_name=config_name, overrides=items)
@@ -168,8 +168,11 @@ class JobCallbacks:
         from hydra.utils import instantiate
         from omegaconf import OmegaConf
 
+        from townlet.config.instantiate import HYDRA_TARGETS
+
         nodes = OmegaConf.select(cfg, "hydra.callbacks") or {}
-        self.callbacks = [instantiate(node) for node in nodes.values()]
+        whitelist = list(HYDRA_TARGETS)  # the callbacks townlet-train's own whitelist names
+        self.callbacks = [instantiate(node, _execution_whitelist_=whitelist) for node in nodes.values()]
 
     def on_job_start(self, **kwargs: Any) -> None:
         for callback in self.callbacks:
