@@ -147,9 +147,21 @@ def _nan_logits(model: Any) -> None:
     model.graph.node.append(helper.make_node("Mul", ["raw", "nan"], ["logits"]))
 
 
+def _twice_the_actions(model: Any) -> None:
+    from onnx import helper
+
+    for node in model.graph.node:
+        node.output[:] = ["raw" if name == "logits" else name for name in node.output]
+    model.graph.node.append(helper.make_node("Concat", ["raw", "raw"], ["logits"], axis=1))
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
-    [(_renamed_input, "takes action_mask, features, renamed"), (_nan_logits, "gave NaN/Inf logits")],
+    [
+        (_renamed_input, "takes action_mask, features, renamed"),
+        (_nan_logits, "gave NaN/Inf logits"),
+        (_twice_the_actions, "gave logits"),
+    ],
 )
 def test_eval_refuses_an_edited_onnx_policy(edit, message, onnx_file, tmp_path, capsys) -> None:
     """Hostile files (docs/reliability.md, Every command): one line naming the file, exit 2."""
