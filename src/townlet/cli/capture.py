@@ -123,6 +123,8 @@ def main() -> None:
         raise
     except BaseException as caught:
         exc = caught.error if isinstance(caught, JobError) else caught
+        if isinstance(exc, BrokenPipeError):  # a reader that closed stdout: the console wrapper's case
+            raise exc from None
         if user_wants_trace or isinstance(exc, KeyboardInterrupt):
             raise
         from omegaconf.errors import MissingMandatoryValue

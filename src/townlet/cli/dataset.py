@@ -102,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatasetError as exc:
         print(f"townlet-dataset: invalid dataset: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except BrokenPipeError:  # a reader that closed stdout: the console wrapper ends quietly
+        raise
     except (OSError, ValueError) as exc:  # e.g. an unknown --world name
         print(f"townlet-dataset: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
