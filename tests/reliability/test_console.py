@@ -113,3 +113,27 @@ def test_capture_refuses_a_dataset_dir_before_simulating(
     assert (
         sorted(p.name for p in tmp_path.iterdir()) == ["ds"] and (out / "manifest.json").read_text() == "{}"
     )
+
+
+class _ClosedPipe:
+    """A stdout whose reader has gone: every write fails as a closed pipe does."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        pass
+
+
+def test_dataset_inspect_into_a_closed_pipe_is_quiet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from townlet.cli.dataset import main as dataset_main
+    from townlet.rollout.collect import RolloutCaptureService
+    from townlet.world import load_world_config
+
+    world = load_world_config("default", {"num_envs": 1, "num_agents": 2, "episode_length": 10})
+    RolloutCaptureService().capture(world, ticks=2, output_dir=tmp_path / "ds")
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    assert dataset_main(["inspect", str(tmp_path / "ds")]) == PIPE_CLOSED_EXIT
+    assert capsys.readouterr().err == ""
