@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -128,3 +129,63 @@ def test_render_records_a_trained_episode_as_a_gif(bc_run, tmp_path, capsys) -> 
     with Image.open(gif) as image:
         assert isinstance(image, GifImagePlugin.GifImageFile)
         assert image.n_frames == 13 and image.size == (16 * 8, 17 * 8)
+
+
+def _renamed_input(model: Any) -> None:
+    old = model.graph.input[0].name
+    model.graph.input[0].name = "renamed"
+    for node in model.graph.node:
+        node.input[:] = ["renamed" if name == old else name for name in node.input]
+
+
+def _nan_logits(model: Any) -> None:
+    from onnx import helper, numpy_helper
+
+    for node in model.graph.node:
+        node.output[:] = ["raw" if name == "logits" else name for name in node.output]
+    model.graph.initializer.append(numpy_helper.from_array(np.array(np.nan, dtype=np.float32), "nan"))
+    model.graph.node.append(helper.make_node("Mul", ["raw", "nan"], ["logits"]))
+
+
+def _twice_the_actions(model: Any) -> None:
+    from onnx import helper
+
+    for node in model.graph.node:
+        node.output[:] = ["raw" if name == "logits" else name for name in node.output]
+    model.graph.node.append(helper.make_node("Concat", ["raw", "raw"], ["logits"], axis=1))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_renamed_input, "takes action_mask, features, renamed"),
+        (_nan_logits, "gave NaN/Inf logits"),
+        (_twice_the_actions, "gave logits"),
+    ],
+)
+def test_eval_refuses_an_edited_onnx_policy(edit, message, onnx_file, tmp_path, capsys) -> None:
+    """Hostile files (docs/reliability.md, Every command): one line naming the file, exit 2."""
+    import onnx
+
+    from townlet.cli.evaluate import main as eval_main
+
+    model = onnx.load(str(onnx_file))
+    edit(model)
+    bad = tmp_path / "bad.onnx"
+    onnx.save(model, str(bad))
+    assert eval_main([str(bad), "episodes=1"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"townlet-eval: error: {bad} {message}")
+
+
+def test_export_to_stdout_and_through_a_symlink(bc_run, tmp_path, capfd) -> None:
+    """``out=-`` puts only the model on stdout; a symlinked ``out`` keeps its link (docs/reliability.md)."""
+    assert export_main([str(bc_run), "out=-"]) == 0
+    captured = capfd.readouterr()
+    assert captured.out.encode("utf-8", "surrogateescape")[:1] != b"" and "townlet-export" not in captured.out
+    target = tmp_path / "real.onnx"
+    target.write_bytes(b"old")
+    link = tmp_path / "policy.onnx"
+    link.symlink_to(target.name)
+    assert export_main([str(bc_run), f"out={link}"]) == 0
+    assert link.is_symlink() and target.stat().st_size > 1000

@@ -93,6 +93,12 @@ ROWS: dict[str, Row] = {
     "device_threads": Row((*BC, "device.num_threads=0"), CONFIG_ERROR, "device.num_threads"),
     "evaluation_episodes_zero": Row((*BC, "evaluation.episodes=0"), CONFIG_ERROR, "evaluation.episodes"),
     "evaluation_every_zero": Row((*BC, "evaluation.every=0"), CONFIG_ERROR, "evaluation.every"),
+    "log_frequency_zero": Row(
+        (*BC, "logger.log_frequency=0"), CONFIG_ERROR, "logger.log_frequency must be >= 1"
+    ),
+    "progress_every_zero": Row(
+        (*BC, "logger.progress_every_sec=0"), CONFIG_ERROR, "logger.progress_every_sec"
+    ),
     "ppo_minibatch_too_large": Row(
         ("strategy=ppo", "strategy.minibatch_size=100000"), CONFIG_ERROR, "set strategy.minibatch_size<=4096"
     ),

@@ -62,6 +62,14 @@ class OnnxPolicy:
             raise PolicyFileError(f"cannot load ONNX policy {self.path}: {reason}") from None
         props = self._session.get_modelmeta().custom_metadata_map
         self.spec, self.metadata = parse_metadata(props.get(METADATA_KEY), str(self.path))
+        inputs = tuple(sorted(i.name for i in self._session.get_inputs()))
+        outputs = {o.name for o in self._session.get_outputs()}
+        if inputs != tuple(sorted(INPUT_NAMES)) or not outputs >= set(OUTPUT_NAMES):
+            raise PolicyFileError(
+                f"{self.path} takes {', '.join(inputs)} and gives {', '.join(sorted(outputs))}; a townlet "
+                f"policy takes {', '.join(INPUT_NAMES)} and gives {', '.join(OUTPUT_NAMES)} (file edited?); "
+                "export it again with townlet-export"
+            )
         self.greedy = bool(greedy)
         self._rng = np.random.default_rng(seed)
         if name is not None:
@@ -88,7 +96,16 @@ class OnnxPolicy:
                 "use the world it was trained for"
             )
         logits, values = self._session.run(list(OUTPUT_NAMES), feeds)
-        return np.asarray(logits, dtype=np.float32), np.asarray(values, dtype=np.float32)
+        logits, values = np.asarray(logits, dtype=np.float32), np.asarray(values, dtype=np.float32)
+        rows = feeds["maps"].shape[0]
+        if logits.shape != (rows, self.spec.num_actions) or values.shape != (rows,):
+            raise PolicyFileError(
+                f"{self.path} gave logits {logits.shape} and values {values.shape}, not ({rows}, "
+                f"{self.spec.num_actions}) and ({rows},) as its metadata says (file edited?); export it again"
+            )
+        if not (np.isfinite(logits).all() and np.isfinite(values).all()):
+            raise PolicyFileError(f"{self.path} gave NaN/Inf logits or values (file corrupt?); export again")
+        return logits, values
 
     def act(self, obs: Observation) -> PolicyOutput:
         logits, values = self.forward(obs)

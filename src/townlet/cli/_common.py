@@ -8,14 +8,18 @@ source are Hydra overrides on a small primary config in ``conf/`` (``eval.yaml``
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from townlet.packaged import CONF_DIR
 
 USER_ERROR_EXIT = 2
+#: What a shell reports for a command ended by a closed pipe (128 + SIGPIPE): ``cmd | head`` stays quiet.
+PIPE_CLOSED_EXIT = 141
 #: The ``world`` option that stands for the source's own world (registered per call, see ``compose``).
 SOURCE_WORLD = "source_world"
 
@@ -56,9 +60,68 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
     except user_errors() as exc:
         sys.stderr.write(f"{prog}: error: {first_line(exc)}\n")
         return USER_ERROR_EXIT
+    except BrokenPipeError:  # a reader that closed stdout: ``console`` ends the command quietly
+        raise
     except OSError as exc:  # a folder vanished or filled up between a check and a write
         sys.stderr.write(f"{prog}: error: {exc.strerror or exc} ({getattr(exc, 'filename', '')})\n")
         return USER_ERROR_EXIT
+
+
+Entry = TypeVar("Entry", bound=Callable[..., Any])
+
+
+def console(prog: str) -> Callable[[Entry], Entry]:
+    """Wrap a console entry so every command ends the same way on a signal or a closed pipe.
+
+    SIGINT and SIGTERM go through :class:`townlet.runs.interrupt.StopSignals` (a training loop inside
+    still stops at its next safe point): one line on stderr, exit 128 + signal (130, 143), no
+    traceback; a write in flight is abandoned by the atomic writer. A reader that closed stdout
+    (``| head``) ends the command quietly with :data:`PIPE_CLOSED_EXIT`, as ``cat`` would.
+    """
+
+    def wrap(main: Entry) -> Entry:
+        @functools.wraps(main)
+        def entry(*args: Any, **kwargs: Any) -> Any:
+            from townlet.runs.interrupt import StopSignals, interrupt_exit_code, interrupt_message
+
+            signals = StopSignals().install()
+            try:
+                try:
+                    return main(*args, **kwargs)
+                finally:
+                    sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+            except BrokenPipeError:
+                _silence_stdout()
+                return PIPE_CLOSED_EXIT
+            except KeyboardInterrupt as exc:
+                signals.hold()
+                _say(f"{prog}: {interrupt_message(exc)}")
+                return interrupt_exit_code(exc)
+            finally:
+                signals.restore()
+
+        return entry  # type: ignore[return-value]
+
+    return wrap
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so nothing left in its buffer is flushed into the closed pipe."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test replaced it): nothing to flush
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _say(line: str) -> None:
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except OSError:  # stderr closed as well: the exit code still tells
+        pass
 
 
 def compose(
@@ -105,8 +168,11 @@ class JobCallbacks:
         from hydra.utils import instantiate
         from omegaconf import OmegaConf
 
+        from townlet.config.instantiate import HYDRA_TARGETS
+
         nodes = OmegaConf.select(cfg, "hydra.callbacks") or {}
-        self.callbacks = [instantiate(node) for node in nodes.values()]
+        whitelist = list(HYDRA_TARGETS)  # the callbacks townlet-train's own whitelist names
+        self.callbacks = [instantiate(node, _execution_whitelist_=whitelist) for node in nodes.values()]
 
     def on_job_start(self, **kwargs: Any) -> None:
         for callback in self.callbacks:

@@ -13,16 +13,20 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from townlet.cli._common import console
 from townlet.config.schema import conf_dir, register_configs
 from townlet.config.schema.paths import PathsConfig
 from townlet.world.config import WorldConfig
 
 CONFIG_ERROR_EXIT, RUN_ERROR_EXIT = 2, 1
+#: Read before :func:`main` sets the variable for Hydra: whether the user asked for tracebacks.
+_USER_WANTS_TRACE = os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
 @dataclass
@@ -92,35 +96,55 @@ def run_capture(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path=str(conf_dir()), config_name="capture")
 def _hydra_main(cfg: DictConfig) -> None:
-    run_capture(cfg)
+    try:
+        check_out(cfg)
+        run_capture(cfg)
+    except Exception as exc:  # ends here: Hydra's job runner would echo the overrides first
+        raise SystemExit(_exit_for(exc)) from None
 
 
+def check_out(cfg: DictConfig) -> None:
+    """Refuse, before a tick is simulated, an ``out`` that holds files (a dataset is never merged into)."""
+    out = Path(str(cfg.out)).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out={out} is a file; choose a directory path for the dataset")
+    if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
+        raise ValueError(
+            f"out={out} already exists and holds files; choose another out= or pass overwrite=true"
+        )
+
+
+@console("townlet-capture")
 def main() -> None:
-    """Console entry: one readable line instead of a traceback wall."""
-    user_wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    """Console entry: one readable line instead of a traceback wall (``HYDRA_FULL_ERROR=1`` is set so
+    that a config Hydra cannot compose reaches :func:`_exit_for` as an exception)."""
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         _hydra_main()
-    except SystemExit:
-        raise
-    except BaseException as exc:
-        if user_wants_trace or isinstance(exc, KeyboardInterrupt):
-            raise
-        from omegaconf.errors import MissingMandatoryValue
+    except Exception as exc:
+        raise SystemExit(_exit_for(exc)) from None
 
-        if isinstance(exc, MissingMandatoryValue) and "out" in str(exc):
-            sys.stderr.write("townlet-capture: config error: out=PATH is required (the dataset directory)\n")
-            raise SystemExit(CONFIG_ERROR_EXIT) from None
-        from townlet.config.errors import describe_config_error
 
-        message = describe_config_error(exc)
-        if message is not None:
-            sys.stderr.write(f"townlet-capture: config error: {message}\n")
-            raise SystemExit(CONFIG_ERROR_EXIT) from None
-        if isinstance(exc, ValueError | RuntimeError | OSError):
-            sys.stderr.write(f"townlet-capture: error: {exc}\n")
-            raise SystemExit(RUN_ERROR_EXIT) from None
-        raise
+def _exit_for(exc: Exception) -> int:
+    """Write ``exc`` as one stderr line and return the exit code; a bug, a closed pipe (the console
+    wrapper's case) or ``HYDRA_FULL_ERROR=1`` set by the user re-raise it."""
+    if _USER_WANTS_TRACE or isinstance(exc, BrokenPipeError):
+        raise exc
+    from omegaconf.errors import MissingMandatoryValue
+
+    if isinstance(exc, MissingMandatoryValue) and "out" in str(exc):
+        sys.stderr.write("townlet-capture: config error: out=PATH is required (the dataset directory)\n")
+        return CONFIG_ERROR_EXIT
+    from townlet.config.errors import describe_config_error
+
+    message = describe_config_error(exc)
+    if message is not None:
+        sys.stderr.write(f"townlet-capture: config error: {message}\n")
+        return CONFIG_ERROR_EXIT
+    if isinstance(exc, ValueError | RuntimeError | OSError):
+        sys.stderr.write(f"townlet-capture: error: {exc}\n")
+        return RUN_ERROR_EXIT
+    raise exc
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
+from townlet.cli._common import console
 from townlet.replay import DatasetError, read_manifest, validate_dataset
 from townlet.replay.streaming import StreamingDataset
 from townlet.replay.to_minari import register as add_export_minari
@@ -73,6 +74,7 @@ def _print_summary(path: str, summary: dict[str, Any], raw: dict[str, Any]) -> N
     print("episodes     " + "  ".join(f"{k}={_fmt(v)}" for k, v in episodes.items()))
 
 
+@console("townlet-dataset")
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if "run" in args:  # a plug-in subcommand
@@ -100,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatasetError as exc:
         print(f"townlet-dataset: invalid dataset: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except BrokenPipeError:  # a reader that closed stdout: the console wrapper ends quietly
+        raise
     except (OSError, ValueError) as exc:  # e.g. an unknown --world name
         print(f"townlet-dataset: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

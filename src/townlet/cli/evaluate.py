@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from townlet.cli._common import compose, run_command
+from townlet.cli._common import compose, console, run_command
 
 
 @dataclass
@@ -135,6 +135,7 @@ def format_table(block: Any) -> str:
     return "\n".join(lines)
 
 
+@console("townlet-eval")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="townlet-eval",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from townlet.cli._common import compose, run_command
+from townlet.cli._common import compose, console, run_command
 
 if TYPE_CHECKING:
     from townlet.runs.loggers import MetricsFanout
@@ -113,6 +113,7 @@ def policy_for_loggers(metrics: MetricsFanout, run_dir: Path, result: Mapping[st
     metrics.attach_policy(path)
 
 
+@console("townlet-export")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="townlet-export",
@@ -128,10 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = export_settings(args.overrides)
         check_writable(settings["out"])
         path = export_source(args.source, settings)
+        if not path.is_file():  # out=- or a device: the bytes went to the reader, nothing to point at
+            return 0
         size_kib = path.stat().st_size / 1024
-        print(f"townlet-export: wrote {path} ({settings['format']}, {size_kib:.0f} KiB)")
+        print(f"townlet-export: wrote {path} ({settings['format']}, {size_kib:.0f} KiB)", file=sys.stderr)
         if settings["format"] == "onnx":
-            print(f"  evaluate it without torch: townlet-eval {path} episodes=4")
+            print(f"  evaluate it without torch: townlet-eval {path} episodes=4", file=sys.stderr)
         return 0
 
     return run_command("townlet-export", body)

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from townlet.cli._common import console
 from townlet.promotion.baselines import BaselineStore
 from townlet.promotion.files import BaselineFile, PromotionStateFile, is_valid, move_aside
 from townlet.promotion.rules import PromotionDecision, promotion_decision
@@ -253,6 +254,7 @@ def _reset_requested(args: argparse.Namespace) -> None:
         print(f"townlet-promote: the state files in {state_dir} are valid; nothing moved", file=sys.stderr)
 
 
+@console("townlet-promote")
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from townlet.cli._common import compose, run_command
+from townlet.cli._common import compose, console, run_command
 
 POLICIES = ("trained", "scripted", "random")
 #: (low, high) of the integer arguments.
@@ -209,6 +209,7 @@ def run(source: str, overrides: list[str]) -> tuple[str, dict[str, Any]]:
     return summary, settings
 
 
+@console("townlet-render")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="townlet-render", description="Record one episode of a policy as an animated GIF or text frames."

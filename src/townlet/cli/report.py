@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from townlet.cli._common import console
 from townlet.dto import AnnealSummaryDTO, ResultDTO
 from townlet.runs.atomic import read_json_object
 
@@ -331,6 +332,7 @@ def _run_text(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+@console("townlet-report")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="townlet-report",

@@ -30,6 +30,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
+from townlet.cli._common import console
+
 EXIT_IDENTICAL, EXIT_DIFFERENT, EXIT_REFUSED, EXIT_RUN_FAILED = 0, 1, 2, 3
 
 # Result fields that measure the machine, not the learning: never compared.
@@ -348,6 +350,7 @@ def _announce(original: Path, new: Path) -> None:
     print(f"reproducing {original} in {new}", file=sys.stderr)
 
 
+@console("townlet-reproduce")
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     original = args.run_dir.expanduser().resolve()
@@ -365,8 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunFailedError as exc:
         print(f"townlet-reproduce: {exc}", file=sys.stderr)
         return EXIT_RUN_FAILED
-    with suppress(BrokenPipeError):  # `townlet-reproduce ... | head` must not end in a traceback
-        print(format_differences(diffs))
+    print(format_differences(diffs))
     return EXIT_IDENTICAL if not diffs else EXIT_DIFFERENT
 
 

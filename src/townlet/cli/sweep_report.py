@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from townlet.cli._common import console
 from townlet.sweeps.jobs import SweepReportError
 from townlet.sweeps.render import SUMMARY_STEM, render_markdown, write_summary
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@console("townlet-sweep-report")
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

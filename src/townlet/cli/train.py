@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from townlet.cli._common import console
 from townlet.packaged import CONF_DIR
 
 if TYPE_CHECKING:
@@ -220,6 +221,7 @@ def _print_schema() -> None:
     sys.stdout.write(json.dumps(export_json_schema(), indent=2) + "\n")
 
 
+@console("townlet-train")
 def main() -> None:
     """Console entry: ``@hydra.main`` behind the snapshot gate, with one-line errors.
 

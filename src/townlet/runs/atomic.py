@@ -7,19 +7,38 @@ import contextlib
 import json
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 TMP_SUFFIX = ".tmp"  # RunDir.prepare removes ``.*.tmp`` left by a killed writer
+STDOUT = "-"  # a command's output file given as ``out=-``
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp sibling and ``os.replace``; on any failure the temp file
-    is removed and ``path`` keeps its old content. An ``OSError`` that names no file (``write`` on a
-    full disk) is re-raised naming ``path``, so the one-line message can say which file it was."""
-    target = Path(path)
+    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``.
+
+    On any failure (a full disk, a signal) the temp file is removed and ``path`` keeps its old
+    content. An ``OSError`` that names no file (``write`` on a full disk) is re-raised naming
+    ``path``, so the one-line message can say which file could not be written.
+
+    Written *through*, as a shell redirection would: ``-`` is stdout; a device or a pipe
+    (``/dev/stdout``, a FIFO) is written in place, since it cannot be replaced; a symlink keeps
+    pointing where it did and its target gets the new content.
+    """
+    if os.fspath(path) == STDOUT:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return Path(STDOUT)
+    given = Path(path)
+    if given.exists() and (not given.is_file() or given.parts[:2] == ("/", "dev")):
+        with open(given, "wb") as stream:
+            stream.write(data)
+        return given
+    target = Path(os.path.realpath(given))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)

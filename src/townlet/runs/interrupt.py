@@ -145,7 +145,10 @@ class StopSignals:
             return self
         for sig in STOP_SIGNALS:
             current = signal.getsignal(sig)
-            if current in (signal.SIG_DFL, signal.default_int_handler):
+            # a console entry's own StopSignals (townlet.cli._common.console) is taken over as well
+            if current in (signal.SIG_DFL, signal.default_int_handler) or isinstance(
+                getattr(current, "__self__", None), StopSignals
+            ):
                 self._previous[sig] = current
                 signal.signal(sig, self._handle)
         return self

@@ -15,6 +15,7 @@ import pkgutil
 import sys
 from typing import Any
 
+from townlet.cli._common import console
 from townlet.runs.atomic import atomic_write_json
 from townlet.runs.seeding import configure_threads
 from townlet_tools.bench.protocol import context_record, format_table
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@console("townlet-bench")
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_intermixed_args(argv)
     sections = available_sections()

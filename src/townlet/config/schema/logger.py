@@ -104,3 +104,9 @@ class LoggerConfig:
     # above re-runs with it mapped onto them (jsonl; tensorboard -> jsonl + tensorboard; none -> nothing)
     kind: LoggerKind | None = None
     filename: str | None = None
+
+    def __post_init__(self) -> None:  # checked before the run dir exists (townlet.cli.preflight)
+        if self.log_frequency < 1:
+            raise ValueError(f"logger.log_frequency must be >= 1, got {self.log_frequency}")
+        if self.progress_every_sec <= 0:
+            raise ValueError(f"logger.progress_every_sec must be > 0, got {self.progress_every_sec}")
