@@ -8,16 +8,19 @@ source are Hydra overrides on a small primary config in ``conf/`` (``eval.yaml``
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from townlet.packaged import CONF_DIR
 
 USER_ERROR_EXIT = 2
+_FULL_ERROR = "HYDRA_FULL_ERROR"
+_USER_TRACE: list[bool] = []  # the user's own HYDRA_FULL_ERROR, per entry running in this process
 #: What a shell reports for a command ended by a closed pipe (128 + SIGPIPE): ``cmd | head`` stays quiet.
 PIPE_CLOSED_EXIT = 141
 #: The ``world`` option that stands for the source's own world (registered per call, see ``compose``).
@@ -103,6 +106,29 @@ def console(prog: str) -> Callable[[Entry], Entry]:
         return entry  # type: ignore[return-value]
 
     return wrap
+
+
+@contextlib.contextmanager
+def hydra_raises() -> Iterator[None]:
+    """While a ``@hydra.main`` entry runs, Hydra re-raises a config it cannot compose (its documented
+    ``HYDRA_FULL_ERROR=1``) instead of printing its multi-line report, so the entry writes one line.
+    The variable is restored afterwards; :func:`user_wants_trace` keeps what the user had set."""
+    before = os.environ.get(_FULL_ERROR)
+    _USER_TRACE.append(before == "1")
+    os.environ[_FULL_ERROR] = "1"
+    try:
+        yield
+    finally:
+        _USER_TRACE.pop()
+        if before is None:
+            os.environ.pop(_FULL_ERROR, None)
+        else:
+            os.environ[_FULL_ERROR] = before
+
+
+def user_wants_trace() -> bool:
+    """Whether the user set ``HYDRA_FULL_ERROR=1`` (a job process of a sweep inherits the entry's)."""
+    return _USER_TRACE[-1] if _USER_TRACE else os.environ.get(_FULL_ERROR) == "1"
 
 
 def _silence_stdout() -> None:

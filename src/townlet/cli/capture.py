@@ -10,7 +10,6 @@ configuration and 1 for run errors; ``HYDRA_FULL_ERROR=1`` shows the traceback.
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +18,12 @@ from typing import Any
 import hydra
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from townlet.cli._common import console
+from townlet.cli._common import console, hydra_raises, user_wants_trace
 from townlet.config.schema import conf_dir, register_configs
 from townlet.config.schema.paths import PathsConfig
 from townlet.world.config import WorldConfig
 
 CONFIG_ERROR_EXIT, RUN_ERROR_EXIT = 2, 1
-#: Read before :func:`main` sets the variable for Hydra: whether the user asked for tracebacks.
-_USER_WANTS_TRACE = os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
 @dataclass
@@ -116,11 +113,11 @@ def check_out(cfg: DictConfig) -> None:
 
 @console("townlet-capture")
 def main() -> None:
-    """Console entry: one readable line instead of a traceback wall (``HYDRA_FULL_ERROR=1`` is set so
-    that a config Hydra cannot compose reaches :func:`_exit_for` as an exception)."""
-    os.environ["HYDRA_FULL_ERROR"] = "1"
+    """Console entry: one readable line instead of a traceback wall (a config Hydra cannot compose
+    reaches :func:`_exit_for` as an exception: :func:`hydra_raises`)."""
     try:
-        _hydra_main()
+        with hydra_raises():
+            _hydra_main()
     except Exception as exc:
         raise SystemExit(_exit_for(exc)) from None
 
@@ -128,7 +125,7 @@ def main() -> None:
 def _exit_for(exc: Exception) -> int:
     """Write ``exc`` as one stderr line and return the exit code; a bug, a closed pipe (the console
     wrapper's case) or ``HYDRA_FULL_ERROR=1`` set by the user re-raise it."""
-    if _USER_WANTS_TRACE or isinstance(exc, BrokenPipeError):
+    if user_wants_trace() or isinstance(exc, BrokenPipeError):
         raise exc
     from omegaconf.errors import MissingMandatoryValue
 

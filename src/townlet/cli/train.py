@@ -8,13 +8,12 @@ torch only inside a strategy's ``run()``.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from townlet.cli._common import console
+from townlet.cli._common import console, hydra_raises, user_wants_trace
 from townlet.packaged import CONF_DIR
 
 if TYPE_CHECKING:
@@ -28,8 +27,6 @@ log = logging.getLogger("townlet.train")
 CONFIG_ERROR_EXIT = 2
 _TRACE_HINT = "(full traceback in the run directory's train.log, or rerun with HYDRA_FULL_ERROR=1)"
 RUN_ERROR_EXIT = 1
-#: Read before :func:`main` sets the variable for Hydra: whether the user asked for tracebacks.
-_USER_WANTS_TRACE = os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
 def _hydra_context() -> Any:
@@ -223,12 +220,8 @@ def _print_schema() -> None:
 
 @console("townlet-train")
 def main() -> None:
-    """Console entry: ``@hydra.main`` behind the snapshot gate, with one-line errors.
-
-    ``HYDRA_FULL_ERROR=1`` is set for the process so that a config Hydra cannot compose (an unknown key,
-    a wrong type, a missing option) reaches :func:`exit_for` as an exception instead of Hydra's
-    multi-line report; a user who set it keeps the traceback.
-    """
+    """Console entry: ``@hydra.main`` behind the snapshot gate, with one-line errors (a config Hydra
+    cannot compose reaches :func:`exit_for` as an exception: :func:`hydra_raises`)."""
     args = sys.argv[1:]
     if "--schema" in args:
         _print_schema()
@@ -243,9 +236,9 @@ def main() -> None:
 
     gate_train_args(args)  # files Hydra would read from outside the package: one line, exit 2, before Hydra
     check_outside_config(args)
-    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
-        hydra_entry()()
+        with hydra_raises():
+            hydra_entry()()
     except (Exception, KeyboardInterrupt) as exc:
         raise SystemExit(exit_for(exc)) from None
 
@@ -253,11 +246,11 @@ def main() -> None:
 def exit_for(exc: BaseException) -> int:
     """Write ``exc`` as one stderr line and return the exit code; a bug (or ``HYDRA_FULL_ERROR=1`` set by
     the user) is re-raised with its traceback."""
-    stop = _interrupt_or_io_fault(exc, _USER_WANTS_TRACE)
+    stop = _interrupt_or_io_fault(exc, user_wants_trace())
     if stop is not None:  # a signal or a full/read-only disk: one line, no traceback
         sys.stderr.write(f"townlet-train: {stop[0]}\n")
         return stop[1]
-    if _USER_WANTS_TRACE:
+    if user_wants_trace():
         raise exc
     from townlet.config.errors import describe_config_error
 
@@ -271,7 +264,7 @@ def exit_for(exc: BaseException) -> int:
     return RUN_ERROR_EXIT
 
 
-def _interrupt_or_io_fault(exc: BaseException, user_wants_trace: bool) -> tuple[str, int] | None:
+def _interrupt_or_io_fault(exc: BaseException, trace: bool) -> tuple[str, int] | None:
     """(message, exit code) for a stop signal (128 + signal, also under HYDRA_FULL_ERROR=1: a stop
     is not a bug) or a file-system fault the user fixes (space, permissions, a file in the way)."""
     if isinstance(exc, KeyboardInterrupt):
@@ -280,7 +273,7 @@ def _interrupt_or_io_fault(exc: BaseException, user_wants_trace: bool) -> tuple[
         return interrupt_message(exc), interrupt_exit_code(exc)
     from townlet.runs.rundir import io_fault_message
 
-    fault = None if user_wants_trace else io_fault_message(exc)
+    fault = None if trace else io_fault_message(exc)
     return None if fault is None else (f"error: {fault}", RUN_ERROR_EXIT)
 
 
