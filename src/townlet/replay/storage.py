@@ -75,10 +75,6 @@ class DatasetWriter:
         self._stats = StatsAccumulator(spec)
         self._closed = False
 
-    @property
-    def shard_ticks(self) -> int:
-        return max(1, self.shard_rows // max(self.agents or 1, 1))
-
     def append(self, chunk: Mapping[str, np.ndarray]) -> None:
         t, self.agents = check_columns(chunk, self.spec, agents=self.agents, values=False)
         self._stats.update(chunk)
@@ -86,7 +82,7 @@ class DatasetWriter:
         if pending is not None:
             block = {k: np.concatenate([pending[k], v]) for k, v in block.items()}
             t += pending["actions"].shape[0]
-        start, step = 0, self.shard_ticks
+        start, step = 0, max(1, self.shard_rows // self.agents)
         while t - start >= step:  # whole shards as views of the block
             self._write_shard({k: v[start : start + step] for k, v in block.items()})
             start += step

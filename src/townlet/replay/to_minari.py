@@ -132,15 +132,6 @@ def _datasets_root(root: Path) -> Iterator[None]:
             os.environ[ROOT_ENV] = before
 
 
-def _import_minari() -> Any:
-    try:
-        import h5py  # noqa: F401 - Minari's hdf5 storage needs it, found only when writing
-        import minari
-    except ImportError:
-        raise ExportError("Minari is not installed (pip install 'townlet-train[minari]')") from None
-    return minari
-
-
 def check_target(dataset_id: str, root: Path) -> Path:
     """The target directory for ``dataset_id`` under ``root``; refuses a malformed id or an existing one."""
     from minari.dataset.minari_dataset import parse_dataset_id
@@ -177,7 +168,11 @@ def export_minari(
 
     Raises :class:`DatasetError` for an invalid source and :class:`ExportError` when the export cannot
     start; in both cases nothing is written."""
-    minari = _import_minari()
+    try:
+        import h5py  # noqa: F401 - Minari's hdf5 storage needs it, found only when writing
+        import minari
+    except ImportError:
+        raise ExportError("Minari is not installed (pip install 'townlet-train[minari]')") from None
     from minari.data_collector import EpisodeBuffer
 
     manifest = read_manifest(source)
@@ -188,6 +183,15 @@ def export_minari(
     if not data.num_transitions:
         raise ExportError(f"{manifest.root} holds no transitions: there is nothing to export")
     observation_space, action_space = spaces_for(data)
+    world, behaviour = manifest.raw.get("world") or {}, manifest.raw.get("behaviour") or {}
+    algorithm = f"townlet {behaviour.get('name')} (epsilon={behaviour.get('epsilon')})"
+    description = (
+        f"Townlet replay dataset {Path(source).name} (world {world.get('name')}, config hash "
+        f"{world.get('hash')}, seed {manifest.raw.get('seed')}): "
+        f"{manifest.ticks} ticks x {manifest.agents} agents, one Minari episode per agent life or "
+        "episode; observations are the egocentric map window and the feature vector, "
+        "infos['action_mask'] marks the allowed actions."
+    )
     made_root = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".townlet-minari-", dir=root))
@@ -208,8 +212,8 @@ def export_minari(
                         buffers,
                         observation_space=observation_space,
                         action_space=action_space,
-                        algorithm_name=_algorithm(manifest),
-                        description=_description(manifest, source),
+                        algorithm_name=algorithm,
+                        description=description,
                         data_format="hdf5",
                         jpeg_encoding=False,  # lossless: the map window is stored as captured
                     )
@@ -224,22 +228,6 @@ def export_minari(
         if path is None and made_root:
             root.rmdir()
     return MinariExport(dataset_id=dataset_id, path=path, episodes=episodes, steps=steps)
-
-
-def _algorithm(manifest: Manifest) -> str:
-    behaviour = manifest.raw.get("behaviour") or {}
-    return f"townlet {behaviour.get('name')} (epsilon={behaviour.get('epsilon')})"
-
-
-def _description(manifest: Manifest, source: str | Path) -> str:
-    world = manifest.raw.get("world") or {}
-    return (
-        f"Townlet replay dataset {Path(source).name} (world {world.get('name')}, config hash "
-        f"{world.get('hash')}, seed {manifest.raw.get('seed')}): "
-        f"{manifest.ticks} ticks x {manifest.agents} agents, one Minari episode per agent life or "
-        "episode; observations are the egocentric map window and the feature vector, "
-        "infos['action_mask'] marks the allowed actions."
-    )
 
 
 # ------------------------------------------------------------------ townlet-dataset export-minari
