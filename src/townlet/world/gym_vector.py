@@ -103,7 +103,8 @@ class TownVectorEnv(VectorEnv[ObsDict, np.ndarray, np.ndarray]):
         """One frame per town (not per sub-env: the agents of a town share it) in ``render_mode``;
         ``human`` prints them and returns None."""
         if self.render_mode is None:
-            return warn_no_render_mode()
+            warn_no_render_mode()
+            return None
         frames = tuple(render(self._town, self.render_mode, env) for env in range(self._town.num_envs))
         return None if self.render_mode == "human" else frames
 

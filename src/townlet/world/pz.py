@@ -107,5 +107,6 @@ class TownParallelEnv(ParallelEnv):
     def render(self) -> np.ndarray | str | None:
         """The current frame in ``render_mode`` (``human``: printed, None; no mode: None and a warning)."""
         if self.render_mode is None:
-            return warn_no_render_mode()
+            warn_no_render_mode()
+            return None
         return render(self._town, self.render_mode)
