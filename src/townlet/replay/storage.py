@@ -8,7 +8,6 @@ loser gets :class:`DatasetExistsError` and can simply load the winner's copy.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import errno
 import json
 import os
@@ -128,7 +127,7 @@ class DatasetWriter:
         if self._pending is not None:
             self._write_shard(self._pending)
         boot = np.zeros(self.agents, np.float32) if bootstrap_values is None else np.asarray(bootstrap_values)
-        stats = self._stats.result()
+        stats = {**self._stats.result(), "events": dict(events or {}), "episodes": dict(episode_stats or {})}
         manifest = build_manifest(
             spec=self.spec,
             ticks=self.ticks,
@@ -136,10 +135,7 @@ class DatasetWriter:
             shards=self._shards,
             bootstrap_values=boot,
             meta=self.meta,
-            events=dict(events or {}),
-            episode_stats=dict(episode_stats or {}),
             stats=stats,
-            created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         )
         mfile = self.tmp / MANIFEST_NAME
         with open(mfile, "w", encoding="utf-8") as fh:
