@@ -136,11 +136,6 @@ def _get(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], where: Pa
     return value
 
 
-def manifest_path(path: str | Path) -> Path:
-    p = Path(path)
-    return p if p.name == MANIFEST_NAME or p.suffix == ".json" else p / MANIFEST_NAME
-
-
 def _load_document(mpath: Path) -> dict[str, Any]:
     """The manifest's JSON object, after checking it exists and has this build's format/version."""
     if not mpath.parent.exists():
@@ -241,7 +236,9 @@ def _read_shards(doc: dict[str, Any], ticks: int, agents: int, mpath: Path) -> l
 
 def read_manifest(path: str | Path, *, expect_spec: ObservationSpec | None = None) -> Manifest:
     """Parse and check a manifest: format/version, spec, column schema, shard list consistency."""
-    mpath = manifest_path(path)
+    mpath = Path(path)
+    if mpath.suffix != ".json":  # the dataset directory
+        mpath = mpath / MANIFEST_NAME
     doc = _load_document(mpath)
     spec = _read_spec(doc, mpath, expect_spec)
     _check_columns(doc, spec, mpath)

@@ -55,11 +55,6 @@ class MinariExport:
     steps: int
 
 
-def default_root() -> Path:
-    """Where ``minari.load_dataset`` looks: ``$MINARI_DATASETS_PATH``, else Minari's own default."""
-    return Path(os.environ.get(ROOT_ENV) or Path.home() / ".minari" / "datasets")
-
-
 def default_dataset_id(manifest: Manifest) -> str:
     """``townlet/<world>-<behaviour>-v0`` from the manifest's provenance."""
     world = (manifest.raw.get("world") or {}).get("name") or "town"
@@ -177,7 +172,10 @@ def export_minari(
 
     manifest = read_manifest(source)
     dataset_id = dataset_id or default_dataset_id(manifest)
-    root = (root or default_root()).expanduser().resolve()  # Minari mis-joins relative roots
+    # where minari.load_dataset looks; resolved, as Minari mis-joins relative roots
+    root = (
+        Path(root or os.environ.get(ROOT_ENV) or Path.home() / ".minari" / "datasets").expanduser().resolve()
+    )
     check_target(dataset_id, root)
     data = load_replay_data(manifest)  # every shard checked before anything is written
     if not data.num_transitions:
