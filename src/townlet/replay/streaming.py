@@ -31,26 +31,10 @@ class StreamingDataset:
         # shards already checksummed, keyed by file -> (size, mtime_ns): later epochs re-hash only
         # a shard whose file changed, so a multi-epoch stream pays for sha256 once
         self._verified: dict[str, tuple[int, int]] = {}
-
-    @property
-    def spec(self) -> ObservationSpec:
-        return self.manifest.spec
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        return self.manifest.meta
-
-    @property
-    def events(self) -> dict[str, float]:
-        return self.manifest.events
-
-    @property
-    def episode_stats(self) -> dict[str, float]:
-        return self.manifest.episode_stats
-
-    @property
-    def num_transitions(self) -> int:
-        return self.manifest.transitions
+        self.spec: ObservationSpec = manifest.spec
+        self.meta: dict[str, Any] = manifest.meta
+        self.events, self.episode_stats = manifest.events, manifest.episode_stats
+        self.num_transitions = manifest.transitions
 
     def __len__(self) -> int:
         return self.num_transitions
