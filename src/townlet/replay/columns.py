@@ -22,10 +22,6 @@ class Column:
     trailing: Callable[[ObservationSpec], tuple[int, ...]]
     doc: str
 
-    @property
-    def is_float(self) -> bool:
-        return bool(np.issubdtype(self.dtype, np.floating))
-
     def shape(self, spec: ObservationSpec, ticks: int, agents: int) -> tuple[int, ...]:
         return (ticks, agents, *self.trailing(spec))
 
@@ -82,10 +78,8 @@ def check_columns(
     actions = columns["actions"]
     if not isinstance(actions, np.ndarray) or actions.ndim != 2:
         raise DatasetError(f"column 'actions' must be [T, N], got shape {np.shape(actions)}", file=source)
-    t, n = (
-        ticks if ticks is not None else actions.shape[0],
-        agents if agents is not None else actions.shape[1],
-    )
+    t = actions.shape[0] if ticks is None else ticks
+    n = actions.shape[1] if agents is None else agents
     for col in COLUMNS:
         arr, want = columns[col.name], col.shape(spec, t, n)
         if not isinstance(arr, np.ndarray):
@@ -100,7 +94,7 @@ def check_columns(
                 f"(features: {spec.feature_dim} names, map {list(spec.map_shape)})",
                 file=source,
             )
-        if values and col.is_float:
+        if values and np.issubdtype(col.dtype, np.floating):
             check_finite_array(arr, col.name, source)
     for name in ("actions", "teacher_actions") if values else ():
         arr = columns[name]

@@ -124,14 +124,19 @@ class ReplayData:
         extra: Mapping[str, np.ndarray] | None = None,
     ) -> Iterator[Batch]:
         """Shuffled minibatches of transitions; a fresh permutation for every (seed, epoch). ``extra``
-        adds [T, N] arrays (e.g. PPO's advantages) gathered with the same indices."""
-        yield from iter_flat_minibatches(
-            self._sources(columns, extra),
-            self.num_transitions,
-            batch_size,
-            epoch_rng(seed, epoch),
-            drop_last=drop_last,
-        )
+        adds [T, N] arrays (e.g. PPO's advantages) gathered with the same indices. Indices inside a
+        minibatch are sorted: the same set of rows, and a forward walk through memory is faster for the
+        wide map rows."""
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        rows = self.num_transitions
+        sources = self._sources(columns, extra)
+        flat = {n: a.reshape(rows, -1) for n, a in sources.items()}
+        perm = epoch_rng(seed, epoch).permutation(rows)
+        stop = rows - rows % batch_size if drop_last else rows
+        for start in range(0, stop, batch_size):
+            idx = np.sort(perm[start : start + batch_size])
+            yield {n: np.take(flat[n], idx, axis=0).reshape(len(idx), *sources[n].shape[2:]) for n in flat}
 
     def _sources(
         self, columns: tuple[str, ...] | None, extra: Mapping[str, np.ndarray] | None
@@ -209,27 +214,3 @@ class ReplayData:
         train.meta["split"] = {"part": "train", "val_fraction": val_fraction, "seed": seed}
         val.meta["split"] = {"part": "val", "val_fraction": val_fraction, "seed": seed}
         return train, val
-
-
-def iter_flat_minibatches(
-    sources: Mapping[str, np.ndarray],
-    rows: int,
-    batch_size: int,
-    rng: np.random.Generator,
-    *,
-    drop_last: bool = False,
-) -> Iterator[Batch]:
-    """Shuffled minibatches from [T, N, ...] arrays of ``rows`` = T*N rows, one ``np.take`` per column.
-
-    Indices inside a minibatch are sorted: the same set of rows, and a forward walk through memory is
-    markedly faster for the wide map rows.
-    """
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    trailing = {n: tuple(a.shape[2:]) for n, a in sources.items()}
-    flat = {n: a.reshape(rows, -1) for n, a in sources.items()}
-    perm = rng.permutation(rows)
-    stop = rows - rows % batch_size if drop_last else rows
-    for start in range(0, stop, batch_size):
-        idx = np.sort(perm[start : start + batch_size])
-        yield {n: np.take(flat[n], idx, axis=0).reshape(len(idx), *trailing[n]) for n in flat}

@@ -7,6 +7,7 @@ arrays [ticks_in_shard, N, ...]. Shards cut the time axis, so trajectory segment
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import json
 from dataclasses import dataclass
@@ -90,18 +91,16 @@ def build_manifest(
     shards: list[ShardEntry],
     bootstrap_values: np.ndarray,
     meta: dict[str, Any],
-    events: dict[str, float],
-    episode_stats: dict[str, float],
     stats: dict[str, Any],
-    created_at: str,
 ) -> dict[str, Any]:
+    """The manifest document; ``stats`` holds the capture's ``events`` and ``episodes`` too."""
     meta = dict(json_safe(meta, default=str))  # plain json.dump writes the manifest
     world_raw = meta.get("world")
     world: dict[str, Any] = world_raw if isinstance(world_raw, dict) else {}
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "created_at": created_at,
+        "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "world": {"name": world.get("name"), "config": world.get("config"), "hash": world.get("hash")},
         "behaviour": {"name": meta.get("behaviour"), "epsilon": meta.get("epsilon")},
         "seed": meta.get("seed"),
@@ -123,7 +122,7 @@ def build_manifest(
         "columns": column_schema(spec),
         "shards": [dataclasses.asdict(s) for s in shards],
         "bootstrap_values": [float(v) for v in np.asarray(bootstrap_values, np.float32)],
-        "stats": json_safe({**stats, "events": events, "episodes": episode_stats}, default=str),
+        "stats": json_safe(stats, default=str),
         "meta": meta,
     }
 
@@ -135,11 +134,6 @@ def _get(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], where: Pa
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         raise DatasetError(f"manifest key {key!r} has the wrong type ({type(value).__name__})", file=where)
     return value
-
-
-def manifest_path(path: str | Path) -> Path:
-    p = Path(path)
-    return p if p.name == MANIFEST_NAME or p.suffix == ".json" else p / MANIFEST_NAME
 
 
 def _load_document(mpath: Path) -> dict[str, Any]:
@@ -242,7 +236,9 @@ def _read_shards(doc: dict[str, Any], ticks: int, agents: int, mpath: Path) -> l
 
 def read_manifest(path: str | Path, *, expect_spec: ObservationSpec | None = None) -> Manifest:
     """Parse and check a manifest: format/version, spec, column schema, shard list consistency."""
-    mpath = manifest_path(path)
+    mpath = Path(path)
+    if mpath.suffix != ".json":  # the dataset directory
+        mpath = mpath / MANIFEST_NAME
     doc = _load_document(mpath)
     spec = _read_spec(doc, mpath, expect_spec)
     _check_columns(doc, spec, mpath)

@@ -96,43 +96,37 @@ def conflict_stats(features: np.ndarray, spec: ObservationSpec) -> dict[str, flo
     return out
 
 
-def summarise_batch(batch: Mapping[str, np.ndarray], spec: ObservationSpec, index: int = 0) -> dict[str, Any]:
-    """Per-batch summary: sizes, action histogram and conflict statistics of one minibatch."""
-    out: dict[str, Any] = {
-        "batch": index,
-        "batch_size": int(batch["actions"].shape[0]),
-        "feature_dim": int(batch["features"].shape[-1]),
-    }
-    if "rewards" in batch:
-        out["reward_mean"] = float(batch["rewards"].mean()) if batch["rewards"].size else 0.0
-    out.update({f"conflict.{k}": v for k, v in conflict_stats(batch["features"], spec).items()})
-    return out
-
-
-def summarise(
-    data: ReplayData, batch_size: int | None = None, *, seed: int = 0, max_batches: int = 8
+def dataset_summary(
+    spec: ObservationSpec,
+    ticks: int,
+    agents: int,
+    stats: Mapping[str, Any],
+    events: Mapping[str, float],
+    episodes: Mapping[str, Any],
+    **extra: Any,
 ) -> dict[str, Any]:
-    """Dataset-wide statistics; with ``batch_size`` also the first ``max_batches`` batch summaries."""
+    """What `summarise` reports, from accumulated ``stats`` (computed in memory or read from a manifest)."""
+    skip = ("transitions", "events", "episodes")
+    return {
+        "ticks": ticks,
+        "agents": agents,
+        "transitions": ticks * agents,
+        **extra,
+        "feature_dim": spec.feature_dim,
+        "map_shape": list(spec.map_shape),
+        **{k: v for k, v in stats.items() if k not in skip},
+        "events": event_summary(events, ticks * agents),
+        "episodes": dict(episodes),
+    }
+
+
+def summarise(data: ReplayData) -> dict[str, Any]:
+    """Dataset-wide statistics, with the rivalry features' and the capture's provenance."""
     acc = StatsAccumulator(data.spec)
     acc.update(data.columns())
-    stats = acc.result()
-    summary = {
-        "ticks": data.num_ticks,
-        "agents": data.num_agents,
-        "transitions": data.num_transitions,
-        "feature_dim": data.spec.feature_dim,
-        "map_shape": list(data.spec.map_shape),
-        **{k: v for k, v in stats.items() if k != "transitions"},
-        "events": event_summary(data.events, data.num_transitions),
-        "episodes": dict(data.episode_stats),
-        "conflict": conflict_stats(data.features, data.spec),
-        "meta": {k: data.meta[k] for k in ("behaviour", "epsilon", "seed", "ticks") if k in data.meta},
-    }
-    if batch_size:
-        batches = []
-        for i, batch in enumerate(data.iter_minibatches(batch_size, seed, 0)):
-            if i >= max_batches:
-                break
-            batches.append(summarise_batch(batch, data.spec, i))
-        summary["batches"] = batches
+    summary = dataset_summary(
+        data.spec, data.num_ticks, data.num_agents, acc.result(), data.events, data.episode_stats
+    )
+    summary["conflict"] = conflict_stats(data.features, data.spec)
+    summary["meta"] = {k: data.meta[k] for k in ("behaviour", "epsilon", "seed", "ticks") if k in data.meta}
     return summary

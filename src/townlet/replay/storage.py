@@ -8,7 +8,6 @@ loser gets :class:`DatasetExistsError` and can simply load the winner's copy.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import errno
 import json
 import os
@@ -75,10 +74,6 @@ class DatasetWriter:
         self._stats = StatsAccumulator(spec)
         self._closed = False
 
-    @property
-    def shard_ticks(self) -> int:
-        return max(1, self.shard_rows // max(self.agents or 1, 1))
-
     def append(self, chunk: Mapping[str, np.ndarray]) -> None:
         t, self.agents = check_columns(chunk, self.spec, agents=self.agents, values=False)
         self._stats.update(chunk)
@@ -86,7 +81,7 @@ class DatasetWriter:
         if pending is not None:
             block = {k: np.concatenate([pending[k], v]) for k, v in block.items()}
             t += pending["actions"].shape[0]
-        start, step = 0, self.shard_ticks
+        start, step = 0, max(1, self.shard_rows // self.agents)
         while t - start >= step:  # whole shards as views of the block
             self._write_shard({k: v[start : start + step] for k, v in block.items()})
             start += step
@@ -132,7 +127,7 @@ class DatasetWriter:
         if self._pending is not None:
             self._write_shard(self._pending)
         boot = np.zeros(self.agents, np.float32) if bootstrap_values is None else np.asarray(bootstrap_values)
-        stats = self._stats.result()
+        stats = {**self._stats.result(), "events": dict(events or {}), "episodes": dict(episode_stats or {})}
         manifest = build_manifest(
             spec=self.spec,
             ticks=self.ticks,
@@ -140,10 +135,7 @@ class DatasetWriter:
             shards=self._shards,
             bootstrap_values=boot,
             meta=self.meta,
-            events=dict(events or {}),
-            episode_stats=dict(episode_stats or {}),
             stats=stats,
-            created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         )
         mfile = self.tmp / MANIFEST_NAME
         with open(mfile, "w", encoding="utf-8") as fh:

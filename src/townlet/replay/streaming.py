@@ -18,7 +18,7 @@ from townlet.replay.data import Batch, ReplayData, epoch_rng
 from townlet.replay.errors import DatasetError
 from townlet.replay.manifest import Manifest, ShardEntry, read_manifest
 from townlet.replay.reading import load_replay_data, read_shard
-from townlet.replay.stats import event_summary
+from townlet.replay.stats import dataset_summary
 from townlet.world.spec import ObservationSpec
 
 
@@ -31,26 +31,10 @@ class StreamingDataset:
         # shards already checksummed, keyed by file -> (size, mtime_ns): later epochs re-hash only
         # a shard whose file changed, so a multi-epoch stream pays for sha256 once
         self._verified: dict[str, tuple[int, int]] = {}
-
-    @property
-    def spec(self) -> ObservationSpec:
-        return self.manifest.spec
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        return self.manifest.meta
-
-    @property
-    def events(self) -> dict[str, float]:
-        return self.manifest.events
-
-    @property
-    def episode_stats(self) -> dict[str, float]:
-        return self.manifest.episode_stats
-
-    @property
-    def num_transitions(self) -> int:
-        return self.manifest.transitions
+        self.spec: ObservationSpec = manifest.spec
+        self.meta: dict[str, Any] = manifest.meta
+        self.events, self.episode_stats = manifest.events, manifest.episode_stats
+        self.num_transitions = manifest.transitions
 
     def __len__(self) -> int:
         return self.num_transitions
@@ -160,20 +144,16 @@ class StreamingDataset:
 
     def summarise(self) -> dict[str, Any]:
         """Statistics from the manifest (no shard is read)."""
-        stats = dict(self.manifest.stats)
-        stats.pop("events", None)
-        episodes = stats.pop("episodes", {})
-        return {
-            "ticks": self.manifest.ticks,
-            "agents": self.manifest.agents,
-            "transitions": self.num_transitions,
-            "shards": len(self.manifest.shards),
-            "feature_dim": self.spec.feature_dim,
-            "map_shape": list(self.spec.map_shape),
-            **{k: v for k, v in stats.items() if k != "transitions"},
-            "events": event_summary(self.events, self.num_transitions),
-            "episodes": episodes,
-        }
+        m = self.manifest
+        return dataset_summary(
+            self.spec,
+            m.ticks,
+            m.agents,
+            m.stats,
+            self.events,
+            m.stats.get("episodes", {}),
+            shards=len(m.shards),
+        )
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

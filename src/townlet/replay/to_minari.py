@@ -55,11 +55,6 @@ class MinariExport:
     steps: int
 
 
-def default_root() -> Path:
-    """Where ``minari.load_dataset`` looks: ``$MINARI_DATASETS_PATH``, else Minari's own default."""
-    return Path(os.environ.get(ROOT_ENV) or Path.home() / ".minari" / "datasets")
-
-
 def default_dataset_id(manifest: Manifest) -> str:
     """``townlet/<world>-<behaviour>-v0`` from the manifest's provenance."""
     world = (manifest.raw.get("world") or {}).get("name") or "town"
@@ -132,15 +127,6 @@ def _datasets_root(root: Path) -> Iterator[None]:
             os.environ[ROOT_ENV] = before
 
 
-def _import_minari() -> Any:
-    try:
-        import h5py  # noqa: F401 - Minari's hdf5 storage needs it, found only when writing
-        import minari
-    except ImportError:
-        raise ExportError("Minari is not installed (pip install 'townlet-train[minari]')") from None
-    return minari
-
-
 def check_target(dataset_id: str, root: Path) -> Path:
     """The target directory for ``dataset_id`` under ``root``; refuses a malformed id or an existing one."""
     from minari.dataset.minari_dataset import parse_dataset_id
@@ -177,17 +163,33 @@ def export_minari(
 
     Raises :class:`DatasetError` for an invalid source and :class:`ExportError` when the export cannot
     start; in both cases nothing is written."""
-    minari = _import_minari()
+    try:
+        import h5py  # noqa: F401 - Minari's hdf5 storage needs it, found only when writing
+        import minari
+    except ImportError:
+        raise ExportError("Minari is not installed (pip install 'townlet-train[minari]')") from None
     from minari.data_collector import EpisodeBuffer
 
     manifest = read_manifest(source)
     dataset_id = dataset_id or default_dataset_id(manifest)
-    root = (root or default_root()).expanduser().resolve()  # Minari mis-joins relative roots
+    # where minari.load_dataset looks; resolved, as Minari mis-joins relative roots
+    root = (
+        Path(root or os.environ.get(ROOT_ENV) or Path.home() / ".minari" / "datasets").expanduser().resolve()
+    )
     check_target(dataset_id, root)
     data = load_replay_data(manifest)  # every shard checked before anything is written
     if not data.num_transitions:
         raise ExportError(f"{manifest.root} holds no transitions: there is nothing to export")
     observation_space, action_space = spaces_for(data)
+    world, behaviour = manifest.raw.get("world") or {}, manifest.raw.get("behaviour") or {}
+    algorithm = f"townlet {behaviour.get('name')} (epsilon={behaviour.get('epsilon')})"
+    description = (
+        f"Townlet replay dataset {Path(source).name} (world {world.get('name')}, config hash "
+        f"{world.get('hash')}, seed {manifest.raw.get('seed')}): "
+        f"{manifest.ticks} ticks x {manifest.agents} agents, one Minari episode per agent life or "
+        "episode; observations are the egocentric map window and the feature vector, "
+        "infos['action_mask'] marks the allowed actions."
+    )
     made_root = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".townlet-minari-", dir=root))
@@ -208,8 +210,8 @@ def export_minari(
                         buffers,
                         observation_space=observation_space,
                         action_space=action_space,
-                        algorithm_name=_algorithm(manifest),
-                        description=_description(manifest, source),
+                        algorithm_name=algorithm,
+                        description=description,
                         data_format="hdf5",
                         jpeg_encoding=False,  # lossless: the map window is stored as captured
                     )
@@ -224,22 +226,6 @@ def export_minari(
         if path is None and made_root:
             root.rmdir()
     return MinariExport(dataset_id=dataset_id, path=path, episodes=episodes, steps=steps)
-
-
-def _algorithm(manifest: Manifest) -> str:
-    behaviour = manifest.raw.get("behaviour") or {}
-    return f"townlet {behaviour.get('name')} (epsilon={behaviour.get('epsilon')})"
-
-
-def _description(manifest: Manifest, source: str | Path) -> str:
-    world = manifest.raw.get("world") or {}
-    return (
-        f"Townlet replay dataset {Path(source).name} (world {world.get('name')}, config hash "
-        f"{world.get('hash')}, seed {manifest.raw.get('seed')}): "
-        f"{manifest.ticks} ticks x {manifest.agents} agents, one Minari episode per agent life or "
-        "episode; observations are the egocentric map window and the feature vector, "
-        "infos['action_mask'] marks the allowed actions."
-    )
 
 
 # ------------------------------------------------------------------ townlet-dataset export-minari

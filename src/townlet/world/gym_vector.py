@@ -26,7 +26,7 @@ from gymnasium.vector.utils import batch_space
 from townlet.world.config import WorldConfig
 from townlet.world.loader import to_world_config
 from townlet.world.render import RENDER_MODES, render
-from townlet.world.spec import NUM_ACTIONS, Observation
+from townlet.world.spec import NUM_ACTIONS, Observation, ObservationSpec
 from townlet.world.vectown import VecTown
 
 ObsDict = dict[str, np.ndarray]
@@ -42,9 +42,7 @@ class TownVectorEnv(VectorEnv[ObsDict, np.ndarray, np.ndarray]):
     }
 
     def __init__(self, cfg: WorldConfig | Any, seed: int = 0, render_mode: str | None = None) -> None:
-        if render_mode is not None and render_mode not in RENDER_MODES:
-            raise ValueError(f"render_mode={render_mode!r}; choose one of {', '.join(RENDER_MODES)} or None")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode)
         self._cfg = to_world_config(cfg)
         self._town = VecTown(self._cfg, int(seed))
         self._shown = False  # the town's current episode start was returned by a reset
@@ -52,13 +50,7 @@ class TownVectorEnv(VectorEnv[ObsDict, np.ndarray, np.ndarray]):
         spec = self._town.spec
         # counts of agents on a cell are the largest map values; a true bound (not 255) also keeps SB3
         # from taking the small window for an image
-        top = max(1, min(255, self._cfg.num_agents))
-        self.single_observation_space = spaces.Dict(
-            {
-                "map": spaces.Box(0, top, shape=spec.map_shape, dtype=np.uint8),
-                "features": spaces.Box(-np.inf, np.inf, shape=(spec.feature_dim,), dtype=np.float32),
-            }
-        )
+        self.single_observation_space = spaces.Dict(obs_spaces(spec, max(1, min(255, self._cfg.num_agents))))
         self.single_action_space = spaces.Discrete(NUM_ACTIONS)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
@@ -111,13 +103,31 @@ class TownVectorEnv(VectorEnv[ObsDict, np.ndarray, np.ndarray]):
         """One frame per town (not per sub-env: the agents of a town share it) in ``render_mode``;
         ``human`` prints them and returns None."""
         if self.render_mode is None:
-            gymnasium.logger.warn("render() without a render_mode; pass one of " + ", ".join(RENDER_MODES))
+            warn_no_render_mode()
             return None
         frames = tuple(render(self._town, self.render_mode, env) for env in range(self._town.num_envs))
         return None if self.render_mode == "human" else frames
 
     def _all(self) -> np.ndarray:
         return np.ones(self.num_envs, dtype=bool)
+
+
+def check_render_mode(mode: str | None) -> str | None:
+    if mode is not None and mode not in RENDER_MODES:
+        raise ValueError(f"render_mode={mode!r}; choose one of {', '.join(RENDER_MODES)} or None")
+    return mode
+
+
+def warn_no_render_mode() -> None:
+    gymnasium.logger.warn("render() without a render_mode; pass one of " + ", ".join(RENDER_MODES))
+
+
+def obs_spaces(spec: ObservationSpec, top: int) -> dict[str, spaces.Space[Any]]:
+    """The map window (values up to ``top``) and the feature vector of one agent."""
+    return {
+        "map": spaces.Box(0, top, shape=spec.map_shape, dtype=np.uint8),
+        "features": spaces.Box(-np.inf, np.inf, shape=(spec.feature_dim,), dtype=np.float32),
+    }
 
 
 def _batch(obs: Observation) -> ObsDict:

@@ -14,21 +14,18 @@ from townlet.packaged import CONF_DIR
 from townlet.world.config import WorldConfig, WorldConfigError
 from townlet.world.layout import build_layout
 
-
-def world_conf_dir() -> Path:
-    """``conf/world`` inside the package."""
-    return CONF_DIR / "world"
+WORLD_DIR = CONF_DIR / "world"
 
 
 def available_worlds() -> list[str]:
-    return sorted(p.stem for p in world_conf_dir().glob("*.yaml"))
+    return sorted(p.stem for p in WORLD_DIR.glob("*.yaml"))
 
 
 def load_world_config(name_or_path: str, overrides: Mapping[str, object] | None = None) -> WorldConfig:
     """Load ``conf/world/<name>.yaml`` (or a YAML path), apply ``overrides`` (dotted keys), validate."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
-        path = world_conf_dir() / f"{name_or_path}.yaml"
+        path = WORLD_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         known = ", ".join(available_worlds())
         raise WorldConfigError(

@@ -12,12 +12,12 @@ import dataclasses
 import functools
 from typing import Any, ClassVar
 
-import gymnasium
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from townlet.world.config import WorldConfig
+from townlet.world.gym_vector import check_render_mode, obs_spaces, warn_no_render_mode
 from townlet.world.render import RENDER_MODES, render
 from townlet.world.spec import NUM_ACTIONS, Observation
 from townlet.world.vectown import VecTown
@@ -33,9 +33,7 @@ class TownParallelEnv(ParallelEnv):
     }
 
     def __init__(self, cfg: WorldConfig, seed: int = 0, render_mode: str | None = None) -> None:
-        if render_mode is not None and render_mode not in RENDER_MODES:
-            raise ValueError(f"render_mode={render_mode!r}; choose one of {', '.join(RENDER_MODES)} or None")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode)
         self._cfg = dataclasses.replace(cfg, num_envs=1)
         self._seed = int(seed)
         self._town = VecTown(self._cfg, self._seed)
@@ -44,11 +42,7 @@ class TownParallelEnv(ParallelEnv):
         self.agents: list[str] = []
         spec = self._town.spec
         self._obs_space = spaces.Dict(
-            {
-                "map": spaces.Box(0, 255, shape=spec.map_shape, dtype=np.uint8),
-                "features": spaces.Box(-np.inf, np.inf, shape=(spec.feature_dim,), dtype=np.float32),
-                "action_mask": spaces.MultiBinary(NUM_ACTIONS),
-            }
+            {**obs_spaces(spec, 255), "action_mask": spaces.MultiBinary(NUM_ACTIONS)}
         )
         self._act_space = spaces.Discrete(NUM_ACTIONS)
         self.state_space = spaces.Box(
@@ -113,6 +107,6 @@ class TownParallelEnv(ParallelEnv):
     def render(self) -> np.ndarray | str | None:
         """The current frame in ``render_mode`` (``human``: printed, None; no mode: None and a warning)."""
         if self.render_mode is None:
-            gymnasium.logger.warn("render() without a render_mode; pass one of " + ", ".join(RENDER_MODES))
+            warn_no_render_mode()
             return None
         return render(self._town, self.render_mode)

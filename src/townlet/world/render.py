@@ -51,8 +51,16 @@ _ANSI_FINE = "32"
 
 def most_urgent(needs: np.ndarray, threshold: float) -> np.ndarray:
     """Per agent (rows of ``needs`` [A, 3]): the index of its lowest need if below ``threshold``, else -1."""
-    low = needs.argmin(axis=1)
-    return np.where(needs.min(axis=1) < threshold, low, -1)
+    return np.where(needs.min(axis=1) < threshold, needs.argmin(axis=1), -1)
+
+
+def _placed(town: TownState, env: int) -> tuple[np.ndarray, dict[tuple[int, int], list[int]]]:
+    """Each agent's most urgent need and the agents on each occupied cell of town ``env``."""
+    urgent = most_urgent(town.needs[env], float(town.cfg.needs.threshold))
+    cells: dict[tuple[int, int], list[int]] = {}
+    for a in range(town.num_agents):
+        cells.setdefault((int(town.x[env, a]), int(town.y[env, a])), []).append(a)
+    return urgent, cells
 
 
 def _check_env(town: TownState, env: int) -> None:
@@ -139,10 +147,7 @@ def _need_bars(img: np.ndarray, needs: np.ndarray, x0: int, y0: int, tile: int) 
 
 def _agents(img: np.ndarray, town: TownState, env: int, tile: int, top: int) -> None:
     """A lone agent: a square at the cell's top right and its need bars; several: a 2x2 arrangement."""
-    urgent = most_urgent(town.needs[env], float(town.cfg.needs.threshold))
-    cells: dict[tuple[int, int], list[int]] = {}
-    for a in range(town.num_agents):
-        cells.setdefault((int(town.x[env, a]), int(town.y[env, a])), []).append(a)
+    urgent, cells = _placed(town, env)
     for (cx, cy), agents in cells.items():
         x0, y0 = cx * tile, top + cy * tile
         for k, a in enumerate(agents):
@@ -208,10 +213,7 @@ def render_ansi(town: TownState, env: int = 0, colour: bool = True) -> str:
         letter = OBJECT_LETTERS[OBJECT_KINDS[int(lay.obj_kind[o])]]
         busy = town.obj_occ[env, o] >= 0
         grid[int(lay.obj_y[o])][int(lay.obj_x[o])] = _paint(letter if busy else letter.lower(), "1", colour)
-    urgent = most_urgent(town.needs[env], float(town.cfg.needs.threshold))
-    here: dict[tuple[int, int], list[int]] = {}
-    for a in range(town.num_agents):
-        here.setdefault((int(town.x[env, a]), int(town.y[env, a])), []).append(a)
+    urgent, here = _placed(town, env)
     for (x, y), agents in here.items():
         a = agents[0]
         char = AGENT_CHARS[a % len(AGENT_CHARS)] if len(agents) == 1 else "*"

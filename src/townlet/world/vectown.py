@@ -41,15 +41,15 @@ class VecTown(TownRules):
     # ------------------------------------------------------------------ public API
     def reset(self) -> Observation:
         """Start episode 0 again (same seed -> same town) and return the first observation."""
-        self.episode = 0
-        self._init_episode()
-        self._obs_cache = self._observe()
-        return self._obs_cache
+        return self._start(0)
 
     def new_episode(self) -> Observation:
         """Abandon the current episode and start the next one (episode + 1: fresh agents from the same
         seed stream), so an env face's ``reset()`` without a seed never replays an episode."""
-        self.episode += 1
+        return self._start(self.episode + 1)
+
+    def _start(self, episode: int) -> Observation:
+        self.episode = episode
         self._init_episode()
         self._obs_cache = self._observe()
         return self._obs_cache
@@ -103,8 +103,7 @@ class VecTown(TownRules):
 
     def step(self, actions: np.ndarray) -> StepResult:
         """Apply one action per agent (masked ones become NOOP), advance one tick, observe."""
-        if self._obs_cache is None:
-            self._obs_cache = self._observe()
+        self.observe()
         act = np.asarray(actions)
         if act.shape != (self.n_agents,):
             raise ActionError(f"step() needs one action per agent: shape ({self.n_agents},), got {act.shape}")

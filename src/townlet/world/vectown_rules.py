@@ -85,12 +85,10 @@ class TownRules(TownState):
         if not has.any():
             return
         e, o, g, h = e[has], o[has], giver[has], head[has]
-        self.trust[e, g, h] = np.minimum(self.trust[e, g, h] + qc.handover_trust, 1.0)
-        self.trust[e, h, g] = np.minimum(self.trust[e, h, g] + qc.handover_trust, 1.0)
-        self.fam[e, g, h] = np.minimum(self.fam[e, g, h] + qc.handover_familiarity, 1.0)
-        self.fam[e, h, g] = np.minimum(self.fam[e, h, g] + qc.handover_familiarity, 1.0)
-        self.riv[e, g, h] = np.maximum(self.riv[e, g, h] - qc.handover_rivalry_relief, 0.0)
-        self.riv[e, h, g] = np.maximum(self.riv[e, h, g] - qc.handover_rivalry_relief, 0.0)
+        for i, j in ((g, h), (h, g)):  # both directions; the three tables are independent
+            self.trust[e, i, j] = np.minimum(self.trust[e, i, j] + qc.handover_trust, 1.0)
+            self.fam[e, i, j] = np.minimum(self.fam[e, i, j] + qc.handover_familiarity, 1.0)
+            self.riv[e, i, j] = np.maximum(self.riv[e, i, j] - qc.handover_rivalry_relief, 0.0)
         self._touch_tf(e * self.num_agents + g, e * self.num_agents + h)
         self._job_handover_events(e, o, g, h, day, ev, smooth=True)
 
