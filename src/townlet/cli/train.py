@@ -204,8 +204,8 @@ def hydra_task(cfg: DictConfig) -> float:
 
     try:
         return run_job(cfg)
-    except (Exception, KeyboardInterrupt) as exc:
-        if is_multirun(_hydra_context()) and not isinstance(exc, KeyboardInterrupt):
+    except Exception as exc:  # a stop signal passes on: submitit's requeue needs it, main reports it
+        if is_multirun(_hydra_context()):
             raise
         raise SystemExit(exit_for(exc)) from None
 
