@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
+from townlet.config.hydra_node import SnapshotRefused
 from townlet.config.snapshot import (
     MAX_YAML_BYTES,
-    SnapshotRefused,
     check_run_snapshot,
     check_train_args,
     load_untrusted_yaml,

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from townlet.config.snapshot import SnapshotRefused, load_untrusted_yaml
+from townlet.config.hydra_node import SnapshotRefused
+from townlet.config.snapshot import load_untrusted_yaml
 
 LAST = "last.pt"
 BEST = "best.pt"
