@@ -18,12 +18,12 @@ from typing import Any
 import hydra
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from townlet.cli._common import console, hydra_raises, user_wants_trace
+from townlet.cli._common import USER_ERROR_EXIT, console, hydra_raises, user_wants_trace
 from townlet.config.schema import conf_dir, register_configs
 from townlet.config.schema.paths import PathsConfig
 from townlet.world.config import WorldConfig
 
-CONFIG_ERROR_EXIT, RUN_ERROR_EXIT = 2, 1
+RUN_ERROR_EXIT = 1
 
 
 @dataclass
@@ -131,13 +131,13 @@ def _exit_for(exc: Exception) -> int:
 
     if isinstance(exc, MissingMandatoryValue) and "out" in str(exc):
         sys.stderr.write("townlet-capture: config error: out=PATH is required (the dataset directory)\n")
-        return CONFIG_ERROR_EXIT
+        return USER_ERROR_EXIT
     from townlet.config.errors import describe_config_error
 
     message = describe_config_error(exc)
     if message is not None:
         sys.stderr.write(f"townlet-capture: config error: {message}\n")
-        return CONFIG_ERROR_EXIT
+        return USER_ERROR_EXIT
     if isinstance(exc, ValueError | RuntimeError | OSError):
         sys.stderr.write(f"townlet-capture: error: {exc}\n")
         return RUN_ERROR_EXIT

@@ -24,21 +24,20 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
+from townlet.cli._common import USER_ERROR_EXIT
 from townlet.config.instantiate import ConfigError, build, check_import_paths
 from townlet.runs.ownership import check_hydra_paths, check_run_paths, claim_run_dir
 
 if TYPE_CHECKING:
     from townlet.config.schema.top import TrainConfig
 
-CONFIG_ERROR_EXIT = 2
-
 
 def refuse(exc: ConfigError) -> NoReturn:
     """End ``townlet-train`` with one stderr line for a refused job: exit 2 for a bad value, the
     error's own ``exit_code`` for a clash (a run dir another run owns). ``SystemExit`` because Hydra
     turns any ``Exception`` a callback raises into a warning and carries on."""
-    code = int(getattr(exc, "exit_code", CONFIG_ERROR_EXIT))
-    kind = "config error" if code == CONFIG_ERROR_EXIT else "error"
+    code = int(getattr(exc, "exit_code", USER_ERROR_EXIT))
+    kind = "config error" if code == USER_ERROR_EXIT else "error"
     sys.stderr.write(f"townlet-train: {kind}: {exc}\n")
     raise SystemExit(code)
 
@@ -94,12 +93,12 @@ def check_outside_config(args: list[str]) -> None:
     try:
         with initialize_config_dir(config_dir=str(folder), job_name="townlet_train"):
             check_job(compose(config_name=name, overrides=overrides))
-    except ConfigError as exc:
-        refuse(exc)
+    except ConfigError:
+        raise
     except Exception as exc:  # Hydra or OmegaConf: a value that does not compose
         from townlet.config.errors import describe_config_error
 
-        refuse(ConfigError(describe_config_error(exc) or _first_line(exc)))
+        raise ConfigError(describe_config_error(exc) or _first_line(exc)) from None
 
 
 def check_job(cfg: DictConfig, run_dir: str | Path | None = None) -> DictConfig:

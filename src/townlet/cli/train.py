@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from townlet.cli._common import console, hydra_raises, user_wants_trace
+from townlet.cli._common import USER_ERROR_EXIT, console, hydra_raises, user_wants_trace
 from townlet.packaged import CONF_DIR
 
 if TYPE_CHECKING:
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("townlet.train")
 
-CONFIG_ERROR_EXIT = 2
 _TRACE_HINT = "(full traceback in the run directory's train.log, or rerun with HYDRA_FULL_ERROR=1)"
 RUN_ERROR_EXIT = 1
 
@@ -231,11 +230,15 @@ def main() -> None:
 
         sys.stdout.write(render_help(CONF_DIR))
         return
-    from townlet.cli.preflight import check_outside_config
-    from townlet.config.snapshot import gate_train_args
+    from townlet.cli.preflight import check_outside_config, refuse
+    from townlet.config.instantiate import ConfigError
+    from townlet.config.snapshot import check_train_args
 
-    gate_train_args(args)  # files Hydra would read from outside the package: one line, exit 2, before Hydra
-    check_outside_config(args)
+    try:  # what Hydra would read from outside the package: one line, exit 2, before Hydra starts
+        check_train_args(args)
+        check_outside_config(args)
+    except ConfigError as exc:
+        refuse(exc)
     try:
         with hydra_raises():
             hydra_entry()()
@@ -257,7 +260,7 @@ def exit_for(exc: BaseException) -> int:
     message = describe_config_error(exc)
     if message is not None:
         sys.stderr.write(f"townlet-train: config error: {message}\n")
-        return CONFIG_ERROR_EXIT
+        return USER_ERROR_EXIT
     if not _is_user_error(exc):
         raise exc
     sys.stderr.write(f"townlet-train: error: {exc} {_TRACE_HINT}\n")

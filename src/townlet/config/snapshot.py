@@ -16,7 +16,6 @@ is written, and torch is not imported.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,6 @@ from townlet.packaged import CONF_DIR
 
 MAX_YAML_BYTES = 1 << 20
 MAX_FILES = 200
-REFUSED_EXIT = 2
 
 #: Packages whose *classes* a snapshot's job may name (strategies, loggers, models, services).
 SNAPSHOT_PACKAGES: tuple[str, ...] = (
@@ -56,16 +54,6 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 # ------------------------------------------------------------------------------------------ entries
-
-
-def gate_train_args(args: Sequence[str], prog: str = "townlet-train") -> None:
-    """``townlet-train``'s gate: check the files of a non-packaged ``-cp``/``-cd`` dir; on refusal one
-    stderr line and exit 2, before Hydra starts."""
-    try:
-        check_train_args(args)
-    except ConfigError as exc:
-        sys.stderr.write(f"{prog}: config error: {exc}\n")
-        raise SystemExit(REFUSED_EXIT) from None
 
 
 def check_train_args(args: Sequence[str]) -> None:
