@@ -34,7 +34,7 @@ TINY = [
 
 
 def _env() -> dict[str, str]:
-    # thread pinning (one thread, PASSIVE OpenMP) is inherited from tests/conftest.py
+    # thread pinning (one thread) is inherited from tests/conftest.py
     return {**os.environ, "HYDRA_FULL_ERROR": "0"}
 
 

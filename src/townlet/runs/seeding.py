@@ -1,8 +1,9 @@
 """One seed for everything: Python, NumPy, torch (when a strategy needs it) and the world.
 
-``OMP_WAIT_POLICY=PASSIVE`` and the thread count must be in the environment *before* torch or NumPy
-loads (busy-waiting OpenMP threads starve training when the other cores are busy), so NumPy is
-imported lazily.
+The thread count must be in the environment *before* torch or NumPy loads, so NumPy is imported
+lazily. The OpenMP wait policy is left to the runtime (spin briefly, then sleep): with
+``OMP_WAIT_POLICY=PASSIVE`` every parallel region of the update has to wake a sleeping worker, which
+costs more than a second thread gains on the default MLP's small layers (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -27,19 +28,17 @@ class SeedReport:
 
 
 def thread_env(num_threads: int = 1) -> dict[str, str]:
-    """Environment that pins OpenMP/BLAS to ``num_threads`` with sleeping (PASSIVE) idle workers;
-    merge it into a subprocess's env so child processes behave like this one."""
+    """Environment that pins OpenMP/BLAS to ``num_threads``; merge it into a subprocess's env so
+    child processes behave like this one."""
     if num_threads < 1:
         raise ValueError(f"device.num_threads must be >= 1 (got {num_threads})")
-    return {"OMP_WAIT_POLICY": "PASSIVE", **dict.fromkeys(THREAD_VARS, str(num_threads))}
+    return dict.fromkeys(THREAD_VARS, str(num_threads))
 
 
 def configure_threads(num_threads: int = 1) -> None:
-    """Apply ``thread_env`` to this process (an explicit ``OMP_WAIT_POLICY`` wins); takes effect for
-    libraries loaded afterwards, and torch's pool is resized if torch is already imported."""
-    env = thread_env(num_threads)
-    os.environ.setdefault("OMP_WAIT_POLICY", env.pop("OMP_WAIT_POLICY"))
-    os.environ.update(env)
+    """Apply ``thread_env`` to this process; takes effect for libraries loaded afterwards, and
+    torch's pool is resized if torch is already imported."""
+    os.environ.update(thread_env(num_threads))
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(num_threads)
@@ -77,6 +76,7 @@ def seed_everything(
             torch.backends.cudnn.benchmark = not deterministic
             if deterministic:
                 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    threads = sys.modules["torch"].get_num_threads() if with_torch else num_threads  # what torch uses
     return SeedReport(
-        seed=seed, torch_seeded=bool(with_torch), deterministic=deterministic, num_threads=num_threads
+        seed=seed, torch_seeded=bool(with_torch), deterministic=deterministic, num_threads=threads
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from townlet.runs.seeding import configure_threads
 
-configure_threads(1)  # before torch loads: one thread, PASSIVE OpenMP (also when run as a module)
+configure_threads(1)  # before torch loads: one thread (also when run as a module)
 
 import argparse  # noqa: E402
 import time  # noqa: E402

@@ -28,7 +28,7 @@ from typing import Any
 from townlet.config.schema import repo_root
 from townlet.runs.metrics import read_metrics
 from townlet.runs.plots import along_agent_steps, return_curves
-from townlet.runs.seeding import thread_env
+from townlet.runs.seeding import THREAD_VARS
 
 DEFAULT_SEEDS = (0, 1, 2)
 MARGINS = (0.0, 10.0)  # time-to-teacher and time-to-teacher+10
@@ -56,8 +56,8 @@ def train_once(seed: int, overrides: list[str], root: Path) -> dict[str, Any]:
         f"paths.data_dir={run_dir / 'data'}",  # every run pays for its own data, as a new user does
         f"paths.state_dir={run_dir / 'state'}",  # no baselines or promotion state shared across seeds
     ]
-    env = {**os.environ, **thread_env(1)}
-    env.pop("HYDRA_FULL_ERROR", None)
+    # each seed runs alone with the threads its config gives it, as a user's run does
+    env = {k: v for k, v in os.environ.items() if k not in {"HYDRA_FULL_ERROR", *THREAD_VARS}}
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start

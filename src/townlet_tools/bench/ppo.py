@@ -22,13 +22,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 MINIBATCH = 1024
 _SETUP: dict[str, Any] = {"overrides": []}  # the section's townlet-train overrides (model=, device.*)

@@ -21,7 +21,7 @@ class DeviceConfig:
 
     type: DeviceType = DeviceType.cpu
     index: int | None = None
-    num_threads: int | str = 1
+    num_threads: int | str = "auto"
     deterministic: bool = True
 
     def __post_init__(self) -> None:
