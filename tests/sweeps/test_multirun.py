@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from townlet.cli._common import USER_ERROR_EXIT
+
 pytestmark = pytest.mark.slow
 
 TINY = [
@@ -106,6 +108,19 @@ def test_report_cli_rebuilds_the_same_summary(basic_sweep: Path, tmp_path: Path)
     assert [r["status"] for r in summary["rows"]] == ["ok", "failed", "ok"]
     assert summary["expected_jobs"] == 4
     assert summary["missing_overrides"] and "seed=1" in summary["missing_overrides"][0]
+
+
+def test_joblib_sweep_that_would_oversubscribe_the_cores_is_refused(tmp_path: Path) -> None:
+    cores = len(os.sched_getaffinity(0))
+    proc = _train(
+        tmp_path, "launcher=joblib", f"hydra.launcher.n_jobs={cores}", "device.num_threads=2", "seed=0,1"
+    )
+    assert proc.returncode == USER_ERROR_EXIT
+    assert proc.stderr.strip().splitlines() == [
+        f"townlet-train: config error: launcher=joblib runs {cores} jobs at once with device.num_threads=2 "
+        f"each, {2 * cores} threads on {cores} cores; lower hydra.launcher.n_jobs or device.num_threads"
+    ]
+    assert not (tmp_path / "sweep").exists()
 
 
 def test_joblib_multirun_matches_the_basic_launcher(basic_sweep: Path, tmp_path: Path) -> None:

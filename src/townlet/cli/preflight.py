@@ -57,6 +57,7 @@ class PreflightCallback(Callback):
         ``run_job``, and the sweep summary lists it (the other jobs still run)."""
         try:
             check_hydra_paths(OmegaConf.to_container(config.hydra, resolve=False))
+            _check_parallel_threads(config)
             if not str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith(".BasicSweeper"):
                 check_import_paths(_task_only(config))  # a search sweeper's trials: checked in run_job
                 return
@@ -321,6 +322,25 @@ def _sweep_jobs(config: DictConfig) -> Iterator[tuple[str, DictConfig, str | Non
         sweep_dir, subdir = (_select_str(job_cfg, f"hydra.sweep.{k}") for k in ("dir", "subdir"))
         label = f"#{num} ({' '.join(job_overrides)})"
         yield label, job_cfg, str(Path(sweep_dir) / subdir) if sweep_dir and subdir else None
+
+
+def _check_parallel_threads(config: DictConfig) -> None:
+    """Jobs the joblib launcher runs side by side share the cores: ``n_jobs x threads`` above them
+    makes every job wait on the others' threads, so such a sweep is refused before it starts."""
+    if not str(OmegaConf.select(config, "hydra.launcher._target_")).endswith("JoblibLauncher"):
+        return
+    from townlet.config.schema.device import resolve_threads, usable_cores
+
+    cores, n_jobs = usable_cores(), int(OmegaConf.select(config, "hydra.launcher.n_jobs") or 1)
+    jobs = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib: -1 = every core
+    pinned = OmegaConf.select(config, "hydra.job.env_set.OMP_NUM_THREADS")
+    wanted = OmegaConf.select(config, "device.num_threads")
+    threads = int(pinned) if wanted == "auto" and pinned is not None else resolve_threads(wanted)
+    if jobs * threads > cores:
+        raise ConfigError(
+            f"launcher=joblib runs {jobs} jobs at once with device.num_threads={threads} each, "
+            f"{jobs * threads} threads on {cores} cores; lower hydra.launcher.n_jobs or device.num_threads"
+        )
 
 
 def _select_str(cfg: DictConfig, key: str) -> str | None:

@@ -38,7 +38,12 @@ def resolve_threads(num_threads: int | str) -> int:
         pinned = os.environ.get("OMP_NUM_THREADS", "")
         if pinned.isdigit() and int(pinned) >= 1:
             return int(pinned)
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return usable_cores()
     if isinstance(num_threads, int) and not isinstance(num_threads, bool) and num_threads >= 1:
         return num_threads
     raise ValueError(f"device.num_threads must be a number >= 1 or auto, got {num_threads!r}")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
