@@ -253,7 +253,7 @@ def _context(strategy: Any, run_dir: Path, model: Any, init_from: str | None = N
         world=_default_world(),
         dataset=None,
         model=model,
-        device="cpu",
+        device=_composed().device,  # its threads too: the façade applies them
         run_dir=RunDir(run_dir).prepare(),
         metrics=MetricsWriter(run_dir / "metrics.jsonl"),
         init_from=init_from,
@@ -299,6 +299,7 @@ def bench_iteration(quick: bool) -> dict[str, Any]:
 
         for warm in (iteration, collect, update):
             warm()
+        threads = torch.get_num_threads()  # what the run's own set-up applied
         parts = {"iteration": iteration, "collect": collect, "update": update}
         cpu0, wall0 = time.process_time(), time.perf_counter()
         res = alternate(parts, reps=3 if quick else 5)
@@ -311,6 +312,7 @@ def bench_iteration(quick: bool) -> dict[str, Any]:
             "rows": sample.num_transitions,
             "update_epochs": hp.update_epochs,
             "minibatch": hp.minibatch_size,
+            "threads": threads,
         },
         "iteration_s": med["iteration"],
         "collect_s": med["collect"],

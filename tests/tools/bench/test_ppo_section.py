@@ -11,11 +11,11 @@ import pytest
 
 
 @pytest.mark.slow
-def test_ppo_section_measures_the_configured_network_and_the_iteration_shares(tmp_path: Path) -> None:
+def test_ppo_section_measures_the_configured_network_threads_and_iteration_shares(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     out = tmp_path / "ppo.json"
-    bench = [sys.executable, "-m", "townlet_tools.bench", "ppo", "--quick", "--json", str(out)]
-    proc = subprocess.run([*bench, "model=mlp"], capture_output=True, text=True, timeout=900)
+    bench = [sys.executable, "-m", "townlet_tools.bench", "ppo", "--quick", "--json", str(out), "model=mlp"]
+    proc = subprocess.run([*bench, "device.num_threads=2"], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     ppo = json.loads(out.read_text())["sections"]["ppo"]
     minibatch, inputs, hidden = ppo["update"]["config"]["gemm"]
@@ -23,4 +23,5 @@ def test_ppo_section_measures_the_configured_network_and_the_iteration_shares(tm
     iteration = ppo["iteration"]
     assert iteration["collect_share"] + iteration["update_share"] == pytest.approx(1.0)
     assert iteration["cores_used"] > 0
+    assert iteration["config"]["threads"] == 2  # the iteration runs with the configured threads
     assert {row["figure"] for row in ppo["rows"]} >= {"update samples/s", "collect share", "cores used"}
