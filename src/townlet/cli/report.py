@@ -1,12 +1,7 @@
 """``townlet-report RUN_DIR|SWEEP_DIR [--json]``, and the summary ``townlet-train`` prints when a run ends.
 
-Why: the verdict of a run (accuracy, the trained-vs-baselines table, the anneal status and the
-promotion state) should be readable without opening ``result.json``, and a run found on disk weeks
-later should say what it was (strategy, world, model, seed, the hyper-parameters that matter) and
-where its files are. Plain text built from the result DTO, the run record, the saved ``.hydra/``
-config and, for anneal, the promotion snapshot the strategy saved next to it; ``--json`` gives the
-same content to scripts. A sweep directory gets its job table (the same summary as
-``townlet-sweep-report``, built read-only). Torch-free.
+A run found on disk weeks later should say what it was, how it did and where its files are, without
+opening ``result.json``; ``--json`` gives scripts the same content.
 """
 
 from __future__ import annotations
@@ -65,7 +60,6 @@ def format_run_summary(
     objective: str | None = None,
     objective_value: float | None = None,
 ) -> str:
-    """Run dir, key figures, the evaluation table and (anneal) stages and promotion state."""
     run_dir = Path(run_dir)
     took = "" if result.duration_sec is None else f" in {result.duration_sec:.1f} s"
     lines = [f"townlet-train: {result.kind} run completed{took}", f"  run dir     {run_dir}"]
@@ -76,7 +70,6 @@ def format_run_summary(
 def result_lines(
     result: ResultDTO, run_dir: Path, *, objective: str | None, objective_value: float | None
 ) -> list[str]:
-    """Everything the result says: checkpoint, objective, key figures, evaluation, anneal verdicts."""
     lines = []
     if result.checkpoint:
         lines.append(f"  checkpoint  {result.checkpoint}")
@@ -95,7 +88,6 @@ def result_lines(
 
 
 def _anneal_lines(result: AnnealSummaryDTO, run_dir: Path) -> list[str]:
-    """One line per stage, the status reasons and the promotion table (when it was recorded)."""
     from townlet.cli.promote import RESULTS_FILE, format_status
 
     saved = read_json_object(run_dir / RESULTS_FILE) or {}
@@ -155,12 +147,10 @@ KEY_HPARAMS: dict[str, tuple[str, ...]] = {
 USAGE_HINT = "pass a run dir (outputs/runs/<date>/<run>) or a sweep dir (outputs/multiruns/<date>/<sweep>)"
 
 
-class ReportError(ValueError):
-    """A path that is not a readable run or sweep directory."""
+class ReportError(ValueError): ...
 
 
 def build_report(path: str | Path) -> dict[str, Any]:
-    """The report of a run dir or a sweep dir, as plain JSON-ready data."""
     from townlet.sweeps.jobs import discover_job_dirs
 
     root = Path(path)
@@ -178,7 +168,7 @@ def build_report(path: str | Path) -> dict[str, Any]:
 
 
 def run_report(run_dir: Path) -> dict[str, Any]:
-    """Config highlights, status, result, promotion and the paths of one run directory."""
+    from townlet.cli.promote import RESULTS_FILE
     from townlet.runs.resolve import SNAPSHOT, RunFilesError, read_snapshot
     from townlet.runs.sinks import dotted_get
     from townlet.sweeps.jobs import read_yaml
@@ -192,7 +182,7 @@ def run_report(run_dir: Path) -> dict[str, Any]:
     result = _load_result(run_dir)
     strategy = str(record.get("strategy") or choices.get("strategy") or (result.kind if result else "?"))
     world: dict[str, Any] = config["world"] if isinstance(config.get("world"), dict) else {}
-    promotion = (read_json_object(run_dir / _promotion_file()) or {}) if strategy == "anneal" else {}
+    promotion = (read_json_object(run_dir / RESULTS_FILE) or {}) if strategy == "anneal" else {}
     return {
         "kind": "run",
         "run_dir": str(run_dir.resolve()),
@@ -227,12 +217,6 @@ def run_report(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def _promotion_file() -> str:
-    from townlet.cli.promote import RESULTS_FILE
-
-    return RESULTS_FILE
-
-
 def _load_result(run_dir: Path) -> ResultDTO | None:
     from pydantic import ValidationError
 
@@ -262,8 +246,8 @@ def _hparams(strategy: str, node: Any) -> dict[str, Any]:
 
 
 def _run_paths(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
-    """Every file a reader may want next, only those that exist (the metrics file with its rotations)."""
     from townlet.runs.metrics import metrics_files
+    from townlet.runs.resolve import RunFilesError, resolve_run
 
     metrics_name = (config.get("logger") or {}).get("filename") or "metrics.jsonl"
     candidates: dict[str, Any] = {
@@ -274,8 +258,6 @@ def _run_paths(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         "tensorboard": run_dir / "tensorboard",
     }
     paths: dict[str, Any] = {k: str(p) for k, p in candidates.items() if p.exists()}
-    from townlet.runs.resolve import RunFilesError, resolve_run
-
     try:
         paths["checkpoint"] = str(resolve_run(run_dir).checkpoint)
     except RunFilesError:  # a run that failed before its first checkpoint, or one without a network
@@ -286,7 +268,6 @@ def _run_paths(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """The text ``townlet-report`` prints for :func:`build_report`'s data."""
     if report["kind"] == "sweep":
         from townlet.sweeps.render import render_text
 

@@ -1,18 +1,9 @@
 """``townlet-reproduce <run dir>``: re-run a finished run from its snapshot and compare the results.
 
-Why recompose instead of re-reading ``config.yaml`` alone: the saved ``config.yaml`` has lost the
-schemas and the Hydra settings (hydra#2720, #3248), so the config is rebuilt the way the run's was
-(``train`` + the saved ``.hydra/overrides.yaml``) and the saved ``config.yaml`` is laid on top, which
-pins every value even if ``conf/`` changed since. The new run gets its own directory (the run reproduced is
-never touched) and ``parent_run`` in its ``run.json``.
-
-A snapshot is a file anyone can edit, so its files pass ``townlet.config.snapshot`` first (untrusted YAML,
-``hydra.yaml``'s node, import paths narrowed to the project's classes) before anything is composed or run,
-and the recomposed job passes the same checks as ``townlet-train``'s (``townlet.cli.preflight``) before
-its new directory is created.
-
-Exit codes: 0 identical results, 1 results differ, 2 the snapshot is unusable or refused,
-3 the reproduced run itself failed.
+The saved ``config.yaml`` has lost the schemas and the Hydra settings (hydra#2720, #3248), so the
+config is recomposed (``train`` + the saved overrides) and the saved ``config.yaml`` laid on top,
+pinning every value even if ``conf/`` changed. A snapshot is a file anyone can edit: it passes the
+snapshot gate and ``townlet-train``'s preflight before anything runs.
 """
 
 from __future__ import annotations
@@ -46,8 +37,6 @@ class ReproduceError(ValueError):
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What a run directory says about how it was made."""
-
     run_dir: Path
     config_name: str
     job_name: str
@@ -119,11 +108,8 @@ def hydra_session(job_name: str) -> Iterator[None]:
 
 
 def compose_config(snapshot: Snapshot, new_run_dir: Path | None) -> tuple[Any, Path]:
-    """``train`` + saved overrides, then the saved config.yaml on top; Hydra settings point at a new dir.
-
-    Call inside :func:`hydra_session`. Every ``_target_`` of the result is checked again, because
-    the saved overrides may select groups whose files changed since.
-    """
+    """Call inside :func:`hydra_session`; every ``_target_`` is checked again, because the saved
+    overrides may select groups whose files changed since."""
     from hydra import compose
     from hydra.types import RunMode
     from omegaconf import OmegaConf, open_dict
@@ -170,11 +156,8 @@ def _first_line(exc: BaseException) -> str:
 def run_reproduction(
     snapshot: Snapshot, new_run_dir: Path | None = None, announce: Callable[[Path], None] | None = None
 ) -> Path:
-    """Run the recomposed config through Hydra's own job runner (same snapshot files, logging,
-    env_set and callbacks as ``townlet-train``), then record ``parent_run``.
-
-    ``announce`` hears the new run dir once every check has passed (a refusal prints only its reason).
-    """
+    """Hydra's own job runner (same snapshot files, logging, env_set and callbacks as ``townlet-train``);
+    ``announce`` hears the new run dir once every check has passed."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.utils import JobStatus, run_job
     from hydra.types import HydraContext
@@ -211,12 +194,10 @@ def run_reproduction(
     return target_dir
 
 
-class RunFailedError(RuntimeError):
-    """The reproduction itself raised (its run.json holds the error)."""
+class RunFailedError(RuntimeError): ...
 
 
 def _record_parent(new_run_dir: Path, parent: Path) -> None:
-    """Stamp ``parent_run`` (the reproduced run's id, else its path) into the new run's record."""
     from townlet.dto import RunRecord
     from townlet.runs.atomic import atomic_write_text
 
@@ -240,7 +221,7 @@ def _is_timing(field: str) -> bool:
 
 
 def _normalise(value: Any, run_dir: Path) -> Any:
-    """Paths inside the run's own directory compare equal across runs (``<run_dir>/checkpoints/...``)."""
+    """Paths inside the run's own directory compare equal across runs."""
     if isinstance(value, str):
         return value.replace(str(run_dir), "<run_dir>")
     if isinstance(value, float) and math.isnan(value):
@@ -265,8 +246,7 @@ _MISSING = "<absent>"
 
 
 def _diff(a: Any, b: Any, path: str, out: list[Difference]) -> None:
-    """Recursive comparison; a key present on one side only is one difference, not one per leaf (a
-    null field that a result of an older release lacks is no difference)."""
+    """A key on one side only is one difference, not one per leaf; null and absent are equal."""
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         for key in dict.fromkeys([*a, *b]):
             where = f"{path}.{key}" if path else str(key)
@@ -300,7 +280,6 @@ def _normalised(node: Any, run_dir: Path) -> Any:
 
 
 def compare_results(original_dir: Path, reproduced_dir: Path) -> list[Difference]:
-    """Field-by-field differences of two ``result.json`` files, timings excluded."""
     diffs: list[Difference] = []
     _diff(
         _normalised(read_result(original_dir), original_dir),
@@ -346,10 +325,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _announce(original: Path, new: Path) -> None:
-    print(f"reproducing {original} in {new}", file=sys.stderr)
-
-
 @console("townlet-reproduce")
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -360,7 +335,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             read_result(original)  # fail before spending a training run on an unfinished original
             snapshot = load_snapshot(original)
-            other = run_reproduction(snapshot, args.output_dir, lambda new: _announce(original, new))
+            other = run_reproduction(
+                snapshot,
+                args.output_dir,
+                lambda new: print(f"reproducing {original} in {new}", file=sys.stderr),
+            )
         diffs = compare_results(original, other)
     except ReproduceError as exc:
         print(f"townlet-reproduce: {exc}", file=sys.stderr)
