@@ -1,9 +1,7 @@
 """What every ``townlet-*`` command shares: one-line errors, and ``key=value`` arguments composed by Hydra.
 
-A user error (a bad value, a missing run, a file in the way) is one line ``<prog>: error: <problem and
-fix>`` on stderr and exit 2, never a traceback; a bug keeps its traceback. Arguments after a command's
-source are Hydra overrides on a small primary config in ``conf/`` (``eval.yaml``, ``export.yaml``,
-``render.yaml``), so they get Hydra's grammar, types and messages instead of a hand-written parser.
+A user error is one line on stderr and exit 2; a bug keeps its traceback. Arguments after a command's
+source are Hydra overrides on a small primary config in ``conf/``.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ SOURCE_WORLD = "source_world"
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input, not a bug (imported on call: a command's ``--help`` stays light)."""
+    """Exceptions that mean bad input (imported on call: a command's ``--help`` stays light)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -57,7 +55,6 @@ def first_line(exc: BaseException) -> str:
 
 
 def run_command(prog: str, body: Callable[[], int]) -> int:
-    """``body()``, with a user error turned into one line on stderr and exit code 2."""
     try:
         return body()
     except user_errors() as exc:
@@ -132,7 +129,6 @@ def user_wants_trace() -> bool:
 
 
 def _silence_stdout() -> None:
-    """Point stdout at /dev/null so nothing left in its buffer is flushed into the closed pipe."""
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, OSError, ValueError):  # not a file (a test replaced it): nothing to flush
@@ -156,13 +152,8 @@ def compose(
     world: Mapping[str, Any] | Any = None,
     schema: type | None = None,
 ) -> Any:
-    """``conf/<config_name>.yaml`` with ``overrides`` applied (Hydra's compose API).
-
-    Commands with a ``world`` group: ``world=<name>`` picks a packaged world, ``world=<file.yaml>`` a
-    world file, ``world.<field>=…`` edits either; without ``world=``, ``world`` (the source's own
-    world) is the base, registered as the option :data:`SOURCE_WORLD`. ``schema`` (a dataclass) types
-    the config as ``<config_name>_schema``, first in its defaults list.
-    """
+    """``conf/<config_name>.yaml`` with ``overrides``; without ``world=``, ``world`` (the source's own)
+    is the base, as option :data:`SOURCE_WORLD`; ``schema`` types the config."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.config_store import ConfigStore
@@ -188,8 +179,6 @@ def compose(
 
 
 class JobCallbacks:
-    """The config's ``hydra.callbacks``, called around the one job as ``townlet-train`` calls them."""
-
     def __init__(self, cfg: Any) -> None:
         from hydra.utils import instantiate
         from omegaconf import OmegaConf

@@ -76,18 +76,14 @@ def _state_dir(args: argparse.Namespace, results: dict[str, Any] | None = None) 
     return repo_root() / DEFAULT_STATE_DIR
 
 
-def _same_path(a: str | Path | None, b: str | Path | None) -> bool:
-    if a is None or b is None:
-        return False
-    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
-
-
 def evaluate_run(
     run_dir: Path, results: dict[str, Any], service: PromotionService
 ) -> tuple[PromotionDecision, dict[str, Any]]:
     snap = service.snapshot()
     candidate = snap.get("candidate") or {}
-    ready = bool(snap.get("candidate_ready")) and _same_path(candidate.get("run_dir"), run_dir)
+    cand_dir = candidate.get("run_dir")
+    same = cand_dir is not None and Path(cand_dir).expanduser().resolve() == run_dir.expanduser().resolve()
+    ready = bool(snap.get("candidate_ready")) and same
     try:
         decision = promotion_decision(results["stages"], candidate_ready=ready)
     except ValueError as exc:

@@ -215,20 +215,6 @@ def _record_parent(new_run_dir: Path, parent: Path) -> None:
 # ----------------------------------------------------------------------------------------- compare
 
 
-def _is_timing(field: str) -> bool:
-    last = field.rsplit(".", 1)[-1].split("[", 1)[0]
-    return bool(_TIMING_KEY.search(last))
-
-
-def _normalise(value: Any, run_dir: Path) -> Any:
-    """Paths inside the run's own directory compare equal across runs."""
-    if isinstance(value, str):
-        return value.replace(str(run_dir), "<run_dir>")
-    if isinstance(value, float) and math.isnan(value):
-        return "nan"
-    return value
-
-
 def read_result(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "result.json"
     try:
@@ -250,7 +236,8 @@ def _diff(a: Any, b: Any, path: str, out: list[Difference]) -> None:
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         for key in dict.fromkeys([*a, *b]):
             where = f"{path}.{key}" if path else str(key)
-            if _is_timing(where) or (a.get(key) is None and b.get(key) is None):
+            timing = _TIMING_KEY.search(where.rsplit(".", 1)[-1].split("[", 1)[0])
+            if timing or (a.get(key) is None and b.get(key) is None):
                 continue
             if key not in a or key not in b:
                 out.append(Difference(where, _short(a.get(key, _MISSING)), _short(b.get(key, _MISSING))))
@@ -272,21 +259,20 @@ def _short(value: Any) -> Any:
 
 
 def _normalised(node: Any, run_dir: Path) -> Any:
+    """Paths inside the run's own directory compare equal across runs."""
     if isinstance(node, Mapping):
         return {k: _normalised(v, run_dir) for k, v in node.items()}
     if isinstance(node, list):
         return [_normalised(v, run_dir) for v in node]
-    return _normalise(node, run_dir)
+    if isinstance(node, str):
+        return node.replace(str(run_dir), "<run_dir>")
+    return "nan" if isinstance(node, float) and math.isnan(node) else node
 
 
 def compare_results(original_dir: Path, reproduced_dir: Path) -> list[Difference]:
     diffs: list[Difference] = []
-    _diff(
-        _normalised(read_result(original_dir), original_dir),
-        _normalised(read_result(reproduced_dir), reproduced_dir),
-        "",
-        diffs,
-    )
+    original, reproduced = (_normalised(read_result(d), d) for d in (original_dir, reproduced_dir))
+    _diff(original, reproduced, "", diffs)
     return diffs
 
 

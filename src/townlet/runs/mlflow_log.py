@@ -71,11 +71,21 @@ def bound_http_waits(timeout_sec: int, max_retries: int) -> None:
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # one line per retry otherwise
 
 
-def _user() -> str:
+def _base_tags(run: RunInfo) -> dict[str, str]:
+    """The config's ``tags``, the overrides and MLflow's standard source/user tags."""
+    from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER
+
     try:
-        return getpass.getuser()
+        user = getpass.getuser()
     except (KeyError, OSError):  # no login name (a container without a passwd entry)
-        return "unknown"
+        user = "unknown"
+    return {
+        **configured_tags(run),
+        "overrides": " ".join(run.overrides)[:_PARAM_VALUE_MAX],
+        MLFLOW_SOURCE_TYPE: "LOCAL",
+        MLFLOW_USER: user,
+        **({MLFLOW_SOURCE_NAME: run.source} if run.source else {}),
+    }
 
 
 def experiment_name(run: RunInfo, configured: str | None) -> str:
@@ -144,18 +154,8 @@ def start_sweep_run(
     request_max_retries: int,
 ) -> str:
     """Create a multirun's parent run; its params stay empty (a sweep's settings differ per job)."""
-    from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER
-
     client, db = open_store(tracking_uri, request_timeout_sec, request_max_retries)
-    tags = {
-        **configured_tags(sweep),
-        ROLE_TAG: SWEEP_ROLE,
-        "sweep_dir": str(sweep.sweep_dir),
-        "overrides": " ".join(sweep.overrides)[:_PARAM_VALUE_MAX],
-        MLFLOW_SOURCE_TYPE: "LOCAL",
-        MLFLOW_USER: _user(),
-        **({MLFLOW_SOURCE_NAME: sweep.source} if sweep.source else {}),
-    }
+    tags = {**_base_tags(sweep), ROLE_TAG: SWEEP_ROLE, "sweep_dir": str(sweep.sweep_dir)}
     with store_lock(db):
         experiment_id = ensure_experiment(client, experiment_name(sweep, experiment), db)
         name = Path(str(sweep.sweep_dir)).name
@@ -241,30 +241,21 @@ class MlflowSink(MetricsSink):
 
     @staticmethod
     def _tags(run: RunInfo) -> dict[str, str]:
-        from mlflow.utils.mlflow_tags import (
-            MLFLOW_GIT_COMMIT,
-            MLFLOW_SOURCE_NAME,
-            MLFLOW_SOURCE_TYPE,
-            MLFLOW_USER,
-        )
+        from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
         optional = {
             "config_hash": run.config_hash,
             "job_num": run.job_num,
             "sweep_dir": run.sweep_dir,
             MLFLOW_GIT_COMMIT: run.git_commit,
-            MLFLOW_SOURCE_NAME: run.source,
         }
         return {
-            **configured_tags(run),
+            **_base_tags(run),
             "strategy": run.strategy,
             "world": run.world,
             "seed": str(run.seed),
             "run_name": run.run_name,
             "run_dir": str(run.path),
-            "overrides": " ".join(run.overrides)[:_PARAM_VALUE_MAX],
-            MLFLOW_SOURCE_TYPE: "LOCAL",
-            MLFLOW_USER: _user(),
             **{key: str(value) for key, value in optional.items() if value not in (None, "")},
         }
 

@@ -245,7 +245,11 @@ def render_text(report: dict[str, Any]) -> str:
         ]
         for r in rows
     ]
-    lines += [f"  {line}" for line in _columns([head, *table])]
+    widths = [max(len(row[i]) for row in [head, *table]) for i in range(len(head))]
+    lines += [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [head, *table]
+    ]
     lines += [f"  job {r['num']}: {r['error']}" for r in rows if r["error"]]
     for group in report["seed_groups"]:
         params = " ".join(f"{k}={v}" for k, v in group["params"].items()) or "all jobs"
@@ -257,8 +261,3 @@ def render_text(report: dict[str, Any]) -> str:
     if report["summary_file"]:
         lines.append(f"summary: {report['summary_file']}")
     return "\n".join(lines) + "\n"
-
-
-def _columns(rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
