@@ -15,9 +15,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from townlet.cli._common import console
-from townlet.dto import AnnealSummaryDTO, ResultDTO
+from townlet.cli.promote import RESULTS_FILE, format_status
+from townlet.dto import AnnealSummaryDTO, ResultDTO, load_result
 from townlet.runs.atomic import read_json_object
+from townlet.runs.metrics import metrics_files
+from townlet.runs.resolve import SNAPSHOT, RunFilesError, read_snapshot, resolve_run
+from townlet.runs.sinks import dotted_get
+from townlet.sweeps.jobs import SweepReportError, discover_job_dirs, read_yaml
+from townlet.sweeps.render import render_text, sweep_report
 
 # The headline figures per result kind, in display order; absent (None) ones are skipped.
 KEY_FIGURES: dict[str, tuple[str, ...]] = {
@@ -88,8 +96,6 @@ def result_lines(
 
 
 def _anneal_lines(result: AnnealSummaryDTO, run_dir: Path) -> list[str]:
-    from townlet.cli.promote import RESULTS_FILE, format_status
-
     saved = read_json_object(run_dir / RESULTS_FILE) or {}
     reasons = ", ".join(saved.get("reasons") or [])
     lines = [f"anneal: {result.status}" + (f" ({reasons})" if reasons else "")]
@@ -151,8 +157,6 @@ class ReportError(ValueError): ...
 
 
 def build_report(path: str | Path) -> dict[str, Any]:
-    from townlet.sweeps.jobs import discover_job_dirs
-
     root = Path(path)
     if not root.is_dir():
         raise ReportError(f"{root} is not a directory; {USAGE_HINT}")
@@ -160,19 +164,12 @@ def build_report(path: str | Path) -> dict[str, Any]:
         return run_report(root)
     is_sweep = (root / "multirun.yaml").is_file() or (root / "sweep_summary.json").is_file()
     if is_sweep and discover_job_dirs(root):
-        from townlet.sweeps.render import sweep_report
-
         return sweep_report(root)
     what = "no job sub-directories" if is_sweep else "no run.json, result.json or multirun.yaml"
     raise ReportError(f"{root} holds {what}; {USAGE_HINT}")
 
 
 def run_report(run_dir: Path) -> dict[str, Any]:
-    from townlet.cli.promote import RESULTS_FILE
-    from townlet.runs.resolve import SNAPSHOT, RunFilesError, read_snapshot
-    from townlet.runs.sinks import dotted_get
-    from townlet.sweeps.jobs import read_yaml
-
     record = read_json_object(run_dir / "run.json") or {}
     try:
         config = read_snapshot(run_dir / SNAPSHOT)
@@ -218,10 +215,6 @@ def run_report(run_dir: Path) -> dict[str, Any]:
 
 
 def _load_result(run_dir: Path) -> ResultDTO | None:
-    from pydantic import ValidationError
-
-    from townlet.dto import load_result
-
     path = run_dir / "result.json"
     if not path.is_file():
         return None
@@ -233,8 +226,6 @@ def _load_result(run_dir: Path) -> ResultDTO | None:
 
 
 def _hparams(strategy: str, node: Any) -> dict[str, Any]:
-    from townlet.runs.sinks import dotted_get
-
     if not isinstance(node, dict):
         return {}
     shown = {k: v for k in KEY_HPARAMS.get(strategy, ()) if (v := dotted_get(node, k)) is not None}
@@ -246,9 +237,6 @@ def _hparams(strategy: str, node: Any) -> dict[str, Any]:
 
 
 def _run_paths(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
-    from townlet.runs.metrics import metrics_files
-    from townlet.runs.resolve import RunFilesError, resolve_run
-
     metrics_name = (config.get("logger") or {}).get("filename") or "metrics.jsonl"
     candidates: dict[str, Any] = {
         "result": run_dir / "result.json",
@@ -269,8 +257,6 @@ def _run_paths(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
 
 def format_report(report: dict[str, Any]) -> str:
     if report["kind"] == "sweep":
-        from townlet.sweeps.render import render_text
-
         return render_text(report)
     return "\n".join(_run_text(report)) + "\n"
 
@@ -322,7 +308,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("path", type=Path, help="a run dir (holding run.json/result.json) or a multirun dir")
     parser.add_argument("--json", action="store_true", help="print the same report as JSON")
     args = parser.parse_args(argv)
-    from townlet.sweeps.jobs import SweepReportError
 
     try:
         report = build_report(args.path)

@@ -21,7 +21,20 @@ from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
-from townlet.cli._common import console
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.utils import JobStatus, run_job
+from hydra.types import HydraContext, RunMode
+from omegaconf import OmegaConf, open_dict
+
+from townlet.cli._common import JobCallbacks, console, keep_error
+from townlet.cli.preflight import check_job
+from townlet.cli.train import run_job as train_job
+from townlet.config.instantiate import ConfigError, check_import_paths
+from townlet.config.schema import conf_dir, register_configs
+from townlet.config.snapshot import check_run_snapshot, load_untrusted_yaml
+from townlet.dto import RunRecord
+from townlet.runs.atomic import atomic_write_text
 
 EXIT_IDENTICAL, EXIT_DIFFERENT, EXIT_REFUSED, EXIT_RUN_FAILED = 0, 1, 2, 3
 
@@ -56,9 +69,6 @@ class Difference:
 
 def load_snapshot(run_dir: str | Path) -> Snapshot:
     """Read ``.hydra/{overrides,config,hydra}.yaml`` once the gate has passed them (import paths included)."""
-    from townlet.config.instantiate import ConfigError
-    from townlet.config.snapshot import check_run_snapshot, load_untrusted_yaml
-
     root = Path(run_dir).expanduser().resolve()
     hydra_dir = root / ".hydra"
     if not root.is_dir():
@@ -96,11 +106,6 @@ def load_snapshot(run_dir: str | Path) -> Snapshot:
 @contextmanager
 def hydra_session(job_name: str) -> Iterator[None]:
     """Initialise Hydra on the project's ``conf/`` (schemas registered) for compose + run_job."""
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from townlet.config.schema import conf_dir, register_configs
-
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(conf_dir()), job_name=job_name):
@@ -110,12 +115,6 @@ def hydra_session(job_name: str) -> Iterator[None]:
 def compose_config(snapshot: Snapshot, new_run_dir: Path | None) -> tuple[Any, Path]:
     """Call inside :func:`hydra_session`; every ``_target_`` is checked again, because the saved
     overrides may select groups whose files changed since."""
-    from hydra import compose
-    from hydra.types import RunMode
-    from omegaconf import OmegaConf, open_dict
-
-    from townlet.config.instantiate import ConfigError, check_import_paths
-
     try:
         composed = compose(snapshot.config_name, overrides=snapshot.overrides, return_hydra_config=True)
         hydra_node = composed.hydra
@@ -158,15 +157,6 @@ def run_reproduction(
 ) -> Path:
     """Hydra's own job runner (same snapshot files, logging, env_set and callbacks as ``townlet-train``);
     ``announce`` hears the new run dir once every check has passed."""
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.utils import JobStatus, run_job
-    from hydra.types import HydraContext
-
-    from townlet.cli._common import JobCallbacks, keep_error
-    from townlet.cli.preflight import check_job
-    from townlet.cli.train import run_job as train_job
-    from townlet.config.instantiate import ConfigError
-
     with hydra_session(snapshot.job_name):
         cfg, target_dir = compose_config(snapshot, new_run_dir)
         if (target_dir / "result.json").exists():
@@ -198,9 +188,6 @@ class RunFailedError(RuntimeError): ...
 
 
 def _record_parent(new_run_dir: Path, parent: Path) -> None:
-    from townlet.dto import RunRecord
-    from townlet.runs.atomic import atomic_write_text
-
     record_path = new_run_dir / "run.json"
     if not record_path.is_file():
         return
