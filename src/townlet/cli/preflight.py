@@ -12,18 +12,26 @@ import dataclasses
 import sys
 import zipfile
 from collections.abc import Iterator
+from itertools import product
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import Any, NoReturn, cast
 
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from townlet.cli._common import USER_ERROR_EXIT
+from townlet.config.errors import describe_config_error
 from townlet.config.instantiate import ConfigError, build, check_import_paths
+from townlet.config.schema import register_configs
+from townlet.config.schema.device import resolve_threads, usable_cores
+from townlet.config.schema.strategy_ppo import PPOStrategyConfig
+from townlet.config.schema.top import TrainConfig
+from townlet.config.snapshot import external_primary
+from townlet.runs.device import resolve_device
 from townlet.runs.ownership import check_hydra_paths, check_run_paths, claim_run_dir
-
-if TYPE_CHECKING:
-    from townlet.config.schema.top import TrainConfig
 
 
 def refuse(exc: ConfigError) -> NoReturn:
@@ -66,11 +74,6 @@ class PreflightCallback(Callback):
 def check_outside_config(args: list[str]) -> None:
     """A primary config from outside the package (``-cp``) has no preflight callback: composed and
     checked here before Hydra creates its run dir (a sweep is checked job by job)."""
-    from hydra import compose, initialize_config_dir
-
-    from townlet.config.schema import register_configs
-    from townlet.config.snapshot import external_primary
-
     found = external_primary(args)
     if found is None or {"-m", "--multirun"} & set(args):
         return
@@ -83,8 +86,6 @@ def check_outside_config(args: list[str]) -> None:
     except ConfigError:
         raise
     except Exception as exc:  # Hydra or OmegaConf: a value that does not compose
-        from townlet.config.errors import describe_config_error
-
         raise ConfigError(describe_config_error(exc) or _first_line(exc)) from None
 
 
@@ -112,9 +113,6 @@ def check_job(cfg: DictConfig, run_dir: str | Path | None = None) -> DictConfig:
 
 def typed_config(cfg: DictConfig) -> DictConfig:
     """Lay an untyped config (a snapshot's, maybe edited) on the schema."""
-    from townlet.config.errors import describe_config_error
-    from townlet.config.schema.top import TrainConfig
-
     if OmegaConf.get_type(cfg) is TrainConfig:
         return cfg
     try:
@@ -169,22 +167,19 @@ def _check_ranges(cfg: DictConfig) -> None:
     from townlet.world.layout import build_layout
 
     try:
-        build_layout(cast("TrainConfig", OmegaConf.to_object(cfg)).world)
+        build_layout(cast(TrainConfig, OmegaConf.to_object(cfg)).world)
         build(copy.deepcopy(cfg.strategy))
     except ConfigError:
         raise
     except (ValueError, TypeError, RuntimeError) as exc:
         raise ConfigError(_first_line(exc)) from None
     except Exception as exc:  # OmegaConf: a value that fails its type or an interpolation that fails
-        from townlet.config.errors import describe_config_error
-
         raise ConfigError(describe_config_error(exc) or _first_line(exc)) from None
 
 
 def _check_device(cfg: DictConfig) -> None:
     if str(cfg.device.type) != "cuda":
         return
-    from townlet.runs.device import resolve_device
 
     try:
         resolve_device(cfg.device)
@@ -212,8 +207,6 @@ def _check_stop(cfg: DictConfig) -> None:
 
 def _check_minibatch(cfg: DictConfig) -> None:
     """A chosen ``minibatch_size`` above one iteration's rows would be cut silently."""
-    from townlet.config.schema.strategy_ppo import PPOStrategyConfig
-
     for key in ("strategy", "strategy.ppo"):
         node = OmegaConf.select(cfg, key)
         if not isinstance(node, DictConfig) or "minibatch_size" not in node or "n_steps" not in node:
@@ -268,11 +261,6 @@ def _check_dataset_path(cfg: DictConfig) -> None:
 
 def _sweep_jobs(config: DictConfig) -> Iterator[tuple[str, DictConfig, str | None]]:
     """Each job of a basic sweep, composed as the sweeper will, with its label and directory."""
-    from itertools import product
-
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     overrides = cast("list[str]", OmegaConf.to_container(config.hydra.overrides.task))
     parsed = OverridesParser.create().parse_overrides(overrides=overrides)
     loader = GlobalHydra.instance().config_loader()
@@ -296,7 +284,6 @@ def _check_parallel_threads(config: DictConfig) -> None:
     """``n_jobs x threads`` above the cores makes every joblib job wait on the others' threads."""
     if not str(OmegaConf.select(config, "hydra.launcher._target_")).endswith("JoblibLauncher"):
         return
-    from townlet.config.schema.device import resolve_threads, usable_cores
 
     cores, n_jobs = usable_cores(), int(OmegaConf.select(config, "hydra.launcher.n_jobs") or 1)
     jobs = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib: -1 = every core
