@@ -71,13 +71,8 @@ Entry = TypeVar("Entry", bound=Callable[..., Any])
 
 
 def console(prog: str) -> Callable[[Entry], Entry]:
-    """Wrap a console entry so every command ends the same way on a signal or a closed pipe.
-
-    SIGINT and SIGTERM go through :class:`townlet.runs.interrupt.StopSignals` (a training loop inside
-    still stops at its next safe point): one line on stderr, exit 128 + signal (130, 143), no
-    traceback; a write in flight is abandoned by the atomic writer. A reader that closed stdout
-    (``| head``) ends the command quietly with :data:`PIPE_CLOSED_EXIT`, as ``cat`` would.
-    """
+    """Every command ends the same way on a signal (one line, exit 128 + signal; a training loop still
+    stops at its next safe point) or a closed pipe (quietly, :data:`PIPE_CLOSED_EXIT`, as ``cat``)."""
 
     def wrap(main: Entry) -> Entry:
         @functools.wraps(main)
@@ -107,9 +102,8 @@ def console(prog: str) -> Callable[[Entry], Entry]:
 
 @contextlib.contextmanager
 def hydra_raises() -> Iterator[None]:
-    """While a ``@hydra.main`` entry runs, Hydra re-raises a config it cannot compose (its documented
-    ``HYDRA_FULL_ERROR=1``) instead of printing its multi-line report, so the entry writes one line.
-    The variable is restored afterwards; :func:`user_wants_trace` keeps what the user had set."""
+    """Hydra re-raises a config it cannot compose (its documented ``HYDRA_FULL_ERROR=1``) instead of
+    printing its multi-line report; :func:`user_wants_trace` keeps what the user had set."""
     before = os.environ.get(_FULL_ERROR)
     _USER_TRACE.append(before == "1")
     os.environ[_FULL_ERROR] = "1"

@@ -21,8 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
+from townlet.behaviour.rules import make_behaviour
 from townlet.cli._common import compose, console, run_command
+from townlet.runs.atomic import atomic_write_bytes, atomic_write_text
+from townlet.runs.resolve import SNAPSHOT, read_snapshot, run_dir_of
+from townlet.world import build_spec, make_town, to_world_config
+from townlet.world.render import render_ansi, render_rgb
 
 POLICIES = ("trained", "scripted", "random")
 #: (low, high) of the integer arguments.
@@ -83,12 +89,6 @@ def check_writable(out: str | None) -> None:
 
 
 def build_policy(source: Path, policy: str, overrides: list[str]) -> tuple[Any, Any, dict[str, Any]]:
-    from omegaconf import OmegaConf
-
-    from townlet.behaviour.rules import make_behaviour
-    from townlet.runs.resolve import SNAPSHOT, read_snapshot, run_dir_of
-    from townlet.world import build_spec, to_world_config
-
     trained = None
     if policy == "trained" or source.suffix == ".onnx":
         from townlet.behaviour.trained import load_policy
@@ -110,8 +110,6 @@ def record_episode(
     policy: Any, world: Any, seed: int, ticks: int | None, draw: Any
 ) -> tuple[list[Any], float]:
     """Frames and mean return of one episode (the town resets itself on its last tick: not drawn)."""
-    from townlet.world import make_town
-
     town = make_town(dataclasses.replace(world, num_envs=1), seed)
     diff = town.spec.describe_mismatch(getattr(policy, "spec", town.spec))
     if diff is not None:
@@ -154,9 +152,6 @@ def _show(frames: list[str], fps: int) -> None:
 
 
 def run(source: str, overrides: list[str]) -> tuple[str, dict[str, Any]]:
-    from townlet.runs.atomic import atomic_write_bytes, atomic_write_text
-    from townlet.world.render import render_ansi, render_rgb
-
     path = Path(source).expanduser()
     if not path.exists():
         raise RenderArgumentError(

@@ -35,6 +35,7 @@ from townlet.config.schema import conf_dir, register_configs
 from townlet.config.snapshot import check_run_snapshot, load_untrusted_yaml
 from townlet.dto import RunRecord
 from townlet.runs.atomic import atomic_write_text
+from townlet.runs.sinks import error_line
 
 EXIT_IDENTICAL, EXIT_DIFFERENT, EXIT_REFUSED, EXIT_RUN_FAILED = 0, 1, 2, 3
 
@@ -123,7 +124,7 @@ def compose_config(snapshot: Snapshot, new_run_dir: Path | None) -> tuple[Any, P
         cfg = OmegaConf.merge(composed, OmegaConf.create(snapshot.config))
     except Exception as exc:
         raise ReproduceError(
-            f"cannot recompose {snapshot.run_dir}: {_first_line(exc)} (the saved overrides or config no "
+            f"cannot recompose {snapshot.run_dir}: {error_line(exc)} (the saved overrides or config no "
             "longer fit conf/; try -cp <run dir>/.hydra -cn config hydra.run.dir=NEW, see docs/sweeps.md)"
         ) from exc
     try:
@@ -142,11 +143,6 @@ def compose_config(snapshot: Snapshot, new_run_dir: Path | None) -> tuple[Any, P
         cfg.hydra.run.dir = str(new_run_dir)
         cfg.hydra.job.num = 0
     return cfg, new_run_dir
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 # --------------------------------------------------------------------------------------------- run
