@@ -13,10 +13,10 @@ from typing import Any
 
 from townlet.config.hydra_node import SnapshotRefused
 from townlet.config.snapshot import load_untrusted_yaml
+from townlet.runs.rundir import RESULT_FILE
 
 LAST = "last.pt"
 BEST = "best.pt"
-RESULT_FILE = "result.json"
 SNAPSHOT = Path(".hydra") / "config.yaml"
 WHICH = ("best", "last")
 

@@ -100,25 +100,18 @@ class WandbSink(MetricsSink):
     def after_result(self, run_dir: Path, result: Mapping[str, Any]) -> None:
         if self.ended:
             return
-        self.wandb_run.summary.update(final_metrics(self.run, result))
-        if self.log_artifacts:
-            self._artefacts(run_dir, result)
-        self._end("FINISHED")
-
-    def _artefacts(self, run_dir: Path, result: Mapping[str, Any]) -> None:
         import wandb
 
+        self.wandb_run.summary.update(final_metrics(self.run, result))
         checkpoint = result.get("checkpoint")
-        files = {
-            "result": run_dir / "result.json",
-            "model": Path(checkpoint) if isinstance(checkpoint, str) else None,
-        }
-        for kind, path in files.items():
-            if path is not None and path.is_file():
-                name = "policy" if kind == "model" else kind
+        files = [("result", "result", run_dir / "result.json")]
+        files += [("policy", "model", Path(checkpoint))] if isinstance(checkpoint, str) else []
+        for name, kind, path in files if self.log_artifacts else []:
+            if path.is_file():
                 artifact = wandb.Artifact(f"{name}-{self.wandb_run.id}", type=kind)
                 artifact.add_file(str(path), policy="immutable")  # written once: no staging copy
                 self.wandb_run.log_artifact(artifact)
+        self._end("FINISHED")
 
     def end(self, status: str, error: BaseException | None) -> None:
         if self.ended:
