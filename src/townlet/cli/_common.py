@@ -1,9 +1,7 @@
 """What every ``townlet-*`` command shares: one-line errors, and ``key=value`` arguments composed by Hydra.
 
-A user error (a bad value, a missing run, a file in the way) is one line ``<prog>: error: <problem and
-fix>`` on stderr and exit 2, never a traceback; a bug keeps its traceback. Arguments after a command's
-source are Hydra overrides on a small primary config in ``conf/`` (``eval.yaml``, ``export.yaml``,
-``render.yaml``), so they get Hydra's grammar, types and messages instead of a hand-written parser.
+A user error is one line on stderr and exit 2; a bug keeps its traceback. Arguments after a command's
+source are Hydra overrides on a small primary config in ``conf/``.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ SOURCE_WORLD = "source_world"
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input, not a bug (imported on call: a command's ``--help`` stays light)."""
+    """Exceptions that mean bad input (imported on call: a command's ``--help`` stays light)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -57,7 +55,6 @@ def first_line(exc: BaseException) -> str:
 
 
 def run_command(prog: str, body: Callable[[], int]) -> int:
-    """``body()``, with a user error turned into one line on stderr and exit code 2."""
     try:
         return body()
     except user_errors() as exc:
@@ -74,13 +71,8 @@ Entry = TypeVar("Entry", bound=Callable[..., Any])
 
 
 def console(prog: str) -> Callable[[Entry], Entry]:
-    """Wrap a console entry so every command ends the same way on a signal or a closed pipe.
-
-    SIGINT and SIGTERM go through :class:`townlet.runs.interrupt.StopSignals` (a training loop inside
-    still stops at its next safe point): one line on stderr, exit 128 + signal (130, 143), no
-    traceback; a write in flight is abandoned by the atomic writer. A reader that closed stdout
-    (``| head``) ends the command quietly with :data:`PIPE_CLOSED_EXIT`, as ``cat`` would.
-    """
+    """Every command ends the same way on a signal (one line, exit 128 + signal; a training loop still
+    stops at its next safe point) or a closed pipe (quietly, :data:`PIPE_CLOSED_EXIT`, as ``cat``)."""
 
     def wrap(main: Entry) -> Entry:
         @functools.wraps(main)
@@ -110,9 +102,8 @@ def console(prog: str) -> Callable[[Entry], Entry]:
 
 @contextlib.contextmanager
 def hydra_raises() -> Iterator[None]:
-    """While a ``@hydra.main`` entry runs, Hydra re-raises a config it cannot compose (its documented
-    ``HYDRA_FULL_ERROR=1``) instead of printing its multi-line report, so the entry writes one line.
-    The variable is restored afterwards; :func:`user_wants_trace` keeps what the user had set."""
+    """Hydra re-raises a config it cannot compose (its documented ``HYDRA_FULL_ERROR=1``) instead of
+    printing its multi-line report; :func:`user_wants_trace` keeps what the user had set."""
     before = os.environ.get(_FULL_ERROR)
     _USER_TRACE.append(before == "1")
     os.environ[_FULL_ERROR] = "1"
@@ -132,7 +123,6 @@ def user_wants_trace() -> bool:
 
 
 def _silence_stdout() -> None:
-    """Point stdout at /dev/null so nothing left in its buffer is flushed into the closed pipe."""
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, OSError, ValueError):  # not a file (a test replaced it): nothing to flush
@@ -156,13 +146,8 @@ def compose(
     world: Mapping[str, Any] | Any = None,
     schema: type | None = None,
 ) -> Any:
-    """``conf/<config_name>.yaml`` with ``overrides`` applied (Hydra's compose API).
-
-    Commands with a ``world`` group: ``world=<name>`` picks a packaged world, ``world=<file.yaml>`` a
-    world file, ``world.<field>=…`` edits either; without ``world=``, ``world`` (the source's own
-    world) is the base, registered as the option :data:`SOURCE_WORLD`. ``schema`` (a dataclass) types
-    the config as ``<config_name>_schema``, first in its defaults list.
-    """
+    """``conf/<config_name>.yaml`` with ``overrides``; without ``world=``, ``world`` (the source's own)
+    is the base, as option :data:`SOURCE_WORLD`; ``schema`` types the config."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.config_store import ConfigStore
@@ -188,8 +173,6 @@ def compose(
 
 
 class JobCallbacks:
-    """The config's ``hydra.callbacks``, called around the one job as ``townlet-train`` calls them."""
-
     def __init__(self, cfg: Any) -> None:
         from hydra.utils import instantiate
         from omegaconf import OmegaConf

@@ -4,8 +4,6 @@ A Hydra app sharing the ``world=`` and ``paths=`` groups with ``townlet-train``:
 
     townlet-capture out=data/qc world=queue_conflict ticks=2000 epsilon=0.1
 
-Errors (bad override, existing output, unknown behaviour) are one line on stderr, exit code 2 for
-configuration and 1 for run errors; ``HYDRA_FULL_ERROR=1`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from townlet.cli._common import USER_ERROR_EXIT, console, hydra_raises, user_wants_trace
@@ -28,8 +27,6 @@ RUN_ERROR_EXIT = 1
 
 @dataclass
 class CaptureConfig:
-    """Schema of ``conf/capture.yaml`` (typos and wrong types fail at compose time)."""
-
     out: str = MISSING  # dataset directory to create
     behaviour: str = "scripted"  # scripted | random
     ticks: int = 400
@@ -43,27 +40,17 @@ class CaptureConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
-def _register() -> None:
-    register_configs()
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="capture_schema", node=CaptureConfig, replace=True)
-
-
-_register()
+register_configs()
+ConfigStore.instance().store(name="capture_schema", node=CaptureConfig, replace=True)
 
 
 def run_capture(cfg: DictConfig) -> dict[str, Any]:
-    """Capture per ``cfg``; returns the dataset summary. Separate from the Hydra entry for tests."""
     from townlet.replay.stats import summarise
     from townlet.rollout.collect import RolloutCaptureService
     from townlet.runs.progress import Counter
 
     world = OmegaConf.to_object(cfg.world)
-    # a bar on a terminal; plain lines in pipes and log files (no carriage-return frames)
     bar = Counter(int(cfg.ticks), "tick", "capture", enabled=bool(cfg.progress), stream=sys.stderr)
-    progress = bar.update_to
-
     try:
         data = RolloutCaptureService().capture(
             world,
@@ -75,7 +62,7 @@ def run_capture(cfg: DictConfig) -> dict[str, Any]:
             shard_rows=int(cfg.shard_rows),
             compress=bool(cfg.compress),
             overwrite=bool(cfg.overwrite),
-            progress=progress,
+            progress=bar.update_to,
         )
     finally:
         bar.close()
@@ -101,7 +88,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def check_out(cfg: DictConfig) -> None:
-    """Refuse, before a tick is simulated, an ``out`` that holds files (a dataset is never merged into)."""
+    """Refuse, before a tick is simulated, an ``out`` that holds files (a dataset is never merged)."""
     out = Path(str(cfg.out)).expanduser()
     if out.exists() and not out.is_dir():
         raise ValueError(f"out={out} is a file; choose a directory path for the dataset")
@@ -113,8 +100,6 @@ def check_out(cfg: DictConfig) -> None:
 
 @console("townlet-capture")
 def main() -> None:
-    """Console entry: one readable line instead of a traceback wall (a config Hydra cannot compose
-    reaches :func:`_exit_for` as an exception: :func:`hydra_raises`)."""
     try:
         with hydra_raises():
             _hydra_main()
@@ -123,8 +108,7 @@ def main() -> None:
 
 
 def _exit_for(exc: Exception) -> int:
-    """Write ``exc`` as one stderr line and return the exit code; a bug, a closed pipe (the console
-    wrapper's case) or ``HYDRA_FULL_ERROR=1`` set by the user re-raise it."""
+    """One stderr line and the exit code; a bug, a closed pipe or ``HYDRA_FULL_ERROR=1`` re-raise."""
     if user_wants_trace() or isinstance(exc, BrokenPipeError):
         raise exc
     from omegaconf.errors import MissingMandatoryValue

@@ -1,11 +1,7 @@
 """``townlet-dataset inspect|validate PATH``: look into a format v1 dataset without writing code.
 
-Installed packages add subcommands through the ``townlet.dataset_commands`` entry-point group: each
-entry names a function that adds its sub-parser with a ``run(args) -> exit code`` default
-(``import-legacy``, from ``townlet_tools.legacy``, converts the original per-agent captures).
-
-Exit codes: 0 = fine, 1 = the dataset is invalid (one line on stderr naming the file and the
-problem), 2 = bad command line. Torch is never imported.
+Plug-ins add subcommands through the ``townlet.dataset_commands`` entry-point group (a function that
+adds its sub-parser with a ``run(args) -> exit code`` default). Exit 0 fine, 1 invalid, 2 usage.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """Everything about a training job that can be checked before anything is written.
 
-Why a Hydra callback: Hydra writes ``<run dir>/.hydra/`` in its ``run_job`` before the task starts, so
-a check inside the task would leave a run directory behind for every refused run, and would overwrite
-the snapshot of an existing run it then refuses. ``on_run_start`` (and, for ``-m``, ``on_multirun_start``)
-receive the composed config before Hydra creates a directory. ``conf/hydra/default.yaml`` lists the
-callback first, ``townlet-reproduce`` calls :func:`check_job` itself,
-and :func:`townlet.cli.train.run_job` repeats it at the start of every job: a sweep's bad value fails
-its own job (listed in the sweep summary) while the other jobs run.
-
-Every refusal is a :class:`ConfigError` with one line naming the key, the value and the fix.
+A Hydra callback, because Hydra writes ``<run dir>/.hydra/`` before the task starts: a check inside
+the task would leave a directory behind for every refused run (or overwrite an existing run's
+snapshot). ``run_job`` repeats the checks per job, so a sweep's bad value fails only its own job.
 """
 
 from __future__ import annotations
@@ -18,24 +12,30 @@ import dataclasses
 import sys
 import zipfile
 from collections.abc import Iterator
+from itertools import product
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import Any, NoReturn, cast
 
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from townlet.cli._common import USER_ERROR_EXIT
+from townlet.config.errors import describe_config_error
 from townlet.config.instantiate import ConfigError, build, check_import_paths
+from townlet.config.schema import register_configs
+from townlet.config.schema.device import resolve_threads, usable_cores
+from townlet.config.schema.strategy_ppo import PPOStrategyConfig
+from townlet.config.schema.top import TrainConfig
+from townlet.config.snapshot import external_primary
+from townlet.runs.device import resolve_device
 from townlet.runs.ownership import check_hydra_paths, check_run_paths, claim_run_dir
-
-if TYPE_CHECKING:
-    from townlet.config.schema.top import TrainConfig
 
 
 def refuse(exc: ConfigError) -> NoReturn:
-    """End ``townlet-train`` with one stderr line for a refused job: exit 2 for a bad value, the
-    error's own ``exit_code`` for a clash (a run dir another run owns). ``SystemExit`` because Hydra
-    turns any ``Exception`` a callback raises into a warning and carries on."""
+    """One stderr line and ``SystemExit``: Hydra turns any ``Exception`` a callback raises into a warning."""
     code = int(getattr(exc, "exit_code", USER_ERROR_EXIT))
     kind = "config error" if code == USER_ERROR_EXIT else "error"
     sys.stderr.write(f"townlet-train: {kind}: {exc}\n")
@@ -43,8 +43,6 @@ def refuse(exc: ConfigError) -> NoReturn:
 
 
 class PreflightCallback(Callback):
-    """Refuses a bad job before Hydra writes anything (see the module docstring)."""
-
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             check_job(config, run_dir=_select_str(config, "hydra.run.dir"))
@@ -53,8 +51,7 @@ class PreflightCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Refuse the whole sweep for code outside the allow-list or a job dir holding a finished run
-        (Hydra would overwrite its ``.hydra/``); a bad value fails only its own job, at the start of
-        ``run_job``, and the sweep summary lists it (the other jobs still run)."""
+        (Hydra would overwrite its ``.hydra/``); a bad value fails only its own job."""
         try:
             check_hydra_paths(OmegaConf.to_container(config.hydra, resolve=False))
             _check_parallel_threads(config)
@@ -66,7 +63,8 @@ class PreflightCallback(Callback):
                     check_import_paths(_task_only(job_cfg))
                     check_run_paths(job_cfg)
                     if job_dir is not None:
-                        check_run_dir(job_dir, resume=bool(OmegaConf.select(job_cfg, "resume")))
+                        resume = bool(OmegaConf.select(job_cfg, "resume"))
+                        claim_run_dir(job_dir, resume=resume, hold=False)  # before Hydra rewrites .hydra/
                 except ConfigError as exc:
                     raise type(exc)(f"sweep job {label}: {exc}") from None
         except ConfigError as exc:
@@ -74,17 +72,8 @@ class PreflightCallback(Callback):
 
 
 def check_outside_config(args: list[str]) -> None:
-    """Check a job whose primary config comes from outside the package (``-cp``, e.g. a run's ``.hydra/``).
-
-    Such a config has none of this project's ``hydra`` settings, so no preflight callback guards it:
-    it is composed here through Hydra's compose API, with the command line's task overrides, and
-    checked like any job before Hydra creates its run dir. A sweep (``-m``) is checked job by job.
-    """
-    from hydra import compose, initialize_config_dir
-
-    from townlet.config.schema import register_configs
-    from townlet.config.snapshot import external_primary
-
+    """A primary config from outside the package (``-cp``) has no preflight callback: composed and
+    checked here before Hydra creates its run dir (a sweep is checked job by job)."""
     found = external_primary(args)
     if found is None or {"-m", "--multirun"} & set(args):
         return
@@ -97,19 +86,12 @@ def check_outside_config(args: list[str]) -> None:
     except ConfigError:
         raise
     except Exception as exc:  # Hydra or OmegaConf: a value that does not compose
-        from townlet.config.errors import describe_config_error
-
         raise ConfigError(describe_config_error(exc) or _first_line(exc)) from None
 
 
 def check_job(cfg: DictConfig, run_dir: str | Path | None = None) -> DictConfig:
-    """Validate a composed job (``hydra`` node ignored); returns it laid on the schema.
-
-    Order: import paths first (nothing outside the allow-list is imported by any later step), then
-    types and unknown keys, ranges (every schema's ``__post_init__``, the world's layout rules, the
-    strategy's own checks), the device, the objective, minibatch sizes, ``init_from``, the manifest
-    path, service names and, when given, the run dir.
-    """
+    """Validate a composed job; returns it laid on the schema. Import paths first: nothing outside the
+    allow-list is imported by any later step."""
     task = _task_only(cfg)
     check_import_paths(task)
     typed = typed_config(task)
@@ -130,22 +112,13 @@ def check_job(cfg: DictConfig, run_dir: str | Path | None = None) -> DictConfig:
 
 
 def typed_config(cfg: DictConfig) -> DictConfig:
-    """Lay an untyped config on the schema: a snapshot's ``config.yaml`` (``--config-path RUN/.hydra``)
-    has lost its types and may have been edited, so it is validated the same way."""
-    from townlet.config.errors import describe_config_error
-    from townlet.config.schema.top import TrainConfig
-
+    """Lay an untyped config (a snapshot's, maybe edited) on the schema."""
     if OmegaConf.get_type(cfg) is TrainConfig:
         return cfg
     try:
         return cast("DictConfig", OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg))
     except Exception as exc:
         raise ConfigError(describe_config_error(exc) or _first_line(exc)) from None
-
-
-def check_run_dir(run_dir: str | Path, *, resume: bool) -> None:
-    """Refuse a directory another run owns unless resuming (before Hydra rewrites its .hydra/)."""
-    claim_run_dir(run_dir, resume=resume, hold=False)
 
 
 def _task_overrides(cfg: DictConfig) -> list[str] | None:
@@ -190,27 +163,23 @@ def _child(node: DictConfig | ListConfig, key: Any) -> Any:
 
 
 def _check_ranges(cfg: DictConfig) -> None:
-    """Every schema's ``__post_init__`` (``to_object``), the world's layout rules, then the strategy's
-    own checks (it is built and dropped)."""
+    """Every schema's ``__post_init__``, the world's layout rules, then the strategy's own checks."""
     from townlet.world.layout import build_layout
 
     try:
-        build_layout(cast("TrainConfig", OmegaConf.to_object(cfg)).world)
+        build_layout(cast(TrainConfig, OmegaConf.to_object(cfg)).world)
         build(copy.deepcopy(cfg.strategy))
     except ConfigError:
         raise
     except (ValueError, TypeError, RuntimeError) as exc:
         raise ConfigError(_first_line(exc)) from None
     except Exception as exc:  # OmegaConf: a value that fails its type or an interpolation that fails
-        from townlet.config.errors import describe_config_error
-
         raise ConfigError(describe_config_error(exc) or _first_line(exc)) from None
 
 
 def _check_device(cfg: DictConfig) -> None:
     if str(cfg.device.type) != "cuda":
         return
-    from townlet.runs.device import resolve_device
 
     try:
         resolve_device(cfg.device)
@@ -229,7 +198,6 @@ def _check_objective(key: str, strategy_target: str | None) -> None:
 
 
 def _check_stop(cfg: DictConfig) -> None:
-    """``stop.target_return`` is read from periodic evaluations: without them it could never fire."""
     if cfg.stop.target_return is not None and not cfg.evaluation.every:
         raise ConfigError(
             f"stop.target_return={cfg.stop.target_return} is checked at periodic evaluations; set "
@@ -238,12 +206,7 @@ def _check_stop(cfg: DictConfig) -> None:
 
 
 def _check_minibatch(cfg: DictConfig) -> None:
-    """A ``minibatch_size`` set above the rows one rollout iteration collects would be cut silently.
-
-    The schema's default is a ceiling (it fits the default world); a value that was chosen is refused.
-    """
-    from townlet.config.schema.strategy_ppo import PPOStrategyConfig
-
+    """A chosen ``minibatch_size`` above one iteration's rows would be cut silently."""
     for key in ("strategy", "strategy.ppo"):
         node = OmegaConf.select(cfg, key)
         if not isinstance(node, DictConfig) or "minibatch_size" not in node or "n_steps" not in node:
@@ -263,7 +226,6 @@ def _check_minibatch(cfg: DictConfig) -> None:
 
 
 def _check_init_from(value: str | None) -> None:
-    """The checkpoint must exist and be a torch archive; its contents are checked when it is loaded."""
     if not value:
         return
     from townlet.nets.checkpoints import CheckpointError, resolve_checkpoint_path
@@ -298,13 +260,7 @@ def _check_dataset_path(cfg: DictConfig) -> None:
 
 
 def _sweep_jobs(config: DictConfig) -> Iterator[tuple[str, DictConfig, str | None]]:
-    """Each job of a basic sweep (``#num (overrides)``), composed the way the sweeper will compose it,
-    with its directory."""
-    from itertools import product
-
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
+    """Each job of a basic sweep, composed as the sweeper will, with its label and directory."""
     overrides = cast("list[str]", OmegaConf.to_container(config.hydra.overrides.task))
     parsed = OverridesParser.create().parse_overrides(overrides=overrides)
     loader = GlobalHydra.instance().config_loader()
@@ -325,11 +281,9 @@ def _sweep_jobs(config: DictConfig) -> Iterator[tuple[str, DictConfig, str | Non
 
 
 def _check_parallel_threads(config: DictConfig) -> None:
-    """Jobs the joblib launcher runs side by side share the cores: ``n_jobs x threads`` above them
-    makes every job wait on the others' threads, so such a sweep is refused before it starts."""
+    """``n_jobs x threads`` above the cores makes every joblib job wait on the others' threads."""
     if not str(OmegaConf.select(config, "hydra.launcher._target_")).endswith("JoblibLauncher"):
         return
-    from townlet.config.schema.device import resolve_threads, usable_cores
 
     cores, n_jobs = usable_cores(), int(OmegaConf.select(config, "hydra.launcher.n_jobs") or 1)
     jobs = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib: -1 = every core

@@ -7,11 +7,8 @@
     townlet-promote rollback                    return to the previous release
     townlet-promote status [--history N]        show the promotion state
 
-The state directory is ``--state-dir``, else ``$TOWNLET_STATE_DIR``, else the one the run recorded in
-its ``anneal_results.json``, else ``<repository root>/state`` (the default ``paths.state_dir``).
-Errors (a missing run directory, a corrupt state file, nothing to roll back) print one line and
-exit 3. A corrupt or mistyped state or baseline file is never overwritten; ``--reset-state`` moves it
-aside to ``<name>.corrupt-<UTC time>`` (and says so) before the command runs on a fresh one.
+Errors print one line and exit 3. A corrupt state or baseline file is never overwritten;
+``--reset-state`` moves it aside to ``<name>.corrupt-<UTC time>`` first.
 """
 
 from __future__ import annotations
@@ -36,8 +33,7 @@ STATE_DIR_ENV = "TOWNLET_STATE_DIR"
 DEFAULT_STATE_DIR = "state"
 
 
-class PromoteCLIError(RuntimeError):
-    """A user-facing error: printed as one line, exit code 3."""
+class PromoteCLIError(RuntimeError): ...
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def load_run_results(run_dir: Path) -> dict[str, Any]:
-    """Read ``anneal_results.json`` (an object with ``stages``; a bare list of stages is accepted too)."""
+    """``anneal_results.json``: an object with ``stages``, or a bare list of stages."""
     if not run_dir.is_dir():
         raise PromoteCLIError(f"run directory {run_dir} does not exist")
     path = run_dir / RESULTS_FILE
@@ -80,19 +76,14 @@ def _state_dir(args: argparse.Namespace, results: dict[str, Any] | None = None) 
     return repo_root() / DEFAULT_STATE_DIR
 
 
-def _same_path(a: str | Path | None, b: str | Path | None) -> bool:
-    if a is None or b is None:
-        return False
-    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
-
-
 def evaluate_run(
     run_dir: Path, results: dict[str, Any], service: PromotionService
 ) -> tuple[PromotionDecision, dict[str, Any]]:
-    """Decision for one run: its own stages + whether it is the ready candidate in the shared state."""
     snap = service.snapshot()
     candidate = snap.get("candidate") or {}
-    ready = bool(snap.get("candidate_ready")) and _same_path(candidate.get("run_dir"), run_dir)
+    cand_dir = candidate.get("run_dir")
+    same = cand_dir is not None and Path(cand_dir).expanduser().resolve() == run_dir.expanduser().resolve()
+    ready = bool(snap.get("candidate_ready")) and same
     try:
         decision = promotion_decision(results["stages"], candidate_ready=ready)
     except ValueError as exc:
@@ -153,7 +144,6 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def format_status(snap: dict[str, Any]) -> str:
-    """The promotion state as a short table (also printed at the end of ``townlet-train``)."""
     release = snap.get("current_release") or {}
     cand = snap.get("candidate") or {}
     rows = [
@@ -230,8 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def reset_state(state_dir: Path) -> list[tuple[Path, Path]]:
-    """Move the unreadable ones of the state dir's files aside; (old, new) for each one moved.
-    A valid file is never touched: its records are the point of keeping state."""
+    """Move the unreadable state files aside (a valid one never: its records are the point of state)."""
     files = (
         (PromotionService(state_dir).state_path, PromotionStateFile),
         (BaselineStore(state_dir).path, BaselineFile),

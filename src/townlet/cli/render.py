@@ -5,12 +5,8 @@
     townlet-render policy.onnx out=-                                # text frames in the terminal
     townlet-render RUN mode=ansi ticks=50 out=frames.txt
 
-The source is a run dir, a ``.pt`` checkpoint or an exported ``.onnx`` file; it gives the trained
-policy and the world it was trained in (:func:`townlet.runs.resolve.resolve_run`). Arguments after
-it are Hydra overrides of ``conf/render.yaml``: ``policy``, ``world=<name|file.yaml>``,
-``world.<field>=…``, ``seed``, ``out``, ``mode``, ``ticks``, ``fps``, ``tile`` and ``colour``.
-The trained policy acts greedily. A bad argument, a missing run or an unwritable ``out`` is one line
-on stderr (exit 2), nothing written.
+The source gives the trained policy (acting greedily) and its world; arguments after it are Hydra
+overrides of ``conf/render.yaml``.
 """
 
 from __future__ import annotations
@@ -25,8 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
+from townlet.behaviour.rules import make_behaviour
 from townlet.cli._common import compose, console, run_command
+from townlet.runs.atomic import atomic_write_bytes, atomic_write_text
+from townlet.runs.resolve import SNAPSHOT, read_snapshot, run_dir_of
+from townlet.world import build_spec, make_town, to_world_config
+from townlet.world.render import render_ansi, render_rgb
 
 POLICIES = ("trained", "scripted", "random")
 #: (low, high) of the integer arguments.
@@ -34,14 +36,11 @@ RANGES = {"seed": (0, 2**31 - 1), "ticks": (1, 100_000), "fps": (1, 60), "tile":
 CHOICES = {"policy": POLICIES, "mode": ("gif", "ansi"), "colour": ("auto", "true", "false")}
 
 
-class RenderArgumentError(ValueError):
-    """An argument or source that townlet-render cannot use."""
+class RenderArgumentError(ValueError): ...
 
 
 @dataclasses.dataclass
 class RenderArgs:
-    """Types of ``conf/render.yaml``."""
-
     world: Any = None
     policy: str = "trained"
     seed: int = 0
@@ -54,7 +53,6 @@ class RenderArgs:
 
 
 def render_settings(args: Any) -> dict[str, Any]:
-    """Composed ``conf/render.yaml`` → settings, ranges and choices checked, ``mode``/``out`` filled in."""
     out = {k: args[k] for k in ("policy", "seed", "out", "mode", "ticks", "fps", "tile", "colour")}
     for key, (low, high) in RANGES.items():
         if out[key] is not None and not low <= out[key] <= high:
@@ -74,7 +72,6 @@ def render_settings(args: Any) -> dict[str, Any]:
 
 
 def check_writable(out: str | None) -> None:
-    """Refuse, before the episode runs, an ``out`` that cannot become a file."""
     if out is None or out == "-":
         return
     path = Path(out).expanduser()
@@ -92,13 +89,6 @@ def check_writable(out: str | None) -> None:
 
 
 def build_policy(source: Path, policy: str, overrides: list[str]) -> tuple[Any, Any, dict[str, Any]]:
-    """(behaviour policy, world config, settings); the world is the source's unless ``world=``."""
-    from omegaconf import OmegaConf
-
-    from townlet.behaviour.rules import make_behaviour
-    from townlet.runs.resolve import SNAPSHOT, read_snapshot, run_dir_of
-    from townlet.world import build_spec, to_world_config
-
     trained = None
     if policy == "trained" or source.suffix == ".onnx":
         from townlet.behaviour.trained import load_policy
@@ -119,12 +109,7 @@ def build_policy(source: Path, policy: str, overrides: list[str]) -> tuple[Any, 
 def record_episode(
     policy: Any, world: Any, seed: int, ticks: int | None, draw: Any
 ) -> tuple[list[Any], float]:
-    """Frames of one episode of a one-town world (start state, then after every tick) and its mean return.
-
-    Stops at the episode's end: the town resets itself on its last tick, so that state is not drawn.
-    """
-    from townlet.world import make_town
-
+    """Frames and mean return of one episode (the town resets itself on its last tick: not drawn)."""
     town = make_town(dataclasses.replace(world, num_envs=1), seed)
     diff = town.spec.describe_mismatch(getattr(policy, "spec", town.spec))
     if diff is not None:
@@ -145,7 +130,6 @@ def record_episode(
 
 
 def gif_bytes(frames: list[np.ndarray], fps: int) -> bytes:
-    """An endlessly looping animated GIF (Pillow, which matplotlib already depends on)."""
     from PIL import Image
 
     images = [Image.fromarray(frame) for frame in frames]
@@ -157,7 +141,6 @@ def gif_bytes(frames: list[np.ndarray], fps: int) -> bytes:
 
 
 def _show(frames: list[str], fps: int) -> None:
-    """Text frames to stdout: animated in place on a terminal, one after another otherwise."""
     animate = sys.stdout.isatty()
     for frame in frames:
         if animate:
@@ -169,10 +152,6 @@ def _show(frames: list[str], fps: int) -> None:
 
 
 def run(source: str, overrides: list[str]) -> tuple[str, dict[str, Any]]:
-    """Render the episode and write it; returns the summary line and the settings."""
-    from townlet.runs.atomic import atomic_write_bytes, atomic_write_text
-    from townlet.world.render import render_ansi, render_rgb
-
     path = Path(source).expanduser()
     if not path.exists():
         raise RenderArgumentError(

@@ -1,12 +1,7 @@
 """``townlet-report RUN_DIR|SWEEP_DIR [--json]``, and the summary ``townlet-train`` prints when a run ends.
 
-Why: the verdict of a run (accuracy, the trained-vs-baselines table, the anneal status and the
-promotion state) should be readable without opening ``result.json``, and a run found on disk weeks
-later should say what it was (strategy, world, model, seed, the hyper-parameters that matter) and
-where its files are. Plain text built from the result DTO, the run record, the saved ``.hydra/``
-config and, for anneal, the promotion snapshot the strategy saved next to it; ``--json`` gives the
-same content to scripts. A sweep directory gets its job table (the same summary as
-``townlet-sweep-report``, built read-only). Torch-free.
+A run found on disk weeks later should say what it was, how it did and where its files are, without
+opening ``result.json``; ``--json`` gives scripts the same content.
 """
 
 from __future__ import annotations
@@ -20,9 +15,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from townlet.cli._common import console
-from townlet.dto import AnnealSummaryDTO, ResultDTO
+from townlet.cli.promote import RESULTS_FILE, format_status
+from townlet.dto import AnnealSummaryDTO, ResultDTO, load_result
 from townlet.runs.atomic import read_json_object
+from townlet.runs.metrics import metrics_files
+from townlet.runs.resolve import SNAPSHOT, RunFilesError, read_snapshot, resolve_run
+from townlet.runs.sinks import dotted_get
+from townlet.sweeps.jobs import SweepReportError, discover_job_dirs, read_yaml
+from townlet.sweeps.render import render_text, sweep_report
 
 # The headline figures per result kind, in display order; absent (None) ones are skipped.
 KEY_FIGURES: dict[str, tuple[str, ...]] = {
@@ -65,7 +68,6 @@ def format_run_summary(
     objective: str | None = None,
     objective_value: float | None = None,
 ) -> str:
-    """Run dir, key figures, the evaluation table and (anneal) stages and promotion state."""
     run_dir = Path(run_dir)
     took = "" if result.duration_sec is None else f" in {result.duration_sec:.1f} s"
     lines = [f"townlet-train: {result.kind} run completed{took}", f"  run dir     {run_dir}"]
@@ -76,7 +78,6 @@ def format_run_summary(
 def result_lines(
     result: ResultDTO, run_dir: Path, *, objective: str | None, objective_value: float | None
 ) -> list[str]:
-    """Everything the result says: checkpoint, objective, key figures, evaluation, anneal verdicts."""
     lines = []
     if result.checkpoint:
         lines.append(f"  checkpoint  {result.checkpoint}")
@@ -95,9 +96,6 @@ def result_lines(
 
 
 def _anneal_lines(result: AnnealSummaryDTO, run_dir: Path) -> list[str]:
-    """One line per stage, the status reasons and the promotion table (when it was recorded)."""
-    from townlet.cli.promote import RESULTS_FILE, format_status
-
     saved = read_json_object(run_dir / RESULTS_FILE) or {}
     reasons = ", ".join(saved.get("reasons") or [])
     lines = [f"anneal: {result.status}" + (f" ({reasons})" if reasons else "")]
@@ -155,14 +153,10 @@ KEY_HPARAMS: dict[str, tuple[str, ...]] = {
 USAGE_HINT = "pass a run dir (outputs/runs/<date>/<run>) or a sweep dir (outputs/multiruns/<date>/<sweep>)"
 
 
-class ReportError(ValueError):
-    """A path that is not a readable run or sweep directory."""
+class ReportError(ValueError): ...
 
 
 def build_report(path: str | Path) -> dict[str, Any]:
-    """The report of a run dir or a sweep dir, as plain JSON-ready data."""
-    from townlet.sweeps.jobs import discover_job_dirs
-
     root = Path(path)
     if not root.is_dir():
         raise ReportError(f"{root} is not a directory; {USAGE_HINT}")
@@ -170,19 +164,12 @@ def build_report(path: str | Path) -> dict[str, Any]:
         return run_report(root)
     is_sweep = (root / "multirun.yaml").is_file() or (root / "sweep_summary.json").is_file()
     if is_sweep and discover_job_dirs(root):
-        from townlet.sweeps.render import sweep_report
-
         return sweep_report(root)
     what = "no job sub-directories" if is_sweep else "no run.json, result.json or multirun.yaml"
     raise ReportError(f"{root} holds {what}; {USAGE_HINT}")
 
 
 def run_report(run_dir: Path) -> dict[str, Any]:
-    """Config highlights, status, result, promotion and the paths of one run directory."""
-    from townlet.runs.resolve import SNAPSHOT, RunFilesError, read_snapshot
-    from townlet.runs.sinks import dotted_get
-    from townlet.sweeps.jobs import read_yaml
-
     record = read_json_object(run_dir / "run.json") or {}
     try:
         config = read_snapshot(run_dir / SNAPSHOT)
@@ -192,7 +179,7 @@ def run_report(run_dir: Path) -> dict[str, Any]:
     result = _load_result(run_dir)
     strategy = str(record.get("strategy") or choices.get("strategy") or (result.kind if result else "?"))
     world: dict[str, Any] = config["world"] if isinstance(config.get("world"), dict) else {}
-    promotion = (read_json_object(run_dir / _promotion_file()) or {}) if strategy == "anneal" else {}
+    promotion = (read_json_object(run_dir / RESULTS_FILE) or {}) if strategy == "anneal" else {}
     return {
         "kind": "run",
         "run_dir": str(run_dir.resolve()),
@@ -227,17 +214,7 @@ def run_report(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def _promotion_file() -> str:
-    from townlet.cli.promote import RESULTS_FILE
-
-    return RESULTS_FILE
-
-
 def _load_result(run_dir: Path) -> ResultDTO | None:
-    from pydantic import ValidationError
-
-    from townlet.dto import load_result
-
     path = run_dir / "result.json"
     if not path.is_file():
         return None
@@ -249,8 +226,6 @@ def _load_result(run_dir: Path) -> ResultDTO | None:
 
 
 def _hparams(strategy: str, node: Any) -> dict[str, Any]:
-    from townlet.runs.sinks import dotted_get
-
     if not isinstance(node, dict):
         return {}
     shown = {k: v for k in KEY_HPARAMS.get(strategy, ()) if (v := dotted_get(node, k)) is not None}
@@ -262,9 +237,6 @@ def _hparams(strategy: str, node: Any) -> dict[str, Any]:
 
 
 def _run_paths(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
-    """Every file a reader may want next, only those that exist (the metrics file with its rotations)."""
-    from townlet.runs.metrics import metrics_files
-
     metrics_name = (config.get("logger") or {}).get("filename") or "metrics.jsonl"
     candidates: dict[str, Any] = {
         "result": run_dir / "result.json",
@@ -274,8 +246,6 @@ def _run_paths(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         "tensorboard": run_dir / "tensorboard",
     }
     paths: dict[str, Any] = {k: str(p) for k, p in candidates.items() if p.exists()}
-    from townlet.runs.resolve import RunFilesError, resolve_run
-
     try:
         paths["checkpoint"] = str(resolve_run(run_dir).checkpoint)
     except RunFilesError:  # a run that failed before its first checkpoint, or one without a network
@@ -286,10 +256,7 @@ def _run_paths(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """The text ``townlet-report`` prints for :func:`build_report`'s data."""
     if report["kind"] == "sweep":
-        from townlet.sweeps.render import render_text
-
         return render_text(report)
     return "\n".join(_run_text(report)) + "\n"
 
@@ -341,7 +308,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("path", type=Path, help="a run dir (holding run.json/result.json) or a multirun dir")
     parser.add_argument("--json", action="store_true", help="print the same report as JSON")
     args = parser.parse_args(argv)
-    from townlet.sweeps.jobs import SweepReportError
 
     try:
         report = build_report(args.path)

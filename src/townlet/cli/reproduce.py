@@ -1,18 +1,9 @@
 """``townlet-reproduce <run dir>``: re-run a finished run from its snapshot and compare the results.
 
-Why recompose instead of re-reading ``config.yaml`` alone: the saved ``config.yaml`` has lost the
-schemas and the Hydra settings (hydra#2720, #3248), so the config is rebuilt the way the run's was
-(``train`` + the saved ``.hydra/overrides.yaml``) and the saved ``config.yaml`` is laid on top, which
-pins every value even if ``conf/`` changed since. The new run gets its own directory (the run reproduced is
-never touched) and ``parent_run`` in its ``run.json``.
-
-A snapshot is a file anyone can edit, so its files pass ``townlet.config.snapshot`` first (untrusted YAML,
-``hydra.yaml``'s node, import paths narrowed to the project's classes) before anything is composed or run,
-and the recomposed job passes the same checks as ``townlet-train``'s (``townlet.cli.preflight``) before
-its new directory is created.
-
-Exit codes: 0 identical results, 1 results differ, 2 the snapshot is unusable or refused,
-3 the reproduced run itself failed.
+The saved ``config.yaml`` has lost the schemas and the Hydra settings (hydra#2720, #3248), so the
+config is recomposed (``train`` + the saved overrides) and the saved ``config.yaml`` laid on top,
+pinning every value even if ``conf/`` changed. A snapshot is a file anyone can edit: it passes the
+snapshot gate and ``townlet-train``'s preflight before anything runs.
 """
 
 from __future__ import annotations
@@ -30,7 +21,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
-from townlet.cli._common import console
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.utils import JobStatus, run_job
+from hydra.types import HydraContext, RunMode
+from omegaconf import OmegaConf, open_dict
+
+from townlet.cli._common import JobCallbacks, console, keep_error
+from townlet.cli.preflight import check_job
+from townlet.cli.train import run_job as train_job
+from townlet.config.instantiate import ConfigError, check_import_paths
+from townlet.config.schema import conf_dir, register_configs
+from townlet.config.snapshot import check_run_snapshot, load_untrusted_yaml
+from townlet.dto import RunRecord
+from townlet.runs.atomic import atomic_write_text
+from townlet.runs.sinks import error_line
 
 EXIT_IDENTICAL, EXIT_DIFFERENT, EXIT_REFUSED, EXIT_RUN_FAILED = 0, 1, 2, 3
 
@@ -46,8 +51,6 @@ class ReproduceError(ValueError):
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What a run directory says about how it was made."""
-
     run_dir: Path
     config_name: str
     job_name: str
@@ -67,9 +70,6 @@ class Difference:
 
 def load_snapshot(run_dir: str | Path) -> Snapshot:
     """Read ``.hydra/{overrides,config,hydra}.yaml`` once the gate has passed them (import paths included)."""
-    from townlet.config.instantiate import ConfigError
-    from townlet.config.snapshot import check_run_snapshot, load_untrusted_yaml
-
     root = Path(run_dir).expanduser().resolve()
     hydra_dir = root / ".hydra"
     if not root.is_dir():
@@ -107,11 +107,6 @@ def load_snapshot(run_dir: str | Path) -> Snapshot:
 @contextmanager
 def hydra_session(job_name: str) -> Iterator[None]:
     """Initialise Hydra on the project's ``conf/`` (schemas registered) for compose + run_job."""
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from townlet.config.schema import conf_dir, register_configs
-
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(conf_dir()), job_name=job_name):
@@ -119,17 +114,8 @@ def hydra_session(job_name: str) -> Iterator[None]:
 
 
 def compose_config(snapshot: Snapshot, new_run_dir: Path | None) -> tuple[Any, Path]:
-    """``train`` + saved overrides, then the saved config.yaml on top; Hydra settings point at a new dir.
-
-    Call inside :func:`hydra_session`. Every ``_target_`` of the result is checked again, because
-    the saved overrides may select groups whose files changed since.
-    """
-    from hydra import compose
-    from hydra.types import RunMode
-    from omegaconf import OmegaConf, open_dict
-
-    from townlet.config.instantiate import ConfigError, check_import_paths
-
+    """Call inside :func:`hydra_session`; every ``_target_`` is checked again, because the saved
+    overrides may select groups whose files changed since."""
     try:
         composed = compose(snapshot.config_name, overrides=snapshot.overrides, return_hydra_config=True)
         hydra_node = composed.hydra
@@ -138,7 +124,7 @@ def compose_config(snapshot: Snapshot, new_run_dir: Path | None) -> tuple[Any, P
         cfg = OmegaConf.merge(composed, OmegaConf.create(snapshot.config))
     except Exception as exc:
         raise ReproduceError(
-            f"cannot recompose {snapshot.run_dir}: {_first_line(exc)} (the saved overrides or config no "
+            f"cannot recompose {snapshot.run_dir}: {error_line(exc)} (the saved overrides or config no "
             "longer fit conf/; try -cp <run dir>/.hydra -cn config hydra.run.dir=NEW, see docs/sweeps.md)"
         ) from exc
     try:
@@ -159,31 +145,14 @@ def compose_config(snapshot: Snapshot, new_run_dir: Path | None) -> tuple[Any, P
     return cfg, new_run_dir
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
-
-
 # --------------------------------------------------------------------------------------------- run
 
 
 def run_reproduction(
     snapshot: Snapshot, new_run_dir: Path | None = None, announce: Callable[[Path], None] | None = None
 ) -> Path:
-    """Run the recomposed config through Hydra's own job runner (same snapshot files, logging,
-    env_set and callbacks as ``townlet-train``), then record ``parent_run``.
-
-    ``announce`` hears the new run dir once every check has passed (a refusal prints only its reason).
-    """
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.utils import JobStatus, run_job
-    from hydra.types import HydraContext
-
-    from townlet.cli._common import JobCallbacks, keep_error
-    from townlet.cli.preflight import check_job
-    from townlet.cli.train import run_job as train_job
-    from townlet.config.instantiate import ConfigError
-
+    """Hydra's own job runner (same snapshot files, logging, env_set and callbacks as ``townlet-train``);
+    ``announce`` hears the new run dir once every check has passed."""
     with hydra_session(snapshot.job_name):
         cfg, target_dir = compose_config(snapshot, new_run_dir)
         if (target_dir / "result.json").exists():
@@ -211,15 +180,10 @@ def run_reproduction(
     return target_dir
 
 
-class RunFailedError(RuntimeError):
-    """The reproduction itself raised (its run.json holds the error)."""
+class RunFailedError(RuntimeError): ...
 
 
 def _record_parent(new_run_dir: Path, parent: Path) -> None:
-    """Stamp ``parent_run`` (the reproduced run's id, else its path) into the new run's record."""
-    from townlet.dto import RunRecord
-    from townlet.runs.atomic import atomic_write_text
-
     record_path = new_run_dir / "run.json"
     if not record_path.is_file():
         return
@@ -232,20 +196,6 @@ def _record_parent(new_run_dir: Path, parent: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------- compare
-
-
-def _is_timing(field: str) -> bool:
-    last = field.rsplit(".", 1)[-1].split("[", 1)[0]
-    return bool(_TIMING_KEY.search(last))
-
-
-def _normalise(value: Any, run_dir: Path) -> Any:
-    """Paths inside the run's own directory compare equal across runs (``<run_dir>/checkpoints/...``)."""
-    if isinstance(value, str):
-        return value.replace(str(run_dir), "<run_dir>")
-    if isinstance(value, float) and math.isnan(value):
-        return "nan"
-    return value
 
 
 def read_result(run_dir: Path) -> dict[str, Any]:
@@ -265,12 +215,12 @@ _MISSING = "<absent>"
 
 
 def _diff(a: Any, b: Any, path: str, out: list[Difference]) -> None:
-    """Recursive comparison; a key present on one side only is one difference, not one per leaf (a
-    null field that a result of an older release lacks is no difference)."""
+    """A key on one side only is one difference, not one per leaf; null and absent are equal."""
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         for key in dict.fromkeys([*a, *b]):
             where = f"{path}.{key}" if path else str(key)
-            if _is_timing(where) or (a.get(key) is None and b.get(key) is None):
+            timing = _TIMING_KEY.search(where.rsplit(".", 1)[-1].split("[", 1)[0])
+            if timing or (a.get(key) is None and b.get(key) is None):
                 continue
             if key not in a or key not in b:
                 out.append(Difference(where, _short(a.get(key, _MISSING)), _short(b.get(key, _MISSING))))
@@ -292,22 +242,20 @@ def _short(value: Any) -> Any:
 
 
 def _normalised(node: Any, run_dir: Path) -> Any:
+    """Paths inside the run's own directory compare equal across runs."""
     if isinstance(node, Mapping):
         return {k: _normalised(v, run_dir) for k, v in node.items()}
     if isinstance(node, list):
         return [_normalised(v, run_dir) for v in node]
-    return _normalise(node, run_dir)
+    if isinstance(node, str):
+        return node.replace(str(run_dir), "<run_dir>")
+    return "nan" if isinstance(node, float) and math.isnan(node) else node
 
 
 def compare_results(original_dir: Path, reproduced_dir: Path) -> list[Difference]:
-    """Field-by-field differences of two ``result.json`` files, timings excluded."""
     diffs: list[Difference] = []
-    _diff(
-        _normalised(read_result(original_dir), original_dir),
-        _normalised(read_result(reproduced_dir), reproduced_dir),
-        "",
-        diffs,
-    )
+    original, reproduced = (_normalised(read_result(d), d) for d in (original_dir, reproduced_dir))
+    _diff(original, reproduced, "", diffs)
     return diffs
 
 
@@ -346,10 +294,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _announce(original: Path, new: Path) -> None:
-    print(f"reproducing {original} in {new}", file=sys.stderr)
-
-
 @console("townlet-reproduce")
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -360,7 +304,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             read_result(original)  # fail before spending a training run on an unfinished original
             snapshot = load_snapshot(original)
-            other = run_reproduction(snapshot, args.output_dir, lambda new: _announce(original, new))
+            other = run_reproduction(
+                snapshot,
+                args.output_dir,
+                lambda new: print(f"reproducing {original} in {new}", file=sys.stderr),
+            )
         diffs = compare_results(original, other)
     except ReproduceError as exc:
         print(f"townlet-reproduce: {exc}", file=sys.stderr)

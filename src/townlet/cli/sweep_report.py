@@ -1,7 +1,6 @@
 """``townlet-sweep-report <sweep dir>``: (re)build ``sweep_summary.{json,csv,md}`` and the sweep's plots.
 
-Why a command as well as the callback: a sweep killed half-way (or one launched before the callback was
-configured) never reaches ``on_multirun_end``; this rebuilds the same summary from the files on disk.
+A sweep killed half-way never reaches ``on_multirun_end``; this rebuilds the same summary from disk.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """``townlet-train`` / ``python -m townlet.train``: compose the config, run one strategy, write the run dir.
 
-Import cost matters (``--help`` and ``--cfg job`` must stay well under a second): this module imports
-Hydra and the config schemas only; DTOs, NumPy and the strategies load inside ``run_job``, and
-torch only inside a strategy's ``run()``.
+``--help`` and ``--cfg job`` must stay well under a second: DTOs, NumPy and the strategies load inside
+``run_job``, torch only inside a strategy's ``run()``.
 """
 
 from __future__ import annotations
@@ -35,10 +34,7 @@ def _hydra_context() -> Any:
 
 
 def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
-    """Run one training job from a composed config; returns the objective for sweepers.
-
-    ``run_dir`` defaults to Hydra's output dir; tests using the compose API pass one explicitly.
-    """
+    """Run one training job; returns the objective for sweepers (``run_dir``: Hydra's output dir)."""
     from omegaconf import OmegaConf
 
     from townlet.cli.export import policy_for_loggers
@@ -142,8 +138,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
 
 
 def _log_failure(exc: BaseException, *, console: bool) -> None:
-    """The traceback in train.log (file handlers); a console line only for a sweep's job, whose error
-    no one else prints (a single run's error is the one line ``main`` writes to stderr)."""
+    """The traceback in train.log; a console line only for a sweep's job, whose error no one else prints."""
     if console:
         log.error("run failed: %s: %s", type(exc).__name__, exc)
     record = log.makeRecord(
@@ -193,12 +188,8 @@ def hydra_entry() -> Callable[[], Any]:
 
 
 def hydra_task(cfg: DictConfig) -> float:
-    """The Hydra task function (module level, so launchers can pickle it by reference).
-
-    A single run's error ends the process here (one stderr line, :func:`exit_for`): Hydra's job runner
-    would echo the overrides before re-raising it. A sweep's job re-raises, so the launcher records it
-    as failed and the sweep goes on.
-    """
+    """Module level, so launchers pickle it by reference. A single run's error ends here (Hydra's job
+    runner would echo the overrides); a sweep's job re-raises so the launcher records it as failed."""
     from townlet.runs.record import is_multirun
 
     try:
@@ -219,8 +210,7 @@ def _print_schema() -> None:
 
 @console("townlet-train")
 def main() -> None:
-    """Console entry: ``@hydra.main`` behind the snapshot gate, with one-line errors (a config Hydra
-    cannot compose reaches :func:`exit_for` as an exception: :func:`hydra_raises`)."""
+    """``@hydra.main`` behind the snapshot gate, with one-line errors."""
     args = sys.argv[1:]
     if "--schema" in args:
         _print_schema()
@@ -247,8 +237,7 @@ def main() -> None:
 
 
 def exit_for(exc: BaseException) -> int:
-    """Write ``exc`` as one stderr line and return the exit code; a bug (or ``HYDRA_FULL_ERROR=1`` set by
-    the user) is re-raised with its traceback."""
+    """One stderr line and the exit code; a bug (or the user's ``HYDRA_FULL_ERROR=1``) re-raises."""
     stop = _interrupt_or_io_fault(exc, user_wants_trace())
     if stop is not None:  # a signal or a full/read-only disk: one line, no traceback
         sys.stderr.write(f"townlet-train: {stop[0]}\n")
@@ -268,8 +257,7 @@ def exit_for(exc: BaseException) -> int:
 
 
 def _interrupt_or_io_fault(exc: BaseException, trace: bool) -> tuple[str, int] | None:
-    """(message, exit code) for a stop signal (128 + signal, also under HYDRA_FULL_ERROR=1: a stop
-    is not a bug) or a file-system fault the user fixes (space, permissions, a file in the way)."""
+    """(message, exit code) for a stop signal (never a bug) or a file-system fault the user fixes."""
     if isinstance(exc, KeyboardInterrupt):
         from townlet.runs.interrupt import interrupt_exit_code, interrupt_message
 

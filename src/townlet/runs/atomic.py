@@ -18,16 +18,9 @@ STDOUT = "-"  # a command's output file given as ``out=-``
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``.
-
-    On any failure (a full disk, a signal) the temp file is removed and ``path`` keeps its old
-    content. An ``OSError`` that names no file (``write`` on a full disk) is re-raised naming
-    ``path``, so the one-line message can say which file could not be written.
-
-    Written *through*, as a shell redirection would: ``-`` is stdout; a device or a pipe
-    (``/dev/stdout``, a FIFO) is written in place, since it cannot be replaced; a symlink keeps
-    pointing where it did and its target gets the new content.
-    """
+    """Temp file in the same directory + ``os.replace``; on failure ``path`` keeps its old content and
+    an ``OSError`` names ``path``. Written through like a shell redirection: ``-`` is stdout, a device
+    or FIFO is written in place, a symlink's target gets the content."""
     if os.fspath(path) == STDOUT:
         sys.stdout.flush()
         sys.stdout.buffer.write(data)
@@ -78,8 +71,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def finite_or_none(value: Any) -> float | None:
-    """``value`` as a finite float, else ``None``: NaN/Inf, bools, ``None`` and non-numbers read
-    from JSON or YAML never pass as numbers."""
+    """``value`` as a finite float, else ``None`` (NaN/Inf, bools and non-numbers never pass)."""
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -90,8 +82,7 @@ def finite_or_none(value: Any) -> float | None:
 
 
 def json_safe(value: Any, default: Callable[[Any], Any] | None = None) -> Any:
-    """NaN/Inf floats replaced by ``None`` (recursively); other leaves JSON cannot hold pass through
-    for :func:`dumps_json`, or go through ``default`` (``str``) for callers of plain ``json``."""
+    """NaN/Inf floats replaced by ``None`` (recursively); other leaves go through ``default`` if given."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -106,13 +97,11 @@ def json_safe(value: Any, default: Callable[[Any], Any] | None = None) -> Any:
 
 
 def dumps_json(value: Any, *, indent: int | None = None) -> str:
-    """Strict JSON (``allow_nan=False``) after :func:`json_safe`; numpy/Path values become plain."""
     return json.dumps(json_safe(value), indent=indent, allow_nan=False, default=_default)
 
 
 def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The JSON object in ``path``, or None when it is absent, unreadable, corrupt or not an object:
-    reports over run and sweep dirs meet half-finished jobs and must not fail on them."""
+    """The JSON object in ``path``, else None: reports meet half-finished jobs and must not fail."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -1,9 +1,7 @@
-"""``logger=csv``: ``<run dir>/metrics.csv``, one row per logged record, readable by any CSV reader.
+"""``logger=csv``: ``<run dir>/metrics.csv``, :data:`LEADING` columns first, then the rest sorted.
 
-Columns line up across strategies: :data:`LEADING` first, always (empty where a record lacks the
-key), then every other key sorted. Records do not all carry the same keys (a periodic evaluation, a
-composite run's stages), so a record with a new key rewrites the file under the widened header
-through a temporary file and a rename: a reader never sees a row that does not match its header.
+A record with a new key rewrites the file atomically under the widened header: a reader never sees a
+row that does not match its header.
 """
 
 from __future__ import annotations
@@ -32,8 +30,7 @@ LEADING = (STAGE_INDEX_KEY, STAGE_KEY, STRATEGY_KEY, *STEP_KEYS, STEPS_KEY, AGEN
 
 
 def cell(value: Any) -> str:
-    """One value as CSV text: nested keys were joined with ``/``; lists are JSON text, NaN/Inf and
-    None empty cells, booleans ``true``/``false``."""
+    """Lists as JSON text, NaN/Inf and None as empty cells, booleans ``true``/``false``."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -48,8 +45,6 @@ def cell(value: Any) -> str:
 
 
 class CsvSink(MetricsSink):
-    """Appends rows; widens the header (atomic rewrite) when a record brings a new key."""
-
     name = "csv"
 
     def __init__(self, filename: str = "metrics.csv", *, run: RunInfo) -> None:
@@ -73,7 +68,6 @@ class CsvSink(MetricsSink):
         csv.DictWriter(self._handle, self.columns, restval="", lineterminator="\n").writerow(row)
 
     def _widen(self, columns: list[str]) -> None:
-        """Rewrite the file under the widened header (old rows get empty cells in the new columns)."""
         self.close()
         if self.path.is_file() and self.path.stat().st_size > 0:
             with self.path.open(encoding="utf-8", newline="") as handle:

@@ -15,11 +15,7 @@ class DeviceUnavailableError(RuntimeError):
 
 
 def resolve_device(device_cfg: Any) -> str:
-    """Return ``"cpu"`` or ``"cuda:K"``.
-
-    ``device_cfg`` is the ``device`` config node (``type``, optional ``index``) or a plain string.
-    ``auto`` picks the CUDA device with the most free memory, else the CPU.
-    """
+    """``"cpu"`` or ``"cuda:K"`` for the ``device`` node or a string; ``auto`` picks the freest GPU."""
     if isinstance(device_cfg, str):
         kind, _, idx = device_cfg.partition(":")
         index: int | None = int(idx) if idx else None

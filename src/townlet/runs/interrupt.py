@@ -1,16 +1,9 @@
 """SIGINT and SIGTERM end a run as *interrupted*, not killed, at the next safe point of its training loop.
 
-``kill``, SLURM's preemption and ``timeout`` send SIGTERM, whose default action ends Python without
-``finally`` blocks, leaving ``run.json`` at ``running`` for ever. While a run is in progress,
-:class:`StopSignals` hands both signals to :func:`deliver`. A training loop between two iterations
-(or epochs) is the one place where stopping loses nothing: its checkpoint then describes exactly the
-iterations already logged, so a resumed run continues as if it had never stopped. Loops open
-:func:`safe_points` and call :func:`check` after their checkpoint; a signal inside such a loop only
-records the request. Anywhere else (capture, final evaluation) the signal raises at once, as does a
-second signal, for a user who does not want to wait for the iteration to end.
-
-The handlers are taken only from the main thread (``signal.signal`` refuses others) and only from a
-signal's default disposition, so a launcher that handles SIGTERM itself (submitit) keeps it.
+SIGTERM's default action skips ``finally``, leaving ``run.json`` at ``running`` for ever. Between two
+iterations a checkpoint describes exactly what was logged, so a resumed run continues as if it never
+stopped: loops open :func:`safe_points` and call :func:`check`; elsewhere (or on a second signal) the
+signal raises at once. Handlers replace only a default disposition, so submitit keeps its own.
 """
 
 from __future__ import annotations
@@ -40,7 +33,6 @@ _requested: int | None = None
 
 
 def deliver(signum: int) -> None:
-    """What a signal handler calls: remember the request inside a loop, else raise now."""
     global _requested
     if _depth > 0 and _requested is None:
         _requested = int(signum)
@@ -49,7 +41,6 @@ def deliver(signum: int) -> None:
 
 
 def requested() -> int | None:
-    """The signal number waiting to be honoured, if any."""
     return _requested
 
 
@@ -60,7 +51,6 @@ def clear() -> None:
 
 @contextmanager
 def safe_points() -> Iterator[None]:
-    """Mark a training loop: signals inside it wait for the loop's next :func:`check`."""
     global _depth
     _depth += 1
     try:
@@ -83,8 +73,7 @@ STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 
 
 class RunInterrupted(TrainingInterrupted):
-    """A run stopped by a signal, with its directory and whether it holds a checkpoint (for the message);
-    the console entry maps it to one line and exit code ``128 + signal``."""
+    """A run stopped by a signal, with its directory and whether it holds a checkpoint (for the message)."""
 
     def __init__(self, signum: int, run_dir: Path | None = None, *, checkpointed: bool = False) -> None:
         super().__init__(signum)
@@ -98,7 +87,6 @@ def interrupt_signum(exc: BaseException) -> int:
 
 
 def interrupt_signal(exc: BaseException) -> str:
-    """The signal's name, as ``run.json`` records it."""
     return signal.Signals(interrupt_signum(exc)).name
 
 
@@ -113,7 +101,6 @@ def interrupt_exit_code(exc: BaseException) -> int:
 
 
 def interrupt_message(exc: BaseException) -> str:
-    """One console line: what stopped the run and how to continue it."""
     name = interrupt_signal(exc)
     if not isinstance(exc, RunInterrupted) or exc.run_dir is None:
         return f"interrupted by {name}"
@@ -126,11 +113,8 @@ def interrupt_message(exc: BaseException) -> str:
 
 
 class StopSignals:
-    """:meth:`install` before the run, :meth:`hold` while recording its end, :meth:`restore` after.
-
-    :meth:`hold` turns further signals (a double Ctrl-C, SLURM repeating SIGTERM) into no-ops while
-    ``run.json`` is written; SIGKILL still stops a wedged run. All three are safe from any thread.
-    """
+    """:meth:`install` before the run, :meth:`hold` (further signals are no-ops while ``run.json`` is
+    written) while recording its end, :meth:`restore` after; safe from any thread."""
 
     def __init__(self) -> None:
         self._previous: dict[signal.Signals, Any] = {}
@@ -157,7 +141,6 @@ class StopSignals:
         self._held = True
 
     def restore(self) -> None:
-        """Put the previous handlers back and drop a stop request no loop got to honour."""
         if threading.current_thread() is not threading.main_thread():
             return
         for sig, previous in self._previous.items():

@@ -1,13 +1,6 @@
 """The one metrics object a run hands its strategy, fanning each record out to the selected loggers.
 
-:class:`MetricsFanout` applies the cadence (``logger.log_frequency``), stamps ``wall_sec`` once and
-passes the record to every sink (each built from its ``_target_`` through the allow-list); the
-progress display sees every record, whatever the cadence. A run that never reaches
-:meth:`MetricsFanout.after_result` is closed in ``finally``: sinks with a remote run end it
-``KILLED`` for an interrupt (Ctrl-C, SIGTERM), ``FAILED`` otherwise.
-
-A tracker that cannot be reached at start refuses the run before anything trains; a sink that
-raises later is switched off, since a tracker is a view of the run, never a reason to lose it.
+A sink that raises mid-run is switched off: a tracker is a view of the run, never a reason to lose it.
 """
 
 from __future__ import annotations
@@ -36,15 +29,13 @@ from townlet.runs.sinks import JsonlSink, LoggerUnavailableError, MetricsSink, R
 
 log = logging.getLogger("townlet.train")
 
-#: The ``logger.<name>`` keys, in the order their sinks are built: remote trackers first, so a bad
-#: setting stops the run before any local file is created (records are written JSONL first).
+#: Build order: remote trackers first, so a bad setting stops the run before any local file exists.
 LOGGER_KEYS: tuple[str, ...] = ("mlflow", "wandb", "tensorboard", "csv", "jsonl")
 
 
 class MetricsFanout(MetricsWriter):
-    """A :class:`MetricsWriter` (what strategies are typed against) that writes through its sinks,
-    ``metrics.jsonl`` (the record of truth) first. A sink that raises is switched off with one
-    warning; its exception is kept to tell its remote run why it stopped."""
+    """A :class:`MetricsWriter` (what strategies are typed against) writing through its sinks, JSONL
+    (the record of truth) first; a switched-off sink's error is kept to tell its remote run why."""
 
     def __init__(
         self,
@@ -89,7 +80,6 @@ class MetricsFanout(MetricsWriter):
         return True
 
     def _guard(self, sink: MetricsSink, doing: str, call: Callable[..., None], *args: Any) -> None:
-        """Run one sink call; on an exception switch the sink off (one warning)."""
         try:
             call(*args)
         except Exception as exc:
@@ -103,11 +93,9 @@ class MetricsFanout(MetricsWriter):
             _quietly(sink.close)
 
     def wants_policy(self) -> bool:
-        """Whether a logger takes the trained policy as an ONNX file (worth exporting it)."""
         return any(sink.wants_policy for sink in self.live())
 
     def attach_policy(self, path: Path) -> None:
-        """Hand the exported policy to the loggers that take it (before :meth:`after_result`)."""
         for sink in self.live():
             if sink.wants_policy:
                 self._guard(sink, "taking the policy", sink.attach_policy, path)
@@ -118,8 +106,7 @@ class MetricsFanout(MetricsWriter):
             self._guard(sink, "closing its files", sink.close)
 
     def after_result(self, run_dir: str | Path, result: Mapping[str, Any]) -> None:
-        """``result.json`` is on disk: close files, draw the training curves, let each sink collect
-        the run's artefacts (MLflow); like the plots, a sink that cannot is reported, never fatal."""
+        """``result.json`` is on disk: draw the curves, let each sink collect its artefacts (never fatal)."""
         run_dir = Path(run_dir)
         self._close_files()
         if self.plots and self.jsonl is not None:
@@ -147,15 +134,13 @@ class MetricsFanout(MetricsWriter):
         self._end_switched_off(status)
 
     def _end_switched_off(self, status: str) -> None:
-        """One try to mark a switched-off sink's remote run with the run's outcome (its warning is
-        already out: a service that is still gone fails quietly, after its bounded wait)."""
+        """One quiet try to mark a switched-off sink's remote run with the outcome (already warned)."""
         for sink in self.sinks:
             if (error := self.off.get(id(sink))) is not None:
                 _quietly(partial(sink.end, status, error))
 
 
 def _quietly(call: Callable[[], None]) -> None:
-    """Run a sink call whose failure is already reported (or moot): debug log only."""
     try:
         call()
     except Exception as exc:
@@ -163,8 +148,7 @@ def _quietly(call: Callable[[], None]) -> None:
 
 
 def selected_loggers(node: Any) -> dict[str, Any]:
-    """``{name: config node}`` of the loggers to build, in :data:`LOGGER_KEYS` order; the snapshot
-    form ``logger.kind`` maps onto them (``tensorboard`` is JSONL plus TensorBoard)."""
+    """``{name: config node}`` in :data:`LOGGER_KEYS` order; ``logger.kind`` (snapshots) maps onto them."""
     chosen = {key: node.get(key) for key in LOGGER_KEYS if node.get(key) is not None}
     kind, filename = node.get("kind"), node.get("filename")
     if kind is None and filename is not None:
@@ -182,8 +166,7 @@ def selected_loggers(node: Any) -> dict[str, Any]:
 
 
 def run_info(cfg: Any, run_dir: Path, hydra: Any = None, *, config_hash: str | None = None) -> RunInfo:
-    """The run's identity for the loggers, from the composed config, Hydra's runtime (if any) and the
-    provenance ``run.json`` already holds (git commit, command)."""
+    """The run's identity for the loggers: config, Hydra's runtime (if any) and ``run.json``'s provenance."""
     multirun = is_multirun(hydra)
     choices = dict(hydra.runtime.choices) if hydra is not None else {}
     record = read_json_object(Path(run_dir) / RUN_FILE) or {}  # none in a test's fan-out
@@ -212,8 +195,7 @@ def build_metrics(
     config_hash: str | None = None,
     plan: RunPlan | None = None,
 ) -> MetricsFanout:
-    """The selected loggers (``cfg.logger``) and the progress display; ``plan`` gives the display
-    its total."""
+    """The selected loggers (``cfg.logger``) and the progress display (``plan`` gives its total)."""
     node = cfg.logger
     if int(node.log_frequency) < 1:
         raise ConfigError(f"logger.log_frequency must be >= 1, got {node.log_frequency}")
@@ -241,10 +223,7 @@ def build_metrics(
         every_sec=float(node.progress_every_sec),
         multirun=info.multirun,
     )
+    frequency, plots = int(node.log_frequency), bool(node.plots)
     return MetricsFanout(
-        sinks,
-        log_frequency=int(node.log_frequency),
-        max_log_entries=node.max_log_entries,
-        plots=bool(node.plots),
-        display=display,
+        sinks, log_frequency=frequency, max_log_entries=node.max_log_entries, plots=plots, display=display
     )

@@ -1,9 +1,5 @@
-"""Append-only JSONL metrics with a logging cadence and size-bounded rotation.
-
-A record is written on every ``log_frequency``-th call (1-based); after ``max_log_entries`` lines the
-writer moves on to ``<name>.1``, ``<name>.2`` ... so a long run never grows one file without bound.
-Lines are strict JSON (NaN/Inf become ``null``) and carry ``wall_sec``, the seconds since the start.
-"""
+"""Append-only JSONL metrics: every ``log_frequency``-th call, rotated to ``<name>.1``, ``.2`` ... after
+``max_log_entries`` lines so a long run never grows one file without bound."""
 
 from __future__ import annotations
 
@@ -38,7 +34,6 @@ class MetricsWriter:
         return round(time.monotonic() - self._started, 3)
 
     def log(self, record: Mapping[str, Any], *, force: bool = False) -> bool:
-        """Count a call and write ``record`` when the cadence says so (or ``force``); True if written."""
         self.calls += 1
         if not force and self.calls % self.log_frequency != 0:
             return False
@@ -70,7 +65,7 @@ class MetricsWriter:
 
 
 class NullMetricsWriter(MetricsWriter):
-    """Drop-in writer that records nothing (``logger=none``)."""
+    """``logger=none``."""
 
     def __init__(self) -> None:
         super().__init__(Path("/dev/null"))
@@ -91,7 +86,6 @@ def metrics_files(path: str | Path) -> list[Path]:
 
 
 def read_metrics(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Yield every record across rotations, in order."""
     for file in metrics_files(path):
         with file.open(encoding="utf-8") as handle:
             for line in handle:

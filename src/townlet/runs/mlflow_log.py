@@ -1,21 +1,9 @@
-"""``logger=mlflow``: one MLflow run per job, in a local SQLite store unless told otherwise.
+"""``logger=mlflow``: one MLflow run per job; a multirun's jobs nest under one parent run per sweep.
 
-Params are the flattened, resolved config (``strategy.lr``), metrics the numeric leaves of every
-record at its iteration/epoch (prefixed ``stage<index>_<name>/``), tags the strategy, world, seed,
-run dir, MLflow's standard source/git/user tags and the config's ``tags``. A successful run adds the
-final evaluation's returns and the objective as metrics (so runs sort by result), hands over
-``result.json``, ``plots/``, the checkpoint and ``.hydra/`` as artefacts, the policy as an MLflow
-model (:mod:`townlet.runs.mlflow_model`) and ends ``FINISHED``; otherwise ``FAILED`` or ``KILLED``.
-
-Single runs share the experiment ``runs``; each multirun gets its own, named after its sweep dir,
-holding one parent run for the sweep (:class:`townlet.sweeps.mlflow_parent.MlflowSweepCallback`)
-whose children are the jobs' runs, so the UI nests them and compares them side by side. A job finds
-its parent by tags (the sweep dir, ``run_role=sweep``): the jobs may run in other processes.
-
-The default store is ``sqlite:///<output_root>/mlflow.db`` (MLflow 3 refuses a plain ``mlruns/``
-folder; SQLite needs no server), with artefacts in ``<output_root>/mlartifacts``. Parallel jobs
-create the tables, the sweep's experiment and their runs under a file lock, since two processes
-creating them at once would collide.
+The default store is ``sqlite:///<output_root>/mlflow.db`` (MLflow 3 refuses a plain ``mlruns/``; SQLite
+needs no server). Parallel jobs create tables, experiments and runs under a file lock: two processes
+creating them at once in one SQLite file collide. A job finds its parent by tags, since jobs may run in
+other processes.
 """
 
 from __future__ import annotations
@@ -24,7 +12,7 @@ import getpass
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -59,24 +47,13 @@ _BATCH = 100
 _METRIC_BATCH = 1000
 
 
-class MlflowNotAvailableError(RuntimeError):
-    """``logger=mlflow`` without the ``mlflow`` package installed."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "logger=mlflow needs the 'mlflow' package: pip install -e \".[mlflow]\" "
-            "(or choose loggers without it, e.g. logger=[jsonl,csv])"
-        )
-
-
 class MlflowLoggerError(RuntimeError):
     """``logger.mlflow.tracking_uri`` names no store MLflow can use (an unknown scheme)."""
 
 
 def bound_http_waits(timeout_sec: int, max_retries: int) -> None:
-    """Set MLflow's own HTTP settings so a request to a server that is down gives up after about
-    ``(max_retries + 1) * timeout_sec`` plus a few seconds of back-off, not minutes (MLflow's defaults
-    retry for rate limits); read by MLflow on every request, so they hold for this process."""
+    """A server that is down costs about ``(max_retries + 1) * timeout_sec``, not MLflow's minutes of
+    rate-limit retries; MLflow reads these on every request, so they hold for this process."""
     from mlflow.environment_variables import (
         MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
         MLFLOW_HTTP_REQUEST_MAX_RETRIES,
@@ -94,18 +71,21 @@ def bound_http_waits(timeout_sec: int, max_retries: int) -> None:
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # one line per retry otherwise
 
 
-def _user() -> str:
+def _base_tags(run: RunInfo) -> dict[str, str]:
+    """The config's ``tags``, the overrides and MLflow's standard source/user tags."""
+    from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER
+
     try:
-        return getpass.getuser()
+        user = getpass.getuser()
     except (KeyError, OSError):  # no login name (a container without a passwd entry)
-        return "unknown"
-
-
-def flatten_params(node: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """``(dotted key, text)`` for every leaf of the config; lists become JSON text."""
-    for name, value in flatten(node, sep="."):
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
-        yield name[:_PARAM_KEY_MAX], text[:_PARAM_VALUE_MAX]
+        user = "unknown"
+    return {
+        **configured_tags(run),
+        "overrides": " ".join(run.overrides)[:_PARAM_VALUE_MAX],
+        MLFLOW_SOURCE_TYPE: "LOCAL",
+        MLFLOW_USER: user,
+        **({MLFLOW_SOURCE_NAME: run.source} if run.source else {}),
+    }
 
 
 def experiment_name(run: RunInfo, configured: str | None) -> str:
@@ -116,12 +96,14 @@ def experiment_name(run: RunInfo, configured: str | None) -> str:
 def open_store(
     tracking_uri: str, request_timeout_sec: int, request_max_retries: int
 ) -> tuple[Any, Path | None]:
-    """An ``MlflowClient`` for ``tracking_uri`` and, for ``sqlite:///``, the database file (which
-    :func:`store_lock` guards); no I/O yet, so an unknown scheme or a malformed URI is a setting to fix."""
+    """An ``MlflowClient`` and, for ``sqlite:///``, the database file :func:`store_lock` guards."""
     try:
         from mlflow.tracking import MlflowClient
     except ImportError as exc:
-        raise MlflowNotAvailableError() from exc
+        raise RuntimeError(
+            "logger=mlflow needs the 'mlflow' package: pip install -e \".[mlflow]\" "
+            "(or choose loggers without it, e.g. logger=[jsonl,csv])"
+        ) from exc
     bound_http_waits(request_timeout_sec, request_max_retries)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # schema-migration chatter on a new db
     try:
@@ -136,8 +118,7 @@ def open_store(
 
 
 def store_lock(db: Path | None) -> AbstractContextManager[Any]:
-    """Held while creating the tables, an experiment or a run: two processes creating them at once
-    in one SQLite file collide (a server needs no lock)."""
+    """Held while creating tables, an experiment or a run in a SQLite store (a server needs none)."""
     if db is None:
         return nullcontext()
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -172,20 +153,9 @@ def start_sweep_run(
     request_timeout_sec: int,
     request_max_retries: int,
 ) -> str:
-    """Create a multirun's parent run (named after its sweep dir); returns its run id. Its params
-    stay empty: a sweep's settings differ per job, so they live on the children."""
-    from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER
-
+    """Create a multirun's parent run; its params stay empty (a sweep's settings differ per job)."""
     client, db = open_store(tracking_uri, request_timeout_sec, request_max_retries)
-    tags = {
-        **configured_tags(sweep),
-        ROLE_TAG: SWEEP_ROLE,
-        "sweep_dir": str(sweep.sweep_dir),
-        "overrides": " ".join(sweep.overrides)[:_PARAM_VALUE_MAX],
-        MLFLOW_SOURCE_TYPE: "LOCAL",
-        MLFLOW_USER: _user(),
-        **({MLFLOW_SOURCE_NAME: sweep.source} if sweep.source else {}),
-    }
+    tags = {**_base_tags(sweep), ROLE_TAG: SWEEP_ROLE, "sweep_dir": str(sweep.sweep_dir)}
     with store_lock(db):
         experiment_id = ensure_experiment(client, experiment_name(sweep, experiment), db)
         name = Path(str(sweep.sweep_dir)).name
@@ -195,8 +165,7 @@ def start_sweep_run(
 def end_sweep_run(
     tracking_uri: str, run_id: str, status: str, error: BaseException | None, mode: str
 ) -> None:
-    """End a parent run with the sweep's outcome and its children's best ``objective`` (``mode``:
-    max or min) as ``best_objective``."""
+    """End a parent run with the sweep's outcome and its children's best objective."""
     from mlflow.tracking import MlflowClient
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
@@ -214,14 +183,12 @@ def end_sweep_run(
 
 
 def configured_tags(run: RunInfo) -> dict[str, str]:
-    """The config's ``tags``: ``key:value`` entries become that tag, a bare ``name`` ``name`` = ``true``."""
+    """The config's ``tags``: ``key:value`` sets that tag, a bare ``name`` sets ``name=true``."""
     configured = dict(tag.partition(":")[::2] for tag in run.tags)
     return {key[:_PARAM_KEY_MAX]: (value or "true")[:_PARAM_VALUE_MAX] for key, value in configured.items()}
 
 
 class MlflowSink(MetricsSink):
-    """An open MLflow run; every method after the constructor talks to the same ``run_id``."""
-
     name = "mlflow"
 
     def __init__(
@@ -244,7 +211,8 @@ class MlflowSink(MetricsSink):
         self.last_step = 0
         self.ended = False
         self.client, db = open_store(self.tracking_uri, request_timeout_sec, request_max_retries)
-        try:  # the store itself: a server that is down costs one bounded wait, then no MLflow
+        try:  # a server that is down costs one bounded wait
+            from mlflow.entities import Param
             from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
             with store_lock(db):
@@ -257,7 +225,15 @@ class MlflowSink(MetricsSink):
                 self.run_id: str = self.client.create_run(
                     self.experiment_id, run_name=run.display_name, tags=tags
                 ).info.run_id
-            self._log_params(run.config)
+            params = [
+                Param(
+                    k[:_PARAM_KEY_MAX],
+                    (v if isinstance(v, str) else json.dumps(v, default=str))[:_PARAM_VALUE_MAX],
+                )
+                for k, v in flatten(run.config, sep=".")
+            ]
+            for start in range(0, len(params), _BATCH):
+                self.client.log_batch(self.run_id, params=params[start : start + _BATCH])
         except Exception as exc:
             raise LoggerUnavailableError(
                 f"could not start a run in {self.tracking_uri!r} ({error_line(exc)})"
@@ -265,40 +241,23 @@ class MlflowSink(MetricsSink):
 
     @staticmethod
     def _tags(run: RunInfo) -> dict[str, str]:
-        """The project's tags, MLflow's standard ones (source, git commit, user) and the config's ``tags``."""
-        from mlflow.utils.mlflow_tags import (
-            MLFLOW_GIT_COMMIT,
-            MLFLOW_SOURCE_NAME,
-            MLFLOW_SOURCE_TYPE,
-            MLFLOW_USER,
-        )
+        from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
         optional = {
             "config_hash": run.config_hash,
             "job_num": run.job_num,
             "sweep_dir": run.sweep_dir,
             MLFLOW_GIT_COMMIT: run.git_commit,
-            MLFLOW_SOURCE_NAME: run.source,
         }
         return {
-            **configured_tags(run),
+            **_base_tags(run),
             "strategy": run.strategy,
             "world": run.world,
             "seed": str(run.seed),
             "run_name": run.run_name,
             "run_dir": str(run.path),
-            "overrides": " ".join(run.overrides)[:_PARAM_VALUE_MAX],
-            MLFLOW_SOURCE_TYPE: "LOCAL",
-            MLFLOW_USER: _user(),
             **{key: str(value) for key, value in optional.items() if value not in (None, "")},
         }
-
-    def _log_params(self, config: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        params = [Param(k, v) for k, v in flatten_params(config)]
-        for start in range(0, len(params), _BATCH):
-            self.client.log_batch(self.run_id, params=params[start : start + _BATCH])
 
     def write(self, record: Mapping[str, Any]) -> None:
         if self.ended:
@@ -338,7 +297,6 @@ class MlflowSink(MetricsSink):
         self._end("FINISHED")
 
     def attach_policy(self, path: Path) -> None:
-        """The run's policy as ONNX: logged as the run's MLflow model ``policy`` by :meth:`after_result`."""
         self.policy = path
 
     def end(self, status: str, error: BaseException | None) -> None:

@@ -1,11 +1,7 @@
 """A run's exported policy (ONNX) as the MLflow model ``policy`` of its MLflow run.
 
-Logged with MLflow's own ONNX flavour, so MLflow's API loads it (``mlflow.onnx.load_model``,
-``mlflow.pyfunc.load_model(...).predict({"maps": ..., "features": ..., "action_mask": ...})`` →
-``{"logits", "value"}``) and serves it. The signature is read off the ONNX graph (a free batch axis),
-the input example is one observation of an empty map with every action allowed, and the pip
-requirements are named (MLflow would otherwise start a subprocess to infer them). The file itself
-comes from the layer that may import the networks (``townlet.cli.export.policy_for_loggers``).
+MLflow's own ONNX flavour, so MLflow's API loads and serves it; the pip requirements are named
+(MLflow would otherwise start a subprocess to infer them).
 """
 
 from __future__ import annotations
@@ -19,7 +15,6 @@ MODEL_NAME = "policy"
 
 
 def log_policy_model(client: Any, tracking_uri: str, run_id: str, path: Path, step: int) -> str:
-    """Log the ONNX file ``path`` as run ``run_id``'s model; returns the model's URI."""
     import mlflow.onnx
     import onnx
     import onnxruntime

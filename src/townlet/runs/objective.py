@@ -1,8 +1,5 @@
-"""The sweep objective: checked against the chosen strategy's result DTO before anything trains (by
-walking the DTO's field annotations), then read out of the result by dotted key. Checked up front
-because a key the result never carries (``objective=accuracy`` with ``strategy=ppo``) would
-otherwise throw away a whole run.
-"""
+"""The sweep objective, checked against the strategy's result DTO before anything trains (a key the
+result never carries would throw away a whole run), then read out of the result by dotted key."""
 
 from __future__ import annotations
 
@@ -20,8 +17,7 @@ from townlet.dto.metrics import OBJECTIVES
 
 
 class ObjectiveError(ConfigError):
-    """The configured ``objective`` key does not exist in this strategy's result: a bad setting like
-    any other (:class:`ConfigError`), reported in one line before anything trains."""
+    """The ``objective`` key does not exist in this strategy's result."""
 
 
 def _kind(dto: type[BaseModel]) -> str:
@@ -29,8 +25,7 @@ def _kind(dto: type[BaseModel]) -> str:
 
 
 def result_type_for(strategy_target: str | None) -> type[BaseModel] | None:
-    """The result DTO a strategy returns, by its ``_target_``; None for a strategy from outside the
-    package (its DTO is unknown until it runs). A strategy's schema registry key is its DTO's ``kind``."""
+    """The result DTO a strategy returns, by its ``_target_``; None for one from outside the package."""
     by_kind = {_kind(dto): dto for dto in RESULT_TYPES}
     for name, schema in STRATEGY_SCHEMAS.items():
         if getattr(schema, "_target_", None) == strategy_target and name in by_kind:
@@ -39,7 +34,6 @@ def result_type_for(strategy_target: str | None) -> type[BaseModel] | None:
 
 
 def check_objective_for_strategy(key: str, strategy_target: str | None) -> None:
-    """Fail before training when ``key`` cannot name a number in the result of that strategy."""
     dto = result_type_for(strategy_target)
     if dto is None:  # a strategy from outside the package: some result must have the first segment
         head = key.split(".", 1)[0]
@@ -96,8 +90,7 @@ def _is_float_map(node: Any) -> bool:
 
 
 def objective_value(result: Any, key: str, mode: str = "max") -> float:
-    """The float at ``key``; a missing-but-optional (null/NaN) value maps to the worst value for
-    ``mode`` so sweepers (Optuna 1.3 crashes on NaN) rank the trial last instead of crashing."""
+    """The float at ``key``; null/NaN maps to the worst value for ``mode`` so sweepers rank it last."""
     data = result.model_dump() if hasattr(result, "model_dump") else result
     node: Any = data
     for part in key.split("."):

@@ -1,10 +1,5 @@
-"""Training-curve plots for a run directory, drawn from its ``metrics.jsonl``.
-
-``plots/training_curves.png`` opens with the question a user asks first, is the policy getting better:
-episode return against agent-steps, with the scripted teacher's and the random policy's returns as
-reference lines; then one panel per headline metric against the epoch or iteration, one colour per
-stage. matplotlib is imported only when a run ends (it is slow to import); without it, no plot.
-"""
+"""``plots/training_curves.png`` from a run's ``metrics.jsonl``: return vs agent-steps first (is the
+policy getting better), then one panel per headline metric; matplotlib loads only when a run ends."""
 
 from __future__ import annotations
 
@@ -57,8 +52,7 @@ def collect_series(records: list[dict[str, Any]]) -> Series:
 
 
 def along_agent_steps(records: list[dict[str, Any]]) -> list[tuple[float, dict[str, Any]]]:
-    """``(agent-steps so far, record)`` for every record that counts rollout steps, in order; each
-    stage of a composite run continues where the stages before it stopped (:class:`AgentStepAxis`)."""
+    """``(agent-steps so far, record)`` for every record that counts rollout steps, in order."""
     axis = AgentStepAxis()
     out: list[tuple[float, dict[str, Any]]] = []
     for record in records:
@@ -79,13 +73,11 @@ def return_curves(records: list[dict[str, Any]]) -> Series:
 
 
 def reference_returns(result: Any) -> dict[str, float]:
-    """The scripted teacher's and the random policy's evaluated returns from a result dict, if any."""
     refs = {label: dotted_get(result, f"evaluation.{name}.mean_return") for name, label in REFERENCES}
     return {label: x for label, value in refs.items() if (x := number(value)) is not None}
 
 
 def pyplot() -> Any:
-    """matplotlib's pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,11 +111,7 @@ def save_png(plt: Any, fig: Any, out: Path, **options: Any) -> Path:
 def write_training_plots(
     run_dir: str | Path, metrics_name: str = "metrics.jsonl", references: dict[str, float] | None = None
 ) -> Path | None:
-    """Draw ``<run_dir>/plots/training_curves.png``; returns its path, or None when nothing to draw.
-
-    ``references`` are horizontal lines on the return panel (name -> return), e.g. from
-    :func:`reference_returns` of the run's result.
-    """
+    """Draw ``<run_dir>/plots/training_curves.png`` (``references``: name -> return lines); None if empty."""
     run_dir = Path(run_dir)
     if not metrics_files(run_dir / metrics_name):
         return None
@@ -161,7 +149,6 @@ def write_training_plots(
 
 
 def style_axes(ax: Any, title: str, xlabel: str, size: int, ticks: int = 8) -> None:
-    """The look every panel of this project shares: title, x label, a light grid, small ticks."""
     ax.set_title(title, fontsize=size)
     ax.set_xlabel(xlabel, fontsize=8)
     ax.grid(alpha=0.3)

@@ -1,10 +1,7 @@
 """How far a run has got: a live bar on a terminal, plain log lines everywhere else.
 
-The display is fed by the records the strategies already log (every call, before the cadence), so
-no strategy knows about it; the totals come from the run's :class:`~townlet.config.plan.RunPlan`.
-A bar's carriage returns turn a log file or a pipe into noise, so it is drawn only when stdout and
-stderr are terminals outside a multirun job; otherwise the same facts go out as one log line at most
-every ``every_sec`` seconds (and for the last unit).
+Fed by the records strategies already log, so no strategy knows about it. A bar's carriage returns
+turn a log file or a pipe into noise: outside a terminal the same facts go out as log lines.
 """
 
 from __future__ import annotations
@@ -46,14 +43,12 @@ _RATES: tuple[tuple[str, str], ...] = ((SPS_KEY, "agent-steps/s"), (SAMPLES_PER_
 
 
 def _stage(plan: RunPlan, record: Mapping[str, Any]) -> int | None:
-    """The record's stage of a composite run, if the plan has it."""
     index = stage_index(record)
     return index if index is not None and 0 <= index < len(plan.stages) else None
 
 
 def position(plan: RunPlan, record: Mapping[str, Any]) -> int | None:
-    """Units done once ``record`` was logged (the stages before it included); None for records that
-    close no epoch/iteration."""
+    """Units done once ``record`` was logged (earlier stages included); None if it closes no unit."""
     step, index = record_step(record, None), _stage(plan, record)
     if step is None or index is None:
         return step
@@ -66,7 +61,6 @@ def label(plan: RunPlan, record: Mapping[str, Any]) -> str:
 
 
 def summary(record: Mapping[str, Any]) -> str:
-    """The record's headline numbers: loss, accuracy or returns, and the throughput."""
     loss = next((v for k in _LOSS_KEYS if (v := number(record.get(k))) is not None), None)
     parts = [] if loss is None else [f"loss {loss:.4f}"]
     parts += [
@@ -85,11 +79,9 @@ def _clock(seconds: float) -> str:
 class ProgressDisplay:
     """Shows nothing (``logger.progress=off``); the base of the two real displays."""
 
-    def show(self, record: Mapping[str, Any]) -> None:
-        """Take one record."""
+    def show(self, record: Mapping[str, Any]) -> None: ...
 
-    def close(self) -> None:
-        """End the display; safe to call twice."""
+    def close(self) -> None: ...
 
 
 class LogLines(ProgressDisplay):
@@ -138,8 +130,6 @@ class LogLines(ProgressDisplay):
 
 
 class LiveBar(ProgressDisplay):
-    """A tqdm bar on ``stream`` (a terminal); log lines are routed around it while it is open."""
-
     def __init__(self, plan: RunPlan) -> None:
         self.plan = plan
         self.stream = sys.stderr
@@ -174,8 +164,7 @@ class LiveBar(ProgressDisplay):
 
 
 def _width(stream: Any) -> dict[str, Any]:
-    """Follow the terminal's size, else ``$COLUMNS``/``$LINES`` or 80x24 (a bare pty reports 0x0, and
-    tqdm hides its bar on a zero-sized screen)."""
+    """The terminal's size, else ``$COLUMNS``/``$LINES`` (tqdm hides its bar on a bare pty's 0x0)."""
     try:
         size = os.get_terminal_size(stream.fileno())
         if size.columns > 0 and size.lines > 0:
@@ -211,8 +200,7 @@ def make_display(mode: str, plan: RunPlan, *, every_sec: float, multirun: bool) 
 
 
 class Counter:
-    """A count towards ``total`` outside training (``townlet-capture``): a tqdm bar on a terminal,
-    else a plain line per ``every_sec`` and one at the end."""
+    """A count towards ``total`` outside training (``townlet-capture``): a bar or plain lines."""
 
     def __init__(
         self,
@@ -236,7 +224,6 @@ class Counter:
             self._bar = tqdm(total=self.total, unit=unit, desc=desc, file=self.stream, **_width(self.stream))
 
     def update_to(self, done: int) -> None:
-        """``done`` units so far (absolute, as progress callbacks report them)."""
         step, self.done = done - self.done, done
         if not self.enabled:
             return

@@ -30,7 +30,7 @@ def config_hash(config: Any) -> str:
 
 
 def package_versions() -> dict[str, str]:
-    """Installed versions from package metadata (does not import the packages, torch included)."""
+    """From package metadata: nothing is imported, torch included."""
     versions = {"python": platform.python_version()}
     for name in ("townlet-train", "torch", "numpy", "hydra-core", "omegaconf", "pydantic"):
         with contextlib.suppress(md.PackageNotFoundError):
@@ -44,9 +44,8 @@ _GIT_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
 
 def git_env() -> dict[str, str]:
-    """The environment of the run record's ``git`` calls: no ``GIT_*`` variables (a snapshot's
-    ``hydra.job.env_set`` may set ones that make ``git status`` run a program), no prompts, no
-    system config."""
+    """No ``GIT_*`` variables (a snapshot's ``hydra.job.env_set`` may set ones that make ``git status``
+    run a program), no prompts, no system config."""
     env = {key: os.environ[key] for key in _GIT_ENV_KEEP if key in os.environ}
     env.update(GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1")
     return env
@@ -77,8 +76,7 @@ def git_info(path: str | Path) -> tuple[str | None, bool | None]:
 
 
 def slurm_ids(env: dict[str, str] | None = None) -> dict[str, Any]:
-    """The SLURM job, array and node a run executes in (empty outside SLURM), so a sweep's
-    rows can be matched with ``squeue``/``sacct`` and the per-task logs."""
+    """The SLURM job, array and node (empty outside SLURM): a sweep's rows match ``sacct`` and its logs."""
     env = dict(os.environ) if env is None else env
     if not env.get("SLURM_JOB_ID"):
         return {}
@@ -92,7 +90,6 @@ def slurm_ids(env: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 def is_multirun(hydra: Any) -> bool:
-    """Whether Hydra's runtime config (None outside a Hydra app) belongs to a job of a sweep."""
     return hydra is not None and str(hydra.mode) == "RunMode.MULTIRUN"
 
 
@@ -103,16 +100,13 @@ def strategy_name(cfg: Any, hydra: Any) -> str:
 
 
 class RunRecorder:
-    """Holds the current ``RunRecord`` and rewrites ``run.json`` on every state change."""
-
     def __init__(self, path: str | Path, record: RunRecord) -> None:
         self.path = Path(path)
         self.record = record
 
     @classmethod
     def start(cls, run_dir: str | Path, *, config: Any, **fields: Any) -> RunRecorder:
-        """Write the record with status ``running``: the provenance found here plus ``fields`` (the
-        :class:`RunRecord` fields the caller knows: seed, overrides, strategy, device, resumed ...)."""
+        """Write the record with status ``running``: the provenance found here plus ``fields``."""
         commit, dirty = git_info(Path(__file__).resolve().parents[3])
         now = datetime.now(UTC)
         record = RunRecord(
@@ -144,7 +138,6 @@ class RunRecorder:
         self.write()
 
     def finish(self, status: RunStatus, *, error: BaseException | None = None, **changes: Any) -> None:
-        """Stamp the end time, duration and final status (plus the error, if any)."""
         ended = datetime.now(UTC)
         if error is not None:
             changes.setdefault("error", str(error) or type(error).__name__)
@@ -159,10 +152,7 @@ class RunRecorder:
 
 
 def is_stale(record: RunRecord) -> bool:
-    """A ``running`` record whose process is gone: the run was killed (SIGKILL, OOM, power loss).
-
-    Decidable only on the host that ran it; elsewhere (a shared file system) the answer is False.
-    """
+    """A ``running`` record whose process is gone (SIGKILL, OOM); False on any other host."""
     if record.status != "running" or record.host != socket.gethostname():
         return False
     try:

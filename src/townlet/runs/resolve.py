@@ -1,13 +1,7 @@
 """Which world config and which checkpoint belong to a run: the one answer every command uses.
 
-``townlet-eval``, ``townlet-export``, ``townlet-render``, ``townlet-report`` and ``load_policy`` all
-take "a run": its directory, its ``checkpoints/`` folder or a checkpoint file inside it. The world is
-the one the run was trained and evaluated in (its ``.hydra/config.yaml``), and the checkpoint is the
-one its ``result.json`` reports, so that evaluating a run again meets the policy its result describes.
-
-The snapshot is read as untrusted input (a run dir may come from anyone) through the snapshot gate's
-reader (:func:`townlet.config.snapshot.load_untrusted_yaml`: bounded, no aliases), a mapping at the
-top. Torch-free, and no OmegaConf: a snapshot never resolves interpolations here.
+The checkpoint is the one ``result.json`` reports, so evaluating a run again meets the policy its
+result describes. The snapshot is untrusted input, read through the snapshot gate's reader.
 """
 
 from __future__ import annotations
@@ -19,10 +13,10 @@ from typing import Any
 
 from townlet.config.hydra_node import SnapshotRefused
 from townlet.config.snapshot import load_untrusted_yaml
+from townlet.runs.rundir import RESULT_FILE
 
 LAST = "last.pt"
 BEST = "best.pt"
-RESULT_FILE = "result.json"
 SNAPSHOT = Path(".hydra") / "config.yaml"
 WHICH = ("best", "last")
 
@@ -48,11 +42,8 @@ class RunFiles:
 
 
 def resolve_run(source: str | Path, which: str | None = None) -> RunFiles:
-    """``source`` (a run dir, its ``checkpoints/`` folder or a ``.pt`` file) → :class:`RunFiles`.
-
-    ``which=None``: the checkpoint named by the run's ``result.json`` (the one its evaluation scored),
-    else ``best.pt`` falling back to ``last.pt``. ``which="best"``/``"last"`` picks that file.
-    """
+    """``source`` (a run dir, its ``checkpoints/`` or a ``.pt`` file); ``which=None``: the checkpoint
+    ``result.json`` names, else ``best.pt`` falling back to ``last.pt``."""
     if which is not None and which not in WHICH:
         raise RunFilesError(f"which={which!r}; use which=best or which=last")
     path = Path(source).expanduser()

@@ -1,8 +1,4 @@
-"""The run directory: one per run, holding the config snapshot, result, record, log and checkpoints.
-
-A run killed mid-write leaves the temporary sibling of an atomic write behind (as large as a
-checkpoint, read by nothing), so :meth:`RunDir.prepare` sweeps them when the next run opens the dir.
-"""
+"""The run directory: config snapshot, result, record, log and checkpoints of one run."""
 
 from __future__ import annotations
 
@@ -27,7 +23,7 @@ log = logging.getLogger("townlet.runs")
 
 
 class RunDirError(RuntimeError):
-    """The run directory cannot be created or written; the message names the path and the fix."""
+    """The message names the path and the fix."""
 
 
 class RunDirInUseError(RuntimeError):
@@ -41,8 +37,6 @@ class RunDirInUseError(RuntimeError):
 
 
 class RunDir:
-    """Paths and atomic writers for one run's artefacts."""
-
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).resolve()
         self.result_path = self.path / RESULT_FILE
@@ -52,14 +46,13 @@ class RunDir:
 
     @property
     def checkpoints(self) -> Path:
-        """``checkpoints/`` (created on first access so strategies can write into it directly)."""
+        """Created on first access so strategies can write into it directly."""
         folder = self.path / CHECKPOINT_DIR
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
     def prepare(self, *, resume: bool = False) -> RunDir:
-        """Create the directory; refuse one that already holds a result unless resuming; remove the
-        temp files of writes a killed run left behind."""
+        """Create the directory (a finished one only to resume); sweep a killed run's temp files."""
         if self.result_path.exists() and not resume:
             raise RunDirInUseError(self.path)
         try:
@@ -75,7 +68,6 @@ class RunDir:
         return self
 
     def write_result(self, dto: BaseModel) -> Path:
-        """Write the result DTO atomically (Pydantic's JSON: NaN never appears)."""
         return atomic_write_text(self.result_path, dto.model_dump_json(indent=2) + "\n")
 
     def __repr__(self) -> str:
@@ -86,7 +78,6 @@ class RunDir:
 
 
 def _note_killed_run(record_path: Path) -> None:
-    """Say so when the previous run here was killed: its ``run.json`` says ``running`` for ever."""
     try:
         record = RunRecord.model_validate_json(record_path.read_bytes())
     except (OSError, ValueError):
@@ -100,10 +91,7 @@ def _note_killed_run(record_path: Path) -> None:
 
 
 def remove_orphaned_temp_files(root: Path) -> list[Path]:
-    """Delete ``.*.tmp`` files under ``root``: only a write that died before its rename leaves one.
-
-    Called before the run starts writing, so no live writer of this run owns them.
-    """
+    """Delete ``.*.tmp`` files (writes that died before their rename) before this run writes any."""
     removed: list[Path] = []
     for path in sorted(root.rglob(f".*{TMP_SUFFIX}")):
         try:
@@ -140,11 +128,7 @@ def describe_os_error(exc: OSError, fallback: Path | None = None) -> str:
 
 
 def io_fault_message(exc: BaseException) -> str | None:
-    """The :func:`describe_os_error` line for an ``OSError`` anywhere in ``exc``'s chain, else None.
-
-    Only the faults a user fixes on their side (space, permissions, a file where a folder should be)
-    are described; any other ``OSError`` keeps its traceback.
-    """
+    """The :func:`describe_os_error` line for a user-fixable ``OSError`` in ``exc``'s chain, else None."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:

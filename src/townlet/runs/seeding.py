@@ -1,9 +1,7 @@
 """One seed for everything: Python, NumPy, torch (when a strategy needs it) and the world.
 
 The thread count must be in the environment *before* torch or NumPy loads, so NumPy is imported
-lazily. The OpenMP wait policy is left to the runtime (spin briefly, then sleep): with
-``OMP_WAIT_POLICY=PASSIVE`` every parallel region of the update has to wake a sleeping worker, which
-costs more than a second thread gains on the default MLP's small layers (docs/performance.md).
+lazily; the OpenMP wait policy is left to the runtime (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -19,8 +17,6 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 @dataclass(frozen=True)
 class SeedReport:
-    """What was seeded and how, for the run log."""
-
     seed: int
     torch_seeded: bool
     deterministic: bool
@@ -28,16 +24,14 @@ class SeedReport:
 
 
 def thread_env(num_threads: int = 1) -> dict[str, str]:
-    """Environment that pins OpenMP/BLAS to ``num_threads``; merge it into a subprocess's env so
-    child processes behave like this one."""
+    """Environment that pins OpenMP/BLAS to ``num_threads`` (also for child processes)."""
     if num_threads < 1:
         raise ValueError(f"device.num_threads must be >= 1 (got {num_threads})")
     return dict.fromkeys(THREAD_VARS, str(num_threads))
 
 
 def configure_threads(num_threads: int = 1) -> None:
-    """Apply ``thread_env`` to this process; takes effect for libraries loaded afterwards, and
-    torch's pool is resized if torch is already imported."""
+    """Apply ``thread_env`` here (and resize torch's pool if torch is already imported)."""
     os.environ.update(thread_env(num_threads))
     torch = sys.modules.get("torch")
     if torch is not None:
@@ -53,10 +47,7 @@ def derive_seed(seed: int, *names: str | int) -> int:
 def seed_everything(
     seed: int, deterministic: bool = True, num_threads: int = 1, *, with_torch: bool | None = None
 ) -> SeedReport:
-    """Seed Python and NumPy, and torch when ``with_torch`` (default: only if already imported).
-
-    Importing torch costs ~2 s, so the façade passes ``with_torch=strategy.requires_torch``.
-    """
+    """Seed Python and NumPy, and torch when ``with_torch`` (default: only if already imported)."""
     import numpy as np
 
     configure_threads(num_threads)

@@ -1,8 +1,4 @@
-"""What every logger (``logger.<name>``) receives, and the helpers they share for reading a record.
-
-A sink sees only the records the fan-out's cadence chose, each stamped with ``wall_sec``, so every
-logger holds the same rows with the same clock.
-"""
+"""What every logger (``logger.<name>``) receives, and the helpers they share for reading a record."""
 
 from __future__ import annotations
 
@@ -31,8 +27,6 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class RunInfo:
-    """Who the records belong to: the run dir, its resolved config and the labels loggers tag with."""
-
     path: Path
     config: Mapping[str, Any] = field(default_factory=dict)
     run_name: str = "train"
@@ -72,40 +66,31 @@ class RunInfo:
 
 
 class LoggerUnavailableError(RuntimeError):
-    """A logger's service (a tracking server) could not be reached when the run started. The run is
-    refused before anything trains: a user who asked for a tracker wants the run in it, and finds
-    out now rather than after the run (a service lost mid-run only switches its logger off)."""
+    """A tracker unreachable at start refuses the run: a user who asked for it wants the run in it."""
 
 
 class MetricsSink:
-    """One logger; defaults do nothing. A sink may raise from any method: the fan-out then switches
-    it off, and at the end gives it one chance to mark its remote run with the run's outcome."""
+    """One logger; defaults do nothing. A sink that raises is switched off by the fan-out."""
 
     name = "sink"
-    #: Takes the trained policy as an ONNX file (MLflow's logged model): the run exports it, which
-    #: costs seconds, only when a sink asks, and hands it over through :meth:`attach_policy`.
+    #: Takes the policy as ONNX through :meth:`attach_policy` (exporting costs seconds: only on request).
     wants_policy = False
 
-    def write(self, record: Mapping[str, Any]) -> None:
-        """Store one record."""
+    def write(self, record: Mapping[str, Any]) -> None: ...
 
     def close(self) -> None:
-        """Flush and close files; called before the end-of-run hook and again in ``finally``."""
+        """Called before the end-of-run hook and again in ``finally``."""
 
-    def attach_policy(self, path: Path) -> None:
-        """The run's policy exported as ONNX, before :meth:`after_result` (``wants_policy`` sinks)."""
+    def attach_policy(self, path: Path) -> None: ...
 
     def after_result(self, run_dir: Path, result: Mapping[str, Any]) -> None:
         """The run succeeded: ``result.json`` and the plots are written."""
 
     def end(self, status: str, error: BaseException | None) -> None:
-        """The run ended outside :meth:`after_result`: ``FAILED`` or ``KILLED`` (with the run's error),
-        or ``FINISHED`` for a sink switched off mid-run (with the error that switched it off)."""
+        """``FAILED``/``KILLED`` with the run's error, or ``FINISHED`` with the error that switched it off."""
 
 
 class JsonlSink(MetricsSink):
-    """``logger.jsonl``: ``<run dir>/metrics.jsonl`` (rotated after ``max_log_entries`` lines)."""
-
     name = "jsonl"
 
     def __init__(self, filename: str = "metrics.jsonl", *, run: RunInfo) -> None:
@@ -131,7 +116,6 @@ def number(value: Any) -> float | None:
 
 
 def flatten(record: Mapping[str, Any], sep: str = "/", prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """``(key, leaf)`` for every leaf of ``record``, nested keys joined with ``sep``."""
     for key, value in record.items():
         if isinstance(value, Mapping):
             yield from flatten(value, sep, f"{prefix}{key}{sep}")
@@ -174,9 +158,8 @@ def scalars(record: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
 
 
 def grouped_scalars(record: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
-    """The record's measurements as ``(losses|eval|charts/name, value)``, the layout RL dashboards
-    share; a composite run's stages continue the same curves, and the stage index is charted so
-    its boundaries show."""
+    """``(losses|eval|charts/name, value)``, the layout RL dashboards share; stages continue the same
+    curves, and the stage index is charted so their boundaries show."""
     for key, value in record.items():
         if key in LABEL_KEYS and key != STAGE_INDEX_KEY:
             continue
@@ -189,9 +172,8 @@ def grouped_scalars(record: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
 
 
 class AgentStepAxis:
-    """Agent-steps collected so far, continuous across a composite run's stages: ``env_steps`` restarts
-    at zero in every stage, so each stage is shifted by the steps before it. A record without
-    ``env_steps`` (a stage's verdict) sits at the count so far; before any agent-step there is no axis."""
+    """Agent-steps so far, continuous across a composite run's stages (``env_steps`` restarts at zero in
+    each); a record without ``env_steps`` sits at the count so far."""
 
     def __init__(self) -> None:
         self.offset = 0.0
@@ -215,15 +197,13 @@ class AgentStepAxis:
 
 
 def dotted_get(node: Any, key: str) -> Any:
-    """``node["a"]["b"]`` for ``"a.b"``; None where a part is missing."""
     for part in key.split("."):
         node = node.get(part) if isinstance(node, Mapping) else None
     return node
 
 
 def final_metrics(run: RunInfo, result: Mapping[str, Any]) -> dict[str, float]:
-    """What a tracker records when the run ends: the final evaluation's mean returns (by result key)
-    and the objective's value (:data:`OBJECTIVE_METRIC`), those that are numbers."""
+    """The final evaluation's mean returns and the objective, those that are numbers."""
     out = {key: x for key in FINAL_RETURNS if (x := number(dotted_get(result, key))) is not None}
     objective = run.config.get("objective")
     if isinstance(objective, str):

@@ -1,9 +1,6 @@
-"""``logger=tensorboard``: every logged record mirrored as scalars in ``<run dir>/tensorboard/``.
+"""``logger=tensorboard``: every record as scalars in ``<run dir>/tensorboard/``, and the HParams tab.
 
-The layout is the one RL dashboards share (``losses/``, ``charts/``, ``eval/`` against agent-steps,
-continuous across a composite run's stages; the epoch for BC), and when the run ends the HParams tab
-gets its settings with the final evaluation and the objective. ``conf/logger/tensorboard.yaml``
-selects ``jsonl`` with it: the JSONL file stays the source of truth and the event files are a view.
+``conf/logger/tensorboard.yaml`` selects ``jsonl`` with it: the JSONL file stays the source of truth.
 """
 
 from __future__ import annotations
@@ -20,23 +17,18 @@ from townlet.runs.sinks import AgentStepAxis, MetricsSink, RunInfo, final_metric
 class TensorBoardNotAvailableError(RuntimeError):
     """``logger=tensorboard`` without the ``tensorboardX`` package installed."""
 
-    def __init__(self) -> None:
-        super().__init__(
-            "logger=tensorboard needs the 'tensorboardX' package: "
-            'pip install -e ".[tensorboard]" (or use logger=jsonl, which needs nothing extra)'
-        )
-
 
 class TensorBoardSink(MetricsSink):
-    """Event files in ``<run dir>/<dirname>``; the run's resolved config goes to the Text tab once."""
-
     name = "tensorboard"
 
     def __init__(self, dirname: str = "tensorboard", *, run: RunInfo) -> None:
         try:  # an optional extra, imported only when selected (it loads torch too when installed)
             from tensorboardX import SummaryWriter
         except ImportError as exc:
-            raise TensorBoardNotAvailableError() from exc
+            raise TensorBoardNotAvailableError(
+                "logger=tensorboard needs the 'tensorboardX' package: "
+                'pip install -e ".[tensorboard]" (or use logger=jsonl, which needs nothing extra)'
+            ) from exc
         self.logdir = run.path / dirname
         self.run = run
         self.records = 0
@@ -60,7 +52,6 @@ class TensorBoardSink(MetricsSink):
             self._writer.flush()  # once per epoch/iteration: curves appear while the run goes on
 
     def after_result(self, run_dir: Path, result: Mapping[str, Any]) -> None:
-        """The HParams session (a sub-run of the event files): settings against the final numbers."""
         from tensorboardX import SummaryWriter
         from tensorboardX.summary import hparams as hparams_summaries
 

@@ -1,15 +1,7 @@
-"""``logger=wandb``: one Weights & Biases run per job, offline unless there is an API key.
+"""``logger=wandb``: one Weights & Biases run per job; a multirun's jobs share a group (the sweep dir).
 
-The run holds the resolved config, every record's measurements under the dashboard groups
-(``losses/``, ``charts/``, ``eval/``) against ``global_step`` (agent-steps so far, continuous across a
-composite run's stages; the epoch for BC), and, when the run succeeds, the final evaluation and the
-objective in its summary with ``result.json`` and the policy checkpoint as artefacts. A multirun's
-jobs share a group named after the sweep dir.
-
-``mode=auto`` (the default) syncs only with ``WANDB_API_KEY`` set (or ``WANDB_MODE`` saying so); else
-the run is written offline under ``<run dir>/wandb/`` (``wandb sync`` uploads it later, ``wandb leet``
-browses it). W&B's own wait for its service is bounded (``init_timeout_sec``); a W&B that cannot
-start refuses the run (``LoggerUnavailableError``), like an unreachable MLflow server.
+``mode=auto`` syncs only with ``WANDB_API_KEY`` (or ``WANDB_MODE``) set; else the run is written offline
+under ``<run dir>/wandb/`` for ``wandb sync`` to upload later.
 """
 
 from __future__ import annotations
@@ -37,16 +29,6 @@ EXIT_CODES = {"FINISHED": 0, "FAILED": 1, "KILLED": 130}
 _TAG_MAX = 64  # W&B's limit on one tag
 
 
-class WandbNotAvailableError(RuntimeError):
-    """``logger=wandb`` without the ``wandb`` package installed."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "logger=wandb needs the 'wandb' package: pip install -e \".[wandb]\" "
-            "(or choose loggers without it, e.g. logger=[jsonl,csv])"
-        )
-
-
 def resolve_mode(mode: str, env: Mapping[str, str] | None = None) -> str:
     """``auto``: ``WANDB_MODE`` if set, else ``online`` with ``WANDB_API_KEY`` and ``offline`` without."""
     env = os.environ if env is None else env
@@ -58,8 +40,7 @@ def resolve_mode(mode: str, env: Mapping[str, str] | None = None) -> str:
 
 
 class WandbSink(MetricsSink):
-    """An open W&B run; the run's own methods only (never the module-level ``wandb.log``), so the
-    jobs of a multirun in one process each keep their own run."""
+    """Only the run's own methods (never ``wandb.log``): jobs in one process keep their own run."""
 
     name = "wandb"
 
@@ -76,7 +57,10 @@ class WandbSink(MetricsSink):
         try:
             import wandb
         except ImportError as exc:
-            raise WandbNotAvailableError() from exc
+            raise RuntimeError(
+                "logger=wandb needs the 'wandb' package: pip install -e \".[wandb]\" "
+                "(or choose loggers without it, e.g. logger=[jsonl,csv])"
+            ) from exc
         self.mode = resolve_mode(str(mode))
         self.run = run
         self.log_artifacts = bool(log_artifacts)
@@ -116,26 +100,18 @@ class WandbSink(MetricsSink):
     def after_result(self, run_dir: Path, result: Mapping[str, Any]) -> None:
         if self.ended:
             return
-        self.wandb_run.summary.update(final_metrics(self.run, result))
-        if self.log_artifacts:
-            self._artefacts(run_dir, result)
-        self._end("FINISHED")
-
-    def _artefacts(self, run_dir: Path, result: Mapping[str, Any]) -> None:
-        """``result.json`` (type ``result``) and the checkpoint the result names (type ``model``)."""
         import wandb
 
+        self.wandb_run.summary.update(final_metrics(self.run, result))
         checkpoint = result.get("checkpoint")
-        files = {
-            "result": run_dir / "result.json",
-            "model": Path(checkpoint) if isinstance(checkpoint, str) else None,
-        }
-        for kind, path in files.items():
-            if path is not None and path.is_file():
-                name = "policy" if kind == "model" else kind
+        files = [("result", "result", run_dir / "result.json")]
+        files += [("policy", "model", Path(checkpoint))] if isinstance(checkpoint, str) else []
+        for name, kind, path in files if self.log_artifacts else []:
+            if path.is_file():
                 artifact = wandb.Artifact(f"{name}-{self.wandb_run.id}", type=kind)
                 artifact.add_file(str(path), policy="immutable")  # written once: no staging copy
                 self.wandb_run.log_artifact(artifact)
+        self._end("FINISHED")
 
     def end(self, status: str, error: BaseException | None) -> None:
         if self.ended:

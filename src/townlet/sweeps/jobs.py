@@ -1,8 +1,7 @@
-"""A sweep read back from the files its jobs left: one row per job, then the swept axes, the best
-job, seed statistics and the grid's missing jobs.
+"""A sweep read back from the files its jobs left: rows, swept axes, best job, seed statistics, gaps.
 
-A job may have died at any point, so every file is optional: a missing or corrupt file degrades the
-row (status ``incomplete``, no objective) instead of failing the whole report.
+A job may have died at any point, so a missing or corrupt file degrades its row to ``incomplete``
+instead of failing the whole report.
 """
 
 from __future__ import annotations
@@ -42,8 +41,6 @@ _TRACES = (".hydra/overrides.yaml", RUN_FILE, RESULT_FILE, JOB_STATUS_FILE)  # a
 
 @dataclass
 class JobRow:
-    """One job of the sweep as the summary shows it."""
-
     num: int | None
     job_dir: str  # relative to the sweep dir, so the summary survives moving the sweep
     run_dir: str  # absolute path at summary time
@@ -62,7 +59,6 @@ _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C-accelerated
 
 
 def read_yaml(path: Path) -> Any:
-    """Parsed YAML, or None when absent/corrupt."""
     try:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader)
     except (OSError, yaml.YAMLError):
@@ -76,7 +72,6 @@ def override_key_value(override: str) -> tuple[str, str]:
 
 
 def discover_job_dirs(sweep_dir: Path) -> list[Path]:
-    """Directories below ``sweep_dir`` (up to 3 levels) that hold a Hydra job's traces."""
     found: list[Path] = []
 
     def visit(path: Path, depth: int) -> None:
@@ -95,12 +90,10 @@ def discover_job_dirs(sweep_dir: Path) -> list[Path]:
 
 
 def read_job(job_dir: Path, sweep_dir: Path, objective: str | None, metrics: Sequence[str]) -> JobRow:
-    """Fold one job's files into a :class:`JobRow`; missing files degrade to ``incomplete``."""
     record = read_json_object(job_dir / RUN_FILE) or {}
     result = read_json_object(job_dir / RESULT_FILE)
     job_status = read_json_object(job_dir / JOB_STATUS_FILE) or {}
-    # JSON first (the runner and the callback both record Hydra's task overrides): parsing YAML
-    # dominates the cost of a summary, which is rebuilt after every job.
+    # JSON first: parsing YAML dominates the cost of a summary, which is rebuilt after every job
     overrides = record.get("overrides") or job_status.get("overrides")
     if not isinstance(overrides, list) or not overrides:
         overrides = read_yaml(job_dir / ".hydra" / "overrides.yaml")
@@ -174,7 +167,7 @@ def _objective_value(
 
 
 def objective_setting(job_dirs: Iterable[Path]) -> tuple[str | None, str | None]:
-    """(objective key, mode) from the first job's saved config: the report CLI has no Hydra config."""
+    """(objective key, mode) from the first job's saved config (the report CLI has no Hydra config)."""
     for job_dir in job_dirs:
         cfg = read_yaml(job_dir / ".hydra" / "config.yaml")
         if isinstance(cfg, Mapping) and cfg.get("objective"):
@@ -192,8 +185,6 @@ class SweepReportError(ValueError):
 
 @dataclass
 class SeedGroup:
-    """Jobs that differ only in ``seed``: mean ± sample std of the objective and metrics."""
-
     params: dict[str, str]
     seeds: list[str]
     n: int
@@ -207,8 +198,6 @@ class SeedGroup:
 
 @dataclass
 class SweepSummary:
-    """Everything written to ``sweep_summary.{json,csv,md}``."""
-
     sweep_dir: str
     objective: str | None
     objective_mode: str
@@ -226,7 +215,6 @@ class SweepSummary:
 
 
 def existing_sweep_dir(sweep_dir: str | Path) -> Path:
-    """``sweep_dir`` as a Path; SweepReportError when it is not a directory."""
     root = Path(sweep_dir)
     if not root.is_dir():
         raise SweepReportError(f"sweep directory {root} does not exist; pass the folder Hydra printed for -m")
@@ -240,7 +228,6 @@ def build_summary(
     mode: str | None = None,
     metrics: Sequence[str] | None = None,
 ) -> SweepSummary:
-    """Summarise a (finished or interrupted) sweep directory."""
     root = existing_sweep_dir(sweep_dir)
     job_dirs = discover_job_dirs(root)
     if not job_dirs:
@@ -285,7 +272,6 @@ def build_summary(
 
 
 def _swept_axes(rows: Sequence[JobRow]) -> list[str]:
-    """Override keys whose value differs between jobs, in first-seen order (hydra.* keys excluded)."""
     order = list(dict.fromkeys(k for row in rows for k in row.params))
     return [
         k
@@ -295,7 +281,6 @@ def _swept_axes(rows: Sequence[JobRow]) -> list[str]:
 
 
 def _best(items: Sequence[Any], mode: str, score: Any) -> Any:
-    """The item with the best ``score(item)`` (None scores never win); marks it ``best``."""
     scored = [item for item in items if score(item) is not None]
     if not scored:
         return None
@@ -313,7 +298,6 @@ def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
 def _seed_groups(
     rows: Sequence[JobRow], other_axes: Sequence[str], metrics: Sequence[str], mode: str
 ) -> list[SeedGroup]:
-    """Group jobs by every swept axis but ``seed``; only finished (ok) jobs enter the statistics."""
     buckets: dict[tuple[str | None, ...], list[JobRow]] = {}
     for row in rows:
         buckets.setdefault(tuple(row.params.get(a) for a in other_axes), []).append(row)
@@ -337,7 +321,6 @@ def _seed_groups(
 
 
 def _expected_jobs(sweep_dir: Path, rows: Sequence[JobRow]) -> tuple[int | None, list[list[str]]]:
-    """For a basic-sweeper grid, expand multirun.yaml's overrides to list jobs that never started."""
     cfg = read_yaml(sweep_dir / "multirun.yaml")
     if not str(dotted_get(cfg, "hydra.sweeper._target_") or "").endswith("BasicSweeper"):
         return None, []
@@ -353,8 +336,7 @@ def _expected_jobs(sweep_dir: Path, rows: Sequence[JobRow]) -> tuple[int | None,
 
 
 def basic_grid(arguments: Sequence[str]) -> list[list[str]]:
-    """The jobs Hydra's basic sweeper makes of ``arguments``: every combination of the keys' values
-    (a later override of a key replaces an earlier one, as in the sweeper)."""
+    """The jobs Hydra's basic sweeper makes of ``arguments`` (a later override of a key replaces one)."""
     axes: dict[str, list[str]] = {}
     for override in OverridesParser.create().parse_overrides(list(arguments)):
         key = override.get_key_element()

@@ -1,13 +1,7 @@
 """``logger=mlflow`` in a multirun: the sweep is one MLflow parent run, the jobs' runs its children.
 
-Hydra calls ``on_multirun_start`` in the process that launches the jobs, before the first one, and
-``on_multirun_end`` in a ``finally`` once the sweep is over, failed or not. The parent run is made
-and ended there; each job's :class:`~townlet.runs.mlflow_log.MlflowSink` finds it by its tags and
-names it as its ``mlflow.parentRunId``, since the jobs may run in other processes (joblib, submitit).
-The callback holds only text (the store's URI, the run id): launchers pickle it for their workers.
-
-MLflow is a view of the sweep: a store that cannot be used is one warning and the sweep goes on (its
-jobs then log without a parent, or not at all, as their own logger decides).
+Jobs may run in other processes, so each finds the parent by its tags. The callback holds only text:
+launchers pickle it for their workers. A store that cannot be used is one warning; the sweep goes on.
 """
 
 from __future__ import annotations
@@ -24,10 +18,6 @@ log = logging.getLogger(__name__)
 
 
 class MlflowSweepCallback(Callback):
-    """Creates the sweep's parent run when the composed config selects ``logger.mlflow``, and ends it
-    ``FINISHED`` (``FAILED`` when the sweep raised, ``KILLED`` when interrupted) with the children's
-    best ``objective`` as ``best_objective``."""
-
     def __init__(self) -> None:
         self.tracking_uri: str | None = None
         self.run_id: str | None = None

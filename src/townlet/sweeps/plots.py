@@ -1,8 +1,4 @@
-"""Sweep plots: the objective against every swept parameter, and every job's learning curve overlaid.
-
-The table says which job won; these say whether the win is larger than the seed-to-seed spread
-(``seed`` is the replicate axis, never a parameter) and whether the runs were still improving.
-"""
+"""Sweep plots: whether the win beats the seed-to-seed spread, and whether the runs still improved."""
 
 from __future__ import annotations
 
@@ -44,8 +40,6 @@ Points = list[tuple[float, float]]
 
 @dataclass
 class Spread:
-    """The objective of one setting of a panel's parameter over the seeds that ran it."""
-
     x: str  # the parameter's value as written in the override
     series: str  # the other non-seed swept values ("" when one parameter is swept)
     seeds: list[str] = field(default_factory=list)
@@ -62,8 +56,6 @@ class Spread:
 
 @dataclass
 class JobCurve:
-    """One job's learning curve: training and evaluated return against agent-steps (or a fallback)."""
-
     label: str
     best: bool
     train: Points
@@ -71,10 +63,8 @@ class JobCurve:
 
 
 def objective_spreads(summary: SweepSummary) -> dict[str, list[Spread]]:
-    """``{parameter: [Spread, ...]}``: finished jobs grouped by that parameter's value and by the other
-    non-seed parameters, so a group's spread is seeds only (keyed ``""`` when only ``seed`` was swept).
-    Where no setting of the others recurs (a search sweeper), the panel gets one series instead.
-    """
+    """``{parameter: [Spread, ...]}``, grouped by the other non-seed parameters too so a spread is seeds
+    only; where no setting of the others recurs (a search sweeper), one series per panel."""
     panel_axes = [a for a in summary.axes if a != SEED_AXIS] or [""]
     scored = [(r, float(r.objective)) for r in summary.rows if r.status == OK and r.objective is not None]
 
@@ -97,15 +87,13 @@ def objective_spreads(summary: SweepSummary) -> dict[str, list[Spread]]:
 
 
 def numeric_values(values: Sequence[str]) -> list[float] | None:
-    """The values as floats when every one parses (and is finite), else None: the axis is categorical."""
+    """The values as floats when every one parses, else None (a categorical axis)."""
     floats = [x for v in values if (x := finite_or_none(v)) is not None]
     return floats if values and len(floats) == len(values) else None
 
 
 def job_curves(summary: SweepSummary) -> tuple[list[JobCurve], str]:
-    """Every job's curve and the y quantity: ``return`` when any job logged returns against
-    agent-steps (PPO, composites), else the first fallback metric any job logged per epoch (BC).
-    A job's stage-by-stage series become one line: their x values already run on across stages."""
+    """Every job's curve and the y quantity: ``return`` if any job logged it, else the first fallback."""
     records = {row.job_dir: _job_records(row) for row in summary.rows}
 
     def curve(row: JobRow, train: dict[str, Points], evals: dict[str, Points]) -> JobCurve | None:
@@ -126,7 +114,6 @@ def job_curves(summary: SweepSummary) -> tuple[list[JobCurve], str]:
 
 
 def _job_records(row: JobRow) -> list[dict[str, Any]]:
-    """The job's metrics records; [] when it logged none or its file is unreadable (a killed job)."""
     path = Path(row.run_dir) / METRICS_FILE
     if not path.exists():  # a snapshot's single-logger form names its file in logger.filename
         name = dotted_get(read_yaml(path.parent / ".hydra" / "config.yaml"), "logger.filename")
@@ -139,7 +126,6 @@ def _job_records(row: JobRow) -> list[dict[str, Any]]:
 
 
 def mean_references(summary: SweepSummary) -> dict[str, float]:
-    """The scripted teacher's and random policy's returns, averaged over the jobs that evaluated them."""
     seen: dict[str, list[float]] = {}
     for row in summary.rows:
         for name, value in reference_returns(read_json_object(Path(row.run_dir) / RESULT_FILE)).items():
@@ -148,7 +134,6 @@ def mean_references(summary: SweepSummary) -> dict[str, float]:
 
 
 def write_sweep_plots(summary: SweepSummary, sweep_dir: str | Path) -> list[str]:
-    """Draw the PNGs that have data into ``sweep_dir``; returns their file names (for the markdown)."""
     plt, root, written = pyplot(), Path(sweep_dir), []
     spreads = objective_spreads(summary)
     if summary.objective and any(spreads.values()):
@@ -193,18 +178,8 @@ def _draw_objective_panel(
             )
         means, stds = [s.mean for s in members], [s.std for s in members]
         line = "-" if numeric else "none"
-        ax.errorbar(
-            xs,
-            means,
-            yerr=stds,
-            marker="o",
-            markersize=5,
-            capsize=3,
-            linewidth=1.0,
-            linestyle=line,
-            color=colour,
-            label=name or None,
-        )
+        style = {"marker": "o", "markersize": 5, "capsize": 3, "linewidth": 1.0, "linestyle": line}
+        ax.errorbar(xs, means, yerr=stds, color=colour, label=name or None, **style)
     if numeric is not None and min(numeric) > 0 and max(numeric) / min(numeric) >= 20:
         ax.set_xscale("log")
     if numeric is None or len(categories) <= MAX_TICKS:  # label the values as they were swept

@@ -1,9 +1,4 @@
-"""A :class:`SweepSummary` as markdown (people), csv (spreadsheets) and plain text (the terminal), and
-writing the first two with the JSON.
-
-The terminal report (``townlet-report SWEEP_DIR``) wants aligned columns and absolute paths to open
-next; it never writes into the sweep dir, so it lists only the plots an earlier ``write_summary`` drew.
-"""
+"""A :class:`SweepSummary` as markdown (people), csv (spreadsheets) and plain text (the terminal)."""
 
 from __future__ import annotations
 
@@ -36,7 +31,6 @@ log = logging.getLogger(__name__)
 
 
 def fmt(value: float | None, none: str = "") -> str:
-    """A figure in four significant digits (``none`` when there is none)."""
     return none if value is None else f"{value:.4g}"
 
 
@@ -51,7 +45,6 @@ def _md_value(text: str) -> str:
 
 
 def _axes_text(row: JobRow, axes: Sequence[str]) -> str:
-    """The swept values of a job (all its overrides when nothing was swept)."""
     if not axes:
         return " ".join(row.overrides)
     return " ".join(f"{a}={_md_value(row.params[a])}" for a in axes if a in row.params)
@@ -67,7 +60,6 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def render_markdown(summary: SweepSummary) -> str:
-    """A human-readable report: header, one row per job, failures, seed statistics, plots."""
     parts = (_md_header, _md_jobs, _md_problems, _md_seed_groups, _md_plots)
     return "\n".join(line for part in parts for line in part(summary)) + "\n"
 
@@ -117,7 +109,6 @@ def _md_jobs(summary: SweepSummary) -> list[str]:
 
 
 def _md_problems(summary: SweepSummary) -> list[str]:
-    """Failed or unfinished jobs with their error, and grid jobs that never started."""
     lines: list[str] = []
     failures = [r for r in summary.rows if r.status != OK]
     if failures:
@@ -156,7 +147,7 @@ def _md_seed_groups(summary: SweepSummary) -> list[str]:
 
 
 def _md_plots(summary: SweepSummary) -> list[str]:
-    """Links to the PNGs beside the markdown (relative, so the sweep dir can move)."""
+    """Relative links, so the sweep dir can move."""
     lines = ["", "## Plots", ""] if summary.plots else []
     for name in summary.plots:
         lines += [f"![{name.removesuffix('.png')}]({name})", ""]
@@ -164,7 +155,6 @@ def _md_plots(summary: SweepSummary) -> list[str]:
 
 
 def render_csv(summary: SweepSummary) -> str:
-    """One line per job; swept axes and metrics as their own columns for spreadsheets/pandas."""
 
     def num(value: float | None) -> str:
         return "" if value is None else repr(value)
@@ -201,11 +191,8 @@ def write_summary(
     metrics: Sequence[str] | None = None,
     plots: bool | Literal["when_complete"] = True,
 ) -> SweepSummary:
-    """Write ``sweep_summary.{json,csv,md}`` and, with ``plots``, the sweep's PNGs, under a lock.
-
-    ``plots="when_complete"`` draws them only once every job of a grid is over: drawing takes about a
-    second, too long to repeat after every job, and only the last job's picture lasts.
-    """
+    """Write ``sweep_summary.{json,csv,md}`` and the PNGs under a lock; ``plots="when_complete"`` draws
+    only once every grid job is over (too slow to repeat per job, and only the last picture lasts)."""
     root = existing_sweep_dir(sweep_dir)  # checked before the lock, which would create the folder
     with FileLock(str(root / LOCK_FILE), timeout=120):
         summary = build_summary(root, objective=objective, mode=mode, metrics=metrics)
@@ -223,7 +210,7 @@ def write_summary(
 
 
 def sweep_report(sweep_dir: Path) -> dict[str, Any]:
-    """The sweep summary (built, not written: a report never touches the directory) and its plots."""
+    """Built, not written: a report never touches the directory."""
     data = asdict(build_summary(sweep_dir))
     names = [sweep_plots.OBJECTIVE_PNG, sweep_plots.CURVES_PNG, f"{SUMMARY_STEM}.md"]
     data["plots"] = [str(sweep_dir.resolve() / n) for n in names[:2] if (sweep_dir / n).is_file()]
@@ -232,7 +219,6 @@ def sweep_report(sweep_dir: Path) -> dict[str, Any]:
 
 
 def render_text(report: dict[str, Any]) -> str:
-    """Header, one aligned row per job (best marked ``*``), errors, seed statistics, plot paths."""
     counts = report["counts"]
     objective = f"{report['objective']} ({report['objective_mode']})" if report["objective"] else "(none)"
     expected = f" of {report['expected_jobs']} expected" if report["expected_jobs"] is not None else ""
@@ -259,7 +245,11 @@ def render_text(report: dict[str, Any]) -> str:
         ]
         for r in rows
     ]
-    lines += [f"  {line}" for line in _columns([head, *table])]
+    widths = [max(len(row[i]) for row in [head, *table]) for i in range(len(head))]
+    lines += [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [head, *table]
+    ]
     lines += [f"  job {r['num']}: {r['error']}" for r in rows if r["error"]]
     for group in report["seed_groups"]:
         params = " ".join(f"{k}={v}" for k, v in group["params"].items()) or "all jobs"
@@ -271,8 +261,3 @@ def render_text(report: dict[str, Any]) -> str:
     if report["summary_file"]:
         lines.append(f"summary: {report['summary_file']}")
     return "\n".join(lines) + "\n"
-
-
-def _columns(rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]

@@ -1,11 +1,8 @@
-"""Sweep summaries: one table per multirun, rebuilt from what each job left on disk.
+"""Sweep summaries, a pure function of the sweep dir: the only thing every launcher's jobs share.
 
-A sweep's jobs may run in this process, in joblib workers, in submitit processes or on a SLURM node,
-and the sweep may die half-way; only the sweep directory is shared by all of those, so the summary is
-a pure function of it (``townlet-sweep-report <sweep dir>`` calls the same :func:`write_summary`).
-Hydra's basic sweeper stops before ``on_multirun_end`` when a job fails, so the callback refreshes the
-summary after every job too; its ``job_status.json`` carries the error of a job that raised before
-the runner recorded it.
+Hydra's basic sweeper stops before ``on_multirun_end`` when a job fails, so the summary is refreshed
+after every job too; ``job_status.json`` carries the error of a job that raised before the runner
+recorded it.
 """
 
 from __future__ import annotations
@@ -40,10 +37,7 @@ def _select_str(config: DictConfig, key: str) -> str | None:
 
 
 class SweepSummaryCallback(Callback):
-    """Hydra callback: ``job_status.json`` after each multirun job, the sweep summary after each job
-    (``refresh_each_job``) and once more at the end of the multirun; ``plots`` also draws the sweep's
-    PNGs at the end, or after the job that completes the grid (a basic sweep with a failed job never
-    reaches ``on_multirun_end``)."""
+    """``job_status.json`` and (``refresh_each_job``) the summary after each job, and once more at the end."""
 
     def __init__(
         self, metrics: Sequence[str] | None = None, refresh_each_job: bool = True, plots: bool = True
@@ -73,8 +67,7 @@ class SweepSummaryCallback(Callback):
         self._multirun_started = time.time()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        # Hydra calls this also when the sweep was refused before any job ran: then there is
-        # nothing of this sweep to summarise, and the sweep dir (maybe another run's) stays as it was.
+        # also called for a sweep refused before any job ran: leave that dir (maybe another's) alone
         sweep_dir = Path(_select_str(config, "hydra.sweep.dir") or ".")
         started, statuses = self._multirun_started, sweep_dir.glob(f"*/{JOB_STATUS_FILE}")
         if started is None or not any(p.stat().st_mtime >= started for p in statuses):
