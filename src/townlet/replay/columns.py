@@ -1,7 +1,5 @@
-"""Column schema of format v1: which arrays a dataset holds, with dtype and shape, and their check.
-
-Every column is time-major [T, N, ...] (env-major agent order); the trailing shape depends only on the
-:class:`ObservationSpec`. Writer, loader, validation and the capture buffer all read this table."""
+"""Format v1 columns (time-major [T, N, ...], trailing shape from the ObservationSpec) and their check: the
+one table writer, loader and capture buffer read."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""Reading format v1 datasets: one shard, the whole dataset, or a full check.
-
-Each shard's size and sha256 are checked before it is parsed (``allow_pickle=False``), then its columns."""
+"""Reading format v1 shards: size and sha256 are checked before parsing (``allow_pickle=False``)."""
 
 from __future__ import annotations
 

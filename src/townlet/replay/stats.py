@@ -1,7 +1,5 @@
-"""Dataset and batch statistics: what the manifest records and what `summarise` reports.
-
-Accumulated chunk by chunk, so the writer describes a dataset it never holds whole, and kept in the
-manifest, so a dataset on disk keeps its event counters."""
+"""Dataset statistics, accumulated chunk by chunk (the writer never holds a dataset whole) and kept in the
+manifest, for `summarise`."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Streaming access to an on-disk dataset: memory bounded by one shard, not by the dataset.
-
-Each epoch visits the shards in a fresh (seed, epoch) order and shuffles rows inside each shard; the
-rows that do not fill a shard's last minibatch are carried into the next shard's first one. A
-two-level shuffle, the usual trade for bounded memory (with shards of >= 100k rows it mixes well).
-"""
+"""Streaming an on-disk dataset with memory bounded by one shard: each epoch visits shards in a (seed, epoch)
+order and shuffles rows within each, carrying a short last minibatch into the next shard."""
 
 from __future__ import annotations
 
@@ -145,14 +141,9 @@ class StreamingDataset:
     def summarise(self) -> dict[str, Any]:
         """Statistics from the manifest (no shard is read)."""
         m = self.manifest
+        episodes = m.stats.get("episodes", {})
         return dataset_summary(
-            self.spec,
-            m.ticks,
-            m.agents,
-            m.stats,
-            self.events,
-            m.stats.get("episodes", {}),
-            shards=len(m.shards),
+            self.spec, m.ticks, m.agents, m.stats, self.events, episodes, shards=len(m.shards)
         )
 
 
