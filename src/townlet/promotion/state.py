@@ -1,9 +1,7 @@
-"""Promotion state that survives between runs (torch-free).
-
-Every anneal run records its status; ``required_passes`` PASS runs in a row make its checkpoint a
-*ready* candidate, which ``townlet-promote promote`` makes the current release. A JSON snapshot plus a
-JSONL history under ``paths.state_dir/promotion/``. States: ``monitoring`` → ``ready`` → ``promoted``;
-losing readiness goes back to ``monitoring``, and so does ``rollback``, with the previous release."""
+"""Promotion state across runs (torch-free): ``required_passes`` PASS runs in a row make a *ready* candidate
+that ``townlet-promote promote`` releases; ``monitoring`` → ``ready`` → ``promoted``, and back to
+``monitoring`` on lost readiness or ``rollback``. A JSON snapshot plus a JSONL history under
+``paths.state_dir/promotion/``."""
 
 from __future__ import annotations
 
@@ -191,9 +189,8 @@ class PromotionService:
                 candidate=candidate,
                 now=_now(),
             )
-            return self._commit(
-                new, "evaluation", {"status": new.last_result, "run_dir": candidate["run_dir"]}
-            )
+            detail = {"status": new.last_result, "run_dir": candidate["run_dir"]}
+            return self._commit(new, "evaluation", detail)
 
     def promote(
         self,
