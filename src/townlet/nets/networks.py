@@ -1,8 +1,6 @@
-"""Torch implementations of the policy/value networks (imported only through `townlet.nets.models`).
-
-One contract, ``forward(maps, features, action_mask=None) -> (logits [B, A], value [B])``: maps arrive
-as the world's uint8 and are cast on the device; disallowed actions get a large negative logit. Input
-normalisation lives in buffers, so a checkpoint carries the statistics it was trained with."""
+"""Torch policy/value networks (imported only through `townlet.nets.models`): ``forward(maps, features,
+action_mask=None) -> (logits [B, A], value [B])``. Input normalisation lives in buffers, so a checkpoint
+carries the statistics it was trained with."""
 
 from __future__ import annotations
 
@@ -101,10 +99,8 @@ class MLPPolicyNetwork(PolicyNetwork):
 
 
 class ProgramNetwork(nn.Module):
-    """A loaded ``torch.export`` program (``townlet-export format=pt2``) behind the network contract.
-
-    An exported program is frozen in eval mode and refuses ``train()``/``eval()``; this wrapper accepts
-    them (they change nothing), so it goes wherever a policy network goes, e.g. ``TorchPolicy``."""
+    """A loaded ``torch.export`` program behind the network contract; it accepts ``train()``/``eval()``
+    (which the frozen program refuses) as no-ops, so it goes wherever a policy network goes."""
 
     def __init__(self, program: nn.Module) -> None:
         super().__init__()
