@@ -1,6 +1,4 @@
-"""A trained network acting in the town through the behaviour-policy interface.
-
-One batched forward per tick for every agent of every town. Sampling uses the policy's own seeded
+"""A trained network acting in the town, one batched forward per tick; sampling uses its own seeded
 generator, so evaluation is reproducible and never disturbs the global torch RNG training relies on."""
 
 from __future__ import annotations
