@@ -1,8 +1,5 @@
-"""Behaviour-cloning hyper-parameters: the one home of every ``strategy=bc`` setting and its range.
-
-``BCStrategy`` *is* this dataclass plus ``run()``; ``__post_init__`` refuses a value outside its range
-when the strategy is built, with a message naming the key, rather than mid-run.
-"""
+"""Behaviour-cloning hyper-parameters: the one home of every ``strategy=bc`` setting and its range, refused
+when the strategy is built rather than mid-run (``BCStrategy`` *is* this dataclass plus ``run()``)."""
 
 from __future__ import annotations
 

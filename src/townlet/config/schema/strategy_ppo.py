@@ -1,9 +1,5 @@
-"""PPO hyper-parameters: the one home of every ``strategy=ppo`` setting, its default and its range.
-
-``PPOStrategy`` *is* this dataclass plus ``run()``, so the object Hydra builds carries the settings
-typed and whole; ``__post_init__`` refuses a value outside its range with a message naming the key.
-``conf/strategy/ppo.yaml`` only selects this schema and names the class.
-"""
+"""PPO hyper-parameters: the one home of every ``strategy=ppo`` setting, default and range. ``PPOStrategy``
+*is* this dataclass plus ``run()``, so the object Hydra builds carries the settings typed and whole."""
 
 from __future__ import annotations
 
