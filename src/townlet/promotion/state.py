@@ -193,11 +193,7 @@ class PromotionService:
             return self._commit(new, "evaluation", detail)
 
     def promote(
-        self,
-        *,
-        run_dir: str | Path | None = None,
-        checkpoint: str | Path | None = None,
-        force: bool = False,
+        self, *, run_dir: str | Path | None = None, checkpoint: str | Path | None = None, force: bool = False
     ) -> dict[str, Any]:
         """Make the ready candidate (or, with ``force``, the given run/checkpoint) the current release."""
         with self._locked():

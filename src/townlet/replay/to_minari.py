@@ -82,10 +82,7 @@ def agent_episodes(data: ReplayData, column: int) -> Iterator[tuple[dict[str, An
         done_t, done_tr = terminated[rows].copy(), truncated[rows].copy()
         done_tr[-1] |= not done_t[-1]  # a cut without a flag counts as a truncation
         arrays = {
-            "observations": {
-                "map": data.maps[obs_rows, column],
-                "features": data.features[obs_rows, column],
-            },
+            "observations": {"map": data.maps[obs_rows, column], "features": data.features[obs_rows, column]},
             "actions": data.actions[rows, column],
             "rewards": data.rewards[rows, column],
             "terminations": done_t,
