@@ -13,7 +13,6 @@ def _allowed_keys(object_type: object) -> list[str]:
 
 
 def _shipped_options(group: str) -> list[str]:
-    """The options of ``group`` that ship with the package."""
     from townlet.packaged import CONF_DIR
 
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))

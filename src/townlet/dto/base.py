@@ -44,8 +44,6 @@ class FrozenModel(BaseModel):
 
 
 class TrainingResultBase(FrozenModel):
-    """Fields every training result carries."""
-
     schema_version: str = SCHEMA_VERSION
     duration_sec: float | None = Field(default=None, ge=0)
     stop_reason: str | None = Field(

@@ -45,8 +45,7 @@ class PolicyNetwork(nn.Module):
 
     @torch.no_grad()
     def set_input_normalisation(self, map_max: torch.Tensor) -> None:
-        """Scale each map channel to [0, 1] by the data's maximum. The features are already in [-1, 1];
-        only PPO's running normaliser (``feature_normalisation``) writes the feature buffers."""
+        """Scale each map channel to [0, 1] by the data's maximum (the features are already in [-1, 1])."""
         self.map_scale.copy_((1.0 / map_max.to(self.map_scale).clamp_min(1.0)).reshape(-1, 1, 1))
 
     def forward(

@@ -45,9 +45,8 @@ def apply_evaluation(
     candidate: Mapping[str, Any] | None = None,
     now: float | None = None,
 ) -> PromotionStateFile:
-    """One anneal run's status → new state. PASS extends the streak, FAIL resets it, HOLD resets it unless
-    ``hold_resets_streak`` is False (then it neither extends nor breaks it). The candidate is the latest
-    PASS run; a result that resets the streak clears it."""
+    """One run's status → new state: PASS extends the streak, FAIL resets it and clears the candidate, HOLD
+    too unless ``hold_resets_streak`` is False (then it changes nothing)."""
     status = str(status).upper()
     if status not in list(AnnealStatus):
         raise ValueError(f"anneal status must be one of {', '.join(AnnealStatus)}, got {status!r}")
@@ -118,8 +117,7 @@ class PromotionService:
         return locked(self.state_path.with_name("state.lock"), self.lock_timeout_s, PromotionError)
 
     def state(self) -> PromotionStateFile:
-        """The validated state (the file is replaced atomically, so reading needs no lock); a corrupt
-        or mistyped file raises and is never written over."""
+        """The validated state (replaced atomically, so reading needs no lock)."""
         fix = (
             f"restore it from {self.history_path.name} (each event embeds a snapshot), or move it aside "
             f"and start over: {reset_command(self.state_dir)}"

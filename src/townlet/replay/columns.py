@@ -67,9 +67,8 @@ def check_columns(
     source: str | Path | None = None,
     values: bool = True,
 ) -> tuple[int, int]:
-    """Names, dtypes and [T, N, ...] shapes of format v1 columns (T and N from ``actions`` unless given);
-    with ``values`` also finite floats and action ids in range. Returns (T, N); the first problem is one
-    :class:`DatasetError` naming the column (and ``source``)."""
+    """(T, N) after checking names, dtypes and shapes (with ``values`` also finite floats and action ids in
+    range); the first problem is one DatasetError naming the column."""
     missing = [n for n in COLUMN_NAMES if n not in columns]
     if missing:
         raise DatasetError(f"missing column(s) {missing}", file=source)

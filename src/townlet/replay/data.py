@@ -119,10 +119,8 @@ class ReplayData:
         columns: tuple[str, ...] | None = None,
         extra: Mapping[str, np.ndarray] | None = None,
     ) -> Iterator[Batch]:
-        """Shuffled minibatches of transitions; a fresh permutation for every (seed, epoch). ``extra``
-        adds [T, N] arrays (e.g. PPO's advantages) gathered with the same indices. Indices inside a
-        minibatch are sorted: the same set of rows, and a forward walk through memory is faster for the
-        wide map rows."""
+        """Shuffled minibatches, a fresh permutation per (seed, epoch); ``extra`` [T, N] arrays are gathered
+        alike. Indices are sorted within a batch: a forward walk through memory is faster for wide rows."""
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         rows = self.num_transitions
@@ -149,8 +147,7 @@ class ReplayData:
         columns: tuple[str, ...] | None = None,
         extra: Mapping[str, np.ndarray] | None = None,
     ) -> Iterator[Batch]:
-        """Contiguous [L, n] trajectory blocks (GAE, recurrent training) in a per-epoch random order: time
-        cut at multiples of ``segment_length``, agents grouped by a per-epoch permutation. Each block has
+        """Contiguous [L, n] trajectory blocks (for GAE) in a per-epoch random order, each with
         ``next_values`` [n] (the next row's ``values`` or ``bootstrap_values``), ``t0``, ``agent_index``."""
         if segment_length <= 0 or agents_per_segment <= 0:
             raise ValueError("segment_length and agents_per_segment must be positive")

@@ -53,8 +53,7 @@ def read_shard(manifest: Manifest, entry: ShardEntry, *, verify: bool = True) ->
 
 
 def load_replay_data(manifest: Manifest, *, verify: bool = True) -> ReplayData:
-    """Read every shard into one preallocated [T, N] buffer (peak = dataset + one shard); the values are
-    checked per shard with ``verify``, else once over the whole dataset."""
+    """Every shard in one preallocated [T, N] buffer, so the peak is the dataset plus one shard."""
     columns = allocate(manifest.spec, manifest.ticks, manifest.agents)
     for entry in manifest.shards:
         shard = read_shard(manifest, entry, verify=verify)

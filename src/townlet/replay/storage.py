@@ -175,7 +175,6 @@ def write_dataset(
     compress: bool = False,
     overwrite: bool = False,
 ) -> Path:
-    """Write an in-memory dataset as format v1 (atomically)."""
     data.validate()
     with DatasetWriter(
         path, data.spec, meta=data.meta, shard_rows=shard_rows, compress=compress, overwrite=overwrite

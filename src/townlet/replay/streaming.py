@@ -54,8 +54,7 @@ class StreamingDataset:
         )
 
     def _first_values(self, tick: int) -> np.ndarray:
-        """``values`` at ``tick`` (first row of the shard starting there), the bootstrap of the segments
-        ending just before it. Only that column is read; the shard is verified when its own turn comes."""
+        """The ``values`` row that segments ending before ``tick`` bootstrap from (only it is read)."""
         path = self.manifest.root / next(s.file for s in self.manifest.shards if s.tick_start == tick)
         if not path.is_file():
             raise DatasetError("shard file is missing", file=path)
@@ -135,7 +134,6 @@ class StreamingDataset:
                 yield block
 
     def load(self) -> ReplayData:
-        """Materialise the whole dataset (when it fits)."""
         return load_replay_data(self.manifest, verify=self.verify)
 
     def summarise(self) -> dict[str, Any]:

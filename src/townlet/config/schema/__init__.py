@@ -33,7 +33,6 @@ def repo_root() -> Path:
 
 
 def conf_dir() -> Path:
-    """The ``conf/`` tree inside the package."""
     return CONF_DIR
 
 

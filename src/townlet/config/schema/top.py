@@ -50,8 +50,6 @@ class StopConfig:
 
 @dataclass
 class TrainConfig:
-    """Top-level keys of a training job."""
-
     seed: int = 0
     objective: str = "evaluation.policy.mean_return"
     objective_mode: ObjectiveMode = ObjectiveMode.max
