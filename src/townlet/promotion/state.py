@@ -173,11 +173,8 @@ class PromotionService:
         detail: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Record one anneal run's PASS/HOLD/FAIL; returns the new snapshot."""
-        candidate = {
-            "run_dir": None if run_dir is None else str(run_dir),
-            "checkpoint": None if checkpoint is None else str(checkpoint),
-            **dict(detail or {}),
-        }
+        paths = {"run_dir": run_dir, "checkpoint": checkpoint}
+        candidate = {**{k: None if v is None else str(v) for k, v in paths.items()}, **dict(detail or {})}
         with self._locked():
             new = apply_evaluation(
                 self.state(),
