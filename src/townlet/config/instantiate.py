@@ -19,19 +19,10 @@ from typing import Any
 ALLOWED_MODULES: tuple[str, ...] = ("townlet", "torch.optim", "torch.nn")
 
 #: Library objects a config may name, each only by exactly this name.
-ALLOWED_OBJECTS: frozenset[str] = frozenset(
-    {
-        "functools.partial",
-        "pathlib.Path",
-        "pathlib.PurePosixPath",
-        "numpy.array",
-        "numpy.asarray",
-        "numpy.dtype",
-        "numpy.float32",
-        "numpy.float64",
-        "numpy.int64",
-    }
-)
+ALLOWED_OBJECTS: frozenset[str] = frozenset({
+    "functools.partial", "pathlib.Path", "pathlib.PurePosixPath",
+    "numpy.array", "numpy.asarray", "numpy.dtype", "numpy.float32", "numpy.float64", "numpy.int64",
+})  # fmt: skip
 
 #: What Hydra itself may build from a config's ``hydra:`` node (callbacks, logging
 #: factories): exactly these classes, passed to Hydra's execution whitelist around every entry point,
