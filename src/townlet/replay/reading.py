@@ -35,19 +35,17 @@ def read_shard(manifest: Manifest, entry: ShardEntry, *, verify: bool = True) ->
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)
-            if keys != set(COLUMN_NAMES):
-                raise DatasetError(
-                    f"shard columns differ from format v1 (missing {sorted(set(COLUMN_NAMES) - keys)}, "
-                    f"unexpected {sorted(keys - set(COLUMN_NAMES))})",
-                    file=path,
-                )
-            out = {name: npz[name] for name in COLUMN_NAMES}
-    except DatasetError:
-        raise
+            out = {name: npz[name] for name in COLUMN_NAMES} if keys == set(COLUMN_NAMES) else {}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
         raise DatasetError(
             f"shard cannot be parsed as .npz ({type(exc).__name__}: {exc})", file=path
         ) from None
+    if keys != set(COLUMN_NAMES):
+        raise DatasetError(
+            f"shard columns differ from format v1 (missing {sorted(set(COLUMN_NAMES) - keys)}, "
+            f"unexpected {sorted(keys - set(COLUMN_NAMES))})",
+            file=path,
+        )
     check_columns(out, manifest.spec, ticks=entry.ticks, agents=manifest.agents, source=path, values=verify)
     return out
 

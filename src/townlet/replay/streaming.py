@@ -101,14 +101,13 @@ class StreamingDataset:
             perm = rng.permutation(rows)
             start = 0
             if carry is not None:
-                need = batch_size - carry[names[0]].shape[0]
-                idx = np.sort(perm[:need])
-                merged = {n: np.concatenate([carry[n], np.take(sources[n], idx, axis=0)]) for n in names}
-                start, carry = len(idx), None
-                if merged[names[0]].shape[0] < batch_size:  # shard smaller than the gap: keep filling
-                    carry = merged
+                idx = np.sort(perm[: batch_size - carry[names[0]].shape[0]])
+                carry = {n: np.concatenate([carry[n], np.take(sources[n], idx, axis=0)]) for n in names}
+                start = len(idx)
+                if carry[names[0]].shape[0] < batch_size:  # shard smaller than the gap: keep filling
                     continue
-                yield merged
+                yield carry
+                carry = None
             full_end = start + (rows - start) // batch_size * batch_size
             for s in range(start, full_end, batch_size):
                 idx = np.sort(perm[s : s + batch_size])
