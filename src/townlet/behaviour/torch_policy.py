@@ -54,8 +54,7 @@ class TorchPolicy:
         maps = torch.from_numpy(np.ascontiguousarray(obs.maps)).to(dev)
         feats = torch.from_numpy(np.ascontiguousarray(obs.features, dtype=np.float32)).to(dev)
         mask = torch.from_numpy(np.ascontiguousarray(obs.action_mask, dtype=bool)).to(dev)
-        logits, values = self.network(maps, feats, mask)
-        return logits, values
+        return self.network(maps, feats, mask)
 
     @torch.inference_mode()
     def act(self, obs: Observation) -> PolicyOutput:

@@ -112,5 +112,4 @@ class ProgramNetwork(nn.Module):
     def forward(
         self, maps: torch.Tensor, features: torch.Tensor, action_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, value = self.program(maps, features, action_mask)
-        return logits, value
+        return self.program(maps, features, action_mask)

@@ -158,9 +158,8 @@ def export_minari(
     manifest = read_manifest(source)
     dataset_id = dataset_id or default_dataset_id(manifest)
     # where minari.load_dataset looks; resolved, as Minari mis-joins relative roots
-    root = (
-        Path(root or os.environ.get(ROOT_ENV) or Path.home() / ".minari" / "datasets").expanduser().resolve()
-    )
+    root = Path(root or os.environ.get(ROOT_ENV) or Path.home() / ".minari" / "datasets")
+    root = root.expanduser().resolve()
     check_target(dataset_id, root)
     data = load_replay_data(manifest)  # every shard checked before anything is written
     if not data.num_transitions:
