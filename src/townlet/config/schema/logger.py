@@ -57,8 +57,7 @@ class MlflowLoggerConfig:
     """One MLflow run per job (``mlflow`` extra); a multirun is one experiment under one parent run."""
 
     _target_: str = "townlet.runs.mlflow_log.MlflowSink"
-    # a local SQLite store by default; http(s)://host:port for a tracking server
-    tracking_uri: str = "sqlite:///${paths.output_root}/mlflow.db"
+    tracking_uri: str = "sqlite:///${paths.output_root}/mlflow.db"  # or http(s)://host:port (a server)
     experiment: str | None = None  # null: "runs" for single runs, the sweep dir's name for a multirun
     log_artifacts: bool = True  # result.json, plots/, the checkpoint and .hydra/ when the run ends
     # the policy as the run's MLflow model "policy" (ONNX, exported when the run ends: a few seconds)
