@@ -1,7 +1,5 @@
-"""An exported ``.onnx`` policy acting in the town through onnxruntime, without torch.
-
-The file's own metadata gives the observation spec, so a world of another layout is refused as for a
-checkpoint. Greedy acting is the argmax of the masked logits, as in ``TorchPolicy``."""
+"""An exported ``.onnx`` policy acting through onnxruntime, without torch; its metadata gives the
+observation spec, so a world of another layout is refused as for a checkpoint."""
 
 from __future__ import annotations
 

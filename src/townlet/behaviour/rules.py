@@ -1,8 +1,5 @@
-"""One interface for everything that acts in the town: scripted, random and the trained network.
-
-Capture, evaluation and PPO rollouts share one loop because every policy answers ``act(obs)`` with
-the executed actions, the exact log-probability of each under the policy that chose it, and a value.
-"""
+"""One interface for all that acts in the town, so capture, evaluation and PPO rollouts share one loop:
+``act(obs)`` gives the actions, their exact log-probabilities under the acting policy, and a value."""
 
 from __future__ import annotations
 

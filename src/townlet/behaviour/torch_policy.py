@@ -1,6 +1,4 @@
-"""A trained network acting in the town through the behaviour-policy interface.
-
-One batched forward per tick for every agent of every town. Sampling uses the policy's own seeded
+"""A trained network acting in the town, one batched forward per tick; sampling uses its own seeded
 generator, so evaluation is reproducible and never disturbs the global torch RNG training relies on."""
 
 from __future__ import annotations
@@ -56,8 +54,7 @@ class TorchPolicy:
         maps = torch.from_numpy(np.ascontiguousarray(obs.maps)).to(dev)
         feats = torch.from_numpy(np.ascontiguousarray(obs.features, dtype=np.float32)).to(dev)
         mask = torch.from_numpy(np.ascontiguousarray(obs.action_mask, dtype=bool)).to(dev)
-        logits, values = self.network(maps, feats, mask)
-        return logits, values
+        return self.network(maps, feats, mask)
 
     @torch.inference_mode()
     def act(self, obs: Observation) -> PolicyOutput:

@@ -1,10 +1,5 @@
-"""``townlet.load_policy``: a trained policy for code outside this package, in three lines.
-
-A run dir (or its ``.pt`` checkpoint) loads through torch; an exported ``.onnx`` file through
-onnxruntime, without torch. Either way the caller gets one object whose ``act`` takes what the
-PettingZoo face hands out (one agent's observation dict, or the dict of every agent's) or a batched
-``Observation``, and which knows the world it was trained in (``policy.world``).
-"""
+"""``townlet.load_policy``: a trained policy (run dir, ``.pt`` or torch-free ``.onnx``) for code outside
+this package, acting on PettingZoo observations or batches and knowing its world (``policy.world``)."""
 
 from __future__ import annotations
 
@@ -45,13 +40,8 @@ class TrainedPolicy:
         return to_world_config(self.world_config) if self.world_config else load_world_config("default")
 
     def act(self, obs: Any, mask: Any = None) -> Any:
-        """The action(s) for ``obs``; ``mask`` (True = allowed) replaces the observation's own mask.
-
-        * one agent's observation dict ``{"map", "features", "action_mask"}`` → an ``int``;
-        * ``{agent: observation dict}`` (PettingZoo ``reset``/``step``) → ``{agent: int}``, with
-          ``mask`` an optional ``{agent: mask}``;
-        * a batched :class:`Observation` → int64 actions ``[N]``.
-        """
+        """One agent's observation dict → an int; ``{agent: dict}`` → ``{agent: int}`` (``mask`` then
+        ``{agent: mask}``); an ``Observation`` → int64 [N]. ``mask`` (True = allowed) replaces the own."""
         if isinstance(obs, Observation):
             batch = obs if mask is None else obs._replace(action_mask=np.asarray(mask, dtype=bool))
             return self.behaviour.act(batch).actions
@@ -75,13 +65,8 @@ class TrainedPolicy:
 def load_policy(
     source: str | Path, *, greedy: bool = True, seed: int = 0, device: str = "cpu", which: str | None = None
 ) -> TrainedPolicy:
-    """Load a trained policy from a run dir, a ``.pt`` checkpoint or an exported ``.onnx`` file.
-
-    The checkpoint and world are the run's (:func:`townlet.runs.resolve.resolve_run`; ``which``:
-    None = the one its result reports, or "best"/"last"). ``greedy`` (default) takes the most likely
-    allowed action; ``seed`` seeds sampling otherwise. Raises a ``ValueError`` subclass with a
-    one-line reason when ``source`` is unusable.
-    """
+    """A trained policy from a run dir, a ``.pt`` checkpoint or an ``.onnx`` file (``which``: None = the one
+    the run's result reports, or "best"/"last"); an unusable ``source`` raises a one-line ValueError."""
     path = Path(source).expanduser()
     if path.suffix == ".onnx":
         from townlet.behaviour.onnx_policy import OnnxPolicy

@@ -1,8 +1,4 @@
-"""Turn Hydra/OmegaConf composition errors into one short message naming the key and the fix.
-
-Hydra's own output for a bad override is a multi-line report (plus a traceback for non-compact
-errors); at the CLI we want ``error: strategy.lr: 'abc' is not a float`` and a non-zero exit.
-"""
+"""Hydra/OmegaConf composition errors (multi-line reports) as one short message naming the key and fix."""
 
 from __future__ import annotations
 
@@ -17,7 +13,6 @@ def _allowed_keys(object_type: object) -> list[str]:
 
 
 def _shipped_options(group: str) -> list[str]:
-    """The options of ``group`` that ship with the package."""
     from townlet.packaged import CONF_DIR
 
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))

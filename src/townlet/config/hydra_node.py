@@ -1,12 +1,6 @@
-"""What a config file from outside the package may ask of Hydra: its ``hydra:`` node and saved
-``hydra.*`` overrides, and the ``${resolver:...}`` calls in any of its values.
-
-Why a module of its own: Hydra acts on this node while it composes (logging factories are called,
-``env_set`` reaches every process), so these checks are the gate's core, and they are read by
-:mod:`townlet.config.snapshot` for both ``townlet-train -cp DIR`` and ``townlet-reproduce RUN``. Only
-what a run of this project writes itself is accepted; every refusal is one line
-(:class:`SnapshotRefused`).
-"""
+"""What a config file from outside the package may ask of Hydra (its ``hydra:`` node, saved ``hydra.*``
+overrides, ``${resolver:...}`` calls): Hydra acts on these while composing, so only what a run of this
+project writes itself is accepted, and a refusal is one line."""
 
 from __future__ import annotations
 

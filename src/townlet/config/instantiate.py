@@ -1,15 +1,9 @@
-"""The one place that turns config nodes into objects (``hydra.utils.instantiate``), and the allow-list
-every dotted import path from a config or a snapshot goes through.
+"""The one place config nodes become objects, and the allow-list every dotted import path goes through.
 
-Why an allow-list of *defining modules* rather than of name prefixes: a prefix such as ``townlet.``
-also matches ``townlet.runs.record.os.system`` (``os`` imported there), and a check that looks at
-``_target_`` keys alone misses ``services.implementations``. So a dotted name is resolved by importing
-only the longest prefix that is an allowed module (``townlet.*``, ``torch.optim.*``, ``torch.nn.*``,
-the packages named in ``$TOWNLET_ALLOWED_TARGETS``) and walking attributes from there; the object
-found is accepted only if the module that *defines* it (``obj.__module__``) is allowed too, or if it
-is one of a few named library objects (``functools.partial``, ``pathlib.Path``, ...). Nothing outside
-the allow-list is ever imported.
-"""
+An allow-list of *defining modules*, not name prefixes: ``townlet.`` also matches
+``townlet.runs.record.os.system``, and ``_target_`` keys alone miss ``services.implementations``. Only
+the longest allowed-module prefix is imported; the object is accepted if ``obj.__module__`` is allowed
+too, or it is a named library object. Nothing outside the allow-list is ever imported."""
 
 from __future__ import annotations
 
@@ -25,19 +19,10 @@ from typing import Any
 ALLOWED_MODULES: tuple[str, ...] = ("townlet", "torch.optim", "torch.nn")
 
 #: Library objects a config may name, each only by exactly this name.
-ALLOWED_OBJECTS: frozenset[str] = frozenset(
-    {
-        "functools.partial",
-        "pathlib.Path",
-        "pathlib.PurePosixPath",
-        "numpy.array",
-        "numpy.asarray",
-        "numpy.dtype",
-        "numpy.float32",
-        "numpy.float64",
-        "numpy.int64",
-    }
-)
+ALLOWED_OBJECTS: frozenset[str] = frozenset({
+    "functools.partial", "pathlib.Path", "pathlib.PurePosixPath",
+    "numpy.array", "numpy.asarray", "numpy.dtype", "numpy.float32", "numpy.float64", "numpy.int64",
+})  # fmt: skip
 
 #: What Hydra itself may build from a config's ``hydra:`` node (callbacks, logging
 #: factories): exactly these classes, passed to Hydra's execution whitelist around every entry point,
@@ -103,8 +88,7 @@ class ComponentNotAvailableError(ConfigError):
 
 
 def iter_import_paths(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    """Yield ``(full key, dotted name)`` for every import path a config holds: every ``_target_`` and
-    every value of an ``implementations`` mapping (``services.implementations.<name>``)."""
+    """``(full key, dotted name)`` of every ``_target_`` and every ``implementations`` value."""
     if isinstance(node, Mapping):  # dicts and DictConfig
         for key, value in node.items():
             where = f"{path}.{key}" if path else str(key)
@@ -141,8 +125,7 @@ def _is_module(name: str) -> bool:
 
 
 def _longest_module(dotted: str, root: str, key: str) -> str:
-    """The longest prefix of ``dotted`` that is a module, found from ``root`` down; only modules inside
-    the allow-list (and their parent packages) are imported on the way."""
+    """The longest prefix of ``dotted`` that is a module, found from ``root`` down (importing only those)."""
     if not _is_module(root):
         raise ComponentNotAvailableError(f"{key}={dotted!r}: package {root} is not installed")
     module = root
@@ -154,10 +137,7 @@ def _longest_module(dotted: str, root: str, key: str) -> str:
 
 
 def resolve_target(dotted: str, key: str = "_target_", *, extra_modules: Sequence[str] = ()) -> Any:
-    """The object ``dotted`` names, or a :class:`ConfigError` naming ``key``; refused names import nothing.
-
-    ``extra_modules`` widens the allow-list for one call (Hydra's own callbacks).
-    """
+    """The object ``dotted`` names, or a ConfigError naming ``key``; ``extra_modules`` widens the list."""
     if not isinstance(dotted, str) or not all(_IDENTIFIER.fullmatch(p) for p in dotted.split(".")):
         raise TargetNotAllowedError(f"{key}={dotted!r} is not a dotted name (package.module.Name)")
     name = current_target(dotted)
@@ -198,11 +178,7 @@ def check_import_paths(node: Any, *, extra_modules: Sequence[str] = ()) -> None:
 
 
 def build(node: Any, /, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate`` with the allow-list check and ``_convert_="all"``.
-
-    Errors raised by the constructor (bad hyper-parameter values) come back as ``ConfigError``
-    naming the target and the original message.
-    """
+    """``hydra.utils.instantiate`` behind the allow-list; constructor errors become a ConfigError."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 

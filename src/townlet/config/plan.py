@@ -9,13 +9,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What a run will do, before it starts.
-
-    ``units`` is how many epochs (BC) or iterations (PPO) it runs in all (None: not known before the
-    data is read); a composite (the anneal) lists its parts in ``stages`` as ``(label, units)``, in
-    run order, and ``units`` is their sum. ``rows_per_iteration`` is PPO's agent-steps per rollout
-    iteration (None when it collects none).
-    """
+    """What a run will do: ``units`` epochs or iterations in all (None: unknown before the data is read);
+    a composite lists its parts as ``(label, units)`` in ``stages``, with ``units`` their sum."""
 
     units: int | None
     unit: str = "it"  # "epoch" | "it"

@@ -1,17 +1,11 @@
 """The gate every config file from outside the package passes before Hydra reads it.
 
-Why: a run's ``.hydra/`` snapshot is a file anyone can edit, and Hydra acts on its ``hydra:`` node while
-it *composes* (logging handlers with ``()`` factories are called, ``env_set`` reaches the run record's
-``git``), long before the ``_target_`` allow-list of :mod:`townlet.config.instantiate` sees the job. So
-``townlet-train -cp DIR`` (DIR not the packaged ``conf/``) and ``townlet-reproduce RUN`` first read
-those files here as untrusted YAML (size-limited, no anchors or aliases) and accept from the
-``hydra:`` node only what a run of this project writes itself (:mod:`townlet.config.hydra_node`).
-Import paths of the job are held to a
-narrower list than a typed config: classes of the project's strategies, loggers, models and services.
-
-Every refusal is one line (:class:`SnapshotRefused`); nothing outside the allow-list is imported, nothing
-is written, and torch is not imported.
-"""
+A ``.hydra/`` snapshot is editable, and Hydra acts on its ``hydra:`` node while it *composes* (logging
+factories are called, ``env_set`` reaches every process), before the ``_target_`` allow-list sees the
+job. So ``townlet-train -cp DIR`` and ``townlet-reproduce RUN`` read those files here first as untrusted
+YAML (size-limited, no anchors), accept from ``hydra:`` only what a run of this project writes, and hold
+job import paths to the project's strategy, logger, model and service classes. A refusal is one line;
+nothing is imported outside the allow-list, nothing written, torch not imported."""
 
 from __future__ import annotations
 
@@ -57,15 +51,9 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def check_train_args(args: Sequence[str]) -> None:
-    """Check what Hydra would read from outside the package: every YAML file of a non-packaged
-    ``-cp``/``-cd`` dir (a defaults list may select any of them), a plain ``-cn``, and the saved
-    ``.hydra/`` of an ``--experimental-rerun`` dir.
-
-    A primary config from outside the package (``-cp``, e.g. a run's ``.hydra/``) has none of this
-    project's ``hydra`` settings (a snapshot may not select them), so Hydra would pick its own
-    ``outputs/<date>/<second>`` dir and no preflight would guard it: such a run must name a new,
-    empty ``hydra.run.dir`` (``hydra.sweep.dir`` with ``-m``).
-    """
+    """Check what Hydra would read from outside the package: every YAML of a non-packaged ``-cp``/``-cd``
+    dir, a plain ``-cn``, and an ``--experimental-rerun`` dir's ``.hydra/``. An outside primary config has
+    none of this project's run-dir settings, so it must name a new, empty ``hydra.run.dir``/``sweep.dir``."""
     for flag, folder in _config_dirs(args):
         if _is_packaged(folder) or not folder.is_dir():
             continue
@@ -138,8 +126,7 @@ def check_run_snapshot(run_dir: Path) -> None:
 
 
 class _UntrustedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses anchors and aliases (a few lines of aliases expand to
-    gigabytes: the "billion laughs")."""
+    """PyYAML's safe loader without anchors and aliases (a few lines of them expand to gigabytes)."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
@@ -177,10 +164,8 @@ def load_untrusted_yaml(path: Path) -> Any:
 
 
 def check_config_file(path: Path, root: Path) -> None:
-    """One untrusted config file: its ``hydra:`` node, defaults entries and import paths.
-
-    A file of a ``hydra/`` group (``root/hydra/...``) *is* a part of Hydra's node, so it is refused.
-    """
+    """One untrusted config file: its ``hydra:`` node, defaults and import paths (a ``hydra/`` group file
+    *is* part of Hydra's node, so it is refused)."""
     where = str(path)
     if path.relative_to(root).parts[0] == "hydra":
         raise SnapshotRefused(
@@ -229,8 +214,7 @@ def check_job_targets(node: Any, where: str) -> None:
 
 
 def check_snapshot_target(dotted: str, key: str) -> None:
-    """The allow-list of :mod:`townlet.config.instantiate`, narrowed: a class of a project strategy,
-    logger, model or service (or of ``$TOWNLET_ALLOWED_TARGETS``), or one of :data:`SNAPSHOT_FUNCTIONS`."""
+    """The allow-list narrowed to classes of :data:`SNAPSHOT_PACKAGES` and :data:`SNAPSHOT_FUNCTIONS`."""
     obj = resolve_target(dotted, key)
     if current_target(dotted) in SNAPSHOT_FUNCTIONS:  # a snapshot saved under an old module name too
         return

@@ -1,7 +1,4 @@
-"""Result DTOs and run records: the typed contract between a run and everything that reads it.
-
-Pydantic only; imports nothing else of ours, and never torch.
-"""
+"""Result DTOs and run records: the typed contract between a run and its readers (Pydantic only, no torch)."""
 
 from townlet.dto.evaluation import EvaluationBlock, PolicyEvaluationDTO
 from townlet.dto.policy import (
@@ -17,16 +14,7 @@ from townlet.dto.policy import (
 from townlet.dto.run import RunRecord, RunStatus
 
 __all__ = [
-    "RESULT_TYPES",
-    "AnnealStageResultDTO",
-    "AnnealSummaryDTO",
-    "BCTrainingResultDTO",
-    "EvaluationBlock",
-    "PPOTrainingResultDTO",
-    "PolicyEvaluationDTO",
-    "ResultDTO",
-    "RunRecord",
-    "RunStatus",
-    "TrainingResult",
+    "RESULT_TYPES", "AnnealStageResultDTO", "AnnealSummaryDTO", "BCTrainingResultDTO", "EvaluationBlock",
+    "PPOTrainingResultDTO", "PolicyEvaluationDTO", "ResultDTO", "RunRecord", "RunStatus", "TrainingResult",
     "load_result",
-]
+]  # fmt: skip

@@ -1,7 +1,5 @@
-"""Common base for every result DTO: frozen, strict about unknown keys, never carrying NaN.
-
-Training produces NaN/Inf for undefined statistics (a std over one sample, a diverged loss): optional
-fields turn them into ``None`` so the file stays strict JSON; a required field refuses them by name."""
+"""Base of every DTO: frozen, strict about unknown keys, never NaN. Undefined statistics (std of one sample,
+a diverged loss) become ``None`` in optional fields, keeping files strict JSON; required fields refuse."""
 
 from __future__ import annotations
 
@@ -46,8 +44,6 @@ class FrozenModel(BaseModel):
 
 
 class TrainingResultBase(FrozenModel):
-    """Fields every training result carries."""
-
     schema_version: str = SCHEMA_VERSION
     duration_sec: float | None = Field(default=None, ge=0)
     stop_reason: str | None = Field(

@@ -1,8 +1,5 @@
-"""Metric names: the one registry that strategies, loggers, plots, progress, reports and DTOs read.
-
-A metric keeps one name from where it is measured to ``metrics.jsonl``, every logger and the result
-DTO; a reader that needs a key takes it from here instead of spelling it again.
-"""
+"""Metric names: one registry, so a metric keeps one name from where it is measured to ``metrics.jsonl``,
+every logger and the result DTO."""
 
 from __future__ import annotations
 
@@ -49,17 +46,9 @@ SAMPLES_PER_SEC_KEY = "samples_per_sec"
 #: Result fields (dotted) a sweep summary shows per job, and the objectives a refused key suggests.
 POLICY_RETURN = "evaluation.policy.mean_return"
 SWEEP_METRICS: tuple[str, ...] = (
-    "accuracy",
-    VAL_ACCURACY_KEY,
-    "loss",
-    VAL_LOSS_KEY,
-    LOSS_TOTAL_KEY,
-    KL_KEY,
-    CLIP_FRACTION_KEY,
-    POLICY_RETURN,
-    "evaluation.policy.faint_rate",
-    "evaluation.policy.scripted_agreement",
-)
+    "accuracy", VAL_ACCURACY_KEY, "loss", VAL_LOSS_KEY, LOSS_TOTAL_KEY, KL_KEY, CLIP_FRACTION_KEY,
+    POLICY_RETURN, "evaluation.policy.faint_rate", "evaluation.policy.scripted_agreement",
+)  # fmt: skip
 OBJECTIVES: tuple[str, ...] = (POLICY_RETURN, VAL_ACCURACY_KEY, "accuracy", TRAIN_RETURN_KEY, LOSS_TOTAL_KEY)
 #: The periodic evaluation's keys on a training line (``evaluation.every``).
 EVAL_KEYS: tuple[str, ...] = ("eval_return_mean", "eval_return_std", "eval_faint_rate", "eval_mean_needs")
@@ -107,25 +96,10 @@ PPO_SUMMARY_KEYS: tuple[str, ...] = (
 )
 #: Line keys the PPO result takes under the same name (with the event counters): those every line has
 PPO_RESULT_KEYS: tuple[str, ...] = (
-    "epoch",
-    *PPO_COUNT_KEYS,
-    *PPO_LOSS_KEYS,
-    "adv_mean",
-    "adv_std",
-    "grad_norm",
-    "kl_divergence",
-    "lr",
-    STEPS_KEY,
-    "telemetry_version",
-    *PPO_HEALTH_KEYS,
-    *PPO_SPREAD_KEYS,
-    "explained_variance",
-    "epoch_duration_sec",
-    "data_mode",
-    "cycle_id",
-    "reward_advantage_corr",
-    "rollout_ticks",
+    "epoch", *PPO_COUNT_KEYS, *PPO_LOSS_KEYS, "adv_mean", "adv_std", "grad_norm", "kl_divergence", "lr",
+    STEPS_KEY, "telemetry_version", *PPO_HEALTH_KEYS, *PPO_SPREAD_KEYS, "explained_variance",
+    "epoch_duration_sec", "data_mode", "cycle_id", "reward_advantage_corr", "rollout_ticks",
     "log_stream_offset",
-)
+)  # fmt: skip
 #: ... and those only a line with a rollout has (replay collects no episodes).
 PPO_ROLLOUT_RESULT_KEYS: tuple[str, ...] = (TRAIN_RETURN_KEY,)

@@ -1,8 +1,5 @@
-"""Training result DTOs: one per strategy, plus the discriminated ``TrainingResult`` envelope.
-
-A result file is a contract, so every field is typed: no free-form extras (conflict statistics live
-in the typed ``conflict`` map).
-"""
+"""Training result DTOs, one per strategy, and the discriminated ``TrainingResult`` envelope: a result file
+is a contract, so every field is typed (conflict statistics live in the typed ``conflict`` map)."""
 
 from __future__ import annotations
 

@@ -9,8 +9,7 @@ from townlet.dto.run import RunRecord
 
 
 def export_json_schema() -> dict[str, Any]:
-    """One document with the ``result`` (TrainingResult union), ``run`` (RunRecord) and
-    ``anneal_stage`` (one stage of an anneal result) schemas."""
+    """The ``result`` (TrainingResult union), ``run`` and ``anneal_stage`` schemas in one document."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "townlet-train artefacts",

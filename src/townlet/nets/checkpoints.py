@@ -1,9 +1,6 @@
-"""Checkpoints: the network, the optimiser and everything a resume needs, in one file.
-
-Only tensors and primitives, so it loads with ``torch.load(weights_only=True)`` and no pickled code
-runs. It carries the model config and the observation spec, so it is rebuilt without Hydra and refused,
-with the difference spelled out, in a world of another layout. In a run dir: ``checkpoints/last.pt``
-(what ``resume=true`` continues) and ``checkpoints/best.pt`` (evaluation's and ``init_from``'s default)."""
+"""Checkpoints: network, optimiser and all a resume needs, as tensors and primitives only, so
+``torch.load(weights_only=True)`` runs no pickled code. The stored model config and observation spec
+rebuild it without Hydra and refuse it, with the difference spelled out, in a world of another layout."""
 
 from __future__ import annotations
 
@@ -150,8 +147,7 @@ def save_checkpoint(
 
 
 def resolve_checkpoint_path(path_or_run_dir: str | Path, which: str | None = "best") -> Path:
-    """A checkpoint file, a ``checkpoints/`` folder or a run directory → the ``.pt`` file to load
-    (:func:`townlet.runs.resolve.resolve_run`; ``which="best"`` falls back to ``last.pt``)."""
+    """A checkpoint file, a ``checkpoints/`` folder or a run directory → the ``.pt`` file to load."""
     try:
         return resolve_run(path_or_run_dir, which).checkpoint
     except RunFilesError as exc:
@@ -187,16 +183,14 @@ def load_checkpoint(
             f"(v{CHECKPOINT_VERSION}); upgrade townlet-train"
         )
     saved_spec = ObservationSpec.from_dict(payload["spec"])
-    if spec is not None:
-        diff = spec.describe_mismatch(saved_spec)
-        if diff is not None:
-            world = payload.get("extra", {}).get("world_name")
-            hint = f" (it was trained in world={world})" if world else ""
-            raise CheckpointSpecMismatchError(
-                f"checkpoint {path} was trained on a different observation spec than this world: {diff}. "
-                f"Evaluate or warm-start it only in a world with the same observation layout{hint}, "
-                "or train a new model for this world."
-            )
+    if spec is not None and (diff := spec.describe_mismatch(saved_spec)) is not None:
+        world = payload.get("extra", {}).get("world_name")
+        hint = f" (it was trained in world={world})" if world else ""
+        raise CheckpointSpecMismatchError(
+            f"checkpoint {path} was trained on a different observation spec than this world: {diff}. "
+            f"Evaluate or warm-start it only in a world with the same observation layout{hint}, "
+            "or train a new model for this world."
+        )
     return Checkpoint(
         path=path,
         model_state=payload["model_state"],

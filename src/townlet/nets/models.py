@@ -11,9 +11,8 @@ from townlet.world.spec import ObservationSpec
 
 
 def model_config_dict(model_cfg: Any) -> dict[str, Any]:
-    """A model config (dataclass, DictConfig or dict) as the plain, checked dict a checkpoint stores,
-    so a saved network is rebuilt without Hydra. Missing sizes take the defaults; missing strides are 1.
-    ``ModelConfig`` refuses (``ValueError``) what cannot build a network."""
+    """A model config (dataclass, DictConfig or dict) as the plain, checked dict a checkpoint stores, so a
+    saved network is rebuilt without Hydra; ``ModelConfig`` refuses what cannot build a network."""
 
     def get(key: str, default: Any) -> Any:
         return (
@@ -29,22 +28,14 @@ def model_config_dict(model_cfg: Any) -> dict[str, Any]:
         conv_channels=channels,
         conv_strides=[int(s) for s in (get("conv_strides", None) or [1] * len(channels))],
     )
+    out: dict[str, Any] = {"kind": cfg.kind, "hidden_dim": cfg.hidden_dim}
     if cfg.kind == "mlp":  # conv sizes do not apply; leaving them out keeps init_from comparisons honest
-        return {"kind": cfg.kind, "hidden_dim": cfg.hidden_dim}
-    return {
-        "kind": cfg.kind,
-        "hidden_dim": cfg.hidden_dim,
-        "conv_channels": cfg.conv_channels,
-        "conv_strides": cfg.conv_strides,
-    }
+        return out
+    return {**out, "conv_channels": cfg.conv_channels, "conv_strides": cfg.conv_strides}
 
 
 def build_network(model_cfg: Any, spec: ObservationSpec) -> Any:
-    """Build the torch policy/value network that ``model_cfg`` describes for observations of ``spec``.
-
-    Returns an ``nn.Module`` whose ``forward(maps, features, action_mask=None)`` gives
-    ``(logits [B, A] with disallowed actions masked, value [B])``.
-    """
+    """The torch policy/value ``nn.Module`` that ``model_cfg`` describes for observations of ``spec``."""
     cfg = model_config_dict(model_cfg)
     require_torch(f"model={cfg['kind']}")
     from townlet.nets import networks as nets

@@ -1,8 +1,6 @@
-"""Torch implementations of the policy/value networks (imported only through `townlet.nets.models`).
-
-One contract, ``forward(maps, features, action_mask=None) -> (logits [B, A], value [B])``: maps arrive
-as the world's uint8 and are cast on the device; disallowed actions get a large negative logit. Input
-normalisation lives in buffers, so a checkpoint carries the statistics it was trained with."""
+"""Torch policy/value networks (imported only through `townlet.nets.models`): ``forward(maps, features,
+action_mask=None) -> (logits [B, A], value [B])``. Input normalisation lives in buffers, so a checkpoint
+carries the statistics it was trained with."""
 
 from __future__ import annotations
 
@@ -47,8 +45,7 @@ class PolicyNetwork(nn.Module):
 
     @torch.no_grad()
     def set_input_normalisation(self, map_max: torch.Tensor) -> None:
-        """Scale each map channel to [0, 1] by the data's maximum. The features are already in [-1, 1];
-        only PPO's running normaliser (``feature_normalisation``) writes the feature buffers."""
+        """Scale each map channel to [0, 1] by the data's maximum (the features are already in [-1, 1])."""
         self.map_scale.copy_((1.0 / map_max.to(self.map_scale).clamp_min(1.0)).reshape(-1, 1, 1))
 
     def forward(
@@ -101,10 +98,8 @@ class MLPPolicyNetwork(PolicyNetwork):
 
 
 class ProgramNetwork(nn.Module):
-    """A loaded ``torch.export`` program (``townlet-export format=pt2``) behind the network contract.
-
-    An exported program is frozen in eval mode and refuses ``train()``/``eval()``; this wrapper accepts
-    them (they change nothing), so it goes wherever a policy network goes, e.g. ``TorchPolicy``."""
+    """A loaded ``torch.export`` program behind the network contract; it accepts ``train()``/``eval()``
+    (which the frozen program refuses) as no-ops, so it goes wherever a policy network goes."""
 
     def __init__(self, program: nn.Module) -> None:
         super().__init__()
@@ -117,5 +112,4 @@ class ProgramNetwork(nn.Module):
     def forward(
         self, maps: torch.Tensor, features: torch.Tensor, action_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, value = self.program(maps, features, action_mask)
-        return logits, value
+        return self.program(maps, features, action_mask)

@@ -1,10 +1,6 @@
-"""The Gymnasium vector town as a Stable-Baselines3 ``VecEnv``, for SB3 and sb3-contrib's MaskablePPO.
-
-SB3 drives its own ``VecEnv`` interface, not Gymnasium's ``VectorEnv``; this adapter translates
-(step/reset shapes, ``terminal_observation`` and ``TimeLimit.truncated`` infos) and answers
-``env_method("action_masks")`` row by row, which is how MaskablePPO asks for masks. It lives above
-the torch-free world because importing stable_baselines3 imports torch. Needs the ``baselines`` extra.
-"""
+"""The Gymnasium vector town as a Stable-Baselines3 ``VecEnv`` (SB3 drives its own interface, not
+Gymnasium's), answering ``env_method("action_masks")`` row by row as MaskablePPO asks. Outside the
+torch-free world, since stable_baselines3 imports torch."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""The promotion state and baseline files, validated on every read and written under a lock (torch-free).
-
-Both outlive runs and are edited by hand now and then, so a read checks them strictly against a Pydantic
-model. A bad file is never overwritten: the caller refuses with one line naming the file and the fix,
-:func:`move_aside` (``--reset-state``), which keeps it as ``<name>.corrupt-<UTC time>``. Every
-read-modify-write holds an inter-process file lock: sweep jobs may finish at once."""
+"""Promotion state and baseline files (torch-free): they outlive runs and get hand-edited, so every read is
+strict and a bad file is never overwritten (``--reset-state`` moves it aside); every read-modify-write
+holds an inter-process lock, as sweep jobs may finish at once."""
 
 from __future__ import annotations
 
@@ -73,8 +70,7 @@ M = TypeVar("M", bound=BaseModel)
 def read_state_file(
     path: Path, model: type[M], *, what: str, fix: str, error: type[StateFileError] = StateFileError
 ) -> M | None:
-    """The validated content of ``path``, ``None`` when it does not exist; a bad file raises ``error``
-    with one line: the file, the first problem, and ``fix``."""
+    """The validated content of ``path`` (None if absent); a bad file raises one line naming it and fix."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

@@ -1,10 +1,6 @@
-"""Pure anneal guardrail and status rules (torch-free, no I/O): one home for the strategy, the CLI and tests.
-
-* a guardrail *flag* fires when a PPO stage's metric moved from its baseline by more than a relative
-  tolerance in the configured direction (``drop``, ``rise``, ``both``); the *return* flag compares the
-  stage's evaluated return with the best earlier passing stage's (BC's first);
-* the run *status* is FAIL if any BC stage failed, else HOLD if any flag fired, else PASS;
-* the promotion *verdict* is PROMOTE only for a PASS run whose candidate is ready."""
+"""Pure anneal guardrail and status rules (torch-free, no I/O), shared by the strategy, the CLI and tests: a
+*flag* fires when a PPO stage's metric moved beyond a relative tolerance from its baseline; a run is FAIL if
+a BC stage failed, else HOLD if a flag fired, else PASS; only a PASS run with a ready candidate is PROMOTE."""
 
 from __future__ import annotations
 
@@ -97,10 +93,8 @@ class GuardrailFlags:
 def relative_change(
     value: float | None, baseline: float | None, min_abs_baseline: float = 1e-8
 ) -> float | None:
-    """(value - baseline) / |baseline|, or None when either side is unknown or the baseline ~ 0.
-
-    |baseline| keeps the sign meaningful for negative baselines (PPO's total loss often is): a value
-    above the baseline is always a *rise*."""
+    """(value - baseline) / |baseline| (a value above a negative baseline is still a *rise*), or None when
+    either side is unknown or the baseline ~ 0."""
     v, b = finite_or_none(value), finite_or_none(baseline)
     if v is None or b is None or abs(b) <= min_abs_baseline:
         return None
@@ -135,17 +129,11 @@ def evaluate_flags(
     if baseline is None:
         return GuardrailFlags()
     tol = tolerances or GuardrailTolerances()
-    flags = {
-        flag: breaches(
-            getattr(current, key),
-            getattr(baseline, key),
-            getattr(tol, flag),
-            getattr(tol, f"{flag}_direction"),
-            tol.min_abs_baseline,
-        )
-        for flag, key in zip(FLAGS, GUARDRAIL_KEYS, strict=True)
-    }
-    return GuardrailFlags(**flags)
+    limits = {f: (getattr(tol, f), getattr(tol, f"{f}_direction"), tol.min_abs_baseline) for f in FLAGS}
+    pairs = zip(FLAGS, GUARDRAIL_KEYS, strict=True)
+    return GuardrailFlags(
+        **{f: breaches(getattr(current, k), getattr(baseline, k), *limits[f]) for f, k in pairs}
+    )
 
 
 def return_flag(

@@ -1,9 +1,7 @@
-"""Promotion state that survives between runs (torch-free).
-
-Every anneal run records its status; ``required_passes`` PASS runs in a row make its checkpoint a
-*ready* candidate, which ``townlet-promote promote`` makes the current release. A JSON snapshot plus a
-JSONL history under ``paths.state_dir/promotion/``. States: ``monitoring`` → ``ready`` → ``promoted``;
-losing readiness goes back to ``monitoring``, and so does ``rollback``, with the previous release."""
+"""Promotion state across runs (torch-free): ``required_passes`` PASS runs in a row make a *ready* candidate
+that ``townlet-promote promote`` releases; ``monitoring`` → ``ready`` → ``promoted``, and back to
+``monitoring`` on lost readiness or ``rollback``. A JSON snapshot plus a JSONL history under
+``paths.state_dir/promotion/``."""
 
 from __future__ import annotations
 
@@ -47,9 +45,8 @@ def apply_evaluation(
     candidate: Mapping[str, Any] | None = None,
     now: float | None = None,
 ) -> PromotionStateFile:
-    """One anneal run's status → new state. PASS extends the streak, FAIL resets it, HOLD resets it unless
-    ``hold_resets_streak`` is False (then it neither extends nor breaks it). The candidate is the latest
-    PASS run; a result that resets the streak clears it."""
+    """One run's status → new state: PASS extends the streak, FAIL resets it and clears the candidate, HOLD
+    too unless ``hold_resets_streak`` is False (then it changes nothing)."""
     status = str(status).upper()
     if status not in list(AnnealStatus):
         raise ValueError(f"anneal status must be one of {', '.join(AnnealStatus)}, got {status!r}")
@@ -120,8 +117,7 @@ class PromotionService:
         return locked(self.state_path.with_name("state.lock"), self.lock_timeout_s, PromotionError)
 
     def state(self) -> PromotionStateFile:
-        """The validated state (the file is replaced atomically, so reading needs no lock); a corrupt
-        or mistyped file raises and is never written over."""
+        """The validated state (replaced atomically, so reading needs no lock)."""
         fix = (
             f"restore it from {self.history_path.name} (each event embeds a snapshot), or move it aside "
             f"and start over: {reset_command(self.state_dir)}"
@@ -177,11 +173,8 @@ class PromotionService:
         detail: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Record one anneal run's PASS/HOLD/FAIL; returns the new snapshot."""
-        candidate = {
-            "run_dir": None if run_dir is None else str(run_dir),
-            "checkpoint": None if checkpoint is None else str(checkpoint),
-            **dict(detail or {}),
-        }
+        paths = {"run_dir": run_dir, "checkpoint": checkpoint}
+        candidate = {**{k: None if v is None else str(v) for k, v in paths.items()}, **dict(detail or {})}
         with self._locked():
             new = apply_evaluation(
                 self.state(),
@@ -191,16 +184,11 @@ class PromotionService:
                 candidate=candidate,
                 now=_now(),
             )
-            return self._commit(
-                new, "evaluation", {"status": new.last_result, "run_dir": candidate["run_dir"]}
-            )
+            detail = {"status": new.last_result, "run_dir": candidate["run_dir"]}
+            return self._commit(new, "evaluation", detail)
 
     def promote(
-        self,
-        *,
-        run_dir: str | Path | None = None,
-        checkpoint: str | Path | None = None,
-        force: bool = False,
+        self, *, run_dir: str | Path | None = None, checkpoint: str | Path | None = None, force: bool = False
     ) -> dict[str, Any]:
         """Make the ready candidate (or, with ``force``, the given run/checkpoint) the current release."""
         with self._locked():

@@ -1,7 +1,5 @@
-"""Column schema of format v1: which arrays a dataset holds, with dtype and shape, and their check.
-
-Every column is time-major [T, N, ...] (env-major agent order); the trailing shape depends only on the
-:class:`ObservationSpec`. Writer, loader, validation and the capture buffer all read this table."""
+"""Format v1 columns (time-major [T, N, ...], trailing shape from the ObservationSpec) and their check: the
+one table writer, loader and capture buffer read."""
 
 from __future__ import annotations
 
@@ -69,9 +67,8 @@ def check_columns(
     source: str | Path | None = None,
     values: bool = True,
 ) -> tuple[int, int]:
-    """Names, dtypes and [T, N, ...] shapes of format v1 columns (T and N from ``actions`` unless given);
-    with ``values`` also finite floats and action ids in range. Returns (T, N); the first problem is one
-    :class:`DatasetError` naming the column (and ``source``)."""
+    """(T, N) after checking names, dtypes and shapes (with ``values`` also finite floats and action ids in
+    range); the first problem is one DatasetError naming the column."""
     missing = [n for n in COLUMN_NAMES if n not in columns]
     if missing:
         raise DatasetError(f"missing column(s) {missing}", file=source)

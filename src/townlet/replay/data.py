@@ -1,9 +1,5 @@
-"""`ReplayData`: the in-memory, time-major dataset every strategy trains from.
-
-Columns are contiguous arrays with leading axes [T, N]; a row (t, i) holds the observation agent i
-saw at tick t *and* the action chosen from it. Minibatches gather each column with one fancy index
-per minibatch, and the permutation is drawn from (seed, epoch) so runs are reproducible and resumable.
-"""
+"""`ReplayData`: the in-memory, time-major [T, N] dataset every strategy trains from. Row (t, i) holds what
+agent i saw at tick t and the action chosen from it; shuffles are drawn from (seed, epoch), so runs resume."""
 
 from __future__ import annotations
 
@@ -123,10 +119,8 @@ class ReplayData:
         columns: tuple[str, ...] | None = None,
         extra: Mapping[str, np.ndarray] | None = None,
     ) -> Iterator[Batch]:
-        """Shuffled minibatches of transitions; a fresh permutation for every (seed, epoch). ``extra``
-        adds [T, N] arrays (e.g. PPO's advantages) gathered with the same indices. Indices inside a
-        minibatch are sorted: the same set of rows, and a forward walk through memory is faster for the
-        wide map rows."""
+        """Shuffled minibatches, a fresh permutation per (seed, epoch); ``extra`` [T, N] arrays are gathered
+        alike. Indices are sorted within a batch: a forward walk through memory is faster for wide rows."""
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         rows = self.num_transitions
@@ -153,8 +147,7 @@ class ReplayData:
         columns: tuple[str, ...] | None = None,
         extra: Mapping[str, np.ndarray] | None = None,
     ) -> Iterator[Batch]:
-        """Contiguous [L, n] trajectory blocks (GAE, recurrent training) in a per-epoch random order: time
-        cut at multiples of ``segment_length``, agents grouped by a per-epoch permutation. Each block has
+        """Contiguous [L, n] trajectory blocks (for GAE) in a per-epoch random order, each with
         ``next_values`` [n] (the next row's ``values`` or ``bootstrap_values``), ``t0``, ``agent_index``."""
         if segment_length <= 0 or agents_per_segment <= 0:
             raise ValueError("segment_length and agents_per_segment must be positive")
@@ -183,9 +176,8 @@ class ReplayData:
         """Copy holding only the given agent columns (whole trajectories)."""
         idx = np.asarray(agent_index, dtype=np.int64)
         cols = {n: np.ascontiguousarray(arr[:, idx]) for n, arr in self.columns().items()}
-        next_obs = None
-        if self.next_obs is not None:
-            next_obs = Observation(*(np.ascontiguousarray(a[idx]) for a in self.next_obs))
+        nxt = self.next_obs
+        next_obs = None if nxt is None else Observation(*(np.ascontiguousarray(a[idx]) for a in nxt))
         return ReplayData.from_columns(
             self.spec,
             cols,
@@ -197,9 +189,8 @@ class ReplayData:
         )
 
     def split_by_agent(self, val_fraction: float, seed: int) -> tuple[ReplayData, ReplayData]:
-        """Train/validation split by whole agent trajectories, never by row (rows of one agent are
-        strongly correlated in time, so a row split would leak). ``events`` and ``episode_stats``
-        describe the whole capture and are copied to both parts."""
+        """Train/validation split by whole agent trajectories: rows of one agent are correlated in time,
+        so a row split would leak. ``events``/``episode_stats`` describe the capture and go to both."""
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
         if self.num_agents < 2:

@@ -1,8 +1,5 @@
-"""Format v1 manifest: building it, parsing it, and checking it before any shard is touched.
-
-A dataset is a directory: ``manifest.json`` (format, provenance, counts, observation spec, column
-schema, shards with sha256, bootstrap values, statistics) and ``shard-00000.npz`` ... holding columnar
-arrays [ticks_in_shard, N, ...]. Shards cut the time axis, so trajectory segments survive sharding."""
+"""Format v1 manifest: built, parsed and checked before any shard is touched. A dataset is a directory of
+``manifest.json`` and ``shard-NNNNN.npz`` files cut along time, so trajectory segments survive sharding."""
 
 from __future__ import annotations
 
@@ -95,8 +92,7 @@ def build_manifest(
 ) -> dict[str, Any]:
     """The manifest document; ``stats`` holds the capture's ``events`` and ``episodes`` too."""
     meta = dict(json_safe(meta, default=str))  # plain json.dump writes the manifest
-    world_raw = meta.get("world")
-    world: dict[str, Any] = world_raw if isinstance(world_raw, dict) else {}
+    world: dict[str, Any] = meta["world"] if isinstance(meta.get("world"), dict) else {}
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -248,9 +244,8 @@ def read_manifest(path: str | Path, *, expect_spec: ObservationSpec | None = Non
     boot = np.asarray(_get(doc, "bootstrap_values", list, mpath), dtype=np.float64)
     if boot.shape != (agents,) or not np.isfinite(boot).all():
         raise DatasetError(f"bootstrap_values must be {agents} finite numbers", file=mpath)
-    stats_raw, meta_raw = doc.get("stats"), doc.get("meta")
-    stats: dict[str, Any] = stats_raw if isinstance(stats_raw, dict) else {}
-    meta: dict[str, Any] = meta_raw if isinstance(meta_raw, dict) else {}
+    stats: dict[str, Any] = doc["stats"] if isinstance(doc.get("stats"), dict) else {}
+    meta: dict[str, Any] = doc["meta"] if isinstance(doc.get("meta"), dict) else {}
     events = {k: float(v or 0.0) for k, v in (stats.get("events") or {}).items()}
     return Manifest(
         path=mpath,

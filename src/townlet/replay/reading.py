@@ -1,6 +1,4 @@
-"""Reading format v1 datasets: one shard, the whole dataset, or a full check.
-
-Each shard's size and sha256 are checked before it is parsed (``allow_pickle=False``), then its columns."""
+"""Reading format v1 shards: size and sha256 are checked before parsing (``allow_pickle=False``)."""
 
 from __future__ import annotations
 
@@ -37,26 +35,23 @@ def read_shard(manifest: Manifest, entry: ShardEntry, *, verify: bool = True) ->
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)
-            if keys != set(COLUMN_NAMES):
-                raise DatasetError(
-                    f"shard columns differ from format v1 (missing {sorted(set(COLUMN_NAMES) - keys)}, "
-                    f"unexpected {sorted(keys - set(COLUMN_NAMES))})",
-                    file=path,
-                )
-            out = {name: npz[name] for name in COLUMN_NAMES}
-    except DatasetError:
-        raise
+            out = {name: npz[name] for name in COLUMN_NAMES} if keys == set(COLUMN_NAMES) else {}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
         raise DatasetError(
             f"shard cannot be parsed as .npz ({type(exc).__name__}: {exc})", file=path
         ) from None
+    if keys != set(COLUMN_NAMES):
+        raise DatasetError(
+            f"shard columns differ from format v1 (missing {sorted(set(COLUMN_NAMES) - keys)}, "
+            f"unexpected {sorted(keys - set(COLUMN_NAMES))})",
+            file=path,
+        )
     check_columns(out, manifest.spec, ticks=entry.ticks, agents=manifest.agents, source=path, values=verify)
     return out
 
 
 def load_replay_data(manifest: Manifest, *, verify: bool = True) -> ReplayData:
-    """Read every shard into one preallocated [T, N] buffer (peak = dataset + one shard); the values are
-    checked per shard with ``verify``, else once over the whole dataset."""
+    """Every shard in one preallocated [T, N] buffer, so the peak is the dataset plus one shard."""
     columns = allocate(manifest.spec, manifest.ticks, manifest.agents)
     for entry in manifest.shards:
         shard = read_shard(manifest, entry, verify=verify)

@@ -1,7 +1,5 @@
-"""Dataset and batch statistics: what the manifest records and what `summarise` reports.
-
-Accumulated chunk by chunk, so the writer describes a dataset it never holds whole, and kept in the
-manifest, so a dataset on disk keeps its event counters."""
+"""Dataset statistics, accumulated chunk by chunk (the writer never holds a dataset whole) and kept in the
+manifest, for `summarise`."""
 
 from __future__ import annotations
 
@@ -21,17 +19,10 @@ class StatsAccumulator:
 
     def __init__(self, spec: ObservationSpec) -> None:
         self.spec = spec
-        self.count = 0
-        self.reward_sum = 0.0
-        self.reward_sq = 0.0
-        self.reward_min = float("inf")
-        self.reward_max = float("-inf")
-        self.log_prob_sum = 0.0
-        self.agree = 0
-        self.terminated = 0
-        self.truncated = 0
-        self.actions = np.zeros(spec.num_actions, np.int64)
-        self.teacher = np.zeros(spec.num_actions, np.int64)
+        self.count = self.agree = self.terminated = self.truncated = 0
+        self.reward_sum = self.reward_sq = self.log_prob_sum = 0.0
+        self.reward_min, self.reward_max = float("inf"), float("-inf")
+        self.actions, self.teacher = np.zeros((2, spec.num_actions), np.int64)
 
     def update(self, chunk: Mapping[str, np.ndarray]) -> None:
         rewards = chunk["rewards"].astype(np.float64, copy=False)

@@ -1,9 +1,5 @@
-"""Writing format v1 datasets, atomically at the directory level.
-
-Shards and manifest go into a hidden temp directory next to the target, renamed into place only when
-complete: a reader never sees half a dataset, and of two writers racing for the same cache key the
-loser gets :class:`DatasetExistsError` and can simply load the winner's copy.
-"""
+"""Writing format v1 datasets into a hidden temp directory renamed into place when complete: a reader never
+sees half a dataset, and of two writers racing for one cache key the loser gets DatasetExistsError."""
 
 from __future__ import annotations
 
@@ -35,10 +31,8 @@ class DatasetExistsError(DatasetError):
 
 
 class DatasetWriter:
-    """Append [t, N, ...] chunks; shards are cut every ``shard_rows // N`` ticks and written at once.
-
-    Use as a context manager: an exception discards the temp directory, ``close()`` publishes.
-    """
+    """Append [t, N, ...] chunks, cut into shards of ``shard_rows // N`` ticks; ``close()`` publishes, an
+    exception inside ``with`` discards."""
 
     def __init__(
         self,
@@ -97,16 +91,8 @@ class DatasetWriter:
             fh.flush()
             os.fsync(fh.fileno())
         t = int(block["actions"].shape[0])
-        self._shards.append(
-            ShardEntry(
-                file=name,
-                tick_start=self.ticks,
-                ticks=t,
-                rows=t * int(self.agents or 0),
-                sha256=file_sha256(target),
-                bytes=target.stat().st_size,
-            )
-        )
+        rows = t * int(self.agents or 0)
+        self._shards.append(ShardEntry(name, self.ticks, t, rows, file_sha256(target), target.stat().st_size))
         self.ticks += t
 
     def close(
@@ -189,7 +175,6 @@ def write_dataset(
     compress: bool = False,
     overwrite: bool = False,
 ) -> Path:
-    """Write an in-memory dataset as format v1 (atomically)."""
     data.validate()
     with DatasetWriter(
         path, data.spec, meta=data.meta, shard_rows=shard_rows, compress=compress, overwrite=overwrite

@@ -1,9 +1,5 @@
-"""Streaming access to an on-disk dataset: memory bounded by one shard, not by the dataset.
-
-Each epoch visits the shards in a fresh (seed, epoch) order and shuffles rows inside each shard; the
-rows that do not fill a shard's last minibatch are carried into the next shard's first one. A
-two-level shuffle, the usual trade for bounded memory (with shards of >= 100k rows it mixes well).
-"""
+"""Streaming an on-disk dataset with memory bounded by one shard: each epoch visits shards in a (seed, epoch)
+order and shuffles rows within each, carrying a short last minibatch into the next shard."""
 
 from __future__ import annotations
 
@@ -58,8 +54,7 @@ class StreamingDataset:
         )
 
     def _first_values(self, tick: int) -> np.ndarray:
-        """``values`` at ``tick`` (first row of the shard starting there), the bootstrap of the segments
-        ending just before it. Only that column is read; the shard is verified when its own turn comes."""
+        """The ``values`` row that segments ending before ``tick`` bootstrap from (only it is read)."""
         path = self.manifest.root / next(s.file for s in self.manifest.shards if s.tick_start == tick)
         if not path.is_file():
             raise DatasetError("shard file is missing", file=path)
@@ -106,14 +101,13 @@ class StreamingDataset:
             perm = rng.permutation(rows)
             start = 0
             if carry is not None:
-                need = batch_size - carry[names[0]].shape[0]
-                idx = np.sort(perm[:need])
-                merged = {n: np.concatenate([carry[n], np.take(sources[n], idx, axis=0)]) for n in names}
-                start, carry = len(idx), None
-                if merged[names[0]].shape[0] < batch_size:  # shard smaller than the gap: keep filling
-                    carry = merged
+                idx = np.sort(perm[: batch_size - carry[names[0]].shape[0]])
+                carry = {n: np.concatenate([carry[n], np.take(sources[n], idx, axis=0)]) for n in names}
+                start = len(idx)
+                if carry[names[0]].shape[0] < batch_size:  # shard smaller than the gap: keep filling
                     continue
-                yield merged
+                yield carry
+                carry = None
             full_end = start + (rows - start) // batch_size * batch_size
             for s in range(start, full_end, batch_size):
                 idx = np.sort(perm[s : s + batch_size])
@@ -139,20 +133,14 @@ class StreamingDataset:
                 yield block
 
     def load(self) -> ReplayData:
-        """Materialise the whole dataset (when it fits)."""
         return load_replay_data(self.manifest, verify=self.verify)
 
     def summarise(self) -> dict[str, Any]:
         """Statistics from the manifest (no shard is read)."""
         m = self.manifest
+        episodes = m.stats.get("episodes", {})
         return dataset_summary(
-            self.spec,
-            m.ticks,
-            m.agents,
-            m.stats,
-            self.events,
-            m.stats.get("episodes", {}),
-            shards=len(m.shards),
+            self.spec, m.ticks, m.agents, m.stats, self.events, episodes, shards=len(m.shards)
         )
 
 

@@ -1,17 +1,8 @@
-"""A format v1 dataset as a Minari dataset, so offline-RL libraries that read Minari can train on it.
-
-Each agent's column of the dataset (one agent of one town) is cut into Minari episodes after every
-row whose ``terminated`` (faint) or ``truncated`` (time limit) flag is set. A Minari episode of L steps
-holds L + 1 observations; the extra one is the observation after the last step. Format v1 stores it
-only after a faint (the agent respawns and the next row is what it sees), so after a time limit, or
-where the capture stops, the last observation is repeated and the episode's metadata says
-``final_observation_exact = False``. An episode cut by the capture's end is marked truncated, as
-Minari's own ``DataCollector`` does. ``infos["action_mask"]`` has one row per observation.
-
-Minari finds datasets only through ``MINARI_DATASETS_PATH``: the export points it at a private
-directory beside the target while writing, then moves the finished dataset into place, so a failed
-export leaves nothing behind. Minari is an optional extra (``townlet-train[minari]``), imported here
-only when an export runs; the module stays torch-free."""
+"""A format v1 dataset as a Minari dataset (offline RL): one episode per agent life, cut after each faint
+or time limit. A Minari episode of L steps holds L + 1 observations; format v1 stores the last one only
+after a faint, elsewhere it is repeated and ``final_observation_exact`` is False. Minari (an optional extra,
+imported only here) finds datasets through ``MINARI_DATASETS_PATH``: the export writes to a private
+directory beside the target, then renames it into place, so a failed export leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -88,14 +79,10 @@ def agent_episodes(data: ReplayData, column: int) -> Iterator[tuple[dict[str, An
         rows = np.arange(start, end + 1)
         exact = bool(terminated[end] and not truncated[end] and end + 1 < data.num_ticks)
         obs_rows = np.append(rows, end + 1 if exact else end)  # L + 1 observations
-        done_t = terminated[rows].copy()
-        done_tr = truncated[rows].copy()
+        done_t, done_tr = terminated[rows].copy(), truncated[rows].copy()
         done_tr[-1] |= not done_t[-1]  # a cut without a flag counts as a truncation
         arrays = {
-            "observations": {
-                "map": data.maps[obs_rows, column],
-                "features": data.features[obs_rows, column],
-            },
+            "observations": {"map": data.maps[obs_rows, column], "features": data.features[obs_rows, column]},
             "actions": data.actions[rows, column],
             "rewards": data.rewards[rows, column],
             "terminations": done_t,
@@ -159,10 +146,8 @@ def _publish(staging: Path, root: Path, dataset_id: str) -> Path:
 def export_minari(
     source: str | Path, *, dataset_id: str | None = None, root: Path | None = None
 ) -> MinariExport:
-    """Write the replay dataset at ``source`` as the Minari dataset ``dataset_id`` under ``root``.
-
-    Raises :class:`DatasetError` for an invalid source and :class:`ExportError` when the export cannot
-    start; in both cases nothing is written."""
+    """Write ``source`` as the Minari dataset ``dataset_id`` under ``root``; on DatasetError or
+    ExportError nothing is written."""
     try:
         import h5py  # noqa: F401 - Minari's hdf5 storage needs it, found only when writing
         import minari
@@ -173,9 +158,8 @@ def export_minari(
     manifest = read_manifest(source)
     dataset_id = dataset_id or default_dataset_id(manifest)
     # where minari.load_dataset looks; resolved, as Minari mis-joins relative roots
-    root = (
-        Path(root or os.environ.get(ROOT_ENV) or Path.home() / ".minari" / "datasets").expanduser().resolve()
-    )
+    root = Path(root or os.environ.get(ROOT_ENV) or Path.home() / ".minari" / "datasets")
+    root = root.expanduser().resolve()
     check_target(dataset_id, root)
     data = load_replay_data(manifest)  # every shard checked before anything is written
     if not data.num_transitions:

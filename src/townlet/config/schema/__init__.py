@@ -1,9 +1,5 @@
-"""Typed schemas for every config group, registered in Hydra's ConfigStore by ``register_configs()``.
-
-``train_schema`` (``TrainConfig``) types the single-schema groups through its fields; each strategy
-yaml pulls its own ``schema/strategy/<name>`` through its defaults list. The schemas live in a group
-of their own so that ``strategy=`` offers only real options.
-"""
+"""Typed schemas for every config group, registered by ``register_configs()``; strategy schemas live in a
+group of their own (``schema/strategy``) so that ``strategy=`` offers only real options."""
 
 from __future__ import annotations
 
@@ -25,9 +21,8 @@ STRATEGY_SCHEMAS: dict[str, type] = {
 
 
 def repo_root() -> Path:
-    """Where data, state and outputs go: ``$TOWNLET_ROOT`` if set; else the source checkout when
-    the package runs from one (an editable install), so runs land beside the code whatever the cwd;
-    else (a wheel in site-packages) the current directory."""
+    """Where data, state and outputs go: ``$TOWNLET_ROOT``, else an editable install's checkout (runs land
+    beside the code whatever the cwd), else the current directory."""
     env = os.environ.get("TOWNLET_ROOT")
     if env:
         return Path(env).expanduser().resolve()
@@ -38,7 +33,6 @@ def repo_root() -> Path:
 
 
 def conf_dir() -> Path:
-    """The ``conf/`` tree inside the package."""
     return CONF_DIR
 
 

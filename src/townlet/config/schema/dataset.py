@@ -1,10 +1,5 @@
-"""Dataset schema (``conf/dataset/*.yaml``).
-
-A dataset is either *captured* (``scripted``, ``random``, ``queue_conflict``: built by rollout capture
-on first use and cached under ``paths.data_dir`` keyed by the hash of everything that produced it,
-so a fresh machine needs nothing prepared) or *given* (``manifest``: an existing format v1
-directory at ``path``). See docs/data.md.
-"""
+"""Dataset schema: *captured* on first use and cached by the hash of what produced it (a fresh machine needs
+nothing prepared), or *given* (``manifest``: an existing format v1 directory)."""
 
 from __future__ import annotations
 

@@ -15,9 +15,8 @@ class DeviceType(StrEnum):
 
 @dataclass
 class DeviceConfig:
-    """Where torch runs and how. ``num_threads``: torch's intra-op threads, a number or ``auto`` (the
-    cores this process may use); a launcher that runs several jobs at once sets it so jobs x threads
-    stays within the cores. Results are reproducible for a given thread count."""
+    """Where torch runs; ``num_threads`` (a number or ``auto``) is set by launchers so jobs x threads stays
+    within the cores. Results are reproducible for a given thread count."""
 
     type: DeviceType = DeviceType.cpu
     index: int | None = None
@@ -32,8 +31,7 @@ class DeviceConfig:
 
 
 def resolve_threads(num_threads: int | str) -> int:
-    """``auto`` -> ``OMP_NUM_THREADS`` where the environment sets it (a launcher, a test, a batch job
-    sharing the machine), else the cores this process may run on; a number >= 1 as it is."""
+    """``auto`` -> ``OMP_NUM_THREADS`` where set (launchers, batch jobs), else the usable cores."""
     if num_threads == "auto":
         pinned = os.environ.get("OMP_NUM_THREADS", "")
         if pinned.isdigit() and int(pinned) >= 1:

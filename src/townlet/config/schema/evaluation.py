@@ -10,12 +10,10 @@ class EvaluationConfig:
     """Episodes on fixed seeds (``seed + seed_offset``), so every policy of a run meets the same towns."""
 
     enabled: bool = True
-    # per policy; 2 episodes left a +-2 spread on the default world's returns
-    episodes: int = 16
+    episodes: int = 16  # per policy; 2 episodes left a +-2 spread on the default world's returns
     seed_offset: int = 10_000
     baselines: bool = True
-    # Evaluate the policy every N PPO iterations as well (``eval_return_mean`` and friends on that
-    # iteration's metrics line, diamonds on the return plot); null = only at the end of the run.
+    # also every N PPO iterations (``eval_*`` keys on that metrics line); null = only at the end of the run
     every: int | None = None
 
     def __post_init__(self) -> None:

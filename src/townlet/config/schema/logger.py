@@ -1,11 +1,6 @@
-"""Metrics/logging schema (``conf/logger/*.yaml``): which loggers a run feeds, and how often.
-
-Each option of the ``logger`` group fills its own key (``# @package logger.<name>``), so Hydra's list
-syntax selects several at once: ``logger=[jsonl,csv,mlflow]`` sets ``logger.jsonl``, ``logger.csv``
-and ``logger.mlflow`` and leaves the others ``null``. Every logger node names its class in
-``_target_`` (built through the allow-list); the settings every logger shares (cadence, rotation,
-plots, the progress display) sit beside them at ``logger.*``.
-"""
+"""Logging schema (``conf/logger/*.yaml``): each option fills its own key (``# @package logger.<name>``),
+so ``logger=[jsonl,csv,mlflow]`` selects several at once and leaves the others ``null``; shared settings
+(cadence, rotation, plots, progress) sit beside them at ``logger.*``."""
 
 from __future__ import annotations
 
@@ -59,12 +54,10 @@ class TensorBoardLoggerConfig:
 
 @dataclass
 class MlflowLoggerConfig:
-    """One MLflow run per job (needs the ``mlflow`` extra); a multirun is one experiment, its sweep
-    one parent run holding the jobs' runs."""
+    """One MLflow run per job (``mlflow`` extra); a multirun is one experiment under one parent run."""
 
     _target_: str = "townlet.runs.mlflow_log.MlflowSink"
-    # a local SQLite store by default; http(s)://host:port for a tracking server
-    tracking_uri: str = "sqlite:///${paths.output_root}/mlflow.db"
+    tracking_uri: str = "sqlite:///${paths.output_root}/mlflow.db"  # or http(s)://host:port (a server)
     experiment: str | None = None  # null: "runs" for single runs, the sweep dir's name for a multirun
     log_artifacts: bool = True  # result.json, plots/, the checkpoint and .hydra/ when the run ends
     # the policy as the run's MLflow model "policy" (ONNX, exported when the run ends: a few seconds)

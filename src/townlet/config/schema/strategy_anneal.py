@@ -1,9 +1,5 @@
-"""Schema of ``strategy=anneal`` (``conf/strategy/anneal.yaml``): a BC → PPO schedule with guardrails.
-
-``bc`` and ``ppo`` are full strategy nodes, kept as config nodes (``_recursive_: false``) until each
-stage builds one with its own ``epochs`` (and, for PPO, the ``bc_weight``-driven parameters). The
-one home of the anneal's defaults, the default main job's recipe included (docs/anneal.md).
-"""
+"""Schema of ``strategy=anneal``: a BC → PPO schedule with guardrails. ``bc`` and ``ppo`` stay config nodes
+(``_recursive_: false``) until each stage builds one with its own ``epochs`` and ``bc_weight`` settings."""
 
 from __future__ import annotations
 
@@ -46,12 +42,8 @@ class AnnealStageConfig:
 
 @dataclass
 class GuardrailTolerancesConfig:
-    """Relative tolerances and directions of the PPO-stage flags (``townlet.promotion.rules``).
-
-    Queue flags watch both directions: a surge of conflicts is as suspicious as a collapse.
-    ``eval_return`` guards each PPO stage's evaluated return, so PPO cannot undo the clone unnoticed.
-    Baselines within ``min_abs_baseline`` of zero count as absent (a change relative to ~0 means nothing).
-    """
+    """Relative tolerances and directions of the PPO-stage flags: queue flags watch both ways (a surge of
+    conflicts is as suspicious as a collapse); ``eval_return`` keeps PPO from undoing the clone unnoticed."""
 
     loss: float = 0.10
     queue: float = 0.15

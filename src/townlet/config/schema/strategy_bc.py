@@ -1,8 +1,5 @@
-"""Behaviour-cloning hyper-parameters: the one home of every ``strategy=bc`` setting and its range.
-
-``BCStrategy`` *is* this dataclass plus ``run()``; ``__post_init__`` refuses a value outside its range
-when the strategy is built, with a message naming the key, rather than mid-run.
-"""
+"""Behaviour-cloning hyper-parameters: the one home of every ``strategy=bc`` setting and its range, refused
+when the strategy is built rather than mid-run (``BCStrategy`` *is* this dataclass plus ``run()``)."""
 
 from __future__ import annotations
 
@@ -28,14 +25,12 @@ class BCStrategyConfig:
     val_fraction: float = 0.125  # share of agent trajectories held out (split by agent, never by row)
     early_stopping_patience: int = 2  # epochs without val improvement (accuracy, then loss); 0 = off
     min_delta: float = 0.0  # val-accuracy gain that counts as an improvement
-    # teacher_actions (the scripted choice) | actions (what was executed, exploration included)
-    target: str = "teacher_actions"
+    target: str = "teacher_actions"  # the scripted choice | actions (executed, exploration included)
     eval_greedy: bool = True  # evaluate the trained policy with argmax actions
     # Value-head warm-up on the data's discounted returns-to-go (0 = policy head only), so a PPO run
     # warm-started from this checkpoint begins with a trained critic.
     value_coef: float = 0.5
-    # discount of those returns: PPO's, so the warmed-up critic is the one a PPO run starts from
-    gamma: float = PPOStrategyConfig.gamma
+    gamma: float = PPOStrategyConfig.gamma  # PPO's, so the warmed-up critic is the one PPO starts from
     # true: the value loss also trains the shared trunk (slower imitation: val acc 0.916 vs 0.988
     # after epoch 1 on the default data); false: value head only
     value_trunk: bool = False

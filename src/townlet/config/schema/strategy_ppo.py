@@ -1,9 +1,5 @@
-"""PPO hyper-parameters: the one home of every ``strategy=ppo`` setting, its default and its range.
-
-``PPOStrategy`` *is* this dataclass plus ``run()``, so the object Hydra builds carries the settings
-typed and whole; ``__post_init__`` refuses a value outside its range with a message naming the key.
-``conf/strategy/ppo.yaml`` only selects this schema and names the class.
-"""
+"""PPO hyper-parameters: the one home of every ``strategy=ppo`` setting, default and range. ``PPOStrategy``
+*is* this dataclass plus ``run()``, so the object Hydra builds carries the settings typed and whole."""
 
 from __future__ import annotations
 
@@ -97,8 +93,7 @@ class PPOStrategyConfig:
     checkpoint_every: int = 1  # iterations between checkpoints/last.pt writes (the final one always)
     log_frequency: int | None = None  # overrides logger.log_frequency for this run when set
     max_log_entries: int | None = None  # overrides logger.max_log_entries for this run when set
-    # evaluate with argmax actions instead of sampling (PPO trains a stochastic policy)
-    eval_greedy: bool = False
+    eval_greedy: bool = False  # argmax actions at evaluation (PPO trains a stochastic policy)
 
     def __post_init__(self) -> None:
         modes, schedules, stages = ([m.value for m in enum] for enum in (DataMode, LRSchedule, SocialStage))

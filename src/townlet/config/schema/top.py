@@ -36,9 +36,8 @@ class ServicesConfig:
 
 @dataclass
 class StopConfig:
-    """Ends training before its step/epoch budget. Checked where a loop can stop cleanly (after an
-    iteration's or epoch's checkpoint), so the run still evaluates its policy and ends ``completed``,
-    with the reason in ``result.json`` and ``run.json`` (``stop_reason``)."""
+    """Ends training early, where a loop stops cleanly (after a checkpoint), so the run still evaluates its
+    policy and ends ``completed`` with ``stop_reason``."""
 
     max_wall_sec: float | None = None  # training time, counted from the strategy's start (all stages)
     # a periodic evaluation's mean return (evaluation.every) at or above this; BC has none, so BC ignores it
@@ -51,8 +50,6 @@ class StopConfig:
 
 @dataclass
 class TrainConfig:
-    """Top-level keys of a training job."""
-
     seed: int = 0
     objective: str = "evaluation.policy.mean_return"
     objective_mode: ObjectiveMode = ObjectiveMode.max
