@@ -24,10 +24,7 @@ class EvaluationError(ValueError):
 
 
 def episode_plan(num_envs: int, episodes: int) -> tuple[int, int]:
-    """(towns, rounds) so that towns * rounds >= episodes with as little waste as possible.
-
-    All towns run in lock-step, so one round of ``episode_length`` ticks finishes ``towns`` episodes.
-    """
+    """(towns, rounds), towns * rounds >= episodes with least waste (towns run in lock-step)."""
     if episodes <= 0:
         raise EvaluationError(f"evaluation needs at least one episode, got episodes={episodes}")
     rounds = math.ceil(episodes / max(num_envs, 1))

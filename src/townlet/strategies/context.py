@@ -48,12 +48,8 @@ class StopBudget:
 
 @dataclass
 class TrainingContext:
-    """One run's inputs. ``dataset``/``model``/``device`` are the typed schema objects.
-
-    Plain mappings (``model={"kind": "conv", ...}``) and device strings (``"cpu"``) are accepted too,
-    as the network builder and ``resolve_device`` read both; ``dataset=None`` is for strategies that
-    read no dataset (PPO in rollout mode).
-    """
+    """One run's inputs: typed schema objects (plain mappings and device strings work too);
+    ``dataset=None`` for strategies that read none."""
 
     seed: int
     world: WorldConfig
