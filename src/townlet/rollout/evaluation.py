@@ -1,7 +1,5 @@
-"""How well does a policy live in the town? Episodes in a world, next to the scripted and random baselines.
-
-Every policy runs through the one rollout loop on the same world seed and yields the same statistics:
-return, faints, need satisfaction, queue conflicts and agreement with the teacher. Torch-free."""
+"""How well a policy lives in the town, next to the scripted and random baselines: the same rollout loop
+and world seed for each (torch-free)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""What a strategy receives: everything it needs for one run, built by the façade.
-
-Plain dataclasses, torch-free and Hydra-free: configs arrive as typed objects (``OmegaConf.to_object``
-of the schemas), so strategies and services are easy to call from tests without composing configs.
-"""
+"""What a strategy receives for one run: torch- and Hydra-free dataclasses, easy to build in tests."""
 
 from __future__ import annotations
 
