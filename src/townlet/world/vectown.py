@@ -1,8 +1,5 @@
-"""The vectorised town: ``num_envs`` independent towns x ``num_agents`` agents stepped at once with NumPy.
-
-Three layers: :class:`~townlet.world.vectown_state.TownState` (tables and state arrays),
-:class:`~townlet.world.vectown_rules.TownRules` (one tick of rules) and :class:`VecTown` (action checks,
-masking, auto-reset, observations). ``townlet_tools.oracle.OracleTown`` is the correctness reference."""
+"""The vectorised town: ``num_envs`` towns x ``num_agents`` agents stepped at once with NumPy (state in
+``vectown_state``, a tick's rules in ``vectown_rules``; ``townlet_tools.oracle`` is the reference)."""
 
 from __future__ import annotations
 
