@@ -1,15 +1,6 @@
-"""From time-major columns to a device-resident PPO batch: GAE, advantage normalisation, the batch's
-statistics.
-
-Upload once per iteration (never once per epoch), run GAE on [T, N], normalise, check finiteness with
-a single host sync, then flatten to rows for minibatching. The GAE recursion loops over T only, each
-step a handful of [N]-wide tensor ops (no host syncs, so it runs unchanged on a GPU), and keeps the
-two ways an episode can end apart:
-
-* ``terminated`` (an agent fainted): the future is cut -- no bootstrap, no advantage carried over;
-* ``truncated`` (the fixed-length episode ran out): the future is *not* zero, so the step bootstraps
-  from the value of the final observation, and only the carried-over advantage is cut (the next row
-  in the buffer already belongs to a fresh episode).
+"""Time-major columns to a device-resident PPO batch: uploaded once per iteration, GAE over [T, N]
+without host syncs. A termination (faint) cuts the future; a truncation bootstraps from the final
+observation's value and only cuts the carried-over advantage (the next row is a new episode).
 """
 
 from __future__ import annotations
@@ -100,14 +91,8 @@ def next_values_for(
     truncated: torch.Tensor,
     final_values: torch.Tensor | None,
 ) -> torch.Tensor:
-    """V(s_{t+1}) as each transition sees it, [T, N].
-
-    ``values`` [T, N] are V(s_t); ``bootstrap_values`` [N] is V of the observation after the last row;
-    at a truncated row the next row belongs to a new episode, so ``final_values`` [T, N] (V of the
-    episode's final observation) is used there. Without final values (e.g. a replay dataset that did
-    not record them) the truncated row falls back to its own V(s_t): a one-step-stale estimate that is
-    far better than bootstrapping from zero, and exact in expectation for a stationary need state.
-    """
+    """V(s_{t+1}) per transition, [T, N]: at a truncation V(final obs), or without final values the
+    row's own V(s_t) (one step stale, far better than bootstrapping from zero)."""
     nxt = torch.empty_like(values)
     nxt[:-1] = values[1:]
     nxt[-1] = bootstrap_values
@@ -124,12 +109,7 @@ def compute_gae(
     gamma: float,
     lam: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Advantages and returns, both [T, N] float32.
-
-    delta_t = r_t + gamma * V(s_{t+1}) * (1 - terminated_t) - V(s_t)
-    A_t     = delta_t + gamma * lam * (1 - done_t) * A_{t+1},   done = terminated | truncated
-    R_t     = A_t + V(s_t)
-    """
+    """Advantages and returns [T, N]: A_t = delta_t + gamma * lam * (1 - done_t) * A_{t+1}, R = A + V."""
     if rewards.dim() != 2:
         raise ValueError(
             f"GAE expects time-major [T, N] tensors, got rewards of shape {tuple(rewards.shape)}"
@@ -180,12 +160,8 @@ def _tensor(arr: np.ndarray, device: torch.device, dtype: Any = None) -> torch.T
 def critic_values(
     network: nn.Module, data: ReplayData, device: torch.device, chunk: int = 8192
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """V(s) of every row under the *current* network, [T, N], and V of the observation after the last row.
-
-    Replay data from a scripted behaviour carries values of 0, which are no baseline at all; the
-    current critic is what PPO's value clip and GAE need. Without ``next_obs`` the last row
-    bootstraps from its own value.
-    """
+    """V(s) of every row under the current network [T, N], and V after the last row (replay data's
+    recorded values are a scripted behaviour's zeros, no baseline at all)."""
     network.eval()
     t_len, n = data.num_ticks, data.num_agents
     maps, feats, mask = data.flat("maps"), data.flat("features"), data.flat("action_mask")
@@ -225,16 +201,8 @@ def prepare_batch(
     reward_scale: float | None = None,
     faint_is_terminal: bool = True,
 ) -> PreparedBatch:
-    """GAE + flattening. ``values``/``bootstrap`` default to the recorded behaviour values.
-
-    ``reward_scale`` multiplies the rewards before GAE (``strategy.reward_scaling``); the reported
-    rewards stay as the town paid them.
-
-    ``use_final_values``: trust the recorded V(final obs) at truncations (true for on-policy rollouts,
-    whose behaviour critic *is* the current one); replay passes False and falls back to V(s_t).
-    ``teacher_actions`` ([T, N] or [T*N]): the teacher's action per row, for ``loss_bc``.
-    ``faint_is_terminal`` False: GAE bootstraps through faints (the agent lives on in the episode).
-    """
+    """GAE + flattening. ``reward_scale`` scales only GAE's rewards (reported rewards stay as paid);
+    replay passes ``use_final_values=False`` (its recorded critic is not the current one)."""
     rewards = _tensor(data.rewards, device, np.float32)
     scaled = rewards if reward_scale is None else rewards * reward_scale
     term = _tensor(data.terminated, device)

@@ -1,14 +1,5 @@
-"""The NumPy maths (torch-free): discounted returns-to-go and the running statistics of PPO's
-optional reward scaling and feature standardisation.
-
-Returns-to-go are the targets of BC's value-head warm-up (a PPO stage warm-started from a clone
-would otherwise begin with an untrained critic), with GAE's episode-end rules: a faint cuts the
-future; a truncation and the end of the recording bootstrap from the value *after* that row (the
-"cut"). A return is linear in its cut's value, so it splits into ``base + discount * V_after_cut``:
-callers plug in recorded values or the critic being trained, re-evaluating only the cut rows.
-
-Running statistics must survive a resume, so their state is plain floats and lists that fit a
-checkpoint's ``extra``.
+"""Torch-free maths: returns-to-go (BC's value warm-up targets, split as ``base + discount *
+V_after_cut`` so only cut rows need the critic) and PPO's running statistics (plain state for resume).
 """
 
 from __future__ import annotations
@@ -21,12 +12,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ReturnsToGoParts:
-    """``G[t, n] = base[t, n] + discount[t, n] * B[cut_row[t, n], n]``, B = value after a cut row.
-
-    ``discount`` is 0 for rows whose trajectory piece ends in a termination (nothing to bootstrap);
-    ``cut_row`` is then the terminating row (unused). ``is_cut`` marks the rows whose successor value
-    is needed: truncations and the last recorded row, unless they also terminate.
-    """
+    """``G[t, n] = base + discount * B[cut_row, n]``; discount is 0 where a termination ends the piece."""
 
     base: np.ndarray  # float64 [T, N]
     discount: np.ndarray  # float64 [T, N]
@@ -37,10 +23,7 @@ class ReturnsToGoParts:
 def returns_to_go_parts(
     rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, gamma: float
 ) -> ReturnsToGoParts:
-    """Backward recursion over T (each step vectorised over the N agent trajectories).
-
-    G_t = r_t + gamma * (0 if terminated_t else B_t if cut_t else G_{t+1}), cut = truncated | last row.
-    """
+    """G_t = r_t + gamma * (0 if terminated_t else B_t if cut_t else G_{t+1}), cut = truncated | last row."""
     r = np.asarray(rewards, np.float64)
     if r.ndim != 2:
         raise ValueError(f"returns-to-go expects time-major [T, N] rewards, got shape {r.shape}")
@@ -119,12 +102,7 @@ class RunningMoments:
 
 
 class ReturnScaler:
-    """Divides rewards by the running standard deviation of each agent's discounted return.
-
-    The town's rewards are small (about -0.1..+0.15 per tick) and their scale shifts as the policy
-    improves; keeping the return's spread near 1 keeps the value loss and the critic's targets on
-    one scale for the whole run. The mean is not subtracted: the sign of a reward is information.
-    """
+    """Divides rewards by the running std of the discounted return (not the mean: a sign is information)."""
 
     def __init__(self, gamma: float, num_agents: int) -> None:
         self.gamma = float(gamma)

@@ -1,13 +1,7 @@
 """One PPO update: K epochs of shuffled minibatches over device-resident tensors, and its losses.
 
-What the loop avoids (each measured as a cost): re-uploading data every epoch, ``torch.distributions``
-and any host sync inside the minibatch loop. Per-minibatch metrics go into a device buffer
-(:class:`MinibatchLog`) the host reads once per epoch; that one read also serves the NaN/Inf guard
-and the ``target_kl`` early stop. Several sources each put a fixed number of rows in every minibatch,
-so rollout and replay transitions are blended inside each gradient step.
-
-Kickstarting: when the batch carries the scripted teacher's action for every row, the cross-entropy
-to it (``loss_bc``) is always measured, and ``bc_coef > 0`` adds it to the loss.
+No host sync inside the minibatch loop: metrics go to a device buffer read once per epoch, which also
+serves the NaN/Inf guard and ``target_kl``. Each source puts fixed rows in every minibatch (blending).
 """
 
 from __future__ import annotations
@@ -42,11 +36,7 @@ def masked_entropy(logits: torch.Tensor, mask: torch.Tensor | None = None) -> to
 def teacher_cross_entropy(
     logits: torch.Tensor, teacher_actions: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Mean -log pi(teacher action | s): the kickstarting / distillation term pulling PPO towards the teacher.
-
-    Rows whose teacher action the mask forbids are left out (their masked logit would give a huge,
-    meaningless loss); with no valid row the result is 0, without a host sync either way.
-    """
+    """Mean -log pi(teacher action | s) over rows whose teacher action the mask allows (0 if none)."""
     logp = log_prob_of(logits, teacher_actions)
     valid = torch.isfinite(logp)
     if mask is not None:
@@ -91,10 +81,7 @@ def kl_k1(old_log_probs: torch.Tensor, new_log_probs: torch.Tensor) -> torch.Ten
 
 
 def kl_k3(old_log_probs: torch.Tensor, new_log_probs: torch.Tensor) -> torch.Tensor:
-    """Low-variance estimator E_old[(r - 1) - log r], r = p_new / p_old; unbiased and never negative.
-
-    This is what ``kl_divergence`` reports and what ``target_kl`` early stopping compares against.
-    """
+    """Low-variance E_old[(r - 1) - log r]: reported as ``kl_divergence``, compared to ``target_kl``."""
     log_ratio = new_log_probs - old_log_probs
     return (log_ratio.exp() - 1.0 - log_ratio).mean()
 
@@ -249,15 +236,8 @@ def ppo_update(
     *,
     where: str = "",
 ) -> dict[str, float]:
-    """Run ``hp.update_epochs`` epochs (fewer if ``target_kl`` trips) and return summary metrics.
-
-    The summary's metrics carry their metrics-line names (see ``MinibatchLog.summarise``), plus
-    ``epochs_run``, ``early_stopped`` (1.0 when ``target_kl`` cut the update short),
-    ``minibatches_per_epoch`` and ``transitions`` (rows seen per epoch).
-
-    ``generator`` is a CPU generator owned by the caller, so shuffling is reproducible from the seed.
-    ``where`` (e.g. "dataset=rollout iteration=3") prefixes error messages.
-    """
+    """Up to ``hp.update_epochs`` epochs (``target_kl`` may stop early); the metrics line's summary.
+    ``generator`` is the caller's CPU generator (shuffles follow the seed); ``where`` labels errors."""
     if isinstance(sources, PPOBatch):
         sources = [Source(sources, hp.minibatch_size)]
     sources = [s for s in sources if len(s.batch) > 0 and s.rows_per_minibatch > 0]

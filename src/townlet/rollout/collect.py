@@ -1,10 +1,5 @@
-"""Rollout capture: THE act -> step -> record loop, shared by capture, evaluation and PPO rollouts.
-
-`collect` fills preallocated time-major buffers, one row per tick: the observation an action was
-chosen from and that action land in the same row (a row one tick late would teach BC and PPO the
-wrong state-action pairs). Event counters and episode statistics travel with the data, so a dataset
-written to disk still knows its queue conflicts. Torch-free: the policy may be scripted, random or
-the torch network behind the same `act`.
+"""The one act -> step -> record loop of capture, evaluation and PPO rollouts (torch-free): the
+observation and the action chosen from it share a row, and event counters travel with the data.
 """
 
 from __future__ import annotations

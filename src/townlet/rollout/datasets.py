@@ -1,8 +1,5 @@
-"""Replay dataset service: turn a `dataset=` config into data, capturing and caching on first use.
-
-A capture is cached under ``data_dir`` in a directory named after the hash of everything that produced
-it (world, observation spec, townlet version, behaviour, epsilon, ticks, seed, format, shard layout), so
-a changed world is never served a stale dataset. A file lock makes concurrent runs capture once."""
+"""Replay dataset service: a `dataset=` config to data, captured once (file lock) into a directory
+named after the hash of all its inputs, so a changed world never gets a stale dataset."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""How well does a policy live in the town? Episodes in a world, next to the scripted and random baselines.
-
-Every policy runs through the one rollout loop on the same world seed and yields the same statistics:
-return, faints, need satisfaction, queue conflicts and agreement with the teacher. Torch-free."""
+"""How well a policy lives in the town, next to the scripted and random baselines: the same rollout loop
+and world seed for each (torch-free)."""
 
 from __future__ import annotations
 
@@ -24,10 +22,7 @@ class EvaluationError(ValueError):
 
 
 def episode_plan(num_envs: int, episodes: int) -> tuple[int, int]:
-    """(towns, rounds) so that towns * rounds >= episodes with as little waste as possible.
-
-    All towns run in lock-step, so one round of ``episode_length`` ticks finishes ``towns`` episodes.
-    """
+    """(towns, rounds), towns * rounds >= episodes with least waste (towns run in lock-step)."""
     if episodes <= 0:
         raise EvaluationError(f"evaluation needs at least one episode, got episodes={episodes}")
     rounds = math.ceil(episodes / max(num_envs, 1))

@@ -1,13 +1,6 @@
-"""Teacher mixing: a rollout service whose agents sometimes execute the scripted teacher's action.
-
-Opt-in: the kickstarting loss (PPO's ``bc_coef``) is the usual pull towards the teacher; for a clone
-that already puts ~all its mass on the teacher's action, mixing changes little (μ ≈ π).
-
-With weight ``m`` each agent, each tick, executes the teacher's action with probability ``m`` and
-otherwise samples from the network π. The behaviour policy is the mixture μ(a|s) = (1 − m)·π(a|s) +
-m·1[a = teacher(s)], and its *exact* log-probability is recorded, so PPO's ratio π_new / μ is taken
-against the policy that really chose the action. The mixing sits at the rollout-service seam
-(:class:`TeacherMixRollout` wraps ``collect``), so PPO needs no knowledge of who mixes.
+"""Teacher mixing (opt-in): with weight m an agent executes the teacher's action, else samples π; the
+exact log-probability of μ = (1 − m)·π + m·1[a = teacher] is recorded, so PPO's ratio is against the
+policy that chose. It wraps the rollout service's ``collect``, so PPO does not know who mixes.
 """
 
 from __future__ import annotations
@@ -84,10 +77,7 @@ class TeacherMixPolicy:
 
 
 class TeacherMixRollout:
-    """A rollout service whose ``collect`` runs the given policy mixed with the scripted teacher.
-
-    Everything else (``capture``, attributes) is delegated to the wrapped service unchanged.
-    """
+    """A rollout service whose ``collect`` mixes in the teacher; all else goes to the wrapped one."""
 
     def __init__(self, inner: Any, mix: float, seed: int = 0) -> None:
         if not 0.0 <= float(mix) <= 1.0:

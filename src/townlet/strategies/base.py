@@ -1,7 +1,5 @@
-"""The strategy protocol: a thin object that turns a ``TrainingContext`` into a result DTO.
-
-Strategies are built by Hydra from ``conf/strategy/<name>.yaml`` (``_target_`` + hyper-parameters
-as constructor keywords). They import torch only inside ``run()``, after ``require_torch``.
+"""The strategy protocol: a Hydra-built object that turns a ``TrainingContext`` into a result DTO
+(torch imported only inside ``run()``).
 """
 
 from __future__ import annotations

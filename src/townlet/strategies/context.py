@@ -1,8 +1,4 @@
-"""What a strategy receives: everything it needs for one run, built by the façade.
-
-Plain dataclasses, torch-free and Hydra-free: configs arrive as typed objects (``OmegaConf.to_object``
-of the schemas), so strategies and services are easy to call from tests without composing configs.
-"""
+"""What a strategy receives for one run: torch- and Hydra-free dataclasses, easy to build in tests."""
 
 from __future__ import annotations
 
@@ -48,12 +44,8 @@ class StopBudget:
 
 @dataclass
 class TrainingContext:
-    """One run's inputs. ``dataset``/``model``/``device`` are the typed schema objects.
-
-    Plain mappings (``model={"kind": "conv", ...}``) and device strings (``"cpu"``) are accepted too,
-    as the network builder and ``resolve_device`` read both; ``dataset=None`` is for strategies that
-    read no dataset (PPO in rollout mode).
-    """
+    """One run's inputs: typed schema objects (plain mappings and device strings work too);
+    ``dataset=None`` for strategies that read none."""
 
     seed: int
     world: WorldConfig

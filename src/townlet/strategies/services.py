@@ -1,9 +1,4 @@
-"""Torch-free training services and their container.
-
-``TrainingServices`` is what strategies receive; ``build_default_services`` (the ``services``
-config node's ``_target_``) constructs each service with its constructor. The promotion service is
-built only when ``paths.state_dir`` is given.
-"""
+"""Torch-free training services and their container (built by the ``services`` node's ``_target_``)."""
 
 from __future__ import annotations
 
@@ -60,11 +55,7 @@ def build_default_services(
     state_dir: str | None = None,
     implementations: Mapping[str, str] | None = None,
 ) -> TrainingServices:
-    """Construct the training services; ``promotion`` only when ``state_dir`` is given.
-
-    ``implementations`` swaps a class: ``services.implementations.replay=my.pkg.Replay`` (a dotted
-    name the target allow-list accepts, constructed with the same arguments as the default).
-    """
+    """The services (``promotion`` only with ``state_dir``); ``implementations`` swaps classes by name."""
     from townlet.promotion.state import PromotionService
     from townlet.rollout.collect import RolloutCaptureService
     from townlet.rollout.datasets import ReplayDatasetService

@@ -1,7 +1,5 @@
-"""The torch-free vectorised town: configs, rules, observations and the PettingZoo face.
-
-Names are resolved lazily (PEP 562) so that importing ``townlet.world.config`` — which the Hydra
-schemas do on every ``townlet-train --cfg job`` — does not pay for numpy and the simulation modules.
+"""The torch-free vectorised town; names resolve lazily (PEP 562), so the schemas' import of
+``townlet.world.config`` does not load numpy and the simulation.
 """
 
 from __future__ import annotations

@@ -1,16 +1,7 @@
-"""The vectorised town through Gymnasium's ``VectorEnv`` API: one sub-env per agent, one shared policy.
-
-``num_envs`` towns x ``num_agents`` agents are ``num_envs * num_agents`` sub-envs (sub-env index =
-town * num_agents + agent), stepped together by one :class:`~townlet.world.vectown.VecTown`, so
-single-agent learners (SB3, sb3-contrib's MaskablePPO, CleanRL) train a policy that every agent shares.
-
-* Observation of a sub-env: ``{"map": uint8 [C, W, W], "features": float32 [F]}``.
-* Action masks (True = allowed): ``infos["action_mask"]`` [N, A] after every reset and step (CleanRL
-  style) and :meth:`TownVectorEnv.action_masks` (MaskablePPO's name). A masked action acts as NOOP.
-* A faint is ``terminated`` (that agent's future is cut, as in townlet's own PPO); the agent respawns at
-  once, so its ``final_obs`` is already the respawned one. All towns end together by truncation.
-* Autoreset is Gymnasium's *same-step* mode: a step that ends an episode returns the next episode's
-  first observation, the last one in ``infos["final_obs"]`` (and ``infos["final_info"]``).
+"""The vectorised town through Gymnasium's ``VectorEnv`` API: one sub-env per agent (index = town *
+num_agents + agent), so single-agent learners (SB3, MaskablePPO, CleanRL) train one shared policy.
+Masks in ``infos["action_mask"]`` and ``action_masks()``; a faint is ``terminated``; autoreset is
+Gymnasium's same-step mode (``infos["final_obs"]``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""The static part of a town, derived once from a WorldConfig; shared by the vectorised town and the oracle.
-
-Both read the same tables and draw each episode's start from the same per-(seed, env, episode)
-generator, so they can be compared step by step. A bad config fails here, once, naming the field."""
+"""The static part of a town, derived once from a WorldConfig (a bad config fails here, naming the field);
+episode starts come from a per-(seed, env, episode) generator, so the oracle can replay them."""
 
 from __future__ import annotations
 
@@ -180,10 +178,7 @@ def build_layout(cfg: WorldConfig) -> Layout:
 def initial_agents(
     cfg: WorldConfig, seed: int, env: int, episode: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Start positions x, y (int64 [A]) and needs (float64 [A, 3]) of one env's episode.
-
-    Drawn from a generator keyed by (seed, env, episode) so the oracle replays exactly the same town.
-    """
+    """Start positions x, y (int64 [A]) and needs (float64 [A, 3]) of one env's episode."""
     rng = np.random.default_rng([int(seed) & 0x7FFFFFFF, env, episode])
     n = cfg.num_agents
     x = rng.integers(1, cfg.width - 1, size=n).astype(np.int64)

@@ -1,10 +1,5 @@
-"""Observation building for :class:`townlet.world.vectown.VecTown`: maps, features and masks for all agents.
-
-At 1,024 agents a tick costs NumPy's per-call overhead, not arithmetic, so the builder makes *few
-calls per tick*: static tables (:mod:`townlet.world.observe_tables`) start maps and features with one
-``take``; one subtraction of entity position codes gives every (viewer, entity) offset, so the dynamic
-map channels are one scatter; scratch tables are preallocated, the returned arrays fresh every tick.
-The rules behind each feature are in docs/world.md."""
+"""Maps, features and masks for all agents of a :class:`townlet.world.vectown.VecTown`, in few NumPy
+calls per tick (per-call overhead dominates): static tables, one offset subtraction, one scatter."""
 
 from __future__ import annotations
 
@@ -73,11 +68,8 @@ class ObservationBuilder(ObservationTables):
         return np.count_nonzero(m, axis=-1)
 
     def build(self, town: Any, riv_active: bool, tf_rows: np.ndarray | None) -> Observation:
-        """Observation of ``town``'s current state; also refreshes ``self.nbr`` and ``self.mask``.
-
-        ``tf_rows``: flat (env * A + agent) rows whose trust/familiarity changed since the last call
-        (None = all); only their aggregates are recomputed.
-        """
+        """Observation of ``town``'s state (refreshes ``nbr``/``mask``); ``tf_rows``: rows whose
+        trust/familiarity changed (None = all)."""
         cfg, lay = self.cfg, self.lay
         ne, na, no, n = self.ne, self.na, self.no, self.n
         t = int(town.tick)

@@ -1,9 +1,5 @@
-"""Static observation tables of one town shape, built once per :class:`ObservationBuilder`.
-
-What depends only on an agent's tile or on one object is precomputed, so a tick starts its maps and
-features with one ``take``: per-tile rows (static map window, ``here_<kind>``, the nearest object of
-each kind, block defaults, wall-free moves), per-(tile, object) rows for the goal and occupancy blocks,
-and lookup tables from the offset of two entity position codes to a window cell or a distance."""
+"""Static observation tables of one town shape (per tile, per tile and object, per offset), so a
+tick starts its maps and features with one ``take``."""
 
 from __future__ import annotations
 

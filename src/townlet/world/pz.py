@@ -1,10 +1,5 @@
-"""One town through PettingZoo's ``ParallelEnv`` API, so other multi-agent RL libraries can use the world.
-
-It wraps a ``num_envs=1`` VecTown; observations are ``{"map", "features", "action_mask"}`` dicts (the
-mask also in ``infos``). A faint is reported as ``infos[agent]["fainted"]`` (the agent respawns); the
-episode ends by truncation, after which ``render()`` already shows the next episode's start.
-``reset(seed=s)`` replays from episode 0 of ``s``; ``reset()`` moves on to an episode not seen yet.
-``state()`` is every agent's feature vector in agent order, for centralised critics."""
+"""One town through PettingZoo's ``ParallelEnv`` API (a ``num_envs=1`` VecTown), for other multi-agent
+libraries; faints are ``infos[agent]["fainted"]``, episodes end by truncation."""
 
 from __future__ import annotations
 

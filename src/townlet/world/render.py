@@ -1,10 +1,5 @@
-"""Pictures of one town: an RGB frame (NumPy only) and a coloured text frame for terminals.
-
-A frame per tick shows what returns cannot: whether agents walk to the right object, queue politely
-or stand about. Both read one env of a :class:`~townlet.world.vectown_state.TownState` and change
-nothing; an agent's colour is its most urgent need below the threshold, green when all are fine.
-RGB: a status strip (tick, day progress) above a ``tile``-pixel square per cell; objects carry their
-letter, a border while in use, a stock bar and a red pip per queued agent; agents their need bars."""
+"""Pictures of one town (an RGB frame, a coloured text frame): they show what returns cannot, whether
+agents walk to the right object or queue. An agent's colour is its most urgent need, green when fine."""
 
 from __future__ import annotations
 

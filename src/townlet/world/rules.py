@@ -17,11 +17,7 @@ OPPOSITE_DIR = np.array([1, 0, 3, 2], dtype=np.int64)  # north<->south, east<->w
 
 
 def greedy_dir(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """First step towards (dx, dy) as a direction index (0 N, 1 S, 2 E, 3 W) or -1 when already there.
-
-    The larger axis goes first and ties go to the x axis, so the rule is a fixed function of the delta.
-    Evaluated as a table lookup on (sign dx, sign dy, |dx| >= |dy|): a handful of cheap integer ops.
-    """
+    """First step towards (dx, dy): 0 N, 1 S, 2 E, 3 W, -1 when there; larger axis first, ties to x."""
     dx = np.asarray(dx)
     dy = np.asarray(dy)
     idx = ((np.sign(dx) + 1) * 3 + (np.sign(dy) + 1)) * 2 + (np.abs(dx) >= np.abs(dy))
@@ -53,9 +49,6 @@ def conflict_intensity(queue_len: np.ndarray | int) -> np.ndarray:
 
 
 def chat_quality(trust: np.ndarray | float, fam: np.ndarray | float, riv: np.ndarray | float) -> np.ndarray:
-    """Quality in [0.1, 1] of a chat between two agents with this relationship.
-
-    Clamped with minimum/maximum (same values as np.clip, a fraction of its per-call cost).
-    """
+    """Quality in [0.1, 1] of a chat between two agents (minimum/maximum: np.clip's values, cheaper)."""
     raw = 0.5 + 0.2 * np.asarray(trust) + 0.1 * np.asarray(fam) - 0.2 * np.asarray(riv)
     return np.minimum(np.maximum(raw, 0.1), 1.0)

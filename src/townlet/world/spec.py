@@ -86,11 +86,8 @@ class ObservationSpec:
 
 
 class Observation(NamedTuple):
-    """A batch of observations for N agents (N = num_envs * num_agents, env-major).
-
-    ``maps`` is uint8 [N, C, W, W] (compact; networks cast to float), ``features`` float32 [N, F],
-    ``action_mask`` bool [N, A] (True = allowed; NOOP is always allowed).
-    """
+    """Observations of N = num_envs * num_agents agents (env-major): uint8 maps [N, C, W, W], float32
+    features [N, F], bool action_mask [N, A] (True = allowed; NOOP always)."""
 
     maps: np.ndarray
     features: np.ndarray

@@ -1,8 +1,5 @@
-"""The vectorised town: ``num_envs`` independent towns x ``num_agents`` agents stepped at once with NumPy.
-
-Three layers: :class:`~townlet.world.vectown_state.TownState` (tables and state arrays),
-:class:`~townlet.world.vectown_rules.TownRules` (one tick of rules) and :class:`VecTown` (action checks,
-masking, auto-reset, observations). ``townlet_tools.oracle.OracleTown`` is the correctness reference."""
+"""The vectorised town: ``num_envs`` towns x ``num_agents`` agents stepped at once with NumPy (state in
+``vectown_state``, a tick's rules in ``vectown_rules``; ``townlet_tools.oracle`` is the reference)."""
 
 from __future__ import annotations
 
@@ -66,10 +63,7 @@ class VecTown(TownRules):
         return STAGES[self._stage]
 
     def set_social_stage(self, stage: str) -> None:
-        """Switch the social reward stage from the next tick on (a curriculum, e.g. PPO's schedule).
-
-        Only the chat rewards depend on it; the state of the towns is kept.
-        """
+        """Switch the social reward stage (chat rewards only) from the next tick on."""
         if stage not in STAGES:
             raise WorldConfigError(f"social stage {stage!r} is unknown; choose one of {', '.join(STAGES)}")
         self._stage = STAGES.index(stage)
@@ -140,8 +134,5 @@ class VecTown(TownRules):
 
 
 def make_town(cfg: WorldConfig | Any, seed: int) -> VecTown:
-    """Build the vectorised town for ``cfg`` (a WorldConfig, or Hydra's ``world`` node / a dict).
-
-    The same (cfg, seed) always gives the same trajectories.
-    """
+    """The vectorised town for ``cfg`` (WorldConfig, ``world`` node or dict); same (cfg, seed), same town."""
     return VecTown(to_world_config(cfg), seed)

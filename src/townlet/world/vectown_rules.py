@@ -1,8 +1,5 @@
-"""The rules of one tick of the vectorised town, one method per step of the tick order in docs/world.md.
-
-No per-agent Python loop: contention for an object is resolved with one-hot [env, agent, object]
-tables, each step works on the (env, agent) pairs it concerns, and event counters are ``bincount``s.
-Updates that hit the same cell are applied in the oracle's order, so the two towns agree bit for bit."""
+"""One tick of the vectorised town, a method per step of docs/world.md's tick order, with no per-agent
+loop; same-cell updates follow the oracle's order, so the two towns agree bit for bit."""
 
 from __future__ import annotations
 

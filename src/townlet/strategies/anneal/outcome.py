@@ -1,10 +1,5 @@
-"""What the stages leave behind: the progress of the schedule, the stage the run ends with (and its
-checkpoint), the baselines and promotion streak carried over to later runs under ``paths.state_dir``,
-and the run's verdict reported three ways: the summary DTO (``result.json``), ``anneal_results.json``
-(the promotion CLI's input) and the closing metrics record and log lines.
-
-A failed BC stage ends the schedule with the last passing stage's policy; a PPO stage that lost
-return (the return flag) makes the run end with the best-evaluated passing stage's policy.
+"""What the stages leave behind: progress, the final stage (the last passing one, or after a return
+flag the best-evaluated), baselines and promotion streak for later runs, and the verdict.
 """
 
 from __future__ import annotations

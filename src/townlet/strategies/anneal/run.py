@@ -1,8 +1,5 @@
-"""The anneal run: a BC stage clones the scripted teacher, then PPO stages refine the clone while the
-kickstarting weight ``bc_weight`` anneals to 0. Each stage starts from the previous stage's checkpoint
-in its own ``stages/NN_cK_<mode>/``; a BC stage below ``accuracy_threshold`` ends the schedule with
-FAIL, PPO stages raise guardrail flags (HOLD); the run ends with the last passing (or, after a return
-flag, the best-evaluated) stage's policy (docs/anneal.md). Torch is only touched by the stage strategies.
+"""The anneal run: BC clones the teacher, then PPO stages refine the clone while ``bc_weight`` anneals
+to 0, each stage from the previous one's checkpoint (docs/anneal.md).
 """
 
 from __future__ import annotations

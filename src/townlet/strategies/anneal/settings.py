@@ -1,9 +1,5 @@
-"""``strategy=anneal``'s settings: ``AnnealStrategyConfig``'s fields (the schema is their one home),
-checked and turned into what the run reads when Hydra builds ``AnnealStrategy`` (``run.py`` adds ``run``):
-the validated schedule and what each stage changes in its BC/PPO strategy.
-
-``bc`` and ``ppo`` are the stage strategies' config nodes (or already-built strategies): each stage
-builds one with only its own overrides, so they stay overridable as usual.
+"""``strategy=anneal``'s settings: ``AnnealStrategyConfig``'s fields (their one home), checked, plus
+the validated schedule and each stage's overrides of its BC/PPO strategy node.
 """
 
 from __future__ import annotations
@@ -111,13 +107,8 @@ def parse_schedule(schedule: Sequence[Any] | None) -> list[Stage]:
 def stage_overrides(
     stage: Stage, ppo: Any, context: TrainingContext, *, bc_loss_coef: float, teacher_mix: bool
 ) -> dict[str, Any]:
-    """The keywords a stage overrides in its strategy's config; everything else stays as configured.
-
-    A BC stage also takes PPO's ``gamma``: its value-head warm-up must learn the critic the PPO
-    stages will use. A PPO stage's ``epochs`` means update iterations: in rollout mode
-    ``total_steps`` is sized to match. Its ``bc_weight`` becomes the kickstarting weight ``bc_coef``
-    (and, with ``teacher_mix``, the ``teacher_mix`` share of a PPO strategy that mixes natively).
-    """
+    """What a stage overrides: BC takes PPO's ``gamma`` (its warm-up learns PPO's critic); PPO's
+    ``epochs`` are iterations (``total_steps`` sized to match) and ``bc_weight`` sets ``bc_coef``."""
     overrides: dict[str, Any] = {"epochs": stage.epochs}
     cfg = plain(ppo) if is_config_node(ppo) else vars(ppo)
     if stage.mode != "ppo":

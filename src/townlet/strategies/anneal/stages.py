@@ -48,14 +48,8 @@ def stage_context(
     is_last: bool,
     episodes: int | None,
 ) -> TrainingContext:
-    """The parent context re-pointed at the stage's directory and checkpoint, with a metrics writer
-    that tags every line with the stage.
-
-    Training seeds differ per stage (two PPO stages must not replay the same rollouts); the
-    evaluation seed does not, so every stage's policy is judged on the same episodes (as many as
-    ``episodes``, when set: the return guardrail needs more than a couple). Only the last stage
-    compares with the scripted/random baselines, and only it is evaluated unless ``evaluate``.
-    """
+    """The parent context at the stage's directory, its metrics tagged with the stage. Training seeds
+    differ per stage (no replayed rollouts); the evaluation seed does not (same episodes for all)."""
     from townlet.runs.rundir import RunDir
 
     evaluation = context.evaluation

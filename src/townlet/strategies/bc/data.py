@@ -1,9 +1,5 @@
-"""The training data, resolved by the replay service, split by agent and stacked on the device once,
-and one training epoch over it.
-
-Each split is flattened and moved to the device a single time; every epoch then gathers its
-minibatches from those tensors, so no epoch pays for host-to-device copies again. The loss and
-accuracy stay device tensors until the epoch ends, so the minibatch loop never waits for the host.
+"""BC's data, split by agent and moved to the device once, and one epoch over it with no host sync
+per minibatch.
 """
 
 from __future__ import annotations
@@ -63,11 +59,8 @@ def stage_splits(
 
 
 def stack_tensors(data: ReplayData, target: str, device: str) -> tuple[BCTensors, int]:
-    """Flatten [T, N] columns to rows and move them to ``device`` once.
-
-    Returns the tensors and the number of rows whose target the mask forbade (a world/teacher bug);
-    those rows get the target allowed so one bad label cannot blow the loss up to 1e9.
-    """
+    """Rows on ``device``, and how many targets the mask forbade (allowed there, so one bad label
+    cannot blow the loss up)."""
     import torch
 
     targets = np.ascontiguousarray(data.flat(target), dtype=np.int64)
@@ -117,15 +110,9 @@ def train_epoch(
     value_loss_sum: torch.Tensor | None = None,
     value_trunk: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One shuffled pass. Returns (loss sum, correct count) as device tensors — no host sync per step.
-
-    With ``returns`` [M] and ``value_coef > 0`` the value head is fitted as well: the loss gains
-    ``value_coef * 0.5 * (V - G)^2`` (PPO's unclipped value loss), and ``value_loss_sum`` (a device
-    scalar, if given) accumulates the row-weighted 0.5 * MSE in place. The cross-entropy reported
-    in the loss sum stays the imitation loss alone. Unless ``value_trunk``, the value loss reaches
-    only the network's ``value_head`` (the shared trunk learns from imitation alone), so the
-    policy's training is exactly what it would be without the warm-up.
-    """
+    """One shuffled pass: (imitation loss sum, correct count) as device tensors. With ``returns`` and
+    ``value_coef > 0`` the value head also fits ``0.5 * (V - G)^2`` (into ``value_loss_sum``); unless
+    ``value_trunk`` only ``value_head`` sees it, so the policy trains as without the warm-up."""
     import torch
     import torch.nn.functional as F
 

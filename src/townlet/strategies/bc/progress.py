@@ -1,7 +1,5 @@
-"""What an epoch measures (held-out loss, accuracy, per-action recall, the confusion matrix, its
-metrics line) and where the epoch loop stands: the best epoch so far and how long validation has
-stalled. Both go into every checkpoint, so a resumed run keeps the same best and stops early on the
-same epoch as an uninterrupted one.
+"""What a BC epoch measures and where the loop stands (best epoch, stall count); both are checkpointed
+so a resumed run stops on the same epoch as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -21,11 +19,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class EpochStats:
-    """Per-epoch numbers, turned into one metrics line.
-
-    The train loss and accuracy are running means over the epoch, each batch measured before its
-    optimiser step; the validation fields stay None without a validation split.
-    """
+    """Per-epoch numbers for one metrics line (val: None without a split)."""
 
     epoch: int
     train_loss: float
@@ -47,11 +41,7 @@ LOSS_TIE_BREAK = 1e-3  # at equal val accuracy, a val loss lower by this fractio
 
 @dataclass
 class BestEpoch:
-    """Best validation score so far.
-
-    Accuracy first (a gain above ``min_delta``); at equal accuracy a clearly lower loss also counts,
-    because on easy data accuracy saturates at 1.0 long before the network is confident.
-    """
+    """Best validation score: accuracy first, then a clearly lower loss (accuracy saturates on easy data)."""
 
     epoch: int = 0
     val_accuracy: float | None = None

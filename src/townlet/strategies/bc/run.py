@@ -42,10 +42,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class BCStrategy(BCStrategyConfig, StrategyBase):
-    """``strategy=bc``: fit the network to the teacher's actions, keep the best, evaluate it in the town.
-
-    Its fields are ``BCStrategyConfig``'s: the settings arrive typed, whole and range-checked.
-    """
+    """``strategy=bc`` (``BCStrategyConfig``'s fields): fit the teacher's actions, keep the best, evaluate."""
 
     name: ClassVar[str] = "bc"
     requires_torch: ClassVar[bool] = True

@@ -1,8 +1,5 @@
-"""The value-head warm-up: returns-to-go targets, so a PPO stage after BC starts with a useful critic.
-
-A scripted capture records no critic values, so a truncated episode's return is bootstrapped from
-the network being trained (re-valued once per epoch) rather than treated as if its future were
-worth nothing.
+"""The value-head warm-up: returns-to-go targets (cuts bootstrapped from the network being trained), so
+a PPO stage after BC starts with a useful critic.
 """
 
 from __future__ import annotations
@@ -22,12 +19,8 @@ if TYPE_CHECKING:
 
 
 class ValueTargets(NamedTuple):
-    """Returns-to-go of one split as ``base + discount * V_after_cut`` (flat rows, device tensors).
-
-    ``recorded`` holds the dataset's own value after each row's cut when it recorded a critic's
-    values; otherwise (``None``: a scripted capture records 0) the cut rows ``cut_rows`` are
-    re-valued by the network being trained, once per epoch.
-    """
+    """Returns-to-go of one split as ``base + discount * V_after_cut``; ``recorded`` None: the
+    ``cut_rows`` are re-valued by the network once per epoch."""
 
     base: torch.Tensor  # f32 [M]
     discount: torch.Tensor  # f32 [M]
@@ -57,10 +50,7 @@ def warmup_targets(
 
 
 def value_targets(data: ReplayData, gamma: float, device: str) -> ValueTargets:
-    """Regression targets for the value head from the split's rewards and episode ends.
-
-    Rows are flattened as ``data.flat`` does (t-major), so they line up with ``stack_tensors``.
-    """
+    """The value head's targets, rows t-major as ``data.flat`` (aligned with ``stack_tensors``)."""
     import torch
 
     from townlet.algorithms.returns import cut_bootstrap_values, returns_to_go_parts
@@ -82,11 +72,7 @@ def value_targets(data: ReplayData, gamma: float, device: str) -> ValueTargets:
 
 
 def current_returns(net: torch.nn.Module, data: BCTensors, vt: ValueTargets) -> torch.Tensor:
-    """Returns [M] with the cuts bootstrapped from ``vt.recorded`` or the network's current critic.
-
-    Without recorded values, V(s_cut) stands in for V(the observation after the cut), the same
-    one-step-stale fallback PPO's GAE uses for replay data; only the K cut rows are evaluated.
-    """
+    """Returns [M], cuts bootstrapped from ``vt.recorded`` or V(s_cut) (GAE's replay fallback)."""
     import torch
 
     if vt.recorded is not None:
@@ -104,13 +90,8 @@ def current_returns(net: torch.nn.Module, data: BCTensors, vt: ValueTargets) -> 
 
 
 def init_value_bias(net: torch.nn.Module, vt: ValueTargets) -> None:
-    """Start the value head at the mean return instead of 0.
-
-    The returns sit far from a fresh head's output (about -3 on the default data), and that first
-    error is what the value loss would otherwise spend its early, largest gradients on -- through
-    the shared trunk, at the imitation's expense. With cuts bootstrapped from the head itself, the
-    mean return m solves m = mean(base) + mean(discount) * m.
-    """
+    """Start the value head at the mean return m = mean(base) + mean(discount) * m, not 0, so early
+    gradients do not go to that offset at the imitation's expense."""
     import torch
 
     head = getattr(net, "value_head", None)

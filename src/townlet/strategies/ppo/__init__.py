@@ -1,8 +1,5 @@
-"""``strategy=ppo``: the network being trained acts in vectorised towns and learns from what it did.
-
-``PPOStrategy`` (the ``_target_`` in configs and saved snapshots) is ``PPOStrategyConfig``'s fields,
-what derives from them, and ``run()``; ``run.py`` reads one run top to bottom. Torch is imported
-only inside functions, so ``--cfg job`` and config validation work without it.
+"""``strategy=ppo``: ``PPOStrategy`` (the configs' ``_target_``) is ``PPOStrategyConfig``'s fields and
+``run()``; torch is imported inside functions, so config validation works without it.
 """
 
 from __future__ import annotations

@@ -86,10 +86,7 @@ def env_metrics(data: ReplayData, tracker: EpisodeTracker, world_cfg: Any) -> di
 
 
 def batch_diagnostics(prepared: list[PreparedBatch]) -> dict[str, float]:
-    """Critic fit, reward/advantage correlation and raw advantage moments over all sources' rows.
-
-    Computed on device and brought to the host in one sync.
-    """
+    """Critic fit, reward/advantage correlation and raw advantage moments over all rows, in one sync."""
     import torch
 
     from townlet.algorithms.gae import explained_variance, pearson_corr

@@ -1,11 +1,6 @@
-"""One ``strategy=ppo`` run, top to bottom: set-up, the iteration loop, evaluation, the result DTO.
-
-An iteration is a loop over data sources: the schedules set the learning rate, entropy weight and
-social stage; the run's source (rollout, replay or mixed, ``sources.py``) prepares this iteration's
-batches with GAE advantages; ``ppo_update`` runs the clipped-surrogate epochs over them; one metrics
-line is logged and ``execute`` checkpoints. NaN/Inf in a batch or the update raises before the
-checkpoint, so the last good one stays in place. The maths is in ``townlet.algorithms`` (``gae.py``,
-``update.py``). Torch is imported inside the methods, so importing the strategy does not need it.
+"""One ``strategy=ppo`` run, top to bottom: set-up, the iteration loop (schedules -> source prepares
+-> ``ppo_update`` -> record -> checkpoint), evaluation, the result DTO. NaN/Inf raises before the
+checkpoint, so the last good one stays. Torch is imported inside the methods.
 """
 
 from __future__ import annotations
@@ -123,10 +118,7 @@ class PPORun:
         return result_dto(self.ctx, self.state, last_record, evaluation, duration, str(self.device))
 
     def setup(self) -> None:
-        """Data, network, optimiser, warm start / resume, input scaling, the source, the budget.
-
-        The order is part of the behaviour: it fixes which random numbers each step consumes.
-        """
+        """Data, network, optimiser, warm start / resume, scaling, source, budget (order fixes RNG draws)."""
         import torch
 
         from townlet.behaviour.torch_policy import TorchPolicy

@@ -1,9 +1,6 @@
 """Where each PPO iteration's data comes from: a rollout, the replay dataset, or both (mixed).
-
-Every source answers ``prepare(it, net) -> (streams, seen)``: the update's data streams for this
-iteration (primary first: it sets the number of minibatches per epoch) and what was seen preparing
-them, so ``PPORun.iteration`` never branches on the data mode. The rollout goes first in mixed mode:
-its running statistics move the network's input scale before the replay rows are re-valued.
+Every source answers ``prepare(it, net) -> (streams, seen)`` (primary stream first), so
+``PPORun.iteration`` never branches on the data mode.
 """
 
 from __future__ import annotations
@@ -153,13 +150,8 @@ class RolloutSource:
 
 
 class ReplaySource:
-    """The replay dataset, re-valued by the current critic every iteration.
-
-    ``dataset.streaming=true`` promises memory bounded by one shard, and GAE needs whole segments, so
-    a streamed dataset gives each iteration one shard, visited in a fresh seeded order on every pass
-    (an epoch stays one pass: ``epochs`` x shards iterations). A shard's last tick bootstraps from its
-    own value, the one approximation streaming adds.
-    """
+    """The replay dataset, re-valued by the current critic every iteration; streamed, one shard an
+    iteration in a seeded order per pass (memory bounded by one shard; its last tick self-bootstraps)."""
 
     def __init__(self, data: ReplayData | StreamingDataset, seed: int, label: str, make: BatchMaker):
         self.data, self.seed, self.label, self.make = data, int(seed), label, make

@@ -1,12 +1,5 @@
-"""What survives a resume: the run's counters and best iteration, the optional running normalisers,
-and the checkpoints that carry them.
-
-The counters travel in the checkpoint's ``extra`` so that a resumed run continues its step totals,
-its metrics stream offset and its best-so-far instead of starting them again. The normalisers
-(``strategy.reward_scaling`` / ``strategy.feature_normalisation``, both off by default) travel there
-too (``extra["normalisers"]``), so a resumed run scales its next rollout exactly as the uninterrupted
-run would; feature statistics end up in the network's input buffers, so the checkpoint evaluates and
-warm-starts with the scale it was trained on.
+"""What survives a resume: counters, best iteration and running normalisers travel in the checkpoint's
+``extra``, so a resumed run continues exactly as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -78,13 +71,8 @@ class RunState:
         self.normalisers = normalisers
 
     def offer_best(self, iteration: int, record: dict[str, Any], env: dict[str, Any]) -> bool:
-        """Keep ``record`` as the best if it beats the best so far; True if it did.
-
-        An iteration with a periodic evaluation beats every one without, and evaluated ones compete by
-        their evaluated mean return: ``best.pt`` is the best *evaluated* policy once there is one.
-        Before that (or without ``evaluation.every``), rollout iterations are scored by the reward they
-        collected; replay iterations, which collect nothing, by their negated total loss.
-        """
+        """Keep ``record`` if best so far (True if so): evaluated beats unevaluated and competes on its
+        mean return; otherwise the collected reward, or for replay the negated total loss."""
         evaluated = record.get(EVAL_RETURN_KEY)
         if evaluated is not None:
             score = float(evaluated)
@@ -134,13 +122,8 @@ class Normalisers:
 
 
 def normalise_inputs(net: Any, data: ReplayData) -> None:
-    """Input scaling for a network trained from scratch.
-
-    Map channels are scaled by their observed maxima. Features are left as the world scales
-    them (already within about [-1, 1]): standardising by the statistics of a short first
-    rollout divides nearly-constant features (wallet, shift flags) by ~1e-3 and blew the
-    critic up to 1e9 as soon as they moved. Warm starts keep the BC statistics instead.
-    """
+    """Input scaling from scratch: map channels by their maxima; features stay as the world scales them
+    (standardising nearly-constant ones from a short rollout blows up the critic)."""
     import torch
 
     maps_max = torch.from_numpy(data.maps.max(axis=(0, 1, 3, 4)).astype(np.float32))
@@ -168,13 +151,8 @@ def save_checkpoints(
     every: int,
     final: bool,
 ) -> None:
-    """Write ``last.pt`` every ``every`` iterations and at the end, ``best.pt`` when this one is best.
-
-    ``extra`` holds the run state and, from the ``rollout`` source (if any), the acting policy's
-    sampling generator, the town's state and the running episode returns and lengths, so that a
-    resumed run continues the policy's random stream and the very episodes it was in: interrupted
-    and resumed equals uninterrupted.
-    """
+    """``last.pt`` every ``every`` iterations and at the end, ``best.pt`` when best; ``extra`` also holds
+    the rollout's generator, town and episode state, so interrupted and resumed equals uninterrupted."""
     from townlet.nets.checkpoints import BEST, LAST, save_checkpoint
 
     is_best = state.best.iteration == iteration
@@ -203,10 +181,7 @@ def save_checkpoints(
 
 
 def warm_start_from(ctx: TrainingContext, net: Any, spec: Any, device: Any, log: logging.Logger) -> bool:
-    """Load ``init_from`` (a BC or PPO checkpoint) into ``net``; True if it did.
-
-    A warm-started network keeps the input statistics it was trained with.
-    """
+    """Load ``init_from`` (BC or PPO checkpoint, with its input statistics) into ``net``; True if it did."""
     if not ctx.init_from:
         return False
     from townlet.nets.checkpoints import warm_start
@@ -219,10 +194,7 @@ def warm_start_from(ctx: TrainingContext, net: Any, spec: Any, device: Any, log:
 def resume(
     ctx: TrainingContext, net: Any, opt: Any, spec: Any, device: Any, policy: Any, log: logging.Logger
 ) -> RunState | None:
-    """Restore network, optimiser, global RNGs and the policy's generator from ``last.pt``.
-
-    Returns the run state it stored, or None when there is nothing to resume.
-    """
+    """Restore network, optimiser, RNGs and the policy's generator from ``last.pt``; its run state or None."""
     from townlet.nets.checkpoints import LAST, load_checkpoint
 
     ckpt_dir = ctx.run_dir.checkpoints
