@@ -178,6 +178,20 @@ def test_eval_refuses_an_edited_onnx_policy(edit, message, onnx_file, tmp_path, 
     assert len(lines) == 1 and lines[0].startswith(f"townlet-eval: error: {bad} {message}")
 
 
+@pytest.mark.parametrize("kind", ["run", "onnx"])
+def test_eval_refuses_a_bad_world_override(kind, bc_run, onnx_file, tmp_path, capsys) -> None:
+    """Evaluation picks its own town count; a bad ``world.*`` override is still one line, exit 2."""
+    from townlet.cli.evaluate import main as eval_main
+
+    source = bc_run if kind == "run" else onnx_file
+    out = tmp_path / "eval.json"
+    assert eval_main([str(source), "world.num_envs=-3", "episodes=1", "--json", str(out)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].endswith("must both be >= 1")
+    assert lines[0].startswith("townlet-eval: error: world.num_envs=-3 and world.num_agents=")
+    assert not out.exists()
+
+
 def test_export_to_stdout_and_through_a_symlink(bc_run, tmp_path, capfd) -> None:
     """``out=-`` puts only the model on stdout; a symlinked ``out`` keeps its link (docs/reliability.md)."""
     assert export_main([str(bc_run), "out=-"]) == 0

@@ -64,6 +64,7 @@ def evaluate(source: str, overrides: list[str]) -> Any:
 
     from townlet.rollout.evaluation import EvaluationService
     from townlet.world import to_world_config
+    from townlet.world.layout import build_layout
 
     program = None
     config: dict[str, Any]
@@ -92,6 +93,7 @@ def evaluate(source: str, overrides: list[str]) -> Any:
     args = compose("eval", overrides, world=stored, schema=EvalArgs)
     settings = eval_settings(args, config)
     world = to_world_config(OmegaConf.to_container(args.world, resolve=True))
+    build_layout(world)  # evaluation picks its own town count, so a bad world.* override is checked here
     if program is not None:
         from townlet.behaviour.torch_policy import TorchPolicy
 
