@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,6 +139,17 @@ def export_policy(
     return atomic_write_bytes(Path(out), blob)
 
 
+class _HeldRecords(logging.Handler):
+    """Keeps log records instead of writing them (see ``load_program``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def load_program(source: str | Path | io.BytesIO) -> tuple[Any, ObservationSpec, dict[str, Any]]:
     """A ``.pt2`` policy file → (network with the checkpoint's forward, its spec, its metadata)."""
     import torch
@@ -148,11 +160,23 @@ def load_program(source: str | Path | io.BytesIO) -> tuple[Any, ObservationSpec,
     if isinstance(source, str | Path) and not Path(source).is_file():
         raise PolicyFileError(f"policy file {source} does not exist; export one with townlet-export")
     extra = {PROGRAM_EXTRA_FILE: ""}
+    # torch.export logs a whole traceback before it raises on a file it cannot read: hold its records
+    # so a refusal stays one line (their last line folded in), and hand them on when the load succeeds
+    log, held = logging.getLogger("torch.export"), _HeldRecords()
+    handlers, propagate = log.handlers[:], log.propagate
+    log.handlers, log.propagate = [held], False
     try:
         program = torch.export.load(source, extra_files=extra)
     except Exception as exc:  # torch raises many types for a file that is not a saved program
-        reason = " ".join(str(exc).split())[:300]
-        raise PolicyFileError(f"cannot load torch.export program {where}: {reason}") from None
+        logged = [str(r.exc_info[1]) for r in held.records if r.exc_info and r.exc_info[1] is not None]
+        reason = " ".join("; ".join([str(exc), *logged[:1]]).split())[:200]
+        raise PolicyFileError(
+            f"cannot load torch.export program {where}: {reason}; export it again with townlet-export"
+        ) from None
+    finally:
+        log.handlers, log.propagate = handlers, propagate
+    for record in held.records:
+        log.handle(record)
     spec, meta = parse_metadata(extra[PROGRAM_EXTRA_FILE], where)
     return ProgramNetwork(program.module()), spec, meta
 
