@@ -169,6 +169,29 @@ def test_cli_resume_with_another_config_changes_nothing(run_cli, tmp_path: Path)
     assert _tree(tmp_path) == before
 
 
+def test_cli_resume_compares_the_whole_saved_config(run_cli, tmp_path: Path) -> None:
+    """Same overrides, but the saved config holds another value (another default or primary config):
+    refused, nothing changed. A key the snapshot lacks (an older schema) is let through."""
+    run = tmp_path / "done"
+    assert run_cli(*_echo(run, "seed=1")).returncode == 0
+    saved = run / ".hydra" / "config.yaml"
+    config = yaml.safe_load(saved.read_text())
+    config["logger"]["log_frequency"] = int(config["logger"]["log_frequency"]) + 7
+    saved.write_text(yaml.safe_dump(config))
+    before = _tree(tmp_path)
+    proc = run_cli(*_echo(run, "seed=1", "resume=true"))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    now = config["logger"]["log_frequency"] - 7
+    assert f"logger.log_frequency (run: {now + 7}, now: {now})" in lines[0]
+    assert _tree(tmp_path) == before
+    config["logger"]["log_frequency"] = now
+    del config["logger"]["progress_every_sec"]  # as a run saved before the schema had the key
+    saved.write_text(yaml.safe_dump(config))
+    proc = run_cli(*_echo(run, "seed=1", "resume=true"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 @pytest.mark.parametrize(
     ("extra", "phrase"),
     [

@@ -66,14 +66,19 @@ class FakeTrackingServer:
             self.metric_batches += 1
             if self.metric_batches == self.reject:
                 code, reply = 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "rejected by test"}
+        # dead before the answer leaves: a client answered at once must not get its next batch counted
+        dying = (
+            self.die_after is not None and self.metric_batches >= self.die_after and not self.stopped.is_set()
+        )
+        if dying:
+            self.stopped.set()
         data = json.dumps(reply).encode()
         handler.send_response(code)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
-        if self.die_after is not None and self.metric_batches >= self.die_after and not self.stopped.is_set():
-            self.stopped.set()
+        if dying:
             threading.Thread(target=self.stop).start()  # shutdown() waits for this handler to return
 
     def stop(self) -> None:
