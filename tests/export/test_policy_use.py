@@ -155,10 +155,24 @@ def _twice_the_actions(model: Any) -> None:
     model.graph.node.append(helper.make_node("Concat", ["raw", "raw"], ["logits"], axis=1))
 
 
+def _forged_window(model: Any) -> None:
+    """Metadata for a 7x7 window, its fingerprint recomputed, over a graph built for 11x11."""
+    import json
+
+    from townlet.world.spec import ObservationSpec
+
+    (prop,) = [p for p in model.metadata_props if p.key == "townlet_policy"]
+    meta = json.loads(prop.value)
+    meta["spec"]["window"], meta["map_shape"] = 7, [meta["map_shape"][0], 7, 7]
+    meta["spec_fingerprint"] = ObservationSpec.from_dict(meta["spec"]).fingerprint()
+    prop.value = json.dumps(meta)
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
         (_renamed_input, "takes action_mask, features, renamed"),
+        (_forged_window, "input maps has sizes"),
         (_nan_logits, "gave NaN/Inf logits"),
         (_twice_the_actions, "gave logits"),
     ],

@@ -68,10 +68,30 @@ class OnnxPolicy:
                 f"policy takes {', '.join(INPUT_NAMES)} and gives {', '.join(OUTPUT_NAMES)} (file edited?); "
                 "export it again with townlet-export"
             )
+        self._check_declared_shapes()
         self.greedy = bool(greedy)
         self._rng = np.random.default_rng(seed)
         if name is not None:
             self.name = name
+
+    def _check_declared_shapes(self) -> None:
+        """The graph's declared input sizes must be the metadata's spec: a file whose metadata was edited
+        to pass for another world is refused here, not by onnxruntime in the middle of an episode."""
+        spec = self.spec
+        want = {
+            "maps": list(spec.map_shape),
+            "features": [spec.feature_dim],
+            "action_mask": [spec.num_actions],
+        }
+        for node in self._session.get_inputs():
+            dims = list(node.shape[1:])  # after the free batch axis; a named (symbolic) size matches anything
+            if len(dims) != len(want[node.name]) or any(
+                isinstance(d, int) and d != w for d, w in zip(dims, want[node.name], strict=True)
+            ):
+                raise PolicyFileError(
+                    f"{self.path} input {node.name} has sizes {dims} after the batch axis, but its metadata "
+                    f"says {want[node.name]} (file edited?); export it again with townlet-export"
+                )
 
     @property
     def world_config(self) -> dict[str, Any] | None:
