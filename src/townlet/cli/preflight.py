@@ -29,15 +29,9 @@ from townlet.config.schema import register_configs
 from townlet.config.schema.device import resolve_threads, usable_cores
 from townlet.config.schema.strategy_ppo import PPOStrategyConfig
 from townlet.config.schema.top import TrainConfig
-from townlet.config.snapshot import external_primary, load_untrusted_yaml
+from townlet.config.snapshot import external_primary
 from townlet.runs.device import resolve_device
-from townlet.runs.ownership import (
-    RunDirOwned,
-    check_hydra_paths,
-    check_resume_overrides,
-    check_run_paths,
-    claim_run_dir,
-)
+from townlet.runs.ownership import check_hydra_paths, check_run_paths, claim_run_dir
 
 
 def refuse(exc: ConfigError) -> NoReturn:
@@ -113,41 +107,9 @@ def check_job(cfg: DictConfig, run_dir: str | Path | None = None) -> DictConfig:
     check_run_paths(typed)
     if run_dir is not None:  # Hydra's on_run_start: this run takes the dir (townlet.runs.ownership)
         check_hydra_paths(OmegaConf.to_container(cfg.hydra, resolve=False) if "hydra" in cfg else {})
-        if typed.resume:
-            _check_resume_config(Path(run_dir), task, _task_overrides(cfg))
-        claim_run_dir(run_dir, resume=bool(typed.resume), overrides=_task_overrides(cfg))
+        saved_config = OmegaConf.to_container(task, resolve=False, enum_to_str=True)
+        claim_run_dir(run_dir, resume=bool(typed.resume), overrides=_task_overrides(cfg), config=saved_config)
     return typed
-
-
-def _check_resume_config(run_dir: Path, task: DictConfig, overrides: list[str] | None) -> None:
-    """``resume=true`` continues the config the run saved, not only its overrides: the package's defaults
-    or the primary config may have changed since. Keys only one side has are let through, so a run made
-    by a version whose schema had fewer (or other) keys still resumes."""
-    saved_file = run_dir / ".hydra" / "config.yaml"
-    if not saved_file.is_file():
-        return
-    if overrides is not None:
-        check_resume_overrides(run_dir, overrides)  # a different override list first: its line names the fix
-    saved = _leaves(load_untrusted_yaml(saved_file))
-    now = _leaves(OmegaConf.to_container(task, resolve=False, enum_to_str=True))
-    differ = [k for k in saved if k in now and k != "resume" and str(saved[k]) != str(now[k])]
-    if differ:
-        shown = ", ".join(f"{k} (run: {saved[k]}, now: {now[k]})" for k in differ[:6])
-        more = f" and {len(differ) - 6} more" if len(differ) > 6 else ""
-        raise RunDirOwned(
-            f"resume=true continues {run_dir} with the config it saved, and this composition differs: "
-            f"{shown}{more}; resume it with the code and config that made it, or start a new run elsewhere"
-        )
-
-
-def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested mapping as ``{dotted.key: value}``; lists are values."""
-    if not isinstance(node, dict) or (prefix and not node):
-        return {prefix: node}
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        out.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
 
 
 def typed_config(cfg: DictConfig) -> DictConfig:

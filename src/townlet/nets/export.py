@@ -15,6 +15,7 @@ import importlib.util
 import io
 import json
 import logging
+import logging.handlers
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,17 +140,6 @@ def export_policy(
     return atomic_write_bytes(Path(out), blob)
 
 
-class _HeldRecords(logging.Handler):
-    """Keeps log records instead of writing them (see ``load_program``)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 def load_program(source: str | Path | io.BytesIO) -> tuple[Any, ObservationSpec, dict[str, Any]]:
     """A ``.pt2`` policy file → (network with the checkpoint's forward, its spec, its metadata)."""
     import torch
@@ -161,21 +151,21 @@ def load_program(source: str | Path | io.BytesIO) -> tuple[Any, ObservationSpec,
         raise PolicyFileError(f"policy file {source} does not exist; export one with townlet-export")
     extra = {PROGRAM_EXTRA_FILE: ""}
     # torch.export logs a whole traceback before it raises on a file it cannot read: hold its records
-    # so a refusal stays one line (their last line folded in), and hand them on when the load succeeds
-    log, held = logging.getLogger("torch.export"), _HeldRecords()
+    # so a refusal stays one line (the logged error folded in), and hand them on when the load succeeds
+    log, held = logging.getLogger("torch.export"), logging.handlers.BufferingHandler(capacity=10_000)
     handlers, propagate = log.handlers[:], log.propagate
     log.handlers, log.propagate = [held], False
     try:
         program = torch.export.load(source, extra_files=extra)
     except Exception as exc:  # torch raises many types for a file that is not a saved program
-        logged = [str(r.exc_info[1]) for r in held.records if r.exc_info and r.exc_info[1] is not None]
+        logged = [str(r.exc_info[1]) for r in held.buffer if r.exc_info and r.exc_info[1] is not None]
         reason = " ".join("; ".join([str(exc), *logged[:1]]).split())[:200]
         raise PolicyFileError(
             f"cannot load torch.export program {where}: {reason}; export it again with townlet-export"
         ) from None
     finally:
         log.handlers, log.propagate = handlers, propagate
-    for record in held.records:
+    for record in held.buffer:
         log.handle(record)
     spec, meta = parse_metadata(extra[PROGRAM_EXTRA_FILE], where)
     return ProgramNetwork(program.module()), spec, meta

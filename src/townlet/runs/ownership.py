@@ -41,11 +41,17 @@ class RunDirOwned(ConfigError):
 
 
 def claim_run_dir(
-    run_dir: str | Path, *, resume: bool, overrides: Sequence[str] | None = None, hold: bool = True
+    run_dir: str | Path,
+    *,
+    resume: bool,
+    overrides: Sequence[str] | None = None,
+    config: Any = None,
+    hold: bool = True,
 ) -> None:
     """Refuse a directory another run owns, then hold its lock until :func:`release_run_dir` or exit.
 
-    ``overrides`` (the task overrides of this run, when known) must equal the saved ones on resume;
+    ``overrides`` (the task overrides of this run, when known) must equal the saved ones on resume, and
+    ``config`` (its composed task config as plain containers, when known) the saved config;
     ``hold=False`` only checks (a sweep's job dirs, claimed by each job when it starts).
     """
     path = Path(run_dir).expanduser().resolve()
@@ -53,7 +59,7 @@ def claim_run_dir(
         return
     fd = _probe_lock(path)
     try:
-        _check_owner(path, resume=resume, overrides=overrides)
+        _check_owner(path, resume=resume, overrides=overrides, config=config)
         if not hold:
             if fd is not None:
                 os.close(fd)
@@ -101,7 +107,7 @@ def _probe_lock(path: Path, fd: int | None = None) -> int | None:
     return fd
 
 
-def _check_owner(path: Path, *, resume: bool, overrides: Sequence[str] | None) -> None:
+def _check_owner(path: Path, *, resume: bool, overrides: Sequence[str] | None, config: Any = None) -> None:
     if (path / "result.json").exists() and not resume:
         raise RunDirOwned(
             f"run directory {path} already holds result.json; pass resume=true to continue that run, "
@@ -115,6 +121,8 @@ def _check_owner(path: Path, *, resume: bool, overrides: Sequence[str] | None) -
         )
     if resume and overrides is not None:
         check_resume_overrides(path, overrides)
+    if resume and config is not None:
+        check_resume_config(path, config)
 
 
 def _status(record: Path) -> str:
@@ -158,6 +166,34 @@ def check_resume_overrides(run_dir: Path, overrides: Sequence[str]) -> None:
             f"resume=true continues {run_dir} with its own overrides, and these differ: {shown}; "
             f"continue it with: {resume_command(run_dir)}, or start a new run in another directory"
         )
+
+
+def check_resume_config(run_dir: Path, config: Mapping[str, Any]) -> None:
+    """``resume=true`` continues the config the run saved, not only its overrides: the package's defaults
+    or the primary config may have changed since. Keys only one side has are let through, so a run made
+    by a version whose schema had fewer (or other) keys still resumes."""
+    saved_file = run_dir / ".hydra" / "config.yaml"
+    if not saved_file.is_file():
+        return
+    saved, now = _leaves(load_untrusted_yaml(saved_file)), _leaves(config)
+    differ = [k for k in saved if k in now and k != "resume" and str(saved[k]) != str(now[k])]
+    if differ:
+        shown = ", ".join(f"{k} (run: {saved[k]}, now: {now[k]})" for k in differ[:6])
+        more = f" and {len(differ) - 6} more" if len(differ) > 6 else ""
+        raise RunDirOwned(
+            f"resume=true continues {run_dir} with the config it saved, and this composition differs: "
+            f"{shown}{more}; resume it with the code and config that made it, or start a new run elsewhere"
+        )
+
+
+def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as ``{dotted.key: value}``; lists are values."""
+    if not isinstance(node, Mapping) or (prefix and not node):
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
 
 
 def resume_command(run_dir: Path) -> str:
