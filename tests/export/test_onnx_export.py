@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -119,6 +121,23 @@ def test_export_uses_no_deprecated_torch_path(bc_run, tmp_path) -> None:
     assert not deprecations  # neither torch.jit nor the legacy ONNX exporter, and nothing hidden
     source = Path(__file__).resolve().parents[2] / "src" / "townlet" / "nets" / "export.py"
     assert "simplefilter" not in source.read_text()  # no warning is silenced on the way
+
+
+def test_a_successful_export_prints_only_its_summary(bc_run, tmp_path, cli_env) -> None:
+    # a fresh process: torch's log handler writes to the stderr it found at import
+    main = "from townlet.cli.export import main; raise SystemExit(main())"
+    out = tmp_path / "policy.onnx"
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore::FutureWarning", "-c", main, str(bc_run), f"out={out}"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # torch's FutureWarning from inside its own pytree is ignored here only (the command shows it)
+    assert proc.returncode == 0 and out.is_file()
+    wrote, hint = proc.stderr.splitlines()
+    assert wrote.startswith(f"townlet-export: wrote {out} (onnx, ") and "townlet-eval" in hint
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ import io
 import json
 import logging
 import logging.handlers
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,32 @@ VERIFY_ATOL = 1e-4
 
 class PolicyFileError(ValueError):
     """An exported policy that cannot be written or used: missing, unreadable, or without its spec."""
+
+
+@contextmanager
+def _held_logs(
+    name: str, keep: Callable[[logging.LogRecord], bool] = lambda record: True
+) -> Iterator[logging.handlers.BufferingHandler]:
+    """Hold the records of torch's logger ``name`` while a step runs; hand the kept ones on after it.
+
+    torch logs a traceback before it raises, and notes about optional packages a policy never uses:
+    held, a refusal can fold the logged error into its one line and a success prints only what matters.
+    """
+    log, held = logging.getLogger(name), logging.handlers.BufferingHandler(capacity=10_000)
+    handlers, propagate = log.handlers[:], log.propagate
+    log.handlers, log.propagate = [held], False
+    try:
+        yield held
+    finally:
+        log.handlers, log.propagate = handlers, propagate
+    for record in held.buffer:
+        if keep(record):
+            log.handle(record)
+
+
+def _no_torchvision_note(record: logging.LogRecord) -> bool:
+    """False for the exporter's note that torchvision's detection ops are skipped (a policy has none)."""
+    return not record.getMessage().startswith("torchvision is not installed")
 
 
 def policy_metadata(ckpt: Checkpoint, world_config: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -127,7 +154,8 @@ def export_policy(
                 raise PolicyFileError(
                     f"format=onnx needs the {package} package; install it with: {EXPORT_HINT}"
                 )
-        blob = _onnx_bytes(_program(net, inputs), inputs, meta)
+        with _held_logs("torch.onnx", keep=_no_torchvision_note):
+            blob = _onnx_bytes(_program(net, inputs), inputs, meta)
         got = _run_onnx(blob, inputs)
     else:
         import torch
@@ -150,23 +178,15 @@ def load_program(source: str | Path | io.BytesIO) -> tuple[Any, ObservationSpec,
     if isinstance(source, str | Path) and not Path(source).is_file():
         raise PolicyFileError(f"policy file {source} does not exist; export one with townlet-export")
     extra = {PROGRAM_EXTRA_FILE: ""}
-    # torch.export logs a whole traceback before it raises on a file it cannot read: hold its records
-    # so a refusal stays one line (the logged error folded in), and hand them on when the load succeeds
-    log, held = logging.getLogger("torch.export"), logging.handlers.BufferingHandler(capacity=10_000)
-    handlers, propagate = log.handlers[:], log.propagate
-    log.handlers, log.propagate = [held], False
     try:
-        program = torch.export.load(source, extra_files=extra)
+        with _held_logs("torch.export") as held:
+            program = torch.export.load(source, extra_files=extra)
     except Exception as exc:  # torch raises many types for a file that is not a saved program
         logged = [str(r.exc_info[1]) for r in held.buffer if r.exc_info and r.exc_info[1] is not None]
         reason = " ".join("; ".join([str(exc), *logged[:1]]).split())[:200]
         raise PolicyFileError(
             f"cannot load torch.export program {where}: {reason}; export it again with townlet-export"
         ) from None
-    finally:
-        log.handlers, log.propagate = handlers, propagate
-    for record in held.buffer:
-        log.handle(record)
     spec, meta = parse_metadata(extra[PROGRAM_EXTRA_FILE], where)
     return ProgramNetwork(program.module()), spec, meta
 
