@@ -6,10 +6,12 @@ SIGINT/SIGTERM → one stderr line and 130/143; a reader that closed stdout → 
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,17 @@ def test_broken_pipe_is_not_reported_as_a_user_error(capsys: pytest.CaptureFixtu
     entry = console("townlet-x")(lambda: run_command("townlet-x", body))
     assert entry() == PIPE_CLOSED_EXIT
     assert "error" not in capsys.readouterr().err
+
+
+SCRIPTS = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_every_console_script_goes_through_console(name: str) -> None:
+    module, attr = SCRIPTS[name].split(":")
+    entry = getattr(importlib.import_module(module), attr)
+    wrapper = console("townlet-x")(lambda: 0)
+    assert entry.__code__ is wrapper.__code__  # so the rows below hold for every command
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

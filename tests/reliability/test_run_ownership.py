@@ -169,6 +169,27 @@ def test_cli_resume_with_another_config_changes_nothing(run_cli, tmp_path: Path)
     assert _tree(tmp_path) == before
 
 
+@pytest.mark.parametrize("name", ["metrics.jsonl", "checkpoints", "run.json"])
+def test_cli_refuses_a_run_dir_whose_links_lead_out_and_writes_nothing(
+    run_cli, tmp_path: Path, name: str
+) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "result.json").write_text("precious")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / name).symlink_to(victim if name == "checkpoints" else victim / "result.json")
+    (run / "notes.txt").write_text("mine")
+    (run / "inside").symlink_to(run / "notes.txt")  # a link within the dir is its own business
+    proc = run_cli(*_echo(run))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1
+    assert f"{run / name} is a symbolic link to" in lines[0] and "outside the run directory" in lines[0]
+    assert (victim / "result.json").read_text() == "precious"
+    assert sorted(victim.iterdir()) == [victim / "result.json"]
+    assert sorted(p.name for p in run.iterdir()) == sorted(["inside", "notes.txt", name])
+
+
 def test_cli_resume_compares_the_whole_saved_config(run_cli, tmp_path: Path) -> None:
     """Same overrides, but the saved config holds another value (another default or primary config):
     refused, nothing changed. A key the snapshot lacks (an older schema) is let through."""

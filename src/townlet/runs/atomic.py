@@ -66,6 +66,22 @@ def _naming(exc: OSError, target: Path) -> OSError:
     return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), os.fspath(target))
 
 
+def link_out_of(root: Path) -> Path | None:
+    """The first symbolic link under ``root`` that leads outside it (None when none does).
+
+    The writers above follow links like a shell redirection, which is right for a path the user names
+    but not for the files a command keeps inside a run or sweep folder someone else may have made:
+    such a link would carry a run's writes into another run or anywhere on disk.
+    """
+    inside = root.resolve()
+    for folder, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            entry = Path(folder, name)
+            if entry.is_symlink() and not entry.resolve().is_relative_to(inside):
+                return entry
+    return None
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from townlet.config.instantiate import ConfigError
 from townlet.config.snapshot import load_untrusted_yaml
+from townlet.runs.atomic import link_out_of
 
 LOCK_FILE = ".lock"
 _HELD: dict[Path, int] = {}  # run dir -> descriptor of its lock file, for this process's runs
@@ -108,6 +109,12 @@ def _probe_lock(path: Path, fd: int | None = None) -> int | None:
 
 
 def _check_owner(path: Path, *, resume: bool, overrides: Sequence[str] | None, config: Any = None) -> None:
+    link = link_out_of(path)
+    if link is not None:
+        raise RunDirOwned(
+            f"{link} is a symbolic link to {link.resolve()}, outside the run directory, and a run writes "
+            "only its own files; remove the link or choose another directory (hydra.run.dir=...)"
+        )
     if (path / "result.json").exists() and not resume:
         raise RunDirOwned(
             f"run directory {path} already holds result.json; pass resume=true to continue that run, "
