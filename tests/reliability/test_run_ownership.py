@@ -100,6 +100,19 @@ def test_a_stopped_run_is_refused_without_resume_with_its_own_command(tmp_path: 
     assert "\n" not in message and _tree(tmp_path) == before
 
 
+@pytest.mark.parametrize("record", ["run.json", "result.json"])
+def test_resume_of_records_from_a_newer_version_is_refused(tmp_path: Path, record: str) -> None:
+    run = _stopped_run(tmp_path)
+    (run / record).write_text(json.dumps({"status": "interrupted", "schema_version": "2.1.0", "extra": 1}))
+    before = _tree(tmp_path)
+    with pytest.raises(RunDirOwned, match=rf"{record} was written by a newer townlet-train \(schema 2\.1\.0"):
+        claim_run_dir(run, resume=True, overrides=PPO)
+    assert _tree(tmp_path) == before
+    (run / record).write_text(json.dumps({"status": "interrupted", "schema_version": "1.4.0"}))
+    claim_run_dir(run, resume=True, overrides=PPO)  # an older record is the DTOs' to read
+    release_run_dir(run)
+
+
 def test_resume_with_other_overrides_is_refused_listing_the_keys(tmp_path: Path) -> None:
     run = _stopped_run(tmp_path)
     before = _tree(tmp_path)

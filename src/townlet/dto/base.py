@@ -12,6 +12,20 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 SCHEMA_VERSION = "2.0.0"
 
 
+def newer_schema(data: Any) -> str | None:
+    """The ``schema_version`` of a record newer than the one this code writes, else None.
+
+    Such a record may hold fields this code does not know: reading it through a DTO, or rewriting it,
+    would drop them, so callers refuse it and name the version instead.
+    """
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    parts = str(version).split(".")
+    if version is None or not all(p.isdigit() for p in parts):
+        return None
+    ours = [int(p) for p in SCHEMA_VERSION.split(".")]
+    return str(version) if [int(p) for p in parts] > ours else None
+
+
 def _scrub_mapping(value: dict[Any, Any]) -> dict[Any, Any]:
     """Drop non-finite float entries (recursively): a metric map has no slot for ``None``."""
     return {

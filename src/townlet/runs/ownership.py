@@ -23,7 +23,8 @@ from typing import Any
 
 from townlet.config.instantiate import ConfigError
 from townlet.config.snapshot import load_untrusted_yaml
-from townlet.runs.atomic import link_out_of
+from townlet.dto.base import SCHEMA_VERSION, newer_schema
+from townlet.runs.atomic import link_out_of, read_json_object
 
 LOCK_FILE = ".lock"
 _HELD: dict[Path, int] = {}  # run dir -> descriptor of its lock file, for this process's runs
@@ -126,6 +127,13 @@ def _check_owner(path: Path, *, resume: bool, overrides: Sequence[str] | None, c
             f"run directory {path} holds a run whose run.json says {_status(record)!r}; continue it with: "
             f"{resume_command(path)}, or choose another directory (hydra.run.dir=...)"
         )
+    for name in ("run.json", "result.json") if resume else ():
+        newer = newer_schema(read_json_object(path / name))
+        if newer is not None:
+            raise RunDirOwned(
+                f"{path / name} was written by a newer townlet-train (schema {newer}; this one writes "
+                f"{SCHEMA_VERSION}) and resuming would drop what it cannot read; resume it with that version"
+            )
     if resume and overrides is not None:
         check_resume_overrides(path, overrides)
     if resume and config is not None:
