@@ -114,3 +114,12 @@ def test_a_null_field_an_older_result_lacks_is_no_difference(tmp_path: Path) -> 
     assert compare_results(a, b) == []
     _result(b, stop_reason="max_wall_sec")
     assert [d.field for d in compare_results(a, b)] == ["stop_reason"]
+
+
+def test_a_cached_dataset_under_another_root_is_no_difference(tmp_path: Path) -> None:
+    a, b = _run_dir(tmp_path, "a"), _run_dir(tmp_path, "b")
+    _result(a, manifest="/home/me/townlet/data/scripted-t300-s0-a59c9c249edcc258")
+    _result(b, manifest="/scratch/townlet/data/scripted-t300-s0-a59c9c249edcc258")
+    assert compare_results(a, b) == []  # TOWNLET_ROOT moved; the content-named folder did not
+    _result(b, manifest="/scratch/townlet/data/scripted-t600-s0-0f1e2d3c4b5a6978")
+    assert [d.field for d in compare_results(a, b)] == ["manifest"]

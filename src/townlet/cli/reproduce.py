@@ -242,9 +242,13 @@ def _short(value: Any) -> Any:
 
 
 def _normalised(node: Any, run_dir: Path) -> Any:
-    """Paths inside the run's own directory compare equal across runs."""
+    """Paths inside the run's own directory compare equal across runs, and so do datasets of one name:
+    a cached dataset's folder is named by its content, under a data dir that moves with ``TOWNLET_ROOT``."""
     if isinstance(node, Mapping):
-        return {k: _normalised(v, run_dir) for k, v in node.items()}
+        return {
+            k: Path(v).name if k == "manifest" and isinstance(v, str) else _normalised(v, run_dir)
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_normalised(v, run_dir) for v in node]
     if isinstance(node, str):
