@@ -151,6 +151,20 @@ def test_report_cli_rebuilds_and_explains_bad_dirs(
         build_summary(sweep_dir, mode="sideways")
 
 
+@pytest.mark.parametrize("name", ["sweep_summary.md", ".sweep_summary.lock", "sweep_objective.png"])
+def test_report_cli_refuses_to_write_through_a_planted_link(
+    name: str, make_job: MakeJob, sweep_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_job(0, ["seed=0"], accuracy=0.7)
+    victim = tmp_path / "victim.json"
+    victim.write_text("precious")
+    (sweep_dir / name).symlink_to(victim)
+    assert sweep_report.main([str(sweep_dir), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{sweep_dir / name} is a symbolic link" in err and err.count("\n") == 1
+    assert victim.read_text() == "precious" and not (sweep_dir / "sweep_summary.json").exists()
+
+
 def test_callback_records_a_failed_job_and_refreshes(make_job: MakeJob, sweep_dir: Path) -> None:
     make_job(0, ["seed=0"], accuracy=0.8)
     job_dir = sweep_dir / "1"

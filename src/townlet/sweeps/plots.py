@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 OBJECTIVE_PNG = "sweep_objective.png"
 CURVES_PNG = "sweep_learning_curves.png"
+PNGS = (OBJECTIVE_PNG, CURVES_PNG)
 SEED_AXIS = "seed"
 # When no job logged returns against agent-steps (BC), the first of these is overlaid per epoch instead.
 FALLBACK_CURVE_KEYS = (VAL_ACCURACY_KEY, TRAIN_LOSS_KEY, LOSS_TOTAL_KEY)

@@ -19,6 +19,7 @@ from townlet.sweeps.jobs import (
     OK,
     STATUSES,
     JobRow,
+    SweepReportError,
     SweepSummary,
     build_summary,
     existing_sweep_dir,
@@ -194,6 +195,11 @@ def write_summary(
     """Write ``sweep_summary.{json,csv,md}`` and the PNGs under a lock; ``plots="when_complete"`` draws
     only once every grid job is over (too slow to repeat per job, and only the last picture lasts)."""
     root = existing_sweep_dir(sweep_dir)  # checked before the lock, which would create the folder
+    for name in (LOCK_FILE, *(f"{SUMMARY_STEM}.{ext}" for ext in ("json", "csv", "md")), *sweep_plots.PNGS):
+        if (root / name).is_symlink():  # the writers follow links; a copied sweep dir is anyone's
+            raise SweepReportError(
+                f"{root / name} is a symbolic link and a sweep report writes only its own files; remove it"
+            )
     with FileLock(str(root / LOCK_FILE), timeout=120):
         summary = build_summary(root, objective=objective, mode=mode, metrics=metrics)
         expected, counts = summary.expected_jobs, summary.counts  # complete: every grid job is over
