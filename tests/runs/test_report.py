@@ -224,7 +224,7 @@ def test_sweep_report_lists_jobs_best_seed_spread_and_plots(
     assert data["plots"] == [str(sweep.resolve() / "sweep_objective.png")]
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "corrupt"])
+@pytest.mark.parametrize("case", ["missing", "empty", "corrupt", "newer"])
 def test_a_bad_path_is_one_line_and_exit_2(
     case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -233,7 +233,10 @@ def test_a_bad_path_is_one_line_and_exit_2(
         target.mkdir()
     if case == "corrupt":
         (target / "result.json").write_text('{"kind": "bc", "accuracy": 2}')
+    if case == "newer":
+        (target / "result.json").write_text('{"kind": "bc", "schema_version": "3.0.0", "grown": 1}')
     assert report_main([str(target)]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
     assert captured.err.startswith(f"townlet-report: {target}")
+    assert ("newer townlet-train (schema 3.0.0" in captured.err) == (case == "newer")

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from townlet.cli._common import console
 from townlet.cli.promote import RESULTS_FILE, format_status
 from townlet.dto import AnnealSummaryDTO, ResultDTO, load_result
+from townlet.dto.base import SCHEMA_VERSION, newer_schema
 from townlet.runs.atomic import read_json_object
 from townlet.runs.metrics import metrics_files
 from townlet.runs.resolve import SNAPSHOT, RunFilesError, read_snapshot, resolve_run
@@ -221,6 +222,12 @@ def _load_result(run_dir: Path) -> ResultDTO | None:
     try:
         return load_result(path.read_bytes())
     except (OSError, ValidationError) as exc:
+        newer = newer_schema(read_json_object(path))
+        if newer is not None:
+            raise ReportError(
+                f"{path} was written by a newer townlet-train (schema {newer}; this one reads "
+                f"{SCHEMA_VERSION}); report it with that version"
+            ) from None
         first = str(exc).splitlines()[0]
         raise ReportError(f"{path} is not a readable result ({first}); re-run or restore the file") from None
 
