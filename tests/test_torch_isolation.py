@@ -23,11 +23,11 @@ sys.meta_path.insert(0, _BlockTorch())
 """
 
 # The only modules allowed to import torch at module level: the network classes, the torch policy,
-# the SB3 adapter (stable_baselines3 imports torch) and the torch maths. Every other ``townlet.*``
-# module — cli, world, replay, rollout, strategies, promotion, dto, config, runs, nets.checkpoints
-# (imports torch lazily) — and every ``townlet_tools.*`` module (bench, oracle, legacy) must import
-# without it.
-TORCH_MODULES = ("townlet.nets.networks", "townlet.nets.sb3", "townlet.behaviour.torch_policy")
+# the SB3 adapter in the tools (stable_baselines3 imports torch) and the torch maths. Every other
+# ``townlet.*`` module — cli, world, replay, rollout, strategies, promotion, dto, config, runs,
+# nets.checkpoints (imports torch lazily) — and every other ``townlet_tools.*`` module (bench, oracle,
+# legacy) must import without it.
+TORCH_MODULES = ("townlet.nets.networks", "townlet_tools.sb3", "townlet.behaviour.torch_policy")
 TORCH_PACKAGES = ("townlet.algorithms.",)
 
 # Present in every installation; guards against the module walk silently finding nothing.

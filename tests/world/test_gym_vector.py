@@ -122,7 +122,7 @@ def test_render_gives_one_frame_per_town(capsys: pytest.CaptureFixture[str]) -> 
 @pytest.mark.torch
 def test_maskable_ppo_trains_through_the_sb3_adapter() -> None:
     sb3_contrib = pytest.importorskip("sb3_contrib")
-    from townlet.nets.sb3 import TownSB3VecEnv
+    from townlet_tools.sb3 import TownSB3VecEnv
 
     env = TownSB3VecEnv(TownVectorEnv(small("default", num_agents=2, episode_length=16), seed=0))
     masks = env.env_method("action_masks")

@@ -20,11 +20,6 @@ from townlet.nets.export import (
 from townlet.world.spec import Observation
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
 class OnnxPolicy:
     """``act(obs)`` → actions, log-probs and values from an exported policy file."""
 
@@ -68,15 +63,8 @@ class OnnxPolicy:
                 f"policy takes {', '.join(INPUT_NAMES)} and gives {', '.join(OUTPUT_NAMES)} (file edited?); "
                 "export it again with townlet-export"
             )
-        self._check_declared_shapes()
-        self.greedy = bool(greedy)
-        self._rng = np.random.default_rng(seed)
-        if name is not None:
-            self.name = name
-
-    def _check_declared_shapes(self) -> None:
-        """The graph's declared input sizes must be the metadata's spec: a file whose metadata was edited
-        to pass for another world is refused here, not by onnxruntime in the middle of an episode."""
+        # the graph's declared input sizes must be the metadata's spec: a file whose metadata was edited
+        # to pass for another world is refused here, not by onnxruntime in the middle of an episode
         spec = self.spec
         want = {
             "maps": list(spec.map_shape),
@@ -92,6 +80,10 @@ class OnnxPolicy:
                     f"{self.path} input {node.name} has sizes {dims} after the batch axis, but its metadata "
                     f"says {want[node.name]} (file edited?); export it again with townlet-export"
                 )
+        self.greedy = bool(greedy)
+        self._rng = np.random.default_rng(seed)
+        if name is not None:
+            self.name = name
 
     @property
     def world_config(self) -> dict[str, Any] | None:
@@ -127,7 +119,8 @@ class OnnxPolicy:
 
     def act(self, obs: Observation) -> PolicyOutput:
         logits, values = self.forward(obs)
-        log_probs_all = _log_softmax(logits)
+        shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+        log_probs_all = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         if self.greedy:
             actions = logits.argmax(axis=1)
         else:  # inverse-CDF sampling, one uniform per row

@@ -100,19 +100,6 @@ def _to_primitive(value: Any, where: str) -> Any:
     )
 
 
-def _rng_state() -> dict[str, Any]:
-    import torch
-
-    version, state, gauss = random.getstate()
-    np_state: tuple[Any, ...] = tuple(np.random.get_state(legacy=True))
-    return {
-        "torch": torch.get_rng_state(),
-        "python": [version, list(state), gauss],
-        "numpy_key": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
-        "numpy_pos": int(np_state[2]),
-    }
-
-
 def save_checkpoint(
     path: str | Path,
     *,
@@ -128,6 +115,8 @@ def save_checkpoint(
     require_torch("saving a checkpoint")
     import torch
 
+    version, state, gauss = random.getstate()
+    np_state: tuple[Any, ...] = tuple(np.random.get_state(legacy=True))
     payload = {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_VERSION,
@@ -138,7 +127,12 @@ def save_checkpoint(
         "spec_fingerprint": spec.fingerprint(),
         "epoch": int(epoch),
         "config_hash": config_hash,
-        "rng": _rng_state(),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "python": [version, list(state), gauss],
+            "numpy_key": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+            "numpy_pos": int(np_state[2]),
+        },
         "extra": _to_primitive(dict(extra or {}), "extra"),
     }
     buf = io.BytesIO()

@@ -17,16 +17,13 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from townlet.replay.data import ReplayData
-from townlet.replay.manifest import Manifest, read_manifest
+from townlet.replay.manifest import read_manifest
 from townlet.replay.reading import load_replay_data
-
-if TYPE_CHECKING:  # gymnasium is imported only when an export runs: `townlet-dataset inspect` stays light
-    from gymnasium import spaces
 
 ROOT_ENV = "MINARI_DATASETS_PATH"
 NAMESPACE_METADATA = "namespace_metadata.json"  # what marks a Minari namespace directory
@@ -44,28 +41,6 @@ class MinariExport:
     path: Path  # the dataset's directory (holds data/)
     episodes: int
     steps: int
-
-
-def default_dataset_id(manifest: Manifest) -> str:
-    """``townlet/<world>-<behaviour>-v0`` from the manifest's provenance."""
-    world = (manifest.raw.get("world") or {}).get("name") or "town"
-    behaviour = (manifest.raw.get("behaviour") or {}).get("name") or "replay"
-    name = re.sub(r"[^-\w]+", "_", f"{world}-{behaviour}")
-    return f"townlet/{name}-v0"
-
-
-def spaces_for(data: ReplayData) -> tuple[spaces.Dict, spaces.Discrete]:
-    """The observation space (the stored map window and feature vector) and the action space."""
-    from gymnasium import spaces
-
-    spec = data.spec
-    observation = spaces.Dict(
-        {
-            "map": spaces.Box(0, 255, shape=spec.map_shape, dtype=np.uint8),
-            "features": spaces.Box(-np.inf, np.inf, shape=(spec.feature_dim,), dtype=np.float32),
-        }
-    )
-    return observation, spaces.Discrete(spec.num_actions)
 
 
 def agent_episodes(data: ReplayData, column: int) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -114,22 +89,6 @@ def _datasets_root(root: Path) -> Iterator[None]:
             os.environ[ROOT_ENV] = before
 
 
-def check_target(dataset_id: str, root: Path) -> Path:
-    """The target directory for ``dataset_id`` under ``root``; refuses a malformed id or an existing one."""
-    from minari.dataset.minari_dataset import parse_dataset_id
-
-    try:
-        parse_dataset_id(dataset_id)
-    except ValueError:
-        raise ExportError(
-            f"malformed Minari dataset id {dataset_id!r} (use [namespace/]name-v<N>, e.g. townlet/town-v0)"
-        ) from None
-    target = root / dataset_id
-    if target.exists():
-        raise ExportError(f"{target} already exists (choose another --dataset-id or --out)")
-    return target
-
-
 def _publish(staging: Path, root: Path, dataset_id: str) -> Path:
     """Move a dataset built under ``staging`` to ``root``, creating its namespaces there if needed."""
     parts = dataset_id.split("/")[:-1]
@@ -153,19 +112,33 @@ def export_minari(
         import minari
     except ImportError:
         raise ExportError("Minari is not installed (pip install 'townlet-train[minari]')") from None
+    from gymnasium import spaces  # imported only when an export runs: `townlet-dataset inspect` stays light
     from minari.data_collector import EpisodeBuffer
+    from minari.dataset.minari_dataset import parse_dataset_id
+
+    from townlet.world.gym_vector import obs_spaces
 
     manifest = read_manifest(source)
-    dataset_id = dataset_id or default_dataset_id(manifest)
+    world, behaviour = manifest.raw.get("world") or {}, manifest.raw.get("behaviour") or {}
+    if not dataset_id:  # townlet/<world>-<behaviour>-v0 from the manifest's provenance
+        name = re.sub(r"[^-\w]+", "_", f"{world.get('name') or 'town'}-{behaviour.get('name') or 'replay'}")
+        dataset_id = f"townlet/{name}-v0"
     # where minari.load_dataset looks; resolved, as Minari mis-joins relative roots
     root = Path(root or os.environ.get(ROOT_ENV) or Path.home() / ".minari" / "datasets")
     root = root.expanduser().resolve()
-    check_target(dataset_id, root)
+    try:
+        parse_dataset_id(dataset_id)
+    except ValueError:
+        raise ExportError(
+            f"malformed Minari dataset id {dataset_id!r} (use [namespace/]name-v<N>, e.g. townlet/town-v0)"
+        ) from None
+    if (root / dataset_id).exists():
+        raise ExportError(f"{root / dataset_id} already exists (choose another --dataset-id or --out)")
     data = load_replay_data(manifest)  # every shard checked before anything is written
     if not data.num_transitions:
         raise ExportError(f"{manifest.root} holds no transitions: there is nothing to export")
-    observation_space, action_space = spaces_for(data)
-    world, behaviour = manifest.raw.get("world") or {}, manifest.raw.get("behaviour") or {}
+    observation_space = spaces.Dict(obs_spaces(data.spec, 255))  # the stored map window and features
+    action_space = spaces.Discrete(data.spec.num_actions)
     algorithm = f"townlet {behaviour.get('name')} (epsilon={behaviour.get('epsilon')})"
     description = (
         f"Townlet replay dataset {Path(source).name} (world {world.get('name')}, config hash "

@@ -24,13 +24,9 @@ class ObservationBuilder(ObservationTables):
 
     def __init__(self, cfg: WorldConfig, layout: Layout, num_envs: int, num_agents: int) -> None:
         super().__init__(cfg, layout, num_envs, num_agents)
-        self._scratch()
         self.nbr = np.full((num_envs, num_agents), -1, dtype=np.int64)  # chat target of each agent or -1
         self.mask = np.zeros((num_envs, num_agents, NUM_ACTIONS), dtype=bool)
         self._tf_cache = np.zeros((num_envs, num_agents, 3), dtype=np.float64)
-
-    # ------------------------------------------------------------------ scratch
-    def _scratch(self) -> None:
         ne, na, no, n = self.ne, self.na, self.no, self.n
         # queue keys (object + 1) * seq_span + join sequence; join sequences restart every episode and
         # grow by at most A per tick, so int32 keys (half the pair-table traffic) usually suffice
@@ -60,7 +56,6 @@ class ObservationBuilder(ObservationTables):
         ent_pos[:, na + no :] = obj_code + 2 * span
         self.ent_pos = ent_pos
 
-    # ------------------------------------------------------------------ per tick
     def _count_last(self, m: np.ndarray) -> np.ndarray:
         """Number of True along the last (agent) axis; a uint8 matmul beats sum/count_nonzero here."""
         if self.na <= 256:
@@ -192,7 +187,14 @@ class ObservationBuilder(ObservationTables):
         f3[..., _F["nearest_agent_distance"]] = np.minimum(ncheb / max(self.r, 1), 1.0) if na > 1 else 1.0
         chat_ready = (t - town.last_chat) >= cfg.social.chat_cooldown
         f3[..., _F["chat_ready"]] = chat_ready
-        self._refresh_tf(town, tf_rows)
+        # trust mean/max and familiarity mean change only on chats and hand-overs: refresh those rows
+        tf = self._tf_cache.reshape(-1, 3)
+        rows = np.arange(tf.shape[0]) if tf_rows is None else tf_rows
+        if rows.size:
+            trust, fam = town.trust.reshape(-1, na)[rows], town.fam.reshape(-1, na)[rows]
+            tf[rows, 0] = trust.sum(axis=1) / max(na - 1, 1)
+            tf[rows, 1] = trust.max(axis=1)
+            tf[rows, 2] = fam.sum(axis=1) / max(na - 1, 1)
         c = _F["social_trust_mean"]
         f3[..., c : c + 3] = self._tf_cache
         if riv_active:
@@ -208,21 +210,6 @@ class ObservationBuilder(ObservationTables):
         np.logical_and(free & chat_ready, has_nbr, out=mask[..., Action.CHAT])
         self.mask = mask
         return Observation(maps=maps, features=f, action_mask=mask.reshape(n, NUM_ACTIONS))
-
-    def _refresh_tf(self, town: Any, rows: np.ndarray | None) -> None:
-        """Trust mean/max and familiarity mean per agent (both change only on chats and hand-overs)."""
-        na = self.na
-        others = max(na - 1, 1)
-        tf = self._tf_cache.reshape(-1, 3)
-        trust, fam = town.trust.reshape(-1, na), town.fam.reshape(-1, na)
-        if rows is None:
-            rows = np.arange(tf.shape[0])
-        elif rows.size == 0:
-            return
-        trust, fam = trust[rows], fam[rows]
-        tf[rows, 0] = trust.sum(axis=1) / others
-        tf[rows, 1] = trust.max(axis=1)
-        tf[rows, 2] = fam.sum(axis=1) / others
 
     def _rivals(self, town: Any, riv_active: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The rival matrix [E, A, A] and "a rival is at object o" [E, A, O]; None while nobody is a rival."""

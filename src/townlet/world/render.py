@@ -87,74 +87,11 @@ def _text(img: np.ndarray, text: str, x0: int, y0: int, scale: int, colour: RGB)
                     _fill(img, left + c * scale, y0 + r * scale, scale, scale, colour)
 
 
-def _status_strip(img: np.ndarray, town: TownState, tile: int, scale: int) -> None:
-    width = img.shape[1]
-    img[:tile] = STRIP
-    _text(img, str(town.tick), 3, (tile - 5 * scale) // 2, scale, TEXT)
-    day = town.tick % town.cfg.day_length / town.cfg.day_length
-    left, bar_w, bar_h = width // 2, width // 2 - 4, max(2, tile // 6)
-    top = (tile - bar_h) // 2
-    _fill(img, left, top, bar_w, bar_h, DARK)
-    _fill(img, left, top, round(day * bar_w), bar_h, (240, 200, 80))
-
-
-def _objects(img: np.ndarray, town: TownState, env: int, tile: int, top: int, scale: int) -> None:
-    lay = town.layout
-    for o in range(lay.num_objects):
-        kind = OBJECT_KINDS[int(lay.obj_kind[o])]
-        x0, y0 = int(lay.obj_x[o]) * tile, top + int(lay.obj_y[o]) * tile
-        _fill(img, x0 + 1, y0 + 1, tile - 2, tile - 2, OBJECT_COLOURS[kind])
-        _text(img, OBJECT_LETTERS[kind], x0 + 3, y0 + 3, scale, DARK)
-        if town.obj_occ[env, o] >= 0:
-            _border(img, x0 + 1, y0 + 1, tile - 2, max(1, scale), DARK)
-        if lay.obj_stock[o] > 0:
-            share = float(town.stock[env, o]) / float(lay.obj_stock[o])
-            _fill(img, x0 + 3, y0 + tile - 3 - scale, round(share * (tile - 6)), scale, (60, 130, 60))
-
-
-def _queue_pips(img: np.ndarray, town: TownState, env: int, tile: int, top: int) -> None:
-    """One red pip per queued agent (up to four) along the object's bottom edge, drawn over the agents."""
-    lay = town.layout
-    queued = np.bincount(town.q_obj[env][town.q_obj[env] >= 0], minlength=lay.num_objects)
-    pip = max(2, tile // 8)
-    for o in np.flatnonzero(queued):
-        x0, y0 = int(lay.obj_x[o]) * tile, top + int(lay.obj_y[o]) * tile
-        for k in range(min(int(queued[o]), 4)):
-            _fill(img, x0 + 2 + k * (pip + 1), y0 + tile - pip - 1, pip, pip, PIP)
-
-
 def _agent_box(img: np.ndarray, a: int, x0: int, y0: int, size: int, colour: RGB) -> None:
     _fill(img, x0, y0, size, size, colour)
     _border(img, x0, y0, size, 1, DARK)
     glyph = max(1, (size - 2) // 6)
     _text(img, str(a % 10), x0 + (size - 3 * glyph) // 2, y0 + (size - 5 * glyph) // 2, glyph, TEXT)
-
-
-def _need_bars(img: np.ndarray, needs: np.ndarray, x0: int, y0: int, tile: int) -> None:
-    """Three bars (hunger, hygiene, energy) along the bottom of the cell at (x0, y0)."""
-    bar_h = max(1, tile // 12)
-    top = y0 + tile - len(needs) * (bar_h + 1) - 1
-    for n, value in enumerate(needs):
-        length = round(float(np.clip(value, 0.0, 1.0)) * (tile - 4))
-        _fill(img, x0 + 2, top + n * (bar_h + 1), tile - 4, bar_h, DARK)
-        _fill(img, x0 + 2, top + n * (bar_h + 1), length, bar_h, NEED_COLOURS[n])
-
-
-def _agents(img: np.ndarray, town: TownState, env: int, tile: int, top: int) -> None:
-    """A lone agent: a square at the cell's top right and its need bars; several: a 2x2 arrangement."""
-    urgent, cells = _placed(town, env)
-    for (cx, cy), agents in cells.items():
-        x0, y0 = cx * tile, top + cy * tile
-        for k, a in enumerate(agents):
-            colour = FINE if urgent[a] < 0 else NEED_COLOURS[int(urgent[a])]
-            if len(agents) == 1:
-                size = max(5, tile * 11 // 24)
-                _agent_box(img, a, x0 + tile - size - 2, y0 + 2, size, colour)
-                _need_bars(img, town.needs[env, a], x0, y0, tile)
-            else:
-                half = tile // 2
-                q = min(k, 3)
-                _agent_box(img, a, x0 + 1 + (q % 2) * half, y0 + 1 + (q // 2) * half, half - 2, colour)
 
 
 def render_rgb(town: TownState, env: int = 0, tile: int = 24) -> np.ndarray:
@@ -172,10 +109,56 @@ def render_rgb(town: TownState, env: int = 0, tile: int = 24) -> np.ndarray:
     grid[:, ::tile] = (grid[:, ::tile] * 0.92).astype(np.uint8)
     img = np.empty((tile + grid.shape[0], grid.shape[1], 3), dtype=np.uint8)
     img[tile:] = grid
-    _status_strip(img, town, tile, scale)
-    _objects(img, town, env, tile, tile, scale)
-    _agents(img, town, env, tile, tile)
-    _queue_pips(img, town, env, tile, tile)
+
+    # the status strip: the tick and a bar of the day gone
+    width = img.shape[1]
+    img[:tile] = STRIP
+    _text(img, str(town.tick), 3, (tile - 5 * scale) // 2, scale, TEXT)
+    day = town.tick % town.cfg.day_length / town.cfg.day_length
+    left, bar_w, bar_h = width // 2, width // 2 - 4, max(2, tile // 6)
+    top = (tile - bar_h) // 2
+    _fill(img, left, top, bar_w, bar_h, DARK)
+    _fill(img, left, top, round(day * bar_w), bar_h, (240, 200, 80))
+
+    # objects: a letter, a border while in use, a stock bar
+    for o in range(lay.num_objects):
+        kind = OBJECT_KINDS[int(lay.obj_kind[o])]
+        x0, y0 = int(lay.obj_x[o]) * tile, tile + int(lay.obj_y[o]) * tile
+        _fill(img, x0 + 1, y0 + 1, tile - 2, tile - 2, OBJECT_COLOURS[kind])
+        _text(img, OBJECT_LETTERS[kind], x0 + 3, y0 + 3, scale, DARK)
+        if town.obj_occ[env, o] >= 0:
+            _border(img, x0 + 1, y0 + 1, tile - 2, max(1, scale), DARK)
+        if lay.obj_stock[o] > 0:
+            share = float(town.stock[env, o]) / float(lay.obj_stock[o])
+            _fill(img, x0 + 3, y0 + tile - 3 - scale, round(share * (tile - 6)), scale, (60, 130, 60))
+
+    # a lone agent: a square at the cell's top right and its need bars; several: a 2x2 arrangement
+    urgent, here = _placed(town, env)
+    for (cx, cy), agents in here.items():
+        x0, y0 = cx * tile, tile + cy * tile
+        for k, a in enumerate(agents):
+            colour = FINE if urgent[a] < 0 else NEED_COLOURS[int(urgent[a])]
+            if len(agents) == 1:
+                size = max(5, tile * 11 // 24)
+                _agent_box(img, a, x0 + tile - size - 2, y0 + 2, size, colour)
+                bar_h = max(1, tile // 12)  # hunger, hygiene, energy along the cell's bottom
+                bars_top = y0 + tile - len(NEED_NAMES) * (bar_h + 1) - 1
+                for n, value in enumerate(town.needs[env, a]):
+                    length = round(float(np.clip(value, 0.0, 1.0)) * (tile - 4))
+                    _fill(img, x0 + 2, bars_top + n * (bar_h + 1), tile - 4, bar_h, DARK)
+                    _fill(img, x0 + 2, bars_top + n * (bar_h + 1), length, bar_h, NEED_COLOURS[n])
+            else:
+                half = tile // 2
+                q = min(k, 3)
+                _agent_box(img, a, x0 + 1 + (q % 2) * half, y0 + 1 + (q // 2) * half, half - 2, colour)
+
+    # one red pip per queued agent (up to four) along the object's bottom edge, over the agents
+    queued = np.bincount(town.q_obj[env][town.q_obj[env] >= 0], minlength=lay.num_objects)
+    pip = max(2, tile // 8)
+    for o in np.flatnonzero(queued).tolist():
+        x0, y0 = int(lay.obj_x[o]) * tile, tile + int(lay.obj_y[o]) * tile
+        for k in range(min(int(queued[o]), 4)):
+            _fill(img, x0 + 2 + k * (pip + 1), y0 + tile - pip - 1, pip, pip, PIP)
     return img
 
 
