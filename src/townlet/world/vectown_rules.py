@@ -119,49 +119,30 @@ class TownRules(TownState):
         tr, fa, rv = self.trust[e_s, s, tgt], self.fam[e_s, s, tgt], self.riv[e_s, s, tgt]
         q = chat_quality(tr, fa, rv)
         ok = (self.occ[e_s, tgt] < 0) & (rv < self.cfg.queue.avoid_threshold)
-        if self._stage >= 1:
-            self._chat_rewards(e_s, s, tgt, tr, fa, q, ok, social)
-        eo, qo = e_s[ok], q[ok]
-        if eo.size:
-            self._chat_bonds(eo, s[ok], tgt[ok], qo)
+        sc, na = self.cfg.social, self.num_agents
+        if self._stage >= 1:  # social reward of speakers and listeners (none for one in too great a need)
+            base = sc.chat_base + sc.chat_trust_weight * tr + sc.chat_familiarity_weight * fa
+            gain = base * q
+            ns_, nt_ = self.needs[e_s, s], self.needs[e_s, tgt]
+            sp_def = 1.0 - np.minimum(np.minimum(ns_[:, 0], ns_[:, 1]), ns_[:, 2])
+            li_def = 1.0 - np.minimum(np.minimum(nt_[:, 0], nt_[:, 1]), nt_[:, 2])
+            sp = np.where(ok, np.where(sp_def > sc.chat_max_deficit, 0.0, gain), -0.5 * sc.chat_base)
+            li = np.where(ok, np.where(li_def > sc.chat_max_deficit, 0.0, gain), -0.25 * sc.chat_base)
+            idx = _interleave(e_s * na + s, e_s * na + tgt)
+            np.add.at(social.reshape(-1), idx, _interleave(sp, li))
+        eo, so, to, qo = e_s[ok], s[ok], tgt[ok], q[ok]
+        if eo.size:  # successful chats raise trust and familiarity both ways (capped at 1 after all of them)
+            cells = _interleave((eo * na + so) * na + to, (eo * na + to) * na + so)
+            np.add.at(self.trust.reshape(-1), cells, np.repeat(sc.chat_trust_gain * qo, 2))
+            self._touch_tf(cells // na)
+            np.add.at(self.fam.reshape(-1), cells, np.full(cells.size, sc.chat_familiarity_gain))
+            self.trust.reshape(-1)[cells] = np.minimum(self.trust.reshape(-1)[cells], 1.0)
+            self.fam.reshape(-1)[cells] = np.minimum(self.fam.reshape(-1)[cells], 1.0)
         self.last_chat[e_s, s] = t
         ne = self.num_envs
         ev["chat_success_events"] += np.bincount(e_s[ok], minlength=ne)
         ev["chat_failure_events"] += np.bincount(e_s[~ok], minlength=ne)
         ev["chat_quality_sum"] += np.bincount(eo, weights=qo, minlength=ne)
-
-    def _chat_rewards(
-        self,
-        e_s: np.ndarray,
-        s: np.ndarray,
-        tgt: np.ndarray,
-        tr: np.ndarray,
-        fa: np.ndarray,
-        q: np.ndarray,
-        ok: np.ndarray,
-        social: np.ndarray,
-    ) -> None:
-        """Social reward of speakers and listeners (none for an agent in too great a need)."""
-        sc, na = self.cfg.social, self.num_agents
-        base = sc.chat_base + sc.chat_trust_weight * tr + sc.chat_familiarity_weight * fa
-        gain = base * q
-        ns_, nt_ = self.needs[e_s, s], self.needs[e_s, tgt]
-        sp_def = 1.0 - np.minimum(np.minimum(ns_[:, 0], ns_[:, 1]), ns_[:, 2])
-        li_def = 1.0 - np.minimum(np.minimum(nt_[:, 0], nt_[:, 1]), nt_[:, 2])
-        sp = np.where(ok, np.where(sp_def > sc.chat_max_deficit, 0.0, gain), -0.5 * sc.chat_base)
-        li = np.where(ok, np.where(li_def > sc.chat_max_deficit, 0.0, gain), -0.25 * sc.chat_base)
-        idx = _interleave(e_s * na + s, e_s * na + tgt)
-        np.add.at(social.reshape(-1), idx, _interleave(sp, li))
-
-    def _chat_bonds(self, eo: np.ndarray, so: np.ndarray, to: np.ndarray, qo: np.ndarray) -> None:
-        """Successful chats raise trust and familiarity both ways (capped at 1 after all of them)."""
-        sc, na = self.cfg.social, self.num_agents
-        cells = _interleave((eo * na + so) * na + to, (eo * na + to) * na + so)
-        np.add.at(self.trust.reshape(-1), cells, np.repeat(sc.chat_trust_gain * qo, 2))
-        self._touch_tf(cells // na)
-        np.add.at(self.fam.reshape(-1), cells, np.full(cells.size, sc.chat_familiarity_gain))
-        self.trust.reshape(-1)[cells] = np.minimum(self.trust.reshape(-1)[cells], 1.0)
-        self.fam.reshape(-1)[cells] = np.minimum(self.fam.reshape(-1)[cells], 1.0)
 
     def _release(self, a: np.ndarray, day: int, ev: Events) -> None:
         """2. RELEASE leaves a queue, or leaves the object (hand-over to the queue head)."""
@@ -221,10 +202,18 @@ class TownRules(TownState):
         e_st, o_st = np.nonzero(start)
         if e_st.size:
             self._start_uses(e_st, o_st, head[e_st, o_st], day, extra, ev)
-        blocked = req & (self.q_obj >= 0)
-        e_b, b = np.nonzero(blocked)
+        # blocked requesters stall the occupied objects they queue for; long stalls ghost-step
+        e_b, b = np.nonzero(req & (self.q_obj >= 0))
         if e_b.size:
-            self._stall(e_b, b, day, ev)
+            qc = self.cfg.queue
+            bo = np.zeros((self.num_envs, self.num_objects), dtype=bool)
+            bo[e_b, self.q_obj[e_b, b]] = True
+            occupied = self.obj_occ >= 0
+            self.stall += bo & occupied
+            occ_el = np.where(occupied, self.elapsed[self._env_col, np.maximum(self.obj_occ, 0)], -1)
+            ghost = bo & occupied & (self.stall >= qc.ghost_step_after) & (occ_el >= qc.cooldown_ticks)
+            if ghost.any():
+                self._ghost_steps(ghost, day, ev)
 
     def _start_uses(
         self, e: np.ndarray, o: np.ndarray, g: np.ndarray, day: int, extra: np.ndarray, ev: Events
@@ -267,18 +256,6 @@ class TownRules(TownState):
         eating = (self.obj_occ[e] >= 0) & self._food  # [k, O]
         shared = (eating & self._meal_near[o]).any(axis=1)
         ev["shared_meal_events"] += np.bincount(e[shared], minlength=self.num_envs)
-
-    def _stall(self, e_b: np.ndarray, b: np.ndarray, day: int, ev: Events) -> None:
-        """Blocked requesters ``b`` stall the occupied objects they queue for; long stalls ghost-step."""
-        qc = self.cfg.queue
-        bo = np.zeros((self.num_envs, self.num_objects), dtype=bool)
-        bo[e_b, self.q_obj[e_b, b]] = True
-        occupied = self.obj_occ >= 0
-        self.stall += bo & occupied
-        occ_el = np.where(occupied, self.elapsed[self._env_col, np.maximum(self.obj_occ, 0)], -1)
-        ghost = bo & occupied & (self.stall >= qc.ghost_step_after) & (occ_el >= qc.cooldown_ticks)
-        if ghost.any():
-            self._ghost_steps(ghost, day, ev)
 
     def _ghost_steps(self, ghost: np.ndarray, day: int, ev: Events) -> None:
         """The occupant of each stalled object is released and re-queued at the tail."""
