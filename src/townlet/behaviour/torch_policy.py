@@ -37,7 +37,9 @@ class TorchPolicy:
         if name is not None:
             self.name = name
 
-    def _check(self, obs: Observation) -> None:
+    @torch.inference_mode()
+    def forward(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masked logits and values for the whole batch (one forward)."""
         expected = self.spec.map_shape
         if tuple(obs.maps.shape[1:]) != expected or obs.features.shape[1] != self.spec.feature_dim:
             raise SpecMismatchError(
@@ -45,11 +47,6 @@ class TorchPolicy:
                 f"do not match the policy's spec (maps {expected}, features {self.spec.feature_dim}); "
                 "evaluate the policy in the world it was trained for"
             )
-
-    @torch.inference_mode()
-    def forward(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor]:
-        """Masked logits and values for the whole batch (one forward)."""
-        self._check(obs)
         dev = self.device
         maps = torch.from_numpy(np.ascontiguousarray(obs.maps)).to(dev)
         feats = torch.from_numpy(np.ascontiguousarray(obs.features, dtype=np.float32)).to(dev)

@@ -36,8 +36,11 @@ class StreamingDataset:
         return self.num_transitions
 
     def _shard_data(self, entry: ShardEntry) -> ReplayData:
-        path = self.manifest.root / entry.file
-        stamp = _stamp(path)
+        try:
+            st = (self.manifest.root / entry.file).stat()
+            stamp: tuple[int, int] | None = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = None
         fresh = self.verify and self._verified.get(entry.file) != stamp
         cols = read_shard(self.manifest, entry, verify=fresh)
         if fresh and stamp is not None:
@@ -142,14 +145,6 @@ class StreamingDataset:
         return dataset_summary(
             self.spec, m.ticks, m.agents, m.stats, self.events, episodes, shards=len(m.shards)
         )
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns)
 
 
 def load_dataset(

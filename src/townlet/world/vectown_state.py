@@ -31,11 +31,7 @@ class TownState:
         self.tick = 0
         self.episode = 0
         self._stage = self.layout.stage  # index into STAGES; switchable with set_social_stage
-        self._build_static_tables()
-        self._init_episode()
-
-    def _build_static_tables(self) -> None:
-        """Per-layout constants of the rules; the observation tables live in ObservationBuilder."""
+        # per-layout constants of the rules; the observation tables live in ObservationBuilder
         lay = self.layout
         self._obs = ObservationBuilder(self.cfg, lay, self.num_envs, self.num_agents)
         self._obj_range = np.arange(self.num_objects)
@@ -53,6 +49,7 @@ class TownState:
         self._restocks = self._stocked & (lay.obj_restock > 0)
         self._any_restock = bool(self._restocks.any())
         self._decay = np.asarray(self.cfg.needs.decay, dtype=np.float64)
+        self._init_episode()
 
     def _init_episode(self) -> None:
         e, a, o = self.num_envs, self.num_agents, self.num_objects
