@@ -21,6 +21,7 @@ from townlet.replay.data import ReplayData
 from townlet.replay.errors import DatasetError
 from townlet.replay.manifest import MANIFEST_NAME, ShardEntry, build_manifest, file_sha256
 from townlet.replay.stats import StatsAccumulator
+from townlet.runs.atomic import atomic_write_text
 from townlet.world.spec import ObservationSpec
 
 DEFAULT_SHARD_ROWS = 1 << 17  # 131,072 transitions: ~100 MB at 11x11 maps with 8 channels
@@ -123,11 +124,7 @@ class DatasetWriter:
             meta=self.meta,
             stats=stats,
         )
-        mfile = self.tmp / MANIFEST_NAME
-        with open(mfile, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=1, allow_nan=False)
-            fh.flush()
-            os.fsync(fh.fileno())
+        atomic_write_text(self.tmp / MANIFEST_NAME, json.dumps(manifest, indent=1, allow_nan=False))
         self._closed = True
         _publish(self.tmp, self.path, overwrite=self.overwrite)
         return self.path

@@ -133,7 +133,18 @@ class ObservationBuilder(ObservationTables):
         usable &= (town.stock != 0)[:, None, :]  # unlimited stock is -1; stocked objects never go below 0
         if self.any_job:
             usable &= ~self.obj_is_job | (self.own_station & in_window[:, None])
-        rival, rival_at = self._rivals(town, riv_active)
+        # the rival matrix [E, A, A] and "a rival is at object o" [E, A, O]; None while nobody is a rival
+        rival: np.ndarray | None = None
+        rival_at: np.ndarray | None = None
+        if riv_active:
+            rival = town.riv >= cfg.queue.avoid_threshold
+            rival[:, self.diag, self.diag] = False
+            if rival.any():
+                obj = np.arange(no)
+                member = (town.q_obj[:, :, None] == obj) | (town.occ[:, :, None] == obj)
+                rival_at = np.matmul(rival.astype(np.float32), member.astype(np.float32)) > 0
+            else:
+                rival = None
         # queue block
         lo_wide = q1 * self.seq_span
         # rank = number of earlier joiners of the same queue
@@ -181,8 +192,22 @@ class ObservationBuilder(ObservationTables):
         np.copyto(self.nbr, np.where(has_nbr, nbr, -1))
         if riv_active:
             f3[..., _F["rivalry_max"]] = town.riv.max(axis=2)
-        if rival is not None:
-            self._rival_features(f3, town, rival, da, nbr, has_nbr)
+        if rival is not None:  # the rival block and neighbour_is_rival
+            span = float(lay.width + lay.height)
+            c = _F["rivalry_max"]
+            f3[..., c + 1] = self._count_last(rival) / na
+            amanh = self.manh_lut.take(da)
+            rv = np.where(rival, amanh, BIG32).argmin(axis=2)
+            has_rival = rival.any(axis=2)
+            pick = self.base_agent + rv
+            rdist = amanh.reshape(-1).take(pick)
+            f3[..., c + 2] = has_rival & (rdist <= self.cfg.social.rival_avoid_radius)
+            f3[..., c + 3] = np.where(has_rival, rdist / span, 1.0)
+            code = np.take_along_axis(da, rv[:, :, None], axis=2)[:, :, 0]  # pair offset of the nearest rival
+            rdir = greedy_dir(self.dx_lut.take(code), self.dy_lut.take(code))
+            e, a = np.nonzero(has_rival & (rdir >= 0))
+            f3[e, a, c + 4 + rdir[e, a]] = 1.0
+            f3[..., _F["neighbour_is_rival"]] = has_nbr & rival.reshape(-1).take(self.base_agent + nbr)
         np.divide(self._count_last(cheb <= 1), na, out=f3[..., _F["neighbour_count"]])
         f3[..., _F["nearest_agent_distance"]] = np.minimum(ncheb / max(self.r, 1), 1.0) if na > 1 else 1.0
         chat_ready = (t - town.last_chat) >= cfg.social.chat_cooldown
@@ -210,46 +235,6 @@ class ObservationBuilder(ObservationTables):
         np.logical_and(free & chat_ready, has_nbr, out=mask[..., Action.CHAT])
         self.mask = mask
         return Observation(maps=maps, features=f, action_mask=mask.reshape(n, NUM_ACTIONS))
-
-    def _rivals(self, town: Any, riv_active: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The rival matrix [E, A, A] and "a rival is at object o" [E, A, O]; None while nobody is a rival."""
-        if not riv_active:
-            return None, None
-        rival = town.riv >= self.cfg.queue.avoid_threshold
-        rival[:, self.diag, self.diag] = False
-        if not rival.any():
-            return None, None
-        obj = np.arange(self.no)
-        member = (town.q_obj[:, :, None] == obj) | (town.occ[:, :, None] == obj)
-        rival_at = np.matmul(rival.astype(np.float32), member.astype(np.float32)) > 0
-        return rival, rival_at
-
-    def _rival_features(
-        self,
-        f3: np.ndarray,
-        town: Any,
-        rival: np.ndarray,
-        da: np.ndarray,
-        nbr: np.ndarray,
-        has_nbr: np.ndarray,
-    ) -> None:
-        """The rival block and neighbour_is_rival (only while some agent is someone's rival)."""
-        lay, na = self.lay, self.na
-        span = float(lay.width + lay.height)
-        c = _F["rivalry_max"]
-        f3[..., c + 1] = self._count_last(rival) / na
-        amanh = self.manh_lut.take(da)
-        rv = np.where(rival, amanh, BIG32).argmin(axis=2)
-        has_rival = rival.any(axis=2)
-        pick = self.base_agent + rv
-        rdist = amanh.reshape(-1).take(pick)
-        f3[..., c + 2] = has_rival & (rdist <= self.cfg.social.rival_avoid_radius)
-        f3[..., c + 3] = np.where(has_rival, rdist / span, 1.0)
-        code = np.take_along_axis(da, rv[:, :, None], axis=2)[:, :, 0]  # pair offset of the nearest rival
-        rdir = greedy_dir(self.dx_lut.take(code), self.dy_lut.take(code))
-        e, a = np.nonzero(has_rival & (rdir >= 0))
-        f3[e, a, c + 4 + rdir[e, a]] = 1.0
-        f3[..., _F["neighbour_is_rival"]] = has_nbr & rival.reshape(-1).take(self.base_agent + nbr)
 
     def _shift_features(
         self, f3: np.ndarray, town: Any, day: int, working: np.ndarray, in_window: np.ndarray
