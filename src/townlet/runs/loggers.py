@@ -76,7 +76,6 @@ class MetricsFanout(MetricsWriter):
             return False
         for sink in self.live():
             self._guard(sink, "writing a record", sink.write, stamped)
-        self.lines_written += 1
         return True
 
     def _guard(self, sink: MetricsSink, doing: str, call: Callable[..., None], *args: Any) -> None:

@@ -24,7 +24,6 @@ class MetricsWriter:
         self.log_frequency = int(log_frequency)
         self.max_log_entries = max_log_entries  # None or <= 0: one file, unbounded
         self.calls = 0
-        self.lines_written = 0
         self._lines_in_file = 0
         self._rotation = 0
         self._handle: TextIO | None = None
@@ -49,7 +48,6 @@ class MetricsWriter:
         # a record stamped upstream (the fan-out, shared by every logger) keeps its stamp
         self._handle.write(dumps_json({**record, WALL_KEY: record.get(WALL_KEY, self.wall_sec())}) + "\n")
         self._lines_in_file += 1
-        self.lines_written += 1
         return True
 
     def close(self) -> None:

@@ -12,8 +12,8 @@ import getpass
 import json
 import logging
 import time
-from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from filelock import FileLock
 
 from townlet.config.instantiate import ConfigError
 from townlet.dto.metrics import OBJECTIVE_METRIC
-from townlet.runs.mlflow_model import log_policy_model
 from townlet.runs.sinks import (
     LoggerUnavailableError,
     MetricsSink,
@@ -41,6 +40,7 @@ ROLE_TAG = "run_role"  # on a multirun's parent run, = SWEEP_ROLE
 SWEEP_ROLE = "sweep"
 BEST_OBJECTIVE = "best_objective"  # the parent's metric: its children's best objective
 ARTIFACT_DIR = "mlartifacts"
+MODEL_NAME = "policy"  # the exported ONNX policy, as an MLflow model of the run
 _PARAM_VALUE_MAX = 6000  # MLflow's limits: one param value, one key, params/tags per call, metrics per call
 _PARAM_KEY_MAX = 250
 _BATCH = 100
@@ -322,3 +322,62 @@ def artefacts(run_dir: Path, result: Mapping[str, Any]) -> list[tuple[Path, str 
         out.append((run_dir / "checkpoints", "checkpoints"))
     out.append((run_dir / ".hydra", "hydra"))
     return [(path, where) for path, where in out if path.exists()]
+
+
+def log_policy_model(client: Any, tracking_uri: str, run_id: str, path: Path, step: int) -> str:
+    """MLflow's own ONNX flavour, so MLflow's API loads and serves it; the pip requirements are named
+    (MLflow would otherwise start a subprocess to infer them)."""
+    import mlflow.onnx
+    import onnx
+    import onnxruntime
+
+    model = onnx.load_model(str(path))
+    signature, example = _signature(model)
+    experiment_id = client.get_run(run_id).info.experiment_id
+    logged = client.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id)
+    with _tracking_uri(tracking_uri):  # MLflow's log_model reads the process-wide tracking URI
+        info = mlflow.onnx.log_model(
+            model,
+            name=MODEL_NAME,
+            model_id=logged.model_id,
+            run_id=run_id,  # links the model to the run (MLflow's Model.log)
+            step=step,
+            signature=signature,
+            input_example=example,
+            pip_requirements=[f"onnx=={onnx.__version__}", f"onnxruntime=={onnxruntime.__version__}"],
+            onnx_execution_providers=["CPUExecutionProvider"],  # as townlet-eval runs it
+            save_as_external_data=False,
+        )
+    return str(info.model_uri)
+
+
+def _signature(model: Any) -> tuple[Any, dict[str, Any]]:
+    """The graph's inputs and outputs as MLflow tensor specs, and an input example of batch 1."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    def spec(value: Any) -> Any:
+        tensor = value.type.tensor_type
+        shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim)
+        return TensorSpec(np.dtype(tensor_dtype_to_np_dtype(tensor.elem_type)), shape, value.name)
+
+    inputs = [spec(v) for v in model.graph.input]
+    example = {
+        s.name: (np.ones if s.type == np.bool_ else np.zeros)([max(d, 1) for d in s.shape], s.type)
+        for s in inputs
+    }
+    return ModelSignature(Schema(inputs), Schema([spec(v) for v in model.graph.output])), example
+
+
+@contextmanager
+def _tracking_uri(uri: str) -> Iterator[None]:
+    import mlflow
+
+    before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None: unset again
