@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from townlet.dto.metrics import STAGE_INDEX_KEY, STAGE_KEY
-from townlet.promotion.rules import GuardrailMetrics, evaluate_flags, return_flag
+from townlet.promotion.rules import GUARDRAIL_KEYS, GuardrailMetrics, evaluate_flags, return_flag
 from townlet.strategies.anneal.outcome import STAGE_FILE
 from townlet.strategies.ppo.records import is_number
 
@@ -154,13 +154,7 @@ def judge_ppo(
     }
     numbers = {k: float(v) for k, v in tags.items() if is_number(v)}
     dto = dto.model_copy(update={**tags, "best": {**dto.best, **numbers}})
-    current = GuardrailMetrics.from_mapping(
-        {
-            "loss_total": dto.loss_total,
-            "queue_conflict_events": dto.queue_conflict_events,
-            "queue_conflict_intensity_sum": dto.queue_conflict_intensity_sum,
-        }
-    )
+    current = GuardrailMetrics.from_mapping({k: getattr(dto, k) for k in GUARDRAIL_KEYS})
     flags = evaluate_flags(current, baseline, strategy.guardrails)
     value = mean_return(dto)
     result = AnnealStageResultDTO(
