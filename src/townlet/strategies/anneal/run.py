@@ -79,15 +79,7 @@ def _run_stage(
 ) -> bool:
     """Build, run (train and evaluate) and judge one stage; False when it fails the BC gate."""
     baseline = stored.get(stage.cycle) or (progress.previous if strategy.chain_stages else None)
-    child = stage_context(
-        context,
-        stage,
-        index,
-        progress.checkpoint,
-        evaluate=strategy.stage_evaluation,
-        is_last=index == len(strategy.stages) - 1,
-        episodes=strategy.evaluation_episodes,
-    )
+    child = stage_context(context, strategy, stage, index, progress.checkpoint)
     context.log.info(
         "anneal: stage %d/%d cycle=%d mode=%s epochs=%d bc_weight=%.2f init_from=%s",
         index + 1,
@@ -104,9 +96,9 @@ def _run_stage(
     dto = stage_strategy.run(child)
 
     if stage.mode == "bc":
-        result, passed = bc_result(stage, dto, strategy.accuracy_threshold)
-        progress.bc_accuracy, progress.bc_passed = result.accuracy, passed
-        if not passed:
+        result = bc_result(stage, dto, strategy.accuracy_threshold)
+        progress.bc_accuracy, progress.bc_passed = result.accuracy, bool(result.passed)
+        if not result.passed:
             progress.record(result.model_copy(update={"rolled_back": True}), child)
             context.log.warning(
                 "anneal: BC stage cycle=%d accuracy %.3f < threshold %.3f: FAIL, rolling back to %s",
