@@ -17,8 +17,6 @@ if TYPE_CHECKING:
 
 @runtime_checkable
 class Strategy(Protocol):
-    """``name`` and ``requires_torch`` class attributes; ``run(context) -> DTO``."""
-
     name: ClassVar[str]
     requires_torch: ClassVar[bool]
 

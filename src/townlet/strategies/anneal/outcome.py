@@ -148,12 +148,10 @@ def load_baselines(
     store: BaselineStore | None, label: str, schedule: Sequence[Stage]
 ) -> dict[int, GuardrailMetrics]:
     """The stored baselines of the schedule's PPO cycles (cycles without one are left out)."""
-    stored: dict[int, GuardrailMetrics] = {}
-    for s in schedule:
-        entry = store.get(baseline_key(label, s.cycle)) if store is not None and s.mode == "ppo" else None
-        if entry:
-            stored[s.cycle] = GuardrailMetrics.from_mapping(entry)
-    return stored
+    if store is None:
+        return {}
+    found = {s.cycle: store.get(baseline_key(label, s.cycle)) for s in schedule if s.mode == "ppo"}
+    return {cycle: GuardrailMetrics.from_mapping(e) for cycle, e in found.items() if e}
 
 
 def store_baselines(

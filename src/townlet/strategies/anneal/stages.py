@@ -41,7 +41,7 @@ class TaggedMetrics:
 def stage_context(
     ctx: TrainingContext, strategy: AnnealSettings, stage: Stage, index: int, init_from: str | None
 ) -> TrainingContext:
-    """The parent ctx at the stage's directory, its metrics tagged with the stage. Training seeds
+    """The parent context at the stage's directory, its metrics tagged with the stage. Training seeds
     differ per stage (no replayed rollouts); the evaluation seed does not (same episodes for all)."""
     from townlet.runs.rundir import RunDir
 
