@@ -23,7 +23,7 @@ from townlet.strategies.ppo.sources import (
     make_teacher,
     pick_source,
 )
-from townlet.strategies.ppo.state import Normalisers, RunState, resume
+from townlet.strategies.ppo.state import Normalisers, RunState
 
 if TYPE_CHECKING:
     from townlet.dto import PPOTrainingResultDTO
@@ -117,7 +117,7 @@ class PPORun:
         import torch
 
         from townlet.behaviour.torch_policy import TorchPolicy
-        from townlet.nets.checkpoints import warm_start
+        from townlet.nets.checkpoints import LAST, load_checkpoint, warm_start
         from townlet.nets.models import build_network
         from townlet.runs.device import resolve_device
         from townlet.runs.seeding import derive_seed
@@ -141,8 +141,18 @@ class PPORun:
         if town is not None:
             seed = derive_seed(ctx.seed, "ppo-policy")
             policy = ActingPolicy(TorchPolicy(self.net, self.spec, self.device, greedy=False, seed=seed))
-        resumed = resume(ctx, self.net, self.opt, self.spec, self.device, policy, self.log)
-        self.state = resumed or self.state
+        # resume: last.pt's network, optimiser, RNGs, policy generator and counters
+        resumed, ckpt_dir = None, ctx.run_dir.checkpoints
+        if ctx.resume and (ckpt_dir / LAST).is_file():
+            ckpt = load_checkpoint(ckpt_dir, self.spec, str(self.device), which="last")
+            self.net.load_state_dict(ckpt.model_state)
+            if ckpt.optimizer_state is not None:
+                self.opt.load_state_dict(dict(ckpt.optimizer_state))
+            ckpt.restore_rng()
+            self.state = resumed = RunState.from_extra(ckpt.extra)
+            if policy is not None and "policy_rng" in ckpt.extra:
+                policy.generator.set_state(ckpt.extra["policy_rng"].cpu())
+            self.log.info("ppo: resuming %s after iteration %d", ckpt.path, resumed.iteration)
 
         self.normalisers = Normalisers(s, self.spec, town, self.state.normalisers)
         self.rollout = (

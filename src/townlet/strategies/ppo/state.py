@@ -14,10 +14,7 @@ from townlet.algorithms.returns import ReturnScaler, RunningMoments
 from townlet.dto.metrics import EVAL_RETURN_KEY
 
 if TYPE_CHECKING:
-    import logging
-
     from townlet.replay import ReplayData
-    from townlet.strategies.context import TrainingContext
 
 
 @dataclass
@@ -125,24 +122,3 @@ class Normalisers:
     def state(self) -> dict[str, Any]:
         parts = {"rewards": self.rewards, "features": self.features}
         return {name: part.state() for name, part in parts.items() if part is not None}
-
-
-def resume(
-    ctx: TrainingContext, net: Any, opt: Any, spec: Any, device: Any, policy: Any, log: logging.Logger
-) -> RunState | None:
-    """Restore network, optimiser, RNGs and the policy's generator from ``last.pt``; its run state or None."""
-    from townlet.nets.checkpoints import LAST, load_checkpoint
-
-    ckpt_dir = ctx.run_dir.checkpoints
-    if not (ctx.resume and (ckpt_dir / LAST).is_file()):
-        return None
-    ckpt = load_checkpoint(ckpt_dir, spec, str(device), which="last")
-    net.load_state_dict(ckpt.model_state)
-    if ckpt.optimizer_state is not None:
-        opt.load_state_dict(dict(ckpt.optimizer_state))
-    ckpt.restore_rng()
-    state = RunState.from_extra(ckpt.extra)
-    if policy is not None and "policy_rng" in ckpt.extra:
-        policy.generator.set_state(ckpt.extra["policy_rng"].cpu())
-    log.info("ppo: resuming %s after iteration %d", ckpt.path, state.iteration)
-    return state
