@@ -162,28 +162,23 @@ def critic_values(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """V(s) of every row under the current network [T, N], and V after the last row (replay data's
     recorded values are a scripted behaviour's zeros, no baseline at all)."""
+
+    def value_of(maps: np.ndarray, feats: np.ndarray, mask: np.ndarray) -> torch.Tensor:
+        inputs = _tensor(maps, device), _tensor(feats, device, np.float32), _tensor(mask, device)
+        return network(*inputs)[1].float()
+
     network.eval()
     t_len, n = data.num_ticks, data.num_agents
     maps, feats, mask = data.flat("maps"), data.flat("features"), data.flat("action_mask")
     out = torch.empty(t_len * n, device=device)
     for s in range(0, t_len * n, chunk):
         sl = slice(s, s + chunk)
-        _, v = network(
-            _tensor(maps[sl], device), _tensor(feats[sl], device, np.float32), _tensor(mask[sl], device)
-        )
-        out[sl] = v.float()
+        out[sl] = value_of(maps[sl], feats[sl], mask[sl])
     values = out.view(t_len, n)
-    if data.next_obs is not None:
-        nxt = data.next_obs
-        _, boot = network(
-            _tensor(nxt.maps, device),
-            _tensor(nxt.features, device, np.float32),
-            _tensor(nxt.action_mask, device),
-        )
-        boot = boot.float()
-    else:
-        boot = values[-1].clone()
-    return values, boot
+    nxt = data.next_obs
+    if nxt is None:
+        return values, values[-1].clone()
+    return values, value_of(nxt.maps, nxt.features, nxt.action_mask)
 
 
 def prepare_batch(

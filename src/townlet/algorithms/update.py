@@ -132,8 +132,7 @@ class MinibatchLog:
             missing, unexpected = sorted(_FIELD_SET - values.keys()), sorted(values.keys() - _FIELD_SET)
             raise KeyError(f"minibatch row: missing {missing}, unexpected {unexpected}")
         if self.count >= self.rows.shape[0]:
-            grown = torch.zeros_like(self.rows)
-            self.rows = torch.cat([self.rows, grown])
+            self.rows = torch.cat([self.rows, torch.zeros_like(self.rows)])
         self.rows[self.count] = torch.stack(
             [values[name].detach().float().reshape(()) for name in MINIBATCH_FIELDS]
         )
@@ -291,8 +290,6 @@ def ppo_update(
                 )
             optimizer.step()
             with torch.no_grad():
-                old_logp = mb.old_log_probs
-                nonfinite = (~torch.isfinite(loss)) | (~torch.isfinite(grad_norm))
                 log.record(
                     loss_policy=loss_pi,
                     loss_value=loss_v,
@@ -302,10 +299,10 @@ def ppo_update(
                     minibatch_adv_mean=mb.advantages.mean(),
                     minibatch_adv_std=mb.advantages.std(unbiased=False),
                     grad_norm=grad_norm,
-                    kl_k1=kl_k1(old_logp, new_logp),
-                    kl_divergence=kl_k3(old_logp, new_logp),
+                    kl_k1=kl_k1(mb.old_log_probs, new_logp),
+                    kl_divergence=kl_k3(mb.old_log_probs, new_logp),
                     loss_bc=loss_bc,
-                    nonfinite=nonfinite.float(),
+                    nonfinite=(~torch.isfinite(loss) | ~torch.isfinite(grad_norm)).float(),
                 )
         epochs_run += 1
         # The one host sync of this epoch: guard + early stop.

@@ -17,8 +17,6 @@ if TYPE_CHECKING:
 
 @runtime_checkable
 class Strategy(Protocol):
-    """``name`` and ``requires_torch`` class attributes; ``run(context) -> DTO``."""
-
     name: ClassVar[str]
     requires_torch: ClassVar[bool]
 
@@ -80,11 +78,9 @@ def periodic_evaluation(
     run shows its evaluated return as it learns; the policy has its own generator, so training
     draws no fewer random numbers."""
     every = context.evaluation.every
-    found = (
-        None
-        if not every or iteration % every
-        else _evaluation_policy(context, net, spec, device, greedy=greedy)
-    )
+    if not every or iteration % every:
+        return {}
+    found = _evaluation_policy(context, net, spec, device, greedy=greedy)
     if found is None:
         return {}
     service, policy, seed = found

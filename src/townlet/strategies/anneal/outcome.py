@@ -148,21 +148,18 @@ def load_baselines(
     store: BaselineStore | None, label: str, schedule: Sequence[Stage]
 ) -> dict[int, GuardrailMetrics]:
     """The stored baselines of the schedule's PPO cycles (cycles without one are left out)."""
-    stored: dict[int, GuardrailMetrics] = {}
-    for s in schedule:
-        entry = store.get(baseline_key(label, s.cycle)) if store is not None and s.mode == "ppo" else None
-        if entry:
-            stored[s.cycle] = GuardrailMetrics.from_mapping(entry)
-    return stored
+    if store is None:
+        return {}
+    found = {s.cycle: store.get(baseline_key(label, s.cycle)) for s in schedule if s.mode == "ppo"}
+    return {cycle: GuardrailMetrics.from_mapping(e) for cycle, e in found.items() if e}
 
 
 def store_baselines(
     store: BaselineStore | None,
     context: TrainingContext,
     label: str,
-    observed: dict[int, GuardrailMetrics],
+    progress: Progress,
     stored: dict[int, GuardrailMetrics],
-    *,
     baseline_update: str,
     status: AnnealStatus,
 ) -> None:
@@ -170,7 +167,7 @@ def store_baselines(
     ``on_pass`` only after a PASS run, or for a cycle that has no baseline yet."""
     if store is None or baseline_update == "never":
         return
-    for cycle, metrics in observed.items():
+    for cycle, metrics in progress.observed.items():
         if baseline_update == "always" or status is AnnealStatus.PASS or cycle not in stored:
             store.put(baseline_key(label, cycle), metrics.as_dict(), run_dir=context.run_dir.path)
 
@@ -206,12 +203,10 @@ def report(
     progress: Progress,
     chosen: Passing,
     stored: dict[int, GuardrailMetrics],
-    *,
     status: AnnealStatus,
     label: str,
     final: Path | None,
     promotion: dict[str, Any] | None,
-    state_dir: Path | None,
     duration_sec: float,
 ) -> AnnealSummaryDTO:
     """The summary DTO; also writes ``anneal_results.json`` (the stages without their nested BC/PPO
@@ -220,6 +215,7 @@ def report(
     from townlet.dto import AnnealSummaryDTO
 
     snapshot, reasons = promotion or {}, status_reasons(progress.results)
+    state_dir = state_dir_of(context)
     baselines = {baseline_key(label, c): m.as_dict() for c, m in progress.observed.items()}
     summary = AnnealSummaryDTO(
         duration_sec=duration_sec,

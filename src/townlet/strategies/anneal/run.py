@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from townlet.promotion.baselines import BaselineStore
 from townlet.promotion.rules import anneal_status
 from townlet.strategies.anneal.outcome import (
     Passing,
@@ -36,60 +37,35 @@ class AnnealStrategy(AnnealSettings):
     """``strategy=anneal``, the default main job: the settings plus the run below."""
 
     def run(self, context: TrainingContext) -> AnnealSummaryDTO:
-        return run_anneal(self, context)
+        self.ensure_torch()
+        started = time.perf_counter()
+        label = self.dataset_label or default_dataset_label(context)
+        state_dir = state_dir_of(context)
+        store = None if state_dir is None else BaselineStore(state_dir)
+        stored = load_baselines(store, label, self.stages)
+        context.log.info(
+            "anneal: %d stages, label=%s, stored baselines for cycles %s",
+            len(self.stages),
+            label,
+            sorted(stored) or "none",
+        )
 
+        progress = Progress(
+            checkpoint=context.init_from, last_passing=Passing(-1, None, context.init_from, None)
+        )
+        for index, stage in enumerate(self.stages):
+            if not _run_stage(self, context, progress, index, stage, label, stored):
+                break  # a BC stage below the accuracy threshold ends the schedule
+            if context.stop.reason is not None:
+                break  # a stage ended on the run's stop settings: so does the schedule
 
-def run_anneal(strategy: AnnealSettings, context: TrainingContext) -> AnnealSummaryDTO:
-    strategy.ensure_torch()
-    started = time.perf_counter()
-    schedule = strategy.stages
-    label = strategy.dataset_label or default_dataset_label(context)
-    state_dir = state_dir_of(context)
-    store = None
-    if state_dir is not None:
-        from townlet.promotion.baselines import BaselineStore
-
-        store = BaselineStore(state_dir)
-    stored = load_baselines(store, label, schedule)
-    context.log.info(
-        "anneal: %d stages, label=%s, stored baselines for cycles %s",
-        len(schedule),
-        label,
-        sorted(stored) or "none",
-    )
-
-    progress = Progress(checkpoint=context.init_from, last_passing=Passing(-1, None, context.init_from, None))
-    for index, stage in enumerate(schedule):
-        if not _run_stage(strategy, context, progress, index, stage, label, stored):
-            break  # a BC stage below the accuracy threshold ends the schedule
-        if context.stop.reason is not None:
-            break  # a stage ended on the run's stop settings: so does the schedule
-
-    status = anneal_status(progress.results)
-    chosen = final_stage(progress, context.log)
-    final = install_final_checkpoint(context, chosen.checkpoint)
-    store_baselines(
-        store,
-        context,
-        label,
-        progress.observed,
-        stored,
-        baseline_update=strategy.baseline_update,
-        status=status,
-    )
-    snapshot = record_promotion(strategy, context, state_dir, status, final, label)
-    return report(
-        context,
-        progress,
-        chosen,
-        stored,
-        status=status,
-        label=label,
-        final=final,
-        promotion=snapshot,
-        state_dir=state_dir,
-        duration_sec=time.perf_counter() - started,
-    )
+        status = anneal_status(progress.results)
+        chosen = final_stage(progress, context.log)
+        final = install_final_checkpoint(context, chosen.checkpoint)
+        store_baselines(store, context, label, progress, stored, self.baseline_update, status)
+        snapshot = record_promotion(self, context, state_dir, status, final, label)
+        duration = time.perf_counter() - started
+        return report(context, progress, chosen, stored, status, label, final, snapshot, duration)
 
 
 def _run_stage(
@@ -103,15 +79,7 @@ def _run_stage(
 ) -> bool:
     """Build, run (train and evaluate) and judge one stage; False when it fails the BC gate."""
     baseline = stored.get(stage.cycle) or (progress.previous if strategy.chain_stages else None)
-    child = stage_context(
-        context,
-        stage,
-        index,
-        progress.checkpoint,
-        evaluate=strategy.stage_evaluation,
-        is_last=index == len(strategy.stages) - 1,
-        episodes=strategy.evaluation_episodes,
-    )
+    child = stage_context(context, strategy, stage, index, progress.checkpoint)
     context.log.info(
         "anneal: stage %d/%d cycle=%d mode=%s epochs=%d bc_weight=%.2f init_from=%s",
         index + 1,
@@ -128,9 +96,9 @@ def _run_stage(
     dto = stage_strategy.run(child)
 
     if stage.mode == "bc":
-        result, passed = bc_result(stage, dto, strategy.accuracy_threshold)
-        progress.bc_accuracy, progress.bc_passed = result.accuracy, passed
-        if not passed:
+        result = bc_result(stage, dto, strategy.accuracy_threshold)
+        progress.bc_accuracy, progress.bc_passed = result.accuracy, bool(result.passed)
+        if not result.passed:
             progress.record(result.model_copy(update={"rolled_back": True}), child)
             context.log.warning(
                 "anneal: BC stage cycle=%d accuracy %.3f < threshold %.3f: FAIL, rolling back to %s",

@@ -19,6 +19,7 @@ from townlet.config.schema.strategy_anneal import (
     AnnealStrategyConfig,
     BaselineUpdate,
 )
+from townlet.config.schema.strategy_ppo import check_ranges
 from townlet.promotion.rules import GuardrailTolerances
 from townlet.strategies.base import StrategyBase
 
@@ -104,28 +105,6 @@ def parse_schedule(schedule: Sequence[Any] | None) -> list[Stage]:
     return sorted(stages, key=lambda s: s.cycle)
 
 
-def stage_overrides(
-    stage: Stage, ppo: Any, context: TrainingContext, *, bc_loss_coef: float, teacher_mix: bool
-) -> dict[str, Any]:
-    """What a stage overrides: BC takes PPO's ``gamma`` (its warm-up learns PPO's critic); PPO's
-    ``epochs`` are iterations (``total_steps`` sized to match) and ``bc_weight`` sets ``bc_coef``."""
-    overrides: dict[str, Any] = {"epochs": stage.epochs}
-    cfg = plain(ppo) if is_config_node(ppo) else vars(ppo)
-    if stage.mode != "ppo":
-        if cfg.get("gamma") is not None:
-            overrides["gamma"] = float(cfg["gamma"])
-        return overrides
-    overrides["bc_coef"] = stage.bc_weight * bc_loss_coef
-    if teacher_mix:
-        overrides["teacher_mix"] = stage.bc_weight
-    if str(cfg.get("data_mode", "rollout")) != "replay":
-        envs = cfg.get("num_envs") or getattr(context.world, "num_envs", 1)
-        agents = cfg.get("num_agents") or getattr(context.world, "num_agents", 1)
-        plan = ppo_plan(n_steps=cfg["n_steps"], num_envs=envs, num_agents=agents, total_steps=0)
-        overrides["total_steps"] = int(stage.epochs) * int(plan.rows_per_iteration or 0)
-    return overrides
-
-
 def build_stage_strategy(node: Any, overrides: Mapping[str, Any]) -> Any:
     """The stage's strategy: built from its config node, or a copy of an already-built strategy
     (tests, Python callers); an override the strategy does not take is dropped."""
@@ -158,7 +137,15 @@ class AnnealSettings(AnnealStrategyConfig, StrategyBase):
         for key, node in (("bc", self.bc), ("ppo", self.ppo)):
             if any(s.mode == key for s in self.stages) and node is None:
                 raise AnnealConfigError(f"the schedule has {key} stages but strategy.{key} is not set")
-        _check(self)
+        episodes, coef = self.evaluation_episodes, float(self.bc_loss_coef)
+        modes = [b.value for b in BaselineUpdate]
+        rules = {
+            "accuracy_threshold": (0.0 <= float(self.accuracy_threshold) <= 1.0, "in [0, 1]"),
+            "bc_loss_coef": (math.isfinite(coef) and coef >= 0, ">= 0"),
+            "evaluation_episodes": (episodes is None or int(episodes) >= 1, ">= 1 or null"),
+            "baseline_update": (str(self.baseline_update) in modes, f"one of {modes}"),
+        }
+        check_ranges(self, AnnealConfigError, rules)
         self.guardrails = GuardrailTolerances.from_mapping(dict(as_data(self.tolerances) or {}))
         given = dict(as_data(self.promotion) or {})
         unknown = sorted(set(given) - set(asdict(AnnealPromotionConfig())))
@@ -174,24 +161,21 @@ class AnnealSettings(AnnealStrategyConfig, StrategyBase):
         return RunPlan(units=sum(units for _, units in stages), stages=stages)
 
     def build_stage_strategy(self, stage: Stage, context: TrainingContext) -> Any:
-        """The BC or PPO strategy for one stage, from its config node with the stage's overrides."""
-        overrides = stage_overrides(
-            stage, self.ppo, context, bc_loss_coef=self.bc_loss_coef, teacher_mix=self.teacher_mix
-        )
-        return build_stage_strategy(self.bc if stage.mode == "bc" else self.ppo, overrides)
-
-
-def _check(s: AnnealSettings) -> None:
-    if not 0.0 <= float(s.accuracy_threshold) <= 1.0:
-        raise AnnealConfigError(f"strategy.accuracy_threshold must be in [0, 1], got {s.accuracy_threshold}")
-    if not (math.isfinite(float(s.bc_loss_coef)) and float(s.bc_loss_coef) >= 0):
-        raise AnnealConfigError(f"strategy.bc_loss_coef must be >= 0, got {s.bc_loss_coef}")
-    if s.evaluation_episodes is not None and int(s.evaluation_episodes) < 1:
-        raise AnnealConfigError(
-            f"strategy.evaluation_episodes must be >= 1 or null, got {s.evaluation_episodes}"
-        )
-    if str(s.baseline_update) not in tuple(BaselineUpdate):
-        raise AnnealConfigError(
-            f"strategy.baseline_update must be one of {[b.value for b in BaselineUpdate]}, "
-            f"got {s.baseline_update!r}"
-        )
+        """The BC or PPO strategy for one stage, from its config node with the stage's overrides: BC
+        takes PPO's ``gamma`` (its warm-up learns PPO's critic); PPO's ``epochs`` are iterations
+        (``total_steps`` sized to match) and ``bc_weight`` sets ``bc_coef``."""
+        overrides: dict[str, Any] = {"epochs": stage.epochs}
+        cfg: Any = plain(self.ppo) if is_config_node(self.ppo) else vars(self.ppo)
+        if stage.mode != "ppo":
+            if cfg.get("gamma") is not None:
+                overrides["gamma"] = float(cfg["gamma"])
+            return build_stage_strategy(self.bc, overrides)
+        overrides["bc_coef"] = stage.bc_weight * self.bc_loss_coef
+        if self.teacher_mix:
+            overrides["teacher_mix"] = stage.bc_weight
+        if str(cfg.get("data_mode", "rollout")) != "replay":
+            envs = cfg.get("num_envs") or getattr(context.world, "num_envs", 1)
+            agents = cfg.get("num_agents") or getattr(context.world, "num_agents", 1)
+            plan = ppo_plan(n_steps=cfg["n_steps"], num_envs=envs, num_agents=agents, total_steps=0)
+            overrides["total_steps"] = int(stage.epochs) * int(plan.rows_per_iteration or 0)
+        return build_stage_strategy(self.ppo, overrides)

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from townlet.dto.metrics import STAGE_INDEX_KEY, STAGE_KEY
-from townlet.promotion.rules import GuardrailMetrics, evaluate_flags, return_flag
+from townlet.promotion.rules import GUARDRAIL_KEYS, GuardrailMetrics, evaluate_flags, return_flag
 from townlet.strategies.anneal.outcome import STAGE_FILE
 from townlet.strategies.ppo.records import is_number
 
@@ -39,35 +39,28 @@ class TaggedMetrics:
 
 
 def stage_context(
-    context: TrainingContext,
-    stage: Stage,
-    index: int,
-    init_from: str | None,
-    *,
-    evaluate: bool,
-    is_last: bool,
-    episodes: int | None,
+    ctx: TrainingContext, strategy: AnnealSettings, stage: Stage, index: int, init_from: str | None
 ) -> TrainingContext:
     """The parent context at the stage's directory, its metrics tagged with the stage. Training seeds
     differ per stage (no replayed rollouts); the evaluation seed does not (same episodes for all)."""
     from townlet.runs.rundir import RunDir
 
-    evaluation = context.evaluation
+    evaluation, is_last = ctx.evaluation, index == len(strategy.stages) - 1
     evaluation = replace(
         evaluation,
-        enabled=bool(evaluation.enabled) and (evaluate or is_last),
+        enabled=bool(evaluation.enabled) and (strategy.stage_evaluation or is_last),
         seed_offset=int(evaluation.seed_offset) - 1000 * index,
         baselines=bool(evaluation.baselines) and is_last,
-        episodes=episodes or int(evaluation.episodes),
+        episodes=strategy.evaluation_episodes or int(evaluation.episodes),
     )
     tags = {STAGE_INDEX_KEY: index, STAGE_KEY: stage.mode, "anneal_cycle": stage.cycle}
     return replace(
-        context,
-        seed=int(context.seed) + 1000 * index,
-        run_dir=RunDir(context.run_dir.path / STAGES_DIR / stage.dirname(index)),
+        ctx,
+        seed=int(ctx.seed) + 1000 * index,
+        run_dir=RunDir(ctx.run_dir.path / STAGES_DIR / stage.dirname(index)),
         init_from=None if init_from is None else str(init_from),
-        resume=context.resume,  # finished stages return their result again, the stopped one continues
-        metrics=TaggedMetrics(context.metrics, tags),  # type: ignore[arg-type]  # duck-typed writer
+        resume=ctx.resume,  # finished stages return their result again, the stopped one continues
+        metrics=TaggedMetrics(ctx.metrics, tags),  # type: ignore[arg-type]  # duck-typed writer
         evaluation=evaluation,
     )
 
@@ -98,15 +91,14 @@ def mean_return(dto: Any) -> float | None:
     return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
-def bc_result(stage: Stage, dto: Any, threshold: float) -> tuple[AnnealStageResultDTO, bool]:
+def bc_result(stage: Stage, dto: Any, threshold: float) -> AnnealStageResultDTO:
     """A BC stage passes when its validation accuracy (training accuracy without a validation
     split) reaches ``threshold``."""
     from townlet.dto import AnnealStageResultDTO
 
     accuracy = dto.val_accuracy if dto.val_accuracy is not None else dto.accuracy
     loss = dto.val_loss if dto.val_loss is not None else dto.loss
-    passed = accuracy is not None and float(accuracy) >= threshold
-    result = AnnealStageResultDTO(
+    return AnnealStageResultDTO(
         duration_sec=dto.duration_sec,
         cycle=stage.cycle,
         mode="bc",
@@ -114,13 +106,12 @@ def bc_result(stage: Stage, dto: Any, threshold: float) -> tuple[AnnealStageResu
         accuracy=accuracy,
         loss=loss,
         threshold=threshold,
-        passed=passed,
+        passed=accuracy is not None and float(accuracy) >= threshold,
         bc_weight=stage.bc_weight,
         rolled_back=False,
         mean_return=mean_return(dto),
         bc=dto,
     )
-    return result, passed
 
 
 def judge_ppo(
@@ -154,13 +145,7 @@ def judge_ppo(
     }
     numbers = {k: float(v) for k, v in tags.items() if is_number(v)}
     dto = dto.model_copy(update={**tags, "best": {**dto.best, **numbers}})
-    current = GuardrailMetrics.from_mapping(
-        {
-            "loss_total": dto.loss_total,
-            "queue_conflict_events": dto.queue_conflict_events,
-            "queue_conflict_intensity_sum": dto.queue_conflict_intensity_sum,
-        }
-    )
+    current = GuardrailMetrics.from_mapping({k: getattr(dto, k) for k in GUARDRAIL_KEYS})
     flags = evaluate_flags(current, baseline, strategy.guardrails)
     value = mean_return(dto)
     result = AnnealStageResultDTO(

@@ -25,7 +25,6 @@ class EpochStats:
     train_loss: float
     train_accuracy: float
     samples_per_sec: float
-    train_seconds: float
     epoch_seconds: float = 0.0
     val_loss: float | None = None
     val_accuracy: float | None = None

@@ -207,7 +207,6 @@ class BCStrategy(BCStrategyConfig, StrategyBase):
             train_loss=train_loss,
             train_accuracy=train_acc,
             samples_per_sec=len(train) / t_train if t_train > 0 else 0.0,
-            train_seconds=t_train,
         )
         if value_sum is not None:
             stats.train_value_loss = float(value_sum.item()) / len(train)

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from townlet.config.plan import RunPlan, ppo_plan
@@ -73,17 +73,9 @@ class PPOStrategy(PPOStrategyConfig, StrategyBase):
         """The update's parameters: the schema's, with this iteration's minibatch rows and entropy weight."""
         from townlet.algorithms.update import PPOHyperParams
 
-        return PPOHyperParams(
-            clip_param=self.clip_param,
-            value_loss_coef=self.value_loss_coef,
-            entropy_coef=entropy_coef,
-            max_grad_norm=self.max_grad_norm,
-            value_clip=self.value_clip,
-            update_epochs=self.update_epochs,
-            minibatch_size=minibatch_size,
-            target_kl=self.target_kl,
-            bc_coef=self.bc_coef,
-        )
+        given: dict[str, Any] = {"minibatch_size": minibatch_size, "entropy_coef": entropy_coef}
+        names = [f.name for f in fields(PPOHyperParams) if f.name not in given]
+        return PPOHyperParams(**given, **{name: getattr(self, name) for name in names})
 
 
 __all__ = ["PPOConfigError", "PPORun", "PPOStrategy"]

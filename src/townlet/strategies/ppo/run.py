@@ -9,6 +9,8 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from townlet.config.schema.strategy_ppo import DataMode, LRSchedule, PPOConfigError, schedule_field
 from townlet.runs import interrupt
 from townlet.strategies.base import dataset_label, evaluate_trained, periodic_evaluation
@@ -21,14 +23,7 @@ from townlet.strategies.ppo.sources import (
     make_teacher,
     pick_source,
 )
-from townlet.strategies.ppo.state import (
-    Normalisers,
-    RunState,
-    normalise_inputs,
-    resume,
-    save_checkpoints,
-    warm_start_from,
-)
+from townlet.strategies.ppo.state import Normalisers, RunState
 
 if TYPE_CHECKING:
     from townlet.dto import PPOTrainingResultDTO
@@ -122,6 +117,7 @@ class PPORun:
         import torch
 
         from townlet.behaviour.torch_policy import TorchPolicy
+        from townlet.nets.checkpoints import LAST, load_checkpoint, warm_start
         from townlet.nets.models import build_network
         from townlet.runs.device import resolve_device
         from townlet.runs.seeding import derive_seed
@@ -138,13 +134,25 @@ class PPORun:
         torch.manual_seed(ctx.seed)
         self.net = build_network(ctx.model, self.spec).to(self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=s.lr, eps=1e-5)
-        normalised = warm_start_from(ctx, self.net, self.spec, self.device, self.log)
+        if ctx.init_from:  # a BC or PPO checkpoint, with its input statistics
+            src = warm_start(self.net, ctx.init_from, ctx.model, self.spec, str(self.device))
+            self.log.info("ppo: warm-started from %s", src.path)
         policy = None
         if town is not None:
             seed = derive_seed(ctx.seed, "ppo-policy")
             policy = ActingPolicy(TorchPolicy(self.net, self.spec, self.device, greedy=False, seed=seed))
-        resumed = resume(ctx, self.net, self.opt, self.spec, self.device, policy, self.log)
-        self.state, normalised = (resumed, True) if resumed is not None else (self.state, normalised)
+        # resume: last.pt's network, optimiser, RNGs, policy generator and counters
+        resumed, ckpt_dir = None, ctx.run_dir.checkpoints
+        if ctx.resume and (ckpt_dir / LAST).is_file():
+            ckpt = load_checkpoint(ckpt_dir, self.spec, str(self.device), which="last")
+            self.net.load_state_dict(ckpt.model_state)
+            if ckpt.optimizer_state is not None:
+                self.opt.load_state_dict(dict(ckpt.optimizer_state))
+            ckpt.restore_rng()
+            self.state = resumed = RunState.from_extra(ckpt.extra)
+            if policy is not None and "policy_rng" in ckpt.extra:
+                policy.generator.set_state(ckpt.extra["policy_rng"].cpu())
+            self.log.info("ppo: resuming %s after iteration %d", ckpt.path, resumed.iteration)
 
         self.normalisers = Normalisers(s, self.spec, town, self.state.normalisers)
         self.rollout = (
@@ -152,8 +160,11 @@ class PPORun:
         )
         self.replay = None if data is None else ReplaySource(data, ctx.seed, self.label, make)
         self.source = pick_source(self.rollout, self.replay, s.mix_ratio)
-        if not normalised:
-            normalise_inputs(self.net, self.source.first())
+        if not ctx.init_from and resumed is None:
+            # from scratch: map channels scaled by their maxima; features stay as the world scales
+            # them (standardising nearly-constant ones from a short rollout blows up the critic)
+            maps_max = self.source.first().maps.max(axis=(0, 1, 3, 4)).astype(np.float32)
+            self.net.set_input_normalisation(torch.from_numpy(maps_max))
         if self.rollout is not None and resumed is not None:  # continue the very episodes it was in
             self.rollout.restore(resumed, ctx, self.world_cfg)
         self.iterations = s.planned_iterations(self.world_cfg, self.replay)
@@ -210,6 +221,32 @@ class PPORun:
         }
 
     def checkpoint(self, it: int, *, final: bool) -> None:
-        """``last.pt`` every ``checkpoint_every`` iterations and at the end; ``best.pt`` on a new best."""
-        args = (self.ctx, self.net, self.opt, self.spec, self.state, it, self.rollout)
-        save_checkpoints(*args, every=self.s.checkpoint_every, final=final)
+        """``last.pt`` every ``checkpoint_every`` iterations and at the end, ``best.pt`` on a new
+        best; ``extra`` also holds the rollout's generator, town and episode state, so interrupted
+        and resumed equals uninterrupted."""
+        from townlet.nets.checkpoints import BEST, LAST, save_checkpoint
+
+        ctx, rollout, world_name = self.ctx, self.rollout, getattr(self.ctx.world, "name", None)
+        names = [LAST] if final or it % self.s.checkpoint_every == 0 else []
+        names += [BEST] if self.state.best.iteration == it else []
+        if not names:
+            return
+        extra = {**self.state.to_extra(), "world_name": world_name, "strategy": "ppo"}
+        if rollout is not None:
+            extra["policy_rng"] = rollout.policy.generator.get_state()
+            extra["rollout"] = {
+                "town": rollout.town.snapshot(),
+                "episode_returns": rollout.tracker.returns,
+                "episode_lengths": rollout.tracker.lengths,
+            }
+        for name in names:
+            save_checkpoint(
+                ctx.run_dir.checkpoints / name,
+                model=self.net,
+                optimizer=self.opt,
+                model_cfg=ctx.model,
+                spec=self.spec,
+                epoch=it,
+                config_hash=ctx.metadata.get("config_hash"),
+                extra=extra,
+            )

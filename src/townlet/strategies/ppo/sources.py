@@ -30,12 +30,9 @@ class ActingPolicy:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.name = inner.name
-        self.generator = inner.generator
-        self.forward = inner.forward  # what teacher mixing samples from
 
-    def act(self, obs: Any) -> Any:
-        return self.inner.act(obs)
+    def __getattr__(self, name: str) -> Any:  # act, name, generator and forward (teacher mixing's)
+        return getattr(self.inner, name)
 
     def value(self, obs: Any) -> np.ndarray:
         _, values = self.inner.forward(obs)

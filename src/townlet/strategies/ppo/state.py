@@ -14,10 +14,7 @@ from townlet.algorithms.returns import ReturnScaler, RunningMoments
 from townlet.dto.metrics import EVAL_RETURN_KEY
 
 if TYPE_CHECKING:
-    import logging
-
     from townlet.replay import ReplayData
-    from townlet.strategies.context import TrainingContext
 
 
 @dataclass
@@ -110,8 +107,14 @@ class Normalisers:
     def observe(self, net: Any, data: ReplayData) -> float | None:
         """Fold one rollout into the statistics; returns the reward factor for its GAE (or None)."""
         if self.features is not None:
+            import torch
+
             self.features.update(data.flat("features"))
-            _set_feature_scale(net, self.features)
+            std = np.maximum(np.sqrt(self.features.var), MIN_FEATURE_STD)
+            mean, inv_std = net.feature_mean, net.feature_inv_std
+            with torch.no_grad():
+                mean.copy_(torch.as_tensor(self.features.mean, dtype=mean.dtype))
+                inv_std.copy_(torch.as_tensor(1.0 / std, dtype=inv_std.dtype))
         if self.rewards is None:
             return None
         return self.rewards.update(data.rewards, data.terminated | data.truncated)
@@ -119,94 +122,3 @@ class Normalisers:
     def state(self) -> dict[str, Any]:
         parts = {"rewards": self.rewards, "features": self.features}
         return {name: part.state() for name, part in parts.items() if part is not None}
-
-
-def normalise_inputs(net: Any, data: ReplayData) -> None:
-    """Input scaling from scratch: map channels by their maxima; features stay as the world scales them
-    (standardising nearly-constant ones from a short rollout blows up the critic)."""
-    import torch
-
-    maps_max = torch.from_numpy(data.maps.max(axis=(0, 1, 3, 4)).astype(np.float32))
-    net.set_input_normalisation(maps_max)
-
-
-def _set_feature_scale(net: Any, moments: RunningMoments) -> None:
-    import torch
-
-    with torch.no_grad():
-        std = np.maximum(np.sqrt(moments.var), MIN_FEATURE_STD)
-        net.feature_mean.copy_(torch.as_tensor(moments.mean, dtype=net.feature_mean.dtype))
-        net.feature_inv_std.copy_(torch.as_tensor(1.0 / std, dtype=net.feature_inv_std.dtype))
-
-
-def save_checkpoints(
-    ctx: Any,
-    net: Any,
-    opt: Any,
-    spec: Any,
-    state: RunState,
-    iteration: int,
-    rollout: Any,
-    *,
-    every: int,
-    final: bool,
-) -> None:
-    """``last.pt`` every ``every`` iterations and at the end, ``best.pt`` when best; ``extra`` also holds
-    the rollout's generator, town and episode state, so interrupted and resumed equals uninterrupted."""
-    from townlet.nets.checkpoints import BEST, LAST, save_checkpoint
-
-    is_best = state.best.iteration == iteration
-    if not (final or is_best or iteration % every == 0):
-        return
-    extra = {**state.to_extra(), "world_name": getattr(ctx.world, "name", None), "strategy": "ppo"}
-    if rollout is not None:
-        extra["policy_rng"] = rollout.policy.generator.get_state()
-        extra["rollout"] = {
-            "town": rollout.town.snapshot(),
-            "episode_returns": rollout.tracker.returns,
-            "episode_lengths": rollout.tracker.lengths,
-        }
-    names = ([LAST] if (final or iteration % every == 0) else []) + ([BEST] if is_best else [])
-    for name in names:
-        save_checkpoint(
-            ctx.run_dir.checkpoints / name,
-            model=net,
-            optimizer=opt,
-            model_cfg=ctx.model,
-            spec=spec,
-            epoch=iteration,
-            config_hash=ctx.metadata.get("config_hash"),
-            extra=extra,
-        )
-
-
-def warm_start_from(ctx: TrainingContext, net: Any, spec: Any, device: Any, log: logging.Logger) -> bool:
-    """Load ``init_from`` (BC or PPO checkpoint, with its input statistics) into ``net``; True if it did."""
-    if not ctx.init_from:
-        return False
-    from townlet.nets.checkpoints import warm_start
-
-    src = warm_start(net, ctx.init_from, ctx.model, spec, str(device))
-    log.info("ppo: warm-started from %s", src.path)
-    return True
-
-
-def resume(
-    ctx: TrainingContext, net: Any, opt: Any, spec: Any, device: Any, policy: Any, log: logging.Logger
-) -> RunState | None:
-    """Restore network, optimiser, RNGs and the policy's generator from ``last.pt``; its run state or None."""
-    from townlet.nets.checkpoints import LAST, load_checkpoint
-
-    ckpt_dir = ctx.run_dir.checkpoints
-    if not (ctx.resume and (ckpt_dir / LAST).is_file()):
-        return None
-    ckpt = load_checkpoint(ckpt_dir, spec, str(device), which="last")
-    net.load_state_dict(ckpt.model_state)
-    if ckpt.optimizer_state is not None:
-        opt.load_state_dict(dict(ckpt.optimizer_state))
-    ckpt.restore_rng()
-    state = RunState.from_extra(ckpt.extra)
-    if policy is not None and "policy_rng" in ckpt.extra:
-        policy.generator.set_state(ckpt.extra["policy_rng"].cpu())
-    log.info("ppo: resuming %s after iteration %d", ckpt.path, state.iteration)
-    return state
