@@ -25,23 +25,6 @@ PIPE_CLOSED_EXIT = 141
 SOURCE_WORLD = "source_world"
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input (imported on call: a command's ``--help`` stays light)."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from townlet.runs.device import DeviceUnavailableError
-    from townlet.torch_guard import TorchNotAvailableError
-
-    return (
-        ValueError,
-        HydraException,
-        OmegaConfBaseException,
-        DeviceUnavailableError,
-        TorchNotAvailableError,
-    )
-
-
 def first_line(exc: BaseException) -> str:
     """The first line of ``exc`` and of each error that caused it (Hydra wraps OmegaConf's reason)."""
     parts: list[str] = []
@@ -55,9 +38,24 @@ def first_line(exc: BaseException) -> str:
 
 
 def run_command(prog: str, body: Callable[[], int]) -> int:
+    """``body()``; bad input is one line and :data:`USER_ERROR_EXIT` (the exception types load here, so
+    a command's ``--help`` stays light)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from townlet.runs.device import DeviceUnavailableError
+    from townlet.torch_guard import TorchNotAvailableError
+
+    user_errors = (
+        ValueError,
+        HydraException,
+        OmegaConfBaseException,
+        DeviceUnavailableError,
+        TorchNotAvailableError,
+    )
     try:
         return body()
-    except user_errors() as exc:
+    except user_errors as exc:
         sys.stderr.write(f"{prog}: error: {first_line(exc)}\n")
         return USER_ERROR_EXIT
     except BrokenPipeError:  # a reader that closed stdout: ``console`` ends the command quietly
@@ -65,6 +63,17 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
     except OSError as exc:  # a folder vanished or filled up between a check and a write
         sys.stderr.write(f"{prog}: error: {exc.strerror or exc} ({getattr(exc, 'filename', '')})\n")
         return USER_ERROR_EXIT
+
+
+def check_writable(out: str | Path, example: str) -> None:
+    """Refuse, before any work, an ``out`` that cannot become a file (``example``: a file name to suggest)."""
+    path = Path(out).expanduser()
+    if path.is_dir():
+        raise ValueError(f"out={out} is a directory; give a file name, e.g. out={path / example}")
+    if not path.parent.is_dir():
+        raise ValueError(f"out={out}: folder {path.parent} does not exist; create it or choose another out=")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise ValueError(f"out={out}: folder {path.parent} is not writable; choose another out=")
 
 
 Entry = TypeVar("Entry", bound=Callable[..., Any])
