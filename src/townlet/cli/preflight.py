@@ -92,6 +92,8 @@ def check_outside_config(args: list[str]) -> None:
 def check_job(cfg: DictConfig, run_dir: str | Path | None = None) -> DictConfig:
     """Validate a composed job; returns it laid on the schema. Import paths first: nothing outside the
     allow-list is imported by any later step."""
+    from townlet.strategies.services import check_service_names
+
     task = _task_only(cfg)
     check_import_paths(task)
     typed = typed_config(task)
@@ -103,12 +105,14 @@ def check_job(cfg: DictConfig, run_dir: str | Path | None = None) -> DictConfig:
     _check_minibatch(typed)
     _check_init_from(typed.init_from)
     _check_dataset_path(typed)
-    _check_services(typed)
+    check_service_names(dict(typed.services.implementations))
     check_run_paths(typed)
     if run_dir is not None:  # Hydra's on_run_start: this run takes the dir (townlet.runs.ownership)
         check_hydra_paths(OmegaConf.to_container(cfg.hydra, resolve=False) if "hydra" in cfg else {})
         saved_config = OmegaConf.to_container(task, resolve=False, enum_to_str=True)
-        claim_run_dir(run_dir, resume=bool(typed.resume), overrides=_task_overrides(cfg), config=saved_config)
+        overrides = OmegaConf.select(cfg, "hydra.overrides.task")
+        overrides = None if overrides is None else [str(o) for o in overrides]
+        claim_run_dir(run_dir, resume=bool(typed.resume), overrides=overrides, config=saved_config)
     return typed
 
 
@@ -120,11 +124,6 @@ def typed_config(cfg: DictConfig) -> DictConfig:
         return cast("DictConfig", OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg))
     except Exception as exc:
         raise ConfigError(describe_config_error(exc) or _first_line(exc)) from None
-
-
-def _task_overrides(cfg: DictConfig) -> list[str] | None:
-    overrides = OmegaConf.select(cfg, "hydra.overrides.task")
-    return None if overrides is None else [str(o) for o in overrides]
 
 
 # ----------------------------------------------------------------------------------------- steps
@@ -240,12 +239,6 @@ def _check_init_from(value: str | None) -> None:
             f"init_from={value}: {path} is not a checkpoint written by townlet-train (not a torch "
             "archive); pass a run directory or its checkpoints/best.pt"
         )
-
-
-def _check_services(cfg: DictConfig) -> None:
-    from townlet.strategies.services import check_service_names
-
-    check_service_names(dict(cfg.services.implementations))
 
 
 def _check_dataset_path(cfg: DictConfig) -> None:
