@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 from townlet.cli._common import console
 from townlet.promotion.baselines import BaselineStore
 from townlet.promotion.files import BaselineFile, PromotionStateFile, is_valid, move_aside
-from townlet.promotion.rules import PromotionDecision, promotion_decision
+from townlet.promotion.rules import promotion_decision
 from townlet.promotion.state import PromotionError, PromotionService, PromotionStateError
 
 RESULTS_FILE = "anneal_results.json"
@@ -76,21 +76,6 @@ def _state_dir(args: argparse.Namespace, results: dict[str, Any] | None = None) 
     return repo_root() / DEFAULT_STATE_DIR
 
 
-def evaluate_run(
-    run_dir: Path, results: dict[str, Any], service: PromotionService
-) -> tuple[PromotionDecision, dict[str, Any]]:
-    snap = service.snapshot()
-    candidate = snap.get("candidate") or {}
-    cand_dir = candidate.get("run_dir")
-    same = cand_dir is not None and Path(cand_dir).expanduser().resolve() == run_dir.expanduser().resolve()
-    ready = bool(snap.get("candidate_ready")) and same
-    try:
-        decision = promotion_decision(results["stages"], candidate_ready=ready)
-    except ValueError as exc:
-        raise PromoteCLIError(f"{run_dir / RESULTS_FILE}: {exc}") from exc
-    return decision, snap
-
-
 def _print(obj: dict[str, Any], fmt: str, human: str) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True) if fmt == "json" else human)
 
@@ -99,7 +84,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     results = load_run_results(run_dir)
     service = PromotionService(_state_dir(args, results))
-    decision, snap = evaluate_run(run_dir, results, service)
+    snap = service.snapshot()
+    candidate = (snap.get("candidate") or {}).get("run_dir")
+    same = candidate is not None and Path(candidate).expanduser().resolve() == run_dir.expanduser().resolve()
+    ready = bool(snap.get("candidate_ready")) and same  # the ready candidate is this very run
+    try:
+        decision = promotion_decision(results["stages"], candidate_ready=ready)
+    except ValueError as exc:
+        raise PromoteCLIError(f"{run_dir / RESULTS_FILE}: {exc}") from exc
     out = {
         "verdict": decision.verdict.value,
         "status": decision.status.value,

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import io
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -135,28 +137,25 @@ def run(source: str, overrides: list[str]) -> tuple[str, dict[str, Any]]:
     chosen = [o.partition("=")[2] for o in overrides if o.startswith("policy=")]
     policy, world, settings = build_policy(path, chosen[-1] if chosen else "trained", overrides)
     out = settings["out"]
-    if out not in (None, "-"):
+    to_stdout = out in (None, "-")
+    if not to_stdout:
         check_writable(out, "episode.gif")
+    draw: Callable[[Any], Any]
     if settings["mode"] == "gif":
-        frames, mean_return = record_episode(
-            policy, world, settings["seed"], settings["ticks"], lambda t: render_rgb(t, tile=settings["tile"])
-        )
-        atomic_write_bytes(Path(out).expanduser(), gif_bytes(frames, settings["fps"]))
+        draw = functools.partial(render_rgb, tile=settings["tile"])
     else:
-        to_stdout = out in (None, "-")
-        colour = (
-            sys.stdout.isatty()
-            if settings["colour"] == "auto" and to_stdout
-            else settings["colour"] == "true"
+        auto = settings["colour"] == "auto" and to_stdout
+        draw = functools.partial(
+            render_ansi, colour=sys.stdout.isatty() if auto else settings["colour"] == "true"
         )
-        frames, mean_return = record_episode(
-            policy, world, settings["seed"], settings["ticks"], lambda t: render_ansi(t, colour=colour)
-        )
-        if to_stdout:
-            _show(frames, settings["fps"])
-        else:
-            atomic_write_text(Path(out).expanduser(), "\n".join(frames))
-    where = "stdout" if out in (None, "-") else out
+    frames, mean_return = record_episode(policy, world, settings["seed"], settings["ticks"], draw)
+    if settings["mode"] == "gif":
+        atomic_write_bytes(Path(out).expanduser(), gif_bytes(frames, settings["fps"]))
+    elif to_stdout:
+        _show(frames, settings["fps"])
+    else:
+        atomic_write_text(Path(out).expanduser(), "\n".join(frames))
+    where = "stdout" if to_stdout else out
     summary = (
         f"townlet-render: {len(frames)} frames of policy={settings['policy']} in world={world.name} "
         f"seed={settings['seed']} (mean return {mean_return:.3f}) → {where}"
