@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 from townlet.packaged import CONF_DIR
 
 USER_ERROR_EXIT = 2
+#: A Hydra app's run that started and stopped on bad input (``townlet-train``, ``townlet-capture``).
+RUN_ERROR_EXIT = 1
 _FULL_ERROR = "HYDRA_FULL_ERROR"
 _USER_TRACE: list[bool] = []  # the user's own HYDRA_FULL_ERROR, per entry running in this process
 #: What a shell reports for a command ended by a closed pipe (128 + SIGPIPE): ``cmd | head`` stays quiet.
@@ -131,6 +133,23 @@ def user_wants_trace() -> bool:
     return _USER_TRACE[-1] if _USER_TRACE else os.environ.get(_FULL_ERROR) == "1"
 
 
+def error_exit(prog: str, exc: BaseException, *, bad_input: bool, hint: str = "") -> int:
+    """One stderr line and the exit code of a Hydra app: a config Hydra or OmegaConf refused (exit 2),
+    or bad input (exit 1); a bug, or any error while the user set ``HYDRA_FULL_ERROR=1``, re-raises."""
+    from townlet.config.errors import describe_config_error
+
+    if user_wants_trace():
+        raise exc
+    message = describe_config_error(exc)
+    if message is not None:
+        sys.stderr.write(f"{prog}: config error: {message}\n")
+        return USER_ERROR_EXIT
+    if not bad_input:
+        raise exc
+    sys.stderr.write(f"{prog}: error: {exc}{hint}\n")
+    return RUN_ERROR_EXIT
+
+
 def _silence_stdout() -> None:
     try:
         fd = sys.stdout.fileno()
@@ -149,14 +168,9 @@ def _say(line: str) -> None:
         pass
 
 
-def compose(
-    config_name: str,
-    overrides: Sequence[str],
-    world: Mapping[str, Any] | Any = None,
-    schema: type | None = None,
-) -> Any:
-    """``conf/<config_name>.yaml`` with ``overrides``; without ``world=``, ``world`` (the source's own)
-    is the base, as option :data:`SOURCE_WORLD`; ``schema`` types the config."""
+def compose(config_name: str, schema: type, overrides: Sequence[str], world: Any = None) -> Any:
+    """``conf/<config_name>.yaml`` typed by ``schema``, with ``overrides``; without ``world=``, ``world``
+    (the source's own) is the base, as option :data:`SOURCE_WORLD`."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.config_store import ConfigStore
@@ -171,13 +185,12 @@ def compose(
         world = load_world_config(str(chosen[-1].value()))
         items = [i for i, o in zip(items, parsed, strict=True) if o not in chosen]
         chosen = []
-    if schema is not None:
-        ConfigStore.instance().store(name=f"{config_name}_schema", node=schema, replace=True)
+    ConfigStore.instance().store(name=f"{config_name}_schema", node=schema, replace=True)
     if world is not None and not chosen:
         node = dict(world) if isinstance(world, Mapping) else world
         ConfigStore.instance().store(group="world", name=SOURCE_WORLD, node=node, replace=True)
         items = [f"world={SOURCE_WORLD}", *items]
-    with initialize_config_dir(config_dir=str(Path(CONF_DIR)), job_name=config_name):
+    with initialize_config_dir(config_dir=str(CONF_DIR), job_name=config_name):
         return hydra_compose(config_name=config_name, overrides=items)
 
 

@@ -79,7 +79,7 @@ def evaluate(source: str, overrides: list[str]) -> Any:
             files = resolve_run(source)
             ckpt = load_checkpoint(files.checkpoint, None, "cpu")
             stored, config = files.world_config or ckpt.extra.get("world_config"), files.config
-    args = compose("eval", overrides, world=stored, schema=EvalArgs)
+    args = compose("eval", EvalArgs, overrides, world=stored)
     settings = eval_settings(args, config)
     world = to_world_config(OmegaConf.to_container(args.world, resolve=True))
     build_layout(world)  # evaluation picks its own town count, so a bad world.* override is checked here

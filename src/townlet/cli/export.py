@@ -41,7 +41,7 @@ class ExportArgs:
 
 def export_settings(overrides: list[str]) -> dict[str, Any]:
     """Composed ``conf/export.yaml`` → ``{"format", "out", "which"}`` with defaults filled in and checked."""
-    args = compose("export", overrides, schema=ExportArgs)
+    args = compose("export", ExportArgs, overrides)
     out = args.out
     fmt = args.format or ("pt2" if out is not None and str(out).endswith(".pt2") else "onnx")
     if fmt == "torchscript":

@@ -211,22 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def reset_state(state_dir: Path) -> list[tuple[Path, Path]]:
-    """Move the unreadable state files aside (a valid one never: its records are the point of state)."""
-    files = (
-        (PromotionService(state_dir).state_path, PromotionStateFile),
-        (BaselineStore(state_dir).path, BaselineFile),
-    )
-    return [(path, move_aside(path)) for path, model in files if not is_valid(path, model)]
-
-
 def _reset_requested(args: argparse.Namespace) -> None:
+    """Move the unreadable state files aside (a valid one never: its records are the point of state)."""
     run_dir = getattr(args, "run_dir", None)
     results = None
     if run_dir is not None and (Path(run_dir) / RESULTS_FILE).is_file():
         results = load_run_results(Path(run_dir))
     state_dir = _state_dir(args, results)
-    moved = reset_state(state_dir)
+    files = (
+        (PromotionService(state_dir).state_path, PromotionStateFile),
+        (BaselineStore(state_dir).path, BaselineFile),
+    )
+    moved = [(path, move_aside(path)) for path, model in files if not is_valid(path, model)]
     for old, new in moved:
         print(
             f"townlet-promote: moved unreadable {old} aside to {new.name}; starting afresh", file=sys.stderr

@@ -77,7 +77,7 @@ def build_policy(source: Path, policy: str, overrides: list[str]) -> tuple[Any, 
     else:
         run_dir = run_dir_of(source)
         stored = read_snapshot(run_dir / SNAPSHOT).get("world") if run_dir is not None else None
-    args = compose("render", overrides, world=stored, schema=RenderArgs)
+    args = compose("render", RenderArgs, overrides, world=stored)
     settings = render_settings(args)
     world = to_world_config(OmegaConf.to_container(args.world, resolve=True))
     if settings["policy"] == "trained" and trained is not None:

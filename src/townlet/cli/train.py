@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from townlet.cli._common import USER_ERROR_EXIT, console, hydra_raises, user_wants_trace
+from townlet.cli._common import RUN_ERROR_EXIT, console, error_exit, hydra_raises, user_wants_trace
 from townlet.packaged import CONF_DIR
 
 if TYPE_CHECKING:
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("townlet.train")
 
 _TRACE_HINT = "(full traceback in the run directory's train.log, or rerun with HYDRA_FULL_ERROR=1)"
-RUN_ERROR_EXIT = 1
 
 
 def _hydra_context() -> Any:
@@ -220,7 +219,6 @@ def main() -> None:
 def exit_for(exc: BaseException) -> int:
     """One stderr line and the exit code for a stop signal or a full/read-only disk (never a bug), bad
     config or bad input; a bug (or the user's ``HYDRA_FULL_ERROR=1``) re-raises."""
-    from townlet.config.errors import describe_config_error
     from townlet.runs.interrupt import interrupt_exit_code, interrupt_message
     from townlet.runs.rundir import io_fault_message
 
@@ -231,18 +229,10 @@ def exit_for(exc: BaseException) -> int:
     if fault is not None:
         sys.stderr.write(f"townlet-train: error: {fault}\n")
         return RUN_ERROR_EXIT
-    if user_wants_trace():
-        raise exc
-    message = describe_config_error(exc)
-    if message is not None:
-        sys.stderr.write(f"townlet-train: config error: {message}\n")
-        return USER_ERROR_EXIT
     # bad input (ValueError, file errors, our own RuntimeErrors) is one line; bugs keep their traceback
     ours = isinstance(exc, RuntimeError | TypeError) and type(exc).__module__.startswith("townlet")
-    if not ours and not isinstance(exc, ValueError | FileNotFoundError | PermissionError):
-        raise exc
-    sys.stderr.write(f"townlet-train: error: {exc} {_TRACE_HINT}\n")
-    return RUN_ERROR_EXIT
+    bad_input = ours or isinstance(exc, ValueError | FileNotFoundError | PermissionError)
+    return error_exit("townlet-train", exc, bad_input=bad_input, hint=f" {_TRACE_HINT}")
 
 
 if __name__ == "__main__":
