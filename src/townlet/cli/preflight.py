@@ -98,9 +98,7 @@ def check_job(cfg: DictConfig, run_dir: str | Path | None = None) -> DictConfig:
     check_import_paths(task)
     typed = typed_config(task)
     _check_unknown_keys(typed, "")
-    _check_ranges(typed)
-    _check_device(typed)
-    _check_objective(str(typed.objective), typed.strategy.get("_target_"))
+    _check_values(typed)
     _check_stop(typed)
     _check_minibatch(typed)
     _check_init_from(typed.init_from)
@@ -162,39 +160,26 @@ def _child(node: DictConfig | ListConfig, key: Any) -> Any:
     return node[key]
 
 
-def _check_ranges(cfg: DictConfig) -> None:
-    """Every schema's ``__post_init__``, the world's layout rules, then the strategy's own checks."""
+def _check_values(cfg: DictConfig) -> None:
+    """Every schema's ``__post_init__``, the world's layout rules, the strategy's own checks, a CUDA
+    device that is there, and an objective that names a number in this strategy's result (or the
+    sweep's trials are lost)."""
+    from townlet.runs.objective import check_objective_for_strategy
     from townlet.world.layout import build_layout
 
+    target = cfg.strategy.get("_target_")
     try:
         build_layout(cast(TrainConfig, OmegaConf.to_object(cfg)).world)
         build(copy.deepcopy(cfg.strategy))
+        if str(cfg.device.type) == "cuda":
+            resolve_device(cfg.device)
+        check_objective_for_strategy(str(cfg.objective), None if target is None else str(target))
     except ConfigError:
         raise
     except (ValueError, TypeError, RuntimeError) as exc:
         raise ConfigError(_first_line(exc)) from None
     except Exception as exc:  # OmegaConf: a value that fails its type or an interpolation that fails
         raise ConfigError(describe_config_error(exc) or _first_line(exc)) from None
-
-
-def _check_device(cfg: DictConfig) -> None:
-    if str(cfg.device.type) != "cuda":
-        return
-
-    try:
-        resolve_device(cfg.device)
-    except RuntimeError as exc:
-        raise ConfigError(_first_line(exc)) from None
-
-
-def _check_objective(key: str, strategy_target: str | None) -> None:
-    """The objective must name a number in this strategy's result, or the sweep's trials are lost."""
-    from townlet.runs.objective import check_objective_for_strategy
-
-    try:
-        check_objective_for_strategy(key, None if strategy_target is None else str(strategy_target))
-    except ValueError as exc:
-        raise ConfigError(_first_line(exc)) from None
 
 
 def _check_stop(cfg: DictConfig) -> None:
