@@ -17,29 +17,14 @@ from typing import Any, TypeVar
 from townlet.packaged import CONF_DIR
 
 USER_ERROR_EXIT = 2
+#: A Hydra app's run that started and stopped on bad input (``townlet-train``, ``townlet-capture``).
+RUN_ERROR_EXIT = 1
 _FULL_ERROR = "HYDRA_FULL_ERROR"
 _USER_TRACE: list[bool] = []  # the user's own HYDRA_FULL_ERROR, per entry running in this process
 #: What a shell reports for a command ended by a closed pipe (128 + SIGPIPE): ``cmd | head`` stays quiet.
 PIPE_CLOSED_EXIT = 141
 #: The ``world`` option that stands for the source's own world (registered per call, see ``compose``).
 SOURCE_WORLD = "source_world"
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input (imported on call: a command's ``--help`` stays light)."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from townlet.runs.device import DeviceUnavailableError
-    from townlet.torch_guard import TorchNotAvailableError
-
-    return (
-        ValueError,
-        HydraException,
-        OmegaConfBaseException,
-        DeviceUnavailableError,
-        TorchNotAvailableError,
-    )
 
 
 def first_line(exc: BaseException) -> str:
@@ -55,9 +40,24 @@ def first_line(exc: BaseException) -> str:
 
 
 def run_command(prog: str, body: Callable[[], int]) -> int:
+    """``body()``; bad input is one line and :data:`USER_ERROR_EXIT` (the exception types load here, so
+    a command's ``--help`` stays light)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from townlet.runs.device import DeviceUnavailableError
+    from townlet.torch_guard import TorchNotAvailableError
+
+    user_errors = (
+        ValueError,
+        HydraException,
+        OmegaConfBaseException,
+        DeviceUnavailableError,
+        TorchNotAvailableError,
+    )
     try:
         return body()
-    except user_errors() as exc:
+    except user_errors as exc:
         sys.stderr.write(f"{prog}: error: {first_line(exc)}\n")
         return USER_ERROR_EXIT
     except BrokenPipeError:  # a reader that closed stdout: ``console`` ends the command quietly
@@ -65,6 +65,17 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
     except OSError as exc:  # a folder vanished or filled up between a check and a write
         sys.stderr.write(f"{prog}: error: {exc.strerror or exc} ({getattr(exc, 'filename', '')})\n")
         return USER_ERROR_EXIT
+
+
+def check_writable(out: str | Path, example: str) -> None:
+    """Refuse, before any work, an ``out`` that cannot become a file (``example``: a file name to suggest)."""
+    path = Path(out).expanduser()
+    if path.is_dir():
+        raise ValueError(f"out={out} is a directory; give a file name, e.g. out={path / example}")
+    if not path.parent.is_dir():
+        raise ValueError(f"out={out}: folder {path.parent} does not exist; create it or choose another out=")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise ValueError(f"out={out}: folder {path.parent} is not writable; choose another out=")
 
 
 Entry = TypeVar("Entry", bound=Callable[..., Any])
@@ -122,6 +133,23 @@ def user_wants_trace() -> bool:
     return _USER_TRACE[-1] if _USER_TRACE else os.environ.get(_FULL_ERROR) == "1"
 
 
+def error_exit(prog: str, exc: BaseException, *, bad_input: bool, hint: str = "") -> int:
+    """One stderr line and the exit code of a Hydra app: a config Hydra or OmegaConf refused (exit 2),
+    or bad input (exit 1); a bug, or any error while the user set ``HYDRA_FULL_ERROR=1``, re-raises."""
+    from townlet.config.errors import describe_config_error
+
+    if user_wants_trace():
+        raise exc
+    message = describe_config_error(exc)
+    if message is not None:
+        sys.stderr.write(f"{prog}: config error: {message}\n")
+        return USER_ERROR_EXIT
+    if not bad_input:
+        raise exc
+    sys.stderr.write(f"{prog}: error: {exc}{hint}\n")
+    return RUN_ERROR_EXIT
+
+
 def _silence_stdout() -> None:
     try:
         fd = sys.stdout.fileno()
@@ -140,14 +168,9 @@ def _say(line: str) -> None:
         pass
 
 
-def compose(
-    config_name: str,
-    overrides: Sequence[str],
-    world: Mapping[str, Any] | Any = None,
-    schema: type | None = None,
-) -> Any:
-    """``conf/<config_name>.yaml`` with ``overrides``; without ``world=``, ``world`` (the source's own)
-    is the base, as option :data:`SOURCE_WORLD`; ``schema`` types the config."""
+def compose(config_name: str, schema: type, overrides: Sequence[str], world: Any = None) -> Any:
+    """``conf/<config_name>.yaml`` typed by ``schema``, with ``overrides``; without ``world=``, ``world``
+    (the source's own) is the base, as option :data:`SOURCE_WORLD`."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.config_store import ConfigStore
@@ -162,13 +185,12 @@ def compose(
         world = load_world_config(str(chosen[-1].value()))
         items = [i for i, o in zip(items, parsed, strict=True) if o not in chosen]
         chosen = []
-    if schema is not None:
-        ConfigStore.instance().store(name=f"{config_name}_schema", node=schema, replace=True)
+    ConfigStore.instance().store(name=f"{config_name}_schema", node=schema, replace=True)
     if world is not None and not chosen:
         node = dict(world) if isinstance(world, Mapping) else world
         ConfigStore.instance().store(group="world", name=SOURCE_WORLD, node=node, replace=True)
         items = [f"world={SOURCE_WORLD}", *items]
-    with initialize_config_dir(config_dir=str(Path(CONF_DIR)), job_name=config_name):
+    with initialize_config_dir(config_dir=str(CONF_DIR), job_name=config_name):
         return hydra_compose(config_name=config_name, overrides=items)
 
 

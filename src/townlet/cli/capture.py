@@ -17,12 +17,10 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from townlet.cli._common import USER_ERROR_EXIT, console, hydra_raises, user_wants_trace
+from townlet.cli._common import USER_ERROR_EXIT, console, error_exit, hydra_raises, user_wants_trace
 from townlet.config.schema import conf_dir, register_configs
 from townlet.config.schema.paths import PathsConfig
 from townlet.world.config import WorldConfig
-
-RUN_ERROR_EXIT = 1
 
 
 @dataclass
@@ -109,23 +107,13 @@ def main() -> None:
 
 def _exit_for(exc: Exception) -> int:
     """One stderr line and the exit code; a bug, a closed pipe or ``HYDRA_FULL_ERROR=1`` re-raise."""
-    if user_wants_trace() or isinstance(exc, BrokenPipeError):
-        raise exc
     from omegaconf.errors import MissingMandatoryValue
 
-    if isinstance(exc, MissingMandatoryValue) and "out" in str(exc):
+    if isinstance(exc, MissingMandatoryValue) and "out" in str(exc) and not user_wants_trace():
         sys.stderr.write("townlet-capture: config error: out=PATH is required (the dataset directory)\n")
         return USER_ERROR_EXIT
-    from townlet.config.errors import describe_config_error
-
-    message = describe_config_error(exc)
-    if message is not None:
-        sys.stderr.write(f"townlet-capture: config error: {message}\n")
-        return USER_ERROR_EXIT
-    if isinstance(exc, ValueError | RuntimeError | OSError):
-        sys.stderr.write(f"townlet-capture: error: {exc}\n")
-        return RUN_ERROR_EXIT
-    raise exc
+    bad_input = isinstance(exc, ValueError | RuntimeError | OSError) and not isinstance(exc, BrokenPipeError)
+    return error_exit("townlet-capture", exc, bad_input=bad_input)
 
 
 if __name__ == "__main__":

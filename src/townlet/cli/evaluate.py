@@ -15,15 +15,15 @@ overrides of ``conf/eval.yaml`` (``world``, ``world.<field>``, ``episodes``, ``s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 from townlet.cli._common import compose, console, run_command
 
 
-@dataclass
+@dataclasses.dataclass
 class EvalArgs:
     """Types of ``conf/eval.yaml`` (Hydra refuses ``episodes=zero`` naming the override)."""
 
@@ -40,22 +40,13 @@ def eval_settings(args: Any, config: dict[str, Any]) -> dict[str, Any]:
     from townlet.config.schema.evaluation import EvaluationConfig
     from townlet.config.schema.top import TrainConfig
 
-    evaluation = config.get("evaluation") or {}
-    strategy = config.get("strategy") or {}
-    defaults = EvaluationConfig()
-    seed = int(config.get("seed", TrainConfig.seed)) + int(
-        evaluation.get("seed_offset", defaults.seed_offset)
-    )
-    episodes = args.episodes if args.episodes is not None else evaluation.get("episodes", defaults.episodes)
-    EvaluationConfig(episodes=int(episodes))  # the schema's range check
-    return {
-        "episodes": int(episodes),
-        "seed": args.seed if args.seed is not None else seed,
-        "greedy": args.greedy if args.greedy is not None else bool(strategy.get("eval_greedy", True)),
-        "baselines": args.baselines
-        if args.baselines is not None
-        else bool(evaluation.get("baselines", defaults.baselines)),
-    }
+    run = {**dataclasses.asdict(EvaluationConfig()), **(config.get("evaluation") or {})}
+    run["seed"] = int(config.get("seed", TrainConfig.seed)) + int(run["seed_offset"])
+    run["greedy"] = bool((config.get("strategy") or {}).get("eval_greedy", True))
+    keys = ("episodes", "seed", "greedy", "baselines")
+    settings = {key: run[key] if args[key] is None else args[key] for key in keys}
+    EvaluationConfig(episodes=int(settings["episodes"]))  # the schema's range check
+    return settings
 
 
 def evaluate(source: str, overrides: list[str]) -> Any:
@@ -63,56 +54,45 @@ def evaluate(source: str, overrides: list[str]) -> Any:
     from omegaconf import OmegaConf
 
     from townlet.rollout.evaluation import EvaluationService
-    from townlet.world import to_world_config
+    from townlet.world import build_spec, to_world_config
     from townlet.world.layout import build_layout
 
-    program = None
-    config: dict[str, Any]
+    config: dict[str, Any] = {}
     if source.endswith(".onnx"):
         from townlet.behaviour.onnx_policy import OnnxPolicy
 
-        stored, config, ckpt = OnnxPolicy(source).world_config, {}, None
-    elif source.endswith(".pt2"):  # a torch.export program (townlet-export format=pt2), on the CPU
-        from townlet.torch_guard import require_torch
-
-        require_torch("townlet-eval")
-        from townlet.nets.export import load_program
-
-        program = load_program(source)
-        stored, config, ckpt = program[2].get("world_config"), {}, None
+        stored = OnnxPolicy(source).world_config
     else:
         from townlet.torch_guard import require_torch
 
         require_torch("townlet-eval")
+        from townlet.behaviour.torch_policy import TorchPolicy
         from townlet.nets.checkpoints import load_checkpoint
+        from townlet.nets.export import load_program
+        from townlet.runs.device import resolve_device
         from townlet.runs.resolve import resolve_run
 
-        files = resolve_run(source)
-        ckpt = load_checkpoint(files.checkpoint, None, "cpu")
-        stored, config = files.world_config or ckpt.extra.get("world_config"), files.config
-    args = compose("eval", overrides, world=stored, schema=EvalArgs)
+        if source.endswith(".pt2"):  # a torch.export program (townlet-export format=pt2), on the CPU
+            program = load_program(source)
+            stored = program[2].get("world_config")
+        else:
+            files = resolve_run(source)
+            ckpt = load_checkpoint(files.checkpoint, None, "cpu")
+            stored, config = files.world_config or ckpt.extra.get("world_config"), files.config
+    args = compose("eval", EvalArgs, overrides, world=stored)
     settings = eval_settings(args, config)
     world = to_world_config(OmegaConf.to_container(args.world, resolve=True))
     build_layout(world)  # evaluation picks its own town count, so a bad world.* override is checked here
-    if program is not None:
-        from townlet.behaviour.torch_policy import TorchPolicy
-
+    acting = {"greedy": settings["greedy"], "seed": settings["seed"]}
+    if source.endswith(".onnx"):
+        policy: Any = OnnxPolicy(source, **acting)
+    elif source.endswith(".pt2"):
         net, spec, _ = program
-        policy: Any = TorchPolicy(net, spec, "cpu", greedy=settings["greedy"], seed=settings["seed"])
-    elif ckpt is None:
-        from townlet.behaviour.onnx_policy import OnnxPolicy
-
-        policy = OnnxPolicy(source, greedy=settings["greedy"], seed=settings["seed"])
+        policy = TorchPolicy(net, spec, "cpu", **acting)
     else:
-        from townlet.behaviour.torch_policy import TorchPolicy
-        from townlet.nets.checkpoints import load_checkpoint
-        from townlet.runs.device import resolve_device
-        from townlet.world import build_spec
-
         device = resolve_device(str(args.device))
         ckpt = load_checkpoint(ckpt.path, build_spec(world), device)  # refuses another layout, clearly
-        net = ckpt.build_network(device)
-        policy = TorchPolicy(net, ckpt.spec, device, greedy=settings["greedy"], seed=settings["seed"])
+        policy = TorchPolicy(ckpt.build_network(device), ckpt.spec, device, **acting)
     return EvaluationService().compare(
         policy, world, int(settings["episodes"]), int(settings["seed"]), baselines=settings["baselines"]
     )

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from townlet.cli._common import compose, console, run_command
+from townlet.cli._common import check_writable, compose, console, run_command
 
 if TYPE_CHECKING:
     from townlet.runs.loggers import MetricsFanout
@@ -33,14 +32,8 @@ DEFAULT_OUT = {"onnx": "policy.onnx", "pt2": "policy.pt2"}
 RUN_EXPORT = Path("export") / "policy.onnx"
 
 
-class ExportArgumentError(ValueError):
-    """An argument combination that townlet-export cannot use."""
-
-
 @dataclass
 class ExportArgs:
-    """Types of ``conf/export.yaml``."""
-
     format: str | None = None
     out: str | None = None
     which: str | None = None
@@ -48,31 +41,16 @@ class ExportArgs:
 
 def export_settings(overrides: list[str]) -> dict[str, Any]:
     """Composed ``conf/export.yaml`` → ``{"format", "out", "which"}`` with defaults filled in and checked."""
-    args = compose("export", overrides, schema=ExportArgs)
+    args = compose("export", ExportArgs, overrides)
     out = args.out
     fmt = args.format or ("pt2" if out is not None and str(out).endswith(".pt2") else "onnx")
     if fmt == "torchscript":
-        raise ExportArgumentError("format=torchscript is not written (torch deprecates it); use format=pt2")
+        raise ValueError("format=torchscript is not written (torch deprecates it); use format=pt2")
     if fmt not in DEFAULT_OUT:
-        raise ExportArgumentError(f"format={fmt!r} is unknown; use format=onnx or format=pt2")
+        raise ValueError(f"format={fmt!r} is unknown; use format=onnx or format=pt2")
     if fmt == "pt2" and out is not None and str(out).endswith(".onnx"):
-        raise ExportArgumentError(f"out={out} ends in .onnx but format=pt2; name it e.g. policy.pt2")
+        raise ValueError(f"out={out} ends in .onnx but format=pt2; name it e.g. policy.pt2")
     return {"format": fmt, "out": Path(out or DEFAULT_OUT[fmt]).expanduser(), "which": args.which}
-
-
-def check_writable(out: Path) -> None:
-    """Refuse, before any work, an ``out`` that cannot become a file."""
-    if out.is_dir():
-        raise ExportArgumentError(
-            f"out={out} is a directory; give a file name, e.g. out={out / 'policy.onnx'}"
-        )
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise ExportArgumentError(
-            f"out={out}: folder {parent} does not exist; create it or choose another out="
-        )
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ExportArgumentError(f"out={out}: folder {parent} is not writable; choose another out=")
 
 
 def export_source(source: str, settings: dict[str, Any]) -> Path:
@@ -127,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         settings = export_settings(args.overrides)
-        check_writable(settings["out"])
+        check_writable(settings["out"], "policy.onnx")
         path = export_source(args.source, settings)
         if not path.is_file():  # out=- or a device: the bytes went to the reader, nothing to point at
             return 0

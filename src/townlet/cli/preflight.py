@@ -92,23 +92,25 @@ def check_outside_config(args: list[str]) -> None:
 def check_job(cfg: DictConfig, run_dir: str | Path | None = None) -> DictConfig:
     """Validate a composed job; returns it laid on the schema. Import paths first: nothing outside the
     allow-list is imported by any later step."""
+    from townlet.strategies.services import check_service_names
+
     task = _task_only(cfg)
     check_import_paths(task)
     typed = typed_config(task)
     _check_unknown_keys(typed, "")
-    _check_ranges(typed)
-    _check_device(typed)
-    _check_objective(str(typed.objective), typed.strategy.get("_target_"))
+    _check_values(typed)
     _check_stop(typed)
     _check_minibatch(typed)
     _check_init_from(typed.init_from)
     _check_dataset_path(typed)
-    _check_services(typed)
+    check_service_names(dict(typed.services.implementations))
     check_run_paths(typed)
     if run_dir is not None:  # Hydra's on_run_start: this run takes the dir (townlet.runs.ownership)
         check_hydra_paths(OmegaConf.to_container(cfg.hydra, resolve=False) if "hydra" in cfg else {})
         saved_config = OmegaConf.to_container(task, resolve=False, enum_to_str=True)
-        claim_run_dir(run_dir, resume=bool(typed.resume), overrides=_task_overrides(cfg), config=saved_config)
+        overrides = OmegaConf.select(cfg, "hydra.overrides.task")
+        overrides = None if overrides is None else [str(o) for o in overrides]
+        claim_run_dir(run_dir, resume=bool(typed.resume), overrides=overrides, config=saved_config)
     return typed
 
 
@@ -120,11 +122,6 @@ def typed_config(cfg: DictConfig) -> DictConfig:
         return cast("DictConfig", OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg))
     except Exception as exc:
         raise ConfigError(describe_config_error(exc) or _first_line(exc)) from None
-
-
-def _task_overrides(cfg: DictConfig) -> list[str] | None:
-    overrides = OmegaConf.select(cfg, "hydra.overrides.task")
-    return None if overrides is None else [str(o) for o in overrides]
 
 
 # ----------------------------------------------------------------------------------------- steps
@@ -163,39 +160,26 @@ def _child(node: DictConfig | ListConfig, key: Any) -> Any:
     return node[key]
 
 
-def _check_ranges(cfg: DictConfig) -> None:
-    """Every schema's ``__post_init__``, the world's layout rules, then the strategy's own checks."""
+def _check_values(cfg: DictConfig) -> None:
+    """Every schema's ``__post_init__``, the world's layout rules, the strategy's own checks, a CUDA
+    device that is there, and an objective that names a number in this strategy's result (or the
+    sweep's trials are lost)."""
+    from townlet.runs.objective import check_objective_for_strategy
     from townlet.world.layout import build_layout
 
+    target = cfg.strategy.get("_target_")
     try:
         build_layout(cast(TrainConfig, OmegaConf.to_object(cfg)).world)
         build(copy.deepcopy(cfg.strategy))
+        if str(cfg.device.type) == "cuda":
+            resolve_device(cfg.device)
+        check_objective_for_strategy(str(cfg.objective), None if target is None else str(target))
     except ConfigError:
         raise
     except (ValueError, TypeError, RuntimeError) as exc:
         raise ConfigError(_first_line(exc)) from None
     except Exception as exc:  # OmegaConf: a value that fails its type or an interpolation that fails
         raise ConfigError(describe_config_error(exc) or _first_line(exc)) from None
-
-
-def _check_device(cfg: DictConfig) -> None:
-    if str(cfg.device.type) != "cuda":
-        return
-
-    try:
-        resolve_device(cfg.device)
-    except RuntimeError as exc:
-        raise ConfigError(_first_line(exc)) from None
-
-
-def _check_objective(key: str, strategy_target: str | None) -> None:
-    """The objective must name a number in this strategy's result, or the sweep's trials are lost."""
-    from townlet.runs.objective import check_objective_for_strategy
-
-    try:
-        check_objective_for_strategy(key, None if strategy_target is None else str(strategy_target))
-    except ValueError as exc:
-        raise ConfigError(_first_line(exc)) from None
 
 
 def _check_stop(cfg: DictConfig) -> None:
@@ -240,12 +224,6 @@ def _check_init_from(value: str | None) -> None:
             f"init_from={value}: {path} is not a checkpoint written by townlet-train (not a torch "
             "archive); pass a run directory or its checkpoints/best.pt"
         )
-
-
-def _check_services(cfg: DictConfig) -> None:
-    from townlet.strategies.services import check_service_names
-
-    check_service_names(dict(cfg.services.implementations))
 
 
 def _check_dataset_path(cfg: DictConfig) -> None:

@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 from townlet.cli._common import console
 from townlet.promotion.baselines import BaselineStore
 from townlet.promotion.files import BaselineFile, PromotionStateFile, is_valid, move_aside
-from townlet.promotion.rules import PromotionDecision, promotion_decision
+from townlet.promotion.rules import promotion_decision
 from townlet.promotion.state import PromotionError, PromotionService, PromotionStateError
 
 RESULTS_FILE = "anneal_results.json"
@@ -76,21 +76,6 @@ def _state_dir(args: argparse.Namespace, results: dict[str, Any] | None = None) 
     return repo_root() / DEFAULT_STATE_DIR
 
 
-def evaluate_run(
-    run_dir: Path, results: dict[str, Any], service: PromotionService
-) -> tuple[PromotionDecision, dict[str, Any]]:
-    snap = service.snapshot()
-    candidate = snap.get("candidate") or {}
-    cand_dir = candidate.get("run_dir")
-    same = cand_dir is not None and Path(cand_dir).expanduser().resolve() == run_dir.expanduser().resolve()
-    ready = bool(snap.get("candidate_ready")) and same
-    try:
-        decision = promotion_decision(results["stages"], candidate_ready=ready)
-    except ValueError as exc:
-        raise PromoteCLIError(f"{run_dir / RESULTS_FILE}: {exc}") from exc
-    return decision, snap
-
-
 def _print(obj: dict[str, Any], fmt: str, human: str) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True) if fmt == "json" else human)
 
@@ -99,7 +84,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     results = load_run_results(run_dir)
     service = PromotionService(_state_dir(args, results))
-    decision, snap = evaluate_run(run_dir, results, service)
+    snap = service.snapshot()
+    candidate = (snap.get("candidate") or {}).get("run_dir")
+    same = candidate is not None and Path(candidate).expanduser().resolve() == run_dir.expanduser().resolve()
+    ready = bool(snap.get("candidate_ready")) and same  # the ready candidate is this very run
+    try:
+        decision = promotion_decision(results["stages"], candidate_ready=ready)
+    except ValueError as exc:
+        raise PromoteCLIError(f"{run_dir / RESULTS_FILE}: {exc}") from exc
     out = {
         "verdict": decision.verdict.value,
         "status": decision.status.value,
@@ -219,22 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def reset_state(state_dir: Path) -> list[tuple[Path, Path]]:
-    """Move the unreadable state files aside (a valid one never: its records are the point of state)."""
-    files = (
-        (PromotionService(state_dir).state_path, PromotionStateFile),
-        (BaselineStore(state_dir).path, BaselineFile),
-    )
-    return [(path, move_aside(path)) for path, model in files if not is_valid(path, model)]
-
-
 def _reset_requested(args: argparse.Namespace) -> None:
+    """Move the unreadable state files aside (a valid one never: its records are the point of state)."""
     run_dir = getattr(args, "run_dir", None)
     results = None
     if run_dir is not None and (Path(run_dir) / RESULTS_FILE).is_file():
         results = load_run_results(Path(run_dir))
     state_dir = _state_dir(args, results)
-    moved = reset_state(state_dir)
+    files = (
+        (PromotionService(state_dir).state_path, PromotionStateFile),
+        (BaselineStore(state_dir).path, BaselineFile),
+    )
+    moved = [(path, move_aside(path)) for path, model in files if not is_valid(path, model)]
     for old, new in moved:
         print(
             f"townlet-promote: moved unreadable {old} aside to {new.name}; starting afresh", file=sys.stderr

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import io
-import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from townlet.behaviour.rules import make_behaviour
-from townlet.cli._common import compose, console, run_command
+from townlet.cli._common import check_writable, compose, console, run_command
 from townlet.runs.atomic import atomic_write_bytes, atomic_write_text
 from townlet.runs.resolve import SNAPSHOT, read_snapshot, run_dir_of
 from townlet.world import build_spec, make_town, to_world_config
@@ -34,9 +35,6 @@ POLICIES = ("trained", "scripted", "random")
 #: (low, high) of the integer arguments.
 RANGES = {"seed": (0, 2**31 - 1), "ticks": (1, 100_000), "fps": (1, 60), "tile": (8, 64)}
 CHOICES = {"policy": POLICIES, "mode": ("gif", "ansi"), "colour": ("auto", "true", "false")}
-
-
-class RenderArgumentError(ValueError): ...
 
 
 @dataclasses.dataclass
@@ -56,36 +54,17 @@ def render_settings(args: Any) -> dict[str, Any]:
     out = {k: args[k] for k in ("policy", "seed", "out", "mode", "ticks", "fps", "tile", "colour")}
     for key, (low, high) in RANGES.items():
         if out[key] is not None and not low <= out[key] <= high:
-            raise RenderArgumentError(f"{key}={out[key]} must lie in [{low}, {high}]")
+            raise ValueError(f"{key}={out[key]} must lie in [{low}, {high}]")
     for key, options in CHOICES.items():
         if out[key] is not None and out[key] not in options:
-            raise RenderArgumentError(f"{key}={out[key]!r} is unknown; choose one of {', '.join(options)}")
+            raise ValueError(f"{key}={out[key]!r} is unknown; choose one of {', '.join(options)}")
     if out["mode"] is None:
         out["mode"] = "ansi" if out["out"] == "-" else "gif"
     if out["mode"] == "gif" and out["out"] == "-":
-        raise RenderArgumentError(
-            "mode=gif cannot go to out=-; give a file (out=episode.gif) or use mode=ansi"
-        )
+        raise ValueError("mode=gif cannot go to out=-; give a file (out=episode.gif) or use mode=ansi")
     if out["out"] is None and out["mode"] == "gif":
         out["out"] = "episode.gif"
     return out
-
-
-def check_writable(out: str | None) -> None:
-    if out is None or out == "-":
-        return
-    path = Path(out).expanduser()
-    parent = path.parent
-    if path.is_dir():
-        raise RenderArgumentError(
-            f"out={out} is a directory; give a file name, e.g. out={path / 'episode.gif'}"
-        )
-    if not parent.is_dir():
-        raise RenderArgumentError(
-            f"out={out}: folder {parent} does not exist; create it or choose another out="
-        )
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise RenderArgumentError(f"out={out}: folder {parent} is not writable; choose another out=")
 
 
 def build_policy(source: Path, policy: str, overrides: list[str]) -> tuple[Any, Any, dict[str, Any]]:
@@ -98,7 +77,7 @@ def build_policy(source: Path, policy: str, overrides: list[str]) -> tuple[Any, 
     else:
         run_dir = run_dir_of(source)
         stored = read_snapshot(run_dir / SNAPSHOT).get("world") if run_dir is not None else None
-    args = compose("render", overrides, world=stored, schema=RenderArgs)
+    args = compose("render", RenderArgs, overrides, world=stored)
     settings = render_settings(args)
     world = to_world_config(OmegaConf.to_container(args.world, resolve=True))
     if settings["policy"] == "trained" and trained is not None:
@@ -113,7 +92,7 @@ def record_episode(
     town = make_town(dataclasses.replace(world, num_envs=1), seed)
     diff = town.spec.describe_mismatch(getattr(policy, "spec", town.spec))
     if diff is not None:
-        raise RenderArgumentError(
+        raise ValueError(
             f"the policy was built for another observation spec than world {world.name!r}: {diff}"
         )
     obs = town.reset()
@@ -154,33 +133,29 @@ def _show(frames: list[str], fps: int) -> None:
 def run(source: str, overrides: list[str]) -> tuple[str, dict[str, Any]]:
     path = Path(source).expanduser()
     if not path.exists():
-        raise RenderArgumentError(
-            f"{source} does not exist; pass a run directory, a .pt checkpoint or a .onnx file"
-        )
+        raise ValueError(f"{source} does not exist; pass a run directory, a .pt checkpoint or a .onnx file")
     chosen = [o.partition("=")[2] for o in overrides if o.startswith("policy=")]
     policy, world, settings = build_policy(path, chosen[-1] if chosen else "trained", overrides)
     out = settings["out"]
-    check_writable(out)
+    to_stdout = out in (None, "-")
+    if not to_stdout:
+        check_writable(out, "episode.gif")
+    draw: Callable[[Any], Any]
     if settings["mode"] == "gif":
-        frames, mean_return = record_episode(
-            policy, world, settings["seed"], settings["ticks"], lambda t: render_rgb(t, tile=settings["tile"])
-        )
-        atomic_write_bytes(Path(out).expanduser(), gif_bytes(frames, settings["fps"]))
+        draw = functools.partial(render_rgb, tile=settings["tile"])
     else:
-        to_stdout = out in (None, "-")
-        colour = (
-            sys.stdout.isatty()
-            if settings["colour"] == "auto" and to_stdout
-            else settings["colour"] == "true"
+        auto = settings["colour"] == "auto" and to_stdout
+        draw = functools.partial(
+            render_ansi, colour=sys.stdout.isatty() if auto else settings["colour"] == "true"
         )
-        frames, mean_return = record_episode(
-            policy, world, settings["seed"], settings["ticks"], lambda t: render_ansi(t, colour=colour)
-        )
-        if to_stdout:
-            _show(frames, settings["fps"])
-        else:
-            atomic_write_text(Path(out).expanduser(), "\n".join(frames))
-    where = "stdout" if out in (None, "-") else out
+    frames, mean_return = record_episode(policy, world, settings["seed"], settings["ticks"], draw)
+    if settings["mode"] == "gif":
+        atomic_write_bytes(Path(out).expanduser(), gif_bytes(frames, settings["fps"]))
+    elif to_stdout:
+        _show(frames, settings["fps"])
+    else:
+        atomic_write_text(Path(out).expanduser(), "\n".join(frames))
+    where = "stdout" if to_stdout else out
     summary = (
         f"townlet-render: {len(frames)} frames of policy={settings['policy']} in world={world.name} "
         f"seed={settings['seed']} (mean return {mean_return:.3f}) → {where}"

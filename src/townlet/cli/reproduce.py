@@ -14,8 +14,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -29,6 +28,7 @@ from omegaconf import OmegaConf, open_dict
 
 from townlet.cli._common import JobCallbacks, console, keep_error
 from townlet.cli.preflight import check_job
+from townlet.cli.train import recorded_run_id
 from townlet.cli.train import run_job as train_job
 from townlet.config.instantiate import ConfigError, check_import_paths
 from townlet.config.schema import conf_dir, register_configs
@@ -104,17 +104,8 @@ def load_snapshot(run_dir: str | Path) -> Snapshot:
 # ----------------------------------------------------------------------------------------- compose
 
 
-@contextmanager
-def hydra_session(job_name: str) -> Iterator[None]:
-    """Initialise Hydra on the project's ``conf/`` (schemas registered) for compose + run_job."""
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(conf_dir()), job_name=job_name):
-        yield
-
-
 def compose_config(snapshot: Snapshot, new_run_dir: Path | None) -> tuple[Any, Path]:
-    """Call inside :func:`hydra_session`; every ``_target_`` is checked again, because the saved
+    """Call inside Hydra's context on ``conf/``; every ``_target_`` is checked again, because the saved
     overrides may select groups whose files changed since."""
     try:
         composed = compose(snapshot.config_name, overrides=snapshot.overrides, return_hydra_config=True)
@@ -153,7 +144,9 @@ def run_reproduction(
 ) -> Path:
     """Hydra's own job runner (same snapshot files, logging, env_set and callbacks as ``townlet-train``);
     ``announce`` hears the new run dir once every check has passed."""
-    with hydra_session(snapshot.job_name):
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(conf_dir()), job_name=snapshot.job_name):
         cfg, target_dir = compose_config(snapshot, new_run_dir)
         if (target_dir / "result.json").exists():
             raise ReproduceError(f"{target_dir} already holds a result; choose another --output-dir")
@@ -188,10 +181,7 @@ def _record_parent(new_run_dir: Path, parent: Path) -> None:
     if not record_path.is_file():
         return
     record = RunRecord.model_validate_json(record_path.read_text(encoding="utf-8"))
-    parent_id = str(parent)
-    with suppress(OSError, ValueError, KeyError):
-        parent_id = str(json.loads((parent / "run.json").read_text(encoding="utf-8"))["run_id"])
-    updated = record.model_copy(update={"parent_run": parent_id})
+    updated = record.model_copy(update={"parent_run": recorded_run_id(parent) or str(parent)})
     atomic_write_text(record_path, updated.model_dump_json(indent=2) + "\n")
 
 
@@ -274,7 +264,8 @@ def format_differences(diffs: Sequence[Difference]) -> str:
 # --------------------------------------------------------------------------------------------- CLI
 
 
-def build_parser() -> argparse.ArgumentParser:
+@console("townlet-reproduce")
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="townlet-reproduce",
         description=(
@@ -295,12 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OTHER_RUN_DIR",
         help="do not run anything: only compare run_dir's result with this run's",
     )
-    return parser
-
-
-@console("townlet-reproduce")
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parser.parse_args(argv)
     original = args.run_dir.expanduser().resolve()
     try:
         if args.compare_with is not None:

@@ -15,7 +15,8 @@ from townlet.sweeps.jobs import SweepReportError
 from townlet.sweeps.render import SUMMARY_STEM, render_markdown, write_summary
 
 
-def build_parser() -> argparse.ArgumentParser:
+@console("townlet-sweep-report")
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="townlet-sweep-report",
         description="Summarise a Hydra multirun directory: one row per job, failures, mean ± std over seeds.",
@@ -36,12 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-plots", dest="plots", action="store_false", help="skip the PNGs (objective, learning curves)"
     )
-    return parser
-
-
-@console("townlet-sweep-report")
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parser.parse_args(argv)
     try:
         summary = write_summary(
             args.sweep_dir, objective=args.objective, mode=args.mode, metrics=args.metrics, plots=args.plots

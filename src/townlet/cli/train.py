@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from townlet.cli._common import USER_ERROR_EXIT, console, hydra_raises, user_wants_trace
+from townlet.cli._common import RUN_ERROR_EXIT, console, error_exit, hydra_raises, user_wants_trace
 from townlet.packaged import CONF_DIR
 
 if TYPE_CHECKING:
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("townlet.train")
 
 _TRACE_HINT = "(full traceback in the run directory's train.log, or rerun with HYDRA_FULL_ERROR=1)"
-RUN_ERROR_EXIT = 1
 
 
 def _hydra_context() -> Any:
@@ -56,7 +55,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
         run_dir = hc.runtime.output_dir
     rd = RunDir(run_dir)
     claim_run_dir(rd.path, resume=bool(cfg.resume))  # held since Hydra's on_run_start for a single run
-    previous = _previous_run_id(rd) if cfg.resume else None
+    previous = recorded_run_id(rd.path) if cfg.resume else None
     rd.prepare(resume=bool(cfg.resume))
     file_handler = None if hc is not None else _attach_file_log(rd.log_path)
     multirun = is_multirun(hc)
@@ -149,11 +148,10 @@ def _log_failure(exc: BaseException, *, console: bool) -> None:
             handler.handle(record)
 
 
-def _previous_run_id(rd: Any) -> str | None:
-    import json
-
+def recorded_run_id(run_dir: Path) -> str | None:
+    """The ``run_id`` in ``<run_dir>/run.json``, None when there is none to read."""
     try:
-        return str(json.loads(rd.record_path.read_text(encoding="utf-8"))["run_id"])
+        return str(json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["run_id"])
     except (OSError, ValueError, KeyError):
         return None
 
@@ -169,24 +167,6 @@ def _attach_file_log(path: Path) -> logging.Handler:
     return handler
 
 
-def hydra_entry() -> Callable[[], Any]:
-    """The ``@hydra.main`` task, built on demand so ``--help``/``--schema`` never import Hydra."""
-    import hydra
-    from hydra.utils import execution_whitelist
-
-    from townlet.config.instantiate import HYDRA_TARGETS
-    from townlet.config.schema import conf_dir, register_configs
-
-    register_configs()
-    task = hydra.main(config_path=str(conf_dir()), config_name="train")(hydra_task)
-
-    def run() -> Any:
-        with execution_whitelist(list(HYDRA_TARGETS)):
-            return task()
-
-    return run
-
-
 def hydra_task(cfg: DictConfig) -> float:
     """Module level, so launchers pickle it by reference. A single run's error ends here (Hydra's job
     runner would echo the overrides); a sweep's job re-raises so the launcher records it as failed."""
@@ -200,28 +180,26 @@ def hydra_task(cfg: DictConfig) -> float:
         raise SystemExit(exit_for(exc)) from None
 
 
-def _print_schema() -> None:
-    import json
-
-    from townlet.dto.schema import export_json_schema
-
-    sys.stdout.write(json.dumps(export_json_schema(), indent=2) + "\n")
-
-
 @console("townlet-train")
 def main() -> None:
     """``@hydra.main`` behind the snapshot gate, with one-line errors."""
     args = sys.argv[1:]
     if "--schema" in args:
-        _print_schema()
+        from townlet.dto.schema import export_json_schema
+
+        sys.stdout.write(json.dumps(export_json_schema(), indent=2) + "\n")
         return
     if "--help" in args or "-h" in args:
         from townlet.cli.train_help import render_help
 
         sys.stdout.write(render_help(CONF_DIR))
         return
+    import hydra  # here, so that ``--help`` and ``--schema`` never import Hydra
+    from hydra.utils import execution_whitelist
+
     from townlet.cli.preflight import check_outside_config, refuse
-    from townlet.config.instantiate import ConfigError
+    from townlet.config.instantiate import HYDRA_TARGETS, ConfigError
+    from townlet.config.schema import conf_dir, register_configs
     from townlet.config.snapshot import check_train_args
 
     try:  # what Hydra would read from outside the package: one line, exit 2, before Hydra starts
@@ -230,49 +208,31 @@ def main() -> None:
     except ConfigError as exc:
         refuse(exc)
     try:
-        with hydra_raises():
-            hydra_entry()()
+        register_configs()
+        task = hydra.main(config_path=str(conf_dir()), config_name="train")(hydra_task)
+        with hydra_raises(), execution_whitelist(list(HYDRA_TARGETS)):
+            task()
     except (Exception, KeyboardInterrupt) as exc:
         raise SystemExit(exit_for(exc)) from None
 
 
 def exit_for(exc: BaseException) -> int:
-    """One stderr line and the exit code; a bug (or the user's ``HYDRA_FULL_ERROR=1``) re-raises."""
-    stop = _interrupt_or_io_fault(exc, user_wants_trace())
-    if stop is not None:  # a signal or a full/read-only disk: one line, no traceback
-        sys.stderr.write(f"townlet-train: {stop[0]}\n")
-        return stop[1]
-    if user_wants_trace():
-        raise exc
-    from townlet.config.errors import describe_config_error
-
-    message = describe_config_error(exc)
-    if message is not None:
-        sys.stderr.write(f"townlet-train: config error: {message}\n")
-        return USER_ERROR_EXIT
-    if not _is_user_error(exc):
-        raise exc
-    sys.stderr.write(f"townlet-train: error: {exc} {_TRACE_HINT}\n")
-    return RUN_ERROR_EXIT
-
-
-def _interrupt_or_io_fault(exc: BaseException, trace: bool) -> tuple[str, int] | None:
-    """(message, exit code) for a stop signal (never a bug) or a file-system fault the user fixes."""
-    if isinstance(exc, KeyboardInterrupt):
-        from townlet.runs.interrupt import interrupt_exit_code, interrupt_message
-
-        return interrupt_message(exc), interrupt_exit_code(exc)
+    """One stderr line and the exit code for a stop signal or a full/read-only disk (never a bug), bad
+    config or bad input; a bug (or the user's ``HYDRA_FULL_ERROR=1``) re-raises."""
+    from townlet.runs.interrupt import interrupt_exit_code, interrupt_message
     from townlet.runs.rundir import io_fault_message
 
-    fault = None if trace else io_fault_message(exc)
-    return None if fault is None else (f"error: {fault}", RUN_ERROR_EXIT)
-
-
-def _is_user_error(exc: BaseException) -> bool:
-    """Bad input (ValueError, file errors, our RuntimeErrors) is one line; bugs keep their traceback."""
-    if isinstance(exc, ValueError | FileNotFoundError | PermissionError):
-        return True
-    return isinstance(exc, RuntimeError | TypeError) and type(exc).__module__.startswith("townlet")
+    if isinstance(exc, KeyboardInterrupt):
+        sys.stderr.write(f"townlet-train: {interrupt_message(exc)}\n")
+        return interrupt_exit_code(exc)
+    fault = None if user_wants_trace() else io_fault_message(exc)
+    if fault is not None:
+        sys.stderr.write(f"townlet-train: error: {fault}\n")
+        return RUN_ERROR_EXIT
+    # bad input (ValueError, file errors, our own RuntimeErrors) is one line; bugs keep their traceback
+    ours = isinstance(exc, RuntimeError | TypeError) and type(exc).__module__.startswith("townlet")
+    bad_input = ours or isinstance(exc, ValueError | FileNotFoundError | PermissionError)
+    return error_exit("townlet-train", exc, bad_input=bad_input, hint=f" {_TRACE_HINT}")
 
 
 if __name__ == "__main__":

@@ -105,11 +105,13 @@ def check_hydra_node(hydra: Mapping[str, Any], where: str) -> None:
             _check_logging(hydra[key], f"hydra.{key}", where)
     job = hydra.get("job") or {}
     env_set = dict(job.get("env_set") or {}) if isinstance(job, Mapping) else {}
-    if env_set and env_set != _packaged_env_set():
-        raise SnapshotRefused(
-            f"{where}: hydra.job.env_set={env_set} is not accepted from a snapshot (it reaches every "
-            "process the run starts); remove it"
-        )
+    if env_set:  # only the packaged one, read when there is something to compare
+        packaged = yaml.safe_load((CONF_DIR / "hydra" / "default.yaml").read_text(encoding="utf-8"))
+        if env_set != dict(packaged.get("job", {}).get("env_set") or {}):
+            raise SnapshotRefused(
+                f"{where}: hydra.job.env_set={env_set} is not accepted from a snapshot (it reaches every "
+                "process the run starts); remove it"
+            )
     subdir = hydra.get("output_subdir", ".hydra")
     if subdir not in (".hydra", None):
         raise SnapshotRefused(f"{where}: hydra.output_subdir={subdir!r} must be .hydra (or null)")
@@ -125,23 +127,21 @@ def check_hydra_node(hydra: Mapping[str, Any], where: str) -> None:
         raise SnapshotRefused(f"{where}: hydra.{key}={dotted!r} is not accepted from a snapshot")
 
 
-def _installed_plugins(key: str) -> set[str]:
-    """The launcher or sweeper classes Hydra has discovered (its own and the installed plugins')."""
+def _check_plugin(hydra: Mapping[str, Any], key: str, where: str) -> None:
+    """The plugin itself must be one Hydra has discovered (its own or an installed plugin)."""
     from hydra.core.plugins import Plugins
     from hydra.plugins.launcher import Launcher
     from hydra.plugins.sweeper import Sweeper
 
-    kind = Launcher if key == "launcher" else Sweeper
-    return {f"{c.__module__}.{c.__name__}" for c in Plugins.instance().discover(kind)}
-
-
-def _check_plugin(hydra: Mapping[str, Any], key: str, where: str) -> None:
     node = hydra.get(key)
     if not isinstance(node, Mapping):
         return
     for path, dotted in iter_import_paths(node, f"hydra.{key}"):
-        top = path == f"hydra.{key}._target_"
-        ok = dotted in _installed_plugins(key) if top else dotted in PLUGIN_PARTS
+        if path == f"hydra.{key}._target_":
+            found = Plugins.instance().discover(Launcher if key == "launcher" else Sweeper)
+            ok = dotted in {f"{c.__module__}.{c.__name__}" for c in found}
+        else:
+            ok = dotted in PLUGIN_PARTS
         if not ok:
             raise SnapshotRefused(
                 f"{where}: {path}={dotted!r} is not a launcher or sweeper this project uses"
@@ -185,8 +185,3 @@ def _check_handler(handler: Any, key: str, where: str) -> None:
         f"{where}: {key} (class {cls!r}) is not accepted: only logging.StreamHandler on sys.stdout/stderr "
         "and logging.FileHandler at ${hydra.runtime.output_dir}/<name>"
     )
-
-
-def _packaged_env_set() -> dict[str, Any]:
-    node = yaml.safe_load((CONF_DIR / "hydra" / "default.yaml").read_text(encoding="utf-8"))
-    return dict(node.get("job", {}).get("env_set") or {})

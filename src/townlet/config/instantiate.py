@@ -79,8 +79,7 @@ class ConfigError(ValueError):
     """A configuration that cannot be turned into a run; the message says what to change."""
 
 
-class TargetNotAllowedError(ConfigError):
-    """A dotted name outside the allow-list."""
+class TargetNotAllowedError(ConfigError): ...
 
 
 class ComponentNotAvailableError(ConfigError):

@@ -183,7 +183,11 @@ def check_config_file(path: Path, root: Path) -> None:
         if not isinstance(node["hydra"], Mapping):
             raise SnapshotRefused(f"{where}: hydra must be a mapping")
         check_hydra_node(node["hydra"], where)
-    check_job_targets({k: v for k, v in node.items() if k != "hydra"}, where)
+    for key, dotted in iter_import_paths({k: v for k, v in node.items() if k != "hydra"}):
+        try:
+            check_snapshot_target(dotted, key)
+        except ConfigError as exc:
+            raise SnapshotRefused(f"{where}: {exc}") from None
 
 
 def check_overrides(overrides: Sequence[str], where: str) -> None:
@@ -202,15 +206,6 @@ def check_overrides(overrides: Sequence[str], where: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------- targets
-
-
-def check_job_targets(node: Any, where: str) -> None:
-    """Every import path of a snapshot's job through :func:`check_snapshot_target`."""
-    for key, dotted in iter_import_paths(node):
-        try:
-            check_snapshot_target(dotted, key)
-        except ConfigError as exc:
-            raise SnapshotRefused(f"{where}: {exc}") from None
 
 
 def check_snapshot_target(dotted: str, key: str) -> None:

@@ -11,8 +11,7 @@ from townlet.config.schema.strategy_ppo import PPOStrategyConfig, check_ranges
 TARGETS = ("teacher_actions", "actions")
 
 
-class BCConfigError(ValueError):
-    """A BC hyper-parameter outside its valid range."""
+class BCConfigError(ValueError): ...
 
 
 @dataclass
