@@ -61,8 +61,7 @@ class ReplayData:
         check_finite: bool = True,
     ) -> ReplayData:
         """Build and validate; ``check_finite=False`` only where the caller already checked the values."""
-        check_columns(columns, spec, values=False)
-        n_agents = columns["actions"].shape[1] if columns["actions"].ndim == 2 else 0
+        _, n_agents = check_columns(columns, spec, values=False)
         boot = np.zeros(n_agents, np.float32) if bootstrap_values is None else bootstrap_values
         data = cls(
             spec=spec,

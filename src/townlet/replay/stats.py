@@ -63,18 +63,6 @@ class StatsAccumulator:
         }
 
 
-def event_summary(events: Mapping[str, float], agent_ticks: int) -> dict[str, float]:
-    """Totals of every counter plus the derived rates the DTOs report."""
-    out = {name: float(events.get(name, 0.0)) for name in EVENT_COUNTERS}
-    out.update({k: float(v) for k, v in events.items() if k not in out})
-    succ = out.get("chat_success_events", 0.0)
-    out["chat_quality_mean"] = out.get("chat_quality_sum", 0.0) / succ if succ else 0.0
-    out["conflicts_per_100_agent_ticks"] = (
-        100.0 * out.get("queue_conflict_events", 0.0) / agent_ticks if agent_ticks else 0.0
-    )
-    return out
-
-
 def conflict_stats(features: np.ndarray, spec: ObservationSpec) -> dict[str, float]:
     """Mean/max of the rivalry features over every row of a [..., F] array (empty if absent)."""
     out: dict[str, float] = {}
@@ -96,17 +84,25 @@ def dataset_summary(
     episodes: Mapping[str, Any],
     **extra: Any,
 ) -> dict[str, Any]:
-    """What `summarise` reports, from accumulated ``stats`` (computed in memory or read from a manifest)."""
+    """What `summarise` reports, from accumulated ``stats`` (computed in memory or read from a manifest):
+    every event counter's total and the derived rates the DTOs report."""
+    agent_ticks = ticks * agents
+    totals = {name: float(events.get(name, 0.0)) for name in EVENT_COUNTERS}
+    totals.update({k: float(v) for k, v in events.items() if k not in totals})
+    succ = totals.get("chat_success_events", 0.0)
+    totals["chat_quality_mean"] = totals.get("chat_quality_sum", 0.0) / succ if succ else 0.0
+    conflicts = totals.get("queue_conflict_events", 0.0)
+    totals["conflicts_per_100_agent_ticks"] = 100.0 * conflicts / agent_ticks if agent_ticks else 0.0
     skip = ("transitions", "events", "episodes")
     return {
         "ticks": ticks,
         "agents": agents,
-        "transitions": ticks * agents,
+        "transitions": agent_ticks,
         **extra,
         "feature_dim": spec.feature_dim,
         "map_shape": list(spec.map_shape),
         **{k: v for k, v in stats.items() if k not in skip},
-        "events": event_summary(events, ticks * agents),
+        "events": totals,
         "episodes": dict(episodes),
     }
 

@@ -12,7 +12,7 @@ import numpy as np
 from townlet.replay.columns import COLUMN_NAMES
 from townlet.replay.data import Batch, ReplayData, epoch_rng
 from townlet.replay.errors import DatasetError
-from townlet.replay.manifest import Manifest, ShardEntry, read_manifest
+from townlet.replay.manifest import Manifest, read_manifest
 from townlet.replay.reading import load_replay_data, read_shard
 from townlet.replay.stats import dataset_summary
 from townlet.world.spec import ObservationSpec
@@ -35,7 +35,13 @@ class StreamingDataset:
     def __len__(self) -> int:
         return self.num_transitions
 
-    def _shard_data(self, entry: ShardEntry) -> ReplayData:
+    @property
+    def num_shards(self) -> int:
+        return len(self.manifest.shards)
+
+    def shard(self, index: int) -> ReplayData:
+        """Shard ``index`` (file order) as a small ReplayData; its last tick bootstraps from itself."""
+        entry = self.manifest.shards[index]
         try:
             st = (self.manifest.root / entry.file).stat()
             stamp: tuple[int, int] | None = (st.st_size, st.st_mtime_ns)
@@ -67,21 +73,13 @@ class StreamingDataset:
         except (OSError, ValueError, KeyError, IndexError) as exc:
             raise DatasetError(f"cannot read 'values' ({type(exc).__name__}: {exc})", file=path) from None
 
-    @property
-    def num_shards(self) -> int:
-        return len(self.manifest.shards)
-
-    def shard(self, index: int) -> ReplayData:
-        """Shard ``index`` (file order) as a small ReplayData; its last tick bootstraps from itself."""
-        return self._shard_data(self.manifest.shards[index])
-
     def iter_shards(self, seed: int | None = None, epoch: int = 0) -> Iterator[ReplayData]:
         """Shards as small ReplayData, in file order or in a (seed, epoch) permutation."""
-        order = np.arange(len(self.manifest.shards))
+        order = np.arange(self.num_shards)
         if seed is not None:
             order = epoch_rng(seed, epoch).permutation(order)
         for i in order:
-            yield self._shard_data(self.manifest.shards[int(i)])
+            yield self.shard(int(i))
 
     def iter_minibatches(
         self,
@@ -143,7 +141,7 @@ class StreamingDataset:
         m = self.manifest
         episodes = m.stats.get("episodes", {})
         return dataset_summary(
-            self.spec, m.ticks, m.agents, m.stats, self.events, episodes, shards=len(m.shards)
+            self.spec, m.ticks, m.agents, m.stats, self.events, episodes, shards=self.num_shards
         )
 
 
