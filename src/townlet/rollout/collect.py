@@ -1,6 +1,5 @@
 """The one act -> step -> record loop of capture, evaluation and PPO rollouts (torch-free): the
-observation and the action chosen from it share a row, and event counters travel with the data.
-"""
+observation and the action chosen from it share a row, and event counters travel with the data."""
 
 from __future__ import annotations
 
