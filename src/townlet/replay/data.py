@@ -172,7 +172,6 @@ class ReplayData:
             yield out
 
     def select_agents(self, agent_index: np.ndarray) -> ReplayData:
-        """Copy holding only the given agent columns (whole trajectories)."""
         idx = np.asarray(agent_index, dtype=np.int64)
         cols = {n: np.ascontiguousarray(arr[:, idx]) for n, arr in self.columns().items()}
         nxt = self.next_obs

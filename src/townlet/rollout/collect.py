@@ -190,7 +190,6 @@ class RolloutCaptureService:
         overwrite: bool = False,
         progress: ProgressFn | None = None,
     ) -> ReplayData:
-        """Build the town and the behaviour policy, collect, and optionally write format v1."""
         town = make_town(world_cfg, seed)
         try:
             policy = make_behaviour(behaviour, town.spec, seed=seed, epsilon=epsilon)

@@ -103,7 +103,6 @@ def _place_extra(cfg: WorldConfig, taken: set[tuple[int, int]]) -> list[tuple[st
 
 
 def build_layout(cfg: WorldConfig) -> Layout:
-    """Validate ``cfg`` and derive the static tables."""
     _validate(cfg)
     unknown = sorted(set(cfg.object_counts) - set(OBJECT_KINDS))
     if unknown:

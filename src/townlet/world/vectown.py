@@ -52,7 +52,6 @@ class VecTown(TownRules):
         return self._obs_cache
 
     def observe(self) -> Observation:
-        """The current observation (built by the last reset/step)."""
         if self._obs_cache is None:
             self._obs_cache = self._observe()
         return self._obs_cache

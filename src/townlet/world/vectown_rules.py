@@ -218,7 +218,6 @@ class TownRules(TownState):
     def _start_uses(
         self, e: np.ndarray, o: np.ndarray, g: np.ndarray, day: int, extra: np.ndarray, ev: Events
     ) -> None:
-        """Queue heads ``g`` start using free objects ``o``."""
         lay = self.layout
         self.obj_occ[e, o] = g
         self.occ[e, g] = o
