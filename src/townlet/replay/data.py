@@ -157,8 +157,7 @@ class ReplayData:
             np.sort(agent_perm[i : i + agents_per_segment])
             for i in range(0, self.num_agents, agents_per_segment)
         ]
-        starts = list(range(0, self.num_ticks, segment_length))
-        blocks = [(t0, g) for t0 in starts for g in range(len(groups))]
+        blocks = [(t0, g) for t0 in range(0, self.num_ticks, segment_length) for g in range(len(groups))]
         for b in rng.permutation(len(blocks)):
             t0, g = blocks[int(b)]
             t1 = min(t0 + segment_length, self.num_ticks)

@@ -189,8 +189,7 @@ def _read_spec(doc: dict[str, Any], mpath: Path, expect_spec: ObservationSpec | 
 def _check_columns(doc: dict[str, Any], spec: ObservationSpec, mpath: Path) -> None:
     """Every column of ``spec``'s schema is listed with exactly that schema."""
     columns = _get(doc, "columns", dict, mpath)
-    expected_cols = column_schema(spec)
-    for name, schema in expected_cols.items():
+    for name, schema in column_schema(spec).items():
         if name not in columns:
             raise DatasetError(f"column {name!r} is missing from the manifest schema", file=mpath)
         if name == "features" and columns[name] != schema:

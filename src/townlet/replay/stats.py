@@ -63,18 +63,6 @@ class StatsAccumulator:
         }
 
 
-def conflict_stats(features: np.ndarray, spec: ObservationSpec) -> dict[str, float]:
-    """Mean/max of the rivalry features over every row of a [..., F] array (empty if absent)."""
-    out: dict[str, float] = {}
-    flat = features.reshape(-1, features.shape[-1])
-    for name in CONFLICT_FEATURES:
-        if name in spec.feature_names and flat.shape[0]:
-            col = flat[:, spec.feature_names.index(name)]
-            out[f"{name}_mean"] = float(col.mean())
-            out[f"{name}_max"] = float(col.max())
-    return out
-
-
 def dataset_summary(
     spec: ObservationSpec,
     ticks: int,
@@ -108,12 +96,19 @@ def dataset_summary(
 
 
 def summarise(data: ReplayData) -> dict[str, Any]:
-    """Dataset-wide statistics, with the rivalry features' and the capture's provenance."""
+    """Dataset-wide statistics, with the rivalry features' mean/max (where the spec has them) and the
+    capture's provenance."""
     acc = StatsAccumulator(data.spec)
     acc.update(data.columns())
     summary = dataset_summary(
         data.spec, data.num_ticks, data.num_agents, acc.result(), data.events, data.episode_stats
     )
-    summary["conflict"] = conflict_stats(data.features, data.spec)
+    conflict: dict[str, float] = {}
+    flat = data.flat("features")
+    for name in CONFLICT_FEATURES:
+        if name in data.spec.feature_names and flat.shape[0]:
+            col = flat[:, data.spec.feature_names.index(name)]
+            conflict.update({f"{name}_mean": float(col.mean()), f"{name}_max": float(col.max())})
+    summary["conflict"] = conflict
     summary["meta"] = {k: data.meta[k] for k in ("behaviour", "epsilon", "seed", "ticks") if k in data.meta}
     return summary
