@@ -48,10 +48,8 @@ class TeacherMixPolicy:
         with torch.inference_mode():
             logits, values = self._forward(obs)
             logp_all = torch.log_softmax(logits.float(), dim=-1)
-            if self.generator is not None and self.generator.device == logp_all.device:
-                net = torch.multinomial(logp_all.exp(), 1, generator=self.generator).squeeze(-1)
-            else:
-                net = torch.multinomial(logp_all.exp(), 1).squeeze(-1)
+            own = self.generator is not None and self.generator.device == logp_all.device
+            net = torch.multinomial(logp_all.exp(), 1, generator=self.generator if own else None).squeeze(-1)
             logp = logp_all.cpu().numpy()
         net_actions = net.cpu().numpy().astype(np.int64)
         teacher = np.asarray(self.teacher.act(obs).actions, dtype=np.int64)
