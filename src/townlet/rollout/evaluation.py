@@ -51,13 +51,11 @@ class EvaluationService:
         cfg = dataclasses.replace(base, num_envs=towns)  # fewer towns when fewer episodes are asked for
         town = make_town(cfg, seed)
         policy_spec = getattr(policy, "spec", None)
-        if policy_spec is not None:
-            diff = town.spec.describe_mismatch(policy_spec)
-            if diff is not None:
-                raise EvaluationError(
-                    f"policy {label or policy.name!r} was built for another observation spec than world "
-                    f"{cfg.name!r}: {diff}; evaluate it in the world it was trained for"
-                )
+        if policy_spec is not None and (diff := town.spec.describe_mismatch(policy_spec)):
+            raise EvaluationError(
+                f"policy {label or policy.name!r} was built for another observation spec than world "
+                f"{cfg.name!r}: {diff}; evaluate it in the world it was trained for"
+            )
         data = self.rollout.collect(town, policy, rounds * int(cfg.episode_length))
         name = label or str(getattr(policy, "name", "policy"))
         return self.summarise(data, name, seed, policy, agreement)

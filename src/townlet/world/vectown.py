@@ -80,9 +80,8 @@ class VecTown(TownRules):
         missing = [name for name in (*DYNAMIC_ARRAYS, "tick", "episode", "stage") if name not in state]
         if missing:
             raise WorldConfigError(f"town snapshot lacks {', '.join(missing)}; it is not from this version")
-        arrays = {name: np.asarray(state[name]) for name in DYNAMIC_ARRAYS}
-        for name, value in arrays.items():
-            own = getattr(self, name)
+        for name in DYNAMIC_ARRAYS:
+            value, own = np.asarray(state[name]), getattr(self, name)
             if value.shape != own.shape:
                 raise WorldConfigError(
                     f"town snapshot array {name} has shape {value.shape}, this town {own.shape}: "
