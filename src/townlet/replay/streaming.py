@@ -101,21 +101,15 @@ class StreamingDataset:
             sources = {n: shard.flat(n) for n in names}
             perm = rng.permutation(rows)
             start = 0
-            if carry is not None:
-                idx = np.sort(perm[: batch_size - carry[names[0]].shape[0]])
-                carry = {n: np.concatenate([carry[n], np.take(sources[n], idx, axis=0)]) for n in names}
-                start = len(idx)
-                if carry[names[0]].shape[0] < batch_size:  # shard smaller than the gap: keep filling
-                    continue
-                yield carry
-                carry = None
-            full_end = start + (rows - start) // batch_size * batch_size
-            for s in range(start, full_end, batch_size):
-                idx = np.sort(perm[s : s + batch_size])
-                yield {n: np.take(sources[n], idx, axis=0) for n in names}
-            if full_end < rows:
-                idx = np.sort(perm[full_end:])
-                carry = {n: np.take(sources[n], idx, axis=0) for n in names}
+            while start < rows:  # the carried batch's gap first, then whole batches, then a tail to carry
+                filled = 0 if carry is None else carry[names[0]].shape[0]
+                idx = np.sort(perm[start : start + batch_size - filled])
+                part = {n: np.take(sources[n], idx, axis=0) for n in names}
+                carry = part if carry is None else {n: np.concatenate([carry[n], part[n]]) for n in names}
+                start += len(idx)
+                if carry[names[0]].shape[0] == batch_size:
+                    yield carry
+                    carry = None
             del shard, sources
         if carry is not None and not drop_last:
             yield carry
