@@ -13,11 +13,8 @@ SCHEMA_VERSION = "2.0.0"
 
 
 def newer_schema(data: Any) -> str | None:
-    """The ``schema_version`` of a record newer than the one this code writes, else None.
-
-    Such a record may hold fields this code does not know: reading it through a DTO, or rewriting it,
-    would drop them, so callers refuse it and name the version instead.
-    """
+    """The ``schema_version`` of a record newer than the one this code writes, else None: such a record
+    may hold fields this code does not know, which reading or rewriting would drop, so callers refuse it."""
     version = data.get("schema_version") if isinstance(data, dict) else None
     parts = str(version).split(".")
     if version is None or not all(p.isdigit() for p in parts):

@@ -32,14 +32,8 @@ LOSS_TOTAL_KEY = "loss_total"
 KL_KEY = "kl_divergence"
 CLIP_FRACTION_KEY = "clip_fraction"
 PPO_CURVE_KEYS: tuple[str, ...] = (
-    "loss_policy",
-    "loss_value",
-    "loss_entropy",
-    "loss_bc",
-    KL_KEY,
-    CLIP_FRACTION_KEY,
-    "explained_variance",
-)
+    "loss_policy", "loss_value", "loss_entropy", "loss_bc", KL_KEY, CLIP_FRACTION_KEY, "explained_variance",
+)  # fmt: skip
 #: Throughput: PPO's agent-steps and BC's samples per second.
 SPS_KEY = "sps"
 SAMPLES_PER_SEC_KEY = "samples_per_sec"
@@ -60,10 +54,8 @@ LOSS_GROUP_KEYS: frozenset[str] = frozenset({TRAIN_LOSS_KEY, VAL_LOSS_KEY, LOSS_
 #: The final evaluation table's mean returns (result fields): the trained policy, the scripted
 #: teacher and the random policy on the same seeds.
 FINAL_RETURNS: tuple[str, ...] = (
-    POLICY_RETURN,
-    "evaluation.scripted.mean_return",
-    "evaluation.random.mean_return",
-)
+    POLICY_RETURN, "evaluation.scripted.mean_return", "evaluation.random.mean_return",
+)  # fmt: skip
 #: The run's objective value (its key is the config's ``objective``), for sorting runs by result.
 OBJECTIVE_METRIC = "objective"
 #: The x axis the dashboards share: agent-steps so far (epochs where a run collects none).
@@ -75,25 +67,14 @@ PPO_COUNT_KEYS: tuple[str, ...] = ("updates", "transitions")
 PPO_LOSS_KEYS: tuple[str, ...] = ("loss_policy", "loss_value", "loss_entropy", "loss_total", "clip_fraction")
 PPO_KL_KEYS: tuple[str, ...] = ("grad_norm", "kl_divergence", "kl_k1", "loss_bc")
 PPO_HEALTH_KEYS: tuple[str, ...] = (
-    "adv_zero_std_batches",
-    "adv_min_std",
-    "clip_triggered_minibatches",
-    "clip_fraction_max",
-)
+    "adv_zero_std_batches", "adv_min_std", "clip_triggered_minibatches", "clip_fraction_max",
+)  # fmt: skip
 PPO_SPREAD_KEYS: tuple[str, ...] = (
-    "batch_entropy_mean",
-    "batch_entropy_std",
-    "grad_norm_max",
-    "kl_divergence_max",
-)
+    "batch_entropy_mean", "batch_entropy_std", "grad_norm_max", "kl_divergence_max",
+)  # fmt: skip
 PPO_SUMMARY_KEYS: tuple[str, ...] = (
-    *PPO_COUNT_KEYS,
-    *PPO_LOSS_KEYS,
-    *PPO_KL_KEYS,
-    *PPO_HEALTH_KEYS,
-    *PPO_SPREAD_KEYS,
-    "epochs_run",
-)
+    *PPO_COUNT_KEYS, *PPO_LOSS_KEYS, *PPO_KL_KEYS, *PPO_HEALTH_KEYS, *PPO_SPREAD_KEYS, "epochs_run",
+)  # fmt: skip
 #: Line keys the PPO result takes under the same name (with the event counters): those every line has
 PPO_RESULT_KEYS: tuple[str, ...] = (
     "epoch", *PPO_COUNT_KEYS, *PPO_LOSS_KEYS, "adv_mean", "adv_std", "grad_norm", "kl_divergence", "lr",

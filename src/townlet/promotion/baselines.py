@@ -41,7 +41,6 @@ class BaselineStore:
         return {} if stored is None else {k: v.model_dump(exclude_none=True) for k, v in stored.root.items()}
 
     def get(self, label: str) -> dict[str, float] | None:
-        """The stored guardrail metrics for ``label``, or None."""
         return GuardrailMetrics.from_mapping(self.all().get(label)).as_dict() or None
 
     def put(self, label: str, metrics: Mapping[str, Any], *, run_dir: str | Path | None = None) -> None:

@@ -107,9 +107,6 @@ class PromotionService:
     lock_timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
-        if int(self.required_passes) < 1:
-            raise ValueError(f"required_passes must be >= 1, got {self.required_passes!r}")
-        self.required_passes = int(self.required_passes)
         root = Path(self.state_dir).expanduser() / "promotion"
         self.state_path, self.history_path = root / "state.json", root / "history.jsonl"
 

@@ -61,8 +61,7 @@ class ReplayData:
         check_finite: bool = True,
     ) -> ReplayData:
         """Build and validate; ``check_finite=False`` only where the caller already checked the values."""
-        check_columns(columns, spec, values=False)
-        n_agents = columns["actions"].shape[1] if columns["actions"].ndim == 2 else 0
+        _, n_agents = check_columns(columns, spec, values=False)
         boot = np.zeros(n_agents, np.float32) if bootstrap_values is None else bootstrap_values
         data = cls(
             spec=spec,
@@ -158,8 +157,7 @@ class ReplayData:
             np.sort(agent_perm[i : i + agents_per_segment])
             for i in range(0, self.num_agents, agents_per_segment)
         ]
-        starts = list(range(0, self.num_ticks, segment_length))
-        blocks = [(t0, g) for t0 in starts for g in range(len(groups))]
+        blocks = [(t0, g) for t0 in range(0, self.num_ticks, segment_length) for g in range(len(groups))]
         for b in rng.permutation(len(blocks)):
             t0, g = blocks[int(b)]
             t1 = min(t0 + segment_length, self.num_ticks)
@@ -173,7 +171,6 @@ class ReplayData:
             yield out
 
     def select_agents(self, agent_index: np.ndarray) -> ReplayData:
-        """Copy holding only the given agent columns (whole trajectories)."""
         idx = np.asarray(agent_index, dtype=np.int64)
         cols = {n: np.ascontiguousarray(arr[:, idx]) for n, arr in self.columns().items()}
         nxt = self.next_obs

@@ -29,13 +29,10 @@ def stable_hash(payload: Any, length: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+def file_sha256(path: Path) -> str:
     """Hash in fixed chunks so checking a shard never holds a second copy of it in memory."""
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -46,9 +43,6 @@ class ShardEntry:
     rows: int
     sha256: str
     bytes: int
-
-
-_SHARD_KEYS = tuple(f.name for f in dataclasses.fields(ShardEntry))
 
 
 @dataclass(frozen=True)
@@ -195,8 +189,7 @@ def _read_spec(doc: dict[str, Any], mpath: Path, expect_spec: ObservationSpec | 
 def _check_columns(doc: dict[str, Any], spec: ObservationSpec, mpath: Path) -> None:
     """Every column of ``spec``'s schema is listed with exactly that schema."""
     columns = _get(doc, "columns", dict, mpath)
-    expected_cols = column_schema(spec)
-    for name, schema in expected_cols.items():
+    for name, schema in column_schema(spec).items():
         if name not in columns:
             raise DatasetError(f"column {name!r} is missing from the manifest schema", file=mpath)
         if name == "features" and columns[name] != schema:
@@ -216,9 +209,8 @@ def _read_shards(doc: dict[str, Any], ticks: int, agents: int, mpath: Path) -> l
     for i, s in enumerate(_get(doc, "shards", list, mpath)):
         if not isinstance(s, dict):
             raise DatasetError(f"shard entry {i} is not an object", file=mpath)
-        entry = ShardEntry(
-            **{k: _get(s, k, str if k in ("file", "sha256") else int, mpath) for k in _SHARD_KEYS}
-        )
+        keys = (f.name for f in dataclasses.fields(ShardEntry))
+        entry = ShardEntry(**{k: _get(s, k, str if k in ("file", "sha256") else int, mpath) for k in keys})
         if Path(entry.file).name != entry.file or entry.file.startswith("."):
             raise DatasetError(f"shard file name {entry.file!r} must be a plain file name", file=mpath)
         if entry.tick_start != tick or entry.rows != entry.ticks * agents:

@@ -63,30 +63,6 @@ class StatsAccumulator:
         }
 
 
-def event_summary(events: Mapping[str, float], agent_ticks: int) -> dict[str, float]:
-    """Totals of every counter plus the derived rates the DTOs report."""
-    out = {name: float(events.get(name, 0.0)) for name in EVENT_COUNTERS}
-    out.update({k: float(v) for k, v in events.items() if k not in out})
-    succ = out.get("chat_success_events", 0.0)
-    out["chat_quality_mean"] = out.get("chat_quality_sum", 0.0) / succ if succ else 0.0
-    out["conflicts_per_100_agent_ticks"] = (
-        100.0 * out.get("queue_conflict_events", 0.0) / agent_ticks if agent_ticks else 0.0
-    )
-    return out
-
-
-def conflict_stats(features: np.ndarray, spec: ObservationSpec) -> dict[str, float]:
-    """Mean/max of the rivalry features over every row of a [..., F] array (empty if absent)."""
-    out: dict[str, float] = {}
-    flat = features.reshape(-1, features.shape[-1])
-    for name in CONFLICT_FEATURES:
-        if name in spec.feature_names and flat.shape[0]:
-            col = flat[:, spec.feature_names.index(name)]
-            out[f"{name}_mean"] = float(col.mean())
-            out[f"{name}_max"] = float(col.max())
-    return out
-
-
 def dataset_summary(
     spec: ObservationSpec,
     ticks: int,
@@ -96,28 +72,43 @@ def dataset_summary(
     episodes: Mapping[str, Any],
     **extra: Any,
 ) -> dict[str, Any]:
-    """What `summarise` reports, from accumulated ``stats`` (computed in memory or read from a manifest)."""
+    """What `summarise` reports, from accumulated ``stats`` (computed in memory or read from a manifest):
+    every event counter's total and the derived rates the DTOs report."""
+    agent_ticks = ticks * agents
+    totals = {name: float(events.get(name, 0.0)) for name in EVENT_COUNTERS}
+    totals.update({k: float(v) for k, v in events.items() if k not in totals})
+    succ = totals.get("chat_success_events", 0.0)
+    totals["chat_quality_mean"] = totals.get("chat_quality_sum", 0.0) / succ if succ else 0.0
+    conflicts = totals.get("queue_conflict_events", 0.0)
+    totals["conflicts_per_100_agent_ticks"] = 100.0 * conflicts / agent_ticks if agent_ticks else 0.0
     skip = ("transitions", "events", "episodes")
     return {
         "ticks": ticks,
         "agents": agents,
-        "transitions": ticks * agents,
+        "transitions": agent_ticks,
         **extra,
         "feature_dim": spec.feature_dim,
         "map_shape": list(spec.map_shape),
         **{k: v for k, v in stats.items() if k not in skip},
-        "events": event_summary(events, ticks * agents),
+        "events": totals,
         "episodes": dict(episodes),
     }
 
 
 def summarise(data: ReplayData) -> dict[str, Any]:
-    """Dataset-wide statistics, with the rivalry features' and the capture's provenance."""
+    """Dataset-wide statistics, with the rivalry features' mean/max (where the spec has them) and the
+    capture's provenance."""
     acc = StatsAccumulator(data.spec)
     acc.update(data.columns())
     summary = dataset_summary(
         data.spec, data.num_ticks, data.num_agents, acc.result(), data.events, data.episode_stats
     )
-    summary["conflict"] = conflict_stats(data.features, data.spec)
+    conflict: dict[str, float] = {}
+    flat = data.flat("features")
+    for name in CONFLICT_FEATURES:
+        if name in data.spec.feature_names and flat.shape[0]:
+            col = flat[:, data.spec.feature_names.index(name)]
+            conflict.update({f"{name}_mean": float(col.mean()), f"{name}_max": float(col.max())})
+    summary["conflict"] = conflict
     summary["meta"] = {k: data.meta[k] for k in ("behaviour", "epsilon", "seed", "ticks") if k in data.meta}
     return summary

@@ -103,7 +103,6 @@ class DatasetWriter:
         events: Mapping[str, float] | None = None,
         episode_stats: Mapping[str, float] | None = None,
     ) -> Path:
-        """Flush the last shard, write the manifest and move the directory into place."""
         if self._closed:
             raise RuntimeError("writer already closed")
         if self.agents is None:

@@ -12,7 +12,7 @@ import numpy as np
 from townlet.replay.columns import COLUMN_NAMES
 from townlet.replay.data import Batch, ReplayData, epoch_rng
 from townlet.replay.errors import DatasetError
-from townlet.replay.manifest import Manifest, ShardEntry, read_manifest
+from townlet.replay.manifest import Manifest, read_manifest
 from townlet.replay.reading import load_replay_data, read_shard
 from townlet.replay.stats import dataset_summary
 from townlet.world.spec import ObservationSpec
@@ -35,7 +35,13 @@ class StreamingDataset:
     def __len__(self) -> int:
         return self.num_transitions
 
-    def _shard_data(self, entry: ShardEntry) -> ReplayData:
+    @property
+    def num_shards(self) -> int:
+        return len(self.manifest.shards)
+
+    def shard(self, index: int) -> ReplayData:
+        """Shard ``index`` (file order) as a small ReplayData; its last tick bootstraps from itself."""
+        entry = self.manifest.shards[index]
         try:
             st = (self.manifest.root / entry.file).stat()
             stamp: tuple[int, int] | None = (st.st_size, st.st_mtime_ns)
@@ -67,21 +73,13 @@ class StreamingDataset:
         except (OSError, ValueError, KeyError, IndexError) as exc:
             raise DatasetError(f"cannot read 'values' ({type(exc).__name__}: {exc})", file=path) from None
 
-    @property
-    def num_shards(self) -> int:
-        return len(self.manifest.shards)
-
-    def shard(self, index: int) -> ReplayData:
-        """Shard ``index`` (file order) as a small ReplayData; its last tick bootstraps from itself."""
-        return self._shard_data(self.manifest.shards[index])
-
     def iter_shards(self, seed: int | None = None, epoch: int = 0) -> Iterator[ReplayData]:
         """Shards as small ReplayData, in file order or in a (seed, epoch) permutation."""
-        order = np.arange(len(self.manifest.shards))
+        order = np.arange(self.num_shards)
         if seed is not None:
             order = epoch_rng(seed, epoch).permutation(order)
         for i in order:
-            yield self._shard_data(self.manifest.shards[int(i)])
+            yield self.shard(int(i))
 
     def iter_minibatches(
         self,
@@ -103,21 +101,15 @@ class StreamingDataset:
             sources = {n: shard.flat(n) for n in names}
             perm = rng.permutation(rows)
             start = 0
-            if carry is not None:
-                idx = np.sort(perm[: batch_size - carry[names[0]].shape[0]])
-                carry = {n: np.concatenate([carry[n], np.take(sources[n], idx, axis=0)]) for n in names}
-                start = len(idx)
-                if carry[names[0]].shape[0] < batch_size:  # shard smaller than the gap: keep filling
-                    continue
-                yield carry
-                carry = None
-            full_end = start + (rows - start) // batch_size * batch_size
-            for s in range(start, full_end, batch_size):
-                idx = np.sort(perm[s : s + batch_size])
-                yield {n: np.take(sources[n], idx, axis=0) for n in names}
-            if full_end < rows:
-                idx = np.sort(perm[full_end:])
-                carry = {n: np.take(sources[n], idx, axis=0) for n in names}
+            while start < rows:  # the carried batch's gap first, then whole batches, then a tail to carry
+                filled = 0 if carry is None else carry[names[0]].shape[0]
+                idx = np.sort(perm[start : start + batch_size - filled])
+                part = {n: np.take(sources[n], idx, axis=0) for n in names}
+                carry = part if carry is None else {n: np.concatenate([carry[n], part[n]]) for n in names}
+                start += len(idx)
+                if carry[names[0]].shape[0] == batch_size:
+                    yield carry
+                    carry = None
             del shard, sources
         if carry is not None and not drop_last:
             yield carry
@@ -143,7 +135,7 @@ class StreamingDataset:
         m = self.manifest
         episodes = m.stats.get("episodes", {})
         return dataset_summary(
-            self.spec, m.ticks, m.agents, m.stats, self.events, episodes, shards=len(m.shards)
+            self.spec, m.ticks, m.agents, m.stats, self.events, episodes, shards=self.num_shards
         )
 
 

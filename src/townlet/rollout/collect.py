@@ -1,6 +1,5 @@
 """The one act -> step -> record loop of capture, evaluation and PPO rollouts (torch-free): the
-observation and the action chosen from it share a row, and event counters travel with the data.
-"""
+observation and the action chosen from it share a row, and event counters travel with the data."""
 
 from __future__ import annotations
 
@@ -191,7 +190,6 @@ class RolloutCaptureService:
         overwrite: bool = False,
         progress: ProgressFn | None = None,
     ) -> ReplayData:
-        """Build the town and the behaviour policy, collect, and optionally write format v1."""
         town = make_town(world_cfg, seed)
         try:
             policy = make_behaviour(behaviour, town.spec, seed=seed, epsilon=epsilon)

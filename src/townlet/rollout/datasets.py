@@ -73,20 +73,15 @@ class ReplayDatasetService:
             raise DatasetError(
                 f"unknown dataset kind {kind!r}", hint=f"use one of {[*CAPTURE_KINDS, 'manifest']}"
             )
-        world = self.capture_world(dataset_cfg, world_cfg)
+        # the run's world, or the scenario the dataset names (``dataset.world`` / the kind's default)
+        scenario = _get(dataset_cfg, "world") or DEFAULT_WORLD_FOR_KIND.get(kind)
+        world = load_world_config(str(scenario)) if scenario else world_cfg
         request = self.capture_request(dataset_cfg, world)
         if not _get(dataset_cfg, "cache", True):
             return self._capture(request, world, None)
         root = Path(data_dir or self.data_dir or default_data_dir()).expanduser()
-        target = root / self.cache_name(request)
-        return self._cached(request, world, target, streaming=streaming, verify=verify)
-
-    def capture_world(self, dataset_cfg: Any, world_cfg: Any) -> Any:
-        """The run's world, or the scenario the dataset names (``dataset.world`` / the kind's default)."""
-        name = _get(dataset_cfg, "world") or DEFAULT_WORLD_FOR_KIND.get(_kind(dataset_cfg))
-        if not name:
-            return world_cfg
-        return load_world_config(str(name))
+        name = f"{request['behaviour']}-t{request['ticks']}-s{request['seed']}-{stable_hash(request)}"
+        return self._cached(request, world, root / name, streaming=streaming, verify=verify)
 
     def capture_request(self, dataset_cfg: Any, world_cfg: Any) -> dict[str, Any]:
         """Everything that determines the captured bytes: its hash is the cache key."""
@@ -105,10 +100,6 @@ class ReplayDatasetService:
             "shard_rows": int(_get(dataset_cfg, "shard_rows", 65_536)),
             "compress": bool(_get(dataset_cfg, "compress", False)),
         }
-
-    @staticmethod
-    def cache_name(request: dict[str, Any]) -> str:
-        return f"{request['behaviour']}-t{request['ticks']}-s{request['seed']}-{stable_hash(request)}"
 
     def _capture(self, request: dict[str, Any], world: Any, target: Path | None) -> ReplayData:
         data = self.capture_service.capture(

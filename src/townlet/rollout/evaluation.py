@@ -14,7 +14,7 @@ from townlet.dto import EvaluationBlock, PolicyEvaluationDTO
 from townlet.replay.data import ReplayData
 from townlet.rollout.collect import RolloutCaptureService
 from townlet.world import build_spec, make_town, to_world_config
-from townlet.world.spec import Observation, ObservationSpec
+from townlet.world.spec import Observation
 
 
 class EvaluationError(ValueError):
@@ -27,13 +27,6 @@ def episode_plan(num_envs: int, episodes: int) -> tuple[int, int]:
         raise EvaluationError(f"evaluation needs at least one episode, got episodes={episodes}")
     rounds = math.ceil(episodes / max(num_envs, 1))
     return math.ceil(episodes / rounds), rounds
-
-
-def scripted_choices(data: ReplayData, spec: ObservationSpec) -> np.ndarray:
-    """The greedy scripted teacher's action for every recorded observation, [T, N] (the teacher is a
-    pure function of the observation, so one vectorised call covers the whole rollout)."""
-    flat = Observation(data.flat("maps"), data.flat("features"), data.flat("action_mask"))
-    return ScriptedPolicy(spec).teacher(flat).reshape(data.actions.shape)
 
 
 class EvaluationService:
@@ -58,13 +51,11 @@ class EvaluationService:
         cfg = dataclasses.replace(base, num_envs=towns)  # fewer towns when fewer episodes are asked for
         town = make_town(cfg, seed)
         policy_spec = getattr(policy, "spec", None)
-        if policy_spec is not None:
-            diff = town.spec.describe_mismatch(policy_spec)
-            if diff is not None:
-                raise EvaluationError(
-                    f"policy {label or policy.name!r} was built for another observation spec than world "
-                    f"{cfg.name!r}: {diff}; evaluate it in the world it was trained for"
-                )
+        if policy_spec is not None and (diff := town.spec.describe_mismatch(policy_spec)):
+            raise EvaluationError(
+                f"policy {label or policy.name!r} was built for another observation spec than world "
+                f"{cfg.name!r}: {diff}; evaluate it in the world it was trained for"
+            )
         data = self.rollout.collect(town, policy, rounds * int(cfg.episode_length))
         name = label or str(getattr(policy, "name", "policy"))
         return self.summarise(data, name, seed, policy, agreement)
@@ -105,8 +96,10 @@ class EvaluationService:
         mean_needs = float(np.clip(np.mean(list(needs.values())), 0.0, 1.0)) if needs else 0.0
         conflicts = float(data.events.get("queue_conflict_events", 0.0))
         agree = None
-        if agreement:
-            agree = float(np.mean(scripted_choices(data, spec) == data.actions)) if agent_ticks else None
+        if agreement and agent_ticks:  # the teacher is a pure function of the observation: one call
+            flat = Observation(data.flat("maps"), data.flat("features"), data.flat("action_mask"))
+            teacher = ScriptedPolicy(spec).teacher(flat).reshape(data.actions.shape)
+            agree = float(np.mean(teacher == data.actions))
         greedy = getattr(policy, "greedy", None)
         return PolicyEvaluationDTO(
             policy=label,

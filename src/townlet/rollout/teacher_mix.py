@@ -1,7 +1,6 @@
 """Teacher mixing (opt-in): with weight m an agent executes the teacher's action, else samples π; the
 exact log-probability of μ = (1 − m)·π + m·1[a = teacher] is recorded, so PPO's ratio is against the
-policy that chose. It wraps the rollout service's ``collect``, so PPO does not know who mixes.
-"""
+policy that chose. It wraps the rollout service's ``collect``, so PPO does not know who mixes."""
 
 from __future__ import annotations
 
@@ -49,10 +48,8 @@ class TeacherMixPolicy:
         with torch.inference_mode():
             logits, values = self._forward(obs)
             logp_all = torch.log_softmax(logits.float(), dim=-1)
-            if self.generator is not None and self.generator.device == logp_all.device:
-                net = torch.multinomial(logp_all.exp(), 1, generator=self.generator).squeeze(-1)
-            else:
-                net = torch.multinomial(logp_all.exp(), 1).squeeze(-1)
+            own = self.generator is not None and self.generator.device == logp_all.device
+            net = torch.multinomial(logp_all.exp(), 1, generator=self.generator if own else None).squeeze(-1)
             logp = logp_all.cpu().numpy()
         net_actions = net.cpu().numpy().astype(np.int64)
         teacher = np.asarray(self.teacher.act(obs).actions, dtype=np.int64)
@@ -80,8 +77,6 @@ class TeacherMixRollout:
     """A rollout service whose ``collect`` mixes in the teacher; all else goes to the wrapped one."""
 
     def __init__(self, inner: Any, mix: float, seed: int = 0) -> None:
-        if not 0.0 <= float(mix) <= 1.0:
-            raise TeacherMixError(f"teacher mixing weight (bc_weight) must be in [0, 1], got {mix}")
         self.inner = inner
         self.mix = float(mix)
         self.seed = int(seed)

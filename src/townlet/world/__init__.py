@@ -1,6 +1,5 @@
 """The torch-free vectorised town; names resolve lazily (PEP 562), so the schemas' import of
-``townlet.world.config`` does not load numpy and the simulation.
-"""
+``townlet.world.config`` does not load numpy and the simulation."""
 
 from __future__ import annotations
 

@@ -48,9 +48,7 @@ def _default_affordances() -> dict[str, AffordanceConfig]:
 
 @dataclass
 class NeedsConfig:
-    decay: list[float] = field(
-        default_factory=lambda: [0.004, 0.003, 0.002]
-    )  # hunger, hygiene, energy per tick
+    decay: list[float] = field(default_factory=lambda: [0.004, 0.003, 0.002])  # per tick, in NEED_NAMES order
     threshold: float = 0.4  # below it a need is urgent (the scripted teacher goes to fix it)
     release: float = 0.95  # a use is "satisfied" at this level (the teacher releases)
     faint: float = 0.02  # hunger or energy at/below it -> faint (terminated, respawn)

@@ -1,8 +1,7 @@
 """The vectorised town through Gymnasium's ``VectorEnv`` API: one sub-env per agent (index = town *
 num_agents + agent), so single-agent learners (SB3, MaskablePPO, CleanRL) train one shared policy.
 Masks in ``infos["action_mask"]`` and ``action_masks()``; a faint is ``terminated``; autoreset is
-Gymnasium's same-step mode (``infos["final_obs"]``).
-"""
+Gymnasium's same-step mode (``infos["final_obs"]``)."""
 
 from __future__ import annotations
 
@@ -59,11 +58,8 @@ class TownVectorEnv(VectorEnv[ObsDict, np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         if seed is not None:
             self._town = VecTown(self._cfg, int(seed))
-            obs = self._town.reset()
-        elif self._shown:
-            obs = self._town.new_episode()
-        else:
-            obs = self._town.observe()
+            self._shown = False
+        obs = self._town.new_episode() if self._shown else self._town.observe()
         self._shown = True
         return _batch(obs), {"action_mask": obs.action_mask.copy(), "_action_mask": self._all()}
 

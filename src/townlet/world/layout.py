@@ -88,22 +88,16 @@ def _place_extra(cfg: WorldConfig, taken: set[tuple[int, int]]) -> list[tuple[st
     """Objects from ``object_counts``, put on free interior tiles by a generator seeded with layout_seed."""
     rng = np.random.default_rng(cfg.layout_seed)
     free = [(x, y) for y in range(1, cfg.height - 1) for x in range(1, cfg.width - 1) if (x, y) not in taken]
-    out: list[tuple[str, int, int]] = []
     total = sum(int(n) for n in cfg.object_counts.values())
     if total > len(free):
         _fail(f"world.object_counts asks for {total} objects but only {len(free)} free tiles exist")
     picks = rng.permutation(len(free))[:total]
-    i = 0
-    for kind in OBJECT_KINDS:  # fixed kind order, independent of dict order
-        for _ in range(int(cfg.object_counts.get(kind, 0))):
-            x, y = free[int(picks[i])]
-            out.append((kind, x, y))
-            i += 1
-    return out
+    # fixed kind order, independent of dict order
+    kinds = [kind for kind in OBJECT_KINDS for _ in range(int(cfg.object_counts.get(kind, 0)))]
+    return [(kind, *free[int(p)]) for kind, p in zip(kinds, picks, strict=True)]
 
 
 def build_layout(cfg: WorldConfig) -> Layout:
-    """Validate ``cfg`` and derive the static tables."""
     _validate(cfg)
     unknown = sorted(set(cfg.object_counts) - set(OBJECT_KINDS))
     if unknown:

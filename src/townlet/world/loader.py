@@ -53,9 +53,6 @@ def to_world_config(node: object) -> WorldConfig:
     """Accept a WorldConfig, a DictConfig from Hydra's ``world`` group, or a plain dict."""
     if isinstance(node, WorldConfig):
         return node
-    merged = OmegaConf.merge(
-        OmegaConf.structured(WorldConfig), OmegaConf.create(node) if isinstance(node, dict) else node
-    )
-    cfg = OmegaConf.to_object(merged)
+    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(WorldConfig), node))
     assert isinstance(cfg, WorldConfig)
     return cfg

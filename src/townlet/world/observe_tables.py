@@ -18,8 +18,6 @@ _F = FEATURE_INDEX
 
 
 class ObservationTables:
-    """The static tables of one town shape (layout, window, number of envs and agents)."""
-
     def __init__(self, cfg: WorldConfig, layout: Layout, num_envs: int, num_agents: int) -> None:
         self.cfg, self.lay = cfg, layout
         self.ne, self.na = num_envs, num_agents

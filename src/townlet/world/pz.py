@@ -30,8 +30,7 @@ class TownParallelEnv(ParallelEnv):
     def __init__(self, cfg: WorldConfig, seed: int = 0, render_mode: str | None = None) -> None:
         self.render_mode = check_render_mode(render_mode)
         self._cfg = dataclasses.replace(cfg, num_envs=1)
-        self._seed = int(seed)
-        self._town = VecTown(self._cfg, self._seed)
+        self._town = VecTown(self._cfg, int(seed))
         self._unseen = True  # the town stands at the start of an episode no reset has returned yet
         self.possible_agents = [f"agent_{i}" for i in range(self._cfg.num_agents)]
         self.agents: list[str] = []
@@ -64,13 +63,9 @@ class TownParallelEnv(ParallelEnv):
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         if seed is not None:
-            self._seed = int(seed)
-            self._town = VecTown(self._cfg, self._seed)
-            obs = self._town.reset()
-        elif self._unseen:
-            obs = self._town.observe()
-        else:
-            obs = self._town.new_episode()
+            self._town = VecTown(self._cfg, int(seed))
+            self._unseen = True
+        obs = self._town.observe() if self._unseen else self._town.new_episode()
         self._unseen = False
         self.agents = list(self.possible_agents)
         return self._split(obs)

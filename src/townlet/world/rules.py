@@ -18,28 +18,9 @@ OPPOSITE_DIR = np.array([1, 0, 3, 2], dtype=np.int64)  # north<->south, east<->w
 
 def greedy_dir(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """First step towards (dx, dy): 0 N, 1 S, 2 E, 3 W, -1 when there; larger axis first, ties to x."""
-    dx = np.asarray(dx)
-    dy = np.asarray(dy)
-    idx = ((np.sign(dx) + 1) * 3 + (np.sign(dy) + 1)) * 2 + (np.abs(dx) >= np.abs(dy))
-    return _GREEDY_TABLE[idx]
-
-
-def _greedy_table() -> np.ndarray:
-    table = np.full(18, -1, dtype=np.int64)
-    for sx in (-1, 0, 1):
-        for sy in (-1, 0, 1):
-            for horizontal_first in (0, 1):
-                if sx != 0 and (horizontal_first or sy == 0):
-                    d = 2 if sx > 0 else 3
-                elif sy != 0:
-                    d = 1 if sy > 0 else 0
-                else:
-                    d = -1
-                table[((sx + 1) * 3 + (sy + 1)) * 2 + horizontal_first] = d
-    return table
-
-
-_GREEDY_TABLE = _greedy_table()
+    dx, dy = np.asarray(dx), np.asarray(dy)
+    vertical = np.where(dy > 0, 1, np.where(dy < 0, 0, -1))
+    return np.where((dx != 0) & (np.abs(dx) >= np.abs(dy)), np.where(dx > 0, 2, 3), vertical)
 
 
 def conflict_intensity(queue_len: np.ndarray | int) -> np.ndarray:

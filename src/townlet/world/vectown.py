@@ -52,7 +52,6 @@ class VecTown(TownRules):
         return self._obs_cache
 
     def observe(self) -> Observation:
-        """The current observation (built by the last reset/step)."""
         if self._obs_cache is None:
             self._obs_cache = self._observe()
         return self._obs_cache
@@ -81,9 +80,8 @@ class VecTown(TownRules):
         missing = [name for name in (*DYNAMIC_ARRAYS, "tick", "episode", "stage") if name not in state]
         if missing:
             raise WorldConfigError(f"town snapshot lacks {', '.join(missing)}; it is not from this version")
-        arrays = {name: np.asarray(state[name]) for name in DYNAMIC_ARRAYS}
-        for name, value in arrays.items():
-            own = getattr(self, name)
+        for name in DYNAMIC_ARRAYS:
+            value, own = np.asarray(state[name]), getattr(self, name)
             if value.shape != own.shape:
                 raise WorldConfigError(
                     f"town snapshot array {name} has shape {value.shape}, this town {own.shape}: "

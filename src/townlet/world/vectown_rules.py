@@ -72,8 +72,6 @@ class TownRules(TownState):
 
     def _handover(self, e: np.ndarray, o: np.ndarray, giver: np.ndarray, day: int, ev: Events) -> None:
         """Relationship and shift effects of a smooth hand-over: the occupant leaves while others queue."""
-        if e.size == 0:
-            return
         qc = self.cfg.queue
         inq = self.q_obj[e] == o[:, None]
         key = np.where(inq, self.q_seq[e], BIG)
@@ -156,10 +154,9 @@ class TownRules(TownState):
 
     def _move(self, a: np.ndarray) -> None:
         """3. Moves; walking off a tile drops the queue entry there."""
-        mv = _IS_MOVE[a]
         self.x += DX[a]
         self.y += DY[a]
-        self.q_obj[mv] = -1
+        self.q_obj[_IS_MOVE[a]] = -1
 
     def _ongoing_uses(self, day: int, extra: np.ndarray, ev: Events) -> None:
         """4. Ongoing uses restore needs, pay wages and may finish (hand-over to the queue head)."""
@@ -218,7 +215,6 @@ class TownRules(TownState):
     def _start_uses(
         self, e: np.ndarray, o: np.ndarray, g: np.ndarray, day: int, extra: np.ndarray, ev: Events
     ) -> None:
-        """Queue heads ``g`` start using free objects ``o``."""
         lay = self.layout
         self.obj_occ[e, o] = g
         self.occ[e, g] = o

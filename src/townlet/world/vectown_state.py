@@ -53,12 +53,8 @@ class TownState:
 
     def _init_episode(self) -> None:
         e, a, o = self.num_envs, self.num_agents, self.num_objects
-        xs, ys, ns = zip(
-            *(initial_agents(self.cfg, self.seed, i, self.episode) for i in range(e)), strict=True
-        )
-        self.x = np.stack(xs)
-        self.y = np.stack(ys)
-        self.needs = np.stack(ns)
+        starts = (initial_agents(self.cfg, self.seed, i, self.episode) for i in range(e))
+        self.x, self.y, self.needs = map(np.stack, zip(*starts, strict=True))
         self.home_x = self.x.copy()
         self.home_y = self.y.copy()
         self.wallet = np.full((e, a), float(self.cfg.initial_wallet))
