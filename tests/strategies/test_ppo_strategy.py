@@ -317,3 +317,17 @@ def test_an_evaluated_iteration_is_best_over_unevaluated_ones_then_by_its_return
     assert not state.offer_best(4, {"loss_total": 1.0, "eval_return_mean": -10.0}, env)
     assert state.offer_best(5, {"loss_total": 1.0, "eval_return_mean": -8.0}, env)
     assert state.best.iteration == 5
+
+
+def test_the_forwarding_wrappers_copy_and_pickle_without_endless_lookup() -> None:
+    """They forward unknown attributes to the object they wrap; a copy or unpickle asks before it is set."""
+    import copy
+    import pickle
+
+    from townlet.strategies.anneal.stages import TaggedMetrics
+    from townlet.strategies.ppo.sources import ActingPolicy
+
+    acting = copy.deepcopy(ActingPolicy(inner=[3]))
+    assert acting.inner == [3] and acting.count(3) == 1
+    tagged = pickle.loads(pickle.dumps(TaggedMetrics([1], {"stage": "bc"})))
+    assert tagged.count(1) == 1

@@ -35,6 +35,8 @@ class TaggedMetrics:
         return bool(self._inner.log({**self._tags, **dict(record)}, force=force))
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_inner":  # not set yet (a copy or unpickle): no endless lookup
+            raise AttributeError(name)
         return getattr(self._inner, name)
 
 

@@ -32,6 +32,8 @@ class ActingPolicy:
         self.inner = inner
 
     def __getattr__(self, name: str) -> Any:  # act, name, generator and forward (teacher mixing's)
+        if name == "inner":  # not set yet (a copy or unpickle): no endless lookup
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def value(self, obs: Any) -> np.ndarray:
