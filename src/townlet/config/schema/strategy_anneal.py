@@ -8,7 +8,7 @@ from enum import StrEnum
 from functools import partial
 
 from townlet.config.schema.strategy_bc import BCStrategyConfig
-from townlet.config.schema.strategy_ppo import PPOStrategyConfig
+from townlet.config.schema.strategy_ppo import LRSchedule, PPOStrategyConfig
 
 
 class StageMode(StrEnum):
@@ -85,9 +85,16 @@ class AnnealStrategyConfig:
     # Where the PPO stages differ from strategy=ppo (docs/anneal.md): a clone needs less exploration
     # (entropy 0.01, not 0.03); from a clone gamma 0.995 did worse than 0.99 (BC's critic warm-up uses
     # it too); every stage's policy is judged greedily, as BC's is. PPO's lr 1e-3 decays linearly,
-    # restarting in each stage (3e-4 and 5e-4 left some seeds never using the bed).
+    # restarting in each stage (3e-4 and 5e-4 left some seeds never using the bed; a constant 1e-3
+    # left 5 of 16 runs below teacher + 10, docs/anneal.md).
     ppo: PPOStrategyConfig = field(
-        default_factory=partial(PPOStrategyConfig, entropy_coef=0.01, gamma=0.99, eval_greedy=True)
+        default_factory=partial(
+            PPOStrategyConfig,
+            entropy_coef=0.01,
+            gamma=0.99,
+            eval_greedy=True,
+            lr_schedule=LRSchedule.linear,
+        )
     )
     schedule: list[AnnealStageConfig] = field(default_factory=_default_schedule)  # run in cycle order
     accuracy_threshold: float = 0.9  # a BC stage passes when its validation accuracy >= this

@@ -53,7 +53,7 @@ def schedule_field(entry: Any, key: str, default: Any) -> Any:
 class PPOStrategyConfig:
     _target_: str = "townlet.strategies.ppo.PPOStrategy"
     # --- the clipped-surrogate update ---
-    lr: float = 1e-3  # with lr_schedule linear; from scratch, 3e-4 stayed on a plateau near -18 (docs/ppo.md)
+    lr: float = 1e-3  # from scratch, 3e-4 stayed on a plateau near -18 (docs/ppo.md)
     clip_param: float = 0.2
     value_loss_coef: float = 0.5
     # A strong exploration bonus: from scratch at 0.01 the policy settled on the fridge and never found
@@ -81,7 +81,9 @@ class PPOStrategyConfig:
     epochs: int = 1  # replay mode: iterations (each a full PPO update over the dataset)
     mix_ratio: float = 0.5  # mixed mode: share of every minibatch drawn from the replay dataset
     # --- schedules, normalisation and guards ---
-    lr_schedule: LRSchedule = LRSchedule.linear
+    # Constant, not linear to zero: a run's late jump (it lands anywhere from 330k to 920k agent-steps)
+    # got ever smaller steps, and 4 of 16 runs had not made it at 1M (docs/anneal.md)
+    lr_schedule: LRSchedule = LRSchedule.constant
     entropy_schedule: LRSchedule = LRSchedule.constant  # linear: entropy_coef decays to 0 at the end
     reward_scaling: bool = False  # divide rewards by the running std of the discounted return
     feature_normalisation: bool = False  # standardise features by running mean/std (std floored at 0.1)
