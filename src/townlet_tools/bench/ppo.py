@@ -1,11 +1,11 @@
 """``townlet-bench ppo``: PPO throughput as ratios against references measured in the same run.
 
 * ``update``: samples/s of ``ppo_update`` (the network ``townlet-train`` builds, ``model=`` to choose
-  another; minibatch 1024, ``device.num_threads`` threads, 1 epoch over 8 minibatches of synthetic
-  data), against (a) a bare ``forward; loss; backward; clip; step`` loop over the same tensors and
-  (b) the roofline = GEMM probe FLOP/s (the network's largest linear layer at the minibatch size) /
-  the network's train FLOPs per sample (``torch.utils.flop_counter``). Floors: >= 0.9x bare, >= 0.5x
-  roofline.
+  another; minibatch 1024, ``device.num_threads`` threads (``auto``: the usable cores, as in a run),
+  1 epoch over 8 minibatches of synthetic data), against (a) a bare ``forward; loss; backward; clip;
+  step`` loop over the same tensors and (b) the roofline = GEMM probe FLOP/s (the network's largest
+  linear layer at the minibatch size) / the network's train FLOPs per sample
+  (``torch.utils.flop_counter``). Floors: >= 0.9x bare, >= 0.5x roofline.
 * ``rollout``: agent-steps/s of ``RolloutCaptureService.collect`` with the torch policy in the
   default world, against the harmonic bound 1 / (1/sim_rate + 1/inference_rate) of a bare
   ``town.step`` loop and a bare batched ``policy.act`` on the same batch size. Floor: >= 0.75.
@@ -15,7 +15,7 @@
 
 Learning (steps and time to the teacher's return) is ``townlet-bench learn``'s.
 
-Run: ``townlet-bench ppo [--quick] [--json PATH] [model=conv] [device.num_threads=2]``.
+Run: ``townlet-bench ppo [--quick] [--json PATH] [model=conv] [device.num_threads=1]``.
 """
 
 from __future__ import annotations
@@ -36,12 +36,16 @@ def _composed() -> Any:
     from hydra import compose, initialize_config_dir
 
     from townlet.config.schema import conf_dir, register_configs
+    from townlet.config.schema.device import usable_cores
 
     if "cfg" not in _SETUP:
         register_configs()
         wanted = [o for o in _SETUP["overrides"] if o.split("=")[0].split(".")[0] in {"model", "device"}]
         with initialize_config_dir(str(conf_dir()), job_name="bench"):
-            _SETUP["cfg"] = compose("train", overrides=wanted)
+            cfg = compose("train", overrides=wanted)
+        if cfg.device.num_threads == "auto":  # not townlet-bench's own one-thread OMP_NUM_THREADS pin
+            cfg.device.num_threads = usable_cores()
+        _SETUP["cfg"] = cfg
     return _SETUP["cfg"]
 
 

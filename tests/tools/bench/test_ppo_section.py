@@ -25,3 +25,17 @@ def test_ppo_section_measures_the_configured_network_threads_and_iteration_share
     assert iteration["cores_used"] > 0
     assert iteration["config"]["threads"] == 2  # the iteration runs with the configured threads
     assert {row["figure"] for row in ppo["rows"]} >= {"update samples/s", "collect share", "cores used"}
+
+
+def test_auto_threads_are_the_usable_cores_despite_the_benchs_own_one_thread_pin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """townlet-bench pins OMP_NUM_THREADS=1 for its other sections; this one measures what a run uses."""
+    from townlet.config.schema.device import usable_cores
+    from townlet_tools.bench import ppo
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(ppo, "_SETUP", {"overrides": []})
+    assert ppo._composed().device.num_threads == usable_cores()
+    monkeypatch.setattr(ppo, "_SETUP", {"overrides": ["device.num_threads=1"]})
+    assert ppo._composed().device.num_threads == 1
