@@ -28,13 +28,13 @@ from omegaconf import OmegaConf, open_dict
 
 from townlet.cli._common import JobCallbacks, console, keep_error
 from townlet.cli.preflight import check_job
-from townlet.cli.train import recorded_run_id
 from townlet.cli.train import run_job as train_job
 from townlet.config.instantiate import ConfigError, check_import_paths
 from townlet.config.schema import conf_dir, register_configs
 from townlet.config.snapshot import check_run_snapshot, load_untrusted_yaml
 from townlet.dto import RunRecord
 from townlet.runs.atomic import atomic_write_text
+from townlet.runs.rundir import recorded_run_id
 from townlet.runs.sinks import error_line
 
 EXIT_IDENTICAL, EXIT_DIFFERENT, EXIT_REFUSED, EXIT_RUN_FAILED = 0, 1, 2, 3

@@ -45,7 +45,7 @@ def run_job(cfg: DictConfig, run_dir: str | Path | None = None) -> float:
     from townlet.runs.objective import objective_value
     from townlet.runs.ownership import claim_run_dir, release_run_dir
     from townlet.runs.record import RunRecorder, is_multirun, strategy_name
-    from townlet.runs.rundir import RunDir
+    from townlet.runs.rundir import RunDir, recorded_run_id
 
     cfg = check_job(cfg)  # again here for a sweeper's trials (objective included); nothing written before
     hc = _hydra_context()
@@ -146,14 +146,6 @@ def _log_failure(exc: BaseException, *, console: bool) -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)
-
-
-def recorded_run_id(run_dir: Path) -> str | None:
-    """The ``run_id`` in ``<run_dir>/run.json``, None when there is none to read."""
-    try:
-        return str(json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["run_id"])
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def _attach_file_log(path: Path) -> logging.Handler:

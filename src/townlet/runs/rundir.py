@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 from pathlib import Path
@@ -20,6 +21,14 @@ LOG_FILE = "train.log"
 CHECKPOINT_DIR = "checkpoints"
 
 log = logging.getLogger("townlet.runs")
+
+
+def recorded_run_id(run_dir: Path) -> str | None:
+    """The ``run_id`` in ``<run_dir>/run.json``, None when there is none to read."""
+    try:
+        return str(json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))["run_id"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 class RunDirError(RuntimeError):
