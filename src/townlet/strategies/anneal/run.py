@@ -62,20 +62,22 @@ class AnnealStrategy(AnnealSettings):
         status = anneal_status(progress.results)
         chosen = final_stage(progress, context.log)
         final = install_final_checkpoint(context, chosen.checkpoint)
-        # this run's PPO-stage metrics become later runs' baselines; ``on_pass`` only after a PASS run,
-        # or for a cycle that has no baseline yet
+        run_dir = context.run_dir.path
+        # this run's PPO-stage metrics become later runs' baselines (``on_pass``: after a PASS run,
+        # or for a cycle that has none yet)
         if store is not None and self.baseline_update != "never":
+            replace_all = self.baseline_update == "always" or status is AnnealStatus.PASS
             for cycle, metrics in progress.observed.items():
-                if self.baseline_update == "always" or status is AnnealStatus.PASS or cycle not in stored:
-                    store.put(baseline_key(label, cycle), metrics.as_dict(), run_dir=context.run_dir.path)
-        snapshot, rules = None, self.promotion_rules  # the promotion state after this run, when recorded
+                if replace_all or cycle not in stored:
+                    store.put(baseline_key(label, cycle), metrics.as_dict(), run_dir=run_dir)
+        rules = self.promotion_rules
+        snapshot = None  # the promotion state after this run, when recorded
         if rules.record and state_dir is not None:
-            promotion = PromotionService(
-                state_dir, required_passes=rules.required_passes, hold_resets_streak=rules.hold_resets_streak
-            )
+            passes, hold_resets = rules.required_passes, rules.hold_resets_streak
+            promotion = PromotionService(state_dir, required_passes=passes, hold_resets_streak=hold_resets)
             snapshot = promotion.record_evaluation(
                 status.value,
-                run_dir=context.run_dir.path,
+                run_dir=run_dir,
                 checkpoint=final,
                 detail={"dataset_label": label, "cycle": self.stages[-1].cycle},
             )

@@ -122,13 +122,16 @@ def judge_ppo(
     baseline: GuardrailMetrics | None,
     strategy: AnnealSettings,
 ) -> tuple[AnnealStageResultDTO, PPOTrainingResultDTO]:
-    """The stage's verdict and its PPO result with the ``anneal_*`` fields filled in (the stage's identity
-    and the baselines its guardrails are judged against, the numeric ones also in ``best``), so PPO
-    needs no notion of a stage. The flags come from the shared rules; one metrics record per stage
-    carries the baselines and flags (not again for a stage judged before a stop); the stage's metrics
-    become what later stages and runs compare with."""
+    """The stage's verdict and its PPO result with the ``anneal_*`` fields filled in (so PPO needs no
+    notion of a stage); one metrics record per stage carries the baselines and flags (not again for a
+    stage judged before a stop); the stage's metrics become what later stages and runs compare with."""
     b = baseline or GuardrailMetrics()
     reference = None if progress.best is None else progress.best.mean_return
+    baselines = {
+        "anneal_loss_baseline": b.loss_total,
+        "anneal_queue_baseline": b.queue_conflict_events,
+        "anneal_intensity_baseline": b.queue_conflict_intensity_sum,
+    }
     tags: dict[str, Any] = {
         "anneal_cycle": float(stage.cycle),
         "anneal_stage": stage.mode,
@@ -136,9 +139,7 @@ def judge_ppo(
         "anneal_bc_accuracy": progress.bc_accuracy,
         "anneal_bc_threshold": strategy.accuracy_threshold,
         "anneal_bc_passed": progress.bc_passed,
-        "anneal_loss_baseline": b.loss_total,
-        "anneal_queue_baseline": b.queue_conflict_events,
-        "anneal_intensity_baseline": b.queue_conflict_intensity_sum,
+        **baselines,
     }
     numbers = {k: float(v) for k, v in tags.items() if is_number(v)}
     dto = dto.model_copy(update={**tags, "best": {**dto.best, **numbers}})
@@ -168,9 +169,7 @@ def judge_ppo(
         child.metrics.log(
             {
                 "strategy": "anneal",
-                "anneal_loss_baseline": b.loss_total,
-                "anneal_queue_baseline": b.queue_conflict_events,
-                "anneal_intensity_baseline": b.queue_conflict_intensity_sum,
+                **baselines,
                 "anneal_loss_flag": result.anneal_loss_flag,
                 "anneal_queue_flag": result.anneal_queue_flag,
                 "anneal_intensity_flag": result.anneal_intensity_flag,

@@ -50,7 +50,7 @@ def social_stage_for(cycle: int, default: str | None, schedule: list[Any]) -> st
     for entry in sorted(schedule, key=lambda e: int(schedule_field(e, "cycle", 0))):
         if int(schedule_field(entry, "cycle", 0)) <= cycle:
             stage = str(schedule_field(entry, "stage", stage))
-    return None if stage is None else str(stage)
+    return stage
 
 
 def open_data(s: Any, ctx: TrainingContext, world_cfg: Any) -> tuple[Any, Any, Any]:
