@@ -307,12 +307,9 @@ def ppo_update(
         epochs_run += 1
         # The one host sync of this epoch: guard + early stop.
         rows = log.used()[epoch_start:]
+        bad = rows[:, _NONFINITE]
         bad_count, first_bad, kl_epoch = torch.stack(
-            [
-                rows[:, _NONFINITE].sum(),
-                torch.argmax(rows[:, _NONFINITE]).float(),
-                rows[:, _KL].mean(),
-            ]
+            [bad.sum(), torch.argmax(bad).float(), rows[:, _KL].mean()]
         ).tolist()
         if bad_count > 0:
             raise NonFiniteTrainingError(

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from townlet.config.instantiate import ConfigError, resolve_target
-
-if TYPE_CHECKING:
-    from townlet.promotion.state import PromotionService
-    from townlet.rollout.collect import RolloutCaptureService
-    from townlet.rollout.datasets import ReplayDatasetService
-    from townlet.rollout.evaluation import EvaluationService
+from townlet.promotion.state import PromotionService
+from townlet.rollout.collect import RolloutCaptureService
+from townlet.rollout.datasets import ReplayDatasetService
+from townlet.rollout.evaluation import EvaluationService
 
 SERVICE_NAMES = ("rollout", "replay", "evaluation", "promotion")
 
@@ -56,11 +54,6 @@ def build_default_services(
     implementations: Mapping[str, str] | None = None,
 ) -> TrainingServices:
     """The services (``promotion`` only with ``state_dir``); ``implementations`` swaps classes by name."""
-    from townlet.promotion.state import PromotionService
-    from townlet.rollout.collect import RolloutCaptureService
-    from townlet.rollout.datasets import ReplayDatasetService
-    from townlet.rollout.evaluation import EvaluationService
-
     swaps = dict(implementations or {})
     check_service_names(swaps)
     defaults = (RolloutCaptureService, ReplayDatasetService, EvaluationService, PromotionService)

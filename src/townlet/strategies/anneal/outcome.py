@@ -12,14 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from townlet.dto import AnnealSummaryDTO
+from townlet.nets.checkpoints import BEST, LAST, resolve_checkpoint_path
 from townlet.promotion.rules import AnnealStatus, GuardrailMetrics, status_reasons
-from townlet.runs.atomic import atomic_write_json
+from townlet.runs.atomic import atomic_write_bytes, atomic_write_json
 from townlet.strategies.anneal.settings import as_data
 
 if TYPE_CHECKING:
-    from townlet.dto import AnnealStageResultDTO, AnnealSummaryDTO
+    from townlet.dto import AnnealStageResultDTO
     from townlet.promotion.baselines import BaselineStore
-    from townlet.strategies.anneal.settings import AnnealSettings, Stage
+    from townlet.strategies.anneal.settings import Stage
     from townlet.strategies.context import TrainingContext
 
 STAGE_FILE = "stage.json"
@@ -100,9 +102,6 @@ def install_final_checkpoint(context: TrainingContext, source: str | None) -> Pa
     so ``init_from=<run dir>``, ``townlet-eval`` and promotion all see the anneal's real outcome."""
     if source is None:
         return None
-    from townlet.nets.checkpoints import BEST, LAST, resolve_checkpoint_path
-    from townlet.runs.atomic import atomic_write_bytes
-
     data = resolve_checkpoint_path(source).read_bytes()
     folder = context.run_dir.checkpoints
     for name in (LAST, BEST):
@@ -154,50 +153,6 @@ def load_baselines(
     return {cycle: GuardrailMetrics.from_mapping(e) for cycle, e in found.items() if e}
 
 
-def store_baselines(
-    store: BaselineStore | None,
-    context: TrainingContext,
-    label: str,
-    progress: Progress,
-    stored: dict[int, GuardrailMetrics],
-    baseline_update: str,
-    status: AnnealStatus,
-) -> None:
-    """Make this run's PPO-stage metrics the baselines of later runs, as ``baseline_update`` says:
-    ``on_pass`` only after a PASS run, or for a cycle that has no baseline yet."""
-    if store is None or baseline_update == "never":
-        return
-    for cycle, metrics in progress.observed.items():
-        if baseline_update == "always" or status is AnnealStatus.PASS or cycle not in stored:
-            store.put(baseline_key(label, cycle), metrics.as_dict(), run_dir=context.run_dir.path)
-
-
-def record_promotion(
-    strategy: AnnealSettings,
-    context: TrainingContext,
-    state_dir: Path | None,
-    status: AnnealStatus,
-    final: Path | None,
-    label: str,
-) -> dict[str, Any] | None:
-    """Add the run's PASS/HOLD/FAIL to the file-locked promotion state; its snapshot, or None
-    when promotion is not recorded."""
-    rules = strategy.promotion_rules
-    if not rules.record or state_dir is None:
-        return None
-    from townlet.promotion.state import PromotionService
-
-    service = PromotionService(
-        state_dir, required_passes=rules.required_passes, hold_resets_streak=rules.hold_resets_streak
-    )
-    return service.record_evaluation(
-        status.value,
-        run_dir=context.run_dir.path,
-        checkpoint=final,
-        detail={"dataset_label": label, "cycle": strategy.stages[-1].cycle},
-    )
-
-
 def report(
     context: TrainingContext,
     progress: Progress,
@@ -212,8 +167,6 @@ def report(
     """The summary DTO; also writes ``anneal_results.json`` (the stages without their nested BC/PPO
     results, plus what the verdict was judged against and where the run's state lives) and logs the
     closing record and lines. ``promotion`` is the promotion state after this run, when recorded."""
-    from townlet.dto import AnnealSummaryDTO
-
     snapshot, reasons = promotion or {}, status_reasons(progress.results)
     state_dir = state_dir_of(context)
     baselines = {baseline_key(label, c): m.as_dict() for c, m in progress.observed.items()}

@@ -9,18 +9,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from townlet.promotion.baselines import BaselineStore
-from townlet.promotion.rules import anneal_status
+from townlet.promotion.rules import AnnealStatus, anneal_status
+from townlet.promotion.state import PromotionService
 from townlet.strategies.anneal.outcome import (
     Passing,
     Progress,
+    baseline_key,
     default_dataset_label,
     final_stage,
     install_final_checkpoint,
     load_baselines,
-    record_promotion,
     report,
     state_dir_of,
-    store_baselines,
 )
 from townlet.strategies.anneal.settings import AnnealSettings
 from townlet.strategies.anneal.stages import bc_result, judge_ppo, stage_context, with_teacher_mix
@@ -62,8 +62,25 @@ class AnnealStrategy(AnnealSettings):
         status = anneal_status(progress.results)
         chosen = final_stage(progress, context.log)
         final = install_final_checkpoint(context, chosen.checkpoint)
-        store_baselines(store, context, label, progress, stored, self.baseline_update, status)
-        snapshot = record_promotion(self, context, state_dir, status, final, label)
+        run_dir = context.run_dir.path
+        # this run's PPO-stage metrics become later runs' baselines (``on_pass``: after a PASS run,
+        # or for a cycle that has none yet)
+        if store is not None and self.baseline_update != "never":
+            replace_all = self.baseline_update == "always" or status is AnnealStatus.PASS
+            for cycle, metrics in progress.observed.items():
+                if replace_all or cycle not in stored:
+                    store.put(baseline_key(label, cycle), metrics.as_dict(), run_dir=run_dir)
+        rules = self.promotion_rules
+        snapshot = None  # the promotion state after this run, when recorded
+        if rules.record and state_dir is not None:
+            passes, hold_resets = rules.required_passes, rules.hold_resets_streak
+            promotion = PromotionService(state_dir, required_passes=passes, hold_resets_streak=hold_resets)
+            snapshot = promotion.record_evaluation(
+                status.value,
+                run_dir=run_dir,
+                checkpoint=final,
+                detail={"dataset_label": label, "cycle": self.stages[-1].cycle},
+            )
         duration = time.perf_counter() - started
         return report(context, progress, chosen, stored, status, label, final, snapshot, duration)
 

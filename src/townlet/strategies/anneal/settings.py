@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from townlet.config.instantiate import build
 from townlet.config.plan import RunPlan, ppo_plan
 from townlet.config.schema.strategy_anneal import (
     AnnealPromotionConfig,
@@ -109,8 +110,6 @@ def build_stage_strategy(node: Any, overrides: Mapping[str, Any]) -> Any:
     """The stage's strategy: built from its config node, or a copy of an already-built strategy
     (tests, Python callers); an override the strategy does not take is dropped."""
     if is_config_node(node):
-        from townlet.config.instantiate import build
-
         # the node holds every setting its strategy takes (its schema's fields): a key it lacks is not one
         accepted = {key for key in plain(node) if not str(key).startswith("_")}
         return build(node, **{k: v for k, v in overrides.items() if k in accepted})

@@ -8,13 +8,16 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
+from townlet.dto import AnnealStageResultDTO
 from townlet.dto.metrics import STAGE_INDEX_KEY, STAGE_KEY
 from townlet.promotion.rules import GUARDRAIL_KEYS, GuardrailMetrics, evaluate_flags, return_flag
+from townlet.rollout.teacher_mix import TeacherMixRollout
+from townlet.runs.rundir import RunDir
 from townlet.strategies.anneal.outcome import STAGE_FILE
 from townlet.strategies.ppo.records import is_number
 
 if TYPE_CHECKING:
-    from townlet.dto import AnnealStageResultDTO, PPOTrainingResultDTO
+    from townlet.dto import PPOTrainingResultDTO
     from townlet.rollout.collect import RolloutCaptureService
     from townlet.strategies.anneal.outcome import Progress
     from townlet.strategies.anneal.settings import AnnealSettings, Stage
@@ -45,8 +48,6 @@ def stage_context(
 ) -> TrainingContext:
     """The parent context at the stage's directory, its metrics tagged with the stage. Training seeds
     differ per stage (no replayed rollouts); the evaluation seed does not (same episodes for all)."""
-    from townlet.runs.rundir import RunDir
-
     evaluation, is_last = ctx.evaluation, index == len(strategy.stages) - 1
     evaluation = replace(
         evaluation,
@@ -78,8 +79,6 @@ def with_teacher_mix(child: TrainingContext, stage: Stage, strategy: Any) -> Tra
     rollout = getattr(child.services, "rollout", None)
     if rollout is None:
         return child
-    from townlet.rollout.teacher_mix import TeacherMixRollout
-
     # a drop-in for the rollout service: its own collect(), everything else delegated to ``rollout``
     mixed = cast("RolloutCaptureService", TeacherMixRollout(rollout, stage.bc_weight, seed=child.seed))
     return replace(child, services=replace(child.services, rollout=mixed))
@@ -96,8 +95,6 @@ def mean_return(dto: Any) -> float | None:
 def bc_result(stage: Stage, dto: Any, threshold: float) -> AnnealStageResultDTO:
     """A BC stage passes when its validation accuracy (training accuracy without a validation
     split) reaches ``threshold``."""
-    from townlet.dto import AnnealStageResultDTO
-
     accuracy = dto.val_accuracy if dto.val_accuracy is not None else dto.accuracy
     loss = dto.val_loss if dto.val_loss is not None else dto.loss
     return AnnealStageResultDTO(
@@ -125,15 +122,16 @@ def judge_ppo(
     baseline: GuardrailMetrics | None,
     strategy: AnnealSettings,
 ) -> tuple[AnnealStageResultDTO, PPOTrainingResultDTO]:
-    """The stage's verdict and its PPO result with the ``anneal_*`` fields filled in (the stage's identity
-    and the baselines its guardrails are judged against, the numeric ones also in ``best``), so PPO
-    needs no notion of a stage. The flags come from the shared rules; one metrics record per stage
-    carries the baselines and flags (not again for a stage judged before a stop); the stage's metrics
-    become what later stages and runs compare with."""
-    from townlet.dto import AnnealStageResultDTO
-
+    """The stage's verdict and its PPO result with the ``anneal_*`` fields filled in (so PPO needs no
+    notion of a stage); one metrics record per stage carries the baselines and flags (not again for a
+    stage judged before a stop); the stage's metrics become what later stages and runs compare with."""
     b = baseline or GuardrailMetrics()
     reference = None if progress.best is None else progress.best.mean_return
+    baselines = {
+        "anneal_loss_baseline": b.loss_total,
+        "anneal_queue_baseline": b.queue_conflict_events,
+        "anneal_intensity_baseline": b.queue_conflict_intensity_sum,
+    }
     tags: dict[str, Any] = {
         "anneal_cycle": float(stage.cycle),
         "anneal_stage": stage.mode,
@@ -141,9 +139,7 @@ def judge_ppo(
         "anneal_bc_accuracy": progress.bc_accuracy,
         "anneal_bc_threshold": strategy.accuracy_threshold,
         "anneal_bc_passed": progress.bc_passed,
-        "anneal_loss_baseline": b.loss_total,
-        "anneal_queue_baseline": b.queue_conflict_events,
-        "anneal_intensity_baseline": b.queue_conflict_intensity_sum,
+        **baselines,
     }
     numbers = {k: float(v) for k, v in tags.items() if is_number(v)}
     dto = dto.model_copy(update={**tags, "best": {**dto.best, **numbers}})
@@ -173,9 +169,7 @@ def judge_ppo(
         child.metrics.log(
             {
                 "strategy": "anneal",
-                "anneal_loss_baseline": b.loss_total,
-                "anneal_queue_baseline": b.queue_conflict_events,
-                "anneal_intensity_baseline": b.queue_conflict_intensity_sum,
+                **baselines,
                 "anneal_loss_flag": result.anneal_loss_flag,
                 "anneal_queue_flag": result.anneal_queue_flag,
                 "anneal_intensity_flag": result.anneal_intensity_flag,

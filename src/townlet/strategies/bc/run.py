@@ -13,7 +13,12 @@ import numpy as np
 
 from townlet.config.plan import RunPlan
 from townlet.config.schema.strategy_bc import BCStrategyConfig
+from townlet.dto import BCTrainingResultDTO
+from townlet.nets.checkpoints import BEST, LAST, load_checkpoint, save_checkpoint, warm_start
+from townlet.nets.models import build_network
+from townlet.rollout.collect import world_config_dict
 from townlet.runs import interrupt
+from townlet.runs.device import resolve_device
 from townlet.strategies.base import StrategyBase, dataset_label, evaluate_trained
 from townlet.strategies.bc.data import (
     epoch_generator,
@@ -34,7 +39,6 @@ from townlet.strategies.bc.value import current_returns, evaluate_values, init_v
 if TYPE_CHECKING:
     import torch
 
-    from townlet.dto import BCTrainingResultDTO
     from townlet.strategies.bc.data import BCTensors
     from townlet.strategies.bc.value import ValueTargets
     from townlet.strategies.context import TrainingContext
@@ -57,12 +61,6 @@ class BCStrategy(BCStrategyConfig, StrategyBase):
     def run(self, context: TrainingContext) -> BCTrainingResultDTO:
         self.ensure_torch()
         import torch
-
-        from townlet.dto import BCTrainingResultDTO
-        from townlet.nets.checkpoints import BEST, LAST, load_checkpoint, save_checkpoint, warm_start
-        from townlet.nets.models import build_network
-        from townlet.rollout.collect import world_config_dict
-        from townlet.runs.device import resolve_device
 
         started = time.perf_counter()
         log = context.log

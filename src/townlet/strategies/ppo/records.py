@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from townlet.config.schema.strategy_ppo import DataMode
+from townlet.dto import PPOTrainingResultDTO
 from townlet.dto.metrics import (
     PPO_COUNT_KEYS,
     PPO_HEALTH_KEYS,
@@ -21,11 +22,11 @@ from townlet.dto.metrics import (
     PPO_SPREAD_KEYS,
     STRATEGY_KEY,
 )
+from townlet.nets.checkpoints import LAST
 from townlet.world.spec import EVENT_COUNTERS
 
 if TYPE_CHECKING:
     from townlet.algorithms.gae import PreparedBatch
-    from townlet.dto import PPOTrainingResultDTO
     from townlet.replay import ReplayData
     from townlet.rollout.collect import EpisodeTracker
     from townlet.strategies.ppo.state import RunState
@@ -172,9 +173,6 @@ def result_dto(
 ) -> PPOTrainingResultDTO:
     """The run's result: the last iteration's record (``PPO_*RESULT_KEYS``), run totals, the best iteration
     and the evaluation."""
-    from townlet.dto import PPOTrainingResultDTO
-    from townlet.nets.checkpoints import LAST
-
     values = _take(record, (*PPO_RESULT_KEYS, *COUNTERS, "chat_quality_mean"))
     if record["data_mode"] != DataMode.replay:
         values.update(_take(record, PPO_ROLLOUT_RESULT_KEYS))

@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from townlet.config.schema.strategy_ppo import DataMode, LRSchedule, PPOConfigError, schedule_field
+from townlet.nets.checkpoints import BEST, LAST, load_checkpoint, save_checkpoint, warm_start
+from townlet.nets.models import build_network
 from townlet.runs import interrupt
+from townlet.runs.device import resolve_device
+from townlet.runs.seeding import derive_seed
 from townlet.strategies.base import dataset_label, evaluate_trained, periodic_evaluation
 from townlet.strategies.ppo.records import iteration_record, result_dto
 from townlet.strategies.ppo.sources import (
@@ -24,6 +28,7 @@ from townlet.strategies.ppo.sources import (
     pick_source,
 )
 from townlet.strategies.ppo.state import Normalisers, RunState
+from townlet.world import make_town
 
 if TYPE_CHECKING:
     from townlet.dto import PPOTrainingResultDTO
@@ -45,15 +50,12 @@ def social_stage_for(cycle: int, default: str | None, schedule: list[Any]) -> st
     for entry in sorted(schedule, key=lambda e: int(schedule_field(e, "cycle", 0))):
         if int(schedule_field(entry, "cycle", 0)) <= cycle:
             stage = str(schedule_field(entry, "stage", stage))
-    return None if stage is None else str(stage)
+    return stage
 
 
 def open_data(s: Any, ctx: TrainingContext, world_cfg: Any) -> tuple[Any, Any, Any]:
     """The rollout service and a freshly seeded town (rollout and mixed mode), and the replay data
-    (replay and mixed mode); None for what the mode does not use. The spec both agree on comes with."""
-    from townlet.runs.seeding import derive_seed
-    from townlet.world import make_town
-
+    (replay and mixed mode); None for what the mode does not use."""
     service = town = data = None
     if s.data_mode in (DataMode.replay, DataMode.mixed):
         replay_service = getattr(ctx.services, "replay", None)
@@ -117,10 +119,6 @@ class PPORun:
         import torch
 
         from townlet.behaviour.torch_policy import TorchPolicy
-        from townlet.nets.checkpoints import LAST, load_checkpoint, warm_start
-        from townlet.nets.models import build_network
-        from townlet.runs.device import resolve_device
-        from townlet.runs.seeding import derive_seed
 
         s, ctx = self.s, self.ctx
         self.device = torch.device(resolve_device(ctx.device))
@@ -224,8 +222,6 @@ class PPORun:
         """``last.pt`` every ``checkpoint_every`` iterations and at the end, ``best.pt`` on a new
         best; ``extra`` also holds the rollout's generator, town and episode state, so interrupted
         and resumed equals uninterrupted."""
-        from townlet.nets.checkpoints import BEST, LAST, save_checkpoint
-
         ctx, rollout, world_name = self.ctx, self.rollout, getattr(self.ctx.world, "name", None)
         names = [LAST] if final or it % self.s.checkpoint_every == 0 else []
         names += [BEST] if self.state.best.iteration == it else []

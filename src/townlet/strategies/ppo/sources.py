@@ -11,11 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from townlet.behaviour.rules import ScriptedPolicy
 from townlet.config.schema.strategy_ppo import PPOConfigError
 from townlet.replay import ReplayData, StreamingDataset
 from townlet.replay.data import epoch_rng
 from townlet.rollout.collect import EpisodeTracker
+from townlet.runs.seeding import derive_seed
 from townlet.strategies.ppo.records import Seen, batch_diagnostics, env_metrics
+from townlet.world import make_town
+from townlet.world.spec import Observation
 
 if TYPE_CHECKING:
     from townlet.algorithms.gae import PreparedBatch
@@ -44,8 +48,6 @@ class ActingPolicy:
 def make_teacher(spec: Any, bc_coef: float) -> Any:
     """The scripted teacher labelling every row for ``loss_bc``, or None if it cannot read this world
     and ``bc_coef`` is 0 (``loss_bc`` is then not measured); with ``bc_coef > 0`` it is required."""
-    from townlet.behaviour.rules import ScriptedPolicy
-
     try:
         return ScriptedPolicy(spec)
     except ValueError as exc:
@@ -89,8 +91,6 @@ class BatchMaker:
             return np.asarray(data.teacher_actions)
         if self.teacher is None:
             return None
-        from townlet.world.spec import Observation
-
         flat = Observation(data.flat("maps"), data.flat("features"), data.flat("action_mask"))
         return np.asarray(self.teacher.teacher(flat), np.int64).reshape(data.actions.shape)
 
@@ -114,9 +114,6 @@ class RolloutSource:
         """Put back the checkpoint's town state and running episode returns, so a resumed run steps
         the same episodes with the same random streams. A checkpoint without a town (saved by a
         replay-only run) continues in fresh episodes of a town seeded by the iteration."""
-        from townlet.runs.seeding import derive_seed
-        from townlet.world import make_town
-
         saved = state.rollout
         if "town" not in saved:
             self.town = make_town(world_cfg, derive_seed(ctx.seed, "ppo-town", state.iteration))
