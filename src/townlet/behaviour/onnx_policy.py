@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from townlet.behaviour.rules import PolicyOutput
+from townlet.behaviour.rules import PolicyOutput, check_observation
 from townlet.nets.export import (
     EXPORT_HINT,
     INPUT_NAMES,
@@ -93,18 +93,12 @@ class OnnxPolicy:
 
     def forward(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
         """Masked logits [N, A] and values [N] for the whole batch (one session run)."""
+        check_observation(obs, self.spec, PolicyFileError)
         feeds: dict[str, np.ndarray] = {
             INPUT_NAMES[0]: np.ascontiguousarray(obs.maps, dtype=np.uint8),
             INPUT_NAMES[1]: np.ascontiguousarray(obs.features, dtype=np.float32),
             INPUT_NAMES[2]: np.ascontiguousarray(obs.action_mask, dtype=bool),
         }
-        want = (self.spec.map_shape, self.spec.feature_dim)
-        if feeds["maps"].shape[1:] != want[0] or feeds["features"].shape[1] != want[1]:
-            raise PolicyFileError(
-                f"observation maps {feeds['maps'].shape[1:]} / features {feeds['features'].shape[1]} do "
-                f"not match the policy's spec (maps {want[0]}, features {want[1]}); "
-                "use the world it was trained for"
-            )
         logits, values = self._session.run(list(OUTPUT_NAMES), feeds)
         logits, values = np.asarray(logits, dtype=np.float32), np.asarray(values, dtype=np.float32)
         rows = feeds["maps"].shape[0]
