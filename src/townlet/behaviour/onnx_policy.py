@@ -26,13 +26,7 @@ class OnnxPolicy:
     name = "onnx"
 
     def __init__(
-        self,
-        path: str | Path,
-        *,
-        greedy: bool = True,
-        seed: int = 0,
-        name: str | None = None,
-        threads: int = 1,
+        self, path: str | Path, *, greedy: bool = True, seed: int = 0, name: str | None = None
     ) -> None:
         self.path = Path(path).expanduser()
         if not self.path.is_file():
@@ -44,7 +38,7 @@ class OnnxPolicy:
                 f"running an .onnx policy needs onnxruntime; install it with: {EXPORT_HINT}"
             ) from None
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads)  # one tick's batch is small: extra threads only wait
+        options.intra_op_num_threads = 1  # one tick's batch is small: extra threads only wait
         options.log_severity_level = 4  # fatal only: a bad file is reported once, below, in one line
         try:
             self._session = ort.InferenceSession(
