@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from townlet.behaviour.rules import PolicyOutput
+from townlet.behaviour.rules import PolicyOutput, check_observation
 from townlet.nets.export import (
     EXPORT_HINT,
     INPUT_NAMES,
@@ -26,13 +26,7 @@ class OnnxPolicy:
     name = "onnx"
 
     def __init__(
-        self,
-        path: str | Path,
-        *,
-        greedy: bool = True,
-        seed: int = 0,
-        name: str | None = None,
-        threads: int = 1,
+        self, path: str | Path, *, greedy: bool = True, seed: int = 0, name: str | None = None
     ) -> None:
         self.path = Path(path).expanduser()
         if not self.path.is_file():
@@ -44,7 +38,7 @@ class OnnxPolicy:
                 f"running an .onnx policy needs onnxruntime; install it with: {EXPORT_HINT}"
             ) from None
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads)  # one tick's batch is small: extra threads only wait
+        options.intra_op_num_threads = 1  # one tick's batch is small: extra threads only wait
         options.log_severity_level = 4  # fatal only: a bad file is reported once, below, in one line
         try:
             self._session = ort.InferenceSession(
@@ -93,18 +87,12 @@ class OnnxPolicy:
 
     def forward(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
         """Masked logits [N, A] and values [N] for the whole batch (one session run)."""
+        check_observation(obs, self.spec, PolicyFileError)
         feeds: dict[str, np.ndarray] = {
             INPUT_NAMES[0]: np.ascontiguousarray(obs.maps, dtype=np.uint8),
             INPUT_NAMES[1]: np.ascontiguousarray(obs.features, dtype=np.float32),
             INPUT_NAMES[2]: np.ascontiguousarray(obs.action_mask, dtype=bool),
         }
-        want = (self.spec.map_shape, self.spec.feature_dim)
-        if feeds["maps"].shape[1:] != want[0] or feeds["features"].shape[1] != want[1]:
-            raise PolicyFileError(
-                f"observation maps {feeds['maps'].shape[1:]} / features {feeds['features'].shape[1]} do "
-                f"not match the policy's spec (maps {want[0]}, features {want[1]}); "
-                "use the world it was trained for"
-            )
         logits, values = self._session.run(list(OUTPUT_NAMES), feeds)
         logits, values = np.asarray(logits, dtype=np.float32), np.asarray(values, dtype=np.float32)
         rows = feeds["maps"].shape[0]

@@ -30,6 +30,17 @@ class UnknownBehaviourError(ValueError):
     """``make_behaviour`` was asked for a policy it does not know."""
 
 
+def check_observation(obs: Observation, spec: ObservationSpec, error: type[ValueError]) -> None:
+    """Refuse observations of another layout before a network acts on them (its output would be noise)."""
+    maps, features = tuple(obs.maps.shape[1:]), obs.features.shape[1]
+    if maps != spec.map_shape or features != spec.feature_dim:
+        raise error(
+            f"observation maps {maps} / features {features} do not match the policy's spec (maps "
+            f"{spec.map_shape}, features {spec.feature_dim}); evaluate the policy in the world it was "
+            "trained for"
+        )
+
+
 def _pick_unmasked(mask: np.ndarray, u: np.ndarray | float) -> np.ndarray:
     """The k-th allowed action per row with k = floor(u * n_allowed): uniform over the mask, vectorised."""
     n_ok = mask.sum(axis=1)

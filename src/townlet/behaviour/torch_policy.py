@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from townlet.behaviour.rules import PolicyOutput
+from townlet.behaviour.rules import PolicyOutput, check_observation
 from townlet.world.spec import Observation, ObservationSpec
 
 
@@ -40,13 +40,7 @@ class TorchPolicy:
     @torch.inference_mode()
     def forward(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor]:
         """Masked logits and values for the whole batch (one forward)."""
-        expected = self.spec.map_shape
-        if tuple(obs.maps.shape[1:]) != expected or obs.features.shape[1] != self.spec.feature_dim:
-            raise SpecMismatchError(
-                f"observation maps {tuple(obs.maps.shape[1:])} / features {obs.features.shape[1]} "
-                f"do not match the policy's spec (maps {expected}, features {self.spec.feature_dim}); "
-                "evaluate the policy in the world it was trained for"
-            )
+        check_observation(obs, self.spec, SpecMismatchError)
         dev = self.device
         maps = torch.from_numpy(np.ascontiguousarray(obs.maps)).to(dev)
         feats = torch.from_numpy(np.ascontiguousarray(obs.features, dtype=np.float32)).to(dev)

@@ -111,8 +111,7 @@ def save_checkpoint(
     config_hash: str | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint atomically; returns its path."""
-    require_torch("saving a checkpoint")
+    """Write a checkpoint atomically; returns its path (``model`` being a module, torch is there)."""
     import torch
 
     version, state, gauss = random.getstate()

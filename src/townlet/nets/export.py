@@ -1,12 +1,9 @@
 """A checkpoint's policy as a standalone file: ONNX (for onnxruntime, no torch) or a torch.export program.
 
-The graph is the network's own forward, ``(maps uint8 [B, C, W, W], features float32 [B, F], action_mask
-bool [B, A]) -> (logits [B, A], value [B])``. Input normalisation lives in the network's buffers, so it
-is folded in as constants and the file chooses exactly what the checkpoint chooses. Both formats come
-from one ``torch.export`` program with a free batch axis (torch deprecates TorchScript: not written).
-Each file carries one JSON document (:func:`policy_metadata`): ONNX ``metadata_props`` key
-``townlet_policy``, or the ``townlet_policy.json`` extra file of a ``.pt2``; reading it needs neither
-torch nor onnx.
+Both come from one ``torch.export`` program of the network's own forward with a free batch axis, so the
+input normalisation in its buffers is folded in and the file chooses exactly what the checkpoint chooses.
+Each file carries one JSON document (:func:`policy_metadata`; ONNX ``metadata_props`` or the ``.pt2``'s
+extra file) that torch-free readers check.
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ import io
 import json
 import logging
 import logging.handlers
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,10 +45,8 @@ class PolicyFileError(ValueError):
 
 
 @contextmanager
-def _held_logs(
-    name: str, keep: Callable[[logging.LogRecord], bool] = lambda record: True
-) -> Iterator[logging.handlers.BufferingHandler]:
-    """Hold the records of torch's logger ``name`` while a step runs; hand the kept ones on after it.
+def _held_logs(name: str, drop: str | None = None) -> Iterator[logging.handlers.BufferingHandler]:
+    """Hold the records of torch's logger ``name`` while a step runs; hand on those not starting ``drop``.
 
     torch logs a traceback before it raises, and notes about optional packages a policy never uses:
     held, a refusal can fold the logged error into its one line and a success prints only what matters.
@@ -64,13 +59,8 @@ def _held_logs(
     finally:
         log.handlers, log.propagate = handlers, propagate
     for record in held.buffer:
-        if keep(record):
+        if drop is None or not record.getMessage().startswith(drop):
             log.handle(record)
-
-
-def _no_torchvision_note(record: logging.LogRecord) -> bool:
-    """False for the exporter's note that torchvision's detection ops are skipped (a policy has none)."""
-    return not record.getMessage().startswith("torchvision is not installed")
 
 
 def policy_metadata(ckpt: Checkpoint, world_config: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -148,23 +138,36 @@ def export_policy(
     net = ckpt.build_network("cpu").eval()
     meta = json.dumps(policy_metadata(ckpt, world_config), sort_keys=True)
     inputs = check_inputs(np.random.default_rng(0), ckpt.spec)
+    import torch
+
     if fmt == "onnx":
         for package in ("onnx", "onnxscript", "onnxruntime"):  # onnxruntime checks the written file
             if importlib.util.find_spec(package) is None:
                 raise PolicyFileError(
                     f"format=onnx needs the {package} package; install it with: {EXPORT_HINT}"
                 )
-        with _held_logs("torch.onnx", keep=_no_torchvision_note):
+        # the exporter notes that torchvision's detection ops are skipped: a policy has none
+        with _held_logs("torch.onnx", drop="torchvision is not installed"):
             blob = _onnx_bytes(_program(net, inputs), inputs, meta)
-        got = _run_onnx(blob, inputs)
-    else:
-        import torch
+        import onnxruntime as ort
 
+        session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+        got = session.run(list(OUTPUT_NAMES), dict(inputs))
+    else:
         buf = io.BytesIO()
         torch.export.save(_program(net, inputs), buf, extra_files={PROGRAM_EXTRA_FILE: meta})
         blob = buf.getvalue()
-        got = _run_program(blob, inputs)
-    _verify(net, inputs, got, fmt)
+        program_net, _, _ = load_program(io.BytesIO(blob))
+        with torch.inference_mode():
+            got = [t.numpy() for t in program_net(*_torch_inputs(inputs))]
+    with torch.inference_mode():
+        want = [t.numpy() for t in net(*_torch_inputs(inputs))]
+    worst = max(float(np.max(np.abs(w - np.asarray(g)))) for w, g in zip(want, got, strict=True))
+    if not worst <= VERIFY_ATOL:
+        raise PolicyFileError(
+            f"the {fmt} export differs from the network by {worst:.3g} (> {VERIFY_ATOL}) on a check batch; "
+            "nothing was written"
+        )
     return atomic_write_bytes(Path(out), blob)
 
 
@@ -233,33 +236,3 @@ def _onnx_bytes(program: Any, inputs: Mapping[str, np.ndarray], meta: str) -> by
     model.doc_string = "Townlet policy: masked action logits and a value from one agent's observation"
     onnx.checker.check_model(model)
     return bytes(model.SerializeToString())
-
-
-def _run_onnx(blob: bytes, inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
-    logits, value = session.run(list(OUTPUT_NAMES), dict(inputs))
-    return np.asarray(logits), np.asarray(value)
-
-
-def _run_program(blob: bytes, inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    import torch
-
-    net, _, _ = load_program(io.BytesIO(blob))
-    with torch.inference_mode():
-        logits, value = net(*_torch_inputs(inputs))
-    return logits.numpy(), value.numpy()
-
-
-def _verify(net: Any, inputs: Mapping[str, np.ndarray], got: tuple[np.ndarray, np.ndarray], fmt: str) -> None:
-    import torch
-
-    with torch.inference_mode():
-        want = [t.numpy() for t in net(*_torch_inputs(inputs))]
-    worst = max(float(np.max(np.abs(w - g))) for w, g in zip(want, got, strict=True))
-    if not worst <= VERIFY_ATOL:
-        raise PolicyFileError(
-            f"the {fmt} export differs from the network by {worst:.3g} (> {VERIFY_ATOL}) on a check batch; "
-            "nothing was written"
-        )

@@ -50,9 +50,8 @@ def default_data_dir() -> Path:
 class ReplayDatasetService:
     """``resolve(dataset_cfg, world_cfg, data_dir)`` -> ReplayData (or StreamingDataset)."""
 
-    def __init__(self, data_dir: str | None = None, capture: RolloutCaptureService | None = None) -> None:
+    def __init__(self, data_dir: str | None = None) -> None:
         self.data_dir = data_dir
-        self.capture_service = capture or RolloutCaptureService()
 
     def resolve(
         self, dataset_cfg: Any, world_cfg: Any, data_dir: str | Path | None = None
@@ -102,7 +101,7 @@ class ReplayDatasetService:
         }
 
     def _capture(self, request: dict[str, Any], world: Any, target: Path | None) -> ReplayData:
-        data = self.capture_service.capture(
+        data = RolloutCaptureService().capture(
             world,
             behaviour=request["behaviour"],
             ticks=request["ticks"],

@@ -32,9 +32,6 @@ def episode_plan(num_envs: int, episodes: int) -> tuple[int, int]:
 class EvaluationService:
     """Runs policies for whole episodes and summarises them as ``PolicyEvaluationDTO``."""
 
-    def __init__(self, rollout: RolloutCaptureService | None = None) -> None:
-        self.rollout = rollout or RolloutCaptureService()
-
     def evaluate(
         self,
         policy: BehaviourPolicy,
@@ -56,7 +53,7 @@ class EvaluationService:
                 f"policy {label or policy.name!r} was built for another observation spec than world "
                 f"{cfg.name!r}: {diff}; evaluate it in the world it was trained for"
             )
-        data = self.rollout.collect(town, policy, rounds * int(cfg.episode_length))
+        data = RolloutCaptureService().collect(town, policy, rounds * int(cfg.episode_length))
         name = label or str(getattr(policy, "name", "policy"))
         return self.summarise(data, name, seed, policy, agreement)
 

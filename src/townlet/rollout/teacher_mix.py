@@ -66,9 +66,6 @@ class TeacherMixPolicy:
 
     def value(self, obs: Any) -> np.ndarray:
         """Bootstrap values come from the network's critic, as without mixing."""
-        value_fn = getattr(self.policy, "value", None)
-        if callable(value_fn):
-            return np.asarray(value_fn(obs), np.float32)
         _, values = self._forward(obs)
         return values.float().cpu().numpy()
 

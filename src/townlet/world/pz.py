@@ -4,7 +4,6 @@ libraries; faints are ``infos[agent]["fainted"]``, episodes end by truncation.""
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, ClassVar
 
 import numpy as np
@@ -43,11 +42,9 @@ class TownParallelEnv(ParallelEnv):
             -np.inf, np.inf, shape=(self._cfg.num_agents * spec.feature_dim,), dtype=np.float32
         )
 
-    @functools.cache  # noqa: B019 - the space must be the same object every call
     def observation_space(self, agent: str) -> spaces.Dict:
         return self._obs_space
 
-    @functools.cache  # noqa: B019
     def action_space(self, agent: str) -> spaces.Space[Any]:
         return self._act_space
 
