@@ -1,17 +1,10 @@
 """``launcher=slurm``: hydra-submitit-launcher's SLURM launcher, with a sweep that always ends in a summary.
 
-Submission and requeueing (time limit, preemption) are the plugin's, configured by its own
-``hydra.launcher.*`` settings. What this subclass adds:
-
-* **Collecting.** The plugin raises at the first task that left no result (cancelled, killed, out of
-  memory), ending without a summary. Here such a task becomes a failed ``JobReturn`` and a failed
-  ``job_status.json``, the summary is written, and one line per task goes to stderr.
-* **Refusals.** sbatch's complaint becomes one line and exit 2; a sweep dir holding nothing else is
-  removed.
-* **Inside the task.** Paths resolve from the submitter's root, ``run.json`` records the user's
-  command, SIGTERM reaches the run's own stop handling, a restarted task continues with
-  ``resume=true``, submitit's warning handler runs once the run stopped at its next safe point, and a
-  failed run leaves the task non-zero so ``sacct`` says FAILED.
+The plugin submits and requeues; it raises at the first task that left no result, ending without a
+summary. Here such a task becomes a failed ``JobReturn`` and ``job_status.json`` and the summary is
+written; sbatch's refusal is one line and exit 2. Inside a task, paths resolve from the submitter's root,
+SIGTERM reaches the run's own stop handling, a restarted task resumes, submitit's warning waits for the
+run's next safe point, and a failed run leaves the task non-zero so ``sacct`` says FAILED.
 """
 
 from __future__ import annotations
