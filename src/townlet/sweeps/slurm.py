@@ -235,14 +235,10 @@ def problem_line(num: int, task_id: str, state: str | None, job_dir: Path, job: 
         return f"{where} interrupted by {record.get('signal') or 'a signal'}; continue it with resume=true"
     if status == "failed" and error:
         kind = str(record.get("error_type") or "").rsplit(".", 1)[-1]
-        return f"{where} failed: {_one_line(f'{kind}: {error}' if kind else str(error))}"
+        line = " ".join((f"{kind}: {error}" if kind else str(error)).split())
+        return f"{where} failed: {line if len(line) <= 300 else line[:299] + '…'}"
     said = f"run.json says {status}" if status else "no run.json"
     return f"{where} ended without a result ({said}); its log: {job.paths.stderr}"
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def mark_failed(job_dir: Path, num: int, task_id: str, overrides: Sequence[str], line: str) -> None:
