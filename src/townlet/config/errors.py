@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
-
 from townlet.packaged import CONF_DIR
 
 
 def describe_config_error(exc: BaseException) -> str | None:
     """A one-line-ish message for a known configuration error, or None if ``exc`` is not one."""
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
     if isinstance(exc, MissingConfigException):
         text = str(exc)
         found = re.search(r"Could not (?:find|load) '([^']+)'", text)

@@ -9,9 +9,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
-from hydra.core.plugins import Plugins
-from hydra.plugins.launcher import Launcher
-from hydra.plugins.sweeper import Sweeper
 
 from townlet.config.instantiate import HYDRA_TARGETS, ConfigError, iter_import_paths
 from townlet.packaged import CONF_DIR
@@ -132,6 +129,10 @@ def check_hydra_node(hydra: Mapping[str, Any], where: str) -> None:
 
 def _check_plugin(hydra: Mapping[str, Any], key: str, where: str) -> None:
     """The plugin itself must be one Hydra has discovered (its own or an installed plugin)."""
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.launcher import Launcher
+    from hydra.plugins.sweeper import Sweeper
+
     node = hydra.get(key)
     if not isinstance(node, Mapping):
         return

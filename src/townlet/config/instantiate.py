@@ -15,10 +15,6 @@ import types
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
-
 #: Packages whose modules (the package and everything below it) may define a config's classes.
 ALLOWED_MODULES: tuple[str, ...] = ("townlet", "torch.optim", "torch.nn")
 
@@ -173,6 +169,8 @@ def resolve_target(dotted: str, key: str = "_target_", *, extra_modules: Sequenc
 
 def check_import_paths(node: Any, *, extra_modules: Sequence[str] = ()) -> None:
     """Resolve every import path in a plain or OmegaConf config node; raise on the first refusal."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
     plain = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig | ListConfig) else node
     for key, dotted in iter_import_paths(plain):
         resolve_target(dotted, key, extra_modules=extra_modules)
@@ -180,6 +178,9 @@ def check_import_paths(node: Any, *, extra_modules: Sequence[str] = ()) -> None:
 
 def build(node: Any, /, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate`` behind the allow-list; constructor errors become a ConfigError."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
     upgrade_targets(node)
     targets = []
     for key, dotted in iter_import_paths(node):

@@ -7,9 +7,6 @@ import functools
 import os
 from pathlib import Path
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
-
 from townlet.config.schema.strategy_anneal import AnnealStrategyConfig
 from townlet.config.schema.strategy_bc import BCStrategyConfig
 from townlet.config.schema.strategy_ppo import PPOStrategyConfig
@@ -42,6 +39,9 @@ def conf_dir() -> Path:
 @functools.cache
 def register_configs() -> None:
     """Store every schema in the ConfigStore and register our resolvers (once per process)."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig, replace=True)
     for name, schema in STRATEGY_SCHEMAS.items():
