@@ -5,17 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-
-def _allowed_keys(object_type: object) -> list[str]:
-    if isinstance(object_type, type) and dataclasses.is_dataclass(object_type):
-        return [f.name for f in dataclasses.fields(object_type) if not f.name.startswith("_")]
-    return []
-
-
-def _shipped_options(group: str) -> list[str]:
-    from townlet.packaged import CONF_DIR
-
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+from townlet.packaged import CONF_DIR
 
 
 def describe_config_error(exc: BaseException) -> str | None:
@@ -30,7 +20,8 @@ def describe_config_error(exc: BaseException) -> str | None:
         if found and "/" in found.group(1):
             group, _, option = found.group(1).rpartition("/")
             # a list choice (logger=[jsonl,typo]) is reported without the group's options
-            listed = ", ".join(options or _shipped_options(group)) or "(none)"
+            options = options or sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+            listed = ", ".join(options) or "(none)"
             return f"unknown option {option!r} for config group '{group}'; allowed: {listed}"
         return text.split("\n")[0]
     if isinstance(exc, OverrideParseException):
@@ -49,7 +40,9 @@ def describe_config_error(exc: BaseException) -> str | None:
         key = getattr(cause, "full_key", None) or ""
         msg = (getattr(cause, "msg", None) or str(cause)).splitlines()[0]
         if isinstance(cause, ConfigKeyError | AttributeError) and "not in" in msg:
-            allowed = _allowed_keys(getattr(cause, "object_type", None))
+            schema = getattr(cause, "object_type", None)
+            fields = dataclasses.fields(schema) if dataclasses.is_dataclass(schema) else ()
+            allowed = [f.name for f in fields if not f.name.startswith("_")]
             hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
             return f"unknown key '{key}'{hint}"
         if isinstance(cause, ValidationError):

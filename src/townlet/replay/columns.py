@@ -17,33 +17,29 @@ from townlet.world.spec import ObservationSpec
 class Column:
     name: str
     dtype: np.dtype
-    trailing: Callable[[ObservationSpec], tuple[int, ...]]
     doc: str
+    trailing: Callable[[ObservationSpec], tuple[int, ...]] = lambda _: ()  # one value per row
 
     def shape(self, spec: ObservationSpec, ticks: int, agents: int) -> tuple[int, ...]:
         return (ticks, agents, *self.trailing(spec))
 
 
-def _scalar(_: ObservationSpec) -> tuple[int, ...]:
-    return ()
-
-
 COLUMNS: tuple[Column, ...] = (
-    Column("maps", np.dtype(np.uint8), lambda s: s.map_shape, "egocentric map window [C, W, W]"),
-    Column("features", np.dtype(np.float32), lambda s: (s.feature_dim,), "named feature vector [F]"),
-    Column("action_mask", np.dtype(np.bool_), lambda s: (s.num_actions,), "True = action allowed [A]"),
-    Column("actions", np.dtype(np.int64), _scalar, "executed action, chosen from this row's observation"),
-    Column("teacher_actions", np.dtype(np.int64), _scalar, "scripted teacher's choice (= actions if none)"),
-    Column("log_probs", np.dtype(np.float32), _scalar, "log pi_behaviour(action | obs)"),
-    Column("values", np.dtype(np.float32), _scalar, "behaviour value estimate V(obs) (0 without a critic)"),
-    Column("final_values", np.dtype(np.float32), _scalar, "V(final_obs) where truncated, else 0"),
-    Column("rewards", np.dtype(np.float32), _scalar, "reward received for this action"),
-    Column("terminated", np.dtype(np.bool_), _scalar, "agent fainted on this step (GAE cuts here)"),
-    Column("truncated", np.dtype(np.bool_), _scalar, "episode ended on this step (time limit)"),
-    Column("env_id", np.dtype(np.int32), _scalar, "town index"),
-    Column("agent_id", np.dtype(np.int32), _scalar, "agent index within its town"),
-    Column("episode_id", np.dtype(np.int32), _scalar, "episode counter of the town"),
-    Column("tick", np.dtype(np.int32), _scalar, "world tick at which the observation was taken"),
+    Column("maps", np.dtype(np.uint8), "egocentric map window [C, W, W]", lambda s: s.map_shape),
+    Column("features", np.dtype(np.float32), "named feature vector [F]", lambda s: (s.feature_dim,)),
+    Column("action_mask", np.dtype(np.bool_), "True = action allowed [A]", lambda s: (s.num_actions,)),
+    Column("actions", np.dtype(np.int64), "executed action, chosen from this row's observation"),
+    Column("teacher_actions", np.dtype(np.int64), "scripted teacher's choice (= actions if none)"),
+    Column("log_probs", np.dtype(np.float32), "log pi_behaviour(action | obs)"),
+    Column("values", np.dtype(np.float32), "behaviour value estimate V(obs) (0 without a critic)"),
+    Column("final_values", np.dtype(np.float32), "V(final_obs) where truncated, else 0"),
+    Column("rewards", np.dtype(np.float32), "reward received for this action"),
+    Column("terminated", np.dtype(np.bool_), "agent fainted on this step (GAE cuts here)"),
+    Column("truncated", np.dtype(np.bool_), "episode ended on this step (time limit)"),
+    Column("env_id", np.dtype(np.int32), "town index"),
+    Column("agent_id", np.dtype(np.int32), "agent index within its town"),
+    Column("episode_id", np.dtype(np.int32), "episode counter of the town"),
+    Column("tick", np.dtype(np.int32), "world tick at which the observation was taken"),
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 

@@ -93,15 +93,14 @@ class ReplayData:
     def __len__(self) -> int:
         return self.num_transitions
 
-    def validate(self, *, source: str | None = None, check_finite: bool = True) -> None:
+    def validate(self, *, check_finite: bool = True) -> None:
         """Shapes, dtypes, id ranges and finiteness; raises one DatasetError naming the problem."""
-        _, n = check_columns(self.columns(), self.spec, source=source, values=check_finite)
+        _, n = check_columns(self.columns(), self.spec, values=check_finite)
         if self.bootstrap_values.shape != (n,):
-            raise DatasetError(
-                f"bootstrap_values has shape {list(self.bootstrap_values.shape)}, expected [{n}]", file=source
-            )
+            shape = list(self.bootstrap_values.shape)
+            raise DatasetError(f"bootstrap_values has shape {shape}, expected [{n}]")
         if check_finite:
-            check_finite_array(self.bootstrap_values, "bootstrap_values", source)
+            check_finite_array(self.bootstrap_values, "bootstrap_values", None)
 
     def flat(self, name: str) -> np.ndarray:
         """[T*N, ...] view of a column (no copy; columns are contiguous)."""

@@ -73,12 +73,9 @@ class StreamingDataset:
         except (OSError, ValueError, KeyError, IndexError) as exc:
             raise DatasetError(f"cannot read 'values' ({type(exc).__name__}: {exc})", file=path) from None
 
-    def iter_shards(self, seed: int | None = None, epoch: int = 0) -> Iterator[ReplayData]:
-        """Shards as small ReplayData, in file order or in a (seed, epoch) permutation."""
-        order = np.arange(self.num_shards)
-        if seed is not None:
-            order = epoch_rng(seed, epoch).permutation(order)
-        for i in order:
+    def iter_shards(self, seed: int, epoch: int) -> Iterator[ReplayData]:
+        """Shards as small ReplayData in a (seed, epoch) permutation."""
+        for i in epoch_rng(seed, epoch).permutation(self.num_shards):
             yield self.shard(int(i))
 
     def iter_minibatches(

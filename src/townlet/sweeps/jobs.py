@@ -1,8 +1,6 @@
 """A sweep read back from the files its jobs left: rows, swept axes, best job, seed statistics, gaps.
-
 A job may have died at any point, so a missing or corrupt file degrades its row to ``incomplete``
-instead of failing the whole report.
-"""
+instead of failing the whole report."""
 
 from __future__ import annotations
 
@@ -71,21 +69,17 @@ def override_key_value(override: str) -> tuple[str, str]:
     return key.lstrip("+~"), value
 
 
-def discover_job_dirs(sweep_dir: Path) -> list[Path]:
+def discover_job_dirs(sweep_dir: Path, depth: int = 1) -> list[Path]:
     found: list[Path] = []
-
-    def visit(path: Path, depth: int) -> None:
-        try:
-            children = sorted(p for p in path.iterdir() if p.is_dir() and p.name not in _SKIP_DIRS)
-        except OSError:
-            return
-        for child in children:
-            if any((child / name).is_file() for name in _TRACES):
-                found.append(child)
-            elif depth < 3:
-                visit(child, depth + 1)
-
-    visit(sweep_dir, 1)
+    try:
+        children = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name not in _SKIP_DIRS)
+    except OSError:
+        return found
+    for child in children:
+        if any((child / name).is_file() for name in _TRACES):
+            found.append(child)
+        elif depth < 3:
+            found += discover_job_dirs(child, depth + 1)
     return found
 
 

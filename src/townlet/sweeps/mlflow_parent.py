@@ -1,8 +1,6 @@
 """``logger=mlflow`` in a multirun: the sweep is one MLflow parent run, the jobs' runs its children.
-
 Jobs may run in other processes, so each finds the parent by its tags. The callback holds only text:
-launchers pickle it for their workers. A store that cannot be used is one warning; the sweep goes on.
-"""
+launchers pickle it for their workers. A store that cannot be used is one warning; the sweep goes on."""
 
 from __future__ import annotations
 
@@ -13,6 +11,9 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from townlet.runs.mlflow_log import end_sweep_run, start_sweep_run
+from townlet.runs.sinks import RunInfo, error_line
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,6 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if OmegaConf.select(config, "logger.mlflow") is None:
             return
-        from townlet.runs.mlflow_log import start_sweep_run
-        from townlet.runs.sinks import RunInfo, error_line
-
         try:
             node = config.logger.mlflow
             sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -55,9 +53,6 @@ class MlflowSweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.run_id is None or self.tracking_uri is None:
             return
-        from townlet.runs.mlflow_log import end_sweep_run
-        from townlet.runs.sinks import error_line
-
         error = sys.exc_info()[1]  # Hydra calls this from a ``finally``: the sweep's own error, if any
         status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED" if error else "FINISHED"
         mode = str(OmegaConf.select(config, "objective_mode", default="max"))

@@ -156,7 +156,6 @@ def _md_plots(summary: SweepSummary) -> list[str]:
 
 
 def render_csv(summary: SweepSummary) -> str:
-
     def num(value: float | None) -> str:
         return "" if value is None else repr(value)
 
@@ -233,8 +232,7 @@ def render_text(report: dict[str, Any]) -> str:
         f"  objective   {objective}",
         f"  jobs        {counts['total']}{expected}: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES),
     ]
-    axes = report["axes"]
-    rows = report["rows"]
+    axes, rows = report["axes"], report["rows"]
     best = next((r for r in rows if r["best"]), None)
     if best is not None:
         swept = " ".join(f"{a}={best['params'][a]}" for a in axes if a in best["params"])

@@ -1,17 +1,10 @@
 """``launcher=slurm``: hydra-submitit-launcher's SLURM launcher, with a sweep that always ends in a summary.
 
-Submission and requeueing (time limit, preemption) are the plugin's, configured by its own
-``hydra.launcher.*`` settings. What this subclass adds:
-
-* **Collecting.** The plugin raises at the first task that left no result (cancelled, killed, out of
-  memory), ending without a summary. Here such a task becomes a failed ``JobReturn`` and a failed
-  ``job_status.json``, the summary is written, and one line per task goes to stderr.
-* **Refusals.** sbatch's complaint becomes one line and exit 2; a sweep dir holding nothing else is
-  removed.
-* **Inside the task.** Paths resolve from the submitter's root, ``run.json`` records the user's
-  command, SIGTERM reaches the run's own stop handling, a restarted task continues with
-  ``resume=true``, submitit's warning handler runs once the run stopped at its next safe point, and a
-  failed run leaves the task non-zero so ``sacct`` says FAILED.
+The plugin submits and requeues; it raises at the first task that left no result, ending without a
+summary. Here such a task becomes a failed ``JobReturn`` and ``job_status.json`` and the summary is
+written; sbatch's refusal is one line and exit 2. Inside a task, paths resolve from the submitter's root,
+SIGTERM reaches the run's own stop handling, a restarted task resumes, submitit's warning waits for the
+run's next safe point, and a failed run leaves the task non-zero so ``sacct`` says FAILED.
 """
 
 from __future__ import annotations
@@ -242,14 +235,10 @@ def problem_line(num: int, task_id: str, state: str | None, job_dir: Path, job: 
         return f"{where} interrupted by {record.get('signal') or 'a signal'}; continue it with resume=true"
     if status == "failed" and error:
         kind = str(record.get("error_type") or "").rsplit(".", 1)[-1]
-        return f"{where} failed: {_one_line(f'{kind}: {error}' if kind else str(error))}"
+        line = " ".join((f"{kind}: {error}" if kind else str(error)).split())
+        return f"{where} failed: {line if len(line) <= 300 else line[:299] + '…'}"
     said = f"run.json says {status}" if status else "no run.json"
     return f"{where} ended without a result ({said}); its log: {job.paths.stderr}"
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def mark_failed(job_dir: Path, num: int, task_id: str, overrides: Sequence[str], line: str) -> None:

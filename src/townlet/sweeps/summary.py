@@ -1,9 +1,6 @@
-"""Sweep summaries, a pure function of the sweep dir: the only thing every launcher's jobs share.
-
-Hydra's basic sweeper stops before ``on_multirun_end`` when a job fails, so the summary is refreshed
-after every job too; ``job_status.json`` carries the error of a job that raised before the runner
-recorded it.
-"""
+"""Sweep summaries, a pure function of the sweep dir: the only thing every launcher's jobs share. Hydra's
+basic sweeper stops before ``on_multirun_end`` when a job fails, so the summary is refreshed after every
+job too; ``job_status.json`` carries the error of a job that raised before the runner recorded it."""
 
 from __future__ import annotations
 
