@@ -248,6 +248,30 @@ def test_cli_refuses_paths_that_escape_and_writes_nothing(
     assert _tree(tmp_path) == before
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["logger=tensorboard", "logger.tensorboard.dirname=../victim/tb"],
+        ["paths.data_dir={victim}/data"],
+        ["paths.state_dir={victim}"],
+        ["logger=mlflow", "logger.mlflow.tracking_uri=sqlite:///{victim}/mlflow.db"],
+        ["logger=mlflow", "logger.mlflow.tracking_uri=file://{victim}/mlruns"],
+    ],
+    ids=["tensorboard_dir", "data_dir", "state_dir", "mlflow_sqlite", "mlflow_file"],
+)
+def test_cli_refuses_to_write_into_another_runs_dir(run_cli, tmp_path: Path, extra: list[str]) -> None:
+    """Folders a run writes beside its own dir (shared caches, tracker stores) never lie in another run's."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "run.json").write_text('{"status": "completed", "run_id": "v"}')
+    before = _tree(tmp_path)
+    proc = run_cli(*_echo(tmp_path / "run", *(e.format(victim=victim) for e in extra)))
+    lines = proc.stderr.strip().splitlines()
+    key = extra[-1].partition("=")[0]
+    assert proc.returncode == 2 and len(lines) == 1 and key in lines[0], proc.stderr[-2000:]
+    assert _tree(tmp_path) == before
+
+
 def test_cli_second_run_into_a_live_dir_is_refused(
     run_cli, tmp_path: Path, holder: Callable[[Path], subprocess.Popen[str]]
 ) -> None:
