@@ -25,7 +25,7 @@ from townlet.config.instantiate import ConfigError
 from townlet.config.snapshot import load_untrusted_yaml
 from townlet.dto.base import SCHEMA_VERSION, newer_schema
 from townlet.runs.atomic import link_out_of, read_json_object
-from townlet.runs.rundir import RUN_FILE
+from townlet.runs.rundir import run_dir_holding
 
 LOCK_FILE = ".lock"
 _HELD: dict[Path, int] = {}  # run dir -> descriptor of its lock file, for this process's runs
@@ -259,8 +259,7 @@ def _check_shared_dirs(cfg: Mapping[str, Any]) -> None:
     for key, (value, folder) in shared.items():
         if not folder:
             continue
-        where = Path(str(folder)).expanduser().resolve()
-        holder = next((p for p in (where, *where.parents) if (p / RUN_FILE).is_file()), None)
+        holder = run_dir_holding(str(folder))
         if holder is not None:
             raise ConfigError(
                 f"{key}={str(value)!r} lies inside the run directory {holder}; folders that runs share "
