@@ -25,7 +25,6 @@ from townlet.config.instantiate import ConfigError
 from townlet.config.snapshot import load_untrusted_yaml
 from townlet.dto.base import SCHEMA_VERSION, newer_schema
 from townlet.runs.atomic import link_out_of, read_json_object
-from townlet.runs.rundir import run_dir_holding
 
 LOCK_FILE = ".lock"
 _HELD: dict[Path, int] = {}  # run dir -> descriptor of its lock file, for this process's runs
@@ -231,7 +230,7 @@ def _as_dict(overrides: Any) -> dict[str, str]:
 
 def check_run_paths(cfg: Mapping[str, Any]) -> None:
     """``run_name`` and every logger file or folder name stay inside the run dir (no ``/``-escape, no
-    ``..``); the shared folders stay outside every run dir."""
+    ``..``)."""
     name = str(cfg.get("run_name", ""))
     if not _PLAIN.fullmatch(name) or ".." in name:
         raise ConfigError(f"run_name={name!r} must be a plain name (letters, digits, _ . - ; no '/' or '..')")
@@ -243,28 +242,6 @@ def check_run_paths(cfg: Mapping[str, Any]) -> None:
                 raise ConfigError(
                     f"logger.{kind}.{key}={inside!r} must be a path inside the run dir (relative, no '..')"
                 )
-    _check_shared_dirs(cfg)
-
-
-def _check_shared_dirs(cfg: Mapping[str, Any]) -> None:
-    """The folders runs share (the dataset cache, the promotion state, a local MLflow store) lie outside
-    every run dir: a snapshot naming one would add files to another run's record."""
-    paths = cfg.get("paths") or {}
-    shared = {f"paths.{key}": (paths.get(key), paths.get(key)) for key in ("data_dir", "state_dir")}
-    uri = str(((cfg.get("logger") or {}).get("mlflow") or {}).get("tracking_uri") or "")
-    if uri.startswith("sqlite:///"):  # the database file's folder
-        shared["logger.mlflow.tracking_uri"] = (uri, Path(uri.removeprefix("sqlite:///")).parent)
-    elif uri.startswith("file:"):  # the store folder itself
-        shared["logger.mlflow.tracking_uri"] = (uri, uri.removeprefix("file:").removeprefix("//"))
-    for key, (value, folder) in shared.items():
-        if not folder:
-            continue
-        holder = run_dir_holding(str(folder))
-        if holder is not None:
-            raise ConfigError(
-                f"{key}={str(value)!r} lies inside the run directory {holder}; folders that runs share "
-                "must lie outside run directories"
-            )
 
 
 def check_hydra_paths(hydra: Any) -> None:
