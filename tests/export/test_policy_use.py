@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -217,3 +219,38 @@ def test_export_to_stdout_and_through_a_symlink(bc_run, tmp_path, capfd) -> None
     link.symlink_to(target.name)
     assert export_main([str(bc_run), f"out={link}"]) == 0
     assert link.is_symlink() and target.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        ("evaluate", ["{run}", "--json", "{target}"]),
+        ("export", ["{run}", "out={target}"]),
+        ("render", ["{run}", "mode=ansi", "ticks=2", "out={target}"]),
+    ],
+)
+@pytest.mark.parametrize("via_link", [False, True], ids=["direct", "link"])
+def test_an_output_never_replaces_a_file_of_a_run(
+    bc_run: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    module: str,
+    args: list[str],
+    via_link: bool,
+) -> None:
+    """``--json RUN/result.json`` (or a link to it) would overwrite the run's record: refused, one line."""
+    run = tmp_path / "run"
+    shutil.copytree(bc_run, run)
+    record = (run / "result.json").read_bytes()
+    target = run / "result.json"
+    if via_link:
+        target = tmp_path / "out.json"
+        target.symlink_to(run / "result.json")
+    main = importlib.import_module(f"townlet.cli.{module}").main
+    try:
+        code = main([a.format(run=run, target=target) for a in args])
+    except SystemExit as exc:
+        code = exc.code
+    (line,) = capsys.readouterr().err.splitlines()
+    assert code == 2 and f"{target} is a file of the run in {run}" in line
+    assert (run / "result.json").read_bytes() == record

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -123,6 +124,32 @@ def test_pickled_objects_are_not_loaded(tmp_path: Path) -> None:
     junk.write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError):
         load_checkpoint(junk)
+
+
+def _first(state: dict[str, torch.Tensor]) -> str:
+    return next(iter(state))
+
+
+@pytest.mark.parametrize(
+    ("edit", "phrase"),
+    [
+        (lambda p: p.pop("spec"), "missing 'spec'"),
+        (lambda p: p["model_cfg"].update(kind="evil"), "model.kind must be one of"),
+        (lambda p: p.update(model_state=[1, 2]), "model_state is not a table of weights"),
+        (lambda p: p["model_cfg"].update(hidden_dim=10**9), "its network config wants"),  # no 10^9 alloc
+        (lambda p: p["model_state"].update({_first(p["model_state"]): torch.zeros(3)}), "its network config"),
+        (lambda p: p["model_state"][_first(p["model_state"])].fill_(float("nan")), "holds NaN or Inf"),
+    ],
+    ids=["no_spec", "unknown_kind", "state_not_a_table", "huge_sizes", "wrong_shape", "nan_weights"],
+)
+def test_a_damaged_or_forged_checkpoint_is_one_clear_error(tmp_path: Path, edit: Any, phrase: str) -> None:
+    """Everything the file claims is checked before it sizes memory or reaches a rollout."""
+    _, _, path = _trained(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    edit(payload)
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=f"is a damaged townlet checkpoint.*{re.escape(phrase)}"):
+        load_checkpoint(path)
 
 
 def test_checkpoint_loads_in_a_fresh_process_without_our_classes(tmp_path: Path) -> None:

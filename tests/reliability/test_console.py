@@ -128,6 +128,32 @@ def test_capture_refuses_a_dataset_dir_before_simulating(
     )
 
 
+def test_capture_overwrite_replaces_only_a_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``overwrite=true`` on a run dir (or any folder without a manifest) would delete it whole."""
+    from townlet.cli import capture
+    from townlet.replay.storage import DatasetWriter
+    from townlet.world.spec import ObservationSpec
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "result.json").write_text("precious")
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
+    monkeypatch.setattr(sys, "argv", ["townlet-capture", f"out={run}", "ticks=2", "overwrite=true"])
+    with pytest.raises(SystemExit) as info:
+        capture.main()
+    assert info.value.code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"townlet-capture: error: {run}: holds files but no manifest.json, and overwriting replaces only "
+        "a dataset (choose another path)"
+    ]
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "result.json"]
+    with pytest.raises(ValueError, match="replaces only a dataset"):
+        DatasetWriter(run, ObservationSpec(("a",), 3, ("f",)), overwrite=True)  # the writer refuses too
+    assert (run / "result.json").read_text() == "precious"
+
+
 class _ClosedPipe:
     """A stdout whose reader has gone: every write fails as a closed pipe does."""
 

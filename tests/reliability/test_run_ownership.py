@@ -248,6 +248,27 @@ def test_cli_refuses_paths_that_escape_and_writes_nothing(
     assert _tree(tmp_path) == before
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["logger=tensorboard", "logger.tensorboard.dirname=../victim/tb"],
+        ["logger=tensorboard", "logger.tensorboard.dirname={victim}/tb"],
+    ],
+    ids=["relative", "absolute"],
+)
+def test_cli_refuses_a_logger_folder_outside_the_run_dir(run_cli, tmp_path: Path, extra: list[str]) -> None:
+    """A logger's folder, like its file, stays inside the run dir (TensorBoard's ``dirname``)."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "run.json").write_text('{"status": "completed", "run_id": "v"}')
+    before = _tree(tmp_path)
+    proc = run_cli(*_echo(tmp_path / "run", *(e.format(victim=victim) for e in extra)))
+    lines = proc.stderr.strip().splitlines()
+    key = extra[-1].partition("=")[0]
+    assert proc.returncode == 2 and len(lines) == 1 and key in lines[0], proc.stderr[-2000:]
+    assert _tree(tmp_path) == before
+
+
 def test_cli_second_run_into_a_live_dir_is_refused(
     run_cli, tmp_path: Path, holder: Callable[[Path], subprocess.Popen[str]]
 ) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from townlet.packaged import CONF_DIR
+from townlet.runs.rundir import run_dir_holding
 
 USER_ERROR_EXIT = 2
 #: A Hydra app's run that started and stopped on bad input (``townlet-train``, ``townlet-capture``).
@@ -67,15 +68,22 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
         return USER_ERROR_EXIT
 
 
-def check_writable(out: str | Path, example: str) -> None:
-    """Refuse, before any work, an ``out`` that cannot become a file (``example``: a file name to suggest)."""
+def check_writable(out: str | Path, example: str, option: str = "out=") -> None:
+    """Refuse, before any work, an ``out`` that cannot become a file (``example``: a file name to suggest)
+    or would replace a file of a run (``--json RUN/result.json`` would overwrite its record)."""
     path = Path(out).expanduser()
     if path.is_dir():
-        raise ValueError(f"out={out} is a directory; give a file name, e.g. out={path / example}")
+        raise ValueError(f"{option}{out} is a directory; give a file name, e.g. {option}{path / example}")
     if not path.parent.is_dir():
-        raise ValueError(f"out={out}: folder {path.parent} does not exist; create it or choose another out=")
+        raise ValueError(f"{option}{out}: folder {path.parent} does not exist; create it or choose another")
     if not os.access(path.parent, os.W_OK | os.X_OK):
-        raise ValueError(f"out={out}: folder {path.parent} is not writable; choose another out=")
+        raise ValueError(f"{option}{out}: folder {path.parent} is not writable; choose another path")
+    holder = run_dir_holding(path)
+    if holder is not None and path.is_file():
+        raise ValueError(
+            f"{option}{out} is a file of the run in {holder}, and a command's output never replaces one; "
+            "choose another path"
+        )
 
 
 Entry = TypeVar("Entry", bound=Callable[..., Any])

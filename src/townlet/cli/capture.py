@@ -20,6 +20,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from townlet.cli._common import USER_ERROR_EXIT, console, error_exit, hydra_raises, user_wants_trace
 from townlet.config.schema import conf_dir, register_configs
 from townlet.config.schema.paths import PathsConfig
+from townlet.replay.storage import check_replaceable
 from townlet.world.config import WorldConfig
 
 
@@ -86,7 +87,8 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def check_out(cfg: DictConfig) -> None:
-    """Refuse, before a tick is simulated, an ``out`` that holds files (a dataset is never merged)."""
+    """Refuse, before a tick is simulated, an ``out`` that holds files (a dataset is never merged) or,
+    with ``overwrite=true``, anything but a dataset."""
     out = Path(str(cfg.out)).expanduser()
     if out.exists() and not out.is_dir():
         raise ValueError(f"out={out} is a file; choose a directory path for the dataset")
@@ -94,6 +96,7 @@ def check_out(cfg: DictConfig) -> None:
         raise ValueError(
             f"out={out} already exists and holds files; choose another out= or pass overwrite=true"
         )
+    check_replaceable(out)
 
 
 @console("townlet-capture")

@@ -20,7 +20,8 @@ import json
 import sys
 from typing import Any
 
-from townlet.cli._common import compose, console, run_command
+from townlet.cli._common import check_writable, compose, console, run_command
+from townlet.runs.atomic import STDOUT, atomic_write_text
 
 
 @dataclasses.dataclass
@@ -131,11 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
+        if args.json_path and args.json_path != STDOUT:
+            check_writable(args.json_path, "eval.json", "--json ")
         block = evaluate(args.source, args.overrides)
         print(format_table(block))
         if args.json_path:
-            from townlet.runs.atomic import atomic_write_text
-
             atomic_write_text(args.json_path, json.dumps(block.model_dump(mode="json"), indent=2) + "\n")
         return 0
 

@@ -175,26 +175,52 @@ def load_checkpoint(
             f"{path} has checkpoint format v{payload['format_version']}, newer than this code "
             f"(v{CHECKPOINT_VERSION}); upgrade townlet-train"
         )
-    saved_spec = ObservationSpec.from_dict(payload["spec"])
-    if spec is not None and (diff := spec.describe_mismatch(saved_spec)) is not None:
-        world = payload.get("extra", {}).get("world_name")
+    try:
+        if not isinstance(payload.get("model_state"), Mapping):
+            raise TypeError("its model_state is not a table of weights")
+        ckpt = Checkpoint(
+            path=path,
+            model_state=dict(payload["model_state"]),
+            optimizer_state=payload.get("optimizer_state"),
+            model_cfg=dict(payload["model_cfg"]),
+            spec=ObservationSpec.from_dict(payload["spec"]),
+            epoch=int(payload["epoch"]),
+            config_hash=payload.get("config_hash"),
+            rng=dict(payload.get("rng", {})),
+            extra=dict(payload.get("extra", {})),
+        )
+        _check_weights(ckpt)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+        raise CheckpointError(
+            f"{path} is a damaged townlet checkpoint ({detail}); use another checkpoint of the run or "
+            "train again"
+        ) from None
+    if spec is not None and (diff := spec.describe_mismatch(ckpt.spec)) is not None:
+        world = ckpt.extra.get("world_name")
         hint = f" (it was trained in world={world})" if world else ""
         raise CheckpointSpecMismatchError(
             f"checkpoint {path} was trained on a different observation spec than this world: {diff}. "
             f"Evaluate or warm-start it only in a world with the same observation layout{hint}, "
             "or train a new model for this world."
         )
-    return Checkpoint(
-        path=path,
-        model_state=payload["model_state"],
-        optimizer_state=payload.get("optimizer_state"),
-        model_cfg=dict(payload["model_cfg"]),
-        spec=saved_spec,
-        epoch=int(payload["epoch"]),
-        config_hash=payload.get("config_hash"),
-        rng=dict(payload.get("rng", {})),
-        extra=dict(payload.get("extra", {})),
-    )
+    return ckpt
+
+
+def _check_weights(ckpt: Checkpoint) -> None:
+    """The weights fit the network the stored config describes, and are finite: a forged or damaged
+    file fails here in one line, before a size in it allocates memory or a NaN reaches a rollout."""
+    import torch
+
+    with torch.device("meta"):  # shapes only: nothing allocated whatever the stored sizes say
+        want = {k: tuple(v.shape) for k, v in build_network(ckpt.model_cfg, ckpt.spec).state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in ckpt.model_state.items() if isinstance(v, torch.Tensor)}
+    if want != have:
+        key = next(k for k in sorted(want.keys() | ckpt.model_state.keys()) if want.get(k) != have.get(k))
+        raise ValueError(f"weight {key!r} is {have.get(key)}, its network config wants {want.get(key)}")
+    for key, tensor in ckpt.model_state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"weight {key!r} holds NaN or Inf")
 
 
 def warm_start(

@@ -59,6 +59,7 @@ class DatasetWriter:
                 file=self.path,
                 hint="choose another path or overwrite",
             )
+        check_replaceable(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.parent / f".{self.path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.tmp.mkdir()
@@ -140,6 +141,17 @@ class DatasetWriter:
     ) -> None:
         if exc_type is not None and not self._closed:
             self.abort()
+
+
+def check_replaceable(path: Path) -> None:
+    """Overwriting replaces a dataset, nothing else: a folder with files but no manifest (a run dir, a
+    home folder) would be deleted whole by the swap in :func:`_publish`."""
+    if path.is_dir() and any(path.iterdir()) and not (path / MANIFEST_NAME).is_file():
+        raise DatasetExistsError(
+            f"holds files but no {MANIFEST_NAME}, and overwriting replaces only a dataset",
+            file=path,
+            hint="choose another path",
+        )
 
 
 def _publish(tmp: Path, target: Path, *, overwrite: bool) -> None:

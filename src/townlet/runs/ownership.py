@@ -229,17 +229,19 @@ def _as_dict(overrides: Any) -> dict[str, str]:
 
 
 def check_run_paths(cfg: Mapping[str, Any]) -> None:
-    """``run_name`` and every logger file name stay inside the run dir (no ``/``-escape, no ``..``)."""
+    """``run_name`` and every logger file or folder name stay inside the run dir (no ``/``-escape, no
+    ``..``)."""
     name = str(cfg.get("run_name", ""))
     if not _PLAIN.fullmatch(name) or ".." in name:
         raise ConfigError(f"run_name={name!r} must be a plain name (letters, digits, _ . - ; no '/' or '..')")
     loggers = cfg.get("logger") or {}
     for kind, node in loggers.items() if isinstance(loggers, Mapping) else ():
-        filename = node.get("filename") if isinstance(node, Mapping) else None
-        if filename is not None and _escapes(str(filename)):
-            raise ConfigError(
-                f"logger.{kind}.filename={filename!r} must be a path inside the run dir (relative, no '..')"
-            )
+        for key in ("filename", "dirname"):
+            inside = node.get(key) if isinstance(node, Mapping) else None
+            if inside is not None and _escapes(str(inside)):
+                raise ConfigError(
+                    f"logger.{kind}.{key}={inside!r} must be a path inside the run dir (relative, no '..')"
+                )
 
 
 def check_hydra_paths(hydra: Any) -> None:

@@ -31,6 +31,13 @@ def recorded_run_id(run_dir: Path) -> str | None:
         return None
 
 
+def run_dir_holding(path: str | Path) -> Path | None:
+    """The run directory ``path`` lies in (links followed): the nearest folder at or above it holding
+    a ``run.json``; None outside every run dir."""
+    where = Path(os.path.realpath(Path(path).expanduser()))
+    return next((p for p in (where, *where.parents) if (p / RUN_FILE).is_file()), None)
+
+
 class RunDirError(RuntimeError):
     """The message names the path and the fix."""
 
