@@ -66,10 +66,8 @@ def git_info(path: str | Path) -> tuple[str | None, bool | None]:
         ).stdout
 
     try:
-        commit, status = (
-            git("rev-parse", "HEAD").strip(),
-            git("status", "--porcelain", "--untracked-files=no"),
-        )
+        commit = git("rev-parse", "HEAD").strip()
+        status = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None, None
     return commit or None, bool(status.strip())
