@@ -26,7 +26,6 @@ from townlet.runs.sinks import flatten
 LOCK_FILE = ".lock"
 _HELD: dict[Path, int] = {}  # run dir -> descriptor of its lock file, for this process's runs
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-_SHELL_SAFE = re.compile(r"[A-Za-z0-9_./,=+@%:-]+")
 
 
 class RunDirOwned(ConfigError):
@@ -197,7 +196,7 @@ def check_resume_config(run_dir: Path, config: Mapping[str, Any]) -> None:
 def resume_command(run_dir: Path) -> str:
     """A pasteable command that continues the run in ``run_dir`` with its own overrides."""
     words = ["townlet-train", f"hydra.run.dir={run_dir}", *(saved_overrides(run_dir) or []), "resume=true"]
-    return " ".join(w if _SHELL_SAFE.fullmatch(w) else shlex.quote(w) for w in words)
+    return shlex.join(words)  # quotes only what a shell would split or expand
 
 
 def _key(override: str) -> str:
