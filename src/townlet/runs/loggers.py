@@ -216,7 +216,7 @@ def build_metrics(
         str(node.progress),
         plan or RunPlan(units=None),
         every_sec=float(node.progress_every_sec),
-        multirun=info.multirun,
+        multirun=is_multirun(hydra),
     )
     frequency, plots = int(node.log_frequency), bool(node.plots)
     return MetricsFanout(

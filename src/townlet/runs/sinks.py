@@ -43,10 +43,6 @@ class RunInfo:
     source: str | None = None  # the command that started the run (its argv[0])
 
     @property
-    def multirun(self) -> bool:
-        return self.job_num is not None
-
-    @property
     def sweep_name(self) -> str | None:
         """A multirun's sweep dir relative to ``output_root`` (its MLflow experiment, its W&B group)."""
         if self.sweep_dir is None:
