@@ -69,9 +69,6 @@ def check(save: Callable[[], None]) -> None:
     raise TrainingInterrupted(signum)
 
 
-STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
-
-
 class RunInterrupted(TrainingInterrupted):
     """A run stopped by a signal, with its directory and whether it holds a checkpoint (for the message)."""
 
@@ -104,11 +101,10 @@ def interrupt_message(exc: BaseException) -> str:
     name = interrupt_signal(exc)
     if not isinstance(exc, RunInterrupted) or exc.run_dir is None:
         return f"interrupted by {name}"
-    run_dir = exc.run_dir
     kept = "the last checkpoint is kept" if exc.checkpointed else "no checkpoint was written yet"
     return (
-        f"interrupted by {name}; run.json says 'interrupted' and {kept} in {run_dir}; "
-        f"continue with: {resume_command(run_dir)}"
+        f"interrupted by {name}; run.json says 'interrupted' and {kept} in {exc.run_dir}; "
+        f"continue with: {resume_command(exc.run_dir)}"
     )
 
 
@@ -127,7 +123,7 @@ class StopSignals:
     def install(self) -> StopSignals:
         if threading.current_thread() is not threading.main_thread():
             return self
-        for sig in STOP_SIGNALS:
+        for sig in (signal.SIGINT, signal.SIGTERM):
             current = signal.getsignal(sig)
             # a console entry's own StopSignals (townlet.cli._common.console) is taken over as well
             if current in (signal.SIG_DFL, signal.default_int_handler) or isinstance(

@@ -148,20 +148,20 @@ def _quietly(call: Callable[[], None]) -> None:
 
 def selected_loggers(node: Any) -> dict[str, Any]:
     """``{name: config node}`` in :data:`LOGGER_KEYS` order; ``logger.kind`` (snapshots) maps onto them."""
-    chosen = {key: node.get(key) for key in LOGGER_KEYS if node.get(key) is not None}
     kind, filename = node.get("kind"), node.get("filename")
     if kind is None and filename is not None:
         raise ConfigError(
             f"logger.filename={filename!r} only goes with logger.kind; "
             "name the JSONL file with logger.jsonl.filename=... instead"
         )
-    if kind is not None:
-        chosen = {}
-        if str(kind) in ("jsonl", "tensorboard"):
-            chosen["jsonl"] = OmegaConf.structured(JsonlLoggerConfig(filename=filename or "metrics.jsonl"))
-        if str(kind) == "tensorboard":
-            chosen["tensorboard"] = OmegaConf.structured(TensorBoardLoggerConfig())
-    return {key: chosen[key] for key in LOGGER_KEYS if key in chosen}
+    if kind is None:
+        return {key: node.get(key) for key in LOGGER_KEYS if node.get(key) is not None}
+    chosen = {}
+    if str(kind) == "tensorboard":
+        chosen["tensorboard"] = OmegaConf.structured(TensorBoardLoggerConfig())
+    if str(kind) in ("jsonl", "tensorboard"):
+        chosen["jsonl"] = OmegaConf.structured(JsonlLoggerConfig(filename=filename or "metrics.jsonl"))
+    return chosen
 
 
 def run_info(cfg: Any, run_dir: Path, hydra: Any = None, *, config_hash: str | None = None) -> RunInfo:
@@ -196,10 +196,6 @@ def build_metrics(
 ) -> MetricsFanout:
     """The selected loggers (``cfg.logger``) and the progress display (``plan`` gives its total)."""
     node = cfg.logger
-    if int(node.log_frequency) < 1:
-        raise ConfigError(f"logger.log_frequency must be >= 1, got {node.log_frequency}")
-    if float(node.progress_every_sec) <= 0:
-        raise ConfigError(f"logger.progress_every_sec must be > 0, got {node.progress_every_sec}")
     info = run_info(cfg, Path(run_dir), hydra, config_hash=config_hash)
     sinks: list[MetricsSink] = []
     try:
@@ -220,7 +216,7 @@ def build_metrics(
         str(node.progress),
         plan or RunPlan(units=None),
         every_sec=float(node.progress_every_sec),
-        multirun=info.multirun,
+        multirun=is_multirun(hydra),
     )
     frequency, plots = int(node.log_frequency), bool(node.plots)
     return MetricsFanout(

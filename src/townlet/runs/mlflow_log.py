@@ -12,8 +12,8 @@ import getpass
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -72,25 +72,22 @@ def bound_http_waits(timeout_sec: int, max_retries: int) -> None:
 
 
 def _base_tags(run: RunInfo) -> dict[str, str]:
-    """The config's ``tags``, the overrides and MLflow's standard source/user tags."""
+    """The config's ``tags`` (``key:value`` sets that tag, a bare ``name`` sets ``name=true``), the
+    overrides and MLflow's standard source/user tags."""
     from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER
 
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no login name (a container without a passwd entry)
         user = "unknown"
+    configured = dict(tag.partition(":")[::2] for tag in run.tags)
     return {
-        **configured_tags(run),
+        **{key[:_PARAM_KEY_MAX]: (value or "true")[:_PARAM_VALUE_MAX] for key, value in configured.items()},
         "overrides": " ".join(run.overrides)[:_PARAM_VALUE_MAX],
         MLFLOW_SOURCE_TYPE: "LOCAL",
         MLFLOW_USER: user,
         **({MLFLOW_SOURCE_NAME: run.source} if run.source else {}),
     }
-
-
-def experiment_name(run: RunInfo, configured: str | None) -> str:
-    """``configured`` if set; else the sweep dir (relative to ``output_root``) or ``runs``."""
-    return configured or run.sweep_name or SINGLE_RUN_EXPERIMENT
 
 
 def open_store(
@@ -125,8 +122,10 @@ def store_lock(db: Path | None) -> AbstractContextManager[Any]:
     return FileLock(f"{db}.lock", timeout=300)
 
 
-def ensure_experiment(client: Any, name: str, db: Path | None) -> str:
-    """The id of experiment ``name``, created (artefacts beside a SQLite store) if missing."""
+def ensure_experiment(client: Any, run: RunInfo, configured: str | None, db: Path | None) -> str:
+    """The id of experiment ``configured``, else of the sweep dir (relative to ``output_root``) or
+    ``runs``; created (artefacts beside a SQLite store) if missing."""
+    name = configured or run.sweep_name or SINGLE_RUN_EXPERIMENT
     found = client.get_experiment_by_name(name)
     if found is not None:
         return str(found.experiment_id)
@@ -157,7 +156,7 @@ def start_sweep_run(
     client, db = open_store(tracking_uri, request_timeout_sec, request_max_retries)
     tags = {**_base_tags(sweep), ROLE_TAG: SWEEP_ROLE, "sweep_dir": str(sweep.sweep_dir)}
     with store_lock(db):
-        experiment_id = ensure_experiment(client, experiment_name(sweep, experiment), db)
+        experiment_id = ensure_experiment(client, sweep, experiment, db)
         name = Path(str(sweep.sweep_dir)).name
         return str(client.create_run(experiment_id, run_name=name, tags=tags).info.run_id)
 
@@ -180,12 +179,6 @@ def end_sweep_run(
     if error is not None:
         client.set_tag(run_id, "error", error_line(error)[:_PARAM_VALUE_MAX])
     client.set_terminated(run_id, status)
-
-
-def configured_tags(run: RunInfo) -> dict[str, str]:
-    """The config's ``tags``: ``key:value`` sets that tag, a bare ``name`` sets ``name=true``."""
-    configured = dict(tag.partition(":")[::2] for tag in run.tags)
-    return {key[:_PARAM_KEY_MAX]: (value or "true")[:_PARAM_VALUE_MAX] for key, value in configured.items()}
 
 
 class MlflowSink(MetricsSink):
@@ -216,7 +209,7 @@ class MlflowSink(MetricsSink):
             from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
             with store_lock(db):
-                self.experiment_id = ensure_experiment(self.client, experiment_name(run, experiment), db)
+                self.experiment_id = ensure_experiment(self.client, run, experiment, db)
                 tags = self._tags(run)
                 if run.sweep_dir is not None and (
                     parent := sweep_parent(self.client, self.experiment_id, run)
@@ -314,19 +307,21 @@ class MlflowSink(MetricsSink):
 
 def artefacts(run_dir: Path, result: Mapping[str, Any]) -> list[tuple[Path, str | None]]:
     """``(local path, artefact folder)`` of what a finished run hands to MLflow, those that exist."""
-    out: list[tuple[Path, str | None]] = [(run_dir / "result.json", None), (run_dir / "plots", "plots")]
     checkpoint = result.get("checkpoint")
-    if isinstance(checkpoint, str) and Path(checkpoint).is_file():
-        out.append((Path(checkpoint), "checkpoints"))
-    else:
-        out.append((run_dir / "checkpoints", "checkpoints"))
-    out.append((run_dir / ".hydra", "hydra"))
+    reported = isinstance(checkpoint, str) and Path(checkpoint).is_file()
+    out: list[tuple[Path, str | None]] = [
+        (run_dir / "result.json", None),
+        (run_dir / "plots", "plots"),
+        (Path(str(checkpoint)) if reported else run_dir / "checkpoints", "checkpoints"),
+        (run_dir / ".hydra", "hydra"),
+    ]
     return [(path, where) for path, where in out if path.exists()]
 
 
 def log_policy_model(client: Any, tracking_uri: str, run_id: str, path: Path, step: int) -> str:
     """MLflow's own ONNX flavour, so MLflow's API loads and serves it; the pip requirements are named
     (MLflow would otherwise start a subprocess to infer them)."""
+    import mlflow
     import mlflow.onnx
     import onnx
     import onnxruntime
@@ -335,7 +330,9 @@ def log_policy_model(client: Any, tracking_uri: str, run_id: str, path: Path, st
     signature, example = _signature(model)
     experiment_id = client.get_run(run_id).info.experiment_id
     logged = client.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id)
-    with _tracking_uri(tracking_uri):  # MLflow's log_model reads the process-wide tracking URI
+    before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(tracking_uri)  # MLflow's log_model reads the process-wide tracking URI
+    try:
         info = mlflow.onnx.log_model(
             model,
             name=MODEL_NAME,
@@ -348,6 +345,8 @@ def log_policy_model(client: Any, tracking_uri: str, run_id: str, path: Path, st
             onnx_execution_providers=["CPUExecutionProvider"],  # as townlet-eval runs it
             save_as_external_data=False,
         )
+    finally:
+        mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None: unset again
     return str(info.model_uri)
 
 
@@ -369,15 +368,3 @@ def _signature(model: Any) -> tuple[Any, dict[str, Any]]:
         for s in inputs
     }
     return ModelSignature(Schema(inputs), Schema([spec(v) for v in model.graph.output])), example
-
-
-@contextmanager
-def _tracking_uri(uri: str) -> Iterator[None]:
-    import mlflow
-
-    before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None: unset again

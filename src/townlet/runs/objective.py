@@ -105,7 +105,7 @@ def objective_value(result: Any, key: str, mode: str = "max") -> float:
                 f"set objective=<dotted key>, e.g. one of: {available}"
             )
     worst = -math.inf if str(mode) == "max" else math.inf
-    if node is None or isinstance(node, bool) or not isinstance(node, int | float):
-        return worst if node is None else float(node)
+    if node is None:
+        return worst
     value = float(node)
     return value if math.isfinite(value) else worst

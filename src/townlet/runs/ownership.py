@@ -1,19 +1,15 @@
 """A run directory belongs to one run: claimed by a lock while the run lives, continued only by
 ``resume=true`` with the run's own overrides, and never written outside of.
 
-Why a lock *and* the record: ``run.json`` says what happened to a run, but ``running`` cannot tell a
-live run from one killed a second ago on another node; an ``flock`` on ``RUN/.lock`` is released by
-the kernel when its process dies, so a second run into a live run's dir is refused naming the
-holder, and a dead run's dir is free for its own ``resume=true``. The claim is taken in Hydra's
-``on_run_start`` (``townlet.cli.preflight``), before Hydra rewrites ``.hydra/``, and again (a no-op
-in the same process) when the job starts, which covers a sweep's jobs and ``townlet-reproduce``.
+A lock as well as ``run.json``: ``running`` cannot tell a live run from one killed a second ago on
+another node, but the kernel releases an ``flock`` on ``RUN/.lock`` when its process dies. The claim is
+taken in Hydra's ``on_run_start``, before Hydra rewrites ``.hydra/``, and again when the job starts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import re
 import shlex
@@ -25,11 +21,11 @@ from townlet.config.instantiate import ConfigError
 from townlet.config.snapshot import load_untrusted_yaml
 from townlet.dto.base import SCHEMA_VERSION, newer_schema
 from townlet.runs.atomic import link_out_of, read_json_object
+from townlet.runs.sinks import flatten
 
 LOCK_FILE = ".lock"
 _HELD: dict[Path, int] = {}  # run dir -> descriptor of its lock file, for this process's runs
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-_SHELL_SAFE = re.compile(r"[A-Za-z0-9_./,=+@%:-]+")
 
 
 class RunDirOwned(ConfigError):
@@ -123,8 +119,10 @@ def _check_owner(path: Path, *, resume: bool, overrides: Sequence[str] | None, c
         )
     record = path / "run.json"
     if record.exists() and not resume:
+        found = read_json_object(record)
+        status = "unreadable" if found is None else str(found.get("status"))
         raise RunDirOwned(
-            f"run directory {path} holds a run whose run.json says {_status(record)!r}; continue it with: "
+            f"run directory {path} holds a run whose run.json says {status!r}; continue it with: "
             f"{resume_command(path)}, or choose another directory (hydra.run.dir=...)"
         )
     for name in ("run.json", "result.json") if resume else ():
@@ -138,14 +136,6 @@ def _check_owner(path: Path, *, resume: bool, overrides: Sequence[str] | None, c
         check_resume_overrides(path, overrides)
     if resume and config is not None:
         check_resume_config(path, config)
-
-
-def _status(record: Path) -> str:
-    try:
-        status = str(json.loads(record.read_text(encoding="utf-8")).get("status"))
-    except (OSError, ValueError, AttributeError):
-        return "unreadable"
-    return status
 
 
 # ------------------------------------------------------------------------------------------ resume
@@ -190,7 +180,9 @@ def check_resume_config(run_dir: Path, config: Mapping[str, Any]) -> None:
     saved_file = run_dir / ".hydra" / "config.yaml"
     if not saved_file.is_file():
         return
-    saved, now = _leaves(load_untrusted_yaml(saved_file)), _leaves(config)
+    found = load_untrusted_yaml(saved_file)
+    saved = dict(flatten(found if isinstance(found, Mapping) else {}, sep="."))
+    now = dict(flatten(config, sep="."))
     differ = [k for k in saved if k in now and k != "resume" and str(saved[k]) != str(now[k])]
     if differ:
         shown = ", ".join(f"{k} (run: {saved[k]}, now: {now[k]})" for k in differ[:6])
@@ -201,20 +193,10 @@ def check_resume_config(run_dir: Path, config: Mapping[str, Any]) -> None:
         )
 
 
-def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested mapping as ``{dotted.key: value}``; lists are values."""
-    if not isinstance(node, Mapping) or (prefix and not node):
-        return {prefix: node}
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        out.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
-
-
 def resume_command(run_dir: Path) -> str:
     """A pasteable command that continues the run in ``run_dir`` with its own overrides."""
     words = ["townlet-train", f"hydra.run.dir={run_dir}", *(saved_overrides(run_dir) or []), "resume=true"]
-    return " ".join(w if _SHELL_SAFE.fullmatch(w) else shlex.quote(w) for w in words)
+    return shlex.join(words)  # quotes only what a shell would split or expand
 
 
 def _key(override: str) -> str:

@@ -126,11 +126,8 @@ def write_training_plots(
         return None
     keys = [k for k in PLOTTED_KEYS if k in series]
     # One colour per series (stage) across every panel, and one legend for the figure.
-    labels = list(
-        dict.fromkeys(
-            [*(x for lines in returns.values() for x in lines), *(x for k in keys for x in series[k])]
-        )
-    )
+    panel_lines = [*returns.values(), *(series[k] for k in keys)]
+    labels = list(dict.fromkeys(label for lines in panel_lines for label in lines))
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     colours = {label: palette[i % len(palette)] for i, label in enumerate(labels)}
     fig, axes = panels(plt, len(keys) + bool(returns), 4.2, 3.0)

@@ -32,14 +32,14 @@ from townlet.runs.sinks import number, record_step, stage_index
 
 log = logging.getLogger("townlet.progress")
 
-# (record key, label, format): the first present loss, then accuracy / returns, then the throughput.
-_LOSS_KEYS = (TRAIN_LOSS_KEY, LOSS_TOTAL_KEY)
-_SHOWN: tuple[tuple[str, str, str], ...] = (
-    (VAL_ACCURACY_KEY, "acc", "{:.3f}"),
-    (TRAIN_RETURN_KEY, "return", "{:.2f}"),
-    (EVAL_RETURN_KEY, "eval", "{:.2f}"),
+# What a progress line shows, in order: from each group, its first key the record holds.
+_SHOWN: tuple[tuple[tuple[str, str], ...], ...] = (
+    ((TRAIN_LOSS_KEY, "loss {:.4f}"), (LOSS_TOTAL_KEY, "loss {:.4f}")),
+    ((VAL_ACCURACY_KEY, "acc {:.3f}"),),
+    ((TRAIN_RETURN_KEY, "return {:.2f}"),),
+    ((EVAL_RETURN_KEY, "eval {:.2f}"),),
+    ((SPS_KEY, "{:,.0f} agent-steps/s"), (SAMPLES_PER_SEC_KEY, "{:,.0f} samples/s")),
 )
-_RATES: tuple[tuple[str, str], ...] = ((SPS_KEY, "agent-steps/s"), (SAMPLES_PER_SEC_KEY, "samples/s"))
 
 
 def _stage(plan: RunPlan, record: Mapping[str, Any]) -> int | None:
@@ -61,15 +61,11 @@ def label(plan: RunPlan, record: Mapping[str, Any]) -> str:
 
 
 def summary(record: Mapping[str, Any]) -> str:
-    loss = next((v for k in _LOSS_KEYS if (v := number(record.get(k))) is not None), None)
-    parts = [] if loss is None else [f"loss {loss:.4f}"]
-    parts += [
-        f"{name} {fmt.format(v)}" for key, name, fmt in _SHOWN if (v := number(record.get(key))) is not None
-    ]
-    rate = next(((v, unit) for k, unit in _RATES if (v := number(record.get(k))) is not None), None)
-    if rate is not None:
-        parts.append(f"{rate[0]:,.0f} {rate[1]}")
-    return " ".join(parts)
+    shown = (
+        next((fmt.format(v) for key, fmt in group if (v := number(record.get(key))) is not None), None)
+        for group in _SHOWN
+    )
+    return " ".join(text for text in shown if text is not None)
 
 
 def _clock(seconds: float) -> str:

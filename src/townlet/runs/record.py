@@ -52,27 +52,18 @@ def git_env() -> dict[str, str]:
 
 
 def git_info(path: str | Path) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the repository containing ``path``; (None, None) outside a repo."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *_GIT_SAFE_FLAGS, *args],
-            cwd=path,
-            env=git_env(),
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout
-
+    """(commit, dirty) of the repository containing ``path``; (None, None) outside a repo or before
+    its first commit. One ``git status`` answers both (its ``# branch.oid`` header is the commit)."""
+    command = ["git", *_GIT_SAFE_FLAGS, "status", "--porcelain=v2", "--branch", "--untracked-files=no"]
     try:
-        commit, status = (
-            git("rev-parse", "HEAD").strip(),
-            git("status", "--porcelain", "--untracked-files=no"),
-        )
+        run = subprocess.run(command, cwd=path, env=git_env(), capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None, None
-    return commit or None, bool(status.strip())
+    lines = run.stdout.splitlines()
+    commit = next((line.split()[-1] for line in lines if line.startswith("# branch.oid ")), "(initial)")
+    if run.returncode != 0 or commit == "(initial)":
+        return None, None
+    return commit, any(not line.startswith("#") for line in lines)
 
 
 def slurm_ids(env: dict[str, str] | None = None) -> dict[str, Any]:

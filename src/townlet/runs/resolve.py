@@ -60,7 +60,7 @@ def read_snapshot(path: Path) -> dict[str, Any]:
     """A run's saved config as plain data ({} when absent); bounded, alias-free YAML, else one line."""
     if not path.is_file():
         return {}
-    try:  # the snapshot gate's reader: bounded, alias-free YAML
+    try:
         data = load_untrusted_yaml(path)
     except SnapshotRefused as exc:
         raise RunFilesError(f"{exc} (restore the run's .hydra/)") from None

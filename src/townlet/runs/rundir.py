@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from townlet.dto import RunRecord
-from townlet.runs.atomic import TMP_SUFFIX, atomic_write_text
+from townlet.runs.atomic import TMP_SUFFIX, atomic_write_text, read_json_object
 from townlet.runs.record import is_stale
 
 RESULT_FILE = "result.json"
@@ -25,10 +24,8 @@ log = logging.getLogger("townlet.runs")
 
 def recorded_run_id(run_dir: Path) -> str | None:
     """The ``run_id`` in ``<run_dir>/run.json``, None when there is none to read."""
-    try:
-        return str(json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))["run_id"])
-    except (OSError, ValueError, KeyError):
-        return None
+    record = read_json_object(run_dir / RUN_FILE) or {}
+    return str(record["run_id"]) if "run_id" in record else None
 
 
 def run_dir_holding(path: str | Path) -> Path | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,10 +41,6 @@ class RunInfo:
     config_hash: str | None = None
     git_commit: str | None = None  # of the code that runs, from run.json
     source: str | None = None  # the command that started the run (its argv[0])
-
-    @property
-    def multirun(self) -> bool:
-        return self.job_num is not None
 
     @property
     def sweep_name(self) -> str | None:
@@ -205,15 +202,11 @@ def dotted_get(node: Any, key: str) -> Any:
 def final_metrics(run: RunInfo, result: Mapping[str, Any]) -> dict[str, float]:
     """The final evaluation's mean returns and the objective, those that are numbers."""
     out = {key: x for key in FINAL_RETURNS if (x := number(dotted_get(result, key))) is not None}
-    objective = run.config.get("objective")
-    if isinstance(objective, str):
-        try:
-            mode = str(run.config.get("objective_mode", "max"))
-            value = number(objective_value(dict(result), objective, mode))
-        except ObjectiveError:
-            value = None
-        if value is not None:
-            out[OBJECTIVE_METRIC] = value
+    if isinstance(objective := run.config.get("objective"), str):
+        mode = str(run.config.get("objective_mode", "max"))
+        with contextlib.suppress(ObjectiveError):  # a result without the key charts no objective
+            if (value := number(objective_value(dict(result), objective, mode))) is not None:
+                out[OBJECTIVE_METRIC] = value
     return out
 
 
@@ -228,8 +221,6 @@ def hparams(run: RunInfo) -> dict[str, str | float | int | bool]:
         out["objective_key"] = objective
     strategy = run.config.get("strategy")
     for key, value in flatten(strategy if isinstance(strategy, Mapping) else {}, sep="."):
-        if isinstance(value, bool | int | float | str):
-            out[f"strategy.{key}"] = value
-        elif value is not None:
-            out[f"strategy.{key}"] = str(value)
+        if value is not None:
+            out[f"strategy.{key}"] = value if isinstance(value, bool | int | float | str) else str(value)
     return out
