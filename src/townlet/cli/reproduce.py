@@ -139,9 +139,7 @@ def compose_config(snapshot: Snapshot, new_run_dir: Path | None) -> tuple[Any, P
 # --------------------------------------------------------------------------------------------- run
 
 
-def run_reproduction(
-    snapshot: Snapshot, new_run_dir: Path | None = None, announce: Callable[[Path], None] | None = None
-) -> Path:
+def run_reproduction(snapshot: Snapshot, new_run_dir: Path | None, announce: Callable[[Path], None]) -> Path:
     """Hydra's own job runner (same snapshot files, logging, env_set and callbacks as ``townlet-train``);
     ``announce`` hears the new run dir once every check has passed."""
     register_configs()
@@ -154,8 +152,7 @@ def run_reproduction(
             check_job(cfg)
         except ConfigError as exc:
             raise ReproduceError(f"refusing to reproduce {snapshot.run_dir}: {exc}") from None
-        if announce is not None:
-            announce(target_dir)
+        announce(target_dir)
         errors: list[Exception] = []  # the job's error, read here, not from Hydra's private field
 
         def task(job_cfg: Any) -> float:
@@ -298,12 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "2 refused/unusable snapshot, 3 the new run failed."
         ),
     )
-    parser.add_argument(
-        "run_dir", type=Path, help="directory of the finished run (holds .hydra/ and result.json)"
-    )
-    parser.add_argument(
-        "--output-dir", type=Path, help="where the new run goes (default: outputs/reproduce/...)"
-    )
+    parser.add_argument("run_dir", type=Path, help="the finished run (holds .hydra/ and result.json)")
+    parser.add_argument("--output-dir", type=Path, help="the new run's dir (default: outputs/reproduce/)")
     parser.add_argument(
         "--compare-with",
         type=Path,
@@ -317,9 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             other = args.compare_with.expanduser().resolve()
         else:
             read_result(original)  # fail before spending a training run on an unfinished original
-            snapshot = load_snapshot(original)
             other = run_reproduction(
-                snapshot,
+                load_snapshot(original),
                 args.output_dir,
                 lambda new: print(f"reproducing {original} in {new}", file=sys.stderr),
             )
