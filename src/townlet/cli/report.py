@@ -231,9 +231,7 @@ def _run_paths(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    if report["kind"] == "sweep":
-        return render_text(report)
-    return "\n".join(_run_text(report)) + "\n"
+    return render_text(report) if report["kind"] == "sweep" else "\n".join(_run_text(report)) + "\n"
 
 
 def _run_text(report: dict[str, Any]) -> list[str]:
