@@ -149,10 +149,9 @@ def format_status(snap: dict[str, Any]) -> str:
 def _cmd_status(args: argparse.Namespace) -> int:
     service = PromotionService(_state_dir(args))
     snap = service.snapshot()
-    if args.history:
-        snap = {**snap, "history": service.history(args.history)}
     human = f"state dir: {service.state_dir}\n{format_status(snap)}"
     if args.history:
+        snap = {**snap, "history": service.history(args.history)}
         for ev in snap["history"]:
             human += f"\n  {ev.get('event'):<10} {ev.get('status') or '':<5} {ev.get('run_dir') or ''}"
     _print(snap, args.format, human)
