@@ -264,11 +264,9 @@ def _run_text(report: dict[str, Any]) -> list[str]:
         objective = report["objective"]
         lines += result_lines(result, run_dir, objective=objective["key"], objective_value=objective["value"])
     lines.append("paths:")
-    for key in ("checkpoint", "result", "run_record", "config", "log", "tensorboard"):
-        if paths.get(key):
-            lines.append(f"  {key:<11} {paths[key]}")
-    lines += [f"  {'metrics':<11} {p}" for p in paths["metrics"]]
-    lines += [f"  {'plots':<11} {p}" for p in paths["plots"]]
+    files = ("checkpoint", "result", "run_record", "config", "log", "tensorboard")
+    lines += [f"  {key:<11} {paths[key]}" for key in files if paths.get(key)]
+    lines += [f"  {key:<11} {path}" for key in ("metrics", "plots") for path in paths[key]]
     return lines
 
 
