@@ -67,8 +67,8 @@ def evaluate(source: str, overrides: list[str]) -> Any:
         from townlet.runs.resolve import resolve_run
 
         if source.endswith(".pt2"):  # a torch.export program (townlet-export format=pt2), on the CPU
-            program = load_program(source)
-            stored = program[2].get("world_config")
+            net, spec, meta = load_program(source)
+            stored = meta.get("world_config")
         else:
             files = resolve_run(source)
             ckpt = load_checkpoint(files.checkpoint, None, "cpu")
@@ -81,7 +81,6 @@ def evaluate(source: str, overrides: list[str]) -> Any:
     if source.endswith(".onnx"):
         policy: Any = OnnxPolicy(source, **acting)
     elif source.endswith(".pt2"):
-        net, spec, _ = program
         policy = TorchPolicy(net, spec, "cpu", **acting)
     else:
         device = resolve_device(str(args.device))
@@ -119,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("source", help="run directory, its checkpoints/ folder, a .pt, .onnx or .pt2 file")
     parser.add_argument("overrides", nargs="*", help="conf/eval.yaml overrides: world=…, episodes=…, seed=…")
-    parser.add_argument(
-        "--json", dest="json_path", help="also write the evaluation block as JSON to this file"
-    )
+    parser.add_argument("--json", dest="json_path", help="also write the evaluation as JSON to this file")
     args = parser.parse_args(argv)
 
     def body() -> int:
