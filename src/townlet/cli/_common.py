@@ -104,12 +104,17 @@ def console(prog: str) -> Callable[[Entry], Entry]:
                     return main(*args, **kwargs)
                 finally:
                     sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
-            except BrokenPipeError:
-                _silence_stdout()
+            except BrokenPipeError:  # stdout onto /dev/null: the interpreter's last flush stays quiet
+                with contextlib.suppress(AttributeError, OSError, ValueError):  # not a file (a test's)
+                    fd, devnull = sys.stdout.fileno(), os.open(os.devnull, os.O_WRONLY)
+                    os.dup2(devnull, fd)
+                    os.close(devnull)
                 return PIPE_CLOSED_EXIT
             except KeyboardInterrupt as exc:
                 signals.hold()
-                _say(f"{prog}: {interrupt_message(exc)}")
+                with contextlib.suppress(OSError):  # stderr closed as well: the exit code still tells
+                    sys.stderr.write(f"{prog}: {interrupt_message(exc)}\n")
+                    sys.stderr.flush()
                 return interrupt_exit_code(exc)
             finally:
                 signals.restore()
@@ -158,24 +163,6 @@ def error_exit(prog: str, exc: BaseException, *, bad_input: bool, hint: str = ""
     return RUN_ERROR_EXIT
 
 
-def _silence_stdout() -> None:
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # not a file (a test replaced it): nothing to flush
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    os.close(devnull)
-
-
-def _say(line: str) -> None:
-    try:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-    except OSError:  # stderr closed as well: the exit code still tells
-        pass
-
-
 def compose(config_name: str, schema: type, overrides: Sequence[str], world: Any = None) -> Any:
     """``conf/<config_name>.yaml`` typed by ``schema``, with ``overrides``; without ``world=``, ``world``
     (the source's own) is the base, as option :data:`SOURCE_WORLD`."""
@@ -200,32 +187,3 @@ def compose(config_name: str, schema: type, overrides: Sequence[str], world: Any
         items = [f"world={SOURCE_WORLD}", *items]
     with initialize_config_dir(config_dir=str(CONF_DIR), job_name=config_name):
         return hydra_compose(config_name=config_name, overrides=items)
-
-
-class JobCallbacks:
-    def __init__(self, cfg: Any) -> None:
-        from hydra.utils import instantiate
-        from omegaconf import OmegaConf
-
-        from townlet.config.instantiate import HYDRA_TARGETS
-
-        nodes = OmegaConf.select(cfg, "hydra.callbacks") or {}
-        whitelist = list(HYDRA_TARGETS)  # the callbacks townlet-train's own whitelist names
-        self.callbacks = [instantiate(node, _execution_whitelist_=whitelist) for node in nodes.values()]
-
-    def on_job_start(self, **kwargs: Any) -> None:
-        for callback in self.callbacks:
-            callback.on_job_start(**kwargs)
-
-    def on_job_end(self, **kwargs: Any) -> None:
-        for callback in reversed(self.callbacks):
-            callback.on_job_end(**kwargs)
-
-
-def keep_error(task: Callable[[Any], Any], errors: list[Exception], cfg: Any) -> Any:
-    """``task(cfg)``, its exception also appended to ``errors`` (a job runner keeps only its own copy)."""
-    try:
-        return task(cfg)
-    except Exception as exc:
-        errors.append(exc)
-        raise

@@ -46,28 +46,24 @@ def _fmt(value: Any) -> str:
 
 def _print_summary(path: str, summary: dict[str, Any], raw: dict[str, Any]) -> None:
     world, behaviour = raw.get("world") or {}, raw.get("behaviour") or {}
-    reward = summary.get("reward", {})
-    print(f"dataset      {path}")
-    print(f"format       v{raw.get('format_version')}  created {raw.get('created_at')}")
-    print(f"world        {world.get('name')}  (config hash {world.get('hash')})")
-    print(f"behaviour    {behaviour.get('name')}  epsilon={behaviour.get('epsilon')}  seed={raw.get('seed')}")
-    print(
-        f"size         {summary['transitions']:,} transitions = {summary['ticks']} ticks x "
-        f"{summary['agents']} agents, {summary['shards']} shard(s)"
-    )
-    print(f"observation  map {summary['map_shape']}, {summary['feature_dim']} features")
-    print(
-        f"reward       mean {_fmt(reward.get('mean'))}  std {_fmt(reward.get('std'))}  "
-        f"[{_fmt(reward.get('min'))}, {_fmt(reward.get('max'))}]"
-    )
-    print(f"teacher      agreement {_fmt(summary.get('teacher_agreement'))}")
-    hist = summary.get("action_histogram", {})
+    reward, hist = summary.get("reward", {}), summary.get("action_histogram", {})
     total = max(sum(hist.values()), 1)
-    print("actions      " + "  ".join(f"{k}={100 * v / total:.1f}%" for k, v in hist.items()))
-    events = summary.get("events", {})
-    print("events       " + "  ".join(f"{k}={_fmt(v)}" for k, v in events.items() if v))
-    episodes = summary.get("episodes", {})
-    print("episodes     " + "  ".join(f"{k}={_fmt(v)}" for k, v in episodes.items()))
+    rows = {
+        "dataset": path,
+        "format": f"v{raw.get('format_version')}  created {raw.get('created_at')}",
+        "world": f"{world.get('name')}  (config hash {world.get('hash')})",
+        "behaviour": f"{behaviour.get('name')}  epsilon={behaviour.get('epsilon')}  seed={raw.get('seed')}",
+        "size": f"{summary['transitions']:,} transitions = {summary['ticks']} ticks x "
+        f"{summary['agents']} agents, {summary['shards']} shard(s)",
+        "observation": f"map {summary['map_shape']}, {summary['feature_dim']} features",
+        "reward": f"mean {_fmt(reward.get('mean'))}  std {_fmt(reward.get('std'))}  "
+        f"[{_fmt(reward.get('min'))}, {_fmt(reward.get('max'))}]",
+        "teacher": f"agreement {_fmt(summary.get('teacher_agreement'))}",
+        "actions": "  ".join(f"{k}={100 * v / total:.1f}%" for k, v in hist.items()),
+        "events": "  ".join(f"{k}={_fmt(v)}" for k, v in summary.get("events", {}).items() if v),
+        "episodes": "  ".join(f"{k}={_fmt(v)}" for k, v in summary.get("episodes", {}).items()),
+    }
+    print("\n".join(f"{label:<12} {text}" for label, text in rows.items()))
 
 
 @console("townlet-dataset")

@@ -1,15 +1,9 @@
 """``townlet-eval``: evaluate a saved policy in a world, next to the scripted and random baselines.
 
-    townlet-eval outputs/2026-11-21/06-00-00              # a run: its checkpoint, world and evaluation
-    townlet-eval run/checkpoints/last.pt world=queue_conflict episodes=8 seed=3
-    townlet-eval RUN world.num_agents=6 greedy=false --json eval.json
-    townlet-eval policy.onnx episodes=8                    # an exported policy, via onnxruntime (no torch)
-    townlet-eval policy.pt2                                # an exported torch.export program (CPU)
-
-The run, its checkpoint and its world come from :func:`townlet.runs.resolve.resolve_run`; with no
-arguments a run is evaluated exactly as its ``result.json`` was. Arguments after the source are Hydra
-overrides of ``conf/eval.yaml`` (``world``, ``world.<field>``, ``episodes``, ``seed``, ``greedy``,
-``baselines``, ``device``); a bad one is one line on stderr (exit 2).
+The source is a run (checkpoint and world from :func:`townlet.runs.resolve.resolve_run`; without
+overrides it is evaluated exactly as its ``result.json`` was), a ``.pt`` checkpoint, an ``.onnx`` file
+(onnxruntime, no torch) or a ``.pt2`` program. Overrides of ``conf/eval.yaml`` follow the source
+(examples in docs/training.md); a bad one is one line on stderr (exit 2).
 """
 
 from __future__ import annotations
@@ -74,8 +68,8 @@ def evaluate(source: str, overrides: list[str]) -> Any:
         from townlet.runs.resolve import resolve_run
 
         if source.endswith(".pt2"):  # a torch.export program (townlet-export format=pt2), on the CPU
-            program = load_program(source)
-            stored = program[2].get("world_config")
+            net, spec, meta = load_program(source)
+            stored = meta.get("world_config")
         else:
             files = resolve_run(source)
             ckpt = load_checkpoint(files.checkpoint, None, "cpu")
@@ -88,7 +82,6 @@ def evaluate(source: str, overrides: list[str]) -> Any:
     if source.endswith(".onnx"):
         policy: Any = OnnxPolicy(source, **acting)
     elif source.endswith(".pt2"):
-        net, spec, _ = program
         policy = TorchPolicy(net, spec, "cpu", **acting)
     else:
         device = resolve_device(str(args.device))
@@ -126,9 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("source", help="run directory, its checkpoints/ folder, a .pt, .onnx or .pt2 file")
     parser.add_argument("overrides", nargs="*", help="conf/eval.yaml overrides: world=…, episodes=…, seed=…")
-    parser.add_argument(
-        "--json", dest="json_path", help="also write the evaluation block as JSON to this file"
-    )
+    parser.add_argument("--json", dest="json_path", help="also write the evaluation as JSON to this file")
     args = parser.parse_args(argv)
 
     def body() -> int:

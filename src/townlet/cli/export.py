@@ -1,15 +1,9 @@
 """``townlet-export``: a trained policy as one standalone file, for use without this package.
 
-    townlet-export outputs/runs/<date>/<run>                      # → ./policy.onnx
-    townlet-export RUN format=pt2 out=policy.pt2                  # a torch.export program
-    townlet-export RUN/checkpoints/last.pt out=/srv/policies/town.onnx
-
-Arguments after the source are Hydra overrides of ``conf/export.yaml`` (``format``: onnx | pt2,
-default from the ``out`` suffix, else onnx; ``out``; ``which``). The checkpoint and world are the
-run's (:func:`townlet.runs.resolve.resolve_run`). The file holds the masked logits and value of
-the network with its input normalisation folded in, plus its observation spec and world as metadata
-(docs/policies.md). A bad argument, a missing run or an
-unwritable ``out`` is one line on stderr (exit 2) and nothing is written.
+The file holds the masked logits and value of the run's network with its input normalisation folded in,
+plus its observation spec and world as metadata (docs/policies.md). Overrides of ``conf/export.yaml``
+follow the source (``format`` defaults from the ``out`` suffix, else onnx); a bad one, a missing run or
+an unwritable ``out`` is one line on stderr (exit 2) and nothing is written.
 """
 
 from __future__ import annotations

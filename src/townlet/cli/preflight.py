@@ -94,9 +94,13 @@ def check_job(cfg: DictConfig, run_dir: str | Path | None = None) -> DictConfig:
     allow-list is imported by any later step."""
     from townlet.strategies.services import check_service_names
 
-    task = _task_only(cfg)
+    task = typed = _task_only(cfg)
     check_import_paths(task)
-    typed = typed_config(task)
+    if OmegaConf.get_type(task) is not TrainConfig:  # an untyped config: a snapshot's, maybe edited
+        try:
+            typed = cast("DictConfig", OmegaConf.merge(OmegaConf.structured(TrainConfig), task))
+        except Exception as exc:
+            raise ConfigError(describe_config_error(exc) or _first_line(exc)) from None
     _check_unknown_keys(typed, "")
     _check_values(typed)
     _check_stop(typed)
@@ -112,16 +116,6 @@ def check_job(cfg: DictConfig, run_dir: str | Path | None = None) -> DictConfig:
         overrides = None if overrides is None else [str(o) for o in overrides]
         claim_run_dir(run_dir, resume=bool(typed.resume), overrides=overrides, config=saved_config)
     return typed
-
-
-def typed_config(cfg: DictConfig) -> DictConfig:
-    """Lay an untyped config (a snapshot's, maybe edited) on the schema."""
-    if OmegaConf.get_type(cfg) is TrainConfig:
-        return cfg
-    try:
-        return cast("DictConfig", OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg))
-    except Exception as exc:
-        raise ConfigError(describe_config_error(exc) or _first_line(exc)) from None
 
 
 # ----------------------------------------------------------------------------------------- steps

@@ -1,14 +1,7 @@
 """``townlet-promote``: judge anneal runs and move the live release (torch-free).
 
-    townlet-promote evaluate RUN_DIR [--dry-run] [--format human|json]
-        PROMOTE (exit 0) / HOLD (1) / FAIL (2) with reasons such as ``loss_flag_cycle_2`` or
-        ``candidate_not_ready``; ``--dry-run`` always exits 0.
-    townlet-promote promote RUN_DIR [--force]   make the ready candidate the current release
-    townlet-promote rollback                    return to the previous release
-    townlet-promote status [--history N]        show the promotion state
-
-Errors print one line and exit 3. A corrupt state or baseline file is never overwritten;
-``--reset-state`` moves it aside to ``<name>.corrupt-<UTC time>`` first.
+``evaluate`` exits with its verdict (PROMOTE 0, HOLD 1, FAIL 2; docs/anneal.md), so an error is one line
+and exit 3. A corrupt state or baseline file is never overwritten: ``--reset-state`` moves it aside.
 """
 
 from __future__ import annotations
@@ -17,7 +10,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -156,10 +149,9 @@ def format_status(snap: dict[str, Any]) -> str:
 def _cmd_status(args: argparse.Namespace) -> int:
     service = PromotionService(_state_dir(args))
     snap = service.snapshot()
-    if args.history:
-        snap = {**snap, "history": service.history(args.history)}
     human = f"state dir: {service.state_dir}\n{format_status(snap)}"
     if args.history:
+        snap = {**snap, "history": service.history(args.history)}
         for ev in snap["history"]:
             human += f"\n  {ev.get('event'):<10} {ev.get('status') or '':<5} {ev.get('run_dir') or ''}"
     _print(snap, args.format, human)
@@ -192,22 +184,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def add(name: str, help_: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, parents=[common(False)])
+    def add(name: str, help_: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_, parents=[common(False)])
+        command.set_defaults(func=func)
+        return command
 
-    ev = add("evaluate", "PROMOTE / HOLD / FAIL for a finished anneal run (exit 0/1/2)")
+    ev = add("evaluate", "PROMOTE / HOLD / FAIL for a finished anneal run (exit 0/1/2)", _cmd_evaluate)
     ev.add_argument("run_dir")
     ev.add_argument("--dry-run", action="store_true", help="print the verdict but always exit 0")
-    ev.set_defaults(func=_cmd_evaluate)
-    pr = add("promote", "make the run's checkpoint the current release")
+    pr = add("promote", "make the run's checkpoint the current release", _cmd_promote)
     pr.add_argument("run_dir")
     pr.add_argument("--force", action="store_true", help="promote even if the run is not the ready candidate")
-    pr.set_defaults(func=_cmd_promote)
-    rb = add("rollback", "return to the previous release")
-    rb.set_defaults(func=_cmd_rollback)
-    st = add("status", "show the promotion state")
+    add("rollback", "return to the previous release", _cmd_rollback)
+    st = add("status", "show the promotion state", _cmd_status)
     st.add_argument("--history", type=int, default=0, metavar="N", help="also show the last N events")
-    st.set_defaults(func=_cmd_status)
     return parser
 
 

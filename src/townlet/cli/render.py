@@ -1,12 +1,7 @@
 """``townlet-render``: watch one episode of a policy, as an animated GIF or as text frames.
 
-    townlet-render outputs/runs/<date>/<run>                        # trained policy → episode.gif
-    townlet-render RUN policy=scripted world=queue_conflict seed=3 out=teacher.gif
-    townlet-render policy.onnx out=-                                # text frames in the terminal
-    townlet-render RUN mode=ansi ticks=50 out=frames.txt
-
 The source gives the trained policy (acting greedily) and its world; arguments after it are Hydra
-overrides of ``conf/render.yaml``.
+overrides of ``conf/render.yaml`` (examples in docs/policies.md).
 """
 
 from __future__ import annotations

@@ -31,34 +31,17 @@ from townlet.sweeps.render import render_text, sweep_report
 # The headline figures per result kind, in display order; absent (None) ones are skipped.
 KEY_FIGURES: dict[str, tuple[str, ...]] = {
     "bc": (
-        "accuracy",
-        "val_accuracy",
-        "loss",
-        "val_loss",
-        "epochs_run",
-        "best_epoch",
-        "early_stopped",
+        "accuracy", "val_accuracy", "loss", "val_loss", "epochs_run", "best_epoch", "early_stopped",
         "samples_per_sec",
     ),
     "ppo": (
-        "iterations",
-        "env_steps",
-        "episode_return_mean",
-        "loss_total",
-        "kl_divergence",
-        "clip_fraction",
-        "explained_variance",
-        "best_iteration",
-        "samples_per_sec",
+        "iterations", "env_steps", "episode_return_mean", "loss_total", "kl_divergence", "clip_fraction",
+        "explained_variance", "best_iteration", "samples_per_sec",
     ),
     "anneal": (
-        "status",
-        "dataset_label",
-        "promotion_state",
-        "promotion_pass_streak",
-        "promotion_candidate_ready",
+        "status", "dataset_label", "promotion_state", "promotion_pass_streak", "promotion_candidate_ready",
     ),
-}
+}  # fmt: skip
 WIDTH = 100
 
 
@@ -105,12 +88,7 @@ def _anneal_lines(result: AnnealSummaryDTO, run_dir: Path) -> list[str]:
             detail = f"accuracy={_fmt(stage.accuracy)} threshold={_fmt(stage.threshold)}"
             detail += "" if stage.passed is None else (" passed" if stage.passed else " FAILED")
         else:
-            flags = {
-                "loss": stage.anneal_loss_flag,
-                "queue": stage.anneal_queue_flag,
-                "intensity": stage.anneal_intensity_flag,
-            }
-            raised = [name for name, flag in flags.items() if flag]
+            raised = [n for n in ("loss", "queue", "intensity") if getattr(stage, f"anneal_{n}_flag")]
             detail = f"loss_total={_fmt(stage.loss_total)} flags={','.join(raised) or 'none'}"
         lines.append(f"  stage {index}  cycle {_fmt(stage.cycle)}  {stage.mode:<3}  {detail}")
     snapshot = saved.get("promotion")
@@ -136,21 +114,11 @@ def _fmt(value: Any) -> str:
 KEY_HPARAMS: dict[str, tuple[str, ...]] = {
     "bc": ("lr", "batch_size", "epochs", "weight_decay", "early_stopping_patience"),
     "ppo": (
-        "data_mode",
-        "total_steps",
-        "n_steps",
-        "lr",
-        "lr_schedule",
-        "gamma",
-        "gae_lambda",
-        "clip_param",
-        "entropy_coef",
-        "update_epochs",
-        "minibatch_size",
-        "bc_coef",
+        "data_mode", "total_steps", "n_steps", "lr", "lr_schedule", "gamma", "gae_lambda", "clip_param",
+        "entropy_coef", "update_epochs", "minibatch_size", "bc_coef",
     ),
     "anneal": ("accuracy_threshold", "bc.lr", "ppo.lr", "ppo.gamma", "ppo.entropy_coef", "ppo.n_steps"),
-}
+}  # fmt: skip
 USAGE_HINT = "pass a run dir (outputs/runs/<date>/<run>) or a sweep dir (outputs/multiruns/<date>/<sweep>)"
 
 
@@ -263,9 +231,7 @@ def _run_paths(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    if report["kind"] == "sweep":
-        return render_text(report)
-    return "\n".join(_run_text(report)) + "\n"
+    return render_text(report) if report["kind"] == "sweep" else "\n".join(_run_text(report)) + "\n"
 
 
 def _run_text(report: dict[str, Any]) -> list[str]:
@@ -298,11 +264,9 @@ def _run_text(report: dict[str, Any]) -> list[str]:
         objective = report["objective"]
         lines += result_lines(result, run_dir, objective=objective["key"], objective_value=objective["value"])
     lines.append("paths:")
-    for key in ("checkpoint", "result", "run_record", "config", "log", "tensorboard"):
-        if paths.get(key):
-            lines.append(f"  {key:<11} {paths[key]}")
-    lines += [f"  {'metrics':<11} {p}" for p in paths["metrics"]]
-    lines += [f"  {'plots':<11} {p}" for p in paths["plots"]]
+    files = ("checkpoint", "result", "run_record", "config", "log", "tensorboard")
+    lines += [f"  {key:<11} {paths[key]}" for key in files if paths.get(key)]
+    lines += [f"  {key:<11} {path}" for key in ("metrics", "plots") for path in paths[key]]
     return lines
 
 

@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,12 +23,13 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.utils import JobStatus, run_job
 from hydra.types import HydraContext, RunMode
+from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
-from townlet.cli._common import JobCallbacks, console, keep_error
+from townlet.cli._common import console
 from townlet.cli.preflight import check_job
 from townlet.cli.train import run_job as train_job
-from townlet.config.instantiate import ConfigError, check_import_paths
+from townlet.config.instantiate import HYDRA_TARGETS, ConfigError, check_import_paths
 from townlet.config.schema import conf_dir, register_configs
 from townlet.config.snapshot import check_run_snapshot, load_untrusted_yaml
 from townlet.dto import RunRecord
@@ -139,9 +139,7 @@ def compose_config(snapshot: Snapshot, new_run_dir: Path | None) -> tuple[Any, P
 # --------------------------------------------------------------------------------------------- run
 
 
-def run_reproduction(
-    snapshot: Snapshot, new_run_dir: Path | None = None, announce: Callable[[Path], None] | None = None
-) -> Path:
+def run_reproduction(snapshot: Snapshot, new_run_dir: Path | None, announce: Callable[[Path], None]) -> Path:
     """Hydra's own job runner (same snapshot files, logging, env_set and callbacks as ``townlet-train``);
     ``announce`` hears the new run dir once every check has passed."""
     register_configs()
@@ -154,11 +152,18 @@ def run_reproduction(
             check_job(cfg)
         except ConfigError as exc:
             raise ReproduceError(f"refusing to reproduce {snapshot.run_dir}: {exc}") from None
-        if announce is not None:
-            announce(target_dir)
+        announce(target_dir)
         errors: list[Exception] = []  # the job's error, read here, not from Hydra's private field
+
+        def task(job_cfg: Any) -> float:
+            try:
+                return train_job(job_cfg)
+            except Exception as exc:
+                errors.append(exc)
+                raise
+
         ret = run_job(
-            task_function=partial(keep_error, train_job, errors),
+            task_function=task,
             config=cfg,
             job_dir_key="hydra.run.dir",
             job_subdir_key=None,
@@ -174,6 +179,22 @@ def run_reproduction(
 
 
 class RunFailedError(RuntimeError): ...
+
+
+class JobCallbacks:
+    """The run's ``hydra.callbacks``, built under townlet-train's whitelist, for Hydra's job runner."""
+
+    def __init__(self, cfg: Any) -> None:
+        nodes = OmegaConf.select(cfg, "hydra.callbacks") or {}
+        self.callbacks = [instantiate(n, _execution_whitelist_=list(HYDRA_TARGETS)) for n in nodes.values()]
+
+    def on_job_start(self, **kwargs: Any) -> None:
+        for callback in self.callbacks:
+            callback.on_job_start(**kwargs)
+
+    def on_job_end(self, **kwargs: Any) -> None:
+        for callback in reversed(self.callbacks):
+            callback.on_job_end(**kwargs)
 
 
 def _record_parent(new_run_dir: Path, parent: Path) -> None:
@@ -274,12 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "2 refused/unusable snapshot, 3 the new run failed."
         ),
     )
-    parser.add_argument(
-        "run_dir", type=Path, help="directory of the finished run (holds .hydra/ and result.json)"
-    )
-    parser.add_argument(
-        "--output-dir", type=Path, help="where the new run goes (default: outputs/reproduce/...)"
-    )
+    parser.add_argument("run_dir", type=Path, help="the finished run (holds .hydra/ and result.json)")
+    parser.add_argument("--output-dir", type=Path, help="the new run's dir (default: outputs/reproduce/)")
     parser.add_argument(
         "--compare-with",
         type=Path,
@@ -293,19 +310,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             other = args.compare_with.expanduser().resolve()
         else:
             read_result(original)  # fail before spending a training run on an unfinished original
-            snapshot = load_snapshot(original)
             other = run_reproduction(
-                snapshot,
+                load_snapshot(original),
                 args.output_dir,
                 lambda new: print(f"reproducing {original} in {new}", file=sys.stderr),
             )
         diffs = compare_results(original, other)
-    except ReproduceError as exc:
+    except (ReproduceError, RunFailedError) as exc:
         print(f"townlet-reproduce: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    except RunFailedError as exc:
-        print(f"townlet-reproduce: {exc}", file=sys.stderr)
-        return EXIT_RUN_FAILED
+        return EXIT_REFUSED if isinstance(exc, ReproduceError) else EXIT_RUN_FAILED
     print(format_differences(diffs))
     return EXIT_IDENTICAL if not diffs else EXIT_DIFFERENT
 

@@ -22,9 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Summarise a Hydra multirun directory: one row per job, failures, mean ± std over seeds.",
     )
     parser.add_argument("sweep_dir", type=Path, help="the multirun folder (the one holding multirun.yaml)")
-    parser.add_argument(
-        "--objective", help="dotted key into result.json (default: the `objective` of the runs' config)"
-    )
+    parser.add_argument("--objective", help="dotted key into result.json (default: the runs' `objective`)")
     parser.add_argument("--mode", choices=("max", "min"), help="objective direction (default: from config)")
     parser.add_argument(
         "--metric",
