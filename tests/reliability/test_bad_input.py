@@ -330,3 +330,32 @@ def test_reproduce_refuses_a_tampered_snapshot_before_running(
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and phrase in lines[0], lines
     assert _tree(root) == before  # no outputs/reproduce/..., the original untouched
+
+
+DEEP = "[" * 100_000 + "]" * 100_000  # past the interpreter's recursion limit when parsed
+
+
+def test_json_nested_past_the_recursion_limit_is_bad_json_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from townlet.cli.evaluate import main as eval_main
+    from townlet.promotion.state import PromotionService, PromotionStateError
+    from townlet.runs.atomic import loads_json, read_json_object
+
+    with pytest.raises(json.JSONDecodeError, match="nested too deeply"):
+        loads_json(DEEP)
+    (tmp_path / "deep.json").write_text(DEEP)
+    assert read_json_object(tmp_path / "deep.json") is None
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "result.json").write_text(DEEP)
+    assert eval_main([str(run)]) == 2
+    result = run / "result.json"
+    assert capsys.readouterr().err.splitlines() == [
+        f"townlet-eval: error: {result} is not readable JSON (JSONDecodeError); rerun the training"
+    ]
+    service = PromotionService(tmp_path / "state")
+    service.history_path.parent.mkdir(parents=True)
+    service.history_path.write_text(DEEP + "\n")
+    with pytest.raises(PromotionStateError, match="line 1 is corrupt"):
+        service.history(3)

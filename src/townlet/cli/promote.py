@@ -19,6 +19,7 @@ from townlet.promotion.baselines import BaselineStore
 from townlet.promotion.files import BaselineFile, PromotionStateFile, is_valid, move_aside
 from townlet.promotion.rules import promotion_decision
 from townlet.promotion.state import PromotionError, PromotionService, PromotionStateError
+from townlet.runs.atomic import loads_json
 
 RESULTS_FILE = "anneal_results.json"
 ERROR_EXIT = 3
@@ -47,7 +48,7 @@ def load_run_results(run_dir: Path) -> dict[str, Any]:
             f"{path} not found: is {run_dir} the directory of a finished anneal run (strategy=anneal)?"
         )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise PromoteCLIError(f"{path} is not valid JSON ({exc})") from exc
     if isinstance(data, list):

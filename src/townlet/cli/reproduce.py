@@ -9,7 +9,6 @@ snapshot gate and ``townlet-train``'s preflight before anything runs.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import sys
@@ -33,7 +32,7 @@ from townlet.config.instantiate import HYDRA_TARGETS, ConfigError, check_import_
 from townlet.config.schema import conf_dir, register_configs
 from townlet.config.snapshot import check_run_snapshot, load_untrusted_yaml
 from townlet.dto import RunRecord
-from townlet.runs.atomic import atomic_write_text
+from townlet.runs.atomic import atomic_write_text, loads_json
 from townlet.runs.rundir import recorded_run_id
 from townlet.runs.sinks import error_line
 
@@ -212,7 +211,7 @@ def _record_parent(new_run_dir: Path, parent: Path) -> None:
 def read_result(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "result.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ReproduceError(f"{path} is missing: the run has no result to compare (did it finish?)") from exc
     except ValueError as exc:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from townlet.runs.atomic import atomic_write_bytes
+from townlet.runs.atomic import atomic_write_bytes, loads_json
 from townlet.world.spec import ObservationSpec
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def parse_metadata(text: str | None, where: str) -> tuple[ObservationSpec, dict[
             f"{where} carries no {METADATA_KEY!r} metadata; export it with townlet-export RUN_DIR out=…"
         )
     try:
-        meta = json.loads(text)
+        meta = loads_json(text)
         spec = ObservationSpec.from_dict(meta["spec"])
     except (ValueError, KeyError, TypeError) as exc:
         raise PolicyFileError(f"{where}: unreadable {METADATA_KEY!r} metadata ({exc})") from None

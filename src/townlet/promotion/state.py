@@ -23,7 +23,7 @@ from townlet.promotion.files import (
     reset_command,
 )
 from townlet.promotion.rules import AnnealStatus
-from townlet.runs.atomic import atomic_write_text
+from townlet.runs.atomic import atomic_write_text, loads_json
 
 MAX_RELEASE_STACK = 50
 
@@ -140,7 +140,7 @@ class PromotionService:
             if not line.strip():
                 continue
             try:
-                event = json.loads(line)
+                event = loads_json(line)
             except ValueError as exc:  # bad JSON or bad UTF-8 (a torn or edited line)
                 raise PromotionStateError(
                     f"promotion history {self.history_path} line {number} is corrupt ({exc}); "

@@ -15,7 +15,7 @@ import numpy as np
 
 from townlet.replay.columns import column_schema
 from townlet.replay.errors import DatasetError
-from townlet.runs.atomic import json_safe
+from townlet.runs.atomic import json_safe, loads_json
 from townlet.world.spec import ObservationSpec
 
 FORMAT_NAME = "townlet-replay"
@@ -137,7 +137,7 @@ def _load_document(mpath: Path) -> dict[str, Any]:
             hint="is this a dataset directory written by townlet-capture?",
         )
     try:
-        doc = json.loads(mpath.read_text(encoding="utf-8"))
+        doc = loads_json(mpath.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"manifest is not valid JSON ({exc})", file=mpath) from None
     if not isinstance(doc, dict):

@@ -116,10 +116,19 @@ def dumps_json(value: Any, *, indent: int | None = None) -> str:
     return json.dumps(json_safe(value), indent=indent, allow_nan=False, default=_default)
 
 
+def loads_json(text: str | bytes) -> Any:
+    """``json.loads`` for files anyone may have written: arrays nested past the interpreter's recursion
+    limit are a ``JSONDecodeError`` like any other bad JSON, not a ``RecursionError`` traceback."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", str(text[:64]), 0) from None
+
+
 def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The JSON object in ``path``, else None: reports meet half-finished jobs and must not fail."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = loads_json(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -11,7 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from townlet.dto.metrics import WALL_KEY
-from townlet.runs.atomic import dumps_json
+from townlet.runs.atomic import dumps_json, loads_json
 
 
 class MetricsWriter:
@@ -88,4 +87,4 @@ def read_metrics(path: str | Path) -> Iterator[dict[str, Any]]:
         with file.open(encoding="utf-8") as handle:
             for line in handle:
                 if line.strip():
-                    yield json.loads(line)
+                    yield loads_json(line)

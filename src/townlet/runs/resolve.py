@@ -6,13 +6,13 @@ result describes. The snapshot is untrusted input, read through the snapshot gat
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from townlet.config.hydra_node import SnapshotRefused
 from townlet.config.snapshot import load_untrusted_yaml
+from townlet.runs.atomic import loads_json
 from townlet.runs.rundir import RESULT_FILE
 
 LAST = "last.pt"
@@ -85,7 +85,7 @@ def _read_result(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RunFilesError(
             f"{path} is not readable JSON ({type(exc).__name__}); rerun the training"
