@@ -123,3 +123,22 @@ def test_a_cached_dataset_under_another_root_is_no_difference(tmp_path: Path) ->
     assert compare_results(a, b) == []  # TOWNLET_ROOT moved; the content-named folder did not
     _result(b, manifest="/scratch/townlet/data/scripted-t600-s0-0f1e2d3c4b5a6978")
     assert [d.field for d in compare_results(a, b)] == ["manifest"]
+
+
+def test_the_new_run_dir_is_this_machines_whatever_the_snapshot_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edited ``paths.output_root`` (another run's dir, a system folder) never decides where we write."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from townlet.config.schema import conf_dir, register_configs
+
+    monkeypatch.setenv("TOWNLET_ROOT", str(tmp_path / "root"))
+    config = {"seed": 0, "paths": {"output_root": str(tmp_path / "victim")}}
+    snapshot = load_snapshot(_run_dir(tmp_path, "a", config=config))
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(conf_dir()), job_name=snapshot.job_name):
+        _, target = reproduce.compose_config(snapshot, None)
+    assert target.is_relative_to(tmp_path / "root" / "outputs" / "reproduce")

@@ -30,6 +30,7 @@ from townlet.cli.preflight import check_job
 from townlet.cli.train import run_job as train_job
 from townlet.config.instantiate import HYDRA_TARGETS, ConfigError, check_import_paths
 from townlet.config.schema import conf_dir, register_configs
+from townlet.config.schema.paths import PathsConfig
 from townlet.config.snapshot import check_run_snapshot, load_untrusted_yaml
 from townlet.dto import RunRecord
 from townlet.runs.atomic import atomic_write_text, loads_json
@@ -122,9 +123,10 @@ def compose_config(snapshot: Snapshot, new_run_dir: Path | None) -> tuple[Any, P
         check_import_paths({"hydra": {"callbacks": hydra_node.callbacks or {}}}, extra_modules=("hydra",))
     except ConfigError as exc:
         raise ReproduceError(f"refusing to reproduce {snapshot.run_dir}: {exc}") from None
-    if new_run_dir is None:
+    if new_run_dir is None:  # under this machine's outputs root: a snapshot never chooses where we write
         stamp = time.strftime("%Y-%m-%d/%H-%M-%S") + f"-{time.time_ns() // 1000 % 1_000_000:06d}"
-        new_run_dir = Path(str(cfg.paths.output_root)) / "reproduce" / f"{stamp}_{snapshot.run_dir.name}"
+        outputs = OmegaConf.create({"paths": OmegaConf.structured(PathsConfig)}).paths.output_root
+        new_run_dir = Path(outputs) / "reproduce" / f"{stamp}_{snapshot.run_dir.name}"
     new_run_dir = new_run_dir.expanduser().resolve()
     with open_dict(cfg):
         cfg.hydra = hydra_node
