@@ -86,6 +86,8 @@ ROWS: dict[str, Row] = {
     "anneal_nested_ppo_lr": Row(("strategy=anneal", "strategy.ppo.lr=-1"), CONFIG_ERROR, "lr must be > 0"),
     "world_num_envs": Row((*BC, "world.num_envs=0"), CONFIG_ERROR, "world.num_envs=0"),
     "world_window_even": Row((*BC, "world.window=4"), CONFIG_ERROR, "world.window=4"),
+    # sizes past half any machine's memory: refused in one line instead of swapping it to a halt
+    "world_too_big": Row((*BC, "world.num_agents=1000000"), CONFIG_ERROR, "more than half this machine's"),
     "model_hidden_dim": Row((*BC, "model.hidden_dim=0"), CONFIG_ERROR, "model.hidden_dim must be >= 1"),
     "model_conv_layers": Row((*BC, "model.conv_strides=[1]"), CONFIG_ERROR, "one entry per conv layer"),
     "dataset_ticks": Row((*BC, "dataset.ticks=0"), CONFIG_ERROR, "dataset.ticks must be >= 1"),

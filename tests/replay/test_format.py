@@ -206,3 +206,12 @@ def test_in_memory_validation_names_the_column(data: ReplayData) -> None:
     cols["actions"] = cols["actions"] + SPEC.num_actions
     with pytest.raises(DatasetError, match="outside"):
         ReplayData.from_columns(SPEC, cols)
+
+
+def test_a_capture_buffer_past_the_machines_memory_is_refused_before_allocating() -> None:
+    """Half the machine's RAM is the budget: a trillion ticks (an edited episode_length) fail in one line."""
+    from townlet.replay.columns import allocate
+
+    assert allocate(SPEC, 8, 4)["maps"].shape == (8, 4, *SPEC.map_shape)
+    with pytest.raises(DatasetError, match="record fewer ticks"):
+        allocate(SPEC, 10**12, 4)

@@ -3,6 +3,7 @@ one table writer, loader and capture buffer read."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from townlet.replay.errors import DatasetError
+from townlet.world.layout import memory_budget
 from townlet.world.spec import ObservationSpec
 
 
@@ -50,7 +52,15 @@ def column_schema(spec: ObservationSpec) -> dict[str, dict[str, object]]:
 
 
 def allocate(spec: ObservationSpec, ticks: int, agents: int) -> dict[str, np.ndarray]:
-    """Uninitialised time-major buffers for ``ticks`` x ``agents`` transitions (the capture buffer)."""
+    """Uninitialised time-major buffers for ``ticks`` x ``agents`` transitions (the capture buffer); a
+    size past the machine's memory budget is refused before it is allocated (or starts swapping)."""
+    need = sum(math.prod(c.shape(spec, ticks, agents)) * c.dtype.itemsize for c in COLUMNS)
+    if (budget := memory_budget()) is not None and need > budget:
+        raise DatasetError(
+            f"{ticks:,} ticks x {agents:,} agents of transitions need about {need / 2**30:.0f} GiB, "
+            f"more than half this machine's memory ({2 * budget / 2**30:.0f} GiB); record fewer ticks "
+            "(dataset.ticks, world.episode_length, evaluation.episodes) or fewer agents"
+        )
     return {c.name: np.empty(c.shape(spec, ticks, agents), dtype=c.dtype) for c in COLUMNS}
 
 

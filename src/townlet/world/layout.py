@@ -3,6 +3,7 @@ episode starts come from a per-(seed, env, episode) generator, so the oracle can
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,15 @@ def _fail(msg: str) -> None:
     raise WorldConfigError(msg)
 
 
+def memory_budget() -> int | None:
+    """Half this machine's RAM in bytes (None where the OS does not tell): a size past it is refused up
+    front, in one line, instead of swapping the machine to a halt."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def _validate(cfg: WorldConfig) -> None:
     """Counts and sizes, one value per need, the social stage and queue settings, the affordances."""
     if cfg.num_envs < 1 or cfg.num_agents < 1:
@@ -59,6 +69,7 @@ def _validate(cfg: WorldConfig) -> None:
         _fail(f"world.window={cfg.window} must be a positive odd number (the agent sits in the centre)")
     if cfg.episode_length < 1 or cfg.day_length < 1:
         _fail("world.episode_length and world.day_length must be >= 1")
+    _check_size(cfg)
     for name in ("needs.decay", "needs.init_low", "needs.init_high", "rewards.need_weights"):
         group, key = name.split(".")
         if len(getattr(getattr(cfg, group), key)) != len(NEED_NAMES):
@@ -81,6 +92,19 @@ def _validate(cfg: WorldConfig) -> None:
     if emp.enabled and emp.shift_start - emp.arrival_buffer < 0:
         _fail(
             "world.employment: shift_start - arrival_buffer must be >= 0 (shift windows may not wrap the day)"
+        )
+
+
+def _check_size(cfg: WorldConfig) -> None:
+    """A rough upper estimate of the towns' state: tiles, agent-to-agent and -object distances, views."""
+    objects = len(cfg.objects) + sum(int(n) for n in cfg.object_counts.values())
+    agent = (cfg.num_agents + 2 * objects) * 8 + cfg.window**2 * 16
+    need = cfg.num_envs * (cfg.width * cfg.height * 8 + cfg.num_agents * agent)
+    if (budget := memory_budget()) is not None and need > budget:
+        _fail(
+            f"a world of {cfg.num_envs} towns of {cfg.width}x{cfg.height} tiles and {cfg.num_agents} agents "
+            f"needs about {need / 2**30:.0f} GiB, more than half this machine's memory "
+            f"({2 * budget / 2**30:.0f} GiB); choose a smaller world.num_envs, width, height or num_agents"
         )
 
 
