@@ -61,6 +61,7 @@ CLONE_KEEPING = [
     "strategy.ppo.entropy_coef=0.0",
     "strategy.ppo.value_clip=0.0",
     "strategy.ppo.target_kl=0.02",
+    "strategy.ppo.update_epochs=4",
 ]
 SMALL = [
     *CLONE_KEEPING,
