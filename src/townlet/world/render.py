@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from townlet.world.config import NEED_NAMES, OBJECT_KINDS
-from townlet.world.vectown import VecTown
+from townlet.world.vectown_state import TownState
 
 RGB = tuple[int, int, int]
 RENDER_MODES: tuple[str, ...] = ("human", "rgb_array", "ansi")
@@ -49,7 +49,7 @@ def most_urgent(needs: np.ndarray, threshold: float) -> np.ndarray:
     return np.where(needs.min(axis=1) < threshold, needs.argmin(axis=1), -1)
 
 
-def _placed(town: VecTown, env: int) -> tuple[np.ndarray, dict[tuple[int, int], list[int]]]:
+def _placed(town: TownState, env: int) -> tuple[np.ndarray, dict[tuple[int, int], list[int]]]:
     """Each agent's most urgent need and the agents on each occupied cell of town ``env``."""
     urgent = most_urgent(town.needs[env], float(town.cfg.needs.threshold))
     cells: dict[tuple[int, int], list[int]] = {}
@@ -58,7 +58,7 @@ def _placed(town: VecTown, env: int) -> tuple[np.ndarray, dict[tuple[int, int], 
     return urgent, cells
 
 
-def _check_env(town: VecTown, env: int) -> None:
+def _check_env(town: TownState, env: int) -> None:
     if not 0 <= env < town.num_envs:
         raise ValueError(f"env={env} is outside this town's 0..{town.num_envs - 1}")
 
@@ -94,7 +94,7 @@ def _agent_box(img: np.ndarray, a: int, x0: int, y0: int, size: int, colour: RGB
     _text(img, str(a % 10), x0 + (size - 3 * glyph) // 2, y0 + (size - 5 * glyph) // 2, glyph, TEXT)
 
 
-def render_rgb(town: VecTown, env: int = 0, tile: int = 24) -> np.ndarray:
+def render_rgb(town: TownState, env: int = 0, tile: int = 24) -> np.ndarray:
     """One frame of town ``env`` as uint8 RGB [tile * (height + 1), tile * width, 3]."""
     _check_env(town, env)
     if not MIN_TILE <= tile <= MAX_TILE:
@@ -166,7 +166,7 @@ def _paint(text: str, code: str, colour: bool) -> str:
     return f"\x1b[{code}m{text}\x1b[0m" if colour else text
 
 
-def _agent_line(town: VecTown, env: int, a: int, urgent: int, colour: bool) -> str:
+def _agent_line(town: TownState, env: int, a: int, urgent: int, colour: bool) -> str:
     code = _ANSI_FINE if urgent < 0 else _ANSI_NEED[urgent]
     parts = [_paint(AGENT_CHARS[a % len(AGENT_CHARS)], code, colour), f"({town.x[env, a]},{town.y[env, a]})"]
     for n, name in enumerate(NEED_NAMES):
@@ -181,7 +181,7 @@ def _agent_line(town: VecTown, env: int, a: int, urgent: int, colour: bool) -> s
     return "  ".join(parts)
 
 
-def render_ansi(town: VecTown, env: int = 0, colour: bool = True) -> str:
+def render_ansi(town: TownState, env: int = 0, colour: bool = True) -> str:
     """Town ``env`` as text: a header, the grid (``#`` wall, letters objects, numbers agents) and a line
     per agent with its needs; ANSI colours when ``colour`` (an agent's colour is its most urgent need)."""
     _check_env(town, env)
@@ -207,7 +207,7 @@ def render_ansi(town: VecTown, env: int = 0, colour: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(town: VecTown, mode: str, env: int = 0) -> np.ndarray | str | None:
+def render(town: TownState, mode: str, env: int = 0) -> np.ndarray | str | None:
     """``rgb_array`` → :func:`render_rgb`, ``ansi`` → :func:`render_ansi`, ``human`` → the ANSI frame
     printed to stdout (a terminal is the one display every user has) and None."""
     if mode == "human":

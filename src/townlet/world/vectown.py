@@ -1,5 +1,5 @@
-"""The vectorised town: ``num_envs`` towns x ``num_agents`` agents stepped at once with NumPy (state and a
-tick's rules in ``vectown_rules``; ``townlet_tools.oracle`` is the reference)."""
+"""The vectorised town: ``num_envs`` towns x ``num_agents`` agents stepped at once with NumPy (state in
+``vectown_state``, a tick's rules in ``vectown_rules``; ``townlet_tools.oracle`` is the reference)."""
 
 from __future__ import annotations
 
