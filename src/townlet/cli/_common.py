@@ -75,7 +75,9 @@ def check_writable(out: str | Path, example: str, option: str = "out=") -> None:
     if path.is_dir():
         raise ValueError(f"{option}{out} is a directory; give a file name, e.g. {option}{path / example}")
     if not path.parent.is_dir():
-        raise ValueError(f"{option}{out}: folder {path.parent} does not exist; create it or choose another")
+        raise ValueError(
+            f"{option}{out}: folder {path.parent} does not exist; create it or choose another path"
+        )
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise ValueError(f"{option}{out}: folder {path.parent} is not writable; choose another path")
     holder = run_dir_holding(path)
