@@ -68,20 +68,23 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
         return USER_ERROR_EXIT
 
 
-def check_writable(out: str | Path, example: str, option: str = "out=") -> None:
-    """Refuse, before any work, an ``out`` that cannot become a file (``example``: a file name to suggest)
-    or would replace a file of a run (``--json RUN/result.json`` would overwrite its record)."""
+def check_writable(out: str | Path, example: str) -> None:
+    """Refuse, before any work, an ``out`` that cannot become a file (``example``: a file name to suggest)."""
     path = Path(out).expanduser()
     if path.is_dir():
-        raise ValueError(f"{option}{out} is a directory; give a file name, e.g. {option}{path / example}")
+        raise ValueError(f"out={out} is a directory; give a file name, e.g. out={path / example}")
     if not path.parent.is_dir():
-        raise ValueError(
-            f"{option}{out}: folder {path.parent} does not exist; create it or choose another path"
-        )
+        raise ValueError(f"out={out}: folder {path.parent} does not exist; create it or choose another out=")
     if not os.access(path.parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{option}{out}: folder {path.parent} is not writable; choose another path")
-    holder = run_dir_holding(path)
-    if holder is not None and path.is_file():
+        raise ValueError(f"out={out}: folder {path.parent} is not writable; choose another out=")
+    refuse_run_file(out, "out=")
+
+
+def refuse_run_file(out: str | Path, option: str) -> None:
+    """An output never replaces a file of a run (``--json RUN/result.json`` would overwrite its record);
+    links are followed, as the writers follow them."""
+    holder = run_dir_holding(out)
+    if holder is not None and Path(out).expanduser().is_file():
         raise ValueError(
             f"{option}{out} is a file of the run in {holder}, and a command's output never replaces one; "
             "choose another path"

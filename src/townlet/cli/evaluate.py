@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from townlet.cli._common import check_writable, compose, console, run_command
+from townlet.cli._common import compose, console, refuse_run_file, run_command
 from townlet.runs.atomic import STDOUT, atomic_write_text
 
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         if args.json_path and args.json_path != STDOUT:
-            check_writable(args.json_path, "eval.json", "--json ")
+            refuse_run_file(args.json_path, "--json ")
         block = evaluate(args.source, args.overrides)
         print(format_table(block))
         if args.json_path:
