@@ -105,19 +105,24 @@ def test_output_to_a_fifo_and_to_dash(tmp_path: Path, capfd: pytest.CaptureFixtu
     assert capfd.readouterr().out == "to stdout"
 
 
+def _capture(monkeypatch: pytest.MonkeyPatch, *args: str) -> object:
+    """``townlet-capture ARGS`` in-process; its exit code."""
+    from townlet.cli import capture
+
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
+    monkeypatch.setattr(sys, "argv", ["townlet-capture", *args])
+    with pytest.raises(SystemExit) as info:
+        capture.main()
+    return info.value.code
+
+
 def test_capture_refuses_a_dataset_dir_before_simulating(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from townlet.cli import capture
-
     out = tmp_path / "ds"
     out.mkdir()
     (out / "manifest.json").write_text("{}")
-    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
-    monkeypatch.setattr(sys, "argv", ["townlet-capture", f"out={out}", "ticks=2", "progress=false"])
-    with pytest.raises(SystemExit) as info:
-        capture.main()
-    assert info.value.code == 1
+    assert _capture(monkeypatch, f"out={out}", "ticks=2", "progress=false") == 1
     err = capsys.readouterr().err
     assert err.splitlines() == [
         f"townlet-capture: error: out={out} already exists and holds files; "
@@ -132,18 +137,13 @@ def test_capture_overwrite_replaces_only_a_dataset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``overwrite=true`` on a run dir (or any folder without a manifest) would delete it whole."""
-    from townlet.cli import capture
     from townlet.replay.storage import DatasetWriter
     from townlet.world.spec import ObservationSpec
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "result.json").write_text("precious")
-    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
-    monkeypatch.setattr(sys, "argv", ["townlet-capture", f"out={run}", "ticks=2", "overwrite=true"])
-    with pytest.raises(SystemExit) as info:
-        capture.main()
-    assert info.value.code == 1
+    assert _capture(monkeypatch, f"out={run}", "ticks=2", "overwrite=true") == 1
     assert capsys.readouterr().err.splitlines() == [
         f"townlet-capture: error: {run}: holds files but no manifest.json, and overwriting replaces only "
         "a dataset (choose another path)"

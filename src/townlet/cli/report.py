@@ -88,7 +88,12 @@ def _anneal_lines(result: AnnealSummaryDTO, run_dir: Path) -> list[str]:
             detail = f"accuracy={_fmt(stage.accuracy)} threshold={_fmt(stage.threshold)}"
             detail += "" if stage.passed is None else (" passed" if stage.passed else " FAILED")
         else:
-            raised = [n for n in ("loss", "queue", "intensity") if getattr(stage, f"anneal_{n}_flag")]
+            flags = {
+                "loss": stage.anneal_loss_flag,
+                "queue": stage.anneal_queue_flag,
+                "intensity": stage.anneal_intensity_flag,
+            }
+            raised = [name for name, flag in flags.items() if flag]
             detail = f"loss_total={_fmt(stage.loss_total)} flags={','.join(raised) or 'none'}"
         lines.append(f"  stage {index}  cycle {_fmt(stage.cycle)}  {stage.mode:<3}  {detail}")
     snapshot = saved.get("promotion")
