@@ -133,6 +133,9 @@ def run_command(cmd: list[str], env: dict[str, str] | None = None) -> Callable[[
     return _fn
 
 
+ISA_VARS = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA")
+
+
 def context_record() -> dict[str, Any]:
     """Where and how the numbers were taken."""
     cpu = platform.processor()
@@ -161,6 +164,8 @@ def context_record() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "omp": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", *THREAD_VARS)},
+        # a forced instruction set changes float order, so every learning figure names the one it ran under
+        "isa": {k: os.environ.get(k) for k in ISA_VARS},
         "git_sha": sha,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

@@ -117,3 +117,13 @@ def test_learn_fails_when_every_seed_failed(tmp_path: Path) -> None:
         timeout=300,
     )
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_the_report_names_the_instruction_set_it_ran_under(monkeypatch: pytest.MonkeyPatch) -> None:
+    from townlet_tools.bench.protocol import context_record
+
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    monkeypatch.delenv("MKL_ENABLE_INSTRUCTIONS", raising=False)
+    isa = context_record()["isa"]
+    assert isa["ATEN_CPU_CAPABILITY"] == "avx2"
+    assert isa["MKL_ENABLE_INSTRUCTIONS"] is None
