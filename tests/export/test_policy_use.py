@@ -254,3 +254,15 @@ def test_an_output_never_replaces_a_file_of_a_run(
     (line,) = capsys.readouterr().err.splitlines()
     assert code == 2 and f"{target} is a file of the run in {run}" in line
     assert (run / "result.json").read_bytes() == record
+
+
+def test_standard_output_is_never_a_file_of_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``-`` is stdout to every writer: allowed even inside a run dir that holds a file named ``-``."""
+    from townlet.cli._common import refuse_run_file
+
+    (tmp_path / "run.json").write_text("{}")
+    (tmp_path / "-").write_text("kept")
+    monkeypatch.chdir(tmp_path)
+    refuse_run_file("-", "out=")
+    with pytest.raises(ValueError, match="is a file of the run"):
+        refuse_run_file("./-", "out=")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from townlet.packaged import CONF_DIR
+from townlet.runs.atomic import STDOUT
 from townlet.runs.rundir import run_dir_holding
 
 USER_ERROR_EXIT = 2
@@ -82,7 +83,9 @@ def check_writable(out: str | Path, example: str) -> None:
 
 def refuse_run_file(out: str | Path, option: str) -> None:
     """An output never replaces a file of a run (``--json RUN/result.json`` would overwrite its record);
-    links are followed, as the writers follow them."""
+    links are followed, as the writers follow them, and ``-`` is standard output, as they read it."""
+    if str(out) == STDOUT:
+        return
     holder = run_dir_holding(out)
     if holder is not None and Path(out).expanduser().is_file():
         raise ValueError(

@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from townlet.cli._common import compose, console, refuse_run_file, run_command
-from townlet.runs.atomic import STDOUT, atomic_write_text
+from townlet.runs.atomic import atomic_write_text
 
 
 @dataclasses.dataclass
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        if args.json_path and args.json_path != STDOUT:
+        if args.json_path:
             refuse_run_file(args.json_path, "--json ")
         block = evaluate(args.source, args.overrides)
         print(format_table(block))
