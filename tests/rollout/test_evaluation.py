@@ -124,3 +124,18 @@ def test_townlet_eval_cli_on_a_checkpoint(tmp_path, world, capsys) -> None:
     assert main([str(tmp_path), "colour=blue"]) == 2
     err = capsys.readouterr().err
     assert "could not be converted to Integer" in err and "Key 'colour' not in" in err
+
+
+def test_a_run_is_evaluated_the_way_its_result_was() -> None:
+    from townlet.cli.evaluate import eval_settings
+
+    unset = dict.fromkeys(("episodes", "seed", "greedy", "baselines"))
+    anneal = {"seed": 3, "strategy": {"bc": {"eval_greedy": True}, "ppo": {"eval_greedy": False}}}
+    sampled = {"evaluation": {"policy": {"stochastic": True}}}
+    settings = eval_settings(unset, anneal, sampled)
+    assert settings["greedy"] is False and settings["seed"] == 3 + 10_000
+    # an anneal that rolled back to its BC stage ends with that stage's argmax evaluation
+    assert eval_settings(unset, anneal, {"evaluation": {"policy": {"stochastic": False}}})["greedy"] is True
+    # without a result.json the config says it; an argument overrides both
+    assert eval_settings(unset, {"strategy": {"eval_greedy": False}})["greedy"] is False
+    assert eval_settings({**unset, "greedy": True}, anneal, sampled)["greedy"] is True

@@ -52,9 +52,11 @@ def ppo_of(stage: AnnealStageResultDTO) -> PPOTrainingResultDTO:
 
 # This test is about guardrails, determinism and promotion, so its PPO stages use settings that keep
 # the clone (lr 3e-5, no entropy bonus, the conv net and trunk critic it was measured with); that the
-# default recipe learns past the clone is tests/strategies/test_anneal_learning.py's job.
+# default recipe learns past the clone is tests/strategies/test_anneal_learning.py's job. Its PPO stages
+# are judged by argmax, as the BC stage is, so the bound below compares like with like.
 CLONE_KEEPING = [
     "model=conv",
+    "strategy.ppo.eval_greedy=true",
     "strategy.bc.value_trunk=true",
     "strategy.ppo.lr=3e-5",
     "strategy.ppo.lr_schedule=constant",

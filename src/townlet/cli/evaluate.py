@@ -30,14 +30,20 @@ class EvalArgs:
     device: str = "cpu"
 
 
-def eval_settings(args: Any, config: dict[str, Any]) -> dict[str, Any]:
-    """Composed arguments with each null filled from the run's config, else from the schema."""
+def eval_settings(args: Any, config: dict[str, Any], result: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Composed arguments with each null filled from the run: its config, and how its ``result.json``
+    evaluated the policy it ended with (an anneal's PPO stages sample, its BC stages take argmax)."""
     from townlet.config.schema.evaluation import EvaluationConfig
     from townlet.config.schema.top import TrainConfig
+    from townlet.runs.sinks import dotted_get
 
     run = {**dataclasses.asdict(EvaluationConfig()), **(config.get("evaluation") or {})}
     run["seed"] = int(config.get("seed", TrainConfig.seed)) + int(run["seed_offset"])
-    run["greedy"] = bool((config.get("strategy") or {}).get("eval_greedy", True))
+    stochastic = dotted_get(result or {}, "evaluation.policy.stochastic")
+    if isinstance(stochastic, bool):
+        run["greedy"] = not stochastic
+    else:
+        run["greedy"] = bool((config.get("strategy") or {}).get("eval_greedy", True))
     keys = ("episodes", "seed", "greedy", "baselines")
     settings = {key: run[key] if args[key] is None else args[key] for key in keys}
     EvaluationConfig(episodes=int(settings["episodes"]))  # the schema's range check
@@ -53,6 +59,7 @@ def evaluate(source: str, overrides: list[str]) -> Any:
     from townlet.world.layout import build_layout
 
     config: dict[str, Any] = {}
+    result: dict[str, Any] = {}
     if source.endswith(".onnx"):
         from townlet.behaviour.onnx_policy import OnnxPolicy
 
@@ -74,8 +81,9 @@ def evaluate(source: str, overrides: list[str]) -> Any:
             files = resolve_run(source)
             ckpt = load_checkpoint(files.checkpoint, None, "cpu")
             stored, config = files.world_config or ckpt.extra.get("world_config"), files.config
+            result = files.result
     args = compose("eval", EvalArgs, overrides, world=stored)
-    settings = eval_settings(args, config)
+    settings = eval_settings(args, config, result)
     world = to_world_config(OmegaConf.to_container(args.world, resolve=True))
     build_layout(world)  # evaluation picks its own town count, so a bad world.* override is checked here
     acting = {"greedy": settings["greedy"], "seed": settings["seed"]}

@@ -84,7 +84,8 @@ class AnnealStrategyConfig:
     bc: BCStrategyConfig = field(default_factory=BCStrategyConfig)
     # Where the PPO stages differ from strategy=ppo (docs/anneal.md): a clone needs less exploration
     # (entropy 0.01, not 0.03); from a clone gamma 0.995 did worse than 0.99 (BC's critic warm-up uses
-    # it too); every stage's policy is judged greedily, as BC's is. PPO's lr 1e-3 decays linearly,
+    # it too). Like strategy=ppo, a PPO stage is judged on the stochastic policy it trained: the argmax
+    # of the same weights did worse in the weakest runs (docs/anneal.md). PPO's lr 1e-3 decays linearly,
     # restarting in each stage (3e-4 and 5e-4 left some seeds never using the bed; a constant 1e-3
     # left 5 of 16 runs below teacher + 10, docs/anneal.md). Three update epochs and 140 iterations rather
     # than four and 120: a higher median under both instruction sets, in less time (docs/anneal.md).
@@ -93,7 +94,6 @@ class AnnealStrategyConfig:
             PPOStrategyConfig,
             entropy_coef=0.01,
             gamma=0.99,
-            eval_greedy=True,
             lr_schedule=LRSchedule.linear,
             update_epochs=3,
         )
